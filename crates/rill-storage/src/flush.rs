@@ -1,0 +1,403 @@
+//! Durability: the flusher threads that sync logs (group commit), the
+//! per-log record of what is durable, and the tickets through which an
+//! append is acknowledged only once its flush policy is satisfied.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
+
+use crate::Offset;
+use crate::error::LogFailed;
+use crate::log::LogShared;
+
+/// What is known to be on disk for one log, and who waits for more.
+///
+/// Thread-safe: appenders, flusher threads and ticket holders share it.
+/// Lock order: a log's state lock may be held when taking this lock; no
+/// other lock is taken while holding it.
+#[derive(Debug)]
+pub(crate) struct Durability {
+    state: Mutex<DurableState>,
+    synced: Condvar,
+}
+
+#[derive(Debug)]
+pub(crate) struct DurableState {
+    /// Every offset below this is on disk.
+    pub(crate) flushed_end: Offset,
+    /// The log end offset as of the last append.
+    pub(crate) log_end: Offset,
+    /// Bumped when the log is synced and then cut back or restarted: every
+    /// ticket of an older generation was made durable by that sync.
+    pub(crate) generation: u64,
+    /// Set when a sync failed; the log accepts nothing more until reopened.
+    pub(crate) failed: Option<LogFailed>,
+    /// Whether the log is queued for, or in, a flush round.
+    pub(crate) scheduled: bool,
+    /// flush.ms of an `interval` log.
+    pub(crate) interval: Option<Duration>,
+    pub(crate) last_flush: Instant,
+    wakers: Vec<Waiter>,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    end: Offset,
+    generation: u64,
+    waker: Waker,
+}
+
+impl DurableState {
+    /// `None` while an append ending at `end` (made in `generation`) is not
+    /// yet durable; then whether it became durable or the log failed.
+    fn outcome(&self, end: Offset, generation: u64) -> Option<Result<(), LogFailed>> {
+        if let Some(failed) = &self.failed {
+            Some(Err(failed.clone()))
+        } else if generation != self.generation || end <= self.flushed_end {
+            Some(Ok(()))
+        } else {
+            None
+        }
+    }
+}
+
+impl Durability {
+    pub(crate) fn new(end: Offset, interval: Option<Duration>) -> Durability {
+        Durability {
+            state: Mutex::new(DurableState {
+                flushed_end: end,
+                log_end: end,
+                generation: 0,
+                failed: None,
+                scheduled: false,
+                interval,
+                last_flush: Instant::now(),
+                wakers: Vec::new(),
+            }),
+            synced: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, DurableState> {
+        self.state.lock()
+    }
+
+    /// Records a completed sync of everything below `end`, unless a new
+    /// generation started meanwhile (it made `end` durable already).
+    pub(crate) fn complete(&self, end: Offset, generation: u64) {
+        let mut state = self.state.lock();
+        if state.generation == generation && end > state.flushed_end {
+            state.flushed_end = end;
+        }
+        state.last_flush = Instant::now();
+        self.wake(state);
+    }
+
+    /// Marks everything below `end` durable and starts a new generation:
+    /// the log was just synced and then cut back (or restarted) at `end`.
+    pub(crate) fn reset(&self, end: Offset) {
+        let mut state = self.state.lock();
+        state.generation += 1;
+        state.flushed_end = end;
+        state.log_end = end;
+        state.last_flush = Instant::now();
+        self.wake(state);
+    }
+
+    pub(crate) fn fail(&self, failed: LogFailed) {
+        let mut state = self.state.lock();
+        if state.failed.is_none() {
+            tracing::error!(dir = %failed.dir.display(), reason = %failed.reason, "log offline");
+            state.failed = Some(failed);
+        }
+        self.wake(state);
+    }
+
+    pub(crate) fn check(&self) -> Result<(), LogFailed> {
+        match &self.state.lock().failed {
+            Some(failed) => Err(failed.clone()),
+            None => Ok(()),
+        }
+    }
+
+    fn wake(&self, mut state: MutexGuard<'_, DurableState>) {
+        let mut woken = Vec::new();
+        let mut i = 0;
+        while i < state.wakers.len() {
+            let waiter = &state.wakers[i];
+            if state.outcome(waiter.end, waiter.generation).is_some() {
+                woken.push(state.wakers.swap_remove(i).waker);
+            } else {
+                i += 1;
+            }
+        }
+        drop(state);
+        self.synced.notify_all();
+        for waker in woken {
+            waker.wake();
+        }
+    }
+}
+
+/// Offsets and timestamps assigned to an appended batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// The offset of the batch's first record.
+    pub base_offset: Offset,
+    /// The offset of its last record.
+    pub last_offset: Offset,
+    /// The broker's timestamp for LogAppendTime logs.
+    pub log_append_time_ms: Option<i64>,
+    /// The batch's maxTimestamp as stored.
+    pub max_timestamp: i64,
+    /// The log start offset when the batch was appended.
+    pub log_start_offset: Offset,
+}
+
+/// The promise of an append: it resolves to the assigned offsets once the
+/// log's flush policy allows acknowledging it (under `fsync`, after an
+/// fdatasync covers it), or to the failure that took the log offline.
+///
+/// The offsets are only reachable through [`AppendTicket::wait`] or by
+/// awaiting the ticket, so nothing can acknowledge an append early.
+#[derive(Debug)]
+#[must_use = "an append may be acknowledged only once its ticket resolves"]
+pub struct AppendTicket {
+    info: AppendInfo,
+    /// The log to wait on, unless the append was acknowledgeable at once.
+    log: Option<Arc<LogShared>>,
+    end: Offset,
+    generation: u64,
+}
+
+impl AppendTicket {
+    pub(crate) fn ready(info: AppendInfo) -> AppendTicket {
+        AppendTicket {
+            info,
+            log: None,
+            end: info.last_offset.plus(1),
+            generation: 0,
+        }
+    }
+
+    pub(crate) fn pending(info: AppendInfo, log: Arc<LogShared>, generation: u64) -> AppendTicket {
+        AppendTicket {
+            info,
+            log: Some(log),
+            end: info.last_offset.plus(1),
+            generation,
+        }
+    }
+
+    /// Whether the append may be acknowledged now.
+    pub fn is_ready(&self) -> bool {
+        match &self.log {
+            None => true,
+            Some(log) => log
+                .durability()
+                .lock()
+                .outcome(self.end, self.generation)
+                .is_some(),
+        }
+    }
+
+    /// Blocks until the append may be acknowledged.
+    pub fn wait(self) -> Result<AppendInfo, LogFailed> {
+        let Some(log) = &self.log else {
+            return Ok(self.info);
+        };
+        let durability = log.durability();
+        let mut state = durability.state.lock();
+        loop {
+            if let Some(outcome) = state.outcome(self.end, self.generation) {
+                return outcome.map(|()| self.info);
+            }
+            durability.synced.wait(&mut state);
+        }
+    }
+}
+
+impl Future for AppendTicket {
+    type Output = Result<AppendInfo, LogFailed>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(log) = &self.log else {
+            return Poll::Ready(Ok(self.info));
+        };
+        let mut state = log.durability().state.lock();
+        if let Some(outcome) = state.outcome(self.end, self.generation) {
+            return Poll::Ready(outcome.map(|()| self.info));
+        }
+        let (end, generation) = (self.end, self.generation);
+        match state
+            .wakers
+            .iter_mut()
+            .find(|w| w.end == end && w.generation == generation && w.waker.will_wake(cx.waker()))
+        {
+            Some(existing) => existing.waker.clone_from(cx.waker()),
+            None => state.wakers.push(Waiter {
+                end,
+                generation,
+                waker: cx.waker().clone(),
+            }),
+        }
+        Poll::Pending
+    }
+}
+
+/// Threads that sync logs. A log in a flush round keeps its thread until
+/// nothing more is pending, so appends that arrive during one fdatasync
+/// share the next (group commit); different logs sync in parallel, one
+/// thread each.
+///
+/// Dropping the flusher finishes the queued rounds and joins the threads.
+#[derive(Debug)]
+pub struct Flusher {
+    shared: Arc<FlusherShared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct FlusherShared {
+    queue: Mutex<FlushQueue>,
+    work: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct FlushQueue {
+    ready: VecDeque<Arc<LogShared>>,
+    /// `interval` logs, checked for flush.ms deadlines.
+    timed: Vec<Weak<LogShared>>,
+    shutdown: bool,
+}
+
+/// A clonable handle through which logs queue themselves for flushing.
+#[derive(Debug, Clone)]
+pub(crate) struct FlusherHandle(Arc<FlusherShared>);
+
+impl Flusher {
+    /// Starts `threads` flusher threads (at least one).
+    pub fn start(threads: usize) -> std::io::Result<Flusher> {
+        let shared = Arc::new(FlusherShared::default());
+        let mut workers = Vec::new();
+        for i in 0..threads.max(1) {
+            let shared = Arc::clone(&shared);
+            let worker = std::thread::Builder::new()
+                .name(format!("rill-flusher-{i}"))
+                .spawn(move || run_worker(&shared))?;
+            workers.push(worker);
+        }
+        Ok(Flusher { shared, workers })
+    }
+
+    pub(crate) fn handle(&self) -> FlusherHandle {
+        FlusherHandle(Arc::clone(&self.shared))
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.shared.queue.lock().shutdown = true;
+        self.shared.work.notify_all();
+        for worker in self.workers.drain(..) {
+            // A worker that panicked has already reported it; joining the
+            // rest matters more than its payload.
+            let _ = worker.join();
+        }
+    }
+}
+
+impl FlusherHandle {
+    /// Queues `log` for a flush round. Callers hold none of the log's locks.
+    pub(crate) fn schedule(&self, log: Arc<LogShared>) {
+        self.0.queue.lock().ready.push_back(log);
+        self.0.work.notify_one();
+    }
+
+    /// Watches `log` for its flush.ms deadline.
+    pub(crate) fn watch_interval(&self, log: Weak<LogShared>) {
+        self.0.queue.lock().timed.push(log);
+        self.0.work.notify_one();
+    }
+}
+
+fn run_worker(shared: &FlusherShared) {
+    while let Some(log) = next_log(shared) {
+        log.flush_round();
+    }
+}
+
+/// The next log to flush, or `None` at shutdown; while idle, wakes for
+/// the nearest flush.ms deadline of the `interval` logs.
+fn next_log(shared: &FlusherShared) -> Option<Arc<LogShared>> {
+    let mut queue = shared.queue.lock();
+    loop {
+        if let Some(log) = queue.ready.pop_front() {
+            return Some(log);
+        }
+        if queue.shutdown {
+            return None;
+        }
+        let now = Instant::now();
+        let mut next_deadline: Option<Instant> = None;
+        let mut due = Vec::new();
+        queue.timed.retain(|weak| {
+            let Some(log) = weak.upgrade() else {
+                return false;
+            };
+            match log.interval_deadline(now) {
+                IntervalCheck::Due => due.push(log),
+                IntervalCheck::At(deadline) => {
+                    next_deadline = Some(next_deadline.map_or(deadline, |d| d.min(deadline)));
+                }
+                IntervalCheck::Idle => {}
+            }
+            true
+        });
+        if !due.is_empty() {
+            queue.ready.extend(due);
+            continue;
+        }
+        match next_deadline {
+            Some(deadline) => {
+                shared.work.wait_until(&mut queue, deadline);
+            }
+            None => shared.work.wait(&mut queue),
+        }
+    }
+}
+
+/// Where an `interval` log stands against its flush.ms deadline.
+pub(crate) enum IntervalCheck {
+    /// Unflushed data is past its deadline; the log was marked scheduled.
+    Due,
+    /// Unflushed data will be due at this instant.
+    At(Instant),
+    /// Nothing to flush, or a round is already scheduled.
+    Idle,
+}
+
+impl DurableState {
+    /// Checks the flush.ms deadline; marks the log scheduled when due.
+    pub(crate) fn interval_check(&mut self, now: Instant) -> IntervalCheck {
+        let Some(interval) = self.interval else {
+            return IntervalCheck::Idle;
+        };
+        if self.scheduled || self.failed.is_some() || self.log_end <= self.flushed_end {
+            return IntervalCheck::Idle;
+        }
+        let deadline = self.last_flush + interval;
+        if deadline <= now {
+            self.scheduled = true;
+            IntervalCheck::Due
+        } else {
+            IntervalCheck::At(deadline)
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! A memory-mapped file of fixed-size index entries, shared by the offset
+//! index and the time index.
+//!
+//! While its segment is active the file is preallocated to
+//! segment.index.bytes and `entries` says how much of it is valid; when
+//! the segment is sealed (and at a clean shutdown) the file is trimmed to
+//! exactly its entries, so that a clean start knows the count from the
+//! file length without reading anything.
+
+use std::cmp::Ordering;
+use std::fs::File;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::disk::Disk;
+use crate::error::IoFailure;
+use crate::mmap::IndexMap;
+
+/// One fixed-size, big-endian entry of an index file.
+pub(crate) trait IndexEntry: Copy {
+    const BYTES: usize;
+    fn decode(bytes: &[u8]) -> Self;
+    fn encode(self, out: &mut [u8]);
+}
+
+/// Not thread-safe: owned by a segment, behind the log's lock.
+#[derive(Debug)]
+pub(crate) struct IndexFile<E> {
+    path: PathBuf,
+    file: Arc<File>,
+    map: IndexMap,
+    entries: usize,
+    _entry: PhantomData<E>,
+}
+
+impl<E: IndexEntry> IndexFile<E> {
+    /// Creates an empty index with room for `max_bytes` of entries,
+    /// replacing any file at `path`.
+    pub(crate) fn create(path: &Path, max_bytes: u32, disk: &dyn Disk) -> Result<Self, IoFailure> {
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| IoFailure::new("create index", path, e))?;
+        let mut index = Self::map(path.to_path_buf(), file, 0)?;
+        index.reserve(max_bytes, disk)?;
+        Ok(index)
+    }
+
+    /// Opens an index whose file holds exactly its entries (a sealed or
+    /// cleanly closed segment's). `None` if the file is missing or its
+    /// length is not a whole number of entries.
+    pub(crate) fn open_trimmed(path: &Path) -> Result<Option<Self>, IoFailure> {
+        let file = match File::options().read(true).write(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(IoFailure::new("open index", path, e)),
+        };
+        let len = file
+            .metadata()
+            .map_err(|e| IoFailure::new("stat index", path, e))?
+            .len();
+        let Ok(len) = usize::try_from(len) else {
+            return Ok(None);
+        };
+        if len % E::BYTES != 0 {
+            return Ok(None);
+        }
+        let mut index = Self::map(path.to_path_buf(), file, len)?;
+        index.entries = len / E::BYTES;
+        Ok(Some(index))
+    }
+
+    fn map(path: PathBuf, file: File, len: usize) -> Result<Self, IoFailure> {
+        let map = IndexMap::new(&file, len).map_err(|e| IoFailure::new("map index", &path, e))?;
+        Ok(IndexFile {
+            path,
+            file: Arc::new(file),
+            map,
+            entries: 0,
+            _entry: PhantomData,
+        })
+    }
+
+    /// Preallocates the file to `max_bytes` (rounded down to whole
+    /// entries, and never below the valid entries) and maps all of it.
+    pub(crate) fn reserve(&mut self, max_bytes: u32, disk: &dyn Disk) -> Result<(), IoFailure> {
+        let want = (max_bytes as usize / E::BYTES * E::BYTES).max(self.entries * E::BYTES);
+        let have = self.map.len();
+        if want <= have {
+            return Ok(());
+        }
+        disk.reserve(&self.file, have as u64, want as u64)
+            .map_err(|e| IoFailure::new("reserve index", &self.path, e))?;
+        self.map = IndexMap::new(&self.file, want)
+            .map_err(|e| IoFailure::new("map index", &self.path, e))?;
+        Ok(())
+    }
+
+    /// Cuts the file to exactly its entries and maps that.
+    pub(crate) fn trim(&mut self) -> Result<(), IoFailure> {
+        let len = self.entries * E::BYTES;
+        if len == self.map.len() {
+            return Ok(());
+        }
+        // Map the shorter length first and drop the longer map, so that no
+        // mapping reaches past the end of the file once it is cut.
+        self.map = IndexMap::new(&self.file, len)
+            .map_err(|e| IoFailure::new("map index", &self.path, e))?;
+        self.file
+            .set_len(len as u64)
+            .map_err(|e| IoFailure::new("trim index", &self.path, e))?;
+        Ok(())
+    }
+
+    /// The file, shared so that a flusher can sync it outside the lock.
+    pub(crate) fn file(&self) -> &Arc<File> {
+        &self.file
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries
+    }
+
+    /// Entries the mapped file has room for.
+    pub(crate) fn capacity(&self) -> usize {
+        self.map.len() / E::BYTES
+    }
+
+    pub(crate) fn entry(&self, i: usize) -> E {
+        assert!(i < self.entries, "index entry {i} of {}", self.entries);
+        E::decode(&self.map[i * E::BYTES..(i + 1) * E::BYTES])
+    }
+
+    pub(crate) fn last(&self) -> Option<E> {
+        self.entries.checked_sub(1).map(|i| self.entry(i))
+    }
+
+    pub(crate) fn push(&mut self, entry: E) {
+        assert!(
+            self.entries < self.capacity(),
+            "index {} is full",
+            self.path.display()
+        );
+        let at = self.entries * E::BYTES;
+        entry.encode(&mut self.map[at..at + E::BYTES]);
+        self.entries += 1;
+    }
+
+    /// Keeps only the first `entries` entries.
+    pub(crate) fn truncate(&mut self, entries: usize) {
+        self.entries = self.entries.min(entries);
+    }
+
+    /// The last entry for which `cmp` is not `Greater` (entries are sorted
+    /// by the compared key), with its index.
+    pub(crate) fn floor(&self, cmp: impl Fn(&E) -> Ordering) -> Option<(usize, E)> {
+        let (mut lo, mut hi) = (0, self.entries);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if cmp(&self.entry(mid)) == Ordering::Greater {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        lo.checked_sub(1).map(|i| (i, self.entry(i)))
+    }
+}

@@ -1,0 +1,815 @@
+//! A partition's log: an ordered list of segments, the last one active.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
+use rill_record::{TimestampType, validate_produced};
+
+use crate::Offset;
+use crate::config::{FlushPolicy, LogConfig};
+use crate::disk::{Disk, sync_dir};
+use crate::error::{
+    AppendError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
+};
+use crate::flush::{AppendInfo, AppendTicket, Durability, Flusher, FlusherHandle, IntervalCheck};
+use crate::recovery::{RecoveryHints, RecoveryReport, load_segments};
+use crate::retention::{RetentionOutcome, deletable_prefix};
+use crate::segment::{Segment, Stamp};
+
+/// The log of one partition: append, read, truncate, retain, recover.
+///
+/// Thread-safe. Reads run in parallel under a read lock; appends, rolls,
+/// truncation and retention take the write lock briefly (file deletion
+/// and fdatasync run outside it). Dropping a `Log` without [`Log::close`]
+/// is like a crash: the next open recovers.
+///
+/// ```
+/// use rill_record::{BatchBuilder, NewRecord};
+/// use rill_storage::{Flusher, Log, LogConfig, Offset, RealDisk};
+/// use std::sync::Arc;
+///
+/// let dir = tempfile::tempdir().unwrap();
+/// let flusher = Flusher::start(1).unwrap();
+/// let log = Log::create(dir.path(), LogConfig::default(), Offset(0), &flusher, Arc::new(RealDisk), 0).unwrap();
+/// let batch = BatchBuilder::new(1_000).with_records(&[NewRecord::value(b"hi")]).finish();
+/// // Under the default `fsync` policy, `wait` returns after fdatasync.
+/// let info = log.append(&batch, 0, 1_000).unwrap().wait().unwrap();
+/// assert_eq!(info.base_offset, Offset(0));
+/// let read = log.read(Offset(0), 1 << 20, log.log_end_offset(), true).unwrap();
+/// assert_eq!(read.bytes.len(), batch.len());
+/// ```
+#[derive(Debug)]
+pub struct Log {
+    shared: Arc<LogShared>,
+}
+
+#[derive(Debug)]
+pub(crate) struct LogShared {
+    dir: PathBuf,
+    disk: Arc<dyn Disk>,
+    state: RwLock<LogState>,
+    /// Held across every sync of this log, so syncs never overlap and a
+    /// truncation never races an in-flight flush round.
+    flush_lock: Mutex<()>,
+    durability: Durability,
+    flusher: FlusherHandle,
+}
+
+#[derive(Debug)]
+struct LogState {
+    config: LogConfig,
+    /// Never empty; sorted by base offset; only the last is active.
+    segments: Vec<Segment>,
+    log_start_offset: Offset,
+    /// Records appended since the last sync began (for flush.messages).
+    unflushed_messages: u64,
+    /// Files of sealed segments not yet synced since they were sealed.
+    unsynced: Vec<(Arc<File>, PathBuf)>,
+    /// Whether files were created in the directory since its last sync.
+    dir_dirty: bool,
+}
+
+impl LogState {
+    fn active(&self) -> &Segment {
+        self.segments
+            .last()
+            .expect("a log always has an active segment")
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        self.segments
+            .last_mut()
+            .expect("a log always has an active segment")
+    }
+
+    fn log_end(&self) -> Offset {
+        self.active().next_offset()
+    }
+
+    /// Index of the last segment whose base offset is <= `offset`.
+    fn segment_index(&self, offset: Offset) -> usize {
+        self.segments
+            .partition_point(|s| s.base_offset() <= offset)
+            .saturating_sub(1)
+    }
+}
+
+/// Bytes read from a log: whole batches, zero-copy.
+#[derive(Clone, Debug)]
+pub struct LogRead {
+    /// Whole batches, starting with the one that holds the requested
+    /// offset; empty when there is nothing to read below the bound.
+    pub bytes: Bytes,
+    pub log_start_offset: Offset,
+    pub log_end_offset: Offset,
+}
+
+/// Files a flush round syncs, and the offset it then makes durable.
+struct FlushCapture {
+    end: Offset,
+    generation: u64,
+    files: Vec<(Arc<File>, PathBuf)>,
+    sync_dir: bool,
+}
+
+impl Log {
+    /// Creates an empty log in `dir` (created if missing) whose first
+    /// offset will be `start_offset`.
+    pub fn create(
+        dir: &Path,
+        config: LogConfig,
+        start_offset: Offset,
+        flusher: &Flusher,
+        disk: Arc<dyn Disk>,
+        now_ms: i64,
+    ) -> Result<Log, OpenError> {
+        config.validate()?;
+        std::fs::create_dir_all(dir).map_err(|e| IoFailure::new("create log directory", dir, e))?;
+        let segment = Segment::create(dir, start_offset, &config, now_ms, disk.as_ref())?;
+        sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
+        if let Some(parent) = dir.parent() {
+            sync_dir(parent).map_err(|e| IoFailure::new("sync directory", parent, e))?;
+        }
+        Ok(Log::assemble(
+            dir,
+            config,
+            vec![segment],
+            start_offset,
+            flusher,
+            disk,
+        ))
+    }
+
+    /// Opens the log in `dir`: trusts what a clean shutdown left, or
+    /// validates everything after the recovery point and cuts the log at
+    /// the first bad or partial batch (see [`RecoveryHints`]).
+    pub fn open(
+        dir: &Path,
+        config: LogConfig,
+        hints: RecoveryHints,
+        flusher: &Flusher,
+        disk: Arc<dyn Disk>,
+        now_ms: i64,
+    ) -> Result<(Log, RecoveryReport), OpenError> {
+        config.validate()?;
+        let (segments, log_start_offset, report) =
+            load_segments(dir, &config, &hints, disk.as_ref(), now_ms)?;
+        let log = Log::assemble(dir, config, segments, log_start_offset, flusher, disk);
+        Ok((log, report))
+    }
+
+    fn assemble(
+        dir: &Path,
+        config: LogConfig,
+        segments: Vec<Segment>,
+        log_start_offset: Offset,
+        flusher: &Flusher,
+        disk: Arc<dyn Disk>,
+    ) -> Log {
+        let end = segments
+            .last()
+            .expect("loading leaves an active segment")
+            .next_offset();
+        let interval = interval_of(&config);
+        let shared = Arc::new(LogShared {
+            dir: dir.to_path_buf(),
+            disk,
+            state: RwLock::new(LogState {
+                config,
+                segments,
+                log_start_offset,
+                unflushed_messages: 0,
+                unsynced: Vec::new(),
+                dir_dirty: false,
+            }),
+            flush_lock: Mutex::new(()),
+            durability: Durability::new(end, interval),
+            flusher: flusher.handle(),
+        });
+        flusher.handle().watch_interval(Arc::downgrade(&shared));
+        Log { shared }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Validates `batch` as a producer's (see
+    /// [`rill_record::validate_produced`]), assigns it the next offsets,
+    /// stamps `leader_epoch` (and, for LogAppendTime logs, `now_ms`) into
+    /// it and writes it. Nothing of a refused batch is written.
+    pub fn append(
+        &self,
+        batch: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendTicket, AppendError> {
+        let max_message_bytes = self.shared.state.read().config.max_message_bytes as usize;
+        let view = validate_produced(batch, max_message_bytes)?;
+        let records = i64::from(view.records_count());
+        let mut state = self.shared.state.write();
+        self.shared.durability.check()?;
+        let config = &state.config;
+        if batch.len() > config.segment_bytes as usize {
+            return Err(AppendError::BatchLargerThanSegment {
+                batch_bytes: batch.len(),
+                segment_bytes: config.segment_bytes,
+            });
+        }
+        let base_offset = state.log_end();
+        if base_offset.value().checked_add(records).is_none() {
+            return Err(AppendError::OffsetOverflow {
+                log_end: base_offset,
+                records,
+            });
+        }
+        let last_offset = base_offset.plus(records - 1);
+        let log_append_time_ms =
+            (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
+        let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
+        let config = config.clone();
+        let rolled = if state.active_mut().should_roll(
+            batch.len(),
+            max_timestamp,
+            last_offset,
+            &config,
+            now_ms,
+        ) {
+            self.shared.roll(&mut state, now_ms)?;
+            true
+        } else {
+            false
+        };
+        let stamp = Stamp {
+            base_offset,
+            leader_epoch,
+            log_append_time_ms,
+        };
+        let appended =
+            state
+                .active_mut()
+                .append(batch, &stamp, &config, self.shared.disk.as_ref())?;
+        assert_eq!(
+            appended.last_offset, last_offset,
+            "recordsCount and lastOffsetDelta were validated to agree"
+        );
+        state.unflushed_messages += u64::try_from(records).unwrap_or(0);
+        let wait_for_sync = match config.flush {
+            FlushPolicy::Fsync => true,
+            FlushPolicy::Interval { messages, .. } => state.unflushed_messages >= messages,
+            FlushPolicy::None => false,
+        };
+        let info = AppendInfo {
+            base_offset,
+            last_offset,
+            log_append_time_ms,
+            max_timestamp: appended.max_timestamp,
+            log_start_offset: state.log_start_offset,
+        };
+        let (schedule, generation) = {
+            let mut durable = self.shared.durability.lock();
+            durable.log_end = last_offset.plus(1);
+            let schedule = (wait_for_sync || rolled) && !durable.scheduled;
+            durable.scheduled |= schedule;
+            (schedule, durable.generation)
+        };
+        drop(state);
+        if schedule {
+            self.shared.flusher.schedule(Arc::clone(&self.shared));
+        }
+        Ok(if wait_for_sync {
+            AppendTicket::pending(info, Arc::clone(&self.shared), generation)
+        } else {
+            AppendTicket::ready(info)
+        })
+    }
+
+    /// Reads whole batches from the one that holds `from`, up to
+    /// `max_bytes` (but at least one batch if `min_one_batch`), from a
+    /// single segment, never including a batch that reaches `upper` (the
+    /// high watermark, for consumers). Reading at the log end, or at or
+    /// past `upper`, gives no bytes; outside [log start, log end] is an
+    /// error.
+    pub fn read(
+        &self,
+        from: Offset,
+        max_bytes: usize,
+        upper: Offset,
+        min_one_batch: bool,
+    ) -> Result<LogRead, ReadError> {
+        let state = self.shared.state.read();
+        let (log_start_offset, log_end_offset) = (state.log_start_offset, state.log_end());
+        if from < log_start_offset || from > log_end_offset {
+            return Err(ReadError::OffsetOutOfRange {
+                offset: from,
+                log_start: log_start_offset,
+                log_end: log_end_offset,
+            });
+        }
+        let upper = upper.min(log_end_offset);
+        let mut bytes = Bytes::new();
+        if from < upper {
+            for segment in &state.segments[state.segment_index(from)..] {
+                let start = segment.position_of(from);
+                if start == segment.size() {
+                    continue; // `from` lies in a gap after this segment's batches
+                }
+                let limit = segment.position_of(upper);
+                if limit > start {
+                    let end = segment.read_end(start, limit, max_bytes, min_one_batch);
+                    bytes = segment.share(start, end);
+                }
+                break;
+            }
+        }
+        Ok(LogRead {
+            bytes,
+            log_start_offset,
+            log_end_offset,
+        })
+    }
+
+    pub fn log_start_offset(&self) -> Offset {
+        self.shared.state.read().log_start_offset
+    }
+
+    /// The offset the next appended record will get.
+    pub fn log_end_offset(&self) -> Offset {
+        self.shared.state.read().log_end()
+    }
+
+    /// Every offset below this is on disk: the recovery point to checkpoint.
+    pub fn flushed_end_offset(&self) -> Offset {
+        self.shared.durability.lock().flushed_end
+    }
+
+    /// Bytes of batches in all segments.
+    pub fn size_bytes(&self) -> u64 {
+        let state = self.shared.state.read();
+        state.segments.iter().map(|s| u64::from(s.size())).sum()
+    }
+
+    pub fn segment_count(&self) -> usize {
+        self.shared.state.read().segments.len()
+    }
+
+    /// Base offsets of the segments, oldest first.
+    pub fn segment_base_offsets(&self) -> Vec<Offset> {
+        let state = self.shared.state.read();
+        state.segments.iter().map(Segment::base_offset).collect()
+    }
+
+    pub fn config(&self) -> LogConfig {
+        self.shared.state.read().config.clone()
+    }
+
+    /// Applies a new configuration to future appends, rolls and retention.
+    pub fn set_config(&self, config: LogConfig) -> Result<(), ConfigError> {
+        config.validate()?;
+        let interval = interval_of(&config);
+        self.shared.state.write().config = config;
+        self.shared.durability.lock().interval = interval;
+        Ok(())
+    }
+
+    /// Whether a sync failed and the log refuses writes until reopened.
+    pub fn failure(&self) -> Option<LogFailed> {
+        self.shared.durability.check().err()
+    }
+
+    /// Syncs everything appended so far and returns the flushed end.
+    pub fn flush(&self) -> Result<Offset, LogFailed> {
+        let _flushing = self.shared.flush_lock.lock();
+        let mut state = self.shared.state.write();
+        self.shared.sync_locked(&mut state)?;
+        Ok(self.flushed_end_offset())
+    }
+
+    /// Removes every batch that holds an offset >= `offset` (a batch that
+    /// straddles it goes whole) and returns the new log end offset. All
+    /// earlier appends are made durable first, so their tickets resolve
+    /// truthfully, and the cut itself is durable on return. At or below
+    /// the log start, the log is emptied and restarts at `offset`.
+    pub fn truncate_to(&self, offset: Offset) -> Result<Offset, ModifyError> {
+        let _flushing = self.shared.flush_lock.lock();
+        let mut state = self.shared.state.write();
+        if offset >= state.log_end() {
+            return Ok(state.log_end());
+        }
+        self.shared.sync_locked(&mut state)?;
+        let result = if offset <= state.log_start_offset {
+            self.shared
+                .restart_locked(&mut state, offset)
+                .map(|()| offset)
+        } else {
+            self.shared.cut_locked(&mut state, offset)
+        };
+        self.shared.offline_on_error(result)
+    }
+
+    /// Deletes every segment and starts the log again, empty, at `offset`
+    /// (which becomes the log start offset). As with
+    /// [`Log::truncate_to`], earlier appends are made durable first.
+    pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), ModifyError> {
+        let _flushing = self.shared.flush_lock.lock();
+        let mut state = self.shared.state.write();
+        self.shared.sync_locked(&mut state)?;
+        let result = self.shared.restart_locked(&mut state, offset);
+        self.shared.offline_on_error(result)
+    }
+
+    /// Moves the log start offset forward to `offset` (DeleteRecords):
+    /// reads below it fail from now on, and segments wholly below it are
+    /// deleted. Returns the new log start offset.
+    pub fn advance_log_start(&self, offset: Offset) -> Result<Offset, ModifyError> {
+        let mut state = self.shared.state.write();
+        let log_end = state.log_end();
+        if offset > log_end {
+            return Err(ModifyError::BeyondLogEnd {
+                requested: offset,
+                log_end,
+            });
+        }
+        if offset > state.log_start_offset {
+            state.log_start_offset = offset;
+        }
+        let removed = self.shared.remove_prefix(&mut state, 0);
+        let log_start = state.log_start_offset;
+        drop(state);
+        delete_segment_files(&removed)?;
+        Ok(log_start)
+    }
+
+    /// Deletes the oldest segments that retention.ms, retention.bytes or
+    /// the log start offset no longer keep, but none that holds offsets at
+    /// or beyond `upper` (the high watermark). When everything has
+    /// expired, the active segment is rolled so it can go too.
+    pub fn apply_retention(
+        &self,
+        now_ms: i64,
+        upper: Offset,
+    ) -> Result<RetentionOutcome, ModifyError> {
+        let mut state = self.shared.state.write();
+        let mut rolled = false;
+        let mut count = deletable_prefix(
+            &state.segments,
+            &state.config,
+            state.log_start_offset,
+            now_ms,
+            upper,
+        );
+        if count == state.segments.len() {
+            // Every segment, the active one included, has expired.
+            if state.active().is_empty() {
+                count -= 1;
+            } else {
+                self.shared.roll(&mut state, now_ms)?;
+                rolled = true;
+            }
+        }
+        let removed = self.shared.remove_prefix(&mut state, count);
+        let outcome = RetentionOutcome {
+            segments_deleted: removed.len(),
+            bytes_deleted: removed.iter().map(|s| u64::from(s.size())).sum(),
+            log_start_offset: state.log_start_offset,
+        };
+        drop(state);
+        if rolled {
+            self.shared.schedule_flush();
+        }
+        delete_segment_files(&removed)?;
+        Ok(outcome)
+    }
+
+    /// The first record whose timestamp is >= `target` among offsets from
+    /// the log start up to `upper`: (offset, timestamp). Compressed batches
+    /// are expanded to find the exact record.
+    pub fn offset_for_timestamp(
+        &self,
+        target: i64,
+        upper: Offset,
+    ) -> Result<Option<(Offset, i64)>, ReadError> {
+        let state = self.shared.state.read();
+        let from = state.log_start_offset;
+        for segment in &state.segments[state.segment_index(from)..] {
+            if segment.base_offset() >= upper {
+                break;
+            }
+            if segment.max_timestamp() < target {
+                continue;
+            }
+            if let Some(found) = segment.find_timestamp(target, from, upper)? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record with the largest timestamp among offsets from the
+    /// log start up to `upper` (ListOffsets' MAX_TIMESTAMP).
+    pub fn max_timestamp_record(&self, upper: Offset) -> Result<Option<(Offset, i64)>, ReadError> {
+        let state = self.shared.state.read();
+        let from = state.log_start_offset;
+        let mut best: Option<(Offset, i64)> = None;
+        for segment in &state.segments[state.segment_index(from)..] {
+            if segment.base_offset() >= upper {
+                break;
+            }
+            if best.is_some_and(|(_, timestamp)| segment.max_timestamp() <= timestamp) {
+                continue;
+            }
+            if let Some((offset, timestamp)) = segment.max_timestamp_record(from, upper)? {
+                if best.is_none_or(|(_, best_timestamp)| timestamp > best_timestamp) {
+                    best = Some((offset, timestamp));
+                }
+            }
+        }
+        Ok(best)
+    }
+
+    /// Shuts the log down cleanly: syncs everything, trims the active
+    /// segment's files to their contents, and returns the log end offset
+    /// (the recovery point to checkpoint), so that the next open trusts
+    /// the files without reading them.
+    pub fn close(self) -> Result<Offset, ModifyError> {
+        let _flushing = self.shared.flush_lock.lock();
+        let mut state = self.shared.state.write();
+        self.shared.sync_locked(&mut state)?;
+        let end = state.log_end();
+        let active = state.active_mut();
+        active.seal()?;
+        for (file, path) in active.sync_files() {
+            self.shared
+                .disk
+                .sync_data(&file)
+                .map_err(|e| IoFailure::new("sync segment", path, e))?;
+        }
+        sync_dir(&self.shared.dir)
+            .map_err(|e| IoFailure::new("sync directory", &self.shared.dir, e))?;
+        Ok(end)
+    }
+}
+
+impl LogShared {
+    pub(crate) fn durability(&self) -> &Durability {
+        &self.durability
+    }
+
+    /// Seals the active segment and starts a new one at the log end. The
+    /// new file exists before the old one is trimmed, so a failure leaves
+    /// the old one active.
+    fn roll(
+        &self,
+        state: &mut RwLockWriteGuard<'_, LogState>,
+        now_ms: i64,
+    ) -> Result<(), IoFailure> {
+        let next = state.log_end();
+        let config = state.config.clone();
+        let fresh = Segment::create(&self.dir, next, &config, now_ms, self.disk.as_ref())?;
+        if let Err(e) = state.active_mut().seal() {
+            // Best effort: the half-made segment would otherwise be found
+            // at the next open, empty, which recovery also handles.
+            let _ = fresh.delete_files();
+            return Err(e);
+        }
+        let sealed_files = state.active().sync_files();
+        state.unsynced.extend(sealed_files);
+        state.segments.push(fresh);
+        state.dir_dirty = true;
+        tracing::debug!(dir = %self.dir.display(), base_offset = %next, "rolled segment");
+        Ok(())
+    }
+
+    /// Removes the leading segments no longer needed: the first `count`,
+    /// and any wholly below the log start offset; never the active one.
+    /// Returns them for deletion outside the lock.
+    fn remove_prefix(&self, state: &mut LogState, count: usize) -> Vec<Segment> {
+        let below_start = state
+            .segments
+            .windows(2)
+            .take_while(|pair| pair[1].base_offset() <= state.log_start_offset)
+            .count();
+        let count = count.max(below_start).min(state.segments.len() - 1);
+        let removed: Vec<Segment> = state.segments.drain(..count).collect();
+        let first_base = state.segments[0].base_offset();
+        if first_base > state.log_start_offset {
+            state.log_start_offset = first_base;
+        }
+        removed
+    }
+
+    fn schedule_flush(self: &Arc<Self>) {
+        let schedule = {
+            let mut durable = self.durability.lock();
+            let schedule = !durable.scheduled;
+            durable.scheduled = true;
+            schedule
+        };
+        if schedule {
+            self.flusher.schedule(Arc::clone(self));
+        }
+    }
+
+    /// What a sync now would cover; `None` when nothing is pending. With
+    /// `from_round`, clears the scheduled mark when there is nothing to do,
+    /// under the state lock, so that a concurrent append reschedules.
+    fn capture(&self, state: &mut LogState, from_round: bool) -> Option<FlushCapture> {
+        let end = state.log_end();
+        let mut durable = self.durability.lock();
+        if durable.failed.is_some()
+            || (end <= durable.flushed_end && state.unsynced.is_empty() && !state.dir_dirty)
+        {
+            if from_round {
+                durable.scheduled = false;
+            }
+            return None;
+        }
+        let generation = durable.generation;
+        drop(durable);
+        let mut files = std::mem::take(&mut state.unsynced);
+        files.extend(state.active().sync_files());
+        let sync_dir = std::mem::replace(&mut state.dir_dirty, false);
+        state.unflushed_messages = 0;
+        Some(FlushCapture {
+            end,
+            generation,
+            files,
+            sync_dir,
+        })
+    }
+
+    /// Syncs the captured files (sealed segments first, then the active
+    /// one, then the directory) and records the new flushed end. A failure
+    /// takes the log offline.
+    fn sync(&self, capture: FlushCapture) -> Result<(), LogFailed> {
+        let result = capture
+            .files
+            .iter()
+            .try_for_each(|(file, path)| {
+                self.disk
+                    .sync_data(file)
+                    .map_err(|e| IoFailure::new("sync segment", path, e))
+            })
+            .and_then(|()| {
+                if capture.sync_dir {
+                    sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))
+                } else {
+                    Ok(())
+                }
+            });
+        match result {
+            Ok(()) => {
+                self.durability.complete(capture.end, capture.generation);
+                Ok(())
+            }
+            Err(failure) => {
+                let failed = LogFailed {
+                    dir: self.dir.clone(),
+                    reason: failure.to_string(),
+                };
+                self.durability.fail(failed.clone());
+                Err(failed)
+            }
+        }
+    }
+
+    /// Syncs whatever is pending while the caller holds the flush lock
+    /// and the state lock, so nothing is appended meanwhile.
+    fn sync_locked(&self, state: &mut LogState) -> Result<(), LogFailed> {
+        if let Some(capture) = self.capture(state, false) {
+            self.sync(capture)?;
+        }
+        self.durability.check()
+    }
+
+    /// A flusher thread's work on this log: sync until nothing is pending,
+    /// so that appends arriving during one sync share the next. The state
+    /// lock is held only to capture what to sync, never across the sync.
+    pub(crate) fn flush_round(&self) {
+        loop {
+            let _flushing = self.flush_lock.lock();
+            let Some(capture) = self.capture(&mut self.state.write(), true) else {
+                return;
+            };
+            if self.sync(capture).is_err() {
+                self.durability.lock().scheduled = false;
+                return;
+            }
+        }
+    }
+
+    /// Cuts the log at `offset`, above the log start (see
+    /// [`Log::truncate_to`]); the caller has synced under the same locks.
+    fn cut_locked(&self, state: &mut LogState, offset: Offset) -> Result<Offset, ModifyError> {
+        let disk = self.disk.as_ref();
+        let config = state.config.clone();
+        let keep = state.segment_index(offset);
+        let removed: Vec<Segment> = state.segments.drain(keep + 1..).collect();
+        delete_segment_files(&removed)?;
+        let segment = &mut state.segments[keep];
+        segment.truncate_to(offset, &config, disk)?;
+        let new_end = segment.next_offset();
+        if segment.is_sealed() {
+            // A sealed segment stays read-only: writing resumes in a new
+            // active segment, which replaces the cut one if it is empty.
+            let replaced = if segment.is_empty() {
+                state.segments.pop()
+            } else {
+                None
+            };
+            let created = replaced
+                .as_ref()
+                .map_or(Ok(()), Segment::delete_files)
+                .and_then(|()| Segment::create(&self.dir, new_end, &config, wall_clock_ms(), disk));
+            match created {
+                Ok(active) => state.segments.push(active),
+                Err(e) => {
+                    // Keep a segment in memory so the offline log still
+                    // answers reads of what it holds.
+                    state.segments.extend(replaced);
+                    return Err(e.into());
+                }
+            }
+        }
+        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        state.unsynced.clear();
+        state.dir_dirty = false;
+        state.unflushed_messages = 0;
+        self.durability.reset(new_end);
+        Ok(new_end)
+    }
+
+    /// Replaces all segments by an empty one at `offset`, the new log
+    /// start; the caller has synced under the same locks.
+    fn restart_locked(&self, state: &mut LogState, offset: Offset) -> Result<(), ModifyError> {
+        let config = state.config.clone();
+        let old: Vec<Segment> = state.segments.drain(..).collect();
+        let created = delete_segment_files(&old).and_then(|()| {
+            Segment::create(
+                &self.dir,
+                offset,
+                &config,
+                wall_clock_ms(),
+                self.disk.as_ref(),
+            )
+        });
+        match created {
+            Ok(fresh) => state.segments.push(fresh),
+            Err(e) => {
+                // Keep the old segments in memory so the offline log still
+                // answers reads of what it holds.
+                state.segments = old;
+                return Err(e.into());
+            }
+        }
+        state.log_start_offset = offset;
+        state.unsynced.clear();
+        state.dir_dirty = false;
+        state.unflushed_messages = 0;
+        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        self.durability.reset(offset);
+        Ok(())
+    }
+
+    /// A truncation that fails part-way leaves files and memory out of
+    /// step: the log goes offline until reopened (recovery sorts it out).
+    fn offline_on_error<T>(&self, result: Result<T, ModifyError>) -> Result<T, ModifyError> {
+        if let Err(e) = &result {
+            self.durability.fail(LogFailed {
+                dir: self.dir.clone(),
+                reason: e.to_string(),
+            });
+        }
+        result
+    }
+
+    pub(crate) fn interval_deadline(&self, now: std::time::Instant) -> IntervalCheck {
+        self.durability.lock().interval_check(now)
+    }
+}
+
+/// flush.ms of an `interval` config.
+fn interval_of(config: &LogConfig) -> Option<Duration> {
+    match config.flush {
+        FlushPolicy::Interval { ms, .. } => Some(Duration::from_millis(ms)),
+        _ => None,
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn delete_segment_files(segments: &[Segment]) -> Result<(), IoFailure> {
+    for segment in segments {
+        segment.delete_files()?;
+        tracing::debug!(path = %segment.log_path().display(), "deleted segment");
+    }
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The only unsafe code in Rill: memory maps of segment and index files.
+//!
+//! Two dangers come with a shared file mapping, and this module is where
+//! they are kept out:
+//!
+//! * Touching a mapped page that lies beyond the end of the file raises
+//!   SIGBUS. Every access here is checked against the file length this
+//!   module was told about, and the file only grows by reservation
+//!   (fallocate, done by the caller before `file_grew`), so a full disk is
+//!   an error from the reservation, never a signal from a store.
+//! * Bytes handed out as [`Bytes`] slices must never change or vanish
+//!   under their holder. A slice keeps the whole mapping alive (so a
+//!   segment can be deleted under a reader), and a range that was ever
+//!   shared is only written or cut off again once no slice of this map is
+//!   alive, which `Arc::get_mut` proves with the right memory ordering.
+//!
+//! Files are mapped with MAP_SHARED, so the page cache is the one copy of
+//! the data: a write through the map is what fdatasync later makes
+//! durable. Segment files must not be modified by other processes.
+#![allow(unsafe_code)]
+
+use std::fs::File;
+use std::io;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use memmap2::{MmapMut, MmapOptions, MmapRaw};
+
+/// A read-write mapping of a segment's .log file.
+///
+/// Not thread-safe for writing: the segment that owns it is behind the
+/// log's lock; `&self` methods (reads, sharing) may run from many readers
+/// at once, `&mut self` methods (writes, truncation) exclude them.
+#[derive(Debug)]
+pub(crate) struct LogMap {
+    raw: Arc<MmapRaw>,
+    /// Mapped bytes; the file may be shorter, never longer while in use.
+    capacity: usize,
+    /// Bytes of the file under the map: the limit of every access.
+    file_len: usize,
+    /// End of the furthest range handed out as a `Bytes` slice since the
+    /// map was last known to be unshared.
+    shared_end: AtomicUsize,
+}
+
+/// The owner behind a `Bytes` slice of a log map.
+struct SharedSlice {
+    raw: Arc<MmapRaw>,
+    start: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for SharedSlice {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `LogMap::share` checked that start + len lies within the
+        // file when the slice was made; the range is never written or cut
+        // from the file while this owner keeps `raw` shared (see
+        // `LogMap::may_change`), and `raw` keeps the mapping itself alive.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(self.start), self.len) }
+    }
+}
+
+impl LogMap {
+    /// Maps `capacity` bytes of `file`, whose length is now `file_len`.
+    pub(crate) fn new(file: &File, capacity: usize, file_len: usize) -> io::Result<LogMap> {
+        assert!(
+            file_len <= capacity,
+            "file of {file_len} bytes is larger than its map of {capacity}"
+        );
+        let raw = MmapOptions::new().len(capacity).map_raw(file)?;
+        Ok(LogMap {
+            raw: Arc::new(raw),
+            capacity,
+            file_len,
+            shared_end: AtomicUsize::new(0),
+        })
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub(crate) fn file_len(&self) -> usize {
+        self.file_len
+    }
+
+    /// Records that the caller reserved the file up to `len` bytes.
+    pub(crate) fn file_grew(&mut self, len: usize) {
+        assert!(
+            len >= self.file_len && len <= self.capacity,
+            "file grew to {len}, map holds {}",
+            self.capacity
+        );
+        self.file_len = len;
+    }
+
+    /// Cuts the file to `len` bytes. No slice may hold bytes beyond `len`.
+    pub(crate) fn truncate_file(&mut self, file: &File, len: usize) -> io::Result<()> {
+        assert!(
+            len <= self.file_len,
+            "truncating to {len} grows a {}-byte file",
+            self.file_len
+        );
+        assert!(
+            self.may_change(len),
+            "truncating bytes a reader still holds"
+        );
+        file.set_len(len as u64)?;
+        self.file_len = len;
+        Ok(())
+    }
+
+    /// Whether bytes from `start` on may be changed: none of them is in a
+    /// live slice.
+    pub(crate) fn may_change(&mut self, start: usize) -> bool {
+        if Arc::get_mut(&mut self.raw).is_some() {
+            // No slice is alive, and none can be made while we hold &mut.
+            self.shared_end.store(0, Ordering::Relaxed);
+        }
+        start >= self.shared_end.load(Ordering::Relaxed)
+    }
+
+    /// Whether any `Bytes` slice of this map is alive.
+    #[cfg(test)]
+    pub(crate) fn is_shared(&mut self) -> bool {
+        !self.may_change(0)
+    }
+
+    /// Copies `data` to `pos` of the file.
+    pub(crate) fn write(&mut self, pos: usize, data: &[u8]) {
+        self.bytes_mut(pos, pos + data.len()).copy_from_slice(data);
+    }
+
+    /// The bytes `start..end` of the file, for changing in place.
+    pub(crate) fn bytes_mut(&mut self, start: usize, end: usize) -> &mut [u8] {
+        self.check_range(start, end);
+        assert!(self.may_change(start), "writing bytes a reader still holds");
+        // SAFETY: the range lies within the file (no SIGBUS) and the map;
+        // no shared slice overlaps it (checked above), and &mut self keeps
+        // other readers of this map out for the borrow's life.
+        unsafe { std::slice::from_raw_parts_mut(self.raw.as_mut_ptr().add(start), end - start) }
+    }
+
+    /// The bytes `start..end` of the file.
+    pub(crate) fn bytes(&self, start: usize, end: usize) -> &[u8] {
+        self.check_range(start, end);
+        // SAFETY: the range lies within the file and the map; writers need
+        // &mut self, so nothing changes it for the borrow's life.
+        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(start), end - start) }
+    }
+
+    /// A zero-copy slice of `start..end` that outlives the lock, the
+    /// segment and even the file's deletion.
+    pub(crate) fn share(&self, start: usize, end: usize) -> Bytes {
+        self.check_range(start, end);
+        self.shared_end.fetch_max(end, Ordering::Relaxed);
+        Bytes::from_owner(SharedSlice {
+            raw: Arc::clone(&self.raw),
+            start,
+            len: end - start,
+        })
+    }
+
+    fn check_range(&self, start: usize, end: usize) {
+        assert!(
+            start <= end && end <= self.file_len,
+            "access {start}..{end} outside the {}-byte file",
+            self.file_len
+        );
+    }
+}
+
+/// A read-write mapping of a whole index file. Index bytes are never
+/// shared outside their segment, so a plain `&mut [u8]` view suffices.
+#[derive(Debug)]
+pub(crate) struct IndexMap {
+    map: MmapMut,
+}
+
+impl IndexMap {
+    /// Maps the first `len` bytes of `file`, which must all be allocated
+    /// and must not be cut off while mapped.
+    pub(crate) fn new(file: &File, len: usize) -> io::Result<IndexMap> {
+        let actual = file.metadata()?.len();
+        assert!(
+            actual >= len as u64,
+            "index file is {actual} bytes, mapping {len}"
+        );
+        // SAFETY: the mapping lies within the file; `IndexFile` drops this
+        // map before it shrinks the file below `len`, and segment files
+        // belong to this process alone.
+        let map = unsafe { MmapOptions::new().len(len).map_mut(file)? };
+        Ok(IndexMap { map })
+    }
+}
+
+impl Deref for IndexMap {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.map
+    }
+}
+
+impl DerefMut for IndexMap {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_of(len: u64) -> (tempfile::TempDir, File) {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        file.set_len(len).unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn shared_slice_survives_the_map_and_blocks_rewrites() {
+        let (_dir, file) = file_of(4096);
+        let mut map = LogMap::new(&file, 1 << 20, 4096).unwrap();
+        map.write(0, b"hello world");
+        let slice = map.share(0, 5);
+        assert!(map.is_shared());
+        assert!(!map.may_change(3));
+        assert!(
+            map.may_change(5),
+            "bytes after the shared range stay writable"
+        );
+        drop(map);
+        assert_eq!(&slice[..], b"hello");
+    }
+
+    #[test]
+    fn dropping_every_slice_makes_the_range_writable_again() {
+        let (_dir, file) = file_of(4096);
+        let mut map = LogMap::new(&file, 8192, 4096).unwrap();
+        map.write(0, b"abc");
+        let slice = map.share(0, 3);
+        let clone = slice.clone();
+        drop(slice);
+        assert!(map.is_shared(), "a clone still holds the range");
+        drop(clone);
+        assert!(!map.is_shared());
+        map.write(0, b"xyz");
+        assert_eq!(map.bytes(0, 3), b"xyz");
+    }
+
+    #[test]
+    #[should_panic(expected = "outside the 4096-byte file")]
+    fn access_beyond_the_file_is_a_bug_not_a_sigbus() {
+        let (_dir, file) = file_of(4096);
+        let map = LogMap::new(&file, 8192, 4096).unwrap();
+        let _ = map.bytes(4000, 4097);
+    }
+
+    #[test]
+    #[should_panic(expected = "reader still holds")]
+    fn truncating_under_a_reader_is_a_bug() {
+        let (_dir, file) = file_of(4096);
+        let mut map = LogMap::new(&file, 4096, 4096).unwrap();
+        let _slice = map.share(0, 100);
+        let _ = map.truncate_file(&file, 50);
+    }
+}

@@ -1,0 +1,37 @@
+//! The offset newtype, so offsets are not mixed up with timestamps,
+//! positions or counts.
+
+use std::fmt;
+
+/// A Kafka offset: the position of a record in a partition's log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Offset(pub i64);
+
+impl Offset {
+    pub const ZERO: Offset = Offset(0);
+
+    pub fn value(self) -> i64 {
+        self.0
+    }
+
+    /// `self + delta`; offsets near i64::MAX are refused before they are
+    /// assigned, so overflow here is a bug.
+    pub fn plus(self, delta: i64) -> Offset {
+        Offset(
+            self.0
+                .checked_add(delta)
+                .expect("offsets stay below i64::MAX"),
+        )
+    }
+
+    /// How many offsets lie from `earlier` up to `self`.
+    pub fn since(self, earlier: Offset) -> i64 {
+        self.0 - earlier.0
+    }
+}
+
+impl fmt::Display for Offset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}

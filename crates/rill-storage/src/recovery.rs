@@ -1,0 +1,243 @@
+//! Opening a log directory: trusting what a clean shutdown left, or
+//! validating everything after the recovery point.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::Offset;
+use crate::config::LogConfig;
+use crate::disk::{Disk, sync_dir};
+use crate::error::{IoFailure, OpenError};
+use crate::segment::{
+    INDEX_SUFFIX, LOG_SUFFIX, Segment, TEMP_SUFFIX, TIME_INDEX_SUFFIX, delete_segment_files,
+};
+
+/// What the caller knows about a log from its checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveryHints {
+    /// Whether the log was closed cleanly ([`crate::Log::close`]) and
+    /// nothing touched it since: then no log data is read at open.
+    pub clean_shutdown: bool,
+    /// Every offset below this was on disk (the recovery-point
+    /// checkpoint); after a clean shutdown, the log end offset.
+    pub recovery_point: Offset,
+    /// The checkpointed log start offset.
+    pub log_start_offset: Offset,
+}
+
+impl RecoveryHints {
+    /// Nothing is known: every batch is validated.
+    pub fn unknown() -> RecoveryHints {
+        RecoveryHints {
+            clean_shutdown: false,
+            recovery_point: Offset(0),
+            log_start_offset: Offset(0),
+        }
+    }
+}
+
+/// What opening a log found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Segments taken as they were, without reading log data.
+    pub trusted_segments: usize,
+    /// Segments read from start to end: those at or after the recovery
+    /// point, and any whose indexes were missing or inconsistent (which
+    /// were rebuilt).
+    pub scanned_segments: usize,
+    /// Bytes of batches whose CRC was checked.
+    pub validated_bytes: u64,
+    /// Bytes of torn or corrupt data cut from the end of the log.
+    pub dropped_bytes: u64,
+    /// Segments deleted: after a corrupt one, or wholly below the log start.
+    pub deleted_segments: usize,
+    pub log_end_offset: Offset,
+    /// Set when the recovery point claimed offsets were on disk that are
+    /// not: (log end offset found, recovery point). Data was lost under
+    /// the storage (a disk that lied about a sync, or files removed).
+    pub missing_below_recovery_point: Option<(Offset, Offset)>,
+}
+
+/// Loads the segments in `dir`; returns them (the last one active), the
+/// log start offset and a report.
+pub(crate) fn load_segments(
+    dir: &Path,
+    config: &LogConfig,
+    hints: &RecoveryHints,
+    disk: &dyn Disk,
+    now_ms: i64,
+) -> Result<(Vec<Segment>, Offset, RecoveryReport), OpenError> {
+    let mut bases = list_segments(dir)?;
+    let mut report = RecoveryReport::default();
+    let below_start = bases
+        .windows(2)
+        .take_while(|pair| pair[1] <= hints.log_start_offset)
+        .count();
+    for base in bases.drain(..below_start) {
+        delete_segment_files(dir, base)?;
+        report.deleted_segments += 1;
+    }
+    let validate_from = if hints.clean_shutdown {
+        Offset(i64::MIN)
+    } else {
+        hints.recovery_point
+    };
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut scanned: Vec<usize> = Vec::new();
+    for (i, &base) in bases.iter().enumerate() {
+        let next_base = bases.get(i + 1).copied();
+        let active = next_base.is_none();
+        let (mut segment, indexes_lost) = Segment::open(dir, base, config, active, now_ms, disk)?;
+        let first_allowed = segments.last().map_or(base, |s| s.next_offset());
+        let trusted_end = match next_base {
+            Some(next) if hints.clean_shutdown || next <= hints.recovery_point => Some(next),
+            None if hints.clean_shutdown => Some(hints.recovery_point),
+            _ => None,
+        };
+        let trusted = match trusted_end {
+            Some(end) if !indexes_lost && base >= first_allowed => {
+                segment.load_trusted(end, config, disk)?
+            }
+            _ => false,
+        };
+        if trusted {
+            report.trusted_segments += 1;
+            segments.push(segment);
+            continue;
+        }
+        let recovered = segment.recover(validate_from, first_allowed, config, disk)?;
+        report.scanned_segments += 1;
+        report.validated_bytes += recovered.validated_bytes;
+        report.dropped_bytes += recovered.dropped_bytes;
+        if !active {
+            segment.seal()?;
+        }
+        scanned.push(segments.len());
+        segments.push(segment);
+        if recovered.dropped_bytes > 0 {
+            // The log is cut here: what follows cannot be trusted to
+            // continue it.
+            tracing::warn!(
+                dir = %dir.display(),
+                base_offset = %base,
+                dropped_bytes = recovered.dropped_bytes,
+                "cut torn or corrupt data from the log"
+            );
+            for &later in &bases[i + 1..] {
+                delete_segment_files(dir, later)?;
+                report.deleted_segments += 1;
+            }
+            break;
+        }
+    }
+    ensure_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+    for &i in &scanned {
+        sync_segment(&segments[i], disk)?;
+    }
+    if let Some(active) = segments.last() {
+        sync_segment(active, disk)?;
+    }
+    sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    let mut log_end = segments
+        .last()
+        .map_or(hints.log_start_offset, Segment::next_offset);
+    if hints.log_start_offset > log_end {
+        // Everything up to the checkpointed log start was deleted, yet the
+        // log ends before it: start afresh there, as Kafka does, so no
+        // offset below it is ever handed out again.
+        for segment in segments.drain(..) {
+            segment.delete_files()?;
+            report.deleted_segments += 1;
+        }
+        ensure_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+        log_end = hints.log_start_offset;
+    }
+    let first_base = segments.first().map_or(log_end, Segment::base_offset);
+    let log_start = hints.log_start_offset.max(first_base);
+    report.log_end_offset = log_end;
+    if !hints.clean_shutdown && hints.recovery_point > log_end {
+        tracing::error!(
+            dir = %dir.display(),
+            log_end_offset = %log_end,
+            recovery_point = %hints.recovery_point,
+            "offsets below the recovery point are missing"
+        );
+        report.missing_below_recovery_point = Some((log_end, hints.recovery_point));
+    }
+    Ok((segments, log_start, report))
+}
+
+/// Makes the last segment a writable one: creates it if the directory had
+/// none, or if the last one is sealed (the log was cut in an earlier
+/// segment), replacing that one if it was left empty.
+fn ensure_active_segment(
+    dir: &Path,
+    config: &LogConfig,
+    hints: &RecoveryHints,
+    disk: &dyn Disk,
+    now_ms: i64,
+    segments: &mut Vec<Segment>,
+) -> Result<(), OpenError> {
+    let next = match segments.last() {
+        None => hints.log_start_offset,
+        Some(last) if last.is_sealed() => last.next_offset(),
+        Some(_) => return Ok(()),
+    };
+    if segments.last().is_some_and(Segment::is_empty) {
+        if let Some(empty) = segments.pop() {
+            empty.delete_files()?;
+        }
+    }
+    segments.push(Segment::create(dir, next, config, now_ms, disk)?);
+    Ok(())
+}
+
+fn sync_segment(segment: &Segment, disk: &dyn Disk) -> Result<(), IoFailure> {
+    for (file, path) in segment.sync_files() {
+        disk.sync_data(&file)
+            .map_err(|e| IoFailure::new("sync segment", path, e))?;
+    }
+    Ok(())
+}
+
+/// Base offsets of the `.log` files in `dir`, in order. Leftover temporary
+/// files and index files without a log are deleted.
+fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
+    let mut logs = BTreeSet::new();
+    let mut indexes = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| IoFailure::new("list log directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| IoFailure::new("list log directory", dir, e))?;
+        let name = entry.file_name();
+        let Some((stem, suffix)) = name.to_str().and_then(|n| n.split_once('.')) else {
+            continue;
+        };
+        let Some(base) = parse_base_offset(stem) else {
+            continue;
+        };
+        if suffix.ends_with(TEMP_SUFFIX) {
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .map_err(|e| IoFailure::new("delete leftover file", path, e))?;
+        } else if suffix == LOG_SUFFIX {
+            logs.insert(base);
+        } else if suffix == INDEX_SUFFIX || suffix == TIME_INDEX_SUFFIX {
+            indexes.push((base, entry.path()));
+        }
+    }
+    for (base, path) in indexes {
+        if !logs.contains(&base) {
+            std::fs::remove_file(&path)
+                .map_err(|e| IoFailure::new("delete orphan index", path, e))?;
+        }
+    }
+    Ok(logs.into_iter().collect())
+}
+
+fn parse_base_offset(stem: &str) -> Option<Offset> {
+    if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    stem.parse().ok().map(Offset)
+}

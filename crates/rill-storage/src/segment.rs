@@ -1,0 +1,889 @@
+//! One segment: a `.log` file of whole batches, mmap'd, with its sparse
+//! `.index` and `.timeindex`.
+//!
+//! Invariant: a segment's base offset is <= its first offset and > every
+//! offset in earlier segments; bytes [0, size) of the file are whole,
+//! valid batches with strictly increasing offsets.
+//!
+//! Not thread-safe: the log that owns the segment holds the lock.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use bytes::Bytes;
+use rill_record::{
+    BatchView, BatchViewMut, Batches, BatchesEnd, NO_TIMESTAMP, Records, records_data,
+};
+
+use crate::Offset;
+use crate::config::LogConfig;
+use crate::disk::{Disk, sync_dir};
+use crate::error::{AppendError, IoFailure, ReadError};
+use crate::mmap::LogMap;
+use crate::offset_index::OffsetIndex;
+use crate::time_index::TimeIndex;
+
+/// Smallest and largest step by which a log file's reservation grows; in
+/// between, it doubles, so small partitions reserve little disk.
+const RESERVE_STEP_MIN_BYTES: usize = 64 * 1024;
+const RESERVE_STEP_MAX_BYTES: usize = 64 * 1024 * 1024;
+const PAGE_BYTES: usize = 4096;
+/// Kafka keeps offsets relative to a segment's base within an i32.
+const RELATIVE_OFFSET_MAX: i64 = i32::MAX as i64;
+/// Bound on a batch's expanded records when a record-level search must
+/// decompress it.
+const EXPANDED_RECORDS_BYTES_MAX: usize = 128 * 1024 * 1024;
+
+pub(crate) const LOG_SUFFIX: &str = "log";
+pub(crate) const INDEX_SUFFIX: &str = "index";
+pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
+/// Suffix of a file being written to replace another; deleted at open.
+pub(crate) const TEMP_SUFFIX: &str = "tmp";
+
+/// `{base_offset:020}.{suffix}`, as Kafka names segment files.
+pub(crate) fn segment_path(dir: &Path, base_offset: Offset, suffix: &str) -> PathBuf {
+    dir.join(format!("{:020}.{suffix}", base_offset.value()))
+}
+
+/// Deletes the three files of the segment at `base_offset`, those that exist.
+pub(crate) fn delete_segment_files(dir: &Path, base_offset: Offset) -> Result<(), IoFailure> {
+    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+        let path = segment_path(dir, base_offset, suffix);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(IoFailure::new("delete segment file", path, e)),
+        }
+    }
+    Ok(())
+}
+
+/// What the broker writes into a batch as it appends it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Stamp {
+    pub(crate) base_offset: Offset,
+    pub(crate) leader_epoch: i32,
+    /// Set for LogAppendTime topics.
+    pub(crate) log_append_time_ms: Option<i64>,
+}
+
+/// The header facts of a batch just appended.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AppendedBatch {
+    pub(crate) last_offset: Offset,
+    pub(crate) max_timestamp: i64,
+}
+
+/// Where a recovery scan stopped.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Recovered {
+    /// Bytes of whole, valid batches kept.
+    pub(crate) valid_bytes: u64,
+    /// Bytes after them that were not reserved zeros: torn or corrupt data
+    /// that was cut off.
+    pub(crate) dropped_bytes: u64,
+    /// Bytes of the batches whose CRC was checked.
+    pub(crate) validated_bytes: u64,
+}
+
+/// What a segment knows about the batches it holds: their extent, their
+/// largest timestamp, and the two sparse indexes over them.
+#[derive(Debug)]
+struct Summary {
+    index: OffsetIndex,
+    time_index: TimeIndex,
+    /// Bytes of whole batches: the write position.
+    size: u32,
+    /// One past the last offset in the segment; the base when empty. For a
+    /// sealed segment opened at start-up, the next segment's base.
+    next_offset: Offset,
+    max_timestamp: i64,
+    /// The last offset of the batch holding `max_timestamp`.
+    offset_of_max_timestamp: Offset,
+    bytes_since_index_entry: u32,
+    /// maxTimestamp of the first batch, from which segment.ms is counted;
+    /// read from the file on first need after a restart.
+    first_batch_timestamp: Option<i64>,
+}
+
+impl Summary {
+    fn empty(index: OffsetIndex, time_index: TimeIndex, base_offset: Offset) -> Summary {
+        Summary {
+            index,
+            time_index,
+            size: 0,
+            next_offset: base_offset,
+            max_timestamp: NO_TIMESTAMP,
+            offset_of_max_timestamp: base_offset,
+            bytes_since_index_entry: 0,
+            first_batch_timestamp: None,
+        }
+    }
+
+    fn reset(&mut self, base_offset: Offset) {
+        self.index.clear();
+        self.time_index.clear();
+        self.size = 0;
+        self.next_offset = base_offset;
+        self.max_timestamp = NO_TIMESTAMP;
+        self.offset_of_max_timestamp = base_offset;
+        self.bytes_since_index_entry = 0;
+        self.first_batch_timestamp = None;
+    }
+
+    /// Accounts for the batch just written at `position`, as Kafka's
+    /// LogSegment.append does: an index entry once more than
+    /// index.interval.bytes were written since the last one.
+    fn add(&mut self, batch: &BatchView<'_>, position: u32, index_interval_bytes: u32) {
+        assert_eq!(position, self.size, "batches are added in file order");
+        let last_offset = Offset(batch.last_offset());
+        let max_timestamp = batch.max_timestamp();
+        if self.size == 0 {
+            self.first_batch_timestamp = Some(max_timestamp);
+        }
+        if max_timestamp > self.max_timestamp {
+            self.max_timestamp = max_timestamp;
+            self.offset_of_max_timestamp = last_offset;
+        }
+        if self.bytes_since_index_entry > index_interval_bytes && !self.index.is_full() {
+            self.index.append(last_offset, position);
+            self.time_index
+                .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
+            self.bytes_since_index_entry = 0;
+        }
+        let size = u32::try_from(batch.size()).expect("batches fit in a segment");
+        self.bytes_since_index_entry = self.bytes_since_index_entry.saturating_add(size);
+        self.size = position + size;
+        self.next_offset = last_offset.plus(1);
+    }
+}
+
+/// Not thread-safe: owned by a log, behind its lock.
+#[derive(Debug)]
+pub(crate) struct Segment {
+    dir: PathBuf,
+    base_offset: Offset,
+    log_file: Arc<File>,
+    map: LogMap,
+    summary: Summary,
+    created_ms: i64,
+    sealed: bool,
+}
+
+impl Segment {
+    /// Creates an empty, active segment, replacing any files of that name.
+    pub(crate) fn create(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        now_ms: i64,
+        disk: &dyn Disk,
+    ) -> Result<Segment, IoFailure> {
+        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let log_file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| IoFailure::new("create segment", &log_path, e))?;
+        let map = LogMap::new(&log_file, map_capacity(config, 0), 0)
+            .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
+        let index = OffsetIndex::create(
+            &segment_path(dir, base_offset, INDEX_SUFFIX),
+            base_offset,
+            config.segment_index_bytes,
+            disk,
+        )?;
+        let time_index = TimeIndex::create(
+            &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
+            base_offset,
+            config.segment_index_bytes,
+            disk,
+        )?;
+        Ok(Segment {
+            dir: dir.to_path_buf(),
+            base_offset,
+            log_file: Arc::new(log_file),
+            map,
+            summary: Summary::empty(index, time_index, base_offset),
+            created_ms: now_ms,
+            sealed: false,
+        })
+    }
+
+    /// Opens a segment's files as they are; the caller then trusts it
+    /// ([`Segment::load_trusted`]) or scans it ([`Segment::recover`]).
+    /// An `active` segment is mapped with room to grow to segment.bytes.
+    /// Also returns whether the index files were missing or malformed.
+    pub(crate) fn open(
+        dir: &Path,
+        base_offset: Offset,
+        config: &LogConfig,
+        active: bool,
+        now_ms: i64,
+        disk: &dyn Disk,
+    ) -> Result<(Segment, bool), IoFailure> {
+        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
+        let log_file = File::options()
+            .read(true)
+            .write(true)
+            .open(&log_path)
+            .map_err(|e| IoFailure::new("open segment", &log_path, e))?;
+        let file_len = log_file
+            .metadata()
+            .map_err(|e| IoFailure::new("stat segment", &log_path, e))?
+            .len();
+        // Positions are u32 and Kafka caps segments at i32::MAX bytes; a
+        // longer file is only read up to there, and a scan cuts the rest.
+        let file_len = usize::try_from(file_len.min(i32::MAX as u64)).unwrap_or(0);
+        let capacity = if active {
+            map_capacity(config, file_len)
+        } else {
+            file_len
+        };
+        let map = LogMap::new(&log_file, capacity, file_len)
+            .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
+        let index_path = segment_path(dir, base_offset, INDEX_SUFFIX);
+        let time_index_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
+        let (index, time_index, rebuild) = match (
+            OffsetIndex::open_trimmed(&index_path, base_offset)?,
+            TimeIndex::open_trimmed(&time_index_path, base_offset)?,
+        ) {
+            (Some(index), Some(time_index)) => (index, time_index, false),
+            _ => (
+                OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes, disk)?,
+                TimeIndex::create(
+                    &time_index_path,
+                    base_offset,
+                    config.segment_index_bytes,
+                    disk,
+                )?,
+                true,
+            ),
+        };
+        let mut summary = Summary::empty(index, time_index, base_offset);
+        summary.size = u32::try_from(file_len).expect("capped at i32::MAX above");
+        let segment = Segment {
+            dir: dir.to_path_buf(),
+            base_offset,
+            log_file: Arc::new(log_file),
+            map,
+            summary,
+            created_ms: now_ms,
+            sealed: !active,
+        };
+        Ok((segment, rebuild))
+    }
+
+    /// Takes a cleanly written segment as it is, without reading its log
+    /// data: its size is the file length and its largest timestamp the
+    /// time index's last entry. `next_offset` is the next segment's base,
+    /// or for the last segment the log end offset recorded at shutdown.
+    /// Returns false if the indexes contradict that and a scan is needed.
+    pub(crate) fn load_trusted(
+        &mut self,
+        next_offset: Offset,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<bool, IoFailure> {
+        let summary = &mut self.summary;
+        let Ok(relative_end) = u64::try_from(next_offset.since(self.base_offset)) else {
+            return Ok(false);
+        };
+        if (summary.size == 0) != (relative_end == 0)
+            || !summary.index.is_consistent(relative_end, summary.size)
+            || !summary.time_index.is_consistent(relative_end)
+        {
+            return Ok(false);
+        }
+        summary.next_offset = next_offset;
+        if let Some((timestamp, offset)) = summary.time_index.last_entry() {
+            summary.max_timestamp = timestamp;
+            summary.offset_of_max_timestamp = offset;
+        }
+        let last_indexed = summary.index.file().last().map_or(0, |e| e.position);
+        summary.bytes_since_index_entry = summary.size - last_indexed;
+        if !self.sealed {
+            self.reserve_indexes(config, disk)?;
+        }
+        Ok(true)
+    }
+
+    fn reserve_indexes(&mut self, config: &LogConfig, disk: &dyn Disk) -> Result<(), IoFailure> {
+        self.summary
+            .index
+            .file_mut()
+            .reserve(config.segment_index_bytes, disk)?;
+        self.summary
+            .time_index
+            .file_mut()
+            .reserve(config.segment_index_bytes, disk)
+    }
+
+    /// Scans the whole file from its start: checks the framing and offsets
+    /// of every batch, and the CRC of every batch that ends at or after
+    /// `validate_from`; rebuilds both indexes; cuts the file after the last
+    /// good batch. `first_allowed` is the smallest offset the segment may
+    /// hold (past the previous segment's end).
+    pub(crate) fn recover(
+        &mut self,
+        validate_from: Offset,
+        first_allowed: Offset,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<Recovered, IoFailure> {
+        self.reserve_indexes(config, disk)?;
+        self.summary.reset(self.base_offset);
+        let mut expected = first_allowed.max(self.base_offset);
+        let mut recovered = Recovered::default();
+        let file_len = self.map.file_len();
+        let data = self.map.bytes(0, file_len);
+        let mut batches = Batches::new(data);
+        let mut position = 0usize;
+        for batch in batches.by_ref() {
+            if !is_in_sequence(&batch, expected, self.base_offset) {
+                break;
+            }
+            if batch.last_offset() >= validate_from.value() {
+                if batch.verify_crc().is_err() {
+                    break;
+                }
+                recovered.validated_bytes += batch.size() as u64;
+            }
+            let at = u32::try_from(position).expect("file_len fits u32");
+            self.summary.add(&batch, at, config.index_interval_bytes);
+            position += batch.size();
+            expected = Offset(batch.next_offset());
+        }
+        // Reserved space ahead of the write position is zeros: reaching it
+        // is the normal end of an active segment, not damage.
+        let rest = &data[position..];
+        let clean_end =
+            matches!(batches.end(), Some(BatchesEnd::Complete)) || rest.iter().all(|&b| b == 0);
+        recovered.valid_bytes = position as u64;
+        if !clean_end {
+            recovered.dropped_bytes = rest.len() as u64;
+        }
+        if position < file_len {
+            self.map
+                .truncate_file(&self.log_file, position)
+                .map_err(|e| IoFailure::new("truncate segment", self.log_path(), e))?;
+        }
+        Ok(recovered)
+    }
+
+    pub(crate) fn base_offset(&self) -> Offset {
+        self.base_offset
+    }
+
+    pub(crate) fn next_offset(&self) -> Offset {
+        self.summary.next_offset
+    }
+
+    pub(crate) fn size(&self) -> u32 {
+        self.summary.size
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.summary.size == 0
+    }
+
+    pub(crate) fn max_timestamp(&self) -> i64 {
+        self.summary.max_timestamp
+    }
+
+    pub(crate) fn log_path(&self) -> PathBuf {
+        segment_path(&self.dir, self.base_offset, LOG_SUFFIX)
+    }
+
+    /// The files to fdatasync for this segment's data (and, once sealed,
+    /// its indexes) to be durable.
+    pub(crate) fn sync_files(&self) -> Vec<(Arc<File>, PathBuf)> {
+        let mut files = vec![(Arc::clone(&self.log_file), self.log_path())];
+        if self.sealed {
+            let index = self.summary.index.file();
+            let time_index = self.summary.time_index.file();
+            files.push((Arc::clone(index.file()), index.path().to_path_buf()));
+            files.push((
+                Arc::clone(time_index.file()),
+                time_index.path().to_path_buf(),
+            ));
+        }
+        files
+    }
+
+    /// The timestamp retention.ms compares: the largest record timestamp,
+    /// or the file's modification time when no record has one (as Kafka).
+    pub(crate) fn largest_timestamp(&self) -> i64 {
+        if self.summary.max_timestamp > NO_TIMESTAMP {
+            return self.summary.max_timestamp;
+        }
+        self.log_file
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(NO_TIMESTAMP, |d| {
+                i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+            })
+    }
+
+    /// Whether a batch of `batch_bytes` ending at `last_offset` with
+    /// `max_timestamp` must go to a new segment: this one would exceed
+    /// segment.bytes, is older than segment.ms, has a full index, or
+    /// cannot hold the offset as relative.
+    pub(crate) fn should_roll(
+        &mut self,
+        batch_bytes: usize,
+        max_timestamp: i64,
+        last_offset: Offset,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let too_big = self.summary.size as usize + batch_bytes > config.segment_bytes as usize
+            || self.summary.size as usize + batch_bytes > self.map.capacity();
+        let waited_ms = match self.first_batch_timestamp() {
+            Some(first) if first > NO_TIMESTAMP => max_timestamp.saturating_sub(first),
+            _ => now_ms.saturating_sub(self.created_ms),
+        };
+        too_big
+            || waited_ms > config.segment_ms
+            || self.summary.index.is_full()
+            || self.summary.time_index.is_full()
+            || last_offset.since(self.base_offset) > RELATIVE_OFFSET_MAX
+    }
+
+    fn first_batch_timestamp(&mut self) -> Option<i64> {
+        if self.summary.first_batch_timestamp.is_none() && !self.is_empty() {
+            let end = self.summary.size as usize;
+            self.summary.first_batch_timestamp = BatchView::new(self.map.bytes(0, end))
+                .ok()
+                .map(|b| b.max_timestamp());
+        }
+        self.summary.first_batch_timestamp
+    }
+
+    /// Writes `batch` (already validated) at the end of the segment and
+    /// stamps it in place. The caller has checked `should_roll`.
+    pub(crate) fn append(
+        &mut self,
+        batch: &[u8],
+        stamp: &Stamp,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<AppendedBatch, AppendError> {
+        assert!(
+            !self.sealed,
+            "appending to sealed segment {}",
+            self.base_offset
+        );
+        let position = self.summary.size as usize;
+        let end = position + batch.len();
+        assert!(
+            end <= self.map.capacity(),
+            "roll check lets a batch overflow the map"
+        );
+        self.reserve_for(end, disk)?;
+        self.map.write(position, batch);
+        let mut stamped = BatchViewMut::new(self.map.bytes_mut(position, end))
+            .expect("a validated batch frames the same after copying");
+        stamped.set_base_offset(stamp.base_offset.value());
+        stamped.set_partition_leader_epoch(stamp.leader_epoch);
+        if let Some(time) = stamp.log_append_time_ms {
+            stamped.set_log_append_time(time);
+        }
+        let view = BatchView::new(self.map.bytes(position, end)).expect("just framed");
+        let appended = AppendedBatch {
+            last_offset: Offset(view.last_offset()),
+            max_timestamp: view.max_timestamp(),
+        };
+        let at = u32::try_from(position).expect("segments stay below u32::MAX bytes");
+        self.summary.add(&view, at, config.index_interval_bytes);
+        Ok(appended)
+    }
+
+    /// Makes sure the file is allocated up to `end`, growing the
+    /// reservation geometrically.
+    fn reserve_for(&mut self, end: usize, disk: &dyn Disk) -> Result<(), AppendError> {
+        let file_len = self.map.file_len();
+        if end <= file_len {
+            return Ok(());
+        }
+        let step = file_len.clamp(RESERVE_STEP_MIN_BYTES, RESERVE_STEP_MAX_BYTES);
+        let target = end.max(file_len + step).next_multiple_of(PAGE_BYTES);
+        let target = target.min(self.map.capacity()).max(end);
+        match disk.reserve(&self.log_file, file_len as u64, target as u64) {
+            Ok(()) => {
+                self.map.file_grew(target);
+                Ok(())
+            }
+            Err(e) => {
+                let failure = IoFailure::new("reserve segment", self.log_path(), e);
+                // A failed fallocate may still have extended the file; cut
+                // it back so the length stays what the map knows.
+                let _ = self.log_file.set_len(file_len as u64); // best effort: a longer file is only more zeros
+                if failure.is_disk_full() {
+                    Err(AppendError::DiskFull {
+                        bytes: (target - file_len) as u64,
+                        failure,
+                    })
+                } else {
+                    Err(AppendError::Io(failure))
+                }
+            }
+        }
+    }
+
+    /// Trims the log file and both indexes to their contents and writes
+    /// the time index's final entry; the segment is then read-only.
+    pub(crate) fn seal(&mut self) -> Result<(), IoFailure> {
+        let summary = &mut self.summary;
+        summary.time_index.maybe_append(
+            summary.max_timestamp,
+            summary.offset_of_max_timestamp,
+            true,
+        );
+        let size = summary.size as usize;
+        if self.map.file_len() > size {
+            self.map
+                .truncate_file(&self.log_file, size)
+                .map_err(|e| IoFailure::new("trim segment", self.log_path(), e))?;
+        }
+        self.summary.index.file_mut().trim()?;
+        self.summary.time_index.file_mut().trim()?;
+        self.sealed = true;
+        Ok(())
+    }
+
+    pub(crate) fn is_sealed(&self) -> bool {
+        self.sealed
+    }
+
+    /// The frame of the batch starting at `position`, or `None` at the end
+    /// (or if the bytes there are not a batch, which recovery rules out).
+    fn batch_at(&self, position: u32) -> Option<BatchView<'_>> {
+        let end = self.summary.size as usize;
+        let start = position as usize;
+        if start >= end {
+            return None;
+        }
+        BatchView::new(self.map.bytes(start, end)).ok()
+    }
+
+    /// The position of the first batch whose last offset is >= `target`,
+    /// or the segment's size if there is none.
+    pub(crate) fn position_of(&self, target: Offset) -> u32 {
+        if target >= self.summary.next_offset {
+            return self.summary.size;
+        }
+        let mut position = self.summary.index.lookup(target);
+        while let Some(batch) = self.batch_at(position) {
+            if batch.last_offset() >= target.value() {
+                return position;
+            }
+            position += u32::try_from(batch.size()).expect("batches fit in a segment");
+        }
+        self.summary.size
+    }
+
+    /// The base offset of the batch at `position`, if one starts there.
+    pub(crate) fn base_offset_at(&self, position: u32) -> Option<Offset> {
+        self.batch_at(position).map(|b| Offset(b.base_offset()))
+    }
+
+    /// Where a read starting at batch `start` ends: after as many whole
+    /// batches as fit in `max_bytes` (at least one if `min_one`), never
+    /// past `limit` (a batch boundary).
+    pub(crate) fn read_end(&self, start: u32, limit: u32, max_bytes: usize, min_one: bool) -> u32 {
+        let budget_end = u32::try_from((start as usize).saturating_add(max_bytes))
+            .unwrap_or(u32::MAX)
+            .min(limit);
+        // Indexed positions are batch starts: every batch before the last
+        // one within the budget fits whole, so the walk starts there.
+        let mut position = self.summary.index.lookup_position(budget_end).max(start);
+        if position == start && min_one {
+            if let Some(first) = self.batch_at(start) {
+                let first_end = start + u32::try_from(first.size()).unwrap_or(u32::MAX);
+                if first_end <= limit {
+                    position = first_end;
+                }
+            }
+        }
+        while let Some(batch) = self.batch_at(position) {
+            let end = position as usize + batch.size();
+            if end > budget_end as usize {
+                break;
+            }
+            position = end as u32;
+        }
+        position
+    }
+
+    /// Zero-copy bytes `start..end`, valid after the segment is gone.
+    pub(crate) fn share(&self, start: u32, end: u32) -> Bytes {
+        assert!(
+            end <= self.summary.size,
+            "sharing past the segment's batches"
+        );
+        self.map.share(start as usize, end as usize)
+    }
+
+    /// Cuts every batch whose last offset is >= `offset`; the segment's
+    /// next offset becomes the lower of `offset` and the first cut batch's
+    /// base. Bytes a reader holds are never changed: if a reader holds any
+    /// slice, the kept prefix is copied to a new file that replaces this
+    /// one, and readers keep the old file's pages.
+    pub(crate) fn truncate_to(
+        &mut self,
+        offset: Offset,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<(), IoFailure> {
+        let cut = self.position_of(offset);
+        let new_next = match self.base_offset_at(cut) {
+            Some(first_cut) => offset.min(first_cut),
+            None => offset.min(self.summary.next_offset),
+        }
+        .max(self.base_offset);
+        if cut < self.summary.size {
+            if self.map.may_change(cut as usize) {
+                self.map
+                    .truncate_file(&self.log_file, cut as usize)
+                    .map_err(|e| IoFailure::new("truncate segment", self.log_path(), e))?;
+            } else {
+                self.rewrite_prefix(cut, config)?;
+            }
+        }
+        self.rebuild_summary_after_cut(cut, new_next);
+        if self.sealed {
+            self.summary.index.file_mut().trim()?;
+            self.summary.time_index.file_mut().trim()?;
+        }
+        disk.sync_data(&self.log_file)
+            .map_err(|e| IoFailure::new("sync segment", self.log_path(), e))?;
+        Ok(())
+    }
+
+    /// Replaces the log file by a copy of its first `cut` bytes, durably.
+    fn rewrite_prefix(&mut self, cut: u32, config: &LogConfig) -> Result<(), IoFailure> {
+        let path = self.log_path();
+        let temp = segment_path(
+            &self.dir,
+            self.base_offset,
+            &format!("{LOG_SUFFIX}.{TEMP_SUFFIX}"),
+        );
+        let mut file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)
+            .map_err(|e| IoFailure::new("create segment copy", &temp, e))?;
+        file.write_all(self.map.bytes(0, cut as usize))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| IoFailure::new("write segment copy", &temp, e))?;
+        std::fs::rename(&temp, &path).map_err(|e| IoFailure::new("replace segment", &path, e))?;
+        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        let capacity = if self.sealed {
+            cut as usize
+        } else {
+            map_capacity(config, cut as usize)
+        };
+        self.map = LogMap::new(&file, capacity, cut as usize)
+            .map_err(|e| IoFailure::new("map segment", &path, e))?;
+        self.log_file = Arc::new(file);
+        Ok(())
+    }
+
+    /// Re-derives the summary for a segment just cut to `cut` bytes: index
+    /// entries past the cut go, and the largest timestamp is recomputed
+    /// from the time index's last entry and the batches after it.
+    fn rebuild_summary_after_cut(&mut self, cut: u32, new_next: Offset) {
+        let summary = &mut self.summary;
+        summary.index.truncate_to_position(cut);
+        summary.time_index.truncate_to_offset(new_next);
+        let (mut max_timestamp, mut offset_of_max) = summary
+            .time_index
+            .last_entry()
+            .unwrap_or((NO_TIMESTAMP, self.base_offset));
+        let resume_at = match summary.time_index.last_entry() {
+            Some((_, offset)) => summary.index.lookup(offset) as usize,
+            None => 0,
+        };
+        let data = self.map.bytes(0, cut as usize);
+        for batch in Batches::new(&data[resume_at..]) {
+            if batch.max_timestamp() > max_timestamp {
+                max_timestamp = batch.max_timestamp();
+                offset_of_max = Offset(batch.last_offset());
+            }
+        }
+        summary.size = cut;
+        summary.next_offset = new_next;
+        summary.max_timestamp = max_timestamp;
+        summary.offset_of_max_timestamp = offset_of_max;
+        summary.first_batch_timestamp = BatchView::new(data).ok().map(|b| b.max_timestamp());
+        let last_indexed = summary.index.file().last().map_or(0, |e| e.position);
+        summary.bytes_since_index_entry = cut - last_indexed;
+    }
+
+    /// Deletes the segment's files; readers keep their slices.
+    pub(crate) fn delete_files(&self) -> Result<(), IoFailure> {
+        delete_segment_files(&self.dir, self.base_offset)
+    }
+
+    /// The first record at or after `from` whose timestamp is >= `target`,
+    /// below `upper`: (offset, timestamp).
+    pub(crate) fn find_timestamp(
+        &self,
+        target: i64,
+        from: Offset,
+        upper: Offset,
+    ) -> Result<Option<(Offset, i64)>, ReadError> {
+        // Every record up to an entry older than `target` is older too.
+        let start = match self.summary.time_index.last_before(target) {
+            Some((_, offset)) => offset.plus(1).max(from),
+            None => from,
+        };
+        let mut position = self.position_of(start);
+        while let Some(batch) = self.batch_at(position) {
+            position += u32::try_from(batch.size()).expect("batches fit in a segment");
+            if batch.base_offset() >= upper.value() {
+                return Ok(None);
+            }
+            if batch.max_timestamp() < target || batch.last_offset() < from.value() {
+                continue;
+            }
+            let found = first_record(&batch, |offset, timestamp| {
+                offset >= from.value() && timestamp >= target
+            })?;
+            if let Some((offset, timestamp)) = found {
+                return Ok((offset < upper.value()).then_some((Offset(offset), timestamp)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The first record with the largest timestamp among offsets
+    /// `from..upper`: (offset, timestamp).
+    pub(crate) fn max_timestamp_record(
+        &self,
+        from: Offset,
+        upper: Offset,
+    ) -> Result<Option<(Offset, i64)>, ReadError> {
+        let in_range = |offset: i64| offset >= from.value() && offset < upper.value();
+        // Fast path: the batch that first reached the segment's largest
+        // timestamp is readable, so its first such record is the answer.
+        let max = self.summary.max_timestamp;
+        let fast = self.summary.offset_of_max_timestamp;
+        if max > NO_TIMESTAMP && in_range(fast.value()) {
+            if let Some(batch) = self.batch_at(self.position_of(fast)) {
+                let found = first_record(&batch, |offset, timestamp| {
+                    in_range(offset) && timestamp == max
+                })?;
+                if let Some((offset, timestamp)) = found {
+                    return Ok(Some((Offset(offset), timestamp)));
+                }
+            }
+        }
+        // Slow path: only batches whose maxTimestamp beats the best so far
+        // are expanded, to find their best record within the range.
+        let mut best: Option<(i64, i64)> = None;
+        let mut position = self.position_of(from);
+        while let Some(batch) = self.batch_at(position) {
+            position += u32::try_from(batch.size()).expect("batches fit in a segment");
+            if batch.base_offset() >= upper.value() {
+                break;
+            }
+            if best.is_some_and(|(_, timestamp)| batch.max_timestamp() <= timestamp) {
+                continue;
+            }
+            if let Some((offset, timestamp)) = max_record(&batch, in_range)? {
+                if best.is_none_or(|(_, best_timestamp)| timestamp > best_timestamp) {
+                    best = Some((offset, timestamp));
+                }
+            }
+        }
+        Ok(best.map(|(offset, timestamp)| (Offset(offset), timestamp)))
+    }
+}
+
+/// The first record of `batch` with the largest timestamp among those
+/// whose offset is `in_range`.
+fn max_record(
+    batch: &BatchView<'_>,
+    in_range: impl Fn(i64) -> bool,
+) -> Result<Option<(i64, i64)>, ReadError> {
+    let mut best: Option<(i64, i64)> = None;
+    for_each_record(batch, |offset, timestamp| {
+        if in_range(offset) && best.is_none_or(|(_, t)| timestamp > t) {
+            best = Some((offset, timestamp));
+        }
+        true
+    })?;
+    Ok(best)
+}
+
+/// The first record of `batch` for which `wanted(offset, timestamp)`.
+fn first_record(
+    batch: &BatchView<'_>,
+    wanted: impl Fn(i64, i64) -> bool,
+) -> Result<Option<(i64, i64)>, ReadError> {
+    let mut found = None;
+    for_each_record(batch, |offset, timestamp| {
+        if wanted(offset, timestamp) {
+            found = Some((offset, timestamp));
+            return false;
+        }
+        true
+    })?;
+    Ok(found)
+}
+
+/// Calls `visit(offset, timestamp)` for each record of `batch` (expanded
+/// if compressed) until it returns false.
+fn for_each_record(
+    batch: &BatchView<'_>,
+    mut visit: impl FnMut(i64, i64) -> bool,
+) -> Result<(), ReadError> {
+    let base_offset = Offset(batch.base_offset());
+    let data = records_data(batch, EXPANDED_RECORDS_BYTES_MAX).map_err(|source| {
+        ReadError::Decompress {
+            base_offset,
+            source,
+        }
+    })?;
+    for record in Records::new(&data, batch.records_count()) {
+        let record = record.map_err(|source| ReadError::MalformedRecords {
+            base_offset,
+            source,
+        })?;
+        let offset = batch.base_offset() + i64::from(record.offset_delta);
+        if !visit(offset, batch.record_timestamp(record.timestamp_delta)) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Whether a batch found by a scan continues the log: offsets at or past
+/// `expected`, a sane offset range, relative offsets that fit.
+fn is_in_sequence(batch: &BatchView<'_>, expected: Offset, base_offset: Offset) -> bool {
+    batch.base_offset() >= expected.value()
+        && batch.last_offset_delta() >= 0
+        && batch.last_offset() - base_offset.value() <= RELATIVE_OFFSET_MAX
+}
+
+/// Bytes to map for an active segment: segment.bytes rounded up to a
+/// page, or the file if it is already longer.
+fn map_capacity(config: &LogConfig, file_len: usize) -> usize {
+    (config.segment_bytes as usize)
+        .max(file_len)
+        .next_multiple_of(PAGE_BYTES)
+}
