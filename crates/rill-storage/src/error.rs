@@ -78,6 +78,8 @@ pub enum AppendError {
     },
     #[error("appending {records} records at offset {log_end} would overflow the offset space")]
     OffsetOverflow { log_end: Offset, records: i64 },
+    /// `bytes` is the reservation that failed, or 0 when a new segment's
+    /// files could not be created.
     #[error("no space left on the device reserving {bytes} bytes: {failure}")]
     DiskFull { bytes: u64, failure: IoFailure },
     #[error(transparent)]
@@ -88,7 +90,11 @@ pub enum AppendError {
 
 impl From<IoFailure> for AppendError {
     fn from(failure: IoFailure) -> AppendError {
-        AppendError::Io(failure)
+        if failure.is_disk_full() {
+            AppendError::DiskFull { bytes: 0, failure }
+        } else {
+            AppendError::Io(failure)
+        }
     }
 }
 

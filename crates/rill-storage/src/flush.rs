@@ -320,6 +320,12 @@ impl FlusherHandle {
         self.0.work.notify_one();
     }
 
+    /// Makes an idle flusher thread recompute its flush.ms deadlines.
+    pub(crate) fn recheck_deadlines(&self) {
+        let _queue = self.0.queue.lock();
+        self.0.work.notify_one();
+    }
+
     /// Watches `log` for its flush.ms deadline.
     pub(crate) fn watch_interval(&self, log: Weak<LogShared>) {
         self.0.queue.lock().timed.push(log);

@@ -270,16 +270,22 @@ impl Log {
             max_timestamp: appended.max_timestamp,
             log_start_offset: state.log_start_offset,
         };
-        let (schedule, generation) = {
+        let (schedule, deadline_starts, generation) = {
             let mut durable = self.shared.durability.lock();
+            // The first unflushed append of an `interval` log starts its
+            // flush.ms clock, which an idle flusher must learn about.
+            let deadline_starts =
+                durable.interval.is_some() && durable.log_end <= durable.flushed_end;
             durable.log_end = last_offset.plus(1);
             let schedule = (wait_for_sync || rolled) && !durable.scheduled;
             durable.scheduled |= schedule;
-            (schedule, durable.generation)
+            (schedule, deadline_starts, durable.generation)
         };
         drop(state);
         if schedule {
             self.shared.flusher.schedule(Arc::clone(&self.shared));
+        } else if deadline_starts {
+            self.shared.flusher.recheck_deadlines();
         }
         Ok(if wait_for_sync {
             AppendTicket::pending(info, Arc::clone(&self.shared), generation)
@@ -393,7 +399,8 @@ impl Log {
     /// straddles it goes whole) and returns the new log end offset. All
     /// earlier appends are made durable first, so their tickets resolve
     /// truthfully, and the cut itself is durable on return. At or below
-    /// the log start, the log is emptied and restarts at `offset`.
+    /// the log start, the log is emptied and restarts at `offset`; if the
+    /// cut leaves nothing at or above the log start, it restarts there.
     pub fn truncate_to(&self, offset: Offset) -> Result<Offset, ModifyError> {
         let _flushing = self.shared.flush_lock.lock();
         let mut state = self.shared.state.write();
@@ -401,10 +408,19 @@ impl Log {
             return Ok(state.log_end());
         }
         self.shared.sync_locked(&mut state)?;
-        let result = if offset <= state.log_start_offset {
+        let log_start = state.log_start_offset;
+        let result = if offset <= log_start {
             self.shared
                 .restart_locked(&mut state, offset)
                 .map(|()| offset)
+        } else if state.segments[state.segment_index(offset)].end_if_truncated_to(offset)
+            <= log_start
+        {
+            // The cut batch straddles the log start: nothing readable is
+            // left, so the log restarts, empty, at its start.
+            self.shared
+                .restart_locked(&mut state, log_start)
+                .map(|()| log_start)
         } else {
             self.shared.cut_locked(&mut state, offset)
         };

@@ -635,6 +635,16 @@ impl Segment {
         self.map.share(start as usize, end as usize)
     }
 
+    /// The next offset [`Segment::truncate_to`] would leave.
+    pub(crate) fn end_if_truncated_to(&self, offset: Offset) -> Offset {
+        let cut = self.position_of(offset);
+        match self.base_offset_at(cut) {
+            Some(first_cut) => offset.min(first_cut),
+            None => offset.min(self.summary.next_offset),
+        }
+        .max(self.base_offset)
+    }
+
     /// Cuts every batch whose last offset is >= `offset`; the segment's
     /// next offset becomes the lower of `offset` and the first cut batch's
     /// base. Bytes a reader holds are never changed: if a reader holds any
