@@ -18,11 +18,7 @@ pub struct IoFailure {
 }
 
 impl IoFailure {
-    pub(crate) fn new(
-        operation: &'static str,
-        path: impl Into<PathBuf>,
-        source: io::Error,
-    ) -> IoFailure {
+    pub fn new(operation: &'static str, path: impl Into<PathBuf>, source: io::Error) -> IoFailure {
         IoFailure {
             operation,
             path: path.into(),
@@ -86,6 +82,8 @@ pub enum AppendError {
     Io(IoFailure),
     #[error(transparent)]
     Offline(#[from] LogFailed),
+    #[error("log {dir} is closed")]
+    Closed { dir: PathBuf },
 }
 
 impl From<IoFailure> for AppendError {
@@ -128,6 +126,8 @@ pub enum ReadError {
 pub enum ModifyError {
     #[error("log start offset {requested} is beyond the log end offset {log_end}")]
     BeyondLogEnd { requested: Offset, log_end: Offset },
+    #[error("log {dir} is closed")]
+    Closed { dir: PathBuf },
     #[error(transparent)]
     Io(#[from] IoFailure),
     #[error(transparent)]

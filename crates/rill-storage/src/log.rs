@@ -71,6 +71,8 @@ struct LogState {
     unsynced: Vec<(Arc<File>, PathBuf)>,
     /// Whether files were created in the directory since its last sync.
     dir_dirty: bool,
+    /// Set by [`Log::close`]: the files are trimmed and take no more writes.
+    closed: bool,
 }
 
 impl LogState {
@@ -185,6 +187,7 @@ impl Log {
                 unflushed_messages: 0,
                 unsynced: Vec::new(),
                 dir_dirty: false,
+                closed: false,
             }),
             flush_lock: Mutex::new(()),
             durability: Durability::new(end, interval),
@@ -213,6 +216,11 @@ impl Log {
         let records = i64::from(view.records_count());
         let mut state = self.shared.state.write();
         self.shared.durability.check()?;
+        if state.closed {
+            return Err(AppendError::Closed {
+                dir: self.shared.dir.clone(),
+            });
+        }
         let config = &state.config;
         if batch.len() > config.segment_bytes as usize {
             return Err(AppendError::BatchLargerThanSegment {
@@ -348,6 +356,23 @@ impl Log {
         self.shared.state.read().log_end()
     }
 
+    /// Every append below this offset may be acknowledged under the flush
+    /// policy: the flushed end under `fsync`, the log end otherwise. On a
+    /// single replica this is the high watermark: consumers never see
+    /// what a crash could take back from an `fsync` log.
+    pub fn acknowledged_end_offset(&self) -> Offset {
+        let state = self.shared.state.read();
+        match state.config.flush {
+            FlushPolicy::Fsync => self
+                .shared
+                .durability
+                .lock()
+                .flushed_end
+                .min(state.log_end()),
+            FlushPolicy::Interval { .. } | FlushPolicy::None => state.log_end(),
+        }
+    }
+
     /// Every offset below this is on disk: the recovery point to checkpoint.
     pub fn flushed_end_offset(&self) -> Offset {
         self.shared.durability.lock().flushed_end
@@ -404,6 +429,7 @@ impl Log {
     pub fn truncate_to(&self, offset: Offset) -> Result<Offset, ModifyError> {
         let _flushing = self.shared.flush_lock.lock();
         let mut state = self.shared.state.write();
+        self.shared.check_writable(&state)?;
         if offset >= state.log_end() {
             return Ok(state.log_end());
         }
@@ -433,6 +459,7 @@ impl Log {
     pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), ModifyError> {
         let _flushing = self.shared.flush_lock.lock();
         let mut state = self.shared.state.write();
+        self.shared.check_writable(&state)?;
         self.shared.sync_locked(&mut state)?;
         let result = self.shared.restart_locked(&mut state, offset);
         self.shared.offline_on_error(result)
@@ -443,6 +470,7 @@ impl Log {
     /// deleted. Returns the new log start offset.
     pub fn advance_log_start(&self, offset: Offset) -> Result<Offset, ModifyError> {
         let mut state = self.shared.state.write();
+        self.shared.check_writable(&state)?;
         let log_end = state.log_end();
         if offset > log_end {
             return Err(ModifyError::BeyondLogEnd {
@@ -550,10 +578,14 @@ impl Log {
     /// Shuts the log down cleanly: syncs everything, trims the active
     /// segment's files to their contents, and returns the log end offset
     /// (the recovery point to checkpoint), so that the next open trusts
-    /// the files without reading them.
-    pub fn close(self) -> Result<Offset, ModifyError> {
+    /// the files without reading them. Reads still work afterwards;
+    /// appends and truncations are refused. Closing twice is harmless.
+    pub fn close(&self) -> Result<Offset, ModifyError> {
         let _flushing = self.shared.flush_lock.lock();
         let mut state = self.shared.state.write();
+        if state.closed {
+            return Ok(state.log_end());
+        }
         self.shared.sync_locked(&mut state)?;
         let end = state.log_end();
         let active = state.active_mut();
@@ -566,6 +598,7 @@ impl Log {
         }
         sync_dir(&self.shared.dir)
             .map_err(|e| IoFailure::new("sync directory", &self.shared.dir, e))?;
+        state.closed = true;
         Ok(end)
     }
 }
@@ -573,6 +606,16 @@ impl Log {
 impl LogShared {
     pub(crate) fn durability(&self) -> &Durability {
         &self.durability
+    }
+
+    fn check_writable(&self, state: &LogState) -> Result<(), ModifyError> {
+        self.durability.check()?;
+        if state.closed {
+            return Err(ModifyError::Closed {
+                dir: self.dir.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Seals the active segment and starts a new one at the log end. The

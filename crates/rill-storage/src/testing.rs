@@ -5,14 +5,18 @@ use std::fs::File;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use parking_lot::{Condvar, Mutex};
+
 use crate::disk::{Disk, RealDisk};
 
-/// The real disk, unless told to fail. Thread-safe.
+/// The real disk, unless told to fail or to hold syncs. Thread-safe.
 #[derive(Debug, Default)]
 pub struct FaultyDisk {
     full: AtomicBool,
     failing_syncs: AtomicBool,
     syncs: AtomicU64,
+    held: Mutex<bool>,
+    released: Condvar,
 }
 
 impl FaultyDisk {
@@ -24,6 +28,13 @@ impl FaultyDisk {
     /// From now on, fdatasync fails with EIO (or succeeds again).
     pub fn set_failing_syncs(&self, failing: bool) {
         self.failing_syncs.store(failing, Ordering::SeqCst);
+    }
+
+    /// While held, every fdatasync blocks (as on a very slow disk) until
+    /// released, so a test can look at a log between write and sync.
+    pub fn hold_syncs(&self, held: bool) {
+        *self.held.lock() = held;
+        self.released.notify_all();
     }
 
     /// Successful syncs so far.
@@ -43,6 +54,11 @@ impl Disk for FaultyDisk {
     }
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
+        let mut held = self.held.lock();
+        while *held {
+            self.released.wait(&mut held);
+        }
+        drop(held);
         if self.failing_syncs.load(Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(
                 rustix::io::Errno::IO.raw_os_error(),

@@ -1,0 +1,560 @@
+//! The log manager: owns every partition under the configured log
+//! directories, opens them at start-up (recovering after an unclean
+//! stop), creates and deletes them, and runs retention and checkpoints in
+//! the background.
+//!
+//! Each log directory holds, besides one `TOPIC-PARTITION` directory per
+//! partition, Kafka's checkpoint files `recovery-point-offset-checkpoint`
+//! and `log-start-offset-checkpoint`, and while the broker runs no clean
+//! shutdown marker: the marker is written last at a clean shutdown and
+//! removed first at start-up, so its presence proves every log in the
+//! directory was closed cleanly.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rill_storage::{
+    Disk, Flusher, IoFailure, LogConfig, Offset, RealDisk, RecoveryHints, RecoveryReport,
+};
+
+use crate::checkpoint;
+use crate::error::{ManagerError, PartitionError};
+use crate::partition::Partition;
+use crate::topic_partition::{TopicPartition, validate_topic_name};
+
+/// Kafka's per-directory checkpoint of each log's recovery point.
+pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
+/// Kafka's per-directory checkpoint of each log's start offset.
+pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Present only after a clean shutdown.
+pub const CLEAN_SHUTDOWN_MARKER: &str = ".rill-clean-shutdown";
+/// Suffix of a partition directory being deleted.
+const DELETE_SUFFIX: &str = "-delete";
+
+/// Settings of the log manager, by Kafka broker-config name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ManagerConfig {
+    /// log.dirs
+    pub log_dirs: Vec<PathBuf>,
+    /// log.retention.check.interval.ms
+    pub retention_check_interval_ms: u64,
+    /// log.flush.offset.checkpoint.interval.ms (also the log-start checkpoint's)
+    pub checkpoint_interval_ms: u64,
+    /// num.recovery.threads.per.data.dir: threads opening logs at start-up.
+    pub recovery_threads: usize,
+    /// Threads that fdatasync logs (Rill's log.flush.threads).
+    pub flush_threads: usize,
+}
+
+impl ManagerConfig {
+    pub fn new(log_dirs: Vec<PathBuf>) -> ManagerConfig {
+        ManagerConfig {
+            log_dirs,
+            retention_check_interval_ms: 300_000,
+            checkpoint_interval_ms: 60_000,
+            recovery_threads: 2,
+            flush_threads: 4,
+        }
+    }
+}
+
+/// What opening the log directories found.
+#[derive(Debug, Default)]
+pub struct StartupReport {
+    pub partitions: usize,
+    /// Directories that had been shut down cleanly.
+    pub clean_dirs: usize,
+    /// Partitions whose logs were scanned, with what recovery found.
+    pub recovered: Vec<(TopicPartition, RecoveryReport)>,
+    pub duration: Duration,
+}
+
+/// Owns every partition of the broker. Thread-safe; share it in an `Arc`.
+///
+/// Drop without [`LogManager::shutdown`] is a crash as far as the files
+/// are concerned: the next start recovers.
+pub struct LogManager {
+    config: ManagerConfig,
+    partitions: RwLock<BTreeMap<TopicPartition, Arc<Partition>>>,
+    flusher: Flusher,
+    disk: Arc<dyn Disk>,
+    /// One checkpoint writer at a time.
+    checkpoint_lock: Mutex<()>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    background: Mutex<Option<JoinHandle<()>>>,
+    shut_down: Mutex<bool>,
+}
+
+impl std::fmt::Debug for LogManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogManager")
+            .field("log_dirs", &self.config.log_dirs)
+            .field("partitions", &self.partitions.read().len())
+            .finish()
+    }
+}
+
+impl LogManager {
+    /// Opens every partition under `config.log_dirs` (creating missing
+    /// directories) and starts the background retention and checkpoints.
+    /// `topic_config` gives each partition's log configuration.
+    pub fn open(
+        config: ManagerConfig,
+        topic_config: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
+    ) -> Result<(Arc<LogManager>, StartupReport), ManagerError> {
+        LogManager::open_with_disk(config, topic_config, Arc::new(RealDisk))
+    }
+
+    /// [`LogManager::open`] over a given disk (tests inject faults).
+    pub fn open_with_disk(
+        config: ManagerConfig,
+        topic_config: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
+        disk: Arc<dyn Disk>,
+    ) -> Result<(Arc<LogManager>, StartupReport), ManagerError> {
+        if config.log_dirs.is_empty() {
+            return Err(ManagerError::NoLogDirs);
+        }
+        let started = Instant::now();
+        let flusher = Flusher::start(config.flush_threads)
+            .map_err(|e| IoFailure::new("start flusher threads", "", e))?;
+        let mut report = StartupReport::default();
+        let mut partitions: BTreeMap<TopicPartition, Arc<Partition>> = BTreeMap::new();
+        for dir in &config.log_dirs {
+            let opened = open_log_dir(dir, &config, topic_config, &flusher, &disk, &mut report)?;
+            for (tp, partition) in opened {
+                if let Some(existing) = partitions.get(&tp) {
+                    return Err(ManagerError::DuplicatePartition {
+                        topic_partition: tp,
+                        first: existing.dir().to_path_buf(),
+                        second: partition.dir().to_path_buf(),
+                    });
+                }
+                partitions.insert(tp, partition);
+            }
+        }
+        report.partitions = partitions.len();
+        report.duration = started.elapsed();
+        let manager = Arc::new(LogManager {
+            config,
+            partitions: RwLock::new(partitions),
+            flusher,
+            disk,
+            checkpoint_lock: Mutex::new(()),
+            stop: Arc::new((Mutex::new(false), Condvar::new())),
+            background: Mutex::new(None),
+            shut_down: Mutex::new(false),
+        });
+        // Recovery wrote nothing the checkpoints know of yet.
+        manager.checkpoint()?;
+        let handle = start_background(&manager)
+            .map_err(|e| IoFailure::new("start background thread", "", e))?;
+        *manager.background.lock() = Some(handle);
+        tracing::info!(
+            partitions = report.partitions,
+            recovered = report.recovered.len(),
+            ms = report.duration.as_millis() as u64,
+            "opened log directories"
+        );
+        Ok((manager, report))
+    }
+
+    pub fn log_dirs(&self) -> &[PathBuf] {
+        &self.config.log_dirs
+    }
+
+    pub fn get(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
+        self.partitions.read().get(topic_partition).cloned()
+    }
+
+    /// Every partition, ordered by topic and partition.
+    pub fn partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions.read().values().cloned().collect()
+    }
+
+    /// Creates an empty partition in the log directory with the fewest
+    /// partitions.
+    pub fn create(
+        &self,
+        topic_partition: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, ManagerError> {
+        validate_topic_name(&topic_partition.topic)?;
+        let mut partitions = self.partitions.write();
+        if *self.shut_down.lock() {
+            return Err(ManagerError::ShutDown);
+        }
+        if partitions.contains_key(topic_partition) {
+            return Err(ManagerError::AlreadyExists {
+                topic_partition: topic_partition.clone(),
+            });
+        }
+        let parent = self.least_loaded_dir(&partitions);
+        let dir = parent.join(topic_partition.dir_name());
+        if dir.exists() {
+            return Err(ManagerError::AlreadyExists {
+                topic_partition: topic_partition.clone(),
+            });
+        }
+        let partition = Partition::create(
+            &dir,
+            topic_partition.clone(),
+            config,
+            &self.flusher,
+            Arc::clone(&self.disk),
+            now_ms(),
+        )
+        .map_err(|source| ManagerError::Partition {
+            topic_partition: topic_partition.clone(),
+            source,
+        })?;
+        let partition = Arc::new(partition);
+        partitions.insert(topic_partition.clone(), Arc::clone(&partition));
+        tracing::info!(partition = %topic_partition, dir = %dir.display(), "created partition");
+        Ok(partition)
+    }
+
+    /// The partition, created with `config` if it does not exist.
+    pub fn get_or_create(
+        &self,
+        topic_partition: &TopicPartition,
+        config: LogConfig,
+    ) -> Result<Arc<Partition>, ManagerError> {
+        if let Some(partition) = self.get(topic_partition) {
+            return Ok(partition);
+        }
+        match self.create(topic_partition, config) {
+            Err(ManagerError::AlreadyExists { .. }) => {
+                self.get(topic_partition).ok_or(ManagerError::NotFound {
+                    topic_partition: topic_partition.clone(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Deletes a partition: it takes no more appends, its directory is
+    /// renamed to `...-delete` (so a crash cannot bring it back) and then
+    /// removed. Readers holding slices keep their bytes.
+    pub fn delete(&self, topic_partition: &TopicPartition) -> Result<(), ManagerError> {
+        let partition = self
+            .partitions
+            .write()
+            .remove(topic_partition)
+            .ok_or_else(|| ManagerError::NotFound {
+                topic_partition: topic_partition.clone(),
+            })?;
+        let partition_error = |source| ManagerError::Partition {
+            topic_partition: topic_partition.clone(),
+            source,
+        };
+        partition.close().map_err(partition_error)?;
+        let dir = partition.dir().to_path_buf();
+        let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+        let doomed = parent.join(format!(
+            "{}.{}{DELETE_SUFFIX}",
+            topic_partition.dir_name(),
+            unique_suffix()
+        ));
+        std::fs::rename(&dir, &doomed)
+            .map_err(|e| IoFailure::new("rename deleted partition", &dir, e))?;
+        sync_dir(&parent)?;
+        std::fs::remove_dir_all(&doomed)
+            .map_err(|e| IoFailure::new("remove deleted partition", &doomed, e))?;
+        tracing::info!(partition = %topic_partition, "deleted partition");
+        Ok(())
+    }
+
+    /// Writes each directory's recovery-point and log-start checkpoints.
+    pub fn checkpoint(&self) -> Result<(), ManagerError> {
+        let _writing = self.checkpoint_lock.lock();
+        let partitions = self.partitions();
+        for dir in &self.config.log_dirs {
+            let mut recovery_points = Vec::new();
+            let mut log_starts = Vec::new();
+            for partition in partitions
+                .iter()
+                .filter(|p| p.dir().parent() == Some(dir.as_path()))
+            {
+                let tp = partition.topic_partition();
+                recovery_points.push(format!(
+                    "{} {} {}",
+                    tp.topic,
+                    tp.partition,
+                    partition.log().flushed_end_offset()
+                ));
+                log_starts.push(format!(
+                    "{} {} {}",
+                    tp.topic,
+                    tp.partition,
+                    partition.log_start_offset()
+                ));
+            }
+            checkpoint::write(&dir.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
+            checkpoint::write(&dir.join(LOG_START_CHECKPOINT), &log_starts)?;
+        }
+        Ok(())
+    }
+
+    /// One retention pass over every partition; failures are logged and
+    /// the pass goes on. Returns the segments deleted.
+    pub fn apply_retention(&self, now_ms: i64) -> usize {
+        let mut deleted = 0;
+        for partition in self.partitions() {
+            match partition.apply_retention(now_ms) {
+                Ok(outcome) => deleted += outcome.segments_deleted,
+                Err(error) => {
+                    tracing::warn!(partition = %partition.topic_partition(), %error, "retention failed");
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Shuts down cleanly: stops the background work, closes every log
+    /// (synced, trimmed), writes the checkpoints and then the clean
+    /// shutdown markers, so the next start reads no log data. Appends are
+    /// refused from here on.
+    pub fn shutdown(&self) -> Result<(), ManagerError> {
+        {
+            let mut shut_down = self.shut_down.lock();
+            if *shut_down {
+                return Ok(());
+            }
+            *shut_down = true;
+        }
+        self.stop_background();
+        let mut first_error = None;
+        for partition in self.partitions() {
+            if let Err(source) = partition.close() {
+                tracing::error!(partition = %partition.topic_partition(), error = %source, "close failed");
+                first_error.get_or_insert(ManagerError::Partition {
+                    topic_partition: partition.topic_partition().clone(),
+                    source,
+                });
+            }
+        }
+        self.checkpoint()?;
+        if let Some(error) = first_error {
+            // A log that did not close cleanly must be recovered: no marker.
+            return Err(error);
+        }
+        for dir in &self.config.log_dirs {
+            checkpoint::write_atomically(&dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
+        }
+        tracing::info!("log manager shut down cleanly");
+        Ok(())
+    }
+
+    fn stop_background(&self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock() = true;
+        wake.notify_all();
+        if let Some(handle) = self.background.lock().take() {
+            // The thread only logs its errors; a panic there was reported.
+            let _ = handle.join();
+        }
+    }
+
+    fn least_loaded_dir(&self, partitions: &BTreeMap<TopicPartition, Arc<Partition>>) -> PathBuf {
+        let load = |dir: &PathBuf| {
+            partitions
+                .values()
+                .filter(|p| p.dir().parent() == Some(dir.as_path()))
+                .count()
+        };
+        self.config
+            .log_dirs
+            .iter()
+            .min_by_key(|dir| load(dir))
+            .cloned()
+            .expect("log_dirs is checked non-empty at open")
+    }
+}
+
+impl Drop for LogManager {
+    fn drop(&mut self) {
+        // Stop the background thread without joining: it may be the one
+        // dropping the last reference.
+        let (stopped, wake) = &*self.stop;
+        *stopped.lock() = true;
+        wake.notify_all();
+    }
+}
+
+/// Opens the partitions of one log directory.
+fn open_log_dir(
+    dir: &Path,
+    config: &ManagerConfig,
+    topic_config: &(dyn Fn(&TopicPartition) -> LogConfig + Sync),
+    flusher: &Flusher,
+    disk: &Arc<dyn Disk>,
+    report: &mut StartupReport,
+) -> Result<Vec<(TopicPartition, Arc<Partition>)>, ManagerError> {
+    std::fs::create_dir_all(dir).map_err(|e| IoFailure::new("create log directory", dir, e))?;
+    let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
+    let clean = marker.exists();
+    if clean {
+        // Gone before anything changes, so a crash from here on is unclean.
+        std::fs::remove_file(&marker)
+            .map_err(|e| IoFailure::new("remove clean shutdown marker", &marker, e))?;
+        sync_dir(dir)?;
+        report.clean_dirs += 1;
+    }
+    let recovery_points = read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT))?;
+    let log_starts = read_offsets(&dir.join(LOG_START_CHECKPOINT))?;
+    let mut found = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| IoFailure::new("list log directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| IoFailure::new("list log directory", dir, e))?;
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(DELETE_SUFFIX) {
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| IoFailure::new("remove deleted partition", &path, e))?;
+            continue;
+        }
+        match TopicPartition::from_dir_name(&name) {
+            Some(tp) => found.push((tp, path)),
+            None => {
+                tracing::warn!(path = %path.display(), "ignoring a directory that is not TOPIC-PARTITION")
+            }
+        }
+    }
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..config.recovery_threads.max(1).min(found.len().max(1)) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((tp, path)) = found.get(i) else {
+                        break;
+                    };
+                    let hints = RecoveryHints {
+                        clean_shutdown: clean,
+                        recovery_point: recovery_points.get(tp).copied().unwrap_or(Offset(0)),
+                        log_start_offset: log_starts.get(tp).copied().unwrap_or(Offset(0)),
+                    };
+                    let opened = Partition::open(
+                        path,
+                        tp.clone(),
+                        topic_config(tp),
+                        hints,
+                        flusher,
+                        Arc::clone(disk),
+                        now_ms(),
+                    );
+                    results.lock().push((tp.clone(), opened));
+                }
+            });
+        }
+    });
+    let mut opened = Vec::new();
+    for (tp, result) in results.into_inner() {
+        let (partition, recovery) =
+            result.map_err(|source: PartitionError| ManagerError::Partition {
+                topic_partition: tp.clone(),
+                source,
+            })?;
+        if recovery.scanned_segments > 0 {
+            report.recovered.push((tp.clone(), recovery));
+        }
+        opened.push((tp, Arc::new(partition)));
+    }
+    Ok(opened)
+}
+
+/// A checkpoint of `topic partition offset` lines.
+fn read_offsets(path: &Path) -> Result<BTreeMap<TopicPartition, Offset>, ManagerError> {
+    let mut offsets = BTreeMap::new();
+    let Some(entries) = checkpoint::read(path, 3)? else {
+        return Ok(offsets);
+    };
+    for (i, fields) in entries.into_iter().enumerate() {
+        let malformed = || checkpoint::CheckpointError::Malformed {
+            path: path.to_path_buf(),
+            line: 3 + i,
+            expected: "topic, partition and offset",
+            found: fields.join(" "),
+        };
+        let partition: i32 = fields[1].parse().map_err(|_| malformed())?;
+        let offset: i64 = fields[2].parse().map_err(|_| malformed())?;
+        offsets.insert(
+            TopicPartition::new(fields[0].clone(), partition),
+            Offset(offset),
+        );
+    }
+    Ok(offsets)
+}
+
+/// Runs retention and checkpoints on their intervals until stopped or the
+/// manager is dropped.
+fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>> {
+    let weak: Weak<LogManager> = Arc::downgrade(manager);
+    let stop = Arc::clone(&manager.stop);
+    let retention_every = Duration::from_millis(manager.config.retention_check_interval_ms.max(1));
+    let checkpoint_every = Duration::from_millis(manager.config.checkpoint_interval_ms.max(1));
+    std::thread::Builder::new()
+        .name("rill-log-manager".into())
+        .spawn(move || {
+            let mut next_retention = Instant::now() + retention_every;
+            let mut next_checkpoint = Instant::now() + checkpoint_every;
+            loop {
+                {
+                    let (stopped, wake) = &*stop;
+                    let mut stopped = stopped.lock();
+                    let deadline = next_retention.min(next_checkpoint);
+                    while !*stopped && Instant::now() < deadline {
+                        wake.wait_until(&mut stopped, deadline);
+                    }
+                    if *stopped {
+                        return;
+                    }
+                }
+                let Some(manager) = weak.upgrade() else {
+                    return;
+                };
+                let now = Instant::now();
+                if now >= next_retention {
+                    manager.apply_retention(now_ms());
+                    next_retention = now + retention_every;
+                }
+                if now >= next_checkpoint {
+                    if let Err(error) = manager.checkpoint() {
+                        tracing::error!(%error, "writing checkpoints failed");
+                    }
+                    next_checkpoint = now + checkpoint_every;
+                }
+            }
+        })
+}
+
+fn sync_dir(dir: &Path) -> Result<(), IoFailure> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| IoFailure::new("sync directory", dir, e))
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A name part no other deletion in this process, or before it, used.
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{nanos:x}{:x}", COUNTER.fetch_add(1, Ordering::Relaxed))
+}

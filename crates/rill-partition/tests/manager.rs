@@ -1,0 +1,313 @@
+//! The log manager across restarts: clean and unclean, several log
+//! directories, checkpoints, deletion and background retention.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rill_partition::{
+    CLEAN_SHUTDOWN_MARKER, FetchIsolation, LOG_START_CHECKPOINT, LogManager, ManagerConfig,
+    ManagerError, Partition, RECOVERY_POINT_CHECKPOINT, TopicPartition,
+};
+use rill_record::{BatchBuilder, Batches, NewRecord};
+use rill_storage::{AppendError, FlushPolicy, LogConfig, Offset};
+
+fn batch(value: &str) -> Vec<u8> {
+    BatchBuilder::new(0)
+        .with_records(&[NewRecord::value(value.as_bytes())])
+        .finish()
+}
+
+fn small() -> LogConfig {
+    LogConfig {
+        segment_bytes: 1024,
+        flush: FlushPolicy::None,
+        retention_ms: -1,
+        ..LogConfig::default()
+    }
+}
+
+struct Dirs {
+    _root: tempfile::TempDir,
+    dirs: Vec<PathBuf>,
+}
+
+fn dirs(n: usize) -> Dirs {
+    let root = tempfile::tempdir().unwrap();
+    let dirs = (0..n)
+        .map(|i| root.path().join(format!("data-{i}")))
+        .collect();
+    Dirs { _root: root, dirs }
+}
+
+fn open(dirs: &Dirs) -> (Arc<LogManager>, rill_partition::StartupReport) {
+    LogManager::open(ManagerConfig::new(dirs.dirs.clone()), &|_| small()).unwrap()
+}
+
+/// Every value from the log start to the high watermark, reading as a
+/// consumer does (a read never spans segments).
+fn values(partition: &Partition) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut next = partition.log_start_offset();
+    loop {
+        let read = partition
+            .read(next, 1 << 20, FetchIsolation::HighWatermark, true)
+            .unwrap();
+        if read.bytes.is_empty() {
+            return out;
+        }
+        for batch in Batches::new(&read.bytes) {
+            for record in rill_record::Records::new(batch.records_bytes(), batch.records_count()) {
+                let record = record.unwrap();
+                if batch.base_offset() + i64::from(record.offset_delta) >= next.value() {
+                    out.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+                }
+            }
+            next = Offset(batch.next_offset());
+        }
+    }
+}
+
+fn fill(manager: &LogManager, topics: &[&str], per_partition: usize) -> Vec<TopicPartition> {
+    let mut created = Vec::new();
+    for topic in topics {
+        for p in 0..2 {
+            let tp = TopicPartition::new(*topic, p);
+            let partition = manager.create(&tp, small()).unwrap();
+            for i in 0..per_partition {
+                partition
+                    .append(&batch(&format!("{tp}/{i}")), 0, 0)
+                    .unwrap()
+                    .wait()
+                    .unwrap();
+            }
+            created.push(tp);
+        }
+    }
+    created
+}
+
+#[test]
+fn a_clean_restart_finds_every_partition_and_recovers_nothing() {
+    let dirs = dirs(2);
+    let (manager, _) = open(&dirs);
+    let created = fill(&manager, &["orders", "payments", "audit"], 40);
+    // Partitions are spread over both directories.
+    for dir in &dirs.dirs {
+        let here = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().is_dir())
+            .count();
+        assert_eq!(here, 3, "{}", dir.display());
+    }
+    manager.shutdown().unwrap();
+    for dir in &dirs.dirs {
+        assert!(dir.join(CLEAN_SHUTDOWN_MARKER).exists());
+    }
+    let partition = manager.get(&created[0]).unwrap();
+    assert!(matches!(
+        partition.append(&batch("late"), 0, 0),
+        Err(rill_partition::PartitionError::Append(
+            AppendError::Closed { .. }
+        ))
+    ));
+    drop(partition);
+    drop(manager);
+
+    let (manager, report) = open(&dirs);
+    assert_eq!(report.partitions, 6);
+    assert_eq!(report.clean_dirs, 2);
+    assert!(
+        report.recovered.is_empty(),
+        "nothing scanned: {:?}",
+        report.recovered
+    );
+    for dir in &dirs.dirs {
+        assert!(
+            !dir.join(CLEAN_SHUTDOWN_MARKER).exists(),
+            "the marker goes at start-up"
+        );
+    }
+    for tp in &created {
+        let got = values(&manager.get(tp).unwrap());
+        let want: Vec<String> = (0..40).map(|i| format!("{tp}/{i}")).collect();
+        assert_eq!(got, want);
+    }
+}
+
+#[test]
+fn an_unclean_restart_validates_only_after_the_checkpointed_recovery_point() {
+    let dirs = dirs(1);
+    let (manager, _) = open(&dirs);
+    let created = fill(&manager, &["events"], 100);
+    for tp in &created {
+        manager.get(tp).unwrap().log().flush().unwrap();
+    }
+    manager.checkpoint().unwrap();
+    let checkpoint = std::fs::read_to_string(dirs.dirs[0].join(RECOVERY_POINT_CHECKPOINT)).unwrap();
+    assert!(checkpoint.contains("events 0 100"), "{checkpoint}");
+    for tp in &created {
+        manager
+            .get(tp)
+            .unwrap()
+            .append(&batch(&format!("{tp}/late")), 0, 0)
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    drop(manager); // a crash: no shutdown
+
+    let (manager, report) = open(&dirs);
+    assert_eq!(report.clean_dirs, 0);
+    assert_eq!(report.recovered.len(), 2);
+    for (tp, recovery) in &report.recovered {
+        let partition = manager.get(tp).unwrap();
+        assert!(recovery.validated_bytes > 0);
+        assert!(
+            recovery.validated_bytes < partition.log().size_bytes(),
+            "only batches after the recovery point are validated"
+        );
+        assert_eq!(recovery.dropped_bytes, 0);
+        assert_eq!(partition.log_end_offset(), Offset(101));
+        assert_eq!(values(&partition).last().unwrap(), &format!("{tp}/late"));
+    }
+}
+
+#[test]
+fn the_log_start_survives_a_crash_through_its_checkpoint() {
+    let dirs = dirs(1);
+    let (manager, _) = open(&dirs);
+    let created = fill(&manager, &["t"], 30);
+    manager
+        .get(&created[0])
+        .unwrap()
+        .delete_records(Some(Offset(12)))
+        .unwrap();
+    manager.checkpoint().unwrap();
+    let text = std::fs::read_to_string(dirs.dirs[0].join(LOG_START_CHECKPOINT)).unwrap();
+    assert!(text.contains("t 0 12"), "{text}");
+    drop(manager);
+    let (manager, _) = open(&dirs);
+    let partition = manager.get(&created[0]).unwrap();
+    assert_eq!(partition.log_start_offset(), Offset(12));
+    assert_eq!(values(&partition)[0], "t-0/12");
+}
+
+#[test]
+fn a_deleted_partition_stays_deleted_and_refuses_writes() {
+    let dirs = dirs(1);
+    let (manager, _) = open(&dirs);
+    let created = fill(&manager, &["gone"], 5);
+    let handle = manager.get(&created[0]).unwrap();
+    manager.delete(&created[0]).unwrap();
+    assert!(manager.get(&created[0]).is_none());
+    assert!(!dirs.dirs[0].join("gone-0").exists());
+    assert!(handle.append(&batch("x"), 0, 0).is_err());
+    assert_eq!(values(&handle).len(), 5, "a holder still reads what it had");
+    assert!(matches!(
+        manager.delete(&created[0]),
+        Err(ManagerError::NotFound { .. })
+    ));
+    // A deletion interrupted by a crash is finished at the next start.
+    std::fs::create_dir_all(dirs.dirs[0].join("gone-1.abc-delete")).unwrap();
+    drop(manager);
+    let (manager, _) = open(&dirs);
+    assert!(manager.get(&created[0]).is_none());
+    assert!(!dirs.dirs[0].join("gone-1.abc-delete").exists());
+    // The partition can be created again, empty.
+    let again = manager.create(&created[0], small()).unwrap();
+    assert_eq!(again.log_end_offset(), Offset(0));
+}
+
+#[test]
+fn creation_checks_names_and_duplicates() {
+    let dirs = dirs(1);
+    let (manager, _) = open(&dirs);
+    let tp = TopicPartition::new("dup", 0);
+    manager.create(&tp, small()).unwrap();
+    assert!(matches!(
+        manager.create(&tp, small()),
+        Err(ManagerError::AlreadyExists { .. })
+    ));
+    assert!(Arc::ptr_eq(
+        &manager.get_or_create(&tp, small()).unwrap(),
+        &manager.get(&tp).unwrap()
+    ));
+    assert!(matches!(
+        manager.create(&TopicPartition::new("bad/name", 0), small()),
+        Err(ManagerError::InvalidTopicName(_))
+    ));
+}
+
+#[test]
+fn the_same_partition_in_two_directories_is_refused() {
+    let dirs = dirs(2);
+    for dir in &dirs.dirs {
+        std::fs::create_dir_all(dir.join("twin-0")).unwrap();
+    }
+    match LogManager::open(ManagerConfig::new(dirs.dirs.clone()), &|_| small()) {
+        Err(ManagerError::DuplicatePartition {
+            topic_partition, ..
+        }) => assert_eq!(topic_partition.topic, "twin"),
+        other => panic!("expected DuplicatePartition, got {other:?}"),
+    }
+}
+
+#[test]
+fn retention_and_checkpoints_run_in_the_background() {
+    let dirs = dirs(1);
+    let config = ManagerConfig {
+        retention_check_interval_ms: 10,
+        checkpoint_interval_ms: 10,
+        ..ManagerConfig::new(dirs.dirs.clone())
+    };
+    let retained = LogConfig {
+        retention_bytes: 2048,
+        ..small()
+    };
+    let (manager, _) = LogManager::open(config, &|_| small()).unwrap();
+    let tp = TopicPartition::new("busy", 0);
+    let partition = manager.create(&tp, retained).unwrap();
+    for i in 0..200 {
+        partition
+            .append(&batch(&format!("{i:04}")), 0, 0)
+            .unwrap()
+            .wait()
+            .unwrap();
+    }
+    partition.log().flush().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let checkpoint = std::fs::read_to_string(dirs.dirs[0].join(RECOVERY_POINT_CHECKPOINT))
+            .unwrap_or_default();
+        if partition.log_start_offset() > Offset(0) && checkpoint.contains("busy 0 200") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "background work did not happen");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(partition.log().size_bytes() >= 2048);
+    assert!(partition.log().size_bytes() < 200 * batch("0000").len() as u64);
+}
+
+#[test]
+fn a_torn_checkpoint_write_leaves_the_old_checkpoint_in_force() {
+    let dirs = dirs(1);
+    let (manager, _) = open(&dirs);
+    let created = fill(&manager, &["t"], 10);
+    manager.shutdown().unwrap();
+    drop(manager);
+    // A crash during the next write leaves its temporary file behind.
+    std::fs::write(
+        dirs.dirs[0].join(format!("{RECOVERY_POINT_CHECKPOINT}.tmp")),
+        "0\n1\nt 0 999",
+    )
+    .unwrap();
+    let (manager, report) = open(&dirs);
+    assert!(report.recovered.is_empty());
+    assert_eq!(
+        manager.get(&created[0]).unwrap().log_end_offset(),
+        Offset(10)
+    );
+}
