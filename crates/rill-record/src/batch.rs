@@ -263,6 +263,36 @@ impl<'a> BatchView<'a> {
         crc32c::crc32c(&self.bytes[layout::ATTRIBUTES..])
     }
 
+    /// This batch's header with the broker's stamps applied: baseOffset,
+    /// partitionLeaderEpoch and, if given, LogAppendTime (with the CRC
+    /// recomputed over the stamped header and the unchanged records). For
+    /// writing the header and [`BatchView::records_bytes`] side by side,
+    /// so the records are never copied.
+    pub fn stamped_header(
+        &self,
+        base_offset: i64,
+        partition_leader_epoch: i32,
+        log_append_time_ms: Option<i64>,
+    ) -> [u8; layout::RECORDS] {
+        let mut header = [0u8; layout::RECORDS];
+        header.copy_from_slice(&self.bytes[..layout::RECORDS]);
+        write_bytes(&mut header, layout::BASE_OFFSET, &base_offset.to_be_bytes());
+        write_bytes(
+            &mut header,
+            layout::PARTITION_LEADER_EPOCH,
+            &partition_leader_epoch.to_be_bytes(),
+        );
+        if let Some(timestamp_ms) = log_append_time_ms {
+            mark_log_append_time(&mut header, timestamp_ms);
+            let crc = crc32c::crc32c_append(
+                crc32c::crc32c(&header[layout::ATTRIBUTES..]),
+                self.records_bytes(),
+            );
+            write_bytes(&mut header, layout::CRC, &crc.to_be_bytes());
+        }
+        header
+    }
+
     /// Checks the stored CRC against the bytes.
     pub fn verify_crc(&self) -> Result<(), BatchError> {
         let stored = self.crc();
@@ -313,16 +343,17 @@ impl<'a> BatchViewMut<'a> {
     /// Marks the batch LogAppendTime with `timestamp_ms` as its maxTimestamp
     /// (which then stands for every record), and recomputes the CRC.
     pub fn set_log_append_time(&mut self, timestamp_ms: i64) {
-        let attributes = self.view().attributes().0 | TIMESTAMP_TYPE_BIT;
-        write_bytes(self.bytes, layout::ATTRIBUTES, &attributes.to_be_bytes());
-        write_bytes(
-            self.bytes,
-            layout::MAX_TIMESTAMP,
-            &timestamp_ms.to_be_bytes(),
-        );
+        mark_log_append_time(self.bytes, timestamp_ms);
         let crc = self.view().compute_crc();
         write_bytes(self.bytes, layout::CRC, &crc.to_be_bytes());
     }
+}
+
+/// Sets the LogAppendTime bit and maxTimestamp in a header (not the CRC).
+fn mark_log_append_time(header: &mut [u8], timestamp_ms: i64) {
+    let attributes = read_i16(header, layout::ATTRIBUTES) | TIMESTAMP_TYPE_BIT;
+    write_bytes(header, layout::ATTRIBUTES, &attributes.to_be_bytes());
+    write_bytes(header, layout::MAX_TIMESTAMP, &timestamp_ms.to_be_bytes());
 }
 
 /// The size of the batch framed at the start of `buf`, after checking that
@@ -447,6 +478,27 @@ mod tests {
         assert_eq!(view.max_timestamp(), 99_999);
         assert_eq!(view.record_timestamp(12345), 99_999);
         view.verify_crc().unwrap();
+    }
+
+    #[test]
+    fn a_stamped_header_matches_stamping_in_place() {
+        let original = one_record_batch();
+        for log_append_time in [None, Some(55_555)] {
+            let header = BatchView::new(&original)
+                .unwrap()
+                .stamped_header(77, 4, log_append_time);
+            let mut joined = header.to_vec();
+            joined.extend_from_slice(&original[layout::RECORDS..]);
+            let mut in_place = original.clone();
+            let mut batch = BatchViewMut::new(&mut in_place).unwrap();
+            batch.set_base_offset(77);
+            batch.set_partition_leader_epoch(4);
+            if let Some(time) = log_append_time {
+                batch.set_log_append_time(time);
+            }
+            assert_eq!(joined, in_place, "{log_append_time:?}");
+            BatchView::new(&joined).unwrap().verify_crc().unwrap();
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io;
+use std::io::{self, IoSlice};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
@@ -20,6 +20,10 @@ pub trait Disk: Send + Sync + fmt::Debug {
     /// cannot fail for lack of space (no SIGBUS): a full disk is this
     /// call's error instead.
     fn reserve(&self, file: &File, from: u64, to: u64) -> io::Result<()>;
+
+    /// Writes all of `parts`, one after another, at `offset` of `file`
+    /// (pwritev, repeated until everything is written).
+    fn write_at(&self, file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()>;
 
     /// Makes the file's data, and the metadata needed to read it, durable
     /// (fdatasync).
@@ -43,6 +47,30 @@ impl Disk for RealDisk {
             Err(errno) if errno == rustix::io::Errno::OPNOTSUPP => zero_fill(file, from, to),
             Err(errno) => Err(io::Error::from(errno)),
         }
+    }
+
+    fn write_at(&self, file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+        let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+        let mut offset = offset;
+        while !parts.is_empty() {
+            let slices: Vec<IoSlice<'_>> = parts.iter().map(|p| IoSlice::new(p)).collect();
+            let mut written = match rustix::io::pwritev(file, &slices, offset) {
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                Ok(n) => n,
+                Err(errno) if errno == rustix::io::Errno::INTR => continue,
+                Err(errno) => return Err(io::Error::from(errno)),
+            };
+            offset += written as u64;
+            while let Some(first) = parts.first_mut() {
+                if written < first.len() {
+                    *first = &first[written..];
+                    break;
+                }
+                written -= first.len();
+                parts.remove(0);
+            }
+        }
+        Ok(())
     }
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
@@ -92,6 +120,26 @@ mod tests {
         // Reserving less than the current length changes nothing.
         RealDisk.reserve(&file, 1 << 20, 4096).unwrap();
         assert_eq!(file.metadata().unwrap().len(), 1 << 20);
+    }
+
+    #[test]
+    fn write_at_writes_every_part_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(dir.path().join("f"))
+            .unwrap();
+        let big = vec![7u8; 3 << 20];
+        RealDisk
+            .write_at(&file, &[b"head", &[], &big, b"tail"], 10)
+            .unwrap();
+        let mut back = vec![0u8; 4 + big.len() + 4];
+        file.read_exact_at(&mut back, 10).unwrap();
+        assert_eq!(&back[..4], b"head");
+        assert_eq!(&back[4..4 + big.len()], &big[..]);
+        assert_eq!(&back[4 + big.len()..], b"tail");
     }
 
     #[test]

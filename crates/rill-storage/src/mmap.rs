@@ -11,12 +11,15 @@
 //! * Bytes handed out as [`Bytes`] slices must never change or vanish
 //!   under their holder. A slice keeps the whole mapping alive (so a
 //!   segment can be deleted under a reader), and a range that was ever
-//!   shared is only written or cut off again once no slice of this map is
-//!   alive, which `Arc::get_mut` proves with the right memory ordering.
+//!   shared is only overwritten (by the segment's pwrite) or cut off again
+//!   once no slice of this map is alive, which `Arc::get_mut` proves with
+//!   the right memory ordering.
 //!
-//! Files are mapped with MAP_SHARED, so the page cache is the one copy of
-//! the data: a write through the map is what fdatasync later makes
-//! durable. Segment files must not be modified by other processes.
+//! Log files are mapped read-only and MAP_SHARED: appends go through
+//! pwrite into the same page cache the map shows (measured faster than
+//! storing through the map, which first zero-fills each new page; see
+//! docs/benchmarks.md). Segment files must not be modified by other
+//! processes.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -28,11 +31,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
-/// A read-write mapping of a segment's .log file.
+/// A read-only mapping of a segment's .log file.
 ///
-/// Not thread-safe for writing: the segment that owns it is behind the
+/// Not thread-safe for changes: the segment that owns it is behind the
 /// log's lock; `&self` methods (reads, sharing) may run from many readers
-/// at once, `&mut self` methods (writes, truncation) exclude them.
+/// at once, `&mut self` methods (growth, truncation) exclude them.
 #[derive(Debug)]
 pub(crate) struct LogMap {
     raw: Arc<MmapRaw>,
@@ -128,21 +131,6 @@ impl LogMap {
         !self.may_change(0)
     }
 
-    /// Copies `data` to `pos` of the file.
-    pub(crate) fn write(&mut self, pos: usize, data: &[u8]) {
-        self.bytes_mut(pos, pos + data.len()).copy_from_slice(data);
-    }
-
-    /// The bytes `start..end` of the file, for changing in place.
-    pub(crate) fn bytes_mut(&mut self, start: usize, end: usize) -> &mut [u8] {
-        self.check_range(start, end);
-        assert!(self.may_change(start), "writing bytes a reader still holds");
-        // SAFETY: the range lies within the file (no SIGBUS) and the map;
-        // no shared slice overlaps it (checked above), and &mut self keeps
-        // other readers of this map out for the borrow's life.
-        unsafe { std::slice::from_raw_parts_mut(self.raw.as_mut_ptr().add(start), end - start) }
-    }
-
     /// The bytes `start..end` of the file.
     pub(crate) fn bytes(&self, start: usize, end: usize) -> &[u8] {
         self.check_range(start, end);
@@ -213,6 +201,7 @@ impl DerefMut for IndexMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::FileExt;
 
     fn file_of(len: u64) -> (tempfile::TempDir, File) {
         let dir = tempfile::tempdir().unwrap();
@@ -229,8 +218,8 @@ mod tests {
     #[test]
     fn shared_slice_survives_the_map_and_blocks_rewrites() {
         let (_dir, file) = file_of(4096);
+        file.write_all_at(b"hello world", 0).unwrap();
         let mut map = LogMap::new(&file, 1 << 20, 4096).unwrap();
-        map.write(0, b"hello world");
         let slice = map.share(0, 5);
         assert!(map.is_shared());
         assert!(!map.may_change(3));
@@ -245,16 +234,16 @@ mod tests {
     #[test]
     fn dropping_every_slice_makes_the_range_writable_again() {
         let (_dir, file) = file_of(4096);
+        file.write_all_at(b"abc", 0).unwrap();
         let mut map = LogMap::new(&file, 8192, 4096).unwrap();
-        map.write(0, b"abc");
         let slice = map.share(0, 3);
         let clone = slice.clone();
         drop(slice);
         assert!(map.is_shared(), "a clone still holds the range");
         drop(clone);
         assert!(!map.is_shared());
-        map.write(0, b"xyz");
-        assert_eq!(map.bytes(0, 3), b"xyz");
+        file.write_all_at(b"xyz", 0).unwrap();
+        assert_eq!(map.bytes(0, 3), b"xyz", "the map shows what pwrite wrote");
     }
 
     #[test]

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
-use rill_record::{
-    BatchView, BatchViewMut, Batches, BatchesEnd, NO_TIMESTAMP, Records, records_data,
-};
+use rill_record::{BatchView, Batches, BatchesEnd, NO_TIMESTAMP, Records, records_data};
 
 use crate::Offset;
 use crate::config::LogConfig;
@@ -77,6 +75,24 @@ pub(crate) struct AppendedBatch {
     pub(crate) max_timestamp: i64,
 }
 
+/// What a segment's summary needs to know of a batch it holds.
+#[derive(Clone, Copy, Debug)]
+struct BatchFacts {
+    last_offset: Offset,
+    max_timestamp: i64,
+    size: u32,
+}
+
+impl BatchFacts {
+    fn of(batch: &BatchView<'_>) -> BatchFacts {
+        BatchFacts {
+            last_offset: Offset(batch.last_offset()),
+            max_timestamp: batch.max_timestamp(),
+            size: u32::try_from(batch.size()).expect("batches fit in a segment"),
+        }
+    }
+}
+
 /// Where a recovery scan stopped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Recovered {
@@ -134,13 +150,16 @@ impl Summary {
         self.first_batch_timestamp = None;
     }
 
-    /// Accounts for the batch just written at `position`, as Kafka's
-    /// LogSegment.append does: an index entry once more than
+    /// Accounts for the batch of `size` bytes just written at `position`,
+    /// as Kafka's LogSegment.append does: an index entry once more than
     /// index.interval.bytes were written since the last one.
-    fn add(&mut self, batch: &BatchView<'_>, position: u32, index_interval_bytes: u32) {
+    fn add(&mut self, batch: BatchFacts, position: u32, index_interval_bytes: u32) {
         assert_eq!(position, self.size, "batches are added in file order");
-        let last_offset = Offset(batch.last_offset());
-        let max_timestamp = batch.max_timestamp();
+        let BatchFacts {
+            last_offset,
+            max_timestamp,
+            size,
+        } = batch;
         if self.size == 0 {
             self.first_batch_timestamp = Some(max_timestamp);
         }
@@ -154,7 +173,6 @@ impl Summary {
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
             self.bytes_since_index_entry = 0;
         }
-        let size = u32::try_from(batch.size()).expect("batches fit in a segment");
         self.bytes_since_index_entry = self.bytes_since_index_entry.saturating_add(size);
         self.size = position + size;
         self.next_offset = last_offset.plus(1);
@@ -355,7 +373,8 @@ impl Segment {
                 recovered.validated_bytes += batch.size() as u64;
             }
             let at = u32::try_from(position).expect("file_len fits u32");
-            self.summary.add(&batch, at, config.index_interval_bytes);
+            self.summary
+                .add(BatchFacts::of(&batch), at, config.index_interval_bytes);
             position += batch.size();
             expected = Offset(batch.next_offset());
         }
@@ -470,8 +489,10 @@ impl Segment {
         self.summary.first_batch_timestamp
     }
 
-    /// Writes `batch` (already validated) at the end of the segment and
-    /// stamps it in place. The caller has checked `should_roll`.
+    /// Writes `batch` (already validated) at the end of the segment with
+    /// the broker's stamps: one pwritev of a stamped copy of the header
+    /// and the batch's own records bytes. The caller has checked
+    /// `should_roll`.
     pub(crate) fn append(
         &mut self,
         batch: &[u8],
@@ -490,23 +511,39 @@ impl Segment {
             end <= self.map.capacity(),
             "roll check lets a batch overflow the map"
         );
+        assert!(
+            self.map.may_change(position),
+            "appending over bytes a reader holds"
+        );
+        let view = BatchView::new(batch).expect("a validated batch frames");
+        assert_eq!(
+            view.size(),
+            batch.len(),
+            "a validated batch is one whole batch"
+        );
         self.reserve_for(end, disk)?;
-        self.map.write(position, batch);
-        let mut stamped = BatchViewMut::new(self.map.bytes_mut(position, end))
-            .expect("a validated batch frames the same after copying");
-        stamped.set_base_offset(stamp.base_offset.value());
-        stamped.set_partition_leader_epoch(stamp.leader_epoch);
-        if let Some(time) = stamp.log_append_time_ms {
-            stamped.set_log_append_time(time);
-        }
-        let view = BatchView::new(self.map.bytes(position, end)).expect("just framed");
-        let appended = AppendedBatch {
-            last_offset: Offset(view.last_offset()),
-            max_timestamp: view.max_timestamp(),
+        let header = view.stamped_header(
+            stamp.base_offset.value(),
+            stamp.leader_epoch,
+            stamp.log_append_time_ms,
+        );
+        disk.write_at(
+            &self.log_file,
+            &[&header, view.records_bytes()],
+            position as u64,
+        )
+        .map_err(|e| AppendError::from(IoFailure::new("write segment", self.log_path(), e)))?;
+        let facts = BatchFacts {
+            last_offset: stamp.base_offset.plus(i64::from(view.last_offset_delta())),
+            max_timestamp: stamp.log_append_time_ms.unwrap_or(view.max_timestamp()),
+            size: u32::try_from(batch.len()).expect("segments stay below u32::MAX bytes"),
         };
         let at = u32::try_from(position).expect("segments stay below u32::MAX bytes");
-        self.summary.add(&view, at, config.index_interval_bytes);
-        Ok(appended)
+        self.summary.add(facts, at, config.index_interval_bytes);
+        Ok(AppendedBatch {
+            last_offset: facts.last_offset,
+            max_timestamp: facts.max_timestamp,
+        })
     }
 
     /// Makes sure the file is allocated up to `end`, growing the

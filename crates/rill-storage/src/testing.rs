@@ -13,6 +13,7 @@ use crate::disk::{Disk, RealDisk};
 #[derive(Debug, Default)]
 pub struct FaultyDisk {
     full: AtomicBool,
+    failing_writes: AtomicBool,
     failing_syncs: AtomicBool,
     syncs: AtomicU64,
     held: Mutex<bool>,
@@ -23,6 +24,11 @@ impl FaultyDisk {
     /// From now on, reservations fail with ENOSPC (or succeed again).
     pub fn set_full(&self, full: bool) {
         self.full.store(full, Ordering::SeqCst);
+    }
+
+    /// From now on, writes fail with EIO (or succeed again).
+    pub fn set_failing_writes(&self, failing: bool) {
+        self.failing_writes.store(failing, Ordering::SeqCst);
     }
 
     /// From now on, fdatasync fails with EIO (or succeeds again).
@@ -51,6 +57,15 @@ impl Disk for FaultyDisk {
             ));
         }
         RealDisk.reserve(file, from, to)
+    }
+
+    fn write_at(&self, file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()> {
+        if self.failing_writes.load(Ordering::SeqCst) {
+            return Err(io::Error::from_raw_os_error(
+                rustix::io::Errno::IO.raw_os_error(),
+            ));
+        }
+        RealDisk.write_at(file, parts, offset)
     }
 
     fn sync_data(&self, file: &File) -> io::Result<()> {

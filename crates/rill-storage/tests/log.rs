@@ -941,3 +941,54 @@ fn clean_reopen_keeps_everything_and_reads_no_log_data() {
     );
     let _ = RecoveryHints::unknown();
 }
+
+#[test]
+fn a_failed_write_is_a_typed_error_and_the_log_goes_on() {
+    let fx = Fixture::new();
+    let log = fx.create(LogConfig::default());
+    log.append(&numbered_batch("before", 2, 0), 0, 0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    fx.disk.set_failing_writes(true);
+    match log.append(&numbered_batch("lost", 2, 0), 0, 0) {
+        Err(AppendError::Io(failure)) => assert_eq!(failure.operation, "write segment"),
+        other => panic!("expected an I/O error, got {other:?}"),
+    }
+    assert_eq!(log.log_end_offset(), Offset(2), "no offsets were taken");
+    assert!(
+        log.failure().is_none(),
+        "a failed write is not a failed sync: the log stays up"
+    );
+    fx.disk.set_failing_writes(false);
+    let info = log
+        .append(&numbered_batch("after", 1, 0), 0, 0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(info.base_offset, Offset(2));
+    let (log, report) = fx.reopen_crashed(log, Offset(0));
+    assert_eq!(report.dropped_bytes, 0);
+    assert_eq!(values(&read_all(&log)), ["before-0", "before-1", "after-0"]);
+}
+
+#[test]
+fn a_closed_log_refuses_appends_but_serves_reads() {
+    let fx = Fixture::new();
+    let log = fx.create(LogConfig::default());
+    log.append(&numbered_batch("a", 2, 0), 0, 0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(log.close().unwrap(), Offset(2));
+    assert_eq!(log.close().unwrap(), Offset(2), "closing twice is harmless");
+    assert!(matches!(
+        log.append(&numbered_batch("b", 1, 0), 0, 0),
+        Err(AppendError::Closed { .. })
+    ));
+    assert!(matches!(
+        log.truncate_to(Offset(0)),
+        Err(ModifyError::Closed { .. })
+    ));
+    assert_eq!(values(&read_all(&log)), ["a-0", "a-1"]);
+}
