@@ -62,8 +62,10 @@ fn append(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Bytes(APPEND_BYTES as u64));
-    let cases: [(&str, FlushPolicy, usize, usize); 7] = [
+    let cases: [(&str, FlushPolicy, usize, usize); 9] = [
         ("none/1KiB", FlushPolicy::None, KIB, 1),
+        ("none/4KiB", FlushPolicy::None, 4 * KIB, 1),
+        ("none/16KiB", FlushPolicy::None, 16 * KIB, 1),
         ("none/64KiB", FlushPolicy::None, 64 * KIB, 1),
         (
             "interval_1s/64KiB",

@@ -11,15 +11,15 @@
 //! * Bytes handed out as [`Bytes`] slices must never change or vanish
 //!   under their holder. A slice keeps the whole mapping alive (so a
 //!   segment can be deleted under a reader), and a range that was ever
-//!   shared is only overwritten (by the segment's pwrite) or cut off again
-//!   once no slice of this map is alive, which `Arc::get_mut` proves with
+//!   shared is only written (through the map or by pwrite) or cut off
+//!   again once no slice of this map is alive, which `Arc::get_mut` proves with
 //!   the right memory ordering.
 //!
-//! Log files are mapped read-only and MAP_SHARED: appends go through
-//! pwrite into the same page cache the map shows (measured faster than
-//! storing through the map, which first zero-fills each new page; see
-//! docs/benchmarks.md). Segment files must not be modified by other
-//! processes.
+//! Log files are mapped MAP_SHARED, so the map and pwrite see one page
+//! cache: small appends are copied in through the map, large ones written
+//! with pwrite (which is faster for whole pages; see the segment module and
+//! docs/benchmarks.md), and fdatasync makes both durable. Segment files
+//! must not be modified by other processes.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -31,11 +31,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
-/// A read-only mapping of a segment's .log file.
+/// A read-write mapping of a segment's .log file.
 ///
 /// Not thread-safe for changes: the segment that owns it is behind the
 /// log's lock; `&self` methods (reads, sharing) may run from many readers
-/// at once, `&mut self` methods (growth, truncation) exclude them.
+/// at once, `&mut self` methods (writes, growth, truncation) exclude them.
 #[derive(Debug)]
 pub(crate) struct LogMap {
     raw: Arc<MmapRaw>,
@@ -129,6 +129,19 @@ impl LogMap {
     #[cfg(test)]
     pub(crate) fn is_shared(&mut self) -> bool {
         !self.may_change(0)
+    }
+
+    /// Copies `data` to `pos` of the file through the map.
+    pub(crate) fn write(&mut self, pos: usize, data: &[u8]) {
+        let end = pos + data.len();
+        self.check_range(pos, end);
+        assert!(self.may_change(pos), "writing bytes a reader still holds");
+        // SAFETY: the range lies within the file (no SIGBUS) and the map;
+        // no shared slice overlaps it (checked above), and &mut self keeps
+        // other readers of this map out for the copy.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.raw.as_mut_ptr().add(pos), data.len())
+        }
     }
 
     /// The bytes `start..end` of the file.

@@ -951,7 +951,10 @@ fn a_failed_write_is_a_typed_error_and_the_log_goes_on() {
         .wait()
         .unwrap();
     fx.disk.set_failing_writes(true);
-    match log.append(&numbered_batch("lost", 2, 0), 0, 0) {
+    // Batches of 16 KiB and more are written with pwrite, which can fail;
+    // smaller ones are copied into space already reserved.
+    let large = batch(&[&vec![b'x'; 20 * 1024], b"lost"], 0);
+    match log.append(&large, 0, 0) {
         Err(AppendError::Io(failure)) => assert_eq!(failure.operation, "write segment"),
         other => panic!("expected an I/O error, got {other:?}"),
     }

@@ -16,7 +16,7 @@ use std::io::{Seek, SeekFrom, Write};
 use common::*;
 use proptest::prelude::*;
 use rill_record::BatchView;
-use rill_storage::{FlushPolicy, Log, LogConfig, Offset, ReadError, RecoveryHints};
+use rill_storage::{AppendError, FlushPolicy, Log, LogConfig, Offset, ReadError, RecoveryHints};
 
 #[derive(Clone, Debug)]
 enum Op {
@@ -49,6 +49,9 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         8 => (1usize..6, 0usize..150, 0i64..10_000)
             .prop_map(|(records, value_len, timestamp)| Op::Append { records, value_len, timestamp }),
+        // Large batches take the pwrite path; some exceed small segments.
+        1 => (1usize..6, 3_000usize..12_000, 0i64..10_000)
+            .prop_map(|(records, value_len, timestamp)| Op::Append { records, value_len, timestamp }),
         4 => (any::<u16>(), 1usize..3000).prop_map(|(at, max_bytes)| Op::Read { at, max_bytes }),
         1 => any::<u16>().prop_map(|at| Op::Truncate { at }),
         1 => any::<u16>().prop_map(|at| Op::AdvanceStart { at }),
@@ -61,7 +64,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 fn config() -> impl Strategy<Value = LogConfig> {
     (
-        prop_oneof![Just(1024u32), Just(2048), Just(8192)],
+        prop_oneof![Just(1024u32), Just(2048), Just(8192), Just(65_536)],
         prop_oneof![Just(0u32), Just(64), Just(512)],
         prop_oneof![Just(24u32), Just(96), Just(4096)],
         prop_oneof![3 => Just(FlushPolicy::None), 1 => Just(FlushPolicy::Fsync)],
@@ -261,6 +264,14 @@ impl Harness {
             .collect();
         let refs: Vec<&[u8]> = values.iter().map(Vec::as_slice).collect();
         let bytes = batch(&refs, timestamp);
+        if bytes.len() > self.config.segment_bytes as usize {
+            let refused = self.log().append(&bytes, 1, 0);
+            assert!(
+                matches!(refused, Err(AppendError::BatchLargerThanSegment { .. })),
+                "{refused:?}"
+            );
+            return;
+        }
         let info = self.log().append(&bytes, 1, 0).unwrap().wait().unwrap();
         assert_eq!(info.base_offset, Offset(self.model.log_end));
         if self.config.flush == FlushPolicy::Fsync {
