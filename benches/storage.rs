@@ -62,20 +62,17 @@ fn append(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Bytes(APPEND_BYTES as u64));
-    let cases: [(&str, FlushPolicy, usize, usize); 9] = [
+    let interval = FlushPolicy::Interval {
+        messages: u64::MAX,
+        ms: 1_000,
+    };
+    let cases = [
         ("none/1KiB", FlushPolicy::None, KIB, 1),
         ("none/4KiB", FlushPolicy::None, 4 * KIB, 1),
         ("none/16KiB", FlushPolicy::None, 16 * KIB, 1),
         ("none/64KiB", FlushPolicy::None, 64 * KIB, 1),
-        (
-            "interval_1s/64KiB",
-            FlushPolicy::Interval {
-                messages: u64::MAX,
-                ms: 1_000,
-            },
-            64 * KIB,
-            1,
-        ),
+        ("interval_1s/1KiB", interval, KIB, 1),
+        ("interval_1s/64KiB", interval, 64 * KIB, 1),
         ("fsync/1KiB/4_appenders", FlushPolicy::Fsync, KIB, 4),
         ("fsync/64KiB/1_appender", FlushPolicy::Fsync, 64 * KIB, 1),
         ("fsync/64KiB/4_appenders", FlushPolicy::Fsync, 64 * KIB, 4),
