@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -57,6 +58,9 @@ pub(crate) struct LogShared {
     flush_lock: Mutex<()>,
     durability: Durability,
     flusher: FlusherHandle,
+    /// Whether the flusher watches this log's flush.ms deadline (only
+    /// `interval` logs need it; others are never on its list).
+    interval_watched: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -192,8 +196,11 @@ impl Log {
             flush_lock: Mutex::new(()),
             durability: Durability::new(end, interval),
             flusher: flusher.handle(),
+            interval_watched: AtomicBool::new(false),
         });
-        flusher.handle().watch_interval(Arc::downgrade(&shared));
+        if interval.is_some() {
+            shared.watch_interval();
+        }
         Log { shared }
     }
 
@@ -404,6 +411,9 @@ impl Log {
         let interval = interval_of(&config);
         self.shared.state.write().config = config;
         self.shared.durability.lock().interval = interval;
+        if interval.is_some() {
+            self.shared.watch_interval();
+        }
         Ok(())
     }
 
@@ -606,6 +616,13 @@ impl Log {
 impl LogShared {
     pub(crate) fn durability(&self) -> &Durability {
         &self.durability
+    }
+
+    /// Puts the log on the flusher's flush.ms watch list, once.
+    fn watch_interval(self: &Arc<Self>) {
+        if !self.interval_watched.swap(true, Ordering::Relaxed) {
+            self.flusher.watch_interval(Arc::downgrade(self));
+        }
     }
 
     fn check_writable(&self, state: &LogState) -> Result<(), ModifyError> {
