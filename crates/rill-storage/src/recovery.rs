@@ -235,9 +235,17 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
     Ok(logs.into_iter().collect())
 }
 
+/// The largest base offset taken from a file name: far beyond any real
+/// log, and low enough that offset arithmetic on a crafted name cannot
+/// overflow.
+const BASE_OFFSET_MAX: i64 = i64::MAX / 2;
+
 fn parse_base_offset(stem: &str) -> Option<Offset> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    stem.parse().ok().map(Offset)
+    stem.parse()
+        .ok()
+        .filter(|&base| base <= BASE_OFFSET_MAX)
+        .map(Offset)
 }

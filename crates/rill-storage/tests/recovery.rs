@@ -233,6 +233,9 @@ fn leftover_temporary_files_and_orphan_indexes_are_removed() {
     std::fs::write(dir.join("00000000000000999999.index"), [0u8; 8]).unwrap();
     std::fs::write(dir.join("00000000000000999999.timeindex"), [0u8; 12]).unwrap();
     std::fs::write(dir.join("leader-epoch-checkpoint"), b"0\n0\n").unwrap();
+    // A name whose offset arithmetic would overflow is not a segment.
+    std::fs::write(dir.join("09223372036854775000.log"), [1u8; 100]).unwrap();
+    std::fs::write(dir.join("09223372036854775000.timeindex"), [0x7fu8; 12]).unwrap();
     let (log, _) = reopen_unclean(&fx);
     assert!(!dir.join("00000000000000000000.log.tmp").exists());
     assert!(!dir.join("00000000000000999999.index").exists());
