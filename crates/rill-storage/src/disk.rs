@@ -100,8 +100,7 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn reserve_extends_the_file_and_allocates_blocks() {
+    fn new_file() -> (tempfile::TempDir, File) {
         let dir = tempfile::tempdir().unwrap();
         let file = File::options()
             .read(true)
@@ -109,6 +108,12 @@ mod tests {
             .create_new(true)
             .open(dir.path().join("f"))
             .unwrap();
+        (dir, file)
+    }
+
+    #[test]
+    fn reserve_extends_the_file_and_allocates_blocks() {
+        let (_dir, file) = new_file();
         RealDisk.reserve(&file, 0, 1 << 20).unwrap();
         let meta = file.metadata().unwrap();
         assert_eq!(meta.len(), 1 << 20);
@@ -124,13 +129,7 @@ mod tests {
 
     #[test]
     fn write_at_writes_every_part_in_order() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(dir.path().join("f"))
-            .unwrap();
+        let (_dir, file) = new_file();
         let big = vec![7u8; 3 << 20];
         RealDisk
             .write_at(&file, &[b"head", &[], &big, b"tail"], 10)
@@ -144,13 +143,7 @@ mod tests {
 
     #[test]
     fn zero_fill_writes_zeros_up_to_the_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(dir.path().join("f"))
-            .unwrap();
+        let (_dir, file) = new_file();
         zero_fill(&file, 0, 100_000).unwrap();
         assert_eq!(file.metadata().unwrap().len(), 100_000);
     }

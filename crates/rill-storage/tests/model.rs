@@ -413,18 +413,22 @@ fn append(records: usize) -> Op {
     }
 }
 
-#[test]
-fn regression_retention_then_torn_crash() {
-    let config = LogConfig {
+/// The configuration both regressions were found with.
+fn dense_index_config() -> LogConfig {
+    LogConfig {
         segment_bytes: 8192,
         segment_index_bytes: 96,
         index_interval_bytes: 0,
         retention_ms: -1,
         flush: FlushPolicy::None,
         ..LogConfig::default()
-    };
+    }
+}
+
+#[test]
+fn regression_retention_then_torn_crash() {
     run(
-        config,
+        dense_index_config(),
         &[
             append(1),
             append(4),
@@ -441,16 +445,8 @@ fn regression_retention_then_torn_crash() {
 
 #[test]
 fn regression_crash_after_log_start_reaches_the_end() {
-    let config = LogConfig {
-        segment_bytes: 8192,
-        segment_index_bytes: 96,
-        index_interval_bytes: 0,
-        retention_ms: -1,
-        flush: FlushPolicy::None,
-        ..LogConfig::default()
-    };
     run(
-        config,
+        dense_index_config(),
         &[
             append(2),
             Op::AdvanceStart { at: 8324 },
