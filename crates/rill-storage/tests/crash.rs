@@ -64,7 +64,7 @@ fn appender_child() {
                 for i in 0.. {
                     let prefix = format!("{cycle}-{t}-{i}");
                     let bytes = numbered_batch(&prefix, 1 + i % 7, i as i64);
-                    let info = log.append(&bytes, 0, 0).unwrap().wait().unwrap();
+                    let info = append(&log, &bytes);
                     let mut out = std::io::stdout().lock();
                     writeln!(
                         out,

@@ -72,14 +72,8 @@ fn appends_get_consecutive_offsets_across_segments_and_read_back_in_order() {
 fn a_read_starts_at_the_batch_holding_the_offset() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
-    log.append(&numbered_batch("a", 5, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
-    log.append(&numbered_batch("b", 5, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("a", 5, 0));
+    append(&log, &numbered_batch("b", 5, 0));
     let end = log.log_end_offset();
     for (from, first_base) in [(0, 0), (4, 0), (5, 5), (7, 5), (9, 5)] {
         let read = log.read(Offset(from), 1 << 20, end, true).unwrap();
@@ -100,7 +94,7 @@ fn reads_take_whole_batches_up_to_max_bytes_and_at_least_one_when_asked() {
     });
     let one = numbered_batch("x", 3, 0);
     for _ in 0..10 {
-        log.append(&one, 0, 0).unwrap().wait().unwrap();
+        append(&log, &one);
     }
     let end = log.log_end_offset();
     let read = log
@@ -127,14 +121,8 @@ fn reads_take_whole_batches_up_to_max_bytes_and_at_least_one_when_asked() {
 fn reads_never_include_a_batch_that_reaches_the_upper_bound() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
-    log.append(&numbered_batch("a", 5, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
-    log.append(&numbered_batch("b", 5, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("a", 5, 0));
+    append(&log, &numbered_batch("b", 5, 0));
     let only_a = |upper| {
         records_in(
             &log.read(Offset(0), 1 << 20, Offset(upper), true)
@@ -159,10 +147,7 @@ fn reads_outside_the_log_are_typed_errors_naming_the_range() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
     for i in 0..30 {
-        log.append(&numbered_batch(&format!("{i}"), 4, 0), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 4, 0));
     }
     let end = log.log_end_offset();
     match log.read(end.plus(1), 100, end, true) {
@@ -196,10 +181,7 @@ fn a_slice_outlives_the_deletion_of_its_segment() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
     for i in 0..100 {
-        log.append(&numbered_batch(&format!("{i}"), 4, 0), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 4, 0));
     }
     let first = log
         .read(Offset(0), 1 << 20, log.log_end_offset(), true)
@@ -253,10 +235,7 @@ fn a_full_index_rolls_the_segment() {
         ..LogConfig::default()
     });
     for i in 0..20 {
-        log.append(&numbered_batch(&format!("{i}"), 1, i), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 1, i));
     }
     assert!(
         log.segment_count() >= 5,
@@ -275,10 +254,7 @@ fn refused_batches_leave_no_trace() {
         ..LogConfig::default()
     };
     let log = fx.create(config);
-    log.append(&numbered_batch("ok", 2, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("ok", 2, 0));
     let size = log.size_bytes();
     let mut corrupt = numbered_batch("bad", 2, 0);
     let last = corrupt.len() - 1;
@@ -302,11 +278,7 @@ fn refused_batches_leave_no_trace() {
     ));
     assert_eq!(log.log_end_offset(), Offset(2));
     assert_eq!(log.size_bytes(), size);
-    let info = log
-        .append(&numbered_batch("next", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("next", 1, 0));
     assert_eq!(
         info.base_offset,
         Offset(2),
@@ -350,18 +322,12 @@ fn truncation_inside_the_active_segment_removes_whole_batches() {
         ..LogConfig::default()
     });
     for name in ["a", "b", "c"] {
-        log.append(&numbered_batch(name, 5, 0), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(name, 5, 0));
     }
     // Offset 7 is inside batch b (5..=9): all of b goes.
     assert_eq!(log.truncate_to(Offset(7)).unwrap(), Offset(5));
     assert_eq!(log.log_end_offset(), Offset(5));
-    log.append(&numbered_batch("d", 2, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("d", 2, 0));
     let (log, report) = fx.reopen_crashed(log, Offset(0));
     assert_eq!(report.dropped_bytes, 0);
     assert_eq!(
@@ -375,10 +341,7 @@ fn truncation_into_a_sealed_segment_deletes_later_ones_and_continues() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::Fsync));
     for i in 0..200 {
-        log.append(&numbered_batch(&format!("{i}"), 3, 0), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 3, 0));
     }
     let bases = log.segment_base_offsets();
     assert!(bases.len() >= 3);
@@ -394,10 +357,7 @@ fn truncation_into_a_sealed_segment_deletes_later_ones_and_continues() {
     for stale in &bases[2..] {
         assert!(!fx.dir().join(format!("{:020}.log", stale.value())).exists());
     }
-    log.append(&numbered_batch("after", 2, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("after", 2, 0));
     let records = read_all(&log);
     assert_eq!(records.len() as i64, end.value() + 2);
     assert_eq!(records[end.value() as usize].1, b"after-0");
@@ -416,24 +376,15 @@ fn truncation_never_changes_bytes_a_reader_holds() {
         flush: FlushPolicy::None,
         ..LogConfig::default()
     });
-    log.append(&numbered_batch("old", 10, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
-    log.append(&numbered_batch("old-tail", 10, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("old", 10, 0));
+    append(&log, &numbered_batch("old-tail", 10, 0));
     let held = log
         .read(Offset(0), 1 << 20, log.log_end_offset(), true)
         .unwrap()
         .bytes;
     let before = records_in(&held);
     log.truncate_to(Offset(10)).unwrap();
-    log.append(&numbered_batch("new", 10, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("new", 10, 0));
     assert_eq!(
         records_in(&held),
         before,
@@ -450,20 +401,13 @@ fn truncation_at_or_below_the_log_start_restarts_the_log_there() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
     for i in 0..40 {
-        log.append(&numbered_batch(&format!("{i}"), 2, 0), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 2, 0));
     }
     log.advance_log_start(Offset(30)).unwrap();
     assert_eq!(log.truncate_to(Offset(20)).unwrap(), Offset(20));
     assert_eq!(log.log_start_offset(), Offset(20));
     assert_eq!(log.log_end_offset(), Offset(20));
-    let info = log
-        .append(&numbered_batch("x", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("x", 1, 0));
     assert_eq!(info.base_offset, Offset(20));
     log.truncate_fully_and_start_at(Offset(1_000)).unwrap();
     assert_eq!(
@@ -473,11 +417,7 @@ fn truncation_at_or_below_the_log_start_restarts_the_log_there() {
     assert_eq!(segment_files(&fx.dir(), "log").len(), 1);
     let (log, _) = fx.reopen_clean(log);
     assert_eq!(log.log_start_offset(), Offset(1_000));
-    let info = log
-        .append(&numbered_batch("y", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("y", 1, 0));
     assert_eq!(info.base_offset, Offset(1_000));
 }
 
@@ -485,10 +425,7 @@ fn truncation_at_or_below_the_log_start_restarts_the_log_there() {
 fn advancing_the_log_start_refuses_offsets_past_the_end() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
-    log.append(&numbered_batch("a", 3, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("a", 3, 0));
     assert!(matches!(
         log.advance_log_start(Offset(4)),
         Err(ModifyError::BeyondLogEnd {
@@ -510,10 +447,7 @@ fn retention_bytes_deletes_the_oldest_segments_only() {
     let mut config = small_config(FlushPolicy::None);
     let log = fx.create(config.clone());
     for i in 0..400 {
-        log.append(&numbered_batch(&format!("{i}"), 4, 0), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 4, 0));
     }
     let before = log.size_bytes();
     config.retention_bytes = 8192;
@@ -537,10 +471,7 @@ fn retention_ms_deletes_expired_segments_and_rolls_when_everything_expired() {
     config.retention_ms = 1_000;
     let log = fx.create(config);
     for i in 0..50 {
-        log.append(&numbered_batch(&format!("{i}"), 4, 10_000 + i), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 4, 10_000 + i));
     }
     let upper = log.log_end_offset();
     let kept = log.apply_retention(10_500, upper).unwrap();
@@ -589,7 +520,7 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after_it() {
         let bytes = rill_record::BatchBuilder::new(ts[0])
             .with_records(&records)
             .finish();
-        log.append(&bytes, 0, 0).unwrap().wait().unwrap();
+        append(&log, &bytes);
         for t in ts {
             stamped.push((offset, t));
             offset += 1;
@@ -643,7 +574,7 @@ fn timestamp_lookups_look_inside_compressed_batches() {
             &[b"a", b"b", b"c", b"d"],
             &[100, 300, 200, 300],
         );
-        log.append(&bytes, 0, 0).unwrap().wait().unwrap();
+        append(&log, &bytes);
         let end = log.log_end_offset();
         assert_eq!(
             log.offset_for_timestamp(150, end).unwrap(),
@@ -695,11 +626,7 @@ fn fsync_acknowledges_only_after_a_sync() {
     let log = fx.create(LogConfig::default());
     for i in 0..5 {
         let before = fx.disk.syncs();
-        let info = log
-            .append(&numbered_batch(&format!("{i}"), 1, 0), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        let info = append(&log, &numbered_batch(&format!("{i}"), 1, 0));
         assert!(
             fx.disk.syncs() > before,
             "append {i} resolved without a sync"
@@ -761,10 +688,7 @@ fn interval_syncs_after_flush_ms_in_the_background() {
         },
         ..LogConfig::default()
     });
-    log.append(&numbered_batch("a", 3, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("a", 3, 0));
     let deadline = Instant::now() + Duration::from_secs(10);
     while log.flushed_end_offset() < Offset(3) {
         assert!(Instant::now() < deadline, "flush.ms never flushed");
@@ -783,10 +707,7 @@ fn concurrent_appends_share_syncs() {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for i in 0..appends_per_thread {
-                    log.append(&numbered_batch(&format!("{t}-{i}"), 1, 0), 0, 0)
-                        .unwrap()
-                        .wait()
-                        .unwrap();
+                    append(&log, &numbered_batch(&format!("{t}-{i}"), 1, 0));
                 }
             })
         })
@@ -840,10 +761,7 @@ fn an_awaited_ticket_resolves_after_the_sync() {
 fn a_full_disk_is_a_typed_error_and_appends_resume_when_space_returns() {
     let fx = Fixture::new();
     let log = fx.create(LogConfig::default());
-    log.append(&numbered_batch("before", 2, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("before", 2, 0));
     fx.disk.set_full(true);
     // Fill the current reservation until the next append must reserve.
     let big = batch(&[&vec![1u8; 60_000]], 0);
@@ -873,11 +791,7 @@ fn a_full_disk_is_a_typed_error_and_appends_resume_when_space_returns() {
         "reads go on"
     );
     fx.disk.set_full(false);
-    let info = log
-        .append(&numbered_batch("after", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("after", 1, 0));
     assert_eq!(info.base_offset, end);
     let (log, report) = fx.reopen_crashed(log, Offset(0));
     assert_eq!(report.dropped_bytes, 0);
@@ -888,10 +802,7 @@ fn a_full_disk_is_a_typed_error_and_appends_resume_when_space_returns() {
 fn a_failed_sync_takes_the_log_offline_until_reopened() {
     let fx = Fixture::new();
     let log = fx.create(LogConfig::default());
-    log.append(&numbered_batch("safe", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("safe", 1, 0));
     fx.disk.set_failing_syncs(true);
     let failed = log
         .append(&numbered_batch("doomed", 1, 0), 0, 0)
@@ -907,10 +818,7 @@ fn a_failed_sync_takes_the_log_offline_until_reopened() {
     fx.disk.set_failing_syncs(false);
     let (log, _) = fx.reopen_crashed(log, Offset(1));
     assert!(log.failure().is_none());
-    log.append(&numbered_batch("again", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("again", 1, 0));
 }
 
 #[test]
@@ -918,10 +826,7 @@ fn clean_reopen_keeps_everything_and_reads_no_log_data() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
     for i in 0..80 {
-        log.append(&numbered_batch(&format!("{i}"), 3, i), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 3, i));
     }
     let expected = read_all(&log);
     let (log, report) = fx.reopen_clean(log);
@@ -929,11 +834,7 @@ fn clean_reopen_keeps_everything_and_reads_no_log_data() {
     assert_eq!(report.validated_bytes, 0);
     assert!(report.trusted_segments > 1);
     assert_eq!(read_all(&log), expected);
-    let info = log
-        .append(&numbered_batch("more", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("more", 1, 0));
     assert_eq!(info.base_offset, Offset(240));
     assert_eq!(
         log.offset_for_timestamp(40, log.log_end_offset()).unwrap(),
@@ -946,10 +847,7 @@ fn clean_reopen_keeps_everything_and_reads_no_log_data() {
 fn a_failed_write_is_a_typed_error_and_the_log_goes_on() {
     let fx = Fixture::new();
     let log = fx.create(LogConfig::default());
-    log.append(&numbered_batch("before", 2, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("before", 2, 0));
     fx.disk.set_failing_writes(true);
     // Batches of 16 KiB and more are written with pwrite, which can fail;
     // smaller ones are copied into space already reserved.
@@ -964,11 +862,7 @@ fn a_failed_write_is_a_typed_error_and_the_log_goes_on() {
         "a failed write is not a failed sync: the log stays up"
     );
     fx.disk.set_failing_writes(false);
-    let info = log
-        .append(&numbered_batch("after", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("after", 1, 0));
     assert_eq!(info.base_offset, Offset(2));
     let (log, report) = fx.reopen_crashed(log, Offset(0));
     assert_eq!(report.dropped_bytes, 0);
@@ -979,10 +873,7 @@ fn a_failed_write_is_a_typed_error_and_the_log_goes_on() {
 fn a_closed_log_refuses_appends_but_serves_reads() {
     let fx = Fixture::new();
     let log = fx.create(LogConfig::default());
-    log.append(&numbered_batch("a", 2, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("a", 2, 0));
     assert_eq!(log.close().unwrap(), Offset(2));
     assert_eq!(log.close().unwrap(), Offset(2), "closing twice is harmless");
     assert!(matches!(

@@ -28,7 +28,7 @@ fn crashed_log(fx: &Fixture) -> usize {
     for i in 0..30 {
         let bytes = numbered_batch(&format!("{i:02}"), 4, 1_000 + i);
         size = bytes.len();
-        log.append(&bytes, 0, 0).unwrap().wait().unwrap();
+        append(&log, &bytes);
     }
     drop(log);
     size
@@ -62,10 +62,7 @@ fn a_crash_loses_nothing_written_and_reserved_zeros_are_not_damage() {
     assert!(report.validated_bytes > 0);
     assert_eq!(read_all(&log).len(), 120);
     // The recovered log takes appends and reopens cleanly.
-    log.append(&numbered_batch("new", 2, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("new", 2, 0));
     let (log, report) = fx.reopen_clean(log);
     assert_eq!(report.scanned_segments, 0);
     assert_eq!(log.log_end_offset(), Offset(122));
@@ -95,11 +92,7 @@ fn a_flipped_bit_in_the_last_batch_cuts_the_log_before_it() {
     );
     assert!(report.dropped_bytes >= batch_size as u64);
     assert_eq!(values(&read_all(&log)).last().unwrap(), "28-3");
-    let info = log
-        .append(&numbered_batch("next", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("next", 1, 0));
     assert_eq!(info.base_offset, Offset(116));
 }
 
@@ -193,10 +186,7 @@ fn missing_and_malformed_indexes_are_rebuilt_even_after_a_clean_shutdown() {
     let fx = Fixture::new();
     let log = fx.create(config());
     for i in 0..60 {
-        log.append(&numbered_batch(&format!("{i}"), 3, 100 + i), 0, 0)
-            .unwrap()
-            .wait()
-            .unwrap();
+        append(&log, &numbered_batch(&format!("{i}"), 3, 100 + i));
     }
     let expected = read_all(&log);
     let end = log.log_end_offset();
@@ -284,11 +274,7 @@ fn a_checkpointed_log_start_is_kept_and_one_past_the_data_restarts_the_log() {
         (log.log_start_offset(), log.log_end_offset()),
         (Offset(500), Offset(500))
     );
-    let info = log
-        .append(&numbered_batch("x", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    let info = append(&log, &numbered_batch("x", 1, 0));
     assert_eq!(info.base_offset, Offset(500));
 }
 
@@ -309,8 +295,5 @@ fn a_directory_of_garbage_opens_as_an_empty_log() {
     let (log, report) = fx.open(LogConfig::default(), RecoveryHints::unknown());
     assert_eq!(log.log_end_offset(), Offset(0));
     assert_eq!(report.dropped_bytes, 10_000);
-    log.append(&numbered_batch("x", 1, 0), 0, 0)
-        .unwrap()
-        .wait()
-        .unwrap();
+    append(&log, &numbered_batch("x", 1, 0));
 }

@@ -7,7 +7,14 @@ use std::sync::Arc;
 
 use rill_record::{BatchBuilder, Batches, Compression, NewRecord, Records, records_data};
 use rill_storage::testing::FaultyDisk;
-use rill_storage::{FlushPolicy, Flusher, Log, LogConfig, Offset, RecoveryHints, RecoveryReport};
+use rill_storage::{
+    AppendInfo, FlushPolicy, Flusher, Log, LogConfig, Offset, RecoveryHints, RecoveryReport,
+};
+
+/// Appends `batch` (epoch 0, clock 0) and waits until it is acknowledged.
+pub fn append(log: &Log, batch: &[u8]) -> AppendInfo {
+    log.append(batch, 0, 0).unwrap().wait().unwrap()
+}
 
 /// A producer's batch of `values`, every record at `timestamp`.
 pub fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
