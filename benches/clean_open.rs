@@ -27,7 +27,7 @@ fn main() {
         retention_ms: -1,
         ..LogConfig::default()
     };
-    let log = create_log(&dir, config.clone(), &flusher);
+    let log = create_log(&dir, config, &flusher);
     let batch = batch_of(64 * 1024);
     let started = Instant::now();
     append_pipelined(&log, &batch, gib * 1024 * 1024 * 1024 / batch.len(), 1);
@@ -84,8 +84,7 @@ fn measure(
     let dropped = std::fs::write("/proc/sys/vm/drop_caches", "3").is_ok();
     let before = read_bytes();
     let started = Instant::now();
-    let (log, report) =
-        Log::open(dir, config.clone(), hints, flusher, Arc::new(RealDisk), 0).unwrap();
+    let (log, report) = Log::open(dir, *config, hints, flusher, Arc::new(RealDisk), 0).unwrap();
     let elapsed = started.elapsed();
     let read = read_bytes() - before;
     println!(

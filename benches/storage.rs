@@ -173,7 +173,7 @@ fn recovery(c: &mut Criterion) {
                 let started = Instant::now();
                 let (log, report) = Log::open(
                     &dir,
-                    config.clone(),
+                    config,
                     RecoveryHints::unknown(),
                     &flusher,
                     Arc::new(RealDisk),

@@ -20,8 +20,9 @@ pub enum FlushPolicy {
     None,
 }
 
-/// Configuration of one log, by Kafka topic-config name.
-#[derive(Clone, Debug, PartialEq)]
+/// Configuration of one log, by Kafka topic-config name. Plain values,
+/// so it is `Copy`: the append path takes a copy without allocating.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LogConfig {
     /// segment.bytes: roll a segment before it would exceed this.
     pub segment_bytes: u32,

@@ -246,7 +246,7 @@ impl Log {
         let log_append_time_ms =
             (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
         let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
-        let config = config.clone();
+        let config = *config;
         let rolled = if state.active_mut().should_roll(
             batch.len(),
             max_timestamp,
@@ -402,7 +402,7 @@ impl Log {
     }
 
     pub fn config(&self) -> LogConfig {
-        self.shared.state.read().config.clone()
+        self.shared.state.read().config
     }
 
     /// Applies a new configuration to future appends, rolls and retention.
@@ -644,7 +644,7 @@ impl LogShared {
         now_ms: i64,
     ) -> Result<(), IoFailure> {
         let next = state.log_end();
-        let config = state.config.clone();
+        let config = state.config;
         let fresh = Segment::create(&self.dir, next, &config, now_ms, self.disk.as_ref())?;
         if let Err(e) = state.active_mut().seal() {
             // Best effort: the half-made segment would otherwise be found
@@ -782,7 +782,7 @@ impl LogShared {
     /// [`Log::truncate_to`]); the caller has synced under the same locks.
     fn cut_locked(&self, state: &mut LogState, offset: Offset) -> Result<Offset, ModifyError> {
         let disk = self.disk.as_ref();
-        let config = state.config.clone();
+        let config = state.config;
         let keep = state.segment_index(offset);
         let removed: Vec<Segment> = state.segments.drain(keep + 1..).collect();
         delete_segment_files(&removed)?;
@@ -822,7 +822,7 @@ impl LogShared {
     /// Replaces all segments by an empty one at `offset`, the new log
     /// start; the caller has synced under the same locks.
     fn restart_locked(&self, state: &mut LogState, offset: Offset) -> Result<(), ModifyError> {
-        let config = state.config.clone();
+        let config = state.config;
         let old: Vec<Segment> = state.segments.drain(..).collect();
         let created = delete_segment_files(&old).and_then(|()| {
             Segment::create(

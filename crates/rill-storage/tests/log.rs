@@ -445,7 +445,7 @@ fn advancing_the_log_start_refuses_offsets_past_the_end() {
 fn retention_bytes_deletes_the_oldest_segments_only() {
     let fx = Fixture::new();
     let mut config = small_config(FlushPolicy::None);
-    let log = fx.create(config.clone());
+    let log = fx.create(config);
     for i in 0..400 {
         append(&log, &numbered_batch(&format!("{i}"), 4, 0));
     }

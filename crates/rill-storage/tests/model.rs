@@ -216,11 +216,11 @@ impl Harness {
                 let before = log.log_start_offset();
                 log.set_config(LogConfig {
                     retention_bytes: i64::from(bytes),
-                    ..self.config.clone()
+                    ..self.config
                 })
                 .unwrap();
                 let outcome = log.apply_retention(0, log.log_end_offset()).unwrap();
-                log.set_config(self.config.clone()).unwrap();
+                log.set_config(self.config).unwrap();
                 let start = log.log_start_offset().value();
                 assert!(Offset(start) >= before);
                 assert_eq!(outcome.log_start_offset, Offset(start));
@@ -368,7 +368,7 @@ impl Harness {
             }
         }
         let (log, report) = self.fx.open(
-            self.config.clone(),
+            self.config,
             RecoveryHints {
                 clean_shutdown: false,
                 recovery_point: Offset(flushed),
@@ -391,7 +391,7 @@ impl Harness {
 
 fn run(config: LogConfig, ops: &[Op]) {
     let fx = Fixture::new();
-    let log = fx.create(config.clone());
+    let log = fx.create(config);
     let mut harness = Harness {
         fx,
         log: Some(log),
