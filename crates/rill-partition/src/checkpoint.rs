@@ -107,7 +107,7 @@ pub(crate) fn write(path: &Path, entries: &[String]) -> Result<(), CheckpointErr
 }
 
 /// Writes `bytes` to `path` through a synced temporary file and a rename.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
     let io = |operation: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| CheckpointError::Io {

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use rill_storage::{AppendError, IoFailure, ModifyError, Offset, OpenError, ReadError};
 
 use crate::checkpoint::CheckpointError;
+use crate::producer_snapshot::ProducerSnapshotError;
 use crate::topic_partition::{InvalidTopicName, TopicPartition};
 
 /// Why an operation on one partition failed.
@@ -21,6 +22,25 @@ pub enum PartitionError {
     Open(#[from] OpenError),
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    ProducerSnapshot(#[from] ProducerSnapshotError),
+    /// Kafka's OUT_OF_ORDER_SEQUENCE_NUMBER: the batch's first sequence
+    /// does not follow the producer's last one (or a new epoch, or an
+    /// unknown producer, does not start at 0). Nothing was written.
+    #[error("producer {producer_id}: expected sequence {expected}, found {found}")]
+    OutOfOrderSequence {
+        producer_id: i64,
+        expected: i32,
+        found: i32,
+    },
+    /// Kafka's INVALID_PRODUCER_EPOCH: a newer epoch of this producer id
+    /// has written here, so this one is fenced. Nothing was written.
+    #[error("producer {producer_id}: epoch {found} is older than the current epoch {current}")]
+    InvalidProducerEpoch {
+        producer_id: i64,
+        current: i16,
+        found: i16,
+    },
     #[error("cannot delete records up to {requested}: the high watermark is {high_watermark}")]
     DeleteBeyondHighWatermark {
         requested: Offset,

@@ -1,10 +1,11 @@
 //! rill-partition owns partition state over a log — log start offset,
-//! high watermark, log end offset, the leader-epoch cache, and Kafka's
-//! ListOffsets and OffsetForLeaderEpoch answers — and the log manager that
-//! opens every partition under `log.dirs` at start-up, creates and deletes
-//! partitions, runs retention in the background, and keeps the
-//! checkpoints (each written atomically: temporary file, fsync, rename,
-//! fsync of the directory).
+//! high watermark, log end offset, the leader-epoch cache, idempotent
+//! producer state (duplicates, sequence and epoch checks, snapshots), and
+//! Kafka's ListOffsets and OffsetForLeaderEpoch answers — and the log
+//! manager that opens every partition under `log.dirs` at start-up,
+//! creates and deletes partitions, runs retention and producer-id expiry
+//! in the background, and keeps the checkpoints (each written atomically:
+//! temporary file, fsync, rename, fsync of the directory).
 //!
 //! ```
 //! use rill_partition::{FetchIsolation, LogManager, ManagerConfig, OffsetSpec, TopicPartition};
@@ -35,9 +36,11 @@ mod error;
 mod leader_epoch;
 mod manager;
 mod partition;
+mod producer_snapshot;
+mod producer_state;
 mod topic_partition;
 
-pub use checkpoint::CheckpointError;
+pub use checkpoint::{CheckpointError, write_atomically};
 pub use error::{ManagerError, PartitionError};
 pub use leader_epoch::{
     EpochEntry, LEADER_EPOCH_CHECKPOINT, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,
@@ -47,6 +50,10 @@ pub use manager::{
     RECOVERY_POINT_CHECKPOINT, StartupReport,
 };
 pub use partition::{FetchIsolation, OffsetSpec, Partition, TimestampedOffset};
+pub use producer_snapshot::{PRODUCER_SNAPSHOT_SUFFIX, ProducerSnapshotError};
+pub use producer_state::{
+    BatchMetadata, PRODUCER_BATCHES_RETAINED, PRODUCER_ID_EXPIRATION_MS_DEFAULT, ProducerStateEntry,
+};
 pub use topic_partition::{
     InvalidTopicName, TOPIC_NAME_BYTES_MAX, TopicPartition, validate_topic_name,
 };

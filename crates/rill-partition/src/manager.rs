@@ -1,7 +1,7 @@
 //! The log manager: owns every partition under the configured log
 //! directories, opens them at start-up (recovering after an unclean
-//! stop), creates and deletes them, and runs retention and checkpoints in
-//! the background.
+//! stop), creates and deletes them, and runs retention, producer-id
+//! expiry and checkpoints in the background.
 //!
 //! Each log directory holds, besides one `TOPIC-PARTITION` directory per
 //! partition, Kafka's checkpoint files `recovery-point-offset-checkpoint`
@@ -25,6 +25,7 @@ use rill_storage::{
 use crate::checkpoint;
 use crate::error::{ManagerError, PartitionError};
 use crate::partition::Partition;
+use crate::producer_state::PRODUCER_ID_EXPIRATION_MS_DEFAULT;
 use crate::topic_partition::{TopicPartition, validate_topic_name};
 
 /// Kafka's per-directory checkpoint of each log's recovery point.
@@ -49,6 +50,11 @@ pub struct ManagerConfig {
     pub recovery_threads: usize,
     /// Threads that fdatasync logs (Rill's log.flush.threads).
     pub flush_threads: usize,
+    /// producer.id.expiration.ms: a producer whose last batch is this old
+    /// is forgotten (its next batch may then start at any sequence).
+    pub producer_id_expiration_ms: i64,
+    /// producer.id.expiration.check.interval.ms
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl ManagerConfig {
@@ -59,6 +65,8 @@ impl ManagerConfig {
             checkpoint_interval_ms: 60_000,
             recovery_threads: 2,
             flush_threads: 4,
+            producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }
@@ -315,6 +323,16 @@ impl LogManager {
         deleted
     }
 
+    /// Forgets, in every partition, the producers idle for
+    /// producer.id.expiration.ms; returns how many.
+    pub fn remove_expired_producers(&self, now_ms: i64) -> usize {
+        let expiration_ms = self.config.producer_id_expiration_ms;
+        self.partitions()
+            .iter()
+            .map(|p| p.remove_expired_producers(now_ms, expiration_ms))
+            .sum()
+    }
+
     /// Shuts down cleanly: stops the background work, closes every log
     /// (synced, trimmed), writes the checkpoints and then the clean
     /// shutdown markers, so the next start reads no log data. Appends are
@@ -496,23 +514,27 @@ fn read_offsets(path: &Path) -> Result<BTreeMap<TopicPartition, Offset>, Manager
     Ok(offsets)
 }
 
-/// Runs retention and checkpoints on their intervals until stopped or the
-/// manager is dropped.
+/// Runs retention, producer-id expiry and checkpoints on their intervals
+/// until stopped or the manager is dropped.
 fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>> {
     let weak: Weak<LogManager> = Arc::downgrade(manager);
     let stop = Arc::clone(&manager.stop);
-    let retention_every = Duration::from_millis(manager.config.retention_check_interval_ms.max(1));
-    let checkpoint_every = Duration::from_millis(manager.config.checkpoint_interval_ms.max(1));
+    let config = &manager.config;
+    let retention_every = Duration::from_millis(config.retention_check_interval_ms.max(1));
+    let checkpoint_every = Duration::from_millis(config.checkpoint_interval_ms.max(1));
+    let expiry_every =
+        Duration::from_millis(config.producer_id_expiration_check_interval_ms.max(1));
     std::thread::Builder::new()
         .name("rill-log-manager".into())
         .spawn(move || {
             let mut next_retention = Instant::now() + retention_every;
             let mut next_checkpoint = Instant::now() + checkpoint_every;
+            let mut next_expiry = Instant::now() + expiry_every;
             loop {
                 {
                     let (stopped, wake) = &*stop;
                     let mut stopped = stopped.lock();
-                    let deadline = next_retention.min(next_checkpoint);
+                    let deadline = next_retention.min(next_checkpoint).min(next_expiry);
                     while !*stopped && Instant::now() < deadline {
                         wake.wait_until(&mut stopped, deadline);
                     }
@@ -527,6 +549,13 @@ fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>
                 if now >= next_retention {
                     manager.apply_retention(now_ms());
                     next_retention = now + retention_every;
+                }
+                if now >= next_expiry {
+                    let expired = manager.remove_expired_producers(now_ms());
+                    if expired > 0 {
+                        tracing::info!(expired, "removed expired producer ids");
+                    }
+                    next_expiry = now + expiry_every;
                 }
                 if now >= next_checkpoint {
                     if let Err(error) = manager.checkpoint() {

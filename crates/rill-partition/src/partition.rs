@@ -1,18 +1,22 @@
 //! One partition: its log, its offsets (log start, high watermark, log
-//! end), its leader-epoch cache, and Kafka's offset lookups over them.
+//! end), its leader-epoch cache, its idempotent-producer state, and
+//! Kafka's offset lookups over them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rill_record::Batches;
+use rill_record::{Batches, TimestampType};
 use rill_storage::{
-    AppendTicket, Disk, Flusher, Log, LogConfig, LogRead, Offset, ReadError, RecoveryHints,
-    RecoveryReport, RetentionOutcome,
+    AppendInfo, AppendTicket, Disk, Flusher, Log, LogConfig, LogRead, Offset, ReadError,
+    RecoveryHints, RecoveryReport, RetentionOutcome,
 };
 
 use crate::error::PartitionError;
 use crate::leader_epoch::LeaderEpochCache;
+use crate::producer_state::{
+    AppendCheck, BatchMetadata, ProducerBatch, ProducerStateEntry, ProducerStateManager,
+};
 use crate::topic_partition::TopicPartition;
 
 /// Bytes read per step when the epoch cache is rebuilt from the log.
@@ -49,14 +53,26 @@ pub struct TimestampedOffset {
 
 /// A partition of a topic, with its log.
 ///
-/// Thread-safe: share it in an `Arc`. Appends are serialized (they update
-/// the leader-epoch cache in offset order); reads run in parallel.
+/// Thread-safe: share it in an `Arc`. Appends are serialized — the
+/// producer checks, the write and the updates of the leader-epoch cache
+/// and producer state happen under one lock, in offset order — and so are
+/// truncations; reads run in parallel.
 #[derive(Debug)]
 pub struct Partition {
     topic_partition: TopicPartition,
     dir: PathBuf,
     log: Log,
-    epochs: Mutex<LeaderEpochCache>,
+    state: Mutex<AppendState>,
+}
+
+/// What the partition keeps beside its log, in step with it.
+#[derive(Debug)]
+struct AppendState {
+    epochs: LeaderEpochCache,
+    producers: ProducerStateManager,
+    /// The active segment's base offset when last looked at: when it
+    /// changes, the log rolled and a producer snapshot is due.
+    active_segment_base: Offset,
 }
 
 impl Partition {
@@ -72,16 +88,22 @@ impl Partition {
         let log = Log::create(dir, config, Offset(0), flusher, disk, now_ms)?;
         let mut epochs = LeaderEpochCache::load(dir)?;
         epochs.clear()?;
-        Ok(Partition {
+        let producers = ProducerStateManager::create(dir, Offset(0))?;
+        Ok(Partition::assemble(
             topic_partition,
-            dir: dir.to_path_buf(),
+            dir,
             log,
-            epochs: Mutex::new(epochs),
-        })
+            epochs,
+            producers,
+        ))
     }
 
     /// Opens the partition in `dir`, recovering its log (see
-    /// [`RecoveryHints`]) and fitting its epoch cache to what survived.
+    /// [`RecoveryHints`]) and fitting its epoch cache and producer state to
+    /// what survived. After a clean shutdown the producer state comes from
+    /// the snapshot written at close; otherwise from the latest snapshot
+    /// below the log end and the batch headers after it (the whole log if
+    /// there is none).
     pub fn open(
         dir: &Path,
         topic_partition: TopicPartition,
@@ -103,13 +125,29 @@ impl Partition {
                 rebuild_epochs(dir, &log)?
             }
         };
-        let partition = Partition {
+        let producers = ProducerStateManager::load(dir, &log)?;
+        let partition = Partition::assemble(topic_partition, dir, log, epochs, producers);
+        Ok((partition, report))
+    }
+
+    fn assemble(
+        topic_partition: TopicPartition,
+        dir: &Path,
+        log: Log,
+        epochs: LeaderEpochCache,
+        producers: ProducerStateManager,
+    ) -> Partition {
+        let active_segment_base = log.active_segment_base_offset();
+        Partition {
             topic_partition,
             dir: dir.to_path_buf(),
             log,
-            epochs: Mutex::new(epochs),
-        };
-        Ok((partition, report))
+            state: Mutex::new(AppendState {
+                epochs,
+                producers,
+                active_segment_base,
+            }),
+        }
     }
 
     pub fn topic_partition(&self) -> &TopicPartition {
@@ -121,7 +159,9 @@ impl Partition {
     }
 
     /// The partition's log, for what this type does not wrap (sizes,
-    /// configuration, flushing).
+    /// configuration, flushing). Appending or truncating through it
+    /// bypasses the partition's epoch cache and producer state (the next
+    /// append brings the producer state up to date, at a cost).
     pub fn log(&self) -> &Log {
         &self.log
     }
@@ -129,21 +169,102 @@ impl Partition {
     /// Appends a producer's batch as leader in `leader_epoch` (see
     /// [`Log::append`]); a new epoch is recorded with the offset it starts
     /// at before the batch is written.
+    ///
+    /// A batch with a producer id is first checked against that
+    /// producer's state, as a Kafka leader does: an older producer epoch
+    /// is [`PartitionError::InvalidProducerEpoch`]; a sequence that does
+    /// not follow the last one (or a new epoch not starting at 0) is
+    /// [`PartitionError::OutOfOrderSequence`]; and a retry of one of the
+    /// producer's last five batches writes nothing and gets a ticket that
+    /// resolves to the original batch's offsets, once those may be
+    /// acknowledged. Every way, the caller waits on the ticket alike.
     pub fn append(
         &self,
         batch: &[u8],
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, PartitionError> {
-        let mut epochs = self.epochs.lock();
+        // Validation (the CRC) runs before the lock, in parallel.
+        let batch = self.log.validate(batch)?;
+        let view = batch.view();
+        let producer = ProducerBatch::of(&view);
+        let mut state = self.state.lock();
+        state.producers.catch_up(&self.log)?;
+        let config = self.log.config();
+        if let Some(producer) = &producer {
+            if let AppendCheck::Duplicate(original) = state.producers.check(producer)? {
+                let info = self.duplicate_info(original, &config);
+                return Ok(self.log.ticket_for_appended(info));
+            }
+        }
+        let base_offset = state.producers.map_end();
         if leader_epoch >= 0
-            && epochs
+            && state
+                .epochs
                 .latest_epoch()
                 .is_none_or(|latest| leader_epoch > latest)
         {
-            epochs.assign(leader_epoch, self.log.log_end_offset())?;
+            state.epochs.assign(leader_epoch, base_offset)?;
         }
-        Ok(self.log.append(batch, leader_epoch, now_ms)?)
+        let ticket = self.log.append_validated(batch, leader_epoch, now_ms)?;
+        let last_offset = base_offset.plus(i64::from(view.records_count()) - 1);
+        let timestamp = match config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => view.max_timestamp(),
+        };
+        state
+            .producers
+            .appended(producer.as_ref(), base_offset, last_offset, timestamp);
+        self.snapshot_if_rolled(&mut state);
+        Ok(ticket)
+    }
+
+    /// What the append of `original` answered, for its duplicate.
+    fn duplicate_info(&self, original: BatchMetadata, config: &LogConfig) -> AppendInfo {
+        AppendInfo {
+            base_offset: original.first_offset,
+            last_offset: original.last_offset,
+            log_append_time_ms: (config.timestamp_type == TimestampType::LogAppendTime)
+                .then_some(original.timestamp),
+            max_timestamp: original.timestamp,
+            log_start_offset: self.log.log_start_offset(),
+        }
+    }
+
+    /// Writes a producer snapshot when the log has rolled since the last
+    /// look, as Kafka does, so that recovery after a crash replays at most
+    /// about a segment of batch headers. A failure costs only that: the
+    /// append stands.
+    fn snapshot_if_rolled(&self, state: &mut AppendState) {
+        let base = self.log.active_segment_base_offset();
+        if base == state.active_segment_base {
+            return;
+        }
+        state.active_segment_base = base;
+        if let Err(error) = state.producers.take_snapshot() {
+            tracing::warn!(partition = %self.topic_partition, %error,
+                "could not write a producer snapshot; recovery will replay more of the log");
+        }
+    }
+
+    /// What this partition knows of `producer_id`, if anything.
+    pub fn producer_state(&self, producer_id: i64) -> Option<ProducerStateEntry> {
+        self.state.lock().producers.entry(producer_id).cloned()
+    }
+
+    /// Every producer this partition knows, by id (DescribeProducers).
+    pub fn active_producers(&self) -> Vec<ProducerStateEntry> {
+        self.state.lock().producers.entries().cloned().collect()
+    }
+
+    /// Forgets producers whose last batch's timestamp is `expiration_ms`
+    /// (Kafka's producer.id.expiration.ms) or more before `now_ms`; returns
+    /// how many.
+    pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.state
+            .lock()
+            .producers
+            .remove_expired(now_ms, expiration_ms)
     }
 
     /// Reads whole batches from `from` (see [`Log::read`]), up to the
@@ -208,36 +329,47 @@ impl Partition {
             });
         }
         let start = self.log.advance_log_start(before)?;
-        self.epochs.lock().truncate_from_start(start)?;
+        let mut state = self.state.lock();
+        state.epochs.truncate_from_start(start)?;
+        state.producers.log_start_advanced(start)?;
         Ok(start)
     }
 
     /// OffsetForLeaderEpoch: (the largest epoch <= `epoch`, where it ended).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, Offset) {
-        let epochs = self.epochs.lock();
-        epochs.end_offset_for(epoch, self.log.log_end_offset())
+        let state = self.state.lock();
+        state
+            .epochs
+            .end_offset_for(epoch, self.log.log_end_offset())
     }
 
     /// The leader epoch of the last batch appended, if any.
     pub fn latest_epoch(&self) -> Option<i32> {
-        self.epochs.lock().latest_epoch()
+        self.state.lock().epochs.latest_epoch()
     }
 
-    /// Cuts the log at `offset` (see [`Log::truncate_to`]) and forgets the
-    /// epochs that began after it. Returns the new log end offset.
+    /// Cuts the log at `offset` (see [`Log::truncate_to`]), forgets the
+    /// epochs that began after it, and rebuilds the producer state as of
+    /// the new end (from the latest snapshot at or below it; later
+    /// snapshots are deleted). Returns the new log end offset.
     pub fn truncate_to(&self, offset: Offset) -> Result<Offset, PartitionError> {
-        let mut epochs = self.epochs.lock();
+        let mut state = self.state.lock();
         let end = self.log.truncate_to(offset)?;
-        epochs.truncate_from_end(end)?;
-        epochs.truncate_from_start(self.log.log_start_offset())?;
+        state.epochs.truncate_from_end(end)?;
+        state
+            .epochs
+            .truncate_from_start(self.log.log_start_offset())?;
+        state.producers.truncated(&self.log)?;
         Ok(end)
     }
 
-    /// Empties the partition, which starts again at `offset`.
+    /// Empties the partition, which starts again at `offset`, forgetting
+    /// every epoch and producer.
     pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), PartitionError> {
-        let mut epochs = self.epochs.lock();
+        let mut state = self.state.lock();
         self.log.truncate_fully_and_start_at(offset)?;
-        epochs.clear()?;
+        state.epochs.clear()?;
+        state.producers.truncate_fully_and_start_at(offset)?;
         Ok(())
     }
 
@@ -246,17 +378,24 @@ impl Partition {
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, PartitionError> {
         let outcome = self.log.apply_retention(now_ms, self.high_watermark())?;
         if outcome.segments_deleted > 0 {
-            self.epochs
-                .lock()
-                .truncate_from_start(outcome.log_start_offset)?;
+            let mut state = self.state.lock();
+            state.epochs.truncate_from_start(outcome.log_start_offset)?;
+            state
+                .producers
+                .log_start_advanced(outcome.log_start_offset)?;
         }
         Ok(outcome)
     }
 
-    /// Closes the log cleanly and returns its end offset (the recovery
-    /// point for the checkpoint).
+    /// Closes the log cleanly, writes a producer snapshot at its end (so
+    /// that the next open reads no log data), and returns the end offset
+    /// (the recovery point for the checkpoint).
     pub fn close(&self) -> Result<Offset, PartitionError> {
-        Ok(self.log.close()?)
+        let mut state = self.state.lock();
+        let end = self.log.close()?;
+        state.producers.catch_up(&self.log)?;
+        state.producers.take_snapshot()?;
+        Ok(end)
     }
 }
 

@@ -311,3 +311,40 @@ fn a_torn_checkpoint_write_leaves_the_old_checkpoint_in_force() {
         Offset(10)
     );
 }
+
+#[test]
+fn the_background_forgets_producers_idle_past_their_expiration() {
+    let dirs = dirs(1);
+    let config = ManagerConfig {
+        producer_id_expiration_ms: 3_600_000,
+        producer_id_expiration_check_interval_ms: 10,
+        ..ManagerConfig::new(dirs.dirs.clone())
+    };
+    let (manager, _) = LogManager::open(config, &|_| small()).unwrap();
+    let partition = manager
+        .create(&TopicPartition::new("t", 0), small())
+        .unwrap();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    for (producer_id, timestamp) in [(1, now_ms), (2, now_ms - 7_200_000)] {
+        let batch = BatchBuilder::new(timestamp)
+            .producer(producer_id, 0, 0)
+            .with_records(&[NewRecord::value(b"v")])
+            .finish();
+        partition.append(&batch, 0, now_ms).unwrap().wait().unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while partition.active_producers().len() > 1 {
+        assert!(Instant::now() < deadline, "expiry never ran");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let left: Vec<i64> = partition
+        .active_producers()
+        .iter()
+        .map(|p| p.producer_id)
+        .collect();
+    assert_eq!(left, [1], "only the producer idle for two hours goes");
+    manager.shutdown().unwrap();
+}

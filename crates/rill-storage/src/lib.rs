@@ -51,7 +51,7 @@ pub use error::{
     AppendError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
 };
 pub use flush::{AppendInfo, AppendTicket, Flusher};
-pub use log::{Log, LogRead};
+pub use log::{Log, LogRead, ValidatedBatch};
 pub use offset::Offset;
 pub use recovery::{RecoveryHints, RecoveryReport};
 pub use retention::RetentionOutcome;

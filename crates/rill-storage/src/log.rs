@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
-use rill_record::{TimestampType, validate_produced};
+use rill_record::{BatchView, TimestampType, validate_produced};
 
 use crate::Offset;
 use crate::config::{FlushPolicy, LogConfig};
@@ -112,6 +112,21 @@ pub struct LogRead {
     pub bytes: Bytes,
     pub log_start_offset: Offset,
     pub log_end_offset: Offset,
+}
+
+/// A batch that [`Log::validate`] accepted as a producer's: the proof
+/// [`Log::append_validated`] asks for, so that it need not check the
+/// batch (and compute its CRC) again.
+#[derive(Clone, Copy, Debug)]
+pub struct ValidatedBatch<'a> {
+    view: BatchView<'a>,
+}
+
+impl<'a> ValidatedBatch<'a> {
+    /// The batch's header (and records), for reading its fields.
+    pub fn view(&self) -> BatchView<'a> {
+        self.view
+    }
 }
 
 /// Files a flush round syncs, and the offset it then makes durable.
@@ -218,8 +233,28 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, AppendError> {
+        self.append_validated(self.validate(batch)?, leader_epoch, now_ms)
+    }
+
+    /// Checks `batch` as [`Log::append`] would, against this log's
+    /// max.message.bytes, so that a caller can read its header (producer
+    /// id, sequence) before deciding to append it with
+    /// [`Log::append_validated`], without the CRC being computed twice.
+    pub fn validate<'a>(&self, batch: &'a [u8]) -> Result<ValidatedBatch<'a>, AppendError> {
         let max_message_bytes = self.shared.state.read().config.max_message_bytes as usize;
         let view = validate_produced(batch, max_message_bytes)?;
+        Ok(ValidatedBatch { view })
+    }
+
+    /// [`Log::append`] of a batch that [`Log::validate`] has checked.
+    pub fn append_validated(
+        &self,
+        batch: ValidatedBatch<'_>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendTicket, AppendError> {
+        let view = batch.view;
+        let batch = view.as_bytes();
         let records = i64::from(view.records_count());
         let mut state = self.shared.state.write();
         self.shared.durability.check()?;
@@ -378,6 +413,47 @@ impl Log {
                 .min(state.log_end()),
             FlushPolicy::Interval { .. } | FlushPolicy::None => state.log_end(),
         }
+    }
+
+    /// A ticket for a range appended earlier (the original of a batch a
+    /// producer sent again): it resolves, with `info`, once
+    /// `info.last_offset` is below [`Log::acknowledged_end_offset`] —
+    /// under `fsync` once a sync covers it, under the other policies at
+    /// once — so a retry is never acknowledged before its original could be.
+    ///
+    /// # Panics
+    ///
+    /// If `info.last_offset` is not below the log end offset: the caller
+    /// may only name offsets this log has assigned.
+    pub fn ticket_for_appended(&self, info: AppendInfo) -> AppendTicket {
+        let state = self.shared.state.read();
+        assert!(
+            info.base_offset <= info.last_offset && info.last_offset < state.log_end(),
+            "a ticket for offsets {}..={} the log (end {}) never assigned",
+            info.base_offset,
+            info.last_offset,
+            state.log_end()
+        );
+        if state.config.flush != FlushPolicy::Fsync {
+            return AppendTicket::ready(info);
+        }
+        let durable = self.shared.durability.lock();
+        if info.last_offset < durable.flushed_end {
+            return AppendTicket::ready(info);
+        }
+        // The original append scheduled the sync that will cover it; a
+        // truncation since (a new generation) would have synced it first.
+        let generation = durable.generation;
+        drop(durable);
+        drop(state);
+        self.shared.schedule_flush();
+        AppendTicket::pending(info, Arc::clone(&self.shared), generation)
+    }
+
+    /// The base offset of the active segment: it changes when the log
+    /// rolls.
+    pub fn active_segment_base_offset(&self) -> Offset {
+        self.shared.state.read().active().base_offset()
     }
 
     /// Every offset below this is on disk: the recovery point to checkpoint.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use rill_record::{BatchError, BatchView, Compression, TimestampType};
 use rill_storage::{
-    AppendError, FlushPolicy, LogConfig, ModifyError, Offset, ReadError, RecoveryHints,
+    AppendError, AppendInfo, FlushPolicy, LogConfig, ModifyError, Offset, ReadError, RecoveryHints,
 };
 
 #[test]
@@ -885,4 +885,74 @@ fn a_closed_log_refuses_appends_but_serves_reads() {
         Err(ModifyError::Closed { .. })
     ));
     assert_eq!(values(&read_all(&log)), ["a-0", "a-1"]);
+}
+
+#[test]
+fn a_ticket_for_an_appended_range_resolves_once_that_range_may_be_acknowledged() {
+    let fx = Fixture::new();
+    let log = fx.create(LogConfig::default()); // fsync
+    fx.disk.hold_syncs(true);
+    let original = log.append(&batch(&[b"a", b"b"], 7), 0, 0).unwrap();
+    let info = AppendInfo {
+        base_offset: Offset(0),
+        last_offset: Offset(1),
+        log_append_time_ms: None,
+        max_timestamp: 7,
+        log_start_offset: Offset(0),
+    };
+    let again = log.ticket_for_appended(info);
+    assert!(
+        !again.is_ready(),
+        "not before the original may be acknowledged"
+    );
+    fx.disk.hold_syncs(false);
+    assert_eq!(again.wait().unwrap(), info);
+    assert_eq!(original.wait().unwrap(), info);
+    assert!(log.ticket_for_appended(info).is_ready(), "synced: at once");
+
+    let log = Fixture::new().create(small_config(FlushPolicy::None));
+    append(&log, &batch(&[b"a"], 0));
+    let info = AppendInfo {
+        last_offset: Offset(0),
+        ..info
+    };
+    assert!(log.ticket_for_appended(info).is_ready());
+}
+
+#[test]
+#[should_panic(expected = "never assigned")]
+fn a_ticket_for_offsets_the_log_never_assigned_is_a_bug() {
+    let fx = Fixture::new();
+    let log = fx.create(small_config(FlushPolicy::None));
+    append(&log, &batch(&[b"a"], 0));
+    let _ticket = log.ticket_for_appended(AppendInfo {
+        base_offset: Offset(1),
+        last_offset: Offset(1),
+        log_append_time_ms: None,
+        max_timestamp: 0,
+        log_start_offset: Offset(0),
+    });
+}
+
+#[test]
+fn a_batch_validated_first_appends_as_append_would() {
+    let fx = Fixture::new();
+    let log = fx.create(small_config(FlushPolicy::None));
+    let bytes = batch(&[b"a", b"b"], 5);
+    let validated = log.validate(&bytes).unwrap();
+    assert_eq!(validated.view().records_count(), 2);
+    let info = log
+        .append_validated(validated, 0, 0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!((info.base_offset, info.last_offset), (Offset(0), Offset(1)));
+    assert_eq!(values(&read_all(&log)), ["a", "b"]);
+    let mut corrupt = bytes.clone();
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 1;
+    assert!(matches!(
+        log.validate(&corrupt),
+        Err(AppendError::InvalidBatch(BatchError::CrcMismatch { .. }))
+    ));
 }

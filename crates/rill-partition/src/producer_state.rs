@@ -1,0 +1,702 @@
+//! Idempotent-producer state, as Kafka's ProducerStateManager keeps it
+//! (idempotence only: no transactions): for each producer id, its epoch
+//! and its last [`PRODUCER_BATCHES_RETAINED`] batches, so that a leader
+//! refuses a fenced epoch or a sequence gap, and answers a retried batch
+//! with the offsets it was first given instead of writing it twice.
+//!
+//! The state is rebuilt at open from the latest usable snapshot (see
+//! [`crate::producer_snapshot`]) and the batch headers after it; snapshots
+//! are written when the log rolls and when it is closed.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+
+use rill_record::{BatchView, Batches};
+use rill_storage::{IoFailure, Log, Offset};
+
+use crate::checkpoint::CheckpointError;
+use crate::error::PartitionError;
+use crate::producer_snapshot::{self, ProducerSnapshotError, SnapshotEntry};
+
+/// Batches remembered per producer, as Kafka's NUM_BATCHES_TO_RETAIN: an
+/// idempotent producer has at most five requests in flight, so a retry is
+/// always of one of its last five batches.
+pub const PRODUCER_BATCHES_RETAINED: usize = 5;
+
+/// Kafka's default producer.id.expiration.ms: one day.
+pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i64 = 86_400_000;
+
+/// Kafka's RecordBatch.NO_PRODUCER_EPOCH.
+const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// Bytes read per step when batch headers are replayed from the log.
+const REPLAY_READ_BYTES: usize = 1 << 20;
+
+/// One batch of an idempotent producer, as remembered to answer a retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchMetadata {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub first_offset: Offset,
+    pub last_offset: Offset,
+    /// The batch's maxTimestamp as stored (the broker's time for
+    /// LogAppendTime logs).
+    pub timestamp: i64,
+}
+
+/// What a partition knows of one producer id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProducerStateEntry {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// Its last batches in this epoch, oldest first, at most
+    /// [`PRODUCER_BATCHES_RETAINED`]; empty only for an entry loaded from
+    /// a snapshot that named no batch.
+    pub batches: VecDeque<BatchMetadata>,
+    /// The timestamp of its last batch: the clock of its expiry.
+    pub last_timestamp: i64,
+}
+
+impl ProducerStateEntry {
+    fn new(producer_id: i64, epoch: i16) -> ProducerStateEntry {
+        ProducerStateEntry {
+            producer_id,
+            epoch,
+            batches: VecDeque::with_capacity(PRODUCER_BATCHES_RETAINED),
+            last_timestamp: -1,
+        }
+    }
+
+    /// The sequence of the last record written, if a batch is remembered.
+    pub fn last_sequence(&self) -> Option<i32> {
+        self.batches.back().map(|b| b.last_sequence)
+    }
+
+    fn find_duplicate(&self, batch: &ProducerBatch) -> Option<BatchMetadata> {
+        if batch.epoch != self.epoch {
+            return None;
+        }
+        self.batches
+            .iter()
+            .find(|b| {
+                b.first_sequence == batch.first_sequence && b.last_sequence == batch.last_sequence
+            })
+            .copied()
+    }
+
+    /// Remembers `batch`; a new epoch forgets the old epoch's batches.
+    fn add_batch(&mut self, epoch: i16, batch: BatchMetadata) {
+        if epoch != self.epoch {
+            self.batches.clear();
+            self.epoch = epoch;
+        }
+        if self.batches.len() == PRODUCER_BATCHES_RETAINED {
+            self.batches.pop_front();
+        }
+        self.batches.push_back(batch);
+        self.last_timestamp = batch.timestamp;
+    }
+}
+
+/// The header fields of a data batch written by an idempotent producer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ProducerBatch {
+    pub producer_id: i64,
+    pub epoch: i16,
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+}
+
+impl ProducerBatch {
+    /// `None` for a batch without a producer id (no idempotence: nothing
+    /// to check) and for control batches (transaction markers, which Rill
+    /// does not interpret).
+    pub(crate) fn of(batch: &BatchView<'_>) -> Option<ProducerBatch> {
+        if !batch.has_producer_id() || batch.attributes().is_control() {
+            return None;
+        }
+        let first_sequence = batch.base_sequence();
+        Some(ProducerBatch {
+            producer_id: batch.producer_id(),
+            epoch: batch.producer_epoch(),
+            first_sequence,
+            last_sequence: increment_sequence(first_sequence, batch.last_offset_delta()),
+        })
+    }
+}
+
+/// What a leader does with a producer's batch that passed the checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AppendCheck {
+    /// Write it.
+    Append,
+    /// It was written before, as this batch: answer with its offsets and
+    /// write nothing.
+    Duplicate(BatchMetadata),
+}
+
+/// The producer state of one partition and its snapshot files.
+///
+/// Not thread-safe: the partition keeps it behind its append lock, and
+/// every append and truncation updates it under that lock, so it always
+/// describes exactly the batches below the log end offset.
+///
+/// An unknown producer (no state) must start at sequence 0 only while the
+/// partition provably remembers every producer that ever wrote to it:
+/// it was created empty at offset 0 by this process, its log start never
+/// moved, and no producer expired. Otherwise its state may have gone with
+/// retention, DeleteRecords, expiry, or an expiry before the snapshot the
+/// partition was opened from, and any sequence is accepted, as Kafka does
+/// since 2.5 (KIP-360) for every unknown producer.
+///
+/// Expiry follows Kafka's producer.id.expiration.ms: a producer whose last
+/// batch's timestamp is that old is forgotten, by
+/// [`ProducerStateManager::remove_expired`], which the log manager calls.
+#[derive(Debug)]
+pub(crate) struct ProducerStateManager {
+    dir: PathBuf,
+    producers: BTreeMap<i64, ProducerStateEntry>,
+    /// Offsets of the snapshot files in `dir`.
+    snapshots: BTreeSet<Offset>,
+    /// The state reflects every batch below this offset (Kafka's
+    /// lastMapOffset); it equals the log end offset whenever the
+    /// partition's lock is free.
+    map_end: Offset,
+    remembers_every_producer: bool,
+}
+
+impl ProducerStateManager {
+    /// The state of a new, empty log starting at `start` in `dir`; any
+    /// snapshot file left there is removed.
+    pub(crate) fn create(
+        dir: &Path,
+        start: Offset,
+    ) -> Result<ProducerStateManager, ProducerSnapshotError> {
+        let mut manager = ProducerStateManager {
+            dir: dir.to_path_buf(),
+            producers: BTreeMap::new(),
+            snapshots: producer_snapshot::list(dir)?,
+            map_end: start,
+            remembers_every_producer: start == Offset(0),
+        };
+        manager.delete_snapshots(|_| true)?;
+        Ok(manager)
+    }
+
+    /// Rebuilds the state of an opened log: from the latest snapshot
+    /// within [log start, log end] that reads back whole (unusable ones
+    /// are deleted, as are those outside the range), then from the
+    /// headers of the batches after it.
+    pub(crate) fn load(dir: &Path, log: &Log) -> Result<ProducerStateManager, PartitionError> {
+        let mut manager = ProducerStateManager {
+            dir: dir.to_path_buf(),
+            producers: BTreeMap::new(),
+            snapshots: producer_snapshot::list(dir)?,
+            map_end: log.log_start_offset(),
+            remembers_every_producer: false,
+        };
+        let loaded_from = manager.reload(log)?.unwrap_or(log.log_start_offset());
+        if manager.map_end > loaded_from {
+            // Batches were replayed: a snapshot now spares the next start
+            // the same work, as Kafka takes one after recovery. Without
+            // it the state is as good, so a failure only costs time.
+            if let Err(error) = manager.take_snapshot() {
+                tracing::warn!(dir = %dir.display(), %error,
+                    "could not write a producer snapshot after replaying the log");
+            }
+        }
+        Ok(manager)
+    }
+
+    pub(crate) fn map_end(&self) -> Offset {
+        self.map_end
+    }
+
+    pub(crate) fn entry(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
+        self.producers.get(&producer_id)
+    }
+
+    pub(crate) fn entries(&self) -> impl Iterator<Item = &ProducerStateEntry> {
+        self.producers.values()
+    }
+
+    /// Kafka's checks of a producer's batch on the leader: a duplicate of
+    /// one of the producer's remembered batches; an epoch older than the
+    /// producer's (INVALID_PRODUCER_EPOCH); a newer epoch that does not
+    /// start at sequence 0, or a sequence that does not follow the last
+    /// (OUT_OF_ORDER_SEQUENCE_NUMBER). Sequences wrap from i32::MAX to 0.
+    pub(crate) fn check(&self, batch: &ProducerBatch) -> Result<AppendCheck, PartitionError> {
+        let out_of_order = |expected: i32| PartitionError::OutOfOrderSequence {
+            producer_id: batch.producer_id,
+            expected,
+            found: batch.first_sequence,
+        };
+        let Some(entry) = self.producers.get(&batch.producer_id) else {
+            if batch.first_sequence != 0 && self.remembers_every_producer {
+                return Err(out_of_order(0));
+            }
+            return Ok(AppendCheck::Append);
+        };
+        if let Some(original) = entry.find_duplicate(batch) {
+            return Ok(AppendCheck::Duplicate(original));
+        }
+        if batch.epoch < entry.epoch {
+            return Err(PartitionError::InvalidProducerEpoch {
+                producer_id: batch.producer_id,
+                current: entry.epoch,
+                found: batch.epoch,
+            });
+        }
+        if entry.epoch == NO_PRODUCER_EPOCH {
+            return Ok(AppendCheck::Append);
+        }
+        let expected = if batch.epoch > entry.epoch {
+            0
+        } else {
+            entry
+                .last_sequence()
+                .map_or(0, |last| increment_sequence(last, 1))
+        };
+        if batch.first_sequence != expected {
+            return Err(out_of_order(expected));
+        }
+        Ok(AppendCheck::Append)
+    }
+
+    /// Records a batch appended at `first_offset ..= last_offset` (any
+    /// batch: the state follows the log end), with the producer's header
+    /// fields if it has a producer id.
+    pub(crate) fn appended(
+        &mut self,
+        batch: Option<&ProducerBatch>,
+        first_offset: Offset,
+        last_offset: Offset,
+        timestamp: i64,
+    ) {
+        if let Some(batch) = batch {
+            self.apply(batch, first_offset, last_offset, timestamp);
+        }
+        self.map_end = last_offset.plus(1);
+    }
+
+    /// Brings the state to the log's end when the log changed behind the
+    /// partition's back (through [`crate::Partition::log`]): replays what
+    /// was appended, or reloads after anything else.
+    pub(crate) fn catch_up(&mut self, log: &Log) -> Result<(), PartitionError> {
+        let end = log.log_end_offset();
+        if self.map_end == end {
+            return Ok(());
+        }
+        let start = log.log_start_offset();
+        tracing::warn!(dir = %self.dir.display(), map_end = %self.map_end, log_end = %end,
+            "the log changed outside its partition; bringing producer state up to date");
+        if start <= self.map_end && self.map_end < end {
+            self.replay(log, end)
+        } else {
+            self.reload(log).map(|_| ())
+        }
+    }
+
+    /// Fits the state to a log just cut back (Kafka's truncateAndReload):
+    /// snapshots past the new end go, and unless nothing was cut, the
+    /// state is rebuilt from the latest snapshot at or below the end.
+    pub(crate) fn truncated(&mut self, log: &Log) -> Result<(), PartitionError> {
+        if self.map_end == log.log_end_offset() {
+            return Ok(());
+        }
+        self.reload(log).map(|_| ())
+    }
+
+    /// Forgets everything and deletes every snapshot: the log restarted,
+    /// empty, at `offset`.
+    pub(crate) fn truncate_fully_and_start_at(
+        &mut self,
+        offset: Offset,
+    ) -> Result<(), ProducerSnapshotError> {
+        self.producers.clear();
+        self.map_end = offset;
+        self.remembers_every_producer = false;
+        self.delete_snapshots(|_| true)
+    }
+
+    /// The log start moved to `start` (retention, DeleteRecords):
+    /// snapshots below it can no longer be replayed from and go. The
+    /// producers themselves are kept, as Kafka keeps them, until they
+    /// expire.
+    pub(crate) fn log_start_advanced(
+        &mut self,
+        start: Offset,
+    ) -> Result<(), ProducerSnapshotError> {
+        if start > Offset(0) {
+            self.remembers_every_producer = false;
+        }
+        self.delete_snapshots(|offset| offset < start)
+    }
+
+    /// Forgets producers whose last batch's timestamp is at least
+    /// `expiration_ms` before `now_ms` (Kafka's producer.id.expiration.ms)
+    /// and returns how many.
+    pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        let removed = before - self.producers.len();
+        if removed > 0 {
+            self.remembers_every_producer = false;
+        }
+        removed
+    }
+
+    /// Writes a snapshot at the current end, unless one exists there.
+    /// Returns whether it wrote one.
+    pub(crate) fn take_snapshot(&mut self) -> Result<bool, CheckpointError> {
+        if self.snapshots.contains(&self.map_end) {
+            return Ok(false);
+        }
+        let entries = self.snapshot_entries();
+        producer_snapshot::write(&self.dir, self.map_end, &entries)?;
+        self.snapshots.insert(self.map_end);
+        tracing::debug!(dir = %self.dir.display(), offset = %self.map_end,
+            producers = self.producers.len(), "wrote producer snapshot");
+        Ok(true)
+    }
+
+    /// Forgets everything, then loads the latest usable snapshot within
+    /// [log start, log end] and replays the batches after it. Returns the
+    /// offset of the snapshot loaded, if any.
+    fn reload(&mut self, log: &Log) -> Result<Option<Offset>, PartitionError> {
+        let (start, end) = (log.log_start_offset(), log.log_end_offset());
+        self.delete_snapshots(|offset| offset > end || offset < start)?;
+        self.producers.clear();
+        self.map_end = start;
+        let mut loaded = None;
+        while let Some(&offset) = self.snapshots.last() {
+            match producer_snapshot::read(&self.dir, offset) {
+                Ok(entries) => {
+                    self.producers = producers_from(entries);
+                    self.map_end = offset;
+                    loaded = Some(offset);
+                    break;
+                }
+                Err(ProducerSnapshotError::Io(failure))
+                    if failure.source.kind() != std::io::ErrorKind::NotFound =>
+                {
+                    return Err(ProducerSnapshotError::Io(failure).into());
+                }
+                Err(error) => {
+                    tracing::warn!(dir = %self.dir.display(), %error,
+                        "ignoring an unusable producer snapshot");
+                    self.delete_snapshots(|o| o == offset)?;
+                }
+            }
+        }
+        self.replay(log, end)?;
+        tracing::debug!(dir = %self.dir.display(), snapshot = ?loaded, log_end = %end,
+            producers = self.producers.len(), "loaded producer state");
+        Ok(loaded)
+    }
+
+    /// Applies the headers of the batches from `map_end` to `end`, as
+    /// written: no checks (they were made when the batches were appended).
+    fn replay(&mut self, log: &Log, end: Offset) -> Result<(), PartitionError> {
+        let mut next = self.map_end;
+        while next < end {
+            let read = log.read(next, REPLAY_READ_BYTES, end, true)?;
+            let mut batches = 0usize;
+            for batch in Batches::new(&read.bytes) {
+                if let Some(producer) = ProducerBatch::of(&batch) {
+                    self.apply(
+                        &producer,
+                        Offset(batch.base_offset()),
+                        Offset(batch.last_offset()),
+                        batch.max_timestamp(),
+                    );
+                }
+                next = Offset(batch.next_offset());
+                batches += 1;
+            }
+            if batches == 0 {
+                // Nothing framed where the log says batches are: recovery
+                // validated them, so this is the end of what can be read.
+                break;
+            }
+        }
+        self.map_end = end;
+        Ok(())
+    }
+
+    fn apply(
+        &mut self,
+        batch: &ProducerBatch,
+        first_offset: Offset,
+        last_offset: Offset,
+        timestamp: i64,
+    ) {
+        self.producers
+            .entry(batch.producer_id)
+            .or_insert_with(|| ProducerStateEntry::new(batch.producer_id, batch.epoch))
+            .add_batch(
+                batch.epoch,
+                BatchMetadata {
+                    first_sequence: batch.first_sequence,
+                    last_sequence: batch.last_sequence,
+                    first_offset,
+                    last_offset,
+                    timestamp,
+                },
+            );
+    }
+
+    /// Removes the snapshots whose offsets `doomed` picks, then syncs the
+    /// directory, so that a stale snapshot cannot come back after a
+    /// crash to describe offsets that are written again.
+    fn delete_snapshots(
+        &mut self,
+        doomed: impl Fn(Offset) -> bool,
+    ) -> Result<(), ProducerSnapshotError> {
+        let gone: Vec<Offset> = self
+            .snapshots
+            .iter()
+            .copied()
+            .filter(|&o| doomed(o))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        for offset in gone {
+            producer_snapshot::delete(&self.dir, offset)?;
+            self.snapshots.remove(&offset);
+        }
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        Ok(())
+    }
+
+    /// One entry per remembered batch, oldest first, producers in id
+    /// order; a producer with no batch gets one entry with offset -1.
+    fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
+        let mut entries = Vec::with_capacity(self.producers.len());
+        for producer in self.producers.values() {
+            let entry = |last_sequence, last_offset: i64, offset_delta, timestamp| SnapshotEntry {
+                producer_id: producer.producer_id,
+                epoch: producer.epoch,
+                last_sequence,
+                last_offset,
+                offset_delta,
+                timestamp,
+                coordinator_epoch: -1,
+                current_txn_first_offset: -1,
+            };
+            if producer.batches.is_empty() {
+                entries.push(entry(-1, -1, 0, producer.last_timestamp));
+            }
+            for batch in &producer.batches {
+                let offset_delta = batch.last_offset.value() - batch.first_offset.value();
+                entries.push(entry(
+                    batch.last_sequence,
+                    batch.last_offset.value(),
+                    i32::try_from(offset_delta).expect("a batch holds at most i32::MAX records"),
+                    batch.timestamp,
+                ));
+            }
+        }
+        entries
+    }
+}
+
+/// The producers a snapshot describes: consecutive entries of a producer
+/// are its batches, oldest first (a Kafka snapshot has one per producer).
+fn producers_from(entries: Vec<SnapshotEntry>) -> BTreeMap<i64, ProducerStateEntry> {
+    let mut producers: BTreeMap<i64, ProducerStateEntry> = BTreeMap::new();
+    for e in entries {
+        let producer = producers
+            .entry(e.producer_id)
+            .or_insert_with(|| ProducerStateEntry::new(e.producer_id, e.epoch));
+        if e.last_offset >= 0 {
+            producer.add_batch(
+                e.epoch,
+                BatchMetadata {
+                    first_sequence: decrement_sequence(e.last_sequence, e.offset_delta),
+                    last_sequence: e.last_sequence,
+                    first_offset: Offset(e.last_offset - i64::from(e.offset_delta)),
+                    last_offset: Offset(e.last_offset),
+                    timestamp: e.timestamp,
+                },
+            );
+        } else if e.epoch != producer.epoch {
+            producer.epoch = e.epoch;
+            producer.batches.clear();
+        }
+        producer.last_timestamp = e.timestamp;
+    }
+    producers
+}
+
+/// Kafka's sequences run from 0 to i32::MAX and then wrap to 0.
+const SEQUENCE_SPACE: i64 = 1 << 31;
+
+/// `sequence + delta` in the wrapping sequence space.
+fn increment_sequence(sequence: i32, delta: i32) -> i32 {
+    wrap_sequence(i64::from(sequence) + i64::from(delta))
+}
+
+/// `sequence - delta` in the wrapping sequence space.
+fn decrement_sequence(sequence: i32, delta: i32) -> i32 {
+    wrap_sequence(i64::from(sequence) - i64::from(delta))
+}
+
+fn wrap_sequence(value: i64) -> i32 {
+    i32::try_from(value.rem_euclid(SEQUENCE_SPACE)).expect("0 <= value < 2^31")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(producer_id: i64, epoch: i16, first: i32, records: i32) -> ProducerBatch {
+        ProducerBatch {
+            producer_id,
+            epoch,
+            first_sequence: first,
+            last_sequence: increment_sequence(first, records - 1),
+        }
+    }
+
+    /// A manager whose producer 1 wrote `batches` (epoch, first sequence,
+    /// records) one after the other from offset 0.
+    fn with_batches(batches: &[(i16, i32, i32)]) -> (tempfile::TempDir, ProducerStateManager) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manager = ProducerStateManager::create(dir.path(), Offset(0)).unwrap();
+        let mut next = Offset(0);
+        for &(epoch, first, records) in batches {
+            let b = batch(1, epoch, first, records);
+            assert_eq!(manager.check(&b).unwrap(), AppendCheck::Append);
+            let last = next.plus(i64::from(records) - 1);
+            manager.appended(Some(&b), next, last, 1_000);
+            next = last.plus(1);
+        }
+        (dir, manager)
+    }
+
+    #[test]
+    fn sequences_wrap_at_i32_max() {
+        assert_eq!(increment_sequence(i32::MAX, 1), 0);
+        assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
+        assert_eq!(increment_sequence(5, 0), 5);
+        assert_eq!(decrement_sequence(1, 3), i32::MAX - 1);
+        assert_eq!(decrement_sequence(7, 2), 5);
+    }
+
+    #[test]
+    fn sequences_continue_across_the_wrap() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut manager = ProducerStateManager::create(dir.path(), Offset(0)).unwrap();
+        let near_the_end = ProducerBatch {
+            producer_id: 1,
+            epoch: 0,
+            first_sequence: i32::MAX - 4,
+            last_sequence: i32::MAX - 2,
+        };
+        manager.appended(Some(&near_the_end), Offset(0), Offset(2), 0);
+        let wrapping = batch(1, 0, i32::MAX - 1, 3);
+        assert_eq!(wrapping.last_sequence, 0, "MAX - 1, MAX, 0");
+        assert_eq!(manager.check(&wrapping).unwrap(), AppendCheck::Append);
+        manager.appended(Some(&wrapping), Offset(3), Offset(5), 0);
+        assert!(matches!(
+            manager.check(&wrapping).unwrap(),
+            AppendCheck::Duplicate(BatchMetadata {
+                first_offset: Offset(3),
+                ..
+            })
+        ));
+        assert!(matches!(
+            manager.check(&batch(1, 0, 2, 1)),
+            Err(PartitionError::OutOfOrderSequence {
+                expected: 1,
+                found: 2,
+                ..
+            })
+        ));
+        assert_eq!(
+            manager.check(&batch(1, 0, 1, 1)).unwrap(),
+            AppendCheck::Append
+        );
+    }
+
+    #[test]
+    fn only_the_last_five_batches_are_recognised_as_duplicates() {
+        let batches: Vec<(i16, i32, i32)> = (0..6).map(|i| (0, i * 2, 2)).collect();
+        let (_dir, manager) = with_batches(&batches);
+        assert_eq!(manager.entry(1).unwrap().batches.len(), 5);
+        assert_eq!(
+            manager.check(&batch(1, 0, 2, 2)).unwrap(),
+            AppendCheck::Duplicate(BatchMetadata {
+                first_sequence: 2,
+                last_sequence: 3,
+                first_offset: Offset(2),
+                last_offset: Offset(3),
+                timestamp: 1_000,
+            })
+        );
+        assert!(
+            matches!(
+                manager.check(&batch(1, 0, 0, 2)),
+                Err(PartitionError::OutOfOrderSequence {
+                    expected: 12,
+                    found: 0,
+                    ..
+                })
+            ),
+            "the sixth batch back is forgotten"
+        );
+        assert!(
+            matches!(
+                manager.check(&batch(1, 0, 2, 1)),
+                Err(PartitionError::OutOfOrderSequence { .. })
+            ),
+            "a duplicate must match the whole sequence range"
+        );
+    }
+
+    #[test]
+    fn an_unknown_producer_may_skip_sequences_once_state_can_have_been_forgotten() {
+        let (_dir, mut manager) = with_batches(&[]);
+        assert!(matches!(
+            manager.check(&batch(9, 0, 5, 1)),
+            Err(PartitionError::OutOfOrderSequence {
+                producer_id: 9,
+                expected: 0,
+                found: 5
+            })
+        ));
+        manager.log_start_advanced(Offset(10)).unwrap();
+        assert_eq!(
+            manager.check(&batch(9, 0, 5, 1)).unwrap(),
+            AppendCheck::Append
+        );
+    }
+
+    #[test]
+    fn expiry_forgets_idle_producers() {
+        let (_dir, mut manager) = with_batches(&[(0, 0, 1)]);
+        assert_eq!(manager.remove_expired(1_000 + 99, 100), 0);
+        assert_eq!(manager.remove_expired(1_000 + 100, 100), 1);
+        assert!(manager.entry(1).is_none());
+        assert_eq!(
+            manager.check(&batch(1, 0, 1, 1)).unwrap(),
+            AppendCheck::Append,
+            "an expired producer resumes at any sequence"
+        );
+    }
+
+    #[test]
+    fn snapshot_entries_rebuild_the_same_producers() {
+        let batches: Vec<(i16, i32, i32)> = (0..7).map(|i| (2, i * 3, 3)).collect();
+        let (_dir, mut manager) = with_batches(&batches);
+        let other = batch(4, 0, 0, 1);
+        manager.appended(Some(&other), Offset(21), Offset(21), 5);
+        let rebuilt = producers_from(manager.snapshot_entries());
+        assert_eq!(rebuilt, manager.producers);
+    }
+}
