@@ -1,0 +1,43 @@
+//! ApiVersions: the versions of every API Rill implements, exactly
+//! [`SUPPORTED`](super::SUPPORTED).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
+
+use super::{Body, HandlerError, Pending, Request, SUPPORTED, encode, ready};
+
+pub(crate) fn handle(request: &Request) -> Pending {
+    ready(answer(request))
+}
+
+fn answer(request: &Request) -> Result<Body, HandlerError> {
+    // v3+ carries the client's software name; nothing in it changes the answer.
+    let _request: ApiVersionsRequest = request.decode()?;
+    encode(ApiKey::ApiVersions, request.version(), &response(0))
+}
+
+/// The v0 answer to an ApiVersions version Rill lacks (KIP-511).
+pub(crate) fn unsupported_version_response() -> Result<Body, HandlerError> {
+    encode(
+        ApiKey::ApiVersions,
+        0,
+        &response(ResponseError::UnsupportedVersion.code()),
+    )
+}
+
+fn response(error_code: i16) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(error_code)
+        .with_api_keys(
+            SUPPORTED
+                .iter()
+                .map(|(key, min, max)| {
+                    ApiVersion::default()
+                        .with_api_key(*key as i16)
+                        .with_min_version(*min)
+                        .with_max_version(*max)
+                })
+                .collect(),
+        )
+}

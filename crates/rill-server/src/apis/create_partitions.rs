@@ -1,0 +1,46 @@
+//! CreatePartitions (with validate_only): grows a topic.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
+use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let create: CreatePartitionsRequest = match request.decode() {
+        Ok(create) => create,
+        Err(error) => return super::ready(Err(error)),
+    };
+    let broker = Arc::clone(broker);
+    blocking(move || answer(&broker, create, version))
+}
+
+fn answer(
+    broker: &Broker,
+    create: CreatePartitionsRequest,
+    version: i16,
+) -> Result<Body, HandlerError> {
+    let results = create
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
+            match broker.create_partitions(&topic.name, topic.count, create.validate_only) {
+                Ok(()) => result,
+                Err(error) => result
+                    .with_error_code(error_code::for_topic(&error).code())
+                    .with_error_message(Some(StrBytes::from_string(error.to_string()))),
+            }
+        })
+        .collect();
+    encode(
+        ApiKey::CreatePartitions,
+        version,
+        &CreatePartitionsResponse::default().with_results(results),
+    )
+}

@@ -1,0 +1,108 @@
+//! CreateTopics (with validate_only): partitions and configs by Kafka's
+//! names; replication factor 1 (or -1, the default) on a single broker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use crate::broker::{Broker, NewTopic};
+use crate::error_code;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let create: CreateTopicsRequest = match request.decode() {
+        Ok(create) => create,
+        Err(error) => return super::ready(Err(error)),
+    };
+    let broker = Arc::clone(broker);
+    blocking(move || answer(&broker, create, version))
+}
+
+fn answer(
+    broker: &Broker,
+    create: CreateTopicsRequest,
+    version: i16,
+) -> Result<Body, HandlerError> {
+    let results = create
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let result = CreatableTopicResult::default().with_name(topic.name.clone());
+            let configs: BTreeMap<String, String> = topic
+                .configs
+                .iter()
+                .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
+                .collect();
+            let new_topic = NewTopic {
+                name: topic.name.to_string(),
+                partitions: if topic.assignments.is_empty() {
+                    topic.num_partitions
+                } else {
+                    topic.assignments.len() as i32
+                },
+                replication_factor: if topic.assignments.is_empty() {
+                    topic.replication_factor
+                } else {
+                    topic
+                        .assignments
+                        .first()
+                        .map_or(1, |a| a.broker_ids.len() as i16)
+                },
+                configs,
+            };
+            match broker.create_topic(&new_topic, create.validate_only) {
+                Ok(created) => {
+                    let mut result = result;
+                    if version >= 5 {
+                        result = result
+                            .with_num_partitions(created.partitions)
+                            .with_replication_factor(1)
+                            .with_configs(Some(describe_configs(
+                                broker,
+                                &new_topic.name,
+                                &created.configs,
+                            )));
+                    }
+                    if version >= 7 {
+                        result = result.with_topic_id(created.uuid());
+                    }
+                    result
+                }
+                Err(error) => result
+                    .with_error_code(error_code::for_topic(&error).code())
+                    .with_error_message(Some(StrBytes::from_string(error.to_string()))),
+            }
+        })
+        .collect();
+    encode(
+        ApiKey::CreateTopics,
+        version,
+        &CreateTopicsResponse::default().with_topics(results),
+    )
+}
+
+/// The configs of a created topic, as CreateTopics v5+ returns them.
+fn describe_configs(
+    broker: &Broker,
+    topic: &str,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    let effective = broker
+        .topic_configs(topic)
+        .unwrap_or_else(|| broker.default_topic_configs(overrides));
+    effective
+        .into_iter()
+        .map(|(def, value, source)| {
+            CreatableTopicConfigs::default()
+                .with_name(StrBytes::from_static_str(def.name))
+                .with_value(Some(StrBytes::from_string(value)))
+                .with_config_source(source.code())
+        })
+        .collect()
+}

@@ -1,0 +1,68 @@
+//! DeleteRecords: moves a partition's log start offset (offset -1: to the
+//! high watermark) and answers the new low watermark.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
+use rill_partition::TopicPartition;
+use rill_storage::Offset;
+
+use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let delete: DeleteRecordsRequest = match request.decode() {
+        Ok(delete) => delete,
+        Err(error) => return super::ready(Err(error)),
+    };
+    let broker = Arc::clone(broker);
+    blocking(move || answer(&broker, delete, version))
+}
+
+fn answer(
+    broker: &Broker,
+    delete: DeleteRecordsRequest,
+    version: i16,
+) -> Result<Body, HandlerError> {
+    let topics = delete
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|wanted| {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(wanted.partition_index)
+                        .with_low_watermark(-1);
+                    let tp = TopicPartition::new(topic.name.as_str(), wanted.partition_index);
+                    let Some(partition) = broker.partition(&tp) else {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    let before = (wanted.offset != -1).then_some(Offset(wanted.offset));
+                    match partition.delete_records(before) {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark.value()),
+                        Err(error) => {
+                            result.with_error_code(error_code::for_partition(&error).code())
+                        }
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    encode(
+        ApiKey::DeleteRecords,
+        version,
+        &DeleteRecordsResponse::default().with_topics(topics),
+    )
+}

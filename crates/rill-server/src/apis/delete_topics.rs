@@ -1,0 +1,82 @@
+//! DeleteTopics: by name, or by topic id (v6+).
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let delete: DeleteTopicsRequest = match request.decode() {
+        Ok(delete) => delete,
+        Err(error) => return super::ready(Err(error)),
+    };
+    let broker = Arc::clone(broker);
+    blocking(move || answer(&broker, delete, version))
+}
+
+fn answer(
+    broker: &Broker,
+    delete: DeleteTopicsRequest,
+    version: i16,
+) -> Result<Body, HandlerError> {
+    let wanted: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
+        delete
+            .topics
+            .into_iter()
+            .map(|t| (t.name, t.topic_id))
+            .collect()
+    } else {
+        delete
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n), Uuid::nil()))
+            .collect()
+    };
+    let responses = wanted
+        .into_iter()
+        .map(|(name, id)| {
+            let resolved = match &name {
+                Some(name) => Some(name.to_string()),
+                None => broker.topic_name_by_id(id),
+            };
+            let mut result = DeletableTopicResult::default().with_name(name.clone());
+            if version >= 6 {
+                result = result.with_topic_id(id);
+            }
+            let Some(resolved) = resolved else {
+                return result.with_error_code(ResponseError::UnknownTopicId.code());
+            };
+            match broker.delete_topic(&resolved) {
+                Ok(removed) => {
+                    if version >= 6 {
+                        result = result
+                            .with_name(Some(TopicName(StrBytes::from_string(resolved))))
+                            .with_topic_id(removed.uuid());
+                    }
+                    result
+                }
+                Err(error) => {
+                    result = result.with_error_code(error_code::for_topic(&error).code());
+                    if version >= 5 {
+                        result = result
+                            .with_error_message(Some(StrBytes::from_string(error.to_string())));
+                    }
+                    result
+                }
+            }
+        })
+        .collect();
+    encode(
+        ApiKey::DeleteTopics,
+        version,
+        &DeleteTopicsResponse::default().with_responses(responses),
+    )
+}

@@ -1,0 +1,219 @@
+//! Fetch: whole batches up to the high watermark, bounded by max_bytes and
+//! partition_max_bytes (KIP-74: the first batch is returned even if it is
+//! larger). A long poll waits up to max_wait_ms for min_bytes, woken by
+//! appends to the partitions it reads, not by polling.
+//!
+//! Fetch sessions (KIP-227): Rill never creates one — it answers session
+//! id 0, which tells clients to keep sending full fetch requests — and
+//! answers FETCH_SESSION_ID_NOT_FOUND to a request naming a session.
+
+mod response;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use rill_partition::{FetchIsolation, TopicPartition};
+use rill_storage::Offset;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use response::{TopicRecords, encode_fetch_response};
+
+use super::{Pending, Request, encode, ready};
+use crate::broker::Broker;
+use crate::error_code;
+use crate::network::Shutdown;
+
+/// The longest long poll, whatever the client asks: a bound on how long a
+/// request can hold its connection's queue.
+const MAX_WAIT_MS_MAX: i32 = 30_000;
+
+/// One partition a fetch reads.
+struct Wanted {
+    index: i32,
+    fetch_offset: i64,
+    partition_max_bytes: i32,
+}
+
+/// One topic a fetch reads: its name in the response, and the topic it
+/// resolved to (None: unknown).
+struct WantedTopic {
+    name: TopicName,
+    id: Uuid,
+    resolved: Option<String>,
+    partitions: Vec<Wanted>,
+}
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown) -> Pending {
+    let version = request.version();
+    let fetch: FetchRequest = match request.decode() {
+        Ok(fetch) => fetch,
+        Err(error) => return ready(Err(error)),
+    };
+    if fetch.session_id != 0 {
+        let response =
+            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return ready(encode(ApiKey::Fetch, version, &response));
+    }
+    let topics: Vec<WantedTopic> = fetch
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let resolved = if version >= 13 {
+                broker.topic_name_by_id(topic.topic_id)
+            } else {
+                Some(topic.topic.to_string()).filter(|name| broker.topic(name).is_some())
+            };
+            WantedTopic {
+                name: topic.topic,
+                id: topic.topic_id,
+                resolved,
+                partitions: topic
+                    .partitions
+                    .into_iter()
+                    .map(|p| Wanted {
+                        index: p.partition,
+                        fetch_offset: p.fetch_offset,
+                        partition_max_bytes: p.partition_max_bytes,
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let broker = Arc::clone(broker);
+    let max_wait = Duration::from_millis(fetch.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
+    let min_bytes = fetch.min_bytes.max(0) as usize;
+    let max_bytes = if fetch.max_bytes > 0 {
+        fetch.max_bytes as usize
+    } else {
+        usize::MAX
+    };
+    Box::pin(async move {
+        let deadline = tokio::time::Instant::now() + max_wait;
+        let woken = Arc::new(Notify::new());
+        let mut shutdown = shutdown;
+        loop {
+            // Register before reading, so an append in between still wakes us.
+            for topic in &topics {
+                if let Some(name) = &topic.resolved {
+                    for wanted in &topic.partitions {
+                        broker.register_waiter(&TopicPartition::new(name, wanted.index), &woken);
+                    }
+                }
+            }
+            let read = read_all(&broker, &topics, max_bytes, version);
+            let done = read.bytes >= min_bytes
+                || read.any_error
+                || tokio::time::Instant::now() >= deadline;
+            if done {
+                return encode_fetch_response(&FetchResponse::default(), read.topics, version)
+                    .map(Some);
+            }
+            tokio::select! {
+                () = woken.notified() => {}
+                () = tokio::time::sleep_until(deadline) => {}
+                () = shutdown.wait() => {
+                    let read = read_all(&broker, &topics, max_bytes, version);
+                    return encode_fetch_response(&FetchResponse::default(), read.topics, version).map(Some);
+                }
+            }
+        }
+    })
+}
+
+struct ReadAll {
+    topics: Vec<TopicRecords>,
+    bytes: usize,
+    any_error: bool,
+}
+
+fn read_all(broker: &Broker, topics: &[WantedTopic], max_bytes: usize, version: i16) -> ReadAll {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let mut partitions = Vec::with_capacity(topic.partitions.len());
+        for wanted in &topic.partitions {
+            let (data, records) = read_partition(
+                broker,
+                topic,
+                wanted,
+                max_bytes.saturating_sub(total),
+                total == 0,
+                version,
+            );
+            any_error |= data.error_code != 0;
+            total += records.as_ref().map_or(0, Bytes::len);
+            partitions.push((data, records));
+        }
+        let mut response_topic = FetchableTopicResponse::default();
+        if version >= 13 {
+            response_topic = response_topic.with_topic_id(topic.id);
+        } else {
+            response_topic = response_topic.with_topic(topic.name.clone());
+        }
+        out.push(TopicRecords {
+            topic: response_topic,
+            partitions,
+        });
+    }
+    ReadAll {
+        topics: out,
+        bytes: total,
+        any_error,
+    }
+}
+
+fn read_partition(
+    broker: &Broker,
+    topic: &WantedTopic,
+    wanted: &Wanted,
+    bytes_left: usize,
+    first: bool,
+    version: i16,
+) -> (PartitionData, Option<Bytes>) {
+    let mut data = PartitionData::default()
+        .with_partition_index(wanted.index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1);
+    if version >= 11 {
+        data = data.with_preferred_read_replica(BrokerId(-1));
+    }
+    let unknown = if version >= 13 {
+        ResponseError::UnknownTopicId
+    } else {
+        ResponseError::UnknownTopicOrPartition
+    };
+    let Some(name) = &topic.resolved else {
+        return (data.with_error_code(unknown.code()), None);
+    };
+    let Some(partition) = broker.partition(&TopicPartition::new(name, wanted.index)) else {
+        return (
+            data.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
+            None,
+        );
+    };
+    let high_watermark = partition.high_watermark();
+    data = data
+        .with_high_watermark(high_watermark.value())
+        .with_last_stable_offset(high_watermark.value())
+        .with_log_start_offset(partition.log_start_offset().value());
+    let max = (wanted.partition_max_bytes.max(0) as usize).min(bytes_left);
+    match partition.read(
+        Offset(wanted.fetch_offset),
+        max,
+        FetchIsolation::HighWatermark,
+        first,
+    ) {
+        Ok(read) => (data, Some(read.bytes)),
+        Err(error) => (
+            data.with_error_code(error_code::for_read(&error).code()),
+            None,
+        ),
+    }
+}

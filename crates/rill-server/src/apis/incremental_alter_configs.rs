@@ -1,0 +1,174 @@
+//! IncrementalAlterConfigs (with validate_only): SET, DELETE, APPEND and
+//! SUBTRACT on topic configs, and on the broker's topic defaults (log.*),
+//! which apply at once to every topic without an override. Changes are
+//! persisted in the metadata file.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
+use kafka_protocol::messages::{
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use crate::broker::{Broker, TopicError};
+use crate::error_code;
+use crate::topic_config::find_by_broker_name;
+
+const OP_SET: i8 = 0;
+const OP_DELETE: i8 = 1;
+const OP_APPEND: i8 = 2;
+const OP_SUBTRACT: i8 = 3;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let alter: IncrementalAlterConfigsRequest = match request.decode() {
+        Ok(alter) => alter,
+        Err(error) => return super::ready(Err(error)),
+    };
+    let broker = Arc::clone(broker);
+    blocking(move || answer(&broker, alter, version))
+}
+
+fn answer(
+    broker: &Broker,
+    alter: IncrementalAlterConfigsRequest,
+    version: i16,
+) -> Result<Body, HandlerError> {
+    let responses = alter
+        .resources
+        .into_iter()
+        .map(|resource| {
+            let response = AlterConfigsResourceResponse::default()
+                .with_resource_type(resource.resource_type)
+                .with_resource_name(resource.resource_name.clone());
+            match apply(broker, &resource, alter.validate_only) {
+                Ok(()) => response,
+                Err((error, message)) => response
+                    .with_error_code(error.code())
+                    .with_error_message(Some(StrBytes::from_string(message))),
+            }
+        })
+        .collect();
+    encode(
+        ApiKey::IncrementalAlterConfigs,
+        version,
+        &IncrementalAlterConfigsResponse::default().with_responses(responses),
+    )
+}
+
+fn apply(
+    broker: &Broker,
+    resource: &AlterConfigsResource,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
+    let name = resource.resource_name.to_string();
+    let topic_failure = |error: TopicError| (error_code::for_topic(&error), error.to_string());
+    match resource.resource_type {
+        RESOURCE_TOPIC => {
+            let current = broker
+                .topic(&name)
+                .ok_or_else(|| topic_failure(TopicError::UnknownTopic { name: name.clone() }))?
+                .configs;
+            let updated = updated(current, resource)?;
+            broker
+                .set_topic_configs(&name, updated, validate_only)
+                .map_err(topic_failure)
+        }
+        RESOURCE_BROKER => {
+            let node_id = broker.config().node_id.to_string();
+            if !name.is_empty() && name != node_id {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("unexpected broker id {name:?}: this is broker {node_id}"),
+                ));
+            }
+            for config in &resource.configs {
+                let key = config.name.as_str();
+                let alias = matches!(
+                    key,
+                    "log.retention.hours" | "log.retention.minutes" | "log.roll.hours"
+                );
+                if find_by_broker_name(key).is_none() && !alias {
+                    return Err((
+                        ResponseError::InvalidConfig,
+                        format!(
+                            "{key} cannot be changed while the broker runs; set it in the config file"
+                        ),
+                    ));
+                }
+            }
+            let updated = updated(broker.dynamic_broker_configs(), resource)?;
+            broker
+                .set_dynamic_broker_configs(updated, validate_only)
+                .map_err(topic_failure)
+        }
+        other => Err((
+            ResponseError::InvalidRequest,
+            format!("config resource type {other} is not supported"),
+        )),
+    }
+}
+
+/// `current` with the resource's operations applied in order.
+fn updated(
+    mut current: BTreeMap<String, String>,
+    resource: &AlterConfigsResource,
+) -> Result<BTreeMap<String, String>, (ResponseError, String)> {
+    for config in &resource.configs {
+        let key = config.name.to_string();
+        let value = config.value.as_ref().map(ToString::to_string);
+        match (config.config_operation, value) {
+            (OP_SET, Some(value)) => {
+                current.insert(key, value);
+            }
+            (OP_DELETE, _) => {
+                current.remove(&key);
+            }
+            (OP_APPEND, Some(value)) => {
+                let mut items: Vec<String> = list(current.get(&key));
+                for item in value.split(',').map(str::trim) {
+                    if !items.iter().any(|i| i == item) {
+                        items.push(item.to_string());
+                    }
+                }
+                current.insert(key, items.join(","));
+            }
+            (OP_SUBTRACT, Some(value)) => {
+                let remove: Vec<&str> = value.split(',').map(str::trim).collect();
+                let items: Vec<String> = list(current.get(&key))
+                    .into_iter()
+                    .filter(|i| !remove.contains(&i.as_str()))
+                    .collect();
+                if items.is_empty() {
+                    current.remove(&key);
+                } else {
+                    current.insert(key, items.join(","));
+                }
+            }
+            (op, _) => {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    format!("config operation {op} on {key} needs a value or is unknown"),
+                ));
+            }
+        }
+    }
+    Ok(current)
+}
+
+fn list(value: Option<&String>) -> Vec<String> {
+    value
+        .map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,47 @@
+//! InitProducerId for idempotent producers: a producer id never handed out
+//! before (reserved durably in blocks), epoch 0. Transactional ids are not
+//! supported yet: such a request is refused with
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report as fatal
+//! rather than retrying.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+
+use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use crate::broker::Broker;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let init: InitProducerIdRequest = match request.decode() {
+        Ok(init) => init,
+        Err(error) => return super::ready(Err(error)),
+    };
+    let broker = Arc::clone(broker);
+    blocking(move || answer(&broker, init, version))
+}
+
+fn answer(
+    broker: &Broker,
+    init: InitProducerIdRequest,
+    version: i16,
+) -> Result<Body, HandlerError> {
+    let response = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let response = if init.transactional_id.is_some() {
+        response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else {
+        match broker.next_producer_id() {
+            Ok(id) => response
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(0),
+            Err(error) => {
+                tracing::error!(%error, "cannot reserve producer ids");
+                response.with_error_code(ResponseError::KafkaStorageError.code())
+            }
+        }
+    };
+    encode(ApiKey::InitProducerId, version, &response)
+}

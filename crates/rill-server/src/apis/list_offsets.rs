@@ -1,0 +1,82 @@
+//! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), the
+//! earliest local offset (-4, v8+; the same as earliest, with no tiered
+//! storage) and by timestamp; only records below the high watermark count.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
+use rill_partition::{OffsetSpec, TopicPartition};
+
+use super::{Body, HandlerError, Pending, Request, encode, ready};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    ready(answer(broker, request))
+}
+
+fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let list: ListOffsetsRequest = request.decode()?;
+    let topics = list
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|wanted| {
+                    let tp = TopicPartition::new(topic.name.as_str(), wanted.partition_index);
+                    lookup(broker, &tp, wanted.timestamp, version)
+                        .with_partition_index(wanted.partition_index)
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    encode(
+        ApiKey::ListOffsets,
+        version,
+        &ListOffsetsResponse::default().with_topics(topics),
+    )
+}
+
+fn lookup(
+    broker: &Broker,
+    tp: &TopicPartition,
+    timestamp: i64,
+    version: i16,
+) -> ListOffsetsPartitionResponse {
+    let response = ListOffsetsPartitionResponse::default()
+        .with_timestamp(-1)
+        .with_offset(-1);
+    let Some(partition) = broker.partition(tp) else {
+        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+    };
+    let spec = match timestamp {
+        -2 | -4 => OffsetSpec::Earliest,
+        -1 | -5 => OffsetSpec::Latest,
+        -3 if version >= 7 => OffsetSpec::MaxTimestamp,
+        t if t >= 0 => OffsetSpec::Timestamp(t),
+        _ => return response.with_error_code(ResponseError::UnsupportedVersion.code()),
+    };
+    match partition.list_offset(spec) {
+        Ok(Some(found)) => {
+            let mut response = response
+                .with_offset(found.offset.value())
+                .with_timestamp(found.timestamp);
+            if version >= 4 {
+                response = response.with_leader_epoch(crate::LEADER_EPOCH);
+            }
+            response
+        }
+        Ok(None) => response,
+        Err(error) => response.with_error_code(error_code::for_read(&error).code()),
+    }
+}

@@ -1,0 +1,115 @@
+//! Metadata: the broker, and each topic's partitions with this broker as
+//! leader of all of them; unknown topics are created when both the broker
+//! (auto.create.topics.enable) and the request (v4+) allow it.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use uuid::Uuid;
+
+use super::{Body, HandlerError, Pending, Request, encode, ready};
+use crate::broker::{Broker, TopicError};
+use crate::error_code;
+use crate::metadata_store::TopicMetadata;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    ready(answer(broker, request))
+}
+
+fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let metadata: MetadataRequest = request.decode()?;
+    let auto_create =
+        broker.config().auto_create_topics && (version < 4 || metadata.allow_auto_topic_creation);
+    let all_topics = match &metadata.topics {
+        None => true,
+        Some(topics) => version == 0 && topics.is_empty(),
+    };
+    let topics = if all_topics {
+        broker
+            .topics()
+            .into_iter()
+            .map(|(name, topic)| describe(broker, &name, &topic))
+            .collect()
+    } else {
+        metadata
+            .topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|wanted| match wanted.name {
+                Some(name) => by_name(broker, &name, auto_create),
+                None => by_id(broker, wanted.topic_id),
+            })
+            .collect()
+    };
+    let node_id = broker.config().node_id;
+    let advertised = &broker.config().advertised;
+    let mut response = MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(node_id))
+                .with_host(StrBytes::from_string(advertised.host.clone()))
+                .with_port(i32::from(advertised.port)),
+        ])
+        .with_controller_id(BrokerId(node_id))
+        .with_topics(topics);
+    if version >= 2 {
+        response = response.with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())));
+    }
+    if (8..=10).contains(&version) {
+        response = response.with_cluster_authorized_operations(i32::MIN);
+    }
+    encode(ApiKey::Metadata, version, &response)
+}
+
+fn by_name(broker: &Broker, name: &TopicName, auto_create: bool) -> MetadataResponseTopic {
+    let topic = match broker.topic(name) {
+        Some(topic) => Ok(topic),
+        None if auto_create => broker.auto_create_topic(name),
+        None => Err(TopicError::UnknownTopic {
+            name: name.to_string(),
+        }),
+    };
+    match topic {
+        Ok(topic) => describe(broker, name, &topic),
+        Err(error) => MetadataResponseTopic::default()
+            .with_name(Some(name.clone()))
+            .with_error_code(error_code::for_topic(&error).code()),
+    }
+}
+
+fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
+    match broker.topic_name_by_id(id).and_then(|name| {
+        let topic = broker.topic(&name)?;
+        Some((name, topic))
+    }) {
+        Some((name, topic)) => describe(broker, &name, &topic),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(ResponseError::UnknownTopicId.code()),
+    }
+}
+
+fn describe(broker: &Broker, name: &str, topic: &TopicMetadata) -> MetadataResponseTopic {
+    let node = BrokerId(broker.config().node_id);
+    let partitions = (0..topic.partitions)
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(node)
+                .with_leader_epoch(crate::LEADER_EPOCH)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+        .with_topic_id(topic.uuid())
+        .with_is_internal(name.starts_with("__"))
+        .with_partitions(partitions)
+}

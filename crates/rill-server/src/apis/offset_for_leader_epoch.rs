@@ -1,0 +1,58 @@
+//! OffsetForLeaderEpoch: for each partition, the largest epoch at or below
+//! the one asked and the offset where it ended (the log end for the
+//! current epoch), from the leader-epoch cache.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use rill_partition::TopicPartition;
+
+use super::{Body, HandlerError, Pending, Request, encode, ready};
+use crate::broker::Broker;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    ready(answer(broker, request))
+}
+
+fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let wanted: OffsetForLeaderEpochRequest = request.decode()?;
+    let topics = wanted
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let result = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let tp = TopicPartition::new(topic.topic.as_str(), p.partition);
+                    let Some(partition) = broker.partition(&tp) else {
+                        return result
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if p.current_leader_epoch > crate::LEADER_EPOCH {
+                        return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
+                    let (epoch, end) = partition.end_offset_for_epoch(p.leader_epoch);
+                    result.with_leader_epoch(epoch).with_end_offset(end.value())
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(topic.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    encode(
+        ApiKey::OffsetForLeaderEpoch,
+        version,
+        &OffsetForLeaderEpochResponse::default().with_topics(topics),
+    )
+}

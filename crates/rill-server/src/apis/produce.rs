@@ -1,0 +1,206 @@
+//! Produce: each partition's record batch is validated, stamped and
+//! written once, in request order, before the handler returns; the
+//! response waits for what the topic's flush policy needs before an
+//! append may be acknowledged (acks=1 and acks=-1 alike on one broker),
+//! and acks=0 gets no response at all.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rill_partition::TopicPartition;
+use rill_record::TimestampType;
+use rill_storage::AppendTicket;
+
+use super::{Pending, Request, encode, now_ms, ready};
+use crate::broker::Broker;
+use crate::error_code;
+
+/// A partition's outcome before acknowledgement.
+enum Outcome {
+    Written {
+        topic_partition: TopicPartition,
+        ticket: AppendTicket,
+        log_append_time: bool,
+    },
+    Failed {
+        error: ResponseError,
+        message: Option<String>,
+    },
+}
+
+struct PartitionOutcome {
+    index: i32,
+    outcome: Outcome,
+}
+
+struct TopicOutcome {
+    name: TopicName,
+    topic_id: uuid::Uuid,
+    partitions: Vec<PartitionOutcome>,
+}
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let produce: ProduceRequest = match request.decode() {
+        Ok(produce) => produce,
+        Err(error) => return ready(Err(error)),
+    };
+    let refuse_all = if produce.transactional_id.is_some() {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if !matches!(produce.acks, -1..=1) {
+        Some(ResponseError::InvalidRequiredAcks)
+    } else {
+        None
+    };
+    let now = now_ms();
+    let topics: Vec<TopicOutcome> = produce
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let name = if version >= 13 {
+                broker.topic_name_by_id(topic.topic_id)
+            } else {
+                Some(topic.name.to_string())
+            };
+            let known = name.as_deref().and_then(|name| broker.topic(name));
+            let partitions = topic
+                .partition_data
+                .into_iter()
+                .map(|data| {
+                    let outcome = match (&refuse_all, &name, &known) {
+                        (Some(error), _, _) => Outcome::Failed {
+                            error: *error,
+                            message: None,
+                        },
+                        (None, Some(name), Some(_)) => append(
+                            broker,
+                            TopicPartition::new(name, data.index),
+                            data.records,
+                            now,
+                        ),
+                        (None, _, _) => Outcome::Failed {
+                            error: if version >= 13 {
+                                ResponseError::UnknownTopicId
+                            } else {
+                                ResponseError::UnknownTopicOrPartition
+                            },
+                            message: None,
+                        },
+                    };
+                    PartitionOutcome {
+                        index: data.index,
+                        outcome,
+                    }
+                })
+                .collect();
+            TopicOutcome {
+                name: topic.name,
+                topic_id: topic.topic_id,
+                partitions,
+            }
+        })
+        .collect();
+    let broker = Arc::clone(broker);
+    if produce.acks == 0 {
+        // No response; the appends still wake long polls once acknowledged.
+        tokio::spawn(async move {
+            let _ = acknowledge(&broker, topics, version).await; // Nobody to tell.
+        });
+        return Box::pin(std::future::ready(Ok(None)));
+    }
+    Box::pin(async move {
+        let response = acknowledge(&broker, topics, version).await;
+        encode(ApiKey::Produce, version, &response).map(Some)
+    })
+}
+
+fn append(
+    broker: &Broker,
+    topic_partition: TopicPartition,
+    records: Option<bytes::Bytes>,
+    now: i64,
+) -> Outcome {
+    let Some(partition) = broker.partition(&topic_partition) else {
+        return Outcome::Failed {
+            error: ResponseError::UnknownTopicOrPartition,
+            message: None,
+        };
+    };
+    let Some(records) = records else {
+        return Outcome::Failed {
+            error: ResponseError::InvalidRecord,
+            message: Some("the partition's records are null".to_string()),
+        };
+    };
+    let log_append_time = partition.log().config().timestamp_type == TimestampType::LogAppendTime;
+    match partition.append(&records, crate::LEADER_EPOCH, now) {
+        Ok(ticket) => Outcome::Written {
+            topic_partition,
+            ticket,
+            log_append_time,
+        },
+        Err(error) => {
+            let code = error_code::for_append(&error);
+            tracing::debug!(partition = %topic_partition, %error, "refused a produce");
+            Outcome::Failed {
+                error: code,
+                message: Some(error.to_string()),
+            }
+        }
+    }
+}
+
+/// Waits for every append's ticket and builds the response.
+async fn acknowledge(broker: &Broker, topics: Vec<TopicOutcome>, version: i16) -> ProduceResponse {
+    let mut responses = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let mut partition_responses = Vec::with_capacity(topic.partitions.len());
+        for partition in topic.partitions {
+            let mut response = PartitionProduceResponse::default()
+                .with_index(partition.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let failure = match partition.outcome {
+                Outcome::Written {
+                    topic_partition,
+                    ticket,
+                    log_append_time,
+                } => match ticket.await {
+                    Ok(info) => {
+                        broker.notify(&topic_partition);
+                        response = response
+                            .with_base_offset(info.base_offset.value())
+                            .with_log_start_offset(info.log_start_offset.value());
+                        if log_append_time {
+                            response = response
+                                .with_log_append_time_ms(info.log_append_time_ms.unwrap_or(-1));
+                        }
+                        None
+                    }
+                    Err(failed) => {
+                        Some((ResponseError::KafkaStorageError, Some(failed.to_string())))
+                    }
+                },
+                Outcome::Failed { error, message } => Some((error, message)),
+            };
+            if let Some((error, message)) = failure {
+                response = response.with_error_code(error.code());
+                if version >= 8 {
+                    response = response.with_error_message(message.map(StrBytes::from_string));
+                }
+            }
+            partition_responses.push(response);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    ProduceResponse::default().with_responses(responses)
+}

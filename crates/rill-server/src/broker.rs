@@ -1,0 +1,488 @@
+//! The broker's shared state: its configuration, the log manager with
+//! every partition, the topic metadata, and the watches that wake long
+//! polls. Handlers reach everything through one `Arc<Broker>`.
+//!
+//! Thread-safe. Topic changes (create, delete, grow, alter) hold the
+//! metadata mutex across the metadata write and the partition changes, so
+//! they apply one at a time and in the same order on disk and in memory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+
+use parking_lot::Mutex;
+use rill_partition::{LogManager, ManagerConfig, ManagerError, Partition, TopicPartition};
+use rill_storage::LogConfig;
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::{BrokerConfig, Properties};
+use crate::metadata_store::{MetadataError, MetadataStore, TopicMetadata};
+use crate::topic_config::{self, BrokerLayers, ConfigValueError};
+
+/// A config's definition, effective value and where the value comes from.
+pub(crate) type EffectiveConfig = (
+    &'static topic_config::TopicConfigDef,
+    String,
+    topic_config::ConfigSource,
+);
+
+/// The most partitions one topic may have: a bound on what one request
+/// can make the broker create.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("cannot create log directory {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Logs(#[from] ManagerError),
+    #[error(transparent)]
+    Config(#[from] ConfigValueError),
+}
+
+/// Why a topic operation was refused; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    #[error("topic {name:?} already exists")]
+    AlreadyExists { name: String },
+    #[error("topic {name:?} does not exist")]
+    UnknownTopic { name: String },
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("{reason}")]
+    InvalidPartitions { reason: String },
+    #[error("replication factor {requested} is not possible with 1 broker")]
+    InvalidReplicationFactor { requested: i16 },
+    #[error(transparent)]
+    InvalidConfig(#[from] ConfigValueError),
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    #[error(transparent)]
+    Logs(#[from] ManagerError),
+}
+
+/// What a CreateTopics entry asks for.
+#[derive(Clone, Debug)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: num.partitions.
+    pub partitions: i32,
+    /// -1: the default (1).
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The broker: see the module documentation.
+#[derive(Debug)]
+pub struct Broker {
+    config: BrokerConfig,
+    logs: Arc<LogManager>,
+    metadata: Mutex<MetadataStore>,
+    /// Long polls to wake per partition.
+    waiters: Mutex<HashMap<TopicPartition, Vec<Weak<Notify>>>>,
+}
+
+impl Broker {
+    /// Opens the log directories (recovering partitions after an unclean
+    /// stop), loads the metadata, and reconciles the two: partitions of
+    /// topics that no longer exist are deleted, missing ones created.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, StartError> {
+        for dir in &config.log_dirs {
+            std::fs::create_dir_all(dir).map_err(|source| StartError::CreateDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
+        let first_dir = config.log_dirs.first().cloned().unwrap_or_default();
+        let metadata = MetadataStore::open(&first_dir)?;
+        let manager_config = ManagerConfig {
+            retention_check_interval_ms: config.retention_check_interval_ms,
+            checkpoint_interval_ms: config.checkpoint_interval_ms,
+            recovery_threads: config.recovery_threads,
+            flush_threads: config.flush_threads,
+            ..ManagerConfig::new(config.log_dirs.clone())
+        };
+        let layers = BrokerLayers {
+            dynamic: metadata.broker_configs(),
+            static_: &config.properties,
+        };
+        let topic_configs: HashMap<String, LogConfig> = metadata
+            .topics()
+            .iter()
+            .map(|(name, topic)| {
+                topic_config::log_config(&topic.configs, layers).map(|c| (name.clone(), c))
+            })
+            .collect::<Result<_, _>>()?;
+        let default_config = topic_config::log_config(&BTreeMap::new(), layers)?;
+        let (logs, report) = LogManager::open(manager_config, &|tp: &TopicPartition| {
+            topic_configs
+                .get(tp.topic.as_str())
+                .copied()
+                .unwrap_or(default_config)
+        })?;
+        if !report.recovered.is_empty() {
+            tracing::info!(
+                partitions = report.recovered.len(),
+                "recovered partitions after an unclean shutdown"
+            );
+        }
+        let broker = Broker {
+            config,
+            logs,
+            metadata: Mutex::new(metadata),
+            waiters: Mutex::new(HashMap::new()),
+        };
+        broker.reconcile()?;
+        Ok(Arc::new(broker))
+    }
+
+    fn reconcile(&self) -> Result<(), StartError> {
+        let metadata = self.metadata.lock();
+        for partition in self.logs.partitions() {
+            let tp = partition.topic_partition();
+            let known = metadata
+                .topic(tp.topic.as_str())
+                .is_some_and(|t| tp.partition < t.partitions);
+            if !known {
+                tracing::warn!(partition = %tp, "deleting a partition of no known topic");
+                self.logs.delete(tp)?;
+            }
+        }
+        for (name, topic) in metadata.topics() {
+            let config = self.log_config_locked(&metadata, name)?;
+            for index in 0..topic.partitions {
+                self.logs
+                    .get_or_create(&TopicPartition::new(name, index), config)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    pub fn cluster_id(&self) -> String {
+        self.metadata.lock().cluster_id().to_string()
+    }
+
+    pub fn logs(&self) -> &LogManager {
+        &self.logs
+    }
+
+    pub fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
+        self.logs.get(topic_partition)
+    }
+
+    /// Every topic with its metadata, by name.
+    pub fn topics(&self) -> BTreeMap<String, TopicMetadata> {
+        self.metadata.lock().topics().clone()
+    }
+
+    pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
+        self.metadata.lock().topic(name).cloned()
+    }
+
+    pub fn topic_name_by_id(&self, id: Uuid) -> Option<String> {
+        self.metadata
+            .lock()
+            .topic_by_id(id)
+            .map(|(name, _)| name.clone())
+    }
+
+    /// Broker configs changed at run time.
+    pub fn dynamic_broker_configs(&self) -> Properties {
+        self.metadata.lock().broker_configs().clone()
+    }
+
+    /// A producer id never used before.
+    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
+        self.metadata.lock().next_producer_id()
+    }
+
+    /// The effective configs of `topic` with their sources.
+    pub(crate) fn topic_configs(&self, topic: &str) -> Option<Vec<EffectiveConfig>> {
+        let overrides = self.metadata.lock().topic(topic)?.configs.clone();
+        Some(self.default_topic_configs(&overrides))
+    }
+
+    /// The effective configs a topic with `overrides` would have.
+    pub(crate) fn default_topic_configs(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<EffectiveConfig> {
+        let metadata = self.metadata.lock();
+        let layers = BrokerLayers {
+            dynamic: metadata.broker_configs(),
+            static_: &self.config.properties,
+        };
+        topic_config::effective(overrides, layers)
+    }
+
+    fn log_config_locked(
+        &self,
+        metadata: &MetadataStore,
+        topic: &str,
+    ) -> Result<LogConfig, ConfigValueError> {
+        let empty = BTreeMap::new();
+        let overrides = metadata.topic(topic).map_or(&empty, |t| &t.configs);
+        topic_config::log_config(
+            overrides,
+            BrokerLayers {
+                dynamic: metadata.broker_configs(),
+                static_: &self.config.properties,
+            },
+        )
+    }
+
+    /// Creates a topic (or, with `validate_only`, checks that it could be).
+    pub fn create_topic(
+        &self,
+        topic: &NewTopic,
+        validate_only: bool,
+    ) -> Result<TopicMetadata, TopicError> {
+        rill_partition::validate_topic_name(&topic.name).map_err(|e| TopicError::InvalidName {
+            name: topic.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let partitions = if topic.partitions == -1 {
+            self.config.num_partitions
+        } else {
+            topic.partitions
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions {
+                reason: format!(
+                    "number of partitions must be in [1, {PARTITIONS_PER_TOPIC_MAX}], found {partitions}"
+                ),
+            });
+        }
+        if topic.replication_factor != -1 && topic.replication_factor != 1 {
+            return Err(TopicError::InvalidReplicationFactor {
+                requested: topic.replication_factor,
+            });
+        }
+        for (name, value) in &topic.configs {
+            topic_config::validate_topic_override(name, value)?;
+        }
+        let mut metadata = self.metadata.lock();
+        if metadata.topic(&topic.name).is_some() {
+            return Err(TopicError::AlreadyExists {
+                name: topic.name.clone(),
+            });
+        }
+        let config = topic_config::log_config(
+            &topic.configs,
+            BrokerLayers {
+                dynamic: metadata.broker_configs(),
+                static_: &self.config.properties,
+            },
+        )?;
+        if validate_only {
+            return Ok(TopicMetadata {
+                id: Uuid::nil().to_string(),
+                partitions,
+                configs: topic.configs.clone(),
+            });
+        }
+        let created = metadata.add_topic(&topic.name, partitions, topic.configs.clone())?;
+        for index in 0..partitions {
+            self.logs
+                .get_or_create(&TopicPartition::new(&topic.name, index), config)?;
+        }
+        tracing::info!(topic = %topic.name, partitions, "created topic");
+        Ok(created)
+    }
+
+    /// Creates `topic` with the broker's defaults if it does not exist
+    /// (auto.create.topics.enable), returning its metadata.
+    pub fn auto_create_topic(&self, topic: &str) -> Result<TopicMetadata, TopicError> {
+        match self.create_topic(
+            &NewTopic {
+                name: topic.to_string(),
+                partitions: -1,
+                replication_factor: -1,
+                configs: BTreeMap::new(),
+            },
+            false,
+        ) {
+            Err(TopicError::AlreadyExists { .. }) => {
+                self.topic(topic).ok_or_else(|| TopicError::UnknownTopic {
+                    name: topic.to_string(),
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Deletes a topic and its partitions.
+    pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata, TopicError> {
+        let mut metadata = self.metadata.lock();
+        let removed = metadata
+            .remove_topic(name)?
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?;
+        for index in 0..removed.partitions {
+            let tp = TopicPartition::new(name, index);
+            match self.logs.delete(&tp) {
+                Ok(()) | Err(ManagerError::NotFound { .. }) => {}
+                Err(error) => return Err(error.into()),
+            }
+            self.waiters.lock().remove(&tp);
+        }
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(removed)
+    }
+
+    /// Grows a topic to `count` partitions.
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let mut metadata = self.metadata.lock();
+        let current = metadata
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?
+            .partitions;
+        if count <= current {
+            return Err(TopicError::InvalidPartitions {
+                reason: format!(
+                    "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+                ),
+            });
+        }
+        if count > PARTITIONS_PER_TOPIC_MAX {
+            return Err(TopicError::InvalidPartitions {
+                reason: format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions, asked for {count}"),
+            });
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let config = self.log_config_locked(&metadata, name)?;
+        metadata.set_partition_count(name, count)?;
+        for index in current..count {
+            self.logs
+                .get_or_create(&TopicPartition::new(name, index), config)?;
+        }
+        Ok(())
+    }
+
+    /// Replaces a topic's overrides, applying them to its partitions.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        for (key, value) in &configs {
+            topic_config::validate_topic_override(key, value)?;
+        }
+        let mut metadata = self.metadata.lock();
+        let topic = metadata
+            .topic(name)
+            .cloned()
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?;
+        let config = topic_config::log_config(
+            &configs,
+            BrokerLayers {
+                dynamic: metadata.broker_configs(),
+                static_: &self.config.properties,
+            },
+        )?;
+        if validate_only {
+            return Ok(());
+        }
+        metadata.set_topic_configs(name, configs)?;
+        drop(metadata);
+        self.apply_log_config(name, topic.partitions, config);
+        Ok(())
+    }
+
+    /// Replaces the broker's dynamic configs, applying topic defaults to
+    /// every topic that does not override them.
+    pub fn set_dynamic_broker_configs(
+        &self,
+        configs: Properties,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        for name in configs.keys() {
+            topic_config::validate_broker_property(name, &configs)?;
+        }
+        let mut metadata = self.metadata.lock();
+        let mut updated = Vec::new();
+        for (name, topic) in metadata.topics() {
+            let config = topic_config::log_config(
+                &topic.configs,
+                BrokerLayers {
+                    dynamic: &configs,
+                    static_: &self.config.properties,
+                },
+            )?;
+            updated.push((name.clone(), topic.partitions, config));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        metadata.set_broker_configs(configs)?;
+        drop(metadata);
+        for (name, partitions, config) in updated {
+            self.apply_log_config(&name, partitions, config);
+        }
+        Ok(())
+    }
+
+    fn apply_log_config(&self, topic: &str, partitions: i32, config: LogConfig) {
+        for index in 0..partitions {
+            if let Some(partition) = self.logs.get(&TopicPartition::new(topic, index))
+                && let Err(error) = partition.log().set_config(config)
+            {
+                tracing::warn!(topic, partition = index, %error, "could not apply the new config");
+            }
+        }
+    }
+
+    /// Registers `waiter` to be notified at the next append acknowledged
+    /// on the partition (long polls). A waiter is notified once per
+    /// registration; dead waiters are pruned as others register.
+    pub(crate) fn register_waiter(&self, topic_partition: &TopicPartition, waiter: &Arc<Notify>) {
+        let mut waiters = self.waiters.lock();
+        let list = waiters.entry(topic_partition.clone()).or_default();
+        list.retain(|w| w.strong_count() > 0 && !w.ptr_eq(&Arc::downgrade(waiter)));
+        list.push(Arc::downgrade(waiter));
+    }
+
+    /// Wakes the long polls waiting on the partition.
+    pub(crate) fn notify(&self, topic_partition: &TopicPartition) {
+        let woken = self
+            .waiters
+            .lock()
+            .get_mut(topic_partition)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for waiter in woken.iter().filter_map(Weak::upgrade) {
+            waiter.notify_one();
+        }
+    }
+
+    /// Closes every log cleanly and writes the clean-shutdown markers.
+    pub fn shutdown(&self) -> Result<(), ManagerError> {
+        self.logs.shutdown()
+    }
+}

@@ -1,0 +1,354 @@
+//! Broker configuration: Kafka's property names, read from a TOML file and
+//! `--set KEY=VALUE` overrides, into typed settings with Kafka's defaults.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::topic_config::{self, ConfigValueError};
+
+/// Properties by Kafka name, as strings: what a file, flags and dynamic
+/// updates say, before interpretation.
+pub type Properties = BTreeMap<String, String>;
+
+/// The address a listener binds or advertises: host and port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl HostPort {
+    /// Parses `HOST:PORT` or a Kafka listener `NAME://HOST:PORT` (the first
+    /// of a comma-separated list).
+    pub fn parse_listener(text: &str) -> Result<HostPort, ConfigError> {
+        let first = text.split(',').next().unwrap_or("").trim();
+        let address = first.split_once("://").map_or(first, |(_, rest)| rest);
+        let invalid = || ConfigError::Invalid {
+            name: "listeners".to_string(),
+            value: text.to_string(),
+            expected: "HOST:PORT or PLAINTEXT://HOST:PORT".to_string(),
+        };
+        let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
+        let port = port.parse::<u16>().map_err(|_| invalid())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        Ok(HostPort {
+            host: if host.is_empty() { "0.0.0.0" } else { host }.to_string(),
+            port,
+        })
+    }
+}
+
+impl std::fmt::Display for HostPort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Toml { path: PathBuf, message: String },
+    #[error("{name}={value:?}: expected {expected}")]
+    Invalid {
+        name: String,
+        value: String,
+        expected: String,
+    },
+    #[error(transparent)]
+    Value(#[from] ConfigValueError),
+}
+
+/// The broker's settings. Built once at start-up by [`BrokerConfig::from_properties`];
+/// topic-level defaults (log.*) stay as properties, since they can change at run time.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// node.id (or broker.id): this broker's id in metadata.
+    pub node_id: i32,
+    /// log.dirs (or log.dir): where partitions live.
+    pub log_dirs: Vec<PathBuf>,
+    /// listeners: the address to bind.
+    pub listener: HostPort,
+    /// advertised.listeners: the address clients are told to use.
+    pub advertised: HostPort,
+    /// num.partitions: partitions of an auto-created topic or of a
+    /// CreateTopics request that leaves the count to the broker.
+    pub num_partitions: i32,
+    /// auto.create.topics.enable.
+    pub auto_create_topics: bool,
+    /// socket.request.max.bytes: the largest request frame, checked before
+    /// anything is allocated for it.
+    pub request_bytes_max: usize,
+    /// max.connections: connections beyond this are closed at accept.
+    pub connections_max: usize,
+    /// connections.max.idle.ms: a connection with no request for this long
+    /// is closed.
+    pub connection_idle_ms: u64,
+    /// rill.connection.inflight.requests.max: requests read from one
+    /// connection and not yet answered; beyond it the broker stops reading
+    /// that socket (backpressure).
+    pub inflight_requests_max: usize,
+    /// log.retention.check.interval.ms.
+    pub retention_check_interval_ms: u64,
+    /// log.flush.offset.checkpoint.interval.ms.
+    pub checkpoint_interval_ms: u64,
+    /// num.recovery.threads.per.data.dir.
+    pub recovery_threads: usize,
+    /// log.flush.threads: fdatasync threads (group commit per log).
+    pub flush_threads: usize,
+    /// Every property as given (file, then `--set`, then flags), for topic
+    /// defaults and DescribeConfigs.
+    pub properties: Properties,
+}
+
+/// The broker's embedded defaults, by Kafka name, for the settings above.
+pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
+    ("node.id", "1"),
+    ("log.dirs", "./rill-data"),
+    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
+    ("num.partitions", "1"),
+    ("auto.create.topics.enable", "true"),
+    ("socket.request.max.bytes", "104857600"),
+    ("max.connections", "16384"),
+    ("connections.max.idle.ms", "600000"),
+    ("rill.connection.inflight.requests.max", "32"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.flush.offset.checkpoint.interval.ms", "60000"),
+    ("num.recovery.threads.per.data.dir", "2"),
+    ("log.flush.threads", "4"),
+];
+
+impl BrokerConfig {
+    /// Reads a TOML file of Kafka properties. Nested tables join their keys
+    /// with dots, so `log.retention.ms = 1000` and `[log] retention.ms = 1000`
+    /// mean the same; arrays become comma-separated lists.
+    pub fn read_toml(path: &Path) -> Result<Properties, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        parse_toml(&text).map_err(|message| ConfigError::Toml {
+            path: path.to_path_buf(),
+            message,
+        })
+    }
+
+    /// Interprets `properties` over the embedded defaults.
+    pub fn from_properties(properties: Properties) -> Result<BrokerConfig, ConfigError> {
+        let get = |name: &str| -> String {
+            properties.get(name).cloned().unwrap_or_else(|| {
+                BROKER_DEFAULTS
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| (*value).to_string())
+                    .unwrap_or_default()
+            })
+        };
+        let node_id = properties
+            .get("node.id")
+            .or_else(|| properties.get("broker.id"))
+            .cloned()
+            .unwrap_or_else(|| get("node.id"));
+        let log_dirs = properties
+            .get("log.dirs")
+            .or_else(|| properties.get("log.dir"))
+            .cloned()
+            .unwrap_or_else(|| get("log.dirs"));
+        let listener = HostPort::parse_listener(&get("listeners"))?;
+        let advertised = match properties.get("advertised.listeners") {
+            Some(text) => HostPort::parse_listener(text)?,
+            None if listener.host == "0.0.0.0" || listener.host == "::" => HostPort {
+                host: "127.0.0.1".to_string(),
+                port: listener.port,
+            },
+            None => listener.clone(),
+        };
+        for name in properties.keys() {
+            topic_config::validate_broker_property(name, &properties)?;
+        }
+        Ok(BrokerConfig {
+            node_id: parse_number("node.id", &node_id, 0, i64::from(i32::MAX))? as i32,
+            log_dirs: log_dirs
+                .split(',')
+                .map(str::trim)
+                .filter(|dir| !dir.is_empty())
+                .map(PathBuf::from)
+                .collect(),
+            listener,
+            advertised,
+            num_partitions: parse_number("num.partitions", &get("num.partitions"), 1, 1 << 20)?
+                as i32,
+            auto_create_topics: parse_bool(
+                "auto.create.topics.enable",
+                &get("auto.create.topics.enable"),
+            )?,
+            request_bytes_max: parse_number(
+                "socket.request.max.bytes",
+                &get("socket.request.max.bytes"),
+                1024,
+                i64::from(i32::MAX),
+            )? as usize,
+            connections_max: parse_number(
+                "max.connections",
+                &get("max.connections"),
+                1,
+                i64::from(i32::MAX),
+            )? as usize,
+            connection_idle_ms: parse_number(
+                "connections.max.idle.ms",
+                &get("connections.max.idle.ms"),
+                1,
+                i64::MAX,
+            )? as u64,
+            inflight_requests_max: parse_number(
+                "rill.connection.inflight.requests.max",
+                &get("rill.connection.inflight.requests.max"),
+                1,
+                4096,
+            )? as usize,
+            retention_check_interval_ms: parse_number(
+                "log.retention.check.interval.ms",
+                &get("log.retention.check.interval.ms"),
+                1,
+                i64::MAX,
+            )? as u64,
+            checkpoint_interval_ms: parse_number(
+                "log.flush.offset.checkpoint.interval.ms",
+                &get("log.flush.offset.checkpoint.interval.ms"),
+                1,
+                i64::MAX,
+            )? as u64,
+            recovery_threads: parse_number(
+                "num.recovery.threads.per.data.dir",
+                &get("num.recovery.threads.per.data.dir"),
+                1,
+                256,
+            )? as usize,
+            flush_threads: parse_number("log.flush.threads", &get("log.flush.threads"), 1, 256)?
+                as usize,
+            properties,
+        })
+    }
+}
+
+fn parse_number(name: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+    match value.trim().parse::<i64>() {
+        Ok(number) if (min..=max).contains(&number) => Ok(number),
+        _ => Err(ConfigError::Invalid {
+            name: name.to_string(),
+            value: value.to_string(),
+            expected: format!("an integer in [{min}, {max}]"),
+        }),
+    }
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            name: name.to_string(),
+            value: value.to_string(),
+            expected: "true or false".to_string(),
+        }),
+    }
+}
+
+/// Flattens a TOML document into Kafka properties.
+fn parse_toml(text: &str) -> Result<Properties, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+    let mut properties = Properties::new();
+    flatten("", &toml::Value::Table(table), &mut properties)?;
+    Ok(properties)
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Properties) -> Result<(), String> {
+    let text = match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                let name = if prefix.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{prefix}.{key}")
+                };
+                flatten(&name, value, out)?;
+            }
+            return Ok(());
+        }
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Datetime(d) => d.to_string(),
+        toml::Value::Array(items) => {
+            let mut parts = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    toml::Value::String(s) => parts.push(s.clone()),
+                    toml::Value::Integer(i) => parts.push(i.to_string()),
+                    other => return Err(format!("{prefix}: unsupported list item {other}")),
+                }
+            }
+            parts.join(",")
+        }
+    };
+    out.insert(prefix.to_string(), text);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_and_store_where_the_readme_says() {
+        let config = BrokerConfig::from_properties(Properties::new()).unwrap();
+        assert_eq!(config.listener.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.advertised.to_string(), "127.0.0.1:9092");
+        assert_eq!(config.log_dirs, vec![PathBuf::from("./rill-data")]);
+        assert_eq!(config.request_bytes_max, 100 * 1024 * 1024);
+    }
+
+    #[test]
+    fn toml_tables_and_dotted_keys_flatten_to_kafka_names() {
+        let text = r#"
+            "log.dirs" = "/tmp/a"
+            listeners = "PLAINTEXT://0.0.0.0:19092"
+            num.partitions = 3
+            [log]
+            retention.ms = 1000
+        "#;
+        let properties = parse_toml(text).unwrap();
+        assert_eq!(properties["log.dirs"], "/tmp/a");
+        assert_eq!(properties["num.partitions"], "3");
+        assert_eq!(properties["log.retention.ms"], "1000");
+        let config = BrokerConfig::from_properties(properties).unwrap();
+        assert_eq!(config.num_partitions, 3);
+        assert_eq!(config.listener.port, 19092);
+        // A wildcard listener advertises loopback unless told otherwise.
+        assert_eq!(config.advertised.to_string(), "127.0.0.1:19092");
+    }
+
+    #[test]
+    fn bad_values_name_the_property() {
+        let mut properties = Properties::new();
+        properties.insert("num.partitions".into(), "zero".into());
+        let err = BrokerConfig::from_properties(properties).unwrap_err();
+        assert!(err.to_string().contains("num.partitions"), "{err}");
+        let mut properties = Properties::new();
+        properties.insert("log.retention.ms".into(), "soon".into());
+        let err = BrokerConfig::from_properties(properties).unwrap_err();
+        assert!(err.to_string().contains("log.retention.ms"), "{err}");
+    }
+}

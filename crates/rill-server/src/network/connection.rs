@@ -1,0 +1,235 @@
+//! One client connection: frames are read and handled in order, and their
+//! responses written in the same order by a writer task. Requests
+//! pipeline: the reader goes on while earlier responses wait (for fsync,
+//! for a long poll), up to `rill.connection.inflight.requests.max`; then it
+//! stops reading the socket until the oldest response is written.
+
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader};
+use kafka_protocol::protocol::Decodable;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::sync::mpsc;
+
+use crate::apis::{self, Body, Pending, Request};
+use crate::broker::Broker;
+use crate::network::Shutdown;
+use crate::network::frame::{FrameError, read_frame};
+
+/// A request handled and waiting for its turn to be answered.
+struct Queued {
+    correlation_id: i32,
+    /// Response header version: 1 has tagged fields.
+    header_version: i16,
+    pending: Pending,
+}
+
+/// What the first bytes of a frame say to do.
+enum Parsed {
+    Request(Request),
+    /// Answer without dispatching (ApiVersions at a version Rill lacks).
+    Immediate(Queued),
+}
+
+/// Why a frame's header was refused; the connection is closed.
+#[derive(Debug, thiserror::Error)]
+enum HeaderError {
+    #[error("unknown API key {key}")]
+    UnknownApiKey { key: i16 },
+    #[error("unsupported API {api:?}")]
+    UnsupportedApi { api: ApiKey },
+    #[error("{api:?} v{version} is not supported (only v{min} to v{max})")]
+    UnsupportedVersion {
+        api: ApiKey,
+        version: i16,
+        min: i16,
+        max: i16,
+    },
+    #[error("cannot decode the request header: {message}")]
+    Decode { message: String },
+}
+
+/// Serves one connection until the client leaves, a bound is broken, or
+/// the broker shuts down (in-flight requests are answered first).
+pub(crate) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: Shutdown,
+) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+    }
+    let config = broker.config();
+    let idle = Duration::from_millis(config.connection_idle_ms);
+    let request_bytes_max = config.request_bytes_max;
+    let (mut reader, writer) = stream.into_split();
+    let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
+    let writer_task = tokio::spawn(write_responses(writer, queued, peer));
+    let mut stopping = shutdown.clone();
+    loop {
+        let frame = tokio::select! {
+            () = stopping.wait() => break,
+            () = queue.closed() => break,
+            read = tokio::time::timeout(idle, read_frame(&mut reader, request_bytes_max)) => match read {
+                Err(_) => {
+                    tracing::debug!(%peer, "closing an idle connection");
+                    break;
+                }
+                Ok(Err(FrameError::Closed)) => break,
+                Ok(Err(error)) => {
+                    tracing::info!(%peer, %error, "closing the connection");
+                    break;
+                }
+                Ok(Ok(frame)) => frame,
+            },
+        };
+        let queued = match parse(frame) {
+            Ok(Parsed::Request(request)) => Queued {
+                correlation_id: request.header.correlation_id,
+                header_version: request.api.response_header_version(request.version()),
+                pending: apis::handle(&broker, request, &shutdown),
+            },
+            Ok(Parsed::Immediate(queued)) => queued,
+            Err(error) => {
+                tracing::info!(%peer, %error, "closing the connection");
+                break;
+            }
+        };
+        if queue.send(queued).await.is_err() {
+            break;
+        }
+    }
+    drop(queue);
+    // The writer ends once every queued response is written.
+    if let Err(error) = writer_task.await {
+        tracing::warn!(%peer, %error, "the response writer failed");
+    }
+}
+
+fn parse(mut frame: Bytes) -> Result<Parsed, HeaderError> {
+    let key = i16::from_be_bytes([frame[0], frame[1]]);
+    let version = i16::from_be_bytes([frame[2], frame[3]]);
+    let api = ApiKey::try_from(key).map_err(|()| HeaderError::UnknownApiKey { key })?;
+    let (min, max) = apis::supported_versions(api).ok_or(HeaderError::UnsupportedApi { api })?;
+    if !(min..=max).contains(&version) {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges,
+            // so the client can pick a version.
+            let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            return Ok(Parsed::Immediate(Queued {
+                correlation_id,
+                header_version: 0,
+                pending: apis::ready(apis::unsupported_version_response()),
+            }));
+        }
+        return Err(HeaderError::UnsupportedVersion {
+            api,
+            version,
+            min,
+            max,
+        });
+    }
+    let header_version = api.request_header_version(version);
+    let header = if header_version == 0 {
+        frame.advance(4);
+        RequestHeader::default()
+            .with_request_api_key(key)
+            .with_request_api_version(version)
+            .with_correlation_id(frame.get_i32())
+    } else {
+        RequestHeader::decode(&mut frame, header_version).map_err(|e| HeaderError::Decode {
+            message: e.to_string(),
+        })?
+    };
+    Ok(Parsed::Request(Request {
+        header,
+        api,
+        body: frame,
+    }))
+}
+
+/// Writes responses in request order until the queue closes or a write fails.
+async fn write_responses(
+    mut writer: OwnedWriteHalf,
+    mut queued: mpsc::Receiver<Queued>,
+    peer: SocketAddr,
+) {
+    while let Some(next) = queued.recv().await {
+        let body = match next.pending.await {
+            Ok(Some(body)) => body,
+            Ok(None) => continue,
+            Err(error) => {
+                tracing::info!(%peer, %error, "closing the connection");
+                break;
+            }
+        };
+        if let Err(error) =
+            write_response(&mut writer, next.correlation_id, next.header_version, body).await
+        {
+            tracing::debug!(%peer, %error, "cannot write a response");
+            break;
+        }
+    }
+    // Dropping the receiver makes the reader stop at its next step.
+    let _ = writer.shutdown().await; // The peer may already be gone; nothing to do then.
+}
+
+async fn write_response(
+    writer: &mut OwnedWriteHalf,
+    correlation_id: i32,
+    header_version: i16,
+    body: Body,
+) -> std::io::Result<()> {
+    let body_bytes: usize = body.iter().map(Bytes::len).sum();
+    let header_bytes = if header_version >= 1 { 5 } else { 4 };
+    let mut head = BytesMut::with_capacity(4 + header_bytes);
+    head.put_i32((header_bytes + body_bytes) as i32);
+    head.put_i32(correlation_id);
+    if header_version >= 1 {
+        head.put_u8(0); // no tagged fields
+    }
+    let mut chunks = Vec::with_capacity(body.len() + 1);
+    chunks.push(head.freeze());
+    chunks.extend(body.into_iter().filter(|chunk| !chunk.is_empty()));
+    write_all_vectored(writer, chunks).await
+}
+
+/// Writes every chunk with as few vectored writes as the socket allows.
+async fn write_all_vectored(
+    writer: &mut OwnedWriteHalf,
+    mut chunks: Vec<Bytes>,
+) -> std::io::Result<()> {
+    /// Slices per writev: Linux's IOV_MAX.
+    const IOVECS_MAX: usize = 1024;
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<IoSlice<'_>> = chunks[first..]
+            .iter()
+            .take(IOVECS_MAX)
+            .map(|chunk| IoSlice::new(chunk))
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        drop(slices);
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let chunk = &mut chunks[first];
+            if written >= chunk.len() {
+                written -= chunk.len();
+                first += 1;
+            } else {
+                chunk.advance(written);
+                written = 0;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,509 @@
+//! Topic configs by Kafka's names: their broker-level defaults (log.*),
+//! Kafka's default values, validation, and the [`LogConfig`] they make.
+
+use std::collections::BTreeMap;
+
+use rill_record::TimestampType;
+use rill_storage::{FlushPolicy, LogConfig};
+
+use crate::config::Properties;
+
+/// How a config's value is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ValueKind {
+    Long {
+        min: i64,
+        max: i64,
+    },
+    Int {
+        min: i32,
+        max: i32,
+    },
+    Bool,
+    /// One of the given words.
+    Choice(&'static [&'static str]),
+    /// A comma-separated list of the given words.
+    List(&'static [&'static str]),
+}
+
+impl ValueKind {
+    /// The type name DescribeConfigs v3+ reports (Kafka's ConfigType ids).
+    pub(crate) fn config_type(self) -> i8 {
+        match self {
+            ValueKind::Bool => 1,
+            ValueKind::Choice(_) => 2,
+            ValueKind::Int { .. } => 3,
+            ValueKind::Long { .. } => 5,
+            ValueKind::List(_) => 7,
+        }
+    }
+}
+
+/// One topic config: its name, the broker property that sets its default,
+/// and Kafka's default value.
+#[derive(Debug)]
+pub(crate) struct TopicConfigDef {
+    pub name: &'static str,
+    pub broker_name: &'static str,
+    pub default: &'static str,
+    pub kind: ValueKind,
+    pub doc: &'static str,
+}
+
+const LONG: ValueKind = ValueKind::Long {
+    min: 0,
+    max: i64::MAX,
+};
+const LONG_OR_UNLIMITED: ValueKind = ValueKind::Long {
+    min: -1,
+    max: i64::MAX,
+};
+
+/// Every topic config Rill accepts, sorted by name.
+pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    TopicConfigDef {
+        name: "cleanup.policy",
+        broker_name: "log.cleanup.policy",
+        default: "delete",
+        kind: ValueKind::List(&["delete", "compact"]),
+        doc: "delete: remove old segments by retention.ms/retention.bytes.",
+    },
+    TopicConfigDef {
+        name: "compression.type",
+        broker_name: "compression.type",
+        default: "producer",
+        kind: ValueKind::Choice(&["producer"]),
+        doc: "Batches are stored as the producer compressed them.",
+    },
+    TopicConfigDef {
+        name: "delete.retention.ms",
+        broker_name: "log.cleaner.delete.retention.ms",
+        default: "86400000",
+        kind: LONG,
+        doc: "How long tombstones are kept in compacted topics.",
+    },
+    TopicConfigDef {
+        name: "file.delete.delay.ms",
+        broker_name: "log.segment.delete.delay.ms",
+        default: "60000",
+        kind: LONG,
+        doc: "Accepted for compatibility; Rill unlinks segments at once and readers keep their maps.",
+    },
+    TopicConfigDef {
+        name: "flush.messages",
+        broker_name: "log.flush.interval.messages",
+        default: "9223372036854775807",
+        kind: ValueKind::Long {
+            min: 1,
+            max: i64::MAX,
+        },
+        doc: "Under flush.policy=interval: fdatasync after this many messages.",
+    },
+    TopicConfigDef {
+        name: "flush.ms",
+        broker_name: "log.flush.interval.ms",
+        default: "9223372036854775807",
+        kind: ValueKind::Long {
+            min: 1,
+            max: i64::MAX,
+        },
+        doc: "Under flush.policy=interval: fdatasync at least this often.",
+    },
+    TopicConfigDef {
+        name: "flush.policy",
+        broker_name: "log.flush.policy",
+        default: "fsync",
+        kind: ValueKind::Choice(&["fsync", "interval", "none"]),
+        doc: "Rill: fsync acknowledges only after fdatasync (group commit); interval uses flush.messages/flush.ms; none leaves data to the page cache.",
+    },
+    TopicConfigDef {
+        name: "index.interval.bytes",
+        broker_name: "log.index.interval.bytes",
+        default: "4096",
+        kind: ValueKind::Int {
+            min: 0,
+            max: i32::MAX,
+        },
+        doc: "Bytes of log between offset-index entries.",
+    },
+    TopicConfigDef {
+        name: "max.message.bytes",
+        broker_name: "message.max.bytes",
+        default: "1048588",
+        kind: ValueKind::Int {
+            min: 0,
+            max: i32::MAX,
+        },
+        doc: "The largest record batch accepted.",
+    },
+    TopicConfigDef {
+        name: "message.timestamp.type",
+        broker_name: "log.message.timestamp.type",
+        default: "CreateTime",
+        kind: ValueKind::Choice(&["CreateTime", "LogAppendTime"]),
+        doc: "LogAppendTime makes the broker stamp batches with its clock.",
+    },
+    TopicConfigDef {
+        name: "min.insync.replicas",
+        broker_name: "min.insync.replicas",
+        default: "1",
+        kind: ValueKind::Int {
+            min: 1,
+            max: i32::MAX,
+        },
+        doc: "Replicas that must acknowledge an acks=all write.",
+    },
+    TopicConfigDef {
+        name: "retention.bytes",
+        broker_name: "log.retention.bytes",
+        default: "-1",
+        kind: LONG_OR_UNLIMITED,
+        doc: "Delete old segments while a partition is larger; -1 keeps all.",
+    },
+    TopicConfigDef {
+        name: "retention.ms",
+        broker_name: "log.retention.ms",
+        default: "604800000",
+        kind: LONG_OR_UNLIMITED,
+        doc: "Delete segments whose newest record is older; -1 keeps all.",
+    },
+    TopicConfigDef {
+        name: "segment.bytes",
+        broker_name: "log.segment.bytes",
+        default: "1073741824",
+        kind: ValueKind::Int {
+            min: 1024,
+            max: i32::MAX,
+        },
+        doc: "Roll a segment before it exceeds this size.",
+    },
+    TopicConfigDef {
+        name: "segment.index.bytes",
+        broker_name: "log.index.size.max.bytes",
+        default: "10485760",
+        kind: ValueKind::Int {
+            min: 24,
+            max: i32::MAX,
+        },
+        doc: "The size of each index file.",
+    },
+    TopicConfigDef {
+        name: "segment.ms",
+        broker_name: "log.roll.ms",
+        default: "604800000",
+        kind: ValueKind::Long {
+            min: 1,
+            max: i64::MAX,
+        },
+        doc: "Roll a segment once its first batch is this old.",
+    },
+    TopicConfigDef {
+        name: "unclean.leader.election.enable",
+        broker_name: "unclean.leader.election.enable",
+        default: "false",
+        kind: ValueKind::Bool,
+        doc: "Whether an out-of-sync replica may become leader.",
+    },
+];
+
+/// Why a config value was refused; becomes INVALID_CONFIG.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ConfigValueError {
+    #[error("unknown topic config {name:?}")]
+    UnknownConfig { name: String },
+    #[error("{name}={value:?}: expected {expected}")]
+    InvalidValue {
+        name: String,
+        value: String,
+        expected: String,
+    },
+}
+
+pub(crate) fn find(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|def| def.name == name)
+}
+
+pub(crate) fn find_by_broker_name(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|def| def.broker_name == name)
+}
+
+/// Checks `value` against the config's kind.
+pub(crate) fn check_value(
+    def: &TopicConfigDef,
+    name: &str,
+    value: &str,
+) -> Result<(), ConfigValueError> {
+    let invalid = |expected: String| ConfigValueError::InvalidValue {
+        name: name.to_string(),
+        value: value.to_string(),
+        expected,
+    };
+    match def.kind {
+        ValueKind::Long { min, max } => match value.trim().parse::<i64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(()),
+            _ => Err(invalid(format!("an integer in [{min}, {max}]"))),
+        },
+        ValueKind::Int { min, max } => match value.trim().parse::<i32>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(()),
+            _ => Err(invalid(format!("an integer in [{min}, {max}]"))),
+        },
+        ValueKind::Bool => match value.trim() {
+            "true" | "false" => Ok(()),
+            _ => Err(invalid("true or false".to_string())),
+        },
+        ValueKind::Choice(words) => {
+            if words.contains(&value.trim()) {
+                Ok(())
+            } else {
+                Err(invalid(format!("one of {}", words.join(", "))))
+            }
+        }
+        ValueKind::List(words) => {
+            let items: Vec<&str> = value.split(',').map(str::trim).collect();
+            if !items.is_empty() && items.iter().all(|item| words.contains(item)) {
+                Ok(())
+            } else {
+                Err(invalid(format!("a list of {}", words.join(", "))))
+            }
+        }
+    }
+}
+
+/// Validates a topic-level override (CreateTopics, IncrementalAlterConfigs).
+pub fn validate_topic_override(name: &str, value: &str) -> Result<(), ConfigValueError> {
+    let def = find(name).ok_or_else(|| ConfigValueError::UnknownConfig {
+        name: name.to_string(),
+    })?;
+    check_value(def, name, value)
+}
+
+/// Validates a broker property that sets a topic default; other broker
+/// properties are checked where they are read.
+pub(crate) fn validate_broker_property(
+    name: &str,
+    properties: &Properties,
+) -> Result<(), ConfigValueError> {
+    let Some(value) = properties.get(name) else {
+        return Ok(());
+    };
+    match name {
+        "log.retention.hours" | "log.retention.minutes" | "log.roll.hours" => {
+            let hours = TopicConfigDef {
+                name: "log.retention.hours",
+                broker_name: "log.retention.hours",
+                default: "",
+                kind: LONG_OR_UNLIMITED,
+                doc: "",
+            };
+            check_value(&hours, name, value)
+        }
+        _ => match find_by_broker_name(name) {
+            Some(def) => check_value(def, name, value),
+            None => Ok(()),
+        },
+    }
+}
+
+/// Where a topic config's effective value comes from (DescribeConfigs'
+/// config source).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ConfigSource {
+    /// A topic override: DYNAMIC_TOPIC_CONFIG.
+    Topic,
+    /// Set on the broker at run time: DYNAMIC_DEFAULT_BROKER_CONFIG.
+    DynamicBroker,
+    /// Set in the broker's file or flags: STATIC_BROKER_CONFIG.
+    StaticBroker,
+    /// Kafka's default: DEFAULT_CONFIG.
+    Default,
+}
+
+impl ConfigSource {
+    pub(crate) fn code(self) -> i8 {
+        match self {
+            ConfigSource::Topic => 1,
+            ConfigSource::DynamicBroker => 3,
+            ConfigSource::StaticBroker => 4,
+            ConfigSource::Default => 5,
+        }
+    }
+}
+
+/// The broker-level layers a topic config falls back to, newest first.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BrokerLayers<'a> {
+    pub dynamic: &'a Properties,
+    pub static_: &'a Properties,
+}
+
+impl BrokerLayers<'_> {
+    /// The broker's default for `def` and where it comes from, following
+    /// Kafka's aliases (log.retention.hours/minutes, log.roll.hours).
+    pub(crate) fn default_for(&self, def: &TopicConfigDef) -> (String, ConfigSource) {
+        for (layer, source) in [
+            (self.dynamic, ConfigSource::DynamicBroker),
+            (self.static_, ConfigSource::StaticBroker),
+        ] {
+            if let Some(value) = layer.get(def.broker_name) {
+                return (value.clone(), source);
+            }
+            if let Some(value) = alias_value(def.broker_name, layer) {
+                return (value, source);
+            }
+        }
+        (def.default.to_string(), ConfigSource::Default)
+    }
+}
+
+fn alias_value(broker_name: &str, layer: &Properties) -> Option<String> {
+    let scaled = |name: &str, factor: i64| {
+        layer
+            .get(name)
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .map(|v| v.saturating_mul(factor).to_string())
+    };
+    match broker_name {
+        "log.retention.ms" => scaled("log.retention.minutes", 60_000)
+            .or_else(|| scaled("log.retention.hours", 3_600_000)),
+        "log.roll.ms" => scaled("log.roll.hours", 3_600_000),
+        _ => None,
+    }
+}
+
+/// A topic's effective configs: every config with its value and source.
+pub(crate) fn effective(
+    overrides: &BTreeMap<String, String>,
+    broker: BrokerLayers<'_>,
+) -> Vec<(&'static TopicConfigDef, String, ConfigSource)> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| match overrides.get(def.name) {
+            Some(value) => (def, value.clone(), ConfigSource::Topic),
+            None => {
+                let (value, source) = broker.default_for(def);
+                (def, value, source)
+            }
+        })
+        .collect()
+}
+
+/// The [`LogConfig`] that a topic's effective configs make.
+pub(crate) fn log_config(
+    overrides: &BTreeMap<String, String>,
+    broker: BrokerLayers<'_>,
+) -> Result<LogConfig, ConfigValueError> {
+    let values: BTreeMap<&str, String> = effective(overrides, broker)
+        .into_iter()
+        .map(|(def, value, _)| (def.name, value))
+        .collect();
+    let get = |name: &str| values.get(name).map(String::as_str).unwrap_or("");
+    let long = |name: &'static str| -> Result<i64, ConfigValueError> {
+        let value = get(name);
+        let def = find(name).ok_or_else(|| ConfigValueError::UnknownConfig {
+            name: name.to_string(),
+        })?;
+        check_value(def, name, value)?;
+        value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ConfigValueError::InvalidValue {
+                name: name.to_string(),
+                value: value.to_string(),
+                expected: "an integer".to_string(),
+            })
+    };
+    for (name, value) in &values {
+        if let Some(def) = find(name) {
+            check_value(def, name, value)?;
+        }
+    }
+    let flush = match get("flush.policy").trim() {
+        "interval" => FlushPolicy::Interval {
+            messages: long("flush.messages")? as u64,
+            ms: long("flush.ms")? as u64,
+        },
+        "none" => FlushPolicy::None,
+        _ => FlushPolicy::Fsync,
+    };
+    let config = LogConfig {
+        segment_bytes: long("segment.bytes")? as u32,
+        segment_ms: long("segment.ms")?,
+        segment_index_bytes: long("segment.index.bytes")? as u32,
+        index_interval_bytes: long("index.interval.bytes")? as u32,
+        max_message_bytes: long("max.message.bytes")? as u32,
+        retention_ms: long("retention.ms")?,
+        retention_bytes: long("retention.bytes")?,
+        flush,
+        timestamp_type: if get("message.timestamp.type").trim() == "LogAppendTime" {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        },
+    };
+    config
+        .validate()
+        .map_err(|error| ConfigValueError::InvalidValue {
+            name: "topic config".to_string(),
+            value: String::new(),
+            expected: error.to_string(),
+        })?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layers<'a>(dynamic: &'a Properties, static_: &'a Properties) -> BrokerLayers<'a> {
+        BrokerLayers { dynamic, static_ }
+    }
+
+    #[test]
+    fn defaults_make_the_storage_defaults() {
+        let empty = Properties::new();
+        let config = log_config(&BTreeMap::new(), layers(&empty, &empty)).unwrap();
+        assert_eq!(config, LogConfig::default());
+    }
+
+    #[test]
+    fn topic_overrides_beat_dynamic_beat_static_beat_defaults() {
+        let mut static_ = Properties::new();
+        static_.insert("log.retention.hours".into(), "1".into());
+        static_.insert("log.segment.bytes".into(), "2048".into());
+        let mut dynamic = Properties::new();
+        dynamic.insert("log.segment.bytes".into(), "4096".into());
+        let mut overrides = BTreeMap::new();
+        overrides.insert("flush.policy".to_string(), "none".to_string());
+        let config = log_config(&overrides, layers(&dynamic, &static_)).unwrap();
+        assert_eq!(config.retention_ms, 3_600_000);
+        assert_eq!(config.segment_bytes, 4096);
+        assert_eq!(config.flush, FlushPolicy::None);
+        let sources: BTreeMap<_, _> = effective(&overrides, layers(&dynamic, &static_))
+            .into_iter()
+            .map(|(def, _, source)| (def.name, source))
+            .collect();
+        assert_eq!(sources["flush.policy"], ConfigSource::Topic);
+        assert_eq!(sources["segment.bytes"], ConfigSource::DynamicBroker);
+        assert_eq!(sources["retention.ms"], ConfigSource::StaticBroker);
+        assert_eq!(sources["max.message.bytes"], ConfigSource::Default);
+    }
+
+    #[test]
+    fn bad_overrides_are_refused_with_the_name() {
+        assert!(validate_topic_override("retention.ms", "-2").is_err());
+        assert!(validate_topic_override("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_override("cleanup.policy", "shred").is_err());
+        let err = validate_topic_override("no.such.config", "1").unwrap_err();
+        assert!(err.to_string().contains("no.such.config"));
+        assert!(validate_topic_override("message.timestamp.type", "LogAppendTime").is_ok());
+    }
+
+    #[test]
+    fn the_table_is_sorted() {
+        let names: Vec<_> = TOPIC_CONFIGS.iter().map(|d| d.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+    }
+}

@@ -1,0 +1,181 @@
+//! Test harness: starts the real `rill` binary on an ephemeral port with
+//! its data in a temporary directory, and gives rdkafka clients for it.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::producer::FutureProducer;
+
+/// How long the broker may take to start (recovery included).
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The path of the `rill` binary under test.
+pub fn rill_binary() -> &'static str {
+    env!("CARGO_BIN_EXE_rill")
+}
+
+/// A running broker process. Dropping it kills the process.
+pub struct BrokerProcess {
+    child: Option<Child>,
+    /// host:port clients connect to.
+    pub bootstrap: String,
+    pub data: PathBuf,
+    extra_args: Vec<String>,
+    /// Lines the broker wrote to stderr after start-up.
+    pub log: mpsc::Receiver<String>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl BrokerProcess {
+    /// Starts a broker with its data in a new temporary directory.
+    pub fn start(extra_args: &[&str]) -> BrokerProcess {
+        let temp = tempfile::tempdir().unwrap();
+        let data = temp.path().join("data");
+        let mut broker = BrokerProcess::start_in(&data, extra_args);
+        broker._temp = Some(temp);
+        broker
+    }
+
+    /// Starts a broker on the data in `data`.
+    pub fn start_in(data: &Path, extra_args: &[&str]) -> BrokerProcess {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, bootstrap, log) = spawn(data, &extra_args, "127.0.0.1:0");
+        BrokerProcess {
+            child: Some(child),
+            bootstrap,
+            data: data.to_path_buf(),
+            extra_args,
+            log,
+            _temp: None,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then waits for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        child.wait().unwrap()
+    }
+
+    /// SIGKILL, then waits for the exit.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// Starts the broker again on the same data and port.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "stop or kill the broker first");
+        let (child, bootstrap, log) = spawn(&self.data, &self.extra_args, &self.bootstrap);
+        assert_eq!(bootstrap, self.bootstrap);
+        self.child = Some(child);
+        self.log = log;
+    }
+
+    pub fn producer(&self, extra: &[(&str, &str)]) -> FutureProducer {
+        let mut config = self.client_config();
+        config.set("linger.ms", "0");
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        config.create().unwrap()
+    }
+
+    pub fn consumer(&self, extra: &[(&str, &str)]) -> BaseConsumer {
+        let mut config = self.client_config();
+        config
+            .set("group.id", "rill-tests")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest");
+        for (k, v) in extra {
+            config.set(*k, *v);
+        }
+        config.create().unwrap()
+    }
+
+    pub fn admin(&self) -> AdminClient<DefaultClientContext> {
+        self.client_config().create().unwrap()
+    }
+
+    pub fn client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("broker.address.family", "v4")
+            .set("log_level", "3");
+        config
+    }
+}
+
+impl Drop for BrokerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill(); // It may have exited already.
+            let _ = child.wait();
+        }
+    }
+}
+
+fn spawn(
+    data: &Path,
+    extra_args: &[String],
+    listen: &str,
+) -> (Child, String, mpsc::Receiver<String>) {
+    let mut child = Command::new(rill_binary())
+        .arg("broker")
+        .arg("--data")
+        .arg(data)
+        .arg("--listen")
+        .arg(listen)
+        .args(extra_args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (lines, log) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[broker] {line}");
+            if lines.send(line).is_err() {
+                // The test no longer listens; keep draining the pipe.
+            }
+        }
+    });
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = match log.recv_timeout(left) {
+            Ok(line) => line,
+            Err(error) => {
+                let _ = child.kill(); // It may have exited already.
+                let status = child.wait();
+                panic!("the broker did not say where it listens ({error}); it exited with {status:?}");
+            }
+        };
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            let address = rest.split_whitespace().next().unwrap().to_string();
+            return (child, address, log);
+        }
+    }
+}

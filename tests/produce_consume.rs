@@ -1,0 +1,173 @@
+//! Produce and replay through librdkafka against the real broker: keys,
+//! null values, duplicate header keys, every compression codec, replay
+//! from an offset and from a timestamp, auto-created topics.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::BrokerProcess;
+use rdkafka::Message;
+use rdkafka::TopicPartitionList;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Reads `count` messages from `consumer`, failing after WAIT without progress.
+fn read(consumer: &BaseConsumer, count: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let mut out = Vec::new();
+    while out.len() < count {
+        match consumer.poll(WAIT) {
+            Some(Ok(message)) => out.push(message.detach()),
+            Some(Err(error)) => panic!("consume failed: {error}"),
+            None => panic!("no message within {WAIT:?}; have {} of {count}", out.len()),
+        }
+    }
+    out
+}
+
+fn assign(consumer: &BaseConsumer, topic: &str, partition: i32, offset: rdkafka::Offset) {
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, offset)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_round_trip_with_keys_null_values_and_duplicate_headers() {
+    let broker = BrokerProcess::start(&[]);
+    let producer = broker.producer(&[]);
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "k",
+            value: Some("one"),
+        })
+        .insert(Header {
+            key: "k",
+            value: Some("two"),
+        })
+        .insert(Header {
+            key: "empty",
+            value: None::<&str>,
+        });
+    let delivery = producer
+        .send(
+            FutureRecord::to("events")
+                .key("key-1")
+                .payload("value-1")
+                .headers(headers),
+            Timeout::After(WAIT),
+        )
+        .await
+        .unwrap();
+    assert_eq!((delivery.partition, delivery.offset), (0, 0));
+    let delivery = producer
+        .send(
+            FutureRecord::<str, str>::to("events").key("tombstone"),
+            Timeout::After(WAIT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(delivery.offset, 1);
+
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "events", 0, rdkafka::Offset::Beginning);
+    let messages = read(&consumer, 2);
+    assert_eq!(messages[0].key(), Some(&b"key-1"[..]));
+    assert_eq!(messages[0].payload(), Some(&b"value-1"[..]));
+    let headers = messages[0].headers().unwrap();
+    let seen: Vec<(String, Option<Vec<u8>>)> = headers
+        .iter()
+        .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("k".to_string(), Some(b"one".to_vec())),
+            ("k".to_string(), Some(b"two".to_vec())),
+            ("empty".to_string(), None),
+        ]
+    );
+    assert_eq!(messages[1].key(), Some(&b"tombstone"[..]));
+    assert_eq!(messages[1].payload(), None);
+    assert_eq!(messages[1].offset(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_compression_codec_round_trips() {
+    let broker = BrokerProcess::start(&[]);
+    for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
+        let topic = format!("codec-{codec}");
+        let producer = broker.producer(&[("compression.type", codec), ("linger.ms", "50")]);
+        let sends: Vec<_> = (0..200)
+            .map(|i| {
+                let payload = format!("{codec} message {i} {}", "x".repeat(i % 50));
+                let producer = producer.clone();
+                let topic = topic.clone();
+                async move {
+                    producer
+                        .send(
+                            FutureRecord::<(), _>::to(&topic).payload(&payload),
+                            Timeout::After(WAIT),
+                        )
+                        .await
+                        .unwrap()
+                }
+            })
+            .collect();
+        for send in sends {
+            send.await;
+        }
+        let consumer = broker.consumer(&[]);
+        assign(&consumer, &topic, 0, rdkafka::Offset::Beginning);
+        let messages = read(&consumer, 200);
+        for (i, message) in messages.iter().enumerate() {
+            let expected = format!("{codec} message {i} {}", "x".repeat(i % 50));
+            assert_eq!(message.payload(), Some(expected.as_bytes()), "{codec} #{i}");
+            assert_eq!(message.offset(), i as i64);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_from_an_offset_and_from_a_timestamp() {
+    let broker = BrokerProcess::start(&[]);
+    let producer = broker.producer(&[]);
+    for i in 0..10i64 {
+        producer
+            .send(
+                FutureRecord::<(), _>::to("replay")
+                    .payload(&format!("m{i}"))
+                    .timestamp(1_000_000 + i * 1000),
+                Timeout::After(WAIT),
+            )
+            .await
+            .unwrap();
+    }
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "replay", 0, rdkafka::Offset::Offset(7));
+    let messages = read(&consumer, 3);
+    assert_eq!(messages[0].payload(), Some(&b"m7"[..]));
+    assert_eq!(messages[0].offset(), 7);
+
+    let consumer = broker.consumer(&[]);
+    let mut wanted = TopicPartitionList::new();
+    wanted
+        .add_partition_offset("replay", 0, rdkafka::Offset::Offset(1_004_500))
+        .unwrap();
+    let found = consumer.offsets_for_times(wanted, WAIT).unwrap();
+    let offset = found.find_partition("replay", 0).unwrap().offset();
+    assert_eq!(offset, rdkafka::Offset::Offset(5));
+    assign(&consumer, "replay", 0, offset);
+    let messages = read(&consumer, 5);
+    assert_eq!(messages[0].payload(), Some(&b"m5"[..]));
+    assert_eq!(
+        messages[0].timestamp(),
+        rdkafka::Timestamp::CreateTime(1_005_000)
+    );
+}
