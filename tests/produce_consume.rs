@@ -104,24 +104,18 @@ async fn every_compression_codec_round_trips() {
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("codec-{codec}");
         let producer = broker.producer(&[("compression.type", codec), ("linger.ms", "50")]);
-        let sends: Vec<_> = (0..200)
+        // Enqueue all, then wait: the batches carry many records each.
+        let deliveries: Vec<_> = (0..200)
             .map(|i| {
                 let payload = format!("{codec} message {i} {}", "x".repeat(i % 50));
-                let producer = producer.clone();
-                let topic = topic.clone();
-                async move {
-                    producer
-                        .send(
-                            FutureRecord::<(), _>::to(&topic).payload(&payload),
-                            Timeout::After(WAIT),
-                        )
-                        .await
-                        .unwrap()
-                }
+                producer
+                    .send_result(FutureRecord::<(), _>::to(&topic).payload(&payload))
+                    .map_err(|(error, _)| error)
+                    .unwrap()
             })
             .collect();
-        for send in sends {
-            send.await;
+        for delivery in deliveries {
+            delivery.await.unwrap().map_err(|(error, _)| error).unwrap();
         }
         let consumer = broker.consumer(&[]);
         assign(&consumer, &topic, 0, rdkafka::Offset::Beginning);

@@ -2,6 +2,8 @@
 //! its data in a temporary directory, and gives rdkafka clients for it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod wire;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -170,7 +172,9 @@ fn spawn(
             Err(error) => {
                 let _ = child.kill(); // It may have exited already.
                 let status = child.wait();
-                panic!("the broker did not say where it listens ({error}); it exited with {status:?}");
+                panic!(
+                    "the broker did not say where it listens ({error}); it exited with {status:?}"
+                );
             }
         };
         if let Some(rest) = line.split("listening on ").nth(1) {

@@ -67,17 +67,44 @@ fn apply(
     resource: &AlterConfigsResource,
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
-    let name = resource.resource_name.to_string();
+    let names: Vec<&str> = resource.configs.iter().map(|c| c.name.as_str()).collect();
+    replace_configs(
+        broker,
+        resource.resource_type,
+        resource.resource_name.as_str(),
+        &names,
+        |current| updated(current, resource),
+        validate_only,
+    )
+}
+
+/// Replaces the configs of a topic or of the broker with what `compute`
+/// makes of the current ones; `names` are the configs being changed.
+/// Shared with the legacy AlterConfigs, which replaces them wholesale.
+pub(super) fn replace_configs(
+    broker: &Broker,
+    resource_type: i8,
+    name: &str,
+    names: &[&str],
+    compute: impl FnOnce(
+        BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, (ResponseError, String)>,
+    validate_only: bool,
+) -> Result<(), (ResponseError, String)> {
     let topic_failure = |error: TopicError| (error_code::for_topic(&error), error.to_string());
-    match resource.resource_type {
+    match resource_type {
         RESOURCE_TOPIC => {
             let current = broker
-                .topic(&name)
-                .ok_or_else(|| topic_failure(TopicError::UnknownTopic { name: name.clone() }))?
+                .topic(name)
+                .ok_or_else(|| {
+                    topic_failure(TopicError::UnknownTopic {
+                        name: name.to_string(),
+                    })
+                })?
                 .configs;
-            let updated = updated(current, resource)?;
+            let updated = compute(current)?;
             broker
-                .set_topic_configs(&name, updated, validate_only)
+                .set_topic_configs(name, updated, validate_only)
                 .map_err(topic_failure)
         }
         RESOURCE_BROKER => {
@@ -88,10 +115,9 @@ fn apply(
                     format!("unexpected broker id {name:?}: this is broker {node_id}"),
                 ));
             }
-            for config in &resource.configs {
-                let key = config.name.as_str();
+            for key in names {
                 let alias = matches!(
-                    key,
+                    *key,
                     "log.retention.hours" | "log.retention.minutes" | "log.roll.hours"
                 );
                 if find_by_broker_name(key).is_none() && !alias {
@@ -103,7 +129,7 @@ fn apply(
                     ));
                 }
             }
-            let updated = updated(broker.dynamic_broker_configs(), resource)?;
+            let updated = compute(broker.dynamic_broker_configs())?;
             broker
                 .set_dynamic_broker_configs(updated, validate_only)
                 .map_err(topic_failure)

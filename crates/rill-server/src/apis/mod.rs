@@ -15,6 +15,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::broker::Broker;
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -34,7 +35,7 @@ pub(crate) use api_versions::unsupported_version_response;
 
 /// The versions of each API that Rill implements: (key, min, max).
 pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 12),
+    (ApiKey::Produce, 3, 13),
     (ApiKey::Fetch, 4, 17),
     (ApiKey::ListOffsets, 1, 10),
     (ApiKey::Metadata, 0, 13),
@@ -46,6 +47,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::DescribeConfigs, 1, 4),
     (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
 ];
@@ -172,6 +174,7 @@ pub(crate) fn handle(
         ApiKey::InitProducerId => init_producer_id::handle(broker, &request),
         ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &request),
         ApiKey::DescribeConfigs => describe_configs::handle(broker, &request),
+        ApiKey::AlterConfigs => alter_configs::handle(broker, &request),
         ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(broker, &request),
         ApiKey::DescribeCluster => describe_cluster::handle(broker, &request),
         other => {
