@@ -7,96 +7,17 @@ mod common;
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::BrokerProcess;
-use common::wire::Wire;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{
-    CreateTopicsRequest, InitProducerIdRequest, ListOffsetsRequest, ProduceRequest, TopicName,
-};
-use kafka_protocol::protocol::StrBytes;
+use common::wire::{Wire, create_topic, log_end, produce};
+use kafka_protocol::messages::InitProducerIdRequest;
 use rdkafka::Message;
 use rdkafka::consumer::Consumer;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
-use rill_record::{BatchBuilder, NewRecord};
 
 const WAIT: Duration = Duration::from_secs(30);
 const OUT_OF_ORDER_SEQUENCE_NUMBER: i16 = 45;
 const INVALID_PRODUCER_EPOCH: i16 = 47;
-
-fn topic_name(name: &str) -> TopicName {
-    TopicName(StrBytes::from_string(name.to_string()))
-}
-
-fn create_topic(wire: &mut Wire, name: &str) {
-    let response = wire.send(
-        7,
-        &CreateTopicsRequest::default()
-            .with_topics(vec![
-                CreatableTopic::default()
-                    .with_name(topic_name(name))
-                    .with_num_partitions(1)
-                    .with_replication_factor(1),
-            ])
-            .with_timeout_ms(30_000),
-    );
-    assert_eq!(response.topics[0].error_code, 0);
-}
-
-/// Produces one idempotent batch; returns (error code, base offset).
-fn produce(
-    wire: &mut Wire,
-    topic: &str,
-    producer_id: i64,
-    epoch: i16,
-    sequence: i32,
-    values: &[&str],
-) -> (i16, i64) {
-    let records: Vec<NewRecord<'_>> = values
-        .iter()
-        .map(|v| NewRecord::value(v.as_bytes()))
-        .collect();
-    let batch = BatchBuilder::new(1_000)
-        .producer(producer_id, epoch, sequence)
-        .with_records(&records)
-        .finish();
-    let response = wire.send(
-        9,
-        &ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(topic_name(topic))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(Bytes::from(batch))),
-                    ]),
-            ]),
-    );
-    let partition = &response.responses[0].partition_responses[0];
-    (partition.error_code, partition.base_offset)
-}
-
-fn log_end(wire: &mut Wire, topic: &str) -> i64 {
-    let response = wire.send(
-        7,
-        &ListOffsetsRequest::default().with_topics(vec![
-            ListOffsetsTopic::default()
-                .with_name(topic_name(topic))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default()
-                        .with_partition_index(0)
-                        .with_timestamp(-1),
-                ]),
-        ]),
-    );
-    response.topics[0].partitions[0].offset
-}
 
 #[test]
 fn retries_dedupe_and_gaps_are_refused_across_restarts_and_kill_9() {

@@ -1,0 +1,219 @@
+//! Protocol behaviour librdkafka does not show directly, over raw
+//! requests: long polls woken by appends, min_bytes, fetch by topic id,
+//! fetch sessions, ListOffsets by max timestamp, DeleteRecords,
+//! OffsetForLeaderEpoch, DescribeCluster.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::BrokerProcess;
+use common::wire::{Wire, create_topic, produce, topic_name};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{
+    DeleteRecordsRequest, DescribeClusterRequest, FetchRequest, FetchResponse, ListOffsetsRequest,
+    MetadataRequest, OffsetForLeaderEpochRequest,
+};
+use kafka_protocol::records::RecordBatchDecoder;
+
+const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+fn fetch(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(0)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
+}
+
+/// The values of the records in a fetch response's first partition.
+fn values(response: &FetchResponse) -> Vec<String> {
+    let partition = &response.responses[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    let mut records = partition.records.clone().unwrap_or_default();
+    let mut out = Vec::new();
+    while !records.is_empty() {
+        let set = RecordBatchDecoder::decode(&mut records).unwrap();
+        for record in set.records {
+            out.push(String::from_utf8(record.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_long_poll_is_woken_by_an_append_not_by_its_timeout() {
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    create_topic(&mut wire, "wake");
+    let bootstrap = broker.bootstrap.clone();
+    // The poll may wait 30 s; the connection's read timeout (below it)
+    // fails the test if only the timeout ends the wait.
+    let poll = std::thread::spawn(move || {
+        let mut reader = Wire::connect(&bootstrap);
+        reader.set_read_timeout(std::time::Duration::from_secs(20));
+        reader.send(12, &fetch("wake", 0, 30_000, 1))
+    });
+    // Make sure the poll is parked before producing: metadata round trips
+    // on the same broker are answered while it waits.
+    for _ in 0..3 {
+        wire.send(12, &MetadataRequest::default().with_topics(None));
+    }
+    assert_eq!(produce(&mut wire, "wake", -1, -1, -1, &["hello"]), (0, 0));
+    let response = poll.join().unwrap();
+    assert_eq!(values(&response), vec!["hello"]);
+    assert_eq!(response.session_id, 0, "Rill never creates fetch sessions");
+}
+
+#[test]
+fn min_bytes_waits_for_enough_data_and_max_wait_ends_an_empty_poll() {
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    create_topic(&mut wire, "min-bytes");
+    assert_eq!(produce(&mut wire, "min-bytes", -1, -1, -1, &["a"]), (0, 0));
+    // Nothing beyond offset 1 arrives: the poll ends at max_wait, empty.
+    let response = wire.send(12, &fetch("min-bytes", 1, 100, 1));
+    assert!(values(&response).is_empty());
+    // One small batch is below min_bytes = 10 KiB: the poll goes on until
+    // enough has arrived.
+    let bootstrap = broker.bootstrap.clone();
+    let poll = std::thread::spawn(move || {
+        let mut reader = Wire::connect(&bootstrap);
+        reader.set_read_timeout(std::time::Duration::from_secs(20));
+        reader.send(12, &fetch("min-bytes", 0, 30_000, 10_000))
+    });
+    let big = "x".repeat(12_000);
+    assert_eq!(produce(&mut wire, "min-bytes", -1, -1, -1, &[&big]).0, 0);
+    let response = poll.join().unwrap();
+    assert_eq!(values(&response).len(), 2);
+}
+
+#[test]
+fn fetch_by_topic_id_sessions_and_out_of_range() {
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    create_topic(&mut wire, "by-id");
+    assert_eq!(produce(&mut wire, "by-id", -1, -1, -1, &["a", "b"]).0, 0);
+    let metadata = wire.send(12, &MetadataRequest::default().with_topics(None));
+    let id = metadata
+        .topics
+        .iter()
+        .find(|t| t.name.as_ref().map(|n| n.to_string()).as_deref() == Some("by-id"))
+        .unwrap()
+        .topic_id;
+    assert!(!id.is_nil());
+    let mut request = fetch("by-id", 0, 0, 0);
+    request.topics[0].topic_id = id;
+    let response = wire.send(15, &request);
+    assert_eq!(response.responses[0].topic_id, id);
+    assert_eq!(values(&response), vec!["a", "b"]);
+    // A session Rill never created.
+    let response = wire.send(
+        15,
+        &request.clone().with_session_id(1234).with_session_epoch(1),
+    );
+    assert_eq!(response.error_code, FETCH_SESSION_ID_NOT_FOUND);
+    // Beyond the log end.
+    let response = wire.send(12, &fetch("by-id", 99, 0, 0));
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        OFFSET_OUT_OF_RANGE
+    );
+}
+
+#[test]
+fn list_offsets_delete_records_and_leader_epochs() {
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    create_topic(&mut wire, "offsets");
+    for value in ["a", "b", "c", "d"] {
+        produce(&mut wire, "offsets", -1, -1, -1, &[value]);
+    }
+    let list = |wire: &mut Wire, timestamp: i64| {
+        let response = wire.send(
+            8,
+            &ListOffsetsRequest::default().with_topics(vec![
+                ListOffsetsTopic::default()
+                    .with_name(topic_name("offsets"))
+                    .with_partitions(vec![
+                        ListOffsetsPartition::default()
+                            .with_partition_index(0)
+                            .with_timestamp(timestamp),
+                    ]),
+            ]),
+        );
+        response.topics[0].partitions[0].offset
+    };
+    assert_eq!(list(&mut wire, -2), 0);
+    assert_eq!(list(&mut wire, -1), 4);
+    // Every batch has timestamp 1000 (BatchBuilder's base); the first wins.
+    assert_eq!(list(&mut wire, -3), 0);
+
+    let deleted = wire.send(
+        2,
+        &DeleteRecordsRequest::default()
+            .with_timeout_ms(30_000)
+            .with_topics(vec![
+                DeleteRecordsTopic::default()
+                    .with_name(topic_name("offsets"))
+                    .with_partitions(vec![
+                        DeleteRecordsPartition::default()
+                            .with_partition_index(0)
+                            .with_offset(2),
+                    ]),
+            ]),
+    );
+    let result = &deleted.topics[0].partitions[0];
+    assert_eq!((result.error_code, result.low_watermark), (0, 2));
+    assert_eq!(list(&mut wire, -2), 2);
+    let response = wire.send(12, &fetch("offsets", 0, 0, 0));
+    assert_eq!(
+        response.responses[0].partitions[0].error_code,
+        OFFSET_OUT_OF_RANGE
+    );
+
+    let epochs = wire.send(
+        4,
+        &OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(topic_name("offsets"))
+                .with_partitions(vec![
+                    OffsetForLeaderPartition::default()
+                        .with_partition(0)
+                        .with_current_leader_epoch(0)
+                        .with_leader_epoch(0),
+                ]),
+        ]),
+    );
+    let end = &epochs.topics[0].partitions[0];
+    assert_eq!(
+        (end.error_code, end.leader_epoch, end.end_offset),
+        (0, 0, 4)
+    );
+
+    let cluster = wire.send(1, &DescribeClusterRequest::default());
+    assert_eq!(cluster.brokers.len(), 1);
+    assert_eq!(
+        format!("{}:{}", cluster.brokers[0].host, cluster.brokers[0].port),
+        broker.bootstrap
+    );
+    assert!(!cluster.cluster_id.is_empty());
+}
