@@ -1,13 +1,13 @@
 //! Kafka's framing: a 4-byte big-endian length, then that many bytes.
 //! Two-phase: the length is checked against the bound before anything is
-//! allocated, and the body buffer grows only as bytes arrive, so a client
-//! that announces 100 MiB and sends one byte holds one byte of memory.
+//! allocated; then the body's buffer is allocated whole, so the bytes are
+//! received straight into place and never moved. A large buffer is an
+//! untouched mapping until bytes arrive (the allocator maps big blocks
+//! lazily), so a client that announces 100 MiB and sends one byte holds
+//! a page of memory, not 100 MiB.
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
-
-/// How much the frame buffer grows per read while a body arrives.
-const READ_CHUNK_BYTES: usize = 64 * 1024;
 
 /// The smallest request: api key, api version and correlation id.
 pub(crate) const REQUEST_HEADER_BYTES_MIN: usize = 8;
@@ -47,15 +47,15 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             max: max_bytes,
         });
     }
-    let mut body = BytesMut::with_capacity(size.min(READ_CHUNK_BYTES));
+    let mut body = BytesMut::with_capacity(size);
     while body.len() < size {
         let missing = size - body.len();
-        body.reserve(missing.min(READ_CHUNK_BYTES));
         let mut limited = (&mut *reader).take(missing as u64);
         if limited.read_buf(&mut body).await? == 0 {
             return Err(FrameError::Truncated);
         }
     }
+    debug_assert_eq!(body.capacity(), size, "the body was received in place");
     Ok(body.freeze())
 }
 
