@@ -1,8 +1,14 @@
 //! `rill`: the broker and its command-line tools. Data goes to stdout;
 //! logs and errors to stderr; failures exit non-zero.
 
+mod alter_configs;
 mod broker;
 mod cli;
+mod client;
+mod consume;
+mod produce;
+mod timestamp;
+mod topic;
 
 use clap::Parser;
 

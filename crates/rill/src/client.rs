@@ -1,0 +1,135 @@
+//! What every client command (`topic`, `produce`, `consume`) shares: where
+//! the broker is, how long to wait for it, and the librdkafka configuration
+//! built from those.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use rdkafka::admin::AdminOptions;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientConfig, ClientContext};
+
+/// Connection flags of the client commands.
+#[derive(Debug, Args)]
+pub(crate) struct ClientArgs {
+    /// Broker to connect to first (bootstrap.servers); a comma-separated
+    /// list works too.
+    #[arg(
+        long,
+        value_name = "HOST:PORT",
+        default_value = "127.0.0.1:9092",
+        global = true
+    )]
+    pub(crate) bootstrap: String,
+    /// How long to wait for the broker: metadata and admin requests, each
+    /// message's delivery, and, for `consume` without --follow, progress
+    /// towards the end of the topic.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 30_000,
+        value_parser = clap::value_parser!(u64).range(1..),
+        global = true
+    )]
+    pub(crate) timeout_ms: u64,
+    /// Any librdkafka property, applied last (repeatable), e.g.
+    /// -X client.id=me or -X broker.address.family=any. (`topic alter
+    /// --config` speaks to the broker without librdkafka and ignores them.)
+    #[arg(
+        short = 'X',
+        long = "property",
+        value_name = "KEY=VALUE",
+        global = true
+    )]
+    pub(crate) properties: Vec<String>,
+}
+
+impl ClientArgs {
+    pub(crate) fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// The librdkafka configuration for the bootstrap address, with the
+    /// `-X` properties applied over `defaults`.
+    ///
+    /// IPv4 is the default address family: a broker bound to 127.0.0.1 is
+    /// otherwise first tried on ::1 when the bootstrap name is `localhost`.
+    pub(crate) fn config(&self, defaults: &[(&str, &str)]) -> anyhow::Result<ClientConfig> {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("broker.address.family", "v4")
+            .set("client.id", "rill");
+        for (key, value) in defaults {
+            config.set(*key, *value);
+        }
+        for property in &self.properties {
+            let (key, value) = key_value("-X", property)?;
+            config.set(key, value);
+        }
+        Ok(config)
+    }
+
+    /// Admin request options bounded by --timeout-ms.
+    pub(crate) fn admin_options(&self) -> AdminOptions {
+        AdminOptions::new()
+            .request_timeout(Some(self.timeout()))
+            .operation_timeout(Some(self.timeout()))
+    }
+}
+
+/// Runs `future` to completion on a single-threaded runtime. rdkafka's admin
+/// futures are completed by rdkafka's own thread; any executor will do.
+pub(crate) fn block_on<F: Future>(future: F) -> anyhow::Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime for the admin client")?;
+    Ok(runtime.block_on(future))
+}
+
+/// Splits `KEY=VALUE`; `flag` names the flag in the error.
+pub(crate) fn key_value<'a>(flag: &str, assignment: &'a str) -> anyhow::Result<(&'a str, &'a str)> {
+    let (key, value) = assignment
+        .split_once('=')
+        .with_context(|| format!("{flag} {assignment:?}: expected KEY=VALUE"))?;
+    anyhow::ensure!(
+        !key.trim().is_empty(),
+        "{flag} {assignment:?}: the key is empty"
+    );
+    Ok((key.trim(), value.trim()))
+}
+
+/// The rdkafka context of the admin client and the consumer: rdkafka's
+/// default, with `report_error` in place of its error logging.
+pub(crate) struct CliContext;
+
+impl ClientContext for CliContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        report_error(&error, reason);
+    }
+}
+
+impl ConsumerContext for CliContext {}
+
+/// Logs an error event of librdkafka, except those that are no news:
+/// reaching the end of a partition (consume polls those itself; the ones
+/// still queued when it stops early arrive here), and broken connections,
+/// which librdkafka has logged already (its "FAIL" line) and retries.
+pub(crate) fn report_error(error: &KafkaError, reason: &str) {
+    let code = match error {
+        KafkaError::PartitionEOF(_) => return,
+        KafkaError::Global(code) => *code,
+        _ => RDKafkaErrorCode::NoError,
+    };
+    match code {
+        RDKafkaErrorCode::PartitionEOF => {}
+        RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown => {
+            tracing::debug!("librdkafka: {error}: {reason}");
+        }
+        _ => tracing::error!("librdkafka: {error}: {reason}"),
+    }
+}
