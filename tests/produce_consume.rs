@@ -165,3 +165,46 @@ async fn replay_from_an_offset_and_from_a_timestamp() {
         rdkafka::Timestamp::CreateTime(1_005_000)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_append_time_topics_carry_the_brokers_clock() {
+    let broker = BrokerProcess::start(&[]);
+    let admin = broker.admin();
+    let topic =
+        rdkafka::admin::NewTopic::new("stamped", 1, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("message.timestamp.type", "LogAppendTime");
+    let options = rdkafka::admin::AdminOptions::new();
+    let created = admin.create_topics([&topic], &options).await.unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let producer = broker.producer(&[]);
+    let delivery = producer
+        .send(
+            FutureRecord::<(), _>::to("stamped")
+                .payload("x")
+                .timestamp(1_000),
+            Timeout::After(WAIT),
+        )
+        .await
+        .unwrap();
+    let consumer = broker.consumer(&[]);
+    assign(&consumer, "stamped", 0, rdkafka::Offset::Beginning);
+    let message = &read(&consumer, 1)[0];
+    let rdkafka::Timestamp::LogAppendTime(stamped) = message.timestamp() else {
+        panic!(
+            "expected a LogAppendTime timestamp, got {:?}",
+            message.timestamp()
+        );
+    };
+    assert!(
+        stamped >= before,
+        "the broker's clock, not the producer's 1000"
+    );
+    assert_eq!(
+        delivery.timestamp,
+        rdkafka::Timestamp::LogAppendTime(stamped)
+    );
+}

@@ -217,3 +217,25 @@ fn list_offsets_delete_records_and_leader_epochs() {
     );
     assert!(!cluster.cluster_id.is_empty());
 }
+
+#[test]
+fn partition_max_bytes_and_max_bytes_bound_a_fetch_but_never_below_one_batch() {
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    create_topic(&mut wire, "bounded");
+    let kib = "k".repeat(1024);
+    for _ in 0..10 {
+        assert_eq!(produce(&mut wire, "bounded", -1, -1, -1, &[&kib]).0, 0);
+    }
+    // Room for about three 1 KiB batches.
+    let mut request = fetch("bounded", 0, 0, 0);
+    request.topics[0].partitions[0].partition_max_bytes = 3_500;
+    assert_eq!(values(&wire.send(12, &request)).len(), 3);
+    // A bound below one batch still returns the first batch (KIP-74).
+    request.topics[0].partitions[0].partition_max_bytes = 10;
+    assert_eq!(values(&wire.send(12, &request)).len(), 1);
+    // The response-wide max_bytes bounds it as well.
+    request.topics[0].partitions[0].partition_max_bytes = 1 << 20;
+    let request = request.with_max_bytes(2_200);
+    assert_eq!(values(&wire.send(12, &request)).len(), 2);
+}
