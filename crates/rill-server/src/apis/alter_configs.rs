@@ -3,27 +3,20 @@
 //! the broker) had.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey};
 use kafka_protocol::protocol::StrBytes;
 
 use super::incremental_alter_configs::replace_configs;
-use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use super::{Body, HandlerError, encode};
 use crate::broker::Broker;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    let version = request.version();
-    let alter: AlterConfigsRequest = match request.decode() {
-        Ok(alter) => alter,
-        Err(error) => return super::ready(Err(error)),
-    };
-    let broker = Arc::clone(broker);
-    blocking(move || answer(&broker, alter, version))
-}
-
-fn answer(broker: &Broker, alter: AlterConfigsRequest, version: i16) -> Result<Body, HandlerError> {
+pub(crate) fn answer(
+    broker: &Broker,
+    alter: AlterConfigsRequest,
+    version: i16,
+) -> Result<Body, HandlerError> {
     let responses: Vec<AlterConfigsResourceResponse> = alter
         .resources
         .into_iter()

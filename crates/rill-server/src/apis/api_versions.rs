@@ -5,13 +5,9 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
-use super::{Body, HandlerError, Pending, Request, SUPPORTED, encode, ready};
+use super::{Body, HandlerError, Request, SUPPORTED, encode};
 
-pub(crate) fn handle(request: &Request) -> Pending {
-    ready(answer(request))
-}
-
-fn answer(request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn answer(request: &Request) -> Result<Body, HandlerError> {
     // v3+ carries the client's software name; nothing in it changes the answer.
     let _request: ApiVersionsRequest = request.decode()?;
     encode(ApiKey::ApiVersions, request.version(), &response(0))

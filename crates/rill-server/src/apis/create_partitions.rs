@@ -1,26 +1,14 @@
 //! CreatePartitions (with validate_only): grows a topic.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use super::{Body, HandlerError, encode};
 use crate::broker::Broker;
 use crate::error_code;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    let version = request.version();
-    let create: CreatePartitionsRequest = match request.decode() {
-        Ok(create) => create,
-        Err(error) => return super::ready(Err(error)),
-    };
-    let broker = Arc::clone(broker);
-    blocking(move || answer(&broker, create, version))
-}
-
-fn answer(
+pub(crate) fn answer(
     broker: &Broker,
     create: CreatePartitionsRequest,
     version: i16,

@@ -2,7 +2,6 @@
 //! names; replication factor 1 (or -1, the default) on a single broker.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
@@ -10,21 +9,11 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use super::{Body, HandlerError, encode};
 use crate::broker::{Broker, NewTopic};
 use crate::error_code;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    let version = request.version();
-    let create: CreateTopicsRequest = match request.decode() {
-        Ok(create) => create,
-        Err(error) => return super::ready(Err(error)),
-    };
-    let broker = Arc::clone(broker);
-    blocking(move || answer(&broker, create, version))
-}
-
-fn answer(
+pub(crate) fn answer(
     broker: &Broker,
     create: CreateTopicsRequest,
     version: i16,

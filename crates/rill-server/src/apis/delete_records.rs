@@ -1,8 +1,6 @@
 //! DeleteRecords: moves a partition's log start offset (offset -1: to the
 //! high watermark) and answers the new low watermark.
 
-use std::sync::Arc;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -11,21 +9,11 @@ use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsRespon
 use rill_partition::TopicPartition;
 use rill_storage::Offset;
 
-use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use super::{Body, HandlerError, encode};
 use crate::broker::Broker;
 use crate::error_code;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    let version = request.version();
-    let delete: DeleteRecordsRequest = match request.decode() {
-        Ok(delete) => delete,
-        Err(error) => return super::ready(Err(error)),
-    };
-    let broker = Arc::clone(broker);
-    blocking(move || answer(&broker, delete, version))
-}
-
-fn answer(
+pub(crate) fn answer(
     broker: &Broker,
     delete: DeleteRecordsRequest,
     version: i16,

@@ -1,28 +1,16 @@
 //! DeleteTopics: by name, or by topic id (v6+).
 
-use std::sync::Arc;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use super::{Body, HandlerError, encode};
 use crate::broker::Broker;
 use crate::error_code;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    let version = request.version();
-    let delete: DeleteTopicsRequest = match request.decode() {
-        Ok(delete) => delete,
-        Err(error) => return super::ready(Err(error)),
-    };
-    let broker = Arc::clone(broker);
-    blocking(move || answer(&broker, delete, version))
-}
-
-fn answer(
+pub(crate) fn answer(
     broker: &Broker,
     delete: DeleteTopicsRequest,
     version: i16,

@@ -1,19 +1,13 @@
 //! DescribeCluster: this broker, the cluster id, and itself as controller.
 
-use std::sync::Arc;
-
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Body, HandlerError, Pending, Request, encode, ready};
+use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    ready(answer(broker, request))
-}
-
-fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let describe: DescribeClusterRequest = request.decode()?;
     let node = BrokerId(broker.config().node_id);

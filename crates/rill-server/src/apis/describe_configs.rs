@@ -3,7 +3,6 @@
 //! for the broker (its properties as set or defaulted).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -12,7 +11,7 @@ use kafka_protocol::messages::describe_configs_response::{
 use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Body, HandlerError, Pending, Request, encode, ready};
+use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
 use crate::config::BROKER_DEFAULTS;
 use crate::topic_config::{ConfigSource, TOPIC_CONFIGS, find_by_broker_name};
@@ -26,10 +25,6 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_DEFAULT: i8 = 5;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    ready(answer(broker, request))
-}
-
 /// One config as DescribeConfigs reports it.
 struct Described {
     name: String,
@@ -41,7 +36,7 @@ struct Described {
     synonyms: Vec<(String, String, i8)>,
 }
 
-fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let describe: DescribeConfigsRequest = request.decode()?;
     let results = describe

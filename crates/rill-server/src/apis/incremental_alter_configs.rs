@@ -4,7 +4,6 @@
 //! persisted in the metadata file.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
@@ -15,7 +14,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use super::{Body, HandlerError, encode};
 use crate::broker::{Broker, TopicError};
 use crate::error_code;
 use crate::topic_config::find_by_broker_name;
@@ -25,17 +24,7 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    let version = request.version();
-    let alter: IncrementalAlterConfigsRequest = match request.decode() {
-        Ok(alter) => alter,
-        Err(error) => return super::ready(Err(error)),
-    };
-    let broker = Arc::clone(broker);
-    blocking(move || answer(&broker, alter, version))
-}
-
-fn answer(
+pub(crate) fn answer(
     broker: &Broker,
     alter: IncrementalAlterConfigsRequest,
     version: i16,

@@ -4,25 +4,13 @@
 //! TRANSACTIONAL_ID_AUTHORIZATION_FAILED, which clients report as fatal
 //! rather than retrying.
 
-use std::sync::Arc;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::{Body, HandlerError, Pending, Request, blocking, encode};
+use super::{Body, HandlerError, encode};
 use crate::broker::Broker;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    let version = request.version();
-    let init: InitProducerIdRequest = match request.decode() {
-        Ok(init) => init,
-        Err(error) => return super::ready(Err(error)),
-    };
-    let broker = Arc::clone(broker);
-    blocking(move || answer(&broker, init, version))
-}
-
-fn answer(
+pub(crate) fn answer(
     broker: &Broker,
     init: InitProducerIdRequest,
     version: i16,

@@ -2,8 +2,6 @@
 //! earliest local offset (-4, v8+; the same as earliest, with no tiered
 //! storage) and by timestamp; only records below the high watermark count.
 
-use std::sync::Arc;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -11,15 +9,11 @@ use kafka_protocol::messages::list_offsets_response::{
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use rill_partition::{OffsetSpec, TopicPartition};
 
-use super::{Body, HandlerError, Pending, Request, encode, ready};
+use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
 use crate::error_code;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    ready(answer(broker, request))
-}
-
-fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let list: ListOffsetsRequest = request.decode()?;
     let topics = list

@@ -2,8 +2,6 @@
 //! leader of all of them; unknown topics are created when both the broker
 //! (auto.create.topics.enable) and the request (v4+) allow it.
 
-use std::sync::Arc;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -12,16 +10,12 @@ use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataRespon
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::{Body, HandlerError, Pending, Request, encode, ready};
+use super::{Body, HandlerError, Request, encode};
 use crate::broker::{Broker, TopicError};
 use crate::error_code;
 use crate::metadata_store::TopicMetadata;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    ready(answer(broker, request))
-}
-
-fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let metadata: MetadataRequest = request.decode()?;
     let auto_create =

@@ -135,13 +135,22 @@ pub(crate) fn ready(body: Result<Body, HandlerError>) -> Pending {
     Box::pin(std::future::ready(body.map(Some)))
 }
 
-/// Runs `work` (topic changes: directory and file creation, deletion) on
-/// a blocking thread, keeping the reactor free.
-pub(crate) fn blocking(
-    work: impl FnOnce() -> Result<Body, HandlerError> + Send + 'static,
+/// Decodes the request and answers it on a blocking thread: for work
+/// that touches files (topic changes: directories, preallocation,
+/// deletion, fsyncs), keeping the reactor free.
+fn on_blocking_pool<T: Decodable + Send + 'static>(
+    broker: &Arc<Broker>,
+    request: &Request,
+    answer: fn(&Broker, T, i16) -> Result<Body, HandlerError>,
 ) -> Pending {
+    let version = request.version();
+    let decoded: T = match request.decode() {
+        Ok(decoded) => decoded,
+        Err(error) => return ready(Err(error)),
+    };
+    let broker = Arc::clone(broker);
     Box::pin(async move {
-        match tokio::task::spawn_blocking(work).await {
+        match tokio::task::spawn_blocking(move || answer(&broker, decoded, version)).await {
             Ok(result) => result.map(Some),
             Err(join) => std::panic::resume_unwind(join.into_panic()),
         }
@@ -162,21 +171,23 @@ pub(crate) fn handle(
     shutdown: &crate::network::Shutdown,
 ) -> Pending {
     match request.api {
-        ApiKey::ApiVersions => api_versions::handle(&request),
-        ApiKey::Metadata => metadata::handle(broker, &request),
+        ApiKey::ApiVersions => ready(api_versions::answer(&request)),
+        ApiKey::Metadata => ready(metadata::answer(broker, &request)),
         ApiKey::Produce => produce::handle(broker, &request),
         ApiKey::Fetch => fetch::handle(broker, &request, shutdown.clone()),
-        ApiKey::ListOffsets => list_offsets::handle(broker, &request),
-        ApiKey::CreateTopics => create_topics::handle(broker, &request),
-        ApiKey::DeleteTopics => delete_topics::handle(broker, &request),
-        ApiKey::CreatePartitions => create_partitions::handle(broker, &request),
-        ApiKey::DeleteRecords => delete_records::handle(broker, &request),
-        ApiKey::InitProducerId => init_producer_id::handle(broker, &request),
-        ApiKey::OffsetForLeaderEpoch => offset_for_leader_epoch::handle(broker, &request),
-        ApiKey::DescribeConfigs => describe_configs::handle(broker, &request),
-        ApiKey::AlterConfigs => alter_configs::handle(broker, &request),
-        ApiKey::IncrementalAlterConfigs => incremental_alter_configs::handle(broker, &request),
-        ApiKey::DescribeCluster => describe_cluster::handle(broker, &request),
+        ApiKey::ListOffsets => ready(list_offsets::answer(broker, &request)),
+        ApiKey::OffsetForLeaderEpoch => ready(offset_for_leader_epoch::answer(broker, &request)),
+        ApiKey::DescribeConfigs => ready(describe_configs::answer(broker, &request)),
+        ApiKey::DescribeCluster => ready(describe_cluster::answer(broker, &request)),
+        ApiKey::CreateTopics => on_blocking_pool(broker, &request, create_topics::answer),
+        ApiKey::DeleteTopics => on_blocking_pool(broker, &request, delete_topics::answer),
+        ApiKey::CreatePartitions => on_blocking_pool(broker, &request, create_partitions::answer),
+        ApiKey::DeleteRecords => on_blocking_pool(broker, &request, delete_records::answer),
+        ApiKey::InitProducerId => on_blocking_pool(broker, &request, init_producer_id::answer),
+        ApiKey::AlterConfigs => on_blocking_pool(broker, &request, alter_configs::answer),
+        ApiKey::IncrementalAlterConfigs => {
+            on_blocking_pool(broker, &request, incremental_alter_configs::answer)
+        }
         other => {
             // The connection checks the table before dispatching, so this
             // is a table and match out of step: a bug.

@@ -2,8 +2,6 @@
 //! the one asked and the offset where it ended (the log end for the
 //! current epoch), from the leader-epoch cache.
 
-use std::sync::Arc;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
@@ -11,14 +9,10 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 use rill_partition::TopicPartition;
 
-use super::{Body, HandlerError, Pending, Request, encode, ready};
+use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
 
-pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
-    ready(answer(broker, request))
-}
-
-fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let wanted: OffsetForLeaderEpochRequest = request.decode()?;
     let topics = wanted
