@@ -71,7 +71,7 @@ pub(crate) async fn serve(
     let request_bytes_max = config.request_bytes_max;
     let (mut reader, writer) = stream.into_split();
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
-    let writer_task = tokio::spawn(write_responses(writer, queued, peer));
+    let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
     let mut stopping = shutdown.clone();
     loop {
         let frame = tokio::select! {
@@ -156,10 +156,14 @@ fn parse(mut frame: Bytes) -> Result<Parsed, HeaderError> {
 }
 
 /// Writes responses in request order until the queue closes or a write fails.
+/// A client that reads nothing for `idle` is idle too: its connection is
+/// closed, as Kafka's connections.max.idle.ms does, rather than held (with
+/// its queued responses) for as long as it chooses not to read.
 async fn write_responses(
     mut writer: OwnedWriteHalf,
     mut queued: mpsc::Receiver<Queued>,
     peer: SocketAddr,
+    idle: Duration,
 ) {
     while let Some(next) = queued.recv().await {
         let body = match next.pending.await {
@@ -170,8 +174,14 @@ async fn write_responses(
                 break;
             }
         };
-        if let Err(error) =
-            write_response(&mut writer, next.correlation_id, next.header_version, body).await
+        if let Err(error) = write_response(
+            &mut writer,
+            next.correlation_id,
+            next.header_version,
+            body,
+            idle,
+        )
+        .await
         {
             tracing::debug!(%peer, %error, "cannot write a response");
             break;
@@ -186,6 +196,7 @@ async fn write_response(
     correlation_id: i32,
     header_version: i16,
     body: Body,
+    idle: Duration,
 ) -> std::io::Result<()> {
     let body_bytes: usize = body.iter().map(Bytes::len).sum();
     let header_bytes = if header_version >= 1 { 5 } else { 4 };
@@ -198,13 +209,15 @@ async fn write_response(
     let mut chunks = Vec::with_capacity(body.len() + 1);
     chunks.push(head.freeze());
     chunks.extend(body.into_iter().filter(|chunk| !chunk.is_empty()));
-    write_all_vectored(writer, chunks).await
+    write_all_vectored(writer, chunks, idle).await
 }
 
-/// Writes every chunk with as few vectored writes as the socket allows.
+/// Writes every chunk with as few vectored writes as the socket allows;
+/// fails with `TimedOut` when the socket takes no byte for `idle`.
 async fn write_all_vectored(
     writer: &mut OwnedWriteHalf,
     mut chunks: Vec<Bytes>,
+    idle: Duration,
 ) -> std::io::Result<()> {
     /// Slices per writev: Linux's IOV_MAX.
     const IOVECS_MAX: usize = 1024;
@@ -215,7 +228,9 @@ async fn write_all_vectored(
             .take(IOVECS_MAX)
             .map(|chunk| IoSlice::new(chunk))
             .collect();
-        let mut written = writer.write_vectored(&slices).await?;
+        let mut written = tokio::time::timeout(idle, writer.write_vectored(&slices))
+            .await
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         drop(slices);
         if written == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
