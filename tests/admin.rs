@@ -319,3 +319,41 @@ async fn a_thousand_partitions_take_writes_and_reads() {
         seen.insert(message.partition());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_toml_config_file_and_set_flags_configure_the_broker() {
+    let temp = tempfile::tempdir().unwrap();
+    let config = temp.path().join("broker.toml");
+    std::fs::write(
+        &config,
+        "num.partitions = 3\nauto.create.topics.enable = true\n[log]\nretention.ms = 5000\nsegment.bytes = 1048576\n",
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    // --set beats the file.
+    let broker = BrokerProcess::start(&["--config", &config, "--set", "log.segment.bytes=2097152"]);
+    let producer = broker.producer(&[]);
+    producer
+        .send(
+            FutureRecord::<(), _>::to("auto").payload("x"),
+            Timeout::After(WAIT),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        partitions_of(&broker, "auto"),
+        Some(3),
+        "num.partitions from the file"
+    );
+    assert_eq!(
+        topic_config(&broker, "auto", "retention.ms").await,
+        (Some("5000".to_string()), ConfigSource::StaticBroker)
+    );
+    assert_eq!(
+        topic_config(&broker, "auto", "segment.bytes")
+            .await
+            .0
+            .as_deref(),
+        Some("2097152")
+    );
+}

@@ -61,7 +61,12 @@ fn values(response: &FetchResponse) -> Vec<String> {
 
 #[test]
 fn a_long_poll_is_woken_by_an_append_not_by_its_timeout() {
-    let broker = BrokerProcess::start(&[]);
+    let temp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_logging(
+        &temp.path().join("data"),
+        &[],
+        "info,rill_server::network=trace",
+    );
     let mut wire = Wire::connect(&broker.bootstrap);
     create_topic(&mut wire, "wake");
     let bootstrap = broker.bootstrap.clone();
@@ -72,11 +77,8 @@ fn a_long_poll_is_woken_by_an_append_not_by_its_timeout() {
         reader.set_read_timeout(std::time::Duration::from_secs(20));
         reader.send(12, &fetch("wake", 0, 30_000, 1))
     });
-    // Make sure the poll is parked before producing: metadata round trips
-    // on the same broker are answered while it waits.
-    for _ in 0..3 {
-        wire.send(12, &MetadataRequest::default().with_topics(None));
-    }
+    // The poll is read (and so parked: nothing exists yet) before the append.
+    broker.wait_for_log(&["request read", "Fetch"]);
     assert_eq!(produce(&mut wire, "wake", -1, -1, -1, &["hello"]), (0, 0));
     let response = poll.join().unwrap();
     assert_eq!(values(&response), vec!["hello"]);
@@ -85,13 +87,19 @@ fn a_long_poll_is_woken_by_an_append_not_by_its_timeout() {
 
 #[test]
 fn min_bytes_waits_for_enough_data_and_max_wait_ends_an_empty_poll() {
-    let broker = BrokerProcess::start(&[]);
+    let temp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_logging(
+        &temp.path().join("data"),
+        &[],
+        "info,rill_server::network=trace",
+    );
     let mut wire = Wire::connect(&broker.bootstrap);
     create_topic(&mut wire, "min-bytes");
     assert_eq!(produce(&mut wire, "min-bytes", -1, -1, -1, &["a"]), (0, 0));
     // Nothing beyond offset 1 arrives: the poll ends at max_wait, empty.
     let response = wire.send(12, &fetch("min-bytes", 1, 100, 1));
     assert!(values(&response).is_empty());
+    broker.wait_for_log(&["request read", "Fetch"]);
     // One small batch is below min_bytes = 10 KiB: the poll goes on until
     // enough has arrived.
     let bootstrap = broker.bootstrap.clone();
@@ -100,6 +108,8 @@ fn min_bytes_waits_for_enough_data_and_max_wait_ends_an_empty_poll() {
         reader.set_read_timeout(std::time::Duration::from_secs(20));
         reader.send(12, &fetch("min-bytes", 0, 30_000, 10_000))
     });
+    // Parked before the append, so only min_bytes keeps it waiting.
+    broker.wait_for_log(&["request read", "Fetch"]);
     let big = "x".repeat(12_000);
     assert_eq!(produce(&mut wire, "min-bytes", -1, -1, -1, &[&big]).0, 0);
     let response = poll.join().unwrap();
@@ -238,4 +248,36 @@ fn partition_max_bytes_and_max_bytes_bound_a_fetch_but_never_below_one_batch() {
     request.topics[0].partitions[0].partition_max_bytes = 1 << 20;
     let request = request.with_max_bytes(2_200);
     assert_eq!(values(&wire.send(12, &request)).len(), 2);
+}
+
+#[test]
+fn sigterm_answers_the_requests_in_flight_then_exits_0() {
+    let temp = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start_logging(
+        &temp.path().join("data"),
+        &[],
+        "info,rill_server::network=trace",
+    );
+    let mut wire = Wire::connect(&broker.bootstrap);
+    create_topic(&mut wire, "draining");
+    assert_eq!(
+        produce(&mut wire, "draining", -1, -1, -1, &["kept"]),
+        (0, 0)
+    );
+    // A long poll for more than exists, read by the broker before the signal.
+    let bootstrap = broker.bootstrap.clone();
+    let poll = std::thread::spawn(move || {
+        let mut reader = Wire::connect(&bootstrap);
+        reader.send(12, &fetch("draining", 0, 30_000, 1 << 20))
+    });
+    broker.wait_for_log(&["request read", "Fetch"]);
+    let status = broker.stop();
+    let response = poll.join().unwrap();
+    assert_eq!(
+        values(&response),
+        vec!["kept"],
+        "the poll is answered with what it has"
+    );
+    assert!(status.success(), "{status:?}");
+    assert!(broker.data.join(".rill-clean-shutdown").exists());
 }

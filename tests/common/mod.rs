@@ -31,6 +31,8 @@ pub struct BrokerProcess {
     pub bootstrap: String,
     pub data: PathBuf,
     extra_args: Vec<String>,
+    /// RUST_LOG for the broker.
+    log_filter: String,
     /// Lines the broker wrote to stderr after start-up.
     pub log: mpsc::Receiver<String>,
     _temp: Option<tempfile::TempDir>,
@@ -48,15 +50,37 @@ impl BrokerProcess {
 
     /// Starts a broker on the data in `data`.
     pub fn start_in(data: &Path, extra_args: &[&str]) -> BrokerProcess {
+        BrokerProcess::start_logging(data, extra_args, "info")
+    }
+
+    /// Starts a broker on the data in `data` with RUST_LOG=`log_filter`;
+    /// its lines arrive on [`BrokerProcess::log`].
+    pub fn start_logging(data: &Path, extra_args: &[&str], log_filter: &str) -> BrokerProcess {
         let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, bootstrap, log) = spawn(data, &extra_args, "127.0.0.1:0");
+        let (child, bootstrap, log) = spawn(data, &extra_args, "127.0.0.1:0", log_filter);
         BrokerProcess {
             child: Some(child),
             bootstrap,
             data: data.to_path_buf(),
             extra_args,
+            log_filter: log_filter.to_string(),
             log,
             _temp: None,
+        }
+    }
+
+    /// Waits (up to a minute) for a log line containing every one of `words`.
+    pub fn wait_for_log(&self, words: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + START_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .unwrap_or_else(|e| panic!("no log line with {words:?}: {e}"));
+            if words.iter().all(|w| line.contains(w)) {
+                return line;
+            }
         }
     }
 
@@ -85,7 +109,12 @@ impl BrokerProcess {
     /// Starts the broker again on the same data and port.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "stop or kill the broker first");
-        let (child, bootstrap, log) = spawn(&self.data, &self.extra_args, &self.bootstrap);
+        let (child, bootstrap, log) = spawn(
+            &self.data,
+            &self.extra_args,
+            &self.bootstrap,
+            &self.log_filter,
+        );
         assert_eq!(bootstrap, self.bootstrap);
         self.child = Some(child);
         self.log = log;
@@ -139,6 +168,7 @@ fn spawn(
     data: &Path,
     extra_args: &[String],
     listen: &str,
+    log_filter: &str,
 ) -> (Child, String, mpsc::Receiver<String>) {
     let mut child = Command::new(rill_binary())
         .arg("broker")
@@ -147,7 +177,7 @@ fn spawn(
         .arg("--listen")
         .arg(listen)
         .args(extra_args)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -91,11 +91,14 @@ pub(crate) async fn serve(
             },
         };
         let queued = match parse(frame) {
-            Ok(Parsed::Request(request)) => Queued {
-                correlation_id: request.header.correlation_id,
-                header_version: request.api.response_header_version(request.version()),
-                pending: apis::handle(&broker, request, &shutdown),
-            },
+            Ok(Parsed::Request(request)) => {
+                tracing::trace!(%peer, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
+                Queued {
+                    correlation_id: request.header.correlation_id,
+                    header_version: request.api.response_header_version(request.version()),
+                    pending: apis::handle(&broker, request, &shutdown),
+                }
+            }
             Ok(Parsed::Immediate(queued)) => queued,
             Err(error) => {
                 tracing::info!(%peer, %error, "closing the connection");
