@@ -44,8 +44,6 @@ pub enum BatchError {
         producer_id: i64,
         base_sequence: i32,
     },
-    #[error("record {index} of the batch is malformed: {source}")]
-    MalformedRecord { index: usize, source: RecordError },
 }
 
 /// The classes of [`BatchError`], one per Kafka error code they become.
@@ -78,8 +76,7 @@ impl BatchError {
             | BatchError::BaseOffsetNotZero { .. }
             | BatchError::OffsetRangeMismatch { .. }
             | BatchError::ControlBatchFromClient
-            | BatchError::InvalidSequence { .. }
-            | BatchError::MalformedRecord { .. } => BatchErrorKind::InvalidRecord,
+            | BatchError::InvalidSequence { .. } => BatchErrorKind::InvalidRecord,
         }
     }
 }
@@ -103,8 +100,6 @@ pub enum RecordError {
     InvalidLength { field: &'static str, length: i64 },
     #[error("record says it is {declared} bytes but its fields take {actual}")]
     SizeMismatch { declared: usize, actual: usize },
-    #[error("offsetDelta is {found}, expected {expected}")]
-    OffsetDeltaMismatch { expected: i64, found: i64 },
     #[error("recordsCount says {declared} records but {trailing_bytes} bytes follow the last one")]
     TrailingBytes {
         declared: i32,

@@ -1,6 +1,6 @@
 //! rill-record owns Kafka's v2 RecordBatch format: a zero-copy view of a
 //! batch header, validation of what producers send (lengths, magic,
-//! CRC-32C, Kafka's LogValidator rules), in-place stamping of the fields
+//! CRC-32C, Kafka's LogValidator header rules), in-place stamping of the fields
 //! the broker owns (baseOffset, partitionLeaderEpoch, LogAppendTime), an
 //! iterator that splits a buffer into whole batches, and record-level
 //! decoding for the few places that need keys, values and headers.

@@ -1,15 +1,19 @@
 //! Validation of a batch a producer sent, before any of it is written.
 
-use crate::batch::{BatchView, Compression, TimestampType};
-use crate::error::{BatchError, RecordError};
-use crate::record::Records;
+use crate::batch::{BatchView, TimestampType};
+use crate::error::BatchError;
 
 /// Checks that `buf` is exactly one v2 batch a client may append, with
 /// Kafka's rules for magic v2 (LogValidator): size within
 /// `max_message_bytes`, valid CRC-32C, baseOffset 0, a known codec,
 /// lastOffsetDelta + 1 == recordsCount > 0, no control batch, a sequence
-/// when there is a producer id, CreateTime timestamps. An uncompressed
-/// batch's records are walked too; a compressed batch is not expanded.
+/// when there is a producer id, CreateTime timestamps.
+///
+/// The records inside are not walked: the work is per batch, never per
+/// record (the produce path's budget; at 100-byte messages the walk was 8%
+/// of broker CPU). Kafka's LogValidator also parses each record of an
+/// uncompressed batch; here the CRC-32C vouches that the records are the
+/// producer's bytes, and a compressed batch is not expanded either way.
 pub fn validate_produced(
     buf: &[u8],
     max_message_bytes: usize,
@@ -34,7 +38,8 @@ pub fn validate_produced(
         });
     }
     let attributes = batch.attributes();
-    let compression = attributes.compression()?;
+    // An unknown codec is UNSUPPORTED_COMPRESSION_TYPE.
+    attributes.compression()?;
     let records_count = batch.records_count();
     let last_offset_delta = batch.last_offset_delta();
     if records_count <= 0 || i64::from(last_offset_delta) + 1 != i64::from(records_count) {
@@ -55,28 +60,7 @@ pub fn validate_produced(
     if attributes.timestamp_type() == TimestampType::LogAppendTime {
         return Err(BatchError::LogAppendTimeFromClient);
     }
-    if compression == Compression::None {
-        check_records(&batch)?;
-    }
     Ok(batch)
-}
-
-/// Walks every record of an uncompressed batch: well-formed, as many as
-/// recordsCount says, offsetDelta counting up from 0.
-fn check_records(batch: &BatchView<'_>) -> Result<(), BatchError> {
-    let records = Records::new(batch.records_bytes(), batch.records_count());
-    for (index, record) in records.enumerate() {
-        let malformed = |source| BatchError::MalformedRecord { index, source };
-        let record = record.map_err(malformed)?;
-        let expected = i64::try_from(index).unwrap_or(i64::MAX);
-        if i64::from(record.offset_delta) != expected {
-            return Err(malformed(RecordError::OffsetDeltaMismatch {
-                expected,
-                found: i64::from(record.offset_delta),
-            }));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -183,26 +167,6 @@ mod tests {
             let err = validate_produced(&bytes, max).expect_err(name);
             assert_eq!(err.kind(), kind, "{name}: {err}");
         }
-    }
-
-    #[test]
-    fn rejects_records_that_disagree_with_the_header() {
-        // Two records, but the header claims one: lastOffsetDelta and
-        // recordsCount agree with each other, the records do not.
-        let good = batch_of(&[b"a", b"b"]);
-        let one = with_field(good.clone(), layout::RECORDS_COUNT, &1i32.to_be_bytes());
-        let one = with_field(one, layout::LAST_OFFSET_DELTA, &0i32.to_be_bytes());
-        let err = validate_produced(&one, MAX).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                BatchError::MalformedRecord {
-                    source: RecordError::TrailingBytes { .. },
-                    ..
-                }
-            ),
-            "{err}"
-        );
     }
 
     #[test]
