@@ -176,7 +176,7 @@ async fn topics_are_created_described_altered_grown_and_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_defaults_are_described_and_set_at_run_time() {
-    let broker = BrokerProcess::start(&["--set", "log.retention.hours=2"]);
+    let mut broker = BrokerProcess::start(&["--set", "log.retention.hours=2"]);
     let admin = broker.admin();
     let results = admin
         .describe_configs(&[ResourceSpecifier::Broker(1)], &options())
@@ -216,6 +216,17 @@ async fn broker_defaults_are_described_and_set_at_run_time() {
             ConfigSource::DynamicDefaultBroker
         ),
         "a request naming listeners is refused whole"
+    );
+    // Run-time broker configs are persisted.
+    drop(admin);
+    assert!(broker.stop().success());
+    broker.restart();
+    assert_eq!(
+        topic_config(&broker, "defaults", "retention.ms").await,
+        (
+            Some("60000".to_string()),
+            ConfigSource::DynamicDefaultBroker
+        )
     );
 }
 
