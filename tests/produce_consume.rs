@@ -208,3 +208,65 @@ async fn log_append_time_topics_carry_the_brokers_clock() {
         rdkafka::Timestamp::LogAppendTime(stamped)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compacted_topics_keep_the_latest_value_of_each_key() {
+    let broker = BrokerProcess::start(&["--set", "log.cleaner.backoff.ms=50"]);
+    let admin = broker.admin();
+    let topic =
+        rdkafka::admin::NewTopic::new("latest", 1, rdkafka::admin::TopicReplication::Fixed(1))
+            .set("cleanup.policy", "compact")
+            .set("segment.bytes", "2048")
+            .set("min.cleanable.dirty.ratio", "0.01");
+    let created = admin
+        .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let producer = broker.producer(&[]);
+    for i in 0..200 {
+        let key = format!("key-{}", i % 5);
+        producer
+            .send(
+                FutureRecord::to("latest")
+                    .key(&key)
+                    .payload(&format!("{i}")),
+                Timeout::After(WAIT),
+            )
+            .await
+            .unwrap();
+    }
+    // Wait (bounded) until the cleaner has removed superseded records; the
+    // active segment is never cleaned, so some duplicates stay at the tail.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let consumer = broker.consumer(&[]);
+        assign(&consumer, "latest", 0, rdkafka::Offset::Beginning);
+        let (_, high) = consumer.fetch_watermarks("latest", 0, WAIT).unwrap();
+        assert_eq!(high, 200, "compaction keeps offsets");
+        let mut latest = std::collections::BTreeMap::new();
+        let mut count = 0;
+        loop {
+            let message = consumer.poll(WAIT).unwrap().unwrap();
+            count += 1;
+            let key = String::from_utf8(message.key().unwrap().to_vec()).unwrap();
+            let value = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+            latest.insert(key, value);
+            if message.offset() == 199 {
+                break;
+            }
+        }
+        let expected: std::collections::BTreeMap<String, String> = (195..200)
+            .map(|i| (format!("key-{}", i % 5), format!("{i}")))
+            .collect();
+        assert_eq!(latest, expected, "the latest value of every key survives");
+        if count < 200 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was compacted in {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use rill_storage::{
-    Disk, Flusher, IoFailure, LogConfig, Offset, RealDisk, RecoveryHints, RecoveryReport,
+    CleanerConfig, Disk, Flusher, IoFailure, LogConfig, Offset, RealDisk, RecoveryHints,
+    RecoveryReport,
 };
 
 use crate::checkpoint;
@@ -55,6 +56,11 @@ pub struct ManagerConfig {
     pub producer_id_expiration_ms: i64,
     /// producer.id.expiration.check.interval.ms
     pub producer_id_expiration_check_interval_ms: u64,
+    /// log.cleaner.backoff.ms: how often logs under `cleanup.policy=compact`
+    /// are checked for compaction.
+    pub cleaner_backoff_ms: u64,
+    /// log.cleaner.dedupe.buffer.size: the key map's budget per pass.
+    pub cleaner_dedupe_buffer_bytes: usize,
 }
 
 impl ManagerConfig {
@@ -67,6 +73,8 @@ impl ManagerConfig {
             flush_threads: 4,
             producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
             producer_id_expiration_check_interval_ms: 600_000,
+            cleaner_backoff_ms: 15_000,
+            cleaner_dedupe_buffer_bytes: 128 * 1024 * 1024,
         }
     }
 }
@@ -323,6 +331,31 @@ impl LogManager {
         deleted
     }
 
+    /// One compaction pass over the partitions whose cleanup.policy
+    /// includes `compact` (up to each one's high watermark); failures are
+    /// logged and the pass goes on. Returns the segments cleaned.
+    pub fn compact(&self, now_ms: i64) -> usize {
+        let cleaner = CleanerConfig {
+            dedupe_buffer_bytes: self.config.cleaner_dedupe_buffer_bytes,
+        };
+        let mut cleaned = 0;
+        for partition in self.partitions() {
+            if !partition.log().config().cleanup_policy.compact {
+                continue;
+            }
+            match partition
+                .log()
+                .compact(now_ms, partition.high_watermark(), &cleaner)
+            {
+                Ok(outcome) => cleaned += outcome.segments_cleaned,
+                Err(error) => {
+                    tracing::warn!(partition = %partition.topic_partition(), %error, "compaction failed");
+                }
+            }
+        }
+        cleaned
+    }
+
     /// Forgets, in every partition, the producers idle for
     /// producer.id.expiration.ms; returns how many.
     pub fn remove_expired_producers(&self, now_ms: i64) -> usize {
@@ -514,7 +547,7 @@ fn read_offsets(path: &Path) -> Result<BTreeMap<TopicPartition, Offset>, Manager
     Ok(offsets)
 }
 
-/// Runs retention, producer-id expiry and checkpoints on their intervals
+/// Runs retention, compaction, producer-id expiry and checkpoints on their intervals
 /// until stopped or the manager is dropped.
 fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>> {
     let weak: Weak<LogManager> = Arc::downgrade(manager);
@@ -524,17 +557,22 @@ fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>
     let checkpoint_every = Duration::from_millis(config.checkpoint_interval_ms.max(1));
     let expiry_every =
         Duration::from_millis(config.producer_id_expiration_check_interval_ms.max(1));
+    let compact_every = Duration::from_millis(config.cleaner_backoff_ms.max(1));
     std::thread::Builder::new()
         .name("rill-log-manager".into())
         .spawn(move || {
             let mut next_retention = Instant::now() + retention_every;
             let mut next_checkpoint = Instant::now() + checkpoint_every;
             let mut next_expiry = Instant::now() + expiry_every;
+            let mut next_compaction = Instant::now() + compact_every;
             loop {
                 {
                     let (stopped, wake) = &*stop;
                     let mut stopped = stopped.lock();
-                    let deadline = next_retention.min(next_checkpoint).min(next_expiry);
+                    let deadline = next_retention
+                        .min(next_checkpoint)
+                        .min(next_expiry)
+                        .min(next_compaction);
                     while !*stopped && Instant::now() < deadline {
                         wake.wait_until(&mut stopped, deadline);
                     }
@@ -549,6 +587,13 @@ fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>
                 if now >= next_retention {
                     manager.apply_retention(now_ms());
                     next_retention = now + retention_every;
+                }
+                if now >= next_compaction {
+                    let cleaned = manager.compact(now_ms());
+                    if cleaned > 0 {
+                        tracing::info!(segments = cleaned, "compacted logs");
+                    }
+                    next_compaction = Instant::now() + compact_every;
                 }
                 if now >= next_expiry {
                     let expired = manager.remove_expired_producers(now_ms());

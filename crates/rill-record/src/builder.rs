@@ -23,6 +23,18 @@ impl<'a> NewRecord<'a> {
             headers: &[],
         }
     }
+
+    /// A keyed record timestamped with the batch's base timestamp. A `None`
+    /// value is a tombstone: compaction deletes the key (internal topics
+    /// such as `__consumer_offsets` delete entries this way).
+    pub fn key_value(key: &'a [u8], value: Option<&'a [u8]>) -> NewRecord<'a> {
+        NewRecord {
+            timestamp: i64::MIN,
+            key: Some(key),
+            value,
+            headers: &[],
+        }
+    }
 }
 
 /// Builds one uncompressed v2 batch with baseOffset 0, as a producer would.
@@ -172,4 +184,31 @@ fn put_at(buf: &mut [u8], at: usize, value: &[u8]) {
 /// Kafka's lengths are i32; a batch over 2 GiB cannot be framed at all.
 fn len_i32(len: usize) -> i32 {
     i32::try_from(len).expect("a v2 batch and its parts are smaller than 2 GiB")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BatchView, Records};
+
+    #[test]
+    fn key_value_writes_key_and_tombstone() {
+        let bytes = BatchBuilder::new(7)
+            .with_records(&[
+                NewRecord::key_value(b"k1", Some(b"v1")),
+                NewRecord::key_value(b"k1", None),
+            ])
+            .finish();
+        let batch = BatchView::new(&bytes).unwrap();
+        batch.verify_crc().unwrap();
+        let records: Vec<_> = Records::new(batch.records_bytes(), batch.records_count())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].key, Some(&b"k1"[..]));
+        assert_eq!(records[0].value, Some(&b"v1"[..]));
+        assert_eq!(records[1].key, Some(&b"k1"[..]));
+        assert_eq!(records[1].value, None);
+        assert_eq!(batch.record_timestamp(records[1].timestamp_delta), 7);
+    }
 }

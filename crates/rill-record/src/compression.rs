@@ -5,10 +5,10 @@
 //! of a timestamp inside a batch, compaction) expands them.
 
 use std::borrow::Cow;
-use std::io::Read;
+use std::io::{Read, Write};
 
 use crate::batch::{BatchView, Compression};
-use crate::error::DecompressError;
+use crate::error::{CompressError, DecompressError};
 
 /// Prefix of snappy data framed by xerial's snappy-java (the Java client).
 const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
@@ -62,6 +62,48 @@ pub fn decompress(
                 Ok(out)
             }
         }
+    }
+}
+
+/// Bytes of input per chunk of snappy-java's framing (its default block).
+const XERIAL_CHUNK_BYTES: usize = 32 * 1024;
+
+/// Compresses `input` with `compression`, in the framing the Java client
+/// writes: gzip, snappy-java's xerial framing, the LZ4 frame format with
+/// independent blocks, a zstd frame. Used only to rewrite batches
+/// (compaction); the produce path never recompresses.
+pub fn compress(compression: Compression, input: &[u8]) -> Result<Vec<u8>, CompressError> {
+    let failed = |e: &dyn std::fmt::Display| CompressError::Failed {
+        compression,
+        message: e.to_string(),
+    };
+    match compression {
+        Compression::None => Ok(input.to_vec()),
+        Compression::Gzip => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(input).map_err(|e| failed(&e))?;
+            encoder.finish().map_err(|e| failed(&e))
+        }
+        Compression::Snappy => {
+            let mut out = XERIAL_MAGIC.to_vec();
+            out.extend(1i32.to_be_bytes()); // version
+            out.extend(1i32.to_be_bytes()); // compatible version
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in input.chunks(XERIAL_CHUNK_BYTES) {
+                let block = encoder.compress_vec(chunk).map_err(|e| failed(&e))?;
+                let len = i32::try_from(block.len()).map_err(|e| failed(&e))?;
+                out.extend(len.to_be_bytes());
+                out.extend(block);
+            }
+            Ok(out)
+        }
+        Compression::Lz4 => {
+            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            encoder.write_all(input).map_err(|e| failed(&e))?;
+            encoder.finish().map_err(|e| failed(&e))
+        }
+        Compression::Zstd => zstd::encode_all(input, 3).map_err(|e| failed(&e)),
     }
 }
 
@@ -179,6 +221,25 @@ mod tests {
         for (codec, compressed) in cases {
             let out = decompress(codec, &compressed, 1024).unwrap();
             assert_eq!(out, DATA, "{codec:?}");
+        }
+    }
+
+    #[test]
+    fn compress_round_trips_through_decompress() {
+        for codec in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let big: Vec<u8> = DATA.iter().copied().cycle().take(100_000).collect();
+            let compressed = compress(codec, &big).unwrap();
+            assert_eq!(
+                decompress(codec, &compressed, 1 << 20).unwrap(),
+                big,
+                "{codec:?}"
+            );
         }
     }
 

@@ -126,3 +126,16 @@ pub enum DecompressError {
         max_bytes: usize,
     },
 }
+
+/// Why a records section could not be compressed again (compaction).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompressError {
+    #[error("compression code {code} is not defined by Kafka")]
+    UnknownCompression { code: u8 },
+    #[error("{compression:?} compression failed: {message}")]
+    Failed {
+        compression: Compression,
+        message: String,
+    },
+}

@@ -31,6 +31,7 @@ mod builder;
 mod compression;
 mod error;
 mod record;
+mod rewrite;
 mod validate;
 mod varint;
 
@@ -40,7 +41,8 @@ pub use batch::{
 };
 pub use batches::{Batches, BatchesEnd};
 pub use builder::{BatchBuilder, NewRecord};
-pub use compression::{decompress, records_data};
-pub use error::{BatchError, BatchErrorKind, DecompressError, RecordError};
+pub use compression::{compress, decompress, records_data};
+pub use error::{BatchError, BatchErrorKind, CompressError, DecompressError, RecordError};
 pub use record::{Header, Headers, Record, Records};
+pub use rewrite::{BatchRewriter, delete_horizon_of};
 pub use validate::validate_produced;

@@ -107,6 +107,7 @@ impl Broker {
         let manager_config = ManagerConfig {
             retention_check_interval_ms: config.retention_check_interval_ms,
             checkpoint_interval_ms: config.checkpoint_interval_ms,
+            cleaner_backoff_ms: config.cleaner_backoff_ms,
             recovery_threads: config.recovery_threads,
             flush_threads: config.flush_threads,
             ..ManagerConfig::new(config.log_dirs.clone())

@@ -103,6 +103,8 @@ pub struct BrokerConfig {
     pub retention_check_interval_ms: u64,
     /// log.flush.offset.checkpoint.interval.ms.
     pub checkpoint_interval_ms: u64,
+    /// log.cleaner.backoff.ms: how often compacted topics are checked.
+    pub cleaner_backoff_ms: u64,
     /// num.recovery.threads.per.data.dir.
     pub recovery_threads: usize,
     /// log.flush.threads: fdatasync threads (group commit per log).
@@ -125,6 +127,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("rill.connection.inflight.requests.max", "32"),
     ("log.retention.check.interval.ms", "300000"),
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
+    ("log.cleaner.backoff.ms", "15000"),
     ("num.recovery.threads.per.data.dir", "2"),
     ("log.flush.threads", "4"),
 ];
@@ -226,6 +229,12 @@ impl BrokerConfig {
             checkpoint_interval_ms: parse_number(
                 "log.flush.offset.checkpoint.interval.ms",
                 &get("log.flush.offset.checkpoint.interval.ms"),
+                1,
+                i64::MAX,
+            )? as u64,
+            cleaner_backoff_ms: parse_number(
+                "log.cleaner.backoff.ms",
+                &get("log.cleaner.backoff.ms"),
                 1,
                 i64::MAX,
             )? as u64,

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use rill_record::TimestampType;
-use rill_storage::{FlushPolicy, LogConfig};
+use rill_storage::{CleanupPolicy, FlushPolicy, LogConfig};
 
 use crate::config::Properties;
 
 /// How a config's value is read.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub(crate) enum ValueKind {
     Long {
         min: i64,
@@ -24,6 +24,11 @@ pub(crate) enum ValueKind {
     Choice(&'static [&'static str]),
     /// A comma-separated list of the given words.
     List(&'static [&'static str]),
+    /// A number between the bounds.
+    Double {
+        min: f64,
+        max: f64,
+    },
 }
 
 impl ValueKind {
@@ -34,6 +39,7 @@ impl ValueKind {
             ValueKind::Choice(_) => 2,
             ValueKind::Int { .. } => 3,
             ValueKind::Long { .. } => 5,
+            ValueKind::Double { .. } => 6,
             ValueKind::List(_) => 7,
         }
     }
@@ -66,7 +72,7 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         broker_name: "log.cleanup.policy",
         default: "delete",
         kind: ValueKind::List(&["delete", "compact"]),
-        doc: "delete: remove old segments by retention.ms/retention.bytes.",
+        doc: "delete: remove old segments by retention.ms/retention.bytes; compact: keep the latest record of each key.",
     },
     TopicConfigDef {
         name: "compression.type",
@@ -127,6 +133,16 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "Bytes of log between offset-index entries.",
     },
     TopicConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_name: "log.cleaner.max.compaction.lag.ms",
+        default: "9223372036854775807",
+        kind: ValueKind::Long {
+            min: 1,
+            max: i64::MAX,
+        },
+        doc: "A record stays uncompacted at most this long.",
+    },
+    TopicConfigDef {
         name: "max.message.bytes",
         broker_name: "message.max.bytes",
         default: "1048588",
@@ -142,6 +158,20 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         default: "CreateTime",
         kind: ValueKind::Choice(&["CreateTime", "LogAppendTime"]),
         doc: "LogAppendTime makes the broker stamp batches with its clock.",
+    },
+    TopicConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_name: "log.cleaner.min.cleanable.ratio",
+        default: "0.5",
+        kind: ValueKind::Double { min: 0.0, max: 1.0 },
+        doc: "Compact once this share of the log has not been compacted.",
+    },
+    TopicConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_name: "log.cleaner.min.compaction.lag.ms",
+        default: "0",
+        kind: LONG,
+        doc: "A record stays uncompacted at least this long.",
     },
     TopicConfigDef {
         name: "min.insync.replicas",
@@ -251,6 +281,10 @@ pub(crate) fn check_value(
         ValueKind::Bool => match value.trim() {
             "true" | "false" => Ok(()),
             _ => Err(invalid("true or false".to_string())),
+        },
+        ValueKind::Double { min, max } => match value.trim().parse::<f64>() {
+            Ok(v) if (min..=max).contains(&v) => Ok(()),
+            _ => Err(invalid(format!("a number in [{min}, {max}]"))),
         },
         ValueKind::Choice(words) => {
             if words.contains(&value.trim()) {
@@ -435,6 +469,21 @@ pub(crate) fn log_config(
         retention_ms: long("retention.ms")?,
         retention_bytes: long("retention.bytes")?,
         flush,
+        cleanup_policy: {
+            let policy = get("cleanup.policy");
+            let has = |word: &str| policy.split(',').any(|item| item.trim() == word);
+            CleanupPolicy {
+                delete: has("delete"),
+                compact: has("compact"),
+            }
+        },
+        delete_retention_ms: long("delete.retention.ms")?,
+        min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio")
+            .trim()
+            .parse::<f64>()
+            .unwrap_or(0.5),
+        min_compaction_lag_ms: long("min.compaction.lag.ms")?,
+        max_compaction_lag_ms: long("max.compaction.lag.ms")?,
         timestamp_type: if get("message.timestamp.type").trim() == "LogAppendTime" {
             TimestampType::LogAppendTime
         } else {

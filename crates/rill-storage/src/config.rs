@@ -20,6 +20,34 @@ pub enum FlushPolicy {
     None,
 }
 
+/// cleanup.policy: what happens to old data. Kafka's values are `delete`,
+/// `compact` and `compact,delete` (both). An empty policy keeps everything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanupPolicy {
+    /// Old segments are deleted by retention.ms / retention.bytes.
+    pub delete: bool,
+    /// Older records of a key are removed by log compaction.
+    pub compact: bool,
+}
+
+impl CleanupPolicy {
+    /// `delete`, Kafka's default.
+    pub const DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: false,
+    };
+    /// `compact`.
+    pub const COMPACT: CleanupPolicy = CleanupPolicy {
+        delete: false,
+        compact: true,
+    };
+    /// `compact,delete`.
+    pub const COMPACT_DELETE: CleanupPolicy = CleanupPolicy {
+        delete: true,
+        compact: true,
+    };
+}
+
 /// Configuration of one log, by Kafka topic-config name. Plain values,
 /// so it is `Copy`: the append path takes a copy without allocating.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -43,6 +71,20 @@ pub struct LogConfig {
     pub flush: FlushPolicy,
     /// message.timestamp.type: LogAppendTime makes the broker stamp batches.
     pub timestamp_type: TimestampType,
+    /// cleanup.policy: retention deletes segments only when it includes
+    /// `delete`; compaction runs only when it includes `compact`.
+    pub cleanup_policy: CleanupPolicy,
+    /// delete.retention.ms: how long compaction keeps a tombstone (and so
+    /// how long a consumer has to see it) after first cleaning it.
+    pub delete_retention_ms: i64,
+    /// min.cleanable.dirty.ratio: compaction starts once the uncompacted
+    /// share of the cleanable bytes is above this.
+    pub min_cleanable_dirty_ratio: f64,
+    /// min.compaction.lag.ms: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// max.compaction.lag.ms: a record older than this is compacted even
+    /// below min.cleanable.dirty.ratio.
+    pub max_compaction_lag_ms: i64,
 }
 
 impl Default for LogConfig {
@@ -58,6 +100,11 @@ impl Default for LogConfig {
             retention_bytes: -1,
             flush: FlushPolicy::Fsync,
             timestamp_type: TimestampType::CreateTime,
+            cleanup_policy: CleanupPolicy::DELETE,
+            delete_retention_ms: 24 * 60 * 60 * 1000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
         }
     }
 }
@@ -111,6 +158,27 @@ impl LogConfig {
         )?;
         check("retention.ms", self.retention_ms, -1, i64::MAX)?;
         check("retention.bytes", self.retention_bytes, -1, i64::MAX)?;
+        check("delete.retention.ms", self.delete_retention_ms, 0, i64::MAX)?;
+        check(
+            "min.compaction.lag.ms",
+            self.min_compaction_lag_ms,
+            0,
+            i64::MAX,
+        )?;
+        // Kafka refuses a max lag below the min lag.
+        check(
+            "max.compaction.lag.ms",
+            self.max_compaction_lag_ms,
+            self.min_compaction_lag_ms.max(1),
+            i64::MAX,
+        )?;
+        let ratio = self.min_cleanable_dirty_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(ConfigError::RatioOutOfRange {
+                name: "min.cleanable.dirty.ratio",
+                value: ratio.to_string(),
+            });
+        }
         if let FlushPolicy::Interval { messages, ms } = self.flush {
             check(
                 "flush.messages",
@@ -142,6 +210,44 @@ mod tests {
         assert_eq!(config.index_interval_bytes, 4096);
         assert_eq!(config.max_message_bytes, 1_048_588);
         assert_eq!(config.flush, FlushPolicy::Fsync);
+        assert_eq!(config.cleanup_policy, CleanupPolicy::DELETE);
+        assert_eq!(config.delete_retention_ms, 86_400_000);
+        assert_eq!(config.min_cleanable_dirty_ratio, 0.5);
+        assert_eq!(config.min_compaction_lag_ms, 0);
+        assert_eq!(config.max_compaction_lag_ms, i64::MAX);
+    }
+
+    #[test]
+    fn compaction_settings_are_checked() {
+        let bad = [
+            LogConfig {
+                min_cleanable_dirty_ratio: 1.5,
+                ..LogConfig::default()
+            },
+            LogConfig {
+                min_cleanable_dirty_ratio: f64::NAN,
+                ..LogConfig::default()
+            },
+            LogConfig {
+                delete_retention_ms: -1,
+                ..LogConfig::default()
+            },
+            LogConfig {
+                min_compaction_lag_ms: 10,
+                max_compaction_lag_ms: 5,
+                ..LogConfig::default()
+            },
+        ];
+        let names = [
+            "min.cleanable.dirty.ratio",
+            "min.cleanable.dirty.ratio",
+            "delete.retention.ms",
+            "max.compaction.lag.ms",
+        ];
+        for (config, name) in bad.iter().zip(names) {
+            let err = config.validate().unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use rill_record::{BatchError, DecompressError};
+use rill_record::{BatchError, CompressError, DecompressError, RecordError};
 
 use crate::Offset;
 
@@ -47,6 +47,9 @@ pub enum ConfigError {
         min: i64,
         max: i64,
     },
+    /// `value` is the ratio as written (an f64 is not `Eq`).
+    #[error("{name} is {value}, expected 0.0 ..= 1.0")]
+    RatioOutOfRange { name: &'static str, value: String },
 }
 
 /// Why a log went offline: a sync failed, so what the page cache held is
@@ -142,4 +145,49 @@ pub enum OpenError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Io(#[from] IoFailure),
+}
+
+/// Why a compaction pass failed. The log is unchanged by a failed pass,
+/// except for groups of segments swapped before the failure (each swap is
+/// atomic); leftover output files are deleted, or removed at the next open.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CompactError {
+    #[error("batch at offset {base_offset} cannot be expanded: {source}")]
+    Decompress {
+        base_offset: Offset,
+        #[source]
+        source: DecompressError,
+    },
+    #[error("batch at offset {base_offset} has malformed records: {source}")]
+    MalformedRecords {
+        base_offset: Offset,
+        #[source]
+        source: RecordError,
+    },
+    #[error("batch at offset {base_offset} cannot be compressed again: {source}")]
+    Compress {
+        base_offset: Offset,
+        #[source]
+        source: CompressError,
+    },
+    #[error(
+        "the offset map of {bytes_max} bytes cannot hold the keys of the batch at offset {base_offset}; raise the dedupe buffer"
+    )]
+    OffsetMapTooSmall {
+        bytes_max: usize,
+        base_offset: Offset,
+    },
+    #[error("writing the cleaned segment at offset {base_offset}: {source}")]
+    Write {
+        base_offset: Offset,
+        #[source]
+        source: AppendError,
+    },
+    #[error("log {dir} is closed")]
+    Closed { dir: PathBuf },
+    #[error(transparent)]
+    Io(#[from] IoFailure),
+    #[error(transparent)]
+    Offline(#[from] LogFailed),
 }

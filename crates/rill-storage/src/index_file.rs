@@ -125,6 +125,11 @@ impl<E: IndexEntry> IndexFile<E> {
         &self.path
     }
 
+    /// Records that the file was renamed to `path`.
+    pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.path = path;
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries
     }

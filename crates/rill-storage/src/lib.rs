@@ -2,7 +2,8 @@
 //! batches (mmap'd `.log`, sparse `.index` and `.timeindex`, named by base
 //! offset as in Kafka), appends with offset assignment, zero-copy reads on
 //! batch boundaries, rolls, truncation, retention, recovery after a crash,
-//! and the flush policies that decide when an append may be acknowledged.
+//! log compaction (cleanup.policy=compact), and the flush policies that
+//! decide when an append may be acknowledged.
 //!
 //! It is synchronous and knows nothing of the network: offsets, byte
 //! slices and files. The on-disk format is drawn byte by byte in
@@ -28,6 +29,8 @@
 //! assert_eq!(log.log_end_offset(), Offset(2));
 //! ```
 
+mod clean_point;
+mod compaction;
 mod config;
 mod disk;
 mod error;
@@ -37,18 +40,21 @@ mod log;
 mod mmap;
 mod offset;
 mod offset_index;
+mod offset_map;
 mod recovery;
 mod retention;
 mod segment;
 pub mod testing;
 mod time_index;
 
+pub use compaction::{CleanerConfig, CompactionOutcome};
 pub use config::{
-    FlushPolicy, LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, SEGMENT_INDEX_BYTES_MIN,
+    CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
+    SEGMENT_INDEX_BYTES_MIN,
 };
 pub use disk::{Disk, RealDisk};
 pub use error::{
-    AppendError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
+    AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
 };
 pub use flush::{AppendInfo, AppendTicket, Flusher};
 pub use log::{Log, LogRead, ValidatedBatch};

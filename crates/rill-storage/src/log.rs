@@ -11,21 +11,29 @@ use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
 use rill_record::{BatchView, TimestampType, validate_produced};
 
 use crate::Offset;
+use crate::clean_point::{read_clean_point, write_clean_point};
+use crate::compaction::{
+    CleanContext, CleanerConfig, CompactionOutcome, build_offset_map, clean_group, group_segments,
+    plan, producers_last_batches,
+};
 use crate::config::{FlushPolicy, LogConfig};
 use crate::disk::{Disk, sync_dir};
 use crate::error::{
-    AppendError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
+    AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
 };
 use crate::flush::{AppendInfo, AppendTicket, Durability, Flusher, FlusherHandle, IntervalCheck};
 use crate::recovery::{RecoveryHints, RecoveryReport, load_segments};
 use crate::retention::{RetentionOutcome, deletable_prefix};
-use crate::segment::{Segment, Stamp};
+use crate::segment::{FileStage, SealedView, Segment, Stamp};
 
 /// The log of one partition: append, read, truncate, retain, recover.
 ///
 /// Thread-safe. Reads run in parallel under a read lock; appends, rolls,
 /// truncation and retention take the write lock briefly (file deletion
-/// and fdatasync run outside it). Dropping a `Log` without [`Log::close`]
+/// and fdatasync run outside it). Compaction reads and rewrites sealed
+/// segments with no lock held and takes the write lock only to swap a
+/// cleaned segment in. Locks, outermost first: the cleaner lock (one
+/// compaction at a time), the flush lock, the state lock, durability. Dropping a `Log` without [`Log::close`]
 /// is like a crash: the next open recovers.
 ///
 /// ```
@@ -56,6 +64,8 @@ pub(crate) struct LogShared {
     /// Held across every sync of this log, so syncs never overlap and a
     /// truncation never races an in-flight flush round.
     flush_lock: Mutex<()>,
+    /// Held across a compaction pass, so passes never overlap.
+    cleaner_lock: Mutex<()>,
     durability: Durability,
     flusher: FlusherHandle,
     /// Whether the flusher watches this log's flush.ms deadline (only
@@ -77,6 +87,12 @@ struct LogState {
     dir_dirty: bool,
     /// Set by [`Log::close`]: the files are trimmed and take no more writes.
     closed: bool,
+    /// Counts truncations (and restarts): a compaction pass that sees it
+    /// change gives up rather than swap in data cut from the log.
+    truncations: u64,
+    /// The first dirty offset: every record below has been compacted.
+    /// Checkpointed in `cleaner-offset-checkpoint` (see clean_point.rs).
+    clean_point: Offset,
 }
 
 impl LogState {
@@ -159,7 +175,7 @@ impl Log {
             dir,
             config,
             vec![segment],
-            start_offset,
+            (start_offset, start_offset),
             flusher,
             disk,
         ))
@@ -179,7 +195,15 @@ impl Log {
         config.validate()?;
         let (segments, log_start_offset, report) =
             load_segments(dir, &config, &hints, disk.as_ref(), now_ms)?;
-        let log = Log::assemble(dir, config, segments, log_start_offset, flusher, disk);
+        let clean_point = read_clean_point(dir)?.unwrap_or(log_start_offset);
+        let log = Log::assemble(
+            dir,
+            config,
+            segments,
+            (log_start_offset, clean_point),
+            flusher,
+            disk,
+        );
         Ok((log, report))
     }
 
@@ -187,7 +211,7 @@ impl Log {
         dir: &Path,
         config: LogConfig,
         segments: Vec<Segment>,
-        log_start_offset: Offset,
+        (log_start_offset, clean_point): (Offset, Offset),
         flusher: &Flusher,
         disk: Arc<dyn Disk>,
     ) -> Log {
@@ -207,8 +231,11 @@ impl Log {
                 unsynced: Vec::new(),
                 dir_dirty: false,
                 closed: false,
+                truncations: 0,
+                clean_point,
             }),
             flush_lock: Mutex::new(()),
+            cleaner_lock: Mutex::new(()),
             durability: Durability::new(end, interval),
             flusher: flusher.handle(),
             interval_watched: AtomicBool::new(false),
@@ -574,6 +601,126 @@ impl Log {
         Ok(log_start)
     }
 
+    /// One compaction pass (cleanup.policy `compact` or `compact,delete`),
+    /// as Kafka's log cleaner: if the dirty share of the cleanable segments
+    /// is above min.cleanable.dirty.ratio (or the oldest dirty record is
+    /// past max.compaction.lag.ms), keeps only the latest record of each
+    /// key in the sealed segments below `upper` (the high watermark) and
+    /// older than min.compaction.lag.ms, never touching the active
+    /// segment. Offsets are kept, so reads see gaps. Tombstones go once
+    /// delete.retention.ms has passed since a pass first kept them.
+    ///
+    /// Blocking and possibly long: call it from a background thread.
+    /// Appends and reads go on meanwhile; the write lock is taken only to
+    /// swap each cleaned segment in. If the log is truncated or closed
+    /// meanwhile the pass stops (`aborted`). A log whose policy lacks
+    /// `compact` is left alone.
+    pub fn compact(
+        &self,
+        now_ms: i64,
+        upper: Offset,
+        cleaner: &CleanerConfig,
+    ) -> Result<CompactionOutcome, CompactError> {
+        let _cleaning = self.shared.cleaner_lock.lock();
+        let (config, views, first_dirty, truncations) = {
+            let state = self.shared.state.read();
+            if state.closed {
+                return Err(CompactError::Closed {
+                    dir: self.shared.dir.clone(),
+                });
+            }
+            self.shared.durability.check()?;
+            let first_dirty = state
+                .clean_point
+                .max(state.log_start_offset)
+                .min(state.log_end());
+            let sealed = &state.segments[..state.segments.len() - 1];
+            let views: Vec<SealedView> = sealed.iter().map(Segment::sealed_view).collect();
+            (state.config, views, first_dirty, state.truncations)
+        };
+        let mut outcome = CompactionOutcome {
+            first_dirty_offset: first_dirty,
+            clean_point: first_dirty,
+            ..CompactionOutcome::default()
+        };
+        if !config.cleanup_policy.compact {
+            return Ok(outcome);
+        }
+        let Some(plan) = plan(&views, first_dirty, upper, now_ms, &config) else {
+            return Ok(outcome);
+        };
+        outcome.dirty_ratio = plan.dirty_ratio;
+        if !plan.due {
+            return Ok(outcome);
+        }
+        outcome.ran = true;
+        let (map, map_end) = build_offset_map(
+            &views[plan.dirty_from..plan.cleanable],
+            plan.first_dirty,
+            cleaner.dedupe_buffer_bytes,
+        )?;
+        let to_clean = views[..plan.cleanable]
+            .iter()
+            .take_while(|v| v.base_offset < map_end)
+            .count();
+        let views = &views[..to_clean];
+        let producers_last = producers_last_batches(views);
+        let context = CleanContext {
+            map: &map,
+            map_end,
+            now_ms,
+            delete_retention_ms: config.delete_retention_ms,
+            producers_last: &producers_last,
+        };
+        let disk = self.shared.disk.as_ref();
+        for range in group_segments(views, config.segment_bytes) {
+            let group = &views[range];
+            let cleaned = clean_group(
+                &self.shared.dir,
+                group,
+                &context,
+                &config,
+                disk,
+                &mut outcome,
+            )?;
+            if !self.shared.swap_in(cleaned, group, truncations)? {
+                outcome.aborted = true;
+                return Ok(outcome);
+            }
+            outcome.segments_cleaned += group.len();
+            outcome.segments_written += 1;
+        }
+        // Truncations take the flush lock first, so none can move the
+        // clean point between this check and the checkpoint.
+        let _flushing = self.shared.flush_lock.lock();
+        if self.shared.state.read().truncations != truncations {
+            outcome.aborted = true;
+            return Ok(outcome);
+        }
+        write_clean_point(&self.shared.dir, map_end)?;
+        self.shared.state.write().clean_point = map_end;
+        outcome.clean_point = map_end;
+        tracing::debug!(
+            dir = %self.shared.dir.display(),
+            clean_point = %map_end,
+            segments = outcome.segments_cleaned,
+            bytes_before = outcome.bytes_before,
+            bytes_after = outcome.bytes_after,
+            "compacted log"
+        );
+        Ok(outcome)
+    }
+
+    /// The first dirty offset: every record below it has been compacted
+    /// (the log start when never compacted).
+    pub fn clean_point(&self) -> Offset {
+        let state = self.shared.state.read();
+        state
+            .clean_point
+            .max(state.log_start_offset)
+            .min(state.log_end())
+    }
+
     /// Deletes the oldest segments that retention.ms, retention.bytes or
     /// the log start offset no longer keep, but none that holds offsets at
     /// or beyond `upper` (the high watermark). When everything has
@@ -892,6 +1039,7 @@ impl LogShared {
         state.dir_dirty = false;
         state.unflushed_messages = 0;
         self.durability.reset(new_end);
+        self.lower_clean_point(state, new_end)?;
         Ok(new_end)
     }
 
@@ -924,7 +1072,94 @@ impl LogShared {
         state.unflushed_messages = 0;
         sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
         self.durability.reset(offset);
+        state.clean_point = Offset(i64::MIN);
+        self.lower_clean_point(state, offset)?;
         Ok(())
+    }
+
+    /// After a truncation to `end`: no compaction pass in flight may swap
+    /// anything in, and the clean point may not lie past the new end (the
+    /// offsets after it will be written anew), durably, so that a crash
+    /// cannot bring back a clean point over records never compacted.
+    fn lower_clean_point(&self, state: &mut LogState, end: Offset) -> Result<(), IoFailure> {
+        state.truncations += 1;
+        if state.clean_point > end || state.clean_point == Offset(i64::MIN) {
+            state.clean_point = end;
+            write_clean_point(&self.dir, end)?;
+        }
+        Ok(())
+    }
+
+    /// Swaps `cleaned` in for the segments of `group`, unless the log
+    /// changed since the pass read them: it was closed, truncated, or one
+    /// of them is gone (retention). Returns whether it swapped. Runs under
+    /// the write lock: commit (rename to `.swap`, sync the directory),
+    /// delete the old files (sync again), rename into place; a crash at
+    /// any point is completed or undone by the next open. A failure after
+    /// the commit takes the log offline, so that the reopen completes it.
+    fn swap_in(
+        &self,
+        mut cleaned: Segment,
+        group: &[SealedView],
+        truncations: u64,
+    ) -> Result<bool, CompactError> {
+        let mut state = self.state.write();
+        let first = state
+            .segments
+            .iter()
+            .position(|s| s.base_offset() == group[0].base_offset);
+        let unchanged = !state.closed
+            && self.durability.check().is_ok()
+            && state.truncations == truncations
+            && first.is_some_and(|first| {
+                first + group.len() < state.segments.len()
+                    && state.segments[first..first + group.len()]
+                        .iter()
+                        .zip(group)
+                        .all(|(s, v)| {
+                            s.is_sealed()
+                                && s.base_offset() == v.base_offset
+                                && s.size() as usize == v.data.len()
+                        })
+            });
+        let Some(first) = first.filter(|_| unchanged) else {
+            drop(state);
+            // Best effort: a leftover `.cleaned` file is deleted at the next open.
+            let _ = cleaned.delete_files();
+            return Ok(false);
+        };
+        let committed = cleaned.rename_to(FileStage::Swap).and_then(|()| {
+            sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))
+        });
+        if let Err(e) = committed {
+            // Not committed, as far as this process knows: if the rename
+            // did reach the disk, the next open completes the swap, which
+            // is as correct as not doing it.
+            let _ = cleaned.delete_files(); // best effort, as above
+            return Err(e.into());
+        }
+        let replaced = state.segments[first..first + group.len()]
+            .iter()
+            .try_for_each(Segment::delete_files)
+            .and_then(|()| {
+                sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))
+            })
+            .and_then(|()| cleaned.rename_to(FileStage::Live));
+        if let Err(e) = replaced {
+            self.durability.fail(LogFailed {
+                dir: self.dir.clone(),
+                reason: format!("compaction swap failed after its commit: {e}"),
+            });
+            return Err(e.into());
+        }
+        let old: Vec<Segment> = state
+            .segments
+            .splice(first..first + group.len(), [cleaned])
+            .collect();
+        drop(state);
+        drop(old); // readers' slices keep the old maps alive
+        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        Ok(true)
     }
 
     /// A truncation that fails part-way leaves files and memory out of

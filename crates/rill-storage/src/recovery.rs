@@ -9,7 +9,8 @@ use crate::config::LogConfig;
 use crate::disk::{Disk, sync_dir};
 use crate::error::{IoFailure, OpenError};
 use crate::segment::{
-    INDEX_SUFFIX, LOG_SUFFIX, Segment, TEMP_SUFFIX, TIME_INDEX_SUFFIX, delete_segment_files,
+    CLEANED_SUFFIX, FileStage, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment, TEMP_SUFFIX,
+    TIME_INDEX_SUFFIX, delete_segment_files, segment_path,
 };
 
 /// What the caller knows about a log from its checkpoints.
@@ -52,6 +53,9 @@ pub struct RecoveryReport {
     /// Segments deleted: after a corrupt one, or wholly below the log start.
     pub deleted_segments: usize,
     pub log_end_offset: Offset,
+    /// Compaction swaps that a crash interrupted after their commit point
+    /// and that this open completed.
+    pub completed_swaps: usize,
     /// Set when the recovery point claimed offsets were on disk that are
     /// not: (log end offset found, recovery point). Data was lost under
     /// the storage (a disk that lied about a sync, or files removed).
@@ -67,8 +71,11 @@ pub(crate) fn load_segments(
     disk: &dyn Disk,
     now_ms: i64,
 ) -> Result<(Vec<Segment>, Offset, RecoveryReport), OpenError> {
+    let mut report = RecoveryReport {
+        completed_swaps: finish_interrupted_compaction(dir)?,
+        ..RecoveryReport::default()
+    };
     let mut bases = list_segments(dir)?;
-    let mut report = RecoveryReport::default();
     let below_start = bases
         .windows(2)
         .take_while(|pair| pair[1] <= hints.log_start_offset)
@@ -198,6 +205,111 @@ fn sync_segment(segment: &Segment, disk: &dyn Disk) -> Result<(), IoFailure> {
             .map_err(|e| IoFailure::new("sync segment", path, e))?;
     }
     Ok(())
+}
+
+/// Undoes or completes what a crash interrupted of a compaction swap (see
+/// docs/storage.md, "Log compaction"): `.cleaned` files were not committed
+/// and are deleted; a `{base}.log.swap` was committed, so every segment
+/// whose base offset lies within the swap's offsets (which span all the
+/// segments it replaces) is deleted and the swap renamed into place. Its
+/// indexes are rebuilt by the scan that follows. Returns the swaps done.
+fn finish_interrupted_compaction(dir: &Path) -> Result<usize, IoFailure> {
+    let mut swaps = Vec::new();
+    let mut logs = Vec::new();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| IoFailure::new("list log directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| IoFailure::new("list log directory", dir, e))?;
+        let name = entry.file_name();
+        let Some((stem, suffix)) = name.to_str().and_then(|n| n.split_once('.')) else {
+            continue;
+        };
+        let Some(base) = parse_base_offset(stem) else {
+            continue;
+        };
+        let log_swap = FileStage::Swap.name(LOG_SUFFIX);
+        if suffix == log_swap {
+            swaps.push(base);
+        } else if suffix == LOG_SUFFIX {
+            logs.push(base);
+        } else if suffix.ends_with(&format!(".{CLEANED_SUFFIX}"))
+            || suffix.ends_with(&format!(".{SWAP_SUFFIX}"))
+        {
+            // Uncommitted output, or a swap's indexes (rebuilt instead).
+            let path = entry.path();
+            std::fs::remove_file(&path)
+                .map_err(|e| IoFailure::new("delete leftover compaction file", path, e))?;
+        }
+    }
+    if swaps.is_empty() {
+        return Ok(0);
+    }
+    swaps.sort();
+    for &base in &swaps {
+        let swap = segment_path(dir, base, &FileStage::Swap.name(LOG_SUFFIX));
+        let end = swap_end_offset(&swap)?;
+        for &old in logs.iter().filter(|&&old| old >= base && old < end) {
+            delete_segment_files(dir, old)?;
+        }
+        tracing::info!(dir = %dir.display(), base_offset = %base, end_offset = %end, "completed an interrupted compaction swap");
+    }
+    sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    for &base in &swaps {
+        let swap = segment_path(dir, base, &FileStage::Swap.name(LOG_SUFFIX));
+        let live = segment_path(dir, base, LOG_SUFFIX);
+        std::fs::rename(&swap, &live)
+            .map_err(|e| IoFailure::new("rename swap segment", live, e))?;
+    }
+    sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    Ok(swaps.len())
+}
+
+/// One past the last offset of the batches in a swap file, read from
+/// their headers. The file was synced before it was renamed to `.swap`, so
+/// it holds whole batches; reading stops at anything that is not one.
+fn swap_end_offset(path: &Path) -> Result<Offset, IoFailure> {
+    use std::os::unix::fs::FileExt;
+    let file =
+        std::fs::File::open(path).map_err(|e| IoFailure::new("open swap segment", path, e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| IoFailure::new("stat swap segment", path, e))?
+        .len();
+    let mut header = [0u8; rill_record::layout::RECORDS];
+    let mut position = 0u64;
+    let mut end = Offset(0);
+    while position + header.len() as u64 <= len {
+        file.read_exact_at(&mut header, position)
+            .map_err(|e| IoFailure::new("read swap segment", path, e))?;
+        if header[rill_record::layout::MAGIC] != rill_record::MAGIC_V2.to_be_bytes()[0] {
+            break;
+        }
+        let field = |at: usize, n: usize| &header[at..at + n];
+        let mut base = [0u8; 8];
+        base.copy_from_slice(field(rill_record::layout::BASE_OFFSET, 8));
+        let mut length = [0u8; 4];
+        length.copy_from_slice(field(rill_record::layout::BATCH_LENGTH, 4));
+        let mut delta = [0u8; 4];
+        delta.copy_from_slice(field(rill_record::layout::LAST_OFFSET_DELTA, 4));
+        let (base, length, delta) = (
+            i64::from_be_bytes(base),
+            i32::from_be_bytes(length),
+            i32::from_be_bytes(delta),
+        );
+        let Ok(length) = u64::try_from(length) else {
+            break;
+        };
+        if length < rill_record::layout::BATCH_LENGTH_MIN as u64 || delta < 0 {
+            break;
+        }
+        let size = rill_record::layout::LOG_OVERHEAD as u64 + length;
+        if position + size > len {
+            break;
+        }
+        end = Offset(base.saturating_add(i64::from(delta)).saturating_add(1));
+        position += size;
+    }
+    Ok(end)
 }
 
 /// Base offsets of the `.log` files in `dir`, in order. Leftover temporary

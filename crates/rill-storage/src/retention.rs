@@ -15,9 +15,10 @@ pub struct RetentionOutcome {
 
 /// How many of the oldest segments may go: those whose newest record is
 /// older than retention.ms, those whose removal keeps the log at or above
-/// retention.bytes, and those wholly below the log start offset; in every
-/// case only segments that end at or below `upper`. May count every
-/// segment, the active one included (the caller then rolls first).
+/// retention.bytes (both only when cleanup.policy includes `delete`), and
+/// those wholly below the log start offset; in every case only segments
+/// that end at or below `upper`. May count every segment, the active one
+/// included (the caller then rolls first).
 pub(crate) fn deletable_prefix(
     segments: &[Segment],
     config: &LogConfig,
@@ -26,7 +27,7 @@ pub(crate) fn deletable_prefix(
     upper: Offset,
 ) -> usize {
     let below_upper = |segment: &Segment| segment.next_offset() <= upper;
-    let by_time = if config.retention_ms >= 0 {
+    let by_time = if config.cleanup_policy.delete && config.retention_ms >= 0 {
         segments
             .iter()
             .take_while(|s| {
@@ -36,7 +37,7 @@ pub(crate) fn deletable_prefix(
     } else {
         0
     };
-    let by_size = if config.retention_bytes >= 0 {
+    let by_size = if config.cleanup_policy.delete && config.retention_bytes >= 0 {
         let total: i64 = segments.iter().map(|s| i64::from(s.size())).sum();
         let mut excess = total - config.retention_bytes;
         segments

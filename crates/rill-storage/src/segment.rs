@@ -48,6 +48,31 @@ pub(crate) const INDEX_SUFFIX: &str = "index";
 pub(crate) const TIME_INDEX_SUFFIX: &str = "timeindex";
 /// Suffix of a file being written to replace another; deleted at open.
 pub(crate) const TEMP_SUFFIX: &str = "tmp";
+/// Suffix of a compaction output being written; deleted at open.
+pub(crate) const CLEANED_SUFFIX: &str = "cleaned";
+/// Suffix of a compaction output that is committed but not yet in place;
+/// an open finishes the swap (see docs/storage.md).
+pub(crate) const SWAP_SUFFIX: &str = "swap";
+
+/// Which names a segment's files have: live (`.log`), or a compaction
+/// output on its way in (`.log.cleaned`, then `.log.swap`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FileStage {
+    Live,
+    Cleaned,
+    Swap,
+}
+
+impl FileStage {
+    /// `suffix` as named at this stage: `log`, `log.cleaned`, `log.swap`.
+    pub(crate) fn name(self, suffix: &str) -> String {
+        match self {
+            FileStage::Live => suffix.to_string(),
+            FileStage::Cleaned => format!("{suffix}.{CLEANED_SUFFIX}"),
+            FileStage::Swap => format!("{suffix}.{SWAP_SUFFIX}"),
+        }
+    }
+}
 
 /// `{base_offset:020}.{suffix}`, as Kafka names segment files.
 pub(crate) fn segment_path(dir: &Path, base_offset: Offset, suffix: &str) -> PathBuf {
@@ -197,6 +222,19 @@ pub(crate) struct Segment {
     summary: Summary,
     created_ms: i64,
     sealed: bool,
+    stage: FileStage,
+}
+
+/// What compaction reads of a sealed segment, outside the log's lock: its
+/// bytes as a zero-copy slice, which stay valid whatever happens to the
+/// segment afterwards.
+#[derive(Clone, Debug)]
+pub(crate) struct SealedView {
+    pub(crate) base_offset: Offset,
+    pub(crate) next_offset: Offset,
+    pub(crate) data: Bytes,
+    /// The timestamp min.compaction.lag.ms compares (as retention's).
+    pub(crate) largest_timestamp: i64,
 }
 
 impl Segment {
@@ -238,7 +276,119 @@ impl Segment {
             summary: Summary::empty(index, time_index, base_offset),
             created_ms: now_ms,
             sealed: false,
+            stage: FileStage::Live,
         })
+    }
+
+    /// Creates an empty compaction output, `{base}.log.cleaned` and its
+    /// indexes, mapped with room for `capacity_bytes`.
+    pub(crate) fn create_cleaned(
+        dir: &Path,
+        base_offset: Offset,
+        capacity_bytes: usize,
+        config: &LogConfig,
+        now_ms: i64,
+        disk: &dyn Disk,
+    ) -> Result<Segment, IoFailure> {
+        let stage = FileStage::Cleaned;
+        let log_path = segment_path(dir, base_offset, &stage.name(LOG_SUFFIX));
+        let log_file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(|e| IoFailure::new("create cleaned segment", &log_path, e))?;
+        let map = LogMap::new(&log_file, capacity_bytes.next_multiple_of(PAGE_BYTES), 0)
+            .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
+        let index = OffsetIndex::create(
+            &segment_path(dir, base_offset, &stage.name(INDEX_SUFFIX)),
+            base_offset,
+            config.segment_index_bytes,
+            disk,
+        )?;
+        let time_index = TimeIndex::create(
+            &segment_path(dir, base_offset, &stage.name(TIME_INDEX_SUFFIX)),
+            base_offset,
+            config.segment_index_bytes,
+            disk,
+        )?;
+        Ok(Segment {
+            dir: dir.to_path_buf(),
+            base_offset,
+            log_file: Arc::new(log_file),
+            map,
+            summary: Summary::empty(index, time_index, base_offset),
+            created_ms: now_ms,
+            sealed: false,
+            stage,
+        })
+    }
+
+    /// Appends a batch that already carries its offsets (compaction
+    /// output), unchanged. Refused if it would not fit the map.
+    pub(crate) fn append_cleaned(
+        &mut self,
+        batch: &[u8],
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<(), AppendError> {
+        assert_eq!(
+            self.stage,
+            FileStage::Cleaned,
+            "only outputs take cleaned batches"
+        );
+        if self.summary.size as usize + batch.len() > self.map.capacity() {
+            return Err(AppendError::BatchLargerThanSegment {
+                batch_bytes: self.summary.size as usize + batch.len(),
+                segment_bytes: u32::try_from(self.map.capacity()).unwrap_or(u32::MAX),
+            });
+        }
+        let view = BatchView::new(batch).map_err(AppendError::InvalidBatch)?;
+        let stamp = Stamp {
+            base_offset: Offset(view.base_offset()),
+            leader_epoch: view.partition_leader_epoch(),
+            log_append_time_ms: None,
+        };
+        // pwrite rather than stores through the map: the output is
+        // written once and synced, never read through this map meanwhile.
+        let config = LogConfig {
+            flush: FlushPolicy::Fsync,
+            ..*config
+        };
+        self.append(batch, &stamp, &config, disk).map(|_| ())
+    }
+
+    /// Renames the segment's files to `stage`'s names (indexes first, the
+    /// log last: the log's rename is what recovery acts on).
+    pub(crate) fn rename_to(&mut self, stage: FileStage) -> Result<(), IoFailure> {
+        if stage == self.stage {
+            return Ok(());
+        }
+        for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
+            let from = segment_path(&self.dir, self.base_offset, &self.stage.name(suffix));
+            let to = segment_path(&self.dir, self.base_offset, &stage.name(suffix));
+            std::fs::rename(&from, &to)
+                .map_err(|e| IoFailure::new("rename segment file", &to, e))?;
+            match suffix {
+                INDEX_SUFFIX => self.summary.index.file_mut().set_path(to),
+                TIME_INDEX_SUFFIX => self.summary.time_index.file_mut().set_path(to),
+                _ => {}
+            }
+        }
+        self.stage = stage;
+        Ok(())
+    }
+
+    /// The whole of a sealed segment, for compaction to read outside the lock.
+    pub(crate) fn sealed_view(&self) -> SealedView {
+        assert!(self.sealed, "compaction reads only sealed segments");
+        SealedView {
+            base_offset: self.base_offset,
+            next_offset: self.summary.next_offset,
+            data: self.share(0, self.summary.size),
+            largest_timestamp: self.largest_timestamp(),
+        }
     }
 
     /// Opens a segment's files as they are; the caller then trusts it
@@ -301,6 +451,7 @@ impl Segment {
             summary,
             created_ms: now_ms,
             sealed: !active,
+            stage: FileStage::Live,
         };
         Ok((segment, rebuild))
     }
@@ -424,7 +575,7 @@ impl Segment {
     }
 
     pub(crate) fn log_path(&self) -> PathBuf {
-        segment_path(&self.dir, self.base_offset, LOG_SUFFIX)
+        segment_path(&self.dir, self.base_offset, &self.stage.name(LOG_SUFFIX))
     }
 
     /// The files to fdatasync for this segment's data (and, once sealed,
@@ -802,6 +953,17 @@ impl Segment {
 
     /// Deletes the segment's files; readers keep their slices.
     pub(crate) fn delete_files(&self) -> Result<(), IoFailure> {
+        if self.stage != FileStage::Live {
+            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+                let path = segment_path(&self.dir, self.base_offset, &self.stage.name(suffix));
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(IoFailure::new("delete segment file", path, e)),
+                }
+            }
+            return Ok(());
+        }
         delete_segment_files(&self.dir, self.base_offset)
     }
 

@@ -1,0 +1,401 @@
+//! Log compaction, as Kafka's LogCleaner does it: which part of a log is
+//! cleanable and whether it is dirty enough, the key → latest offset map
+//! over the dirty part, and the rewrite of groups of sealed segments into
+//! one cleaned segment each, keeping only the latest record of every key.
+//!
+//! Everything here works on [`SealedView`]s — zero-copy slices of sealed
+//! segments taken under the log's lock — and writes new `.cleaned` files,
+//! so it runs with no lock held. [`crate::Log::compact`] takes the log's
+//! lock only to swap a cleaned segment in (see docs/storage.md, "Log
+//! compaction").
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use rill_record::{
+    BatchRewriter, BatchView, Batches, Record, Records, delete_horizon_of, records_data,
+};
+
+use crate::Offset;
+use crate::config::{LogConfig, SEGMENT_BYTES_MAX};
+use crate::disk::Disk;
+use crate::error::{CompactError, IoFailure};
+use crate::offset_map::OffsetMap;
+use crate::segment::{SealedView, Segment};
+
+/// Bound on a batch's expanded records while compacting.
+const EXPANDED_RECORDS_BYTES_MAX: usize = 128 * 1024 * 1024;
+/// Room left in a cleaned segment's map beyond its inputs' size: records
+/// re-based on a delete horizon, or recompressed, can grow a little.
+const OUTPUT_SLACK_BYTES: usize = 1024 * 1024;
+
+/// Broker-wide settings of the cleaner (Kafka's log.cleaner.* configs),
+/// as opposed to the per-topic ones in [`LogConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CleanerConfig {
+    /// log.cleaner.dedupe.buffer.size: the offset map's budget, in bytes.
+    /// A pass whose dirty part has more keys than fit cleans up to where
+    /// the map filled, and the next pass goes on from there.
+    pub dedupe_buffer_bytes: usize,
+}
+
+impl Default for CleanerConfig {
+    fn default() -> Self {
+        CleanerConfig {
+            dedupe_buffer_bytes: 128 * 1024 * 1024,
+        }
+    }
+}
+
+/// What one call of [`crate::Log::compact`] found and did.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CompactionOutcome {
+    /// Whether a pass ran: the policy includes `compact` and the log was
+    /// dirty enough (or past max.compaction.lag.ms).
+    pub ran: bool,
+    /// Whether the log changed under the pass (truncation, retention,
+    /// close) and the pass stopped; groups swapped before stay swapped.
+    pub aborted: bool,
+    /// Dirty bytes / cleanable bytes when the pass was considered.
+    pub dirty_ratio: f64,
+    /// The clean point (first dirty offset) before the pass.
+    pub first_dirty_offset: Offset,
+    /// The clean point after it: every record below was compacted.
+    pub clean_point: Offset,
+    /// Sealed segments read and rewritten.
+    pub segments_cleaned: usize,
+    /// Cleaned segments swapped in for them.
+    pub segments_written: usize,
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Records dropped because a later record has the same key.
+    pub records_superseded: u64,
+    /// Tombstones dropped because their delete horizon had passed.
+    pub tombstones_removed: u64,
+}
+
+/// The part of a log one pass cleans.
+#[derive(Clone, Debug)]
+pub(crate) struct Plan {
+    pub(crate) first_dirty: Offset,
+    /// The views, from the first, that may be cleaned: sealed, wholly
+    /// below the high watermark and older than min.compaction.lag.ms.
+    pub(crate) cleanable: usize,
+    /// The first cleanable view holding dirty offsets.
+    pub(crate) dirty_from: usize,
+    pub(crate) dirty_ratio: f64,
+    /// Whether the pass should run.
+    pub(crate) due: bool,
+}
+
+/// Decides what a pass would clean, as Kafka's LogCleanerManager does:
+/// segments from the log start up to the first uncleanable offset (the
+/// active segment, the high watermark `upper`, min.compaction.lag.ms), and
+/// whether the dirty share exceeds min.cleanable.dirty.ratio or the oldest
+/// dirty record is past max.compaction.lag.ms. `None` when nothing is dirty.
+pub(crate) fn plan(
+    views: &[SealedView],
+    first_dirty: Offset,
+    upper: Offset,
+    now_ms: i64,
+    config: &LogConfig,
+) -> Option<Plan> {
+    let young = |view: &SealedView| {
+        config.min_compaction_lag_ms > 0
+            && view.largest_timestamp > now_ms.saturating_sub(config.min_compaction_lag_ms)
+    };
+    let cleanable = views
+        .iter()
+        .take_while(|v| v.next_offset <= upper && (v.next_offset <= first_dirty || !young(v)))
+        .count();
+    let dirty_from = views[..cleanable]
+        .iter()
+        .take_while(|v| v.next_offset <= first_dirty)
+        .count();
+    if dirty_from == cleanable {
+        return None;
+    }
+    let bytes = |vs: &[SealedView]| vs.iter().map(|v| v.data.len() as u64).sum::<u64>();
+    let clean_bytes = bytes(&views[..dirty_from]);
+    let dirty_bytes = bytes(&views[dirty_from..cleanable]);
+    let total = clean_bytes + dirty_bytes;
+    let dirty_ratio = if total == 0 {
+        0.0
+    } else {
+        dirty_bytes as f64 / total as f64
+    };
+    let oldest_dirty = BatchView::new(&views[dirty_from].data)
+        .map_or(views[dirty_from].largest_timestamp, |b| b.max_timestamp());
+    let overdue = config.max_compaction_lag_ms < i64::MAX
+        && oldest_dirty >= 0
+        && now_ms.saturating_sub(oldest_dirty) > config.max_compaction_lag_ms;
+    let due = dirty_bytes > 0 && (dirty_ratio > config.min_cleanable_dirty_ratio || overdue);
+    Some(Plan {
+        first_dirty,
+        cleanable,
+        dirty_from,
+        dirty_ratio,
+        due,
+    })
+}
+
+/// Maps every key in `dirty` at or after `first_dirty` to its latest
+/// offset, until the map's budget is spent. Returns the map and the offset
+/// it covers up to (exclusive): the new clean point. Stops before a batch
+/// whose keys might not fit; fails only if not even the first one fits.
+pub(crate) fn build_offset_map(
+    dirty: &[SealedView],
+    first_dirty: Offset,
+    bytes_max: usize,
+) -> Result<(OffsetMap, Offset), CompactError> {
+    let mut map = OffsetMap::new(bytes_max);
+    for view in dirty {
+        for batch in Batches::new(&view.data) {
+            if batch.last_offset() < first_dirty.value() || batch.attributes().is_control() {
+                continue;
+            }
+            let data = expand(&batch)?;
+            let mut keys: Vec<(&[u8], Offset)> = Vec::new();
+            for record in decode(&batch, &data)? {
+                let offset = Offset(batch.base_offset() + i64::from(record.offset_delta));
+                if let Some(key) = record.key {
+                    if offset >= first_dirty {
+                        keys.push((key, offset));
+                    }
+                }
+            }
+            let key_bytes = keys.iter().map(|(k, _)| k.len()).sum();
+            if !map.has_room_for(keys.len(), key_bytes) {
+                if map.is_empty() {
+                    return Err(CompactError::OffsetMapTooSmall {
+                        bytes_max,
+                        base_offset: Offset(batch.base_offset()),
+                    });
+                }
+                return Ok((map, Offset(batch.base_offset())));
+            }
+            for &(key, offset) in &keys {
+                map.put(key, offset);
+            }
+        }
+    }
+    let end = dirty.last().map_or(first_dirty, |v| v.next_offset);
+    Ok((map, end))
+}
+
+/// Splits `views` into runs that each become one cleaned segment: at most
+/// segment.bytes of input, and offsets within 2^31-1 of the run's base, as
+/// Kafka's groupSegmentsBySize.
+pub(crate) fn group_segments(views: &[SealedView], segment_bytes: u32) -> Vec<Range<usize>> {
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < views.len() {
+        let base = views[start].base_offset;
+        let mut bytes = views[start].data.len();
+        let mut end = start + 1;
+        while end < views.len() {
+            let next = &views[end];
+            let fits = bytes + next.data.len() <= segment_bytes as usize
+                && next.next_offset.since(base) - 1 <= i64::from(i32::MAX);
+            if !fits {
+                break;
+            }
+            bytes += next.data.len();
+            end += 1;
+        }
+        groups.push(start..end);
+        start = end;
+    }
+    groups
+}
+
+/// The last offset of each producer's last batch among `views`: those
+/// batches are kept (empty if need be) so the producer's sequence and
+/// epoch survive compaction, as Kafka keeps them.
+pub(crate) fn producers_last_batches(views: &[SealedView]) -> HashMap<i64, i64> {
+    let mut last = HashMap::new();
+    for view in views {
+        for batch in Batches::new(&view.data) {
+            if batch.has_producer_id() {
+                last.insert(batch.producer_id(), batch.last_offset());
+            }
+        }
+    }
+    last
+}
+
+/// What deciding each record needs, shared by every group of a pass.
+#[derive(Debug)]
+pub(crate) struct CleanContext<'a> {
+    pub(crate) map: &'a OffsetMap,
+    /// Records at or past this were not mapped, so are kept.
+    pub(crate) map_end: Offset,
+    pub(crate) now_ms: i64,
+    pub(crate) delete_retention_ms: i64,
+    pub(crate) producers_last: &'a HashMap<i64, i64>,
+}
+
+/// Rewrites `group` into one new segment, `{base}.log.cleaned`, sealed and
+/// synced (its directory entry is not: the swap syncs the directory).
+pub(crate) fn clean_group(
+    dir: &Path,
+    group: &[SealedView],
+    context: &CleanContext<'_>,
+    config: &LogConfig,
+    disk: &dyn Disk,
+    outcome: &mut CompactionOutcome,
+) -> Result<Segment, CompactError> {
+    let base_offset = group[0].base_offset;
+    let input_bytes: usize = group.iter().map(|v| v.data.len()).sum();
+    let capacity = (input_bytes * 2 + OUTPUT_SLACK_BYTES).min(SEGMENT_BYTES_MAX as usize);
+    let mut output =
+        Segment::create_cleaned(dir, base_offset, capacity, config, context.now_ms, disk)?;
+    let written = write_group(&mut output, group, context, config, disk, outcome)
+        .and_then(|()| output.seal().map_err(CompactError::from))
+        .and_then(|()| sync_segment(&output, disk).map_err(CompactError::from));
+    if let Err(e) = written {
+        // Best effort: a leftover `.cleaned` file is deleted at the next open.
+        let _ = output.delete_files();
+        return Err(e);
+    }
+    outcome.bytes_before += input_bytes as u64;
+    outcome.bytes_after += u64::from(output.size());
+    Ok(output)
+}
+
+fn write_group(
+    output: &mut Segment,
+    group: &[SealedView],
+    context: &CleanContext<'_>,
+    config: &LogConfig,
+    disk: &dyn Disk,
+    outcome: &mut CompactionOutcome,
+) -> Result<(), CompactError> {
+    for (i, view) in group.iter().enumerate() {
+        let last_view = i + 1 == group.len();
+        let mut batches = Batches::new(&view.data).peekable();
+        while let Some(batch) = batches.next() {
+            // The group's last batch is kept even if emptied, so the
+            // cleaned segment spans every offset of the segments it
+            // replaces: recovery finishes an interrupted swap by deleting
+            // the old segments within that span.
+            let group_last = last_view && batches.peek().is_none();
+            let kept = clean_batch(&batch, context, group_last, outcome)?;
+            if let Some(bytes) = kept {
+                output
+                    .append_cleaned(bytes.as_slice(&batch), config, disk)
+                    .map_err(|source| CompactError::Write {
+                        base_offset: output.base_offset(),
+                        source,
+                    })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A batch as compaction keeps it: as it was, or rewritten.
+enum Kept {
+    Unchanged,
+    Rewritten(Vec<u8>),
+}
+
+impl Kept {
+    fn as_slice<'a>(&'a self, original: &'a BatchView<'_>) -> &'a [u8] {
+        match self {
+            Kept::Unchanged => original.as_bytes(),
+            Kept::Rewritten(bytes) => bytes,
+        }
+    }
+}
+
+/// Decides each record of `batch`: kept if it is the latest of its key
+/// (or past the map, or has no key), dropped if superseded; a tombstone
+/// that is the latest of its key is kept until its batch's delete horizon
+/// has passed, and the first pass that keeps it sets that horizon to now +
+/// delete.retention.ms (KIP-534). A batch left empty is dropped unless it
+/// is the group's last or its producer's last.
+fn clean_batch(
+    batch: &BatchView<'_>,
+    context: &CleanContext<'_>,
+    group_last: bool,
+    outcome: &mut CompactionOutcome,
+) -> Result<Option<Kept>, CompactError> {
+    if batch.attributes().is_control() {
+        return Ok(Some(Kept::Unchanged));
+    }
+    let data = expand(batch)?;
+    let records = decode(batch, &data)?;
+    let horizon = delete_horizon_of(batch);
+    let mut keep = Vec::with_capacity(records.len());
+    let mut tombstone_kept = false;
+    for record in &records {
+        let offset = Offset(batch.base_offset() + i64::from(record.offset_delta));
+        let retained = match record.key {
+            _ if offset >= context.map_end => true,
+            // Kafka drops keyless records from compacted topics (producers
+            // are refused them); Rill keeps them, so nothing is lost.
+            None => true,
+            Some(key) => {
+                let latest = context.map.get(key).is_none_or(|latest| offset >= latest);
+                if !latest {
+                    outcome.records_superseded += 1;
+                    false
+                } else if record.value.is_none() && horizon.is_some_and(|h| context.now_ms >= h) {
+                    outcome.tombstones_removed += 1;
+                    false
+                } else {
+                    true
+                }
+            }
+        };
+        tombstone_kept |= retained && record.value.is_none() && record.key.is_some();
+        keep.push(retained);
+    }
+    let set_horizon = tombstone_kept && horizon.is_none();
+    let kept_count = keep.iter().filter(|&&k| k).count();
+    if kept_count == records.len() && !set_horizon {
+        return Ok(Some(Kept::Unchanged));
+    }
+    let producers_last = batch.has_producer_id()
+        && context.producers_last.get(&batch.producer_id()) == Some(&batch.last_offset());
+    if kept_count == 0 && !group_last && !producers_last {
+        return Ok(None);
+    }
+    let new_horizon =
+        set_horizon.then(|| context.now_ms.saturating_add(context.delete_retention_ms));
+    let mut rewriter = BatchRewriter::new(*batch, new_horizon);
+    for (record, _) in records.iter().zip(&keep).filter(|(_, k)| **k) {
+        rewriter.keep(record);
+    }
+    let bytes = rewriter.finish().map_err(|source| CompactError::Compress {
+        base_offset: Offset(batch.base_offset()),
+        source,
+    })?;
+    Ok(Some(Kept::Rewritten(bytes)))
+}
+
+fn expand<'a>(batch: &BatchView<'a>) -> Result<std::borrow::Cow<'a, [u8]>, CompactError> {
+    records_data(batch, EXPANDED_RECORDS_BYTES_MAX).map_err(|source| CompactError::Decompress {
+        base_offset: Offset(batch.base_offset()),
+        source,
+    })
+}
+
+fn decode<'d>(batch: &BatchView<'_>, data: &'d [u8]) -> Result<Vec<Record<'d>>, CompactError> {
+    Records::new(data, batch.records_count())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|source| CompactError::MalformedRecords {
+            base_offset: Offset(batch.base_offset()),
+            source,
+        })
+}
+
+fn sync_segment(segment: &Segment, disk: &dyn Disk) -> Result<(), IoFailure> {
+    for (file, path) in segment.sync_files() {
+        disk.sync_data(&file)
+            .map_err(|e| IoFailure::new("sync cleaned segment", path, e))?;
+    }
+    Ok(())
+}
