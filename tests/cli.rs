@@ -138,7 +138,11 @@ fn topic_create_list_describe_alter_delete() {
     ok(&broker, &["topic", "create", "audit"], "");
 
     let listed = ok(&broker, &["topic", "list"], "");
-    assert_eq!(lines(&listed.stdout), ["audit", "events"]);
+    // Like kafka-topics --list, internal topics are listed too.
+    assert_eq!(
+        lines(&listed.stdout),
+        ["__consumer_offsets", "audit", "events"]
+    );
 
     let text = ok(&broker, &["topic", "describe", "events"], "");
     let text = lines(&text.stdout);
@@ -237,7 +241,7 @@ fn topic_create_list_describe_alter_delete() {
     assert!(deleted.stderr.contains("deleted topic events"));
     assert_eq!(
         lines(&ok(&broker, &["topic", "list"], "").stdout),
-        ["audit"]
+        ["__consumer_offsets", "audit"]
     );
     let missing = fails(&broker, &["topic", "describe", "events"]);
     assert!(missing.stdout.is_empty());
@@ -610,7 +614,10 @@ fn failures_exit_non_zero_with_an_error_on_stderr() {
         missing.stderr
     );
     // Reading a missing topic does not create it.
-    assert_eq!(lines(&ok(&broker, &["topic", "list"], "").stdout), ["one"]);
+    assert_eq!(
+        lines(&ok(&broker, &["topic", "list"], "").stdout),
+        ["__consumer_offsets", "one"]
+    );
     let no_partition = fails(&broker, &["consume", "one", "--partition", "4"]);
     assert!(
         no_partition.stderr.contains("no partition 4"),

@@ -7,7 +7,7 @@
 //! they apply one at a time and in the same order on disk and in memory.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 use rill_partition::{LogManager, ManagerConfig, ManagerError, Partition, TopicPartition};
@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, Properties};
+use crate::groups::{Groups, LoadError, OFFSETS_TOPIC};
 use crate::metadata_store::{MetadataError, MetadataStore, TopicMetadata};
 use crate::topic_config::{self, BrokerLayers, ConfigValueError};
 
@@ -46,6 +47,13 @@ pub enum StartError {
     Logs(#[from] ManagerError),
     #[error(transparent)]
     Config(#[from] ConfigValueError),
+    #[error("cannot create {OFFSETS_TOPIC}: {source}")]
+    OffsetsTopic {
+        #[source]
+        source: TopicError,
+    },
+    #[error(transparent)]
+    Groups(#[from] LoadError),
 }
 
 /// Why a topic operation was refused; each maps to one Kafka error code.
@@ -87,6 +95,8 @@ pub struct Broker {
     config: BrokerConfig,
     logs: Arc<LogManager>,
     metadata: Mutex<MetadataStore>,
+    /// The group coordinator, once `__consumer_offsets` is loaded.
+    groups: OnceLock<Groups>,
     /// Long polls to wake per partition.
     waiters: Mutex<HashMap<TopicPartition, Vec<Weak<Notify>>>>,
 }
@@ -141,9 +151,46 @@ impl Broker {
             logs,
             metadata: Mutex::new(metadata),
             waiters: Mutex::new(HashMap::new()),
+            groups: OnceLock::new(),
         };
         broker.reconcile()?;
+        let partitions = broker.offsets_topic()?;
+        let groups = Groups::load(&broker, broker.config.group.clone(), partitions)?;
+        let _ = broker.groups.set(groups); // Set once, here, before anyone can read it.
         Ok(Arc::new(broker))
+    }
+
+    /// Creates `__consumer_offsets` if it does not exist (compacted, with
+    /// offsets.topic.num.partitions and offsets.topic.segment.bytes) and
+    /// returns its partition count.
+    fn offsets_topic(&self) -> Result<i32, StartError> {
+        if let Some(topic) = self.topic(OFFSETS_TOPIC) {
+            return Ok(topic.partitions);
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.config.offsets_topic_segment_bytes.to_string(),
+            ),
+        ]);
+        let created = self
+            .create_topic(
+                &NewTopic {
+                    name: OFFSETS_TOPIC.to_string(),
+                    partitions: self.config.offsets_topic_partitions,
+                    replication_factor: -1,
+                    configs,
+                },
+                false,
+            )
+            .map_err(|source| StartError::OffsetsTopic { source })?;
+        Ok(created.partitions)
+    }
+
+    /// The group coordinator.
+    pub(crate) fn groups(&self) -> Option<&Groups> {
+        self.groups.get()
     }
 
     fn reconcile(&self) -> Result<(), StartError> {

@@ -109,6 +109,21 @@ pub struct BrokerConfig {
     pub recovery_threads: usize,
     /// log.flush.threads: fdatasync threads (group commit per log).
     pub flush_threads: usize,
+    /// offsets.topic.num.partitions: partitions of `__consumer_offsets`
+    /// when it is created.
+    pub offsets_topic_partitions: i32,
+    /// offsets.topic.segment.bytes.
+    pub offsets_topic_segment_bytes: i32,
+    /// offsets.retention.minutes, in ms: how long the offsets of an empty
+    /// group are kept.
+    pub offsets_retention_ms: i64,
+    /// offsets.retention.check.interval.ms.
+    pub offsets_retention_check_interval_ms: u64,
+    /// offset.metadata.max.bytes.
+    pub offset_metadata_max_bytes: usize,
+    /// group.min.session.timeout.ms, group.max.session.timeout.ms,
+    /// group.initial.rebalance.delay.ms, group.max.size.
+    pub group: rill_group::GroupConfig,
     /// Every property as given (file, then `--set`, then flags), for topic
     /// defaults and DescribeConfigs.
     pub properties: Properties,
@@ -128,6 +143,15 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.retention.check.interval.ms", "300000"),
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
     ("log.cleaner.backoff.ms", "15000"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.max.size", "2147483647"),
     ("num.recovery.threads.per.data.dir", "2"),
     ("log.flush.threads", "4"),
 ];
@@ -168,6 +192,7 @@ impl BrokerConfig {
             .or_else(|| properties.get("log.dir"))
             .cloned()
             .unwrap_or_else(|| get("log.dirs"));
+        let number = |name: &str, min: i64, max: i64| parse_number(name, &get(name), min, max);
         let listener = HostPort::parse_listener(&get("listeners"))?;
         let advertised = match properties.get("advertised.listeners") {
             Some(text) => HostPort::parse_listener(text)?,
@@ -246,6 +271,39 @@ impl BrokerConfig {
             )? as usize,
             flush_threads: parse_number("log.flush.threads", &get("log.flush.threads"), 1, 256)?
                 as usize,
+            offsets_topic_partitions: number("offsets.topic.num.partitions", 1, 10_000)? as i32,
+            offsets_topic_segment_bytes: number(
+                "offsets.topic.segment.bytes",
+                1024,
+                i64::from(i32::MAX),
+            )? as i32,
+            offsets_retention_ms: number("offsets.retention.minutes", 1, i64::from(i32::MAX))?
+                * 60_000,
+            offsets_retention_check_interval_ms: number(
+                "offsets.retention.check.interval.ms",
+                1,
+                i64::MAX,
+            )? as u64,
+            offset_metadata_max_bytes: number("offset.metadata.max.bytes", 0, i64::from(i32::MAX))?
+                as usize,
+            group: rill_group::GroupConfig {
+                min_session_timeout_ms: number(
+                    "group.min.session.timeout.ms",
+                    0,
+                    i64::from(i32::MAX),
+                )? as i32,
+                max_session_timeout_ms: number(
+                    "group.max.session.timeout.ms",
+                    0,
+                    i64::from(i32::MAX),
+                )? as i32,
+                initial_rebalance_delay_ms: number(
+                    "group.initial.rebalance.delay.ms",
+                    0,
+                    i64::from(i32::MAX),
+                )? as i32,
+                group_max_size: number("group.max.size", 1, i64::from(i32::MAX))? as usize,
+            },
             properties,
         })
     }

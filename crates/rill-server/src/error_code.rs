@@ -1,6 +1,7 @@
 //! The one place where Rill's internal errors become Kafka error codes.
 
 use kafka_protocol::ResponseError;
+use rill_group::GroupError;
 use rill_partition::{ManagerError, PartitionError};
 use rill_record::BatchErrorKind;
 use rill_storage::{AppendError, ModifyError, ReadError};
@@ -63,5 +64,24 @@ pub(crate) fn for_topic(error: &TopicError) -> ResponseError {
         TopicError::Metadata(_) => ResponseError::KafkaStorageError,
         TopicError::Logs(ManagerError::InvalidTopicName(_)) => ResponseError::InvalidTopicException,
         TopicError::Logs(_) => ResponseError::KafkaStorageError,
+    }
+}
+
+/// The code for a refused group request.
+pub(crate) fn for_group(error: &GroupError) -> ResponseError {
+    match error {
+        GroupError::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        GroupError::InvalidGroupId { .. } => ResponseError::InvalidGroupId,
+        GroupError::InvalidSessionTimeout { .. } => ResponseError::InvalidSessionTimeout,
+        GroupError::GroupMaxSizeReached { .. } => ResponseError::GroupMaxSizeReached,
+        GroupError::UnknownMemberId { .. } => ResponseError::UnknownMemberId,
+        GroupError::MemberIdRequired { .. } => ResponseError::MemberIdRequired,
+        GroupError::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress { .. } => ResponseError::RebalanceInProgress,
+        GroupError::FencedInstanceId { .. } => ResponseError::FencedInstanceId,
+        GroupError::InconsistentGroupProtocol { .. } => ResponseError::InconsistentGroupProtocol,
+        GroupError::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
+        GroupError::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
+        _ => ResponseError::CoordinatorNotAvailable,
     }
 }

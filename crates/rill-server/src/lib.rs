@@ -23,6 +23,7 @@ mod apis;
 mod broker;
 mod config;
 mod error_code;
+mod groups;
 mod metadata_store;
 mod network;
 mod topic_config;

@@ -24,12 +24,19 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 pub(crate) use api_versions::unsupported_version_response;
 
@@ -50,6 +57,13 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::AlterConfigs, 0, 2),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 2),
+    (ApiKey::FindCoordinator, 0, 6),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
 ];
 
 /// The version range Rill implements for `key`, if any.
@@ -91,11 +105,22 @@ pub(crate) struct Request {
     pub header: RequestHeader,
     pub api: ApiKey,
     pub body: Bytes,
+    /// The client's address as Kafka reports it (DescribeGroups' client host).
+    pub client_host: String,
 }
 
 impl Request {
     pub fn version(&self) -> i16 {
         self.header.request_api_version
+    }
+
+    /// The client id from the request header, or empty.
+    pub fn client_id(&self) -> String {
+        self.header
+            .client_id
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     }
 
     /// Decodes the body as `T` at the request's version.
@@ -179,6 +204,13 @@ pub(crate) fn handle(
         ApiKey::OffsetForLeaderEpoch => ready(offset_for_leader_epoch::answer(broker, &request)),
         ApiKey::DescribeConfigs => ready(describe_configs::answer(broker, &request)),
         ApiKey::DescribeCluster => ready(describe_cluster::answer(broker, &request)),
+        ApiKey::FindCoordinator => ready(find_coordinator::answer(broker, &request)),
+        ApiKey::JoinGroup => join_group::handle(broker, &request),
+        ApiKey::SyncGroup => sync_group::handle(broker, &request),
+        ApiKey::Heartbeat => ready(heartbeat::answer(broker, &request)),
+        ApiKey::LeaveGroup => ready(leave_group::answer(broker, &request)),
+        ApiKey::OffsetCommit => offset_commit::handle(broker, &request),
+        ApiKey::OffsetFetch => ready(offset_fetch::answer(broker, &request)),
         ApiKey::CreateTopics => on_blocking_pool(broker, &request, create_topics::answer),
         ApiKey::DeleteTopics => on_blocking_pool(broker, &request, delete_topics::answer),
         ApiKey::CreatePartitions => on_blocking_pool(broker, &request, create_partitions::answer),

@@ -17,6 +17,7 @@ use rill_storage::AppendTicket;
 use super::{Pending, Request, encode, now_ms, ready};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::groups::OFFSETS_TOPIC;
 
 /// A partition's outcome before acknowledgement.
 enum Outcome {
@@ -74,6 +75,11 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                         (Some(error), _, _) => Outcome::Failed {
                             error: *error,
                             message: None,
+                        },
+                        (None, Some(name), Some(_)) if name == OFFSETS_TOPIC => Outcome::Failed {
+                            // Kafka: clients may not write internal topics.
+                            error: ResponseError::InvalidTopicException,
+                            message: Some(format!("{name} is internal")),
                         },
                         (None, Some(name), Some(_)) => append(
                             broker,

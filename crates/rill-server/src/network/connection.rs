@@ -90,7 +90,7 @@ pub(crate) async fn serve(
                 Ok(Ok(frame)) => frame,
             },
         };
-        let queued = match parse(frame) {
+        let queued = match parse(frame, peer) {
             Ok(Parsed::Request(request)) => {
                 tracing::trace!(%peer, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
                 Queued {
@@ -116,7 +116,7 @@ pub(crate) async fn serve(
     }
 }
 
-fn parse(mut frame: Bytes) -> Result<Parsed, HeaderError> {
+fn parse(mut frame: Bytes, peer: SocketAddr) -> Result<Parsed, HeaderError> {
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|()| HeaderError::UnknownApiKey { key })?;
@@ -155,6 +155,7 @@ fn parse(mut frame: Bytes) -> Result<Parsed, HeaderError> {
         header,
         api,
         body: frame,
+        client_host: format!("/{}", peer.ip()),
     }))
 }
 

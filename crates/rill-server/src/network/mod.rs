@@ -64,6 +64,7 @@ impl Server {
     ) -> Result<(), rill_partition::ManagerError> {
         let (stopping, shutdown) = watch::channel(false);
         let shutdown = Shutdown(shutdown);
+        let timers = tokio::spawn(crate::groups::Groups::run_timers(Arc::downgrade(&broker)));
         let connections_max = broker.config().connections_max;
         let permits = Arc::new(Semaphore::new(connections_max));
         let mut connections = JoinSet::new();
@@ -96,6 +97,7 @@ impl Server {
             }
         }
         tracing::info!("shutting down: no new connections; answering in-flight requests");
+        timers.abort();
         drop(self.listener);
         stopping.send_replace(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {

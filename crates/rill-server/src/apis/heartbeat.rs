@@ -1,0 +1,35 @@
+//! Heartbeat: keeps a member's session; tells it when to rejoin.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
+
+use super::{Body, HandlerError, Request, encode};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let heartbeat: HeartbeatRequest = request.decode()?;
+    let code = match broker.groups() {
+        None => ResponseError::CoordinatorLoadInProgress.code(),
+        Some(groups) => {
+            let plain = rill_group::HeartbeatRequest {
+                group_id: heartbeat.group_id.to_string(),
+                member_id: heartbeat.member_id.to_string(),
+                generation_id: heartbeat.generation_id,
+                group_instance_id: heartbeat.group_instance_id.map(|id| id.to_string()),
+            };
+            match groups.with_coordinator(broker, |c, _, now| c.heartbeat(&plain, now)) {
+                Ok(()) => 0,
+                Err(error) => error_code::for_group(&error).code(),
+            }
+        }
+    };
+    encode(
+        ApiKey::Heartbeat,
+        version,
+        &HeartbeatResponse::default().with_error_code(code),
+    )
+}

@@ -1,0 +1,146 @@
+//! OffsetFetch: committed offsets of one group (v1-v7) or several (v8+);
+//! partitions without one answer offset -1.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{
+    ApiKey, GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rill_group::FetchedOffset;
+
+use super::{Body, HandlerError, Request, encode};
+use crate::broker::Broker;
+
+type Wanted = Option<Vec<(String, Vec<i32>)>>;
+
+pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let fetch: OffsetFetchRequest = request.decode()?;
+    let Some(groups) = broker.groups() else {
+        let code = ResponseError::CoordinatorLoadInProgress.code();
+        let response = if version >= 8 {
+            OffsetFetchResponse::default().with_groups(
+                fetch
+                    .groups
+                    .into_iter()
+                    .map(|g| {
+                        OffsetFetchResponseGroup::default()
+                            .with_group_id(g.group_id)
+                            .with_error_code(code)
+                    })
+                    .collect(),
+            )
+        } else {
+            OffsetFetchResponse::default().with_error_code(code)
+        };
+        return encode(ApiKey::OffsetFetch, version, &response);
+    };
+    let lookup = |group: &str, wanted: &Wanted| -> Vec<FetchedOffset> {
+        let pairs: Option<Vec<(&str, i32)>> = wanted.as_ref().map(|topics| {
+            topics
+                .iter()
+                .flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), *p)))
+                .collect()
+        });
+        groups.with_coordinator(broker, |_, offsets, _| {
+            offsets.fetch(group, pairs.as_deref())
+        })
+    };
+    let response = if version >= 8 {
+        let results = fetch
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted: Wanted = g.topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|t| (t.name.to_string(), t.partition_indexes))
+                        .collect()
+                });
+                let fetched = lookup(&g.group_id, &wanted);
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(g.group_id)
+                    .with_topics(
+                        by_topic(fetched)
+                            .into_iter()
+                            .map(|(topic, partitions)| {
+                                OffsetFetchResponseTopics::default()
+                                    .with_name(TopicName(StrBytes::from_string(topic)))
+                                    .with_partitions(
+                                        partitions
+                                            .into_iter()
+                                            .map(|f| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(f.partition)
+                                                    .with_committed_offset(f.offset)
+                                                    .with_committed_leader_epoch(
+                                                        f.leader_epoch.unwrap_or(-1),
+                                                    )
+                                                    .with_metadata(Some(StrBytes::from_string(
+                                                        f.metadata,
+                                                    )))
+                                            })
+                                            .collect(),
+                                    )
+                            })
+                            .collect(),
+                    )
+            })
+            .collect();
+        OffsetFetchResponse::default().with_groups(results)
+    } else {
+        let group: GroupId = fetch.group_id;
+        let wanted: Wanted = fetch.topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|t| (t.name.to_string(), t.partition_indexes))
+                .collect()
+        });
+        let fetched = lookup(&group, &wanted);
+        OffsetFetchResponse::default().with_topics(
+            by_topic(fetched)
+                .into_iter()
+                .map(|(topic, partitions)| {
+                    OffsetFetchResponseTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(topic)))
+                        .with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|f| {
+                                    let mut partition = OffsetFetchResponsePartition::default()
+                                        .with_partition_index(f.partition)
+                                        .with_committed_offset(f.offset)
+                                        .with_metadata(Some(StrBytes::from_string(f.metadata)));
+                                    if version >= 5 {
+                                        partition = partition.with_committed_leader_epoch(
+                                            f.leader_epoch.unwrap_or(-1),
+                                        );
+                                    }
+                                    partition
+                                })
+                                .collect(),
+                        )
+                })
+                .collect(),
+        )
+    };
+    encode(ApiKey::OffsetFetch, version, &response)
+}
+
+/// Groups fetched offsets by topic, keeping first-seen order.
+fn by_topic(fetched: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
+    let mut out: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
+    for f in fetched {
+        match out.iter_mut().find(|(t, _)| *t == f.topic) {
+            Some((_, list)) => list.push(f),
+            None => out.push((f.topic.clone(), vec![f])),
+        }
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! Consumer groups through librdkafka against the real broker: members
+//! share a topic's partitions, and a group resumes from its committed
+//! offsets after the broker is killed.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use common::BrokerProcess;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+
+const WAIT: Duration = Duration::from_secs(30);
+const FAST_GROUPS: [&str; 2] = ["--set", "group.initial.rebalance.delay.ms=0"];
+
+fn member(broker: &BrokerProcess, group: &str) -> BaseConsumer {
+    broker.consumer(&[
+        ("group.id", group),
+        ("session.timeout.ms", "6000"),
+        ("heartbeat.interval.ms", "100"),
+        // The rebalance timeout: a member that stops polling leaves in 8 s.
+        ("max.poll.interval.ms", "8000"),
+        ("partition.assignment.strategy", "range"),
+    ])
+}
+
+async fn produce(broker: &BrokerProcess, topic: &str, partitions: i32, per_partition: i32) {
+    let producer = broker.producer(&[]);
+    for p in 0..partitions {
+        for i in 0..per_partition {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic)
+                        .partition(p)
+                        .payload(&format!("{p}-{i}")),
+                    Timeout::After(WAIT),
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_of_a_group_share_the_partitions() {
+    let broker = BrokerProcess::start(&FAST_GROUPS);
+    produce(&broker, "shared", 1, 1).await;
+    let admin = broker.admin();
+    admin
+        .create_partitions(
+            [&rdkafka::admin::NewPartitions::new("shared", 4)],
+            &rdkafka::admin::AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    let first = member(&broker, "sharing");
+    let second = member(&broker, "sharing");
+    first.subscribe(&["shared"]).unwrap();
+    second.subscribe(&["shared"]).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        first.poll(Duration::from_millis(50));
+        second.poll(Duration::from_millis(50));
+        let (a, b) = (assigned(&first), assigned(&second));
+        if !a.is_empty() && !b.is_empty() && a.len() + b.len() == 4 {
+            assert!(a.is_disjoint(&b), "{a:?} and {b:?} overlap");
+            let all: BTreeSet<i32> = a.union(&b).copied().collect();
+            assert_eq!(all, (0..4).collect());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no shared assignment: {a:?} {b:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_resumes_from_its_committed_offsets_after_a_kill_9() {
+    let mut broker = BrokerProcess::start(&FAST_GROUPS);
+    let admin = broker.admin();
+    let topic =
+        rdkafka::admin::NewTopic::new("resume", 2, rdkafka::admin::TopicReplication::Fixed(1));
+    admin
+        .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    produce(&broker, "resume", 2, 10).await;
+
+    // A first consumer of the group reads 6 messages from assigned
+    // partitions and commits where it got to (a commit outside a
+    // generation, as Kafka allows while the group has no members).
+    let first = member(&broker, "resumers");
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..2 {
+        assignment
+            .add_partition_offset("resume", p, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    first.assign(&assignment).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < 6 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} messages came",
+            seen.len()
+        );
+        if let Some(message) = first.poll(Duration::from_millis(100)) {
+            let message = message.unwrap();
+            seen.insert(String::from_utf8(message.payload().unwrap().to_vec()).unwrap());
+        }
+    }
+    first.commit_consumer_state(CommitMode::Sync).unwrap();
+    let committed = first.committed(WAIT).unwrap();
+    // Closed on a thread of its own: rust-rdkafka's Drop can hang after a
+    // manual commit (fede1024/rust-rdkafka#597).
+    std::thread::spawn(move || drop(first));
+
+    broker.kill();
+    broker.restart();
+
+    // A member that subscribes starts exactly where the group committed.
+    let second = member(&broker, "resumers");
+    assert_eq!(
+        second.committed_offsets(committed.clone(), WAIT).unwrap(),
+        committed,
+        "committed offsets survive a kill -9"
+    );
+    second.subscribe(&["resume"]).unwrap();
+    // poll() also returns None when it served a rebalance event, so wait
+    // on a deadline rather than on one poll.
+    let mut rest = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() + rest.len() < 20 {
+        let Some(message) = second.poll(Duration::from_millis(100)) else {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of the other {} messages came",
+                rest.len(),
+                20 - seen.len()
+            );
+            continue;
+        };
+        let value = String::from_utf8(message.unwrap().payload().unwrap().to_vec()).unwrap();
+        assert!(
+            !seen.contains(&value),
+            "{value} was committed, yet read again"
+        );
+        rest.insert(value);
+    }
+    assert_eq!(seen.len() + rest.len(), 20);
+    std::mem::forget(second);
+}
