@@ -166,3 +166,73 @@ async fn a_group_resumes_from_its_committed_offsets_after_a_kill_9() {
     assert_eq!(seen.len() + rest.len(), 20);
     std::mem::forget(second);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_are_listed_described_and_deleted_with_their_offsets() {
+    let broker = BrokerProcess::start(&FAST_GROUPS);
+    produce(&broker, "listed", 1, 3).await;
+    // A consumer commits offsets for the group without joining it.
+    let committer = member(&broker, "auditors");
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset("listed", 0, rdkafka::Offset::Offset(2))
+        .unwrap();
+    committer.commit(&offsets, CommitMode::Sync).unwrap();
+    std::thread::spawn(move || drop(committer));
+
+    // A member of another group is described with its client id.
+    let reader = broker.consumer(&[
+        ("group.id", "readers"),
+        ("client.id", "reader-1"),
+        ("heartbeat.interval.ms", "100"),
+    ]);
+    reader.subscribe(&["listed"]).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while assigned(&reader).is_empty() {
+        reader.poll(Duration::from_millis(50));
+        assert!(Instant::now() < deadline, "the reader got no assignment");
+    }
+    let list = reader.fetch_group_list(None, WAIT).unwrap();
+    let states: std::collections::BTreeMap<String, String> = list
+        .groups()
+        .iter()
+        .map(|g| (g.name().to_string(), g.state().to_string()))
+        .collect();
+    assert_eq!(states.get("auditors").map(String::as_str), Some("Empty"));
+    assert_eq!(states.get("readers").map(String::as_str), Some("Stable"));
+    let readers = list
+        .groups()
+        .iter()
+        .find(|g| g.name() == "readers")
+        .unwrap();
+    assert_eq!(readers.members().len(), 1);
+    assert_eq!(readers.members()[0].client_id(), "reader-1");
+
+    let admin = broker.admin();
+    let options = rdkafka::admin::AdminOptions::new();
+    let deleted = admin
+        .delete_groups(&["auditors", "readers"], &options)
+        .await
+        .unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    assert_eq!(
+        deleted[1].as_ref().unwrap_err().1,
+        rdkafka::error::RDKafkaErrorCode::NonEmptyGroup,
+        "a group with members is not deleted"
+    );
+    let list = reader.fetch_group_list(Some("auditors"), WAIT).unwrap();
+    assert!(
+        list.groups().iter().all(|g| g.state() == "Dead"),
+        "the deleted group is gone"
+    );
+    let checker = member(&broker, "auditors");
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    wanted.add_partition("listed", 0);
+    let committed = checker.committed_offsets(wanted, WAIT).unwrap();
+    assert_eq!(
+        committed.find_partition("listed", 0).unwrap().offset(),
+        rdkafka::Offset::Invalid,
+        "its offsets went with it"
+    );
+    std::thread::spawn(move || drop(reader));
+}

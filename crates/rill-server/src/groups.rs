@@ -15,9 +15,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_group::{
-    GroupCoordinator, GroupMetadataKey, GroupMetadataSnapshot, JoinGroupResponse, OffsetStore,
-    OffsetsTopicRecord, Output, RequestToken, SyncGroupResponse, offsets_batch, partition_for,
-    read_offsets_batches,
+    ExpiryCondition, GroupCoordinator, GroupMetadataKey, GroupMetadataSnapshot, GroupState,
+    JoinGroupResponse, OffsetStore, OffsetsTopicRecord, Output, RequestToken, SyncGroupResponse,
+    offsets_batch, partition_for, read_offsets_batches,
 };
 use rill_partition::{FetchIsolation, Partition, TopicPartition};
 use rill_storage::Offset;
@@ -253,6 +253,8 @@ impl Groups {
         ) {
             return CommitOutcome::Refused(error);
         }
+        // A commit outside a generation makes the group known, as in Kafka.
+        inner.coordinator.ensure_group(commit.group, now);
         let results = inner.offsets.commit(commit.group, commit.offsets, now);
         let records: Vec<OffsetsTopicRecord> = results
             .iter()
@@ -272,8 +274,8 @@ impl Groups {
         }
     }
 
-    /// Makes acknowledged commits visible (or, if the append was not
-    /// acknowledged, forgets them).
+    /// Makes acknowledged commits (or deletions) visible, or, if the
+    /// append was not acknowledged, forgets them.
     pub(crate) fn finish_commit(&self, records: Vec<OffsetsTopicRecord>, acknowledged: bool) {
         let mut inner = self.inner.lock();
         if acknowledged {
@@ -281,6 +283,49 @@ impl Groups {
         } else {
             inner.offsets.abort(&records);
         }
+    }
+
+    /// Expires offsets as offsets.retention.minutes says (KIP-211): a
+    /// standalone group's by commit time, an Empty group's from when it
+    /// became Empty; an Empty group left without offsets is deleted.
+    /// Returns how many offsets expired.
+    pub(crate) fn expire_offsets(&self, broker: &Arc<Broker>, retention_ms: i64) -> usize {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let now = now_ms();
+        let coordinator = &inner.coordinator;
+        let expired = inner.offsets.expire(now, retention_ms, |group| {
+            match coordinator.group_overview(group) {
+                None => ExpiryCondition::Standalone,
+                Some(o) if o.protocol_type.as_deref().is_none_or(str::is_empty) => {
+                    ExpiryCondition::Standalone
+                }
+                Some(o) if o.state == GroupState::Empty => ExpiryCondition::Empty {
+                    empty_since_ms: Some(o.state_timestamp_ms),
+                },
+                Some(_) => ExpiryCondition::Never,
+            }
+        });
+        let count = expired.len();
+        let mut by_group: HashMap<String, Vec<OffsetsTopicRecord>> = HashMap::new();
+        for record in expired {
+            by_group
+                .entry(record.group().to_owned())
+                .or_default()
+                .push(record);
+        }
+        for (group, records) in by_group {
+            if let Err(error) = self.persist(broker, &group, &records) {
+                tracing::error!(%group, %error, "cannot persist expired offsets");
+                continue;
+            }
+            inner.offsets.complete(records);
+            if !inner.offsets.has_offsets(&group) {
+                inner.coordinator.remove_if_empty(&group, now);
+            }
+        }
+        self.drain(broker, inner);
+        count
     }
 
     /// Appends `records` for `group` and returns what to wait for.
@@ -300,6 +345,7 @@ impl Groups {
     /// Runs the timers (session expiry, rebalance timeouts) until the
     /// broker is dropped.
     pub(crate) async fn run_timers(broker: std::sync::Weak<Broker>) {
+        let mut next_expiry = tokio::time::Instant::now();
         loop {
             let Some(strong) = broker.upgrade() else {
                 return;
@@ -312,10 +358,21 @@ impl Groups {
                 Duration::from_millis(deadline.saturating_sub(now_ms()).max(0) as u64)
             });
             let timer = Arc::clone(&groups.timer);
+            let check_every =
+                Duration::from_millis(strong.config().offsets_retention_check_interval_ms);
+            let retention_ms = strong.config().offsets_retention_ms;
+            if tokio::time::Instant::now() >= next_expiry {
+                let expired = groups.expire_offsets(&strong, retention_ms);
+                if expired > 0 {
+                    tracing::info!(expired, "expired committed offsets");
+                }
+                next_expiry = tokio::time::Instant::now() + check_every;
+            }
             drop(strong);
             tokio::select! {
                 () = timer.notified() => {}
                 () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(next_expiry) => {}
             }
             let Some(strong) = broker.upgrade() else {
                 return;

@@ -19,10 +19,12 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -30,9 +32,11 @@ mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
 mod offset_commit;
+mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
@@ -64,6 +68,10 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::LeaveGroup, 0, 5),
     (ApiKey::OffsetCommit, 2, 9),
     (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DescribeGroups, 0, 6),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// The version range Rill implements for `key`, if any.
@@ -211,6 +219,10 @@ pub(crate) fn handle(
         ApiKey::LeaveGroup => ready(leave_group::answer(broker, &request)),
         ApiKey::OffsetCommit => offset_commit::handle(broker, &request),
         ApiKey::OffsetFetch => ready(offset_fetch::answer(broker, &request)),
+        ApiKey::ListGroups => ready(list_groups::answer(broker, &request)),
+        ApiKey::DescribeGroups => ready(describe_groups::answer(broker, &request)),
+        ApiKey::DeleteGroups => ready(delete_groups::answer(broker, &request)),
+        ApiKey::OffsetDelete => offset_delete::handle(broker, &request),
         ApiKey::CreateTopics => on_blocking_pool(broker, &request, create_topics::answer),
         ApiKey::DeleteTopics => on_blocking_pool(broker, &request, delete_topics::answer),
         ApiKey::CreatePartitions => on_blocking_pool(broker, &request, create_partitions::answer),

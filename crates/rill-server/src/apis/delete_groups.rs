@@ -1,0 +1,44 @@
+//! DeleteGroups: only empty groups (NON_EMPTY_GROUP otherwise); their
+//! offsets and metadata become tombstones in `__consumer_offsets`.
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
+use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
+
+use super::{Body, HandlerError, Request, encode};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let delete: DeleteGroupsRequest = request.decode()?;
+    let ids: Vec<String> = delete.groups_names.iter().map(|g| g.to_string()).collect();
+    let outcomes = match broker.groups() {
+        None => ids
+            .iter()
+            .map(|id| (id.clone(), Err(ResponseError::CoordinatorLoadInProgress)))
+            .collect(),
+        Some(groups) => groups
+            .with_coordinator(broker, |c, _, now| c.delete_groups(&ids, now))
+            .into_iter()
+            .map(|(id, result)| (id, result.map_err(|e| error_code::for_group(&e))))
+            .collect::<Vec<_>>(),
+    };
+    let results = delete
+        .groups_names
+        .into_iter()
+        .zip(outcomes)
+        .map(|(group_id, (_, result))| {
+            DeletableGroupResult::default()
+                .with_group_id(group_id)
+                .with_error_code(result.err().map_or(0, |e| e.code()))
+        })
+        .collect();
+    encode(
+        ApiKey::DeleteGroups,
+        version,
+        &DeleteGroupsResponse::default().with_results(results),
+    )
+}

@@ -1,0 +1,65 @@
+//! DescribeGroups: state, protocol and members (client id and host,
+//! subscription metadata, assignment). An unknown group is described as
+//! Dead with no members, as Kafka does.
+
+use std::sync::Arc;
+
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Body, HandlerError, Request, encode};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let describe: DescribeGroupsRequest = request.decode()?;
+    let described = describe
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let result = match broker.groups() {
+                None => Err(rill_group::GroupError::CoordinatorLoadInProgress),
+                Some(groups) => {
+                    groups.with_coordinator(broker, |c, _, _| c.describe_group(&group_id))
+                }
+            };
+            let mut group = DescribedGroup::default().with_group_id(group_id);
+            if version >= 3 {
+                group = group.with_authorized_operations(i32::MIN);
+            }
+            match result {
+                Err(error) => group.with_error_code(error_code::for_group(&error).code()),
+                Ok(d) => group
+                    .with_group_state(StrBytes::from_static_str(d.state.as_str()))
+                    .with_protocol_type(StrBytes::from_string(d.protocol_type))
+                    .with_protocol_data(StrBytes::from_string(d.protocol))
+                    .with_members(
+                        d.members
+                            .into_iter()
+                            .map(|m| {
+                                let mut member = DescribedGroupMember::default()
+                                    .with_member_id(StrBytes::from_string(m.member_id))
+                                    .with_client_id(StrBytes::from_string(m.client_id))
+                                    .with_client_host(StrBytes::from_string(m.client_host))
+                                    .with_member_metadata(m.metadata)
+                                    .with_member_assignment(m.assignment);
+                                if version >= 4 {
+                                    member = member.with_group_instance_id(
+                                        m.group_instance_id.map(StrBytes::from_string),
+                                    );
+                                }
+                                member
+                            })
+                            .collect(),
+                    ),
+            }
+        })
+        .collect();
+    encode(
+        ApiKey::DescribeGroups,
+        version,
+        &DescribeGroupsResponse::default().with_groups(described),
+    )
+}

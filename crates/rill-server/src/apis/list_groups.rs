@@ -1,0 +1,64 @@
+//! ListGroups: every group this broker coordinates, filtered by state
+//! (v4+) and type (v5+: only "classic" groups exist here).
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+use rill_group::GroupState;
+
+use super::{Body, HandlerError, Request, encode};
+use crate::broker::Broker;
+use crate::error_code;
+
+pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
+    let version = request.version();
+    let list: ListGroupsRequest = request.decode()?;
+    let Some(groups) = broker.groups() else {
+        let response = ListGroupsResponse::default()
+            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
+        return encode(ApiKey::ListGroups, version, &response);
+    };
+    // An unknown state matches nothing, as in Kafka.
+    let states: Vec<GroupState> = list
+        .states_filter
+        .iter()
+        .filter_map(|s| GroupState::parse(s))
+        .collect();
+    let unknown_state = states.len() < list.states_filter.len();
+    let only_other_types = !list.types_filter.is_empty()
+        && !list
+            .types_filter
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("classic"));
+    let listed = groups.with_coordinator(broker, |c, _, _| c.list_groups(&states));
+    let response = match listed {
+        Err(error) => {
+            ListGroupsResponse::default().with_error_code(error_code::for_group(&error).code())
+        }
+        Ok(_) if (unknown_state && states.is_empty()) || only_other_types => {
+            ListGroupsResponse::default()
+        }
+        Ok(listings) => ListGroupsResponse::default().with_groups(
+            listings
+                .into_iter()
+                .map(|g| {
+                    let mut listed = ListedGroup::default()
+                        .with_group_id(GroupId(StrBytes::from_string(g.group_id)))
+                        .with_protocol_type(StrBytes::from_string(g.protocol_type));
+                    if version >= 4 {
+                        listed =
+                            listed.with_group_state(StrBytes::from_static_str(g.state.as_str()));
+                    }
+                    if version >= 5 {
+                        listed = listed.with_group_type(StrBytes::from_static_str("classic"));
+                    }
+                    listed
+                })
+                .collect(),
+        ),
+    };
+    encode(ApiKey::ListGroups, version, &response)
+}
