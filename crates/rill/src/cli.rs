@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 use crate::broker::BrokerArgs;
 use crate::consume::ConsumeArgs;
+use crate::group::GroupArgs;
 use crate::produce::ProduceArgs;
 use crate::topic::TopicArgs;
 
@@ -14,14 +15,15 @@ use crate::topic::TopicArgs;
     about = "Rill: a Kafka-compatible log broker in one binary",
     long_about = "Rill: a Kafka-compatible log broker in one binary.\n\n\
         Start a broker with `rill broker`; every Kafka client can use it. The\n\
-        client commands (topic, produce, consume) connect to --bootstrap,\n\
+        client commands (topic, produce, consume, group) connect to --bootstrap,\n\
         127.0.0.1:9092 unless told otherwise.",
     after_help = "Examples:\n  \
         rill broker\n  \
         rill broker --data /var/lib/rill --listen 0.0.0.0:9092 --advertise broker1:9092\n  \
         rill topic create events --partitions 3\n  \
         echo hello | rill produce events\n  \
-        rill consume events --from-beginning --format json"
+        rill consume events --from-beginning --format json\n  \
+        rill group describe billing"
 )]
 pub(crate) struct Cli {
     #[command(subcommand)]
@@ -38,6 +40,8 @@ enum Command {
     Produce(ProduceArgs),
     /// Print a topic's messages on stdout.
     Consume(ConsumeArgs),
+    /// List, describe, reset the offsets of and delete consumer groups.
+    Group(GroupArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -46,5 +50,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Topic(args) => crate::topic::run(args),
         Command::Produce(args) => crate::produce::run(args),
         Command::Consume(args) => crate::consume::run(args),
+        Command::Group(args) => crate::group::run(args),
     }
 }

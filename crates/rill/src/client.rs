@@ -1,6 +1,6 @@
-//! What every client command (`topic`, `produce`, `consume`) shares: where
-//! the broker is, how long to wait for it, and the librdkafka configuration
-//! built from those.
+//! What every client command (`topic`, `produce`, `consume`, `group`)
+//! shares: where the broker is, how long to wait for it, and the librdkafka
+//! configuration built from those.
 
 use std::time::Duration;
 

@@ -6,6 +6,7 @@ mod broker;
 mod cli;
 mod client;
 mod consume;
+mod group;
 mod produce;
 mod timestamp;
 mod topic;
