@@ -236,3 +236,92 @@ async fn groups_are_listed_described_and_deleted_with_their_offsets() {
     );
     std::thread::spawn(move || drop(reader));
 }
+
+/// Counts the partition assignments a consumer receives (rebalances).
+struct CountingAssignments(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl rdkafka::ClientContext for CountingAssignments {}
+
+impl rdkafka::consumer::ConsumerContext for CountingAssignments {
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if matches!(rebalance, rdkafka::consumer::Rebalance::Assign(_)) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_takes_its_place_back_without_a_rebalance() {
+    let broker = BrokerProcess::start(&FAST_GROUPS);
+    let admin = broker.admin();
+    let topic =
+        rdkafka::admin::NewTopic::new("static", 2, rdkafka::admin::TopicReplication::Fixed(1));
+    admin
+        .create_topics([&topic], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    let assignments = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut config = broker.client_config();
+    config
+        .set("group.id", "statics")
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "100")
+        .set("partition.assignment.strategy", "range");
+    let dynamic: BaseConsumer<CountingAssignments> = config
+        .create_with_context(CountingAssignments(assignments.clone()))
+        .unwrap();
+    let static_member = |_: ()| {
+        broker.consumer(&[
+            ("group.id", "statics"),
+            ("group.instance.id", "static-1"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "100"),
+            ("partition.assignment.strategy", "range"),
+        ])
+    };
+    let first = static_member(());
+    dynamic.subscribe(&["static"]).unwrap();
+    first.subscribe(&["static"]).unwrap();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        dynamic.poll(Duration::from_millis(50));
+        first.poll(Duration::from_millis(50));
+        let (d, s) = (dynamic.assignment().unwrap(), assigned(&first));
+        if d.count() == 1 && s.len() == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the group did not settle");
+    }
+    let owned = assigned(&first);
+    let settled = assignments.load(std::sync::atomic::Ordering::SeqCst);
+
+    // The static member "restarts": a new client with the same instance id
+    // (the old one is simply abandoned, as a crashed process would be).
+    std::thread::spawn(move || drop(first));
+    let second = static_member(());
+    second.subscribe(&["static"]).unwrap();
+    let deadline = Instant::now() + WAIT;
+    while assigned(&second).is_empty() {
+        second.poll(Duration::from_millis(50));
+        dynamic.poll(Duration::from_millis(50));
+        assert!(
+            Instant::now() < deadline,
+            "the restarted member got nothing"
+        );
+    }
+    assert_eq!(assigned(&second), owned, "it takes back its own partitions");
+    for _ in 0..10 {
+        dynamic.poll(Duration::from_millis(50));
+    }
+    assert_eq!(
+        assignments.load(std::sync::atomic::Ordering::SeqCst),
+        settled,
+        "the other member saw no rebalance"
+    );
+    std::thread::spawn(move || drop(second));
+    std::thread::spawn(move || drop(dynamic));
+}
