@@ -325,3 +325,45 @@ async fn a_restarted_static_member_takes_its_place_back_without_a_rebalance() {
     std::thread::spawn(move || drop(second));
     std::thread::spawn(move || drop(dynamic));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_delete_removes_committed_offsets_of_an_empty_group() {
+    use kafka_protocol::messages::OffsetDeleteRequest;
+    use kafka_protocol::messages::offset_delete_request::{
+        OffsetDeleteRequestPartition, OffsetDeleteRequestTopic,
+    };
+    let broker = BrokerProcess::start(&FAST_GROUPS);
+    produce(&broker, "forget", 1, 3).await;
+    let committer = member(&broker, "forgetful");
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    offsets
+        .add_partition_offset("forget", 0, rdkafka::Offset::Offset(3))
+        .unwrap();
+    committer.commit(&offsets, CommitMode::Sync).unwrap();
+
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let response = wire.send(
+        0,
+        &OffsetDeleteRequest::default()
+            .with_group_id(kafka_protocol::messages::GroupId(
+                kafka_protocol::protocol::StrBytes::from_static_str("forgetful"),
+            ))
+            .with_topics(vec![
+                OffsetDeleteRequestTopic::default()
+                    .with_name(common::wire::topic_name("forget"))
+                    .with_partitions(vec![
+                        OffsetDeleteRequestPartition::default().with_partition_index(0),
+                    ]),
+            ]),
+    );
+    assert_eq!(response.error_code, 0);
+    assert_eq!(response.topics[0].partitions[0].error_code, 0);
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    wanted.add_partition("forget", 0);
+    let committed = committer.committed_offsets(wanted, WAIT).unwrap();
+    assert_eq!(
+        committed.find_partition("forget", 0).unwrap().offset(),
+        rdkafka::Offset::Invalid
+    );
+    std::thread::spawn(move || drop(committer));
+}

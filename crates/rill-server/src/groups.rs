@@ -484,3 +484,74 @@ fn append(
     });
     Ok(Some(Persisted { partition, end }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BrokerConfig, Properties};
+
+    fn open(dir: &std::path::Path) -> Arc<Broker> {
+        let mut properties = Properties::new();
+        properties.insert("log.dirs".into(), dir.display().to_string());
+        properties.insert("offsets.topic.num.partitions".into(), "2".into());
+        Broker::open(BrokerConfig::from_properties(properties).unwrap()).unwrap()
+    }
+
+    fn committed(broker: &Arc<Broker>) -> i64 {
+        let groups = broker.groups().unwrap();
+        groups.with_coordinator(broker, |_, offsets, _| {
+            offsets.fetch("simple", Some(&[("orders", 0)]))[0].offset
+        })
+    }
+
+    #[tokio::test]
+    async fn an_empty_groups_offsets_expire_as_tombstones_that_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = open(dir.path());
+        broker.auto_create_topic("orders").unwrap();
+        let groups = broker.groups().unwrap();
+        let offsets = [rill_group::OffsetToCommit {
+            topic: "orders".into(),
+            partition: 0,
+            offset: 42,
+            leader_epoch: None,
+            metadata: None,
+            expire_timestamp_ms: None,
+        }];
+        let commit = OffsetCommit {
+            group: "simple",
+            member_id: "",
+            generation_id: -1,
+            group_instance_id: None,
+            offsets: &offsets,
+        };
+        let CommitOutcome::Appended {
+            records, persisted, ..
+        } = groups.commit_offsets(&broker, &commit)
+        else {
+            panic!("the commit was refused");
+        };
+        assert!(acknowledged(&broker, persisted).await);
+        groups.finish_commit(records, true);
+        assert_eq!(committed(&broker), 42);
+
+        // Retained for an hour: nothing expires.
+        assert_eq!(groups.expire_offsets(&broker, 3_600_000), 0);
+        assert_eq!(committed(&broker), 42);
+        // Retained for no time: the offset expires, and the group with it.
+        assert_eq!(groups.expire_offsets(&broker, 0), 1);
+        assert_eq!(committed(&broker), rill_group::NO_OFFSET);
+        let listed = groups.with_coordinator(&broker, |c, _, _| c.list_groups(&[]).unwrap());
+        assert!(listed.iter().all(|g| g.group_id != "simple"));
+
+        // The tombstones are in __consumer_offsets: a restart keeps it gone.
+        let flushed = broker.logs().partitions();
+        for partition in flushed {
+            partition.log().flush().unwrap();
+        }
+        broker.shutdown().unwrap();
+        drop(broker);
+        let broker = open(dir.path());
+        assert_eq!(committed(&broker), rill_group::NO_OFFSET);
+    }
+}
