@@ -2,15 +2,16 @@
 //! shares: where the broker is, how long to wait for it, and the librdkafka
 //! configuration built from those.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
 use rdkafka::admin::AdminOptions;
-use rdkafka::consumer::ConsumerContext;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, ClientContext};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
 
 /// Connection flags of the client commands.
 #[derive(Debug, Args)]
@@ -132,4 +133,37 @@ pub(crate) fn report_error(error: &KafkaError, reason: &str) {
         }
         _ => tracing::error!("librdkafka: {error}: {reason}"),
     }
+}
+
+/// The offset of the first message at or after `epoch_ms` in each of the
+/// topic's `partitions`; `None` where there is none (ListOffsets by time).
+pub(crate) fn offsets_for_time(
+    consumer: &BaseConsumer<CliContext>,
+    client: &ClientArgs,
+    topic: &str,
+    partitions: &[i32],
+    epoch_ms: i64,
+) -> anyhow::Result<BTreeMap<i32, Option<i64>>> {
+    let mut query = TopicPartitionList::new();
+    for &partition in partitions {
+        query.add_partition_offset(topic, partition, Offset::Offset(epoch_ms))?;
+    }
+    let found = consumer
+        .offsets_for_times(query, client.timeout())
+        .with_context(|| format!("cannot look up offsets of {topic} by time"))?;
+    let mut offsets = BTreeMap::new();
+    for element in found.elements() {
+        if let Err(error) = element.error() {
+            anyhow::bail!(
+                "cannot look up the offset by time of {topic}-{}: {error}",
+                element.partition()
+            );
+        }
+        let offset = match element.offset() {
+            Offset::Offset(offset) if offset >= 0 => Some(offset),
+            _ => None,
+        };
+        offsets.insert(element.partition(), offset);
+    }
+    Ok(offsets)
 }

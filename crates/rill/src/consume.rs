@@ -16,7 +16,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::client::{CliContext, ClientArgs};
+use crate::client::{CliContext, ClientArgs, offsets_for_time};
 use crate::timestamp;
 
 #[derive(Debug, Args)]
@@ -184,10 +184,10 @@ fn ranges(
     let by_time = match &args.timestamp {
         Some(text) => Some(offsets_for_time(
             consumer,
+            &args.client,
             topic,
             &partitions,
             timestamp::parse_epoch_ms(text)?,
-            args,
         )?),
         None => None,
     };
@@ -223,39 +223,6 @@ fn ranges(
         ranges.insert(partition, Range { start, end: high });
     }
     Ok(ranges)
-}
-
-/// The offset of the first message at or after `epoch_ms` in each
-/// partition; `None` where there is none.
-fn offsets_for_time(
-    consumer: &BaseConsumer<CliContext>,
-    topic: &str,
-    partitions: &[i32],
-    epoch_ms: i64,
-    args: &ConsumeArgs,
-) -> anyhow::Result<BTreeMap<i32, Option<i64>>> {
-    let mut query = TopicPartitionList::new();
-    for &partition in partitions {
-        query.add_partition_offset(topic, partition, Offset::Offset(epoch_ms))?;
-    }
-    let found = consumer
-        .offsets_for_times(query, args.client.timeout())
-        .with_context(|| format!("cannot look up offsets of {topic} by time"))?;
-    let mut offsets = BTreeMap::new();
-    for element in found.elements() {
-        if let Err(error) = element.error() {
-            bail!(
-                "cannot look up the offset by time of {topic}-{}: {error}",
-                element.partition()
-            );
-        }
-        let offset = match element.offset() {
-            Offset::Offset(offset) if offset >= 0 => Some(offset),
-            _ => None,
-        };
-        offsets.insert(element.partition(), offset);
-    }
-    Ok(offsets)
 }
 
 /// Prints messages until every range is read (or, with --follow, forever),

@@ -19,7 +19,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::client::{CliContext, ClientArgs, block_on};
+use crate::client::{CliContext, ClientArgs, block_on, offsets_for_time};
 use crate::timestamp;
 
 #[derive(Debug, Args)]
@@ -690,39 +690,6 @@ fn topic_partitions(
             partitions.len()
         ),
     }
-}
-
-/// The offset of the first message at or after `epoch_ms` in each
-/// partition; `None` where there is none.
-fn offsets_for_time(
-    consumer: &Client,
-    client: &ClientArgs,
-    topic: &str,
-    partitions: &[i32],
-    epoch_ms: i64,
-) -> anyhow::Result<BTreeMap<i32, Option<i64>>> {
-    let mut query = TopicPartitionList::new();
-    for &partition in partitions {
-        query.add_partition_offset(topic, partition, Offset::Offset(epoch_ms))?;
-    }
-    let found = consumer
-        .offsets_for_times(query, client.timeout())
-        .with_context(|| format!("cannot look up offsets of {topic} by time"))?;
-    let mut offsets = BTreeMap::new();
-    for element in found.elements() {
-        if let Err(error) = element.error() {
-            bail!(
-                "cannot look up the offset by time of {topic}-{}: {error}",
-                element.partition()
-            );
-        }
-        let offset = match element.offset() {
-            Offset::Offset(offset) if offset >= 0 => Some(offset),
-            _ => None,
-        };
-        offsets.insert(element.partition(), offset);
-    }
-    Ok(offsets)
 }
 
 /// Commits the new offsets for the group outside a generation (generation
