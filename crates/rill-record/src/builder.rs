@@ -2,7 +2,7 @@
 //! own records (compaction output, internal topics).
 
 use crate::batch::{MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, layout};
-use crate::varint::{put_varint, put_varlong};
+use crate::record::{RecordParts, len_i32, put_at, put_record};
 
 /// A record to write. `headers` are (key, value) pairs in order.
 #[derive(Clone, Copy, Debug)]
@@ -99,20 +99,19 @@ impl BatchBuilder {
             record.timestamp
         };
         self.max_timestamp = self.max_timestamp.max(timestamp);
-        let body = &mut self.scratch;
-        body.clear();
-        body.push(0); // attributes: unused in v2
-        put_varlong(body, timestamp.wrapping_sub(self.base_timestamp));
-        put_varint(body, self.count);
-        put_nullable(body, record.key);
-        put_nullable(body, record.value);
-        put_varint(body, len_i32(record.headers.len()));
-        for (key, value) in record.headers {
-            put_nullable(body, Some(key));
-            put_nullable(body, *value);
-        }
-        put_varint(&mut self.buf, len_i32(body.len()));
-        self.buf.extend_from_slice(body);
+        put_record(
+            &mut self.buf,
+            &mut self.scratch,
+            RecordParts {
+                attributes: 0, // unused in v2
+                timestamp_delta: timestamp.wrapping_sub(self.base_timestamp),
+                offset_delta: self.count,
+                key: record.key,
+                value: record.value,
+                headers_count: record.headers.len(),
+                headers: record.headers.iter().copied(),
+            },
+        );
         self.count += 1;
     }
 
@@ -165,25 +164,6 @@ impl BatchBuilder {
         put_at(buf, layout::CRC, &crc.to_be_bytes());
         self.buf
     }
-}
-
-fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => put_varint(out, -1),
-        Some(bytes) => {
-            put_varint(out, len_i32(bytes.len()));
-            out.extend_from_slice(bytes);
-        }
-    }
-}
-
-fn put_at(buf: &mut [u8], at: usize, value: &[u8]) {
-    buf[at..at + value.len()].copy_from_slice(value);
-}
-
-/// Kafka's lengths are i32; a batch over 2 GiB cannot be framed at all.
-fn len_i32(len: usize) -> i32 {
-    i32::try_from(len).expect("a v2 batch and its parts are smaller than 2 GiB")
 }
 
 #[cfg(test)]

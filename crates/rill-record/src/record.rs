@@ -4,7 +4,7 @@
 //! kept, in order, as Kafka keeps them.
 
 use crate::error::RecordError;
-use crate::varint::Reader;
+use crate::varint::{Reader, put_varint, put_varlong};
 
 /// One record of a v2 batch, borrowing from the records section.
 #[derive(Clone, Copy, Debug)]
@@ -189,6 +189,64 @@ fn read_header<'a>(reader: &mut Reader<'a>) -> Result<Header<'a>, RecordError> {
     };
     let value = reader.nullable_bytes("header value")?;
     Ok(Header { key, value })
+}
+
+/// What one record is made of, for [`put_record`].
+pub(crate) struct RecordParts<'a, H> {
+    pub attributes: u8,
+    pub timestamp_delta: i64,
+    pub offset_delta: i32,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers_count: usize,
+    /// (key, value) pairs, `headers_count` of them.
+    pub headers: H,
+}
+
+/// Appends one record to a records section: its varint length, then its
+/// body (encoded in `scratch` first, as the length comes before it). The
+/// writer beside [`Records`]' reader, shared by the batch builder and the
+/// compaction rewriter.
+pub(crate) fn put_record<'a, H>(
+    out: &mut Vec<u8>,
+    scratch: &mut Vec<u8>,
+    record: RecordParts<'a, H>,
+) where
+    H: Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+{
+    scratch.clear();
+    scratch.push(record.attributes);
+    put_varlong(scratch, record.timestamp_delta);
+    put_varint(scratch, record.offset_delta);
+    put_nullable(scratch, record.key);
+    put_nullable(scratch, record.value);
+    put_varint(scratch, len_i32(record.headers_count));
+    for (key, value) in record.headers {
+        put_nullable(scratch, Some(key));
+        put_nullable(scratch, value);
+    }
+    put_varint(out, len_i32(scratch.len()));
+    out.extend_from_slice(scratch);
+}
+
+fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(out, -1),
+        Some(bytes) => {
+            put_varint(out, len_i32(bytes.len()));
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// Kafka's lengths are i32; a batch over 2 GiB cannot be framed at all.
+pub(crate) fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).expect("a v2 batch and its parts are smaller than 2 GiB")
+}
+
+/// Writes `value` at byte `at` of a batch being built (header fields).
+pub(crate) fn put_at(buf: &mut [u8], at: usize, value: &[u8]) {
+    buf[at..at + value.len()].copy_from_slice(value);
 }
 
 #[cfg(test)]

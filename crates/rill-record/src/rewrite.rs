@@ -7,8 +7,7 @@
 use crate::batch::{Attributes, BatchView, layout};
 use crate::compression::compress;
 use crate::error::CompressError;
-use crate::record::Record;
-use crate::varint::{put_varint, put_varlong};
+use crate::record::{Record, RecordParts, len_i32, put_at, put_record};
 
 /// Bit 6 of attributes: baseTimestamp holds the delete horizon (KIP-534).
 const DELETE_HORIZON_BIT: i16 = 0x40;
@@ -23,6 +22,8 @@ pub struct BatchRewriter<'a> {
     base_timestamp: i64,
     delete_horizon: bool,
     records: Vec<u8>,
+    /// One record's body while it is encoded.
+    scratch: Vec<u8>,
     count: i32,
 }
 
@@ -38,6 +39,7 @@ impl<'a> BatchRewriter<'a> {
             delete_horizon: delete_horizon_ms.is_some()
                 || original.attributes().has_delete_horizon(),
             records: Vec::new(),
+            scratch: Vec::new(),
             count: 0,
         }
     }
@@ -49,21 +51,19 @@ impl<'a> BatchRewriter<'a> {
             .original
             .base_timestamp()
             .wrapping_add(record.timestamp_delta);
-        let mut body = Vec::with_capacity(
-            16 + record.key.map_or(0, <[u8]>::len) + record.value.map_or(0, <[u8]>::len),
+        put_record(
+            &mut self.records,
+            &mut self.scratch,
+            RecordParts {
+                attributes: record.attributes.to_be_bytes()[0],
+                timestamp_delta: timestamp.wrapping_sub(self.base_timestamp),
+                offset_delta: record.offset_delta,
+                key: record.key,
+                value: record.value,
+                headers_count: record.headers().len(),
+                headers: record.headers().map(|h| (h.key, h.value)),
+            },
         );
-        body.push(record.attributes.to_be_bytes()[0]);
-        put_varlong(&mut body, timestamp.wrapping_sub(self.base_timestamp));
-        put_varint(&mut body, record.offset_delta);
-        put_nullable(&mut body, record.key);
-        put_nullable(&mut body, record.value);
-        put_varint(&mut body, len_i32(record.headers().len()));
-        for header in record.headers() {
-            put_nullable(&mut body, Some(header.key));
-            put_nullable(&mut body, header.value);
-        }
-        put_varint(&mut self.records, len_i32(body.len()));
-        self.records.extend_from_slice(&body);
         self.count += 1;
     }
 
@@ -112,25 +112,6 @@ impl<'a> BatchRewriter<'a> {
 /// Whether `attributes` say baseTimestamp is a delete horizon.
 pub fn delete_horizon_of(batch: &BatchView<'_>) -> Option<i64> {
     Attributes::has_delete_horizon(batch.attributes()).then(|| batch.base_timestamp())
-}
-
-fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-    match bytes {
-        None => put_varint(out, -1),
-        Some(bytes) => {
-            put_varint(out, len_i32(bytes.len()));
-            out.extend_from_slice(bytes);
-        }
-    }
-}
-
-fn put_at(buf: &mut [u8], at: usize, value: &[u8]) {
-    buf[at..at + value.len()].copy_from_slice(value);
-}
-
-/// A record taken from a batch under 2 GiB re-encodes under 2 GiB.
-fn len_i32(len: usize) -> i32 {
-    i32::try_from(len).expect("a rewritten batch is smaller than 2 GiB")
 }
 
 #[cfg(test)]
