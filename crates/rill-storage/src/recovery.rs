@@ -2,7 +2,7 @@
 //! validating everything after the recovery point.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::Offset;
 use crate::config::LogConfig;
@@ -216,29 +216,18 @@ fn sync_segment(segment: &Segment, disk: &dyn Disk) -> Result<(), IoFailure> {
 fn finish_interrupted_compaction(dir: &Path) -> Result<usize, IoFailure> {
     let mut swaps = Vec::new();
     let mut logs = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| IoFailure::new("list log directory", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| IoFailure::new("list log directory", dir, e))?;
-        let name = entry.file_name();
-        let Some((stem, suffix)) = name.to_str().and_then(|n| n.split_once('.')) else {
-            continue;
-        };
-        let Some(base) = parse_base_offset(stem) else {
-            continue;
-        };
-        let log_swap = FileStage::Swap.name(LOG_SUFFIX);
-        if suffix == log_swap {
-            swaps.push(base);
-        } else if suffix == LOG_SUFFIX {
-            logs.push(base);
-        } else if suffix.ends_with(&format!(".{CLEANED_SUFFIX}"))
-            || suffix.ends_with(&format!(".{SWAP_SUFFIX}"))
+    let log_swap = FileStage::Swap.name(LOG_SUFFIX);
+    for file in segment_files(dir)? {
+        if file.suffix == log_swap {
+            swaps.push(file.base);
+        } else if file.suffix == LOG_SUFFIX {
+            logs.push(file.base);
+        } else if file.suffix.ends_with(&format!(".{CLEANED_SUFFIX}"))
+            || file.suffix.ends_with(&format!(".{SWAP_SUFFIX}"))
         {
             // Uncommitted output, or a swap's indexes (rebuilt instead).
-            let path = entry.path();
-            std::fs::remove_file(&path)
-                .map_err(|e| IoFailure::new("delete leftover compaction file", path, e))?;
+            std::fs::remove_file(&file.path)
+                .map_err(|e| IoFailure::new("delete leftover compaction file", &file.path, e))?;
         }
     }
     if swaps.is_empty() {
@@ -312,11 +301,18 @@ fn swap_end_offset(path: &Path) -> Result<Offset, IoFailure> {
     Ok(end)
 }
 
-/// Base offsets of the `.log` files in `dir`, in order. Leftover temporary
-/// files and index files without a log are deleted.
-fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
-    let mut logs = BTreeSet::new();
-    let mut indexes = Vec::new();
+/// A file in a partition directory named like a segment's:
+/// `{base offset}.{suffix}`.
+struct SegmentFile {
+    base: Offset,
+    /// Everything after the first dot: `log`, `index`, `log.swap`, ...
+    suffix: String,
+    path: PathBuf,
+}
+
+/// The files of `dir` named like segment files; others are ignored.
+fn segment_files(dir: &Path) -> Result<Vec<SegmentFile>, IoFailure> {
+    let mut files = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| IoFailure::new("list log directory", dir, e))?;
     for entry in entries {
@@ -328,14 +324,28 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
         let Some(base) = parse_base_offset(stem) else {
             continue;
         };
-        if suffix.ends_with(TEMP_SUFFIX) {
-            let path = entry.path();
-            std::fs::remove_file(&path)
-                .map_err(|e| IoFailure::new("delete leftover file", path, e))?;
-        } else if suffix == LOG_SUFFIX {
-            logs.insert(base);
-        } else if suffix == INDEX_SUFFIX || suffix == TIME_INDEX_SUFFIX {
-            indexes.push((base, entry.path()));
+        files.push(SegmentFile {
+            base,
+            suffix: suffix.to_string(),
+            path: entry.path(),
+        });
+    }
+    Ok(files)
+}
+
+/// Base offsets of the `.log` files in `dir`, in order. Leftover temporary
+/// files and index files without a log are deleted.
+fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
+    let mut logs = BTreeSet::new();
+    let mut indexes = Vec::new();
+    for file in segment_files(dir)? {
+        if file.suffix.ends_with(TEMP_SUFFIX) {
+            std::fs::remove_file(&file.path)
+                .map_err(|e| IoFailure::new("delete leftover file", &file.path, e))?;
+        } else if file.suffix == LOG_SUFFIX {
+            logs.insert(file.base);
+        } else if file.suffix == INDEX_SUFFIX || file.suffix == TIME_INDEX_SUFFIX {
+            indexes.push((file.base, file.path));
         }
     }
     for (base, path) in indexes {

@@ -246,38 +246,16 @@ impl Segment {
         now_ms: i64,
         disk: &dyn Disk,
     ) -> Result<Segment, IoFailure> {
-        let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
-        let log_file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
-            .map_err(|e| IoFailure::new("create segment", &log_path, e))?;
-        let map = LogMap::new(&log_file, map_capacity(config, 0), 0)
-            .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
-        let index = OffsetIndex::create(
-            &segment_path(dir, base_offset, INDEX_SUFFIX),
+        let map_bytes = map_capacity(config, 0);
+        Segment::create_at(
+            dir,
             base_offset,
-            config.segment_index_bytes,
+            FileStage::Live,
+            map_bytes,
+            config,
+            now_ms,
             disk,
-        )?;
-        let time_index = TimeIndex::create(
-            &segment_path(dir, base_offset, TIME_INDEX_SUFFIX),
-            base_offset,
-            config.segment_index_bytes,
-            disk,
-        )?;
-        Ok(Segment {
-            dir: dir.to_path_buf(),
-            base_offset,
-            log_file: Arc::new(log_file),
-            map,
-            summary: Summary::empty(index, time_index, base_offset),
-            created_ms: now_ms,
-            sealed: false,
-            stage: FileStage::Live,
-        })
+        )
     }
 
     /// Creates an empty compaction output, `{base}.log.cleaned` and its
@@ -290,7 +268,28 @@ impl Segment {
         now_ms: i64,
         disk: &dyn Disk,
     ) -> Result<Segment, IoFailure> {
-        let stage = FileStage::Cleaned;
+        let map_bytes = capacity_bytes.next_multiple_of(PAGE_BYTES);
+        Segment::create_at(
+            dir,
+            base_offset,
+            FileStage::Cleaned,
+            map_bytes,
+            config,
+            now_ms,
+            disk,
+        )
+    }
+
+    /// Creates the empty `.log` (at `stage`) and its indexes.
+    fn create_at(
+        dir: &Path,
+        base_offset: Offset,
+        stage: FileStage,
+        map_bytes: usize,
+        config: &LogConfig,
+        now_ms: i64,
+        disk: &dyn Disk,
+    ) -> Result<Segment, IoFailure> {
         let log_path = segment_path(dir, base_offset, &stage.name(LOG_SUFFIX));
         let log_file = File::options()
             .read(true)
@@ -298,8 +297,8 @@ impl Segment {
             .create(true)
             .truncate(true)
             .open(&log_path)
-            .map_err(|e| IoFailure::new("create cleaned segment", &log_path, e))?;
-        let map = LogMap::new(&log_file, capacity_bytes.next_multiple_of(PAGE_BYTES), 0)
+            .map_err(|e| IoFailure::new("create segment", &log_path, e))?;
+        let map = LogMap::new(&log_file, map_bytes, 0)
             .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
         let index = OffsetIndex::create(
             &segment_path(dir, base_offset, &stage.name(INDEX_SUFFIX)),
