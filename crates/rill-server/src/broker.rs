@@ -236,6 +236,11 @@ impl Broker {
         self.metadata.lock().topics().clone()
     }
 
+    /// Whether `name` exists, without copying its metadata.
+    pub fn has_topic(&self, name: &str) -> bool {
+        self.metadata.lock().topic(name).is_some()
+    }
+
     pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
         self.metadata.lock().topic(name).cloned()
     }

@@ -154,7 +154,12 @@ impl Groups {
                         offset => offsets.replay(offset),
                     }
                 }
-                next = Offset(last.next_offset());
+                let after = Offset(last.next_offset());
+                if after <= next {
+                    // Bytes from disk: never loop on a batch that does not move on.
+                    return Err(failed(format!("a batch ends at {after}, not past {next}")));
+                }
+                next = after;
             }
         }
         let groups: Vec<String> = offsets.groups().map(str::to_owned).collect();

@@ -66,33 +66,30 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             } else {
                 Some(topic.name.to_string())
             };
-            let known = name.as_deref().and_then(|name| broker.topic(name));
             let partitions = topic
                 .partition_data
                 .into_iter()
                 .map(|data| {
-                    let outcome = match (&refuse_all, &name, &known) {
-                        (Some(error), _, _) => Outcome::Failed {
+                    // An unknown topic by name fails in `append`, at the
+                    // partition lookup.
+                    let outcome = match (&refuse_all, &name) {
+                        (Some(error), _) => Outcome::Failed {
                             error: *error,
                             message: None,
                         },
-                        (None, Some(name), Some(_)) if name == OFFSETS_TOPIC => Outcome::Failed {
+                        (None, Some(name)) if name == OFFSETS_TOPIC => Outcome::Failed {
                             // Kafka: clients may not write internal topics.
                             error: ResponseError::InvalidTopicException,
                             message: Some(format!("{name} is internal")),
                         },
-                        (None, Some(name), Some(_)) => append(
+                        (None, Some(name)) => append(
                             broker,
                             TopicPartition::new(name, data.index),
                             data.records,
                             now,
                         ),
-                        (None, _, _) => Outcome::Failed {
-                            error: if version >= 13 {
-                                ResponseError::UnknownTopicId
-                            } else {
-                                ResponseError::UnknownTopicOrPartition
-                            },
+                        (None, None) => Outcome::Failed {
+                            error: ResponseError::UnknownTopicId,
                             message: None,
                         },
                     };

@@ -66,7 +66,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
             let resolved = if version >= 13 {
                 broker.topic_name_by_id(topic.topic_id)
             } else {
-                Some(topic.topic.to_string()).filter(|name| broker.topic(name).is_some())
+                Some(topic.topic.to_string()).filter(|name| broker.has_topic(name))
             };
             WantedTopic {
                 name: topic.topic,
