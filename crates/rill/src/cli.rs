@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::bench::BenchArgs;
 use crate::broker::BrokerArgs;
 use crate::consume::ConsumeArgs;
 use crate::group::GroupArgs;
@@ -42,6 +43,8 @@ enum Command {
     Consume(ConsumeArgs),
     /// List, describe, reset the offsets of and delete consumer groups.
     Group(GroupArgs),
+    /// Measure a broker's throughput and latency, or this machine's limits.
+    Bench(BenchArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -51,5 +54,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Produce(args) => crate::produce::run(args),
         Command::Consume(args) => crate::consume::run(args),
         Command::Group(args) => crate::group::run(args),
+        Command::Bench(args) => crate::bench::run(args),
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 use rdkafka::admin::AdminOptions;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
@@ -166,4 +166,35 @@ pub(crate) fn offsets_for_time(
         offsets.insert(element.partition(), offset);
     }
     Ok(offsets)
+}
+
+/// The topic's partitions, sorted, or only `wanted` after checking it exists.
+pub(crate) fn topic_partitions(
+    consumer: &BaseConsumer<CliContext>,
+    client: &ClientArgs,
+    topic: &str,
+    wanted: Option<i32>,
+) -> anyhow::Result<Vec<i32>> {
+    let metadata = consumer
+        .fetch_metadata(Some(topic), client.timeout())
+        .with_context(|| format!("cannot fetch metadata from {}", client.bootstrap))?;
+    let Some(topic_metadata) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        bail!("topic {topic:?} does not exist");
+    };
+    if let Some(error) = topic_metadata.error() {
+        match RDKafkaErrorCode::from(error) {
+            RDKafkaErrorCode::UnknownTopicOrPartition => bail!("topic {topic:?} does not exist"),
+            code => bail!("cannot read topic {topic:?}: {code}"),
+        }
+    }
+    let mut partitions: Vec<i32> = topic_metadata.partitions().iter().map(|p| p.id()).collect();
+    partitions.sort_unstable();
+    match wanted {
+        None => Ok(partitions),
+        Some(wanted) if partitions.contains(&wanted) => Ok(vec![wanted]),
+        Some(wanted) => bail!(
+            "topic {topic:?} has no partition {wanted}; it has {} partitions",
+            partitions.len()
+        ),
+    }
 }

@@ -11,12 +11,11 @@ use clap::{Args, ValueEnum};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::client::{CliContext, ClientArgs, offsets_for_time};
+use crate::client::{CliContext, ClientArgs, offsets_for_time, topic_partitions};
 use crate::timestamp;
 
 #[derive(Debug, Args)]
@@ -150,29 +149,7 @@ fn ranges(
 ) -> anyhow::Result<BTreeMap<i32, Range>> {
     let timeout = args.client.timeout();
     let topic = &args.topic;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .with_context(|| format!("cannot fetch metadata from {}", args.client.bootstrap))?;
-    let Some(topic_metadata) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        bail!("topic {topic:?} does not exist");
-    };
-    if let Some(error) = topic_metadata.error() {
-        match RDKafkaErrorCode::from(error) {
-            RDKafkaErrorCode::UnknownTopicOrPartition => bail!("topic {topic:?} does not exist"),
-            code => bail!("cannot read topic {topic:?}: {code}"),
-        }
-    }
-    let mut partitions: Vec<i32> = topic_metadata.partitions().iter().map(|p| p.id()).collect();
-    partitions.sort_unstable();
-    if let Some(wanted) = args.partition {
-        if !partitions.contains(&wanted) {
-            bail!(
-                "topic {topic:?} has no partition {wanted}; it has {} partitions",
-                partitions.len()
-            );
-        }
-        partitions = vec![wanted];
-    }
+    let partitions = topic_partitions(consumer, &args.client, topic, args.partition)?;
 
     let mut watermarks = BTreeMap::new();
     for &partition in &partitions {

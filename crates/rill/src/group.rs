@@ -19,7 +19,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::client::{CliContext, ClientArgs, block_on, offsets_for_time};
+use crate::client::{CliContext, ClientArgs, block_on, offsets_for_time, topic_partitions};
 use crate::timestamp;
 
 #[derive(Debug, Args)]
@@ -659,37 +659,6 @@ fn run_reset(client: &ClientArgs, args: ResetArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// The topic's partitions, sorted, or only `wanted` after checking it exists.
-fn topic_partitions(
-    consumer: &Client,
-    client: &ClientArgs,
-    topic: &str,
-    wanted: Option<i32>,
-) -> anyhow::Result<Vec<i32>> {
-    let metadata = consumer
-        .fetch_metadata(Some(topic), client.timeout())
-        .with_context(|| format!("cannot fetch metadata from {}", client.bootstrap))?;
-    let Some(topic_metadata) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        bail!("topic {topic:?} does not exist");
-    };
-    if let Some(error) = topic_metadata.error() {
-        match RDKafkaErrorCode::from(error) {
-            RDKafkaErrorCode::UnknownTopicOrPartition => bail!("topic {topic:?} does not exist"),
-            code => bail!("cannot read topic {topic:?}: {code}"),
-        }
-    }
-    let mut partitions: Vec<i32> = topic_metadata.partitions().iter().map(|p| p.id()).collect();
-    partitions.sort_unstable();
-    match wanted {
-        None => Ok(partitions),
-        Some(wanted) if partitions.contains(&wanted) => Ok(vec![wanted]),
-        Some(wanted) => bail!(
-            "topic {topic:?} has no partition {wanted}; it has {} partitions",
-            partitions.len()
-        ),
-    }
 }
 
 /// Commits the new offsets for the group outside a generation (generation

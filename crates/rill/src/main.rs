@@ -2,6 +2,7 @@
 //! logs and errors to stderr; failures exit non-zero.
 
 mod alter_configs;
+mod bench;
 mod broker;
 mod cli;
 mod client;

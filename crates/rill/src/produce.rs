@@ -62,7 +62,7 @@ pub(crate) struct ProduceArgs {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Acks {
+pub(crate) enum Acks {
     #[value(name = "0")]
     None,
     #[value(name = "1")]
@@ -72,7 +72,7 @@ enum Acks {
 }
 
 impl Acks {
-    fn property(self) -> &'static str {
+    pub(crate) fn property(self) -> &'static str {
         match self {
             Acks::None => "0",
             Acks::Leader => "1",
@@ -82,7 +82,7 @@ impl Acks {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Compression {
+pub(crate) enum Compression {
     None,
     Gzip,
     Snappy,
@@ -91,7 +91,7 @@ enum Compression {
 }
 
 impl Compression {
-    fn property(self) -> &'static str {
+    pub(crate) fn property(self) -> &'static str {
         match self {
             Compression::None => "none",
             Compression::Gzip => "gzip",
