@@ -107,7 +107,8 @@ pub struct BrokerConfig {
     pub cleaner_backoff_ms: u64,
     /// num.recovery.threads.per.data.dir.
     pub recovery_threads: usize,
-    /// log.flush.threads: fdatasync threads (group commit per log).
+    /// log.flush.threads: flusher threads (group commit rounds across
+    /// logs; syncs of one file system still run one at a time).
     pub flush_threads: usize,
     /// offsets.topic.num.partitions: partitions of `__consumer_offsets`
     /// when it is created.

@@ -28,6 +28,12 @@ pub trait Disk: Send + Sync + fmt::Debug {
     /// Makes the file's data, and the metadata needed to read it, durable
     /// (fdatasync).
     fn sync_data(&self, file: &File) -> io::Result<()>;
+
+    /// Makes every file and directory of the file system that holds `file`
+    /// durable (syncfs): one call for the files of many logs. It reports a
+    /// writeback error of any file there that this `file` has not yet
+    /// been told of, so the caller cannot tell whose it was.
+    fn sync_file_system(&self, file: &File) -> io::Result<()>;
 }
 
 /// The real disk: fallocate(2) and fdatasync(2).
@@ -75,6 +81,10 @@ impl Disk for RealDisk {
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
         file.sync_data()
+    }
+
+    fn sync_file_system(&self, file: &File) -> io::Result<()> {
+        rustix::fs::syncfs(file).map_err(io::Error::from)
     }
 }
 

@@ -2,8 +2,8 @@
 //! per-log record of what is durable, and the tickets through which an
 //! append is acknowledged only once its flush policy is satisfied.
 
-use std::collections::VecDeque;
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll, Waker};
@@ -14,6 +14,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::Offset;
 use crate::error::LogFailed;
+use crate::file_system::{FileSystem, FileSystems};
 use crate::log::LogShared;
 
 /// What is known to be on disk for one log, and who waits for more.
@@ -43,6 +44,10 @@ pub(crate) struct DurableState {
     /// flush.ms of an `interval` log.
     pub(crate) interval: Option<Duration>,
     pub(crate) last_flush: Instant,
+    /// The error epoch of the log's file system at which the log last
+    /// fdatasynced its own files (see file_system.rs): a syncfs vouches
+    /// for the log only at this epoch.
+    pub(crate) checked_error_epoch: u64,
     wakers: Vec<Waiter>,
 }
 
@@ -68,7 +73,7 @@ impl DurableState {
 }
 
 impl Durability {
-    pub(crate) fn new(end: Offset, interval: Option<Duration>) -> Durability {
+    pub(crate) fn new(end: Offset, interval: Option<Duration>, error_epoch: u64) -> Durability {
         Durability {
             state: Mutex::new(DurableState {
                 flushed_end: end,
@@ -78,6 +83,7 @@ impl Durability {
                 scheduled: false,
                 interval,
                 last_flush: Instant::now(),
+                checked_error_epoch: error_epoch,
                 wakers: Vec::new(),
             }),
             synced: Condvar::new(),
@@ -251,10 +257,12 @@ impl Future for AppendTicket {
     }
 }
 
-/// Threads that sync logs. A log in a flush round keeps its thread until
-/// nothing more is pending, so appends that arrive during one fdatasync
-/// share the next (group commit); different logs sync in parallel, one
-/// thread each.
+/// Threads that sync logs, in rounds (group commit): a thread takes every
+/// log that has appends to sync, syncs those of one file system together
+/// (one syncfs, or one fdatasync when a single file is due), and starts
+/// the next round with whatever was appended meanwhile, so appends that
+/// arrive during one sync share the next. More threads overlap rounds;
+/// syncs of one file system still run one at a time.
 ///
 /// Dropping the flusher finishes the queued rounds and joins the threads.
 #[derive(Debug)]
@@ -267,13 +275,20 @@ pub struct Flusher {
 pub(crate) struct FlusherShared {
     queue: Mutex<FlushQueue>,
     work: Condvar,
+    file_systems: FileSystems,
 }
 
 #[derive(Debug, Default)]
 struct FlushQueue {
-    ready: VecDeque<Arc<LogShared>>,
+    /// Logs with something to sync and in no thread's round.
+    ready: Vec<Arc<LogShared>>,
     /// `interval` logs, checked for flush.ms deadlines.
     timed: Vec<Weak<LogShared>>,
+    /// The earliest flush.ms deadline ahead, as of the last check.
+    next_deadline: Option<Instant>,
+    /// Whether `timed` must be checked again before `next_deadline` (a
+    /// log joined, or an append started its clock).
+    timed_stale: bool,
     shutdown: bool,
 }
 
@@ -316,44 +331,91 @@ impl Drop for Flusher {
 impl FlusherHandle {
     /// Queues `log` for a flush round. Callers hold none of the log's locks.
     pub(crate) fn schedule(&self, log: Arc<LogShared>) {
-        self.0.queue.lock().ready.push_back(log);
+        self.0.queue.lock().ready.push(log);
         self.0.work.notify_one();
     }
 
-    /// Makes an idle flusher thread recompute its flush.ms deadlines.
+    /// Makes the flusher recompute its flush.ms deadlines.
     pub(crate) fn recheck_deadlines(&self) {
-        let _queue = self.0.queue.lock();
+        self.0.queue.lock().timed_stale = true;
         self.0.work.notify_one();
     }
 
     /// Watches `log` for its flush.ms deadline.
     pub(crate) fn watch_interval(&self, log: Weak<LogShared>) {
-        self.0.queue.lock().timed.push(log);
+        let mut queue = self.0.queue.lock();
+        queue.timed.push(log);
+        queue.timed_stale = true;
+        drop(queue);
         self.0.work.notify_one();
     }
-}
 
-fn run_worker(shared: &FlusherShared) {
-    while let Some(log) = next_log(shared) {
-        log.flush_round();
+    /// The file system holding the log directory `dir`.
+    pub(crate) fn file_system(&self, dir: &Path) -> std::io::Result<Arc<FileSystem>> {
+        self.0.file_systems.of(dir)
     }
 }
 
-/// The next log to flush, or `None` at shutdown; while idle, wakes for
-/// the nearest flush.ms deadline of the `interval` logs.
-fn next_log(shared: &FlusherShared) -> Option<Arc<LogShared>> {
+/// A flusher thread: rounds back to back while logs have appends to sync,
+/// each round with the logs of the last one that synced something (they
+/// may have more by now) and every log that became ready meanwhile.
+fn run_worker(shared: &FlusherShared) {
+    let mut carried: Vec<Arc<LogShared>> = Vec::new();
+    while let Some(ready) = next_logs(shared, !carried.is_empty()) {
+        carried.extend(ready);
+        carried = flush_round(std::mem::take(&mut carried));
+    }
+}
+
+/// One round: the logs grouped by what syncs them together (file system
+/// and disk), each group synced at once. Returns the logs that synced
+/// something; the rest had nothing pending and left the flusher.
+fn flush_round(logs: Vec<Arc<LogShared>>) -> Vec<Arc<LogShared>> {
+    let mut groups: Vec<Vec<Arc<LogShared>>> = Vec::new();
+    for log in logs {
+        match groups.iter_mut().find(|group| group[0].syncs_with(&log)) {
+            Some(group) => group.push(log),
+            None => groups.push(vec![log]),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(LogShared::flush_together)
+        .collect()
+}
+
+/// The logs that became ready, at once if `carrying` (the caller has a
+/// round to run anyway); otherwise waits for some, waking for the nearest
+/// flush.ms deadline. `None` at shutdown once nothing is left.
+fn next_logs(shared: &FlusherShared, carrying: bool) -> Option<Vec<Arc<LogShared>>> {
     let mut queue = shared.queue.lock();
     loop {
-        if let Some(log) = queue.ready.pop_front() {
-            return Some(log);
+        let now = Instant::now();
+        if queue.timed_stale || queue.next_deadline.is_some_and(|at| at <= now) {
+            queue.check_deadlines(now);
+        }
+        if carrying || !queue.ready.is_empty() {
+            return Some(std::mem::take(&mut queue.ready));
         }
         if queue.shutdown {
             return None;
         }
-        let now = Instant::now();
+        match queue.next_deadline {
+            Some(deadline) => {
+                shared.work.wait_until(&mut queue, deadline);
+            }
+            None => shared.work.wait(&mut queue),
+        }
+    }
+}
+
+impl FlushQueue {
+    /// Moves the `interval` logs past their flush.ms deadline to `ready`
+    /// and notes when to look again.
+    fn check_deadlines(&mut self, now: Instant) {
         let mut next_deadline: Option<Instant> = None;
         let mut due = Vec::new();
-        queue.timed.retain(|weak| {
+        self.timed.retain(|weak| {
             let Some(log) = weak.upgrade() else {
                 return false;
             };
@@ -366,16 +428,9 @@ fn next_log(shared: &FlusherShared) -> Option<Arc<LogShared>> {
             }
             true
         });
-        if !due.is_empty() {
-            queue.ready.extend(due);
-            continue;
-        }
-        match next_deadline {
-            Some(deadline) => {
-                shared.work.wait_until(&mut queue, deadline);
-            }
-            None => shared.work.wait(&mut queue),
-        }
+        self.ready.extend(due);
+        self.next_deadline = next_deadline;
+        self.timed_stale = false;
     }
 }
 

@@ -34,6 +34,7 @@ mod compaction;
 mod config;
 mod disk;
 mod error;
+mod file_system;
 mod flush;
 mod index_file;
 mod log;

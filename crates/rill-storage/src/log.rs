@@ -21,6 +21,7 @@ use crate::disk::{Disk, sync_dir};
 use crate::error::{
     AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
 };
+use crate::file_system::FileSystem;
 use crate::flush::{AppendInfo, AppendTicket, Durability, Flusher, FlusherHandle, IntervalCheck};
 use crate::recovery::{RecoveryHints, RecoveryReport, load_segments};
 use crate::retention::{RetentionOutcome, deletable_prefix};
@@ -61,6 +62,9 @@ pub(crate) struct LogShared {
     dir: PathBuf,
     disk: Arc<dyn Disk>,
     state: RwLock<LogState>,
+    /// The file system of `dir`, synced as a whole when several logs on it
+    /// are due at once.
+    file_system: Arc<FileSystem>,
     /// Held across every sync of this log, so syncs never overlap and a
     /// truncation never races an in-flight flush round.
     flush_lock: Mutex<()>,
@@ -166,6 +170,7 @@ impl Log {
     ) -> Result<Log, OpenError> {
         config.validate()?;
         std::fs::create_dir_all(dir).map_err(|e| IoFailure::new("create log directory", dir, e))?;
+        let file_system = file_system_of(dir, flusher)?;
         let segment = Segment::create(dir, start_offset, &config, now_ms, disk.as_ref())?;
         sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
         if let Some(parent) = dir.parent() {
@@ -177,7 +182,7 @@ impl Log {
             vec![segment],
             (start_offset, start_offset),
             flusher,
-            disk,
+            (disk, file_system),
         ))
     }
 
@@ -193,6 +198,7 @@ impl Log {
         now_ms: i64,
     ) -> Result<(Log, RecoveryReport), OpenError> {
         config.validate()?;
+        let file_system = file_system_of(dir, flusher)?;
         let (segments, log_start_offset, report) =
             load_segments(dir, &config, &hints, disk.as_ref(), now_ms)?;
         let clean_point = read_clean_point(dir)?.unwrap_or(log_start_offset);
@@ -202,7 +208,7 @@ impl Log {
             segments,
             (log_start_offset, clean_point),
             flusher,
-            disk,
+            (disk, file_system),
         );
         Ok((log, report))
     }
@@ -213,7 +219,7 @@ impl Log {
         segments: Vec<Segment>,
         (log_start_offset, clean_point): (Offset, Offset),
         flusher: &Flusher,
-        disk: Arc<dyn Disk>,
+        (disk, file_system): (Arc<dyn Disk>, Arc<FileSystem>),
     ) -> Log {
         let end = segments
             .last()
@@ -234,9 +240,10 @@ impl Log {
                 truncations: 0,
                 clean_point,
             }),
+            durability: Durability::new(end, interval, file_system.error_epoch()),
+            file_system,
             flush_lock: Mutex::new(()),
             cleaner_lock: Mutex::new(()),
-            durability: Durability::new(end, interval),
             flusher: flusher.handle(),
             interval_watched: AtomicBool::new(false),
         });
@@ -945,6 +952,9 @@ impl LogShared {
     /// one, then the directory) and records the new flushed end. A failure
     /// takes the log offline.
     fn sync(&self, capture: FlushCapture) -> Result<(), LogFailed> {
+        // Read before the syncs: an error that bumps the epoch meanwhile
+        // may not be among those these fdatasyncs report.
+        let epoch = self.file_system.error_epoch();
         let result = capture
             .files
             .iter()
@@ -962,6 +972,7 @@ impl LogShared {
             });
         match result {
             Ok(()) => {
+                self.durability.lock().checked_error_epoch = epoch;
                 self.durability.complete(capture.end, capture.generation);
                 Ok(())
             }
@@ -985,20 +996,63 @@ impl LogShared {
         self.durability.check()
     }
 
-    /// A flusher thread's work on this log: sync until nothing is pending,
-    /// so that appends arriving during one sync share the next. The state
-    /// lock is held only to capture what to sync, never across the sync.
-    pub(crate) fn flush_round(&self) {
-        loop {
-            let _flushing = self.flush_lock.lock();
-            let Some(capture) = self.capture(&mut self.state.write(), true) else {
-                return;
+    /// Whether this log and `other` are synced together: the same file
+    /// system, through the same disk.
+    pub(crate) fn syncs_with(&self, other: &LogShared) -> bool {
+        Arc::ptr_eq(&self.file_system, &other.file_system)
+            && std::ptr::addr_eq(Arc::as_ptr(&self.disk), Arc::as_ptr(&other.disk))
+    }
+
+    /// A flusher round's work on `logs`, which all sync together (see
+    /// [`LogShared::syncs_with`]): captures what each has pending, then
+    /// makes it durable with one syncfs when more than one file is due
+    /// (else one fdatasync). A log the syncfs cannot vouch for (it failed,
+    /// or the log has not checked its own files since one did) fdatasyncs
+    /// its own files instead. Returns the logs that synced something; one
+    /// with nothing pending leaves the flusher, one whose sync failed goes
+    /// offline. The state locks are held only to capture, never across a
+    /// sync.
+    pub(crate) fn flush_together(logs: Vec<Arc<LogShared>>) -> Vec<Arc<LogShared>> {
+        let flushing: Vec<_> = logs.iter().map(|log| log.flush_lock.lock()).collect();
+        let captures: Vec<(usize, FlushCapture)> = logs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, log)| log.capture(&mut log.state.write(), true).map(|c| (i, c)))
+            .collect();
+        let files: usize = captures
+            .iter()
+            .map(|(_, capture)| capture.files.len() + usize::from(capture.sync_dir))
+            .sum();
+        let together = match captures.first() {
+            Some((first, _)) if files > 1 => {
+                let log = &logs[*first];
+                Some(log.file_system.sync(log.disk.as_ref()))
+            }
+            _ => None,
+        };
+        let mut synced = vec![false; logs.len()];
+        for (i, capture) in captures {
+            let log = &logs[i];
+            let vouched = match &together {
+                Some((Ok(()), epoch)) => log.durability.lock().checked_error_epoch == *epoch,
+                _ => false,
             };
-            if self.sync(capture).is_err() {
-                self.durability.lock().scheduled = false;
-                return;
+            let result = if vouched {
+                log.durability.complete(capture.end, capture.generation);
+                Ok(())
+            } else {
+                log.sync(capture)
+            };
+            match result {
+                Ok(()) => synced[i] = true,
+                Err(_) => log.durability.lock().scheduled = false,
             }
         }
+        drop(flushing);
+        logs.into_iter()
+            .zip(synced)
+            .filter_map(|(log, synced)| synced.then_some(log))
+            .collect()
     }
 
     /// Cuts the log at `offset`, above the log start (see
@@ -1185,6 +1239,14 @@ fn interval_of(config: &LogConfig) -> Option<Duration> {
         FlushPolicy::Interval { ms, .. } => Some(Duration::from_millis(ms)),
         _ => None,
     }
+}
+
+/// The flusher's record of the file system holding `dir`.
+fn file_system_of(dir: &Path, flusher: &Flusher) -> Result<Arc<FileSystem>, IoFailure> {
+    flusher
+        .handle()
+        .file_system(dir)
+        .map_err(|e| IoFailure::new("open the file system of", dir, e))
 }
 
 fn wall_clock_ms() -> i64 {
