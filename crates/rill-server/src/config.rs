@@ -97,7 +97,10 @@ pub struct BrokerConfig {
     pub connection_idle_ms: u64,
     /// rill.connection.inflight.requests.max: requests read from one
     /// connection and not yet answered; beyond it the broker stops reading
-    /// that socket (backpressure).
+    /// that socket (backpressure). A produce request's bytes are written
+    /// and dropped before it waits, so a waiting request holds only its
+    /// response's making (a few hundred bytes): the bound can be high
+    /// enough for librdkafka, which pipelines a request per partition.
     pub inflight_requests_max: usize,
     /// log.retention.check.interval.ms.
     pub retention_check_interval_ms: u64,
@@ -140,7 +143,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("socket.request.max.bytes", "104857600"),
     ("max.connections", "16384"),
     ("connections.max.idle.ms", "600000"),
-    ("rill.connection.inflight.requests.max", "32"),
+    ("rill.connection.inflight.requests.max", "1024"),
     ("log.retention.check.interval.ms", "300000"),
     ("log.flush.offset.checkpoint.interval.ms", "60000"),
     ("log.cleaner.backoff.ms", "15000"),

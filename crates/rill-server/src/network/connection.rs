@@ -4,9 +4,11 @@
 //! for a long poll), up to `rill.connection.inflight.requests.max`; then it
 //! stops reading the socket until the oldest response is written.
 
+use std::future::Future;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -17,10 +19,10 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
-use crate::apis::{self, Body, Pending, Request};
+use crate::apis::{self, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::network::Shutdown;
-use crate::network::frame::{FrameError, read_frame};
+use crate::network::frame::{FrameError, FrameReader};
 
 /// A request handled and waiting for its turn to be answered.
 struct Queued {
@@ -69,7 +71,8 @@ pub(crate) async fn serve(
     let config = broker.config();
     let idle = Duration::from_millis(config.connection_idle_ms);
     let request_bytes_max = config.request_bytes_max;
-    let (mut reader, writer) = stream.into_split();
+    let (reader, writer) = stream.into_split();
+    let mut frames = FrameReader::new(reader, request_bytes_max);
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
     let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
     let mut stopping = shutdown.clone();
@@ -77,7 +80,7 @@ pub(crate) async fn serve(
         let frame = tokio::select! {
             () = stopping.wait() => break,
             () = queue.closed() => break,
-            read = tokio::time::timeout(idle, read_frame(&mut reader, request_bytes_max)) => match read {
+            read = tokio::time::timeout(idle, frames.next()) => match read {
                 Err(_) => {
                     tracing::debug!(%peer, "closing an idle connection");
                     break;
@@ -159,7 +162,14 @@ fn parse(mut frame: Bytes, peer: SocketAddr) -> Result<Parsed, HeaderError> {
     }))
 }
 
-/// Writes responses in request order until the queue closes or a write fails.
+/// Responses one vectored write carries at most.
+const RESPONSES_PER_WRITE_MAX: usize = 64;
+
+/// Writes responses in request order until the queue closes or a write
+/// fails. Responses that are ready together (a group commit resolves many
+/// produce requests at once) go out in one write, so the client gets one
+/// wake-up for them rather than one each.
+///
 /// A client that reads nothing for `idle` is idle too: its connection is
 /// closed, as Kafka's connections.max.idle.ms does, rather than held (with
 /// its queued responses) for as long as it chooses not to read.
@@ -169,25 +179,39 @@ async fn write_responses(
     peer: SocketAddr,
     idle: Duration,
 ) {
-    while let Some(next) = queued.recv().await {
-        let body = match next.pending.await {
-            Ok(Some(body)) => body,
-            Ok(None) => continue,
-            Err(error) => {
-                tracing::info!(%peer, %error, "closing the connection");
+    // A response taken from the queue that was not ready to join a write.
+    let mut waiting: Option<Queued> = None;
+    loop {
+        let mut first = match waiting.take() {
+            Some(first) => first,
+            None => match queued.recv().await {
+                Some(first) => first,
+                None => break,
+            },
+        };
+        let mut chunks = Vec::new();
+        let mut responses = 0;
+        let outcome = (&mut first.pending).await;
+        let mut failed = add_response(&mut chunks, &first, outcome, peer);
+        responses += 1;
+        while !failed && responses < RESPONSES_PER_WRITE_MAX {
+            let Ok(mut next) = queued.try_recv() else {
+                break;
+            };
+            let Some(outcome) = ready_now(&mut next.pending) else {
+                waiting = Some(next);
+                break;
+            };
+            failed = add_response(&mut chunks, &next, outcome, peer);
+            responses += 1;
+        }
+        if !chunks.is_empty() {
+            if let Err(error) = write_all_vectored(&mut writer, chunks, idle).await {
+                tracing::debug!(%peer, %error, "cannot write a response");
                 break;
             }
-        };
-        if let Err(error) = write_response(
-            &mut writer,
-            next.correlation_id,
-            next.header_version,
-            body,
-            idle,
-        )
-        .await
-        {
-            tracing::debug!(%peer, %error, "cannot write a response");
+        }
+        if failed {
             break;
         }
     }
@@ -195,25 +219,43 @@ async fn write_responses(
     let _ = writer.shutdown().await; // The peer may already be gone; nothing to do then.
 }
 
-async fn write_response(
-    writer: &mut OwnedWriteHalf,
-    correlation_id: i32,
-    header_version: i16,
-    body: Body,
-    idle: Duration,
-) -> std::io::Result<()> {
+/// The outcome of `pending` if it has one already.
+fn ready_now(pending: &mut Pending) -> Option<<Pending as Future>::Output> {
+    // A later `.await` polls it again with the writer's own waker.
+    let mut context = Context::from_waker(Waker::noop());
+    match pending.as_mut().poll(&mut context) {
+        Poll::Ready(outcome) => Some(outcome),
+        Poll::Pending => None,
+    }
+}
+
+/// Frames the response of `request` onto `chunks`; true if the handler
+/// failed and the connection must close (after what is gathered so far).
+fn add_response(
+    chunks: &mut Vec<Bytes>,
+    request: &Queued,
+    outcome: Result<Option<Body>, HandlerError>,
+    peer: SocketAddr,
+) -> bool {
+    let body = match outcome {
+        Ok(Some(body)) => body,
+        Ok(None) => return false,
+        Err(error) => {
+            tracing::info!(%peer, %error, "closing the connection");
+            return true;
+        }
+    };
     let body_bytes: usize = body.iter().map(Bytes::len).sum();
-    let header_bytes = if header_version >= 1 { 5 } else { 4 };
+    let header_bytes = if request.header_version >= 1 { 5 } else { 4 };
     let mut head = BytesMut::with_capacity(4 + header_bytes);
     head.put_i32((header_bytes + body_bytes) as i32);
-    head.put_i32(correlation_id);
-    if header_version >= 1 {
+    head.put_i32(request.correlation_id);
+    if request.header_version >= 1 {
         head.put_u8(0); // no tagged fields
     }
-    let mut chunks = Vec::with_capacity(body.len() + 1);
     chunks.push(head.freeze());
     chunks.extend(body.into_iter().filter(|chunk| !chunk.is_empty()));
-    write_all_vectored(writer, chunks, idle).await
+    false
 }
 
 /// Writes every chunk with as few vectored writes as the socket allows;

@@ -1,16 +1,32 @@
 //! Kafka's framing: a 4-byte big-endian length, then that many bytes.
 //! Two-phase: the length is checked against the bound before anything is
-//! allocated; then the body's buffer is allocated whole, so the bytes are
-//! received straight into place and never moved. A large buffer is an
-//! untouched mapping until bytes arrive (the allocator maps big blocks
-//! lazily), so a client that announces 100 MiB and sends one byte holds
-//! a page of memory, not 100 MiB.
+//! allocated for the frame.
+//!
+//! Small frames are read ahead: one receive of up to
+//! [`READ_AHEAD_BYTES`] takes in as many pipelined requests as have
+//! arrived, and each is split off that buffer without a copy. A producer
+//! with linger.ms=0 sends a request per message or two, so this is what
+//! keeps the syscalls per request below one. A frame larger than that is
+//! received straight into a buffer of its final size, never moved; a large
+//! buffer is an untouched mapping until bytes arrive (the allocator maps
+//! big blocks lazily), so a client that announces 100 MiB and sends one
+//! byte holds a page of memory, not 100 MiB. An idle connection holds no
+//! buffer at all: it waits for the socket to be readable first.
 
-use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedReadHalf;
 
 /// The smallest request: api key, api version and correlation id.
 pub(crate) const REQUEST_HEADER_BYTES_MIN: usize = 8;
+
+/// Bytes one receive asks for when no large frame is being read: room for
+/// a dozen small produce requests, and a bound on what a connection that
+/// stalls mid-frame holds.
+pub(crate) const READ_AHEAD_BYTES: usize = 16 * 1024;
+
+/// The length prefix of a frame.
+const LENGTH_BYTES: usize = 4;
 
 /// Why no frame could be read; every case closes the connection.
 #[derive(Debug, thiserror::Error)]
@@ -25,47 +41,121 @@ pub(crate) enum FrameError {
     Io(#[from] std::io::Error),
 }
 
-/// Reads one frame of at most `max_bytes`.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    reader: &mut R,
+/// Reads the frames of one connection, in order. Owned by the
+/// connection's reading task.
+pub(crate) struct FrameReader {
+    stream: OwnedReadHalf,
+    /// Bytes received and not yet handed out; no capacity while idle.
+    buffered: BytesMut,
     max_bytes: usize,
-) -> Result<Bytes, FrameError> {
-    let mut length = [0u8; 4];
-    let mut have = 0;
-    while have < length.len() {
-        match reader.read(&mut length[have..]).await? {
-            0 if have == 0 => return Err(FrameError::Closed),
-            0 => return Err(FrameError::Truncated),
-            n => have += n,
+}
+
+impl FrameReader {
+    /// Frames of at most `max_bytes` from `stream`.
+    pub(crate) fn new(stream: OwnedReadHalf, max_bytes: usize) -> FrameReader {
+        FrameReader {
+            stream,
+            buffered: BytesMut::new(),
+            max_bytes,
         }
     }
-    let length = i32::from_be_bytes(length);
-    let size = usize::try_from(length).unwrap_or(0);
-    if size < REQUEST_HEADER_BYTES_MIN || size > max_bytes {
-        return Err(FrameError::BadLength {
-            length,
-            max: max_bytes,
-        });
-    }
-    let mut body = BytesMut::with_capacity(size);
-    while body.len() < size {
-        let missing = size - body.len();
-        let mut limited = (&mut *reader).take(missing as u64);
-        if limited.read_buf(&mut body).await? == 0 {
-            return Err(FrameError::Truncated);
+
+    /// The next frame's body. Cancel-safe only in that a cancelled read
+    /// leaves the stream mid-frame: the caller closes the connection then.
+    pub(crate) async fn next(&mut self) -> Result<Bytes, FrameError> {
+        loop {
+            let Some(size) = self.buffered_length()? else {
+                self.receive().await?;
+                continue;
+            };
+            if self.buffered.len() >= LENGTH_BYTES + size {
+                self.buffered.advance(LENGTH_BYTES);
+                let frame = self.buffered.split_to(size).freeze();
+                if self.buffered.is_empty() {
+                    self.buffered = BytesMut::new(); // hold nothing while idle
+                }
+                return Ok(frame);
+            }
+            if size > READ_AHEAD_BYTES {
+                return self.receive_large(size).await;
+            }
+            self.receive().await?;
         }
     }
-    debug_assert_eq!(body.capacity(), size, "the body was received in place");
-    Ok(body.freeze())
+
+    /// The length of the buffered frame, once its prefix is in, checked.
+    fn buffered_length(&self) -> Result<Option<usize>, FrameError> {
+        let Some(prefix) = self.buffered.first_chunk::<LENGTH_BYTES>() else {
+            return Ok(None);
+        };
+        let length = i32::from_be_bytes(*prefix);
+        let size = usize::try_from(length).unwrap_or(0);
+        if size < REQUEST_HEADER_BYTES_MIN || size > self.max_bytes {
+            return Err(FrameError::BadLength {
+                length,
+                max: self.max_bytes,
+            });
+        }
+        Ok(Some(size))
+    }
+
+    /// Waits until the socket is readable, then receives what has arrived,
+    /// up to [`READ_AHEAD_BYTES`] more.
+    async fn receive(&mut self) -> Result<(), FrameError> {
+        loop {
+            self.stream.readable().await?;
+            self.buffered.reserve(READ_AHEAD_BYTES);
+            match self.stream.try_read_buf(&mut self.buffered) {
+                Ok(0) if self.buffered.is_empty() => return Err(FrameError::Closed),
+                Ok(0) => return Err(FrameError::Truncated),
+                Ok(_) => return Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                    if self.buffered.is_empty() {
+                        self.buffered = BytesMut::new();
+                    }
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Receives the rest of a frame of `size` bytes, of which the buffer
+    /// holds the start, into a buffer of exactly that size.
+    async fn receive_large(&mut self, size: usize) -> Result<Bytes, FrameError> {
+        self.buffered.advance(LENGTH_BYTES);
+        debug_assert!(self.buffered.len() < size, "the frame is not all buffered");
+        let mut body = BytesMut::with_capacity(size);
+        body.extend_from_slice(&self.buffered);
+        self.buffered = BytesMut::new();
+        while body.len() < size {
+            let missing = size - body.len();
+            let mut limited = (&mut self.stream).take(missing as u64);
+            if limited.read_buf(&mut body).await? == 0 {
+                return Err(FrameError::Truncated);
+            }
+        }
+        debug_assert_eq!(body.capacity(), size, "the body was received in place");
+        Ok(body.freeze())
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::{TcpListener, TcpStream};
 
-    async fn read(bytes: &[u8]) -> Result<Bytes, FrameError> {
-        let mut reader = bytes;
-        read_frame(&mut reader, 1024).await
+    /// A reader of frames of at most `max` bytes over loopback, and the
+    /// client's end.
+    async fn connected(max: usize) -> (FrameReader, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        // Dropping the write half shuts down only the server's sending side.
+        let (read, _) = server.into_split();
+        (FrameReader::new(read, max), client)
     }
 
     fn frame(body: &[u8]) -> Vec<u8> {
@@ -74,32 +164,86 @@ mod tests {
         out
     }
 
+    /// Every frame of `wire`, sent at once, then the error that ends it.
+    async fn read_all(wire: &[u8], max: usize) -> (Vec<Bytes>, FrameError) {
+        let (mut reader, mut client) = connected(max).await;
+        client.write_all(wire).await.unwrap();
+        client.shutdown().await.unwrap();
+        let mut frames = Vec::new();
+        loop {
+            match reader.next().await {
+                Ok(frame) => frames.push(frame),
+                Err(error) => return (frames, error),
+            }
+        }
+    }
+
     #[tokio::test]
-    async fn whole_frames_are_read_and_bounds_refused_before_reading() {
+    async fn pipelined_frames_small_and_large_come_out_whole_and_in_order() {
+        let bodies: Vec<Vec<u8>> = [100, 8, 70_000, 12, READ_AHEAD_BYTES, 3 << 20, 9]
+            .iter()
+            .enumerate()
+            .map(|(i, &len)| (0..len).map(|b| (b * 31 + i) as u8).collect())
+            .collect();
+        let wire: Vec<u8> = bodies.iter().flat_map(|body| frame(body)).collect();
+        let (frames, end) = read_all(&wire, 4 << 20).await;
+        assert!(matches!(end, FrameError::Closed), "{end:?}");
+        assert_eq!(frames.len(), bodies.len());
+        for (frame, body) in frames.iter().zip(&bodies) {
+            assert_eq!(frame.as_ref(), body.as_slice());
+        }
+    }
+
+    #[tokio::test]
+    async fn bounds_are_refused_before_reading_the_body() {
+        for length in [i32::MAX, -1, 3, 2048] {
+            let (frames, end) = read_all(&length.to_be_bytes(), 1024).await;
+            assert!(frames.is_empty());
+            assert!(
+                matches!(end, FrameError::BadLength { length: l, max: 1024 } if l == length),
+                "{length}: {end:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_ends_inside_a_frame_is_truncated() {
         let body = [7u8; 100];
-        assert_eq!(
-            read(&frame(&body)).await.unwrap(),
-            Bytes::from(body.to_vec())
-        );
-        assert!(matches!(read(&[]).await, Err(FrameError::Closed)));
-        assert!(matches!(read(&[0, 0]).await, Err(FrameError::Truncated)));
-        let huge = i32::MAX.to_be_bytes();
-        assert!(matches!(
-            read(&huge).await,
-            Err(FrameError::BadLength { .. })
-        ));
-        let negative = (-1i32).to_be_bytes();
-        assert!(matches!(
-            read(&negative).await,
-            Err(FrameError::BadLength { .. })
-        ));
-        let tiny = frame(&[1, 2, 3]);
-        assert!(matches!(
-            read(&tiny).await,
-            Err(FrameError::BadLength { .. })
-        ));
         let mut cut = frame(&body);
         cut.truncate(50);
-        assert!(matches!(read(&cut).await, Err(FrameError::Truncated)));
+        assert!(matches!(
+            read_all(&cut, 1024).await.1,
+            FrameError::Truncated
+        ));
+        assert!(matches!(
+            read_all(&[0, 0], 1024).await.1,
+            FrameError::Truncated
+        ));
+        let mut cut_large = frame(&vec![1u8; 100_000]);
+        cut_large.truncate(60_000);
+        assert!(matches!(
+            read_all(&cut_large, 1 << 20).await.1,
+            FrameError::Truncated
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_frame_sent_a_byte_at_a_time_arrives_whole() {
+        let (mut reader, mut client) = connected(1024).await;
+        let wire = frame(b"slowly, one byte at a time");
+        let sender = tokio::spawn(async move {
+            for byte in wire {
+                client.write_all(&[byte]).await.unwrap();
+                client.flush().await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            client
+        });
+        assert_eq!(
+            reader.next().await.unwrap().as_ref(),
+            b"slowly, one byte at a time"
+        );
+        drop(sender.await.unwrap());
+        assert!(matches!(reader.next().await, Err(FrameError::Closed)));
     }
 }
