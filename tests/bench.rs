@@ -266,6 +266,7 @@ fn ceiling_reports_disk_and_loopback_limits() {
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     for key in [
         "disk_write_mb_per_sec",
+        "page_cache_write_mb_per_sec",
         "loopback_mb_per_sec",
         "fdatasyncs_per_sec",
     ] {
