@@ -1,11 +1,15 @@
 //! A memory-mapped file of fixed-size index entries, shared by the offset
 //! index and the time index.
 //!
-//! While its segment is active the file is preallocated to
-//! segment.index.bytes and `entries` says how much of it is valid; when
-//! the segment is sealed (and at a clean shutdown) the file is trimmed to
+//! While its segment is active the file is preallocated ahead of its
+//! entries, in step with the log file (so that an entry never lacks room
+//! and a store through the map never lies past the end of the file), up to
+//! segment.index.bytes; `entries` says how much of it is valid. When the
+//! segment is sealed (and at a clean shutdown) the file is trimmed to
 //! exactly its entries, so that a clean start knows the count from the
-//! file length without reading anything.
+//! file length without reading anything. Kafka preallocates the whole
+//! 10 MiB as a sparse file; fallocating it whole instead would take 20 MiB
+//! of disk for every partition, idle or not.
 
 use std::cmp::Ordering;
 use std::fs::File;
@@ -31,13 +35,18 @@ pub(crate) struct IndexFile<E> {
     file: Arc<File>,
     map: IndexMap,
     entries: usize,
+    /// Entries segment.index.bytes allows; the file grows up to it.
+    limit: usize,
     _entry: PhantomData<E>,
 }
 
+/// Index files grow by whole pages.
+const PAGE_BYTES: usize = 4096;
+
 impl<E: IndexEntry> IndexFile<E> {
-    /// Creates an empty index with room for `max_bytes` of entries,
-    /// replacing any file at `path`.
-    pub(crate) fn create(path: &Path, max_bytes: u32, disk: &dyn Disk) -> Result<Self, IoFailure> {
+    /// Creates an empty index of at most `max_bytes` of entries, replacing
+    /// any file at `path`; it has no room until [`IndexFile::reserve`].
+    pub(crate) fn create(path: &Path, max_bytes: u32) -> Result<Self, IoFailure> {
         let file = File::options()
             .read(true)
             .write(true)
@@ -46,7 +55,7 @@ impl<E: IndexEntry> IndexFile<E> {
             .open(path)
             .map_err(|e| IoFailure::new("create index", path, e))?;
         let mut index = Self::map(path.to_path_buf(), file, 0)?;
-        index.reserve(max_bytes, disk)?;
+        index.limit = max_bytes as usize / E::BYTES;
         Ok(index)
     }
 
@@ -71,6 +80,7 @@ impl<E: IndexEntry> IndexFile<E> {
         }
         let mut index = Self::map(path.to_path_buf(), file, len)?;
         index.entries = len / E::BYTES;
+        index.limit = index.entries;
         Ok(Some(index))
     }
 
@@ -81,14 +91,25 @@ impl<E: IndexEntry> IndexFile<E> {
             file: Arc::new(file),
             map,
             entries: 0,
+            limit: 0,
             _entry: PhantomData,
         })
     }
 
-    /// Preallocates the file to `max_bytes` (rounded down to whole
-    /// entries, and never below the valid entries) and maps all of it.
-    pub(crate) fn reserve(&mut self, max_bytes: u32, disk: &dyn Disk) -> Result<(), IoFailure> {
-        let want = (max_bytes as usize / E::BYTES * E::BYTES).max(self.entries * E::BYTES);
+    /// Makes `max_bytes` (in whole entries, never below the valid ones) the
+    /// limit, and preallocates and maps room for `entries` entries, a page
+    /// at least, but not past the limit.
+    pub(crate) fn reserve(
+        &mut self,
+        entries: usize,
+        max_bytes: u32,
+        disk: &dyn Disk,
+    ) -> Result<(), IoFailure> {
+        self.limit = (max_bytes as usize / E::BYTES).max(self.entries);
+        let limit_bytes = self.limit * E::BYTES;
+        let want = (entries.min(self.limit) * E::BYTES)
+            .next_multiple_of(PAGE_BYTES)
+            .min(limit_bytes);
         let have = self.map.len();
         if want <= have {
             return Ok(());
@@ -134,9 +155,15 @@ impl<E: IndexEntry> IndexFile<E> {
         self.entries
     }
 
-    /// Entries the mapped file has room for.
+    /// Entries the mapped file has room for now.
     pub(crate) fn capacity(&self) -> usize {
         self.map.len() / E::BYTES
+    }
+
+    /// Entries the file may grow to (segment.index.bytes): the segment
+    /// rolls when an index reaches it.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     pub(crate) fn entry(&self, i: usize) -> E {

@@ -7,7 +7,6 @@
 use std::path::Path;
 
 use crate::Offset;
-use crate::disk::Disk;
 use crate::error::IoFailure;
 use crate::index_file::{IndexEntry, IndexFile};
 
@@ -49,11 +48,10 @@ impl OffsetIndex {
         path: &Path,
         base_offset: Offset,
         max_bytes: u32,
-        disk: &dyn Disk,
     ) -> Result<Self, IoFailure> {
         Ok(OffsetIndex {
             base_offset,
-            file: IndexFile::create(path, max_bytes, disk)?,
+            file: IndexFile::create(path, max_bytes)?,
         })
     }
 
@@ -75,7 +73,7 @@ impl OffsetIndex {
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.file.len() >= self.file.capacity()
+        self.file.len() >= self.file.limit()
     }
 
     /// Whether the entries are strictly increasing, and all below

@@ -94,7 +94,7 @@ pub(crate) fn load_segments(
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
         let active = next_base.is_none();
-        let (mut segment, indexes_lost) = Segment::open(dir, base, config, active, now_ms, disk)?;
+        let (mut segment, indexes_lost) = Segment::open(dir, base, config, active, now_ms)?;
         let first_allowed = segments.last().map_or(base, |s| s.next_offset());
         let trusted_end = match next_base {
             Some(next) if hints.clean_shutdown || next <= hints.recovery_point => Some(next),

@@ -304,15 +304,13 @@ impl Segment {
             &segment_path(dir, base_offset, &stage.name(INDEX_SUFFIX)),
             base_offset,
             config.segment_index_bytes,
-            disk,
         )?;
         let time_index = TimeIndex::create(
             &segment_path(dir, base_offset, &stage.name(TIME_INDEX_SUFFIX)),
             base_offset,
             config.segment_index_bytes,
-            disk,
         )?;
-        Ok(Segment {
+        let mut segment = Segment {
             dir: dir.to_path_buf(),
             base_offset,
             log_file: Arc::new(log_file),
@@ -321,7 +319,9 @@ impl Segment {
             created_ms: now_ms,
             sealed: false,
             stage,
-        })
+        };
+        segment.reserve_indexes(0, config, disk)?;
+        Ok(segment)
     }
 
     /// Appends a batch that already carries its offsets (compaction
@@ -400,7 +400,6 @@ impl Segment {
         config: &LogConfig,
         active: bool,
         now_ms: i64,
-        disk: &dyn Disk,
     ) -> Result<(Segment, bool), IoFailure> {
         let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
         let log_file = File::options()
@@ -430,13 +429,8 @@ impl Segment {
         ) {
             (Some(index), Some(time_index)) => (index, time_index, false),
             _ => (
-                OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes, disk)?,
-                TimeIndex::create(
-                    &time_index_path,
-                    base_offset,
-                    config.segment_index_bytes,
-                    disk,
-                )?,
+                OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?,
+                TimeIndex::create(&time_index_path, base_offset, config.segment_index_bytes)?,
                 true,
             ),
         };
@@ -484,20 +478,34 @@ impl Segment {
         let last_indexed = summary.index.file().last().map_or(0, |e| e.position);
         summary.bytes_since_index_entry = summary.size - last_indexed;
         if !self.sealed {
-            self.reserve_indexes(config, disk)?;
+            self.reserve_indexes(self.map.file_len(), config, disk)?;
         }
         Ok(true)
     }
 
-    fn reserve_indexes(&mut self, config: &LogConfig, disk: &dyn Disk) -> Result<(), IoFailure> {
+    /// Makes room in both indexes for every entry `log_bytes` of log can
+    /// bring, up to segment.index.bytes: an entry needs more than
+    /// index.interval.bytes of log since the last one and a whole batch,
+    /// and the time index keeps one more slot for the roll. The indexes
+    /// thus grow with the log file, and adding a batch that fits in the
+    /// reserved log never runs out of index room.
+    fn reserve_indexes(
+        &mut self,
+        log_bytes: usize,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<(), IoFailure> {
+        let log_bytes_per_entry =
+            (config.index_interval_bytes as usize + 1).max(rill_record::layout::RECORDS);
+        let entries = log_bytes / log_bytes_per_entry + 2;
         self.summary
             .index
             .file_mut()
-            .reserve(config.segment_index_bytes, disk)?;
+            .reserve(entries, config.segment_index_bytes, disk)?;
         self.summary
             .time_index
             .file_mut()
-            .reserve(config.segment_index_bytes, disk)
+            .reserve(entries, config.segment_index_bytes, disk)
     }
 
     /// Scans the whole file from its start: checks the framing and offsets
@@ -512,7 +520,7 @@ impl Segment {
         config: &LogConfig,
         disk: &dyn Disk,
     ) -> Result<Recovered, IoFailure> {
-        self.reserve_indexes(config, disk)?;
+        self.reserve_indexes(self.map.file_len(), config, disk)?;
         self.summary.reset(self.base_offset);
         let mut expected = first_allowed.max(self.base_offset);
         let mut recovered = Recovered::default();
@@ -680,7 +688,7 @@ impl Segment {
             batch.len(),
             "a validated batch is one whole batch"
         );
-        self.reserve_for(end, disk)?;
+        self.reserve_for(end, config, disk)?;
         let header = view.stamped_header(
             stamp.base_offset.value(),
             stamp.leader_epoch,
@@ -717,35 +725,51 @@ impl Segment {
     }
 
     /// Makes sure the file is allocated up to `end`, growing the
-    /// reservation geometrically.
-    fn reserve_for(&mut self, end: usize, disk: &dyn Disk) -> Result<(), AppendError> {
+    /// reservation geometrically, and the indexes with it.
+    fn reserve_for(
+        &mut self,
+        end: usize,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<(), AppendError> {
         let file_len = self.map.file_len();
-        if end <= file_len {
-            return Ok(());
-        }
-        let step = file_len.clamp(RESERVE_STEP_MIN_BYTES, RESERVE_STEP_MAX_BYTES);
-        let target = end.max(file_len + step).next_multiple_of(PAGE_BYTES);
-        let target = target.min(self.map.capacity()).max(end);
-        match disk.reserve(&self.log_file, file_len as u64, target as u64) {
+        let target = if end <= file_len {
+            file_len
+        } else {
+            let step = file_len.clamp(RESERVE_STEP_MIN_BYTES, RESERVE_STEP_MAX_BYTES);
+            let target = end.max(file_len + step).next_multiple_of(PAGE_BYTES);
+            target.min(self.map.capacity()).max(end)
+        };
+        let reserved = if target > file_len {
+            disk.reserve(&self.log_file, file_len as u64, target as u64)
+                .map_err(|e| IoFailure::new("reserve segment", self.log_path(), e))
+        } else {
+            Ok(())
+        };
+        let result = match reserved {
             Ok(()) => {
                 self.map.file_grew(target);
-                Ok(())
+                // Also when the log had room already: an earlier growth of
+                // the indexes may have failed after the log's succeeded.
+                self.reserve_indexes(target, config, disk)
             }
-            Err(e) => {
-                let failure = IoFailure::new("reserve segment", self.log_path(), e);
+            Err(failure) => {
                 // A failed fallocate may still have extended the file; cut
                 // it back so the length stays what the map knows.
                 let _ = self.log_file.set_len(file_len as u64); // best effort: a longer file is only more zeros
-                if failure.is_disk_full() {
-                    Err(AppendError::DiskFull {
-                        bytes: (target - file_len) as u64,
-                        failure,
-                    })
-                } else {
-                    Err(AppendError::Io(failure))
-                }
+                Err(failure)
             }
-        }
+        };
+        result.map_err(|failure| {
+            if failure.is_disk_full() {
+                AppendError::DiskFull {
+                    bytes: (target - file_len) as u64,
+                    failure,
+                }
+            } else {
+                AppendError::Io(failure)
+            }
+        })
     }
 
     /// Trims the log file and both indexes to their contents and writes

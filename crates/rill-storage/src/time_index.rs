@@ -11,7 +11,6 @@ use std::path::Path;
 use rill_record::NO_TIMESTAMP;
 
 use crate::Offset;
-use crate::disk::Disk;
 use crate::error::IoFailure;
 use crate::index_file::{IndexEntry, IndexFile};
 
@@ -53,11 +52,10 @@ impl TimeIndex {
         path: &Path,
         base_offset: Offset,
         max_bytes: u32,
-        disk: &dyn Disk,
     ) -> Result<Self, IoFailure> {
         Ok(TimeIndex {
             base_offset,
-            file: IndexFile::create(path, max_bytes, disk)?,
+            file: IndexFile::create(path, max_bytes)?,
         })
     }
 
@@ -78,7 +76,7 @@ impl TimeIndex {
 
     /// Full when only the slot kept for the entry written at roll is left.
     pub(crate) fn is_full(&self) -> bool {
-        self.file.len() + 1 >= self.file.capacity()
+        self.file.len() + 1 >= self.file.limit()
     }
 
     /// Whether timestamps strictly increase, offsets do not decrease and

@@ -956,3 +956,61 @@ fn a_batch_validated_first_appends_as_append_would() {
         Err(AppendError::InvalidBatch(BatchError::CrcMismatch { .. }))
     ));
 }
+
+#[test]
+fn index_files_grow_with_the_log_rather_than_taking_segment_index_bytes_at_once() {
+    use std::os::unix::fs::MetadataExt;
+    let fx = Fixture::new();
+    // The default 10 MiB limit, and an index entry for every batch.
+    let config = LogConfig {
+        index_interval_bytes: 0,
+        flush: FlushPolicy::None,
+        ..LogConfig::default()
+    };
+    let log = fx.create(config);
+    let disk_bytes = |suffix: &str| -> u64 {
+        segment_files(&fx.dir(), suffix)
+            .iter()
+            .map(|path| std::fs::metadata(path).unwrap().blocks() * 512)
+            .sum()
+    };
+    for suffix in ["index", "timeindex"] {
+        assert!(
+            disk_bytes(suffix) <= 4096,
+            "a new partition's {suffix} takes a page, not 10 MiB: {}",
+            disk_bytes(suffix)
+        );
+    }
+    let batches = 5_000i64;
+    for i in 0..batches {
+        append(&log, &numbered_batch(&format!("{i}"), 1, i));
+    }
+    assert_eq!(log.segment_count(), 1);
+    assert!(
+        disk_bytes("index") >= batches as u64 * 8,
+        "room for every entry"
+    );
+    assert!(
+        disk_bytes("index") < 1 << 20,
+        "grown with the log, not to the limit"
+    );
+    let check = |log: &rill_storage::Log| {
+        for offset in [0, 1_234, batches - 1] {
+            let read = log
+                .read(Offset(offset), 1, log.log_end_offset(), true)
+                .unwrap();
+            assert_eq!(BatchView::new(&read.bytes).unwrap().base_offset(), offset);
+        }
+        assert_eq!(
+            log.offset_for_timestamp(2_500, log.log_end_offset())
+                .unwrap(),
+            Some((Offset(2_500), 2_500))
+        );
+    };
+    check(&log);
+    let (log, report) = fx.reopen_crashed(log, Offset(0));
+    assert_eq!(report.dropped_bytes, 0);
+    check(&log);
+    let (log, _) = fx.reopen_clean(log);
+    check(&log);
+}
