@@ -114,7 +114,7 @@ pub(crate) struct Request {
     pub api: ApiKey,
     pub body: Bytes,
     /// The client's address as Kafka reports it (DescribeGroups' client host).
-    pub client_host: String,
+    pub client_host: Arc<str>,
 }
 
 impl Request {

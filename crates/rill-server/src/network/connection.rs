@@ -73,6 +73,7 @@ pub(crate) async fn serve(
     let request_bytes_max = config.request_bytes_max;
     let (reader, writer) = stream.into_split();
     let mut frames = FrameReader::new(reader, request_bytes_max);
+    let client_host: Arc<str> = format!("/{}", peer.ip()).into();
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
     let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
     let mut stopping = shutdown.clone();
@@ -93,7 +94,7 @@ pub(crate) async fn serve(
                 Ok(Ok(frame)) => frame,
             },
         };
-        let queued = match parse(frame, peer) {
+        let queued = match parse(frame, &client_host) {
             Ok(Parsed::Request(request)) => {
                 tracing::trace!(%peer, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
                 Queued {
@@ -119,7 +120,7 @@ pub(crate) async fn serve(
     }
 }
 
-fn parse(mut frame: Bytes, peer: SocketAddr) -> Result<Parsed, HeaderError> {
+fn parse(mut frame: Bytes, client_host: &Arc<str>) -> Result<Parsed, HeaderError> {
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|()| HeaderError::UnknownApiKey { key })?;
@@ -158,7 +159,7 @@ fn parse(mut frame: Bytes, peer: SocketAddr) -> Result<Parsed, HeaderError> {
         header,
         api,
         body: frame,
-        client_host: format!("/{}", peer.ip()),
+        client_host: Arc::clone(client_host),
     }))
 }
 
