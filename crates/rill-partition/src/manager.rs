@@ -230,7 +230,7 @@ impl LogManager {
         })?;
         let partition = Arc::new(partition);
         partitions.insert(topic_partition.clone(), Arc::clone(&partition));
-        tracing::info!(partition = %topic_partition, dir = %dir.display(), "created partition");
+        tracing::debug!(partition = %topic_partition, dir = %dir.display(), "created partition");
         Ok(partition)
     }
 

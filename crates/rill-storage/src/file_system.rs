@@ -16,6 +16,7 @@ use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
@@ -26,7 +27,7 @@ use crate::disk::Disk;
 #[derive(Debug)]
 pub(crate) struct FileSystem {
     /// `st_dev` of the directories on it.
-    device: u64,
+    pub(crate) device: u64,
     /// A directory on it, open since before any log on it took a write.
     handle: File,
     /// Failed syncfs calls so far. Held across each syncfs and the bump
@@ -47,12 +48,26 @@ impl FileSystem {
     /// `Ok` and the log has checked its files at that epoch.
     pub(crate) fn sync(&self, disk: &dyn Disk) -> (io::Result<()>, u64) {
         let mut epoch = self.error_epoch.lock();
+        let started = Instant::now();
         let result = disk.sync_file_system(&self.handle);
+        note_slow_sync(started, "syncfs", self.device);
         if let Err(error) = &result {
             *epoch += 1;
             tracing::warn!(device = self.device, %error, epoch = *epoch, "syncfs failed; each log checks its own files");
         }
         (result, *epoch)
+    }
+}
+
+/// A sync that takes longer than this is logged (at debug): on a shared
+/// disk, the latency tails of `fsync` topics are these.
+const SLOW_SYNC: Duration = Duration::from_millis(10);
+
+/// Logs a sync begun at `started` if it was slow.
+pub(crate) fn note_slow_sync(started: Instant, what: &str, device: u64) {
+    let took = started.elapsed();
+    if took > SLOW_SYNC {
+        tracing::debug!(ms = took.as_millis() as u64, what, device, "slow sync");
     }
 }
 

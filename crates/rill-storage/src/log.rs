@@ -21,7 +21,7 @@ use crate::disk::{Disk, sync_dir};
 use crate::error::{
     AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
 };
-use crate::file_system::FileSystem;
+use crate::file_system::{FileSystem, note_slow_sync};
 use crate::flush::{AppendInfo, AppendTicket, Durability, Flusher, FlusherHandle, IntervalCheck};
 use crate::recovery::{RecoveryHints, RecoveryReport, load_segments};
 use crate::retention::{RetentionOutcome, deletable_prefix};
@@ -955,6 +955,7 @@ impl LogShared {
         // Read before the syncs: an error that bumps the epoch meanwhile
         // may not be among those these fdatasyncs report.
         let epoch = self.file_system.error_epoch();
+        let started = std::time::Instant::now();
         let result = capture
             .files
             .iter()
@@ -970,6 +971,7 @@ impl LogShared {
                     Ok(())
                 }
             });
+        note_slow_sync(started, "fdatasync", self.file_system.device);
         match result {
             Ok(()) => {
                 self.durability.lock().checked_error_epoch = epoch;
