@@ -100,7 +100,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                 })
                 .collect();
             TopicOutcome {
-                name: topic.name,
+                // A copy: the decoded name is a slice of the request's
+                // frame, which would stay alive (and, read ahead, the
+                // frames received with it) until the response is written.
+                name: TopicName(StrBytes::from_string(topic.name.to_string())),
                 topic_id: topic.topic_id,
                 partitions,
             }
