@@ -191,10 +191,9 @@ async fn write_responses(
             },
         };
         let mut chunks = Vec::new();
-        let mut responses = 0;
         let outcome = (&mut first.pending).await;
         let mut failed = add_response(&mut chunks, &first, outcome, peer);
-        responses += 1;
+        let mut responses = 1;
         while !failed && responses < RESPONSES_PER_WRITE_MAX {
             let Ok(mut next) = queued.try_recv() else {
                 break;
