@@ -4,7 +4,7 @@
 //! each message's acknowledgement latency measured from when it was due.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail, ensure};
 use rdkafka::ClientContext;
@@ -325,6 +325,10 @@ fn send_share(
     let mut value = Vec::new();
     let mut sent = 0u64;
     let mut now = schedule.start.elapsed();
+    let wall_start_ms = schedule
+        .wall_start
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as i64);
     while share.is_none_or(|share| sent < share) {
         let due = match plan.rate {
             Some(rate) => Duration::from_secs_f64((sent * count + index) as f64 / rate),
@@ -353,7 +357,12 @@ fn send_share(
         }
         let keyed = plan.keys.next(&mut rng, &mut key);
         let due_since_origin = (schedule.since_origin + due).as_nanos() as usize;
-        let mut record = BaseRecord::with_opaque_to(plan.topic, due_since_origin).payload(payload);
+        // The record's CreateTime from the send time already read: without
+        // one, librdkafka reads the wall clock for every message.
+        let timestamp_ms = wall_start_ms + due.as_millis() as i64;
+        let mut record = BaseRecord::with_opaque_to(plan.topic, due_since_origin)
+            .payload(payload)
+            .timestamp(timestamp_ms);
         if keyed {
             record = record.key(key.as_slice());
         }
