@@ -483,12 +483,14 @@ impl Segment {
         Ok(true)
     }
 
-    /// Makes room in both indexes for every entry `log_bytes` of log can
-    /// bring, up to segment.index.bytes: an entry needs more than
-    /// index.interval.bytes of log since the last one and a whole batch,
-    /// and the time index keeps one more slot for the roll. The indexes
-    /// thus grow with the log file, and adding a batch that fits in the
-    /// reserved log never runs out of index room.
+    /// Makes room in both indexes for every entry the log up to
+    /// `log_bytes` can still bring, up to segment.index.bytes: past the
+    /// entries there are, the next batch may bring one, and every later
+    /// entry needs more than index.interval.bytes of new log and a whole
+    /// batch; the time index keeps one more slot for the roll. The
+    /// indexes thus grow with the log file, and adding a batch that fits
+    /// in the reserved log never runs out of index room, whatever
+    /// index.interval.bytes the entries already there were made with.
     fn reserve_indexes(
         &mut self,
         log_bytes: usize,
@@ -497,15 +499,19 @@ impl Segment {
     ) -> Result<(), IoFailure> {
         let log_bytes_per_entry =
             (config.index_interval_bytes as usize + 1).max(rill_record::layout::RECORDS);
-        let entries = log_bytes / log_bytes_per_entry + 2;
-        self.summary
+        let new_entries =
+            log_bytes.saturating_sub(self.summary.size as usize) / log_bytes_per_entry + 2;
+        let summary = &mut self.summary;
+        let index_entries = summary.index.file().len() + new_entries;
+        summary
             .index
             .file_mut()
-            .reserve(entries, config.segment_index_bytes, disk)?;
-        self.summary
+            .reserve(index_entries, config.segment_index_bytes, disk)?;
+        let time_entries = summary.time_index.file().len() + new_entries;
+        summary
             .time_index
             .file_mut()
-            .reserve(entries, config.segment_index_bytes, disk)
+            .reserve(time_entries, config.segment_index_bytes, disk)
     }
 
     /// Scans the whole file from its start: checks the framing and offsets
@@ -520,8 +526,8 @@ impl Segment {
         config: &LogConfig,
         disk: &dyn Disk,
     ) -> Result<Recovered, IoFailure> {
-        self.reserve_indexes(self.map.file_len(), config, disk)?;
         self.summary.reset(self.base_offset);
+        self.reserve_indexes(self.map.file_len(), config, disk)?;
         let mut expected = first_allowed.max(self.base_offset);
         let mut recovered = Recovered::default();
         let file_len = self.map.file_len();

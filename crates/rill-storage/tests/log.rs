@@ -1014,3 +1014,44 @@ fn index_files_grow_with_the_log_rather_than_taking_segment_index_bytes_at_once(
     let (log, _) = fx.reopen_clean(log);
     check(&log);
 }
+
+#[test]
+fn an_active_index_keeps_growing_after_a_restart_with_a_sparser_index_interval() {
+    let fx = Fixture::new();
+    let dense = LogConfig {
+        index_interval_bytes: 0,
+        flush: FlushPolicy::None,
+        ..LogConfig::default()
+    };
+    let log = fx.create(dense);
+    for i in 0..3_000i64 {
+        append(&log, &numbered_batch(&format!("{i}"), 1, i));
+    }
+    // The same active segment, its index now holding far more entries
+    // than index.interval.bytes=4096 would have made: appends go on.
+    let end = log.close().unwrap();
+    let sparse = LogConfig {
+        flush: FlushPolicy::None,
+        ..LogConfig::default()
+    };
+    let hints = RecoveryHints {
+        clean_shutdown: true,
+        recovery_point: end,
+        log_start_offset: Offset(0),
+    };
+    let (log, _) = fx.open(sparse, hints);
+    for i in 3_000..6_000i64 {
+        append(
+            &log,
+            &batch(&[&vec![b'x'; 5_000], format!("{i}").as_bytes()], i),
+        );
+    }
+    assert_eq!(log.segment_count(), 1);
+    for offset in [0i64, 2_999, 3_000, 8_999] {
+        let read = log
+            .read(Offset(offset), 1, log.log_end_offset(), true)
+            .unwrap();
+        let found = BatchView::new(&read.bytes).unwrap();
+        assert!(found.base_offset() <= offset && offset <= found.last_offset());
+    }
+}

@@ -40,6 +40,11 @@ enum Op {
     },
     Flush,
     CloseReopen,
+    /// index.interval.bytes changes (at run time, so for the entries of
+    /// the active segment, and for every reopen after).
+    SetIndexInterval {
+        bytes: u32,
+    },
     Crash {
         tear: Option<(u16, bool)>,
     },
@@ -58,6 +63,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u16>().prop_map(|bytes| Op::RetainBytes { bytes: bytes % 8192 }),
         1 => Just(Op::Flush),
         1 => Just(Op::CloseReopen),
+        1 => prop_oneof![Just(0u32), Just(64), Just(512), Just(4096)]
+            .prop_map(|bytes| Op::SetIndexInterval { bytes }),
         1 => proptest::option::of((any::<u16>(), any::<bool>())).prop_map(|tear| Op::Crash { tear }),
     ]
 }
@@ -249,6 +256,10 @@ impl Harness {
                 self.check_contents();
             }
             Op::Crash { tear } => self.crash(tear),
+            Op::SetIndexInterval { bytes } => {
+                self.config.index_interval_bytes = bytes;
+                self.log().set_config(self.config).unwrap();
+            }
         }
         self.check();
     }
