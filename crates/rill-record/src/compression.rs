@@ -43,11 +43,14 @@ pub fn decompress(
             compression,
             max_bytes,
         ),
-        Compression::Lz4 => bounded(
-            lz4_flex::frame::FrameDecoder::new(input),
-            compression,
-            max_bytes,
-        ),
+        Compression::Lz4 => {
+            let frame = lz4_first_frame(input).map_err(|message| corrupt(compression, &message))?;
+            bounded(
+                lz4_flex::frame::FrameDecoder::new(frame),
+                compression,
+                max_bytes,
+            )
+        }
         Compression::Zstd => {
             let decoder =
                 zstd::stream::read::Decoder::new(input).map_err(|e| corrupt(compression, &e))?;
@@ -63,6 +66,83 @@ pub fn decompress(
             }
         }
     }
+}
+
+/// The LZ4 frame format's magic number, little-endian on the wire.
+const LZ4_FRAME_MAGIC: u32 = 0x184D_2204;
+/// FLG bits 7-6: the frame format version, always 01.
+const LZ4_FLG_VERSION: u8 = 0b0100_0000;
+const LZ4_FLG_BLOCK_CHECKSUMS: u8 = 0x10;
+const LZ4_FLG_CONTENT_SIZE: u8 = 0x08;
+const LZ4_FLG_CONTENT_CHECKSUM: u8 = 0x04;
+const LZ4_FLG_DICTIONARY_ID: u8 = 0x01;
+/// A block size's high bit: the block is stored uncompressed.
+const LZ4_BLOCK_UNCOMPRESSED: u32 = 0x8000_0000;
+
+/// The first LZ4 frame of `input`, its block lengths checked against the
+/// frame's block maximum and the bytes actually there. What Kafka's
+/// clients write and its brokers read: one frame in the frame format
+/// (Kafka's reader stops at the end mark and refuses other magic numbers).
+///
+/// lz4_flex sizes its buffers from a frame's declared maximum block size
+/// and a block's declared length before reading the block, and reads
+/// every frame that follows: 15 bytes of frame made it zero 4 MiB, and a
+/// records section of many such frames took minutes to expand. Only the
+/// first frame is handed on, and only once it is known to be there whole.
+fn lz4_first_frame(input: &[u8]) -> Result<&[u8], &'static str> {
+    let mut rest = input;
+    let mut take = |n: usize| -> Result<&[u8], &'static str> {
+        let (head, tail) = rest
+            .split_at_checked(n)
+            .ok_or("the frame runs past the end")?;
+        rest = tail;
+        Ok(head)
+    };
+    let mut magic = [0u8; 4];
+    magic.copy_from_slice(take(4)?);
+    if u32::from_le_bytes(magic) != LZ4_FRAME_MAGIC {
+        return Err("not an LZ4 frame (magic 0x184D2204; legacy and skippable frames are refused)");
+    }
+    let descriptor = take(2)?;
+    let (flg, bd) = (descriptor[0], descriptor[1]);
+    if flg & 0b1100_0000 != LZ4_FLG_VERSION {
+        return Err("unsupported LZ4 frame version");
+    }
+    let block_max: usize = match (bd >> 4) & 0x07 {
+        4 => 64 << 10,
+        5 => 256 << 10,
+        6 => 1 << 20,
+        7 => 4 << 20,
+        _ => return Err("invalid LZ4 maximum block size"),
+    };
+    if flg & LZ4_FLG_CONTENT_SIZE != 0 {
+        take(8)?;
+    }
+    if flg & LZ4_FLG_DICTIONARY_ID != 0 {
+        take(4)?;
+    }
+    take(1)?; // header checksum, which the decoder checks
+    loop {
+        let mut size = [0u8; 4];
+        size.copy_from_slice(take(4)?);
+        let size = u32::from_le_bytes(size);
+        if size == 0 {
+            break; // end mark
+        }
+        let len = (size & !LZ4_BLOCK_UNCOMPRESSED) as usize;
+        if len > block_max {
+            return Err("an LZ4 block is larger than its frame's maximum");
+        }
+        take(len)?;
+        if flg & LZ4_FLG_BLOCK_CHECKSUMS != 0 {
+            take(4)?;
+        }
+    }
+    if flg & LZ4_FLG_CONTENT_CHECKSUM != 0 {
+        take(4)?;
+    }
+    let frame_bytes = input.len() - rest.len();
+    Ok(&input[..frame_bytes])
 }
 
 /// Bytes of input per chunk of snappy-java's framing (its default block).
@@ -277,5 +357,68 @@ mod tests {
             let err = decompress(codec, &garbage, 1 << 20).unwrap_err();
             assert!(matches!(err, DecompressError::Corrupt { .. }), "{codec:?}");
         }
+    }
+
+    /// An LZ4 frame of `data` whose blocks may be up to 4 MiB.
+    fn lz4_4mib_blocks(data: &[u8]) -> Vec<u8> {
+        let info = lz4_flex::frame::FrameInfo::new().block_size(lz4_flex::frame::BlockSize::Max4MB);
+        let mut enc = lz4_flex::frame::FrameEncoder::with_frame_info(info, Vec::new());
+        enc.write_all(data).unwrap();
+        enc.finish().unwrap()
+    }
+
+    #[test]
+    fn lz4_legacy_frames_are_refused_as_kafka_refuses_them() {
+        // Found by the batch_validate fuzz target: a legacy frame (magic
+        // 0x184C2102, 8 MiB blocks) of 18 bytes, which lz4_flex answered
+        // by reserving and zeroing megabytes.
+        let legacy = [
+            0x02, 0x21, 0x4c, 0x18, 0x05, 0x00, 0x00, 0x00, 0x4c, 0xff, 0xff, 0xef, 0xff, 0xff,
+            0xff, 0x51, 0x00, 0xff,
+        ];
+        let err = decompress(Compression::Lz4, &legacy, 4).unwrap_err();
+        assert!(matches!(err, DecompressError::Corrupt { .. }), "{err}");
+        // A well-formed legacy frame, which lz4_flex would expand.
+        let block = lz4_flex::block::compress(DATA);
+        let mut valid_legacy = 0x184C_2102u32.to_le_bytes().to_vec();
+        valid_legacy.extend((block.len() as u32).to_le_bytes());
+        valid_legacy.extend(block);
+        let err = decompress(Compression::Lz4, &valid_legacy, 1 << 20).unwrap_err();
+        assert!(matches!(err, DecompressError::Corrupt { .. }), "{err}");
+        // A skippable frame is no LZ4 data either.
+        let skippable = [0x50, 0x2a, 0x4d, 0x18, 0, 0, 0, 0];
+        assert!(decompress(Compression::Lz4, &skippable, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn an_lz4_block_declared_longer_than_the_input_is_refused() {
+        let mut frame = lz4_4mib_blocks(DATA);
+        // The first block's size: past magic, FLG, BD and header checksum.
+        frame[7..11].copy_from_slice(&(4u32 << 20).to_le_bytes());
+        let err = decompress(Compression::Lz4, &frame, 1 << 20).unwrap_err();
+        assert!(matches!(err, DecompressError::Corrupt { .. }), "{err}");
+        frame[7..11].copy_from_slice(&((4u32 << 20) + 1).to_le_bytes());
+        assert!(decompress(Compression::Lz4, &frame, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn only_the_first_lz4_frame_is_expanded_as_kafka_reads_it() {
+        // Every frame after the first cost lz4_flex a 4 MiB zero fill,
+        // however little it held: a records section of thousands of them
+        // took minutes to expand.
+        let mut frames = lz4_4mib_blocks(b"first");
+        let first_len = frames.len();
+        for _ in 0..100 {
+            frames.extend(lz4_4mib_blocks(b"x"));
+        }
+        assert_eq!(
+            decompress(Compression::Lz4, &frames, 1 << 20).unwrap(),
+            b"first"
+        );
+        assert_eq!(
+            decompress(Compression::Lz4, &frames[..first_len], 1 << 20).unwrap(),
+            b"first"
+        );
+        assert!(decompress(Compression::Lz4, &frames[..first_len - 1], 1 << 20).is_err());
     }
 }

@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 use rill_record::{
     BatchBuilder, BatchView, BatchViewMut, Batches, BatchesEnd, Compression, NewRecord, Records,
-    decompress, records_data, validate_produced,
+    compress, decompress, layout, records_data, validate_produced,
 };
 
 #[derive(Clone, Debug)]
@@ -55,6 +55,34 @@ fn build(records: &[Owned]) -> Vec<u8> {
         });
     }
     builder.finish()
+}
+
+/// `plain`'s records compressed with `codec`, reframed with a valid CRC.
+fn recompressed(plain: &[u8], codec: Compression) -> Vec<u8> {
+    let mut out = plain[..layout::RECORDS].to_vec();
+    out.extend(compress(codec, &plain[layout::RECORDS..]).unwrap());
+    let batch_length = (out.len() - layout::LOG_OVERHEAD) as i32;
+    out[layout::BATCH_LENGTH..layout::BATCH_LENGTH + 4]
+        .copy_from_slice(&batch_length.to_be_bytes());
+    out[layout::ATTRIBUTES..layout::ATTRIBUTES + 2]
+        .copy_from_slice(&i16::from(codec.code()).to_be_bytes());
+    fix_crc(&mut out);
+    out
+}
+
+fn fix_crc(batch: &mut [u8]) {
+    let crc = crc32c::crc32c(&batch[layout::ATTRIBUTES..]);
+    batch[layout::CRC..layout::CRC + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+fn codec() -> impl Strategy<Value = Compression> {
+    proptest::sample::select(vec![
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ])
 }
 
 proptest! {
@@ -128,5 +156,36 @@ proptest! {
         let partial = matches!(batches.end(), Some(BatchesEnd::Partial { .. }) | Some(BatchesEnd::Complete));
         prop_assert!(partial, "{:?}", batches.end());
         prop_assert!(BatchView::new(&bytes[..cut]).is_ok());
+    }
+
+    #[test]
+    fn damaged_records_behind_a_valid_crc_are_refused_or_decoded_never_a_panic(
+        records in proptest::collection::vec(record(), 1..5),
+        codec in codec(),
+        at in any::<prop::sample::Index>(),
+        with in proptest::collection::vec(any::<u8>(), 1..8),
+    ) {
+        // What a producer that computes its CRC over garbage sends, and
+        // what the record-level paths (offset by timestamp, compaction)
+        // then expand: the CRC no longer stands between them and the
+        // decompressors and the record decoder.
+        let mut bytes = recompressed(&build(&records), codec);
+        let records_bytes = bytes.len() - layout::RECORDS;
+        let start = layout::RECORDS + at.index(records_bytes);
+        for (i, b) in with.iter().enumerate() {
+            if let Some(byte) = bytes.get_mut(start + i) {
+                *byte = *b;
+            }
+        }
+        fix_crc(&mut bytes);
+        prop_assert!(validate_produced(&bytes, 1 << 20).is_ok(), "only the records changed");
+        let batch = BatchView::new(&bytes).unwrap();
+        if let Ok(data) = records_data(&batch, 1 << 16) {
+            prop_assert!(data.len() <= 1 << 16);
+            for record in Records::new(&data, batch.records_count()) {
+                let Ok(record) = record else { break };
+                prop_assert_eq!(record.headers().count(), record.headers().len());
+            }
+        }
     }
 }

@@ -23,6 +23,8 @@ mod apis;
 mod broker;
 mod config;
 mod error_code;
+#[doc(hidden)]
+pub mod fuzzing;
 mod groups;
 mod metadata_store;
 mod network;

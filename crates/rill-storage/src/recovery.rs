@@ -112,7 +112,7 @@ pub(crate) fn load_segments(
             segments.push(segment);
             continue;
         }
-        let recovered = segment.recover(validate_from, first_allowed, config, disk)?;
+        let recovered = segment.recover(validate_from, (first_allowed, next_base), config, disk)?;
         report.scanned_segments += 1;
         report.validated_bytes += recovered.validated_bytes;
         report.dropped_bytes += recovered.dropped_bytes;

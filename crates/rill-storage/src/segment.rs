@@ -518,11 +518,12 @@ impl Segment {
     /// of every batch, and the CRC of every batch that ends at or after
     /// `validate_from`; rebuilds both indexes; cuts the file after the last
     /// good batch. `first_allowed` is the smallest offset the segment may
-    /// hold (past the previous segment's end).
+    /// hold (past the previous segment's end); `end_allowed`, if any, is
+    /// one past the largest (the next segment's base offset).
     pub(crate) fn recover(
         &mut self,
         validate_from: Offset,
-        first_allowed: Offset,
+        (first_allowed, end_allowed): (Offset, Option<Offset>),
         config: &LogConfig,
         disk: &dyn Disk,
     ) -> Result<Recovered, IoFailure> {
@@ -536,6 +537,12 @@ impl Segment {
         let mut position = 0usize;
         for batch in batches.by_ref() {
             if !is_in_sequence(&batch, expected, self.base_offset) {
+                break;
+            }
+            // baseOffset lies outside the CRC: a damaged one can reach into
+            // the next segment's offsets, which would make the log end
+            // offset go back below offsets this segment holds.
+            if end_allowed.is_some_and(|end| batch.last_offset() >= end.value()) {
                 break;
             }
             if batch.last_offset() >= validate_from.value() {

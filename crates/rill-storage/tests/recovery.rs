@@ -297,3 +297,34 @@ fn a_directory_of_garbage_opens_as_an_empty_log() {
     assert_eq!(report.dropped_bytes, 10_000);
     append(&log, &numbered_batch("x", 1, 0));
 }
+
+#[test]
+fn a_batch_whose_offsets_reach_into_the_next_segment_ends_the_log() {
+    // Found by the segment_recovery fuzz target. baseOffset lies outside
+    // the CRC: a damaged one in an earlier segment may claim offsets at or
+    // past the next segment's base. Kept, the log end offset went back
+    // below them (to the next segment's base, once that was cut), and new
+    // appends were given offsets the log already held.
+    let fx = Fixture::new();
+    let batch_size = crashed_log(&fx);
+    let files = segment_files(&fx.dir(), "log");
+    assert!(files.len() >= 3);
+    let second_base: i64 = files[1]
+        .file_stem()
+        .and_then(|stem| stem.to_str())
+        .and_then(|stem| stem.parse().ok())
+        .unwrap();
+    let last_batch_at = data_len(&files[0]) - batch_size as u64;
+    let last_batch_base = second_base - 4; // 4 records per batch
+    write_at(
+        &files[0],
+        last_batch_at,
+        &(second_base + 1000).to_be_bytes(),
+    );
+    let (log, report) = reopen_unclean(&fx);
+    assert_eq!(log.log_end_offset(), Offset(last_batch_base));
+    assert!(report.dropped_bytes >= batch_size as u64);
+    assert_eq!(read_all(&log).len() as i64, last_batch_base);
+    let info = append(&log, &numbered_batch("next", 1, 0));
+    assert_eq!(info.base_offset, Offset(last_batch_base));
+}

@@ -92,7 +92,8 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Option<Body>, Handl
 
 /// Why a request could not be answered; the connection is closed.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum HandlerError {
+#[non_exhaustive]
+pub enum HandlerError {
     #[error("cannot decode {api:?} v{version}: {message}")]
     Decode {
         api: ApiKey,

@@ -22,18 +22,18 @@ use tokio::sync::mpsc;
 use crate::apis::{self, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::network::Shutdown;
-use crate::network::frame::{FrameError, FrameReader};
+use crate::network::frame::{FrameError, FrameReader, REQUEST_HEADER_BYTES_MIN};
 
 /// A request handled and waiting for its turn to be answered.
-struct Queued {
-    correlation_id: i32,
+pub(crate) struct Queued {
+    pub(crate) correlation_id: i32,
     /// Response header version: 1 has tagged fields.
     header_version: i16,
     pending: Pending,
 }
 
 /// What the first bytes of a frame say to do.
-enum Parsed {
+pub(crate) enum Parsed {
     Request(Request),
     /// Answer without dispatching (ApiVersions at a version Rill lacks).
     Immediate(Queued),
@@ -41,7 +41,10 @@ enum Parsed {
 
 /// Why a frame's header was refused; the connection is closed.
 #[derive(Debug, thiserror::Error)]
-enum HeaderError {
+#[non_exhaustive]
+pub enum HeaderError {
+    #[error("a request of {length} bytes, expected at least {REQUEST_HEADER_BYTES_MIN}")]
+    TooShort { length: usize },
     #[error("unknown API key {key}")]
     UnknownApiKey { key: i16 },
     #[error("unsupported API {api:?}")]
@@ -120,7 +123,17 @@ pub(crate) async fn serve(
     }
 }
 
-fn parse(mut frame: Bytes, client_host: &Arc<str>) -> Result<Parsed, HeaderError> {
+/// Reads the request header of a frame's body: which API at which
+/// version, refused unless Rill implements it. The body is left undecoded,
+/// for its handler.
+pub(crate) fn parse(mut frame: Bytes, client_host: &Arc<str>) -> Result<Parsed, HeaderError> {
+    // The frame reader refuses shorter frames already; this keeps the
+    // fixed fields below in bounds whoever calls.
+    if frame.len() < REQUEST_HEADER_BYTES_MIN {
+        return Err(HeaderError::TooShort {
+            length: frame.len(),
+        });
+    }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|()| HeaderError::UnknownApiKey { key })?;

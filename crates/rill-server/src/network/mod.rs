@@ -5,6 +5,9 @@
 mod connection;
 mod frame;
 
+pub use connection::HeaderError;
+pub(crate) use connection::{Parsed, parse};
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
