@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, ListOffsetsRequest, ProduceRequest, TopicName,
+    BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
@@ -38,38 +39,51 @@ impl Wire {
     /// Sends `request` at `version` and decodes its response.
     pub fn send<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
         self.correlation_id += 1;
-        let header = RequestHeader::default()
-            .with_request_api_key(R::KEY)
-            .with_request_api_version(version)
-            .with_correlation_id(self.correlation_id)
-            .with_client_id(Some(StrBytes::from_static_str("rill-tests")));
-        let mut body = BytesMut::new();
-        header
-            .encode(&mut body, R::header_version(version))
-            .unwrap();
-        request.encode(&mut body, version).unwrap();
-        let mut frame = BytesMut::with_capacity(body.len() + 4);
-        frame.put_i32(body.len() as i32);
-        frame.put_slice(&body);
+        let frame = request_frame(version, self.correlation_id, request);
         self.stream.write_all(&frame).unwrap();
-        let mut response = self.read_frame();
-        let header =
-            ResponseHeader::decode(&mut response, R::Response::header_version(version)).unwrap();
-        assert_eq!(header.correlation_id, self.correlation_id);
-        R::Response::decode(&mut response, version).unwrap()
+        read_response::<R>(&mut self.stream, version, self.correlation_id)
     }
 
     pub fn set_read_timeout(&mut self, timeout: Duration) {
         self.stream.set_read_timeout(Some(timeout)).unwrap();
     }
+}
 
-    fn read_frame(&mut self) -> Bytes {
-        let mut length = [0u8; 4];
-        self.stream.read_exact(&mut length).unwrap();
-        let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
-        self.stream.read_exact(&mut body).unwrap();
-        Bytes::from(body)
-    }
+/// A request's whole frame: length, header (at the version `R` needs)
+/// and body.
+pub fn request_frame<R: Request>(version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(correlation_id)
+        .with_client_id(Some(StrBytes::from_static_str("rill-tests")));
+    let mut body = BytesMut::new();
+    header
+        .encode(&mut body, R::header_version(version))
+        .unwrap();
+    request.encode(&mut body, version).unwrap();
+    let mut frame = BytesMut::with_capacity(body.len() + 4);
+    frame.put_i32(body.len() as i32);
+    frame.put_slice(&body);
+    frame.to_vec()
+}
+
+/// Reads the response to the request `correlation_id` (sent at
+/// `version`) from `stream`, and decodes it.
+pub fn read_response<R: Request>(
+    stream: &mut TcpStream,
+    version: i16,
+    correlation_id: i32,
+) -> R::Response {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length).unwrap();
+    let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
+    stream.read_exact(&mut body).unwrap();
+    let mut response = Bytes::from(body);
+    let header =
+        ResponseHeader::decode(&mut response, R::Response::header_version(version)).unwrap();
+    assert_eq!(header.correlation_id, correlation_id);
+    R::Response::decode(&mut response, version).unwrap()
 }
 
 pub fn topic_name(name: &str) -> TopicName {
@@ -141,4 +155,57 @@ pub fn log_end(wire: &mut Wire, topic: &str) -> i64 {
         ]),
     );
     response.topics[0].partitions[0].offset
+}
+
+/// Produces `batch` (acks=-1) to `partition` of `topic`; returns (error
+/// code, base offset).
+pub fn produce_batch(wire: &mut Wire, topic: &str, partition: i32, batch: Vec<u8>) -> (i16, i64) {
+    let response = wire.send(9, &produce_request(topic, partition, batch));
+    let answer = &response.responses[0].partition_responses[0];
+    (answer.error_code, answer.base_offset)
+}
+
+/// A Produce request of `batch` (acks=-1) to `partition` of `topic`.
+pub fn produce_request(topic: &str, partition: i32, batch: Vec<u8>) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(topic_name(topic))
+                .with_partition_data(vec![
+                    PartitionProduceData::default()
+                        .with_index(partition)
+                        .with_records(Some(Bytes::from(batch))),
+                ]),
+        ])
+}
+
+/// Fetches from `offset` of `partition` of `topic`, up to 1 MiB, without
+/// waiting; returns (error code, record bytes).
+pub fn fetch_from(wire: &mut Wire, topic: &str, partition: i32, offset: i64) -> (i16, Bytes) {
+    let response = wire.send(
+        11,
+        &FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(0)
+            .with_min_bytes(0)
+            .with_max_bytes(1 << 20)
+            .with_session_epoch(-1)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic(topic_name(topic))
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition(partition)
+                            .with_fetch_offset(offset)
+                            .with_partition_max_bytes(1 << 20),
+                    ]),
+            ]),
+    );
+    let answer = &response.responses[0].partitions[0];
+    (
+        answer.error_code,
+        answer.records.clone().unwrap_or_default(),
+    )
 }

@@ -268,7 +268,13 @@ impl LogManager {
             topic_partition: topic_partition.clone(),
             source,
         };
-        partition.close().map_err(partition_error)?;
+        if let Err(error) = partition.close() {
+            if partition.log().failure().is_none() {
+                return Err(partition_error(error));
+            }
+            // An offline log cannot close cleanly; its files go anyway.
+            tracing::warn!(partition = %topic_partition, %error, "deleting an offline partition");
+        }
         let dir = partition.dir().to_path_buf();
         let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();
         let doomed = parent.join(format!(
@@ -317,10 +323,17 @@ impl LogManager {
     }
 
     /// One retention pass over every partition; failures are logged and
-    /// the pass goes on. Returns the segments deleted.
+    /// the pass goes on. Each pass also checks every segment file of each
+    /// partition (see [`rill_storage::Log::check_files`]), so that one
+    /// removed or cut under an idle partition takes it offline too.
+    /// Offline partitions are left alone until a restart recovers them.
+    /// Returns the segments deleted.
     pub fn apply_retention(&self, now_ms: i64) -> usize {
         let mut deleted = 0;
         for partition in self.partitions() {
+            if partition.log().failure().is_some() {
+                continue;
+            }
             match partition.apply_retention(now_ms) {
                 Ok(outcome) => deleted += outcome.segments_deleted,
                 Err(error) => {
@@ -340,7 +353,10 @@ impl LogManager {
         };
         let mut cleaned = 0;
         for partition in self.partitions() {
-            if !partition.log().config().cleanup_policy.compact {
+            // An offline log is left as it is until a restart recovers it.
+            if !partition.log().config().cleanup_policy.compact
+                || partition.log().failure().is_some()
+            {
                 continue;
             }
             match partition

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rill_record::{Batches, TimestampType};
 use rill_storage::{
-    AppendInfo, AppendTicket, Disk, Flusher, Log, LogConfig, LogRead, Offset, ReadError,
-    RecoveryHints, RecoveryReport, RetentionOutcome,
+    AppendError, AppendInfo, AppendTicket, Disk, Flusher, Log, LogConfig, LogRead, Offset,
+    ReadError, RecoveryHints, RecoveryReport, RetentionOutcome,
 };
 
 use crate::error::PartitionError;
@@ -184,6 +184,11 @@ impl Partition {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, PartitionError> {
+        // An offline log refuses even a retry that would write nothing:
+        // the original it would point at may be what was lost.
+        if let Some(failed) = self.log.failure() {
+            return Err(AppendError::Offline(failed).into());
+        }
         // Validation (the CRC) runs before the lock, in parallel.
         let batch = self.log.validate(batch)?;
         let view = batch.view();
@@ -304,6 +309,10 @@ impl Partition {
     /// -1 (no record at or after the timestamp, or an empty log). Only
     /// records below the high watermark are considered.
     pub fn list_offset(&self, spec: OffsetSpec) -> Result<Option<TimestampedOffset>, ReadError> {
+        // Offline for reads (a file changed under the log): no answer,
+        // not even the offsets kept in memory, as Kafka answers nothing
+        // for a partition on an offline log dir.
+        self.log.check_readable()?;
         let high_watermark = self.high_watermark();
         let found = match spec {
             OffsetSpec::Earliest => Some((self.log.log_start_offset(), -1)),

@@ -348,3 +348,109 @@ fn the_background_forgets_producers_idle_past_their_expiration() {
     assert_eq!(left, [1], "only the producer idle for two hours goes");
     manager.shutdown().unwrap();
 }
+
+#[test]
+fn a_segment_removed_under_an_idle_partition_takes_it_offline_and_a_restart_recovers_the_rest() {
+    let dirs = dirs(1);
+    let config = ManagerConfig {
+        retention_check_interval_ms: 10,
+        ..ManagerConfig::new(dirs.dirs.clone())
+    };
+    let (manager, _) = LogManager::open(config.clone(), &|_| small()).unwrap();
+    let (idle, busy) = (
+        TopicPartition::new("idle", 0),
+        TopicPartition::new("busy", 0),
+    );
+    for tp in [&idle, &busy] {
+        let partition = manager.create(tp, small()).unwrap();
+        for i in 0..100 {
+            partition
+                .append(&batch(&format!("{i:03}")), 0, 0)
+                .unwrap()
+                .wait()
+                .unwrap();
+        }
+    }
+    let idle_partition = manager.get(&idle).unwrap();
+    let before = values(&idle_partition);
+    assert!(idle_partition.log().segment_count() > 2);
+    let oldest = idle_partition.dir().join(format!("{:020}.log", 0));
+    std::fs::remove_file(&oldest).unwrap();
+
+    // Nobody reads or writes it: the background retention pass notices.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while idle_partition.log().failure().is_none() {
+        assert!(Instant::now() < deadline, "the removal was never noticed");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(matches!(
+        idle_partition.read(Offset(50), 1 << 20, FetchIsolation::HighWatermark, true),
+        Err(rill_storage::ReadError::Offline(_))
+    ));
+    assert!(matches!(
+        idle_partition.list_offset(rill_partition::OffsetSpec::Latest),
+        Err(rill_storage::ReadError::Offline(_))
+    ));
+    assert!(matches!(
+        idle_partition.append(&batch("refused"), 0, 0),
+        Err(rill_partition::PartitionError::Append(
+            AppendError::Offline(_)
+        ))
+    ));
+    // The other partition goes on.
+    let busy_partition = manager.get(&busy).unwrap();
+    busy_partition
+        .append(&batch("more"), 0, 0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(values(&busy_partition).len(), 101);
+
+    // The offline partition cannot close cleanly, so the restart recovers
+    // it; the others are closed as usual.
+    match manager.shutdown() {
+        Err(ManagerError::Partition {
+            topic_partition, ..
+        }) => assert_eq!(topic_partition, idle),
+        other => panic!("expected the offline partition's error, found {other:?}"),
+    }
+    assert!(!dirs.dirs[0].join(CLEAN_SHUTDOWN_MARKER).exists());
+    drop((manager, idle_partition, busy_partition));
+
+    let (manager, report) = LogManager::open(config, &|_| small()).unwrap();
+    assert!(report.recovered.iter().any(|(tp, _)| tp == &idle));
+    let idle_partition = manager.get(&idle).unwrap();
+    assert!(idle_partition.log().failure().is_none(), "online again");
+    let after = values(&idle_partition);
+    let start = idle_partition.log_start_offset();
+    assert!(
+        start > Offset(0),
+        "the log starts after the removed segment"
+    );
+    assert_eq!(
+        after[..],
+        before[start.value() as usize..],
+        "the rest, undamaged"
+    );
+    idle_partition
+        .append(&batch("again"), 0, 0)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(values(&manager.get(&busy).unwrap()).len(), 101);
+    manager.shutdown().unwrap();
+}
+
+#[test]
+fn an_offline_partition_can_still_be_deleted() {
+    let dirs = dirs(1);
+    let (manager, _) = open(&dirs);
+    let created = fill(&manager, &["offline"], 3);
+    let partition = manager.get(&created[0]).unwrap();
+    std::fs::remove_file(partition.dir().join(format!("{:020}.log", 0))).unwrap();
+    assert!(partition.log().check_files().is_err());
+    manager.delete(&created[0]).unwrap();
+    assert!(manager.get(&created[0]).is_none());
+    assert!(!partition.dir().exists());
+    manager.shutdown().unwrap();
+}

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 use rill_partition::{LogManager, ManagerConfig, ManagerError, Partition, TopicPartition};
-use rill_storage::LogConfig;
+use rill_storage::{Disk, LogConfig, RealDisk};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -106,6 +106,15 @@ impl Broker {
     /// stop), loads the metadata, and reconciles the two: partitions of
     /// topics that no longer exist are deleted, missing ones created.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, StartError> {
+        Broker::open_with_disk(config, Arc::new(RealDisk))
+    }
+
+    /// [`Broker::open`] with the logs' reservations, writes and syncs
+    /// going through `disk` (tests inject a full or failing disk).
+    pub fn open_with_disk(
+        config: BrokerConfig,
+        disk: Arc<dyn Disk>,
+    ) -> Result<Arc<Broker>, StartError> {
         for dir in &config.log_dirs {
             std::fs::create_dir_all(dir).map_err(|source| StartError::CreateDir {
                 path: dir.clone(),
@@ -134,12 +143,16 @@ impl Broker {
             })
             .collect::<Result<_, _>>()?;
         let default_config = topic_config::log_config(&BTreeMap::new(), layers)?;
-        let (logs, report) = LogManager::open(manager_config, &|tp: &TopicPartition| {
-            topic_configs
-                .get(tp.topic.as_str())
-                .copied()
-                .unwrap_or(default_config)
-        })?;
+        let (logs, report) = LogManager::open_with_disk(
+            manager_config,
+            &|tp: &TopicPartition| {
+                topic_configs
+                    .get(tp.topic.as_str())
+                    .copied()
+                    .unwrap_or(default_config)
+            },
+            disk,
+        )?;
         if !report.recovered.is_empty() {
             tracing::info!(
                 partitions = report.recovered.len(),

@@ -36,6 +36,8 @@ pub(crate) fn for_append(error: &PartitionError) -> ResponseError {
 pub(crate) fn for_read(error: &ReadError) -> ResponseError {
     match error {
         ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        // Kafka's answer for a partition on an offline log dir.
+        ReadError::Offline(_) => ResponseError::KafkaStorageError,
         _ => ResponseError::CorruptMessage,
     }
 }

@@ -52,14 +52,64 @@ pub enum ConfigError {
     RatioOutOfRange { name: &'static str, value: String },
 }
 
-/// Why a log went offline: a sync failed, so what the page cache held is
-/// no longer known to match the disk (after a failed fsync Linux may drop
-/// the dirty pages). Reopening the log runs recovery.
+/// Why a log went offline. It refuses appends, truncations, retention and
+/// compaction until reopened (a broker restart), and reopening runs
+/// recovery; whether it still serves reads depends on the cause (see
+/// [`LogFailed::allows_reads`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("log {dir} is offline after a failed sync: {reason}")]
+#[error("log {dir} is offline: {cause}")]
 pub struct LogFailed {
     pub dir: PathBuf,
-    pub reason: String,
+    pub cause: OfflineCause,
+}
+
+impl LogFailed {
+    /// Whether reads of what was acknowledged may go on: yes after a
+    /// failed write or sync (those bytes were synced earlier and stay in
+    /// the page cache), no once a file changed under the log (the bytes
+    /// are gone, and touching a mapped page past a cut file's end would
+    /// kill the process with SIGBUS).
+    pub fn allows_reads(&self) -> bool {
+        matches!(self.cause, OfflineCause::WriteFailed { .. })
+    }
+}
+
+/// What took a log offline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OfflineCause {
+    /// A sync failed, so what the page cache held is no longer known to
+    /// match the disk (after a failed fsync Linux may drop the dirty
+    /// pages); or a change of several files (truncation, a compaction
+    /// swap) stopped half-way, so the files and the log's memory are out
+    /// of step.
+    #[error("{reason}")]
+    WriteFailed { reason: String },
+    /// A file of an open segment was removed or cut shorter by something
+    /// other than the log.
+    #[error(transparent)]
+    FileChanged(#[from] SegmentFileChanged),
+}
+
+/// A file of an open segment that something outside the log removed or
+/// cut shorter (an operator's `rm` or `truncate`, a failing file system),
+/// as found by fstat of the log's open descriptor.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SegmentFileChanged {
+    #[error("segment file {path} was removed under the log: expected a link, found none")]
+    Removed { path: PathBuf },
+    #[error(
+        "segment file {path} was truncated under the log: expected at least {expected_len} bytes, found {found_len}"
+    )]
+    Truncated {
+        path: PathBuf,
+        expected_len: u64,
+        found_len: u64,
+    },
+    /// fstat of the open file failed (on Linux only EIO or EOVERFLOW can).
+    #[error("cannot stat segment file {path}: {error}")]
+    Unknown { path: PathBuf, error: String },
 }
 
 /// Why an append was refused. Nothing of a refused batch is written.
@@ -121,6 +171,9 @@ pub enum ReadError {
         #[source]
         source: rill_record::RecordError,
     },
+    /// The log is offline for reads too (see [`LogFailed::allows_reads`]).
+    #[error(transparent)]
+    Offline(#[from] LogFailed),
 }
 
 /// Why a truncation, retention pass or log-start move failed.

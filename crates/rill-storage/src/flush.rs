@@ -116,10 +116,17 @@ impl Durability {
         self.wake(state);
     }
 
+    /// Takes the log offline. The first failure stays the one reported,
+    /// unless a later one also refuses reads (a file changed after a
+    /// failed sync): reads must then learn why they are refused.
     pub(crate) fn fail(&self, failed: LogFailed) {
         let mut state = self.state.lock();
-        if state.failed.is_none() {
-            tracing::error!(dir = %failed.dir.display(), reason = %failed.reason, "log offline");
+        let replace = state
+            .failed
+            .as_ref()
+            .is_none_or(|current| current.allows_reads() && !failed.allows_reads());
+        if replace {
+            tracing::error!(dir = %failed.dir.display(), cause = %failed.cause, "log offline");
             state.failed = Some(failed);
         }
         self.wake(state);

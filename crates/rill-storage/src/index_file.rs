@@ -18,7 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::disk::Disk;
-use crate::error::IoFailure;
+use crate::error::{IoFailure, SegmentFileChanged};
+use crate::file_check::check_file;
 use crate::mmap::IndexMap;
 
 /// One fixed-size, big-endian entry of an index file.
@@ -135,6 +136,12 @@ impl<E: IndexEntry> IndexFile<E> {
             .set_len(len as u64)
             .map_err(|e| IoFailure::new("trim index", &self.path, e))?;
         Ok(())
+    }
+
+    /// Whether the file is still linked and holds every byte mapped of it
+    /// (see file_check.rs): one fstat.
+    pub(crate) fn check_unchanged(&self) -> Result<(), SegmentFileChanged> {
+        check_file(&self.file, self.map.len() as u64, || self.path.clone())
     }
 
     /// The file, shared so that a flusher can sync it outside the lock.

@@ -34,6 +34,7 @@ mod compaction;
 mod config;
 mod disk;
 mod error;
+mod file_check;
 mod file_system;
 mod flush;
 mod index_file;
@@ -55,7 +56,8 @@ pub use config::{
 };
 pub use disk::{Disk, RealDisk};
 pub use error::{
-    AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
+    AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OfflineCause,
+    OpenError, ReadError, SegmentFileChanged,
 };
 pub use flush::{AppendInfo, AppendTicket, Flusher};
 pub use log::{Log, LogRead, ValidatedBatch};

@@ -19,7 +19,8 @@ use crate::compaction::{
 use crate::config::{FlushPolicy, LogConfig};
 use crate::disk::{Disk, sync_dir};
 use crate::error::{
-    AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OpenError, ReadError,
+    AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OfflineCause,
+    OpenError, ReadError, SegmentFileChanged,
 };
 use crate::file_system::{FileSystem, note_slow_sync};
 use crate::flush::{AppendInfo, AppendTicket, Durability, Flusher, FlusherHandle, IntervalCheck};
@@ -75,6 +76,10 @@ pub(crate) struct LogShared {
     /// Whether the flusher watches this log's flush.ms deadline (only
     /// `interval` logs need it; others are never on its list).
     interval_watched: AtomicBool,
+    /// Set, after `durability` records the failure, once a file changed
+    /// under the log: reads are refused from then on. A flag, so that the
+    /// read path does not take the durability lock to learn it.
+    reads_refused: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -246,6 +251,7 @@ impl Log {
             cleaner_lock: Mutex::new(()),
             flusher: flusher.handle(),
             interval_watched: AtomicBool::new(false),
+            reads_refused: AtomicBool::new(false),
         });
         if interval.is_some() {
             shared.watch_interval();
@@ -297,6 +303,9 @@ impl Log {
                 dir: self.shared.dir.clone(),
             });
         }
+        // Before anything touches the active segment's maps: a store past
+        // the end of a file cut under the log would be a SIGBUS.
+        self.shared.check_segment(&state, state.active())?;
         let config = &state.config;
         if batch.len() > config.segment_bytes as usize {
             return Err(AppendError::BatchLargerThanSegment {
@@ -392,6 +401,7 @@ impl Log {
         min_one_batch: bool,
     ) -> Result<LogRead, ReadError> {
         let state = self.shared.state.read();
+        self.shared.check_readable()?;
         let (log_start_offset, log_end_offset) = (state.log_start_offset, state.log_end());
         if from < log_start_offset || from > log_end_offset {
             return Err(ReadError::OffsetOutOfRange {
@@ -404,6 +414,8 @@ impl Log {
         let mut bytes = Bytes::new();
         if from < upper {
             for segment in &state.segments[state.segment_index(from)..] {
+                // One check per call, of the one segment read (two fstats).
+                self.shared.check_segment_for_read(&state, segment)?;
                 let start = segment.position_of(from);
                 if start == segment.size() {
                     continue; // `from` lies in a gap after this segment's batches
@@ -527,9 +539,26 @@ impl Log {
         Ok(())
     }
 
-    /// Whether a sync failed and the log refuses writes until reopened.
+    /// Whether the log is offline (a sync failed, or a file changed under
+    /// it) and refuses writes, and maybe reads, until reopened.
     pub fn failure(&self) -> Option<LogFailed> {
         self.shared.durability.check().err()
+    }
+
+    /// Whether reads are still served: they are refused once a file
+    /// changed under the log (see [`LogFailed::allows_reads`]). No
+    /// syscall: it says what earlier checks found.
+    pub fn check_readable(&self) -> Result<(), LogFailed> {
+        self.shared.check_readable()
+    }
+
+    /// Checks that no file of any segment was removed or cut shorter
+    /// under the log (3 fstats a segment), taking the log offline if one
+    /// was; [`Log::apply_retention`] begins with it. An offline log
+    /// reports why.
+    pub fn check_files(&self) -> Result<(), LogFailed> {
+        let state = self.shared.state.read();
+        self.shared.check_everything(&state)
     }
 
     /// Syncs everything appended so far and returns the flushed end.
@@ -553,6 +582,7 @@ impl Log {
         if offset >= state.log_end() {
             return Ok(state.log_end());
         }
+        self.shared.check_segments(&state)?;
         self.shared.sync_locked(&mut state)?;
         let log_start = state.log_start_offset;
         let result = if offset <= log_start {
@@ -642,6 +672,12 @@ impl Log {
                 .max(state.log_start_offset)
                 .min(state.log_end());
             let sealed = &state.segments[..state.segments.len() - 1];
+            // The pass reads these in user space, outside the lock, for a
+            // while: a truncation during it is the window file_check.rs
+            // describes, at its widest.
+            for segment in sealed {
+                self.shared.check_segment(&state, segment)?;
+            }
             let views: Vec<SealedView> = sealed.iter().map(Segment::sealed_view).collect();
             (state.config, views, first_dirty, state.truncations)
         };
@@ -738,6 +774,9 @@ impl Log {
         upper: Offset,
     ) -> Result<RetentionOutcome, ModifyError> {
         let mut state = self.shared.state.write();
+        // This pass is what notices a file changed under an idle log; an
+        // offline log is left as it is, for recovery to look at.
+        self.shared.check_everything(&state)?;
         let mut rolled = false;
         let mut count = deletable_prefix(
             &state.segments,
@@ -778,6 +817,7 @@ impl Log {
         upper: Offset,
     ) -> Result<Option<(Offset, i64)>, ReadError> {
         let state = self.shared.state.read();
+        self.shared.check_readable()?;
         let from = state.log_start_offset;
         for segment in &state.segments[state.segment_index(from)..] {
             if segment.base_offset() >= upper {
@@ -786,6 +826,7 @@ impl Log {
             if segment.max_timestamp() < target {
                 continue;
             }
+            self.shared.check_segment(&state, segment)?;
             if let Some(found) = segment.find_timestamp(target, from, upper)? {
                 return Ok(Some(found));
             }
@@ -797,6 +838,7 @@ impl Log {
     /// log start up to `upper` (ListOffsets' MAX_TIMESTAMP).
     pub fn max_timestamp_record(&self, upper: Offset) -> Result<Option<(Offset, i64)>, ReadError> {
         let state = self.shared.state.read();
+        self.shared.check_readable()?;
         let from = state.log_start_offset;
         let mut best: Option<(Offset, i64)> = None;
         for segment in &state.segments[state.segment_index(from)..] {
@@ -806,6 +848,7 @@ impl Log {
             if best.is_some_and(|(_, timestamp)| segment.max_timestamp() <= timestamp) {
                 continue;
             }
+            self.shared.check_segment(&state, segment)?;
             if let Some((offset, timestamp)) = segment.max_timestamp_record(from, upper)? {
                 if best.is_none_or(|(_, best_timestamp)| timestamp > best_timestamp) {
                     best = Some((offset, timestamp));
@@ -826,6 +869,9 @@ impl Log {
         if state.closed {
             return Ok(state.log_end());
         }
+        // Sealing a cut file would extend it with zeros, and the clean
+        // start after this close would then trust them.
+        self.shared.check_segments(&state)?;
         self.shared.sync_locked(&mut state)?;
         let end = state.log_end();
         let active = state.active_mut();
@@ -853,6 +899,68 @@ impl LogShared {
         if !self.interval_watched.swap(true, Ordering::Relaxed) {
             self.flusher.watch_interval(Arc::downgrade(self));
         }
+    }
+
+    /// Refuses reads once a file changed under the log.
+    fn check_readable(&self) -> Result<(), LogFailed> {
+        if self.reads_refused.load(Ordering::Acquire) {
+            self.durability.check()?;
+        }
+        Ok(())
+    }
+
+    /// Checks the files a read of `segment` touches (see file_check.rs),
+    /// taking the log offline if one changed.
+    fn check_segment_for_read(&self, state: &LogState, segment: &Segment) -> Result<(), LogFailed> {
+        self.judge(state, segment.check_read_files())
+    }
+
+    /// Checks every file of `segment`, taking the log offline if one changed.
+    fn check_segment(&self, state: &LogState, segment: &Segment) -> Result<(), LogFailed> {
+        self.judge(state, segment.check_files())
+    }
+
+    /// Checks every file of every segment.
+    fn check_segments(&self, state: &LogState) -> Result<(), LogFailed> {
+        state
+            .segments
+            .iter()
+            .try_for_each(|segment| self.check_segment(state, segment))
+    }
+
+    /// Takes the log offline if a check found a file changed.
+    fn judge(
+        &self,
+        state: &LogState,
+        checked: Result<(), SegmentFileChanged>,
+    ) -> Result<(), LogFailed> {
+        match checked {
+            Ok(()) => Ok(()),
+            // Deleting a partition closes its log, then removes its
+            // files; whoever still holds the log reads the open files.
+            Err(SegmentFileChanged::Removed { .. }) if state.closed => Ok(()),
+            Err(changed) => Err(self.file_changed(changed)),
+        }
+    }
+
+    /// Every file of every segment, unless reads are refused already, and
+    /// then whether the log is offline for any reason.
+    fn check_everything(&self, state: &LogState) -> Result<(), LogFailed> {
+        self.check_readable()?;
+        self.check_segments(state)?;
+        self.durability.check()
+    }
+
+    /// Takes the log offline for reads and writes: `changed` was found.
+    /// Returns the failure that reads and writes now report.
+    fn file_changed(&self, changed: SegmentFileChanged) -> LogFailed {
+        let failed = LogFailed {
+            dir: self.dir.clone(),
+            cause: OfflineCause::FileChanged(changed),
+        };
+        self.durability.fail(failed.clone());
+        self.reads_refused.store(true, Ordering::Release);
+        failed
     }
 
     fn check_writable(&self, state: &LogState) -> Result<(), ModifyError> {
@@ -981,7 +1089,9 @@ impl LogShared {
             Err(failure) => {
                 let failed = LogFailed {
                     dir: self.dir.clone(),
-                    reason: failure.to_string(),
+                    cause: OfflineCause::WriteFailed {
+                        reason: failure.to_string(),
+                    },
                 };
                 self.durability.fail(failed.clone());
                 Err(failed)
@@ -1204,7 +1314,9 @@ impl LogShared {
         if let Err(e) = replaced {
             self.durability.fail(LogFailed {
                 dir: self.dir.clone(),
-                reason: format!("compaction swap failed after its commit: {e}"),
+                cause: OfflineCause::WriteFailed {
+                    reason: format!("compaction swap failed after its commit: {e}"),
+                },
             });
             return Err(e.into());
         }
@@ -1224,7 +1336,9 @@ impl LogShared {
         if let Err(e) = &result {
             self.durability.fail(LogFailed {
                 dir: self.dir.clone(),
-                reason: e.to_string(),
+                cause: OfflineCause::WriteFailed {
+                    reason: e.to_string(),
+                },
             });
         }
         result

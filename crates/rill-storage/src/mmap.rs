@@ -19,7 +19,9 @@
 //! cache: small appends are copied in through the map, large ones written
 //! with pwrite (which is faster for whole pages; see the segment module and
 //! docs/benchmarks.md), and fdatasync makes both durable. Segment files
-//! must not be modified by other processes.
+//! must not be modified by other processes; if one is cut anyway, the
+//! log's fstat checks (file_check.rs) notice before it touches the file
+//! in user space, all but for a truncation inside one call's window.
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -182,13 +184,16 @@ pub(crate) struct IndexMap {
 
 impl IndexMap {
     /// Maps the first `len` bytes of `file`, which must all be allocated
-    /// and must not be cut off while mapped.
+    /// and must not be cut off while mapped. A file shorter than `len` is
+    /// an error, not a bug: something outside the log may have cut it.
     pub(crate) fn new(file: &File, len: usize) -> io::Result<IndexMap> {
         let actual = file.metadata()?.len();
-        assert!(
-            actual >= len as u64,
-            "index file is {actual} bytes, mapping {len}"
-        );
+        if actual < len as u64 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("index file is {actual} bytes, expected at least {len} to map"),
+            ));
+        }
         // SAFETY: the mapping lies within the file; `IndexFile` drops this
         // map before it shrinks the file below `len`, and segment files
         // belong to this process alone.

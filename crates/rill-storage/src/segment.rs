@@ -19,7 +19,8 @@ use rill_record::{BatchView, Batches, BatchesEnd, NO_TIMESTAMP, Records, records
 use crate::Offset;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::disk::{Disk, sync_dir};
-use crate::error::{AppendError, IoFailure, ReadError};
+use crate::error::{AppendError, IoFailure, ReadError, SegmentFileChanged};
+use crate::file_check::check_file;
 use crate::mmap::LogMap;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
@@ -592,6 +593,23 @@ impl Segment {
 
     pub(crate) fn max_timestamp(&self) -> i64 {
         self.summary.max_timestamp
+    }
+
+    /// Whether the files a read touches — the `.log` and the `.index` —
+    /// are still linked and hold every byte mapped of them (see
+    /// file_check.rs): two fstats.
+    pub(crate) fn check_read_files(&self) -> Result<(), SegmentFileChanged> {
+        check_file(&self.log_file, self.map.file_len() as u64, || {
+            self.log_path()
+        })?;
+        self.summary.index.file().check_unchanged()
+    }
+
+    /// [`Segment::check_read_files`] and the `.timeindex` too, which
+    /// appends, seals and timestamp lookups touch: three fstats.
+    pub(crate) fn check_files(&self) -> Result<(), SegmentFileChanged> {
+        self.check_read_files()?;
+        self.summary.time_index.file().check_unchanged()
     }
 
     pub(crate) fn log_path(&self) -> PathBuf {

@@ -910,7 +910,9 @@ fn a_ticket_for_an_appended_range_resolves_once_that_range_may_be_acknowledged()
     assert_eq!(original.wait().unwrap(), info);
     assert!(log.ticket_for_appended(info).is_ready(), "synced: at once");
 
-    let log = Fixture::new().create(small_config(FlushPolicy::None));
+    // Its own fixture, kept alive: the log's directory must outlive it.
+    let fx = Fixture::new();
+    let log = fx.create(small_config(FlushPolicy::None));
     append(&log, &batch(&[b"a"], 0));
     let info = AppendInfo {
         last_offset: Offset(0),
