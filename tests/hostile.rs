@@ -1,8 +1,9 @@
 //! Hostile input against the real broker over raw TCP: random bytes,
 //! impossible lengths, truncated frames, unknown APIs and versions,
-//! garbage bodies, arrays longer than their frame, thousands of idle or
-//! half-sent connections, the idle timeout (also for a client that never
-//! reads its responses), max.connections and a pipelined burst. After
+//! garbage bodies, arrays longer than their frame, the idle timeout (also
+//! for a client that never reads its responses), max.connections and a
+//! pipelined burst (crowds of connections and slow clients are in
+//! resource_bounds.rs). After
 //! each hostile act the broker must have answered with Kafka's error or
 //! closed that one connection, and must still answer a well-formed request
 //! on a fresh connection; at the end of each test the process must still
@@ -16,20 +17,18 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use common::BrokerProcess;
-use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader,
+use common::raw::{
+    REQUEST_BYTES_MAX, WAIT, api_versions, assert_alive, assert_serving, check_api_versions,
+    check_metadata, closed, connect, frame, read_frame, request_frame, rss_bytes,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-
-/// How long any single wait on the broker may take before the test fails.
-const WAIT: Duration = Duration::from_secs(10);
+use kafka_protocol::messages::{
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, ResponseHeader,
+};
+use kafka_protocol::protocol::Decodable;
 
 /// How much the broker's resident memory may grow across a hostile case.
 /// Generous: a decoder that trusted a declared length of 2^31 elements
@@ -39,41 +38,8 @@ const RSS_GROWTH_BYTES_MAX: u64 = 200 * 1024 * 1024;
 /// Kafka's UNSUPPORTED_VERSION error code.
 const UNSUPPORTED_VERSION: i16 = 35;
 
-/// The broker's request_bytes_max default (socket.request.max.bytes).
-const REQUEST_BYTES_MAX: i32 = 100 * 1024 * 1024;
-
 // ---------------------------------------------------------------------------
 // Raw wire helpers.
-
-/// A connection with bounded reads and writes.
-fn connect(broker: &BrokerProcess) -> TcpStream {
-    let stream = TcpStream::connect(&broker.bootstrap).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    stream.set_write_timeout(Some(WAIT)).unwrap();
-    stream
-}
-
-/// A 4-byte length prefix and `body`.
-fn frame(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as i32).to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
-}
-
-/// A whole request frame: header (at the version `R` needs) and body.
-fn request_frame<R: Request>(version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("rill-hostile")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    frame(&body)
-}
 
 /// A request frame whose header is well formed for (`api`, `version`) and
 /// whose body is `body`, whatever it holds.
@@ -102,35 +68,6 @@ fn send_hostile(stream: &mut TcpStream, bytes: &[u8]) {
     }
 }
 
-/// Reads one response frame; `None` when the broker closed the connection.
-fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {
-    let mut length = [0u8; 4];
-    match stream.read_exact(&mut length) {
-        Ok(()) => {}
-        Err(error) if closed(&error) => return None,
-        Err(error) => panic!("no response and no close within {WAIT:?}: {error}"),
-    }
-    let length = i32::from_be_bytes(length);
-    assert!(
-        (4..=REQUEST_BYTES_MAX).contains(&length),
-        "response length {length}"
-    );
-    let mut body = vec![0u8; length as usize];
-    stream.read_exact(&mut body).unwrap();
-    Some(Bytes::from(body))
-}
-
-/// Whether a read error means the peer closed the connection.
-fn closed(error: &std::io::Error) -> bool {
-    matches!(
-        error.kind(),
-        ErrorKind::UnexpectedEof
-            | ErrorKind::ConnectionReset
-            | ErrorKind::ConnectionAborted
-            | ErrorKind::BrokenPipe
-    )
-}
-
 /// Asserts that the broker closes `stream` without answering.
 fn assert_closed(mut stream: TcpStream, what: &str) {
     let mut buf = [0u8; 1024];
@@ -149,84 +86,6 @@ fn responses_until_closed(stream: &mut TcpStream) -> usize {
         responses += 1;
     }
     responses
-}
-
-/// Sends ApiVersions v3 on `stream` and checks the answer.
-fn api_versions(stream: &mut TcpStream, correlation_id: i32) {
-    let request = ApiVersionsRequest::default()
-        .with_client_software_name(StrBytes::from_static_str("rill-hostile"))
-        .with_client_software_version(StrBytes::from_static_str("1"));
-    stream
-        .write_all(&request_frame(3, correlation_id, &request))
-        .unwrap();
-    let response = read_frame(stream).expect("the broker closed instead of answering");
-    check_api_versions(response, 3, correlation_id);
-}
-
-fn check_api_versions(mut response: Bytes, version: i16, correlation_id: i32) {
-    let header =
-        ResponseHeader::decode(&mut response, ApiVersionsResponse::header_version(version))
-            .unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    let body = ApiVersionsResponse::decode(&mut response, version).unwrap();
-    assert_eq!(body.error_code, 0);
-    assert!(
-        body.api_keys
-            .iter()
-            .any(|k| k.api_key == ApiKey::Metadata as i16),
-        "ApiVersions lacks Metadata: {:?}",
-        body.api_keys
-    );
-}
-
-fn check_metadata(mut response: Bytes, version: i16, correlation_id: i32) {
-    let header =
-        ResponseHeader::decode(&mut response, MetadataResponse::header_version(version)).unwrap();
-    assert_eq!(header.correlation_id, correlation_id);
-    let body = MetadataResponse::decode(&mut response, version).unwrap();
-    assert_eq!(body.brokers.len(), 1, "{body:?}");
-}
-
-/// A fresh connection gets correct ApiVersions and Metadata answers.
-fn assert_serving(broker: &BrokerProcess) {
-    let mut stream = connect(broker);
-    api_versions(&mut stream, 7);
-    stream
-        .write_all(&request_frame(
-            12,
-            8,
-            &MetadataRequest::default().with_topics(None),
-        ))
-        .unwrap();
-    let response = read_frame(&mut stream).expect("the broker closed instead of answering");
-    check_metadata(response, 12, 8);
-}
-
-/// The broker process exists and has not exited (an exited child that is
-/// not yet reaped is a zombie: state Z).
-fn assert_alive(broker: &BrokerProcess) {
-    let pid = broker.pid();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap_or_else(|error| panic!("the broker (pid {pid}) is gone: {error}"));
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .unwrap();
-    assert!(
-        state != "Z" && state != "X",
-        "the broker (pid {pid}) has exited: {stat}"
-    );
-}
-
-/// The broker's resident memory, from /proc/PID/status.
-fn rss_bytes(broker: &BrokerProcess) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", broker.pid())).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
 }
 
 fn assert_rss_bounded(broker: &BrokerProcess, before: u64, what: &str) {
@@ -269,17 +128,6 @@ impl Random {
     fn bytes(&mut self, len: usize) -> Vec<u8> {
         (0..len).map(|_| self.next() as u8).collect()
     }
-}
-
-/// The soft limit on open files of this process (the broker inherits it).
-fn open_files_limit() -> usize {
-    let limits = std::fs::read_to_string("/proc/self/limits").unwrap();
-    let line = limits
-        .lines()
-        .find(|line| line.starts_with("Max open files"))
-        .unwrap();
-    let soft = line.split_whitespace().nth(3).unwrap();
-    soft.parse().unwrap_or(usize::MAX) // "unlimited"
 }
 
 // ---------------------------------------------------------------------------
@@ -580,81 +428,6 @@ fn array_length_beyond_frame() {
 }
 
 #[test]
-fn thousands_of_idle_and_half_sent_connections() {
-    // The test process holds one descriptor per connection and the broker
-    // (which inherits this process's limits) another; `ulimit -n` is often
-    // 1024, sometimes 20000 or more. Stay well under it on both sides.
-    let connections = 2_000.min(open_files_limit().saturating_sub(256));
-    assert!(connections >= 500, "ulimit -n is too low for this test");
-    let broker = BrokerProcess::start(&[]);
-    assert_serving(&broker);
-    let before = rss_bytes(&broker);
-
-    // A well-behaved client keeps asking while the crowd gathers.
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicU64::new(0));
-    let client = {
-        let mut stream = connect(&broker);
-        let stop = Arc::clone(&stop);
-        let answered = Arc::clone(&answered);
-        std::thread::spawn(move || {
-            let mut correlation_id = 0;
-            while !stop.load(Ordering::Relaxed) {
-                correlation_id += 1;
-                api_versions(&mut stream, correlation_id);
-                answered.fetch_add(1, Ordering::Relaxed);
-            }
-        })
-    };
-
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // Half send a frame's length (1 MiB) and the start of a header, then
-    // nothing more; the other half send nothing at all.
-    let mut partial = (1i32 << 20).to_be_bytes().to_vec();
-    partial.extend_from_slice(&[0, 3, 0, 12, 0, 0]);
-    let mut crowd = Vec::with_capacity(connections);
-    for i in 0..connections {
-        assert!(
-            Instant::now() < deadline,
-            "{i} connections took over 30 s to open"
-        );
-        let mut stream = connect(&broker);
-        if i % 2 == 0 {
-            stream.write_all(&partial).unwrap();
-        }
-        crowd.push(stream);
-        if i % 250 == 0 {
-            assert_serving(&broker);
-        }
-    }
-    // The crowd is in: the broker has read what each member sent (a round
-    // trip on a newer connection is answered after the older accepts).
-    assert_serving(&broker);
-    let seen = answered.load(Ordering::Relaxed);
-    assert_serving(&broker);
-    let wait_until = Instant::now() + WAIT;
-    while answered.load(Ordering::Relaxed) < seen + 10 {
-        assert!(
-            Instant::now() < wait_until,
-            "the well-behaved client stalled"
-        );
-        std::thread::yield_now();
-    }
-    assert_rss_bounded(
-        &broker,
-        before,
-        &format!("{connections} idle or half-sent connections"),
-    );
-
-    stop.store(true, Ordering::Relaxed);
-    client.join().unwrap();
-    assert!(answered.load(Ordering::Relaxed) > 0);
-    drop(crowd);
-    assert_serving(&broker);
-    assert_alive(&broker);
-}
-
-#[test]
 fn idle_connections_are_closed() {
     let broker = BrokerProcess::start(&["--set", "connections.max.idle.ms=1000"]);
     let silent = connect(&broker);
@@ -742,9 +515,9 @@ fn max_connections_refuses_the_one_too_many() {
 
 #[test]
 fn pipelined_burst_is_answered_in_order() {
-    let broker = BrokerProcess::start(&[]);
+    let broker = BrokerProcess::start(&["--set", "rill.connection.inflight.requests.max=16"]);
     let mut stream = connect(&broker);
-    // More than the broker's in-flight bound (32), so it must stop reading
+    // More than the broker's in-flight bound (16), so it must stop reading
     // and resume as answers leave. Correlation ids are not consecutive, so
     // an answer out of place shows.
     let requests: Vec<(i32, ApiKey, i16)> = (0..50)

@@ -2,6 +2,7 @@
 //! its data in a temporary directory, and gives rdkafka clients for it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod raw;
 pub mod wire;
 
 use std::io::{BufRead, BufReader};

@@ -1,0 +1,293 @@
+//! Kill -9 torture of a Rill broker.
+//!
+//! [`run`] starts a `rill broker` child process, runs idempotent
+//! acks=all producers and a consumer group (librdkafka) on several
+//! partitions, SIGKILLs the broker at seeded random points — some of them
+//! while it is still recovering — and starts it again, cycle after cycle.
+//! After every restart the group's committed offsets must not have moved
+//! back from any acknowledged commit; at the end every partition is read
+//! from its start, and every acknowledged record must be there exactly
+//! once, at its acknowledged offset, in the order its producer sent it.
+//!
+//! ```no_run
+//! let config = rill_torture::Config::new("target/release/rill".into(), 5, 42);
+//! let report = rill_torture::run(&config)?;
+//! assert!(report.problems.is_empty());
+//! # anyhow::Ok(())
+//! ```
+
+mod broker;
+mod group;
+mod producers;
+mod rng;
+mod verify;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use broker::Broker;
+use group::{Group, GroupSettings};
+use producers::{ProducerSettings, Producers};
+pub use rng::Rng;
+
+const TOPIC: &str = "torture";
+const GROUP: &str = "rill-torture";
+
+/// What a run does. Build with [`Config::new`] and change fields.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The `rill` binary.
+    pub rill: PathBuf,
+    /// Kill -9 and restart this many times.
+    pub cycles: u32,
+    pub seed: u64,
+    pub partitions: i32,
+    pub producers: u32,
+    /// Records per second of each producer.
+    pub rate_per_producer: u64,
+    pub value_bytes: usize,
+    pub members: u32,
+    /// A running broker is killed this long after it listens, drawn
+    /// uniformly from the range.
+    pub kill_after_ms: (u64, u64),
+    /// The chance that a restart is itself killed before it listens,
+    /// during recovery.
+    pub kill_while_starting: f64,
+    /// How long a restart may take before the run fails.
+    pub start_timeout: Duration,
+    /// More arguments for `rill broker`.
+    pub broker_args: Vec<String>,
+    /// The topic's segment.bytes: small, so segments roll under the kills,
+    /// and above librdkafka's batch.size (1,000,000), as a batch larger
+    /// than a segment is refused (RECORD_LIST_TOO_LARGE), as in Kafka.
+    pub segment_bytes: u64,
+    /// Where the broker keeps its data; a temporary directory, removed
+    /// after a run without problems, if None.
+    pub data: Option<PathBuf>,
+}
+
+impl Config {
+    pub fn new(rill: PathBuf, cycles: u32, seed: u64) -> Config {
+        Config {
+            rill,
+            cycles,
+            seed,
+            partitions: 4,
+            producers: 2,
+            rate_per_producer: 2_000,
+            value_bytes: 100,
+            members: 2,
+            kill_after_ms: (200, 1_500),
+            kill_while_starting: 0.15,
+            start_timeout: Duration::from_secs(60),
+            broker_args: vec![
+                // A group forms at once after each restart, rather than
+                // after Kafka's default delay of 3 s.
+                "--set".into(),
+                "group.initial.rebalance.delay.ms=0".into(),
+            ],
+            segment_bytes: 1024 * 1024,
+            data: None,
+        }
+    }
+}
+
+/// What a run saw. `problems` empty is a pass.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub seed: u64,
+    pub cycles: u32,
+    /// Restarts killed again before they listened.
+    pub killed_while_starting: u32,
+    pub partitions: i32,
+    pub producers: u32,
+    pub members: u32,
+    pub records_sent: u64,
+    pub records_acked: u64,
+    /// Delivery errors by text: records never acknowledged.
+    pub records_failed: BTreeMap<String, u64>,
+    pub records_in_log: u64,
+    pub commits_acked: u64,
+    pub commit_errors: BTreeMap<String, u64>,
+    pub records_consumed_by_group: u64,
+    /// From spawn to listening, for every restart that got there, in ms.
+    pub recovery_ms: Vec<u64>,
+    /// From listening to the next acknowledgement, for every restart
+    /// where one came before the next kill, in ms.
+    pub first_ack_ms: Vec<u64>,
+    pub problem_count: usize,
+    pub problems: Vec<String>,
+    /// Where the data and the broker's log were kept (after problems).
+    pub kept: Option<PathBuf>,
+}
+
+/// Runs the torture described by `config`. An `Err` is a run that could
+/// not go on (the broker did not come back, a client failed); a broken
+/// promise found by the checks is in [`Report::problems`].
+pub fn run(config: &Config) -> Result<Report> {
+    let temp = tempfile::Builder::new().prefix("rill-torture-").tempdir()?;
+    let root = config
+        .data
+        .clone()
+        .unwrap_or_else(|| temp.path().to_path_buf());
+    std::fs::create_dir_all(&root)?;
+    let log_path = root.join("broker.log");
+    let mut broker = Broker::new(
+        &config.rill,
+        &root.join("data"),
+        config.broker_args.clone(),
+        &log_path,
+    )?;
+    let mut report = Report {
+        seed: config.seed,
+        cycles: config.cycles,
+        partitions: config.partitions,
+        producers: config.producers,
+        members: config.members,
+        ..Report::default()
+    };
+    let result = torture(config, &mut broker, &mut report);
+    let failed = result.is_err() || report.problem_count > 0;
+    if failed {
+        report.kept = Some(root.clone());
+        // Keep the temporary directory for reading.
+        let _ = temp.keep();
+    }
+    result.with_context(|| {
+        format!(
+            "seed {}; data and broker log in {}",
+            config.seed,
+            root.display()
+        )
+    })?;
+    Ok(report)
+}
+
+fn torture(config: &Config, broker: &mut Broker, report: &mut Report) -> Result<()> {
+    let mut rng = Rng::new(config.seed);
+    let mut recovery = broker.start(config.start_timeout)?.recovery;
+    create_topic(config, &broker.bootstrap)?;
+    let producer_settings = ProducerSettings {
+        bootstrap: broker.bootstrap.clone(),
+        topic: TOPIC.into(),
+        partitions: config.partitions,
+        producers: config.producers,
+        rate_per_sec: config.rate_per_producer,
+        value_bytes: config.value_bytes,
+    };
+    let group_settings = GroupSettings {
+        bootstrap: broker.bootstrap.clone(),
+        group: GROUP.into(),
+        topic: TOPIC.into(),
+        partitions: config.partitions,
+        members: config.members,
+    };
+    let producers = Producers::start(&producer_settings)?;
+    let group = Group::start(&group_settings)?;
+    let acks = std::sync::Arc::clone(&producers.acks);
+    let commits = std::sync::Arc::clone(&group.commits);
+
+    for _cycle in 0..config.cycles {
+        let listening = Instant::now();
+        let acks_before = acks.count();
+        let run_for =
+            Duration::from_millis(rng.between(config.kill_after_ms.0, config.kill_after_ms.1));
+        let mut first_ack = None;
+        while listening.elapsed() < run_for {
+            if first_ack.is_none() && acks.count() > acks_before {
+                first_ack = Some(listening.elapsed());
+            }
+            // Watching for the first acknowledgement, to a few ms.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        report
+            .first_ack_ms
+            .extend(first_ack.map(|d| d.as_millis() as u64));
+        broker.kill()?;
+        if rng.chance(config.kill_while_starting) {
+            let after = Duration::from_micros(rng.between(0, recovery.as_micros() as u64));
+            broker.start_and_kill(after)?;
+            report.killed_while_starting += 1;
+        }
+        let floor = commits.floor();
+        recovery = broker.start(config.start_timeout)?.recovery;
+        report.recovery_ms.push(recovery.as_millis() as u64);
+        let committed = group::committed_offsets(&group_settings, config.start_timeout)?;
+        for problem in group::moved_back(&floor, &committed) {
+            report.problem_count += 1;
+            report.problems.push(problem);
+        }
+    }
+
+    report.records_sent = producers.stop()?;
+    wait_for_group_to_finish(&group_settings, broker, config.start_timeout)?;
+    report.commits_acked = commits.acked();
+    report.records_consumed_by_group = commits.consumed();
+    group.stop()?;
+    report.commit_errors = commits.failed();
+    report.records_failed = acks.failed();
+    let acked = acks.acked();
+    report.records_acked = acked.values().map(|a| a.len() as u64).sum();
+    for partition in 0..config.partitions {
+        let log =
+            verify::read_partition(&broker.bootstrap, TOPIC, partition, config.start_timeout)?;
+        let checked = verify::check_partition(partition, &log, &acked);
+        report.records_in_log += checked.records as u64;
+        report.problem_count += checked.problem_count;
+        report.problems.extend(checked.problems);
+    }
+    broker.stop()
+}
+
+fn create_topic(config: &Config, bootstrap: &str) -> Result<()> {
+    let output = Command::new(&config.rill)
+        .args(["topic", "create", TOPIC, "--if-not-exists", "--partitions"])
+        .arg(config.partitions.to_string())
+        .arg("--config")
+        .arg(format!("segment.bytes={}", config.segment_bytes))
+        .arg("--bootstrap")
+        .arg(bootstrap)
+        .output()
+        .context("running rill topic create")?;
+    if !output.status.success() {
+        bail!(
+            "rill topic create {TOPIC} failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+/// The group consumes and commits up to the end of every partition: it
+/// carried on through the restarts.
+fn wait_for_group_to_finish(
+    settings: &GroupSettings,
+    broker: &Broker,
+    timeout: Duration,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut ends = BTreeMap::new();
+    for partition in 0..settings.partitions {
+        let log = verify::high_watermark(&broker.bootstrap, &settings.topic, partition, timeout)?;
+        ends.insert(partition, log);
+    }
+    loop {
+        let committed = group::committed_offsets(settings, timeout)?;
+        if ends.iter().all(|(p, end)| committed.get(p) == Some(end)) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the group did not commit up to the ends {ends:?} in {timeout:?}: it has {committed:?}"
+            );
+        }
+        // Polling the committed offsets while the members work.
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,265 @@
+//! Idempotent acks=all producers (librdkafka) and the ledger of what the
+//! broker acknowledged to them.
+//!
+//! Producer `p` sends its `n`th record to partition `n % partitions` with
+//! the value `p:partition:seq` (seq = `n / partitions`), padded; so every
+//! record says who sent it and where it belongs in its partition.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::util::Timeout;
+use std::sync::Mutex;
+
+/// How long the final flush may take, the broker being up.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What the broker acknowledged. Thread-safe: librdkafka's delivery
+/// callbacks write it, the run's main thread reads it.
+#[derive(Debug, Default)]
+pub struct Acks {
+    count: AtomicU64,
+    inner: Mutex<AcksInner>,
+}
+
+#[derive(Debug, Default)]
+struct AcksInner {
+    /// (producer, partition) -> (seq, offset), in acknowledgement order.
+    acked: BTreeMap<(u32, i32), Vec<(u64, i64)>>,
+    /// Delivery errors by their text: records not acknowledged.
+    failed: BTreeMap<String, u64>,
+}
+
+impl Acks {
+    /// Acknowledgements so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    fn record_ack(&self, producer: u32, partition: i32, seq: u64, offset: i64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner
+                .acked
+                .entry((producer, partition))
+                .or_default()
+                .push((seq, offset));
+        }
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn record_failure(&self, error: &KafkaError) {
+        if let Ok(mut inner) = self.inner.lock() {
+            *inner.failed.entry(error.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Every acknowledgement: (producer, partition) -> (seq, offset).
+    pub fn acked(&self) -> BTreeMap<(u32, i32), Vec<(u64, i64)>> {
+        self.inner
+            .lock()
+            .map(|inner| inner.acked.clone())
+            .unwrap_or_default()
+    }
+
+    pub fn failed(&self) -> BTreeMap<String, u64> {
+        self.inner
+            .lock()
+            .map(|inner| inner.failed.clone())
+            .unwrap_or_default()
+    }
+}
+
+struct AckContext {
+    producer: u32,
+    acks: Arc<Acks>,
+}
+
+impl ClientContext for AckContext {}
+
+impl ProducerContext for AckContext {
+    type DeliveryOpaque = Box<(i32, u64)>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Self::DeliveryOpaque) {
+        let (partition, seq) = *opaque;
+        match result {
+            Ok(message) => self
+                .acks
+                .record_ack(self.producer, partition, seq, message.offset()),
+            Err((error, _)) => self.acks.record_failure(error),
+        }
+    }
+}
+
+/// The value of producer `producer`'s record `seq` of `partition`.
+pub fn record_value(producer: u32, partition: i32, seq: u64, value_bytes: usize) -> Vec<u8> {
+    let mut value = format!("{producer}:{partition}:{seq}:").into_bytes();
+    if value.len() < value_bytes {
+        value.resize(value_bytes, b'.');
+    }
+    value
+}
+
+/// (producer, partition, seq) from a record's value.
+pub fn parse_value(value: &[u8]) -> Option<(u32, i32, u64)> {
+    let text = std::str::from_utf8(value).ok()?;
+    let mut fields = text.split(':');
+    let producer = fields.next()?.parse().ok()?;
+    let partition = fields.next()?.parse().ok()?;
+    let seq = fields.next()?.parse().ok()?;
+    fields.next()?;
+    Some((producer, partition, seq))
+}
+
+#[derive(Debug, Clone)]
+pub struct ProducerSettings {
+    pub bootstrap: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub producers: u32,
+    /// Records per second of each producer.
+    pub rate_per_sec: u64,
+    pub value_bytes: usize,
+}
+
+/// The running producers. Not thread-safe: the run's main thread owns it.
+pub struct Producers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<Result<u64>>>,
+    pub acks: Arc<Acks>,
+}
+
+impl Producers {
+    pub fn start(settings: &ProducerSettings) -> Result<Producers> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(Acks::default());
+        let mut threads = Vec::new();
+        for producer in 0..settings.producers {
+            let client = create(settings, producer, Arc::clone(&acks))?;
+            let settings = settings.clone();
+            let stop = Arc::clone(&stop);
+            threads.push(std::thread::spawn(move || {
+                send_until_stopped(&client, &settings, producer, &stop)
+            }));
+        }
+        Ok(Producers {
+            stop,
+            threads,
+            acks,
+        })
+    }
+
+    /// Stops sending and waits for every record sent to be acknowledged
+    /// or failed. Returns how many records were sent.
+    pub fn stop(self) -> Result<u64> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut sent = 0;
+        for thread in self.threads {
+            sent += thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a producer thread panicked"))??;
+        }
+        Ok(sent)
+    }
+}
+
+fn create(
+    settings: &ProducerSettings,
+    producer: u32,
+    acks: Arc<Acks>,
+) -> Result<ThreadedProducer<AckContext>> {
+    ClientConfig::new()
+        .set("bootstrap.servers", &settings.bootstrap)
+        .set("broker.address.family", "v4")
+        .set("client.id", format!("rill-torture-{producer}"))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        // Far longer than a restart: a record fails only if the broker
+        // stays away.
+        .set("message.timeout.ms", "120000")
+        // Reconnect soon after a restart rather than after librdkafka's
+        // default backoff of up to 10 s.
+        .set("reconnect.backoff.ms", "20")
+        .set("reconnect.backoff.max.ms", "500")
+        .set("log_level", "2")
+        .create_with_context(AckContext { producer, acks })
+        .context("creating a producer")
+}
+
+fn send_until_stopped(
+    client: &ThreadedProducer<AckContext>,
+    settings: &ProducerSettings,
+    producer: u32,
+    stop: &AtomicBool,
+) -> Result<u64> {
+    let started = Instant::now();
+    let mut sent: u64 = 0;
+    while !stop.load(Ordering::SeqCst) {
+        if let Some((code, reason)) = client.client().fatal_error() {
+            bail!("producer {producer} hit a fatal error: {code:?}: {reason}");
+        }
+        // Open-loop pacing: record n is due at n / rate seconds.
+        let due = started + Duration::from_secs_f64(sent as f64 / settings.rate_per_sec as f64);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait.min(Duration::from_millis(50)));
+            continue;
+        }
+        let partition = (sent % settings.partitions as u64) as i32;
+        let seq = sent / settings.partitions as u64;
+        let value = record_value(producer, partition, seq, settings.value_bytes);
+        let mut record = BaseRecord::with_opaque_to(&settings.topic, Box::new((partition, seq)))
+            .partition(partition)
+            .payload(&value);
+        loop {
+            match client.send::<(), _>(record) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // The broker is away and the queue is full: wait for
+                    // room, as an application would.
+                    record = back;
+                    if stop.load(Ordering::SeqCst) {
+                        return finish(client, producer, sent);
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err((error, _)) => bail!("producer {producer} could not send: {error}"),
+            }
+        }
+        sent += 1;
+    }
+    finish(client, producer, sent)
+}
+
+fn finish(client: &ThreadedProducer<AckContext>, producer: u32, sent: u64) -> Result<u64> {
+    client
+        .flush(Timeout::After(FLUSH_TIMEOUT))
+        .with_context(|| format!("producer {producer}: flushing its last records"))?;
+    if let Some((code, reason)) = client.client().fatal_error() {
+        bail!("producer {producer} hit a fatal error: {code:?}: {reason}");
+    }
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_value, record_value};
+
+    #[test]
+    fn a_value_names_its_producer_partition_and_seq() {
+        let value = record_value(3, 11, 123_456, 100);
+        assert_eq!(value.len(), 100);
+        assert_eq!(parse_value(&value), Some((3, 11, 123_456)));
+        assert_eq!(parse_value(&record_value(0, 0, 0, 0)), Some((0, 0, 0)));
+        assert_eq!(parse_value(b"3:11"), None);
+        assert_eq!(parse_value(b"x:1:2:"), None);
+    }
+}
