@@ -7,11 +7,10 @@
 mod common;
 
 use common::BrokerProcess;
-use common::wire::{Wire, create_topic, produce, topic_name};
+use common::wire::{Wire, create_topic, fetch_request, produce, topic_name};
 use kafka_protocol::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -26,22 +25,7 @@ const FETCH_SESSION_ID_NOT_FOUND: i16 = 70;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 fn fetch(topic: &str, offset: i64, max_wait_ms: i32, min_bytes: i32) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
-        .with_max_wait_ms(max_wait_ms)
-        .with_min_bytes(min_bytes)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(offset)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ])
+    fetch_request(topic, 0, offset, max_wait_ms, min_bytes)
 }
 
 /// The values of the records in a fetch response's first partition.

@@ -22,9 +22,8 @@ use common::raw::{
     WAIT, anon_rss_bytes, api_versions, assert_alive, assert_serving, connect, open_files_limit,
     peak_rss_bytes, request_frame, rss_bytes,
 };
-use common::wire::{Wire, create_topic, produce, topic_name};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{ApiVersionsRequest, BrokerId, FetchRequest};
+use common::wire::{Wire, create_topic, fetch_request, produce};
+use kafka_protocol::messages::ApiVersionsRequest;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -193,26 +192,6 @@ fn ten_thousand_idle_and_half_sent_connections() {
     assert_alive(&broker);
 }
 
-/// A fetch from offset 0 of partition 0 for up to 1 MiB, answered at once.
-fn fetch_from_start(topic: &str) -> FetchRequest {
-    FetchRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(0)
-        .with_min_bytes(1)
-        .with_max_bytes(1 << 20)
-        .with_session_epoch(-1)
-        .with_topics(vec![
-            FetchTopic::default()
-                .with_topic(topic_name(topic))
-                .with_partitions(vec![
-                    FetchPartition::default()
-                        .with_partition(0)
-                        .with_fetch_offset(0)
-                        .with_partition_max_bytes(1 << 20),
-                ]),
-        ])
-}
-
 #[test]
 fn consumers_that_never_read_their_fetch_responses() {
     let idle_ms = 3_000;
@@ -235,7 +214,7 @@ fn consumers_that_never_read_their_fetch_responses() {
     // at once (rill.connection.inflight.requests.max, 1,024), each answered
     // with 1 MiB, and reads nothing: 2 GiB of responses per connection if
     // the broker queued them all.
-    let request = request_frame(11, 1, &fetch_from_start("replay"));
+    let request = request_frame(11, 1, &fetch_request("replay", 0, 0, 0, 1));
     let burst = request.repeat(2_000);
     let slow: Vec<TcpStream> = (0..16)
         .map(|_| {

@@ -8,12 +8,12 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, MetadataRequest, MetadataResponse,
-    RequestHeader, ResponseHeader,
+    ResponseHeader,
 };
-use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::protocol::{Decodable, HeaderVersion, StrBytes};
 
 use super::BrokerProcess;
 
@@ -38,20 +38,8 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A whole request frame: header (at the version `R` needs) and body.
-pub fn request_frame<R: Request>(version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
-    let header = RequestHeader::default()
-        .with_request_api_key(R::KEY)
-        .with_request_api_version(version)
-        .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("rill-hostile")));
-    let mut body = BytesMut::new();
-    header
-        .encode(&mut body, R::header_version(version))
-        .unwrap();
-    request.encode(&mut body, version).unwrap();
-    frame(&body)
-}
+/// A whole request frame: length, header and body.
+pub use super::wire::request_frame;
 
 /// Reads one response frame; `None` when the broker closed the connection.
 pub fn read_frame(stream: &mut TcpStream) -> Option<Bytes> {

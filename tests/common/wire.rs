@@ -122,21 +122,7 @@ pub fn produce(
         .producer(producer_id, epoch, sequence)
         .with_records(&records)
         .finish();
-    let response = wire.send(
-        9,
-        &ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(30_000)
-            .with_topic_data(vec![
-                TopicProduceData::default()
-                    .with_name(topic_name(topic))
-                    .with_partition_data(vec![
-                        PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(Bytes::from(batch))),
-                    ]),
-            ]),
-    );
+    let response = wire.send(9, &produce_request(topic, 0, batch));
     let partition = &response.responses[0].partition_responses[0];
     (partition.error_code, partition.base_offset)
 }
@@ -184,28 +170,37 @@ pub fn produce_request(topic: &str, partition: i32, batch: Vec<u8>) -> ProduceRe
 /// Fetches from `offset` of `partition` of `topic`, up to 1 MiB, without
 /// waiting; returns (error code, record bytes).
 pub fn fetch_from(wire: &mut Wire, topic: &str, partition: i32, offset: i64) -> (i16, Bytes) {
-    let response = wire.send(
-        11,
-        &FetchRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_max_wait_ms(0)
-            .with_min_bytes(0)
-            .with_max_bytes(1 << 20)
-            .with_session_epoch(-1)
-            .with_topics(vec![
-                FetchTopic::default()
-                    .with_topic(topic_name(topic))
-                    .with_partitions(vec![
-                        FetchPartition::default()
-                            .with_partition(partition)
-                            .with_fetch_offset(offset)
-                            .with_partition_max_bytes(1 << 20),
-                    ]),
-            ]),
-    );
+    let response = wire.send(11, &fetch_request(topic, partition, offset, 0, 0));
     let answer = &response.responses[0].partitions[0];
     (
         answer.error_code,
         answer.records.clone().unwrap_or_default(),
     )
+}
+
+/// A Fetch request for `partition` of `topic` from `offset`, up to 1 MiB,
+/// outside any fetch session.
+pub fn fetch_request(
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    max_wait_ms: i32,
+    min_bytes: i32,
+) -> FetchRequest {
+    FetchRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_max_wait_ms(max_wait_ms)
+        .with_min_bytes(min_bytes)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![
+            FetchTopic::default()
+                .with_topic(topic_name(topic))
+                .with_partitions(vec![
+                    FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(1 << 20),
+                ]),
+        ])
 }
