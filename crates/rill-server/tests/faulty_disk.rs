@@ -393,6 +393,7 @@ fn a_disk_slower_than_its_producer_holds_the_producer_back() {
     let frames: Vec<u8> = (0..requests)
         .flat_map(|i| wire::request_frame(9, i, &wire::produce_request("slow", 0, batch.clone())))
         .collect();
+    let anon_before = anon_rss_bytes();
     let mut stream = std::net::TcpStream::connect(&broker.bootstrap).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream
@@ -424,6 +425,25 @@ fn a_disk_slower_than_its_producer_holds_the_producer_back() {
         "the broker took {written} of {} bytes with no sync completing",
         frames.len()
     );
+    // Meanwhile another client is answered, and this process (broker and
+    // clients, the 128 MiB of requests built before) holds no more memory
+    // than the requests in flight take.
+    let mut other = broker.wire();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..50 {
+        let sent = std::time::Instant::now();
+        other.send(3, &ApiVersionsRequest::default());
+        slowest = slowest.max(sent.elapsed());
+    }
+    let anon_growth = anon_rss_bytes().saturating_sub(anon_before);
+    eprintln!(
+        "faulty disk: while the producer was held back, 50 ApiVersions round trips on another connection took at most {slowest:?}; anonymous memory grew {} MiB",
+        anon_growth >> 20
+    );
+    assert!(
+        anon_growth < 64 << 20,
+        "anonymous memory grew {anon_growth} bytes"
+    );
 
     // The disk catches up: the rest goes in, and every request is
     // answered, in order, at consecutive offsets.
@@ -441,4 +461,15 @@ fn a_disk_slower_than_its_producer_holds_the_producer_back() {
     }
     sending.join().unwrap();
     broker.stop().unwrap();
+}
+
+/// This process's resident anonymous memory, from /proc/self/status.
+fn anon_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("RssAnon:"))
+        .unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
 }
