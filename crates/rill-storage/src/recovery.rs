@@ -2,7 +2,9 @@
 //! validating everything after the recovery point.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::Offset;
 use crate::config::LogConfig;
@@ -138,12 +140,14 @@ pub(crate) fn load_segments(
         }
     }
     ensure_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
-    for &i in &scanned {
-        sync_segment(&segments[i], disk)?;
-    }
+    let mut recovered_files: Vec<(Arc<File>, PathBuf)> = scanned
+        .iter()
+        .flat_map(|&i| segments[i].sync_files())
+        .collect();
     if let Some(active) = segments.last() {
-        sync_segment(active, disk)?;
+        recovered_files.extend(active.sync_files());
     }
+    sync_recovered(&recovered_files, disk)?;
     sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
     let mut log_end = segments
         .last()
@@ -199,9 +203,21 @@ fn ensure_active_segment(
     Ok(())
 }
 
-fn sync_segment(segment: &Segment, disk: &dyn Disk) -> Result<(), IoFailure> {
-    for (file, path) in segment.sync_files() {
-        disk.sync_data(&file)
+/// Makes the files recovery scanned, cut or rebuilt durable, before the
+/// recovery point may pass them. More than one file: one syncfs of their
+/// file system, as a flush round does — on a virtual disk each fdatasync
+/// is a journal commit of its own, and a recovery of 712 segments after a
+/// kill -9 spent 0.2 s of its 0.8 s in 1,911 of them (docs/reliability.md).
+/// A failed syncfs cannot say whose file failed (docs/storage.md), so then
+/// each file is fdatasynced, which reports its own errors.
+fn sync_recovered(files: &[(Arc<File>, PathBuf)], disk: &dyn Disk) -> Result<(), IoFailure> {
+    if let [(first, _), _, ..] = files {
+        if disk.sync_file_system(first).is_ok() {
+            return Ok(());
+        }
+    }
+    for (file, path) in files {
+        disk.sync_data(file)
             .map_err(|e| IoFailure::new("sync segment", path, e))?;
     }
     Ok(())

@@ -328,3 +328,29 @@ fn a_batch_whose_offsets_reach_into_the_next_segment_ends_the_log() {
     let info = append(&log, &numbered_batch("next", 1, 0));
     assert_eq!(info.base_offset, Offset(last_batch_base));
 }
+
+#[test]
+fn a_recovery_whose_files_cannot_be_made_durable_does_not_open() {
+    // What recovery scanned, cut or rebuilt must be on disk before the
+    // recovery point may pass it: a log whose files cannot be synced does
+    // not open as if they were.
+    let fx = Fixture::new();
+    crashed_log(&fx);
+    fx.disk.set_failing_syncs(true);
+    let opened = rill_storage::Log::open(
+        &fx.dir(),
+        config(),
+        RecoveryHints::unknown(),
+        &fx.flusher,
+        fx.disk.clone(),
+        0,
+    );
+    assert!(opened.is_err(), "opened with every sync failing");
+    // A failed syncfs alone cannot say whose file failed: each file's own
+    // fdatasync decides, and here they succeed.
+    fx.disk.set_failing_syncs(false);
+    fx.disk.set_failing_file_system_syncs(true);
+    let (log, _) = reopen_unclean(&fx);
+    assert_eq!(log.log_end_offset(), Offset(120));
+    assert_eq!(read_all(&log).len(), 120);
+}
