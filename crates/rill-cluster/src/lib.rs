@@ -1,0 +1,70 @@
+//! The cluster's metadata quorum: a Raft group of controllers (consensus
+//! by `openraft`) whose log holds the cluster metadata — brokers and
+//! their registration epochs and fencing, topics and topic ids, partition
+//! replicas, leaders, leader epochs, ISR, and topic configs.
+//!
+//! What this crate owns:
+//! - the metadata model and the deterministic application of
+//!   [`Command`]s to it ([`ClusterMetadata::apply`], sans I/O);
+//! - the durable Raft log, vote and snapshot under a directory
+//!   (`log_store`, `state_machine`, formats in `durable_file`);
+//! - the controller-to-controller RPC over TCP (`network`);
+//! - the [`Controller`] a broker process owns.
+//!
+//! Partition replication (follower fetch, ISR tracking, failover) is to
+//! come; it will sit beside the quorum and propose its changes through it.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::collections::BTreeMap;
+//! use rill_cluster::{BrokerId, Command, Controller, ControllerConfig, RaftSettings};
+//!
+//! let voters = BTreeMap::from([
+//!     (1, "127.0.0.1:9093".to_owned()),
+//!     (2, "127.0.0.1:9193".to_owned()),
+//!     (3, "127.0.0.1:9293".to_owned()),
+//! ]);
+//! let controller = Controller::start(ControllerConfig {
+//!     node_id: 1,
+//!     listen: "127.0.0.1:9093".parse()?,
+//!     voters,
+//!     data_dir: "rill-data/metadata".into(),
+//!     raft: RaftSettings::default(),
+//! })
+//! .await?;
+//! let registered = controller
+//!     .propose(Command::RegisterBroker {
+//!         broker_id: BrokerId(1),
+//!         host: "127.0.0.1".to_owned(),
+//!         port: 9092,
+//!     })
+//!     .await?;
+//! println!("{registered:?}; brokers: {:?}", controller.metadata().brokers);
+//! controller.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+mod command;
+mod controller;
+mod durable_file;
+mod log_store;
+mod metadata;
+mod network;
+mod raft_types;
+mod state_machine;
+
+pub use command::{Applied, Command, CommandResult, Rejection};
+pub use controller::{
+    COMMAND_BYTES_MAX, Controller, ControllerConfig, ProposeError, QuorumStatus, RaftSettings,
+    StartError,
+};
+pub use durable_file::{FileError, RECORD_BYTES_MAX};
+pub use log_store::{LogReader, LogStore};
+pub use metadata::{
+    Broker, BrokerEpoch, BrokerId, ClusterMetadata, LeaderEpoch, PARTITIONS_PER_TOPIC_MAX,
+    PartitionEpoch, PartitionState, REPLICAS_PER_PARTITION_MAX, TOPIC_NAME_BYTES_MAX, Topic,
+};
+pub use network::{CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, RpcError};
+pub use raft_types::{NodeId, TypeConfig};
+pub use state_machine::{MetadataReader, SnapshotBuilder, StateMachine};

@@ -1,0 +1,680 @@
+//! The cluster metadata and the deterministic application of commands to
+//! it. Sans I/O: the Raft state machine owns one `ClusterMetadata` and
+//! feeds it committed commands in log order.
+//!
+//! What is not here on purpose: broker liveness (the last heartbeat). It
+//! changes every few seconds and means something only to the current
+//! leader, which keeps it in memory and proposes `FenceBroker` when a
+//! broker goes quiet.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::command::{Applied, Command, CommandResult, Rejection};
+
+/// A broker's id (Kafka's `node.id`, an int32 on the wire).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BrokerId(pub i32);
+
+/// A broker's registration epoch: the metadata log index of its latest
+/// registration, so a newer registration always has a greater epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct BrokerEpoch(pub u64);
+
+/// A partition's leader epoch: bumped on every leader change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeaderEpoch(pub i32);
+
+/// A partition's epoch: bumped on every change of leader or ISR (Kafka's
+/// partition epoch, which fences stale AlterPartition requests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PartitionEpoch(pub i32);
+
+impl fmt::Display for BrokerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for BrokerEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Kafka's longest topic name.
+pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Bounds a CreateTopic command, so one command cannot make the metadata
+/// unboundedly large.
+pub const PARTITIONS_PER_TOPIC_MAX: usize = 100_000;
+/// Bounds a replica list (Kafka has no fixed limit; 16 is far beyond any
+/// replication factor in use).
+pub const REPLICAS_PER_PARTITION_MAX: usize = 16;
+
+/// One registered broker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Broker {
+    pub id: BrokerId,
+    pub host: String,
+    pub port: u16,
+    pub epoch: BrokerEpoch,
+    /// A fenced broker leads nothing and is in no ISR it is newly added to.
+    pub fenced: bool,
+}
+
+/// One partition's replicas, leader and ISR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// Preferred leader first.
+    pub replicas: Vec<BrokerId>,
+    /// `None`: the partition is offline.
+    pub leader: Option<BrokerId>,
+    pub leader_epoch: LeaderEpoch,
+    pub partition_epoch: PartitionEpoch,
+    pub isr: Vec<BrokerId>,
+}
+
+/// One topic: its id, configs and partitions (indexed by partition id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    pub configs: BTreeMap<String, String>,
+    pub partitions: Vec<PartitionState>,
+}
+
+/// Everything the metadata log says about the cluster. Not thread-safe:
+/// the state machine holds it behind its lock.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterMetadata {
+    pub brokers: BTreeMap<BrokerId, Broker>,
+    pub topics: BTreeMap<String, Topic>,
+}
+
+impl ClusterMetadata {
+    /// Applies `command`, found at `log_index` in the metadata log. The
+    /// same commands at the same indexes give the same state on every
+    /// controller. A rejected command changes nothing.
+    pub fn apply(&mut self, command: &Command, log_index: u64) -> CommandResult {
+        match command {
+            Command::RegisterBroker {
+                broker_id,
+                host,
+                port,
+            } => Ok(self.register_broker(*broker_id, host, *port, log_index)),
+            Command::FenceBroker { broker_id } => self.fence_broker(*broker_id),
+            Command::UnfenceBroker {
+                broker_id,
+                broker_epoch,
+            } => self.unfence_broker(*broker_id, *broker_epoch),
+            Command::CreateTopic {
+                name,
+                topic_id,
+                assignment,
+                configs,
+            } => self.create_topic(name, *topic_id, assignment, configs),
+            Command::DeleteTopic { name } => self.delete_topic(name),
+            Command::ChangePartition {
+                topic,
+                partition,
+                leader,
+                isr,
+            } => self.change_partition(topic, *partition, *leader, isr),
+            Command::SetTopicConfig { topic, key, value } => {
+                self.set_topic_config(topic, key, value.as_deref())
+            }
+        }
+    }
+
+    fn register_broker(
+        &mut self,
+        broker_id: BrokerId,
+        host: &str,
+        port: u16,
+        log_index: u64,
+    ) -> Applied {
+        let epoch = BrokerEpoch(log_index);
+        if let Some(previous) = self.brokers.get(&broker_id) {
+            assert!(
+                previous.epoch < epoch,
+                "registration at log index {log_index} is not after the previous one at {}",
+                previous.epoch
+            );
+        }
+        self.brokers.insert(
+            broker_id,
+            Broker {
+                id: broker_id,
+                host: host.to_owned(),
+                port,
+                epoch,
+                fenced: true,
+            },
+        );
+        Applied::BrokerRegistered {
+            broker_epoch: epoch,
+        }
+    }
+
+    fn fence_broker(&mut self, broker_id: BrokerId) -> CommandResult {
+        let broker = self
+            .brokers
+            .get_mut(&broker_id)
+            .ok_or(Rejection::UnknownBroker { broker_id })?;
+        broker.fenced = true;
+        Ok(Applied::BrokerFenced)
+    }
+
+    fn unfence_broker(&mut self, broker_id: BrokerId, epoch: BrokerEpoch) -> CommandResult {
+        let broker = self
+            .brokers
+            .get_mut(&broker_id)
+            .ok_or(Rejection::UnknownBroker { broker_id })?;
+        if broker.epoch != epoch {
+            return Err(Rejection::StaleBrokerEpoch {
+                broker_id,
+                requested: epoch,
+                current: broker.epoch,
+            });
+        }
+        broker.fenced = false;
+        Ok(Applied::BrokerUnfenced)
+    }
+
+    fn create_topic(
+        &mut self,
+        name: &str,
+        topic_id: Uuid,
+        assignment: &[Vec<BrokerId>],
+        configs: &BTreeMap<String, String>,
+    ) -> CommandResult {
+        validate_topic_name(name)?;
+        if self.topics.contains_key(name) {
+            return Err(Rejection::TopicAlreadyExists {
+                name: name.to_owned(),
+            });
+        }
+        if topic_id.is_nil() {
+            return Err(Rejection::TopicIdInUse {
+                topic_id,
+                used_by: String::new(),
+            });
+        }
+        if let Some(other) = self.topics.values().find(|t| t.id == topic_id) {
+            return Err(Rejection::TopicIdInUse {
+                topic_id,
+                used_by: other.name.clone(),
+            });
+        }
+        self.validate_assignment(assignment)?;
+        let partitions = assignment
+            .iter()
+            .map(|replicas| PartitionState {
+                replicas: replicas.clone(),
+                leader: replicas.first().copied(),
+                leader_epoch: LeaderEpoch(0),
+                partition_epoch: PartitionEpoch(0),
+                isr: replicas.clone(),
+            })
+            .collect();
+        self.topics.insert(
+            name.to_owned(),
+            Topic {
+                name: name.to_owned(),
+                id: topic_id,
+                configs: configs.clone(),
+                partitions,
+            },
+        );
+        Ok(Applied::TopicCreated { topic_id })
+    }
+
+    fn validate_assignment(&self, assignment: &[Vec<BrokerId>]) -> Result<(), Rejection> {
+        let invalid = |reason: String| Err(Rejection::InvalidAssignment { reason });
+        if assignment.is_empty() || assignment.len() > PARTITIONS_PER_TOPIC_MAX {
+            return invalid(format!(
+                "expected 1..={PARTITIONS_PER_TOPIC_MAX} partitions, found {}",
+                assignment.len()
+            ));
+        }
+        for (partition, replicas) in assignment.iter().enumerate() {
+            if replicas.is_empty() || replicas.len() > REPLICAS_PER_PARTITION_MAX {
+                return invalid(format!(
+                    "partition {partition}: expected 1..={REPLICAS_PER_PARTITION_MAX} replicas, found {}",
+                    replicas.len()
+                ));
+            }
+            let distinct: BTreeSet<_> = replicas.iter().collect();
+            if distinct.len() != replicas.len() {
+                return invalid(format!(
+                    "partition {partition}: replicas {replicas:?} repeat a broker"
+                ));
+            }
+            if let Some(unknown) = replicas.iter().find(|b| !self.brokers.contains_key(b)) {
+                return Err(Rejection::UnknownBroker {
+                    broker_id: *unknown,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn delete_topic(&mut self, name: &str) -> CommandResult {
+        let topic = self
+            .topics
+            .remove(name)
+            .ok_or_else(|| Rejection::UnknownTopic {
+                name: name.to_owned(),
+            })?;
+        Ok(Applied::TopicDeleted { topic_id: topic.id })
+    }
+
+    fn change_partition(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        leader: Option<BrokerId>,
+        isr: &[BrokerId],
+    ) -> CommandResult {
+        let state = self.partition_mut(topic, partition)?;
+        let invalid = |reason: String| Err(Rejection::InvalidPartitionChange { reason });
+        if let Some(outsider) = isr.iter().find(|b| !state.replicas.contains(b)) {
+            return invalid(format!(
+                "ISR member {outsider} is not a replica of {topic}-{partition} ({:?})",
+                state.replicas
+            ));
+        }
+        let distinct: BTreeSet<_> = isr.iter().collect();
+        if distinct.len() != isr.len() {
+            return invalid(format!("ISR {isr:?} repeats a broker"));
+        }
+        if let Some(leader) = leader
+            && !isr.contains(&leader)
+        {
+            return invalid(format!("leader {leader} is not in the ISR {isr:?}"));
+        }
+        if state.leader != leader {
+            state.leader_epoch = LeaderEpoch(state.leader_epoch.0.saturating_add(1));
+        }
+        state.leader = leader;
+        state.isr = isr.to_vec();
+        state.partition_epoch = PartitionEpoch(state.partition_epoch.0.saturating_add(1));
+        Ok(Applied::PartitionChanged {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+        })
+    }
+
+    fn partition_mut(
+        &mut self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<&mut PartitionState, Rejection> {
+        let unknown_partition = || Rejection::UnknownPartition {
+            topic: topic.to_owned(),
+            partition,
+        };
+        let state = self
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| Rejection::UnknownTopic {
+                name: topic.to_owned(),
+            })?;
+        let index = usize::try_from(partition).map_err(|_| unknown_partition())?;
+        state
+            .partitions
+            .get_mut(index)
+            .ok_or_else(unknown_partition)
+    }
+
+    fn set_topic_config(&mut self, topic: &str, key: &str, value: Option<&str>) -> CommandResult {
+        let state = self
+            .topics
+            .get_mut(topic)
+            .ok_or_else(|| Rejection::UnknownTopic {
+                name: topic.to_owned(),
+            })?;
+        match value {
+            Some(value) => state.configs.insert(key.to_owned(), value.to_owned()),
+            None => state.configs.remove(key),
+        };
+        Ok(Applied::TopicConfigSet)
+    }
+}
+
+/// Kafka's rules: 1..=249 bytes of `[a-zA-Z0-9._-]`, not `.` or `..`.
+fn validate_topic_name(name: &str) -> Result<(), Rejection> {
+    let invalid = |reason: &str| {
+        Err(Rejection::InvalidTopicName {
+            name: name.to_owned(),
+            reason: reason.to_owned(),
+        })
+    };
+    if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX {
+        return invalid("expected 1..=249 bytes");
+    }
+    if name == "." || name == ".." {
+        return invalid("'.' and '..' are not topic names");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        return invalid("expected only ASCII letters, digits, '.', '_' and '-'");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn register(md: &mut ClusterMetadata, id: i32, index: u64) -> BrokerEpoch {
+        let command = Command::RegisterBroker {
+            broker_id: BrokerId(id),
+            host: "127.0.0.1".to_owned(),
+            port: 9092,
+        };
+        match md.apply(&command, index) {
+            Ok(Applied::BrokerRegistered { broker_epoch }) => broker_epoch,
+            other => panic!("expected a registration, got {other:?}"),
+        }
+    }
+
+    fn create(name: &str, id: u128, assignment: &[&[i32]]) -> Command {
+        Command::CreateTopic {
+            name: name.to_owned(),
+            topic_id: Uuid::from_u128(id),
+            assignment: assignment
+                .iter()
+                .map(|r| r.iter().map(|b| BrokerId(*b)).collect())
+                .collect(),
+            configs: BTreeMap::from([("retention.ms".to_owned(), "1000".to_owned())]),
+        }
+    }
+
+    fn three_brokers() -> ClusterMetadata {
+        let mut md = ClusterMetadata::default();
+        for id in 1..=3 {
+            register(&mut md, id, u64::try_from(id).unwrap_or(0));
+        }
+        md
+    }
+
+    #[test]
+    fn a_broker_registers_fenced_and_unfences_with_its_epoch() {
+        let mut md = ClusterMetadata::default();
+        let epoch = register(&mut md, 1, 7);
+        assert_eq!(epoch, BrokerEpoch(7));
+        assert!(md.brokers[&BrokerId(1)].fenced);
+
+        let stale = Command::UnfenceBroker {
+            broker_id: BrokerId(1),
+            broker_epoch: BrokerEpoch(6),
+        };
+        assert_eq!(
+            md.apply(&stale, 8),
+            Err(Rejection::StaleBrokerEpoch {
+                broker_id: BrokerId(1),
+                requested: BrokerEpoch(6),
+                current: BrokerEpoch(7)
+            })
+        );
+        let unfence = Command::UnfenceBroker {
+            broker_id: BrokerId(1),
+            broker_epoch: epoch,
+        };
+        assert_eq!(md.apply(&unfence, 9), Ok(Applied::BrokerUnfenced));
+        assert!(!md.brokers[&BrokerId(1)].fenced);
+
+        let fence = Command::FenceBroker {
+            broker_id: BrokerId(1),
+        };
+        assert_eq!(md.apply(&fence, 10), Ok(Applied::BrokerFenced));
+        assert!(md.brokers[&BrokerId(1)].fenced);
+        let unknown = Command::FenceBroker {
+            broker_id: BrokerId(2),
+        };
+        assert_eq!(
+            md.apply(&unknown, 11),
+            Err(Rejection::UnknownBroker {
+                broker_id: BrokerId(2)
+            })
+        );
+    }
+
+    #[test]
+    fn a_reregistration_gets_a_greater_epoch_and_is_fenced_again() {
+        let mut md = ClusterMetadata::default();
+        let first = register(&mut md, 1, 3);
+        let unfence = Command::UnfenceBroker {
+            broker_id: BrokerId(1),
+            broker_epoch: first,
+        };
+        assert!(md.apply(&unfence, 4).is_ok());
+        let second = register(&mut md, 1, 12);
+        assert!(second > first);
+        assert!(md.brokers[&BrokerId(1)].fenced);
+    }
+
+    #[test]
+    fn create_topic_takes_the_assignment_and_leads_with_the_first_replica() {
+        let mut md = three_brokers();
+        let result = md.apply(&create("orders", 1, &[&[1, 2, 3], &[2, 3, 1]]), 10);
+        assert_eq!(
+            result,
+            Ok(Applied::TopicCreated {
+                topic_id: Uuid::from_u128(1)
+            })
+        );
+        let topic = &md.topics["orders"];
+        assert_eq!(topic.partitions.len(), 2);
+        assert_eq!(topic.partitions[1].leader, Some(BrokerId(2)));
+        assert_eq!(topic.partitions[1].isr, topic.partitions[1].replicas);
+        assert_eq!(topic.partitions[1].leader_epoch, LeaderEpoch(0));
+        assert_eq!(topic.configs["retention.ms"], "1000");
+    }
+
+    #[test]
+    fn create_topic_rejections_change_nothing() {
+        let mut md = three_brokers();
+        assert!(md.apply(&create("orders", 1, &[&[1]]), 10).is_ok());
+        let before = md.clone();
+
+        let cases = [
+            (
+                create("orders", 2, &[&[1]]),
+                Rejection::TopicAlreadyExists {
+                    name: "orders".to_owned(),
+                },
+            ),
+            (
+                create("other", 1, &[&[1]]),
+                Rejection::TopicIdInUse {
+                    topic_id: Uuid::from_u128(1),
+                    used_by: "orders".to_owned(),
+                },
+            ),
+            (
+                create("other", 3, &[&[1, 9]]),
+                Rejection::UnknownBroker {
+                    broker_id: BrokerId(9),
+                },
+            ),
+        ];
+        for (command, expected) in cases {
+            assert_eq!(md.apply(&command, 11), Err(expected));
+        }
+        for bad in [
+            create("other", 3, &[]),
+            create("other", 3, &[&[]]),
+            create("other", 3, &[&[1, 1]]),
+        ] {
+            assert!(matches!(
+                md.apply(&bad, 12),
+                Err(Rejection::InvalidAssignment { .. })
+            ));
+        }
+        for bad_name in ["", "..", "a/b", &"x".repeat(250)] {
+            assert!(matches!(
+                md.apply(&create(bad_name, 4, &[&[1]]), 13),
+                Err(Rejection::InvalidTopicName { .. })
+            ));
+        }
+        assert!(matches!(
+            md.apply(&create("nil", 0, &[&[1]]), 14),
+            Err(Rejection::TopicIdInUse { .. })
+        ));
+        assert_eq!(md, before);
+    }
+
+    #[test]
+    fn a_leader_change_bumps_the_leader_epoch_and_an_isr_change_does_not() {
+        let mut md = three_brokers();
+        assert!(md.apply(&create("t", 1, &[&[1, 2, 3]]), 10).is_ok());
+        let shrink = Command::ChangePartition {
+            topic: "t".to_owned(),
+            partition: 0,
+            leader: Some(BrokerId(1)),
+            isr: vec![BrokerId(1), BrokerId(2)],
+        };
+        assert_eq!(
+            md.apply(&shrink, 11),
+            Ok(Applied::PartitionChanged {
+                leader_epoch: LeaderEpoch(0),
+                partition_epoch: PartitionEpoch(1)
+            })
+        );
+        let failover = Command::ChangePartition {
+            topic: "t".to_owned(),
+            partition: 0,
+            leader: Some(BrokerId(2)),
+            isr: vec![BrokerId(2)],
+        };
+        assert_eq!(
+            md.apply(&failover, 12),
+            Ok(Applied::PartitionChanged {
+                leader_epoch: LeaderEpoch(1),
+                partition_epoch: PartitionEpoch(2)
+            })
+        );
+        let state = &md.topics["t"].partitions[0];
+        assert_eq!(state.leader, Some(BrokerId(2)));
+        assert_eq!(state.isr, vec![BrokerId(2)]);
+    }
+
+    #[test]
+    fn a_partition_change_is_checked_against_the_replicas() {
+        let mut md = three_brokers();
+        assert!(md.apply(&create("t", 1, &[&[1, 2]]), 10).is_ok());
+        let before = md.clone();
+        let change = |partition, leader: Option<i32>, isr: &[i32]| Command::ChangePartition {
+            topic: "t".to_owned(),
+            partition,
+            leader: leader.map(BrokerId),
+            isr: isr.iter().map(|b| BrokerId(*b)).collect(),
+        };
+        for bad in [
+            change(0, Some(3), &[3]),
+            change(0, Some(1), &[2]),
+            change(0, Some(1), &[1, 1]),
+        ] {
+            assert!(matches!(
+                md.apply(&bad, 11),
+                Err(Rejection::InvalidPartitionChange { .. })
+            ));
+        }
+        for partition in [1, -1] {
+            assert_eq!(
+                md.apply(&change(partition, Some(1), &[1]), 12),
+                Err(Rejection::UnknownPartition {
+                    topic: "t".to_owned(),
+                    partition
+                })
+            );
+        }
+        assert_eq!(md, before);
+        // No leader at all: the partition is offline, and that is a leader change.
+        assert_eq!(
+            md.apply(&change(0, None, &[]), 13),
+            Ok(Applied::PartitionChanged {
+                leader_epoch: LeaderEpoch(1),
+                partition_epoch: PartitionEpoch(1)
+            })
+        );
+    }
+
+    #[test]
+    fn configs_are_set_and_removed_and_topics_deleted() {
+        let mut md = three_brokers();
+        assert!(md.apply(&create("t", 5, &[&[1]]), 10).is_ok());
+        let set = Command::SetTopicConfig {
+            topic: "t".to_owned(),
+            key: "cleanup.policy".to_owned(),
+            value: Some("compact".to_owned()),
+        };
+        assert_eq!(md.apply(&set, 11), Ok(Applied::TopicConfigSet));
+        assert_eq!(md.topics["t"].configs["cleanup.policy"], "compact");
+        let remove = Command::SetTopicConfig {
+            topic: "t".to_owned(),
+            key: "retention.ms".to_owned(),
+            value: None,
+        };
+        assert_eq!(md.apply(&remove, 12), Ok(Applied::TopicConfigSet));
+        assert!(!md.topics["t"].configs.contains_key("retention.ms"));
+
+        let delete = Command::DeleteTopic {
+            name: "t".to_owned(),
+        };
+        assert_eq!(
+            md.apply(&delete, 13),
+            Ok(Applied::TopicDeleted {
+                topic_id: Uuid::from_u128(5)
+            })
+        );
+        assert_eq!(
+            md.apply(&delete, 14),
+            Err(Rejection::UnknownTopic {
+                name: "t".to_owned()
+            })
+        );
+        assert!(matches!(
+            md.apply(&set, 15),
+            Err(Rejection::UnknownTopic { .. })
+        ));
+    }
+
+    #[test]
+    fn the_same_log_gives_the_same_state() {
+        let log = [
+            create("a", 1, &[&[1, 2]]),
+            create("b", 2, &[&[2, 3], &[3, 1]]),
+            Command::ChangePartition {
+                topic: "b".to_owned(),
+                partition: 1,
+                leader: Some(BrokerId(1)),
+                isr: vec![BrokerId(1)],
+            },
+            Command::DeleteTopic {
+                name: "a".to_owned(),
+            },
+        ];
+        let replay = || {
+            let mut md = three_brokers();
+            let results: Vec<_> = log
+                .iter()
+                .zip(10..)
+                .map(|(command, index)| md.apply(command, index))
+                .collect();
+            (md, results)
+        };
+        assert_eq!(replay(), replay());
+    }
+}

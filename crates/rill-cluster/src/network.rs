@@ -1,0 +1,512 @@
+//! Controller-to-controller RPC over TCP: the framing, openraft's
+//! `RaftNetwork` client, and the server that dispatches to the local Raft.
+//!
+//! A frame is a u32 big-endian length followed by that many bytes of JSON
+//! (a [`Request`] or a [`Response`]); the length is checked against
+//! [`FRAME_BYTES_MAX`] before anything is allocated. A connection carries
+//! one request at a time, answered in order. Any error — a refused
+//! connect, a cut connection, an undecodable frame — closes the connection;
+//! the client reconnects on its next call.
+//!
+//! Thread-safety: a [`PeerClient`] is owned by one openraft replication
+//! task (or one forwarded proposal) at a time; the server runs one task
+//! per connection.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{BasicNode, Raft};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+
+use crate::command::{Command, CommandResult};
+use crate::raft_types::{NodeId, TypeConfig};
+
+/// The largest frame either side sends or accepts. An AppendEntries
+/// request that would be larger is refused with openraft's
+/// `PayloadTooLarge`, which makes it send fewer entries.
+pub const FRAME_BYTES_MAX: usize = 32 * 1024 * 1024;
+/// Connections the server serves at once (a quorum has a handful of
+/// peers, each with a replication stream and the odd forwarded proposal).
+pub const CONNECTIONS_MAX: usize = 64;
+/// How long a connect may take before the peer counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A message from one controller to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A proposal forwarded to the node believed to be the leader.
+    Propose(Command),
+}
+
+/// The answer to a [`Request`] of the same name.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Response {
+    AppendEntries(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    InstallSnapshot(
+        Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
+    ),
+    Propose(ProposeReply),
+}
+
+/// What a node answers to a forwarded proposal. It does not forward
+/// again: one hop at most.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum ProposeReply {
+    Applied(CommandResult),
+    NotLeader { leader: Option<NodeId> },
+    Failed { reason: String },
+}
+
+/// A failure of one RPC.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RpcError {
+    #[error("connect to controller {target} at {addr}: {source}")]
+    Connect {
+        target: NodeId,
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("controller {target} at {addr}: {source}")]
+    Io {
+        target: NodeId,
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("controller {target} did not answer within {timeout:?}")]
+    Timeout { target: NodeId, timeout: Duration },
+    #[error("a frame of {bytes} bytes is larger than the {max} allowed")]
+    FrameTooLarge { bytes: usize, max: usize },
+    #[error("an undecodable frame: {source}")]
+    Decode {
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("expected a {expected} response, found {found}")]
+    UnexpectedResponse {
+        expected: &'static str,
+        found: String,
+    },
+}
+
+/// Writes one frame holding `message`.
+async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> Result<(), FrameError> {
+    let payload = encode(message)?;
+    let length = u32::try_from(payload.len()).map_err(|_| FrameError::TooLarge {
+        bytes: payload.len(),
+    })?;
+    let mut frame = Vec::with_capacity(4 + payload.len());
+    frame.extend_from_slice(&length.to_be_bytes());
+    frame.extend_from_slice(&payload);
+    stream.write_all(&frame).await?;
+    stream.flush().await?;
+    Ok(())
+}
+
+fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
+    let payload = serde_json::to_vec(message).map_err(FrameError::Decode)?;
+    if payload.len() > FRAME_BYTES_MAX {
+        return Err(FrameError::TooLarge {
+            bytes: payload.len(),
+        });
+    }
+    Ok(payload)
+}
+
+/// Reads one frame; `Ok(None)` if the peer closed the connection between
+/// frames.
+async fn read_frame<T: serde::de::DeserializeOwned>(
+    stream: &mut TcpStream,
+) -> Result<Option<T>, FrameError> {
+    let mut header = [0u8; 4];
+    match stream.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let length = u32::from_be_bytes(header) as usize;
+    if length > FRAME_BYTES_MAX {
+        return Err(FrameError::TooLarge { bytes: length });
+    }
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await?;
+    serde_json::from_slice(&payload)
+        .map(Some)
+        .map_err(FrameError::Decode)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum FrameError {
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    #[error("a frame of {bytes} bytes is larger than the {FRAME_BYTES_MAX} allowed")]
+    TooLarge { bytes: usize },
+    #[error("an undecodable frame: {0}")]
+    Decode(serde_json::Error),
+}
+
+/// A connection to one peer controller, opened on first use and again
+/// after any error.
+pub(crate) struct PeerClient {
+    target: NodeId,
+    addr: String,
+    stream: Option<TcpStream>,
+}
+
+impl PeerClient {
+    pub(crate) fn new(target: NodeId, addr: String) -> PeerClient {
+        PeerClient {
+            target,
+            addr,
+            stream: None,
+        }
+    }
+
+    /// Sends `request` and waits up to `timeout` for the answer. The
+    /// connection is kept only after a whole exchange: one cut short (an
+    /// error, the timeout) may hold half a frame.
+    pub(crate) async fn call(
+        &mut self,
+        request: &Request,
+        timeout: Duration,
+    ) -> Result<Response, RpcError> {
+        let stream = self.stream.take();
+        match tokio::time::timeout(timeout, self.exchange(stream, request)).await {
+            Ok(Ok((stream, response))) => {
+                self.stream = Some(stream);
+                Ok(response)
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(RpcError::Timeout {
+                target: self.target,
+                timeout,
+            }),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        stream: Option<TcpStream>,
+        request: &Request,
+    ) -> Result<(TcpStream, Response), RpcError> {
+        let mut stream = match stream {
+            Some(stream) => stream,
+            None => self.connect().await?,
+        };
+        let frame_error = |e: FrameError| match e {
+            FrameError::Io(source) => self.io_error(source),
+            FrameError::TooLarge { bytes } => RpcError::FrameTooLarge {
+                bytes,
+                max: FRAME_BYTES_MAX,
+            },
+            FrameError::Decode(source) => RpcError::Decode { source },
+        };
+        write_frame(&mut stream, request)
+            .await
+            .map_err(frame_error)?;
+        match read_frame(&mut stream).await.map_err(frame_error)? {
+            Some(response) => Ok((stream, response)),
+            None => Err(self.io_error(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "connection closed before the response",
+            ))),
+        }
+    }
+
+    async fn connect(&self) -> Result<TcpStream, RpcError> {
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr));
+        let stream = match connect.await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(self.connect_error(source)),
+            Err(_) => {
+                let source = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+                return Err(self.connect_error(source));
+            }
+        };
+        // Small RPCs: waiting to fill a segment only delays heartbeats.
+        stream.set_nodelay(true).map_err(|e| self.io_error(e))?;
+        Ok(stream)
+    }
+
+    fn connect_error(&self, source: io::Error) -> RpcError {
+        RpcError::Connect {
+            target: self.target,
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+
+    fn io_error(&self, source: io::Error) -> RpcError {
+        RpcError::Io {
+            target: self.target,
+            addr: self.addr.clone(),
+            source,
+        }
+    }
+}
+
+/// Makes a [`PeerClient`] per peer for openraft.
+pub(crate) struct NetworkFactory;
+
+impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
+    type Network = PeerClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
+        PeerClient::new(target, node.addr.clone())
+    }
+}
+
+type RaftRpcError<E = openraft::error::Infallible> =
+    RPCError<NodeId, BasicNode, RaftError<NodeId, E>>;
+
+/// Maps a failed call to what openraft expects: a refused connect makes it
+/// back off, anything else retries.
+fn rpc_error<E: std::error::Error>(e: RpcError) -> RaftRpcError<E> {
+    match e {
+        RpcError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+        _ => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn unexpected<E: std::error::Error>(expected: &'static str, found: &Response) -> RaftRpcError<E> {
+    let e = RpcError::UnexpectedResponse {
+        expected,
+        found: format!("{found:?}").chars().take(200).collect(),
+    };
+    RPCError::Network(NetworkError::new(&e))
+}
+
+impl RaftNetwork<TypeConfig> for PeerClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RaftRpcError> {
+        let entries = rpc.entries.len() as u64;
+        let request = Request::AppendEntries(rpc);
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(Response::AppendEntries(Ok(response))) => Ok(response),
+            Ok(Response::AppendEntries(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(other) => Err(unexpected("AppendEntries", &other)),
+            Err(e @ RpcError::FrameTooLarge { .. }) if entries > 1 => {
+                Err(RPCError::PayloadTooLarge(
+                    PayloadTooLarge::new_entries_hint(entries / 2).with_source_error(&e),
+                ))
+            }
+            Err(e) => Err(rpc_error(e)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RaftRpcError<InstallSnapshotError>> {
+        let request = Request::InstallSnapshot(rpc);
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(Response::InstallSnapshot(Ok(response))) => Ok(response),
+            Ok(Response::InstallSnapshot(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(other) => Err(unexpected("InstallSnapshot", &other)),
+            Err(e) => Err(rpc_error(e)),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RaftRpcError> {
+        let request = Request::Vote(rpc);
+        match self.call(&request, option.hard_ttl()).await {
+            Ok(Response::Vote(Ok(response))) => Ok(response),
+            Ok(Response::Vote(Err(e))) => {
+                Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
+            }
+            Ok(other) => Err(unexpected("Vote", &other)),
+            Err(e) => Err(rpc_error(e)),
+        }
+    }
+}
+
+/// Serves peers' requests to the local Raft until `shutdown` turns true,
+/// then closes every connection.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    raft: Raft<TypeConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
+    let mut connections = JoinSet::new();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.changed() => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            _ = shutdown.changed() => break,
+            accepted = listener.accept() => accepted,
+        };
+        // Reap finished connections so the set stays bounded too.
+        while connections.try_join_next().is_some() {}
+        match accepted {
+            Ok((stream, peer)) => {
+                let raft = raft.clone();
+                connections.spawn(async move {
+                    if let Err(e) = serve_connection(stream, &raft).await {
+                        tracing::debug!(%peer, error = %e, "controller connection closed");
+                    }
+                    drop(permit);
+                });
+            }
+            Err(e) => {
+                // A failed accept (out of descriptors, a reset before
+                // accept) concerns that one connection; keep listening.
+                tracing::warn!(error = %e, "accepting a controller connection");
+                drop(permit);
+            }
+        }
+    }
+    connections.shutdown().await;
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    raft: &Raft<TypeConfig>,
+) -> Result<(), FrameError> {
+    stream.set_nodelay(true)?;
+    while let Some(request) = read_frame::<Request>(&mut stream).await? {
+        let response = match request {
+            Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
+            Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
+            Request::InstallSnapshot(rpc) => {
+                Response::InstallSnapshot(raft.install_snapshot(rpc).await)
+            }
+            Request::Propose(command) => {
+                Response::Propose(crate::controller::propose_here(raft, command).await)
+            }
+        };
+        write_frame(&mut stream, &response).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn connected_pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (client, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        (client.unwrap(), accepted.unwrap().0)
+    }
+
+    #[tokio::test]
+    async fn a_frame_round_trips_and_a_close_between_frames_is_the_end() {
+        let (mut a, mut b) = connected_pair().await;
+        let reply = ProposeReply::NotLeader { leader: Some(3) };
+        write_frame(&mut a, &reply).await.unwrap();
+        drop(a);
+        let read: Option<ProposeReply> = read_frame(&mut b).await.unwrap();
+        assert!(matches!(
+            read,
+            Some(ProposeReply::NotLeader { leader: Some(3) })
+        ));
+        let end: Option<ProposeReply> = read_frame(&mut b).await.unwrap();
+        assert!(end.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_oversized_or_undecodable_frame_is_an_error() {
+        let (mut a, mut b) = connected_pair().await;
+        let length = u32::try_from(FRAME_BYTES_MAX + 1).unwrap();
+        a.write_all(&length.to_be_bytes()).await.unwrap();
+        let read = read_frame::<ProposeReply>(&mut b).await;
+        assert!(
+            matches!(read, Err(FrameError::TooLarge { bytes }) if bytes == FRAME_BYTES_MAX + 1)
+        );
+
+        let (mut a, mut b) = connected_pair().await;
+        a.write_all(&5u32.to_be_bytes()).await.unwrap();
+        a.write_all(b"{nope").await.unwrap();
+        let read = read_frame::<ProposeReply>(&mut b).await;
+        assert!(matches!(read, Err(FrameError::Decode(_))));
+
+        let (mut a, mut b) = connected_pair().await;
+        a.write_all(&100u32.to_be_bytes()).await.unwrap();
+        a.write_all(b"cut short").await.unwrap();
+        drop(a);
+        let read = read_frame::<ProposeReply>(&mut b).await;
+        assert!(matches!(read, Err(FrameError::Io(_))));
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_is_not_listening_is_unreachable() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        drop(listener);
+        let mut client = PeerClient::new(2, addr);
+        let request = Request::Propose(Command::DeleteTopic {
+            name: "t".to_owned(),
+        });
+        let e = client
+            .call(&request, Duration::from_secs(5))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RpcError::Connect { target: 2, .. }), "{e}");
+        let mapped: RaftRpcError = rpc_error(e);
+        assert!(matches!(mapped, RPCError::Unreachable(_)));
+    }
+
+    #[tokio::test]
+    async fn a_server_that_answers_nothing_times_out_and_the_connection_is_dropped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let silent = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            // Holds the connection open and never answers.
+            let mut buf = Vec::new();
+            let mut stream = stream;
+            let _ = stream.read_to_end(&mut buf).await; // ends when the client drops it
+        });
+        let mut client = PeerClient::new(2, addr);
+        let request = Request::Propose(Command::DeleteTopic {
+            name: "t".to_owned(),
+        });
+        let e = client
+            .call(&request, Duration::from_millis(200))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, RpcError::Timeout { target: 2, .. }), "{e}");
+        assert!(client.stream.is_none());
+        // The dropped connection lets the silent server's read end.
+        silent.await.unwrap();
+    }
+}
