@@ -25,15 +25,29 @@ pub enum Command {
         port: u16,
     },
     /// The broker stops being eligible as a leader or ISR member (it
-    /// stopped heartbeating, or it is shutting down). Moving the
-    /// leadership of its partitions is separate `ChangePartition` commands.
+    /// stopped heartbeating, or it is shutting down), and in the same
+    /// entry its partitions move: every partition it leads gets another
+    /// leader (or none), and it leaves every ISR that has another member
+    /// (KIP-841). The leader computes `partition_changes` with
+    /// [`ClusterMetadata::fence_changes`](crate::ClusterMetadata::fence_changes);
+    /// applying checks them against the state.
     FenceBroker {
         broker_id: BrokerId,
+        partition_changes: Vec<PartitionChange>,
     },
-    /// The broker, registered with `broker_epoch`, may lead again.
+    /// The broker, registered with `broker_epoch`, may lead again; in the
+    /// same entry it leads the offline partitions whose ISR it is in
+    /// ([`ClusterMetadata::unfence_changes`](crate::ClusterMetadata::unfence_changes)).
     UnfenceBroker {
         broker_id: BrokerId,
         broker_epoch: BrokerEpoch,
+        partition_changes: Vec<PartitionChange>,
+    },
+    /// New leaders for several partitions at once, atomically — a
+    /// preferred-leader election
+    /// ([`ClusterMetadata::preferred_leader_changes`](crate::ClusterMetadata::preferred_leader_changes)).
+    ElectLeaders {
+        partition_changes: Vec<PartitionChange>,
     },
     /// A topic with an explicit assignment: `assignment[p]` is partition
     /// p's replica list, preferred leader first.
@@ -62,6 +76,23 @@ pub enum Command {
     },
 }
 
+/// One partition's new leader and ISR inside a multi-partition command,
+/// computed by the leader from the state at `partition_epoch`. Applying
+/// refuses it (nothing of the command is applied) when the partition's
+/// epoch has moved on since: the leader recomputes and proposes again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionChange {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    /// The partition epoch the change was computed from.
+    pub partition_epoch: PartitionEpoch,
+    /// `None`: the partition goes offline.
+    pub leader: Option<BrokerId>,
+    /// A subset of the current ISR: these commands never add members
+    /// (joining the ISR is the replication layer's `ChangePartition`).
+    pub isr: Vec<BrokerId>,
+}
+
 /// What applying a command did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -71,8 +102,16 @@ pub enum Applied {
     BrokerRegistered {
         broker_epoch: BrokerEpoch,
     },
-    BrokerFenced,
-    BrokerUnfenced,
+    /// `partitions_changed`: how many partitions moved with it.
+    BrokerFenced {
+        partitions_changed: usize,
+    },
+    BrokerUnfenced {
+        partitions_changed: usize,
+    },
+    LeadersElected {
+        partitions_changed: usize,
+    },
     TopicCreated {
         topic_id: Uuid,
     },
@@ -115,6 +154,27 @@ pub enum Rejection {
     InvalidAssignment { reason: String },
     #[error("invalid partition change: {reason}")]
     InvalidPartitionChange { reason: String },
+    #[error("no topic has id {topic_id}")]
+    UnknownTopicId { topic_id: Uuid },
+    /// The change was computed from an older state of the partition.
+    #[error(
+        "partition {partition} of topic {topic_id} is at partition epoch {current}, the change was computed at {expected}"
+    )]
+    StalePartitionEpoch {
+        topic_id: Uuid,
+        partition: i32,
+        expected: PartitionEpoch,
+        current: PartitionEpoch,
+    },
+    /// A fence that would leave the broker leading a partition.
+    #[error(
+        "fencing broker {broker_id} leaves it the leader of partition {partition} of topic {topic_id}"
+    )]
+    FenceIncomplete {
+        broker_id: BrokerId,
+        topic_id: Uuid,
+        partition: i32,
+    },
 }
 
 /// The result of applying one log entry: the state machine's answer to

@@ -2,6 +2,13 @@
 //! owns it — the Raft node, its storage under a directory, and the RPC
 //! server on the controller port.
 //!
+//! On the leader it also tracks broker liveness: brokers heartbeat
+//! (`heartbeat`, or the BrokerHeartbeat RPC through any controller), and
+//! a task fences a broker silent for longer than
+//! [`ClusterSettings::broker_session_timeout_ms`] with one `FenceBroker`
+//! entry that moves its partitions too. A fenced broker that heartbeats
+//! with its current epoch is unfenced.
+//!
 //! Thread-safety: a `Controller` may be shared (`Arc`) and called from
 //! any task; `propose` calls run concurrently (openraft batches them).
 
@@ -9,19 +16,25 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use openraft::{BasicNode, Config, Raft, ServerState, SnapshotPolicy};
+use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use uuid::Uuid;
 
-use crate::command::{Command, CommandResult};
+use crate::command::{Applied, Command, CommandResult, Rejection};
 use crate::durable_file::FileError;
+use crate::liveness::Liveness;
 use crate::log_store::LogStore;
-use crate::metadata::ClusterMetadata;
-use crate::network::{self, NetworkFactory, PeerClient, ProposeReply, Request, Response, RpcError};
+use crate::metadata::{BrokerEpoch, BrokerId, ClusterMetadata};
+use crate::network::{
+    self, HeartbeatReply, NetworkFactory, PeerClient, ProposeReply, Request, Response, RpcError,
+};
+use crate::placement::{PlacementError, assign_replicas};
 use crate::raft_types::{NodeId, TypeConfig};
 use crate::state_machine::{MetadataReader, StateMachine};
 
@@ -65,6 +78,82 @@ impl Default for RaftSettings {
     }
 }
 
+/// Broker liveness, with Kafka's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// `broker.session.timeout.ms`: a broker heard from less recently is
+    /// fenced by the leader. A new leader gives every broker this long
+    /// from its election.
+    pub broker_session_timeout_ms: u64,
+}
+
+impl Default for ClusterSettings {
+    /// Kafka's default, 9000 ms.
+    fn default() -> Self {
+        ClusterSettings {
+            broker_session_timeout_ms: 9000,
+        }
+    }
+}
+
+/// What the leader said to a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HeartbeatResponse {
+    /// Whether the broker is still fenced (it may not lead yet); a fenced
+    /// broker is unfenced by its heartbeat, so this is true only when that
+    /// did not commit yet: keep heartbeating.
+    pub fenced: bool,
+}
+
+/// Why a heartbeat was not heard.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeartbeatError {
+    /// The broker must register (again): it is unknown, or registered
+    /// since with a newer epoch.
+    #[error("heartbeat rejected: {rejection}")]
+    Rejected { rejection: Rejection },
+    /// No leader is known; retry.
+    #[error("no controller leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("reaching controller {target}: {source}")]
+    Rpc {
+        target: NodeId,
+        #[source]
+        source: RpcError,
+    },
+    #[error("heartbeat failed: {reason}")]
+    Failed { reason: String },
+}
+
+impl HeartbeatError {
+    pub(crate) fn from_reply(reply: HeartbeatReply) -> Result<HeartbeatResponse, HeartbeatError> {
+        match reply {
+            HeartbeatReply::Alive { fenced } => Ok(HeartbeatResponse { fenced }),
+            HeartbeatReply::Rejected(rejection) => Err(HeartbeatError::Rejected { rejection }),
+            HeartbeatReply::NotLeader { leader } => Err(HeartbeatError::NotLeader { leader }),
+            HeartbeatReply::Failed { reason } => Err(HeartbeatError::Failed { reason }),
+        }
+    }
+}
+
+/// Why `create_topic` proposed nothing or failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CreateTopicError {
+    #[error("placing replicas: {source}")]
+    Placement {
+        #[from]
+        source: PlacementError,
+    },
+    #[error(transparent)]
+    Propose {
+        #[from]
+        source: ProposeError,
+    },
+}
+
 /// What a controller knows of the quorum, for `rill cluster status`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -94,6 +183,7 @@ pub struct ControllerConfig {
     /// Holds the Raft log, vote and snapshot (created if missing).
     pub data_dir: PathBuf,
     pub raft: RaftSettings,
+    pub cluster: ClusterSettings,
 }
 
 /// Why a controller did not start.
@@ -150,13 +240,22 @@ pub enum ProposeError {
 
 /// One member of the metadata quorum. See the module doc.
 pub struct Controller {
-    node_id: NodeId,
+    core: Arc<Core>,
     local_addr: SocketAddr,
-    raft: Raft<TypeConfig>,
-    reader: MetadataReader,
-    propose_timeout: Duration,
     stop_server: watch::Sender<bool>,
     server: JoinHandle<()>,
+    sessions: JoinHandle<()>,
+}
+
+/// What the RPC server, the session task and the `Controller` share.
+pub(crate) struct Core {
+    node_id: NodeId,
+    pub(crate) raft: Raft<TypeConfig>,
+    reader: MetadataReader,
+    propose_timeout: Duration,
+    session_timeout: Duration,
+    /// Only the leader's means anything; reset at each term it leads.
+    liveness: Mutex<Liveness>,
 }
 
 impl Controller {
@@ -221,16 +320,24 @@ impl Controller {
         .map_err(|e| StartError::Raft {
             reason: e.to_string(),
         })?;
-        let (stop_server, stopped) = watch::channel(false);
-        let server = tokio::spawn(network::serve(listener, raft.clone(), stopped));
-        let controller = Controller {
+        let session_timeout = Duration::from_millis(config.cluster.broker_session_timeout_ms);
+        let core = Arc::new(Core {
             node_id: config.node_id,
-            local_addr,
             raft,
             reader,
             propose_timeout: Duration::from_millis(t.propose_timeout_ms),
+            session_timeout,
+            liveness: Mutex::new(Liveness::new(Instant::now())),
+        });
+        let (stop_server, stopped) = watch::channel(false);
+        let server = tokio::spawn(network::serve(listener, Arc::clone(&core), stopped));
+        let sessions = tokio::spawn(watch_sessions(Arc::clone(&core), stop_server.subscribe()));
+        let controller = Controller {
+            core,
+            local_addr,
             stop_server,
             server,
+            sessions,
         };
 
         let voters: BTreeMap<NodeId, BasicNode> = config
@@ -238,7 +345,7 @@ impl Controller {
             .iter()
             .map(|(id, addr)| (*id, BasicNode::new(addr)))
             .collect();
-        match controller.raft.initialize(voters).await {
+        match controller.core.raft.initialize(voters).await {
             Ok(()) => tracing::info!(node_id = config.node_id, "initialized the metadata quorum"),
             Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
                 tracing::info!(
@@ -257,7 +364,7 @@ impl Controller {
     }
 
     pub fn node_id(&self) -> NodeId {
-        self.node_id
+        self.core.node_id
     }
 
     /// The address the controller port is bound to.
@@ -267,15 +374,15 @@ impl Controller {
 
     /// The leader this node knows of.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        self.core.raft.metrics().borrow().current_leader
     }
 
     /// This node's view of the quorum.
     pub fn status(&self) -> QuorumStatus {
-        let metrics = self.raft.metrics();
+        let metrics = self.core.raft.metrics();
         let metrics = metrics.borrow();
         QuorumStatus {
-            node_id: self.node_id,
+            node_id: self.core.node_id,
             leader: metrics.current_leader,
             term: metrics.current_term,
             last_log_index: metrics.last_log_index,
@@ -288,59 +395,137 @@ impl Controller {
 
     /// The metadata as applied on this node: possibly behind the leader.
     pub fn metadata(&self) -> ClusterMetadata {
-        self.reader.metadata()
+        self.core.reader.metadata()
     }
 
     /// The index of the last metadata log entry applied on this node.
     pub fn applied_index(&self) -> Option<u64> {
-        self.reader.applied_index()
+        self.core.reader.applied_index()
     }
 
     /// Commits `command` to the metadata log and returns what applying it
     /// did. A follower forwards it to the leader it knows (one hop);
     /// without one it answers `NotLeader`, and the caller retries.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
-        let bytes = serde_json::to_vec(&command)
-            .map_err(|e| ProposeError::Failed {
-                reason: format!("encoding the command: {e}"),
-            })?
-            .len();
-        if bytes > COMMAND_BYTES_MAX {
-            return Err(ProposeError::CommandTooLarge {
-                bytes,
-                max: COMMAND_BYTES_MAX,
-            });
+        self.core.propose(command).await
+    }
+
+    /// A heartbeat of `broker_id`, registered with `broker_epoch`: handled
+    /// here on the leader, forwarded to it (one hop) from a follower. On
+    /// the leader it renews the broker's session and unfences a fenced
+    /// broker.
+    pub async fn heartbeat(
+        &self,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+    ) -> Result<HeartbeatResponse, HeartbeatError> {
+        HeartbeatError::from_reply(self.core.heartbeat(broker_id, broker_epoch, true).await)
+    }
+
+    /// Creates a topic with replicas placed by [`assign_replicas`] over
+    /// the unfenced brokers of this node's metadata, from a random start,
+    /// under a fresh random topic id.
+    pub async fn create_topic(
+        &self,
+        name: &str,
+        partitions: usize,
+        replication_factor: usize,
+        configs: BTreeMap<String, String>,
+    ) -> Result<CommandResult, CreateTopicError> {
+        let metadata = self.metadata();
+        let brokers: Vec<BrokerId> = metadata
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect();
+        let topic_id = Uuid::new_v4();
+        // The id's random bits choose the start, as Kafka's random start.
+        let start = u32::from_le_bytes([
+            topic_id.as_bytes()[0],
+            topic_id.as_bytes()[1],
+            topic_id.as_bytes()[2],
+            topic_id.as_bytes()[3],
+        ]);
+        let assignment = assign_replicas(&brokers, partitions, replication_factor, start)?;
+        let command = Command::CreateTopic {
+            name: name.to_owned(),
+            topic_id,
+            assignment,
+            configs,
+        };
+        Ok(self.propose(command).await?)
+    }
+
+    /// A preferred-leader election over every partition, computed from
+    /// this node's metadata and proposed as one `ElectLeaders` entry
+    /// (nothing is proposed when no partition would change). A stale
+    /// computation is rejected: call again.
+    pub async fn elect_preferred_leaders(&self) -> Result<CommandResult, ProposeError> {
+        let partition_changes = self.metadata().preferred_leader_changes();
+        if partition_changes.is_empty() {
+            return Ok(Ok(Applied::LeadersElected {
+                partitions_changed: 0,
+            }));
         }
+        self.propose(Command::ElectLeaders { partition_changes })
+            .await
+    }
+
+    /// Stops the Raft node, the session task and the RPC server, closing
+    /// peers' connections. What was acknowledged is on disk; the directory
+    /// can be reopened.
+    pub async fn shutdown(self) {
+        let node_id = self.core.node_id;
+        // The server and the session task end on the first change; a send
+        // error means both already ended.
+        let _ = self.stop_server.send(true);
+        if let Err(e) = self.sessions.await {
+            tracing::warn!(node_id, error = %e, "broker session task panicked");
+        }
+        if let Err(e) = self.core.raft.shutdown().await {
+            tracing::warn!(node_id, error = %e, "Raft task ended with an error");
+        }
+        if let Err(e) = self.server.await {
+            tracing::warn!(node_id, error = %e, "controller RPC server panicked");
+        }
+    }
+}
+
+impl Core {
+    async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+        check_size(&command)?;
         match propose_here(&self.raft, command.clone()).await {
             ProposeReply::Applied(result) => Ok(result),
             ProposeReply::NotLeader {
                 leader: Some(leader),
-            } if leader != self.node_id => self.forward(leader, command).await,
+            } if leader != self.node_id => self.forward_proposal(leader, command).await,
             ProposeReply::NotLeader { leader } => Err(ProposeError::NotLeader { leader }),
             ProposeReply::Failed { reason } => Err(ProposeError::Failed { reason }),
         }
     }
 
-    async fn forward(
+    /// A client for `node`, if it is a member.
+    fn peer(&self, node: NodeId) -> Option<PeerClient> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&node)
+            .map(|n| PeerClient::new(node, n.addr.clone()))
+    }
+
+    async fn forward_proposal(
         &self,
         leader: NodeId,
         command: Command,
     ) -> Result<CommandResult, ProposeError> {
-        let addr = {
-            let metrics = self.raft.metrics();
-            let metrics = metrics.borrow();
-            metrics
-                .membership_config
-                .membership()
-                .get_node(&leader)
-                .map(|node| node.addr.clone())
-        };
-        let Some(addr) = addr else {
+        let Some(mut client) = self.peer(leader) else {
             return Err(ProposeError::NotLeader {
                 leader: Some(leader),
             });
         };
-        let mut client = PeerClient::new(leader, addr);
         let response = client
             .call(&Request::Propose(command), self.propose_timeout)
             .await
@@ -359,19 +544,201 @@ impl Controller {
         }
     }
 
-    /// Stops the Raft node and the RPC server, closing peers' connections.
-    /// What was acknowledged is on disk; the directory can be reopened.
-    pub async fn shutdown(self) {
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!(node_id = self.node_id, error = %e, "Raft task ended with an error");
+    /// The term this node leads in, if it is the leader.
+    fn leading_term(&self) -> Option<u64> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        (metrics.state == ServerState::Leader).then_some(metrics.current_term)
+    }
+
+    /// A broker's heartbeat: heard here if this node leads; else forwarded
+    /// to the leader when `may_forward` (one hop).
+    pub(crate) async fn heartbeat(
+        &self,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        may_forward: bool,
+    ) -> HeartbeatReply {
+        if let Some(term) = self.leading_term() {
+            return self.heartbeat_here(term, broker_id, broker_epoch).await;
         }
-        // The server ends on the first change; a send error means it
-        // already ended.
-        let _ = self.stop_server.send(true);
-        if let Err(e) = self.server.await {
-            tracing::warn!(node_id = self.node_id, error = %e, "controller RPC server panicked");
+        let leader = self.raft.metrics().borrow().current_leader;
+        let (Some(leader), true) = (leader, may_forward) else {
+            return HeartbeatReply::NotLeader { leader };
+        };
+        if leader == self.node_id {
+            return HeartbeatReply::NotLeader { leader: None };
+        }
+        let Some(mut client) = self.peer(leader) else {
+            return HeartbeatReply::NotLeader { leader: None };
+        };
+        let request = Request::BrokerHeartbeat {
+            broker_id,
+            broker_epoch,
+            forwarded: true,
+        };
+        match client.call(&request, self.propose_timeout).await {
+            Ok(Response::BrokerHeartbeat(reply)) => reply,
+            Ok(other) => HeartbeatReply::Failed {
+                reason: format!(
+                    "expected a BrokerHeartbeat response from {leader}, found {other:?}"
+                ),
+            },
+            Err(e) => HeartbeatReply::Failed {
+                reason: format!("forwarding to leader {leader}: {e}"),
+            },
         }
     }
+
+    async fn heartbeat_here(
+        &self,
+        term: u64,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+    ) -> HeartbeatReply {
+        let metadata = self.reader.metadata();
+        let Some(broker) = metadata.brokers.get(&broker_id) else {
+            return HeartbeatReply::Rejected(Rejection::UnknownBroker { broker_id });
+        };
+        if broker_epoch < broker.epoch {
+            return HeartbeatReply::Rejected(Rejection::StaleBrokerEpoch {
+                broker_id,
+                requested: broker_epoch,
+                current: broker.epoch,
+            });
+        }
+        if broker_epoch > broker.epoch {
+            // A registration committed but not applied here yet (a new
+            // leader catching up): not the broker's fault.
+            return HeartbeatReply::Failed {
+                reason: format!(
+                    "broker {broker_id} epoch {broker_epoch} is newer than the applied {}",
+                    broker.epoch
+                ),
+            };
+        }
+        self.liveness.lock().heard(term, broker_id, Instant::now());
+        if !broker.fenced {
+            return HeartbeatReply::Alive { fenced: false };
+        }
+        let command = Command::UnfenceBroker {
+            broker_id,
+            broker_epoch,
+            partition_changes: metadata.unfence_changes(broker_id),
+        };
+        if let Err(e) = check_size(&command) {
+            return HeartbeatReply::Failed {
+                reason: format!("unfencing broker {broker_id}: {e}"),
+            };
+        }
+        match propose_here(&self.raft, command).await {
+            ProposeReply::Applied(Ok(_)) => {
+                tracing::info!(node_id = self.node_id, %broker_id, "unfenced broker");
+                HeartbeatReply::Alive { fenced: false }
+            }
+            ProposeReply::Applied(Err(rejection @ Rejection::StaleBrokerEpoch { .. })) => {
+                HeartbeatReply::Rejected(rejection)
+            }
+            // A race with another change of its partitions: the next
+            // heartbeat tries again from the newer state.
+            ProposeReply::Applied(Err(rejection)) => {
+                tracing::debug!(%broker_id, %rejection, "unfence rejected; retrying on the next heartbeat");
+                HeartbeatReply::Alive { fenced: true }
+            }
+            ProposeReply::NotLeader { leader } => HeartbeatReply::NotLeader { leader },
+            ProposeReply::Failed { reason } => HeartbeatReply::Failed { reason },
+        }
+    }
+
+    /// On the leader: fences every unfenced broker silent for longer than
+    /// the session timeout, one `FenceBroker` entry each, computed from
+    /// the state after the previous one.
+    async fn fence_silent_brokers(&self) {
+        let Some(term) = self.leading_term() else {
+            return;
+        };
+        let now = Instant::now();
+        let unfenced: Vec<BrokerId> = self
+            .reader
+            .metadata()
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect();
+        let silent = self
+            .liveness
+            .lock()
+            .silent(term, now, self.session_timeout, &unfenced);
+        for broker_id in silent {
+            let metadata = self.reader.metadata();
+            if !metadata.is_unfenced(broker_id) {
+                continue;
+            }
+            let command = Command::FenceBroker {
+                broker_id,
+                partition_changes: metadata.fence_changes(broker_id),
+            };
+            // A broker leading tens of thousands of partitions would need
+            // its fence split over several entries; not done yet.
+            if let Err(e) = check_size(&command) {
+                tracing::error!(%broker_id, error = %e, "cannot fence a silent broker");
+                continue;
+            }
+            match propose_here(&self.raft, command).await {
+                ProposeReply::Applied(Ok(applied)) => {
+                    tracing::info!(node_id = self.node_id, %broker_id, ?applied, "fenced a silent broker");
+                }
+                // Stale (the state moved under the computation): the next
+                // tick recomputes.
+                ProposeReply::Applied(Err(rejection)) => {
+                    tracing::debug!(%broker_id, %rejection, "fence rejected; retrying");
+                }
+                ProposeReply::NotLeader { .. } => return,
+                ProposeReply::Failed { reason } => {
+                    tracing::warn!(%broker_id, %reason, "proposing a fence failed");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// How often the session task looks for silent brokers: a small part of
+/// the session timeout, so a fence comes soon after it runs out.
+const SESSION_CHECKS_PER_TIMEOUT: u32 = 8;
+
+/// Runs [`Core::fence_silent_brokers`] until `stop` changes.
+async fn watch_sessions(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
+    let period = (core.session_timeout / SESSION_CHECKS_PER_TIMEOUT).max(Duration::from_millis(10));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = ticks.tick() => {}
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = core.fence_silent_brokers() => {}
+        }
+    }
+}
+
+/// Refuses a command larger than [`COMMAND_BYTES_MAX`] as JSON.
+fn check_size(command: &Command) -> Result<(), ProposeError> {
+    let bytes = serde_json::to_vec(command)
+        .map_err(|e| ProposeError::Failed {
+            reason: format!("encoding the command: {e}"),
+        })?
+        .len();
+    if bytes > COMMAND_BYTES_MAX {
+        return Err(ProposeError::CommandTooLarge {
+            bytes,
+            max: COMMAND_BYTES_MAX,
+        });
+    }
+    Ok(())
 }
 
 /// Proposes `command` to the Raft on this node, without forwarding.

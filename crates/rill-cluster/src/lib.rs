@@ -9,7 +9,12 @@
 //! - the durable Raft log, vote and snapshot under a directory
 //!   (`log_store`, `state_machine`, formats in `durable_file`);
 //! - the controller-to-controller RPC over TCP (`network`);
-//! - the [`Controller`] a broker process owns.
+//! - broker liveness on the controller leader (heartbeats, fencing a
+//!   silent broker with the failover of its partitions in the same
+//!   entry), replica placement ([`assign_replicas`]) and preferred-leader
+//!   elections;
+//! - the [`Controller`] a broker process owns, and the
+//!   [`ControllerClient`] a broker heartbeats through.
 //!
 //! Partition replication (follower fetch, ISR tracking, failover) is to
 //! come; it will sit beside the quorum and propose its changes through it.
@@ -17,7 +22,9 @@
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::collections::BTreeMap;
-//! use rill_cluster::{BrokerId, Command, Controller, ControllerConfig, RaftSettings};
+//! use rill_cluster::{
+//!     BrokerId, ClusterSettings, Command, Controller, ControllerConfig, RaftSettings,
+//! };
 //!
 //! let voters = BTreeMap::from([
 //!     (1, "127.0.0.1:9093".to_owned()),
@@ -30,6 +37,7 @@
 //!     voters,
 //!     data_dir: "rill-data/metadata".into(),
 //!     raft: RaftSettings::default(),
+//!     cluster: ClusterSettings::default(),
 //! })
 //! .await?;
 //! let registered = controller
@@ -45,19 +53,24 @@
 //! # }
 //! ```
 
+mod client;
 mod command;
 mod controller;
 mod durable_file;
+mod elections;
+mod liveness;
 mod log_store;
 mod metadata;
 mod network;
+mod placement;
 mod raft_types;
 mod state_machine;
 
-pub use command::{Applied, Command, CommandResult, Rejection};
+pub use client::ControllerClient;
+pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 pub use controller::{
-    COMMAND_BYTES_MAX, Controller, ControllerConfig, ProposeError, QuorumStatus, RaftSettings,
-    StartError,
+    COMMAND_BYTES_MAX, ClusterSettings, Controller, ControllerConfig, CreateTopicError,
+    HeartbeatError, HeartbeatResponse, ProposeError, QuorumStatus, RaftSettings, StartError,
 };
 pub use durable_file::{FileError, RECORD_BYTES_MAX};
 pub use log_store::{LogReader, LogStore};
@@ -66,5 +79,6 @@ pub use metadata::{
     PartitionEpoch, PartitionState, REPLICAS_PER_PARTITION_MAX, TOPIC_NAME_BYTES_MAX, Topic,
 };
 pub use network::{CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, RpcError};
+pub use placement::{PlacementError, assign_replicas};
 pub use raft_types::{NodeId, TypeConfig};
 pub use state_machine::{MetadataReader, SnapshotBuilder, StateMachine};

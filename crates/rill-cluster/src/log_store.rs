@@ -497,6 +497,7 @@ mod tests {
             log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
             payload: EntryPayload::Normal(Command::FenceBroker {
                 broker_id: BrokerId(i32::try_from(index).unwrap()),
+                partition_changes: vec![],
             }),
         }
     }

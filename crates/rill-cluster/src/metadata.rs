@@ -13,7 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::command::{Applied, Command, CommandResult, Rejection};
+use crate::command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 
 /// A broker's id (Kafka's `node.id`, an int32 on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -38,6 +38,12 @@ pub struct LeaderEpoch(pub i32);
 pub struct PartitionEpoch(pub i32);
 
 impl fmt::Display for BrokerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl fmt::Display for PartitionEpoch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
@@ -109,11 +115,22 @@ impl ClusterMetadata {
                 host,
                 port,
             } => Ok(self.register_broker(*broker_id, host, *port, log_index)),
-            Command::FenceBroker { broker_id } => self.fence_broker(*broker_id),
+            Command::FenceBroker {
+                broker_id,
+                partition_changes,
+            } => self.fence_broker(*broker_id, partition_changes),
             Command::UnfenceBroker {
                 broker_id,
                 broker_epoch,
-            } => self.unfence_broker(*broker_id, *broker_epoch),
+                partition_changes,
+            } => self.unfence_broker(*broker_id, *broker_epoch, partition_changes),
+            Command::ElectLeaders { partition_changes } => {
+                self.check_changes(partition_changes, |b| self.is_unfenced(b))?;
+                self.apply_changes(partition_changes);
+                Ok(Applied::LeadersElected {
+                    partitions_changed: partition_changes.len(),
+                })
+            }
             Command::CreateTopic {
                 name,
                 topic_id,
@@ -163,19 +180,47 @@ impl ClusterMetadata {
         }
     }
 
-    fn fence_broker(&mut self, broker_id: BrokerId) -> CommandResult {
-        let broker = self
-            .brokers
-            .get_mut(&broker_id)
-            .ok_or(Rejection::UnknownBroker { broker_id })?;
-        broker.fenced = true;
-        Ok(Applied::BrokerFenced)
+    fn fence_broker(&mut self, broker_id: BrokerId, changes: &[PartitionChange]) -> CommandResult {
+        if !self.brokers.contains_key(&broker_id) {
+            return Err(Rejection::UnknownBroker { broker_id });
+        }
+        self.check_changes(changes, |b| b != broker_id && self.is_unfenced(b))?;
+        // Every partition it leads must move to another leader in this
+        // same entry.
+        let moved: BTreeSet<(Uuid, i32)> = changes
+            .iter()
+            .filter(|c| c.leader != Some(broker_id))
+            .map(|c| (c.topic_id, c.partition))
+            .collect();
+        for topic in self.topics.values() {
+            for (partition, state) in (0..).zip(&topic.partitions) {
+                if state.leader == Some(broker_id) && !moved.contains(&(topic.id, partition)) {
+                    return Err(Rejection::FenceIncomplete {
+                        broker_id,
+                        topic_id: topic.id,
+                        partition,
+                    });
+                }
+            }
+        }
+        self.apply_changes(changes);
+        if let Some(broker) = self.brokers.get_mut(&broker_id) {
+            broker.fenced = true;
+        }
+        Ok(Applied::BrokerFenced {
+            partitions_changed: changes.len(),
+        })
     }
 
-    fn unfence_broker(&mut self, broker_id: BrokerId, epoch: BrokerEpoch) -> CommandResult {
+    fn unfence_broker(
+        &mut self,
+        broker_id: BrokerId,
+        epoch: BrokerEpoch,
+        changes: &[PartitionChange],
+    ) -> CommandResult {
         let broker = self
             .brokers
-            .get_mut(&broker_id)
+            .get(&broker_id)
             .ok_or(Rejection::UnknownBroker { broker_id })?;
         if broker.epoch != epoch {
             return Err(Rejection::StaleBrokerEpoch {
@@ -184,8 +229,107 @@ impl ClusterMetadata {
                 current: broker.epoch,
             });
         }
-        broker.fenced = false;
-        Ok(Applied::BrokerUnfenced)
+        self.check_changes(changes, |b| b == broker_id || self.is_unfenced(b))?;
+        self.apply_changes(changes);
+        if let Some(broker) = self.brokers.get_mut(&broker_id) {
+            broker.fenced = false;
+        }
+        Ok(Applied::BrokerUnfenced {
+            partitions_changed: changes.len(),
+        })
+    }
+
+    /// Whether `broker` is registered and unfenced.
+    pub fn is_unfenced(&self, broker: BrokerId) -> bool {
+        self.brokers.get(&broker).is_some_and(|b| !b.fenced)
+    }
+
+    /// The topic with id `topic_id`.
+    pub fn topic_by_id(&self, topic_id: Uuid) -> Option<&Topic> {
+        self.topics.values().find(|t| t.id == topic_id)
+    }
+
+    /// Checks a multi-partition command's changes against the state, all
+    /// before any is applied: each partition at most once, at the epoch it
+    /// was computed from, the ISR a subset of the current one without
+    /// repeats, the leader in it and, if it is a new leader, `eligible`.
+    fn check_changes(
+        &self,
+        changes: &[PartitionChange],
+        eligible: impl Fn(BrokerId) -> bool,
+    ) -> Result<(), Rejection> {
+        let invalid = |reason: String| Err(Rejection::InvalidPartitionChange { reason });
+        let ids: BTreeMap<Uuid, &Topic> = self.topics.values().map(|t| (t.id, t)).collect();
+        let mut seen = BTreeSet::new();
+        for change in changes {
+            let (topic_id, partition) = (change.topic_id, change.partition);
+            if !seen.insert((topic_id, partition)) {
+                return invalid(format!(
+                    "partition {partition} of topic {topic_id} is changed twice"
+                ));
+            }
+            let topic = ids
+                .get(&topic_id)
+                .ok_or(Rejection::UnknownTopicId { topic_id })?;
+            let state = usize::try_from(partition)
+                .ok()
+                .and_then(|p| topic.partitions.get(p))
+                .ok_or_else(|| Rejection::UnknownPartition {
+                    topic: topic.name.clone(),
+                    partition,
+                })?;
+            if state.partition_epoch != change.partition_epoch {
+                return Err(Rejection::StalePartitionEpoch {
+                    topic_id,
+                    partition,
+                    expected: change.partition_epoch,
+                    current: state.partition_epoch,
+                });
+            }
+            if let Some(added) = change.isr.iter().find(|b| !state.isr.contains(b)) {
+                return invalid(format!(
+                    "{added} is not in the ISR {:?} of {}-{partition}",
+                    state.isr, topic.name
+                ));
+            }
+            let distinct: BTreeSet<_> = change.isr.iter().collect();
+            if distinct.len() != change.isr.len() {
+                return invalid(format!("ISR {:?} repeats a broker", change.isr));
+            }
+            if let Some(leader) = change.leader {
+                if !change.isr.contains(&leader) {
+                    return invalid(format!(
+                        "leader {leader} is not in the ISR {:?}",
+                        change.isr
+                    ));
+                }
+                if state.leader != Some(leader) && !eligible(leader) {
+                    return invalid(format!(
+                        "leader {leader} of {}-{partition} is fenced or unknown",
+                        topic.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies changes [`Self::check_changes`] accepted.
+    fn apply_changes(&mut self, changes: &[PartitionChange]) {
+        let names: BTreeMap<Uuid, String> = self
+            .topics
+            .values()
+            .map(|t| (t.id, t.name.clone()))
+            .collect();
+        for change in changes {
+            let state = names
+                .get(&change.topic_id)
+                .and_then(|name| self.partition_mut(name, change.partition).ok());
+            let Some(state) = state else {
+                unreachable!("a checked change names a partition that exists: {change:?}");
+            };
+            set_leader_and_isr(state, change.leader, &change.isr);
+        }
     }
 
     fn create_topic(
@@ -300,12 +444,7 @@ impl ClusterMetadata {
         {
             return invalid(format!("leader {leader} is not in the ISR {isr:?}"));
         }
-        if state.leader != leader {
-            state.leader_epoch = LeaderEpoch(state.leader_epoch.0.saturating_add(1));
-        }
-        state.leader = leader;
-        state.isr = isr.to_vec();
-        state.partition_epoch = PartitionEpoch(state.partition_epoch.0.saturating_add(1));
+        set_leader_and_isr(state, leader, isr);
         Ok(Applied::PartitionChanged {
             leader_epoch: state.leader_epoch,
             partition_epoch: state.partition_epoch,
@@ -347,6 +486,17 @@ impl ClusterMetadata {
         };
         Ok(Applied::TopicConfigSet)
     }
+}
+
+/// Bumps the leader epoch if the leader changes, the partition epoch
+/// always.
+fn set_leader_and_isr(state: &mut PartitionState, leader: Option<BrokerId>, isr: &[BrokerId]) {
+    if state.leader != leader {
+        state.leader_epoch = LeaderEpoch(state.leader_epoch.0.saturating_add(1));
+    }
+    state.leader = leader;
+    state.isr = isr.to_vec();
+    state.partition_epoch = PartitionEpoch(state.partition_epoch.0.saturating_add(1));
 }
 
 /// Kafka's rules: 1..=249 bytes of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -418,6 +568,7 @@ mod tests {
         let stale = Command::UnfenceBroker {
             broker_id: BrokerId(1),
             broker_epoch: BrokerEpoch(6),
+            partition_changes: vec![],
         };
         assert_eq!(
             md.apply(&stale, 8),
@@ -430,17 +581,30 @@ mod tests {
         let unfence = Command::UnfenceBroker {
             broker_id: BrokerId(1),
             broker_epoch: epoch,
+            partition_changes: vec![],
         };
-        assert_eq!(md.apply(&unfence, 9), Ok(Applied::BrokerUnfenced));
+        assert_eq!(
+            md.apply(&unfence, 9),
+            Ok(Applied::BrokerUnfenced {
+                partitions_changed: 0
+            })
+        );
         assert!(!md.brokers[&BrokerId(1)].fenced);
 
         let fence = Command::FenceBroker {
             broker_id: BrokerId(1),
+            partition_changes: vec![],
         };
-        assert_eq!(md.apply(&fence, 10), Ok(Applied::BrokerFenced));
+        assert_eq!(
+            md.apply(&fence, 10),
+            Ok(Applied::BrokerFenced {
+                partitions_changed: 0
+            })
+        );
         assert!(md.brokers[&BrokerId(1)].fenced);
         let unknown = Command::FenceBroker {
             broker_id: BrokerId(2),
+            partition_changes: vec![],
         };
         assert_eq!(
             md.apply(&unknown, 11),
@@ -457,6 +621,7 @@ mod tests {
         let unfence = Command::UnfenceBroker {
             broker_id: BrokerId(1),
             broker_epoch: first,
+            partition_changes: vec![],
         };
         assert!(md.apply(&unfence, 4).is_ok());
         let second = register(&mut md, 1, 12);

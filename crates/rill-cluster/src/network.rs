@@ -1,5 +1,6 @@
-//! Controller-to-controller RPC over TCP: the framing, openraft's
-//! `RaftNetwork` client, and the server that dispatches to the local Raft.
+//! Controller RPC over TCP: the framing, openraft's `RaftNetwork`
+//! client, and the server that dispatches to the local Raft (and broker
+//! heartbeats to the local controller, which forwards them to the leader).
 //!
 //! A frame is a u32 big-endian length followed by that many bytes of JSON
 //! (a [`Request`] or a [`Response`]); the length is checked against
@@ -9,13 +10,15 @@
 //! the client reconnects on its next call.
 //!
 //! Thread-safety: a [`PeerClient`] is owned by one openraft replication
-//! task (or one forwarded proposal) at a time; the server runs one task
+//! task (or one forwarded proposal or heartbeat, or one
+//! `ControllerClient`) at a time; the server runs one task
 //! per connection.
 
 use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use openraft::BasicNode;
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -25,14 +28,15 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{BasicNode, Raft};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::command::{Command, CommandResult};
+use crate::command::{Command, CommandResult, Rejection};
+use crate::controller::Core;
+use crate::metadata::{BrokerEpoch, BrokerId};
 use crate::raft_types::{NodeId, TypeConfig};
 
 /// The largest frame either side sends or accepts. An AppendEntries
@@ -53,6 +57,14 @@ pub(crate) enum Request {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// A proposal forwarded to the node believed to be the leader.
     Propose(Command),
+    /// A broker's heartbeat (KRaft's BrokerHeartbeat), from the broker or
+    /// `forwarded` by a controller to the leader; a forwarded one is not
+    /// forwarded again.
+    BrokerHeartbeat {
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+        forwarded: bool,
+    },
 }
 
 /// The answer to a [`Request`] of the same name.
@@ -64,6 +76,24 @@ pub(crate) enum Response {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Propose(ProposeReply),
+    BrokerHeartbeat(HeartbeatReply),
+}
+
+/// What the leader answers to a broker's heartbeat.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum HeartbeatReply {
+    /// Heard; `fenced` says whether the broker may lead yet.
+    Alive {
+        fenced: bool,
+    },
+    /// The broker must re-register (unknown, or a stale epoch).
+    Rejected(Rejection),
+    NotLeader {
+        leader: Option<NodeId>,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 /// What a node answers to a forwarded proposal. It does not forward
@@ -356,7 +386,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 /// then closes every connection.
 pub(crate) async fn serve(
     listener: TcpListener,
-    raft: Raft<TypeConfig>,
+    core: Arc<Core>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(CONNECTIONS_MAX));
@@ -377,9 +407,9 @@ pub(crate) async fn serve(
         while connections.try_join_next().is_some() {}
         match accepted {
             Ok((stream, peer)) => {
-                let raft = raft.clone();
+                let core = Arc::clone(&core);
                 connections.spawn(async move {
-                    if let Err(e) = serve_connection(stream, &raft).await {
+                    if let Err(e) = serve_connection(stream, &core).await {
                         tracing::debug!(%peer, error = %e, "controller connection closed");
                     }
                     drop(permit);
@@ -396,10 +426,8 @@ pub(crate) async fn serve(
     connections.shutdown().await;
 }
 
-async fn serve_connection(
-    mut stream: TcpStream,
-    raft: &Raft<TypeConfig>,
-) -> Result<(), FrameError> {
+async fn serve_connection(mut stream: TcpStream, core: &Core) -> Result<(), FrameError> {
+    let raft = &core.raft;
     stream.set_nodelay(true)?;
     while let Some(request) = read_frame::<Request>(&mut stream).await? {
         let response = match request {
@@ -410,6 +438,13 @@ async fn serve_connection(
             }
             Request::Propose(command) => {
                 Response::Propose(crate::controller::propose_here(raft, command).await)
+            }
+            Request::BrokerHeartbeat {
+                broker_id,
+                broker_epoch,
+                forwarded,
+            } => {
+                Response::BrokerHeartbeat(core.heartbeat(broker_id, broker_epoch, !forwarded).await)
             }
         };
         write_frame(&mut stream, &response).await?;

@@ -319,6 +319,7 @@ mod tests {
                     4,
                     EntryPayload::Normal(Command::FenceBroker {
                         broker_id: BrokerId(2),
+                        partition_changes: vec![],
                     }),
                 ),
             ])

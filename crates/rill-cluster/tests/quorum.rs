@@ -4,133 +4,16 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 use rill_cluster::{
-    Applied, BrokerId, ClusterMetadata, Command, Controller, ControllerConfig, NodeId,
-    ProposeError, RaftSettings, Rejection,
+    Applied, BrokerId, ClusterSettings, Command, Controller, ProposeError, RaftSettings, Rejection,
 };
 use uuid::Uuid;
 
-/// How long any condition may take before the test fails. A bound, not a
-/// measurement: healthy runs take well under a second per step.
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(20);
-
-/// Timeouts turned down for tests.
-fn settings() -> RaftSettings {
-    RaftSettings {
-        heartbeat_interval_ms: 50,
-        election_timeout_min_ms: 300,
-        election_timeout_max_ms: 600,
-        propose_timeout_ms: 5_000,
-        ..RaftSettings::default()
-    }
-}
-
-/// A port nothing listens on now (the OS's pick, released again).
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-struct Cluster {
-    _root: tempfile::TempDir,
-    dirs: BTreeMap<NodeId, PathBuf>,
-    voters: BTreeMap<NodeId, String>,
-    raft: RaftSettings,
-    nodes: BTreeMap<NodeId, Controller>,
-}
-
-impl Cluster {
-    async fn start(size: u64) -> Cluster {
-        Cluster::start_with(size, settings()).await
-    }
-
-    async fn start_with(size: u64, raft: RaftSettings) -> Cluster {
-        let root = tempfile::tempdir().unwrap();
-        let voters: BTreeMap<NodeId, String> = (1..=size)
-            .map(|id| (id, format!("127.0.0.1:{}", free_port())))
-            .collect();
-        let dirs = voters
-            .keys()
-            .map(|id| (*id, root.path().join(format!("node-{id}"))))
-            .collect();
-        let mut cluster = Cluster {
-            _root: root,
-            dirs,
-            voters,
-            raft,
-            nodes: BTreeMap::new(),
-        };
-        for id in 1..=size {
-            cluster.start_node(id).await;
-        }
-        cluster
-    }
-
-    async fn start_node(&mut self, id: NodeId) {
-        let config = ControllerConfig {
-            node_id: id,
-            listen: self.voters[&id].parse().unwrap(),
-            voters: self.voters.clone(),
-            data_dir: self.dirs[&id].clone(),
-            raft: self.raft,
-        };
-        let controller = Controller::start(config).await.unwrap();
-        self.nodes.insert(id, controller);
-    }
-
-    async fn stop_node(&mut self, id: NodeId) {
-        self.nodes.remove(&id).unwrap().shutdown().await;
-    }
-
-    /// The leader every running node agrees on.
-    async fn agreed_leader(&self) -> NodeId {
-        wait_for("all running controllers to agree on a leader", || {
-            let leaders: BTreeSet<_> = self.nodes.values().map(|c| c.leader()).collect();
-            match leaders.into_iter().collect::<Vec<_>>().as_slice() {
-                [Some(leader)] if self.nodes.contains_key(leader) => Some(*leader),
-                _ => None,
-            }
-        })
-        .await
-    }
-
-    /// Waits until every running node has applied the same metadata and
-    /// it passes `check`; returns it.
-    async fn converged(
-        &self,
-        what: &str,
-        check: impl Fn(&ClusterMetadata) -> bool,
-    ) -> ClusterMetadata {
-        wait_for(what, || {
-            let states: Vec<_> = self.nodes.values().map(|c| c.metadata()).collect();
-            let first = states.first()?;
-            (states.iter().all(|s| s == first) && check(first)).then(|| first.clone())
-        })
-        .await
-    }
-
-    async fn shutdown(self) {
-        for (_, controller) in self.nodes {
-            controller.shutdown().await;
-        }
-    }
-}
-
-async fn wait_for<T>(what: &str, mut condition: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = condition() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(POLL).await;
-    }
-}
+mod common;
+use common::{Cluster, DEADLINE, POLL, settings, wait_for};
 
 /// Proposes through `controller`, retrying while there is no leader yet
 /// (an election in progress) — what a broker does.
@@ -239,12 +122,23 @@ async fn a_new_leader_takes_over_and_a_restarted_controller_catches_up() {
             topic_id: Uuid::from_u128(7)
         })
     );
+    // A fence moves the broker's partitions in the same entry: computed
+    // from the metadata with the topic (broker 1 leads partition 0 and
+    // follows partition 1).
+    let metadata = cluster
+        .converged("the topic on the survivors", |m| {
+            m.topics.contains_key("after-failover")
+        })
+        .await;
     let fence = Command::FenceBroker {
         broker_id: BrokerId(1),
+        partition_changes: metadata.fence_changes(BrokerId(1)),
     };
     assert_eq!(
         propose(&cluster.nodes[&survivor], fence).await,
-        Ok(Applied::BrokerFenced)
+        Ok(Applied::BrokerFenced {
+            partitions_changed: 2
+        })
     );
 
     // The stopped controller reopens its directory and learns what it missed.
@@ -301,7 +195,7 @@ async fn a_controller_behind_the_purged_log_catches_up_from_a_snapshot() {
         entries_kept_after_snapshot: 0,
         ..settings()
     };
-    let mut cluster = Cluster::start_with(3, raft).await;
+    let mut cluster = Cluster::start_with(3, raft, ClusterSettings::default()).await;
     let leader = cluster.agreed_leader().await;
     let lagging = cluster
         .nodes
