@@ -2,6 +2,7 @@
 //! its data in a temporary directory, and gives rdkafka clients for it.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod cluster;
 pub mod raw;
 pub mod wire;
 
@@ -68,6 +69,27 @@ impl BrokerProcess {
             log,
             _temp: None,
         }
+    }
+
+    /// Starts a broker on the data in `data`, listening on `listen` (a
+    /// fixed port: a cluster's brokers must know each other's).
+    pub fn start_on(data: &Path, extra_args: &[&str], listen: &str) -> BrokerProcess {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
+        let (child, bootstrap, log) = spawn(data, &extra_args, listen, "info,openraft=warn");
+        BrokerProcess {
+            child: Some(child),
+            bootstrap,
+            data: data.to_path_buf(),
+            extra_args,
+            log_filter: "info,openraft=warn".to_string(),
+            log,
+            _temp: None,
+        }
+    }
+
+    /// Whether the process is running (not stopped or killed by the test).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// Waits (up to a minute) for a log line containing every one of `words`.

@@ -74,6 +74,30 @@ pub enum Command {
         key: String,
         value: Option<String>,
     },
+    /// Names the cluster: the first one applied wins, later ones change
+    /// nothing and learn the name (every broker proposes one at start).
+    InitCluster {
+        cluster_id: String,
+    },
+    /// A block of `count` producer ids, never handed out before, for
+    /// `broker_id`'s InitProducerId (KIP-730's AllocateProducerIds).
+    AllocateProducerIds {
+        broker_id: BrokerId,
+        count: u32,
+    },
+    /// The partition's leader changes its ISR (Kafka's AlterPartition):
+    /// shrinking it when a follower falls behind, growing it when one has
+    /// caught up. Fenced by the leader's epoch and the partition epoch, so
+    /// a deposed leader or a change computed from an older state is
+    /// refused.
+    AlterPartition {
+        topic_id: Uuid,
+        partition: i32,
+        leader: BrokerId,
+        leader_epoch: LeaderEpoch,
+        partition_epoch: PartitionEpoch,
+        isr: Vec<BrokerId>,
+    },
 }
 
 /// One partition's new leader and ISR inside a multi-partition command,
@@ -123,6 +147,15 @@ pub enum Applied {
         partition_epoch: PartitionEpoch,
     },
     TopicConfigSet,
+    /// The cluster's id: the one proposed, or the one set before it.
+    ClusterInitialized {
+        cluster_id: String,
+    },
+    /// Producer ids `first..first + count` are the proposer's.
+    ProducerIdsAllocated {
+        first: i64,
+        count: u32,
+    },
     /// A log entry that is not a command (a Raft leader's blank entry or a
     /// membership change).
     NotACommand,
@@ -165,6 +198,19 @@ pub enum Rejection {
         partition: i32,
         expected: PartitionEpoch,
         current: PartitionEpoch,
+    },
+    /// An AlterPartition from a broker that does not lead the partition
+    /// at that leader epoch (Kafka's FENCED_LEADER_EPOCH / NOT_LEADER).
+    #[error(
+        "broker {broker_id} at leader epoch {leader_epoch:?} does not lead partition {partition} of topic {topic_id} (leader {current_leader:?} at {current_epoch:?})"
+    )]
+    NotPartitionLeader {
+        broker_id: BrokerId,
+        leader_epoch: LeaderEpoch,
+        topic_id: Uuid,
+        partition: i32,
+        current_leader: Option<BrokerId>,
+        current_epoch: LeaderEpoch,
     },
     /// A fence that would leave the broker leading a partition.
     #[error(

@@ -243,8 +243,8 @@ pub struct Controller {
     core: Arc<Core>,
     local_addr: SocketAddr,
     stop_server: watch::Sender<bool>,
-    server: JoinHandle<()>,
-    sessions: JoinHandle<()>,
+    /// Taken by the first `shutdown`.
+    tasks: parking_lot::Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>,
 }
 
 /// What the RPC server, the session task and the `Controller` share.
@@ -336,8 +336,7 @@ impl Controller {
             core,
             local_addr,
             stop_server,
-            server,
-            sessions,
+            tasks: parking_lot::Mutex::new(Some((server, sessions))),
         };
 
         let voters: BTreeMap<NodeId, BasicNode> = config
@@ -396,6 +395,11 @@ impl Controller {
     /// The metadata as applied on this node: possibly behind the leader.
     pub fn metadata(&self) -> ClusterMetadata {
         self.core.reader.metadata()
+    }
+
+    /// Changes whenever this node's applied metadata may have changed.
+    pub fn subscribe_metadata(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.core.reader.subscribe()
     }
 
     /// The index of the last metadata log entry applied on this node.
@@ -475,18 +479,21 @@ impl Controller {
     /// Stops the Raft node, the session task and the RPC server, closing
     /// peers' connections. What was acknowledged is on disk; the directory
     /// can be reopened.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(&self) {
         let node_id = self.core.node_id;
+        let Some((server, sessions)) = self.tasks.lock().take() else {
+            return; // Shut down already.
+        };
         // The server and the session task end on the first change; a send
         // error means both already ended.
         let _ = self.stop_server.send(true);
-        if let Err(e) = self.sessions.await {
+        if let Err(e) = sessions.await {
             tracing::warn!(node_id, error = %e, "broker session task panicked");
         }
         if let Err(e) = self.core.raft.shutdown().await {
             tracing::warn!(node_id, error = %e, "Raft task ended with an error");
         }
-        if let Err(e) = self.server.await {
+        if let Err(e) = server.await {
             tracing::warn!(node_id, error = %e, "controller RPC server panicked");
         }
     }

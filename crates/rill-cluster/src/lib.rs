@@ -76,7 +76,8 @@ pub use durable_file::{FileError, RECORD_BYTES_MAX};
 pub use log_store::{LogReader, LogStore};
 pub use metadata::{
     Broker, BrokerEpoch, BrokerId, ClusterMetadata, LeaderEpoch, PARTITIONS_PER_TOPIC_MAX,
-    PartitionEpoch, PartitionState, REPLICAS_PER_PARTITION_MAX, TOPIC_NAME_BYTES_MAX, Topic,
+    PRODUCER_ID_BLOCK_MAX, PartitionEpoch, PartitionState, REPLICAS_PER_PARTITION_MAX,
+    TOPIC_NAME_BYTES_MAX, Topic,
 };
 pub use network::{CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, RpcError};
 pub use placement::{PlacementError, assign_replicas};

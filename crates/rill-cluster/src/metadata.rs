@@ -100,9 +100,18 @@ pub struct Topic {
 /// the state machine holds it behind its lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterMetadata {
+    /// Empty until the first `InitCluster`.
+    #[serde(default)]
+    pub cluster_id: String,
     pub brokers: BTreeMap<BrokerId, Broker>,
     pub topics: BTreeMap<String, Topic>,
+    /// Producer ids below this have been handed out.
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
+
+/// The most producer ids one `AllocateProducerIds` may ask for.
+pub const PRODUCER_ID_BLOCK_MAX: u32 = 1 << 20;
 
 impl ClusterMetadata {
     /// Applies `command`, found at `log_index` in the metadata log. The
@@ -147,7 +156,106 @@ impl ClusterMetadata {
             Command::SetTopicConfig { topic, key, value } => {
                 self.set_topic_config(topic, key, value.as_deref())
             }
+            Command::InitCluster { cluster_id } => {
+                if self.cluster_id.is_empty() {
+                    self.cluster_id.clone_from(cluster_id);
+                }
+                Ok(Applied::ClusterInitialized {
+                    cluster_id: self.cluster_id.clone(),
+                })
+            }
+            Command::AllocateProducerIds { broker_id, count } => {
+                self.allocate_producer_ids(*broker_id, *count)
+            }
+            Command::AlterPartition {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                isr,
+            } => self.alter_partition(
+                *topic_id,
+                *partition,
+                (*leader, *leader_epoch, *partition_epoch),
+                isr,
+            ),
         }
+    }
+
+    fn allocate_producer_ids(&mut self, broker_id: BrokerId, count: u32) -> CommandResult {
+        if !self.brokers.contains_key(&broker_id) {
+            return Err(Rejection::UnknownBroker { broker_id });
+        }
+        let count = count.clamp(1, PRODUCER_ID_BLOCK_MAX);
+        let first = self.next_producer_id;
+        self.next_producer_id = first.saturating_add(i64::from(count));
+        Ok(Applied::ProducerIdsAllocated { first, count })
+    }
+
+    /// Kafka's AlterPartition checks: the proposer leads at that epoch, the
+    /// change was computed from the current partition epoch, the ISR keeps
+    /// the leader, holds replicas only, and adds only unfenced brokers.
+    fn alter_partition(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        (leader, leader_epoch, partition_epoch): (BrokerId, LeaderEpoch, PartitionEpoch),
+        isr: &[BrokerId],
+    ) -> CommandResult {
+        let name = self
+            .topic_by_id(topic_id)
+            .map(|t| t.name.clone())
+            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let unfenced: BTreeSet<BrokerId> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect();
+        let state = self.partition_mut(&name, partition)?;
+        if state.leader != Some(leader) || state.leader_epoch != leader_epoch {
+            return Err(Rejection::NotPartitionLeader {
+                broker_id: leader,
+                leader_epoch,
+                topic_id,
+                partition,
+                current_leader: state.leader,
+                current_epoch: state.leader_epoch,
+            });
+        }
+        if state.partition_epoch != partition_epoch {
+            return Err(Rejection::StalePartitionEpoch {
+                topic_id,
+                partition,
+                expected: partition_epoch,
+                current: state.partition_epoch,
+            });
+        }
+        let invalid = |reason: String| Err(Rejection::InvalidPartitionChange { reason });
+        if !isr.contains(&leader) {
+            return invalid(format!("the ISR {isr:?} leaves out its leader {leader}"));
+        }
+        if let Some(outsider) = isr.iter().find(|b| !state.replicas.contains(b)) {
+            return invalid(format!(
+                "ISR member {outsider} is not a replica ({:?})",
+                state.replicas
+            ));
+        }
+        if BTreeSet::from_iter(isr).len() != isr.len() {
+            return invalid(format!("ISR {isr:?} repeats a broker"));
+        }
+        if let Some(fenced) = isr
+            .iter()
+            .find(|b| !state.isr.contains(b) && !unfenced.contains(b))
+        {
+            return invalid(format!("broker {fenced} is fenced and cannot join the ISR"));
+        }
+        set_leader_and_isr(state, Some(leader), isr);
+        Ok(Applied::PartitionChanged {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+        })
     }
 
     fn register_broker(
@@ -841,5 +949,137 @@ mod tests {
             (md, results)
         };
         assert_eq!(replay(), replay());
+    }
+}
+
+#[cfg(test)]
+mod replication_command_tests {
+    use super::*;
+
+    fn metadata_with_topic() -> (ClusterMetadata, Uuid) {
+        let mut md = ClusterMetadata::default();
+        for id in 1..=3 {
+            let register = Command::RegisterBroker {
+                broker_id: BrokerId(id),
+                host: "127.0.0.1".to_owned(),
+                port: 9092,
+            };
+            md.apply(&register, u64::try_from(id).unwrap_or(0)).unwrap();
+            let epoch = md.brokers[&BrokerId(id)].epoch;
+            let unfence = Command::UnfenceBroker {
+                broker_id: BrokerId(id),
+                broker_epoch: epoch,
+                partition_changes: Vec::new(),
+            };
+            md.apply(&unfence, 10).unwrap();
+        }
+        let topic_id = Uuid::from_u128(7);
+        let create = Command::CreateTopic {
+            name: "t".to_owned(),
+            topic_id,
+            assignment: vec![vec![BrokerId(1), BrokerId(2), BrokerId(3)]],
+            configs: BTreeMap::new(),
+        };
+        md.apply(&create, 11).unwrap();
+        (md, topic_id)
+    }
+
+    fn alter(topic_id: Uuid, leader: i32, epochs: (i32, i32), isr: &[i32]) -> Command {
+        Command::AlterPartition {
+            topic_id,
+            partition: 0,
+            leader: BrokerId(leader),
+            leader_epoch: LeaderEpoch(epochs.0),
+            partition_epoch: PartitionEpoch(epochs.1),
+            isr: isr.iter().map(|b| BrokerId(*b)).collect(),
+        }
+    }
+
+    #[test]
+    fn the_leader_shrinks_and_grows_its_isr_at_its_epochs() {
+        let (mut md, id) = metadata_with_topic();
+        let shrunk = md.apply(&alter(id, 1, (0, 0), &[1, 2]), 12).unwrap();
+        assert_eq!(
+            shrunk,
+            Applied::PartitionChanged {
+                leader_epoch: LeaderEpoch(0),
+                partition_epoch: PartitionEpoch(1)
+            }
+        );
+        assert_eq!(md.topics["t"].partitions[0].isr, [BrokerId(1), BrokerId(2)]);
+        // Computed from the old partition epoch: refused, nothing changes.
+        let stale = md.apply(&alter(id, 1, (0, 0), &[1, 2, 3]), 13);
+        assert!(
+            matches!(stale, Err(Rejection::StalePartitionEpoch { .. })),
+            "{stale:?}"
+        );
+        md.apply(&alter(id, 1, (0, 1), &[1, 2, 3]), 14).unwrap();
+        assert_eq!(md.topics["t"].partitions[0].isr.len(), 3);
+    }
+
+    #[test]
+    fn a_deposed_or_wrong_leader_cannot_alter_the_isr() {
+        let (mut md, id) = metadata_with_topic();
+        let wrong = md.apply(&alter(id, 2, (0, 0), &[2, 3]), 12);
+        assert!(
+            matches!(wrong, Err(Rejection::NotPartitionLeader { .. })),
+            "{wrong:?}"
+        );
+        let old_epoch = md.apply(&alter(id, 1, (-1, 0), &[1]), 12);
+        assert!(
+            matches!(old_epoch, Err(Rejection::NotPartitionLeader { .. })),
+            "{old_epoch:?}"
+        );
+        let without_leader = md.apply(&alter(id, 1, (0, 0), &[2, 3]), 12);
+        assert!(matches!(
+            without_leader,
+            Err(Rejection::InvalidPartitionChange { .. })
+        ));
+        assert_eq!(md.topics["t"].partitions[0].isr.len(), 3);
+    }
+
+    #[test]
+    fn a_fenced_broker_cannot_join_an_isr() {
+        let (mut md, id) = metadata_with_topic();
+        md.apply(&alter(id, 1, (0, 0), &[1, 2]), 12).unwrap();
+        md.brokers.get_mut(&BrokerId(3)).unwrap().fenced = true;
+        let joined = md.apply(&alter(id, 1, (0, 1), &[1, 2, 3]), 13);
+        assert!(
+            matches!(joined, Err(Rejection::InvalidPartitionChange { .. })),
+            "{joined:?}"
+        );
+    }
+
+    #[test]
+    fn producer_id_blocks_never_overlap_and_the_first_cluster_id_stays() {
+        let (mut md, _) = metadata_with_topic();
+        let block = |md: &mut ClusterMetadata, broker| {
+            let command = Command::AllocateProducerIds {
+                broker_id: BrokerId(broker),
+                count: 1000,
+            };
+            match md.apply(&command, 20) {
+                Ok(Applied::ProducerIdsAllocated { first, count }) => (first, count),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(block(&mut md, 1), (0, 1000));
+        assert_eq!(block(&mut md, 2), (1000, 1000));
+        let unknown = Command::AllocateProducerIds {
+            broker_id: BrokerId(9),
+            count: 1,
+        };
+        assert!(md.apply(&unknown, 21).is_err());
+        for (proposed, kept) in [("first", "first"), ("second", "first")] {
+            let init = Command::InitCluster {
+                cluster_id: proposed.to_owned(),
+            };
+            assert_eq!(
+                md.apply(&init, 22),
+                Ok(Applied::ClusterInitialized {
+                    cluster_id: kept.to_owned()
+                })
+            );
+        }
     }
 }

@@ -51,6 +51,8 @@ struct Shared {
     /// task of their own, which may overlap an install).
     persist_lock: Mutex<()>,
     dir: PathBuf,
+    /// Bumped after every apply and snapshot install, for watchers.
+    changes: tokio::sync::watch::Sender<u64>,
 }
 
 /// The metadata quorum's state machine. See the module doc.
@@ -78,6 +80,11 @@ impl MetadataReader {
     /// The index of the last entry applied here.
     pub fn applied_index(&self) -> Option<u64> {
         self.shared.state.read().last_applied.map(|id| id.index)
+    }
+
+    /// Changes whenever the applied metadata may have changed.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.changes.subscribe()
     }
 }
 
@@ -113,6 +120,7 @@ impl StateMachine {
                 snapshot: Mutex::new(stored),
                 persist_lock: Mutex::new(()),
                 dir: dir.to_owned(),
+                changes: tokio::sync::watch::Sender::new(0),
             }),
         })
     }
@@ -235,6 +243,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             };
             results.push(result);
         }
+        drop(state);
+        self.shared.changes.send_modify(|n| *n += 1);
         Ok(results)
     }
 
@@ -266,6 +276,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             .await
             .map_err(|e| snapshot_error(Some(meta), &e))?;
         *self.shared.state.write() = state;
+        self.shared.changes.send_modify(|n| *n += 1);
         Ok(())
     }
 

@@ -1,7 +1,9 @@
 //! rill-partition owns partition state over a log — log start offset,
-//! high watermark, log end offset, the leader-epoch cache, idempotent
-//! producer state (duplicates, sequence and epoch checks, snapshots), and
-//! Kafka's ListOffsets and OffsetForLeaderEpoch answers — and the log
+//! high watermark (the single broker's, or the one the replication layer
+//! keeps), log end offset, the leader-epoch cache, idempotent producer
+//! state (duplicates, sequence and epoch checks, snapshots), a follower's
+//! appends of its leader's batches, and Kafka's ListOffsets and
+//! OffsetForLeaderEpoch answers — and the log
 //! manager that opens every partition under `log.dirs` at start-up,
 //! creates and deletes partitions, runs retention and producer-id expiry
 //! in the background, and keeps the checkpoints (each written atomically:
@@ -47,7 +49,7 @@ pub use leader_epoch::{
 };
 pub use manager::{
     CLEAN_SHUTDOWN_MARKER, LOG_START_CHECKPOINT, LogManager, ManagerConfig,
-    RECOVERY_POINT_CHECKPOINT, StartupReport,
+    RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT, StartupReport,
 };
 pub use partition::{FetchIsolation, OffsetSpec, Partition, TimestampedOffset};
 pub use producer_snapshot::{PRODUCER_SNAPSHOT_SUFFIX, ProducerSnapshotError};

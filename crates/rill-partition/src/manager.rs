@@ -5,10 +5,12 @@
 //!
 //! Each log directory holds, besides one `TOPIC-PARTITION` directory per
 //! partition, Kafka's checkpoint files `recovery-point-offset-checkpoint`
-//! and `log-start-offset-checkpoint`, and while the broker runs no clean
-//! shutdown marker: the marker is written last at a clean shutdown and
-//! removed first at start-up, so its presence proves every log in the
-//! directory was closed cleanly.
+//! and `log-start-offset-checkpoint`, `replication-offset-checkpoint`
+//! (the high watermarks of the partitions whose high watermark the
+//! replication layer keeps; absent when there are none), and while the
+//! broker runs no clean shutdown marker: the marker is written last at a
+//! clean shutdown and removed first at start-up, so its presence proves
+//! every log in the directory was closed cleanly.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -33,6 +35,9 @@ use crate::topic_partition::{TopicPartition, validate_topic_name};
 pub const RECOVERY_POINT_CHECKPOINT: &str = "recovery-point-offset-checkpoint";
 /// Kafka's per-directory checkpoint of each log's start offset.
 pub const LOG_START_CHECKPOINT: &str = "log-start-offset-checkpoint";
+/// Kafka's per-directory checkpoint of each replicated partition's high
+/// watermark (see [`Partition::set_high_watermark`]).
+pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 /// Present only after a clean shutdown.
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".rill-clean-shutdown";
 /// Suffix of a partition directory being deleted.
@@ -288,36 +293,24 @@ impl LogManager {
         std::fs::remove_dir_all(&doomed)
             .map_err(|e| IoFailure::new("remove deleted partition", &doomed, e))?;
         tracing::info!(partition = %topic_partition, "deleted partition");
+        // As Kafka does: the directory's checkpoints forget the partition
+        // now, so that one created again under its name does not inherit
+        // its recovery point or (stuck below it) its high watermark.
+        let _writing = self.checkpoint_lock.lock();
+        if let Err(error) = checkpoint_dir(&parent, &self.partitions()) {
+            // The partition is gone either way; the next pass retries.
+            tracing::warn!(dir = %parent.display(), %error, "could not rewrite the checkpoints after a deletion");
+        }
         Ok(())
     }
 
-    /// Writes each directory's recovery-point and log-start checkpoints.
+    /// Writes each directory's recovery-point, log-start and replication
+    /// (high watermark) checkpoints.
     pub fn checkpoint(&self) -> Result<(), ManagerError> {
         let _writing = self.checkpoint_lock.lock();
         let partitions = self.partitions();
         for dir in &self.config.log_dirs {
-            let mut recovery_points = Vec::new();
-            let mut log_starts = Vec::new();
-            for partition in partitions
-                .iter()
-                .filter(|p| p.dir().parent() == Some(dir.as_path()))
-            {
-                let tp = partition.topic_partition();
-                recovery_points.push(format!(
-                    "{} {} {}",
-                    tp.topic,
-                    tp.partition,
-                    partition.log().flushed_end_offset()
-                ));
-                log_starts.push(format!(
-                    "{} {} {}",
-                    tp.topic,
-                    tp.partition,
-                    partition.log_start_offset()
-                ));
-            }
-            checkpoint::write(&dir.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
-            checkpoint::write(&dir.join(LOG_START_CHECKPOINT), &log_starts)?;
+            checkpoint_dir(dir, &partitions)?;
         }
         Ok(())
     }
@@ -474,6 +467,7 @@ fn open_log_dir(
     }
     let recovery_points = read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT))?;
     let log_starts = read_offsets(&dir.join(LOG_START_CHECKPOINT))?;
+    let high_watermarks = read_offsets(&dir.join(REPLICATION_OFFSET_CHECKPOINT))?;
     let mut found = Vec::new();
     let entries =
         std::fs::read_dir(dir).map_err(|e| IoFailure::new("list log directory", dir, e))?;
@@ -520,6 +514,12 @@ fn open_log_dir(
                         Arc::clone(disk),
                         now_ms(),
                     );
+                    if let (Ok((partition, _)), Some(&offset)) = (&opened, high_watermarks.get(tp))
+                    {
+                        // Back in replicated mode, clamped to what
+                        // recovery left of the log.
+                        partition.set_high_watermark(offset);
+                    }
                     results.lock().push((tp.clone(), opened));
                 }
             });
@@ -538,6 +538,41 @@ fn open_log_dir(
         opened.push((tp, Arc::new(partition)));
     }
     Ok(opened)
+}
+
+/// Writes the checkpoints of log directory `dir` for those of `partitions`
+/// it holds. `replication-offset-checkpoint` lists only the partitions in
+/// replicated high-watermark mode, and is not written (and is removed, if
+/// an earlier one listed partitions since deleted) when there are none.
+/// The caller holds the checkpoint lock.
+fn checkpoint_dir(dir: &Path, partitions: &[Arc<Partition>]) -> Result<(), ManagerError> {
+    let mut recovery_points = Vec::new();
+    let mut log_starts = Vec::new();
+    let mut high_watermarks = Vec::new();
+    for partition in partitions.iter().filter(|p| p.dir().parent() == Some(dir)) {
+        let tp = partition.topic_partition();
+        let line = |offset: Offset| format!("{} {} {}", tp.topic, tp.partition, offset);
+        recovery_points.push(line(partition.log().flushed_end_offset()));
+        log_starts.push(line(partition.log_start_offset()));
+        if let Some(high_watermark) = partition.replicated_high_watermark() {
+            high_watermarks.push(line(high_watermark));
+        }
+    }
+    checkpoint::write(&dir.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
+    checkpoint::write(&dir.join(LOG_START_CHECKPOINT), &log_starts)?;
+    let replication = dir.join(REPLICATION_OFFSET_CHECKPOINT);
+    if !high_watermarks.is_empty() {
+        checkpoint::write(&replication, &high_watermarks)?;
+    } else {
+        match std::fs::remove_file(&replication) {
+            Ok(()) => sync_dir(dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(IoFailure::new("remove checkpoint", &replication, e).into());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A checkpoint of `topic partition offset` lines.

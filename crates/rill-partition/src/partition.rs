@@ -1,15 +1,16 @@
 //! One partition: its log, its offsets (log start, high watermark, log
 //! end), its leader-epoch cache, its idempotent-producer state, and
-//! Kafka's offset lookups over them.
+//! Kafka's offset lookups over them; appends as leader (a producer's
+//! batch) or as follower (the leader's batches, unchanged).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rill_record::{Batches, TimestampType};
+use rill_record::{Batches, BatchesEnd, TimestampType};
 use rill_storage::{
     AppendError, AppendInfo, AppendTicket, Disk, Flusher, Log, LogConfig, LogRead, Offset,
-    ReadError, RecoveryHints, RecoveryReport, RetentionOutcome,
+    ReadError, RecoveryHints, RecoveryReport, ReplicatedBatch, RetentionOutcome,
 };
 
 use crate::error::PartitionError;
@@ -56,13 +57,21 @@ pub struct TimestampedOffset {
 /// Thread-safe: share it in an `Arc`. Appends are serialized — the
 /// producer checks, the write and the updates of the leader-epoch cache
 /// and producer state happen under one lock, in offset order — and so are
-/// truncations; reads run in parallel.
+/// truncations; reads run in parallel. The replicated high watermark has
+/// a lock of its own, taken after the append lock and before the log's,
+/// so that updating it never waits for an append.
 #[derive(Debug)]
 pub struct Partition {
     topic_partition: TopicPartition,
     dir: PathBuf,
     log: Log,
     state: Mutex<AppendState>,
+    /// The high watermark the replication layer keeps, once it has set
+    /// one (see [`Partition::set_high_watermark`]); `None` on a single
+    /// broker, where the high watermark is the log's acknowledged end.
+    /// Never above the log end offset as of its last update: truncations
+    /// lower it under this lock after cutting the log.
+    replicated_high_watermark: Mutex<Option<Offset>>,
 }
 
 /// What the partition keeps beside its log, in step with it.
@@ -147,6 +156,7 @@ impl Partition {
                 producers,
                 active_segment_base,
             }),
+            replicated_high_watermark: Mutex::new(None),
         }
     }
 
@@ -224,6 +234,148 @@ impl Partition {
         Ok(ticket)
     }
 
+    /// Appends, as a follower, the record set of a fetch response from the
+    /// leader: zero or more whole batches, possibly followed by one
+    /// partial batch, which is ignored (a fetch response may end with a
+    /// truncated batch; Kafka's follower drops it too, and fetches it
+    /// whole next time). Each whole batch is written unchanged, in order
+    /// (see [`Log::append_replicated`]). Returns the ticket of the last
+    /// batch, or `None` when there was no whole batch.
+    ///
+    /// Every batch is checked (framing, CRC-32C, offset range; see
+    /// [`rill_record::validate_replicated`]) before any is written, and
+    /// the batches must follow the log end and each other in offset order
+    /// ([`AppendError::BaseOffsetBelowLogEnd`] otherwise): a refused record
+    /// set changes nothing. A failure while writing (disk full, I/O) leaves
+    /// the batches before it appended; the log end offset says how far.
+    ///
+    /// Under the append lock, before each batch is written, its
+    /// partitionLeaderEpoch is recorded in the leader-epoch cache at its
+    /// base offset when it is newer than the latest epoch there; after
+    /// it, the idempotent-producer state takes the batch's producer id,
+    /// epoch and sequences as they are, without the leader's checks (as
+    /// Kafka's follower: producer state replicates with the data), and a
+    /// producer snapshot is written when the log rolled, as in
+    /// [`Partition::append`].
+    ///
+    /// The one ticket covers every batch of the call: it resolves once
+    /// all of them may be acknowledged. Under `fsync` each batch's ticket
+    /// waits for a sync, and the sync that covers the last batch's end
+    /// covers every earlier offset (the flushed end only grows, sealed
+    /// segments are synced with the active one, and a truncation syncs
+    /// everything before it cuts), so group commit makes the whole record
+    /// set durable at once; under `interval` the ticket also waits for the
+    /// sync an earlier batch of the call is waiting for (see
+    /// [`AppendTicket::covering`]).
+    pub fn append_replicated(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<Option<AppendTicket>, PartitionError> {
+        if let Some(failed) = self.log.failure() {
+            return Err(AppendError::Offline(failed).into());
+        }
+        // Validation (the CRCs) runs before the lock.
+        let batches = self.validate_record_set(records)?;
+        let Some(first) = batches.first() else {
+            return Ok(None);
+        };
+        let mut state = self.state.lock();
+        state.producers.catch_up(&self.log)?;
+        // Checked before the epoch cache can change: a record set from
+        // below the log end changes nothing (the log checks each batch
+        // again as it writes it).
+        first.check_follows(self.log.log_end_offset())?;
+        let mut ticket: Option<AppendTicket> = None;
+        for batch in batches {
+            let appended = self.append_replicated_batch(&mut state, batch, now_ms)?;
+            ticket = Some(match ticket {
+                Some(earlier) => appended.covering(earlier),
+                None => appended,
+            });
+        }
+        Ok(ticket)
+    }
+
+    /// The whole batches of a fetch response's record set, each validated
+    /// and following the one before it; a partial batch at the end is
+    /// left out.
+    fn validate_record_set<'a>(
+        &self,
+        records: &'a [u8],
+    ) -> Result<Vec<ReplicatedBatch<'a>>, AppendError> {
+        let mut split = Batches::new(records);
+        let mut batches: Vec<ReplicatedBatch<'a>> = Vec::new();
+        for view in split.by_ref() {
+            let batch = self.log.validate_replicated(view.as_bytes())?;
+            if let Some(previous) = batches.last() {
+                batch.check_follows(previous.last_offset().plus(1))?;
+            }
+            batches.push(batch);
+        }
+        match split.end() {
+            Some(BatchesEnd::Invalid { error, .. }) => {
+                Err(AppendError::InvalidBatch(error.clone()))
+            }
+            Some(BatchesEnd::Complete | BatchesEnd::Partial { .. }) | None => Ok(batches),
+        }
+    }
+
+    /// One batch of [`Partition::append_replicated`], under the append lock.
+    fn append_replicated_batch(
+        &self,
+        state: &mut AppendState,
+        batch: ReplicatedBatch<'_>,
+        now_ms: i64,
+    ) -> Result<AppendTicket, PartitionError> {
+        let view = batch.view();
+        let (base_offset, last_offset) = (batch.base_offset(), batch.last_offset());
+        let epoch = view.partition_leader_epoch();
+        let new_epoch = epoch >= 0 && state.epochs.latest_epoch().is_none_or(|l| epoch > l);
+        if new_epoch {
+            state.epochs.assign(epoch, base_offset)?;
+        }
+        let ticket = match self.log.append_replicated_validated(batch, now_ms) {
+            Ok(ticket) => ticket,
+            Err(error) => {
+                if new_epoch {
+                    // Nothing of the batch was written: the epoch it
+                    // would have started is forgotten again.
+                    state.epochs.truncate_from_end(self.log.log_end_offset())?;
+                }
+                return Err(error.into());
+            }
+        };
+        state.producers.replicated(
+            ProducerBatch::of(&view).as_ref(),
+            base_offset,
+            last_offset,
+            view.max_timestamp(),
+        );
+        self.snapshot_if_rolled(state);
+        Ok(ticket)
+    }
+
+    /// Records that this broker leads the partition from `epoch` on, as a
+    /// broker does when it becomes leader: if `epoch` is newer than the
+    /// latest in the leader-epoch cache, it begins at the log end offset,
+    /// so OffsetForLeaderEpoch answers for it before the first produce.
+    /// An epoch not newer than the latest (or negative) changes nothing,
+    /// so a later [`Partition::append`] in the same epoch adds no second
+    /// entry, and calling this twice is harmless.
+    pub fn assign_leader_epoch(&self, epoch: i32) -> Result<(), PartitionError> {
+        let mut state = self.state.lock();
+        if epoch >= 0
+            && state
+                .epochs
+                .latest_epoch()
+                .is_none_or(|latest| epoch > latest)
+        {
+            state.epochs.assign(epoch, self.log.log_end_offset())?;
+        }
+        Ok(())
+    }
+
     /// What the append of `original` answered, for its duplicate.
     fn duplicate_info(&self, original: BatchMetadata, config: &LogConfig) -> AppendInfo {
         AppendInfo {
@@ -288,13 +440,56 @@ impl Partition {
         self.log.read(from, max_bytes, upper, min_one_batch)
     }
 
-    /// The offset below which consumers may read: on a single replica,
+    /// The offset below which consumers may read. On a single replica,
     /// what the flush policy allows acknowledging (after fdatasync under
-    /// `fsync`).
+    /// `fsync`); once the replication layer keeps it (see
+    /// [`Partition::set_high_watermark`]), the lower of the replicated
+    /// high watermark and that. Never below the log start offset.
     pub fn high_watermark(&self) -> Offset {
-        self.log
-            .acknowledged_end_offset()
+        let replicated = *self.replicated_high_watermark.lock();
+        let acknowledged = self.log.acknowledged_end_offset();
+        replicated
+            .map_or(acknowledged, |replicated| replicated.min(acknowledged))
             .max(self.log.log_start_offset())
+    }
+
+    /// Sets the high watermark the replication layer computed (a leader:
+    /// the least log end offset over the ISR; a follower: the leader's
+    /// high watermark from a fetch response) and, the first time, switches
+    /// the partition from the single-broker high watermark to the
+    /// replicated one for good (the log manager checkpoints it in
+    /// `replication-offset-checkpoint`, and a restart restores it).
+    ///
+    /// `offset` is clamped to [log start offset, log end offset]. A value
+    /// below the current one is ignored: the high watermark goes back only
+    /// through [`Partition::truncate_to`] and
+    /// [`Partition::truncate_fully_and_start_at`]. (A new leader may
+    /// report a lower high watermark than its predecessor did; what was
+    /// committed below the higher one stays committed.)
+    pub fn set_high_watermark(&self, offset: Offset) {
+        let mut replicated = self.replicated_high_watermark.lock();
+        // The log end is read under this lock, which a truncation takes
+        // after cutting the log: a value clamped to a log end from before
+        // a cut is lowered by that truncation after it is stored.
+        let clamped = offset
+            .min(self.log.log_end_offset())
+            .max(self.log.log_start_offset());
+        if replicated.is_none_or(|current| clamped > current) {
+            *replicated = Some(clamped);
+        }
+    }
+
+    /// Whether the high watermark is the replicated one (see
+    /// [`Partition::set_high_watermark`]) rather than the single-broker one.
+    pub fn is_replicated_high_watermark(&self) -> bool {
+        self.replicated_high_watermark.lock().is_some()
+    }
+
+    /// The replicated high watermark as last set (before the cap by the
+    /// acknowledged end that [`Partition::high_watermark`] applies), if
+    /// the partition has one: what the checkpoint keeps.
+    pub(crate) fn replicated_high_watermark(&self) -> Option<Offset> {
+        *self.replicated_high_watermark.lock()
     }
 
     pub fn log_start_offset(&self) -> Offset {
@@ -357,13 +552,18 @@ impl Partition {
         self.state.lock().epochs.latest_epoch()
     }
 
-    /// Cuts the log at `offset` (see [`Log::truncate_to`]), forgets the
-    /// epochs that began after it, and rebuilds the producer state as of
-    /// the new end (from the latest snapshot at or below it; later
-    /// snapshots are deleted). Returns the new log end offset.
+    /// Cuts the log at `offset` (see [`Log::truncate_to`]; a returning
+    /// follower truncates to where its leader's epoch ended), forgets the
+    /// epochs that began after it, rebuilds the producer state as of the
+    /// new end (from the latest snapshot at or below it; later snapshots
+    /// are deleted), and lowers a replicated high watermark to the new
+    /// end. Returns the new log end offset.
     pub fn truncate_to(&self, offset: Offset) -> Result<Offset, PartitionError> {
         let mut state = self.state.lock();
         let end = self.log.truncate_to(offset)?;
+        if let Some(high_watermark) = self.replicated_high_watermark.lock().as_mut() {
+            *high_watermark = (*high_watermark).min(end);
+        }
         state.epochs.truncate_from_end(end)?;
         state
             .epochs
@@ -373,10 +573,14 @@ impl Partition {
     }
 
     /// Empties the partition, which starts again at `offset`, forgetting
-    /// every epoch and producer.
+    /// every epoch and producer. A replicated high watermark becomes
+    /// `offset`, the new log start and end.
     pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), PartitionError> {
         let mut state = self.state.lock();
         self.log.truncate_fully_and_start_at(offset)?;
+        if let Some(high_watermark) = self.replicated_high_watermark.lock().as_mut() {
+            *high_watermark = offset;
+        }
         state.epochs.clear()?;
         state.producers.truncate_fully_and_start_at(offset)?;
         Ok(())

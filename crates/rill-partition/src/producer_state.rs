@@ -279,6 +279,25 @@ impl ProducerStateManager {
         self.map_end = last_offset.plus(1);
     }
 
+    /// Records a batch a follower copied from its leader at
+    /// `first_offset ..= last_offset`, taking its header as it is (the
+    /// leader checked it). Offsets skipped before it (the leader's
+    /// compaction removed batches) may have held producers' last batches
+    /// that the leader had already forgotten, so an unknown producer is
+    /// from then on accepted at any sequence, as after retention.
+    pub(crate) fn replicated(
+        &mut self,
+        batch: Option<&ProducerBatch>,
+        first_offset: Offset,
+        last_offset: Offset,
+        timestamp: i64,
+    ) {
+        if first_offset > self.map_end {
+            self.remembers_every_producer = false;
+        }
+        self.appended(batch, first_offset, last_offset, timestamp);
+    }
+
     /// Brings the state to the log's end when the log changed behind the
     /// partition's back (through [`crate::Partition::log`]): replays what
     /// was appended, or reloads after anything else.
@@ -698,5 +717,27 @@ mod tests {
         manager.appended(Some(&other), Offset(21), Offset(21), 5);
         let rebuilt = producers_from(manager.snapshot_entries());
         assert_eq!(rebuilt, manager.producers);
+    }
+
+    #[test]
+    fn replicated_batches_are_taken_unchecked_and_a_gap_forgets_completeness() {
+        let (_dir, mut manager) = with_batches(&[(0, 0, 2)]);
+        // A follower takes what the leader wrote, even a sequence jump.
+        let jump = batch(1, 0, 9, 2);
+        manager.replicated(Some(&jump), Offset(2), Offset(3), 2_000);
+        assert_eq!(manager.entry(1).unwrap().last_sequence(), Some(10));
+        assert_eq!(manager.map_end(), Offset(4));
+        assert!(
+            manager.check(&batch(9, 0, 5, 1)).is_err(),
+            "no gap yet: every producer is known"
+        );
+        // Offsets 4..=9 were compacted away on the leader.
+        manager.replicated(None, Offset(10), Offset(11), 2_000);
+        assert_eq!(manager.map_end(), Offset(12));
+        assert_eq!(
+            manager.check(&batch(9, 0, 5, 1)).unwrap(),
+            AppendCheck::Append,
+            "an unknown producer may have lived in the gap"
+        );
     }
 }

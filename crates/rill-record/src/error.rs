@@ -35,6 +35,16 @@ pub enum BatchError {
         last_offset_delta: i32,
         records_count: i32,
     },
+    /// A replicated batch whose offset range cannot hold its records:
+    /// lastOffsetDelta is negative, or recordsCount is negative or more
+    /// than the lastOffsetDelta + 1 offsets the batch spans.
+    #[error(
+        "lastOffsetDelta {last_offset_delta} and recordsCount {records_count} describe no batch: expected lastOffsetDelta >= 0 and 0 <= recordsCount <= lastOffsetDelta + 1"
+    )]
+    OffsetRangeInvalid {
+        last_offset_delta: i32,
+        records_count: i32,
+    },
     #[error("producers may not write control batches")]
     ControlBatchFromClient,
     #[error("producers may not set the LogAppendTime timestamp type")]
@@ -75,6 +85,7 @@ impl BatchError {
             BatchError::NotOneBatch { .. }
             | BatchError::BaseOffsetNotZero { .. }
             | BatchError::OffsetRangeMismatch { .. }
+            | BatchError::OffsetRangeInvalid { .. }
             | BatchError::ControlBatchFromClient
             | BatchError::InvalidSequence { .. } => BatchErrorKind::InvalidRecord,
         }

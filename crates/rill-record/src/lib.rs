@@ -1,6 +1,7 @@
 //! rill-record owns Kafka's v2 RecordBatch format: a zero-copy view of a
 //! batch header, validation of what producers send (lengths, magic,
-//! CRC-32C, Kafka's LogValidator header rules), in-place stamping of the fields
+//! CRC-32C, Kafka's LogValidator header rules) and of what a follower
+//! copies from its leader (framing and CRC-32C only), in-place stamping of the fields
 //! the broker owns (baseOffset, partitionLeaderEpoch, LogAppendTime), an
 //! iterator that splits a buffer into whole batches, and record-level
 //! decoding for the few places that need keys, values and headers.
@@ -45,4 +46,4 @@ pub use compression::{compress, decompress, records_data};
 pub use error::{BatchError, BatchErrorKind, CompressError, DecompressError, RecordError};
 pub use record::{Header, Headers, Record, Records};
 pub use rewrite::{BatchRewriter, delete_horizon_of};
-pub use validate::validate_produced;
+pub use validate::{validate_produced, validate_replicated};

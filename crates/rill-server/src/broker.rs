@@ -15,6 +15,7 @@ use rill_storage::{Disk, LogConfig, RealDisk};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+use crate::cluster::{ClusterNode, ClusterStartError, ProposalError};
 use crate::config::{BrokerConfig, Properties};
 use crate::groups::{Groups, LoadError, OFFSETS_TOPIC};
 use crate::metadata_store::{MetadataError, MetadataStore, TopicMetadata};
@@ -76,6 +77,30 @@ pub enum TopicError {
     Metadata(#[from] MetadataError),
     #[error(transparent)]
     Logs(#[from] ManagerError),
+    /// Auto-creation was proposed; the topic has no leader yet.
+    #[error("topic {name:?} is being created")]
+    LeaderNotAvailable { name: String },
+    #[error("{what} is not supported by clustered brokers yet")]
+    NotSupportedInCluster { what: &'static str },
+    #[error(transparent)]
+    Cluster(#[from] ProposalError),
+}
+
+/// Why this broker may not serve a partition's leader (produce, consumer
+/// fetch, offsets): each maps to one Kafka error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeadershipError {
+    #[error("this broker has no such partition")]
+    UnknownPartition,
+    #[error("this broker does not lead the partition")]
+    NotLeader,
+    /// The client's leader epoch is older than the leader's.
+    #[error("the request's leader epoch is older than the leader's")]
+    FencedLeaderEpoch,
+    /// The client's leader epoch is newer than this broker knows.
+    #[error("the request's leader epoch is newer than this broker knows")]
+    UnknownLeaderEpoch,
 }
 
 /// What a CreateTopics entry asks for.
@@ -99,6 +124,8 @@ pub struct Broker {
     groups: OnceLock<Groups>,
     /// Long polls to wake per partition.
     waiters: Mutex<HashMap<TopicPartition, Vec<Weak<Notify>>>>,
+    /// This broker's place in its cluster, once joined (clustered mode).
+    cluster: OnceLock<Arc<ClusterNode>>,
 }
 
 impl Broker {
@@ -165,7 +192,13 @@ impl Broker {
             metadata: Mutex::new(metadata),
             waiters: Mutex::new(HashMap::new()),
             groups: OnceLock::new(),
+            cluster: OnceLock::new(),
         };
+        if broker.config.cluster.is_some() {
+            // The cluster's metadata says which partitions stay; it is
+            // applied once the broker joins (`join_cluster`).
+            return Ok(Arc::new(broker));
+        }
         broker.reconcile()?;
         let partitions = broker.offsets_topic()?;
         let groups = Groups::load(&broker, broker.config.group.clone(), partitions)?;
@@ -206,6 +239,102 @@ impl Broker {
         self.groups.get()
     }
 
+    /// Joins the cluster named by controller.quorum.voters: starts this
+    /// node's controller, registers, and from then on follows the
+    /// metadata. Does nothing for a broker without a quorum. Call once,
+    /// before serving.
+    pub async fn join_cluster(self: &Arc<Self>) -> Result<(), ClusterStartError> {
+        let Some(config) = self.config.cluster.clone() else {
+            return Ok(());
+        };
+        let node = ClusterNode::start(self, &config).await?;
+        let _ = self.cluster.set(node); // Joined once, here.
+        Ok(())
+    }
+
+    /// This broker's cluster node, when clustered.
+    pub(crate) fn cluster(&self) -> Option<&Arc<ClusterNode>> {
+        self.cluster.get()
+    }
+
+    /// Runs a proposal to completion from a blocking-pool thread (the
+    /// admin handlers run there).
+    fn block_on_cluster<T>(
+        &self,
+        work: impl AsyncFnOnce(&ClusterNode) -> Result<T, ProposalError>,
+    ) -> Option<Result<T, ProposalError>> {
+        let node = self.cluster.get()?;
+        Some(tokio::runtime::Handle::current().block_on(work(node)))
+    }
+
+    /// The replica of `tp`, created (with the topic's `configs` over the
+    /// broker's defaults) if this broker has none yet. Blocking.
+    pub(crate) fn ensure_partition(
+        &self,
+        tp: &TopicPartition,
+        configs: &BTreeMap<String, String>,
+    ) -> Result<Arc<Partition>, TopicError> {
+        if let Some(partition) = self.logs.get(tp) {
+            return Ok(partition);
+        }
+        let metadata = self.metadata.lock();
+        let config = topic_config::log_config(
+            configs,
+            BrokerLayers {
+                dynamic: metadata.broker_configs(),
+                static_: &self.config.properties,
+            },
+        )?;
+        drop(metadata);
+        Ok(self.logs.get_or_create(tp, config)?)
+    }
+
+    /// Deletes this broker's replica of `tp`, if any. Blocking.
+    pub(crate) fn delete_partition(&self, tp: &TopicPartition) {
+        match self.logs.delete(tp) {
+            Ok(()) => tracing::info!(partition = %tp, "deleted the replica"),
+            Err(ManagerError::NotFound { .. }) => {}
+            Err(error) => tracing::error!(partition = %tp, %error, "cannot delete the replica"),
+        }
+        self.waiters.lock().remove(tp);
+    }
+
+    /// Applies a topic's configs from the cluster metadata to its local
+    /// replicas.
+    pub(crate) fn apply_topic_configs(
+        &self,
+        name: &str,
+        partitions: usize,
+        configs: &BTreeMap<String, String>,
+    ) {
+        let metadata = self.metadata.lock();
+        let config = topic_config::log_config(
+            configs,
+            BrokerLayers {
+                dynamic: metadata.broker_configs(),
+                static_: &self.config.properties,
+            },
+        );
+        drop(metadata);
+        match config {
+            Ok(config) => {
+                self.apply_log_config(name, i32::try_from(partitions).unwrap_or(i32::MAX), config)
+            }
+            Err(error) => {
+                tracing::error!(topic = name, %error, "the cluster's topic configs are invalid here")
+            }
+        }
+    }
+
+    /// The effective min.insync.replicas of a topic with `overrides`.
+    pub(crate) fn min_insync_replicas(&self, overrides: &BTreeMap<String, String>) -> usize {
+        self.default_topic_configs(overrides)
+            .into_iter()
+            .find(|(def, _, _)| def.name == "min.insync.replicas")
+            .and_then(|(_, value, _)| value.parse().ok())
+            .unwrap_or(1)
+    }
+
     fn reconcile(&self) -> Result<(), StartError> {
         let metadata = self.metadata.lock();
         for partition in self.logs.partitions() {
@@ -233,6 +362,9 @@ impl Broker {
     }
 
     pub fn cluster_id(&self) -> String {
+        if let Some(node) = self.cluster() {
+            return node.metadata().cluster_id.clone();
+        }
         self.metadata.lock().cluster_id().to_string()
     }
 
@@ -244,21 +376,68 @@ impl Broker {
         self.logs.get(topic_partition)
     }
 
+    /// The partition, if this broker leads it at a leader epoch the
+    /// request agrees with (`current_leader_epoch`, -1: unchecked), with
+    /// that epoch. A single broker leads every partition it has, at
+    /// [`crate::LEADER_EPOCH`].
+    pub(crate) fn leader_partition(
+        &self,
+        topic_partition: &TopicPartition,
+        current_leader_epoch: i32,
+    ) -> Result<(Arc<Partition>, i32), LeadershipError> {
+        let partition = self.partition(topic_partition);
+        let epoch = match self.cluster() {
+            None => crate::LEADER_EPOCH,
+            Some(node) => match node.replicas.leader_epoch(topic_partition) {
+                Some(epoch) => epoch,
+                None if partition.is_some() || self.has_topic(&topic_partition.topic) => {
+                    return Err(LeadershipError::NotLeader);
+                }
+                None => return Err(LeadershipError::UnknownPartition),
+            },
+        };
+        let partition = partition.ok_or(LeadershipError::UnknownPartition)?;
+        if current_leader_epoch >= 0 && current_leader_epoch < epoch {
+            return Err(LeadershipError::FencedLeaderEpoch);
+        }
+        if current_leader_epoch > epoch {
+            return Err(LeadershipError::UnknownLeaderEpoch);
+        }
+        Ok((partition, epoch))
+    }
+
     /// Every topic with its metadata, by name.
     pub fn topics(&self) -> BTreeMap<String, TopicMetadata> {
+        if let Some(node) = self.cluster() {
+            return node
+                .metadata()
+                .topics
+                .values()
+                .map(|t| (t.name.clone(), cluster_topic(t)))
+                .collect();
+        }
         self.metadata.lock().topics().clone()
     }
 
     /// Whether `name` exists, without copying its metadata.
     pub fn has_topic(&self, name: &str) -> bool {
+        if let Some(node) = self.cluster() {
+            return node.metadata().topics.contains_key(name);
+        }
         self.metadata.lock().topic(name).is_some()
     }
 
     pub fn topic(&self, name: &str) -> Option<TopicMetadata> {
+        if let Some(node) = self.cluster() {
+            return node.metadata().topics.get(name).map(cluster_topic);
+        }
         self.metadata.lock().topic(name).cloned()
     }
 
     pub fn topic_name_by_id(&self, id: Uuid) -> Option<String> {
+        if let Some(node) = self.cluster() {
+            return node.metadata().topic_by_id(id).map(|t| t.name.clone());
+        }
         self.metadata
             .lock()
             .topic_by_id(id)
@@ -270,9 +449,13 @@ impl Broker {
         self.metadata.lock().broker_configs().clone()
     }
 
-    /// A producer id never used before.
-    pub fn next_producer_id(&self) -> Result<i64, MetadataError> {
-        self.metadata.lock().next_producer_id()
+    /// A producer id never used before (in a cluster: by any broker).
+    /// Blocking.
+    pub fn next_producer_id(&self) -> Result<i64, TopicError> {
+        if let Some(result) = self.block_on_cluster(async |node| node.next_producer_id().await) {
+            return Ok(result?);
+        }
+        Ok(self.metadata.lock().next_producer_id()?)
     }
 
     /// The effective configs of `topic` with their sources.
@@ -332,13 +515,19 @@ impl Broker {
                 ),
             });
         }
-        if topic.replication_factor != -1 && topic.replication_factor != 1 {
+        if self.cluster.get().is_none()
+            && topic.replication_factor != -1
+            && topic.replication_factor != 1
+        {
             return Err(TopicError::InvalidReplicationFactor {
                 requested: topic.replication_factor,
             });
         }
         for (name, value) in &topic.configs {
             topic_config::validate_topic_override(name, value)?;
+        }
+        if let Some(node) = self.cluster.get() {
+            return self.create_topic_in_cluster(node, topic, partitions, validate_only);
         }
         let mut metadata = self.metadata.lock();
         if metadata.topic(&topic.name).is_some() {
@@ -369,9 +558,85 @@ impl Broker {
         Ok(created)
     }
 
+    fn create_topic_in_cluster(
+        &self,
+        node: &ClusterNode,
+        topic: &NewTopic,
+        partitions: i32,
+        validate_only: bool,
+    ) -> Result<TopicMetadata, TopicError> {
+        let replication_factor = match topic.replication_factor {
+            -1 => node.config().default_replication_factor,
+            n if n >= 1 => n,
+            requested => return Err(TopicError::InvalidReplicationFactor { requested }),
+        };
+        if self.has_topic(&topic.name) {
+            return Err(TopicError::AlreadyExists {
+                name: topic.name.clone(),
+            });
+        }
+        let unfenced = node
+            .metadata()
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .count();
+        if usize::try_from(replication_factor).unwrap_or(0) > unfenced {
+            return Err(TopicError::Cluster(ProposalError::Placement(
+                rill_cluster::PlacementError::ReplicationFactorTooLarge {
+                    replication_factor: usize::try_from(replication_factor).unwrap_or(0),
+                    brokers: unfenced,
+                },
+            )));
+        }
+        if validate_only {
+            return Ok(TopicMetadata {
+                id: Uuid::nil().to_string(),
+                partitions,
+                configs: topic.configs.clone(),
+            });
+        }
+        let name = topic.name.clone();
+        let configs = topic.configs.clone();
+        tokio::runtime::Handle::current().block_on(node.create_topic(
+            &name,
+            usize::try_from(partitions).unwrap_or(0),
+            usize::try_from(replication_factor).unwrap_or(0),
+            configs,
+        ))?;
+        tracing::info!(topic = %topic.name, partitions, replication_factor, "created topic");
+        self.topic(&topic.name).ok_or(TopicError::UnknownTopic {
+            name: topic.name.clone(),
+        })
+    }
+
     /// Creates `topic` with the broker's defaults if it does not exist
-    /// (auto.create.topics.enable), returning its metadata.
+    /// (auto.create.topics.enable), returning its metadata. In a cluster
+    /// the creation is proposed in the background and the answer is
+    /// LEADER_NOT_AVAILABLE, which clients retry, as Kafka does.
     pub fn auto_create_topic(&self, topic: &str) -> Result<TopicMetadata, TopicError> {
+        if let Some(node) = self.cluster.get() {
+            rill_partition::validate_topic_name(topic).map_err(|e| TopicError::InvalidName {
+                name: topic.to_string(),
+                reason: e.to_string(),
+            })?;
+            let node = Arc::clone(node);
+            let name = topic.to_string();
+            let partitions = usize::try_from(self.config.num_partitions).unwrap_or(1);
+            tokio::spawn(async move {
+                let replication_factor =
+                    usize::try_from(node.config().default_replication_factor).unwrap_or(1);
+                if let Err(error) = node
+                    .create_topic(&name, partitions, replication_factor, BTreeMap::new())
+                    .await
+                {
+                    tracing::debug!(topic = %name, %error, "auto-creating a topic failed");
+                }
+            });
+            return Err(TopicError::LeaderNotAvailable {
+                name: topic.to_string(),
+            });
+        }
         match self.create_topic(
             &NewTopic {
                 name: topic.to_string(),
@@ -390,8 +655,22 @@ impl Broker {
         }
     }
 
-    /// Deletes a topic and its partitions.
+    /// Deletes a topic and its partitions (in a cluster: on every broker,
+    /// as each applies the metadata).
     pub fn delete_topic(&self, name: &str) -> Result<TopicMetadata, TopicError> {
+        if self.cluster.get().is_some() {
+            let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?;
+            let command = rill_cluster::Command::DeleteTopic {
+                name: name.to_string(),
+            };
+            if let Some(result) = self.block_on_cluster(async |node| node.propose(command).await) {
+                result?;
+            }
+            tracing::info!(topic = %name, "deleted topic");
+            return Ok(topic);
+        }
         let mut metadata = self.metadata.lock();
         let removed = metadata
             .remove_topic(name)?
@@ -417,6 +696,11 @@ impl Broker {
         count: i32,
         validate_only: bool,
     ) -> Result<(), TopicError> {
+        if self.cluster.get().is_some() {
+            return Err(TopicError::NotSupportedInCluster {
+                what: "CreatePartitions",
+            });
+        }
         let mut metadata = self.metadata.lock();
         let current = metadata
             .topic(name)
@@ -458,6 +742,9 @@ impl Broker {
         for (key, value) in &configs {
             topic_config::validate_topic_override(key, value)?;
         }
+        if self.cluster.get().is_some() {
+            return self.set_topic_configs_in_cluster(name, configs, validate_only);
+        }
         let mut metadata = self.metadata.lock();
         let topic = metadata
             .topic(name)
@@ -478,6 +765,53 @@ impl Broker {
         metadata.set_topic_configs(name, configs)?;
         drop(metadata);
         self.apply_log_config(name, topic.partitions, config);
+        Ok(())
+    }
+
+    fn set_topic_configs_in_cluster(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let current = self
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?
+            .configs;
+        {
+            let metadata = self.metadata.lock();
+            topic_config::log_config(
+                &configs,
+                BrokerLayers {
+                    dynamic: metadata.broker_configs(),
+                    static_: &self.config.properties,
+                },
+            )?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let mut commands = Vec::new();
+        for (key, value) in &configs {
+            if current.get(key) != Some(value) {
+                commands.push((key.clone(), Some(value.clone())));
+            }
+        }
+        for key in current.keys().filter(|k| !configs.contains_key(*k)) {
+            commands.push((key.clone(), None));
+        }
+        for (key, value) in commands {
+            let command = rill_cluster::Command::SetTopicConfig {
+                topic: name.to_string(),
+                key,
+                value,
+            };
+            if let Some(result) = self.block_on_cluster(async |node| node.propose(command).await) {
+                result?;
+            }
+        }
         Ok(())
     }
 
@@ -547,8 +881,25 @@ impl Broker {
         }
     }
 
+    /// Leaves the cluster, if clustered: controlled shutdown (leadership
+    /// moves away at once), fetchers and the controller stopped.
+    pub async fn leave_cluster(&self) {
+        if let Some(node) = self.cluster() {
+            node.shutdown().await;
+        }
+    }
+
     /// Closes every log cleanly and writes the clean-shutdown markers.
     pub fn shutdown(&self) -> Result<(), ManagerError> {
         self.logs.shutdown()
+    }
+}
+
+/// A topic of the cluster metadata in the broker's terms.
+fn cluster_topic(topic: &rill_cluster::Topic) -> TopicMetadata {
+    TopicMetadata {
+        id: topic.id.to_string(),
+        partitions: i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX),
+        configs: topic.configs.clone(),
     }
 }

@@ -128,9 +128,66 @@ pub struct BrokerConfig {
     /// group.min.session.timeout.ms, group.max.session.timeout.ms,
     /// group.initial.rebalance.delay.ms, group.max.size.
     pub group: rill_group::GroupConfig,
+    /// Set when controller.quorum.voters is: the broker is one node of a
+    /// cluster. Without it the broker is a one-node cluster of its own.
+    pub cluster: Option<ClusterConfig>,
     /// Every property as given (file, then `--set`, then flags), for topic
     /// defaults and DescribeConfigs.
     pub properties: Properties,
+}
+
+/// A clustered broker's settings, with Kafka's names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// controller.quorum.voters: `id@host:port,...`, every controller of
+    /// the metadata quorum. A broker whose node.id is among them runs that
+    /// controller in its own process (combined mode), listening there.
+    pub voters: BTreeMap<u64, String>,
+    /// broker.session.timeout.ms: a broker not heard from for this long is
+    /// fenced and its partitions move to other replicas.
+    pub broker_session_timeout_ms: u64,
+    /// broker.heartbeat.interval.ms.
+    pub broker_heartbeat_interval_ms: u64,
+    /// replica.lag.time.max.ms: a follower that has not caught up to the
+    /// leader's log end within this long leaves the ISR.
+    pub replica_lag_time_max_ms: u64,
+    /// replica.fetch.wait.max.ms: how long a follower's fetch waits at the
+    /// leader for new data.
+    pub replica_fetch_wait_max_ms: u64,
+    /// replica.fetch.max.bytes: bytes a follower asks for per partition.
+    pub replica_fetch_max_bytes: i32,
+    /// replica.fetch.backoff.ms: the pause after a failed follower fetch.
+    pub replica_fetch_backoff_ms: u64,
+    /// default.replication.factor: for auto-created topics and
+    /// CreateTopics requests that leave it to the broker.
+    pub default_replication_factor: i16,
+    /// controller.quorum.election.timeout.ms: the lower bound of a
+    /// controller's election timeout (the upper is twice it).
+    pub election_timeout_ms: u64,
+}
+
+impl ClusterConfig {
+    /// Parses controller.quorum.voters: `1@127.0.0.1:9093,2@host:9193`.
+    pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
+        let invalid = || ConfigError::Invalid {
+            name: "controller.quorum.voters".to_string(),
+            value: text.to_string(),
+            expected: "a comma-separated list of ID@HOST:PORT, ids distinct".to_string(),
+        };
+        let mut voters = BTreeMap::new();
+        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (id, address) = entry.split_once('@').ok_or_else(invalid)?;
+            let id = id.trim().parse::<u64>().map_err(|_| invalid())?;
+            let address = HostPort::parse_listener(address).map_err(|_| invalid())?;
+            if id > i32::MAX as u64 || voters.insert(id, address.to_string()).is_some() {
+                return Err(invalid());
+            }
+        }
+        if voters.is_empty() {
+            return Err(invalid());
+        }
+        Ok(voters)
+    }
 }
 
 /// The broker's embedded defaults, by Kafka name, for the settings above.
@@ -157,6 +214,14 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.initial.rebalance.delay.ms", "3000"),
     ("group.max.size", "2147483647"),
     ("num.recovery.threads.per.data.dir", "2"),
+    ("broker.session.timeout.ms", "9000"),
+    ("broker.heartbeat.interval.ms", "2000"),
+    ("replica.lag.time.max.ms", "30000"),
+    ("replica.fetch.wait.max.ms", "500"),
+    ("replica.fetch.max.bytes", "1048576"),
+    ("replica.fetch.backoff.ms", "1000"),
+    ("default.replication.factor", "1"),
+    ("controller.quorum.election.timeout.ms", "1000"),
     ("log.flush.threads", "4"),
 ];
 
@@ -209,7 +274,35 @@ impl BrokerConfig {
         for name in properties.keys() {
             topic_config::validate_broker_property(name, &properties)?;
         }
+        let cluster = match properties.get("controller.quorum.voters") {
+            None => None,
+            Some(voters) => Some(ClusterConfig {
+                voters: ClusterConfig::parse_voters(voters)?,
+                broker_session_timeout_ms: number("broker.session.timeout.ms", 1, i64::MAX)? as u64,
+                broker_heartbeat_interval_ms: number("broker.heartbeat.interval.ms", 1, i64::MAX)?
+                    as u64,
+                replica_lag_time_max_ms: number("replica.lag.time.max.ms", 1, i64::MAX)? as u64,
+                replica_fetch_wait_max_ms: number("replica.fetch.wait.max.ms", 0, i64::MAX)? as u64,
+                replica_fetch_max_bytes: number(
+                    "replica.fetch.max.bytes",
+                    1024,
+                    i64::from(i32::MAX),
+                )? as i32,
+                replica_fetch_backoff_ms: number("replica.fetch.backoff.ms", 0, i64::MAX)? as u64,
+                default_replication_factor: number(
+                    "default.replication.factor",
+                    1,
+                    i64::from(i16::MAX),
+                )? as i16,
+                election_timeout_ms: number(
+                    "controller.quorum.election.timeout.ms",
+                    10,
+                    i64::from(i32::MAX),
+                )? as u64,
+            }),
+        };
         Ok(BrokerConfig {
+            cluster,
             node_id: parse_number("node.id", &node_id, 0, i64::from(i32::MAX))? as i32,
             log_dirs: log_dirs
                 .split(',')
@@ -409,6 +502,38 @@ mod tests {
         assert_eq!(config.listener.port, 19092);
         // A wildcard listener advertises loopback unless told otherwise.
         assert_eq!(config.advertised.to_string(), "127.0.0.1:19092");
+    }
+
+    #[test]
+    fn a_quorum_list_makes_a_clustered_broker() {
+        let mut properties = Properties::new();
+        properties.insert(
+            "controller.quorum.voters".into(),
+            "1@127.0.0.1:9093, 2@localhost:9193,3@[::1]:9293".into(),
+        );
+        let cluster = BrokerConfig::from_properties(properties)
+            .unwrap()
+            .cluster
+            .unwrap();
+        assert_eq!(cluster.voters[&1], "127.0.0.1:9093");
+        assert_eq!(cluster.voters[&2], "localhost:9193");
+        assert_eq!(cluster.voters[&3], "[::1]:9293");
+        assert_eq!(cluster.broker_session_timeout_ms, 9000);
+        assert!(
+            BrokerConfig::from_properties(Properties::new())
+                .unwrap()
+                .cluster
+                .is_none()
+        );
+        for bad in ["", "1@", "x@h:1", "1@h:1,1@h:2", "1:h:1"] {
+            let mut properties = Properties::new();
+            properties.insert("controller.quorum.voters".into(), bad.into());
+            let err = BrokerConfig::from_properties(properties).unwrap_err();
+            assert!(
+                err.to_string().contains("controller.quorum.voters"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

@@ -6,7 +6,8 @@ use rill_partition::{ManagerError, PartitionError};
 use rill_record::BatchErrorKind;
 use rill_storage::{AppendError, ModifyError, ReadError};
 
-use crate::broker::TopicError;
+use crate::broker::{LeadershipError, TopicError};
+use crate::cluster::ProposalError;
 use crate::metadata_store::MetadataError;
 
 /// The code for a refused append.
@@ -66,6 +67,42 @@ pub(crate) fn for_topic(error: &TopicError) -> ResponseError {
         TopicError::Metadata(_) => ResponseError::KafkaStorageError,
         TopicError::Logs(ManagerError::InvalidTopicName(_)) => ResponseError::InvalidTopicException,
         TopicError::Logs(_) => ResponseError::KafkaStorageError,
+        TopicError::LeaderNotAvailable { .. } => ResponseError::LeaderNotAvailable,
+        TopicError::NotSupportedInCluster { .. } => ResponseError::InvalidRequest,
+        TopicError::Cluster(error) => for_proposal(error),
+    }
+}
+
+/// The code for a partition this broker may not serve as leader.
+pub(crate) fn for_leadership(error: LeadershipError) -> ResponseError {
+    match error {
+        LeadershipError::UnknownPartition => ResponseError::UnknownTopicOrPartition,
+        LeadershipError::NotLeader => ResponseError::NotLeaderOrFollower,
+        LeadershipError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+        LeadershipError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+    }
+}
+
+/// The code for a cluster proposal that failed.
+pub(crate) fn for_proposal(error: &ProposalError) -> ResponseError {
+    use rill_cluster::{PlacementError, Rejection};
+    match error {
+        ProposalError::Rejected(Rejection::TopicAlreadyExists { .. }) => {
+            ResponseError::TopicAlreadyExists
+        }
+        ProposalError::Rejected(Rejection::UnknownTopic { .. }) => {
+            ResponseError::UnknownTopicOrPartition
+        }
+        ProposalError::Rejected(Rejection::InvalidTopicName { .. }) => {
+            ResponseError::InvalidTopicException
+        }
+        ProposalError::Rejected(_) => ResponseError::InvalidRequest,
+        ProposalError::Placement(
+            PlacementError::ReplicationFactorTooLarge { .. }
+            | PlacementError::InvalidReplicationFactor { .. },
+        ) => ResponseError::InvalidReplicationFactor,
+        ProposalError::Placement(_) => ResponseError::InvalidPartitions,
+        ProposalError::Propose(_) | ProposalError::NotApplied(_) => ResponseError::RequestTimedOut,
     }
 }
 

@@ -21,6 +21,7 @@
 
 mod apis;
 mod broker;
+mod cluster;
 mod config;
 mod error_code;
 #[doc(hidden)]
@@ -31,7 +32,8 @@ mod network;
 mod topic_config;
 
 pub use broker::{Broker, NewTopic, PARTITIONS_PER_TOPIC_MAX, StartError, TopicError};
-pub use config::{BROKER_DEFAULTS, BrokerConfig, ConfigError, HostPort, Properties};
+pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
+pub use config::{BROKER_DEFAULTS, BrokerConfig, ClusterConfig, ConfigError, HostPort, Properties};
 pub use metadata_store::{METADATA_FILE, MetadataError, TopicMetadata};
 pub use network::Server;
 pub use topic_config::{ConfigValueError, validate_topic_override};

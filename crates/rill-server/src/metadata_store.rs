@@ -201,7 +201,7 @@ impl MetadataStore {
 }
 
 /// A Kafka-style cluster id: 16 random bytes in URL-safe base64, 22 chars.
-fn new_cluster_id() -> String {
+pub(crate) fn new_cluster_id() -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = Uuid::new_v4().into_bytes();
     let mut bits: u128 = u128::from_be_bytes(bytes);

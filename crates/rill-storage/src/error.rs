@@ -125,8 +125,23 @@ pub enum AppendError {
         batch_bytes: usize,
         segment_bytes: u32,
     },
-    #[error("appending {records} records at offset {log_end} would overflow the offset space")]
-    OffsetOverflow { log_end: Offset, records: i64 },
+    /// The batch's offsets `base_offset ..` (`offsets` of them) would
+    /// reach past the largest offset a log holds (i64::MAX / 2, which
+    /// keeps segment names and offset arithmetic in range).
+    #[error("appending {offsets} offsets at offset {base_offset} would overflow the offset space")]
+    OffsetOverflow { base_offset: Offset, offsets: i64 },
+    /// A replicated batch (see [`crate::Log::append_replicated`]) that
+    /// does not start at or after the log end offset: the follower's log
+    /// and the leader's disagree (a truncation is due), or the leader
+    /// answered from below the follower's log start. Nothing is written.
+    #[error(
+        "replicated batch at offsets {base_offset} ..= {last_offset} starts below the log end offset: expected a base offset >= {log_end}, found {base_offset}"
+    )]
+    BaseOffsetBelowLogEnd {
+        log_end: Offset,
+        base_offset: Offset,
+        last_offset: Offset,
+    },
     /// `bytes` is the reservation that failed, or 0 when a new segment's
     /// files could not be created.
     #[error("no space left on the device reserving {bytes} bytes: {failure}")]

@@ -208,6 +208,43 @@ impl AppendTicket {
         }
     }
 
+    /// A ticket for this append that also covers `earlier`, an earlier
+    /// append to the same log: it resolves (to this append's offsets) once
+    /// both may be acknowledged.
+    ///
+    /// Under `fsync` every ticket waits for a sync, and the sync that
+    /// covers this append's end covers every earlier offset (the flushed
+    /// end only grows, and a truncation syncs everything before it cuts):
+    /// this ticket already covers `earlier`. Under `interval` an earlier
+    /// append may be the one that reached flush.messages and waits for a
+    /// sync while this one need not: the result then waits for that sync.
+    ///
+    /// # Panics
+    ///
+    /// If both tickets wait on a log and it is not the same one, or
+    /// `earlier` ends after this one.
+    pub fn covering(self, earlier: AppendTicket) -> AppendTicket {
+        match (&self.log, earlier.log) {
+            (None, Some(log)) => AppendTicket {
+                info: self.info,
+                log: Some(log),
+                end: earlier.end,
+                generation: earlier.generation,
+            },
+            (Some(log), Some(earlier_log)) => {
+                assert!(Arc::ptr_eq(log, &earlier_log), "tickets of different logs");
+                assert!(
+                    earlier.generation < self.generation || earlier.end <= self.end,
+                    "the earlier append ends at {}, after this one at {}",
+                    earlier.end,
+                    self.end
+                );
+                self
+            }
+            (_, None) => self,
+        }
+    }
+
     /// Whether the append may be acknowledged now.
     pub fn is_ready(&self) -> bool {
         match &self.log {

@@ -1,6 +1,7 @@
 //! rill-storage owns a partition's log on disk: segment files of Kafka v2
 //! batches (mmap'd `.log`, sparse `.index` and `.timeindex`, named by base
-//! offset as in Kafka), appends with offset assignment, zero-copy reads on
+//! offset as in Kafka), appends with offset assignment (and a follower's
+//! appends of its leader's batches, unchanged), zero-copy reads on
 //! batch boundaries, rolls, truncation, retention, recovery after a crash,
 //! log compaction (cleanup.policy=compact), and the flush policies that
 //! decide when an append may be acknowledged.
@@ -60,7 +61,7 @@ pub use error::{
     OpenError, ReadError, SegmentFileChanged,
 };
 pub use flush::{AppendInfo, AppendTicket, Flusher};
-pub use log::{Log, LogRead, ValidatedBatch};
+pub use log::{Log, LogRead, ReplicatedBatch, ValidatedBatch};
 pub use offset::Offset;
 pub use recovery::{RecoveryHints, RecoveryReport};
 pub use retention::RetentionOutcome;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
-use rill_record::{BatchView, TimestampType, validate_produced};
+use rill_record::{BatchView, TimestampType, validate_produced, validate_replicated};
 
 use crate::Offset;
 use crate::clean_point::{read_clean_point, write_clean_point};
@@ -24,6 +24,7 @@ use crate::error::{
 };
 use crate::file_system::{FileSystem, note_slow_sync};
 use crate::flush::{AppendInfo, AppendTicket, Durability, Flusher, FlusherHandle, IntervalCheck};
+use crate::offset::LOG_END_OFFSET_MAX;
 use crate::recovery::{RecoveryHints, RecoveryReport, load_segments};
 use crate::retention::{RetentionOutcome, deletable_prefix};
 use crate::segment::{FileStage, SealedView, Segment, Stamp};
@@ -151,6 +152,87 @@ impl<'a> ValidatedBatch<'a> {
     /// The batch's header (and records), for reading its fields.
     pub fn view(&self) -> BatchView<'a> {
         self.view
+    }
+}
+
+/// A batch that [`Log::validate_replicated`] accepted as a leader's: the
+/// proof [`Log::append_replicated_validated`] asks for.
+#[derive(Clone, Copy, Debug)]
+pub struct ReplicatedBatch<'a> {
+    view: BatchView<'a>,
+}
+
+impl<'a> ReplicatedBatch<'a> {
+    /// The batch's header (and records), for reading its fields.
+    pub fn view(&self) -> BatchView<'a> {
+        self.view
+    }
+
+    /// The offset the batch starts at, as the leader assigned it.
+    pub fn base_offset(&self) -> Offset {
+        Offset(self.view.base_offset())
+    }
+
+    /// baseOffset + lastOffsetDelta: the log end offset after the batch
+    /// is this + 1, whatever recordsCount says (compaction may have
+    /// removed records).
+    pub fn last_offset(&self) -> Offset {
+        Offset(self.view.last_offset())
+    }
+
+    /// [`AppendError::BaseOffsetBelowLogEnd`] unless the batch may follow
+    /// a log that ends at `log_end`: [`Log::append_replicated_validated`]
+    /// checks this under the log's lock; a caller that must act before
+    /// the write (record the batch's leader epoch) checks it first.
+    pub fn check_follows(&self, log_end: Offset) -> Result<(), AppendError> {
+        if self.base_offset() < log_end {
+            return Err(AppendError::BaseOffsetBelowLogEnd {
+                log_end,
+                base_offset: self.base_offset(),
+                last_offset: self.last_offset(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Where an appended batch's offsets, epoch and timestamps come from.
+#[derive(Clone, Copy, Debug)]
+enum Placement {
+    /// A producer's batch: the next offsets, the leader's epoch, and for
+    /// LogAppendTime logs the broker's clock, stamped into it.
+    Assign { leader_epoch: i32 },
+    /// A batch a follower copies from its leader: its own fields, as
+    /// stored (the stamp rewrites them with the values they hold).
+    AsStored,
+}
+
+impl Placement {
+    /// The stamp for `view` on a log that ends at `log_end`.
+    fn stamp(
+        self,
+        view: &BatchView<'_>,
+        log_end: Offset,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Stamp, AppendError> {
+        match self {
+            Placement::Assign { leader_epoch } => Ok(Stamp {
+                base_offset: log_end,
+                leader_epoch,
+                log_append_time_ms: (config.timestamp_type == TimestampType::LogAppendTime)
+                    .then_some(now_ms),
+            }),
+            Placement::AsStored => {
+                let batch = ReplicatedBatch { view: *view };
+                batch.check_follows(log_end)?;
+                Ok(Stamp {
+                    base_offset: batch.base_offset(),
+                    leader_epoch: view.partition_leader_epoch(),
+                    log_append_time_ms: None,
+                })
+            }
+        }
     }
 }
 
@@ -293,9 +375,71 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, AppendError> {
-        let view = batch.view;
+        self.append_batch(batch.view, Placement::Assign { leader_epoch }, now_ms)
+    }
+
+    /// Appends one whole v2 batch exactly as the leader stored it: a
+    /// follower copying the leader's log. The bytes are written unchanged
+    /// — baseOffset, partitionLeaderEpoch and the timestamps are never
+    /// restamped, whatever this log's message.timestamp.type, so the CRC
+    /// holds and the follower's log is the leader's, byte for byte.
+    ///
+    /// The batch is checked as [`Log::validate_replicated`] says, and its
+    /// base offset must be at or after the log end offset: offsets may
+    /// jump forward (the leader's compaction removed whole batches), and
+    /// the log end offset afterwards is the batch's last offset
+    /// (baseOffset + lastOffsetDelta) + 1. A batch below the log end is
+    /// [`AppendError::BaseOffsetBelowLogEnd`], and nothing is written.
+    ///
+    /// Everything else is as for [`Log::append`]: segment.bytes bounds
+    /// the batch, the log rolls (a new segment is named by the batch's
+    /// base offset), both indexes are kept (the time index with the
+    /// batch's maxTimestamp), an offline or closed log refuses it, and the
+    /// ticket resolves under the flush policy (under `fsync` after an
+    /// fdatasync covers it, group-committed with other appends).
+    pub fn append_replicated(
+        &self,
+        batch: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendTicket, AppendError> {
+        self.append_replicated_validated(self.validate_replicated(batch)?, now_ms)
+    }
+
+    /// Checks `batch` as [`Log::append_replicated`] would (see
+    /// [`rill_record::validate_replicated`]: framing, one whole batch,
+    /// CRC-32C, a sane offset range; no producer rules and no
+    /// max.message.bytes, as Kafka's follower), so that a caller can read
+    /// its header before appending it with
+    /// [`Log::append_replicated_validated`]. Whether it follows the log
+    /// end is checked at the append, under the log's lock.
+    pub fn validate_replicated<'a>(
+        &self,
+        batch: &'a [u8],
+    ) -> Result<ReplicatedBatch<'a>, AppendError> {
+        let view = validate_replicated(batch)?;
+        Ok(ReplicatedBatch { view })
+    }
+
+    /// [`Log::append_replicated`] of a batch that
+    /// [`Log::validate_replicated`] has checked.
+    pub fn append_replicated_validated(
+        &self,
+        batch: ReplicatedBatch<'_>,
+        now_ms: i64,
+    ) -> Result<AppendTicket, AppendError> {
+        self.append_batch(batch.view, Placement::AsStored, now_ms)
+    }
+
+    /// Writes a validated batch at the offsets `placement` gives it; the
+    /// one append path under [`Log::append_validated`] and
+    /// [`Log::append_replicated_validated`].
+    fn append_batch(
+        &self,
+        view: BatchView<'_>,
+        placement: Placement,
+        now_ms: i64,
+    ) -> Result<AppendTicket, AppendError> {
         let batch = view.as_bytes();
-        let records = i64::from(view.records_count());
         let mut state = self.shared.state.write();
         self.shared.durability.check()?;
         if state.closed {
@@ -306,25 +450,28 @@ impl Log {
         // Before anything touches the active segment's maps: a store past
         // the end of a file cut under the log would be a SIGBUS.
         self.shared.check_segment(&state, state.active())?;
-        let config = &state.config;
+        let config = state.config;
         if batch.len() > config.segment_bytes as usize {
             return Err(AppendError::BatchLargerThanSegment {
                 batch_bytes: batch.len(),
                 segment_bytes: config.segment_bytes,
             });
         }
-        let base_offset = state.log_end();
-        if base_offset.value().checked_add(records).is_none() {
-            return Err(AppendError::OffsetOverflow {
-                log_end: base_offset,
-                records,
-            });
-        }
-        let last_offset = base_offset.plus(records - 1);
-        let log_append_time_ms =
-            (config.timestamp_type == TimestampType::LogAppendTime).then_some(now_ms);
-        let max_timestamp = log_append_time_ms.unwrap_or(view.max_timestamp());
-        let config = *config;
+        let stamp = placement.stamp(&view, state.log_end(), &config, now_ms)?;
+        let base_offset = stamp.base_offset;
+        // A producer's batch spans recordsCount offsets (validated to
+        // agree); a replicated one may span more, after compaction.
+        let offsets = i64::from(view.last_offset_delta()) + 1;
+        let last_offset = match base_offset.value().checked_add(offsets) {
+            Some(end) if end <= LOG_END_OFFSET_MAX => Offset(end - 1),
+            _ => {
+                return Err(AppendError::OffsetOverflow {
+                    base_offset,
+                    offsets,
+                });
+            }
+        };
+        let max_timestamp = stamp.log_append_time_ms.unwrap_or(view.max_timestamp());
         let rolled = if state.active_mut().should_roll(
             batch.len(),
             max_timestamp,
@@ -332,15 +479,10 @@ impl Log {
             &config,
             now_ms,
         ) {
-            self.shared.roll(&mut state, now_ms)?;
+            self.shared.roll(&mut state, base_offset, now_ms)?;
             true
         } else {
             false
-        };
-        let stamp = Stamp {
-            base_offset,
-            leader_epoch,
-            log_append_time_ms,
         };
         let appended =
             state
@@ -348,9 +490,10 @@ impl Log {
                 .append(batch, &stamp, &config, self.shared.disk.as_ref())?;
         assert_eq!(
             appended.last_offset, last_offset,
-            "recordsCount and lastOffsetDelta were validated to agree"
+            "the segment places the batch where the log does"
         );
-        state.unflushed_messages += u64::try_from(records).unwrap_or(0);
+        let records = u64::try_from(view.records_count()).unwrap_or(0);
+        state.unflushed_messages += records;
         let wait_for_sync = match config.flush {
             FlushPolicy::Fsync => true,
             FlushPolicy::Interval { messages, .. } => state.unflushed_messages >= messages,
@@ -359,7 +502,12 @@ impl Log {
         let info = AppendInfo {
             base_offset,
             last_offset,
-            log_append_time_ms,
+            log_append_time_ms: match placement {
+                Placement::Assign { .. } => stamp.log_append_time_ms,
+                Placement::AsStored => (view.attributes().timestamp_type()
+                    == TimestampType::LogAppendTime)
+                    .then_some(view.max_timestamp()),
+            },
             max_timestamp: appended.max_timestamp,
             log_start_offset: state.log_start_offset,
         };
@@ -790,7 +938,8 @@ impl Log {
             if state.active().is_empty() {
                 count -= 1;
             } else {
-                self.shared.roll(&mut state, now_ms)?;
+                let log_end = state.log_end();
+                self.shared.roll(&mut state, log_end, now_ms)?;
                 rolled = true;
             }
         }
@@ -973,17 +1122,41 @@ impl LogShared {
         Ok(())
     }
 
-    /// Seals the active segment and starts a new one at the log end. The
-    /// new file exists before the old one is trimmed, so a failure leaves
-    /// the old one active.
+    /// Seals the active segment and starts a new one at `next`: the log
+    /// end, or a replicated batch's base offset past it (the segment is
+    /// then named by its first batch). The new file exists before the old
+    /// one is trimmed, so a failure leaves the old one active. An empty
+    /// active segment is replaced rather than sealed: only a replicated
+    /// batch whose offsets lie too far past its base to be indexed
+    /// relative to it rolls one.
     fn roll(
         &self,
         state: &mut RwLockWriteGuard<'_, LogState>,
+        next: Offset,
         now_ms: i64,
     ) -> Result<(), IoFailure> {
-        let next = state.log_end();
+        assert!(
+            next >= state.log_end(),
+            "rolling at {next}, below the log end {}",
+            state.log_end()
+        );
         let config = state.config;
         let fresh = Segment::create(&self.dir, next, &config, now_ms, self.disk.as_ref())?;
+        if state.active().is_empty() {
+            assert!(
+                next > state.active().base_offset(),
+                "an empty segment is replaced only by a later one"
+            );
+            if let Err(e) = state.active().delete_files() {
+                let _ = fresh.delete_files(); // best effort, as below
+                return Err(e);
+            }
+            state.segments.pop();
+            state.segments.push(fresh);
+            state.dir_dirty = true;
+            tracing::debug!(dir = %self.dir.display(), base_offset = %next, "replaced empty segment");
+            return Ok(());
+        }
         if let Err(e) = state.active_mut().seal() {
             // Best effort: the half-made segment would otherwise be found
             // at the next open, empty, which recovery also handles.

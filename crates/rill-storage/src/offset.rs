@@ -3,6 +3,11 @@
 
 use std::fmt;
 
+/// The largest log end offset a log may reach: far beyond any real log,
+/// and low enough that a segment named by any offset below it is read
+/// back at open, and that offset arithmetic cannot overflow.
+pub(crate) const LOG_END_OFFSET_MAX: i64 = i64::MAX / 2;
+
 /// A Kafka offset: the position of a record in a partition's log.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Offset(pub i64);

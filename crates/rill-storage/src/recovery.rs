@@ -10,6 +10,7 @@ use crate::Offset;
 use crate::config::LogConfig;
 use crate::disk::{Disk, sync_dir};
 use crate::error::{IoFailure, OpenError};
+use crate::offset::LOG_END_OFFSET_MAX;
 use crate::segment::{
     CLEANED_SUFFIX, FileStage, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment, TEMP_SUFFIX,
     TIME_INDEX_SUFFIX, delete_segment_files, segment_path,
@@ -375,8 +376,8 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
 
 /// The largest base offset taken from a file name: far beyond any real
 /// log, and low enough that offset arithmetic on a crafted name cannot
-/// overflow.
-const BASE_OFFSET_MAX: i64 = i64::MAX / 2;
+/// overflow. Appends never take the log end past it.
+const BASE_OFFSET_MAX: i64 = LOG_END_OFFSET_MAX;
 
 fn parse_base_offset(stem: &str) -> Option<Offset> {
     if stem.len() != 20 || !stem.bytes().all(|b| b.is_ascii_digit()) {

@@ -660,6 +660,11 @@ impl Segment {
         config: &LogConfig,
         now_ms: i64,
     ) -> bool {
+        // Also for an empty segment: a replicated batch may start far
+        // past its base (offsets the leader's compaction removed).
+        if last_offset.since(self.base_offset) > RELATIVE_OFFSET_MAX {
+            return true;
+        }
         if self.is_empty() {
             return false;
         }
@@ -673,7 +678,6 @@ impl Segment {
             || waited_ms > config.segment_ms
             || self.summary.index.is_full()
             || self.summary.time_index.is_full()
-            || last_offset.since(self.base_offset) > RELATIVE_OFFSET_MAX
     }
 
     fn first_batch_timestamp(&mut self) -> Option<i64> {

@@ -12,7 +12,9 @@ use rill_server::{Broker, BrokerConfig, Properties, Server};
 #[command(after_help = "Examples:\n  \
     rill broker\n  \
     rill broker --data ./data --listen 127.0.0.1:19092\n  \
-    rill broker --config broker.toml --set log.retention.ms=3600000 --set log.flush.policy=none\n\n\
+    rill broker --config broker.toml --set log.retention.ms=3600000 --set log.flush.policy=none\n  \
+    rill broker --node-id 1 --controller-quorum 1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293 \\\n      \
+    --listen 127.0.0.1:9092 --data ./node-1\n\n\
     The config file is TOML whose keys are Kafka's property names, e.g.\n  \
     log.dirs = \"/var/lib/rill\"\n  \
     num.partitions = 3\n  \
@@ -28,6 +30,14 @@ pub(crate) struct BrokerArgs {
     /// [default: the listen address].
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    /// This broker's id in the cluster (node.id) [default: 1].
+    #[arg(long, value_name = "ID")]
+    node_id: Option<i32>,
+    /// The metadata quorum's controllers (controller.quorum.voters), as
+    /// ID@HOST:PORT,...; the broker whose --node-id is among them runs that
+    /// controller too. Without it the broker is a one-node cluster.
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    controller_quorum: Option<String>,
     /// TOML file of broker properties by Kafka name.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -54,6 +64,12 @@ impl BrokerArgs {
         }
         if let Some(listen) = &self.listen {
             properties.insert("listeners".into(), listen.clone());
+        }
+        if let Some(id) = self.node_id {
+            properties.insert("node.id".into(), id.to_string());
+        }
+        if let Some(voters) = &self.controller_quorum {
+            properties.insert("controller.quorum.voters".into(), voters.clone());
         }
         if let Some(advertise) = &self.advertise {
             properties.insert("advertised.listeners".into(), advertise.clone());
@@ -83,6 +99,9 @@ pub(crate) fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .collect();
     let advertised = config.advertised.to_string();
     let broker = Broker::open(config).context("cannot open the broker's data")?;
+    runtime
+        .block_on(broker.join_cluster())
+        .context("cannot join the cluster")?;
     tracing::info!(
         "rill broker {}: data in {}, listening on {bound} (advertised as {advertised})",
         env!("CARGO_PKG_VERSION"),

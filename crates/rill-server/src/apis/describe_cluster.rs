@@ -1,4 +1,6 @@
-//! DescribeCluster: this broker, the cluster id, and itself as controller.
+//! DescribeCluster: the brokers, the cluster id and the controller — this
+//! broker alone, or in a cluster the registered brokers (v2 may ask for
+//! the fenced ones too, KIP-1073) and the quorum's leader.
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -12,15 +14,37 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
     let describe: DescribeClusterRequest = request.decode()?;
     let node = BrokerId(broker.config().node_id);
     let advertised = &broker.config().advertised;
+    let (brokers, controller) = match broker.cluster() {
+        None => (
+            vec![
+                DescribeClusterBroker::default()
+                    .with_broker_id(node)
+                    .with_host(StrBytes::from_string(advertised.host.clone()))
+                    .with_port(i32::from(advertised.port)),
+            ],
+            node,
+        ),
+        Some(cluster) => {
+            let brokers = cluster
+                .metadata()
+                .brokers
+                .values()
+                .filter(|b| !b.fenced || (version >= 2 && describe.include_fenced_brokers))
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(BrokerId(b.id.0))
+                        .with_host(StrBytes::from_string(b.host.clone()))
+                        .with_port(i32::from(b.port))
+                        .with_is_fenced(b.fenced)
+                })
+                .collect();
+            (brokers, BrokerId(cluster.controller_leader().unwrap_or(-1)))
+        }
+    };
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
-        .with_controller_id(node)
-        .with_brokers(vec![
-            DescribeClusterBroker::default()
-                .with_broker_id(node)
-                .with_host(StrBytes::from_string(advertised.host.clone()))
-                .with_port(i32::from(advertised.port)),
-        ]);
+        .with_controller_id(controller)
+        .with_brokers(brokers);
     if version >= 1 {
         response = response.with_endpoint_type(describe.endpoint_type);
     }

@@ -27,7 +27,7 @@ pub(crate) fn answer(
                 .with_producer_epoch(0),
             Err(error) => {
                 tracing::error!(%error, "cannot reserve producer ids");
-                response.with_error_code(ResponseError::KafkaStorageError.code())
+                response.with_error_code(crate::error_code::for_topic(&error).code())
             }
         }
     };

@@ -25,8 +25,13 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
                 .into_iter()
                 .map(|wanted| {
                     let tp = TopicPartition::new(topic.name.as_str(), wanted.partition_index);
-                    lookup(broker, &tp, wanted.timestamp, version)
-                        .with_partition_index(wanted.partition_index)
+                    lookup(
+                        broker,
+                        &tp,
+                        (wanted.timestamp, wanted.current_leader_epoch),
+                        version,
+                    )
+                    .with_partition_index(wanted.partition_index)
                 })
                 .collect();
             ListOffsetsTopicResponse::default()
@@ -44,14 +49,15 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
 fn lookup(
     broker: &Broker,
     tp: &TopicPartition,
-    timestamp: i64,
+    (timestamp, current_leader_epoch): (i64, i32),
     version: i16,
 ) -> ListOffsetsPartitionResponse {
     let response = ListOffsetsPartitionResponse::default()
         .with_timestamp(-1)
         .with_offset(-1);
-    let Some(partition) = broker.partition(tp) else {
-        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+    let (partition, leader_epoch) = match broker.leader_partition(tp, current_leader_epoch) {
+        Ok(found) => found,
+        Err(error) => return response.with_error_code(error_code::for_leadership(error).code()),
     };
     let spec = match timestamp {
         -2 | -4 => OffsetSpec::Earliest,
@@ -66,7 +72,7 @@ fn lookup(
                 .with_offset(found.offset.value())
                 .with_timestamp(found.timestamp);
             if version >= 4 {
-                response = response.with_leader_epoch(crate::LEADER_EPOCH);
+                response = response.with_leader_epoch(leader_epoch);
             }
             response
         }

@@ -1,5 +1,7 @@
-//! Metadata: the broker, and each topic's partitions with this broker as
-//! leader of all of them; unknown topics are created when both the broker
+//! Metadata: the brokers, and each topic's partitions with their leaders,
+//! leader epochs, replicas and ISR — on a single broker, itself for all;
+//! in a cluster, the unfenced brokers and what the metadata quorum says.
+//! Unknown topics are created when both the broker
 //! (auto.create.topics.enable) and the request (v4+) allow it.
 
 use kafka_protocol::ResponseError;
@@ -41,16 +43,10 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             })
             .collect()
     };
-    let node_id = broker.config().node_id;
-    let advertised = &broker.config().advertised;
+    let (brokers, controller_id) = brokers(broker);
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(node_id))
-                .with_host(StrBytes::from_string(advertised.host.clone()))
-                .with_port(i32::from(advertised.port)),
-        ])
-        .with_controller_id(BrokerId(node_id))
+        .with_brokers(brokers)
+        .with_controller_id(controller_id)
         .with_topics(topics);
     if version >= 2 {
         response = response.with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())));
@@ -89,8 +85,41 @@ fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
     }
 }
 
+/// The live brokers and the controller: this broker alone, or in a
+/// cluster the unfenced brokers and the quorum's leader (-1 if none).
+fn brokers(broker: &Broker) -> (Vec<MetadataResponseBroker>, BrokerId) {
+    let node_id = broker.config().node_id;
+    let Some(node) = broker.cluster() else {
+        let advertised = &broker.config().advertised;
+        let this = MetadataResponseBroker::default()
+            .with_node_id(BrokerId(node_id))
+            .with_host(StrBytes::from_string(advertised.host.clone()))
+            .with_port(i32::from(advertised.port));
+        return (vec![this], BrokerId(node_id));
+    };
+    let brokers = node
+        .metadata()
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id.0))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(i32::from(b.port))
+        })
+        .collect();
+    (brokers, BrokerId(node.controller_leader().unwrap_or(-1)))
+}
+
 fn describe(broker: &Broker, name: &str, topic: &TopicMetadata) -> MetadataResponseTopic {
     let node = BrokerId(broker.config().node_id);
+    if let Some(cluster) = broker.cluster() {
+        let metadata = cluster.metadata();
+        if let Some(replicated) = metadata.topics.get(name) {
+            return describe_replicated(name, replicated);
+        }
+    }
     let partitions = (0..topic.partitions)
         .map(|index| {
             MetadataResponsePartition::default()
@@ -104,6 +133,33 @@ fn describe(broker: &Broker, name: &str, topic: &TopicMetadata) -> MetadataRespo
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
         .with_topic_id(topic.uuid())
+        .with_is_internal(name.starts_with("__"))
+        .with_partitions(partitions)
+}
+
+/// A topic of the cluster metadata: a partition without a leader answers
+/// LEADER_NOT_AVAILABLE, which clients retry.
+fn describe_replicated(name: &str, topic: &rill_cluster::Topic) -> MetadataResponseTopic {
+    let ids = |brokers: &[rill_cluster::BrokerId]| brokers.iter().map(|b| BrokerId(b.0)).collect();
+    let partitions = (0..)
+        .zip(&topic.partitions)
+        .map(|(index, state)| {
+            let partition = MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(state.leader.map_or(-1, |b| b.0)))
+                .with_leader_epoch(state.leader_epoch.0)
+                .with_replica_nodes(ids(&state.replicas))
+                .with_isr_nodes(ids(&state.isr));
+            if state.leader.is_none() {
+                partition.with_error_code(ResponseError::LeaderNotAvailable.code())
+            } else {
+                partition
+            }
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+        .with_topic_id(topic.id)
         .with_is_internal(name.starts_with("__"))
         .with_partitions(partitions)
 }

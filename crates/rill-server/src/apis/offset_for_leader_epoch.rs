@@ -1,8 +1,8 @@
 //! OffsetForLeaderEpoch: for each partition, the largest epoch at or below
 //! the one asked and the offset where it ended (the log end for the
-//! current epoch), from the leader-epoch cache.
+//! current epoch), from the leader-epoch cache. Only the leader answers
+//! (followers ask it before fetching, to truncate).
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
@@ -11,6 +11,7 @@ use rill_partition::TopicPartition;
 
 use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
+use crate::error_code;
 
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
@@ -28,13 +29,13 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
                         .with_leader_epoch(-1)
                         .with_end_offset(-1);
                     let tp = TopicPartition::new(topic.topic.as_str(), p.partition);
-                    let Some(partition) = broker.partition(&tp) else {
-                        return result
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match broker.leader_partition(&tp, p.current_leader_epoch) {
+                        Ok((partition, _)) => partition,
+                        Err(error) => {
+                            return result
+                                .with_error_code(error_code::for_leadership(error).code());
+                        }
                     };
-                    if p.current_leader_epoch > crate::LEADER_EPOCH {
-                        return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
-                    }
                     let (epoch, end) = partition.end_offset_for_epoch(p.leader_epoch);
                     result.with_leader_epoch(epoch).with_end_offset(end.value())
                 })

@@ -2,9 +2,13 @@
 //! written once, in request order, before the handler returns; the
 //! response waits for what the topic's flush policy needs before an
 //! append may be acknowledged (acks=1 and acks=-1 alike on one broker),
-//! and acks=0 gets no response at all.
+//! and acks=0 gets no response at all. In a cluster only the leader
+//! takes writes, and acks=-1 also waits for the high watermark to pass
+//! the batch (every ISR member has it), refusing up front when the ISR is
+//! smaller than min.insync.replicas.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -12,10 +16,12 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use rill_partition::TopicPartition;
 use rill_record::TimestampType;
-use rill_storage::AppendTicket;
+use rill_storage::{AppendTicket, Offset};
+use tokio::sync::Notify;
 
 use super::{Pending, Request, encode, now_ms, ready};
 use crate::broker::Broker;
+use crate::cluster::{AckWait, ClusterNode};
 use crate::error_code;
 use crate::groups::OFFSETS_TOPIC;
 
@@ -25,6 +31,8 @@ enum Outcome {
         topic_partition: TopicPartition,
         ticket: AppendTicket,
         log_append_time: bool,
+        /// acks=-1 in a cluster: wait for the ISR too.
+        wait_for_isr: bool,
     },
     Failed {
         error: ResponseError,
@@ -86,7 +94,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                             broker,
                             TopicPartition::new(name, data.index),
                             data.records,
-                            now,
+                            (produce.acks, now),
                         ),
                         (None, None) => Outcome::Failed {
                             error: ResponseError::UnknownTopicId,
@@ -112,13 +120,16 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let broker = Arc::clone(broker);
     if produce.acks == 0 {
         // No response; the appends still wake long polls once acknowledged.
+        let deadline = tokio::time::Instant::now() + ACKS_0_REPLICATION_WAIT;
         tokio::spawn(async move {
-            let _ = acknowledge(&broker, topics, version).await; // Nobody to tell.
+            let _ = acknowledge(&broker, topics, version, deadline).await; // Nobody to tell.
         });
         return Box::pin(std::future::ready(Ok(None)));
     }
+    let deadline = tokio::time::Instant::now()
+        + Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
     Box::pin(async move {
-        let response = acknowledge(&broker, topics, version).await;
+        let response = acknowledge(&broker, topics, version, deadline).await;
         encode(ApiKey::Produce, version, &response).map(Some)
     })
 }
@@ -127,14 +138,28 @@ fn append(
     broker: &Broker,
     topic_partition: TopicPartition,
     records: Option<bytes::Bytes>,
-    now: i64,
+    (acks, now): (i16, i64),
 ) -> Outcome {
-    let Some(partition) = broker.partition(&topic_partition) else {
-        return Outcome::Failed {
-            error: ResponseError::UnknownTopicOrPartition,
-            message: None,
-        };
+    let (partition, leader_epoch) = match broker.leader_partition(&topic_partition, -1) {
+        Ok(found) => found,
+        Err(error) => {
+            return Outcome::Failed {
+                error: error_code::for_leadership(error),
+                message: Some(error.to_string()),
+            };
+        }
     };
+    let wait_for_isr = acks == -1 && broker.cluster().is_some();
+    if wait_for_isr
+        && broker
+            .cluster()
+            .is_some_and(|node| !node.replicas.has_enough_replicas(&topic_partition))
+    {
+        return Outcome::Failed {
+            error: ResponseError::NotEnoughReplicas,
+            message: Some("the ISR is smaller than min.insync.replicas".to_string()),
+        };
+    }
     let Some(records) = records else {
         return Outcome::Failed {
             error: ResponseError::InvalidRecord,
@@ -142,11 +167,12 @@ fn append(
         };
     };
     let log_append_time = partition.log().config().timestamp_type == TimestampType::LogAppendTime;
-    match partition.append(&records, crate::LEADER_EPOCH, now) {
+    match partition.append(&records, leader_epoch, now) {
         Ok(ticket) => Outcome::Written {
             topic_partition,
             ticket,
             log_append_time,
+            wait_for_isr,
         },
         Err(error) => {
             let code = error_code::for_append(&error);
@@ -160,7 +186,12 @@ fn append(
 }
 
 /// Waits for every append's ticket and builds the response.
-async fn acknowledge(broker: &Broker, topics: Vec<TopicOutcome>, version: i16) -> ProduceResponse {
+async fn acknowledge(
+    broker: &Broker,
+    topics: Vec<TopicOutcome>,
+    version: i16,
+    deadline: tokio::time::Instant,
+) -> ProduceResponse {
     let mut responses = Vec::with_capacity(topics.len());
     for topic in topics {
         let mut partition_responses = Vec::with_capacity(topic.partitions.len());
@@ -175,17 +206,36 @@ async fn acknowledge(broker: &Broker, topics: Vec<TopicOutcome>, version: i16) -
                     topic_partition,
                     ticket,
                     log_append_time,
+                    wait_for_isr,
                 } => match ticket.await {
                     Ok(info) => {
                         broker.notify(&topic_partition);
-                        response = response
-                            .with_base_offset(info.base_offset.value())
-                            .with_log_start_offset(info.log_start_offset.value());
-                        if log_append_time {
+                        let replicated = match broker.cluster() {
+                            Some(node) => {
+                                replicated(
+                                    broker,
+                                    node,
+                                    &topic_partition,
+                                    info.last_offset,
+                                    wait_for_isr,
+                                    deadline,
+                                )
+                                .await
+                            }
+                            None => Ok(()),
+                        };
+                        if let Err(error) = replicated {
+                            Some((error, None))
+                        } else {
                             response = response
-                                .with_log_append_time_ms(info.log_append_time_ms.unwrap_or(-1));
+                                .with_base_offset(info.base_offset.value())
+                                .with_log_start_offset(info.log_start_offset.value());
+                            if log_append_time {
+                                response = response
+                                    .with_log_append_time_ms(info.log_append_time_ms.unwrap_or(-1));
+                            }
+                            None
                         }
-                        None
                     }
                     Err(failed) => {
                         Some((ResponseError::KafkaStorageError, Some(failed.to_string())))
@@ -209,4 +259,45 @@ async fn acknowledge(broker: &Broker, topics: Vec<TopicOutcome>, version: i16) -
         );
     }
     ProduceResponse::default().with_responses(responses)
+}
+
+/// How long an acks=0 produce's background wait keeps the high watermark
+/// moving (nobody waits for its answer).
+const ACKS_0_REPLICATION_WAIT: Duration = Duration::from_secs(30);
+
+/// In a cluster, once the leader's own append is acknowledged: moves the
+/// high watermark (the leader's part of it just moved) and, for acks=-1,
+/// waits until it passes `last_offset` or `deadline` (the request's
+/// timeout_ms) comes.
+async fn replicated(
+    broker: &Broker,
+    node: &ClusterNode,
+    topic_partition: &TopicPartition,
+    last_offset: Offset,
+    wait_for_isr: bool,
+    deadline: tokio::time::Instant,
+) -> Result<(), ResponseError> {
+    let Some(partition) = broker.partition(topic_partition) else {
+        return Err(ResponseError::NotLeaderOrFollower);
+    };
+    node.replicas.advance_high_watermark(broker, &partition);
+    if !wait_for_isr {
+        return Ok(());
+    }
+    let woken = Arc::new(Notify::new());
+    loop {
+        broker.register_waiter(topic_partition, &woken);
+        match node.replicas.ack_wait(&partition, last_offset) {
+            AckWait::Done => return Ok(()),
+            AckWait::NotEnoughReplicasAfterAppend => {
+                return Err(ResponseError::NotEnoughReplicasAfterAppend);
+            }
+            AckWait::NotLeader => return Err(ResponseError::NotLeaderOrFollower),
+            AckWait::Pending => {}
+        }
+        tokio::select! {
+            () = woken.notified() => {}
+            () = tokio::time::sleep_until(deadline) => return Err(ResponseError::RequestTimedOut),
+        }
+    }
 }

@@ -111,6 +111,7 @@ impl Server {
             tracing::warn!("connections did not finish in {DRAIN_TIMEOUT:?}; closing them");
             connections.shutdown().await;
         }
+        broker.leave_cluster().await;
         tokio::task::spawn_blocking(move || broker.shutdown())
             .await
             .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;

@@ -3,6 +3,11 @@
 //! larger). A long poll waits up to max_wait_ms for min_bytes, woken by
 //! appends to the partitions it reads, not by polling.
 //!
+//! In a cluster only the leader serves a partition. A fetch with a
+//! replica id is a follower's: it reads up to the log end, and its fetch
+//! offset tells the leader how far the follower's log reaches (which
+//! moves the high watermark and the ISR).
+//!
 //! Fetch sessions (KIP-227): Rill never creates one — it answers session
 //! id 0, which tells clients to keep sending full fetch requests — and
 //! answers FETCH_SESSION_ID_NOT_FOUND to a request naming a session.
@@ -37,6 +42,7 @@ struct Wanted {
     index: i32,
     fetch_offset: i64,
     partition_max_bytes: i32,
+    current_leader_epoch: i32,
 }
 
 /// One topic a fetch reads: its name in the response, and the topic it
@@ -79,11 +85,19 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
                         index: p.partition,
                         fetch_offset: p.fetch_offset,
                         partition_max_bytes: p.partition_max_bytes,
+                        current_leader_epoch: p.current_leader_epoch,
                     })
                     .collect(),
             }
         })
         .collect();
+    let replica_id = if version >= 15 {
+        fetch.replica_state.replica_id.0
+    } else {
+        fetch.replica_id.0
+    };
+    // Only a clustered broker has followers.
+    let follower = (replica_id >= 0 && broker.cluster().is_some()).then_some(replica_id);
     let broker = Arc::clone(broker);
     let max_wait = Duration::from_millis(fetch.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
     let min_bytes = fetch.min_bytes.max(0) as usize;
@@ -105,7 +119,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
                     }
                 }
             }
-            let read = read_all(&broker, &topics, max_bytes, version);
+            let read = read_all(&broker, &topics, (max_bytes, follower), version);
             let done = read.bytes >= min_bytes
                 || read.any_error
                 || tokio::time::Instant::now() >= deadline;
@@ -117,7 +131,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
                 () = woken.notified() => {}
                 () = tokio::time::sleep_until(deadline) => {}
                 () = shutdown.wait() => {
-                    let read = read_all(&broker, &topics, max_bytes, version);
+                    let read = read_all(&broker, &topics, (max_bytes, follower), version);
                     return encode_fetch_response(&FetchResponse::default(), read.topics, version).map(Some);
                 }
             }
@@ -131,7 +145,14 @@ struct ReadAll {
     any_error: bool,
 }
 
-fn read_all(broker: &Broker, topics: &[WantedTopic], max_bytes: usize, version: i16) -> ReadAll {
+/// Reads every wanted partition, for a consumer or (`follower`) a
+/// follower replica.
+fn read_all(
+    broker: &Broker,
+    topics: &[WantedTopic],
+    (max_bytes, follower): (usize, Option<i32>),
+    version: i16,
+) -> ReadAll {
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(topics.len());
@@ -140,10 +161,9 @@ fn read_all(broker: &Broker, topics: &[WantedTopic], max_bytes: usize, version: 
         for wanted in &topic.partitions {
             let (data, records) = read_partition(
                 broker,
-                topic,
-                wanted,
+                (topic, wanted),
                 max_bytes.saturating_sub(total),
-                total == 0,
+                (total == 0, follower),
                 version,
             );
             any_error |= data.error_code != 0;
@@ -170,10 +190,9 @@ fn read_all(broker: &Broker, topics: &[WantedTopic], max_bytes: usize, version: 
 
 fn read_partition(
     broker: &Broker,
-    topic: &WantedTopic,
-    wanted: &Wanted,
+    (topic, wanted): (&WantedTopic, &Wanted),
     bytes_left: usize,
-    first: bool,
+    (first, follower): (bool, Option<i32>),
     version: i16,
 ) -> (PartitionData, Option<Bytes>) {
     let mut data = PartitionData::default()
@@ -192,11 +211,34 @@ fn read_partition(
     let Some(name) = &topic.resolved else {
         return (data.with_error_code(unknown.code()), None);
     };
-    let Some(partition) = broker.partition(&TopicPartition::new(name, wanted.index)) else {
-        return (
-            data.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-            None,
-        );
+    let tp = TopicPartition::new(name, wanted.index);
+    let partition = match broker.leader_partition(&tp, wanted.current_leader_epoch) {
+        Ok((partition, _)) => partition,
+        Err(error) => {
+            return (
+                data.with_error_code(error_code::for_leadership(error).code()),
+                None,
+            );
+        }
+    };
+    let isolation = match (follower, broker.cluster()) {
+        (Some(follower), Some(node)) => {
+            let fetch_offset = Offset(wanted.fetch_offset);
+            let in_log =
+                (partition.log_start_offset()..=partition.log_end_offset()).contains(&fetch_offset);
+            if in_log
+                && !node
+                    .replicas
+                    .follower_fetched(broker, &partition, follower, fetch_offset)
+            {
+                return (
+                    data.with_error_code(ResponseError::NotLeaderOrFollower.code()),
+                    None,
+                );
+            }
+            FetchIsolation::LogEnd
+        }
+        _ => FetchIsolation::HighWatermark,
     };
     let high_watermark = partition.high_watermark();
     data = data
@@ -204,12 +246,7 @@ fn read_partition(
         .with_last_stable_offset(high_watermark.value())
         .with_log_start_offset(partition.log_start_offset().value());
     let max = (wanted.partition_max_bytes.max(0) as usize).min(bytes_left);
-    match partition.read(
-        Offset(wanted.fetch_offset),
-        max,
-        FetchIsolation::HighWatermark,
-        first,
-    ) {
+    match partition.read(Offset(wanted.fetch_offset), max, isolation, first) {
         Ok(read) => (data, Some(read.bytes)),
         Err(error) => (
             data.with_error_code(error_code::for_read(&error).code()),

@@ -1,0 +1,429 @@
+//! The broker as one node of a cluster (controller.quorum.voters set):
+//! it runs its controller of the metadata quorum in-process (combined
+//! mode), registers and heartbeats, follows the metadata — creating,
+//! leading, following and deleting its replicas as it says — and proposes
+//! what brokers propose: topics, configs, producer-id blocks, ISR changes.
+//!
+//! - `replicas.rs`: each local partition's role and the leader's view of
+//!   its followers (`leader_state.rs`); the high watermark; ISR changes.
+//! - `fetcher.rs`: followers fetching from leaders, truncating first by
+//!   OffsetForLeaderEpoch.
+//! - `peer.rs`: a Kafka-protocol connection to another broker.
+//!
+//! Thread-safe: one `ClusterNode` per broker, shared by the handlers
+//! through the broker; its tasks run on the broker's runtime.
+
+mod fetcher;
+mod leader_state;
+mod peer;
+mod replicas;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use rill_cluster::{
+    Applied, BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, CommandResult,
+    Controller, ControllerConfig, HeartbeatError, ProposeError, RaftSettings,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub(crate) use replicas::{AckWait, ReplicaManager};
+
+use crate::broker::Broker;
+use crate::config::ClusterConfig;
+
+/// The metadata directory under the first log directory, as KRaft's.
+pub const METADATA_DIR: &str = "__cluster_metadata";
+
+/// Producer ids taken from the quorum at a time.
+const PRODUCER_ID_BLOCK: u32 = 1000;
+
+/// How long a start-up step (registration, naming the cluster) retries
+/// while the quorum elects its first leader.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pause between retries of a proposal without a leader.
+const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+
+/// Why the broker could not join its cluster.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterStartError {
+    #[error(
+        "node.id {node_id} is not among controller.quorum.voters {voters:?}; brokers that are not controllers are not supported yet"
+    )]
+    NotAController { node_id: i32, voters: Vec<u64> },
+    #[error("cannot parse the controller address {address:?} of node {node_id}")]
+    ControllerAddress { node_id: u64, address: String },
+    #[error("starting the controller: {0}")]
+    Controller(#[from] rill_cluster::StartError),
+    #[error("{step} did not succeed within {START_TIMEOUT:?}: {last}")]
+    Timeout { step: &'static str, last: String },
+}
+
+/// Why a proposal made for a client request failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProposalError {
+    #[error(transparent)]
+    Propose(#[from] ProposeError),
+    #[error(transparent)]
+    Rejected(#[from] rill_cluster::Rejection),
+    #[error(transparent)]
+    Placement(#[from] rill_cluster::PlacementError),
+    #[error("the metadata did not show the change within {0:?}")]
+    NotApplied(Duration),
+}
+
+/// See the module doc.
+pub(crate) struct ClusterNode {
+    node_id: i32,
+    config: ClusterConfig,
+    controller: Controller,
+    /// The metadata as last applied here, shared with the handlers.
+    metadata: RwLock<Arc<ClusterMetadata>>,
+    broker_epoch: Mutex<Option<BrokerEpoch>>,
+    /// The unused rest of this broker's producer-id block: next, end.
+    producer_ids: Mutex<(i64, i64)>,
+    pub(crate) replicas: ReplicaManager,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ClusterNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterNode")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ClusterNode {
+    /// Starts this broker's controller, registers the broker, and starts
+    /// the heartbeat, metadata and replication tasks.
+    pub(crate) async fn start(
+        broker: &Arc<Broker>,
+        config: &ClusterConfig,
+    ) -> Result<Arc<ClusterNode>, ClusterStartError> {
+        let node_id = broker.config().node_id;
+        let id = u64::try_from(node_id).unwrap_or(u64::MAX);
+        let Some(address) = config.voters.get(&id) else {
+            return Err(ClusterStartError::NotAController {
+                node_id,
+                voters: config.voters.keys().copied().collect(),
+            });
+        };
+        let listen = tokio::net::lookup_host(address.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ClusterStartError::ControllerAddress {
+                node_id: id,
+                address: address.clone(),
+            })?;
+        let data_dir = broker
+            .config()
+            .log_dirs
+            .first()
+            .cloned()
+            .unwrap_or_default()
+            .join(METADATA_DIR);
+        let election = config.election_timeout_ms;
+        let controller = Controller::start(ControllerConfig {
+            node_id: id,
+            listen,
+            voters: config.voters.clone(),
+            data_dir,
+            raft: RaftSettings {
+                heartbeat_interval_ms: (election / 4).max(1),
+                election_timeout_min_ms: election,
+                election_timeout_max_ms: election * 2,
+                ..RaftSettings::default()
+            },
+            cluster: ClusterSettings {
+                broker_session_timeout_ms: config.broker_session_timeout_ms,
+            },
+        })
+        .await?;
+        let (stop, _) = watch::channel(false);
+        let node = Arc::new(ClusterNode {
+            node_id,
+            config: config.clone(),
+            metadata: RwLock::new(Arc::new(controller.metadata())),
+            controller,
+            broker_epoch: Mutex::new(None),
+            producer_ids: Mutex::new((0, 0)),
+            replicas: ReplicaManager::new(node_id, config),
+            stop,
+            tasks: Mutex::new(Vec::new()),
+        });
+        node.register(broker).await?;
+        node.init_cluster_id().await?;
+        let tasks = vec![
+            tokio::spawn(follow_metadata(Arc::clone(&node), Arc::downgrade(broker))),
+            tokio::spawn(heartbeat(Arc::clone(&node), Arc::downgrade(broker))),
+            tokio::spawn(replicas::maintain_isr(
+                Arc::clone(&node),
+                Arc::downgrade(broker),
+            )),
+        ];
+        node.tasks.lock().extend(tasks);
+        Ok(node)
+    }
+
+    pub(crate) fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    /// The metadata as applied on this broker.
+    pub(crate) fn metadata(&self) -> Arc<ClusterMetadata> {
+        Arc::clone(&self.metadata.read())
+    }
+
+    /// The controller leading the quorum, as this node knows.
+    pub(crate) fn controller_leader(&self) -> Option<i32> {
+        self.controller
+            .leader()
+            .and_then(|id| i32::try_from(id).ok())
+    }
+
+    pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Registers (again) and remembers the new broker epoch.
+    async fn register(&self, broker: &Broker) -> Result<BrokerEpoch, ClusterStartError> {
+        let advertised = &broker.config().advertised;
+        let command = Command::RegisterBroker {
+            broker_id: BrokerId(self.node_id),
+            host: advertised.host.clone(),
+            port: advertised.port,
+        };
+        let applied = self.propose_retrying("registration", command).await?;
+        let Ok(Applied::BrokerRegistered { broker_epoch }) = applied else {
+            return Err(ClusterStartError::Timeout {
+                step: "registration",
+                last: format!("unexpected answer {applied:?}"),
+            });
+        };
+        *self.broker_epoch.lock() = Some(broker_epoch);
+        tracing::info!(node_id = self.node_id, %broker_epoch, "registered with the metadata quorum");
+        Ok(broker_epoch)
+    }
+
+    /// Names the cluster if nobody has yet.
+    async fn init_cluster_id(&self) -> Result<(), ClusterStartError> {
+        let command = Command::InitCluster {
+            cluster_id: crate::metadata_store::new_cluster_id(),
+        };
+        self.propose_retrying("naming the cluster", command)
+            .await
+            .map(drop)
+    }
+
+    async fn propose_retrying(
+        &self,
+        step: &'static str,
+        command: Command,
+    ) -> Result<CommandResult, ClusterStartError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+        loop {
+            match self.controller.propose(command.clone()).await {
+                Ok(result) => return Ok(result),
+                Err(error) if tokio::time::Instant::now() >= deadline => {
+                    return Err(ClusterStartError::Timeout {
+                        step,
+                        last: error.to_string(),
+                    });
+                }
+                Err(error) => {
+                    tracing::debug!(%error, step, "retrying");
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+            }
+        }
+    }
+
+    /// Proposes `command`, retrying while there is no leader, and waits
+    /// until this broker's metadata has applied it.
+    pub(crate) async fn propose(&self, command: Command) -> Result<Applied, ProposalError> {
+        let deadline = tokio::time::Instant::now() + START_TIMEOUT.min(Duration::from_secs(30));
+        let result = loop {
+            match self.controller.propose(command.clone()).await {
+                Ok(result) => break result,
+                Err(ProposeError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(RETRY_BACKOFF).await;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        };
+        let applied = result?;
+        self.wait_applied().await?;
+        Ok(applied)
+    }
+
+    /// Waits until this broker's view has caught up with its controller's
+    /// applied log (the proposal just made is in it).
+    async fn wait_applied(&self) -> Result<(), ProposalError> {
+        let wait = Duration::from_secs(10);
+        let target = self.controller.applied_index();
+        let mut changes = self.controller.subscribe_metadata();
+        let caught_up = tokio::time::timeout(wait, async {
+            loop {
+                if self.controller.applied_index() >= target {
+                    *self.metadata.write() = Arc::new(self.controller.metadata());
+                    return;
+                }
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        })
+        .await;
+        caught_up.map_err(|_| ProposalError::NotApplied(wait))
+    }
+
+    /// Creates a topic, replicas placed over the unfenced brokers.
+    pub(crate) async fn create_topic(
+        &self,
+        name: &str,
+        partitions: usize,
+        replication_factor: usize,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Applied, ProposalError> {
+        let result = self
+            .controller
+            .create_topic(name, partitions, replication_factor, configs)
+            .await
+            .map_err(|e| match e {
+                rill_cluster::CreateTopicError::Placement { source } => {
+                    ProposalError::Placement(source)
+                }
+                rill_cluster::CreateTopicError::Propose { source } => {
+                    ProposalError::Propose(source)
+                }
+                other => ProposalError::Propose(ProposeError::Failed {
+                    reason: other.to_string(),
+                }),
+            })?;
+        let applied = result?;
+        self.wait_applied().await?;
+        Ok(applied)
+    }
+
+    /// A producer id no broker of the cluster has handed out.
+    pub(crate) async fn next_producer_id(&self) -> Result<i64, ProposalError> {
+        {
+            let mut ids = self.producer_ids.lock();
+            if ids.0 < ids.1 {
+                ids.0 += 1;
+                return Ok(ids.0 - 1);
+            }
+        }
+        let applied = self
+            .propose(Command::AllocateProducerIds {
+                broker_id: BrokerId(self.node_id),
+                count: PRODUCER_ID_BLOCK,
+            })
+            .await?;
+        let Applied::ProducerIdsAllocated { first, count } = applied else {
+            return Err(ProposalError::Propose(ProposeError::Failed {
+                reason: format!("unexpected answer {applied:?}"),
+            }));
+        };
+        let mut ids = self.producer_ids.lock();
+        *ids = (first + 1, first + i64::from(count));
+        Ok(first)
+    }
+
+    /// Controlled shutdown, then the tasks and the controller stop: the
+    /// broker asks to be fenced so that its partitions move at once rather
+    /// than after broker.session.timeout.ms.
+    pub(crate) async fn shutdown(&self) {
+        let metadata = self.controller.metadata();
+        let broker_id = BrokerId(self.node_id);
+        if metadata.is_unfenced(broker_id) {
+            let command = Command::FenceBroker {
+                broker_id,
+                partition_changes: metadata.fence_changes(broker_id),
+            };
+            let fenced =
+                tokio::time::timeout(Duration::from_secs(5), self.controller.propose(command))
+                    .await;
+            match fenced {
+                Ok(Ok(Ok(_))) => tracing::info!("controlled shutdown: leadership moved"),
+                other => tracing::warn!(?other, "controlled shutdown did not move leadership"),
+            }
+        }
+        self.stop.send_replace(true);
+        let tasks = std::mem::take(&mut *self.tasks.lock());
+        for task in tasks {
+            task.abort();
+            // Aborted or finished: either way it is gone.
+            let _ = task.await;
+        }
+        self.replicas.stop_fetchers().await;
+        self.controller.shutdown().await;
+    }
+}
+
+/// Applies each new metadata to the broker's replicas.
+async fn follow_metadata(node: Arc<ClusterNode>, broker: std::sync::Weak<Broker>) {
+    let mut changes = node.controller.subscribe_metadata();
+    loop {
+        let metadata = Arc::new(node.controller.metadata());
+        *node.metadata.write() = Arc::clone(&metadata);
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        let applying = Arc::clone(&broker);
+        let node_for_apply = Arc::clone(&node);
+        let applied = tokio::task::spawn_blocking(move || {
+            node_for_apply
+                .replicas
+                .apply(&applying, &node_for_apply, &metadata);
+        })
+        .await;
+        if let Err(join) = applied {
+            std::panic::resume_unwind(join.into_panic());
+        }
+        drop(broker);
+        if changes.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Heartbeats every broker.heartbeat.interval.ms; registers again when the
+/// controller no longer knows this broker's epoch.
+async fn heartbeat(node: Arc<ClusterNode>, broker: std::sync::Weak<Broker>) {
+    let interval = Duration::from_millis(node.config.broker_heartbeat_interval_ms);
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(epoch) = *node.broker_epoch.lock() else {
+            continue;
+        };
+        match node
+            .controller
+            .heartbeat(BrokerId(node.node_id), epoch)
+            .await
+        {
+            Ok(_) => {}
+            Err(HeartbeatError::Rejected { rejection }) => {
+                tracing::warn!(%rejection, "the controller refused this broker's epoch; registering again");
+                let Some(broker) = broker.upgrade() else {
+                    return;
+                };
+                if let Err(error) = node.register(&broker).await {
+                    tracing::warn!(%error, "registering again failed");
+                }
+            }
+            Err(error) => tracing::debug!(%error, "heartbeat failed"),
+        }
+    }
+}

@@ -1,0 +1,463 @@
+//! This broker's replicas: for each local partition of a replicated topic,
+//! whether it leads (and what it knows of its followers) or follows whom;
+//! the changes the metadata asks for (create, lead, follow, delete); the
+//! high watermark as leader; and the ISR changes the leader proposes.
+//!
+//! Thread-safe: the roles sit behind one mutex, held for map updates and
+//! never across I/O or an await.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rill_cluster::{Applied, BrokerId, ClusterMetadata, Command, LeaderEpoch, PartitionEpoch};
+use rill_partition::{Partition, TopicPartition};
+use rill_storage::Offset;
+use uuid::Uuid;
+
+use super::ClusterNode;
+use super::fetcher::{Fetchers, Follow};
+use super::leader_state::LeaderState;
+use crate::broker::Broker;
+use crate::config::ClusterConfig;
+
+/// What this broker is for one partition.
+#[derive(Clone, Debug)]
+enum Role {
+    Leader(Box<LeaderState>),
+    /// Following `leader` (`None`: the partition is offline) at
+    /// `leader_epoch`.
+    Follower {
+        leader: Option<i32>,
+        leader_epoch: i32,
+    },
+}
+
+/// A partition's role with what the handlers need beside it.
+#[derive(Clone, Debug)]
+struct Replica {
+    role: Role,
+    topic_id: Uuid,
+    /// min.insync.replicas of its topic.
+    min_insync_replicas: usize,
+}
+
+/// What an acks=all produce waits for, and its verdict.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AckWait {
+    /// Replicated to the ISR, which holds min.insync.replicas or more.
+    Done,
+    /// Replicated, but the ISR shrank below min.insync.replicas.
+    NotEnoughReplicasAfterAppend,
+    /// No longer the leader: the write may or may not survive.
+    NotLeader,
+    /// Not yet.
+    Pending,
+}
+
+/// See the module doc.
+pub(crate) struct ReplicaManager {
+    node_id: i32,
+    replica_lag_time_max_ms: i64,
+    replicas: Mutex<HashMap<TopicPartition, Replica>>,
+    /// Topic configs as last applied, to apply only changes.
+    applied_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    fetchers: Fetchers,
+    /// Wakes the ISR task (a follower may have caught up).
+    isr_check: tokio::sync::Notify,
+}
+
+impl ReplicaManager {
+    pub(crate) fn new(node_id: i32, config: &ClusterConfig) -> ReplicaManager {
+        ReplicaManager {
+            node_id,
+            replica_lag_time_max_ms: i64::try_from(config.replica_lag_time_max_ms)
+                .unwrap_or(i64::MAX),
+            replicas: Mutex::new(HashMap::new()),
+            applied_configs: Mutex::new(BTreeMap::new()),
+            fetchers: Fetchers::new(node_id, config),
+            isr_check: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The leader epoch, if this broker leads `topic_partition`.
+    pub(crate) fn leader_epoch(&self, topic_partition: &TopicPartition) -> Option<i32> {
+        match self.replicas.lock().get(topic_partition).map(|r| &r.role) {
+            Some(Role::Leader(state)) => Some(state.leader_epoch),
+            _ => None,
+        }
+    }
+
+    /// Whether an acks=all produce may append: the ISR holds at least
+    /// min.insync.replicas (Kafka checks before appending).
+    pub(crate) fn has_enough_replicas(&self, topic_partition: &TopicPartition) -> bool {
+        match self.replicas.lock().get(topic_partition) {
+            Some(Replica {
+                role: Role::Leader(state),
+                min_insync_replicas,
+                ..
+            }) => state.isr.len() >= *min_insync_replicas,
+            _ => false,
+        }
+    }
+
+    /// Where an acks=all produce whose last offset is `last_offset`
+    /// stands.
+    pub(crate) fn ack_wait(&self, partition: &Partition, last_offset: Offset) -> AckWait {
+        let replicas = self.replicas.lock();
+        match replicas.get(partition.topic_partition()) {
+            Some(Replica {
+                role: Role::Leader(state),
+                min_insync_replicas,
+                ..
+            }) => {
+                if partition.high_watermark() <= last_offset {
+                    AckWait::Pending
+                } else if state.isr.len() < *min_insync_replicas {
+                    AckWait::NotEnoughReplicasAfterAppend
+                } else {
+                    AckWait::Done
+                }
+            }
+            _ => AckWait::NotLeader,
+        }
+    }
+
+    /// A follower's fetch at `fetch_offset`: recorded as its log end, the
+    /// high watermark advanced if it can be. Returns false if this broker
+    /// does not lead the partition (or the fetcher is no follower of it).
+    pub(crate) fn follower_fetched(
+        &self,
+        broker: &Broker,
+        partition: &Partition,
+        follower: i32,
+        fetch_offset: Offset,
+    ) -> bool {
+        let now = crate::apis::now_ms();
+        let tp = partition.topic_partition();
+        let recorded = {
+            let mut replicas = self.replicas.lock();
+            match replicas.get_mut(tp).map(|r| &mut r.role) {
+                Some(Role::Leader(state)) => {
+                    state.follower_fetched(follower, fetch_offset, partition.log_end_offset(), now)
+                }
+                _ => false,
+            }
+        };
+        if recorded {
+            self.advance_high_watermark(broker, partition);
+            if !self.in_isr(tp, follower) {
+                self.isr_check.notify_one();
+            }
+        }
+        recorded
+    }
+
+    fn in_isr(&self, tp: &TopicPartition, broker: i32) -> bool {
+        match self.replicas.lock().get(tp).map(|r| &r.role) {
+            Some(Role::Leader(state)) => state.isr.contains(&broker),
+            _ => true,
+        }
+    }
+
+    /// Moves the leader's high watermark to the minimum log end over the
+    /// ISR (its own being what it may acknowledge), waking long polls and
+    /// acks=all produces when it moves.
+    pub(crate) fn advance_high_watermark(&self, broker: &Broker, partition: &Partition) {
+        let tp = partition.topic_partition();
+        let wanted = match self.replicas.lock().get(tp).map(|r| &r.role) {
+            Some(Role::Leader(state)) => {
+                state.high_watermark(partition.log().acknowledged_end_offset())
+            }
+            _ => None,
+        };
+        if let Some(wanted) = wanted
+            && wanted > partition.high_watermark()
+        {
+            partition.set_high_watermark(wanted);
+            broker.notify(tp);
+        }
+    }
+
+    /// Brings the replicas in line with `metadata`: logs created for new
+    /// replicas, leadership taken or given up, fetchers pointed at the new
+    /// leaders, logs of topics deleted or moved away removed. Blocking
+    /// (creates and deletes files).
+    pub(crate) fn apply(&self, broker: &Broker, node: &ClusterNode, metadata: &ClusterMetadata) {
+        let me = BrokerId(self.node_id);
+        let now = crate::apis::now_ms();
+        let mut wanted: HashMap<TopicPartition, ()> = HashMap::new();
+        for topic in metadata.topics.values() {
+            self.apply_configs(broker, topic);
+            let min_insync_replicas = broker.min_insync_replicas(&topic.configs);
+            for (index, state) in (0..).zip(&topic.partitions) {
+                if !state.replicas.contains(&me) {
+                    continue;
+                }
+                let tp = TopicPartition::new(&topic.name, index);
+                wanted.insert(tp.clone(), ());
+                let partition = match broker.ensure_partition(&tp, &topic.configs) {
+                    Ok(partition) => partition,
+                    Err(error) => {
+                        tracing::error!(partition = %tp, %error, "cannot create the replica");
+                        continue;
+                    }
+                };
+                let replicas: Vec<i32> = state.replicas.iter().map(|b| b.0).collect();
+                let isr: Vec<i32> = state.isr.iter().map(|b| b.0).collect();
+                let epochs = (state.leader_epoch.0, state.partition_epoch.0);
+                if state.leader == Some(me) {
+                    self.lead(broker, &partition, topic.id, epochs, (&replicas, isr), now);
+                } else {
+                    self.follow(
+                        &partition,
+                        state.leader.map(|b| b.0),
+                        state.leader_epoch.0,
+                        node,
+                        metadata,
+                    );
+                }
+                if let Some(replica) = self.replicas.lock().get_mut(&tp) {
+                    replica.topic_id = topic.id;
+                    replica.min_insync_replicas = min_insync_replicas;
+                }
+            }
+        }
+        let gone: Vec<TopicPartition> = self
+            .replicas
+            .lock()
+            .keys()
+            .filter(|tp| !wanted.contains_key(*tp))
+            .cloned()
+            .collect();
+        for tp in gone {
+            self.replicas.lock().remove(&tp);
+            self.fetchers.unfollow(&tp);
+            broker.delete_partition(&tp);
+        }
+        // Local logs no topic of the metadata has (deleted while this
+        // broker was down).
+        for partition in broker.logs().partitions() {
+            let tp = partition.topic_partition();
+            if !wanted.contains_key(tp) {
+                self.fetchers.unfollow(tp);
+                broker.delete_partition(tp);
+            }
+        }
+        self.applied_configs
+            .lock()
+            .retain(|name, _| metadata.topics.contains_key(name));
+    }
+
+    fn apply_configs(&self, broker: &Broker, topic: &rill_cluster::Topic) {
+        let mut applied = self.applied_configs.lock();
+        if applied.get(&topic.name) == Some(&topic.configs) {
+            return;
+        }
+        applied.insert(topic.name.clone(), topic.configs.clone());
+        drop(applied);
+        broker.apply_topic_configs(&topic.name, topic.partitions.len(), &topic.configs);
+    }
+
+    fn lead(
+        &self,
+        broker: &Broker,
+        partition: &Arc<Partition>,
+        topic_id: Uuid,
+        (leader_epoch, partition_epoch): (i32, i32),
+        (replicas, isr): (&[i32], Vec<i32>),
+        now: i64,
+    ) {
+        let tp = partition.topic_partition().clone();
+        let mut map = self.replicas.lock();
+        if let Some(Replica {
+            role: Role::Leader(state),
+            ..
+        }) = map.get_mut(&tp)
+            && state.leader_epoch == leader_epoch
+        {
+            state.update(partition_epoch, replicas, isr, now);
+            drop(map);
+            self.advance_high_watermark(broker, partition);
+            return;
+        }
+        drop(map);
+        self.fetchers.unfollow(&tp);
+        if let Err(error) = partition.assign_leader_epoch(leader_epoch) {
+            tracing::error!(partition = %tp, %error, "cannot record the new leader epoch");
+        }
+        // From here on the high watermark is the replicated one.
+        partition.set_high_watermark(partition.high_watermark());
+        let state = LeaderState::new(
+            self.node_id,
+            (leader_epoch, partition_epoch),
+            replicas,
+            isr,
+            partition.log_end_offset(),
+            now,
+        );
+        tracing::info!(partition = %tp, leader_epoch, "leading");
+        self.replicas.lock().insert(
+            tp.clone(),
+            Replica {
+                role: Role::Leader(Box::new(state)),
+                topic_id,
+                min_insync_replicas: 1,
+            },
+        );
+        self.advance_high_watermark(broker, partition);
+        broker.notify(&tp);
+    }
+
+    fn follow(
+        &self,
+        partition: &Arc<Partition>,
+        leader: Option<i32>,
+        leader_epoch: i32,
+        node: &ClusterNode,
+        metadata: &ClusterMetadata,
+    ) {
+        let tp = partition.topic_partition().clone();
+        let role = Role::Follower {
+            leader,
+            leader_epoch,
+        };
+        let mut map = self.replicas.lock();
+        if let Some(Replica {
+            role:
+                Role::Follower {
+                    leader: l,
+                    leader_epoch: e,
+                },
+            ..
+        }) = map.get(&tp)
+            && *l == leader
+            && *e == leader_epoch
+        {
+            return;
+        }
+        map.insert(
+            tp.clone(),
+            Replica {
+                role,
+                topic_id: Uuid::nil(),
+                min_insync_replicas: 1,
+            },
+        );
+        drop(map);
+        // Followers' high watermarks come from their leaders.
+        partition.set_high_watermark(partition.high_watermark());
+        let address = leader.and_then(|l| {
+            metadata
+                .brokers
+                .get(&BrokerId(l))
+                .map(|b| crate::config::HostPort {
+                    host: b.host.clone(),
+                    port: b.port,
+                })
+        });
+        match (leader, address) {
+            (Some(leader), Some(address)) if leader != self.node_id => {
+                tracing::info!(partition = %tp, leader, leader_epoch, "following");
+                self.fetchers.follow(
+                    Follow {
+                        partition: Arc::clone(partition),
+                        leader,
+                        leader_epoch,
+                    },
+                    address.to_string(),
+                    node.stopping(),
+                );
+            }
+            _ => {
+                tracing::info!(partition = %tp, leader_epoch, "offline: no leader");
+                self.fetchers.unfollow(&tp);
+            }
+        }
+    }
+
+    /// The ISR changes the leader should propose now, each with what the
+    /// AlterPartition needs.
+    fn wanted_isr_changes(&self, broker: &Broker, now: i64) -> Vec<(TopicPartition, Command)> {
+        let mut changes = Vec::new();
+        let mut replicas = self.replicas.lock();
+        for (tp, replica) in replicas.iter_mut() {
+            let Role::Leader(state) = &mut replica.role else {
+                continue;
+            };
+            let Some(partition) = broker.partition(tp) else {
+                continue;
+            };
+            let Some(wanted) = state.wanted_isr(
+                partition.high_watermark(),
+                now,
+                self.replica_lag_time_max_ms,
+            ) else {
+                continue;
+            };
+            tracing::info!(partition = %tp, from = ?state.isr, to = ?wanted, "proposing an ISR change");
+            state.pending_isr = Some(wanted.clone());
+            changes.push((
+                tp.clone(),
+                Command::AlterPartition {
+                    topic_id: replica.topic_id,
+                    partition: tp.partition,
+                    leader: BrokerId(self.node_id),
+                    leader_epoch: LeaderEpoch(state.leader_epoch),
+                    partition_epoch: PartitionEpoch(state.partition_epoch),
+                    isr: wanted.into_iter().map(BrokerId).collect(),
+                },
+            ));
+        }
+        changes
+    }
+
+    fn clear_pending(&self, tp: &TopicPartition) {
+        if let Some(Replica {
+            role: Role::Leader(state),
+            ..
+        }) = self.replicas.lock().get_mut(tp)
+        {
+            state.pending_isr = None;
+        }
+    }
+
+    pub(crate) async fn stop_fetchers(&self) {
+        self.fetchers.stop().await;
+    }
+}
+
+/// On every leader, shrinks ISRs of lagging followers and grows them for
+/// followers that caught up, one AlterPartition per partition at a time.
+pub(crate) async fn maintain_isr(node: Arc<ClusterNode>, broker: Weak<Broker>) {
+    let lag = Duration::from_millis(node.config().replica_lag_time_max_ms);
+    let period = (lag / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            () = node.replicas.isr_check.notified() => {}
+        }
+        let Some(broker) = broker.upgrade() else {
+            return;
+        };
+        let changes = node
+            .replicas
+            .wanted_isr_changes(&broker, crate::apis::now_ms());
+        drop(broker);
+        for (tp, command) in changes {
+            match node.propose(command).await {
+                Ok(Applied::PartitionChanged { .. }) => {
+                    tracing::info!(partition = %tp, "ISR changed");
+                }
+                Ok(other) => {
+                    tracing::warn!(partition = %tp, ?other, "unexpected ISR change answer")
+                }
+                Err(error) => tracing::info!(partition = %tp, %error, "ISR change refused"),
+            }
+            // Committed (the metadata brings the new ISR) or refused: either
+            // way the next round recomputes from the metadata.
+            node.replicas.clear_pending(&tp);
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! Clusters of three `rill broker` processes on loopback, each running its
+//! controller too: replication, failover of a killed leader, a returning
+//! follower truncating and rejoining the ISR, min.insync.replicas, and
+//! metadata changes after the controller leader dies.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::cluster::{Cluster, wait_until};
+use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn create_topic(cluster: &Cluster, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(3));
+    for (key, value) in configs {
+        topic = topic.set(key, value);
+    }
+    let results = admin
+        .create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(WAIT)))
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+}
+
+fn producer(cluster: &Cluster, extra: &[(&str, &str)]) -> FutureProducer {
+    let mut config: ClientConfig = cluster.client_config();
+    config
+        .set("linger.ms", "0")
+        .set("acks", "all")
+        .set("message.timeout.ms", "60000");
+    for (key, value) in extra {
+        config.set(*key, *value);
+    }
+    config.create().unwrap()
+}
+
+/// Every message of `topic`'s partition 0 from the start: (offset, payload).
+fn read_all(cluster: &Cluster, topic: &str) -> Vec<(i64, String)> {
+    let consumer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", "reader")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let (_, high) = consumer.fetch_watermarks(topic, 0, WAIT).unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    while messages.last().is_none_or(|(offset, _)| offset + 1 < high) {
+        assert!(Instant::now() < deadline, "could not read up to {high}");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+            messages.push((message.offset(), payload));
+        }
+    }
+    messages
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotent_producer_loses_nothing_while_leaders_are_killed() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_topic(&cluster, "orders", 1, &[("min.insync.replicas", "2")]).await;
+    let producer = producer(&cluster, &[("enable.idempotence", "true")]);
+    let mut acknowledged: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut next = 0u64;
+    let mut failovers = Vec::new();
+    for round in 0..3 {
+        // A burst, then the leader is killed with SIGKILL while more is
+        // in flight; the same producer carries on.
+        let mut pending = Vec::new();
+        for _ in 0..200 {
+            let payload = next.to_string();
+            pending.push((
+                next,
+                producer
+                    .send_result(FutureRecord::<(), _>::to("orders").payload(&payload))
+                    .unwrap(),
+            ));
+            next += 1;
+        }
+        for (i, delivery) in pending.drain(..) {
+            let offset = delivery.await.unwrap().unwrap().offset;
+            acknowledged.insert(i, offset);
+        }
+        let (leader, isr) = cluster.partition_state("orders", 0);
+        assert_eq!(
+            isr,
+            [1, 2, 3],
+            "round {round}: every replica in sync before the kill"
+        );
+        cluster.node(leader).kill();
+        let killed = Instant::now();
+        for _ in 0..200 {
+            let payload = next.to_string();
+            pending.push((
+                next,
+                producer
+                    .send_result(FutureRecord::<(), _>::to("orders").payload(&payload))
+                    .unwrap(),
+            ));
+            next += 1;
+        }
+        let mut first_ack = None;
+        for (i, delivery) in pending.drain(..) {
+            let offset = delivery.await.unwrap().unwrap().offset;
+            first_ack.get_or_insert_with(|| killed.elapsed());
+            acknowledged.insert(i, offset);
+        }
+        failovers.push(first_ack.unwrap());
+        let (new_leader, _) = cluster.partition_state("orders", 0);
+        assert_ne!(new_leader, leader, "round {round}: leadership moved");
+        cluster.node(leader).restart();
+        wait_until(WAIT, "the killed broker back in the ISR", || {
+            cluster.partition_state("orders", 0).1 == [1, 2, 3]
+        });
+    }
+    eprintln!("time from a leader's SIGKILL to the first acknowledged produce: {failovers:?}");
+
+    let log = read_all(&cluster, "orders");
+    let mut seen: BTreeMap<u64, i64> = BTreeMap::new();
+    for (offset, payload) in &log {
+        let i: u64 = payload.parse().unwrap();
+        assert!(
+            seen.insert(i, *offset).is_none(),
+            "message {i} is in the log twice"
+        );
+    }
+    for (i, offset) in &acknowledged {
+        assert_eq!(
+            seen.get(i),
+            Some(offset),
+            "acknowledged message {i} at {offset}"
+        );
+    }
+    let order: Vec<u64> = log.iter().map(|(_, p)| p.parse().unwrap()).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "the producer's order is kept"
+    );
+    assert_eq!(acknowledged.len(), 1200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_all_is_refused_when_the_isr_is_smaller_than_min_insync_replicas() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_topic(&cluster, "strict", 1, &[("min.insync.replicas", "3")]).await;
+    let all = producer(
+        &cluster,
+        &[("message.timeout.ms", "3000"), ("retries", "0")],
+    );
+    all.send(
+        FutureRecord::<(), _>::to("strict").payload("three in sync"),
+        Timeout::After(WAIT),
+    )
+    .await
+    .unwrap();
+    let (leader, _) = cluster.partition_state("strict", 0);
+    let follower = (1..=3).find(|b| *b != leader).unwrap();
+    cluster.node(follower).kill();
+    wait_until(WAIT, "the killed follower out of the ISR", || {
+        cluster.partition_state("strict", 0).1.len() == 2
+    });
+    let refused = all
+        .send(
+            FutureRecord::<(), _>::to("strict").payload("two in sync"),
+            Timeout::After(WAIT),
+        )
+        .await
+        .unwrap_err()
+        .0;
+    assert!(
+        matches!(
+            refused,
+            KafkaError::MessageProduction(
+                RDKafkaErrorCode::NotEnoughReplicas | RDKafkaErrorCode::MessageTimedOut
+            )
+        ),
+        "{refused:?}"
+    );
+    // acks=1 only needs the leader.
+    let one = producer(&cluster, &[("acks", "1")]);
+    one.send(
+        FutureRecord::<(), _>::to("strict").payload("leader only"),
+        Timeout::After(WAIT),
+    )
+    .await
+    .unwrap();
+    cluster.node(follower).restart();
+    wait_until(WAIT, "the follower back in the ISR", || {
+        cluster.partition_state("strict", 0).1.len() == 3
+    });
+    all.send(
+        FutureRecord::<(), _>::to("strict").payload("three again"),
+        Timeout::After(WAIT),
+    )
+    .await
+    .unwrap();
+    let log: Vec<String> = read_all(&cluster, "strict")
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(log, ["three in sync", "leader only", "three again"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_changes_go_on_after_the_controller_leader_is_killed() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_topic(&cluster, "before", 3, &[]).await;
+    let controller = describe_controller(&cluster);
+    cluster.node(controller).kill();
+    // The survivors elect a new controller and fence the dead broker;
+    // topics can still be created, with replicas on live brokers only
+    // when the replication factor allows.
+    cluster.wait_for_brokers(2);
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let topic = NewTopic::new("after", 2, TopicReplication::Fixed(2));
+    let results = admin
+        .create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(WAIT)))
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    let too_many = NewTopic::new("too-many", 1, TopicReplication::Fixed(3));
+    let results = admin
+        .create_topics(
+            &[too_many],
+            &AdminOptions::new().operation_timeout(Some(WAIT)),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            results[0],
+            Err((_, RDKafkaErrorCode::InvalidReplicationFactor))
+        ),
+        "{results:?}"
+    );
+    let producer = producer(&cluster, &[]);
+    for topic in ["before", "after"] {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic).payload("x").partition(0),
+                Timeout::After(WAIT),
+            )
+            .await
+            .unwrap();
+    }
+    assert_ne!(describe_controller(&cluster), controller);
+}
+
+/// The controller id DescribeCluster reports, once there is one.
+fn describe_controller(cluster: &Cluster) -> i32 {
+    let mut controller = -1;
+    wait_until(WAIT, "a controller", || {
+        let broker = cluster.brokers.iter().find(|b| b.is_running()).unwrap();
+        let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+        let response = wire.send(
+            0,
+            &kafka_protocol::messages::DescribeClusterRequest::default(),
+        );
+        controller = response.controller_id.0;
+        controller > 0
+    });
+    controller
+}
