@@ -264,6 +264,113 @@ async fn metadata_changes_go_on_after_the_controller_leader_is_killed() {
     assert_ne!(describe_controller(&cluster), controller);
 }
 
+#[test]
+fn a_consumer_group_keeps_consuming_when_its_coordinator_is_killed() {
+    let mut cluster = Cluster::start(3, &["--set", "offsets.topic.num.partitions=3"]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        create_topic(&cluster, "events", 3, &[]).await;
+        let producer = producer(&cluster, &[]);
+        for i in 0..600 {
+            let payload = i.to_string();
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("events")
+                        .payload(&payload)
+                        .partition(i % 3),
+                    Timeout::After(WAIT),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    let config = cluster.client_config();
+    let group_consumer = || -> BaseConsumer {
+        config
+            .clone()
+            .set("group.id", "billing")
+            .set("enable.auto.commit", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("session.timeout.ms", "6000")
+            .create()
+            .unwrap()
+    };
+    let consumer = group_consumer();
+    consumer.subscribe(&["events"]).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut consume_until = |consumer: &BaseConsumer, count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while seen.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "consumed only {} of {count}",
+                seen.len()
+            );
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
+                seen.insert(payload.parse::<u32>().unwrap());
+                // Commits may fail while the coordinator moves; the next
+                // one covers them.
+                let _ = consumer.commit_message(&message, rdkafka::consumer::CommitMode::Async);
+            }
+        }
+    };
+    consume_until(&consumer, 300);
+    let coordinator = find_coordinator(&cluster, "billing");
+    cluster.node(coordinator).kill();
+    consume_until(&consumer, 600);
+    // Everything read: the new coordinator takes the group's commit.
+    let mut ends = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        ends.add_partition_offset("events", p, rdkafka::Offset::Offset(200))
+            .unwrap();
+    }
+    wait_until(WAIT, "a commit at the new coordinator", || {
+        let _ = consumer.poll(Duration::from_millis(50));
+        consumer
+            .commit(&ends, rdkafka::consumer::CommitMode::Sync)
+            .is_ok()
+    });
+    assert_ne!(
+        find_coordinator(&cluster, "billing"),
+        coordinator,
+        "the coordinator moved"
+    );
+    drop(consumer);
+    cluster.node(coordinator).restart();
+    // A new member resumes from what was committed: the end of each
+    // partition, so it has nothing left to read.
+    let consumer = group_consumer();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    for p in 0..3 {
+        assignment.add_partition("events", p);
+    }
+    let committed = consumer.committed_offsets(assignment, WAIT).unwrap();
+    for element in committed.elements() {
+        assert_eq!(
+            element.offset(),
+            rdkafka::Offset::Offset(200),
+            "{element:?}"
+        );
+    }
+}
+
+/// The broker coordinating `group`, by FindCoordinator.
+fn find_coordinator(cluster: &Cluster, group: &str) -> i32 {
+    let mut coordinator = -1;
+    wait_until(WAIT, "a coordinator", || {
+        let broker = cluster.brokers.iter().find(|b| b.is_running()).unwrap();
+        let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+        let request = kafka_protocol::messages::FindCoordinatorRequest::default().with_key(
+            kafka_protocol::protocol::StrBytes::from_string(group.to_string()),
+        );
+        let response = wire.send(3, &request);
+        coordinator = response.node_id.0;
+        response.error_code == 0
+    });
+    coordinator
+}
+
 /// The controller id DescribeCluster reports, once there is one.
 fn describe_controller(cluster: &Cluster) -> i32 {
     let mut controller = -1;

@@ -6,7 +6,7 @@
 //! metadata mutex across the metadata write and the partition changes, so
 //! they apply one at a time and in the same order on disk and in memory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
@@ -120,8 +120,10 @@ pub struct Broker {
     config: BrokerConfig,
     logs: Arc<LogManager>,
     metadata: Mutex<MetadataStore>,
-    /// The group coordinator, once `__consumer_offsets` is loaded.
-    groups: OnceLock<Groups>,
+    /// The group coordinator, once `__consumer_offsets` is loaded; in a
+    /// cluster, replaced whenever the offsets partitions this broker leads
+    /// change.
+    groups: parking_lot::RwLock<Option<Arc<Groups>>>,
     /// Long polls to wake per partition.
     waiters: Mutex<HashMap<TopicPartition, Vec<Weak<Notify>>>>,
     /// This broker's place in its cluster, once joined (clustered mode).
@@ -191,7 +193,7 @@ impl Broker {
             logs,
             metadata: Mutex::new(metadata),
             waiters: Mutex::new(HashMap::new()),
-            groups: OnceLock::new(),
+            groups: parking_lot::RwLock::new(None),
             cluster: OnceLock::new(),
         };
         if broker.config.cluster.is_some() {
@@ -201,8 +203,8 @@ impl Broker {
         }
         broker.reconcile()?;
         let partitions = broker.offsets_topic()?;
-        let groups = Groups::load(&broker, broker.config.group.clone(), partitions)?;
-        let _ = broker.groups.set(groups); // Set once, here, before anyone can read it.
+        let groups = Groups::load(&broker, broker.config.group.clone(), partitions, None)?;
+        *broker.groups.write() = Some(Arc::new(groups));
         Ok(Arc::new(broker))
     }
 
@@ -235,8 +237,124 @@ impl Broker {
     }
 
     /// The group coordinator.
-    pub(crate) fn groups(&self) -> Option<&Groups> {
-        self.groups.get()
+    pub(crate) fn groups(&self) -> Option<Arc<Groups>> {
+        self.groups.read().clone()
+    }
+
+    /// The coordinator of `group`, if this broker is it: else
+    /// COORDINATOR_LOAD_IN_PROGRESS (nothing loaded yet) or NOT_COORDINATOR
+    /// (another broker leads its offsets partition), which clients answer
+    /// by finding the coordinator again.
+    pub(crate) fn groups_for(
+        &self,
+        group: &str,
+    ) -> Result<Arc<Groups>, kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError;
+        match self.groups() {
+            Some(groups) if groups.coordinates(group) => Ok(groups),
+            Some(_) => Err(ResponseError::NotCoordinator),
+            None if self.cluster().is_some() => Err(ResponseError::NotCoordinator),
+            None => Err(ResponseError::CoordinatorLoadInProgress),
+        }
+    }
+
+    /// In a cluster: the broker leading `group`'s offsets partition, which
+    /// coordinates it. Without an offsets topic yet, creation is proposed
+    /// (replication factor offsets.topic.replication.factor, capped at
+    /// the brokers registered, once that many are unfenced) and the
+    /// answer is COORDINATOR_NOT_AVAILABLE, which clients retry.
+    pub(crate) fn group_coordinator_node(
+        &self,
+        group: &str,
+    ) -> Result<(i32, crate::config::HostPort), kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError;
+        let node = self
+            .cluster()
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let metadata = node.metadata();
+        let Some(topic) = metadata.topics.get(OFFSETS_TOPIC) else {
+            self.create_offsets_topic_in_cluster(node);
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let index = rill_group::partition_for(group, partitions);
+        let leader = usize::try_from(index)
+            .ok()
+            .and_then(|i| topic.partitions.get(i))
+            .and_then(|p| p.leader)
+            .and_then(|leader| metadata.brokers.get(&leader))
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        Ok((
+            leader.id.0,
+            crate::config::HostPort {
+                host: leader.host.clone(),
+                port: leader.port,
+            },
+        ))
+    }
+
+    fn create_offsets_topic_in_cluster(&self, node: &Arc<ClusterNode>) {
+        let metadata = node.metadata();
+        let wanted = usize::try_from(node.config().offsets_topic_replication_factor).unwrap_or(1);
+        let replication_factor = wanted.min(metadata.brokers.len()).max(1);
+        let unfenced = metadata.brokers.values().filter(|b| !b.fenced).count();
+        if unfenced < replication_factor {
+            tracing::debug!(
+                unfenced,
+                replication_factor,
+                "waiting for brokers before creating {OFFSETS_TOPIC}"
+            );
+            return;
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            (
+                "segment.bytes".to_string(),
+                self.config.offsets_topic_segment_bytes.to_string(),
+            ),
+        ]);
+        let partitions = usize::try_from(self.config.offsets_topic_partitions).unwrap_or(1);
+        let node = Arc::clone(node);
+        tokio::spawn(async move {
+            match node
+                .create_topic(OFFSETS_TOPIC, partitions, replication_factor, configs)
+                .await
+            {
+                Ok(_) => tracing::info!(partitions, replication_factor, "created {OFFSETS_TOPIC}"),
+                Err(error) => tracing::debug!(%error, "creating {OFFSETS_TOPIC}"),
+            }
+        });
+    }
+
+    /// Loads the groups of the offsets partitions in `led` (a cluster
+    /// broker's leadership changed), replacing the coordinator. Blocking.
+    pub(crate) fn coordinate(&self, led: BTreeSet<i32>) {
+        let Some(topic) = self.topic(OFFSETS_TOPIC) else {
+            return;
+        };
+        let loaded = if led.is_empty() {
+            Ok(None)
+        } else {
+            Groups::load(
+                self,
+                self.config.group.clone(),
+                topic.partitions,
+                Some(led.clone()),
+            )
+            .map(|g| Some(Arc::new(g)))
+        };
+        match loaded {
+            Ok(groups) => {
+                let old = std::mem::replace(&mut *self.groups.write(), groups);
+                if let Some(old) = old {
+                    old.wake_timers();
+                }
+                tracing::info!(partitions = ?led, "coordinating the groups of these offsets partitions");
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot load the groups of the offsets partitions led")
+            }
+        }
     }
 
     /// Joins the cluster named by controller.quorum.voters: starts this

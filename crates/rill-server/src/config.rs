@@ -161,6 +161,10 @@ pub struct ClusterConfig {
     /// default.replication.factor: for auto-created topics and
     /// CreateTopics requests that leave it to the broker.
     pub default_replication_factor: i16,
+    /// offsets.topic.replication.factor: replicas of each
+    /// `__consumer_offsets` partition (capped at the brokers registered
+    /// when it is created).
+    pub offsets_topic_replication_factor: i16,
     /// controller.quorum.election.timeout.ms: the lower bound of a
     /// controller's election timeout (the upper is twice it).
     pub election_timeout_ms: u64,
@@ -222,6 +226,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("replica.fetch.backoff.ms", "1000"),
     ("default.replication.factor", "1"),
     ("controller.quorum.election.timeout.ms", "1000"),
+    ("offsets.topic.replication.factor", "3"),
     ("log.flush.threads", "4"),
 ];
 
@@ -291,6 +296,11 @@ impl BrokerConfig {
                 replica_fetch_backoff_ms: number("replica.fetch.backoff.ms", 0, i64::MAX)? as u64,
                 default_replication_factor: number(
                     "default.replication.factor",
+                    1,
+                    i64::from(i16::MAX),
+                )? as i16,
+                offsets_topic_replication_factor: number(
+                    "offsets.topic.replication.factor",
                     1,
                     i64::from(i16::MAX),
                 )? as i16,

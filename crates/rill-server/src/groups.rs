@@ -5,10 +5,15 @@
 //! and SyncGroup answers delivered through channels once what they depend
 //! on is acknowledged. At start-up the topic is read back to rebuild both.
 //!
+//! In a cluster, a broker coordinates the groups whose partition of
+//! `__consumer_offsets` it leads: it loads those partitions when it
+//! becomes their leader (rebuilt whole: see `ReplicaManager`), and
+//! answers NOT_COORDINATOR for the other groups.
+//!
 //! Thread-safe. The mutex is held for state changes and appends (page-cache
 //! writes), never across a wait for fsync.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +91,9 @@ pub struct Groups {
     /// Wakes the timer task when a call may have moved the next deadline.
     timer: Arc<Notify>,
     partitions: i32,
+    /// The offsets partitions this coordinator loaded and serves; `None`:
+    /// every one (a single broker).
+    led: Option<BTreeSet<i32>>,
 }
 
 /// Why the offsets topic could not be loaded.
@@ -104,23 +112,37 @@ pub enum LoadError {
 
 impl Groups {
     /// Rebuilds the coordinator from the offsets topic's `partitions`
-    /// partitions (which must exist), then serves.
+    /// partitions (which must exist) — only those in `led` if given, read
+    /// to their log end (what a new leader's log holds is what its
+    /// followers will hold) — then serves.
     pub(crate) fn load(
         broker: &Broker,
         config: rill_group::GroupConfig,
         partitions: i32,
+        led: Option<BTreeSet<i32>>,
     ) -> Result<Groups, LoadError> {
         let seed = now_ms() as u64 ^ u64::from(std::process::id());
         let mut coordinator = GroupCoordinator::new(config, seed);
         let mut offsets = OffsetStore::default();
         let now = now_ms();
         let mut records = 0usize;
+        let isolation = if led.is_some() {
+            FetchIsolation::LogEnd
+        } else {
+            FetchIsolation::HighWatermark
+        };
         for index in 0..partitions {
+            if led.as_ref().is_some_and(|led| !led.contains(&index)) {
+                continue;
+            }
             let partition = broker
                 .partition(&TopicPartition::new(OFFSETS_TOPIC, index))
                 .ok_or(LoadError::MissingPartition { partition: index })?;
             let mut next = partition.log_start_offset();
-            let end = partition.high_watermark();
+            let end = match isolation {
+                FetchIsolation::LogEnd => partition.log_end_offset(),
+                FetchIsolation::HighWatermark => partition.high_watermark(),
+            };
             while next < end {
                 let failed = |message: String| LoadError::Read {
                     partition: index,
@@ -128,7 +150,7 @@ impl Groups {
                     message,
                 };
                 let read = partition
-                    .read(next, LOAD_READ_BYTES, FetchIsolation::HighWatermark, true)
+                    .read(next, LOAD_READ_BYTES, isolation, true)
                     .map_err(|e| failed(e.to_string()))?;
                 let Some(last) = rill_record::Batches::new(&read.bytes).last() else {
                     break;
@@ -180,7 +202,20 @@ impl Groups {
             }),
             timer: Arc::new(Notify::new()),
             partitions,
+            led,
         })
+    }
+
+    /// Whether this coordinator serves `group`.
+    pub(crate) fn coordinates(&self, group: &str) -> bool {
+        self.led
+            .as_ref()
+            .is_none_or(|led| led.contains(&partition_for(group, self.partitions)))
+    }
+
+    /// Wakes the timer task (which then looks for the current coordinator).
+    pub(crate) fn wake_timers(&self) {
+        self.timer.notify_one();
     }
 
     /// Runs `call` on the coordinator, then appends what it asks to persist
@@ -356,7 +391,10 @@ impl Groups {
                 return;
             };
             let Some(groups) = strong.groups() else {
-                return;
+                // A clustered broker that coordinates nothing yet.
+                drop(strong);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
             };
             let next = groups.inner.lock().coordinator.next_deadline();
             let wait = next.map_or(Duration::from_secs(60), |deadline| {
@@ -453,6 +491,11 @@ pub(crate) async fn acknowledged(broker: &Broker, persisted: Option<Persisted>) 
         loop {
             let woken = Arc::new(Notify::new());
             broker.register_waiter(&tp, &woken);
+            if let Some(node) = broker.cluster() {
+                // The leader's own part of the high watermark may have moved.
+                node.replicas
+                    .advance_high_watermark(broker, &persisted.partition);
+            }
             if persisted.partition.high_watermark() >= persisted.end {
                 return;
             }
@@ -473,11 +516,11 @@ fn append(
         return Ok(None);
     };
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, partitions));
-    let partition = broker
-        .partition(&tp)
-        .ok_or_else(|| format!("{tp} does not exist"))?;
+    let (partition, leader_epoch) = broker
+        .leader_partition(&tp, -1)
+        .map_err(|e| format!("{tp}: {e}"))?;
     let ticket = partition
-        .append(&batch, crate::LEADER_EPOCH, now_ms())
+        .append(&batch, leader_epoch, now_ms())
         .map_err(|e| e.to_string())?;
     let end = partition.log_end_offset();
     let notify = Arc::clone(broker);

@@ -15,17 +15,30 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     let version = request.version();
     let delete: DeleteGroupsRequest = request.decode()?;
     let ids: Vec<String> = delete.groups_names.iter().map(|g| g.to_string()).collect();
-    let outcomes = match broker.groups() {
-        None => ids
-            .iter()
-            .map(|id| (id.clone(), Err(ResponseError::CoordinatorLoadInProgress)))
-            .collect(),
-        Some(groups) => groups
-            .with_coordinator(broker, |c, _, now| c.delete_groups(&ids, now))
-            .into_iter()
-            .map(|(id, result)| (id, result.map_err(|e| error_code::for_group(&e))))
-            .collect::<Vec<_>>(),
-    };
+    // Each group at its own coordinator: the ones coordinated elsewhere
+    // (or nowhere yet) get that coordinator error, the rest are deleted.
+    let (here, elsewhere): (Vec<&String>, Vec<&String>) =
+        ids.iter().partition(|id| broker.groups_for(id).is_ok());
+    let mut deleted: std::collections::HashMap<String, Result<(), ResponseError>> = elsewhere
+        .into_iter()
+        .map(|id| (id.clone(), broker.groups_for(id).map(drop)))
+        .collect();
+    if let Some(groups) = broker.groups() {
+        let here: Vec<String> = here.into_iter().cloned().collect();
+        for (id, result) in groups.with_coordinator(broker, |c, _, now| c.delete_groups(&here, now))
+        {
+            deleted.insert(id, result.map_err(|e| error_code::for_group(&e)));
+        }
+    }
+    let outcomes: Vec<(String, Result<(), ResponseError>)> = ids
+        .iter()
+        .map(|id| {
+            let result = deleted
+                .remove(id)
+                .unwrap_or(Err(ResponseError::CoordinatorLoadInProgress));
+            (id.clone(), result)
+        })
+        .collect();
     let results = delete
         .groups_names
         .into_iter()

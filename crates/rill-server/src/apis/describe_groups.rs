@@ -19,18 +19,18 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
         .groups
         .into_iter()
         .map(|group_id| {
-            let result = match broker.groups() {
-                None => Err(rill_group::GroupError::CoordinatorLoadInProgress),
-                Some(groups) => {
-                    groups.with_coordinator(broker, |c, _, _| c.describe_group(&group_id))
-                }
+            let result = match broker.groups_for(group_id.as_str()) {
+                Err(code) => Err(code),
+                Ok(groups) => groups
+                    .with_coordinator(broker, |c, _, _| c.describe_group(&group_id))
+                    .map_err(|e| error_code::for_group(&e)),
             };
             let mut group = DescribedGroup::default().with_group_id(group_id);
             if version >= 3 {
                 group = group.with_authorized_operations(i32::MIN);
             }
             match result {
-                Err(error) => group.with_error_code(error_code::for_group(&error).code()),
+                Err(code) => group.with_error_code(code.code()),
                 Ok(d) => group
                     .with_group_state(StrBytes::from_static_str(d.state.as_str()))
                     .with_protocol_type(StrBytes::from_string(d.protocol_type))

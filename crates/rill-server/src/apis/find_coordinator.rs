@@ -1,5 +1,7 @@
-//! FindCoordinator: this broker coordinates every group (v4+ answers a
-//! batch of keys). Transactions have no coordinator yet.
+//! FindCoordinator: a single broker coordinates every group; in a
+//! cluster, the leader of the group's `__consumer_offsets` partition does
+//! (created on the first request, once enough brokers are up). v4+
+//! answers a batch of keys. Transactions have no coordinator yet.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
+use crate::config::HostPort;
 
 /// Kafka's CoordinatorType for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;
@@ -17,36 +20,56 @@ const KEY_TYPE_GROUP: i8 = 0;
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let find: FindCoordinatorRequest = request.decode()?;
-    let node = BrokerId(broker.config().node_id);
-    let advertised = &broker.config().advertised;
-    let error = if find.key_type != KEY_TYPE_GROUP {
-        Some(ResponseError::CoordinatorNotAvailable)
-    } else if broker.groups().is_none() {
-        Some(ResponseError::CoordinatorLoadInProgress)
-    } else {
-        None
+    let find_one = |key: &str| -> Result<(BrokerId, HostPort), ResponseError> {
+        if find.key_type != KEY_TYPE_GROUP {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        match broker.cluster() {
+            None if broker.groups().is_none() => Err(ResponseError::CoordinatorLoadInProgress),
+            None => Ok((
+                BrokerId(broker.config().node_id),
+                broker.config().advertised.clone(),
+            )),
+            Some(_) => broker
+                .group_coordinator_node(key)
+                .map(|(id, address)| (BrokerId(id), address)),
+        }
     };
-    let code = error.map_or(0, |e| e.code());
     let response = if version >= 4 {
         let coordinators = find
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                Coordinator::default()
-                    .with_key(key)
-                    .with_node_id(node)
-                    .with_host(StrBytes::from_string(advertised.host.clone()))
-                    .with_port(i32::from(advertised.port))
-                    .with_error_code(code)
+                let found = find_one(key.as_str());
+                coordinator(Coordinator::default().with_key(key), found)
             })
             .collect();
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
+        let found = find_one(find.key.as_str());
+        let one = coordinator(Coordinator::default(), found);
         FindCoordinatorResponse::default()
-            .with_node_id(node)
-            .with_host(StrBytes::from_string(advertised.host.clone()))
-            .with_port(i32::from(advertised.port))
-            .with_error_code(code)
+            .with_node_id(one.node_id)
+            .with_host(one.host)
+            .with_port(one.port)
+            .with_error_code(one.error_code)
     };
     encode(ApiKey::FindCoordinator, version, &response)
+}
+
+fn coordinator(
+    entry: Coordinator,
+    found: Result<(BrokerId, HostPort), ResponseError>,
+) -> Coordinator {
+    match found {
+        Ok((node, address)) => entry
+            .with_node_id(node)
+            .with_host(StrBytes::from_string(address.host))
+            .with_port(i32::from(address.port)),
+        Err(error) => entry
+            .with_node_id(BrokerId(-1))
+            .with_host(StrBytes::from_static_str(""))
+            .with_port(-1)
+            .with_error_code(error.code()),
+    }
 }

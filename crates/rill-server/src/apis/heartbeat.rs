@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 
 use super::{Body, HandlerError, Request, encode};
@@ -12,9 +11,9 @@ use crate::error_code;
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let heartbeat: HeartbeatRequest = request.decode()?;
-    let code = match broker.groups() {
-        None => ResponseError::CoordinatorLoadInProgress.code(),
-        Some(groups) => {
+    let code = match broker.groups_for(heartbeat.group_id.as_str()) {
+        Err(error) => error.code(),
+        Ok(groups) => {
             let plain = rill_group::HeartbeatRequest {
                 group_id: heartbeat.group_id.to_string(),
                 member_id: heartbeat.member_id.to_string(),

@@ -19,10 +19,12 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         Ok(join) => join,
         Err(error) => return ready(Err(error)),
     };
-    let Some(groups) = broker.groups() else {
-        let response = JoinGroupResponse::default()
-            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
-        return ready(encode(ApiKey::JoinGroup, version, &response));
+    let groups = match broker.groups_for(join.group_id.as_str()) {
+        Ok(groups) => groups,
+        Err(error) => {
+            let response = JoinGroupResponse::default().with_error_code(error.code());
+            return ready(encode(ApiKey::JoinGroup, version, &response));
+        }
     };
     let plain = rill_group::JoinGroupRequest {
         group_id: join.group_id.to_string(),

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{ApiKey, LeaveGroupRequest, LeaveGroupResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -15,10 +14,12 @@ use crate::error_code;
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let leave: LeaveGroupRequest = request.decode()?;
-    let Some(groups) = broker.groups() else {
-        let response = LeaveGroupResponse::default()
-            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
-        return encode(ApiKey::LeaveGroup, version, &response);
+    let groups = match broker.groups_for(leave.group_id.as_str()) {
+        Ok(groups) => groups,
+        Err(error) => {
+            let response = LeaveGroupResponse::default().with_error_code(error.code());
+            return encode(ApiKey::LeaveGroup, version, &response);
+        }
     };
     let members = if version >= 3 {
         leave

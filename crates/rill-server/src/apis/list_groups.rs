@@ -17,8 +17,13 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     let version = request.version();
     let list: ListGroupsRequest = request.decode()?;
     let Some(groups) = broker.groups() else {
-        let response = ListGroupsResponse::default()
-            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
+        // A clustered broker leading no offsets partition has no groups.
+        let response = if broker.cluster().is_some() {
+            ListGroupsResponse::default()
+        } else {
+            ListGroupsResponse::default()
+                .with_error_code(ResponseError::CoordinatorLoadInProgress.code())
+        };
         return encode(ApiKey::ListGroups, version, &response);
     };
     // An unknown state matches nothing, as in Kafka.

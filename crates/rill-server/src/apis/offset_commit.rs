@@ -56,12 +56,15 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         }
         layout.push((topic.name.clone(), partitions));
     }
-    let Some(groups) = broker.groups() else {
-        return ready(encode(
-            ApiKey::OffsetCommit,
-            version,
-            &response(layout, |_| Some(ResponseError::CoordinatorLoadInProgress)),
-        ));
+    let groups = match broker.groups_for(commit.group_id.as_str()) {
+        Ok(groups) => groups,
+        Err(error) => {
+            return ready(encode(
+                ApiKey::OffsetCommit,
+                version,
+                &response(layout, |_| Some(error)),
+            ));
+        }
     };
     let group = commit.group_id.to_string();
     let member_id = commit.member_id.to_string();
@@ -99,9 +102,11 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                 persisted,
             } => {
                 let acked = acknowledged(&broker, persisted).await;
-                if let Some(groups) = broker.groups() {
-                    groups.finish_commit(records, acked);
-                }
+                tracing::debug!(%group, acked, ?records, "offset commit");
+                // On the coordinator that took the commit: if another has
+                // replaced it since (leadership moved), that one loaded
+                // the records from the log, or will not have them.
+                groups.finish_commit(records, acked);
                 let mut refused = per_partition.into_iter();
                 response(layout, |existing| {
                     if !acked {

@@ -27,10 +27,12 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         Ok(delete) => delete,
         Err(error) => return ready(Err(error)),
     };
-    let Some(groups) = broker.groups() else {
-        let response = OffsetDeleteResponse::default()
-            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
-        return ready(encode(ApiKey::OffsetDelete, version, &response));
+    let groups = match broker.groups_for(delete.group_id.as_str()) {
+        Ok(groups) => groups,
+        Err(error) => {
+            let response = OffsetDeleteResponse::default().with_error_code(error.code());
+            return ready(encode(ApiKey::OffsetDelete, version, &response));
+        }
     };
     let group = delete.group_id.to_string();
     let described = groups.with_coordinator(broker, |c, _, _| c.describe_group(&group));
@@ -73,9 +75,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             Ok(persisted) => acknowledged(&broker, persisted).await,
             Err(_) => false,
         };
-        if let Some(groups) = broker.groups() {
-            groups.finish_commit(records, acked);
-        }
+        groups.finish_commit(records, acked);
         let topics = delete
             .topics
             .into_iter()

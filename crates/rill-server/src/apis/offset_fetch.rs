@@ -22,8 +22,27 @@ type Wanted = Option<Vec<(String, Vec<i32>)>>;
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let fetch: OffsetFetchRequest = request.decode()?;
-    let Some(groups) = broker.groups() else {
-        let code = ResponseError::CoordinatorLoadInProgress.code();
+    let only_group = if version >= 8 {
+        fetch.groups.first().map(|g| g.group_id.to_string())
+    } else {
+        Some(fetch.group_id.to_string())
+    };
+    // v8+ may name several groups; each must be coordinated here (clients
+    // send one per coordinator).
+    let coordinated = |group: &str| broker.groups_for(group).map(drop);
+    let refusal = if version >= 8 {
+        fetch
+            .groups
+            .iter()
+            .find_map(|g| coordinated(&g.group_id).err())
+    } else {
+        only_group.as_deref().and_then(|g| coordinated(g).err())
+    };
+    let groups = broker.groups();
+    let (Some(groups), None) = (groups, refusal) else {
+        let code = refusal
+            .unwrap_or(ResponseError::CoordinatorLoadInProgress)
+            .code();
         let response = if version >= 8 {
             OffsetFetchResponse::default().with_groups(
                 fetch

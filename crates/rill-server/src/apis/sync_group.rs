@@ -18,10 +18,12 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         Ok(sync) => sync,
         Err(error) => return ready(Err(error)),
     };
-    let Some(groups) = broker.groups() else {
-        let response = SyncGroupResponse::default()
-            .with_error_code(ResponseError::CoordinatorLoadInProgress.code());
-        return ready(encode(ApiKey::SyncGroup, version, &response));
+    let groups = match broker.groups_for(sync.group_id.as_str()) {
+        Ok(groups) => groups,
+        Err(error) => {
+            let response = SyncGroupResponse::default().with_error_code(error.code());
+            return ready(encode(ApiKey::SyncGroup, version, &response));
+        }
     };
     let plain = rill_group::SyncGroupRequest {
         group_id: sync.group_id.to_string(),

@@ -66,6 +66,9 @@ pub(crate) struct ReplicaManager {
     fetchers: Fetchers,
     /// Wakes the ISR task (a follower may have caught up).
     isr_check: tokio::sync::Notify,
+    /// The `__consumer_offsets` partitions (and their leader epochs) whose
+    /// groups this broker coordinates.
+    coordinated: Mutex<BTreeMap<i32, i32>>,
 }
 
 impl ReplicaManager {
@@ -78,6 +81,7 @@ impl ReplicaManager {
             applied_configs: Mutex::new(BTreeMap::new()),
             fetchers: Fetchers::new(node_id, config),
             isr_check: tokio::sync::Notify::new(),
+            coordinated: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -248,6 +252,28 @@ impl ReplicaManager {
         self.applied_configs
             .lock()
             .retain(|name, _| metadata.topics.contains_key(name));
+        self.coordinate_groups(broker);
+    }
+
+    /// Reloads the group coordinator when the offsets partitions this
+    /// broker leads (or their epochs) change: a new leader reads what its
+    /// log holds of each group.
+    fn coordinate_groups(&self, broker: &Broker) {
+        let led: BTreeMap<i32, i32> = self
+            .replicas
+            .lock()
+            .iter()
+            .filter(|(tp, _)| tp.topic.as_str() == crate::groups::OFFSETS_TOPIC)
+            .filter_map(|(tp, r)| match &r.role {
+                Role::Leader(state) => Some((tp.partition, state.leader_epoch)),
+                Role::Follower { .. } => None,
+            })
+            .collect();
+        if *self.coordinated.lock() == led {
+            return;
+        }
+        broker.coordinate(led.keys().copied().collect());
+        *self.coordinated.lock() = led;
     }
 
     fn apply_configs(&self, broker: &Broker, topic: &rill_cluster::Topic) {
