@@ -163,6 +163,11 @@ fn topic_create_list_describe_alter_delete() {
     let described = describe(&broker, "events", &[]);
     assert_eq!(described["topic"], "events");
     assert_eq!(described["partitions"].as_array().unwrap().len(), 2);
+    // One broker: every partition led, every replica in sync, no marks.
+    for partition in described["partitions"].as_array().unwrap() {
+        assert_eq!(partition["offline"], false, "{partition}");
+        assert_eq!(partition["under_replicated"], false, "{partition}");
+    }
     assert_eq!(
         described["configs"],
         json!([{"name": "retention.ms", "value": "60000", "source": "DYNAMIC_TOPIC_CONFIG"}])

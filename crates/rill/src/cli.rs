@@ -4,7 +4,9 @@ use clap::{Parser, Subcommand};
 
 use crate::bench::BenchArgs;
 use crate::broker::BrokerArgs;
+use crate::cluster_status::StatusArgs;
 use crate::consume::ConsumeArgs;
+use crate::dev_cluster::DevClusterArgs;
 use crate::group::GroupArgs;
 use crate::produce::ProduceArgs;
 use crate::topic::TopicArgs;
@@ -15,12 +17,15 @@ use crate::topic::TopicArgs;
     version,
     about = "Rill: a Kafka-compatible log broker in one binary",
     long_about = "Rill: a Kafka-compatible log broker in one binary.\n\n\
-        Start a broker with `rill broker`; every Kafka client can use it. The\n\
-        client commands (topic, produce, consume, group) connect to --bootstrap,\n\
-        127.0.0.1:9092 unless told otherwise.",
+        Start a broker with `rill broker`, or a cluster of them on this machine\n\
+        with `rill dev cluster`; every Kafka client can use it. The client\n\
+        commands (topic, produce, consume, group, cluster) connect to\n\
+        --bootstrap, 127.0.0.1:9092 unless told otherwise.",
     after_help = "Examples:\n  \
         rill broker\n  \
         rill broker --data /var/lib/rill --listen 0.0.0.0:9092 --advertise broker1:9092\n  \
+        rill dev cluster --nodes 3\n  \
+        rill cluster status --bootstrap 127.0.0.1:9092,127.0.0.1:9192\n  \
         rill topic create events --partitions 3\n  \
         echo hello | rill produce events\n  \
         rill consume events --from-beginning --format json\n  \
@@ -45,6 +50,27 @@ enum Command {
     Group(GroupArgs),
     /// Measure a broker's throughput and latency, or this machine's limits.
     Bench(BenchArgs),
+    /// Show the cluster: brokers and their liveness, the controller,
+    /// under-replicated and offline partitions.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Tools for development on one machine.
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ClusterCommand {
+    /// Brokers (alive or fenced), the controller, and the under-replicated
+    /// and offline partitions.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum DevCommand {
+    /// Run a cluster of N brokers on this machine, each a controller too,
+    /// until Ctrl-C.
+    Cluster(DevClusterArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
@@ -55,5 +81,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Consume(args) => crate::consume::run(args),
         Command::Group(args) => crate::group::run(args),
         Command::Bench(args) => crate::bench::run(args),
+        Command::Cluster(ClusterCommand::Status(args)) => crate::cluster_status::run(args),
+        Command::Dev(DevCommand::Cluster(args)) => crate::dev_cluster::run(args),
     }
 }

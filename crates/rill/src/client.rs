@@ -38,7 +38,8 @@ pub(crate) struct ClientArgs {
     pub(crate) timeout_ms: u64,
     /// Any librdkafka property, applied last (repeatable), e.g.
     /// -X client.id=me or -X broker.address.family=any. (`topic alter
-    /// --config` speaks to the broker without librdkafka and ignores them.)
+    /// --config` and `cluster status` speak to the broker without
+    /// librdkafka and ignore them.)
     #[arg(
         short = 'X',
         long = "property",

@@ -6,9 +6,13 @@ mod bench;
 mod broker;
 mod cli;
 mod client;
+mod cluster_status;
+mod connection;
 mod consume;
+mod dev_cluster;
 mod group;
 mod produce;
+mod table;
 mod timestamp;
 mod topic;
 

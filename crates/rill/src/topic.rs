@@ -37,7 +37,8 @@ enum TopicCommand {
     Create(CreateArgs),
     /// List topic names, one per line.
     List,
-    /// Show partitions (leader, replicas, in-sync replicas) and configs.
+    /// Show partitions (leader, replicas, in-sync replicas, offline and
+    /// under-replicated marks) and configs.
     Describe(DescribeArgs),
     /// Add partitions or change configs of a topic.
     Alter(AlterArgs),
@@ -74,10 +75,14 @@ struct CreateArgs {
     rill topic describe events\n  \
     rill topic describe events --all-configs --json\n\n\
     Text output, as kafka-topics prints it:\n  \
-    Topic: events<TAB>PartitionCount: 1<TAB>ReplicationFactor: 1<TAB>Configs: retention.ms=60000\n  \
-    <TAB>Topic: events<TAB>Partition: 0<TAB>Leader: 1<TAB>Replicas: 1<TAB>Isr: 1\n\n\
+    Topic: events<TAB>PartitionCount: 3<TAB>ReplicationFactor: 3<TAB>Configs: retention.ms=60000\n  \
+    <TAB>Topic: events<TAB>Partition: 0<TAB>Leader: 1<TAB>Replicas: 1,2,3<TAB>Isr: 1,2,3\n  \
+    <TAB>Topic: events<TAB>Partition: 1<TAB>Leader: 2<TAB>Replicas: 2,3,1<TAB>Isr: 2,1<TAB>under-replicated\n  \
+    <TAB>Topic: events<TAB>Partition: 2<TAB>Leader: -1<TAB>Replicas: 3,1,2<TAB>Isr: 3<TAB>offline<TAB>under-replicated\n\n\
+    A partition is offline when it has no leader (-1), under-replicated when\n\
+    its ISR is smaller than its replica list; healthy partitions carry no mark.\n\n\
     --json prints one object per topic and line:\n  \
-    {\"topic\":\"events\",\"partitions\":[{\"partition\":0,\"leader\":1,\"replicas\":[1],\"isr\":[1]}],\n   \
+    {\"topic\":\"events\",\"partitions\":[{\"partition\":0,\"leader\":1,\"replicas\":[1],\"isr\":[1],\n   \"offline\":false,\"under_replicated\":false}],\n   \
     \"configs\":[{\"name\":\"retention.ms\",\"value\":\"60000\",\"source\":\"DYNAMIC_TOPIC_CONFIG\"}]}")]
 struct DescribeArgs {
     /// The topic [default: every topic].
@@ -197,6 +202,23 @@ struct PartitionDescription {
     leader: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
+    /// No leader: nothing can be produced to or fetched from it.
+    offline: bool,
+    /// Fewer in-sync replicas than replicas.
+    under_replicated: bool,
+}
+
+impl PartitionDescription {
+    fn new(partition: i32, leader: i32, replicas: Vec<i32>, isr: Vec<i32>) -> Self {
+        PartitionDescription {
+            partition,
+            leader,
+            offline: leader < 0,
+            under_replicated: isr.len() < replicas.len(),
+            replicas,
+            isr,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -263,11 +285,13 @@ fn described_topics(
         let mut partitions: Vec<PartitionDescription> = topic
             .partitions()
             .iter()
-            .map(|p| PartitionDescription {
-                partition: p.id(),
-                leader: p.leader(),
-                replicas: p.replicas().to_vec(),
-                isr: p.isr().to_vec(),
+            .map(|p| {
+                PartitionDescription::new(
+                    p.id(),
+                    p.leader(),
+                    p.replicas().to_vec(),
+                    p.isr().to_vec(),
+                )
             })
             .collect();
         partitions.sort_by_key(|p| p.partition);
@@ -317,7 +341,8 @@ fn source_name(source: &ConfigSource) -> &'static str {
 }
 
 /// kafka-topics' layout: a line for the topic, a tab-indented line per
-/// partition.
+/// partition, which ends in its marks (`offline`, `under-replicated`) if
+/// it has any.
 fn write_text(out: &mut impl Write, topic: &TopicDescription) -> std::io::Result<()> {
     let replication_factor = topic.partitions.first().map_or(0, |p| p.replicas.len());
     let configs: Vec<String> = topic
@@ -333,7 +358,7 @@ fn write_text(out: &mut impl Write, topic: &TopicDescription) -> std::io::Result
         configs.join(",")
     )?;
     for p in &topic.partitions {
-        writeln!(
+        write!(
             out,
             "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
             topic.topic,
@@ -342,6 +367,13 @@ fn write_text(out: &mut impl Write, topic: &TopicDescription) -> std::io::Result
             join(&p.replicas),
             join(&p.isr)
         )?;
+        if p.offline {
+            write!(out, "\toffline")?;
+        }
+        if p.under_replicated {
+            write!(out, "\tunder-replicated")?;
+        }
+        writeln!(out)?;
     }
     Ok(())
 }
@@ -411,4 +443,45 @@ fn run_delete(admin: &Admin, client: &ClientArgs, args: DeleteArgs) -> anyhow::R
         bail!("cannot delete topic {}", failures.join("; "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn partitions_without_a_leader_or_with_a_short_isr_are_marked() {
+        let topic = TopicDescription {
+            topic: "events".into(),
+            partitions: vec![
+                PartitionDescription::new(0, 1, vec![1, 2, 3], vec![1, 2, 3]),
+                PartitionDescription::new(1, 2, vec![2, 3, 1], vec![2, 1]),
+                PartitionDescription::new(2, -1, vec![3, 1, 2], vec![3]),
+                PartitionDescription::new(3, -1, vec![1], vec![1]),
+            ],
+            configs: Vec::new(),
+        };
+        let mut text = Vec::new();
+        write_text(&mut text, &topic).unwrap();
+        let text = String::from_utf8(text).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines,
+            [
+                "Topic: events\tPartitionCount: 4\tReplicationFactor: 3\tConfigs: ",
+                "\tTopic: events\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,2,3",
+                "\tTopic: events\tPartition: 1\tLeader: 2\tReplicas: 2,3,1\tIsr: 2,1\tunder-replicated",
+                "\tTopic: events\tPartition: 2\tLeader: -1\tReplicas: 3,1,2\tIsr: 3\toffline\tunder-replicated",
+                "\tTopic: events\tPartition: 3\tLeader: -1\tReplicas: 1\tIsr: 1\toffline",
+            ]
+        );
+        let json = serde_json::to_value(&topic.partitions[2]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"partition": 2, "leader": -1, "replicas": [3, 1, 2], "isr": [3],
+                "offline": true, "under_replicated": true})
+        );
+    }
 }
