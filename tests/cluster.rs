@@ -9,7 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::cluster::{Cluster, wait_until};
+use common::cluster::{Cluster, Host, Namespace, wait_until};
 use rdkafka::Message;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -48,16 +48,21 @@ fn producer(cluster: &Cluster, extra: &[(&str, &str)]) -> FutureProducer {
 
 /// Every message of `topic`'s partition 0 from the start: (offset, payload).
 fn read_all(cluster: &Cluster, topic: &str) -> Vec<(i64, String)> {
+    read_partition(cluster, topic, 0)
+}
+
+/// Every message of `topic`'s `partition` from the start.
+fn read_partition(cluster: &Cluster, topic: &str, partition: i32) -> Vec<(i64, String)> {
     let consumer: BaseConsumer = cluster
         .client_config()
         .set("group.id", "reader")
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
-    let (_, high) = consumer.fetch_watermarks(topic, 0, WAIT).unwrap();
+    let (_, high) = consumer.fetch_watermarks(topic, partition, WAIT).unwrap();
     let mut assignment = rdkafka::TopicPartitionList::new();
     assignment
-        .add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
         .unwrap();
     consumer.assign(&assignment).unwrap();
     let mut messages = Vec::new();
@@ -155,6 +160,52 @@ async fn an_idempotent_producer_loses_nothing_while_leaders_are_killed() {
         "the producer's order is kept"
     );
     assert_eq!(acknowledged.len(), 1200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preferred_leader_election_gives_leadership_back_after_a_restart() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_topic(&cluster, "home", 3, &[]).await;
+    let preferred: Vec<i32> = (0..3)
+        .map(|p| cluster.partition_state("home", p).0)
+        .collect();
+    let moved = preferred[0];
+    cluster.node(moved).kill();
+    cluster.wait_for_brokers(2);
+    cluster.node(moved).restart();
+    wait_until(WAIT, "the restarted broker back in every ISR", || {
+        (0..3).all(|p| cluster.partition_state("home", p).1 == [1, 2, 3])
+    });
+    assert_ne!(
+        cluster.partition_state("home", 0).0,
+        moved,
+        "leadership moved away"
+    );
+    let mut wire = common::wire::Wire::connect(&cluster.brokers[0].bootstrap);
+    let request = kafka_protocol::messages::ElectLeadersRequest::default()
+        .with_election_type(0)
+        .with_topic_partitions(None)
+        .with_timeout_ms(30_000);
+    let response = wire.send(2, &request);
+    let codes: BTreeMap<i32, i16> = response
+        .replica_election_results
+        .iter()
+        .filter(|r| r.topic.as_str() == "home")
+        .flat_map(|r| {
+            r.partition_result
+                .iter()
+                .map(|p| (p.partition_id, p.error_code))
+        })
+        .collect();
+    // Partition 0 is elected (no error); the others needed nothing (84).
+    assert_eq!(codes.get(&0), Some(&0), "{codes:?}");
+    assert!(
+        (1..3).all(|p| codes.get(&p) == Some(&84) || preferred[p as usize] == moved),
+        "{codes:?}"
+    );
+    for p in 0..3 {
+        assert_eq!(cluster.partition_state("home", p).0, preferred[p as usize]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -264,6 +315,133 @@ async fn metadata_changes_go_on_after_the_controller_leader_is_killed() {
     assert_ne!(describe_controller(&cluster), controller);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_cut_off_cannot_acknowledge_and_converges_after_healing() {
+    let namespace = Namespace::create();
+    let outside = Host {
+        address: namespace.outside.clone(),
+        wrapper: Vec::new(),
+    };
+    let inside = Host {
+        address: namespace.inside.clone(),
+        wrapper: namespace.wrapper(),
+    };
+    let mut cluster = Cluster::start_on(&[outside.clone(), outside, inside], &[]);
+    create_topic(&cluster, "split", 3, &[("min.insync.replicas", "2")]).await;
+    let partition = (0..3)
+        .find(|p| cluster.partition_state("split", *p).0 == 3)
+        .expect("broker 3 leads one of the three partitions");
+    // A request to the cut-off leader is given up on after 3 s, not
+    // librdkafka's 30 s, so the write goes to the new leader soon.
+    let producer = producer(&cluster, &[("request.timeout.ms", "3000")]);
+    let send = async |payload: &str| {
+        producer
+            .send(
+                FutureRecord::<(), _>::to("split")
+                    .payload(payload)
+                    .partition(partition),
+                Timeout::After(WAIT),
+            )
+            .await
+    };
+    send("before").await.unwrap();
+
+    namespace.cut();
+    // Inside, broker 3 still thinks it leads; a write there cannot be
+    // acknowledged, since no other ISR member can fetch it.
+    let minority = std::process::Command::new("ip")
+        .args(["netns", "exec", &namespace.name])
+        .arg(common::rill_binary())
+        .args(["produce", "split", "--acks", "all", "--timeout-ms", "4000"])
+        .args(["--partition", &partition.to_string()])
+        .args(["--bootstrap", &cluster.node(3).bootstrap])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    minority
+        .stdin
+        .as_ref()
+        .unwrap()
+        .write_all(b"minority\n")
+        .unwrap();
+    let minority = minority.wait_with_output().unwrap();
+    assert!(
+        !minority.status.success(),
+        "the cut-off leader acknowledged: {}",
+        String::from_utf8_lossy(&minority.stdout)
+    );
+    // Outside, the majority fences broker 3, moves the leadership, and
+    // takes acks=all writes with the two of them.
+    let outside_view = cluster.node(1).bootstrap.clone();
+    wait_until(WAIT, "a new leader outside", || {
+        cluster
+            .partition_state_at(&outside_view, "split", partition)
+            .0
+            != 3
+    });
+    // A client on the majority's side (one that knew broker 3 keeps
+    // trying it until its requests time out) writes to the new leader.
+    let majority: FutureProducer = cluster
+        .client_config()
+        .set(
+            "bootstrap.servers",
+            format!(
+                "{},{}",
+                cluster.brokers[0].bootstrap, cluster.brokers[1].bootstrap
+            ),
+        )
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let sent = Instant::now();
+    majority
+        .send(
+            FutureRecord::<(), _>::to("split")
+                .payload("majority")
+                .partition(partition),
+            Timeout::After(WAIT),
+        )
+        .await
+        .unwrap();
+    eprintln!(
+        "the majority took a write {:?} after asking",
+        sent.elapsed()
+    );
+
+    namespace.heal();
+    wait_until(WAIT, "broker 3 back in the ISR", || {
+        cluster.partition_state("split", partition).1 == [1, 2, 3]
+    });
+    let (leader, _) = cluster.partition_state("split", partition);
+    let log: Vec<String> = read_partition(&cluster, "split", partition)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(log, ["before", "majority"]);
+    // Broker 3 cut what it wrote alone and holds the leader's bytes.
+    let segment = |node: i32| {
+        let dir = cluster.brokers[usize::try_from(node - 1).unwrap()]
+            .data
+            .join(format!("split-{partition}"));
+        let mut bytes = std::fs::read(dir.join("00000000000000000000.log")).unwrap();
+        while bytes.last() == Some(&0) {
+            bytes.pop(); // Preallocated space.
+        }
+        bytes
+    };
+    wait_until(WAIT, "broker 3 holding the leader's bytes", || {
+        segment(3) == segment(leader)
+    });
+    let ours = segment(3);
+    assert!(
+        !ours.windows(8).any(|w| w == b"minority"),
+        "the unacknowledged write survived"
+    );
+}
+
 #[test]
 fn a_consumer_group_keeps_consuming_when_its_coordinator_is_killed() {
     let mut cluster = Cluster::start(3, &["--set", "offsets.topic.num.partitions=3"]);
@@ -309,9 +487,11 @@ fn a_consumer_group_keeps_consuming_when_its_coordinator_is_killed() {
             if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
                 let payload = String::from_utf8(message.payload().unwrap().to_vec()).unwrap();
                 seen.insert(payload.parse::<u32>().unwrap());
-                // Commits may fail while the coordinator moves; the next
-                // one covers them.
-                let _ = consumer.commit_message(&message, rdkafka::consumer::CommitMode::Async);
+                // Synchronous, so that none is retried after a later one.
+                // It may fail while the coordinator moves; the next covers it.
+                if seen.len() % 50 == 0 {
+                    let _ = consumer.commit_message(&message, rdkafka::consumer::CommitMode::Sync);
+                }
             }
         }
     };

@@ -42,6 +42,14 @@ pub fn free_port() -> u16 {
     panic!("no free loopback port in 10000-19999");
 }
 
+/// Where a broker runs: the address it listens on, and the command it
+/// runs under (empty: directly).
+#[derive(Clone)]
+pub struct Host {
+    pub address: String,
+    pub wrapper: Vec<String>,
+}
+
 /// Brokers 1..=n; `brokers[i]` is node i + 1.
 pub struct Cluster {
     pub brokers: Vec<BrokerProcess>,
@@ -50,28 +58,42 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Starts `n` brokers and waits until each has registered.
+    /// Starts `n` brokers on 127.0.0.1 and waits until each has registered.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
+        let hosts: Vec<Host> = (0..n)
+            .map(|_| Host {
+                address: "127.0.0.1".to_string(),
+                wrapper: Vec::new(),
+            })
+            .collect();
+        Cluster::start_on(&hosts, extra)
+    }
+
+    /// Starts broker i + 1 on `hosts[i]` (its address, and a command that
+    /// runs it, e.g. in a network namespace).
+    pub fn start_on(hosts: &[Host], extra: &[&str]) -> Cluster {
+        let n = hosts.len();
         let temp = tempfile::tempdir().unwrap();
         let mut voters = Vec::new();
         let mut listens = Vec::new();
-        for id in 1..=n {
-            voters.push(format!("{id}@127.0.0.1:{}", free_port()));
-            listens.push(format!("127.0.0.1:{}", free_port()));
+        for (id, host) in (1..=n).zip(hosts) {
+            voters.push(format!("{id}@{}:{}", host.address, free_port()));
+            listens.push(format!("{}:{}", host.address, free_port()));
         }
         let quorum = voters.join(",");
         // Each waits for a quorum before it listens: start them together.
         let brokers: Vec<BrokerProcess> = std::thread::scope(|scope| {
             let starting: Vec<_> = (1..=n)
                 .map(|id| {
-                    let (quorum, listen) = (&quorum, &listens[id - 1]);
+                    let (quorum, listen, host) = (&quorum, &listens[id - 1], &hosts[id - 1]);
                     let data = temp.path().join(format!("node-{id}"));
                     scope.spawn(move || {
                         let node_id = id.to_string();
                         let mut args = vec!["--node-id", &node_id, "--controller-quorum", quorum];
                         args.extend_from_slice(TEST_SETTINGS);
                         args.extend_from_slice(extra);
-                        BrokerProcess::start_on(&data, &args, listen)
+                        let wrapper: Vec<&str> = host.wrapper.iter().map(String::as_str).collect();
+                        BrokerProcess::start_wrapped(&wrapper, &data, &args, listen)
                     })
                 })
                 .collect();
@@ -111,30 +133,60 @@ impl Cluster {
         });
     }
 
-    /// The leader and ISR of `topic`'s partition, from the metadata of a
-    /// broker that knows them (a restarted one may not yet).
+    /// The leader and ISR of `topic`'s partition once every running
+    /// broker reports the same (a restarted or cut-off one may lag).
     pub fn partition_state(&self, topic: &str, partition: i32) -> (i32, Vec<i32>) {
         let mut state = None;
-        wait_until(Duration::from_secs(30), "the partition's metadata", || {
-            let consumer: BaseConsumer = self.client_config().create().unwrap();
-            let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
-                return false;
-            };
-            let found = metadata.topics().first().and_then(|t| {
-                t.partitions()
-                    .get(usize::try_from(partition).unwrap())
-                    .filter(|p| p.leader() >= 0)
-                    .map(|p| {
-                        let mut isr = p.isr().to_vec();
-                        isr.sort_unstable();
-                        (p.leader(), isr)
-                    })
-            });
-            state = found;
+        wait_until(
+            Duration::from_secs(60),
+            "the brokers to agree on the partition",
+            || {
+                let views: Vec<Option<(i32, Vec<i32>)>> = self
+                    .brokers
+                    .iter()
+                    .filter(|b| b.is_running())
+                    .map(|b| partition_view(&b.bootstrap, topic, partition))
+                    .collect();
+                state = views.first().cloned().flatten();
+                state.is_some() && views.iter().all(|v| *v == state)
+            },
+        );
+        state.unwrap()
+    }
+
+    /// The leader and ISR as `broker` (host:port) reports them.
+    pub fn partition_state_at(&self, broker: &str, topic: &str, partition: i32) -> (i32, Vec<i32>) {
+        let mut state = None;
+        wait_until(Duration::from_secs(60), "the partition's metadata", || {
+            state = partition_view(broker, topic, partition);
             state.is_some()
         });
         state.unwrap()
     }
+}
+
+/// What `broker` alone says of the partition: leader (if any) and ISR.
+fn partition_view(broker: &str, topic: &str, partition: i32) -> Option<(i32, Vec<i32>)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", broker)
+        .set("broker.address.family", "v4")
+        .set("log_level", "0")
+        .create()
+        .ok()?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(5))
+        .ok()?;
+    let found = metadata
+        .topics()
+        .first()?
+        .partitions()
+        .get(usize::try_from(partition).ok()?)?;
+    if found.leader() < 0 {
+        return None;
+    }
+    let mut isr = found.isr().to_vec();
+    isr.sort_unstable();
+    Some((found.leader(), isr))
 }
 
 /// Polls `condition` every 50 ms until it holds, failing after `limit`.
@@ -144,4 +196,107 @@ pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bo
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A network namespace joined to this one by a veth pair, for a broker
+/// that the test can cut off from the others: `outside` is this side's
+/// address, `inside` the namespace's. Removed on drop.
+pub struct Namespace {
+    pub name: String,
+    pub outside: String,
+    pub inside: String,
+}
+
+impl Namespace {
+    /// Needs root (CAP_NET_ADMIN) and iproute2, which the CI machine has.
+    pub fn create() -> Namespace {
+        let id = std::process::id() % 250;
+        let name = format!("rill-test-{}", std::process::id());
+        let (outer, inner) = (format!("rill{id}o"), format!("rill{id}i"));
+        let outside = format!("10.213.{id}.1");
+        let inside = format!("10.213.{id}.2");
+        ip(&["netns", "add", &name]);
+        let namespace = Namespace {
+            name: name.clone(),
+            outside: outside.clone(),
+            inside: inside.clone(),
+        };
+        ip(&[
+            "link", "add", &outer, "type", "veth", "peer", "name", &inner,
+        ]);
+        ip(&["link", "set", &inner, "netns", &name]);
+        ip(&["addr", "add", &format!("{outside}/24"), "dev", &outer]);
+        ip(&["link", "set", &outer, "up"]);
+        let address = format!("{inside}/24");
+        for args in [
+            ["addr", "add", address.as_str(), "dev", inner.as_str()].as_slice(),
+            &["link", "set", &inner, "up"],
+            &["link", "set", "lo", "up"],
+        ] {
+            let mut inside_ns = vec!["netns", "exec", &name, "ip"];
+            inside_ns.extend_from_slice(args);
+            ip(&inside_ns);
+        }
+        namespace
+    }
+
+    /// What runs a command inside.
+    pub fn wrapper(&self) -> Vec<String> {
+        ["ip", "netns", "exec", &self.name]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    }
+
+    /// Drops every packet from inside to outside: connections in both
+    /// directions stall, as across a cut link.
+    pub fn cut(&self) {
+        let route = format!("{}/32", self.outside);
+        ip(&[
+            "netns",
+            "exec",
+            &self.name,
+            "ip",
+            "route",
+            "add",
+            "blackhole",
+            &route,
+        ]);
+    }
+
+    pub fn heal(&self) {
+        let route = format!("{}/32", self.outside);
+        ip(&[
+            "netns",
+            "exec",
+            &self.name,
+            "ip",
+            "route",
+            "del",
+            "blackhole",
+            &route,
+        ]);
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        // Deleting the namespace deletes its end of the veth pair, and
+        // with it the other end.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status(); // Best effort: nothing to do if it is gone.
+    }
+}
+
+fn ip(args: &[&str]) {
+    let output = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

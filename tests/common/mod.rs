@@ -74,13 +74,26 @@ impl BrokerProcess {
     /// Starts a broker on the data in `data`, listening on `listen` (a
     /// fixed port: a cluster's brokers must know each other's).
     pub fn start_on(data: &Path, extra_args: &[&str], listen: &str) -> BrokerProcess {
-        let extra_args: Vec<String> = extra_args.iter().map(|s| s.to_string()).collect();
-        let (child, bootstrap, log) = spawn(data, &extra_args, listen, "info,openraft=warn");
+        BrokerProcess::start_wrapped(&[], data, extra_args, listen)
+    }
+
+    /// [`BrokerProcess::start_on`] run through `wrapper` (e.g. `ip netns
+    /// exec NS`, which execs the broker in a network namespace).
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        data: &Path,
+        extra_args: &[&str],
+        listen: &str,
+    ) -> BrokerProcess {
+        let mut args: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
+        args.push(WRAPPED.to_string());
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let (child, bootstrap, log) = spawn(data, &args, listen, "info,openraft=warn");
         BrokerProcess {
             child: Some(child),
             bootstrap,
             data: data.to_path_buf(),
-            extra_args,
+            extra_args: args,
             log_filter: "info,openraft=warn".to_string(),
             log,
             _temp: None,
@@ -187,13 +200,28 @@ impl Drop for BrokerProcess {
     }
 }
 
+/// Separates a wrapper command from the broker's own arguments.
+const WRAPPED: &str = "--rill-wrapped--";
+
 fn spawn(
     data: &Path,
     extra_args: &[String],
     listen: &str,
     log_filter: &str,
 ) -> (Child, String, mpsc::Receiver<String>) {
-    let mut child = Command::new(rill_binary())
+    let (wrapper, extra_args) = match extra_args.iter().position(|a| a == WRAPPED) {
+        Some(at) => (&extra_args[..at], &extra_args[at + 1..]),
+        None => (&extra_args[..0], extra_args),
+    };
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut command = Command::new(program);
+            command.args(args).arg(rill_binary());
+            command
+        }
+        None => Command::new(rill_binary()),
+    };
+    let mut child = command
         .arg("broker")
         .arg("--data")
         .arg(data)

@@ -411,6 +411,13 @@ impl Controller {
     /// did. A follower forwards it to the leader it knows (one hop);
     /// without one it answers `NotLeader`, and the caller retries.
     pub async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+        Ok(self.core.propose(command).await?.1)
+    }
+
+    /// [`Controller::propose`], with the index of the log entry: once this
+    /// node's [`Controller::applied_index`] reaches it, its metadata shows
+    /// the command (and everything committed before it).
+    pub async fn propose_at(&self, command: Command) -> Result<(u64, CommandResult), ProposeError> {
         self.core.propose(command).await
     }
 
@@ -428,14 +435,15 @@ impl Controller {
 
     /// Creates a topic with replicas placed by [`assign_replicas`] over
     /// the unfenced brokers of this node's metadata, from a random start,
-    /// under a fresh random topic id.
+    /// under a fresh random topic id. Returns the entry's log index with
+    /// the result.
     pub async fn create_topic(
         &self,
         name: &str,
         partitions: usize,
         replication_factor: usize,
         configs: BTreeMap<String, String>,
-    ) -> Result<CommandResult, CreateTopicError> {
+    ) -> Result<(u64, CommandResult), CreateTopicError> {
         let metadata = self.metadata();
         let brokers: Vec<BrokerId> = metadata
             .brokers
@@ -458,7 +466,7 @@ impl Controller {
             assignment,
             configs,
         };
-        Ok(self.propose(command).await?)
+        Ok(self.propose_at(command).await?)
     }
 
     /// A preferred-leader election over every partition, computed from
@@ -500,10 +508,10 @@ impl Controller {
 }
 
 impl Core {
-    async fn propose(&self, command: Command) -> Result<CommandResult, ProposeError> {
+    async fn propose(&self, command: Command) -> Result<(u64, CommandResult), ProposeError> {
         check_size(&command)?;
         match propose_here(&self.raft, command.clone()).await {
-            ProposeReply::Applied(result) => Ok(result),
+            ProposeReply::Applied { index, result } => Ok((index, result)),
             ProposeReply::NotLeader {
                 leader: Some(leader),
             } if leader != self.node_id => self.forward_proposal(leader, command).await,
@@ -527,7 +535,7 @@ impl Core {
         &self,
         leader: NodeId,
         command: Command,
-    ) -> Result<CommandResult, ProposeError> {
+    ) -> Result<(u64, CommandResult), ProposeError> {
         let Some(mut client) = self.peer(leader) else {
             return Err(ProposeError::NotLeader {
                 leader: Some(leader),
@@ -538,7 +546,7 @@ impl Core {
             .await
             .map_err(|source| ProposeError::Forward { leader, source })?;
         match response {
-            Response::Propose(ProposeReply::Applied(result)) => Ok(result),
+            Response::Propose(ProposeReply::Applied { index, result }) => Ok((index, result)),
             Response::Propose(ProposeReply::NotLeader { leader }) => {
                 Err(ProposeError::NotLeader { leader })
             }
@@ -639,16 +647,20 @@ impl Core {
             };
         }
         match propose_here(&self.raft, command).await {
-            ProposeReply::Applied(Ok(_)) => {
+            ProposeReply::Applied { result: Ok(_), .. } => {
                 tracing::info!(node_id = self.node_id, %broker_id, "unfenced broker");
                 HeartbeatReply::Alive { fenced: false }
             }
-            ProposeReply::Applied(Err(rejection @ Rejection::StaleBrokerEpoch { .. })) => {
-                HeartbeatReply::Rejected(rejection)
-            }
+            ProposeReply::Applied {
+                result: Err(rejection @ Rejection::StaleBrokerEpoch { .. }),
+                ..
+            } => HeartbeatReply::Rejected(rejection),
             // A race with another change of its partitions: the next
             // heartbeat tries again from the newer state.
-            ProposeReply::Applied(Err(rejection)) => {
+            ProposeReply::Applied {
+                result: Err(rejection),
+                ..
+            } => {
                 tracing::debug!(%broker_id, %rejection, "unfence rejected; retrying on the next heartbeat");
                 HeartbeatReply::Alive { fenced: true }
             }
@@ -693,12 +705,18 @@ impl Core {
                 continue;
             }
             match propose_here(&self.raft, command).await {
-                ProposeReply::Applied(Ok(applied)) => {
+                ProposeReply::Applied {
+                    result: Ok(applied),
+                    ..
+                } => {
                     tracing::info!(node_id = self.node_id, %broker_id, ?applied, "fenced a silent broker");
                 }
                 // Stale (the state moved under the computation): the next
                 // tick recomputes.
-                ProposeReply::Applied(Err(rejection)) => {
+                ProposeReply::Applied {
+                    result: Err(rejection),
+                    ..
+                } => {
                     tracing::debug!(%broker_id, %rejection, "fence rejected; retrying");
                 }
                 ProposeReply::NotLeader { .. } => return,
@@ -751,7 +769,10 @@ fn check_size(command: &Command) -> Result<(), ProposeError> {
 /// Proposes `command` to the Raft on this node, without forwarding.
 pub(crate) async fn propose_here(raft: &Raft<TypeConfig>, command: Command) -> ProposeReply {
     match raft.client_write(command).await {
-        Ok(response) => ProposeReply::Applied(response.data),
+        Ok(response) => ProposeReply::Applied {
+            index: response.log_id.index,
+            result: response.data,
+        },
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
             ProposeReply::NotLeader {
                 leader: forward.leader_id,

@@ -100,9 +100,17 @@ pub(crate) enum HeartbeatReply {
 /// again: one hop at most.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) enum ProposeReply {
-    Applied(CommandResult),
-    NotLeader { leader: Option<NodeId> },
-    Failed { reason: String },
+    /// Committed and applied at log `index`.
+    Applied {
+        index: u64,
+        result: CommandResult,
+    },
+    NotLeader {
+        leader: Option<NodeId>,
+    },
+    Failed {
+        reason: String,
+    },
 }
 
 /// A failure of one RPC.

@@ -58,7 +58,7 @@ async fn create_topic(controller: &Controller, name: &str, partitions: usize) ->
             .create_topic(name, partitions, 3, BTreeMap::new())
             .await
         {
-            Ok(result) => return result.unwrap(),
+            Ok((_, result)) => return result.unwrap(),
             Err(CreateTopicError::Propose { source }) if retryable(&source) => {
                 assert!(
                     Instant::now() < deadline,

@@ -114,6 +114,10 @@ pub struct OffsetStore {
     /// how many are in flight for each key: expiry leaves these alone, so
     /// a tombstone can never land after (and erase) a fresh commit.
     pending: BTreeMap<OffsetCommitKey, u32>,
+    /// The log position (end offset of its append) of the record each key
+    /// was last completed from: commits acknowledged out of append order
+    /// never put an older offset over a newer one.
+    completed_at: BTreeMap<OffsetCommitKey, u64>,
 }
 
 impl Default for OffsetStore {
@@ -130,6 +134,7 @@ impl OffsetStore {
             metadata_max_bytes,
             groups: BTreeMap::new(),
             pending: BTreeMap::new(),
+            completed_at: BTreeMap::new(),
         }
     }
 
@@ -198,6 +203,29 @@ impl OffsetStore {
     pub fn complete(&mut self, records: impl IntoIterator<Item = OffsetsTopicRecord>) {
         for record in records {
             self.unpend(&record);
+            self.replay(record);
+        }
+    }
+
+    /// [`OffsetStore::complete`] for records appended together, ending at
+    /// `log_position` in `__consumer_offsets`: a key completed before from
+    /// a later position keeps that value (acknowledgements may arrive out
+    /// of append order; the log's order is the truth).
+    pub fn complete_at(
+        &mut self,
+        records: impl IntoIterator<Item = OffsetsTopicRecord>,
+        log_position: u64,
+    ) {
+        for record in records {
+            self.unpend(&record);
+            if let OffsetsTopicRecord::OffsetCommit { key, .. } = &record {
+                match self.completed_at.get(key) {
+                    Some(later) if *later > log_position => continue,
+                    _ => {
+                        self.completed_at.insert(key.clone(), log_position);
+                    }
+                }
+            }
             self.replay(record);
         }
     }
@@ -716,6 +744,37 @@ mod tests {
         // Day 8: the long one is kept although retention has passed.
         assert_eq!(store.expire(8 * DAY_MS, 7 * DAY_MS, standalone).len(), 1);
         assert_eq!(store.expire(30 * DAY_MS, 7 * DAY_MS, standalone).len(), 2);
+    }
+
+    #[test]
+    fn a_commit_acknowledged_late_does_not_replace_a_later_one() {
+        let mut store = OffsetStore::default();
+        let offsets = |offset| {
+            [OffsetToCommit {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                leader_epoch: None,
+                metadata: None,
+                expire_timestamp_ms: None,
+            }]
+        };
+        let first: Vec<_> = store
+            .commit("g", &offsets(100), 1)
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        let second: Vec<_> = store
+            .commit("g", &offsets(200), 2)
+            .into_iter()
+            .map(|r| r.unwrap())
+            .collect();
+        // Appended in that order (ending at 10 and 11); acknowledged the
+        // other way round.
+        store.complete_at(second, 11);
+        store.complete_at(first, 10);
+        assert_eq!(store.fetch("g", Some(&[("t", 0)]))[0].offset, 200);
+        assert!(store.pending.is_empty());
     }
 
     #[test]

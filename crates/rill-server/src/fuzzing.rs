@@ -27,11 +27,12 @@ use bytes::Bytes;
 use kafka_protocol::messages::{
     AlterConfigsRequest, ApiKey, ApiVersionsRequest, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest, DescribeClusterRequest,
-    DescribeConfigsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
-    HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
-    LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
-    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
-    RequestHeader, SyncGroupRequest,
+    DescribeConfigsRequest, DescribeGroupsRequest, ElectLeadersRequest, FetchRequest,
+    FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
+    InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
+    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
+    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
+    SyncGroupRequest,
 };
 use kafka_protocol::protocol::Decodable;
 
@@ -137,6 +138,7 @@ fn decode_body(request: &Request) -> Result<Vec<Option<Bytes>>, HandlerError> {
         ApiKey::DescribeGroups => decode::<DescribeGroupsRequest>(request),
         ApiKey::DeleteGroups => decode::<DeleteGroupsRequest>(request),
         ApiKey::OffsetDelete => decode::<OffsetDeleteRequest>(request),
+        ApiKey::ElectLeaders => decode::<ElectLeadersRequest>(request),
         other => {
             // `parse` admits only APIs in SUPPORTED, so this is the table
             // and this match out of step: a bug, as in `apis::handle`.

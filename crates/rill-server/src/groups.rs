@@ -49,6 +49,13 @@ pub(crate) struct Persisted {
     end: Offset,
 }
 
+impl Persisted {
+    /// The log end offset right after the append.
+    pub(crate) fn end(&self) -> Offset {
+        self.end
+    }
+}
+
 /// An OffsetCommit request in plain terms.
 pub(crate) struct OffsetCommit<'a> {
     pub group: &'a str,
@@ -316,10 +323,22 @@ impl Groups {
 
     /// Makes acknowledged commits (or deletions) visible, or, if the
     /// append was not acknowledged, forgets them.
-    pub(crate) fn finish_commit(&self, records: Vec<OffsetsTopicRecord>, acknowledged: bool) {
+    /// `position`: where the append of `records` ended (see
+    /// [`Persisted::end`]), which orders completions as the log does.
+    pub(crate) fn finish_commit(
+        &self,
+        records: Vec<OffsetsTopicRecord>,
+        acknowledged: bool,
+        position: Option<Offset>,
+    ) {
         let mut inner = self.inner.lock();
         if acknowledged {
-            inner.offsets.complete(records);
+            match position {
+                Some(end) => inner
+                    .offsets
+                    .complete_at(records, u64::try_from(end.value()).unwrap_or(0)),
+                None => inner.offsets.complete(records),
+            }
         } else {
             inner.offsets.abort(&records);
         }
@@ -580,7 +599,7 @@ mod tests {
             panic!("the commit was refused");
         };
         assert!(acknowledged(&broker, persisted).await);
-        groups.finish_commit(records, true);
+        groups.finish_commit(records, true, None);
         assert_eq!(committed(&broker), 42);
 
         // Retained for an hour: nothing expires.

@@ -25,6 +25,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod elect_leaders;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -72,6 +73,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeGroups, 0, 6),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ElectLeaders, 0, 2),
 ];
 
 /// The version range Rill implements for `key`, if any.
@@ -230,6 +232,7 @@ pub(crate) fn handle(
         ApiKey::DeleteRecords => on_blocking_pool(broker, &request, delete_records::answer),
         ApiKey::InitProducerId => on_blocking_pool(broker, &request, init_producer_id::answer),
         ApiKey::AlterConfigs => on_blocking_pool(broker, &request, alter_configs::answer),
+        ApiKey::ElectLeaders => on_blocking_pool(broker, &request, elect_leaders::answer),
         ApiKey::IncrementalAlterConfigs => {
             on_blocking_pool(broker, &request, incremental_alter_configs::answer)
         }

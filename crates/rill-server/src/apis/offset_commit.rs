@@ -101,12 +101,13 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                 records,
                 persisted,
             } => {
+                let position = persisted.as_ref().map(|p| p.end());
                 let acked = acknowledged(&broker, persisted).await;
                 tracing::debug!(%group, acked, ?records, "offset commit");
                 // On the coordinator that took the commit: if another has
                 // replaced it since (leadership moved), that one loaded
                 // the records from the log, or will not have them.
-                groups.finish_commit(records, acked);
+                groups.finish_commit(records, acked, position);
                 let mut refused = per_partition.into_iter();
                 response(layout, |existing| {
                     if !acked {

@@ -71,11 +71,15 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let persisted = groups.persist(broker, &group, &records);
     let broker = Arc::clone(broker);
     Box::pin(async move {
+        let position = persisted
+            .as_ref()
+            .ok()
+            .and_then(|p| p.as_ref().map(|p| p.end()));
         let acked = match persisted {
             Ok(persisted) => acknowledged(&broker, persisted).await,
             Err(_) => false,
         };
-        groups.finish_commit(records, acked);
+        groups.finish_commit(records, acked, position);
         let topics = delete
             .topics
             .into_iter()

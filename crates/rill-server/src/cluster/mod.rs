@@ -211,6 +211,15 @@ impl ClusterNode {
         };
         *self.broker_epoch.lock() = Some(broker_epoch);
         tracing::info!(node_id = self.node_id, %broker_epoch, "registered with the metadata quorum");
+        // The epoch is the registration's log index. Until this node has
+        // applied that far, its metadata may be what it was before a crash:
+        // acting on it would lead partitions that have moved on.
+        self.wait_applied(broker_epoch.0)
+            .await
+            .map_err(|e| ClusterStartError::Timeout {
+                step: "catching up with the metadata log",
+                last: e.to_string(),
+            })?;
         Ok(broker_epoch)
     }
 
@@ -252,7 +261,7 @@ impl ClusterNode {
     pub(crate) async fn propose(&self, command: Command) -> Result<Applied, ProposalError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT.min(Duration::from_secs(30));
         let result = loop {
-            match self.controller.propose(command.clone()).await {
+            match self.controller.propose_at(command.clone()).await {
                 Ok(result) => break result,
                 Err(ProposeError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(RETRY_BACKOFF).await;
@@ -260,20 +269,20 @@ impl ClusterNode {
                 Err(error) => return Err(error.into()),
             }
         };
+        let (index, result) = result;
         let applied = result?;
-        self.wait_applied().await?;
+        self.wait_applied(index).await?;
         Ok(applied)
     }
 
-    /// Waits until this broker's view has caught up with its controller's
-    /// applied log (the proposal just made is in it).
-    async fn wait_applied(&self) -> Result<(), ProposalError> {
+    /// Waits until this node has applied the metadata log up to `index`
+    /// (a proposal just committed through the leader), and shows it.
+    async fn wait_applied(&self, index: u64) -> Result<(), ProposalError> {
         let wait = Duration::from_secs(10);
-        let target = self.controller.applied_index();
         let mut changes = self.controller.subscribe_metadata();
         let caught_up = tokio::time::timeout(wait, async {
             loop {
-                if self.controller.applied_index() >= target {
+                if self.controller.applied_index() >= Some(index) {
                     *self.metadata.write() = Arc::new(self.controller.metadata());
                     return;
                 }
@@ -309,8 +318,9 @@ impl ClusterNode {
                     reason: other.to_string(),
                 }),
             })?;
+        let (index, result) = result;
         let applied = result?;
-        self.wait_applied().await?;
+        self.wait_applied(index).await?;
         Ok(applied)
     }
 

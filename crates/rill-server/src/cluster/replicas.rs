@@ -405,7 +405,12 @@ impl ReplicaManager {
 
     /// The ISR changes the leader should propose now, each with what the
     /// AlterPartition needs.
-    fn wanted_isr_changes(&self, broker: &Broker, now: i64) -> Vec<(TopicPartition, Command)> {
+    fn wanted_isr_changes(
+        &self,
+        broker: &Broker,
+        metadata: &ClusterMetadata,
+        now: i64,
+    ) -> Vec<(TopicPartition, Command)> {
         let mut changes = Vec::new();
         let mut replicas = self.replicas.lock();
         for (tp, replica) in replicas.iter_mut() {
@@ -415,13 +420,23 @@ impl ReplicaManager {
             let Some(partition) = broker.partition(tp) else {
                 continue;
             };
-            let Some(wanted) = state.wanted_isr(
+            let Some(mut wanted) = state.wanted_isr(
                 partition.high_watermark(),
                 now,
                 self.replica_lag_time_max_ms,
             ) else {
                 continue;
             };
+            // A fenced broker may not join (the controller would refuse);
+            // it rejoins once it is unfenced and still caught up.
+            wanted.retain(|b| state.isr.contains(b) || metadata.is_unfenced(BrokerId(*b)));
+            let mut sorted = wanted.clone();
+            sorted.sort_unstable();
+            let mut current = state.isr.clone();
+            current.sort_unstable();
+            if sorted == current {
+                continue;
+            }
             tracing::info!(partition = %tp, from = ?state.isr, to = ?wanted, "proposing an ISR change");
             state.pending_isr = Some(wanted.clone());
             changes.push((
@@ -467,12 +482,20 @@ pub(crate) async fn maintain_isr(node: Arc<ClusterNode>, broker: Weak<Broker>) {
         let Some(broker) = broker.upgrade() else {
             return;
         };
-        let changes = node
-            .replicas
-            .wanted_isr_changes(&broker, crate::apis::now_ms());
+        let changes =
+            node.replicas
+                .wanted_isr_changes(&broker, &node.metadata(), crate::apis::now_ms());
         drop(broker);
         for (tp, command) in changes {
-            match node.propose(command).await {
+            // Bounded: a leader cut off from the quorum must not stop
+            // trying its other partitions for long.
+            let bound = lag.max(Duration::from_secs(1));
+            let Ok(proposed) = tokio::time::timeout(bound, node.propose(command)).await else {
+                tracing::info!(partition = %tp, "ISR change not committed in time");
+                node.replicas.clear_pending(&tp);
+                continue;
+            };
+            match proposed {
                 Ok(Applied::PartitionChanged { .. }) => {
                     tracing::info!(partition = %tp, "ISR changed");
                 }
