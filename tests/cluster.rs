@@ -83,6 +83,31 @@ async fn an_idempotent_producer_loses_nothing_while_leaders_are_killed() {
     let mut cluster = Cluster::start(3, &[]);
     create_topic(&cluster, "orders", 1, &[("min.insync.replicas", "2")]).await;
     let producer = producer(&cluster, &[("enable.idempotence", "true")]);
+    // A group member reads along through every kill (its coordinator is
+    // among the killed too, whenever it leads the group's partition).
+    let stop_reading = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let config = cluster.client_config();
+        let stop = std::sync::Arc::clone(&stop_reading);
+        std::thread::spawn(move || {
+            let consumer: BaseConsumer = config
+                .clone()
+                .set("group.id", "watchers")
+                .set("auto.offset.reset", "earliest")
+                .set("session.timeout.ms", "6000")
+                .create()
+                .unwrap();
+            consumer.subscribe(&["orders"]).unwrap();
+            let mut read = std::collections::BTreeSet::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                    let payload = std::str::from_utf8(message.payload().unwrap()).unwrap();
+                    read.insert(payload.parse::<u64>().unwrap());
+                }
+            }
+            read
+        })
+    };
     let mut acknowledged: BTreeMap<u64, i64> = BTreeMap::new();
     let mut next = 0u64;
     let mut failovers = Vec::new();
@@ -137,6 +162,35 @@ async fn an_idempotent_producer_loses_nothing_while_leaders_are_killed() {
         });
     }
     eprintln!("time from a leader's SIGKILL to the first acknowledged produce: {failovers:?}");
+    // The group member read on, to the end (at least once).
+    let (_, high) = {
+        let consumer: BaseConsumer = cluster.client_config().create().unwrap();
+        consumer.fetch_watermarks("orders", 0, WAIT).unwrap()
+    };
+    assert_eq!(high, 1200, "every acknowledged record once");
+    // It auto-commits what it read; once its commit is the end, it has
+    // read everything.
+    let probe: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", "watchers")
+        .create()
+        .unwrap();
+    wait_until(
+        Duration::from_secs(60),
+        "the group member's commit at the end",
+        || {
+            let mut partitions = rdkafka::TopicPartitionList::new();
+            partitions.add_partition("orders", 0);
+            probe
+                .committed_offsets(partitions, Duration::from_secs(5))
+                .ok()
+                .and_then(|c| c.elements().first().map(|e| e.offset()))
+                == Some(rdkafka::Offset::Offset(high))
+        },
+    );
+    stop_reading.store(true, std::sync::atomic::Ordering::Relaxed);
+    let read = reader.join().unwrap();
+    assert_eq!(read.len(), 1200, "the group member read every record");
 
     let log = read_all(&cluster, "orders");
     let mut seen: BTreeMap<u64, i64> = BTreeMap::new();
@@ -206,6 +260,71 @@ async fn a_preferred_leader_election_gives_leadership_back_after_a_restart() {
     for p in 0..3 {
         assert_eq!(cluster.partition_state("home", p).0, preferred[p as usize]);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_moves_to_other_brokers_with_its_data() {
+    let cluster = Cluster::start(3, &[]);
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let topic = NewTopic::new("moving", 1, TopicReplication::Fixed(1));
+    let created = admin
+        .create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(WAIT)))
+        .await
+        .unwrap();
+    assert!(created[0].is_ok(), "{created:?}");
+    let producer = producer(&cluster, &[]);
+    for i in 0..100 {
+        let payload = i.to_string();
+        producer
+            .send(
+                FutureRecord::<(), _>::to("moving").payload(&payload),
+                Timeout::After(WAIT),
+            )
+            .await
+            .unwrap();
+    }
+    let (from, _) = cluster.partition_state("moving", 0);
+    let to: Vec<i32> = (1..=3).filter(|b| *b != from).collect();
+    let cli = |args: &[&str]| {
+        let output = std::process::Command::new(common::rill_binary())
+            .args(args)
+            .args(["--bootstrap", &cluster.bootstrap])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "rill {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let replicas = format!("{},{}", to[0], to[1]);
+    cli(&[
+        "topic",
+        "reassign",
+        "moving",
+        "--partition",
+        "0",
+        "--replicas",
+        &replicas,
+    ]);
+    // The new replicas copy the log, join the ISR, and the old one hands
+    // over and is removed.
+    wait_until(WAIT, "the partition on its new brokers", || {
+        let (leader, isr) = cluster.partition_state("moving", 0);
+        isr == to && to.contains(&leader)
+    });
+    let old_dir = cluster.brokers[usize::try_from(from - 1).unwrap()]
+        .data
+        .join("moving-0");
+    wait_until(WAIT, "the old replica deleted", || !old_dir.exists());
+    let log: Vec<String> = read_all(&cluster, "moving")
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(log, (0..100).map(|i| i.to_string()).collect::<Vec<_>>());
+    // The preferred replica (the first listed) leads after an election.
+    cli(&["topic", "elect-leaders", "moving"]);
+    assert_eq!(cluster.partition_state("moving", 0).0, to[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

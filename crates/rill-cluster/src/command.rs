@@ -85,6 +85,20 @@ pub enum Command {
         broker_id: BrokerId,
         count: u32,
     },
+    /// Starts moving a partition's replicas to `target` (Kafka's
+    /// AlterPartitionReassignments); `CompleteReassignment` ends it.
+    ReassignPartition {
+        topic_id: Uuid,
+        partition: i32,
+        target: Vec<BrokerId>,
+    },
+    /// Ends a reassignment once every target replica is in the ISR,
+    /// computed at `partition_epoch` (proposed by the partition's leader).
+    CompleteReassignment {
+        topic_id: Uuid,
+        partition: i32,
+        partition_epoch: PartitionEpoch,
+    },
     /// The partition's leader changes its ISR (Kafka's AlterPartition):
     /// shrinking it when a follower falls behind, growing it when one has
     /// caught up. Fenced by the leader's epoch and the partition epoch, so

@@ -85,6 +85,11 @@ pub struct PartitionState {
     pub leader_epoch: LeaderEpoch,
     pub partition_epoch: PartitionEpoch,
     pub isr: Vec<BrokerId>,
+    /// A reassignment in progress: the replicas the partition is moving
+    /// to. Until every one of them is in the ISR, `replicas` holds these
+    /// and the ones they replace.
+    #[serde(default)]
+    pub target_replicas: Option<Vec<BrokerId>>,
 }
 
 /// One topic: its id, configs and partitions (indexed by partition id).
@@ -167,6 +172,16 @@ impl ClusterMetadata {
             Command::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
             }
+            Command::ReassignPartition {
+                topic_id,
+                partition,
+                target,
+            } => self.reassign_partition(*topic_id, *partition, target),
+            Command::CompleteReassignment {
+                topic_id,
+                partition,
+                partition_epoch,
+            } => self.complete_reassignment(*topic_id, *partition, *partition_epoch),
             Command::AlterPartition {
                 topic_id,
                 partition,
@@ -191,6 +206,100 @@ impl ClusterMetadata {
         let first = self.next_producer_id;
         self.next_producer_id = first.saturating_add(i64::from(count));
         Ok(Applied::ProducerIdsAllocated { first, count })
+    }
+
+    /// Starts moving a partition to `target` (Kafka's
+    /// AlterPartitionReassignments): the replicas become the target's
+    /// followed by the ones it replaces, so the new ones start fetching;
+    /// the ISR stays until they catch up.
+    fn reassign_partition(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        target: &[BrokerId],
+    ) -> CommandResult {
+        self.validate_assignment(std::slice::from_ref(&target.to_vec()))?;
+        let name = self
+            .topic_by_id(topic_id)
+            .map(|t| t.name.clone())
+            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let state = self.partition_mut(&name, partition)?;
+        let mut replicas = target.to_vec();
+        for old in &state.replicas {
+            if !replicas.contains(old) {
+                replicas.push(*old);
+            }
+        }
+        if replicas.len() > REPLICAS_PER_PARTITION_MAX {
+            return Err(Rejection::InvalidAssignment {
+                reason: format!("{} replicas while moving", replicas.len()),
+            });
+        }
+        state.replicas = replicas;
+        state.target_replicas = (state.replicas.as_slice() != target).then(|| target.to_vec());
+        state.partition_epoch = PartitionEpoch(state.partition_epoch.0.saturating_add(1));
+        Ok(Applied::PartitionChanged {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+        })
+    }
+
+    /// Ends a reassignment whose target replicas are all in the ISR: the
+    /// replicas become the target, the ISR keeps only them, and a leader
+    /// outside the target hands over to the first target replica in the
+    /// ISR that is unfenced.
+    fn complete_reassignment(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        partition_epoch: PartitionEpoch,
+    ) -> CommandResult {
+        let name = self
+            .topic_by_id(topic_id)
+            .map(|t| t.name.clone())
+            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let unfenced: BTreeSet<BrokerId> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect();
+        let state = self.partition_mut(&name, partition)?;
+        if state.partition_epoch != partition_epoch {
+            return Err(Rejection::StalePartitionEpoch {
+                topic_id,
+                partition,
+                expected: partition_epoch,
+                current: state.partition_epoch,
+            });
+        }
+        let invalid = |reason: String| Err(Rejection::InvalidPartitionChange { reason });
+        let Some(target) = state.target_replicas.clone() else {
+            return invalid("no reassignment in progress".to_owned());
+        };
+        if let Some(behind) = target.iter().find(|b| !state.isr.contains(b)) {
+            return invalid(format!("target replica {behind} is not in the ISR yet"));
+        }
+        let isr: Vec<BrokerId> = state
+            .isr
+            .iter()
+            .copied()
+            .filter(|b| target.contains(b))
+            .collect();
+        let leader = match state.leader {
+            Some(leader) if target.contains(&leader) => Some(leader),
+            _ => target
+                .iter()
+                .copied()
+                .find(|b| isr.contains(b) && unfenced.contains(b)),
+        };
+        state.replicas = target;
+        state.target_replicas = None;
+        set_leader_and_isr(state, leader, &isr);
+        Ok(Applied::PartitionChanged {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+        })
     }
 
     /// Kafka's AlterPartition checks: the proposer leads at that epoch, the
@@ -474,6 +583,7 @@ impl ClusterMetadata {
                 leader_epoch: LeaderEpoch(0),
                 partition_epoch: PartitionEpoch(0),
                 isr: replicas.clone(),
+                target_replicas: None,
             })
             .collect();
         self.topics.insert(
@@ -1081,5 +1191,87 @@ mod replication_command_tests {
                 })
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod reassignment_tests {
+    use super::*;
+
+    #[test]
+    fn a_partition_moves_once_its_new_replicas_are_in_sync() {
+        let mut md = ClusterMetadata::default();
+        for id in 1..=4 {
+            let register = Command::RegisterBroker {
+                broker_id: BrokerId(id),
+                host: "127.0.0.1".to_owned(),
+                port: 9092,
+            };
+            md.apply(&register, u64::try_from(id).unwrap_or(0)).unwrap();
+            let epoch = md.brokers[&BrokerId(id)].epoch;
+            let unfence = Command::UnfenceBroker {
+                broker_id: BrokerId(id),
+                broker_epoch: epoch,
+                partition_changes: Vec::new(),
+            };
+            md.apply(&unfence, 10).unwrap();
+        }
+        let topic_id = Uuid::from_u128(5);
+        let create = Command::CreateTopic {
+            name: "t".to_owned(),
+            topic_id,
+            assignment: vec![vec![BrokerId(1), BrokerId(2)]],
+            configs: BTreeMap::new(),
+        };
+        md.apply(&create, 11).unwrap();
+        let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
+        let reassign = Command::ReassignPartition {
+            topic_id,
+            partition: 0,
+            target: ids(&[3, 4]),
+        };
+        md.apply(&reassign, 12).unwrap();
+        let state = md.topics["t"].partitions[0].clone();
+        assert_eq!(state.replicas, ids(&[3, 4, 1, 2]));
+        assert_eq!(state.isr, ids(&[1, 2]));
+        assert_eq!(state.leader, Some(BrokerId(1)));
+        // Not before the new replicas are in sync.
+        let early = Command::CompleteReassignment {
+            topic_id,
+            partition: 0,
+            partition_epoch: state.partition_epoch,
+        };
+        assert!(md.apply(&early, 13).is_err());
+        let grown = Command::AlterPartition {
+            topic_id,
+            partition: 0,
+            leader: BrokerId(1),
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+            isr: ids(&[1, 2, 3, 4]),
+        };
+        md.apply(&grown, 14).unwrap();
+        let epoch = md.topics["t"].partitions[0].partition_epoch;
+        let complete = Command::CompleteReassignment {
+            topic_id,
+            partition: 0,
+            partition_epoch: epoch,
+        };
+        md.apply(&complete, 15).unwrap();
+        let done = &md.topics["t"].partitions[0];
+        assert_eq!(done.replicas, ids(&[3, 4]));
+        assert_eq!(done.isr, ids(&[3, 4]));
+        assert_eq!(done.leader, Some(BrokerId(3)), "the old leader handed over");
+        assert!(done.leader_epoch > state.leader_epoch);
+        assert_eq!(done.target_replicas, None);
+        let unknown = Command::ReassignPartition {
+            topic_id,
+            partition: 0,
+            target: ids(&[9]),
+        };
+        assert!(matches!(
+            md.apply(&unknown, 16),
+            Err(Rejection::UnknownBroker { .. })
+        ));
     }
 }

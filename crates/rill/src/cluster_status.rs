@@ -172,7 +172,7 @@ pub(crate) fn describe_cluster(
 }
 
 /// Metadata of every topic, without creating any.
-fn metadata(connection: &mut Connection) -> anyhow::Result<MetadataResponse> {
+pub(crate) fn metadata(connection: &mut Connection) -> anyhow::Result<MetadataResponse> {
     let version = connection.version_for(ApiKey::Metadata, METADATA_VERSION_MAX)?;
     ensure!(
         version >= METADATA_VERSION_MIN,

@@ -12,6 +12,7 @@ mod consume;
 mod dev_cluster;
 mod group;
 mod produce;
+mod reassign;
 mod table;
 mod timestamp;
 mod topic;

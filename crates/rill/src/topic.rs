@@ -23,7 +23,9 @@ use crate::client::{CliContext, ClientArgs, block_on, key_value};
     rill topic list\n  \
     rill topic describe events\n  \
     rill topic alter events --partitions 6 --config cleanup.policy=compact\n  \
-    rill topic delete events")]
+    rill topic delete events\n  \
+    rill topic reassign events --partition 0 --replicas 2,3\n  \
+    rill topic elect-leaders events")]
 pub(crate) struct TopicArgs {
     #[command(subcommand)]
     command: TopicCommand,
@@ -42,6 +44,10 @@ enum TopicCommand {
     Describe(DescribeArgs),
     /// Add partitions or change configs of a topic.
     Alter(AlterArgs),
+    /// Move a partition's replicas to other brokers (a cluster).
+    Reassign(crate::reassign::ReassignArgs),
+    /// Give partitions their preferred (first) replica back as leader.
+    ElectLeaders(crate::reassign::ElectLeadersArgs),
     /// Delete topics and all their data.
     Delete(DeleteArgs),
 }
@@ -132,16 +138,20 @@ type Admin = AdminClient<CliContext>;
 pub(crate) fn run(args: TopicArgs) -> anyhow::Result<()> {
     let client = &args.client;
     // A metadata request for a missing topic must not create it.
-    let admin: Admin = client
-        .config(&[("allow.auto.create.topics", "false")])?
-        .create_with_context(CliContext)
-        .context("cannot create the admin client")?;
+    let admin = || -> anyhow::Result<Admin> {
+        client
+            .config(&[("allow.auto.create.topics", "false")])?
+            .create_with_context(CliContext)
+            .context("cannot create the admin client")
+    };
     match args.command {
-        TopicCommand::Create(create) => run_create(&admin, client, create),
-        TopicCommand::List => run_list(&admin, client),
-        TopicCommand::Describe(describe) => run_describe(&admin, client, describe),
-        TopicCommand::Alter(alter) => run_alter(&admin, client, alter),
-        TopicCommand::Delete(delete) => run_delete(&admin, client, delete),
+        TopicCommand::Create(create) => run_create(&admin()?, client, create),
+        TopicCommand::List => run_list(&admin()?, client),
+        TopicCommand::Describe(describe) => run_describe(&admin()?, client, describe),
+        TopicCommand::Alter(alter) => run_alter(&admin()?, client, alter),
+        TopicCommand::Delete(delete) => run_delete(&admin()?, client, delete),
+        TopicCommand::Reassign(reassign) => crate::reassign::run_reassign(client, reassign),
+        TopicCommand::ElectLeaders(elect) => crate::reassign::run_elect_leaders(client, elect),
     }
 }
 

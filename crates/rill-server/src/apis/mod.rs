@@ -16,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::broker::Broker;
 
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -74,6 +75,7 @@ pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
 ];
 
 /// The version range Rill implements for `key`, if any.
@@ -233,6 +235,9 @@ pub(crate) fn handle(
         ApiKey::InitProducerId => on_blocking_pool(broker, &request, init_producer_id::answer),
         ApiKey::AlterConfigs => on_blocking_pool(broker, &request, alter_configs::answer),
         ApiKey::ElectLeaders => on_blocking_pool(broker, &request, elect_leaders::answer),
+        ApiKey::AlterPartitionReassignments => {
+            on_blocking_pool(broker, &request, alter_partition_reassignments::answer)
+        }
         ApiKey::IncrementalAlterConfigs => {
             on_blocking_pool(broker, &request, incremental_alter_configs::answer)
         }

@@ -454,6 +454,34 @@ impl ReplicaManager {
         changes
     }
 
+    /// The reassignments this broker, as leader, can end: every target
+    /// replica is in the ISR.
+    fn completed_reassignments(
+        &self,
+        metadata: &ClusterMetadata,
+    ) -> Vec<(TopicPartition, Command)> {
+        let me = BrokerId(self.node_id);
+        let mut done = Vec::new();
+        for topic in metadata.topics.values() {
+            for (index, state) in (0..).zip(&topic.partitions) {
+                let Some(target) = &state.target_replicas else {
+                    continue;
+                };
+                if state.leader == Some(me) && target.iter().all(|b| state.isr.contains(b)) {
+                    done.push((
+                        TopicPartition::new(&topic.name, index),
+                        Command::CompleteReassignment {
+                            topic_id: topic.id,
+                            partition: index,
+                            partition_epoch: state.partition_epoch,
+                        },
+                    ));
+                }
+            }
+        }
+        done
+    }
+
     fn clear_pending(&self, tp: &TopicPartition) {
         if let Some(Replica {
             role: Role::Leader(state),
@@ -482,9 +510,11 @@ pub(crate) async fn maintain_isr(node: Arc<ClusterNode>, broker: Weak<Broker>) {
         let Some(broker) = broker.upgrade() else {
             return;
         };
-        let changes =
+        let metadata = node.metadata();
+        let mut changes =
             node.replicas
-                .wanted_isr_changes(&broker, &node.metadata(), crate::apis::now_ms());
+                .wanted_isr_changes(&broker, &metadata, crate::apis::now_ms());
+        changes.extend(node.replicas.completed_reassignments(&metadata));
         drop(broker);
         for (tp, command) in changes {
             // Bounded: a leader cut off from the quorum must not stop
