@@ -328,6 +328,48 @@ async fn a_partition_moves_to_other_brokers_with_its_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_behind_the_leaders_log_start_starts_over_there() {
+    let mut cluster = Cluster::start(3, &[]);
+    create_topic(&cluster, "trimmed", 1, &[]).await;
+    let producer = producer(&cluster, &[]);
+    let send = async |count: usize| {
+        for _ in 0..count {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("trimmed").payload("x"),
+                    Timeout::After(WAIT),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    send(100).await;
+    let (leader, _) = cluster.partition_state("trimmed", 0);
+    let follower = (1..=3).find(|b| *b != leader).unwrap();
+    cluster.node(follower).kill();
+    send(100).await;
+    // The leader drops what the stopped follower still needs.
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let mut before = rdkafka::TopicPartitionList::new();
+    before
+        .add_partition_offset("trimmed", 0, rdkafka::Offset::Offset(150))
+        .unwrap();
+    admin
+        .delete_records(&before, &AdminOptions::new().operation_timeout(Some(WAIT)))
+        .await
+        .unwrap();
+    cluster.node(follower).restart();
+    wait_until(WAIT, "the follower back in the ISR", || {
+        cluster.partition_state("trimmed", 0).1 == [1, 2, 3]
+    });
+    let dir = cluster.node(follower).data.join("trimmed-0");
+    assert!(
+        dir.join("00000000000000000150.log").exists(),
+        "the follower's log starts over at the leader's log start"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_is_refused_when_the_isr_is_smaller_than_min_insync_replicas() {
     let mut cluster = Cluster::start(3, &[]);
     create_topic(&cluster, "strict", 1, &[("min.insync.replicas", "3")]).await;

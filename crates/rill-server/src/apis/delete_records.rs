@@ -1,7 +1,8 @@
 //! DeleteRecords: moves a partition's log start offset (offset -1: to the
-//! high watermark) and answers the new low watermark.
+//! high watermark) and answers the new low watermark. In a cluster only
+//! the leader does; followers keep their older records (a follower that
+//! fell below the leader's log start starts over there: `fetcher.rs`).
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -30,9 +31,12 @@ pub(crate) fn answer(
                         .with_partition_index(wanted.partition_index)
                         .with_low_watermark(-1);
                     let tp = TopicPartition::new(topic.name.as_str(), wanted.partition_index);
-                    let Some(partition) = broker.partition(&tp) else {
-                        return result
-                            .with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    let partition = match broker.leader_partition(&tp, -1) {
+                        Ok((partition, _)) => partition,
+                        Err(error) => {
+                            return result
+                                .with_error_code(error_code::for_leadership(error).code());
+                        }
                     };
                     let before = (wanted.offset != -1).then_some(Offset(wanted.offset));
                     match partition.delete_records(before) {

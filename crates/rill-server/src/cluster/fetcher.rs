@@ -246,7 +246,7 @@ async fn round(
                 tracing::debug!(partition = %partition.topic_partition(), ?error, "the leader refused a replica fetch");
                 match error {
                     Some(ResponseError::OffsetOutOfRange) => {
-                        mark_for_truncation(shared, partition.topic_partition());
+                        start_over_or_truncate(shared, partition, data.log_start_offset);
                     }
                     _ => backoff = true,
                 }
@@ -322,6 +322,25 @@ fn set_high_watermark(partition: &Partition, leader_high_watermark: i64) {
     if high_watermark > partition.high_watermark() {
         partition.set_high_watermark(high_watermark);
     }
+}
+
+/// A fetch offset out of the leader's range: below its log start (its
+/// retention or DeleteRecords went past everything this replica has),
+/// the log starts over empty at the leader's log start, as Kafka's
+/// follower does; otherwise it truncates again by leader epoch.
+fn start_over_or_truncate(shared: &Shared, partition: &Partition, leader_log_start: i64) {
+    let log_end = partition.log_end_offset();
+    if leader_log_start >= 0 && log_end < Offset(leader_log_start) {
+        tracing::info!(partition = %partition.topic_partition(), %log_end, leader_log_start,
+            "behind the leader's log start: starting over there");
+        match partition.truncate_fully_and_start_at(Offset(leader_log_start)) {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(partition = %partition.topic_partition(), %error, "cannot start over");
+            }
+        }
+    }
+    mark_for_truncation(shared, partition.topic_partition());
 }
 
 fn mark_for_truncation(shared: &Shared, tp: &TopicPartition) {
