@@ -370,6 +370,57 @@ async fn a_follower_behind_the_leaders_log_start_starts_over_there() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_is_not_a_controller_leads_follows_and_fails_over() {
+    // Brokers 1-3 are the quorum; broker 4 reaches it over the network.
+    let hosts: Vec<Host> = (0..4)
+        .map(|_| Host {
+            address: "127.0.0.1".to_string(),
+            wrapper: Vec::new(),
+        })
+        .collect();
+    let mut cluster = Cluster::start_on(&hosts, 3, &[]);
+    create_topic(&cluster, "wide", 4, &[("min.insync.replicas", "2")]).await;
+    let on_four: Vec<i32> = (0..4)
+        .filter(|p| cluster.partition_state("wide", *p).0 == 4)
+        .collect();
+    assert!(!on_four.is_empty(), "broker 4 leads a partition");
+    let producer = producer(&cluster, &[("enable.idempotence", "true")]);
+    let send_all = async |payload: &str| {
+        for partition in 0..4 {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to("wide")
+                        .payload(payload)
+                        .partition(partition),
+                    Timeout::After(WAIT),
+                )
+                .await
+                .unwrap();
+        }
+    };
+    send_all("before").await;
+    cluster.node(4).kill();
+    wait_until(WAIT, "broker 4's partitions led elsewhere", || {
+        on_four
+            .iter()
+            .all(|p| cluster.partition_state("wide", *p).0 != 4)
+    });
+    send_all("during").await;
+    cluster.node(4).restart();
+    wait_until(WAIT, "broker 4 back in its ISRs", || {
+        (0..4).all(|p| cluster.partition_state("wide", p).1.len() == 3)
+    });
+    send_all("after").await;
+    for partition in 0..4 {
+        let log: Vec<String> = read_partition(&cluster, "wide", partition)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert_eq!(log, ["before", "during", "after"], "partition {partition}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_is_refused_when_the_isr_is_smaller_than_min_insync_replicas() {
     let mut cluster = Cluster::start(3, &[]);
     create_topic(&cluster, "strict", 1, &[("min.insync.replicas", "3")]).await;
@@ -487,7 +538,7 @@ async fn a_broker_cut_off_cannot_acknowledge_and_converges_after_healing() {
         address: namespace.inside.clone(),
         wrapper: namespace.wrapper(),
     };
-    let mut cluster = Cluster::start_on(&[outside.clone(), outside, inside], &[]);
+    let mut cluster = Cluster::start_on(&[outside.clone(), outside, inside], 3, &[]);
     create_topic(&cluster, "split", 3, &[("min.insync.replicas", "2")]).await;
     let partition = (0..3)
         .find(|p| cluster.partition_state("split", *p).0 == 3)

@@ -66,18 +66,21 @@ impl Cluster {
                 wrapper: Vec::new(),
             })
             .collect();
-        Cluster::start_on(&hosts, extra)
+        Cluster::start_on(&hosts, n, extra)
     }
 
     /// Starts broker i + 1 on `hosts[i]` (its address, and a command that
-    /// runs it, e.g. in a network namespace).
-    pub fn start_on(hosts: &[Host], extra: &[&str]) -> Cluster {
+    /// runs it, e.g. in a network namespace); brokers 1..=`controllers` are
+    /// the controllers too, the others broker-only nodes.
+    pub fn start_on(hosts: &[Host], controllers: usize, extra: &[&str]) -> Cluster {
         let n = hosts.len();
         let temp = tempfile::tempdir().unwrap();
         let mut voters = Vec::new();
         let mut listens = Vec::new();
         for (id, host) in (1..=n).zip(hosts) {
-            voters.push(format!("{id}@{}:{}", host.address, free_port()));
+            if id <= controllers {
+                voters.push(format!("{id}@{}:{}", host.address, free_port()));
+            }
             listens.push(format!("{}:{}", host.address, free_port()));
         }
         let quorum = voters.join(",");

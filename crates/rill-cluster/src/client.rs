@@ -1,6 +1,7 @@
 //! What a broker that is not (or not only) a controller uses to reach the
-//! quorum: heartbeats over the controller RPC, to any controller, which
-//! forwards them to the leader.
+//! quorum over the controller RPC: heartbeats (to any controller, which
+//! forwards them to the leader), proposals (to the leader, found by
+//! asking), and the applied metadata (from any controller, long-polled).
 //!
 //! Thread-safety: a `ControllerClient` is owned by one task (a broker's
 //! heartbeat loop); it holds one connection per controller.
@@ -8,9 +9,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::controller::{HeartbeatError, HeartbeatResponse};
+use crate::command::{Command, CommandResult};
+use crate::controller::{HeartbeatError, HeartbeatResponse, ProposeError};
 use crate::metadata::{BrokerEpoch, BrokerId};
-use crate::network::{PeerClient, Request, Response, RpcError};
+use crate::network::{MetadataReply, PeerClient, ProposeReply, Request, Response, RpcError};
 use crate::raft_types::NodeId;
 
 /// A broker's client of the controller quorum. See the module doc.
@@ -76,5 +78,90 @@ impl ControllerClient {
             }
         }
         Err(last)
+    }
+
+    /// Commits `command` through the leader: tried at the controller that
+    /// answered last, then at the leader a refusal names, then at the
+    /// others in turn. Returns the entry's log index with its result.
+    pub async fn propose(
+        &mut self,
+        command: &Command,
+    ) -> Result<(u64, CommandResult), ProposeError> {
+        let request = Request::Propose(command.clone());
+        let mut last = ProposeError::NotLeader { leader: None };
+        let mut index = self.next;
+        for _ in 0..self.controllers.len() * 2 {
+            let target = self.ids[index];
+            let next = match self.controllers[index].call(&request, self.timeout).await {
+                Ok(Response::Propose(ProposeReply::Applied { index: at, result })) => {
+                    self.next = index;
+                    return Ok((at, result));
+                }
+                Ok(Response::Propose(ProposeReply::NotLeader { leader })) => {
+                    last = ProposeError::NotLeader { leader };
+                    leader.and_then(|l| self.ids.iter().position(|id| *id == l))
+                }
+                Ok(Response::Propose(ProposeReply::Failed { reason })) => {
+                    last = ProposeError::Failed { reason };
+                    None
+                }
+                Ok(other) => {
+                    last = ProposeError::Failed {
+                        reason: format!(
+                            "expected a Propose response from {target}, found {other:?}"
+                        )
+                        .chars()
+                        .take(300)
+                        .collect(),
+                    };
+                    None
+                }
+                Err(source) => {
+                    last = ProposeError::Forward {
+                        leader: target,
+                        source,
+                    };
+                    None
+                }
+            };
+            index = next.unwrap_or((index + 1) % self.controllers.len());
+        }
+        Err(last)
+    }
+
+    /// The metadata as the controller that answered last (or the next one)
+    /// has applied it, once past `known_index`, waiting up to `wait_ms` for
+    /// a change.
+    pub async fn fetch_metadata(
+        &mut self,
+        known_index: Option<u64>,
+        wait_ms: u64,
+    ) -> Result<MetadataReply, RpcError> {
+        let request = Request::FetchMetadata {
+            known_index,
+            wait_ms,
+        };
+        let timeout = self.timeout + std::time::Duration::from_millis(wait_ms);
+        let mut last = None;
+        for attempt in 0..self.controllers.len() {
+            let index = (self.next + attempt) % self.controllers.len();
+            match self.controllers[index].call(&request, timeout).await {
+                Ok(Response::FetchMetadata(reply)) => {
+                    self.next = index;
+                    return Ok(reply);
+                }
+                Ok(other) => {
+                    last = Some(RpcError::UnexpectedResponse {
+                        expected: "FetchMetadata",
+                        found: format!("{other:?}").chars().take(200).collect(),
+                    });
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or(RpcError::UnexpectedResponse {
+            expected: "FetchMetadata",
+            found: "no controllers".to_owned(),
+        }))
     }
 }

@@ -444,28 +444,12 @@ impl Controller {
         replication_factor: usize,
         configs: BTreeMap<String, String>,
     ) -> Result<(u64, CommandResult), CreateTopicError> {
-        let metadata = self.metadata();
-        let brokers: Vec<BrokerId> = metadata
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .map(|b| b.id)
-            .collect();
-        let topic_id = Uuid::new_v4();
-        // The id's random bits choose the start, as Kafka's random start.
-        let start = u32::from_le_bytes([
-            topic_id.as_bytes()[0],
-            topic_id.as_bytes()[1],
-            topic_id.as_bytes()[2],
-            topic_id.as_bytes()[3],
-        ]);
-        let assignment = assign_replicas(&brokers, partitions, replication_factor, start)?;
-        let command = Command::CreateTopic {
-            name: name.to_owned(),
-            topic_id,
-            assignment,
+        let command = create_topic_command(
+            &self.metadata(),
+            name,
+            (partitions, replication_factor),
             configs,
-        };
+        )?;
         Ok(self.propose_at(command).await?)
     }
 
@@ -508,6 +492,30 @@ impl Controller {
 }
 
 impl Core {
+    /// The applied metadata once past `known_index`, waiting up to `wait`.
+    pub(crate) async fn metadata_reply(
+        &self,
+        known_index: Option<u64>,
+        wait: Duration,
+    ) -> crate::network::MetadataReply {
+        let mut changes = self.reader.subscribe();
+        let newer = async {
+            while self.reader.applied_index() <= known_index {
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        // Timing out just means nothing new: the answer says so.
+        let _ = tokio::time::timeout(wait, newer).await;
+        let applied_index = self.reader.applied_index();
+        crate::network::MetadataReply {
+            applied_index,
+            leader: self.raft.metrics().borrow().current_leader,
+            metadata: (applied_index > known_index).then(|| self.reader.metadata()),
+        }
+    }
+
     async fn propose(&self, command: Command) -> Result<(u64, CommandResult), ProposeError> {
         check_size(&command)?;
         match propose_here(&self.raft, command.clone()).await {
@@ -748,6 +756,34 @@ async fn watch_sessions(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
             () = core.fence_silent_brokers() => {}
         }
     }
+}
+
+/// A `CreateTopic` with replicas placed by [`assign_replicas`] over the
+/// unfenced brokers of `metadata`, from a random start, under a fresh
+/// random topic id: what a controller or a broker proposes.
+pub fn create_topic_command(
+    metadata: &ClusterMetadata,
+    name: &str,
+    (partitions, replication_factor): (usize, usize),
+    configs: BTreeMap<String, String>,
+) -> Result<Command, PlacementError> {
+    let brokers: Vec<BrokerId> = metadata
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .collect();
+    let topic_id = Uuid::new_v4();
+    // The id's random bits choose the start, as Kafka's random start.
+    let id = topic_id.as_bytes();
+    let start = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
+    let assignment = assign_replicas(&brokers, partitions, replication_factor, start)?;
+    Ok(Command::CreateTopic {
+        name: name.to_owned(),
+        topic_id,
+        assignment,
+        configs,
+    })
 }
 
 /// Refuses a command larger than [`COMMAND_BYTES_MAX`] as JSON.

@@ -71,6 +71,7 @@ pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 pub use controller::{
     COMMAND_BYTES_MAX, ClusterSettings, Controller, ControllerConfig, CreateTopicError,
     HeartbeatError, HeartbeatResponse, ProposeError, QuorumStatus, RaftSettings, StartError,
+    create_topic_command,
 };
 pub use durable_file::{FileError, RECORD_BYTES_MAX};
 pub use log_store::{LogReader, LogStore};
@@ -79,7 +80,10 @@ pub use metadata::{
     PRODUCER_ID_BLOCK_MAX, PartitionEpoch, PartitionState, REPLICAS_PER_PARTITION_MAX,
     TOPIC_NAME_BYTES_MAX, Topic,
 };
-pub use network::{CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, RpcError};
+pub use network::{
+    CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, METADATA_WAIT_MS_MAX, MetadataReply,
+    RpcError,
+};
 pub use placement::{PlacementError, assign_replicas};
 pub use raft_types::{NodeId, TypeConfig};
 pub use state_machine::{MetadataReader, SnapshotBuilder, StateMachine};

@@ -36,7 +36,7 @@ use tokio::task::JoinSet;
 
 use crate::command::{Command, CommandResult, Rejection};
 use crate::controller::Core;
-use crate::metadata::{BrokerEpoch, BrokerId};
+use crate::metadata::{BrokerEpoch, BrokerId, ClusterMetadata};
 use crate::raft_types::{NodeId, TypeConfig};
 
 /// The largest frame either side sends or accepts. An AppendEntries
@@ -65,7 +65,17 @@ pub(crate) enum Request {
         broker_epoch: BrokerEpoch,
         forwarded: bool,
     },
+    /// A broker that is not a controller asks for the metadata as this
+    /// controller has applied it, once it is past `known_index` (waiting
+    /// up to `wait_ms`, at most [`METADATA_WAIT_MS_MAX`]).
+    FetchMetadata {
+        known_index: Option<u64>,
+        wait_ms: u64,
+    },
 }
+
+/// The longest a FetchMetadata waits for a change.
+pub const METADATA_WAIT_MS_MAX: u64 = 5_000;
 
 /// The answer to a [`Request`] of the same name.
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,6 +87,16 @@ pub(crate) enum Response {
     ),
     Propose(ProposeReply),
     BrokerHeartbeat(HeartbeatReply),
+    FetchMetadata(MetadataReply),
+}
+
+/// A controller's applied metadata for a broker: `metadata` is `None` when
+/// nothing was applied past the broker's `known_index` in time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetadataReply {
+    pub applied_index: Option<u64>,
+    pub leader: Option<NodeId>,
+    pub metadata: Option<ClusterMetadata>,
 }
 
 /// What the leader answers to a broker's heartbeat.
@@ -454,6 +474,16 @@ async fn serve_connection(mut stream: TcpStream, core: &Core) -> Result<(), Fram
             } => {
                 Response::BrokerHeartbeat(core.heartbeat(broker_id, broker_epoch, !forwarded).await)
             }
+            Request::FetchMetadata {
+                known_index,
+                wait_ms,
+            } => Response::FetchMetadata(
+                core.metadata_reply(
+                    known_index,
+                    Duration::from_millis(wait_ms.min(METADATA_WAIT_MS_MAX)),
+                )
+                .await,
+            ),
         };
         write_frame(&mut stream, &response).await?;
     }

@@ -1,6 +1,7 @@
 //! The broker as one node of a cluster (controller.quorum.voters set):
-//! it runs its controller of the metadata quorum in-process (combined
-//! mode), registers and heartbeats, follows the metadata — creating,
+//! it runs its controller of the metadata quorum in-process when it is a
+//! voter (combined mode), or reaches the controllers over their RPC
+//! (`quorum.rs`); it registers and heartbeats, follows the metadata — creating,
 //! leading, following and deleting its replicas as it says — and proposes
 //! what brokers propose: topics, configs, producer-id blocks, ISR changes.
 //!
@@ -16,6 +17,7 @@
 mod fetcher;
 mod leader_state;
 mod peer;
+mod quorum;
 mod replicas;
 
 use std::collections::BTreeMap;
@@ -24,12 +26,13 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use rill_cluster::{
-    Applied, BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, CommandResult,
-    Controller, ControllerConfig, HeartbeatError, ProposeError, RaftSettings,
+    Applied, BrokerEpoch, BrokerId, ClusterMetadata, Command, CommandResult, HeartbeatError,
+    ProposeError,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use quorum::Quorum;
 pub(crate) use replicas::{AckWait, ReplicaManager};
 
 use crate::broker::Broker;
@@ -52,10 +55,6 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClusterStartError {
-    #[error(
-        "node.id {node_id} is not among controller.quorum.voters {voters:?}; brokers that are not controllers are not supported yet"
-    )]
-    NotAController { node_id: i32, voters: Vec<u64> },
     #[error("cannot parse the controller address {address:?} of node {node_id}")]
     ControllerAddress { node_id: u64, address: String },
     #[error("starting the controller: {0}")]
@@ -82,7 +81,7 @@ pub enum ProposalError {
 pub(crate) struct ClusterNode {
     node_id: i32,
     config: ClusterConfig,
-    controller: Controller,
+    quorum: Quorum,
     /// The metadata as last applied here, shared with the handlers.
     metadata: RwLock<Arc<ClusterMetadata>>,
     broker_epoch: Mutex<Option<BrokerEpoch>>,
@@ -109,21 +108,6 @@ impl ClusterNode {
         config: &ClusterConfig,
     ) -> Result<Arc<ClusterNode>, ClusterStartError> {
         let node_id = broker.config().node_id;
-        let id = u64::try_from(node_id).unwrap_or(u64::MAX);
-        let Some(address) = config.voters.get(&id) else {
-            return Err(ClusterStartError::NotAController {
-                node_id,
-                voters: config.voters.keys().copied().collect(),
-            });
-        };
-        let listen = tokio::net::lookup_host(address.as_str())
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| ClusterStartError::ControllerAddress {
-                node_id: id,
-                address: address.clone(),
-            })?;
         let data_dir = broker
             .config()
             .log_dirs
@@ -131,29 +115,13 @@ impl ClusterNode {
             .cloned()
             .unwrap_or_default()
             .join(METADATA_DIR);
-        let election = config.election_timeout_ms;
-        let controller = Controller::start(ControllerConfig {
-            node_id: id,
-            listen,
-            voters: config.voters.clone(),
-            data_dir,
-            raft: RaftSettings {
-                heartbeat_interval_ms: (election / 4).max(1),
-                election_timeout_min_ms: election,
-                election_timeout_max_ms: election * 2,
-                ..RaftSettings::default()
-            },
-            cluster: ClusterSettings {
-                broker_session_timeout_ms: config.broker_session_timeout_ms,
-            },
-        })
-        .await?;
+        let quorum = Quorum::start(node_id, config, data_dir).await?;
         let (stop, _) = watch::channel(false);
         let node = Arc::new(ClusterNode {
             node_id,
             config: config.clone(),
-            metadata: RwLock::new(Arc::new(controller.metadata())),
-            controller,
+            metadata: RwLock::new(Arc::new(quorum.metadata())),
+            quorum,
             broker_epoch: Mutex::new(None),
             producer_ids: Mutex::new((0, 0)),
             replicas: ReplicaManager::new(node_id, config),
@@ -185,9 +153,7 @@ impl ClusterNode {
 
     /// The controller leading the quorum, as this node knows.
     pub(crate) fn controller_leader(&self) -> Option<i32> {
-        self.controller
-            .leader()
-            .and_then(|id| i32::try_from(id).ok())
+        self.quorum.leader().and_then(|id| i32::try_from(id).ok())
     }
 
     pub(crate) fn stopping(&self) -> watch::Receiver<bool> {
@@ -240,7 +206,12 @@ impl ClusterNode {
     ) -> Result<CommandResult, ClusterStartError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            match self.controller.propose(command.clone()).await {
+            match self
+                .quorum
+                .propose_at(command.clone())
+                .await
+                .map(|(_, result)| result)
+            {
                 Ok(result) => return Ok(result),
                 Err(error) if tokio::time::Instant::now() >= deadline => {
                     return Err(ClusterStartError::Timeout {
@@ -261,7 +232,7 @@ impl ClusterNode {
     pub(crate) async fn propose(&self, command: Command) -> Result<Applied, ProposalError> {
         let deadline = tokio::time::Instant::now() + START_TIMEOUT.min(Duration::from_secs(30));
         let result = loop {
-            match self.controller.propose_at(command.clone()).await {
+            match self.quorum.propose_at(command.clone()).await {
                 Ok(result) => break result,
                 Err(ProposeError::NotLeader { .. }) if tokio::time::Instant::now() < deadline => {
                     tokio::time::sleep(RETRY_BACKOFF).await;
@@ -279,11 +250,11 @@ impl ClusterNode {
     /// (a proposal just committed through the leader), and shows it.
     async fn wait_applied(&self, index: u64) -> Result<(), ProposalError> {
         let wait = Duration::from_secs(10);
-        let mut changes = self.controller.subscribe_metadata();
+        let mut changes = self.quorum.subscribe();
         let caught_up = tokio::time::timeout(wait, async {
             loop {
-                if self.controller.applied_index() >= Some(index) {
-                    *self.metadata.write() = Arc::new(self.controller.metadata());
+                if self.quorum.applied_index() >= Some(index) {
+                    *self.metadata.write() = Arc::new(self.quorum.metadata());
                     return;
                 }
                 if changes.changed().await.is_err() {
@@ -304,8 +275,8 @@ impl ClusterNode {
         configs: BTreeMap<String, String>,
     ) -> Result<Applied, ProposalError> {
         let result = self
-            .controller
-            .create_topic(name, partitions, replication_factor, configs)
+            .quorum
+            .create_topic(name, (partitions, replication_factor), configs)
             .await
             .map_err(|e| match e {
                 rill_cluster::CreateTopicError::Placement { source } => {
@@ -353,7 +324,7 @@ impl ClusterNode {
     /// broker asks to be fenced so that its partitions move at once rather
     /// than after broker.session.timeout.ms.
     pub(crate) async fn shutdown(&self) {
-        let metadata = self.controller.metadata();
+        let metadata = self.quorum.metadata();
         let broker_id = BrokerId(self.node_id);
         if metadata.is_unfenced(broker_id) {
             let command = Command::FenceBroker {
@@ -361,10 +332,9 @@ impl ClusterNode {
                 partition_changes: metadata.fence_changes(broker_id),
             };
             let fenced =
-                tokio::time::timeout(Duration::from_secs(5), self.controller.propose(command))
-                    .await;
+                tokio::time::timeout(Duration::from_secs(5), self.quorum.propose_at(command)).await;
             match fenced {
-                Ok(Ok(Ok(_))) => tracing::info!("controlled shutdown: leadership moved"),
+                Ok(Ok((_, Ok(_)))) => tracing::info!("controlled shutdown: leadership moved"),
                 other => tracing::warn!(?other, "controlled shutdown did not move leadership"),
             }
         }
@@ -376,15 +346,15 @@ impl ClusterNode {
             let _ = task.await;
         }
         self.replicas.stop_fetchers().await;
-        self.controller.shutdown().await;
+        self.quorum.shutdown().await;
     }
 }
 
 /// Applies each new metadata to the broker's replicas.
 async fn follow_metadata(node: Arc<ClusterNode>, broker: std::sync::Weak<Broker>) {
-    let mut changes = node.controller.subscribe_metadata();
+    let mut changes = node.quorum.subscribe();
     loop {
-        let metadata = Arc::new(node.controller.metadata());
+        let metadata = Arc::new(node.quorum.metadata());
         *node.metadata.write() = Arc::clone(&metadata);
         let Some(broker) = broker.upgrade() else {
             return;
@@ -418,11 +388,7 @@ async fn heartbeat(node: Arc<ClusterNode>, broker: std::sync::Weak<Broker>) {
         let Some(epoch) = *node.broker_epoch.lock() else {
             continue;
         };
-        match node
-            .controller
-            .heartbeat(BrokerId(node.node_id), epoch)
-            .await
-        {
+        match node.quorum.heartbeat(BrokerId(node.node_id), epoch).await {
             Ok(_) => {}
             Err(HeartbeatError::Rejected { rejection }) => {
                 tracing::warn!(%rejection, "the controller refused this broker's epoch; registering again");

@@ -1,0 +1,243 @@
+//! How a clustered broker reaches the metadata quorum: through its own
+//! controller when its node.id is a voter (combined mode), or else over
+//! the controllers' RPC, with the metadata mirrored here by a long-poll
+//! (a broker-only node, for clusters with more brokers than
+//! controllers).
+//!
+//! Thread-safe: shared by the node's tasks and the handlers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, RwLock};
+use rill_cluster::{
+    BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, CommandResult, Controller,
+    ControllerClient, ControllerConfig, CreateTopicError, HeartbeatError, HeartbeatResponse,
+    ProposeError, RaftSettings,
+};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::ClusterStartError;
+use crate::config::ClusterConfig;
+
+/// How long a broker-only node's metadata long-poll waits at a controller.
+const METADATA_POLL_WAIT_MS: u64 = 1_000;
+/// How long each call to a controller may take beyond its wait.
+const CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// The pause after a failed metadata poll.
+const POLL_BACKOFF: Duration = Duration::from_millis(100);
+
+/// See the module doc.
+pub(crate) enum Quorum {
+    Local(Controller),
+    Remote(Remote),
+}
+
+/// A broker-only node's view of the quorum.
+pub(crate) struct Remote {
+    /// Proposals and heartbeats (one at a time).
+    client: tokio::sync::Mutex<ControllerClient>,
+    view: Arc<RwLock<View>>,
+    changes: watch::Sender<u64>,
+    poll: Mutex<Option<JoinHandle<()>>>,
+}
+
+#[derive(Default)]
+struct View {
+    applied_index: Option<u64>,
+    leader: Option<u64>,
+    metadata: ClusterMetadata,
+}
+
+impl Quorum {
+    /// This node's controller if it is a voter (listening at its entry of
+    /// controller.quorum.voters, its log under `data_dir`); else a client
+    /// of the voters.
+    pub(crate) async fn start(
+        node_id: i32,
+        config: &ClusterConfig,
+        data_dir: std::path::PathBuf,
+    ) -> Result<Quorum, ClusterStartError> {
+        let id = u64::try_from(node_id).unwrap_or(u64::MAX);
+        let Some(address) = config.voters.get(&id) else {
+            return Ok(Quorum::Remote(Remote::start(config)));
+        };
+        let listen = tokio::net::lookup_host(address.as_str())
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .ok_or_else(|| ClusterStartError::ControllerAddress {
+                node_id: id,
+                address: address.clone(),
+            })?;
+        let election = config.election_timeout_ms;
+        let controller = Controller::start(ControllerConfig {
+            node_id: id,
+            listen,
+            voters: config.voters.clone(),
+            data_dir,
+            raft: RaftSettings {
+                heartbeat_interval_ms: (election / 4).max(1),
+                election_timeout_min_ms: election,
+                election_timeout_max_ms: election * 2,
+                ..RaftSettings::default()
+            },
+            cluster: ClusterSettings {
+                broker_session_timeout_ms: config.broker_session_timeout_ms,
+            },
+        })
+        .await?;
+        Ok(Quorum::Local(controller))
+    }
+
+    /// The metadata as applied here (the local controller's, or the last
+    /// a controller sent).
+    pub(crate) fn metadata(&self) -> ClusterMetadata {
+        match self {
+            Quorum::Local(controller) => controller.metadata(),
+            Quorum::Remote(remote) => remote.view.read().metadata.clone(),
+        }
+    }
+
+    pub(crate) fn applied_index(&self) -> Option<u64> {
+        match self {
+            Quorum::Local(controller) => controller.applied_index(),
+            Quorum::Remote(remote) => remote.view.read().applied_index,
+        }
+    }
+
+    /// Changes whenever [`Quorum::metadata`] may have.
+    pub(crate) fn subscribe(&self) -> watch::Receiver<u64> {
+        match self {
+            Quorum::Local(controller) => controller.subscribe_metadata(),
+            Quorum::Remote(remote) => remote.changes.subscribe(),
+        }
+    }
+
+    /// The controller leading the quorum, as far as this node knows.
+    pub(crate) fn leader(&self) -> Option<u64> {
+        match self {
+            Quorum::Local(controller) => controller.leader(),
+            Quorum::Remote(remote) => remote.view.read().leader,
+        }
+    }
+
+    /// Commits `command`; its log index with what applying it did.
+    pub(crate) async fn propose_at(
+        &self,
+        command: Command,
+    ) -> Result<(u64, CommandResult), ProposeError> {
+        match self {
+            Quorum::Local(controller) => controller.propose_at(command).await,
+            Quorum::Remote(remote) => remote.client.lock().await.propose(&command).await,
+        }
+    }
+
+    /// Creates a topic with replicas placed over the unfenced brokers.
+    pub(crate) async fn create_topic(
+        &self,
+        name: &str,
+        (partitions, replication_factor): (usize, usize),
+        configs: BTreeMap<String, String>,
+    ) -> Result<(u64, CommandResult), CreateTopicError> {
+        match self {
+            Quorum::Local(controller) => {
+                controller
+                    .create_topic(name, partitions, replication_factor, configs)
+                    .await
+            }
+            Quorum::Remote(_) => {
+                let command = rill_cluster::create_topic_command(
+                    &self.metadata(),
+                    name,
+                    (partitions, replication_factor),
+                    configs,
+                )?;
+                Ok(self.propose_at(command).await?)
+            }
+        }
+    }
+
+    pub(crate) async fn heartbeat(
+        &self,
+        broker_id: BrokerId,
+        broker_epoch: BrokerEpoch,
+    ) -> Result<HeartbeatResponse, HeartbeatError> {
+        match self {
+            Quorum::Local(controller) => controller.heartbeat(broker_id, broker_epoch).await,
+            Quorum::Remote(remote) => {
+                remote
+                    .client
+                    .lock()
+                    .await
+                    .heartbeat(broker_id, broker_epoch)
+                    .await
+            }
+        }
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        match self {
+            Quorum::Local(controller) => controller.shutdown().await,
+            Quorum::Remote(remote) => {
+                let poll = remote.poll.lock().take();
+                if let Some(poll) = poll {
+                    poll.abort();
+                    // Aborted: a poll in flight is simply dropped.
+                    let _ = poll.await;
+                }
+            }
+        }
+    }
+}
+
+impl Remote {
+    fn start(config: &ClusterConfig) -> Remote {
+        let view = Arc::new(RwLock::new(View::default()));
+        let changes = watch::Sender::new(0);
+        let poll = tokio::spawn(poll_metadata(
+            ControllerClient::new(&config.voters, CALL_TIMEOUT),
+            Arc::clone(&view),
+            changes.clone(),
+        ));
+        Remote {
+            client: tokio::sync::Mutex::new(ControllerClient::new(&config.voters, CALL_TIMEOUT)),
+            view,
+            changes,
+            poll: Mutex::new(Some(poll)),
+        }
+    }
+}
+
+/// Mirrors the controllers' applied metadata: a long-poll that returns
+/// as soon as a controller has applied past what this node has.
+async fn poll_metadata(
+    mut client: ControllerClient,
+    view: Arc<RwLock<View>>,
+    changes: watch::Sender<u64>,
+) {
+    loop {
+        let known = view.read().applied_index;
+        match client.fetch_metadata(known, METADATA_POLL_WAIT_MS).await {
+            Ok(reply) => {
+                let mut view = view.write();
+                view.leader = reply.leader;
+                // A controller behind the one asked before says nothing new.
+                if let Some(metadata) = reply.metadata
+                    && reply.applied_index > view.applied_index
+                {
+                    view.applied_index = reply.applied_index;
+                    view.metadata = metadata;
+                    drop(view);
+                    changes.send_modify(|n| *n += 1);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "fetching the metadata from the controllers");
+                tokio::time::sleep(POLL_BACKOFF).await;
+            }
+        }
+    }
+}
