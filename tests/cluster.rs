@@ -67,7 +67,7 @@ fn read_partition(cluster: &Cluster, topic: &str, partition: i32) -> Vec<(i64, S
     consumer.assign(&assignment).unwrap();
     let mut messages = Vec::new();
     let deadline = Instant::now() + WAIT;
-    while messages.last().is_none_or(|(offset, _)| offset + 1 < high) {
+    while high > 0 && messages.last().is_none_or(|(offset, _)| offset + 1 < high) {
         assert!(Instant::now() < deadline, "could not read up to {high}");
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.unwrap();
@@ -417,6 +417,110 @@ async fn a_broker_that_is_not_a_controller_leads_follows_and_fails_over() {
             .map(|(_, p)| p)
             .collect();
         assert_eq!(log, ["before", "during", "after"], "partition {partition}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_topic_that_allows_it_gets_an_unclean_leader() {
+    // Two brokers die in this story; the quorum (brokers 1-3) must not:
+    // the topics live on the broker-only nodes 4 and 5.
+    let hosts: Vec<Host> = (0..5)
+        .map(|_| Host {
+            address: "127.0.0.1".to_string(),
+            wrapper: Vec::new(),
+        })
+        .collect();
+    let mut cluster = Cluster::start_on(&hosts, 3, &[]);
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let topics = [
+        NewTopic::new("careful", 1, TopicReplication::Fixed(2)),
+        NewTopic::new("reckless", 1, TopicReplication::Fixed(2))
+            .set("unclean.leader.election.enable", "true"),
+    ];
+    let created = admin
+        .create_topics(&topics, &AdminOptions::new().operation_timeout(Some(WAIT)))
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    for topic in ["careful", "reckless"] {
+        let moved = std::process::Command::new(common::rill_binary())
+            .args([
+                "topic",
+                "reassign",
+                topic,
+                "--partition",
+                "0",
+                "--replicas",
+                "4,5",
+            ])
+            .args(["--bootstrap", &cluster.bootstrap])
+            .status()
+            .unwrap();
+        assert!(moved.success());
+        wait_until(WAIT, "the topic on brokers 4 and 5", || {
+            cluster.partition_state(topic, 0).1 == [4, 5]
+        });
+    }
+    // acks=all: the first write is on both replicas; the second, with the
+    // follower gone (and min.insync.replicas 1), on the leader alone.
+    let producer = producer(&cluster, &[]);
+    // The same story for each: the follower dies, the leader takes a write
+    // alone and dies too, then only the follower comes back.
+    for topic in ["reckless", "careful"] {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic).payload("both"),
+                Timeout::After(WAIT),
+            )
+            .await
+            .unwrap();
+        let (leader, isr) = cluster.partition_state(topic, 0);
+        let follower = *isr.iter().find(|b| **b != leader).unwrap();
+        cluster.node(follower).kill();
+        wait_until(WAIT, "the follower out of the ISR", || {
+            cluster.partition_state(topic, 0).1 == [leader]
+        });
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic).payload("leader only"),
+                Timeout::After(WAIT),
+            )
+            .await
+            .unwrap();
+        cluster.node(leader).kill();
+        cluster.wait_for_brokers(3);
+        cluster.node(follower).restart();
+        cluster.wait_for_brokers(4);
+        if topic == "reckless" {
+            // Unclean: the follower leads without the write it never had.
+            wait_until(WAIT, "an unclean leader", || {
+                cluster.partition_state(topic, 0) == (follower, vec![follower])
+            });
+            let log: Vec<String> = read_all(&cluster, topic)
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            assert_eq!(log, ["both"]);
+        } else {
+            // Clean only: with the follower back and unfenced, the partition
+            // is still offline; its last ISR member brings it back whole.
+            let consumer: BaseConsumer = cluster.client_config().create().unwrap();
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .unwrap();
+            assert_eq!(metadata.topics()[0].partitions()[0].leader(), -1, "offline");
+            cluster.node(leader).restart();
+            wait_until(WAIT, "its last ISR member leading again", || {
+                cluster.partition_state(topic, 0).0 == leader
+            });
+            let log: Vec<String> = read_all(&cluster, topic)
+                .into_iter()
+                .map(|(_, p)| p)
+                .collect();
+            assert_eq!(log, ["both", "leader only"]);
+        }
+        cluster.node(leader).restart_if_stopped();
+        cluster.wait_for_brokers(5);
     }
 }
 

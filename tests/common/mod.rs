@@ -100,6 +100,13 @@ impl BrokerProcess {
         }
     }
 
+    /// Starts the broker again if the test stopped or killed it.
+    pub fn restart_if_stopped(&mut self) {
+        if self.child.is_none() {
+            self.restart();
+        }
+    }
+
     /// Whether the process is running (not stopped or killed by the test).
     pub fn is_running(&self) -> bool {
         self.child.is_some()

@@ -85,6 +85,16 @@ pub enum Command {
         broker_id: BrokerId,
         count: u32,
     },
+    /// An unclean election, for an offline partition of a topic with
+    /// unclean.leader.election.enable=true: `leader`, an unfenced replica
+    /// outside the (all fenced) ISR, leads with an ISR of itself. Records
+    /// only the old ISR had are lost.
+    ElectUncleanLeader {
+        topic_id: Uuid,
+        partition: i32,
+        partition_epoch: PartitionEpoch,
+        leader: BrokerId,
+    },
     /// Starts moving a partition's replicas to `target` (Kafka's
     /// AlterPartitionReassignments); `CompleteReassignment` ends it.
     ReassignPartition {

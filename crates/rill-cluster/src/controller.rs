@@ -677,6 +677,31 @@ impl Core {
         }
     }
 
+    /// On the leader: gives offline partitions of topics that allow it an
+    /// unclean leader (an unfenced replica outside the ISR).
+    async fn elect_unclean_leaders(&self) {
+        if self.leading_term().is_none() {
+            return;
+        }
+        for command in self.reader.metadata().unclean_election_commands() {
+            match propose_here(&self.raft, command).await {
+                ProposeReply::Applied {
+                    result: Ok(applied),
+                    ..
+                } => tracing::warn!(
+                    node_id = self.node_id,
+                    ?applied,
+                    "elected an unclean leader; records only the old ISR had are lost"
+                ),
+                ProposeReply::Applied {
+                    result: Err(rejection),
+                    ..
+                } => tracing::debug!(%rejection, "unclean election refused; retrying"),
+                ProposeReply::NotLeader { .. } | ProposeReply::Failed { .. } => return,
+            }
+        }
+    }
+
     /// On the leader: fences every unfenced broker silent for longer than
     /// the session timeout, one `FenceBroker` entry each, computed from
     /// the state after the previous one.
@@ -754,6 +779,10 @@ async fn watch_sessions(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             _ = stop.changed() => return,
             () = core.fence_silent_brokers() => {}
+        }
+        tokio::select! {
+            _ = stop.changed() => return,
+            () = core.elect_unclean_leaders() => {}
         }
     }
 }

@@ -4,8 +4,11 @@
 //! leadership back on preferred replicas. Pure functions of the state:
 //! the command carries their result, and applying it checks it again.
 //!
-//! Elections are clean only (no unclean leader election): a new leader is
-//! always an unfenced member of the ISR, chosen in replica order.
+//! These elections are clean: a new leader is always an unfenced member
+//! of the ISR, chosen in replica order. An unclean election (a replica
+//! outside the ISR) happens only for topics with
+//! unclean.leader.election.enable=true, as its own command
+//! (`ClusterMetadata::unclean_election_commands`).
 
 use crate::command::PartitionChange;
 use crate::metadata::{BrokerId, ClusterMetadata, PartitionState, Topic};

@@ -177,6 +177,12 @@ impl ClusterMetadata {
                 partition,
                 target,
             } => self.reassign_partition(*topic_id, *partition, target),
+            Command::ElectUncleanLeader {
+                topic_id,
+                partition,
+                partition_epoch,
+                leader,
+            } => self.elect_unclean_leader(*topic_id, *partition, *partition_epoch, *leader),
             Command::CompleteReassignment {
                 topic_id,
                 partition,
@@ -206,6 +212,70 @@ impl ClusterMetadata {
         let first = self.next_producer_id;
         self.next_producer_id = first.saturating_add(i64::from(count));
         Ok(Applied::ProducerIdsAllocated { first, count })
+    }
+
+    fn elect_unclean_leader(
+        &mut self,
+        topic_id: Uuid,
+        partition: i32,
+        partition_epoch: PartitionEpoch,
+        leader: BrokerId,
+    ) -> CommandResult {
+        let topic = self
+            .topic_by_id(topic_id)
+            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let name = topic.name.clone();
+        let allowed = allows_unclean_election(topic);
+        let unfenced = self.is_unfenced(leader);
+        let state = self.partition_mut(&name, partition)?;
+        if state.partition_epoch != partition_epoch {
+            return Err(Rejection::StalePartitionEpoch {
+                topic_id,
+                partition,
+                expected: partition_epoch,
+                current: state.partition_epoch,
+            });
+        }
+        let invalid = |reason: String| Err(Rejection::InvalidPartitionChange { reason });
+        if !allowed {
+            return invalid(format!("{name} does not allow unclean leader elections"));
+        }
+        if state.leader.is_some() {
+            return invalid(format!("{name}-{partition} has a leader"));
+        }
+        if !state.replicas.contains(&leader) || !unfenced {
+            return invalid(format!(
+                "{leader} is not an unfenced replica of {name}-{partition}"
+            ));
+        }
+        set_leader_and_isr(state, Some(leader), &[leader]);
+        Ok(Applied::PartitionChanged {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+        })
+    }
+
+    /// The unclean elections the controller may propose now: offline
+    /// partitions of topics that allow them, each to its first unfenced
+    /// replica.
+    pub fn unclean_election_commands(&self) -> Vec<Command> {
+        let mut commands = Vec::new();
+        for topic in self.topics.values().filter(|t| allows_unclean_election(t)) {
+            for (index, state) in (0..).zip(&topic.partitions) {
+                if state.leader.is_some() || state.isr.iter().any(|b| self.is_unfenced(*b)) {
+                    continue;
+                }
+                if let Some(leader) = state.replicas.iter().find(|b| self.is_unfenced(**b)) {
+                    commands.push(Command::ElectUncleanLeader {
+                        topic_id: topic.id,
+                        partition: index,
+                        partition_epoch: state.partition_epoch,
+                        leader: *leader,
+                    });
+                }
+            }
+        }
+        commands
     }
 
     /// Starts moving a partition to `target` (Kafka's
@@ -715,6 +785,15 @@ fn set_leader_and_isr(state: &mut PartitionState, leader: Option<BrokerId>, isr:
     state.leader = leader;
     state.isr = isr.to_vec();
     state.partition_epoch = PartitionEpoch(state.partition_epoch.0.saturating_add(1));
+}
+
+/// Whether the topic's unclean.leader.election.enable override is true
+/// (the broker-wide default is Kafka's, false).
+fn allows_unclean_election(topic: &Topic) -> bool {
+    topic
+        .configs
+        .get("unclean.leader.election.enable")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// Kafka's rules: 1..=249 bytes of `[a-zA-Z0-9._-]`, not `.` or `..`.
@@ -1273,5 +1352,63 @@ mod reassignment_tests {
             md.apply(&unknown, 16),
             Err(Rejection::UnknownBroker { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod unclean_election_tests {
+    use super::*;
+
+    fn offline_topic(unclean: bool) -> (ClusterMetadata, Uuid) {
+        let mut md = ClusterMetadata::default();
+        for id in 1..=2 {
+            let register = Command::RegisterBroker {
+                broker_id: BrokerId(id),
+                host: "127.0.0.1".to_owned(),
+                port: 9092,
+            };
+            md.apply(&register, u64::try_from(id).unwrap_or(0)).unwrap();
+        }
+        let topic_id = Uuid::from_u128(9);
+        let mut configs = BTreeMap::new();
+        if unclean {
+            configs.insert(
+                "unclean.leader.election.enable".to_owned(),
+                "true".to_owned(),
+            );
+        }
+        let create = Command::CreateTopic {
+            name: "t".to_owned(),
+            topic_id,
+            assignment: vec![vec![BrokerId(1), BrokerId(2)]],
+            configs,
+        };
+        md.apply(&create, 3).unwrap();
+        // Broker 2 fell out of the ISR, then broker 1 (the last member)
+        // was fenced: offline. Broker 2 comes back unfenced.
+        let state = md.topics.get_mut("t").unwrap();
+        state.partitions[0].isr = vec![BrokerId(1)];
+        state.partitions[0].leader = None;
+        md.brokers.get_mut(&BrokerId(2)).unwrap().fenced = false;
+        (md, topic_id)
+    }
+
+    #[test]
+    fn an_offline_partition_gets_an_unclean_leader_only_if_its_topic_allows_it() {
+        let (md, _) = offline_topic(false);
+        assert!(md.unclean_election_commands().is_empty());
+        let (mut md, _) = offline_topic(true);
+        let commands = md.unclean_election_commands();
+        assert_eq!(commands.len(), 1);
+        md.apply(&commands[0], 4).unwrap();
+        let state = &md.topics["t"].partitions[0];
+        assert_eq!(state.leader, Some(BrokerId(2)));
+        assert_eq!(state.isr, [BrokerId(2)]);
+        assert!(
+            md.unclean_election_commands().is_empty(),
+            "nothing more to elect"
+        );
+        // Proposed again (stale): refused.
+        assert!(md.apply(&commands[0], 5).is_err());
     }
 }
