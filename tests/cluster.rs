@@ -525,6 +525,39 @@ async fn only_a_topic_that_allows_it_gets_an_unclean_leader() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replicated_topic_grows_new_replicated_partitions() {
+    let cluster = Cluster::start(3, &[]);
+    create_topic(&cluster, "growing", 2, &[]).await;
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let grown = admin
+        .create_partitions(
+            &[rdkafka::admin::NewPartitions::new("growing", 4)],
+            &AdminOptions::new().operation_timeout(Some(WAIT)),
+        )
+        .await
+        .unwrap();
+    assert!(grown[0].is_ok(), "{grown:?}");
+    for partition in 2..4 {
+        assert_eq!(cluster.partition_state("growing", partition).1, [1, 2, 3]);
+    }
+    let producer = producer(&cluster, &[]);
+    producer
+        .send(
+            FutureRecord::<(), _>::to("growing")
+                .payload("new")
+                .partition(3),
+            Timeout::After(WAIT),
+        )
+        .await
+        .unwrap();
+    let log: Vec<String> = read_partition(&cluster, "growing", 3)
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect();
+    assert_eq!(log, ["new"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acks_all_is_refused_when_the_isr_is_smaller_than_min_insync_replicas() {
     let mut cluster = Cluster::start(3, &[]);
     create_topic(&cluster, "strict", 1, &[("min.insync.replicas", "3")]).await;

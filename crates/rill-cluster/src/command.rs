@@ -60,6 +60,12 @@ pub enum Command {
     DeleteTopic {
         name: String,
     },
+    /// More partitions for a topic: `assignment[i]` is the replica list of
+    /// the i-th new one (they are appended), preferred leader first.
+    CreatePartitions {
+        topic_id: Uuid,
+        assignment: Vec<Vec<BrokerId>>,
+    },
     /// A partition's new leader and ISR. The leader epoch is bumped when
     /// the leader changes, the partition epoch on any change.
     ChangePartition {

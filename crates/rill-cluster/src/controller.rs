@@ -815,6 +815,35 @@ pub fn create_topic_command(
     })
 }
 
+/// A `CreatePartitions` growing `topic` to `count` partitions, the new
+/// ones placed as [`create_topic_command`] places a topic's, with the
+/// topic's replication factor. `Ok(None)`: the topic is unknown.
+pub fn create_partitions_command(
+    metadata: &ClusterMetadata,
+    topic: &str,
+    count: usize,
+) -> Result<Option<Command>, PlacementError> {
+    let Some(found) = metadata.topics.get(topic) else {
+        return Ok(None);
+    };
+    let new = count.saturating_sub(found.partitions.len());
+    let replication_factor = found.partitions.first().map_or(1, |p| p.replicas.len());
+    let brokers: Vec<BrokerId> = metadata
+        .brokers
+        .values()
+        .filter(|b| !b.fenced)
+        .map(|b| b.id)
+        .collect();
+    let seed = Uuid::new_v4();
+    let id = seed.as_bytes();
+    let start = u32::from_le_bytes([id[0], id[1], id[2], id[3]]);
+    let assignment = assign_replicas(&brokers, new, replication_factor, start)?;
+    Ok(Some(Command::CreatePartitions {
+        topic_id: found.id,
+        assignment,
+    }))
+}
+
 /// Refuses a command larger than [`COMMAND_BYTES_MAX`] as JSON.
 fn check_size(command: &Command) -> Result<(), ProposeError> {
     let bytes = serde_json::to_vec(command)

@@ -71,7 +71,7 @@ pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 pub use controller::{
     COMMAND_BYTES_MAX, ClusterSettings, Controller, ControllerConfig, CreateTopicError,
     HeartbeatError, HeartbeatResponse, ProposeError, QuorumStatus, RaftSettings, StartError,
-    create_topic_command,
+    create_partitions_command, create_topic_command,
 };
 pub use durable_file::{FileError, RECORD_BYTES_MAX};
 pub use log_store::{LogReader, LogStore};

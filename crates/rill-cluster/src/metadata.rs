@@ -152,6 +152,10 @@ impl ClusterMetadata {
                 configs,
             } => self.create_topic(name, *topic_id, assignment, configs),
             Command::DeleteTopic { name } => self.delete_topic(name),
+            Command::CreatePartitions {
+                topic_id,
+                assignment,
+            } => self.create_partitions(*topic_id, assignment),
             Command::ChangePartition {
                 topic,
                 partition,
@@ -696,6 +700,36 @@ impl ClusterMetadata {
             }
         }
         Ok(())
+    }
+
+    fn create_partitions(&mut self, topic_id: Uuid, assignment: &[Vec<BrokerId>]) -> CommandResult {
+        self.validate_assignment(assignment)?;
+        let name = self
+            .topic_by_id(topic_id)
+            .map(|t| t.name.clone())
+            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let Some(topic) = self.topics.get_mut(&name) else {
+            return Err(Rejection::UnknownTopic { name });
+        };
+        if topic.partitions.len() + assignment.len() > PARTITIONS_PER_TOPIC_MAX {
+            return Err(Rejection::InvalidAssignment {
+                reason: format!(
+                    "{} partitions would be more than {PARTITIONS_PER_TOPIC_MAX}",
+                    topic.partitions.len() + assignment.len()
+                ),
+            });
+        }
+        topic
+            .partitions
+            .extend(assignment.iter().map(|replicas| PartitionState {
+                replicas: replicas.clone(),
+                leader: replicas.first().copied(),
+                leader_epoch: LeaderEpoch(0),
+                partition_epoch: PartitionEpoch(0),
+                isr: replicas.clone(),
+                target_replicas: None,
+            }));
+        Ok(Applied::TopicCreated { topic_id })
     }
 
     fn delete_topic(&mut self, name: &str) -> CommandResult {

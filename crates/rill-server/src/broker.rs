@@ -80,8 +80,6 @@ pub enum TopicError {
     /// Auto-creation was proposed; the topic has no leader yet.
     #[error("topic {name:?} is being created")]
     LeaderNotAvailable { name: String },
-    #[error("{what} is not supported by clustered brokers yet")]
-    NotSupportedInCluster { what: &'static str },
     #[error(transparent)]
     Cluster(#[from] ProposalError),
 }
@@ -815,9 +813,7 @@ impl Broker {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         if self.cluster.get().is_some() {
-            return Err(TopicError::NotSupportedInCluster {
-                what: "CreatePartitions",
-            });
+            return self.create_partitions_in_cluster(name, count, validate_only);
         }
         let mut metadata = self.metadata.lock();
         let current = metadata
@@ -848,6 +844,49 @@ impl Broker {
                 .get_or_create(&TopicPartition::new(name, index), config)?;
         }
         Ok(())
+    }
+
+    fn create_partitions_in_cluster(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let current = self
+            .topic(name)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?
+            .partitions;
+        if count <= current || count > PARTITIONS_PER_TOPIC_MAX {
+            return Err(TopicError::InvalidPartitions {
+                reason: format!(
+                    "the topic has {current} partitions; expected more, at most {PARTITIONS_PER_TOPIC_MAX}, found {count}"
+                ),
+            });
+        }
+        let Some(result) = self.block_on_cluster(async |node| {
+            let command = rill_cluster::create_partitions_command(
+                &node.metadata(),
+                name,
+                usize::try_from(count).unwrap_or(0),
+            )?;
+            let Some(command) = command else {
+                return Ok(false);
+            };
+            if !validate_only {
+                node.propose(command).await?;
+            }
+            Ok(true)
+        }) else {
+            return Ok(());
+        };
+        match result? {
+            true => Ok(()),
+            false => Err(TopicError::UnknownTopic {
+                name: name.to_string(),
+            }),
+        }
     }
 
     /// Replaces a topic's overrides, applying them to its partitions.

@@ -515,6 +515,21 @@ mod tests {
     }
 
     #[test]
+    fn a_cluster_node_is_configured_in_toml_with_kafkas_names() {
+        let text = r#"
+            node.id = 2
+            controller.quorum.voters = "1@127.0.0.1:9093,2@127.0.0.1:9193"
+            [broker.session.timeout]
+            ms = 3000
+        "#;
+        let config = BrokerConfig::from_properties(parse_toml(text).unwrap()).unwrap();
+        assert_eq!(config.node_id, 2);
+        let cluster = config.cluster.unwrap();
+        assert_eq!(cluster.voters.len(), 2);
+        assert_eq!(cluster.broker_session_timeout_ms, 3000);
+    }
+
+    #[test]
     fn a_quorum_list_makes_a_clustered_broker() {
         let mut properties = Properties::new();
         properties.insert(

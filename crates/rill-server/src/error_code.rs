@@ -68,7 +68,6 @@ pub(crate) fn for_topic(error: &TopicError) -> ResponseError {
         TopicError::Logs(ManagerError::InvalidTopicName(_)) => ResponseError::InvalidTopicException,
         TopicError::Logs(_) => ResponseError::KafkaStorageError,
         TopicError::LeaderNotAvailable { .. } => ResponseError::LeaderNotAvailable,
-        TopicError::NotSupportedInCluster { .. } => ResponseError::InvalidRequest,
         TopicError::Cluster(error) => for_proposal(error),
     }
 }
