@@ -698,7 +698,7 @@ async fn a_broker_cut_off_cannot_acknowledge_and_converges_after_healing() {
     namespace.cut();
     // Inside, broker 3 still thinks it leads; a write there cannot be
     // acknowledged, since no other ISR member can fetch it.
-    let minority = std::process::Command::new("ip")
+    let minority = std::process::Command::new(common::cluster::ip_binary())
         .args(["netns", "exec", &namespace.name])
         .arg(common::rill_binary())
         .args(["produce", "split", "--acks", "all", "--timeout-ms", "4000"])

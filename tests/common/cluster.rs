@@ -236,7 +236,7 @@ impl Namespace {
             &["link", "set", &inner, "up"],
             &["link", "set", "lo", "up"],
         ] {
-            let mut inside_ns = vec!["netns", "exec", &name, "ip"];
+            let mut inside_ns = vec!["netns", "exec", &name, ip_binary()];
             inside_ns.extend_from_slice(args);
             ip(&inside_ns);
         }
@@ -245,7 +245,7 @@ impl Namespace {
 
     /// What runs a command inside.
     pub fn wrapper(&self) -> Vec<String> {
-        ["ip", "netns", "exec", &self.name]
+        [ip_binary(), "netns", "exec", &self.name]
             .iter()
             .map(|s| s.to_string())
             .collect()
@@ -259,7 +259,7 @@ impl Namespace {
             "netns",
             "exec",
             &self.name,
-            "ip",
+            ip_binary(),
             "route",
             "add",
             "blackhole",
@@ -273,7 +273,7 @@ impl Namespace {
             "netns",
             "exec",
             &self.name,
-            "ip",
+            ip_binary(),
             "route",
             "del",
             "blackhole",
@@ -286,14 +286,22 @@ impl Drop for Namespace {
     fn drop(&mut self) {
         // Deleting the namespace deletes its end of the veth pair, and
         // with it the other end.
-        let _ = std::process::Command::new("ip")
+        let _ = std::process::Command::new(ip_binary())
             .args(["netns", "del", &self.name])
             .status(); // Best effort: nothing to do if it is gone.
     }
 }
 
+/// iproute2's `ip`, which a non-login PATH may not reach (/usr/sbin).
+pub fn ip_binary() -> &'static str {
+    ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+        .into_iter()
+        .find(|path| std::path::Path::new(path).exists())
+        .unwrap_or("ip")
+}
+
 fn ip(args: &[&str]) {
-    let output = std::process::Command::new("ip")
+    let output = std::process::Command::new(ip_binary())
         .args(args)
         .output()
         .unwrap();
