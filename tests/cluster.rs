@@ -263,6 +263,25 @@ async fn a_preferred_leader_election_gives_leadership_back_after_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leadership_returns_to_preferred_replicas_on_its_own() {
+    let mut cluster = Cluster::start(3, &["--set", "leader.imbalance.check.interval.seconds=1"]);
+    create_topic(&cluster, "balanced", 3, &[]).await;
+    let preferred: Vec<i32> = (0..3)
+        .map(|p| cluster.partition_state("balanced", p).0)
+        .collect();
+    cluster.node(preferred[0]).kill();
+    wait_until(WAIT, "leadership moved away", || {
+        cluster.partition_state("balanced", 0).0 != preferred[0]
+    });
+    cluster.node(preferred[0]).restart();
+    // auto.leader.rebalance.enable (the default): back within a check
+    // once the restarted broker is in sync again.
+    wait_until(WAIT, "every preferred replica leading again", || {
+        (0..3).all(|p| cluster.partition_state("balanced", p).0 == preferred[p as usize])
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partition_moves_to_other_brokers_with_its_data() {
     let cluster = Cluster::start(3, &[]);
     let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();

@@ -85,13 +85,23 @@ pub struct ClusterSettings {
     /// fenced by the leader. A new leader gives every broker this long
     /// from its election.
     pub broker_session_timeout_ms: u64,
+    /// `leader.imbalance.check.interval.seconds` (in ms) when
+    /// `auto.leader.rebalance.enable`: how often the leader looks for
+    /// brokers leading too few of the partitions they are preferred for;
+    /// `None`: never.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
+    /// `leader.imbalance.per.broker.percentage`: above this share of its
+    /// preferred partitions led elsewhere, a preferred-leader election runs.
+    pub leader_imbalance_per_broker_percentage: u32,
 }
 
 impl Default for ClusterSettings {
-    /// Kafka's default, 9000 ms.
+    /// Kafka's defaults: 9000 ms; rebalancing every 300 s past 10%.
     fn default() -> Self {
         ClusterSettings {
             broker_session_timeout_ms: 9000,
+            leader_imbalance_check_interval_ms: Some(300_000),
+            leader_imbalance_per_broker_percentage: 10,
         }
     }
 }
@@ -254,6 +264,7 @@ pub(crate) struct Core {
     reader: MetadataReader,
     propose_timeout: Duration,
     session_timeout: Duration,
+    cluster: ClusterSettings,
     /// Only the leader's means anything; reset at each term it leads.
     liveness: Mutex<Liveness>,
 }
@@ -327,6 +338,7 @@ impl Controller {
             reader,
             propose_timeout: Duration::from_millis(t.propose_timeout_ms),
             session_timeout,
+            cluster: config.cluster,
             liveness: Mutex::new(Liveness::new(Instant::now())),
         });
         let (stop_server, stopped) = watch::channel(false);
@@ -677,6 +689,40 @@ impl Core {
         }
     }
 
+    /// On the leader (auto.leader.rebalance.enable): a preferred-leader
+    /// election when some broker leads less than it should of the
+    /// partitions it is the preferred replica of.
+    async fn rebalance_leaders(&self) {
+        if self.leading_term().is_none() {
+            return;
+        }
+        let metadata = self.reader.metadata();
+        let threshold = self.cluster.leader_imbalance_per_broker_percentage;
+        if !metadata.leaders_imbalanced(threshold) {
+            return;
+        }
+        let partition_changes = metadata.preferred_leader_changes();
+        if partition_changes.is_empty() {
+            return;
+        }
+        let command = Command::ElectLeaders { partition_changes };
+        match propose_here(&self.raft, command).await {
+            ProposeReply::Applied {
+                result: Ok(applied),
+                ..
+            } => tracing::info!(
+                node_id = self.node_id,
+                ?applied,
+                "rebalanced leaders to their preferred replicas"
+            ),
+            ProposeReply::Applied {
+                result: Err(rejection),
+                ..
+            } => tracing::debug!(%rejection, "leader rebalance refused; next time"),
+            ProposeReply::NotLeader { .. } | ProposeReply::Failed { .. } => {}
+        }
+    }
+
     /// On the leader: gives offline partitions of topics that allow it an
     /// unclean leader (an unfenced replica outside the ISR).
     async fn elect_unclean_leaders(&self) {
@@ -771,7 +817,21 @@ async fn watch_sessions(core: Arc<Core>, mut stop: watch::Receiver<bool>) {
     let period = (core.session_timeout / SESSION_CHECKS_PER_TIMEOUT).max(Duration::from_millis(10));
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let rebalance_every = core
+        .cluster
+        .leader_imbalance_check_interval_ms
+        .map(Duration::from_millis);
+    let mut next_rebalance = rebalance_every.map(|every| Instant::now() + every);
     loop {
+        if let (Some(at), Some(every)) = (next_rebalance, rebalance_every)
+            && Instant::now() >= at
+        {
+            next_rebalance = Some(Instant::now() + every);
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = core.rebalance_leaders() => {}
+            }
+        }
         tokio::select! {
             _ = stop.changed() => return,
             _ = ticks.tick() => {}

@@ -10,6 +10,8 @@
 //! unclean.leader.election.enable=true, as its own command
 //! (`ClusterMetadata::unclean_election_commands`).
 
+use std::collections::BTreeMap;
+
 use crate::command::PartitionChange;
 use crate::metadata::{BrokerId, ClusterMetadata, PartitionState, Topic};
 
@@ -51,6 +53,32 @@ impl ClusterMetadata {
                 (state.leader, state.isr.clone())
             }
         })
+    }
+
+    /// Kafka's leader imbalance: whether some broker does not lead more
+    /// than `percentage` % of the partitions it is the preferred (first)
+    /// replica of — counting only those where it could lead (unfenced, in
+    /// the ISR), so an election would change something.
+    pub fn leaders_imbalanced(&self, percentage: u32) -> bool {
+        let mut preferred: BTreeMap<BrokerId, (u64, u64)> = BTreeMap::new();
+        for topic in self.topics.values() {
+            for state in &topic.partitions {
+                let Some(first) = state.replicas.first() else {
+                    continue;
+                };
+                let entry = preferred.entry(*first).or_default();
+                entry.0 += 1;
+                if state.leader != Some(*first)
+                    && state.isr.contains(first)
+                    && self.is_unfenced(*first)
+                {
+                    entry.1 += 1;
+                }
+            }
+        }
+        preferred
+            .values()
+            .any(|(total, not_led)| *not_led * 100 > *total * u64::from(percentage))
     }
 
     /// A preferred-leader election: every partition whose first replica
@@ -382,5 +410,23 @@ mod tests {
         assert!(results.iter().all(Result::is_ok), "{results:?}");
         assert_eq!((md.clone(), results), replay());
         assert!(md.topics["t"].partitions.iter().all(|p| p.leader.is_none()));
+    }
+
+    #[test]
+    fn leaders_are_imbalanced_when_a_broker_leads_too_few_of_its_preferred_partitions() {
+        // Broker 1 is preferred for 10 partitions.
+        let assignment: Vec<&[i32]> = (0..10).map(|_| [1, 2, 3].as_slice()).collect();
+        let mut md = cluster(&assignment);
+        assert!(!md.leaders_imbalanced(10));
+        // One of ten led elsewhere: 10%, not above it.
+        md.topics.get_mut("t").unwrap().partitions[0].leader = Some(BrokerId(2));
+        assert!(!md.leaders_imbalanced(10));
+        md.topics.get_mut("t").unwrap().partitions[1].leader = Some(BrokerId(2));
+        assert!(md.leaders_imbalanced(10));
+        // Not if broker 1 could not lead them anyway (out of the ISR).
+        for p in 0..2 {
+            md.topics.get_mut("t").unwrap().partitions[p].isr = ids(&[2, 3]);
+        }
+        assert!(!md.leaders_imbalanced(10));
     }
 }

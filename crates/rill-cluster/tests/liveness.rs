@@ -27,6 +27,7 @@ const HEARTBEAT_EVERY: Duration = Duration::from_millis(100);
 fn cluster_settings() -> ClusterSettings {
     ClusterSettings {
         broker_session_timeout_ms: 500,
+        ..ClusterSettings::default()
     }
 }
 

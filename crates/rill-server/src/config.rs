@@ -165,6 +165,12 @@ pub struct ClusterConfig {
     /// `__consumer_offsets` partition (capped at the brokers registered
     /// when it is created).
     pub offsets_topic_replication_factor: i16,
+    /// leader.imbalance.check.interval.seconds (in ms), or `None` when
+    /// auto.leader.rebalance.enable is false: how often the controller
+    /// leader gives leadership back to preferred replicas.
+    pub leader_imbalance_check_interval_ms: Option<u64>,
+    /// leader.imbalance.per.broker.percentage.
+    pub leader_imbalance_per_broker_percentage: u32,
     /// controller.quorum.election.timeout.ms: the lower bound of a
     /// controller's election timeout (the upper is twice it).
     pub election_timeout_ms: u64,
@@ -227,6 +233,9 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("default.replication.factor", "1"),
     ("controller.quorum.election.timeout.ms", "1000"),
     ("offsets.topic.replication.factor", "3"),
+    ("auto.leader.rebalance.enable", "true"),
+    ("leader.imbalance.check.interval.seconds", "300"),
+    ("leader.imbalance.per.broker.percentage", "10"),
     ("log.flush.threads", "4"),
 ];
 
@@ -299,6 +308,24 @@ impl BrokerConfig {
                     1,
                     i64::from(i16::MAX),
                 )? as i16,
+                leader_imbalance_check_interval_ms: parse_bool(
+                    "auto.leader.rebalance.enable",
+                    &get("auto.leader.rebalance.enable"),
+                )?
+                .then(|| {
+                    number(
+                        "leader.imbalance.check.interval.seconds",
+                        1,
+                        i64::MAX / 1000,
+                    )
+                })
+                .transpose()?
+                .map(|seconds| seconds as u64 * 1000),
+                leader_imbalance_per_broker_percentage: number(
+                    "leader.imbalance.per.broker.percentage",
+                    0,
+                    100,
+                )? as u32,
                 offsets_topic_replication_factor: number(
                     "offsets.topic.replication.factor",
                     1,

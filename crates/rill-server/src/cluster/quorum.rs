@@ -86,6 +86,9 @@ impl Quorum {
             },
             cluster: ClusterSettings {
                 broker_session_timeout_ms: config.broker_session_timeout_ms,
+                leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms,
+                leader_imbalance_per_broker_percentage: config
+                    .leader_imbalance_per_broker_percentage,
             },
         })
         .await?;
