@@ -27,14 +27,14 @@ pub const TEST_SETTINGS: &[&str] = &[
 /// A loopback port nothing listens on now, below the kernel's ephemeral
 /// range (32768 and up) so that no outgoing connection takes it before
 /// its broker binds it; 10000-19999, apart from rill-cluster's tests.
+/// Ports are handed out in turn within this test binary, so two tests
+/// starting at once never pick the same one before either binds it.
 pub fn free_port() -> u16 {
-    let seed = std::process::id() as usize * 7919
-        + Instant::now().elapsed().subsec_nanos() as usize
-        + std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.subsec_nanos() as usize);
-    for step in 0..10_000 {
-        let port = 10_000 + ((seed + step * 31) % 10_000) as u16;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = std::process::id() as usize * 97;
+    for _ in 0..10_000 {
+        let port = 10_000 + ((base + NEXT.fetch_add(1, Ordering::Relaxed)) % 10_000) as u16;
         if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
