@@ -392,13 +392,7 @@ async fn a_follower_behind_the_leaders_log_start_starts_over_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_that_is_not_a_controller_leads_follows_and_fails_over() {
     // Brokers 1-3 are the quorum; broker 4 reaches it over the network.
-    let hosts: Vec<Host> = (0..4)
-        .map(|_| Host {
-            address: "127.0.0.1".to_string(),
-            wrapper: Vec::new(),
-        })
-        .collect();
-    let mut cluster = Cluster::start_on(&hosts, 3, &[]);
+    let mut cluster = Cluster::start_on(&Host::loopback(4), 3, &[]);
     create_topic(&cluster, "wide", 4, &[("min.insync.replicas", "2")]).await;
     let on_four: Vec<i32> = (0..4)
         .filter(|p| cluster.partition_state("wide", *p).0 == 4)
@@ -444,13 +438,7 @@ async fn a_broker_that_is_not_a_controller_leads_follows_and_fails_over() {
 async fn only_a_topic_that_allows_it_gets_an_unclean_leader() {
     // Two brokers die in this story; the quorum (brokers 1-3) must not:
     // the topics live on the broker-only nodes 4 and 5.
-    let hosts: Vec<Host> = (0..5)
-        .map(|_| Host {
-            address: "127.0.0.1".to_string(),
-            wrapper: Vec::new(),
-        })
-        .collect();
-    let mut cluster = Cluster::start_on(&hosts, 3, &[]);
+    let mut cluster = Cluster::start_on(&Host::loopback(5), 3, &[]);
     let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
     let topics = [
         NewTopic::new("careful", 1, TopicReplication::Fixed(2)),

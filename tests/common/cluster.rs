@@ -50,6 +50,18 @@ pub struct Host {
     pub wrapper: Vec<String>,
 }
 
+impl Host {
+    /// `n` brokers run directly on 127.0.0.1.
+    pub fn loopback(n: usize) -> Vec<Host> {
+        (0..n)
+            .map(|_| Host {
+                address: "127.0.0.1".to_string(),
+                wrapper: Vec::new(),
+            })
+            .collect()
+    }
+}
+
 /// Brokers 1..=n; `brokers[i]` is node i + 1.
 pub struct Cluster {
     pub brokers: Vec<BrokerProcess>,
@@ -60,13 +72,7 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` brokers on 127.0.0.1 and waits until each has registered.
     pub fn start(n: usize, extra: &[&str]) -> Cluster {
-        let hosts: Vec<Host> = (0..n)
-            .map(|_| Host {
-                address: "127.0.0.1".to_string(),
-                wrapper: Vec::new(),
-            })
-            .collect();
-        Cluster::start_on(&hosts, n, extra)
+        Cluster::start_on(&Host::loopback(n), n, extra)
     }
 
     /// Starts broker i + 1 on `hosts[i]` (its address, and a command that

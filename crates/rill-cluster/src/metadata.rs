@@ -1179,9 +1179,15 @@ mod tests {
 mod replication_command_tests {
     use super::*;
 
-    fn metadata_with_topic() -> (ClusterMetadata, Uuid) {
+    /// Brokers 1..=`brokers` registered and unfenced, and topic "t" with
+    /// `assignment` and `configs`.
+    pub(super) fn cluster_with_topic(
+        brokers: i32,
+        assignment: &[&[i32]],
+        configs: &[(&str, &str)],
+    ) -> (ClusterMetadata, Uuid) {
         let mut md = ClusterMetadata::default();
-        for id in 1..=3 {
+        for id in 1..=brokers {
             let register = Command::RegisterBroker {
                 broker_id: BrokerId(id),
                 host: "127.0.0.1".to_owned(),
@@ -1194,17 +1200,27 @@ mod replication_command_tests {
                 broker_epoch: epoch,
                 partition_changes: Vec::new(),
             };
-            md.apply(&unfence, 10).unwrap();
+            md.apply(&unfence, 100).unwrap();
         }
         let topic_id = Uuid::from_u128(7);
         let create = Command::CreateTopic {
             name: "t".to_owned(),
             topic_id,
-            assignment: vec![vec![BrokerId(1), BrokerId(2), BrokerId(3)]],
-            configs: BTreeMap::new(),
+            assignment: assignment
+                .iter()
+                .map(|r| r.iter().map(|b| BrokerId(*b)).collect())
+                .collect(),
+            configs: configs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
-        md.apply(&create, 11).unwrap();
+        md.apply(&create, 101).unwrap();
         (md, topic_id)
+    }
+
+    fn metadata_with_topic() -> (ClusterMetadata, Uuid) {
+        cluster_with_topic(3, &[&[1, 2, 3]], &[])
     }
 
     fn alter(topic_id: Uuid, leader: i32, epochs: (i32, i32), isr: &[i32]) -> Command {
@@ -1313,30 +1329,8 @@ mod reassignment_tests {
 
     #[test]
     fn a_partition_moves_once_its_new_replicas_are_in_sync() {
-        let mut md = ClusterMetadata::default();
-        for id in 1..=4 {
-            let register = Command::RegisterBroker {
-                broker_id: BrokerId(id),
-                host: "127.0.0.1".to_owned(),
-                port: 9092,
-            };
-            md.apply(&register, u64::try_from(id).unwrap_or(0)).unwrap();
-            let epoch = md.brokers[&BrokerId(id)].epoch;
-            let unfence = Command::UnfenceBroker {
-                broker_id: BrokerId(id),
-                broker_epoch: epoch,
-                partition_changes: Vec::new(),
-            };
-            md.apply(&unfence, 10).unwrap();
-        }
-        let topic_id = Uuid::from_u128(5);
-        let create = Command::CreateTopic {
-            name: "t".to_owned(),
-            topic_id,
-            assignment: vec![vec![BrokerId(1), BrokerId(2)]],
-            configs: BTreeMap::new(),
-        };
-        md.apply(&create, 11).unwrap();
+        let (mut md, topic_id) =
+            super::replication_command_tests::cluster_with_topic(4, &[&[1, 2]], &[]);
         let ids = |v: &[i32]| v.iter().map(|b| BrokerId(*b)).collect::<Vec<_>>();
         let reassign = Command::ReassignPartition {
             topic_id,
@@ -1394,36 +1388,19 @@ mod unclean_election_tests {
     use super::*;
 
     fn offline_topic(unclean: bool) -> (ClusterMetadata, Uuid) {
-        let mut md = ClusterMetadata::default();
-        for id in 1..=2 {
-            let register = Command::RegisterBroker {
-                broker_id: BrokerId(id),
-                host: "127.0.0.1".to_owned(),
-                port: 9092,
-            };
-            md.apply(&register, u64::try_from(id).unwrap_or(0)).unwrap();
-        }
-        let topic_id = Uuid::from_u128(9);
-        let mut configs = BTreeMap::new();
-        if unclean {
-            configs.insert(
-                "unclean.leader.election.enable".to_owned(),
-                "true".to_owned(),
-            );
-        }
-        let create = Command::CreateTopic {
-            name: "t".to_owned(),
-            topic_id,
-            assignment: vec![vec![BrokerId(1), BrokerId(2)]],
-            configs,
+        let configs: &[(&str, &str)] = if unclean {
+            &[("unclean.leader.election.enable", "true")]
+        } else {
+            &[]
         };
-        md.apply(&create, 3).unwrap();
+        let (mut md, topic_id) =
+            super::replication_command_tests::cluster_with_topic(2, &[&[1, 2]], configs);
         // Broker 2 fell out of the ISR, then broker 1 (the last member)
         // was fenced: offline. Broker 2 comes back unfenced.
         let state = md.topics.get_mut("t").unwrap();
         state.partitions[0].isr = vec![BrokerId(1)];
         state.partitions[0].leader = None;
-        md.brokers.get_mut(&BrokerId(2)).unwrap().fenced = false;
+        md.brokers.get_mut(&BrokerId(1)).unwrap().fenced = true;
         (md, topic_id)
     }
 

@@ -393,15 +393,7 @@ impl Broker {
         if let Some(partition) = self.logs.get(tp) {
             return Ok(partition);
         }
-        let metadata = self.metadata.lock();
-        let config = topic_config::log_config(
-            configs,
-            BrokerLayers {
-                dynamic: metadata.broker_configs(),
-                static_: &self.config.properties,
-            },
-        )?;
-        drop(metadata);
+        let config = self.log_config_with(&self.metadata.lock(), configs)?;
         Ok(self.logs.get_or_create(tp, config)?)
     }
 
@@ -423,15 +415,7 @@ impl Broker {
         partitions: usize,
         configs: &BTreeMap<String, String>,
     ) {
-        let metadata = self.metadata.lock();
-        let config = topic_config::log_config(
-            configs,
-            BrokerLayers {
-                dynamic: metadata.broker_configs(),
-                static_: &self.config.properties,
-            },
-        );
-        drop(metadata);
+        let config = self.log_config_with(&self.metadata.lock(), configs);
         match config {
             Ok(config) => {
                 self.apply_log_config(name, i32::try_from(partitions).unwrap_or(i32::MAX), config)
@@ -600,6 +584,16 @@ impl Broker {
     ) -> Result<LogConfig, ConfigValueError> {
         let empty = BTreeMap::new();
         let overrides = metadata.topic(topic).map_or(&empty, |t| &t.configs);
+        self.log_config_with(metadata, overrides)
+    }
+
+    /// The log config of a topic with `overrides` over the broker's
+    /// dynamic and static layers.
+    fn log_config_with(
+        &self,
+        metadata: &MetadataStore,
+        overrides: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, ConfigValueError> {
         topic_config::log_config(
             overrides,
             BrokerLayers {
@@ -651,13 +645,7 @@ impl Broker {
                 name: topic.name.clone(),
             });
         }
-        let config = topic_config::log_config(
-            &topic.configs,
-            BrokerLayers {
-                dynamic: metadata.broker_configs(),
-                static_: &self.config.properties,
-            },
-        )?;
+        let config = self.log_config_with(&metadata, &topic.configs)?;
         if validate_only {
             return Ok(TopicMetadata {
                 id: Uuid::nil().to_string(),
@@ -909,13 +897,7 @@ impl Broker {
             .ok_or_else(|| TopicError::UnknownTopic {
                 name: name.to_string(),
             })?;
-        let config = topic_config::log_config(
-            &configs,
-            BrokerLayers {
-                dynamic: metadata.broker_configs(),
-                static_: &self.config.properties,
-            },
-        )?;
+        let config = self.log_config_with(&metadata, &configs)?;
         if validate_only {
             return Ok(());
         }
@@ -937,16 +919,8 @@ impl Broker {
                 name: name.to_string(),
             })?
             .configs;
-        {
-            let metadata = self.metadata.lock();
-            topic_config::log_config(
-                &configs,
-                BrokerLayers {
-                    dynamic: metadata.broker_configs(),
-                    static_: &self.config.properties,
-                },
-            )?;
-        }
+        // Checked as a single broker would before proposing.
+        self.log_config_with(&self.metadata.lock(), &configs)?;
         if validate_only {
             return Ok(());
         }

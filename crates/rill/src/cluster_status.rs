@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::client::ClientArgs;
 use crate::connection::Connection;
-use crate::table::write_table;
+use crate::table::{dash, join, write_table};
 
 /// The newest DescribeCluster version this client speaks; v2 is the first
 /// whose answer can list fenced brokers.
@@ -395,21 +395,6 @@ fn id_or_none(id: i32) -> String {
     } else {
         id.to_string()
     }
-}
-
-fn dash(text: &str) -> String {
-    if text.is_empty() {
-        "-".to_string()
-    } else {
-        text.to_string()
-    }
-}
-
-fn join(ids: &[i32]) -> String {
-    ids.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
 use crate::client::{CliContext, ClientArgs, block_on, offsets_for_time, topic_partitions};
-use crate::table::write_table;
+use crate::table::{dash, join, write_table};
 use crate::timestamp;
 
 #[derive(Debug, Args)]
@@ -487,21 +487,6 @@ fn write_description(out: &mut impl Write, group: &GroupDescription) -> std::io:
         ],
         &rows,
     )
-}
-
-fn dash(text: &str) -> String {
-    if text.is_empty() {
-        "-".to_string()
-    } else {
-        text.to_string()
-    }
-}
-
-fn join(ids: &[i32]) -> String {
-    ids.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Where the offsets move.

@@ -29,3 +29,20 @@ pub(crate) fn write_table(
     }
     Ok(())
 }
+
+/// A cell's text, or `-` for an empty one.
+pub(crate) fn dash(text: &str) -> String {
+    if text.is_empty() {
+        "-".to_string()
+    } else {
+        text.to_string()
+    }
+}
+
+/// Ids as a comma-separated cell.
+pub(crate) fn join(ids: &[i32]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -4,7 +4,7 @@
 //! entry. Unclean elections (type 1) are refused: Rill never elects a
 //! replica outside the ISR. A single broker leads everything already.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
@@ -111,10 +111,20 @@ fn plan(
             .flat_map(|t| (0..).zip(&t.partitions).map(|(p, _)| (t.name.clone(), p)))
             .collect()
     });
-    let electable = metadata.preferred_leader_changes();
+    let electable: HashMap<(uuid::Uuid, i32), PartitionChange> = metadata
+        .preferred_leader_changes()
+        .into_iter()
+        .map(|c| ((c.topic_id, c.partition), c))
+        .collect();
     let mut outcomes = Outcomes::new();
     let mut changes = Vec::new();
     for (topic, partition) in wanted {
+        if outcomes
+            .get(&topic)
+            .is_some_and(|p| p.contains_key(&partition))
+        {
+            continue; // Named twice: one change, one answer.
+        }
         let state = metadata.topics.get(&topic).and_then(|t| {
             usize::try_from(partition)
                 .ok()
@@ -133,9 +143,7 @@ fn plan(
                         ResponseError::ElectionNotNeeded,
                         "the preferred replica leads already".to_string(),
                     ))
-                } else if let Some(change) = electable
-                    .iter()
-                    .find(|c| Some(c.topic_id) == topic_id && c.partition == partition)
+                } else if let Some(change) = topic_id.and_then(|id| electable.get(&(id, partition)))
                 {
                     changes.push(change.clone());
                     Ok(())

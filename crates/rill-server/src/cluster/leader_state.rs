@@ -162,12 +162,13 @@ impl LeaderState {
     /// The ISR the leader should propose, if it differs from the current
     /// one and nothing is pending: without the members not caught up for
     /// longer than `lag_max_ms`, with the followers that have reached the
-    /// high watermark and this epoch's start. `None`: nothing to change.
+    /// high watermark and this epoch's start and `may_join` (unfenced).
+    /// `None`: nothing to change.
     pub(crate) fn wanted_isr(
         &self,
         high_watermark: Offset,
-        now_ms: i64,
-        lag_max_ms: i64,
+        (now_ms, lag_max_ms): (i64, i64),
+        may_join: impl Fn(i32) -> bool,
     ) -> Option<Vec<i32>> {
         if self.pending_isr.is_some() {
             return None;
@@ -191,7 +192,7 @@ impl LeaderState {
             // Caught up lately too: a member just dropped for lag holds
             // the high watermark back itself, so reaching it proves nothing.
             let recent = now_ms - progress.last_caught_up_ms <= lag_max_ms;
-            if caught_up && recent && !wanted.contains(follower) {
+            if caught_up && recent && !wanted.contains(follower) && may_join(*follower) {
                 wanted.push(*follower);
             }
         }
@@ -239,10 +240,13 @@ mod tests {
             state.follower_fetched(2, Offset(150), Offset(150), t);
             state.follower_fetched(3, Offset(100), Offset(150), t);
         }
-        assert_eq!(state.wanted_isr(Offset(100), 9_000, LAG_MS), None);
+        assert_eq!(
+            state.wanted_isr(Offset(100), (9_000, LAG_MS), |_| true),
+            None
+        );
         // Broker 3 was caught up last at 0 (becoming leader counts).
         assert_eq!(
-            state.wanted_isr(Offset(100), 10_001, LAG_MS),
+            state.wanted_isr(Offset(100), (10_001, LAG_MS), |_| true),
             Some(vec![1, 2])
         );
     }
@@ -258,7 +262,10 @@ mod tests {
             state.follower_fetched(3, Offset(end), Offset(end + 10), t);
             end += 10;
         }
-        assert_eq!(state.wanted_isr(Offset(100), 31_000, LAG_MS), None);
+        assert_eq!(
+            state.wanted_isr(Offset(100), (31_000, LAG_MS), |_| true),
+            None
+        );
     }
 
     #[test]
@@ -266,16 +273,16 @@ mod tests {
         let mut state = LeaderState::new(1, (3, 7), &[1, 2, 3], vec![1, 2], Offset(100), 0);
         state.follower_fetched(2, Offset(130), Offset(130), 1);
         state.follower_fetched(3, Offset(90), Offset(130), 1);
-        assert_eq!(state.wanted_isr(Offset(130), 1, LAG_MS), None);
+        assert_eq!(state.wanted_isr(Offset(130), (1, LAG_MS), |_| true), None);
         state.follower_fetched(3, Offset(130), Offset(130), 2);
         assert_eq!(
-            state.wanted_isr(Offset(130), 2, LAG_MS),
+            state.wanted_isr(Offset(130), (2, LAG_MS), |_| true),
             Some(vec![1, 2, 3])
         );
         // While a change is pending, nothing else is proposed, and the
         // high watermark counts the joining member too.
         state.pending_isr = Some(vec![1, 2, 3]);
-        assert_eq!(state.wanted_isr(Offset(130), 2, LAG_MS), None);
+        assert_eq!(state.wanted_isr(Offset(130), (2, LAG_MS), |_| true), None);
         assert_eq!(state.maximal_isr(), vec![1, 2, 3]);
         // The commit arrives with a new partition epoch.
         state.update(8, &[1, 2, 3], vec![1, 2, 3], 3);

@@ -6,7 +6,7 @@
 //! Thread-safe: the roles sit behind one mutex, held for map updates and
 //! never across I/O or an await.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -191,7 +191,7 @@ impl ReplicaManager {
     pub(crate) fn apply(&self, broker: &Broker, node: &ClusterNode, metadata: &ClusterMetadata) {
         let me = BrokerId(self.node_id);
         let now = crate::apis::now_ms();
-        let mut wanted: HashMap<TopicPartition, ()> = HashMap::new();
+        let mut wanted: HashSet<TopicPartition> = HashSet::new();
         for topic in metadata.topics.values() {
             self.apply_configs(broker, topic);
             let min_insync_replicas = broker.min_insync_replicas(&topic.configs);
@@ -200,7 +200,7 @@ impl ReplicaManager {
                     continue;
                 }
                 let tp = TopicPartition::new(&topic.name, index);
-                wanted.insert(tp.clone(), ());
+                wanted.insert(tp.clone());
                 let partition = match broker.ensure_partition(&tp, &topic.configs) {
                     Ok(partition) => partition,
                     Err(error) => {
@@ -232,7 +232,7 @@ impl ReplicaManager {
             .replicas
             .lock()
             .keys()
-            .filter(|tp| !wanted.contains_key(*tp))
+            .filter(|tp| !wanted.contains(*tp))
             .cloned()
             .collect();
         for tp in gone {
@@ -244,7 +244,7 @@ impl ReplicaManager {
         // broker was down).
         for partition in broker.logs().partitions() {
             let tp = partition.topic_partition();
-            if !wanted.contains_key(tp) {
+            if !wanted.contains(tp) {
                 self.fetchers.unfollow(tp);
                 broker.delete_partition(tp);
             }
@@ -420,23 +420,15 @@ impl ReplicaManager {
             let Some(partition) = broker.partition(tp) else {
                 continue;
             };
-            let Some(mut wanted) = state.wanted_isr(
+            // A fenced broker may not join (the controller would refuse);
+            // it rejoins once it is unfenced and still caught up.
+            let Some(wanted) = state.wanted_isr(
                 partition.high_watermark(),
-                now,
-                self.replica_lag_time_max_ms,
+                (now, self.replica_lag_time_max_ms),
+                |b| metadata.is_unfenced(BrokerId(b)),
             ) else {
                 continue;
             };
-            // A fenced broker may not join (the controller would refuse);
-            // it rejoins once it is unfenced and still caught up.
-            wanted.retain(|b| state.isr.contains(b) || metadata.is_unfenced(BrokerId(*b)));
-            let mut sorted = wanted.clone();
-            sorted.sort_unstable();
-            let mut current = state.isr.clone();
-            current.sort_unstable();
-            if sorted == current {
-                continue;
-            }
             tracing::info!(partition = %tp, from = ?state.isr, to = ?wanted, "proposing an ISR change");
             state.pending_isr = Some(wanted.clone());
             changes.push((
