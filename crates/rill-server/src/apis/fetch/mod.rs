@@ -167,7 +167,7 @@ fn read_all(
                 version,
             );
             any_error |= data.error_code != 0;
-            total += records.as_ref().map_or(0, Bytes::len);
+            total += records.len();
             partitions.push((data, records));
         }
         let mut response_topic = FetchableTopicResponse::default();
@@ -194,7 +194,7 @@ fn read_partition(
     bytes_left: usize,
     (first, follower): (bool, Option<i32>),
     version: i16,
-) -> (PartitionData, Option<Bytes>) {
+) -> (PartitionData, Bytes) {
     let mut data = PartitionData::default()
         .with_partition_index(wanted.index)
         .with_high_watermark(-1)
@@ -209,7 +209,7 @@ fn read_partition(
         ResponseError::UnknownTopicOrPartition
     };
     let Some(name) = &topic.resolved else {
-        return (data.with_error_code(unknown.code()), None);
+        return (data.with_error_code(unknown.code()), Bytes::new());
     };
     let tp = TopicPartition::new(name, wanted.index);
     let partition = match broker.leader_partition(&tp, wanted.current_leader_epoch) {
@@ -217,7 +217,7 @@ fn read_partition(
         Err(error) => {
             return (
                 data.with_error_code(error_code::for_leadership(error).code()),
-                None,
+                Bytes::new(),
             );
         }
     };
@@ -233,7 +233,7 @@ fn read_partition(
             {
                 return (
                     data.with_error_code(ResponseError::NotLeaderOrFollower.code()),
-                    None,
+                    Bytes::new(),
                 );
             }
             FetchIsolation::LogEnd
@@ -247,10 +247,10 @@ fn read_partition(
         .with_log_start_offset(partition.log_start_offset().value());
     let max = (wanted.partition_max_bytes.max(0) as usize).min(bytes_left);
     match partition.read(Offset(wanted.fetch_offset), max, isolation, first) {
-        Ok(read) => (data, Some(read.bytes)),
+        Ok(read) => (data, read.bytes),
         Err(error) => (
             data.with_error_code(error_code::for_read(&error).code()),
-            None,
+            Bytes::new(),
         ),
     }
 }

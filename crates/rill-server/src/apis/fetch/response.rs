@@ -37,8 +37,10 @@ impl Chunks {
 pub(crate) struct TopicRecords {
     pub topic: FetchableTopicResponse,
     /// Per partition, in order: its response (records left `None`) and
-    /// its record bytes.
-    pub partitions: Vec<(PartitionData, Option<Bytes>)>,
+    /// its record bytes. Never null: a partition answered with an error
+    /// carries empty records, as Kafka's do — librdkafka rejects a null
+    /// record set as a parse failure and drops the error with it.
+    pub partitions: Vec<(PartitionData, Bytes)>,
 }
 
 /// Encodes `response` (whose `responses` is left empty) with `topics`.
@@ -63,14 +65,9 @@ pub(crate) fn encode_fetch_response(
             let null_records = if flexible { 1 } else { 4 };
             let level = encode_level(&partition, version, flexible, null_records)?;
             out.current.put_slice(&level.before);
-            match records {
-                None => put_null_bytes(&mut out.current, flexible),
-                Some(records) => {
-                    put_bytes_length(&mut out.current, records.len(), flexible);
-                    if !records.is_empty() {
-                        out.put_records(records);
-                    }
-                }
+            put_bytes_length(&mut out.current, records.len(), flexible);
+            if !records.is_empty() {
+                out.put_records(records);
             }
             out.current.put_slice(&level.after);
         }
@@ -133,14 +130,6 @@ fn put_bytes_length(buf: &mut BytesMut, length: usize, flexible: bool) {
     put_array_length(buf, length, flexible);
 }
 
-fn put_null_bytes(buf: &mut BytesMut, flexible: bool) {
-    if flexible {
-        put_unsigned_varint(buf, 0);
-    } else {
-        buf.put_i32(-1);
-    }
-}
-
 fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
     while value >= 0x80 {
         buf.put_u8((value as u8) | 0x80);
@@ -185,9 +174,8 @@ mod tests {
                             .with_preferred_read_replica(kafka_protocol::messages::BrokerId(-1));
                     }
                     let records = match p {
-                        0 => Some(Bytes::from(vec![p as u8; 300])),
-                        1 => Some(Bytes::new()),
-                        _ => None,
+                        0 => Bytes::from(vec![p as u8; 300]),
+                        _ => Bytes::new(),
                     };
                     (data, records)
                 })
@@ -209,7 +197,7 @@ mod tests {
                         t.topic.clone().with_partitions(
                             t.partitions
                                 .iter()
-                                .map(|(p, r)| p.clone().with_records(r.clone()))
+                                .map(|(p, r)| p.clone().with_records(Some(r.clone())))
                                 .collect(),
                         )
                     })
