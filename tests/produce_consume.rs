@@ -103,7 +103,9 @@ async fn every_compression_codec_round_trips() {
     let broker = BrokerProcess::start(&[]);
     for codec in ["none", "gzip", "snappy", "lz4", "zstd"] {
         let topic = format!("codec-{codec}");
-        let producer = broker.producer(&[("compression.type", codec), ("linger.ms", "50")]);
+        // compression.codec: librdkafka's global name. Its topic-level alias
+        // compression.type, set in the global config, compresses nothing.
+        let producer = broker.producer(&[("compression.codec", codec), ("linger.ms", "50")]);
         // Enqueue all, then wait: the batches carry many records each.
         let deliveries: Vec<_> = (0..200)
             .map(|i| {
@@ -125,6 +127,27 @@ async fn every_compression_codec_round_trips() {
             assert_eq!(message.payload(), Some(expected.as_bytes()), "{codec} #{i}");
             assert_eq!(message.offset(), i as i64);
         }
+        // The batches went over the wire, and are stored, in the codec.
+        let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+        let (error, records) = common::wire::fetch_from(&mut wire, &topic, 0, 0);
+        assert_eq!(error, 0);
+        let stored = rill_record::BatchView::new(&records).unwrap();
+        assert_eq!(
+            stored.attributes().compression_code(),
+            rdkafka_codec(codec).code(),
+            "{codec}"
+        );
+    }
+}
+
+fn rdkafka_codec(name: &str) -> rill_record::Compression {
+    use rill_record::Compression;
+    match name {
+        "gzip" => Compression::Gzip,
+        "snappy" => Compression::Snappy,
+        "lz4" => Compression::Lz4,
+        "zstd" => Compression::Zstd,
+        _ => Compression::None,
     }
 }
 

@@ -200,7 +200,8 @@ impl Partition {
             return Err(AppendError::Offline(failed).into());
         }
         // Validation (the CRC) runs before the lock, in parallel.
-        let batch = self.log.validate(batch)?;
+        let mut stored = Vec::new();
+        let batch = self.log.validate(batch, &mut stored)?;
         let view = batch.view();
         let producer = ProducerBatch::of(&view);
         let mut state = self.state.lock();

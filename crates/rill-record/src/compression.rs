@@ -148,11 +148,35 @@ fn lz4_first_frame(input: &[u8]) -> Result<&[u8], &'static str> {
 /// Bytes of input per chunk of snappy-java's framing (its default block).
 const XERIAL_CHUNK_BYTES: usize = 32 * 1024;
 
-/// Compresses `input` with `compression`, in the framing the Java client
-/// writes: gzip, snappy-java's xerial framing, the LZ4 frame format with
-/// independent blocks, a zstd frame. Used only to rewrite batches
-/// (compaction); the produce path never recompresses.
+/// Compresses `input` with `compression` at the codec's default level,
+/// in the framing the Java client writes (see [`compress_with_level`]).
 pub fn compress(compression: Compression, input: &[u8]) -> Result<Vec<u8>, CompressError> {
+    compress_with_level(compression, default_level(compression), input)
+}
+
+/// Kafka's default level of each codec (KIP-390): gzip's own default (6),
+/// lz4 9, zstd 3.
+pub fn default_level(compression: Compression) -> i32 {
+    match compression {
+        Compression::Gzip => 6,
+        Compression::Lz4 => 9,
+        Compression::Zstd => 3,
+        Compression::None | Compression::Snappy => 0,
+    }
+}
+
+/// Compresses `input` with `compression` at `level`, in the framing the
+/// Java client writes: gzip, snappy-java's xerial framing, the LZ4 frame
+/// format with independent blocks, a zstd frame. The level is gzip's
+/// 0–9 (outside that, gzip's default, 6) or zstd's own; snappy has no
+/// levels, and lz4_flex compresses at its one level whatever is asked.
+/// Used to rewrite batches (compaction) and to store a batch in a
+/// topic's own `compression.type`.
+pub fn compress_with_level(
+    compression: Compression,
+    level: i32,
+    input: &[u8],
+) -> Result<Vec<u8>, CompressError> {
     let failed = |e: &dyn std::fmt::Display| CompressError::Failed {
         compression,
         message: e.to_string(),
@@ -160,8 +184,11 @@ pub fn compress(compression: Compression, input: &[u8]) -> Result<Vec<u8>, Compr
     match compression {
         Compression::None => Ok(input.to_vec()),
         Compression::Gzip => {
-            let mut encoder =
-                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            let level = u32::try_from(level)
+                .ok()
+                .filter(|l| *l <= 9)
+                .map_or(flate2::Compression::default(), flate2::Compression::new);
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
             encoder.write_all(input).map_err(|e| failed(&e))?;
             encoder.finish().map_err(|e| failed(&e))
         }
@@ -183,7 +210,7 @@ pub fn compress(compression: Compression, input: &[u8]) -> Result<Vec<u8>, Compr
             encoder.write_all(input).map_err(|e| failed(&e))?;
             encoder.finish().map_err(|e| failed(&e))
         }
-        Compression::Zstd => zstd::encode_all(input, 3).map_err(|e| failed(&e)),
+        Compression::Zstd => zstd::encode_all(input, level).map_err(|e| failed(&e)),
     }
 }
 

@@ -54,6 +54,20 @@ pub enum BatchError {
         producer_id: i64,
         base_sequence: i32,
     },
+    /// Records without a key, by index in the batch, on a compacted topic.
+    #[error(
+        "a compacted topic cannot accept a record without a key: records {record_indexes:?} have none"
+    )]
+    RecordsWithoutKey { record_indexes: Vec<i32> },
+    #[error("record {record_index} has offset delta {offset_delta}, expected {record_index}")]
+    RecordOffsetDelta {
+        record_index: i32,
+        offset_delta: i32,
+    },
+    #[error("the batch's records cannot be read: {reason}")]
+    RecordsUndecodable { reason: String },
+    #[error("the batch's records expand past the {max_bytes}-byte limit")]
+    ExpandsTooLarge { max_bytes: usize },
 }
 
 /// The classes of [`BatchError`], one per Kafka error code they become.
@@ -78,8 +92,11 @@ impl BatchError {
             BatchError::Truncated { .. }
             | BatchError::LengthOutOfRange { .. }
             | BatchError::UnsupportedMagic { .. }
-            | BatchError::CrcMismatch { .. } => BatchErrorKind::Corrupt,
-            BatchError::TooLarge { .. } => BatchErrorKind::TooLarge,
+            | BatchError::CrcMismatch { .. }
+            | BatchError::RecordsUndecodable { .. } => BatchErrorKind::Corrupt,
+            BatchError::TooLarge { .. } | BatchError::ExpandsTooLarge { .. } => {
+                BatchErrorKind::TooLarge
+            }
             BatchError::UnknownCompression { .. } => BatchErrorKind::UnsupportedCompression,
             BatchError::LogAppendTimeFromClient => BatchErrorKind::InvalidTimestamp,
             BatchError::NotOneBatch { .. }
@@ -87,7 +104,9 @@ impl BatchError {
             | BatchError::OffsetRangeMismatch { .. }
             | BatchError::OffsetRangeInvalid { .. }
             | BatchError::ControlBatchFromClient
-            | BatchError::InvalidSequence { .. } => BatchErrorKind::InvalidRecord,
+            | BatchError::InvalidSequence { .. }
+            | BatchError::RecordsWithoutKey { .. }
+            | BatchError::RecordOffsetDelta { .. } => BatchErrorKind::InvalidRecord,
         }
     }
 }

@@ -32,6 +32,7 @@ mod builder;
 mod compression;
 mod error;
 mod record;
+mod record_rules;
 mod rewrite;
 mod validate;
 mod varint;
@@ -42,8 +43,9 @@ pub use batch::{
 };
 pub use batches::{Batches, BatchesEnd};
 pub use builder::{BatchBuilder, NewRecord};
-pub use compression::{compress, decompress, records_data};
+pub use compression::{compress, compress_with_level, decompress, default_level, records_data};
 pub use error::{BatchError, BatchErrorKind, CompressError, DecompressError, RecordError};
 pub use record::{Header, Headers, Record, Records};
+pub use record_rules::{RecordRules, TopicCompression, apply_record_rules};
 pub use rewrite::{BatchRewriter, delete_horizon_of};
 pub use validate::{validate_produced, validate_replicated};

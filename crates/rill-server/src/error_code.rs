@@ -3,7 +3,7 @@
 use kafka_protocol::ResponseError;
 use rill_group::GroupError;
 use rill_partition::{ManagerError, PartitionError};
-use rill_record::BatchErrorKind;
+use rill_record::{BatchError, BatchErrorKind};
 use rill_storage::{AppendError, ModifyError, ReadError};
 
 use crate::broker::{LeadershipError, TopicError};
@@ -30,6 +30,34 @@ pub(crate) fn for_append(error: &PartitionError) -> ResponseError {
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
         other => for_partition(other),
+    }
+}
+
+/// The records a refused batch was refused for, by index in the batch,
+/// each with Kafka's message (a produce response's record_errors).
+pub(crate) fn record_errors(
+    error: &PartitionError,
+    partition: &rill_partition::TopicPartition,
+) -> Vec<(i32, String)> {
+    let PartitionError::Append(AppendError::InvalidBatch(batch)) = error else {
+        return Vec::new();
+    };
+    match batch {
+        BatchError::RecordsWithoutKey { record_indexes } => record_indexes
+            .iter()
+            .map(|index| {
+                (
+                    *index,
+                    format!(
+                        "Compacted topic cannot accept message without key in topic partition {partition}."
+                    ),
+                )
+            })
+            .collect(),
+        BatchError::RecordOffsetDelta { record_index, .. } => {
+            vec![(*record_index, batch.to_string())]
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -20,6 +20,7 @@
 //! ```
 
 mod apis;
+mod authorized_operations;
 mod broker;
 mod cluster;
 mod config;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rill_record::TimestampType;
+use rill_record::{Compression, TimestampType, TopicCompression};
 use rill_storage::{CleanupPolicy, FlushPolicy, LogConfig};
 
 use crate::config::Properties;
@@ -75,11 +75,35 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "delete: remove old segments by retention.ms/retention.bytes; compact: keep the latest record of each key.",
     },
     TopicConfigDef {
+        name: "compression.gzip.level",
+        broker_name: "compression.gzip.level",
+        default: "-1",
+        kind: ValueKind::Int { min: -1, max: 9 },
+        doc: "The gzip level used when compression.type is gzip (-1: gzip's default, 6).",
+    },
+    TopicConfigDef {
+        name: "compression.lz4.level",
+        broker_name: "compression.lz4.level",
+        default: "9",
+        kind: ValueKind::Int { min: 1, max: 17 },
+        doc: "The lz4 level used when compression.type is lz4 (accepted; Rill's lz4 encoder has one level).",
+    },
+    TopicConfigDef {
         name: "compression.type",
         broker_name: "compression.type",
         default: "producer",
-        kind: ValueKind::Choice(&["producer"]),
-        doc: "Batches are stored as the producer compressed them.",
+        kind: ValueKind::Choice(&["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"]),
+        doc: "producer: batches are stored as the producer compressed them; a codec: batches in another codec are recompressed with it.",
+    },
+    TopicConfigDef {
+        name: "compression.zstd.level",
+        broker_name: "compression.zstd.level",
+        default: "3",
+        kind: ValueKind::Int {
+            min: -131_072,
+            max: 22,
+        },
+        doc: "The zstd level used when compression.type is zstd.",
     },
     TopicConfigDef {
         name: "delete.retention.ms",
@@ -250,6 +274,42 @@ pub enum ConfigValueError {
     },
 }
 
+/// Topic configs (and their broker properties) that Kafka 4.0 removed but
+/// that 3.x clients and tools still send: accepted and ignored, as Kafka
+/// 4 does, so mixed-version tooling keeps working. None of them changes
+/// what Rill stores or serves: the message format is always v2, Rill
+/// never down-converts, and timestamps are not bounded by the broker.
+const RETIRED: &[(&str, &str)] = &[
+    ("message.format.version", "log.message.format.version"),
+    (
+        "message.downconversion.enable",
+        "log.message.downconversion.enable",
+    ),
+    (
+        "message.timestamp.difference.max.ms",
+        "log.message.timestamp.difference.max.ms",
+    ),
+];
+
+/// Whether `name` is a retired topic config or broker property.
+pub(crate) fn is_retired(name: &str) -> bool {
+    RETIRED
+        .iter()
+        .any(|(topic, broker)| *topic == name || *broker == name)
+}
+
+/// `configs` without the retired ones, each dropped with a log line.
+pub(crate) fn without_retired(mut configs: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    configs.retain(|name, value| {
+        let retired = is_retired(name);
+        if retired {
+            tracing::info!(config = %name, %value, "ignored a config Kafka 4.0 removed");
+        }
+        !retired
+    });
+    configs
+}
+
 pub(crate) fn find(name: &str) -> Option<&'static TopicConfigDef> {
     TOPIC_CONFIGS.iter().find(|def| def.name == name)
 }
@@ -306,6 +366,9 @@ pub(crate) fn check_value(
 
 /// Validates a topic-level override (CreateTopics, IncrementalAlterConfigs).
 pub fn validate_topic_override(name: &str, value: &str) -> Result<(), ConfigValueError> {
+    if is_retired(name) {
+        return Ok(());
+    }
     let def = find(name).ok_or_else(|| ConfigValueError::UnknownConfig {
         name: name.to_string(),
     })?;
@@ -484,6 +547,7 @@ pub(crate) fn log_config(
             .unwrap_or(0.5),
         min_compaction_lag_ms: long("min.compaction.lag.ms")?,
         max_compaction_lag_ms: long("max.compaction.lag.ms")?,
+        compression: compression(get("compression.type"), long)?,
         timestamp_type: if get("message.timestamp.type").trim() == "LogAppendTime" {
             TimestampType::LogAppendTime
         } else {
@@ -498,6 +562,27 @@ pub(crate) fn log_config(
             expected: error.to_string(),
         })?;
     Ok(config)
+}
+
+/// The codec `compression.type` names, with its level config.
+fn compression(
+    name: &str,
+    level: impl Fn(&'static str) -> Result<i64, ConfigValueError>,
+) -> Result<TopicCompression, ConfigValueError> {
+    let (codec, level_config) = match name.trim() {
+        "uncompressed" => (Compression::None, None),
+        "gzip" => (Compression::Gzip, Some("compression.gzip.level")),
+        "snappy" => (Compression::Snappy, None),
+        "lz4" => (Compression::Lz4, Some("compression.lz4.level")),
+        "zstd" => (Compression::Zstd, Some("compression.zstd.level")),
+        _ => return Ok(TopicCompression::Producer),
+    };
+    let level = match level_config {
+        // In range: each level config is an Int.
+        Some(config) => i32::try_from(level(config)?).unwrap_or(0),
+        None => 0,
+    };
+    Ok(TopicCompression::Codec { codec, level })
 }
 
 #[cfg(test)]

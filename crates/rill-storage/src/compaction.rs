@@ -18,14 +18,12 @@ use rill_record::{
 };
 
 use crate::Offset;
-use crate::config::{LogConfig, SEGMENT_BYTES_MAX};
+use crate::config::{EXPANDED_RECORDS_BYTES_MAX, LogConfig, SEGMENT_BYTES_MAX};
 use crate::disk::Disk;
 use crate::error::{CompactError, IoFailure};
 use crate::offset_map::OffsetMap;
 use crate::segment::{SealedView, Segment};
 
-/// Bound on a batch's expanded records while compacting.
-const EXPANDED_RECORDS_BYTES_MAX: usize = 128 * 1024 * 1024;
 /// Room left in a cleaned segment's map beyond its inputs' size: records
 /// re-based on a delete horizon, or recompressed, can grow a little.
 const OUTPUT_SLACK_BYTES: usize = 1024 * 1024;

@@ -1,6 +1,6 @@
 //! Per-log configuration, with Kafka's names and defaults.
 
-use rill_record::TimestampType;
+use rill_record::{RecordRules, TimestampType, TopicCompression};
 
 use crate::error::ConfigError;
 
@@ -85,6 +85,9 @@ pub struct LogConfig {
     /// max.compaction.lag.ms: a record older than this is compacted even
     /// below min.cleanable.dirty.ratio.
     pub max_compaction_lag_ms: i64,
+    /// compression.type (with its compression.*.level): the codec batches
+    /// are stored in.
+    pub compression: TopicCompression,
 }
 
 impl Default for LogConfig {
@@ -105,9 +108,15 @@ impl Default for LogConfig {
             min_cleanable_dirty_ratio: 0.5,
             min_compaction_lag_ms: 0,
             max_compaction_lag_ms: i64::MAX,
+            compression: TopicCompression::Producer,
         }
     }
 }
+
+/// Bound on a batch's records once expanded (decompressed), wherever the
+/// broker looks inside a batch: produce-time record rules, compaction,
+/// offset-by-timestamp lookups.
+pub(crate) const EXPANDED_RECORDS_BYTES_MAX: usize = 128 * 1024 * 1024;
 
 /// The smallest segment.bytes accepted: room for a few small batches.
 pub const SEGMENT_BYTES_MIN: u32 = 1024;
@@ -117,6 +126,16 @@ pub const SEGMENT_BYTES_MAX: u32 = i32::MAX as u32;
 pub const SEGMENT_INDEX_BYTES_MIN: u32 = 24;
 
 impl LogConfig {
+    /// What this log asks of the records of a produced batch: keys on a
+    /// compacted log, and its codec (see [`rill_record::apply_record_rules`]).
+    pub fn record_rules(&self) -> RecordRules {
+        RecordRules {
+            keys_required: self.cleanup_policy.compact,
+            compression: self.compression,
+            expanded_bytes_max: EXPANDED_RECORDS_BYTES_MAX,
+        }
+    }
+
     /// Checks the values against the bounds the storage relies on.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let check = |name: &'static str, value: i64, min: i64, max: i64| {

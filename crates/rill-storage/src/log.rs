@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock, RwLockWriteGuard};
-use rill_record::{BatchView, TimestampType, validate_produced, validate_replicated};
+use rill_record::{
+    BatchView, TimestampType, apply_record_rules, validate_produced, validate_replicated,
+};
 
 use crate::Offset;
 use crate::clean_point::{read_clean_point, write_clean_point};
@@ -355,16 +357,33 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, AppendError> {
-        self.append_validated(self.validate(batch)?, leader_epoch, now_ms)
+        let mut stored = Vec::new();
+        self.append_validated(self.validate(batch, &mut stored)?, leader_epoch, now_ms)
     }
 
     /// Checks `batch` as [`Log::append`] would, against this log's
-    /// max.message.bytes, so that a caller can read its header (producer
-    /// id, sequence) before deciding to append it with
+    /// max.message.bytes and record rules, so that a caller can read its
+    /// header (producer id, sequence) before deciding to append it with
     /// [`Log::append_validated`], without the CRC being computed twice.
-    pub fn validate<'a>(&self, batch: &'a [u8]) -> Result<ValidatedBatch<'a>, AppendError> {
-        let max_message_bytes = self.shared.state.read().config.max_message_bytes as usize;
+    ///
+    /// The batch to store is `batch` itself unless the log's rules change
+    /// it (`compression.type` naming another codec): then it is written
+    /// into `stored` and checked again, max.message.bytes included, as
+    /// Kafka does after recompressing.
+    pub fn validate<'a>(
+        &self,
+        batch: &'a [u8],
+        stored: &'a mut Vec<u8>,
+    ) -> Result<ValidatedBatch<'a>, AppendError> {
+        let config = self.shared.state.read().config;
+        let max_message_bytes = config.max_message_bytes as usize;
         let view = validate_produced(batch, max_message_bytes)?;
+        let Some(recompressed) = apply_record_rules(&view, &config.record_rules())? else {
+            return Ok(ValidatedBatch { view });
+        };
+        *stored = recompressed;
+        let stored: &'a [u8] = stored;
+        let view = validate_produced(stored, max_message_bytes)?;
         Ok(ValidatedBatch { view })
     }
 

@@ -17,6 +17,7 @@ use bytes::Bytes;
 use rill_record::{BatchView, Batches, BatchesEnd, NO_TIMESTAMP, Records, records_data};
 
 use crate::Offset;
+use crate::config::EXPANDED_RECORDS_BYTES_MAX;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::disk::{Disk, sync_dir};
 use crate::error::{AppendError, IoFailure, ReadError, SegmentFileChanged};
@@ -40,9 +41,6 @@ const PAGE_BYTES: usize = 4096;
 const MAPPED_APPEND_BYTES_MAX: usize = 16 * 1024;
 /// Kafka keeps offsets relative to a segment's base within an i32.
 const RELATIVE_OFFSET_MAX: i64 = i32::MAX as i64;
-/// Bound on a batch's expanded records when a record-level search must
-/// decompress it.
-const EXPANDED_RECORDS_BYTES_MAX: usize = 128 * 1024 * 1024;
 
 pub(crate) const LOG_SUFFIX: &str = "log";
 pub(crate) const INDEX_SUFFIX: &str = "index";

@@ -941,7 +941,8 @@ fn a_batch_validated_first_appends_as_append_would() {
     let fx = Fixture::new();
     let log = fx.create(small_config(FlushPolicy::None));
     let bytes = batch(&[b"a", b"b"], 5);
-    let validated = log.validate(&bytes).unwrap();
+    let mut stored = Vec::new();
+    let validated = log.validate(&bytes, &mut stored).unwrap();
     assert_eq!(validated.view().records_count(), 2);
     let info = log
         .append_validated(validated, 0, 0)
@@ -954,7 +955,7 @@ fn a_batch_validated_first_appends_as_append_would() {
     let last = corrupt.len() - 1;
     corrupt[last] ^= 1;
     assert!(matches!(
-        log.validate(&corrupt),
+        log.validate(&corrupt, &mut Vec::new()),
         Err(AppendError::InvalidBatch(BatchError::CrcMismatch { .. }))
     ));
 }

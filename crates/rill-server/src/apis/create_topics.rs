@@ -12,6 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{Body, HandlerError, encode};
 use crate::broker::{Broker, NewTopic};
 use crate::error_code;
+use crate::topic_config;
 
 pub(crate) fn answer(
     broker: &Broker,
@@ -28,6 +29,7 @@ pub(crate) fn answer(
                 .iter()
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
+            let configs = topic_config::without_retired(configs);
             let new_topic = NewTopic {
                 name: topic.name.to_string(),
                 partitions: if topic.assignments.is_empty() {

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, Describ
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorized_operations::{Resource, authorized_operations};
 use crate::broker::Broker;
 
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
@@ -44,7 +45,11 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
         .with_controller_id(controller)
-        .with_brokers(brokers);
+        .with_brokers(brokers)
+        .with_cluster_authorized_operations(authorized_operations(
+            Resource::Cluster,
+            describe.include_cluster_authorized_operations,
+        ));
     if version >= 1 {
         response = response.with_endpoint_type(describe.endpoint_type);
     }

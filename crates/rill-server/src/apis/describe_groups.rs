@@ -1,14 +1,18 @@
 //! DescribeGroups: state, protocol and members (client id and host,
 //! subscription metadata, assignment). An unknown group is described as
-//! Dead with no members, as Kafka does.
+//! Dead with no members, as Kafka does up to v5; from v6 it is
+//! GROUP_ID_NOT_FOUND (KIP-1043).
 
 use std::sync::Arc;
 
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{ApiKey, DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
+use rill_group::GroupState;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorized_operations::{Resource, authorized_operations};
 use crate::broker::Broker;
 use crate::error_code;
 
@@ -27,10 +31,19 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             };
             let mut group = DescribedGroup::default().with_group_id(group_id);
             if version >= 3 {
-                group = group.with_authorized_operations(i32::MIN);
+                group = group.with_authorized_operations(authorized_operations(
+                    Resource::Group,
+                    describe.include_authorized_operations,
+                ));
             }
             match result {
                 Err(code) => group.with_error_code(code.code()),
+                Ok(d) if version >= 6 && d.state == GroupState::Dead => group
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(StrBytes::from_string(format!(
+                        "Group {} not found.",
+                        d.group_id
+                    )))),
                 Ok(d) => group
                     .with_group_state(StrBytes::from_static_str(d.state.as_str()))
                     .with_protocol_type(StrBytes::from_string(d.protocol_type))

@@ -17,7 +17,7 @@ use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Body, HandlerError, encode};
 use crate::broker::{Broker, TopicError};
 use crate::error_code;
-use crate::topic_config::find_by_broker_name;
+use crate::topic_config::{self, find_by_broker_name};
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;
@@ -91,7 +91,7 @@ pub(super) fn replace_configs(
                     })
                 })?
                 .configs;
-            let updated = compute(current)?;
+            let updated = topic_config::without_retired(compute(current)?);
             broker
                 .set_topic_configs(name, updated, validate_only)
                 .map_err(topic_failure)
@@ -109,7 +109,7 @@ pub(super) fn replace_configs(
                     *key,
                     "log.retention.hours" | "log.retention.minutes" | "log.roll.hours"
                 );
-                if find_by_broker_name(key).is_none() && !alias {
+                if find_by_broker_name(key).is_none() && !alias && !topic_config::is_retired(key) {
                     return Err((
                         ResponseError::InvalidConfig,
                         format!(
@@ -118,7 +118,7 @@ pub(super) fn replace_configs(
                     ));
                 }
             }
-            let updated = compute(broker.dynamic_broker_configs())?;
+            let updated = topic_config::without_retired(compute(broker.dynamic_broker_configs())?);
             broker
                 .set_dynamic_broker_configs(updated, validate_only)
                 .map_err(topic_failure)

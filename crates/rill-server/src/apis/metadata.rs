@@ -13,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorized_operations::{Resource, authorized_operations};
 use crate::broker::{Broker, TopicError};
 use crate::error_code;
 use crate::metadata_store::TopicMetadata;
@@ -26,7 +27,11 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         None => true,
         Some(topics) => version == 0 && topics.is_empty(),
     };
-    let topics = if all_topics {
+    let topic_operations = authorized_operations(
+        Resource::Topic,
+        version >= 8 && metadata.include_topic_authorized_operations,
+    );
+    let topics: Vec<MetadataResponseTopic> = if all_topics {
         broker
             .topics()
             .into_iter()
@@ -43,6 +48,16 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             })
             .collect()
     };
+    let topics = topics
+        .into_iter()
+        .map(|topic| {
+            if topic.error_code == 0 {
+                topic.with_topic_authorized_operations(topic_operations)
+            } else {
+                topic
+            }
+        })
+        .collect();
     let (brokers, controller_id) = brokers(broker);
     let mut response = MetadataResponse::default()
         .with_brokers(brokers)
@@ -52,7 +67,10 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         response = response.with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())));
     }
     if (8..=10).contains(&version) {
-        response = response.with_cluster_authorized_operations(i32::MIN);
+        response = response.with_cluster_authorized_operations(authorized_operations(
+            Resource::Cluster,
+            metadata.include_cluster_authorized_operations,
+        ));
     }
     encode(ApiKey::Metadata, version, &response)
 }

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rill_partition::TopicPartition;
@@ -37,7 +39,20 @@ enum Outcome {
     Failed {
         error: ResponseError,
         message: Option<String>,
+        /// The records of the batch that broke a rule (INVALID_RECORD),
+        /// by index, reported from v8.
+        record_errors: Vec<BatchIndexAndErrorMessage>,
     },
+}
+
+impl Outcome {
+    fn failed(error: ResponseError, message: Option<String>) -> Outcome {
+        Outcome::Failed {
+            error,
+            message,
+            record_errors: Vec::new(),
+        }
+    }
 }
 
 struct PartitionOutcome {
@@ -81,25 +96,19 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                     // An unknown topic by name fails in `append`, at the
                     // partition lookup.
                     let outcome = match (&refuse_all, &name) {
-                        (Some(error), _) => Outcome::Failed {
-                            error: *error,
-                            message: None,
-                        },
-                        (None, Some(name)) if name == OFFSETS_TOPIC => Outcome::Failed {
-                            // Kafka: clients may not write internal topics.
-                            error: ResponseError::InvalidTopicException,
-                            message: Some(format!("{name} is internal")),
-                        },
+                        (Some(error), _) => Outcome::failed(*error, None),
+                        // Kafka: clients may not write internal topics.
+                        (None, Some(name)) if name == OFFSETS_TOPIC => Outcome::failed(
+                            ResponseError::InvalidTopicException,
+                            Some(format!("{name} is internal")),
+                        ),
                         (None, Some(name)) => append(
                             broker,
                             TopicPartition::new(name, data.index),
                             data.records,
                             (produce.acks, now),
                         ),
-                        (None, None) => Outcome::Failed {
-                            error: ResponseError::UnknownTopicId,
-                            message: None,
-                        },
+                        (None, None) => Outcome::failed(ResponseError::UnknownTopicId, None),
                     };
                     PartitionOutcome {
                         index: data.index,
@@ -143,10 +152,7 @@ fn append(
     let (partition, leader_epoch) = match broker.leader_partition(&topic_partition, -1) {
         Ok(found) => found,
         Err(error) => {
-            return Outcome::Failed {
-                error: error_code::for_leadership(error),
-                message: Some(error.to_string()),
-            };
+            return Outcome::failed(error_code::for_leadership(error), Some(error.to_string()));
         }
     };
     let wait_for_isr = acks == -1 && broker.cluster().is_some();
@@ -155,16 +161,16 @@ fn append(
             .cluster()
             .is_some_and(|node| !node.replicas.has_enough_replicas(&topic_partition))
     {
-        return Outcome::Failed {
-            error: ResponseError::NotEnoughReplicas,
-            message: Some("the ISR is smaller than min.insync.replicas".to_string()),
-        };
+        return Outcome::failed(
+            ResponseError::NotEnoughReplicas,
+            Some("the ISR is smaller than min.insync.replicas".to_string()),
+        );
     }
     let Some(records) = records else {
-        return Outcome::Failed {
-            error: ResponseError::InvalidRecord,
-            message: Some("the partition's records are null".to_string()),
-        };
+        return Outcome::failed(
+            ResponseError::InvalidRecord,
+            Some("the partition's records are null".to_string()),
+        );
     };
     let log_append_time = partition.log().config().timestamp_type == TimestampType::LogAppendTime;
     match partition.append(&records, leader_epoch, now) {
@@ -180,6 +186,14 @@ fn append(
             Outcome::Failed {
                 error: code,
                 message: Some(error.to_string()),
+                record_errors: error_code::record_errors(&error, &topic_partition)
+                    .into_iter()
+                    .map(|(index, message)| {
+                        BatchIndexAndErrorMessage::default()
+                            .with_batch_index(index)
+                            .with_batch_index_error_message(Some(StrBytes::from_string(message)))
+                    })
+                    .collect(),
             }
         }
     }
@@ -241,7 +255,16 @@ async fn acknowledge(
                         Some((ResponseError::KafkaStorageError, Some(failed.to_string())))
                     }
                 },
-                Outcome::Failed { error, message } => Some((error, message)),
+                Outcome::Failed {
+                    error,
+                    message,
+                    record_errors,
+                } => {
+                    if version >= 8 {
+                        response = response.with_record_errors(record_errors);
+                    }
+                    Some((error, message))
+                }
             };
             if let Some((error, message)) = failure {
                 response = response.with_error_code(error.code());
