@@ -19,8 +19,8 @@
 //! # }
 //! ```
 
+mod acl;
 mod apis;
-mod authorized_operations;
 mod broker;
 mod cluster;
 mod config;

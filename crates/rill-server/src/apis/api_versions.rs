@@ -1,13 +1,14 @@
 //! ApiVersions: the versions of every API Rill implements, exactly
-//! [`SUPPORTED`](super::SUPPORTED).
+//! [`TABLE`](super::TABLE).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse};
 
-use super::{Body, HandlerError, Request, SUPPORTED, encode};
+use super::{Body, HandlerError, Request, TABLE, encode};
+use crate::broker::Broker;
 
-pub(crate) fn answer(request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn answer(_broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     // v3+ carries the client's software name; nothing in it changes the answer.
     let _request: ApiVersionsRequest = request.decode()?;
     encode(ApiKey::ApiVersions, request.version(), &response(0))
@@ -26,13 +27,13 @@ fn response(error_code: i16) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
         .with_error_code(error_code)
         .with_api_keys(
-            SUPPORTED
+            TABLE
                 .iter()
-                .map(|(key, min, max)| {
+                .map(|entry| {
                     ApiVersion::default()
-                        .with_api_key(*key as i16)
-                        .with_min_version(*min)
-                        .with_max_version(*max)
+                        .with_api_key(entry.key as i16)
+                        .with_min_version(entry.min_version)
+                        .with_max_version(entry.max_version)
                 })
                 .collect(),
         )

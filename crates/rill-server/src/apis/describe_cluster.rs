@@ -7,7 +7,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, Describ
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
-use crate::authorized_operations::{Resource, authorized_operations};
+use crate::acl::{ResourceType, authorized_operations};
 use crate::broker::Broker;
 
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
@@ -47,7 +47,7 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         .with_controller_id(controller)
         .with_brokers(brokers)
         .with_cluster_authorized_operations(authorized_operations(
-            Resource::Cluster,
+            ResourceType::Cluster,
             describe.include_cluster_authorized_operations,
         ));
     if version >= 1 {

@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 use rill_group::GroupState;
 
 use super::{Body, HandlerError, Request, encode};
-use crate::authorized_operations::{Resource, authorized_operations};
+use crate::acl::{ResourceType, authorized_operations};
 use crate::broker::Broker;
 use crate::error_code;
 
@@ -32,7 +32,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             let mut group = DescribedGroup::default().with_group_id(group_id);
             if version >= 3 {
                 group = group.with_authorized_operations(authorized_operations(
-                    Resource::Group,
+                    ResourceType::Group,
                     describe.include_authorized_operations,
                 ));
             }

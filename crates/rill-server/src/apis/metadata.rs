@@ -13,7 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{Body, HandlerError, Request, encode};
-use crate::authorized_operations::{Resource, authorized_operations};
+use crate::acl::{ResourceType, authorized_operations};
 use crate::broker::{Broker, TopicError};
 use crate::error_code;
 use crate::metadata_store::TopicMetadata;
@@ -28,7 +28,7 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         Some(topics) => version == 0 && topics.is_empty(),
     };
     let topic_operations = authorized_operations(
-        Resource::Topic,
+        ResourceType::Topic,
         version >= 8 && metadata.include_topic_authorized_operations,
     );
     let topics: Vec<MetadataResponseTopic> = if all_topics {
@@ -68,7 +68,7 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
     }
     if (8..=10).contains(&version) {
         response = response.with_cluster_authorized_operations(authorized_operations(
-            Resource::Cluster,
+            ResourceType::Cluster,
             metadata.include_cluster_authorized_operations,
         ));
     }

@@ -1,5 +1,6 @@
-//! The Kafka APIs Rill answers, one module each, and the table of the
-//! versions it implements (ApiVersions advertises exactly this table).
+//! The Kafka APIs Rill answers, one module each, declared once in
+//! `table.rs` (ApiVersions advertises exactly that table, and dispatch
+//! follows it).
 //!
 //! A handler decodes its request, does the work that must happen in
 //! request order (appends) before it returns, and returns a future for
@@ -43,47 +44,15 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod table;
 
 pub(crate) use api_versions::unsupported_version_response;
+pub(crate) use table::{Api, TABLE, decode_body};
 
-/// The versions of each API that Rill implements: (key, min, max).
-pub(crate) const SUPPORTED: &[(ApiKey, i16, i16)] = &[
-    (ApiKey::Produce, 3, 13),
-    (ApiKey::Fetch, 4, 17),
-    (ApiKey::ListOffsets, 1, 10),
-    (ApiKey::Metadata, 0, 13),
-    (ApiKey::ApiVersions, 0, 4),
-    (ApiKey::CreateTopics, 2, 7),
-    (ApiKey::DeleteTopics, 1, 6),
-    (ApiKey::DeleteRecords, 0, 2),
-    (ApiKey::InitProducerId, 0, 5),
-    (ApiKey::OffsetForLeaderEpoch, 2, 4),
-    (ApiKey::DescribeConfigs, 1, 4),
-    (ApiKey::CreatePartitions, 0, 3),
-    (ApiKey::AlterConfigs, 0, 2),
-    (ApiKey::IncrementalAlterConfigs, 0, 1),
-    (ApiKey::DescribeCluster, 0, 2),
-    (ApiKey::FindCoordinator, 0, 6),
-    (ApiKey::JoinGroup, 0, 9),
-    (ApiKey::SyncGroup, 0, 5),
-    (ApiKey::Heartbeat, 0, 4),
-    (ApiKey::LeaveGroup, 0, 5),
-    (ApiKey::OffsetCommit, 2, 9),
-    (ApiKey::OffsetFetch, 1, 9),
-    (ApiKey::ListGroups, 0, 5),
-    (ApiKey::DescribeGroups, 0, 6),
-    (ApiKey::DeleteGroups, 0, 2),
-    (ApiKey::OffsetDelete, 0, 0),
-    (ApiKey::ElectLeaders, 0, 2),
-    (ApiKey::AlterPartitionReassignments, 0, 1),
-];
-
-/// The version range Rill implements for `key`, if any.
-pub(crate) fn supported_versions(key: ApiKey) -> Option<(i16, i16)> {
-    SUPPORTED
-        .iter()
-        .find(|(k, _, _)| *k == key)
-        .map(|(_, min, max)| (*min, *max))
+/// The version range Rill implements for `api`.
+pub(crate) fn supported_versions(api: Api) -> (i16, i16) {
+    let entry = api.entry();
+    (entry.min_version, entry.max_version)
 }
 
 /// An encoded response body, as chunks written with one vectored write
@@ -116,7 +85,7 @@ pub enum HandlerError {
 #[derive(Debug)]
 pub(crate) struct Request {
     pub header: RequestHeader,
-    pub api: ApiKey,
+    pub api: Api,
     pub body: Bytes,
     /// The client's address as Kafka reports it (DescribeGroups' client host).
     pub client_host: Arc<str>,
@@ -140,7 +109,7 @@ impl Request {
     pub fn decode<T: Decodable>(&self) -> Result<T, HandlerError> {
         let mut body = self.body.clone();
         T::decode(&mut body, self.version()).map_err(|e| HandlerError::Decode {
-            api: self.api,
+            api: self.api.key(),
             version: self.version(),
             message: e.to_string(),
         })
@@ -208,43 +177,5 @@ pub(crate) fn handle(
     request: Request,
     shutdown: &crate::network::Shutdown,
 ) -> Pending {
-    match request.api {
-        ApiKey::ApiVersions => ready(api_versions::answer(&request)),
-        ApiKey::Metadata => ready(metadata::answer(broker, &request)),
-        ApiKey::Produce => produce::handle(broker, &request),
-        ApiKey::Fetch => fetch::handle(broker, &request, shutdown.clone()),
-        ApiKey::ListOffsets => ready(list_offsets::answer(broker, &request)),
-        ApiKey::OffsetForLeaderEpoch => ready(offset_for_leader_epoch::answer(broker, &request)),
-        ApiKey::DescribeConfigs => ready(describe_configs::answer(broker, &request)),
-        ApiKey::DescribeCluster => ready(describe_cluster::answer(broker, &request)),
-        ApiKey::FindCoordinator => ready(find_coordinator::answer(broker, &request)),
-        ApiKey::JoinGroup => join_group::handle(broker, &request),
-        ApiKey::SyncGroup => sync_group::handle(broker, &request),
-        ApiKey::Heartbeat => ready(heartbeat::answer(broker, &request)),
-        ApiKey::LeaveGroup => ready(leave_group::answer(broker, &request)),
-        ApiKey::OffsetCommit => offset_commit::handle(broker, &request),
-        ApiKey::OffsetFetch => ready(offset_fetch::answer(broker, &request)),
-        ApiKey::ListGroups => ready(list_groups::answer(broker, &request)),
-        ApiKey::DescribeGroups => ready(describe_groups::answer(broker, &request)),
-        ApiKey::DeleteGroups => ready(delete_groups::answer(broker, &request)),
-        ApiKey::OffsetDelete => offset_delete::handle(broker, &request),
-        ApiKey::CreateTopics => on_blocking_pool(broker, &request, create_topics::answer),
-        ApiKey::DeleteTopics => on_blocking_pool(broker, &request, delete_topics::answer),
-        ApiKey::CreatePartitions => on_blocking_pool(broker, &request, create_partitions::answer),
-        ApiKey::DeleteRecords => on_blocking_pool(broker, &request, delete_records::answer),
-        ApiKey::InitProducerId => on_blocking_pool(broker, &request, init_producer_id::answer),
-        ApiKey::AlterConfigs => on_blocking_pool(broker, &request, alter_configs::answer),
-        ApiKey::ElectLeaders => on_blocking_pool(broker, &request, elect_leaders::answer),
-        ApiKey::AlterPartitionReassignments => {
-            on_blocking_pool(broker, &request, alter_partition_reassignments::answer)
-        }
-        ApiKey::IncrementalAlterConfigs => {
-            on_blocking_pool(broker, &request, incremental_alter_configs::answer)
-        }
-        other => {
-            // The connection checks the table before dispatching, so this
-            // is a table and match out of step: a bug.
-            unreachable!("{other:?} is in SUPPORTED but has no handler")
-        }
-    }
+    table::dispatch(broker, request, shutdown)
 }

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
 
-use crate::apis::{self, Body, HandlerError, Pending, Request};
+use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::network::Shutdown;
 use crate::network::frame::{FrameError, FrameReader, REQUEST_HEADER_BYTES_MIN};
@@ -113,7 +113,7 @@ pub(crate) async fn serve(
                 tracing::trace!(%peer, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
                 Queued {
                     correlation_id: request.header.correlation_id,
-                    header_version: request.api.response_header_version(request.version()),
+                    header_version: request.api.key().response_header_version(request.version()),
                     pending: apis::handle(&broker, request, &shutdown),
                 }
             }
@@ -151,10 +151,11 @@ pub(crate) fn parse(mut frame: Bytes, client_host: &Arc<str>) -> Result<Parsed, 
     }
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let api = ApiKey::try_from(key).map_err(|()| HeaderError::UnknownApiKey { key })?;
-    let (min, max) = apis::supported_versions(api).ok_or(HeaderError::UnsupportedApi { api })?;
+    let kafka_api = ApiKey::try_from(key).map_err(|()| HeaderError::UnknownApiKey { key })?;
+    let api = Api::of(kafka_api).ok_or(HeaderError::UnsupportedApi { api: kafka_api })?;
+    let (min, max) = apis::supported_versions(api);
     if !(min..=max).contains(&version) {
-        if api == ApiKey::ApiVersions {
+        if api == Api::ApiVersions {
             // KIP-511: answer in v0 with UNSUPPORTED_VERSION and our ranges,
             // so the client can pick a version.
             let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
@@ -165,13 +166,13 @@ pub(crate) fn parse(mut frame: Bytes, client_host: &Arc<str>) -> Result<Parsed, 
             }));
         }
         return Err(HeaderError::UnsupportedVersion {
-            api,
+            api: kafka_api,
             version,
             min,
             max,
         });
     }
-    let header_version = api.request_header_version(version);
+    let header_version = kafka_api.request_header_version(version);
     let header = if header_version == 0 {
         frame.advance(4);
         RequestHeader::default()

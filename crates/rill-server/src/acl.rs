@@ -1,18 +1,20 @@
-//! The `authorized_operations` bit fields of Metadata, DescribeCluster and
-//! DescribeGroups: one bit per Kafka ACL operation code (AclOperation)
-//! the client may perform on a resource. With no authorizer configured
-//! Kafka reports every operation the resource type has as allowed, and
-//! so does Rill until it has an authorizer; a client that did not ask
-//! gets `NOT_REQUESTED`.
+//! Kafka's ACL vocabulary — operations (AclOperation codes) and the
+//! resource types they apply to — as the API table declares what each API
+//! needs, and the `authorized_operations` bit fields of Metadata,
+//! DescribeCluster and DescribeGroups: one bit per operation the client
+//! may perform on a resource. With no authorizer configured Kafka reports
+//! every operation the resource type has as allowed, and so does Rill
+//! until it has an authorizer; a client that did not ask gets
+//! `NOT_REQUESTED`.
 
 /// The value of a field the client did not ask for (Kafka's
 /// `Int32.MIN_VALUE`).
 pub(crate) const NOT_REQUESTED: i32 = i32::MIN;
 
 /// Kafka's AclOperation codes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
-enum AclOperation {
+pub(crate) enum AclOperation {
     Read = 3,
     Write = 4,
     Create = 5,
@@ -25,21 +27,23 @@ enum AclOperation {
     IdempotentWrite = 12,
 }
 
-/// A resource whose operations a client can ask about.
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Resource {
-    Topic,
-    Group,
-    Cluster,
+/// Kafka's ResourceType codes, for the resources Rill has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum ResourceType {
+    Topic = 2,
+    Group = 3,
+    Cluster = 4,
+    TransactionalId = 5,
 }
 
-impl Resource {
+impl ResourceType {
     /// The operations Kafka defines for the resource type
     /// (AclEntry.supportedOperations).
     fn operations(self) -> &'static [AclOperation] {
         use AclOperation::*;
         match self {
-            Resource::Topic => &[
+            ResourceType::Topic => &[
                 Read,
                 Write,
                 Create,
@@ -49,8 +53,9 @@ impl Resource {
                 DescribeConfigs,
                 AlterConfigs,
             ],
-            Resource::Group => &[Read, Describe, Delete],
-            Resource::Cluster => &[
+            ResourceType::Group => &[Read, Describe, Delete],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::Cluster => &[
                 Create,
                 ClusterAction,
                 DescribeConfigs,
@@ -65,7 +70,7 @@ impl Resource {
 
 /// The field's value: the operations allowed on `resource` when
 /// `requested`, else [`NOT_REQUESTED`].
-pub(crate) fn authorized_operations(resource: Resource, requested: bool) -> i32 {
+pub(crate) fn authorized_operations(resource: ResourceType, requested: bool) -> i32 {
     if !requested {
         return NOT_REQUESTED;
     }
@@ -83,14 +88,14 @@ mod tests {
     fn every_operation_of_the_type_is_allowed_without_an_authorizer() {
         // librdkafka's admin tests expect 8 for a topic and 7 for the cluster.
         let count = |r| authorized_operations(r, true).count_ones();
-        assert_eq!(count(Resource::Topic), 8);
-        assert_eq!(count(Resource::Cluster), 7);
-        assert_eq!(count(Resource::Group), 3);
+        assert_eq!(count(ResourceType::Topic), 8);
+        assert_eq!(count(ResourceType::Cluster), 7);
+        assert_eq!(count(ResourceType::Group), 3);
         // READ (3) and WRITE (4) of a topic.
         assert_eq!(
-            authorized_operations(Resource::Topic, true) & 0b11000,
+            authorized_operations(ResourceType::Topic, true) & 0b11000,
             0b11000
         );
-        assert_eq!(authorized_operations(Resource::Topic, false), i32::MIN);
+        assert_eq!(authorized_operations(ResourceType::Topic, false), i32::MIN);
     }
 }
