@@ -33,6 +33,7 @@ use crate::log_store::LogStore;
 use crate::metadata::{BrokerEpoch, BrokerId, ClusterMetadata};
 use crate::network::{
     self, HeartbeatReply, NetworkFactory, PeerClient, ProposeReply, Request, Response, RpcError,
+    VoterChange,
 };
 use crate::placement::{PlacementError, assign_replicas};
 use crate::raft_types::{NodeId, TypeConfig};
@@ -182,14 +183,30 @@ pub struct QuorumStatus {
     pub voters: Vec<NodeId>,
 }
 
+/// How a controller whose log is empty comes into a quorum.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Every voter of a new quorum, this node included: id -> the address
+    /// peers reach it at (`host:port`). Every voter initializes with the
+    /// same set; a quorum of one is a standalone node (KIP-853's
+    /// `--standalone`), which can grow later.
+    Voters(BTreeMap<NodeId, String>),
+    /// Start empty and wait to be added to a running quorum by its
+    /// leader ([`Controller::add_voter`], KIP-853's AddRaftVoter).
+    Join,
+}
+
 /// How to start a controller.
 #[derive(Debug, Clone)]
 pub struct ControllerConfig {
     pub node_id: NodeId,
-    /// The controller port; peers reach this node at `voters[node_id]`.
-    pub listen: SocketAddr,
-    /// Every voter of the quorum, this node included: id -> `host:port`.
-    pub voters: BTreeMap<NodeId, String>,
+    /// Where to serve the controller RPC on a port of its own. `None`: the
+    /// owner hands accepted connections to [`Controller::serve_connection`]
+    /// (a broker serves them on its Kafka listener).
+    pub listen: Option<SocketAddr>,
+    /// How the quorum begins when this node's log is empty; ignored once
+    /// it has a log (the membership is in it).
+    pub bootstrap: Bootstrap,
     /// Holds the Raft log, vote and snapshot (created if missing).
     pub data_dir: PathBuf,
     pub raft: RaftSettings,
@@ -251,10 +268,38 @@ pub enum ProposeError {
 /// One member of the metadata quorum. See the module doc.
 pub struct Controller {
     core: Arc<Core>,
-    local_addr: SocketAddr,
+    /// The controller port, when it has one of its own.
+    local_addr: Option<SocketAddr>,
     stop_server: watch::Sender<bool>,
     /// Taken by the first `shutdown`.
-    tasks: parking_lot::Mutex<Option<(JoinHandle<()>, JoinHandle<()>)>>,
+    tasks: parking_lot::Mutex<Option<Tasks>>,
+}
+
+/// A controller's own tasks.
+struct Tasks {
+    /// The RPC server, when the controller has a port of its own.
+    server: Option<JoinHandle<()>>,
+    sessions: JoinHandle<()>,
+}
+
+/// Why a change of the quorum's voters failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MembershipError {
+    #[error("not the leader (leader: {leader:?})")]
+    NotLeader { leader: Option<NodeId> },
+    #[error("forwarding to leader {leader}: {source}")]
+    Forward {
+        leader: NodeId,
+        #[source]
+        source: RpcError,
+    },
+    #[error("node {node_id} cannot be removed: it is the last voter")]
+    LastVoter { node_id: NodeId },
+    #[error("node {node_id} is not a voter")]
+    NotAVoter { node_id: NodeId },
+    #[error("changing the voters failed: {reason}")]
+    Failed { reason: String },
 }
 
 /// What the RPC server, the session task and the `Controller` share.
@@ -271,15 +316,19 @@ pub(crate) struct Core {
 
 impl Controller {
     /// Opens the storage under `config.data_dir`, listens on
-    /// `config.listen`, starts the Raft node and, if this node's log is
-    /// empty, initializes the quorum with `config.voters` (every voter
-    /// does; openraft accepts the same membership from each, and refuses
-    /// it once a node has a log).
+    /// `config.listen` (if set), starts the Raft node and, if this node's
+    /// log is empty and `config.bootstrap` names the voters, initializes
+    /// the quorum with them (every voter does; openraft accepts the same
+    /// membership from each, and refuses it once a node has a log). A
+    /// node that is the only voter elects itself at once rather than
+    /// after an election timeout.
     pub async fn start(config: ControllerConfig) -> Result<Controller, StartError> {
-        if !config.voters.contains_key(&config.node_id) {
+        if let Bootstrap::Voters(voters) = &config.bootstrap
+            && !voters.contains_key(&config.node_id)
+        {
             return Err(StartError::NotAVoter {
                 node_id: config.node_id,
-                voters: config.voters.keys().copied().collect(),
+                voters: voters.keys().copied().collect(),
             });
         }
         let t = config.raft;
@@ -308,17 +357,19 @@ impl Controller {
         .map_err(|source| StartError::Storage { source })?;
         let reader = state_machine.reader();
 
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
-        let local_addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.listen,
-            source,
-        })?;
+        let listener = match config.listen {
+            None => None,
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?;
+                Some((listener, local))
+            }
+        };
+        let local_addr = listener.as_ref().map(|(_, local)| *local);
 
         let raft = Raft::new(
             config.node_id,
@@ -342,44 +393,103 @@ impl Controller {
             liveness: Mutex::new(Liveness::new(Instant::now())),
         });
         let (stop_server, stopped) = watch::channel(false);
-        let server = tokio::spawn(network::serve(listener, Arc::clone(&core), stopped));
+        let server = listener.map(|(listener, _)| {
+            tokio::spawn(network::serve(listener, Arc::clone(&core), stopped))
+        });
         let sessions = tokio::spawn(watch_sessions(Arc::clone(&core), stop_server.subscribe()));
         let controller = Controller {
             core,
             local_addr,
             stop_server,
-            tasks: parking_lot::Mutex::new(Some((server, sessions))),
+            tasks: parking_lot::Mutex::new(Some(Tasks { server, sessions })),
         };
 
-        let voters: BTreeMap<NodeId, BasicNode> = config
-            .voters
-            .iter()
-            .map(|(id, addr)| (*id, BasicNode::new(addr)))
-            .collect();
-        match controller.core.raft.initialize(voters).await {
-            Ok(()) => tracing::info!(node_id = config.node_id, "initialized the metadata quorum"),
-            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
-                tracing::info!(
-                    node_id = config.node_id,
-                    "metadata quorum already initialized"
-                );
+        if let Bootstrap::Voters(voters) = &config.bootstrap {
+            let voters: BTreeMap<NodeId, BasicNode> = voters
+                .iter()
+                .map(|(id, addr)| (*id, BasicNode::new(addr)))
+                .collect();
+            match controller.core.raft.initialize(voters).await {
+                Ok(()) => {
+                    tracing::info!(node_id = config.node_id, "initialized the metadata quorum")
+                }
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
+                    tracing::info!(
+                        node_id = config.node_id,
+                        "metadata quorum already initialized"
+                    );
+                }
+                Err(e) => {
+                    controller.shutdown().await;
+                    return Err(StartError::Raft {
+                        reason: format!("initializing: {e}"),
+                    });
+                }
             }
-            Err(e) => {
+        }
+        if controller.voters() == [config.node_id] {
+            // Alone, nobody else can win: no need to sit out a timeout.
+            if let Err(e) = controller.core.raft.trigger().elect().await {
                 controller.shutdown().await;
                 return Err(StartError::Raft {
-                    reason: format!("initializing: {e}"),
+                    reason: format!("electing itself: {e}"),
                 });
             }
         }
         Ok(controller)
     }
 
+    /// The voters of the quorum, as this node's log says.
+    pub fn voters(&self) -> Vec<NodeId> {
+        let metrics = self.core.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics.membership_config.membership().voter_ids().collect()
+    }
+
+    /// The address peers reach `node_id` at, as the membership says.
+    pub fn address_of(&self, node_id: NodeId) -> Option<String> {
+        let metrics = self.core.raft.metrics();
+        let metrics = metrics.borrow();
+        metrics
+            .membership_config
+            .membership()
+            .get_node(&node_id)
+            .map(|n| n.addr.clone())
+    }
+
+    /// Serves one peer's connection, accepted elsewhere (a broker's Kafka
+    /// listener), until it closes. `first_frame` is the payload of a
+    /// frame the acceptor already read off the stream to tell it apart.
+    pub async fn serve_connection(&self, stream: tokio::net::TcpStream, first_frame: Vec<u8>) {
+        let peer = stream.peer_addr().ok();
+        if let Err(e) = network::serve_connection_from(stream, first_frame, &self.core).await {
+            tracing::debug!(?peer, error = %e, "controller connection closed");
+        }
+    }
+
+    /// Adds `node_id`, reachable at `address`, to the voters: as a learner
+    /// first, which the leader brings up to date, then as a voter
+    /// (KIP-853's AddRaftVoter). Handled by the leader, forwarded to it
+    /// from a follower. Adding a voter again updates its address.
+    pub async fn add_voter(&self, node_id: NodeId, address: String) -> Result<(), MembershipError> {
+        self.core
+            .change_voters(VoterChange::Add { node_id, address })
+            .await
+    }
+
+    /// Removes `node_id` from the voters (KIP-853's RemoveRaftVoter).
+    pub async fn remove_voter(&self, node_id: NodeId) -> Result<(), MembershipError> {
+        self.core
+            .change_voters(VoterChange::Remove { node_id })
+            .await
+    }
+
     pub fn node_id(&self) -> NodeId {
         self.core.node_id
     }
 
-    /// The address the controller port is bound to.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address the controller port is bound to, if it has its own.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -485,7 +595,7 @@ impl Controller {
     /// can be reopened.
     pub async fn shutdown(&self) {
         let node_id = self.core.node_id;
-        let Some((server, sessions)) = self.tasks.lock().take() else {
+        let Some(Tasks { server, sessions }) = self.tasks.lock().take() else {
             return; // Shut down already.
         };
         // The server and the session task end on the first change; a send
@@ -497,7 +607,9 @@ impl Controller {
         if let Err(e) = self.core.raft.shutdown().await {
             tracing::warn!(node_id, error = %e, "Raft task ended with an error");
         }
-        if let Err(e) = server.await {
+        if let Some(server) = server
+            && let Err(e) = server.await
+        {
             tracing::warn!(node_id, error = %e, "controller RPC server panicked");
         }
     }
@@ -537,6 +649,116 @@ impl Core {
             } if leader != self.node_id => self.forward_proposal(leader, command).await,
             ProposeReply::NotLeader { leader } => Err(ProposeError::NotLeader { leader }),
             ProposeReply::Failed { reason } => Err(ProposeError::Failed { reason }),
+        }
+    }
+
+    /// Changes the voters on the leader, or forwards the change to it
+    /// (one hop).
+    pub(crate) async fn change_voters(&self, change: VoterChange) -> Result<(), MembershipError> {
+        if self.leading_term().is_some() {
+            return self.change_voters_here(change).await;
+        }
+        let leader = self.raft.metrics().borrow().current_leader;
+        let Some(leader) = leader.filter(|l| *l != self.node_id) else {
+            return Err(MembershipError::NotLeader { leader });
+        };
+        let Some(mut client) = self.peer(leader) else {
+            return Err(MembershipError::NotLeader {
+                leader: Some(leader),
+            });
+        };
+        // Bringing a learner up to date may take a while: a long timeout.
+        let timeout = self.propose_timeout * 6;
+        match client.call(&Request::ChangeVoters(change), timeout).await {
+            Ok(Response::ChangeVoters(reply)) => reply.into_result(),
+            Ok(other) => Err(MembershipError::Failed {
+                reason: format!("expected a ChangeVoters response from {leader}, found {other:?}"),
+            }),
+            Err(source) => Err(MembershipError::Forward { leader, source }),
+        }
+    }
+
+    /// [`Core::change_voters`] if this node leads; else `NotLeader`.
+    pub(crate) async fn change_voters_if_leading(
+        &self,
+        change: VoterChange,
+    ) -> Result<(), MembershipError> {
+        if self.leading_term().is_none() {
+            let leader = self.raft.metrics().borrow().current_leader;
+            return Err(MembershipError::NotLeader { leader });
+        }
+        self.change_voters_here(change).await
+    }
+
+    pub(crate) fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// [`Core::change_voters`] on this node, which must lead.
+    async fn change_voters_here(&self, change: VoterChange) -> Result<(), MembershipError> {
+        let failed = |e: &dyn std::fmt::Display| MembershipError::Failed {
+            reason: e.to_string(),
+        };
+        let not_leader = |leader| MembershipError::NotLeader { leader };
+        let voters: std::collections::BTreeSet<NodeId> = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            metrics.membership_config.membership().voter_ids().collect()
+        };
+        let result = match change {
+            VoterChange::Add { node_id, address } => {
+                if voters.contains(&node_id) {
+                    let nodes = BTreeMap::from([(node_id, BasicNode::new(&address))]);
+                    self.raft
+                        .change_membership(openraft::ChangeMembers::SetNodes(nodes), false)
+                        .await
+                        .map(drop)
+                } else {
+                    tracing::info!(node_id = self.node_id, new_voter = node_id, %address, "adding a voter: catching it up as a learner");
+                    match self
+                        .raft
+                        .add_learner(node_id, BasicNode::new(&address), true)
+                        .await
+                    {
+                        Ok(_) => self
+                            .raft
+                            .change_membership(
+                                openraft::ChangeMembers::AddVoterIds([node_id].into()),
+                                false,
+                            )
+                            .await
+                            .map(drop),
+                        Err(e) => Err(e),
+                    }
+                }
+            }
+            VoterChange::Remove { node_id } => {
+                if !voters.contains(&node_id) {
+                    return Err(MembershipError::NotAVoter { node_id });
+                }
+                if voters.len() == 1 {
+                    return Err(MembershipError::LastVoter { node_id });
+                }
+                tracing::info!(
+                    node_id = self.node_id,
+                    removed = node_id,
+                    "removing a voter"
+                );
+                self.raft
+                    .change_membership(
+                        openraft::ChangeMembers::RemoveVoters([node_id].into()),
+                        false,
+                    )
+                    .await
+                    .map(drop)
+            }
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(not_leader(f.leader_id))
+            }
+            Err(e) => Err(failed(&e)),
         }
     }
 

@@ -23,7 +23,7 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::collections::BTreeMap;
 //! use rill_cluster::{
-//!     BrokerId, ClusterSettings, Command, Controller, ControllerConfig, RaftSettings,
+//!     Bootstrap, BrokerId, ClusterSettings, Command, Controller, ControllerConfig, RaftSettings,
 //! };
 //!
 //! let voters = BTreeMap::from([
@@ -33,8 +33,8 @@
 //! ]);
 //! let controller = Controller::start(ControllerConfig {
 //!     node_id: 1,
-//!     listen: "127.0.0.1:9093".parse()?,
-//!     voters,
+//!     listen: Some("127.0.0.1:9093".parse()?),
+//!     bootstrap: Bootstrap::Voters(voters),
 //!     data_dir: "rill-data/metadata".into(),
 //!     raft: RaftSettings::default(),
 //!     cluster: ClusterSettings::default(),
@@ -69,9 +69,9 @@ mod state_machine;
 pub use client::ControllerClient;
 pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 pub use controller::{
-    COMMAND_BYTES_MAX, ClusterSettings, Controller, ControllerConfig, CreateTopicError,
-    HeartbeatError, HeartbeatResponse, ProposeError, QuorumStatus, RaftSettings, StartError,
-    create_partitions_command, create_topic_command,
+    Bootstrap, COMMAND_BYTES_MAX, ClusterSettings, Controller, ControllerConfig, CreateTopicError,
+    HeartbeatError, HeartbeatResponse, MembershipError, ProposeError, QuorumStatus, RaftSettings,
+    StartError, create_partitions_command, create_topic_command,
 };
 pub use durable_file::{FileError, RECORD_BYTES_MAX};
 pub use log_store::{LogReader, LogStore};
@@ -82,7 +82,7 @@ pub use metadata::{
 };
 pub use network::{
     CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, METADATA_WAIT_MS_MAX, MetadataReply,
-    RpcError,
+    RpcError, is_controller_frame,
 };
 pub use placement::{PlacementError, assign_replicas};
 pub use raft_types::{NodeId, TypeConfig};

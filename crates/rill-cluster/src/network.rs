@@ -35,7 +35,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::command::{Command, CommandResult, Rejection};
-use crate::controller::Core;
+use crate::controller::{Core, MembershipError};
 use crate::metadata::{BrokerEpoch, BrokerId, ClusterMetadata};
 use crate::raft_types::{NodeId, TypeConfig};
 
@@ -72,6 +72,50 @@ pub(crate) enum Request {
         known_index: Option<u64>,
         wait_ms: u64,
     },
+    /// A change of the voters, for the leader (forwarded once).
+    ChangeVoters(VoterChange),
+}
+
+/// A change of the quorum's voters (KIP-853's AddRaftVoter,
+/// RemoveRaftVoter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum VoterChange {
+    Add { node_id: NodeId, address: String },
+    Remove { node_id: NodeId },
+}
+
+/// The answer to a [`Request::ChangeVoters`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum VotersReply {
+    Changed,
+    NotLeader { leader: Option<NodeId> },
+    LastVoter { node_id: NodeId },
+    NotAVoter { node_id: NodeId },
+    Failed { reason: String },
+}
+
+impl VotersReply {
+    fn of(result: Result<(), MembershipError>) -> VotersReply {
+        match result {
+            Ok(()) => VotersReply::Changed,
+            Err(MembershipError::NotLeader { leader }) => VotersReply::NotLeader { leader },
+            Err(MembershipError::LastVoter { node_id }) => VotersReply::LastVoter { node_id },
+            Err(MembershipError::NotAVoter { node_id }) => VotersReply::NotAVoter { node_id },
+            Err(other) => VotersReply::Failed {
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    pub(crate) fn into_result(self) -> Result<(), MembershipError> {
+        match self {
+            VotersReply::Changed => Ok(()),
+            VotersReply::NotLeader { leader } => Err(MembershipError::NotLeader { leader }),
+            VotersReply::LastVoter { node_id } => Err(MembershipError::LastVoter { node_id }),
+            VotersReply::NotAVoter { node_id } => Err(MembershipError::NotAVoter { node_id }),
+            VotersReply::Failed { reason } => Err(MembershipError::Failed { reason }),
+        }
+    }
 }
 
 /// The longest a FetchMetadata waits for a change.
@@ -88,6 +132,7 @@ pub(crate) enum Response {
     Propose(ProposeReply),
     BrokerHeartbeat(HeartbeatReply),
     FetchMetadata(MetadataReply),
+    ChangeVoters(VotersReply),
 }
 
 /// A controller's applied metadata for a broker: `metadata` is `None` when
@@ -454,10 +499,55 @@ pub(crate) async fn serve(
     connections.shutdown().await;
 }
 
-async fn serve_connection(mut stream: TcpStream, core: &Core) -> Result<(), FrameError> {
+async fn serve_connection(stream: TcpStream, core: &Core) -> Result<(), FrameError> {
+    serve_frames(stream, None, core).await
+}
+
+/// [`serve_connection`] of a stream whose first frame (its payload) was
+/// read by whoever accepted it.
+pub(crate) async fn serve_connection_from(
+    stream: TcpStream,
+    first_frame: Vec<u8>,
+    core: &Core,
+) -> Result<(), RpcError> {
+    serve_frames(stream, Some(first_frame), core)
+        .await
+        .map_err(|e| match e {
+            FrameError::Io(source) => RpcError::Io {
+                target: core.node_id(),
+                addr: String::new(),
+                source,
+            },
+            FrameError::TooLarge { bytes } => RpcError::FrameTooLarge {
+                bytes,
+                max: FRAME_BYTES_MAX,
+            },
+            FrameError::Decode(source) => RpcError::Decode { source },
+        })
+}
+
+/// Whether a frame's payload is a controller request (a JSON object),
+/// not a Kafka request: a Kafka request starts with its API key, a big
+/// endian i16, and `{"` would be key 31522, which Kafka does not define.
+pub fn is_controller_frame(payload: &[u8]) -> bool {
+    payload.starts_with(b"{\"")
+}
+
+async fn serve_frames(
+    mut stream: TcpStream,
+    mut first: Option<Vec<u8>>,
+    core: &Core,
+) -> Result<(), FrameError> {
     let raft = &core.raft;
     stream.set_nodelay(true)?;
-    while let Some(request) = read_frame::<Request>(&mut stream).await? {
+    loop {
+        let request = match first.take() {
+            Some(payload) => serde_json::from_slice(&payload).map_err(FrameError::Decode)?,
+            None => match read_frame::<Request>(&mut stream).await? {
+                Some(request) => request,
+                None => return Ok(()),
+            },
+        };
         let response = match request {
             Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
@@ -484,10 +574,13 @@ async fn serve_connection(mut stream: TcpStream, core: &Core) -> Result<(), Fram
                 )
                 .await,
             ),
+            // Answered here, led or not: a forward goes one hop.
+            Request::ChangeVoters(change) => {
+                Response::ChangeVoters(VotersReply::of(core.change_voters_if_leading(change).await))
+            }
         };
         write_frame(&mut stream, &response).await?;
     }
-    Ok(())
 }
 
 #[cfg(test)]

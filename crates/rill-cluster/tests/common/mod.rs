@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rill_cluster::{
-    ClusterMetadata, ClusterSettings, Controller, ControllerConfig, NodeId, RaftSettings,
+    Bootstrap, ClusterMetadata, ClusterSettings, Controller, ControllerConfig, NodeId, RaftSettings,
 };
 
 /// How long any condition may take before the test fails. A bound, not a
@@ -86,8 +86,8 @@ impl Cluster {
     pub async fn start_node(&mut self, id: NodeId) {
         let config = ControllerConfig {
             node_id: id,
-            listen: self.voters[&id].parse().unwrap(),
-            voters: self.voters.clone(),
+            listen: Some(self.voters[&id].parse().unwrap()),
+            bootstrap: Bootstrap::Voters(self.voters.clone()),
             data_dir: self.dirs[&id].clone(),
             raft: self.raft,
             cluster: self.cluster,

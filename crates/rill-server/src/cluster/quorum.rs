@@ -12,9 +12,9 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use rill_cluster::{
-    BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, CommandResult, Controller,
-    ControllerClient, ControllerConfig, CreateTopicError, HeartbeatError, HeartbeatResponse,
-    ProposeError, RaftSettings,
+    Bootstrap, BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, CommandResult,
+    Controller, ControllerClient, ControllerConfig, CreateTopicError, HeartbeatError,
+    HeartbeatResponse, ProposeError, RaftSettings,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -75,8 +75,8 @@ impl Quorum {
         let election = config.election_timeout_ms;
         let controller = Controller::start(ControllerConfig {
             node_id: id,
-            listen,
-            voters: config.voters.clone(),
+            listen: Some(listen),
+            bootstrap: Bootstrap::Voters(config.voters.clone()),
             data_dir,
             raft: RaftSettings {
                 heartbeat_interval_ms: (election / 4).max(1),
