@@ -709,6 +709,14 @@ impl Log {
         self.shared.durability.check().err()
     }
 
+    /// Takes the log offline for writes, as a failed sync of its own files
+    /// would: for a failed sync elsewhere in its log directory (a
+    /// checkpoint), after which the directory's disk is not to be trusted.
+    /// Reads go on; reopening the log (a restart) runs recovery.
+    pub fn take_offline_for_writes(&self, reason: String) {
+        self.shared.fail_write(reason);
+    }
+
     /// Whether reads are still served: they are refused once a file
     /// changed under the log (see [`LogFailed::allows_reads`]). No
     /// syscall: it says what earlier checks found.

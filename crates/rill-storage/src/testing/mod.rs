@@ -6,8 +6,10 @@
 
 mod crash_image;
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -35,6 +37,9 @@ pub struct FaultyDisk {
     hold: Mutex<Hold>,
     /// Signalled when syncs are released or one starts waiting.
     changed: Condvar,
+    /// (device, inode) of the `*.tmp` files made through this disk: the
+    /// temporary files of atomic replacements, whose syncs are not held.
+    temporaries: Mutex<HashSet<(u64, u64)>>,
     /// What is durable under a root, when tracked. Held across each call
     /// it records, so that a crash image never sees half of one.
     tracker: Mutex<Option<Tracker>>,
@@ -78,8 +83,12 @@ impl FaultyDisk {
             .store(failing, Ordering::SeqCst);
     }
 
-    /// While held, every fdatasync and syncfs blocks (as on a very slow disk) until
-    /// released, so a test can look at a log between write and sync.
+    /// While held, every fdatasync and syncfs blocks (as on a very slow
+    /// disk) until released, so a test can look at a log between write and
+    /// sync — except the fdatasync of a `*.tmp` file (the atomic
+    /// replacement of a checkpoint or snapshot), so that holding a log's
+    /// flush does not also hold, say, the leader-epoch checkpoint that an
+    /// append may write before it returns its ticket.
     pub fn hold_syncs(&self, held: bool) {
         self.hold.lock().held = held;
         self.changed.notify_all();
@@ -203,15 +212,21 @@ impl FaultyDisk {
     }
 
     /// Waits while syncs are held, then fails as told or runs `sync`.
-    fn sync(&self, file_system: bool, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
-        let mut hold = self.hold.lock();
-        hold.waiting += 1;
-        self.changed.notify_all();
-        while hold.held {
-            self.changed.wait(&mut hold);
+    fn sync(
+        &self,
+        file_system: bool,
+        holdable: bool,
+        sync: impl FnOnce() -> io::Result<()>,
+    ) -> io::Result<()> {
+        if holdable {
+            let mut hold = self.hold.lock();
+            hold.waiting += 1;
+            self.changed.notify_all();
+            while hold.held {
+                self.changed.wait(&mut hold);
+            }
+            hold.waiting -= 1;
         }
-        hold.waiting -= 1;
-        drop(hold);
         let failing = if file_system {
             self.failing_file_system_syncs.load(Ordering::SeqCst)
         } else {
@@ -255,7 +270,10 @@ impl Disk for FaultyDisk {
     }
 
     fn sync_data(&self, file: &File) -> io::Result<()> {
-        self.sync(false, || {
+        let temporary = file
+            .metadata()
+            .is_ok_and(|m| self.temporaries.lock().contains(&(m.dev(), m.ino())));
+        self.sync(false, !temporary, || {
             self.tracked(|tracker| {
                 RealDisk.sync_data(file)?;
                 match tracker {
@@ -268,7 +286,7 @@ impl Disk for FaultyDisk {
 
     fn sync_file_system(&self, file: &File) -> io::Result<()> {
         let real = self.syncfs_is_real();
-        self.sync(true, || {
+        self.sync(true, true, || {
             self.tracked(|tracker| {
                 RealDisk.sync_file_system(file)?;
                 match tracker {
@@ -283,6 +301,10 @@ impl Disk for FaultyDisk {
         self.tracked(|tracker| {
             let existed = path.exists();
             let file = RealDisk.create_file(path)?;
+            if path.extension().is_some_and(|e| e == "tmp") {
+                let meta = file.metadata()?;
+                self.temporaries.lock().insert((meta.dev(), meta.ino()));
+            }
             if let Some(tracker) = tracker {
                 tracker.created_file(path, existed, &file);
             }
