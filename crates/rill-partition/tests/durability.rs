@@ -263,6 +263,31 @@ fn run(magic: u32, op: u64, root: &Path, image: &Path) -> (Acked, bool) {
     (acked, disk.crashed())
 }
 
+/// A restart on what the power cut before call `op` left in `image`
+/// finds every partition and record acknowledged before it.
+fn check_restart(op: u64, image: &Path, acked: &Acked) {
+    let (manager, _) = LogManager::open_with_disk(
+        config(&image.join("data"), SyncModeSetting::Auto),
+        &|_| fsync_config(),
+        Arc::new(RealDisk),
+    )
+    .unwrap_or_else(|e| panic!("cut before call {op}: the restart failed: {e}"));
+    for tp in &acked.partitions {
+        let partition = manager
+            .get(tp)
+            .unwrap_or_else(|| panic!("cut before call {op}: {tp} is gone"));
+        let read = values(&partition);
+        for (offset, value) in acked.records.get(tp).into_iter().flatten() {
+            assert_eq!(
+                read.get(offset),
+                Some(value),
+                "cut before call {op}: {tp} lost offset {offset}"
+            );
+        }
+    }
+    manager.shutdown().unwrap();
+}
+
 #[test]
 fn a_power_cut_while_creating_partitions_and_appending_loses_nothing_acknowledged() {
     for magic in [EXT4_MAGIC, FUSE_MAGIC] {
@@ -276,27 +301,9 @@ fn a_power_cut_while_creating_partitions_and_appending_loses_nothing_acknowledge
                 break;
             }
             cuts += 1;
-            // A restart on what the power cut left.
-            let (manager, _) = LogManager::open_with_disk(
-                config(&image.join("data"), SyncModeSetting::Auto),
-                &|_| fsync_config(),
-                Arc::new(RealDisk),
-            )
-            .unwrap_or_else(|e| panic!("cut before call {op}: the restart failed: {e}"));
-            for tp in &acked.partitions {
-                let partition = manager
-                    .get(tp)
-                    .unwrap_or_else(|| panic!("cut before call {op}: {tp} is gone"));
-                let read = values(&partition);
-                for (offset, value) in acked.records.get(tp).into_iter().flatten() {
-                    assert_eq!(
-                        read.get(offset),
-                        Some(value),
-                        "cut before call {op}: {tp} lost offset {offset}"
-                    );
-                }
+            for image in [FaultyDisk::reordered_image(&image), image] {
+                check_restart(op, &image, &acked);
             }
-            manager.shutdown().unwrap();
         }
         assert!(cuts > 20, "only {cuts} steps");
     }

@@ -3,8 +3,10 @@
 //! its first disk call, then its second, and so on to the end. The crash
 //! image (`FaultyDisk::track_crashes`) keeps only what a sync made
 //! durable: directory entries whose directory was synced (or a real
-//! syncfs), file data as of its last fdatasync. After recovering from it,
-//! everything acknowledged before the cut must be there.
+//! syncfs), file data as of its last fdatasync; a second image of each
+//! cut keeps a pseudo-random subset of the unsynced directory changes
+//! too. After recovering from either, everything acknowledged before the
+//! cut must be there.
 //!
 //! Each scenario runs on three disks: ext4 (one syncfs per flush round),
 //! ext4 with `log.flush.sync.mode=per-file`, and FUSE, whose syncfs
@@ -15,6 +17,7 @@
 mod common;
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use common::read_all;
@@ -49,6 +52,9 @@ const LINUX: KernelVersion = KernelVersion {
 struct Acked {
     created: bool,
     records: Vec<Record>,
+    /// Every record appended, acknowledged before the cut or not: what
+    /// may be found after it.
+    written: Vec<Record>,
 }
 
 impl Acked {
@@ -101,6 +107,12 @@ impl Run {
         self.image.path().join("root")
     }
 
+    /// The two images of the cut: no unsynced change kept, and some.
+    fn images(&self) -> [std::path::PathBuf; 2] {
+        let image = self.image_root();
+        [FaultyDisk::reordered_image(&image), image]
+    }
+
     /// Cuts the power just before disk call `op` from now on.
     fn track(&self, op: u64) {
         self.disk.track_crashes(self.root.path()).unwrap();
@@ -138,20 +150,21 @@ impl Run {
             .collect();
         let batch = BatchBuilder::new(0).with_records(&new).finish();
         let info = log.append(&batch, 0, 0).unwrap().wait().unwrap();
-        if !self.disk.crashed() {
-            for (i, (k, v)) in records.iter().enumerate() {
-                let offset = Offset(info.base_offset.value() + i as i64);
-                self.acked
-                    .records
-                    .push((offset, k.clone().into_bytes(), v.clone().into_bytes()));
+        let acked = !self.disk.crashed();
+        for (i, (k, v)) in records.iter().enumerate() {
+            let offset = Offset(info.base_offset.value() + i as i64);
+            let record = (offset, k.clone().into_bytes(), v.clone().into_bytes());
+            if acked {
+                self.acked.records.push(record.clone());
             }
+            self.acked.written.push(record);
         }
     }
 
-    /// Opens the log in the crash image, as a restart would: validating
-    /// from `recovery_point` (what a checkpoint could have said).
-    fn recover(&self, config: LogConfig, recovery_point: Offset) -> Option<Log> {
-        let dir = self.image_root().join("topic-0");
+    /// Opens the log in crash image `image`, as a restart would:
+    /// validating from `recovery_point` (what a checkpoint could have said).
+    fn recover(&self, image: &Path, config: LogConfig, recovery_point: Offset) -> Option<Log> {
+        let dir = image.join("topic-0");
         if !dir.exists() {
             assert!(
                 !self.acked.created,
@@ -216,9 +229,16 @@ fn record(key: usize, n: usize) -> (String, String) {
     )
 }
 
-/// Every acknowledged record is read back at its offset, unchanged.
+/// Every acknowledged record is read back at its offset, unchanged, from
+/// both images.
 fn check_all_acknowledged(run: &Run, config: LogConfig) {
-    let Some(log) = run.recover(config, run.acked.end()) else {
+    for image in run.images() {
+        check_image(run, &image, config);
+    }
+}
+
+fn check_image(run: &Run, image: &Path, config: LogConfig) {
+    let Some(log) = run.recover(image, config, run.acked.end()) else {
         return;
     };
     assert!(log.log_end_offset() >= run.acked.end());
@@ -278,13 +298,16 @@ fn compact_config() -> LogConfig {
     }
 }
 
-/// Fills several segments with three keys (untracked: all of it is
-/// acknowledged and durable), then cuts the power at each step of a
-/// compaction pass and of one append after it.
+/// Fills several segments with three keys written over and over and one
+/// key per batch written once (untracked: all of it is acknowledged and
+/// durable), then cuts the power at each step of a compaction pass and
+/// of one append after it.
 fn compact(run: &mut Run, op: u64) {
     let log = run.create(compact_config());
     for n in 0..16 {
-        run.append(&log, &[record(n % 3, n), record((n + 1) % 3, n + 100)]);
+        // A key written once per batch: every cleaned segment keeps a
+        // latest value, so losing one is seen.
+        run.append(&log, &[record(n % 3, n), record(100 + n, n + 100)]);
     }
     assert!(log.segment_count() > 3);
     run.track(op);
@@ -298,11 +321,17 @@ fn compact(run: &mut Run, op: u64) {
     run.append(&log, &[record(0, 1000)]);
 }
 
-/// Every record read back was acknowledged at that offset, and the
-/// latest acknowledged value of each key is there: never both the old
-/// segments and the cleaned one, never neither.
+/// Every record read back was appended at that offset, and the latest
+/// acknowledged value of each key is there: never both the old segments
+/// and the cleaned one, never neither.
 fn check_compacted(run: &Run) {
-    let Some(log) = run.recover(compact_config(), run.acked.end()) else {
+    for image in run.images() {
+        check_compacted_image(run, &image);
+    }
+}
+
+fn check_compacted_image(run: &Run, image: &Path) {
+    let Some(log) = run.recover(image, compact_config(), run.acked.end()) else {
         panic!("the log was created before the power cut");
     };
     assert!(log.log_end_offset() >= run.acked.end());
@@ -311,17 +340,17 @@ fn check_compacted(run: &Run) {
         read.windows(2).all(|w| w[0].0 < w[1].0),
         "offsets increase, each once"
     );
-    let acked: BTreeMap<Offset, (&[u8], &[u8])> = run
+    let written: BTreeMap<Offset, (&[u8], &[u8])> = run
         .acked
-        .records
+        .written
         .iter()
         .map(|(o, k, v)| (*o, (k.as_slice(), v.as_slice())))
         .collect();
     for (offset, key, value) in &read {
         assert_eq!(
-            acked.get(offset),
+            written.get(offset),
             Some(&(key.as_slice(), value.as_slice())),
-            "a record at offset {offset} that was never acknowledged there"
+            "a record at offset {offset} that was never appended there"
         );
     }
     let mut latest: BTreeMap<&[u8], Offset> = BTreeMap::new();

@@ -8,6 +8,11 @@
 //! file comes back), and a file's data is what it held at its last
 //! fdatasync (empty if it never had one), whatever was written since.
 //! Writes through a map are seen only through the syncs that cover them.
+//!
+//! A second image of the same moment keeps a pseudo-random subset of the
+//! unsynced changes instead of none: a file system may write directory
+//! changes out in any order before the sync that would have covered them
+//! all, so code must not depend on the order of changes one sync covers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -73,7 +78,8 @@ pub(crate) struct Tracker {
     durable: HashMap<FileId, Vec<u8>>,
     /// Calls to the disk so far.
     ops: u64,
-    /// Write a crash image to this directory just before call `.0` runs.
+    /// Write the crash images to this directory (and its `-reordered`
+    /// sibling) just before call `.0` runs.
     crash_at: Option<(u64, PathBuf)>,
     crashed: bool,
 }
@@ -112,8 +118,9 @@ impl Tracker {
             && *op == self.ops
             && !self.crashed
         {
-            let image = image.clone();
-            self.write_image(&image)?;
+            let (op, image) = (*op, image.clone());
+            self.write_image(&image, |_| false)?;
+            self.write_image(&reordered(&image), |i| survives(op, i))?;
             self.crashed = true;
         }
         self.ops += 1;
@@ -226,15 +233,19 @@ impl Tracker {
     }
 
     /// Writes to `image` (which must not exist) what a crash now would
-    /// leave under the root.
-    pub(crate) fn write_image(&self, image: &Path) -> io::Result<()> {
+    /// leave under the root, if the unsynced change number `i` (oldest
+    /// first) reached the disk only where `kept(i)`.
+    pub(crate) fn write_image(&self, image: &Path, kept: impl Fn(usize) -> bool) -> io::Result<()> {
         // Path under the root -> None for a directory, or a file's data.
         let mut tree: BTreeMap<PathBuf, Option<Vec<u8>>> = BTreeMap::new();
         for (path, id) in walk(&self.root)? {
             let node = id.map(|id| self.durable.get(&id).cloned().unwrap_or_default());
             tree.insert(path, node);
         }
-        for change in self.pending.iter().rev() {
+        for (i, change) in self.pending.iter().enumerate().rev() {
+            if kept(i) {
+                continue;
+            }
             match change {
                 Pending::Created { path } => {
                     tree.remove(path);
@@ -287,6 +298,25 @@ impl Tracker {
         }
         Ok(())
     }
+}
+
+/// The `-reordered` sibling of `image`.
+pub(crate) fn reordered(image: &Path) -> PathBuf {
+    let mut name = image.file_name().unwrap_or_default().to_os_string();
+    name.push("-reordered");
+    image.with_file_name(name)
+}
+
+/// Whether unsynced change `i` reached the disk in the reordered image of
+/// a crash before call `op`: a fixed pseudo-random choice (SplitMix64).
+fn survives(op: u64, i: usize) -> bool {
+    let mut z = op
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(i as u64)
+        .wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (z ^ (z >> 31)) & 1 == 1
 }
 
 /// Removes `path` and everything under it from `tree`.

@@ -161,14 +161,23 @@ impl FaultyDisk {
 
     /// Writes what a power cut would leave under the tracked root into
     /// `image` (a directory that must not exist), just before call number
-    /// `op` (counted from 0 since [`FaultyDisk::track_crashes`]) runs.
-    /// The calls go on afterwards as if nothing happened: a test knows an
-    /// acknowledgement came before the crash if [`FaultyDisk::crashed`]
-    /// was still false after it.
+    /// `op` (counted from 0 since [`FaultyDisk::track_crashes`]) runs:
+    /// none of the directory changes no sync covered. Also writes, into
+    /// [`FaultyDisk::reordered_image`] of it, the same moment with a
+    /// pseudo-random subset of those changes on disk (file systems may
+    /// write them in any order). The calls go on afterwards as if nothing
+    /// happened: a test knows an acknowledgement came before the crash if
+    /// [`FaultyDisk::crashed`] was still false after it.
     pub fn crash_at(&self, op: u64, image: &Path) {
         if let Some(tracker) = self.tracker.lock().as_mut() {
             tracker.crash_at(op, image);
         }
+    }
+
+    /// Where [`FaultyDisk::crash_at`] writes the image with a subset of
+    /// the unsynced changes on disk: `image` with `-reordered` appended.
+    pub fn reordered_image(image: &Path) -> std::path::PathBuf {
+        crash_image::reordered(image)
     }
 
     /// Whether the crash image of [`FaultyDisk::crash_at`] was written.
@@ -180,7 +189,7 @@ impl FaultyDisk {
     /// into `image` (a directory that must not exist).
     pub fn crash_image(&self, image: &Path) -> io::Result<()> {
         match self.tracker.lock().as_ref() {
-            Some(tracker) => tracker.write_image(image),
+            Some(tracker) => tracker.write_image(image, |_| false),
             None => Err(io::Error::other("crashes are not tracked")),
         }
     }
