@@ -1595,10 +1595,11 @@ fn wall_clock_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// Deletes the files of `segments`. Not followed by a directory sync: a
-/// deletion a crash undoes brings back segments the log no longer needs
-/// (below its start, or cut), which the next open deletes again; callers
-/// whose correctness depends on the deletion sync the directory.
+/// Deletes the files of `segments`. Not followed by a directory sync:
+/// retention's deletions that a crash undoes bring back segments no
+/// acknowledgement depends on (the next open deletes those below the
+/// checkpointed log start, and retention the rest); truncation and
+/// restarts, whose correctness depends on the deletion, sync the directory.
 fn delete_segment_files(segments: &[Segment], disk: &dyn Disk) -> Result<(), IoFailure> {
     for segment in segments {
         segment.delete_files(disk)?;
