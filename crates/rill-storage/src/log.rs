@@ -1504,15 +1504,16 @@ impl LogShared {
             disk.sync_dir(&self.dir)
                 .map_err(|e| IoFailure::new("sync directory", &self.dir, e))
         };
-        let committed = cleaned
-            .rename_to(FileStage::Swap, disk)
-            .and_then(|()| sync_dir());
-        if let Err(e) = committed {
-            // Not committed, as far as this process knows: if the rename
-            // did reach the disk, the next open completes the swap, which
-            // is as correct as not doing it. A directory that cannot be
-            // synced takes the log offline, as a failed fdatasync does.
+        // Not committed if either fails, as far as this process knows: if
+        // the rename did reach the disk, the next open completes the swap,
+        // which is as correct as not doing it.
+        if let Err(e) = cleaned.rename_to(FileStage::Swap, disk) {
             let _ = cleaned.delete_files(disk); // best effort, as above
+            return Err(e.into());
+        }
+        if let Err(e) = sync_dir() {
+            let _ = cleaned.delete_files(disk); // best effort, as above
+            // As after a failed fdatasync: the disk is not to be trusted.
             self.fail_write(format!("compaction swap could not commit: {e}"));
             return Err(e.into());
         }
