@@ -17,7 +17,10 @@ use rill_benches::{
     append_pipelined, batch_of, bench_root, create_log, timed_appends, timed_disk_ceiling,
     timed_writes, unique_dir,
 };
-use rill_storage::{FlushPolicy, Flusher, Log, LogConfig, Offset, RealDisk, RecoveryHints};
+use rill_storage::{
+    FlushPolicy, Flusher, Log, LogConfig, Offset, RealDisk, RecoveryHints, SyncMode,
+    SyncModeSetting,
+};
 
 const KIB: usize = 1024;
 const MIB: usize = 1024 * 1024;
@@ -190,5 +193,54 @@ fn recovery(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ceiling, append, read, recovery);
+/// Group commit across logs: one 1 KiB `fsync` append to each of N logs
+/// of one file system, waited for together — one flush round (or two),
+/// made durable with one syncfs (`auto` on ext4/xfs/btrfs/f2fs) or with
+/// an fdatasync per log (`per-file`, log.flush.sync.mode). The syscalls'
+/// cost, without the network in front.
+fn group_commit(c: &mut Criterion) {
+    let root = bench_root();
+    let mut group = c.benchmark_group("group_commit");
+    group.sample_size(20);
+    let batch = batch_of(KIB);
+    for logs in [6usize, 64] {
+        for (name, setting) in [
+            ("syncfs", SyncModeSetting::Auto),
+            ("per_file", SyncModeSetting::PerFile),
+        ] {
+            let flusher = Flusher::start_with(1, setting).unwrap();
+            let dir = unique_dir(root.path());
+            let disk: Arc<dyn rill_storage::Disk> = Arc::new(RealDisk);
+            let choice = flusher.sync_choice(root.path(), &disk).unwrap();
+            if setting == SyncModeSetting::Auto && choice.mode != SyncMode::Syncfs {
+                eprintln!("skipping group_commit/{name}: {choice}");
+                continue;
+            }
+            let opened: Vec<Log> = (0..logs)
+                .map(|i| {
+                    create_log(
+                        &dir.join(format!("t-{i}")),
+                        policy(FlushPolicy::Fsync),
+                        &flusher,
+                    )
+                })
+                .collect();
+            group.throughput(Throughput::Elements(logs as u64));
+            group.bench_function(format!("{logs}_logs/{name}"), |b| {
+                b.iter(|| {
+                    let tickets: Vec<_> = opened
+                        .iter()
+                        .map(|log| log.append(&batch, 0, 0).unwrap())
+                        .collect();
+                    for ticket in tickets {
+                        ticket.wait().unwrap();
+                    }
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ceiling, append, read, recovery, group_commit);
 criterion_main!(benches);

@@ -17,6 +17,10 @@
 //!   file. Entries at or below the purge point still in the file after a
 //!   crash are skipped on open.
 //!
+//! The directory is made durably (each created level's parent fsynced,
+//! and its own parent at every open), and `raft-log`'s name is fsynced in
+//! it at open, before any entry is acknowledged as flushed.
+//!
 //! Opening reads the whole log (the metadata log is small and snapshots
 //! keep it so). A tail that is cut short — an incomplete record, a last
 //! record whose CRC does not match, or zeros to the end of the file — is
@@ -84,7 +88,7 @@ impl LogStore {
     /// tail. Blocking: call it from the blocking pool or before the
     /// runtime is busy.
     pub fn open(dir: &Path) -> Result<LogStore, FileError> {
-        fs::create_dir_all(dir).map_err(FileError::io("create directory", dir))?;
+        durable_file::create_dir_durably(dir)?;
         let last_purged: Option<LogId> = read_json(&dir.join(PURGED_FILE))?;
         let vote: Option<Vote> = read_json(&dir.join(VOTE_FILE))?;
         let (mut log_file, all_entries) = LogFile::open(&dir.join(LOG_FILE))?;

@@ -92,7 +92,7 @@ impl StateMachine {
     /// Opens the state machine under `dir` from its last snapshot, if any.
     /// Blocking.
     pub fn open(dir: &Path) -> Result<StateMachine, FileError> {
-        std::fs::create_dir_all(dir).map_err(FileError::io("create directory", dir))?;
+        durable_file::create_dir_durably(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
         let stored: Option<StoredSnapshot> = match durable_file::read_single(&path)? {
             None => None,

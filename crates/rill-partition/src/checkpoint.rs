@@ -8,11 +8,13 @@
 //! ```
 //!
 //! A write goes to `NAME.tmp`, is fsynced, renamed over `NAME`, and the
-//! directory is fsynced: a reader sees the old file or the new one, whole.
+//! directory is fsynced: a reader sees the old file or the new one, whole,
+//! and after a crash the new one if the write returned. Every call goes
+//! through a [`Disk`], so tests can fail it or crash it.
 
-use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
+
+use rill_storage::{Disk, RealDisk};
 
 /// The only checkpoint version Kafka (and Rill) writes.
 const VERSION: &str = "0";
@@ -97,17 +99,31 @@ pub(crate) fn read(
 }
 
 /// Replaces the checkpoint at `path` with `entries`, atomically and durably.
-pub(crate) fn write(path: &Path, entries: &[String]) -> Result<(), CheckpointError> {
+pub(crate) fn write(
+    disk: &dyn Disk,
+    path: &Path,
+    entries: &[String],
+) -> Result<(), CheckpointError> {
     let mut text = format!("{VERSION}\n{}\n", entries.len());
     for entry in entries {
         text.push_str(entry);
         text.push('\n');
     }
-    write_atomically(path, text.as_bytes())
+    write_atomically_on(disk, path, text.as_bytes())
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename.
+/// Writes `bytes` to `path` through a synced temporary file and a rename,
+/// then syncs the directory: durable when it returns.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+    write_atomically_on(&RealDisk, path, bytes)
+}
+
+/// [`write_atomically`] through `disk`.
+pub fn write_atomically_on(
+    disk: &dyn Disk,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(), CheckpointError> {
     let io = |operation: &'static str, path: &Path| {
         let path = path.to_path_buf();
         move |source| CheckpointError::Io {
@@ -117,16 +133,34 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
         }
     };
     let temp = temp_path(path);
-    let mut file = File::create(&temp).map_err(io("create checkpoint", &temp))?;
-    file.write_all(bytes)
+    let file = disk
+        .create_file(&temp)
+        .map_err(io("create checkpoint", &temp))?;
+    disk.write_at(&file, &[bytes], 0)
         .map_err(io("write checkpoint", &temp))?;
-    file.sync_all().map_err(io("sync checkpoint", &temp))?;
+    disk.sync_data(&file).map_err(io(SYNC_CHECKPOINT, &temp))?;
     drop(file);
-    std::fs::rename(&temp, path).map_err(io("replace checkpoint", path))?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io("sync directory", dir))
+    disk.rename(&temp, path)
+        .map_err(io("replace checkpoint", path))?;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    disk.sync_dir(dir).map_err(io(SYNC_DIRECTORY, dir))
+}
+
+/// The operations of a [`CheckpointError::Io`] that are failed syncs:
+/// after one the directory's disk can no longer be trusted.
+const SYNC_CHECKPOINT: &str = "sync checkpoint";
+const SYNC_DIRECTORY: &str = "sync directory";
+
+impl CheckpointError {
+    /// Whether this is a failed sync (of the file or its directory), not
+    /// a failure to create or write it: after a failed sync the page
+    /// cache no longer says what is on disk.
+    pub fn is_failed_sync(&self) -> bool {
+        matches!(self, CheckpointError::Io { operation, .. } if *operation == SYNC_CHECKPOINT || *operation == SYNC_DIRECTORY)
+    }
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -144,7 +178,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("recovery-point-offset-checkpoint");
         assert!(read(&path, 3).unwrap().is_none());
-        write(&path, &["orders 0 1042".into(), "orders 1 977".into()]).unwrap();
+        write(
+            &RealDisk,
+            &path,
+            &["orders 0 1042".into(), "orders 1 977".into()],
+        )
+        .unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "0\n2\norders 0 1042\norders 1 977\n"

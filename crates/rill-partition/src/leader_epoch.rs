@@ -4,8 +4,9 @@
 //! tells a returning follower where to truncate.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rill_storage::Offset;
+use rill_storage::{Disk, Offset};
 
 use crate::checkpoint::{self, CheckpointError};
 
@@ -29,12 +30,14 @@ pub struct EpochEntry {
 #[derive(Debug)]
 pub struct LeaderEpochCache {
     path: PathBuf,
+    /// What the checkpoint is written through.
+    disk: Arc<dyn Disk>,
     entries: Vec<EpochEntry>,
 }
 
 impl LeaderEpochCache {
     /// Loads the cache of the partition in `dir` (empty if never written).
-    pub fn load(dir: &Path) -> Result<LeaderEpochCache, CheckpointError> {
+    pub fn load(dir: &Path, disk: Arc<dyn Disk>) -> Result<LeaderEpochCache, CheckpointError> {
         let path = dir.join(LEADER_EPOCH_CHECKPOINT);
         let lines = checkpoint::read(&path, 2)?.unwrap_or_default();
         let mut entries: Vec<EpochEntry> = Vec::with_capacity(lines.len());
@@ -61,7 +64,11 @@ impl LeaderEpochCache {
             }
             entries.push(entry);
         }
-        Ok(LeaderEpochCache { path, entries })
+        Ok(LeaderEpochCache {
+            path,
+            disk,
+            entries,
+        })
     }
 
     pub fn entries(&self) -> &[EpochEntry] {
@@ -151,7 +158,7 @@ impl LeaderEpochCache {
             .iter()
             .map(|e| format!("{} {}", e.epoch, e.start_offset))
             .collect();
-        checkpoint::write(&self.path, &lines)
+        checkpoint::write(self.disk.as_ref(), &self.path, &lines)
     }
 }
 
@@ -161,7 +168,8 @@ mod tests {
 
     fn cache_with(entries: &[(i32, i64)]) -> (tempfile::TempDir, LeaderEpochCache) {
         let dir = tempfile::tempdir().unwrap();
-        let mut cache = LeaderEpochCache::load(dir.path()).unwrap();
+        let mut cache =
+            LeaderEpochCache::load(dir.path(), Arc::new(rill_storage::RealDisk)).unwrap();
         for &(epoch, start) in entries {
             cache.assign(epoch, Offset(start)).unwrap();
         }
@@ -219,7 +227,8 @@ mod tests {
         assert_eq!(cache.latest_epoch(), Some(2));
         cache.assign(3, Offset(35)).unwrap();
         cache.truncate_from_start(Offset(20)).unwrap();
-        let reloaded = LeaderEpochCache::load(dir.path()).unwrap();
+        let reloaded =
+            LeaderEpochCache::load(dir.path(), Arc::new(rill_storage::RealDisk)).unwrap();
         assert_eq!(
             reloaded.entries(),
             [
@@ -248,7 +257,7 @@ mod tests {
         )
         .unwrap();
         assert!(matches!(
-            LeaderEpochCache::load(dir.path()),
+            LeaderEpochCache::load(dir.path(), Arc::new(rill_storage::RealDisk)),
             Err(CheckpointError::Malformed { line: 4, .. })
         ));
     }

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 use rill_storage::{
-    CleanerConfig, Disk, Flusher, IoFailure, LogConfig, Offset, RealDisk, RecoveryHints,
-    RecoveryReport,
+    CleanerConfig, Disk, DurabilityUnknown, Flusher, IoFailure, LogConfig, Offset, RealDisk,
+    RecoveryHints, RecoveryReport, SyncChoice, SyncModeSetting,
 };
 
 use crate::checkpoint;
@@ -56,6 +56,10 @@ pub struct ManagerConfig {
     pub recovery_threads: usize,
     /// Threads that fdatasync logs (Rill's log.flush.threads).
     pub flush_threads: usize,
+    /// log.flush.sync.mode: `auto` syncs the logs of a flush round with
+    /// one syncfs where that is a real sync (ext4, xfs, btrfs, f2fs on
+    /// Linux >= 5.8), `per-file` always with an fdatasync per file.
+    pub flush_sync_mode: SyncModeSetting,
     /// producer.id.expiration.ms: a producer whose last batch is this old
     /// is forgotten (its next batch may then start at any sequence).
     pub producer_id_expiration_ms: i64,
@@ -76,6 +80,7 @@ impl ManagerConfig {
             checkpoint_interval_ms: 60_000,
             recovery_threads: 2,
             flush_threads: 4,
+            flush_sync_mode: SyncModeSetting::Auto,
             producer_id_expiration_ms: PRODUCER_ID_EXPIRATION_MS_DEFAULT,
             producer_id_expiration_check_interval_ms: 600_000,
             cleaner_backoff_ms: 15_000,
@@ -92,6 +97,9 @@ pub struct StartupReport {
     pub clean_dirs: usize,
     /// Partitions whose logs were scanned, with what recovery found.
     pub recovered: Vec<(TopicPartition, RecoveryReport)>,
+    /// Each log directory and how its logs are made durable, or why that
+    /// could not be established (its partitions are offline for writes).
+    pub sync_choices: Vec<(PathBuf, Result<SyncChoice, DurabilityUnknown>)>,
     pub duration: Duration,
 }
 
@@ -141,7 +149,7 @@ impl LogManager {
             return Err(ManagerError::NoLogDirs);
         }
         let started = Instant::now();
-        let flusher = Flusher::start(config.flush_threads)
+        let flusher = Flusher::start_with(config.flush_threads, config.flush_sync_mode)
             .map_err(|e| IoFailure::new("start flusher threads", "", e))?;
         let mut report = StartupReport::default();
         let mut partitions: BTreeMap<TopicPartition, Arc<Partition>> = BTreeMap::new();
@@ -287,17 +295,21 @@ impl LogManager {
             topic_partition.dir_name(),
             unique_suffix()
         ));
-        std::fs::rename(&dir, &doomed)
+        self.disk
+            .rename(&dir, &doomed)
             .map_err(|e| IoFailure::new("rename deleted partition", &dir, e))?;
-        sync_dir(&parent)?;
-        std::fs::remove_dir_all(&doomed)
+        sync_dir(self.disk.as_ref(), &parent)?;
+        // Not synced: if a crash brings the directory back, its `-delete`
+        // name has it removed at the next start.
+        self.disk
+            .remove_dir_all(&doomed)
             .map_err(|e| IoFailure::new("remove deleted partition", &doomed, e))?;
         tracing::info!(partition = %topic_partition, "deleted partition");
         // As Kafka does: the directory's checkpoints forget the partition
         // now, so that one created again under its name does not inherit
         // its recovery point or (stuck below it) its high watermark.
         let _writing = self.checkpoint_lock.lock();
-        if let Err(error) = checkpoint_dir(&parent, &self.partitions()) {
+        if let Err(error) = checkpoint_dir(self.disk.as_ref(), &parent, &self.partitions()) {
             // The partition is gone either way; the next pass retries.
             tracing::warn!(dir = %parent.display(), %error, "could not rewrite the checkpoints after a deletion");
         }
@@ -305,14 +317,26 @@ impl LogManager {
     }
 
     /// Writes each directory's recovery-point, log-start and replication
-    /// (high watermark) checkpoints.
+    /// (high watermark) checkpoints. A directory whose checkpoint could
+    /// not be synced is taken offline for writes (each of its partitions,
+    /// as a failed fdatasync of its own files would): its disk is failing,
+    /// and the page cache no longer says what is on it. Returns the first
+    /// error; the other directories are checkpointed all the same.
     pub fn checkpoint(&self) -> Result<(), ManagerError> {
         let _writing = self.checkpoint_lock.lock();
         let partitions = self.partitions();
+        let mut first_error = None;
         for dir in &self.config.log_dirs {
-            checkpoint_dir(dir, &partitions)?;
+            if let Err(error) = checkpoint_dir(self.disk.as_ref(), dir, &partitions) {
+                if matches!(&error, ManagerError::Checkpoint(e) if e.is_failed_sync())
+                    || matches!(&error, ManagerError::Io(e) if e.operation == "sync directory")
+                {
+                    take_dir_offline(dir, &partitions, &error);
+                }
+                first_error.get_or_insert(error);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// One retention pass over every partition; failures are logged and
@@ -404,7 +428,11 @@ impl LogManager {
             return Err(error);
         }
         for dir in &self.config.log_dirs {
-            checkpoint::write_atomically(&dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
+            checkpoint::write_atomically_on(
+                self.disk.as_ref(),
+                &dir.join(CLEAN_SHUTDOWN_MARKER),
+                b"",
+            )?;
         }
         tracing::info!("log manager shut down cleanly");
         Ok(())
@@ -455,14 +483,28 @@ fn open_log_dir(
     disk: &Arc<dyn Disk>,
     report: &mut StartupReport,
 ) -> Result<Vec<(TopicPartition, Arc<Partition>)>, ManagerError> {
-    std::fs::create_dir_all(dir).map_err(|e| IoFailure::new("create log directory", dir, e))?;
+    rill_storage::create_dir_all(disk.as_ref(), dir)
+        .map_err(|e| IoFailure::new("create log directory", dir, e))?;
+    // Whoever made it (an operator, the broker, the call above), its name
+    // is durable before anything in it is acknowledged.
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        sync_dir(disk.as_ref(), parent)?;
+    }
+    let choice = flusher.sync_choice(dir, disk);
+    match &choice {
+        Ok(choice) => tracing::info!("log dir {}: {choice}", dir.display()),
+        Err(error) => {
+            tracing::error!("{error}; its partitions are offline for writes")
+        }
+    }
+    report.sync_choices.push((dir.to_path_buf(), choice));
     let marker = dir.join(CLEAN_SHUTDOWN_MARKER);
     let clean = marker.exists();
     if clean {
         // Gone before anything changes, so a crash from here on is unclean.
-        std::fs::remove_file(&marker)
+        disk.remove_file(&marker)
             .map_err(|e| IoFailure::new("remove clean shutdown marker", &marker, e))?;
-        sync_dir(dir)?;
+        sync_dir(disk.as_ref(), dir)?;
         report.clean_dirs += 1;
     }
     let recovery_points = read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT))?;
@@ -479,7 +521,7 @@ fn open_log_dir(
         }
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(DELETE_SUFFIX) {
-            std::fs::remove_dir_all(&path)
+            disk.remove_dir_all(&path)
                 .map_err(|e| IoFailure::new("remove deleted partition", &path, e))?;
             continue;
         }
@@ -545,7 +587,11 @@ fn open_log_dir(
 /// replicated high-watermark mode, and is not written (and is removed, if
 /// an earlier one listed partitions since deleted) when there are none.
 /// The caller holds the checkpoint lock.
-fn checkpoint_dir(dir: &Path, partitions: &[Arc<Partition>]) -> Result<(), ManagerError> {
+fn checkpoint_dir(
+    disk: &dyn Disk,
+    dir: &Path,
+    partitions: &[Arc<Partition>],
+) -> Result<(), ManagerError> {
     let mut recovery_points = Vec::new();
     let mut log_starts = Vec::new();
     let mut high_watermarks = Vec::new();
@@ -558,14 +604,14 @@ fn checkpoint_dir(dir: &Path, partitions: &[Arc<Partition>]) -> Result<(), Manag
             high_watermarks.push(line(high_watermark));
         }
     }
-    checkpoint::write(&dir.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
-    checkpoint::write(&dir.join(LOG_START_CHECKPOINT), &log_starts)?;
+    checkpoint::write(disk, &dir.join(RECOVERY_POINT_CHECKPOINT), &recovery_points)?;
+    checkpoint::write(disk, &dir.join(LOG_START_CHECKPOINT), &log_starts)?;
     let replication = dir.join(REPLICATION_OFFSET_CHECKPOINT);
     if !high_watermarks.is_empty() {
-        checkpoint::write(&replication, &high_watermarks)?;
+        checkpoint::write(disk, &replication, &high_watermarks)?;
     } else {
-        match std::fs::remove_file(&replication) {
-            Ok(()) => sync_dir(dir)?,
+        match disk.remove_file(&replication) {
+            Ok(()) => sync_dir(disk, dir)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(IoFailure::new("remove checkpoint", &replication, e).into());
@@ -663,10 +709,26 @@ fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>
         })
 }
 
-fn sync_dir(dir: &Path) -> Result<(), IoFailure> {
-    std::fs::File::open(dir)
-        .and_then(|d| d.sync_all())
+fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), IoFailure> {
+    disk.sync_dir(dir)
         .map_err(|e| IoFailure::new("sync directory", dir, e))
+}
+
+/// Takes every partition of log directory `dir` offline for writes after
+/// a sync there failed: as Kafka takes a failed log directory offline,
+/// except that reads of what was acknowledged go on.
+fn take_dir_offline(dir: &Path, partitions: &[Arc<Partition>], error: &ManagerError) {
+    tracing::error!(
+        dir = %dir.display(),
+        %error,
+        "a sync failed in this log dir; its partitions are offline for writes"
+    );
+    for partition in partitions.iter().filter(|p| p.dir().parent() == Some(dir)) {
+        partition.log().take_offline_for_writes(format!(
+            "a sync in log dir {} failed: {error}",
+            dir.display()
+        ));
+    }
 }
 
 fn now_ms() -> i64 {

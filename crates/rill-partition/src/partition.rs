@@ -94,10 +94,10 @@ impl Partition {
         disk: Arc<dyn Disk>,
         now_ms: i64,
     ) -> Result<Partition, PartitionError> {
-        let log = Log::create(dir, config, Offset(0), flusher, disk, now_ms)?;
-        let mut epochs = LeaderEpochCache::load(dir)?;
+        let log = Log::create(dir, config, Offset(0), flusher, Arc::clone(&disk), now_ms)?;
+        let mut epochs = LeaderEpochCache::load(dir, Arc::clone(&disk))?;
         epochs.clear()?;
-        let producers = ProducerStateManager::create(dir, Offset(0))?;
+        let producers = ProducerStateManager::create(dir, Offset(0), disk)?;
         Ok(Partition::assemble(
             topic_partition,
             dir,
@@ -122,8 +122,8 @@ impl Partition {
         disk: Arc<dyn Disk>,
         now_ms: i64,
     ) -> Result<(Partition, RecoveryReport), PartitionError> {
-        let (log, report) = Log::open(dir, config, hints, flusher, disk, now_ms)?;
-        let epochs = match LeaderEpochCache::load(dir) {
+        let (log, report) = Log::open(dir, config, hints, flusher, Arc::clone(&disk), now_ms)?;
+        let epochs = match LeaderEpochCache::load(dir, Arc::clone(&disk)) {
             Ok(mut epochs) => {
                 epochs.truncate_from_end(log.log_end_offset())?;
                 epochs.truncate_from_start(log.log_start_offset())?;
@@ -131,10 +131,10 @@ impl Partition {
             }
             Err(error) => {
                 tracing::warn!(partition = %topic_partition, %error, "rebuilding the leader-epoch cache from the log");
-                rebuild_epochs(dir, &log)?
+                rebuild_epochs(dir, &log, &disk)?
             }
         };
-        let producers = ProducerStateManager::load(dir, &log)?;
+        let producers = ProducerStateManager::load(dir, &log, disk)?;
         let partition = Partition::assemble(topic_partition, dir, log, epochs, producers);
         Ok((partition, report))
     }
@@ -615,13 +615,19 @@ impl Partition {
 
 /// Rebuilds an epoch cache from the partitionLeaderEpoch of every batch,
 /// when the checkpoint is unreadable.
-fn rebuild_epochs(dir: &Path, log: &Log) -> Result<LeaderEpochCache, PartitionError> {
+fn rebuild_epochs(
+    dir: &Path,
+    log: &Log,
+    disk: &Arc<dyn Disk>,
+) -> Result<LeaderEpochCache, PartitionError> {
     let path = dir.join(crate::leader_epoch::LEADER_EPOCH_CHECKPOINT);
-    // The unreadable file goes; the cache is rebuilt from scratch.
-    if let Err(error) = std::fs::remove_file(&path) {
+    // The unreadable file goes (for good once the rebuilt cache is
+    // checkpointed, which syncs the directory); the cache is rebuilt from
+    // scratch.
+    if let Err(error) = disk.remove_file(&path) {
         tracing::warn!(path = %path.display(), %error, "could not remove the corrupt epoch checkpoint");
     }
-    let mut epochs = LeaderEpochCache::load(dir)?;
+    let mut epochs = LeaderEpochCache::load(dir, Arc::clone(disk))?;
     let end = log.log_end_offset();
     let mut next = log.log_start_offset();
     while next < end {

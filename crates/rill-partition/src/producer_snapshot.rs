@@ -24,7 +24,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use rill_storage::{IoFailure, Offset};
+use rill_storage::{Disk, IoFailure, Offset};
 
 use crate::checkpoint::{self, CheckpointError};
 
@@ -128,11 +128,12 @@ pub(crate) fn list(dir: &Path) -> Result<BTreeSet<Offset>, ProducerSnapshotError
 
 /// Writes `entries` as the snapshot at `offset`, atomically and durably.
 pub(crate) fn write(
+    disk: &dyn Disk,
     dir: &Path,
     offset: Offset,
     entries: &[SnapshotEntry],
 ) -> Result<(), CheckpointError> {
-    checkpoint::write_atomically(&snapshot_path(dir, offset), &encode(entries))
+    checkpoint::write_atomically_on(disk, &snapshot_path(dir, offset), &encode(entries))
 }
 
 /// Reads the snapshot at `offset`, checking its version, CRC and length,
@@ -169,10 +170,15 @@ pub(crate) fn read(
     Ok(entries)
 }
 
-/// Removes the snapshot at `offset`; one already gone is no error.
-pub(crate) fn delete(dir: &Path, offset: Offset) -> Result<(), ProducerSnapshotError> {
+/// Removes the snapshot at `offset`; one already gone is no error. The
+/// caller syncs the directory.
+pub(crate) fn delete(
+    disk: &dyn Disk,
+    dir: &Path,
+    offset: Offset,
+) -> Result<(), ProducerSnapshotError> {
     let path = snapshot_path(dir, offset);
-    match std::fs::remove_file(&path) {
+    match disk.remove_file(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(IoFailure::new("delete producer snapshot", path, e).into()),
@@ -325,7 +331,7 @@ mod tests {
     fn round_trips_in_kafkas_layout() {
         let dir = tempfile::tempdir().unwrap();
         let entries = [entry(7, 10), entry(7, 12), entry(9, 5)];
-        write(dir.path(), Offset(13), &entries).unwrap();
+        write(&rill_storage::RealDisk, dir.path(), Offset(13), &entries).unwrap();
         let path = dir.path().join("00000000000000000013.snapshot");
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 10 + 3 * 46);
@@ -341,15 +347,21 @@ mod tests {
             list(dir.path()).unwrap().into_iter().collect::<Vec<_>>(),
             [Offset(13)]
         );
-        delete(dir.path(), Offset(13)).unwrap();
-        delete(dir.path(), Offset(13)).unwrap();
+        delete(&rill_storage::RealDisk, dir.path(), Offset(13)).unwrap();
+        delete(&rill_storage::RealDisk, dir.path(), Offset(13)).unwrap();
         assert!(list(dir.path()).unwrap().is_empty());
     }
 
     #[test]
     fn damaged_files_are_refused_with_what_is_wrong() {
         let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), Offset(13), &[entry(7, 10)]).unwrap();
+        write(
+            &rill_storage::RealDisk,
+            dir.path(),
+            Offset(13),
+            &[entry(7, 10)],
+        )
+        .unwrap();
         let path = snapshot_path(dir.path(), Offset(13));
         let good = std::fs::read(&path).unwrap();
 

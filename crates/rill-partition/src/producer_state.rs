@@ -10,9 +10,10 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rill_record::{BatchView, Batches};
-use rill_storage::{IoFailure, Log, Offset};
+use rill_storage::{Disk, IoFailure, Log, Offset};
 
 use crate::checkpoint::CheckpointError;
 use crate::error::PartitionError;
@@ -155,6 +156,8 @@ pub(crate) enum AppendCheck {
 #[derive(Debug)]
 pub(crate) struct ProducerStateManager {
     dir: PathBuf,
+    /// What snapshots are written and deleted through.
+    disk: Arc<dyn Disk>,
     producers: BTreeMap<i64, ProducerStateEntry>,
     /// Offsets of the snapshot files in `dir`.
     snapshots: BTreeSet<Offset>,
@@ -171,9 +174,11 @@ impl ProducerStateManager {
     pub(crate) fn create(
         dir: &Path,
         start: Offset,
+        disk: Arc<dyn Disk>,
     ) -> Result<ProducerStateManager, ProducerSnapshotError> {
         let mut manager = ProducerStateManager {
             dir: dir.to_path_buf(),
+            disk,
             producers: BTreeMap::new(),
             snapshots: producer_snapshot::list(dir)?,
             map_end: start,
@@ -187,9 +192,14 @@ impl ProducerStateManager {
     /// within [log start, log end] that reads back whole (unusable ones
     /// are deleted, as are those outside the range), then from the
     /// headers of the batches after it.
-    pub(crate) fn load(dir: &Path, log: &Log) -> Result<ProducerStateManager, PartitionError> {
+    pub(crate) fn load(
+        dir: &Path,
+        log: &Log,
+        disk: Arc<dyn Disk>,
+    ) -> Result<ProducerStateManager, PartitionError> {
         let mut manager = ProducerStateManager {
             dir: dir.to_path_buf(),
+            disk,
             producers: BTreeMap::new(),
             snapshots: producer_snapshot::list(dir)?,
             map_end: log.log_start_offset(),
@@ -373,7 +383,7 @@ impl ProducerStateManager {
             return Ok(false);
         }
         let entries = self.snapshot_entries();
-        producer_snapshot::write(&self.dir, self.map_end, &entries)?;
+        producer_snapshot::write(self.disk.as_ref(), &self.dir, self.map_end, &entries)?;
         self.snapshots.insert(self.map_end);
         tracing::debug!(dir = %self.dir.display(), offset = %self.map_end,
             producers = self.producers.len(), "wrote producer snapshot");
@@ -483,11 +493,11 @@ impl ProducerStateManager {
             return Ok(());
         }
         for offset in gone {
-            producer_snapshot::delete(&self.dir, offset)?;
+            producer_snapshot::delete(self.disk.as_ref(), &self.dir, offset)?;
             self.snapshots.remove(&offset);
         }
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
+        self.disk
+            .sync_dir(&self.dir)
             .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
         Ok(())
     }
@@ -586,7 +596,9 @@ mod tests {
     /// records) one after the other from offset 0.
     fn with_batches(batches: &[(i16, i32, i32)]) -> (tempfile::TempDir, ProducerStateManager) {
         let dir = tempfile::tempdir().unwrap();
-        let mut manager = ProducerStateManager::create(dir.path(), Offset(0)).unwrap();
+        let mut manager =
+            ProducerStateManager::create(dir.path(), Offset(0), Arc::new(rill_storage::RealDisk))
+                .unwrap();
         let mut next = Offset(0);
         for &(epoch, first, records) in batches {
             let b = batch(1, epoch, first, records);
@@ -610,7 +622,9 @@ mod tests {
     #[test]
     fn sequences_continue_across_the_wrap() {
         let dir = tempfile::tempdir().unwrap();
-        let mut manager = ProducerStateManager::create(dir.path(), Offset(0)).unwrap();
+        let mut manager =
+            ProducerStateManager::create(dir.path(), Offset(0), Arc::new(rill_storage::RealDisk))
+                .unwrap();
         let near_the_end = ProducerBatch {
             producer_id: 1,
             epoch: 0,

@@ -156,6 +156,7 @@ impl Broker {
             cleaner_backoff_ms: config.cleaner_backoff_ms,
             recovery_threads: config.recovery_threads,
             flush_threads: config.flush_threads,
+            flush_sync_mode: config.flush_sync_mode,
             ..ManagerConfig::new(config.log_dirs.clone())
         };
         let layers = BrokerLayers {

@@ -113,6 +113,10 @@ pub struct BrokerConfig {
     /// log.flush.threads: flusher threads (group commit rounds across
     /// logs; syncs of one file system still run one at a time).
     pub flush_threads: usize,
+    /// log.flush.sync.mode: `auto` (one syncfs per flush round where
+    /// syncfs is a real sync: ext4, xfs, btrfs, f2fs on Linux >= 5.8) or
+    /// `per-file` (an fdatasync of each file, everywhere).
+    pub flush_sync_mode: rill_storage::SyncModeSetting,
     /// offsets.topic.num.partitions: partitions of `__consumer_offsets`
     /// when it is created.
     pub offsets_topic_partitions: i32,
@@ -237,6 +241,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("leader.imbalance.check.interval.seconds", "300"),
     ("leader.imbalance.per.broker.percentage", "10"),
     ("log.flush.threads", "4"),
+    ("log.flush.sync.mode", "auto"),
 ];
 
 impl BrokerConfig {
@@ -405,6 +410,14 @@ impl BrokerConfig {
             )? as usize,
             flush_threads: parse_number("log.flush.threads", &get("log.flush.threads"), 1, 256)?
                 as usize,
+            flush_sync_mode: {
+                let value = get("log.flush.sync.mode");
+                value.parse().map_err(|_| ConfigError::Invalid {
+                    name: "log.flush.sync.mode".into(),
+                    value: value.to_string(),
+                    expected: "auto or per-file".into(),
+                })?
+            },
             offsets_topic_partitions: number("offsets.topic.num.partitions", 1, 10_000)? as i32,
             offsets_topic_segment_bytes: number(
                 "offsets.topic.segment.bytes",
@@ -598,5 +611,24 @@ mod tests {
         properties.insert("log.retention.ms".into(), "soon".into());
         let err = BrokerConfig::from_properties(properties).unwrap_err();
         assert!(err.to_string().contains("log.retention.ms"), "{err}");
+    }
+
+    #[test]
+    fn log_flush_sync_mode_is_auto_unless_forced_per_file() {
+        use rill_storage::SyncModeSetting;
+        let config = BrokerConfig::from_properties(Properties::new()).unwrap();
+        assert_eq!(config.flush_sync_mode, SyncModeSetting::Auto);
+        let mut properties = Properties::new();
+        properties.insert("log.flush.sync.mode".into(), "per-file".into());
+        let config = BrokerConfig::from_properties(properties).unwrap();
+        assert_eq!(config.flush_sync_mode, SyncModeSetting::PerFile);
+        let mut properties = Properties::new();
+        properties.insert("log.flush.sync.mode".into(), "syncfs".into());
+        let err = BrokerConfig::from_properties(properties).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("log.flush.sync.mode=\"syncfs\": expected auto or per-file"),
+            "{err}"
+        );
     }
 }

@@ -368,6 +368,43 @@ async fn a_failed_sync_is_never_acknowledged_and_takes_that_partition_offline_fo
     broker.stop().unwrap();
 }
 
+#[tokio::test]
+async fn a_log_dir_whose_durability_cannot_be_established_refuses_produce_and_serves_fetch() {
+    // statfs of the log dir fails: there is no telling whether a flush
+    // round's syncfs would write anything, so nothing is acknowledged on
+    // a guess. The broker starts (and says why at ERROR), every partition
+    // there answers produce with KAFKA_STORAGE_ERROR and serves fetches.
+    let temp = tempfile::tempdir().unwrap();
+    let disk = Arc::new(FaultyDisk::default());
+    disk.set_failing_probe(true);
+    let broker = TestBroker::start(&data_dir(&temp), disk);
+    let mut wire = broker.wire();
+    wire::create_topic(&mut wire, "unprobed");
+    let (_, batch) = padded_batch("refused", 10);
+    let (code, _) = wire::produce_batch(&mut wire, "unprobed", 0, batch);
+    assert_eq!(code, STORAGE_ERROR);
+    let producer = broker.producer();
+    assert_eq!(
+        send(&producer, "unprobed", "refused").await.unwrap_err(),
+        storage_error()
+    );
+    let (code, records) = wire::fetch_from(&mut wire, "unprobed", 0, 0);
+    assert_eq!(code, 0, "fetches are served");
+    assert!(values_in(records).is_empty());
+    drop(producer);
+    // Its partitions cannot close cleanly (they are offline): the error
+    // says so, and is what this test expects.
+    assert!(broker.stop().is_err());
+
+    // A restart that can probe the file system takes writes again, at
+    // offset 0: nothing refused was written.
+    let broker = TestBroker::start(&data_dir(&temp), Arc::new(FaultyDisk::default()));
+    let producer = broker.producer();
+    assert_eq!(send(&producer, "unprobed", "accepted").await.unwrap(), 0);
+    drop(producer);
+    broker.stop().unwrap();
+}
+
 #[test]
 fn a_disk_slower_than_its_producer_holds_the_producer_back() {
     // The extreme of a disk slower than its producers: one that completes

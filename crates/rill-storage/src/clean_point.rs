@@ -10,11 +10,10 @@
 //! directory.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::Path;
 
 use crate::Offset;
-use crate::disk::sync_dir;
+use crate::disk::Disk;
 use crate::error::IoFailure;
 
 /// The file's name in the partition directory.
@@ -56,16 +55,27 @@ pub(crate) fn read_clean_point(dir: &Path) -> Result<Option<Offset>, IoFailure> 
 }
 
 /// Replaces the checkpoint with `offset`, durably.
-pub(crate) fn write_clean_point(dir: &Path, offset: Offset) -> Result<(), IoFailure> {
+pub(crate) fn write_clean_point(
+    disk: &dyn Disk,
+    dir: &Path,
+    offset: Offset,
+) -> Result<(), IoFailure> {
     let path = dir.join(CLEAN_POINT_FILE);
     let temp = dir.join(format!("{CLEAN_POINT_FILE}.tmp"));
-    let mut file =
-        File::create(&temp).map_err(|e| IoFailure::new("create clean point", &temp, e))?;
-    file.write_all(format!("0\n1\n{}\n", offset.value()).as_bytes())
-        .and_then(|()| file.sync_all())
-        .map_err(|e| IoFailure::new("write clean point", &temp, e))?;
-    std::fs::rename(&temp, &path).map_err(|e| IoFailure::new("replace clean point", &path, e))?;
-    sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))
+    let file = disk
+        .create_file(&temp)
+        .map_err(|e| IoFailure::new("create clean point", &temp, e))?;
+    disk.write_at(
+        &file,
+        &[format!("0\n1\n{}\n", offset.value()).as_bytes()],
+        0,
+    )
+    .and_then(|()| disk.sync_data(&file))
+    .map_err(|e| IoFailure::new("write clean point", &temp, e))?;
+    disk.rename(&temp, &path)
+        .map_err(|e| IoFailure::new("replace clean point", &path, e))?;
+    disk.sync_dir(dir)
+        .map_err(|e| IoFailure::new("sync directory", dir, e))
 }
 
 #[cfg(test)]
@@ -76,7 +86,7 @@ mod tests {
     fn round_trips_and_ignores_garbage() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(read_clean_point(dir.path()).unwrap(), None);
-        write_clean_point(dir.path(), Offset(1234)).unwrap();
+        write_clean_point(&crate::RealDisk, dir.path(), Offset(1234)).unwrap();
         assert_eq!(read_clean_point(dir.path()).unwrap(), Some(Offset(1234)));
         std::fs::write(dir.path().join(CLEAN_POINT_FILE), "0\n1\nx\n").unwrap();
         assert_eq!(read_clean_point(dir.path()).unwrap(), None);

@@ -254,7 +254,7 @@ pub(crate) fn clean_group(
         .and_then(|()| sync_segment(&output, disk).map_err(CompactError::from));
     if let Err(e) = written {
         // Best effort: a leftover `.cleaned` file is deleted at the next open.
-        let _ = output.delete_files();
+        let _ = output.delete_files(disk);
         return Err(e);
     }
     outcome.bytes_before += input_bytes as u64;

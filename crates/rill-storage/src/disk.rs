@@ -1,6 +1,11 @@
-//! The file-system calls whose failure matters to durability, behind a
-//! trait so tests can make them fail: a full disk on reserve, an I/O error
-//! on sync.
+//! The file-system calls whose failure or durability matters, behind a
+//! trait so tests can make them fail (a full disk on reserve, an I/O error
+//! on sync) and can see which changes were made durable (a crash image
+//! that loses the directory entries no directory sync covered, see
+//! [`crate::testing::FaultyDisk`]).
+//!
+//! Every file and directory the storage creates, renames or removes goes
+//! through here, and so does every sync, of data or of a directory.
 
 use std::fmt;
 use std::fs::File;
@@ -10,7 +15,7 @@ use std::path::Path;
 
 use rustix::fs::FallocateFlags;
 
-/// Reservation and sync of segment and index files.
+/// Reservation, writes, directory changes and syncs of the log's files.
 ///
 /// Thread-safe: the flusher threads and the appending threads call it
 /// concurrently, on different files or the same one.
@@ -26,17 +31,87 @@ pub trait Disk: Send + Sync + fmt::Debug {
     fn write_at(&self, file: &File, parts: &[&[u8]], offset: u64) -> io::Result<()>;
 
     /// Makes the file's data, and the metadata needed to read it, durable
-    /// (fdatasync).
+    /// (fdatasync). Not its directory entry: see [`Disk::sync_dir`].
     fn sync_data(&self, file: &File) -> io::Result<()>;
 
     /// Makes every file and directory of the file system that holds `file`
     /// durable (syncfs): one call for the files of many logs. It reports a
     /// writeback error of any file there that this `file` has not yet
-    /// been told of, so the caller cannot tell whose it was.
+    /// been told of, so the caller cannot tell whose it was. Only as good
+    /// as the file system's `sync_fs`: see [`crate::SyncMode`].
     fn sync_file_system(&self, file: &File) -> io::Result<()>;
+
+    /// Creates (or truncates) the file at `path`, open to read and write.
+    /// A new file's name is durable only once its directory is synced.
+    fn create_file(&self, path: &Path) -> io::Result<File>;
+
+    /// Creates the directory `path`, whose parent must exist. Its name is
+    /// durable only once the parent is synced.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+
+    /// Renames `from` to `to` (replacing `to`), in one directory. Durable
+    /// only once the directory is synced.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+
+    /// Removes the file at `path`. Durable only once its directory is
+    /// synced.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Removes the directory `path` and everything in it. Durable only
+    /// once its parent is synced.
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()>;
+
+    /// Makes the entries of directory `dir` (files and directories
+    /// created, renamed or removed in it) durable: fsync of the directory.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+
+    /// What the file system holding the open directory `dir` is, and the
+    /// kernel: whether its syncfs can stand in for fdatasync (see
+    /// [`crate::SyncMode`]).
+    fn probe(&self, dir: &File) -> io::Result<FileSystemProbe>;
 }
 
-/// The real disk: fallocate(2) and fdatasync(2).
+/// What the storage asks of a file system before trusting its syncfs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileSystemProbe {
+    /// statfs(2)'s `f_type`: the file system's magic number.
+    pub magic: u32,
+    /// The running kernel, or `None` if its release string does not parse.
+    pub kernel: Option<KernelVersion>,
+}
+
+/// A Linux kernel version, major and minor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KernelVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl KernelVersion {
+    /// The running kernel's version, from uname(2)'s release
+    /// (`6.18.44-fc-v1300` is 6.18).
+    pub fn running() -> Option<KernelVersion> {
+        let uname = rustix::system::uname();
+        KernelVersion::parse(&uname.release().to_string_lossy())
+    }
+
+    /// `MAJOR.MINOR` from the start of a release string.
+    pub fn parse(release: &str) -> Option<KernelVersion> {
+        let mut parts = release.split(|c: char| !c.is_ascii_digit());
+        let major = parts.next()?.parse().ok()?;
+        let minor = parts.next()?.parse().ok()?;
+        Some(KernelVersion { major, minor })
+    }
+}
+
+impl fmt::Display for KernelVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// The real disk: fallocate(2), fdatasync(2), syncfs(2), and the plain
+/// calls for directories.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RealDisk;
 
@@ -86,6 +161,46 @@ impl Disk for RealDisk {
     fn sync_file_system(&self, file: &File) -> io::Result<()> {
         rustix::fs::syncfs(file).map_err(io::Error::from)
     }
+
+    fn create_file(&self, path: &Path) -> io::Result<File> {
+        File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir(path)
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        std::fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn remove_dir_all(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir_all(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn probe(&self, dir: &File) -> io::Result<FileSystemProbe> {
+        let statfs = rustix::fs::fstatfs(dir)?;
+        // f_type is a signed word on some architectures; magics are 32-bit.
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+        let magic = statfs.f_type as u32;
+        Ok(FileSystemProbe {
+            magic,
+            kernel: KernelVersion::running(),
+        })
+    }
 }
 
 /// Allocates by writing zeros, as posix_fallocate does on file systems
@@ -101,9 +216,37 @@ fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Makes a directory's entries (created, renamed, removed files) durable.
-pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+/// Creates `dir` and any missing parents, one level at a time, syncing
+/// the parent of each directory created so that its name is durable too.
+/// Returns whether anything was created.
+pub fn create_dir_all(disk: &dyn Disk, dir: &Path) -> io::Result<bool> {
+    if dir.is_dir() {
+        return Ok(false);
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir_all(disk, parent)?;
+    }
+    match disk.create_dir(dir) {
+        Ok(()) => {}
+        // Another thread made it meanwhile; it syncs the parent.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    disk.sync_dir(parent)?;
+    Ok(true)
+}
+
+/// Removes the file at `path` through `disk`; one already gone is no error.
+pub(crate) fn remove_if_present(disk: &dyn Disk, path: &Path) -> io::Result<()> {
+    match disk.remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
@@ -149,6 +292,33 @@ mod tests {
         assert_eq!(&back[..4], b"head");
         assert_eq!(&back[4..4 + big.len()], &big[..]);
         assert_eq!(&back[4 + big.len()..], b"tail");
+    }
+
+    #[test]
+    fn kernel_versions_parse_from_release_strings() {
+        let v = |major, minor| Some(KernelVersion { major, minor });
+        assert_eq!(KernelVersion::parse("6.18.44-fc-v1300"), v(6, 18));
+        assert_eq!(KernelVersion::parse("5.4.0-150-generic"), v(5, 4));
+        assert_eq!(KernelVersion::parse("5.8"), v(5, 8));
+        assert_eq!(KernelVersion::parse("garbage"), None);
+        assert!(KernelVersion::running().is_some());
+        assert!(v(5, 10) > v(5, 8) && v(4, 19) < v(5, 8));
+    }
+
+    #[test]
+    fn the_real_probe_names_this_file_system() {
+        let dir = tempfile::tempdir().unwrap();
+        let probe = RealDisk.probe(&File::open(dir.path()).unwrap()).unwrap();
+        assert_ne!(probe.magic, 0);
+    }
+
+    #[test]
+    fn create_dir_all_creates_each_missing_level() {
+        let top = tempfile::tempdir().unwrap();
+        let deep = top.path().join("a/b/c");
+        assert!(create_dir_all(&RealDisk, &deep).unwrap());
+        assert!(deep.is_dir());
+        assert!(!create_dir_all(&RealDisk, &deep).unwrap());
     }
 
     #[test]

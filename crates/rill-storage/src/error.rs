@@ -36,6 +36,15 @@ impl IoFailure {
     }
 }
 
+/// How to make a log directory's files durable could not be established:
+/// its logs are offline for writes (see [`OfflineCause::DurabilityUnknown`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("log dir {dir}: durability cannot be established: {reason}")]
+pub struct DurabilityUnknown {
+    pub dir: PathBuf,
+    pub reason: String,
+}
+
 /// A configuration value outside what the storage supports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -50,6 +59,12 @@ pub enum ConfigError {
     /// `value` is the ratio as written (an f64 is not `Eq`).
     #[error("{name} is {value}, expected 0.0 ..= 1.0")]
     RatioOutOfRange { name: &'static str, value: String },
+    #[error("{name} is {value:?}, expected {expected}")]
+    NotOneOf {
+        name: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 /// Why a log went offline. It refuses appends, truncations, retention and
@@ -66,11 +81,15 @@ pub struct LogFailed {
 impl LogFailed {
     /// Whether reads of what was acknowledged may go on: yes after a
     /// failed write or sync (those bytes were synced earlier and stay in
-    /// the page cache), no once a file changed under the log (the bytes
-    /// are gone, and touching a mapped page past a cut file's end would
-    /// kill the process with SIGBUS).
+    /// the page cache) or when durability could not be established, no
+    /// once a file changed under the log (the bytes are gone, and touching
+    /// a mapped page past a cut file's end would kill the process with
+    /// SIGBUS).
     pub fn allows_reads(&self) -> bool {
-        matches!(self.cause, OfflineCause::WriteFailed { .. })
+        matches!(
+            self.cause,
+            OfflineCause::WriteFailed { .. } | OfflineCause::DurabilityUnknown { .. }
+        )
     }
 }
 
@@ -85,6 +104,11 @@ pub enum OfflineCause {
     /// of step.
     #[error("{reason}")]
     WriteFailed { reason: String },
+    /// How to make the log's file system durable could not be established
+    /// (statfs failed, or its directory could not be opened), so no
+    /// append could be acknowledged truthfully.
+    #[error("durability cannot be established: {reason}")]
+    DurabilityUnknown { reason: String },
     /// A file of an open segment was removed or cut shorter by something
     /// other than the log.
     #[error(transparent)]

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::Offset;
-use crate::error::LogFailed;
-use crate::file_system::{FileSystem, FileSystems};
+use crate::disk::Disk;
+use crate::error::{DurabilityUnknown, LogFailed};
+use crate::file_system::{FileSystem, FileSystems, SyncChoice, SyncModeSetting};
 use crate::log::LogShared;
 
 /// What is known to be on disk for one log, and who waits for more.
@@ -303,10 +304,12 @@ impl Future for AppendTicket {
 
 /// Threads that sync logs, in rounds (group commit): a thread takes every
 /// log that has appends to sync, syncs those of one file system together
-/// (one syncfs, or one fdatasync when a single file is due), and starts
-/// the next round with whatever was appended meanwhile, so appends that
-/// arrive during one sync share the next. More threads overlap rounds;
-/// syncs of one file system still run one at a time.
+/// (one syncfs, or one fdatasync when a single file is due, where syncfs
+/// is a real sync; else an fdatasync of each file: see
+/// [`crate::SyncMode`]), and starts the next round with whatever was
+/// appended meanwhile, so appends that arrive during one sync share the
+/// next. More threads overlap rounds; syncs of one file system still run
+/// one at a time.
 ///
 /// Dropping the flusher finishes the queued rounds and joins the threads.
 #[derive(Debug)]
@@ -320,6 +323,8 @@ pub(crate) struct FlusherShared {
     queue: Mutex<FlushQueue>,
     work: Condvar,
     file_systems: FileSystems,
+    /// log.flush.sync.mode
+    sync_mode: SyncModeSetting,
 }
 
 #[derive(Debug, Default)]
@@ -341,9 +346,19 @@ struct FlushQueue {
 pub(crate) struct FlusherHandle(Arc<FlusherShared>);
 
 impl Flusher {
-    /// Starts `threads` flusher threads (at least one).
+    /// Starts `threads` flusher threads (at least one), using syncfs
+    /// where it is a real sync ([`SyncModeSetting::Auto`]).
     pub fn start(threads: usize) -> std::io::Result<Flusher> {
-        let shared = Arc::new(FlusherShared::default());
+        Flusher::start_with(threads, SyncModeSetting::Auto)
+    }
+
+    /// Starts `threads` flusher threads (at least one) under
+    /// `log.flush.sync.mode`.
+    pub fn start_with(threads: usize, sync_mode: SyncModeSetting) -> std::io::Result<Flusher> {
+        let shared = Arc::new(FlusherShared {
+            sync_mode,
+            ..FlusherShared::default()
+        });
         let mut workers = Vec::new();
         for i in 0..threads.max(1) {
             let shared = Arc::clone(&shared);
@@ -357,6 +372,29 @@ impl Flusher {
 
     pub(crate) fn handle(&self) -> FlusherHandle {
         FlusherHandle(Arc::clone(&self.shared))
+    }
+
+    /// How logs in `dir` (a log directory) will be synced through `disk`,
+    /// decided now if no log of its file system was seen before: for the
+    /// start-up log. An error means their durability cannot be
+    /// established, and logs there open offline for writes.
+    pub fn sync_choice(
+        &self,
+        dir: &Path,
+        disk: &Arc<dyn Disk>,
+    ) -> Result<SyncChoice, DurabilityUnknown> {
+        let unknown = |reason: String| DurabilityUnknown {
+            dir: dir.to_path_buf(),
+            reason,
+        };
+        let file_system = self
+            .handle()
+            .file_system(dir, disk)
+            .map_err(|e| unknown(format!("cannot stat {}: {e}", dir.display())))?;
+        file_system
+            .sync_choice()
+            .cloned()
+            .map_err(|reason| unknown(reason.to_string()))
     }
 }
 
@@ -394,9 +432,14 @@ impl FlusherHandle {
         self.0.work.notify_one();
     }
 
-    /// The file system holding the log directory `dir`.
-    pub(crate) fn file_system(&self, dir: &Path) -> std::io::Result<Arc<FileSystem>> {
-        self.0.file_systems.of(dir)
+    /// The file system holding the log directory `dir`, as synced
+    /// through `disk`.
+    pub(crate) fn file_system(
+        &self,
+        dir: &Path,
+        disk: &Arc<dyn Disk>,
+    ) -> std::io::Result<Arc<FileSystem>> {
+        self.0.file_systems.of(dir, disk, self.0.sync_mode)
     }
 }
 

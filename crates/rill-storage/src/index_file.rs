@@ -47,13 +47,9 @@ const PAGE_BYTES: usize = 4096;
 impl<E: IndexEntry> IndexFile<E> {
     /// Creates an empty index of at most `max_bytes` of entries, replacing
     /// any file at `path`; it has no room until [`IndexFile::reserve`].
-    pub(crate) fn create(path: &Path, max_bytes: u32) -> Result<Self, IoFailure> {
-        let file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
+    pub(crate) fn create(path: &Path, max_bytes: u32, disk: &dyn Disk) -> Result<Self, IoFailure> {
+        let file = disk
+            .create_file(path)
             .map_err(|e| IoFailure::new("create index", path, e))?;
         let mut index = Self::map(path.to_path_buf(), file, 0)?;
         index.limit = max_bytes as usize / E::BYTES;

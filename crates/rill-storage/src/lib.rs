@@ -55,10 +55,14 @@ pub use config::{
     CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
     SEGMENT_INDEX_BYTES_MIN,
 };
-pub use disk::{Disk, RealDisk};
+pub use disk::{Disk, FileSystemProbe, KernelVersion, RealDisk, create_dir_all};
 pub use error::{
-    AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OfflineCause,
-    OpenError, ReadError, SegmentFileChanged,
+    AppendError, CompactError, ConfigError, DurabilityUnknown, IoFailure, LogFailed, ModifyError,
+    OfflineCause, OpenError, ReadError, SegmentFileChanged,
+};
+pub use file_system::{
+    FUSE_MAGIC, SyncChoice, SyncMode, SyncModeSetting, choose_sync_mode, file_system_name,
+    syncfs_writes_data,
 };
 pub use flush::{AppendInfo, AppendTicket, Flusher};
 pub use log::{Log, LogRead, ReplicatedBatch, ValidatedBatch};

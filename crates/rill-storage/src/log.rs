@@ -19,7 +19,7 @@ use crate::compaction::{
     plan, producers_last_batches,
 };
 use crate::config::{FlushPolicy, LogConfig};
-use crate::disk::{Disk, sync_dir};
+use crate::disk::{Disk, create_dir_all};
 use crate::error::{
     AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OfflineCause,
     OpenError, ReadError, SegmentFileChanged,
@@ -67,7 +67,7 @@ pub(crate) struct LogShared {
     disk: Arc<dyn Disk>,
     state: RwLock<LogState>,
     /// The file system of `dir`, synced as a whole when several logs on it
-    /// are due at once.
+    /// are due at once and its syncfs is a real sync (else file by file).
     file_system: Arc<FileSystem>,
     /// Held across every sync of this log, so syncs never overlap and a
     /// truncation never races an in-flight flush round.
@@ -248,7 +248,10 @@ struct FlushCapture {
 
 impl Log {
     /// Creates an empty log in `dir` (created if missing) whose first
-    /// offset will be `start_offset`.
+    /// offset will be `start_offset`. The directory and its first segment
+    /// are durable on return (the directory and its parent are synced).
+    /// On a file system whose durability cannot be established the log
+    /// opens offline for writes ([`OfflineCause::DurabilityUnknown`]).
     pub fn create(
         dir: &Path,
         config: LogConfig,
@@ -258,12 +261,17 @@ impl Log {
         now_ms: i64,
     ) -> Result<Log, OpenError> {
         config.validate()?;
-        std::fs::create_dir_all(dir).map_err(|e| IoFailure::new("create log directory", dir, e))?;
-        let file_system = file_system_of(dir, flusher)?;
+        create_dir_all(disk.as_ref(), dir)
+            .map_err(|e| IoFailure::new("create log directory", dir, e))?;
+        let file_system = file_system_of(dir, flusher, &disk)?;
         let segment = Segment::create(dir, start_offset, &config, now_ms, disk.as_ref())?;
-        sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
-        if let Some(parent) = dir.parent() {
-            sync_dir(parent).map_err(|e| IoFailure::new("sync directory", parent, e))?;
+        disk.sync_dir(dir)
+            .map_err(|e| IoFailure::new("sync directory", dir, e))?;
+        // Also when `dir` existed: a create that failed before may have
+        // made it without syncing its parent.
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            disk.sync_dir(parent)
+                .map_err(|e| IoFailure::new("sync directory", parent, e))?;
         }
         Ok(Log::assemble(
             dir,
@@ -287,9 +295,9 @@ impl Log {
         now_ms: i64,
     ) -> Result<(Log, RecoveryReport), OpenError> {
         config.validate()?;
-        let file_system = file_system_of(dir, flusher)?;
+        let file_system = file_system_of(dir, flusher, &disk)?;
         let (segments, log_start_offset, report) =
-            load_segments(dir, &config, &hints, disk.as_ref(), now_ms)?;
+            load_segments(dir, &config, &hints, (disk.as_ref(), &file_system), now_ms)?;
         let clean_point = read_clean_point(dir)?.unwrap_or(log_start_offset);
         let log = Log::assemble(
             dir,
@@ -339,6 +347,14 @@ impl Log {
         });
         if interval.is_some() {
             shared.watch_interval();
+        }
+        if let Err(reason) = shared.file_system.sync_choice() {
+            shared.durability.fail(LogFailed {
+                dir: dir.to_path_buf(),
+                cause: OfflineCause::DurabilityUnknown {
+                    reason: reason.to_string(),
+                },
+            });
         }
         Log { shared }
     }
@@ -712,6 +728,14 @@ impl Log {
         self.shared.durability.check().err()
     }
 
+    /// Takes the log offline for writes, as a failed sync of its own files
+    /// would: for a failed sync elsewhere in its log directory (a
+    /// checkpoint), after which the directory's disk is not to be trusted.
+    /// Reads go on; reopening the log (a restart) runs recovery.
+    pub fn take_offline_for_writes(&self, reason: String) {
+        self.shared.fail_write(reason);
+    }
+
     /// Whether reads are still served: they are refused once a file
     /// changed under the log (see [`LogFailed::allows_reads`]). No
     /// syscall: it says what earlier checks found.
@@ -801,7 +825,7 @@ impl Log {
         let removed = self.shared.remove_prefix(&mut state, 0);
         let log_start = state.log_start_offset;
         drop(state);
-        delete_segment_files(&removed)?;
+        delete_segment_files(&removed, self.shared.disk.as_ref())?;
         Ok(log_start)
     }
 
@@ -907,7 +931,7 @@ impl Log {
             outcome.aborted = true;
             return Ok(outcome);
         }
-        write_clean_point(&self.shared.dir, map_end)?;
+        write_clean_point(self.shared.disk.as_ref(), &self.shared.dir, map_end)?;
         self.shared.state.write().clean_point = map_end;
         outcome.clean_point = map_end;
         tracing::debug!(
@@ -972,7 +996,7 @@ impl Log {
         if rolled {
             self.shared.schedule_flush();
         }
-        delete_segment_files(&removed)?;
+        delete_segment_files(&removed, self.shared.disk.as_ref())?;
         Ok(outcome)
     }
 
@@ -1050,7 +1074,9 @@ impl Log {
                 .sync_data(&file)
                 .map_err(|e| IoFailure::new("sync segment", path, e))?;
         }
-        sync_dir(&self.shared.dir)
+        self.shared
+            .disk
+            .sync_dir(&self.shared.dir)
             .map_err(|e| IoFailure::new("sync directory", &self.shared.dir, e))?;
         state.closed = true;
         Ok(end)
@@ -1166,8 +1192,8 @@ impl LogShared {
                 next > state.active().base_offset(),
                 "an empty segment is replaced only by a later one"
             );
-            if let Err(e) = state.active().delete_files() {
-                let _ = fresh.delete_files(); // best effort, as below
+            if let Err(e) = state.active().delete_files(self.disk.as_ref()) {
+                let _ = fresh.delete_files(self.disk.as_ref()); // best effort, as below
                 return Err(e);
             }
             state.segments.pop();
@@ -1179,7 +1205,7 @@ impl LogShared {
         if let Err(e) = state.active_mut().seal() {
             // Best effort: the half-made segment would otherwise be found
             // at the next open, empty, which recovery also handles.
-            let _ = fresh.delete_files();
+            let _ = fresh.delete_files(self.disk.as_ref());
             return Err(e);
         }
         let sealed_files = state.active().sync_files();
@@ -1266,7 +1292,9 @@ impl LogShared {
             })
             .and_then(|()| {
                 if capture.sync_dir {
-                    sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))
+                    self.disk
+                        .sync_dir(&self.dir)
+                        .map_err(|e| IoFailure::new("sync directory", &self.dir, e))
                 } else {
                     Ok(())
                 }
@@ -1301,18 +1329,19 @@ impl LogShared {
     }
 
     /// Whether this log and `other` are synced together: the same file
-    /// system, through the same disk.
+    /// system, through the same disk (a file system is known per disk).
     pub(crate) fn syncs_with(&self, other: &LogShared) -> bool {
         Arc::ptr_eq(&self.file_system, &other.file_system)
-            && std::ptr::addr_eq(Arc::as_ptr(&self.disk), Arc::as_ptr(&other.disk))
     }
 
     /// A flusher round's work on `logs`, which all sync together (see
     /// [`LogShared::syncs_with`]): captures what each has pending, then
-    /// makes it durable with one syncfs when more than one file is due
-    /// (else one fdatasync). A log the syncfs cannot vouch for (it failed,
-    /// or the log has not checked its own files since one did) fdatasyncs
-    /// its own files instead. Returns the logs that synced something; one
+    /// makes it durable — with one syncfs when more than one file is due
+    /// and the file system's syncfs is a real sync ([`crate::SyncMode`]);
+    /// else each log fdatasyncs its own files and fsyncs its directory. A
+    /// log the syncfs cannot vouch for (it failed, or the log has not
+    /// checked its own files since one did) fdatasyncs its own files
+    /// instead. Returns the logs that synced something; one
     /// with nothing pending leaves the flusher, one whose sync failed goes
     /// offline. The state locks are held only to capture, never across a
     /// sync.
@@ -1328,9 +1357,8 @@ impl LogShared {
             .map(|(_, capture)| capture.files.len() + usize::from(capture.sync_dir))
             .sum();
         let together = match captures.first() {
-            Some((first, _)) if files > 1 => {
-                let log = &logs[*first];
-                Some(log.file_system.sync(log.disk.as_ref()))
+            Some((first, _)) if files > 1 && logs[*first].file_system.uses_syncfs() => {
+                Some(logs[*first].file_system.sync())
             }
             _ => None,
         };
@@ -1366,7 +1394,7 @@ impl LogShared {
         let config = state.config;
         let keep = state.segment_index(offset);
         let removed: Vec<Segment> = state.segments.drain(keep + 1..).collect();
-        delete_segment_files(&removed)?;
+        delete_segment_files(&removed, disk)?;
         let segment = &mut state.segments[keep];
         segment.truncate_to(offset, &config, disk)?;
         let new_end = segment.next_offset();
@@ -1380,7 +1408,7 @@ impl LogShared {
             };
             let created = replaced
                 .as_ref()
-                .map_or(Ok(()), Segment::delete_files)
+                .map_or(Ok(()), |s| s.delete_files(disk))
                 .and_then(|()| Segment::create(&self.dir, new_end, &config, wall_clock_ms(), disk));
             match created {
                 Ok(active) => state.segments.push(active),
@@ -1392,7 +1420,9 @@ impl LogShared {
                 }
             }
         }
-        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
         state.unsynced.clear();
         state.dir_dirty = false;
         state.unflushed_messages = 0;
@@ -1406,7 +1436,7 @@ impl LogShared {
     fn restart_locked(&self, state: &mut LogState, offset: Offset) -> Result<(), ModifyError> {
         let config = state.config;
         let old: Vec<Segment> = state.segments.drain(..).collect();
-        let created = delete_segment_files(&old).and_then(|()| {
+        let created = delete_segment_files(&old, self.disk.as_ref()).and_then(|()| {
             Segment::create(
                 &self.dir,
                 offset,
@@ -1428,7 +1458,9 @@ impl LogShared {
         state.unsynced.clear();
         state.dir_dirty = false;
         state.unflushed_messages = 0;
-        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        self.disk
+            .sync_dir(&self.dir)
+            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
         self.durability.reset(offset);
         state.clean_point = Offset(i64::MIN);
         self.lower_clean_point(state, offset)?;
@@ -1443,7 +1475,7 @@ impl LogShared {
         state.truncations += 1;
         if state.clean_point > end || state.clean_point == Offset(i64::MIN) {
             state.clean_point = end;
-            write_clean_point(&self.dir, end)?;
+            write_clean_point(self.disk.as_ref(), &self.dir, end)?;
         }
         Ok(())
     }
@@ -1480,36 +1512,37 @@ impl LogShared {
                                 && s.size() as usize == v.data.len()
                         })
             });
+        let disk = self.disk.as_ref();
         let Some(first) = first.filter(|_| unchanged) else {
             drop(state);
             // Best effort: a leftover `.cleaned` file is deleted at the next open.
-            let _ = cleaned.delete_files();
+            let _ = cleaned.delete_files(disk);
             return Ok(false);
         };
-        let committed = cleaned.rename_to(FileStage::Swap).and_then(|()| {
-            sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))
-        });
-        if let Err(e) = committed {
-            // Not committed, as far as this process knows: if the rename
-            // did reach the disk, the next open completes the swap, which
-            // is as correct as not doing it.
-            let _ = cleaned.delete_files(); // best effort, as above
+        let sync_dir = || {
+            disk.sync_dir(&self.dir)
+                .map_err(|e| IoFailure::new("sync directory", &self.dir, e))
+        };
+        // Not committed if either fails, as far as this process knows: if
+        // the rename did reach the disk, the next open completes the swap,
+        // which is as correct as not doing it.
+        if let Err(e) = cleaned.rename_to(FileStage::Swap, disk) {
+            let _ = cleaned.delete_files(disk); // best effort, as above
+            return Err(e.into());
+        }
+        if let Err(e) = sync_dir() {
+            let _ = cleaned.delete_files(disk); // best effort, as above
+            // As after a failed fdatasync: the disk is not to be trusted.
+            self.fail_write(format!("compaction swap could not commit: {e}"));
             return Err(e.into());
         }
         let replaced = state.segments[first..first + group.len()]
             .iter()
-            .try_for_each(Segment::delete_files)
-            .and_then(|()| {
-                sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))
-            })
-            .and_then(|()| cleaned.rename_to(FileStage::Live));
+            .try_for_each(|s| s.delete_files(disk))
+            .and_then(|()| sync_dir())
+            .and_then(|()| cleaned.rename_to(FileStage::Live, disk));
         if let Err(e) = replaced {
-            self.durability.fail(LogFailed {
-                dir: self.dir.clone(),
-                cause: OfflineCause::WriteFailed {
-                    reason: format!("compaction swap failed after its commit: {e}"),
-                },
-            });
+            self.fail_write(format!("compaction swap failed after its commit: {e}"));
             return Err(e.into());
         }
         let old: Vec<Segment> = state
@@ -1518,8 +1551,22 @@ impl LogShared {
             .collect();
         drop(state);
         drop(old); // readers' slices keep the old maps alive
-        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        // Until this sync, a crash leaves the `.swap` name, which the next
+        // open completes; a failed one leaves the files unknown.
+        if let Err(e) = sync_dir() {
+            self.fail_write(format!("compaction swap could not sync its directory: {e}"));
+            return Err(e.into());
+        }
         Ok(true)
+    }
+
+    /// Takes the log offline for writes: a write or sync failed, so the
+    /// files are no longer known to match what the log holds.
+    fn fail_write(&self, reason: String) {
+        self.durability.fail(LogFailed {
+            dir: self.dir.clone(),
+            cause: OfflineCause::WriteFailed { reason },
+        });
     }
 
     /// A truncation that fails part-way leaves files and memory out of
@@ -1549,11 +1596,16 @@ fn interval_of(config: &LogConfig) -> Option<Duration> {
     }
 }
 
-/// The flusher's record of the file system holding `dir`.
-fn file_system_of(dir: &Path, flusher: &Flusher) -> Result<Arc<FileSystem>, IoFailure> {
+/// The flusher's record of the file system holding `dir`, as synced
+/// through `disk`.
+fn file_system_of(
+    dir: &Path,
+    flusher: &Flusher,
+    disk: &Arc<dyn Disk>,
+) -> Result<Arc<FileSystem>, IoFailure> {
     flusher
         .handle()
-        .file_system(dir)
+        .file_system(dir, disk)
         .map_err(|e| IoFailure::new("open the file system of", dir, e))
 }
 
@@ -1563,9 +1615,14 @@ fn wall_clock_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-fn delete_segment_files(segments: &[Segment]) -> Result<(), IoFailure> {
+/// Deletes the files of `segments`. Not followed by a directory sync:
+/// retention's deletions that a crash undoes bring back segments no
+/// acknowledgement depends on (the next open deletes those below the
+/// checkpointed log start, and retention the rest); truncation and
+/// restarts, whose correctness depends on the deletion, sync the directory.
+fn delete_segment_files(segments: &[Segment], disk: &dyn Disk) -> Result<(), IoFailure> {
     for segment in segments {
-        segment.delete_files()?;
+        segment.delete_files(disk)?;
         tracing::debug!(path = %segment.log_path().display(), "deleted segment");
     }
     Ok(())

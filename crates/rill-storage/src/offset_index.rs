@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use crate::Offset;
+use crate::disk::Disk;
 use crate::error::IoFailure;
 use crate::index_file::{IndexEntry, IndexFile};
 
@@ -48,10 +49,11 @@ impl OffsetIndex {
         path: &Path,
         base_offset: Offset,
         max_bytes: u32,
+        disk: &dyn Disk,
     ) -> Result<Self, IoFailure> {
         Ok(OffsetIndex {
             base_offset,
-            file: IndexFile::create(path, max_bytes)?,
+            file: IndexFile::create(path, max_bytes, disk)?,
         })
     }
 

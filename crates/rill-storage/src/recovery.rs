@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use crate::Offset;
 use crate::config::LogConfig;
-use crate::disk::{Disk, sync_dir};
+use crate::disk::{Disk, remove_if_present};
 use crate::error::{IoFailure, OpenError};
+use crate::file_system::FileSystem;
 use crate::offset::LOG_END_OFFSET_MAX;
 use crate::segment::{
     CLEANED_SUFFIX, FileStage, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment, TEMP_SUFFIX,
@@ -66,25 +67,26 @@ pub struct RecoveryReport {
 }
 
 /// Loads the segments in `dir`; returns them (the last one active), the
-/// log start offset and a report.
+/// log start offset and a report. What recovery read, cut, rebuilt or
+/// deleted is durable on return, synced as `file_system` says.
 pub(crate) fn load_segments(
     dir: &Path,
     config: &LogConfig,
     hints: &RecoveryHints,
-    disk: &dyn Disk,
+    (disk, file_system): (&dyn Disk, &FileSystem),
     now_ms: i64,
 ) -> Result<(Vec<Segment>, Offset, RecoveryReport), OpenError> {
     let mut report = RecoveryReport {
-        completed_swaps: finish_interrupted_compaction(dir)?,
+        completed_swaps: finish_interrupted_compaction(dir, disk)?,
         ..RecoveryReport::default()
     };
-    let mut bases = list_segments(dir)?;
+    let mut bases = list_segments(dir, disk)?;
     let below_start = bases
         .windows(2)
         .take_while(|pair| pair[1] <= hints.log_start_offset)
         .count();
     for base in bases.drain(..below_start) {
-        delete_segment_files(dir, base)?;
+        delete_segment_files(dir, base, disk)?;
         report.deleted_segments += 1;
     }
     let validate_from = if hints.clean_shutdown {
@@ -97,7 +99,7 @@ pub(crate) fn load_segments(
     for (i, &base) in bases.iter().enumerate() {
         let next_base = bases.get(i + 1).copied();
         let active = next_base.is_none();
-        let (mut segment, indexes_lost) = Segment::open(dir, base, config, active, now_ms)?;
+        let (mut segment, indexes_lost) = Segment::open(dir, base, config, (active, now_ms), disk)?;
         let first_allowed = segments.last().map_or(base, |s| s.next_offset());
         let trusted_end = match next_base {
             Some(next) if hints.clean_shutdown || next <= hints.recovery_point => Some(next),
@@ -134,7 +136,7 @@ pub(crate) fn load_segments(
                 "cut torn or corrupt data from the log"
             );
             for &later in &bases[i + 1..] {
-                delete_segment_files(dir, later)?;
+                delete_segment_files(dir, later, disk)?;
                 report.deleted_segments += 1;
             }
             break;
@@ -148,8 +150,9 @@ pub(crate) fn load_segments(
     if let Some(active) = segments.last() {
         recovered_files.extend(active.sync_files());
     }
-    sync_recovered(&recovered_files, disk)?;
-    sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    sync_recovered(&recovered_files, disk, file_system)?;
+    disk.sync_dir(dir)
+        .map_err(|e| IoFailure::new("sync directory", dir, e))?;
     let mut log_end = segments
         .last()
         .map_or(hints.log_start_offset, Segment::next_offset);
@@ -158,10 +161,12 @@ pub(crate) fn load_segments(
         // log ends before it: start afresh there, as Kafka does, so no
         // offset below it is ever handed out again.
         for segment in segments.drain(..) {
-            segment.delete_files()?;
+            segment.delete_files(disk)?;
             report.deleted_segments += 1;
         }
         ensure_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+        disk.sync_dir(dir)
+            .map_err(|e| IoFailure::new("sync directory", dir, e))?;
         log_end = hints.log_start_offset;
     }
     let first_base = segments.first().map_or(log_end, Segment::base_offset);
@@ -197,7 +202,7 @@ fn ensure_active_segment(
     };
     if segments.last().is_some_and(Segment::is_empty) {
         if let Some(empty) = segments.pop() {
-            empty.delete_files()?;
+            empty.delete_files(disk)?;
         }
     }
     segments.push(Segment::create(dir, next, config, now_ms, disk)?);
@@ -205,17 +210,21 @@ fn ensure_active_segment(
 }
 
 /// Makes the files recovery scanned, cut or rebuilt durable, before the
-/// recovery point may pass them. More than one file: one syncfs of their
-/// file system, as a flush round does — on a virtual disk each fdatasync
-/// is a journal commit of its own, and a recovery of 712 segments after a
-/// kill -9 spent 0.2 s of its 0.8 s in 1,911 of them (docs/reliability.md).
-/// A failed syncfs cannot say whose file failed (docs/storage.md), so then
-/// each file is fdatasynced, which reports its own errors.
-fn sync_recovered(files: &[(Arc<File>, PathBuf)], disk: &dyn Disk) -> Result<(), IoFailure> {
-    if let [(first, _), _, ..] = files {
-        if disk.sync_file_system(first).is_ok() {
-            return Ok(());
-        }
+/// recovery point may pass them. More than one file, on a file system
+/// whose syncfs is a real sync ([`crate::SyncMode::Syncfs`]): one syncfs,
+/// as a flush round does — on a virtual disk each fdatasync is a journal
+/// commit of its own, and a recovery of 712 segments after a kill -9
+/// spent 0.2 s of its 0.8 s in 1,911 of them (docs/reliability.md). A
+/// failed syncfs cannot say whose file failed (docs/storage.md), so then,
+/// and on every other file system, each file is fdatasynced, which
+/// reports its own errors.
+fn sync_recovered(
+    files: &[(Arc<File>, PathBuf)],
+    disk: &dyn Disk,
+    file_system: &FileSystem,
+) -> Result<(), IoFailure> {
+    if files.len() > 1 && file_system.uses_syncfs() && file_system.sync().0.is_ok() {
+        return Ok(());
     }
     for (file, path) in files {
         disk.sync_data(file)
@@ -230,7 +239,7 @@ fn sync_recovered(files: &[(Arc<File>, PathBuf)], disk: &dyn Disk) -> Result<(),
 /// whose base offset lies within the swap's offsets (which span all the
 /// segments it replaces) is deleted and the swap renamed into place. Its
 /// indexes are rebuilt by the scan that follows. Returns the swaps done.
-fn finish_interrupted_compaction(dir: &Path) -> Result<usize, IoFailure> {
+fn finish_interrupted_compaction(dir: &Path, disk: &dyn Disk) -> Result<usize, IoFailure> {
     let mut swaps = Vec::new();
     let mut logs = Vec::new();
     let log_swap = FileStage::Swap.name(LOG_SUFFIX);
@@ -243,7 +252,7 @@ fn finish_interrupted_compaction(dir: &Path) -> Result<usize, IoFailure> {
             || file.suffix.ends_with(&format!(".{SWAP_SUFFIX}"))
         {
             // Uncommitted output, or a swap's indexes (rebuilt instead).
-            std::fs::remove_file(&file.path)
+            disk.remove_file(&file.path)
                 .map_err(|e| IoFailure::new("delete leftover compaction file", &file.path, e))?;
         }
     }
@@ -255,18 +264,20 @@ fn finish_interrupted_compaction(dir: &Path) -> Result<usize, IoFailure> {
         let swap = segment_path(dir, base, &FileStage::Swap.name(LOG_SUFFIX));
         let end = swap_end_offset(&swap)?;
         for &old in logs.iter().filter(|&&old| old >= base && old < end) {
-            delete_segment_files(dir, old)?;
+            delete_segment_files(dir, old, disk)?;
         }
         tracing::info!(dir = %dir.display(), base_offset = %base, end_offset = %end, "completed an interrupted compaction swap");
     }
-    sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    disk.sync_dir(dir)
+        .map_err(|e| IoFailure::new("sync directory", dir, e))?;
     for &base in &swaps {
         let swap = segment_path(dir, base, &FileStage::Swap.name(LOG_SUFFIX));
         let live = segment_path(dir, base, LOG_SUFFIX);
-        std::fs::rename(&swap, &live)
+        disk.rename(&swap, &live)
             .map_err(|e| IoFailure::new("rename swap segment", live, e))?;
     }
-    sync_dir(dir).map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    disk.sync_dir(dir)
+        .map_err(|e| IoFailure::new("sync directory", dir, e))?;
     Ok(swaps.len())
 }
 
@@ -352,12 +363,12 @@ fn segment_files(dir: &Path) -> Result<Vec<SegmentFile>, IoFailure> {
 
 /// Base offsets of the `.log` files in `dir`, in order. Leftover temporary
 /// files and index files without a log are deleted.
-fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
+fn list_segments(dir: &Path, disk: &dyn Disk) -> Result<Vec<Offset>, IoFailure> {
     let mut logs = BTreeSet::new();
     let mut indexes = Vec::new();
     for file in segment_files(dir)? {
         if file.suffix.ends_with(TEMP_SUFFIX) {
-            std::fs::remove_file(&file.path)
+            disk.remove_file(&file.path)
                 .map_err(|e| IoFailure::new("delete leftover file", &file.path, e))?;
         } else if file.suffix == LOG_SUFFIX {
             logs.insert(file.base);
@@ -367,7 +378,7 @@ fn list_segments(dir: &Path) -> Result<Vec<Offset>, IoFailure> {
     }
     for (base, path) in indexes {
         if !logs.contains(&base) {
-            std::fs::remove_file(&path)
+            remove_if_present(disk, &path)
                 .map_err(|e| IoFailure::new("delete orphan index", path, e))?;
         }
     }

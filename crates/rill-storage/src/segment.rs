@@ -8,7 +8,6 @@
 //! Not thread-safe: the log that owns the segment holds the lock.
 
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -19,7 +18,7 @@ use rill_record::{BatchView, Batches, BatchesEnd, NO_TIMESTAMP, Records, records
 use crate::Offset;
 use crate::config::EXPANDED_RECORDS_BYTES_MAX;
 use crate::config::{FlushPolicy, LogConfig};
-use crate::disk::{Disk, sync_dir};
+use crate::disk::{Disk, remove_if_present};
 use crate::error::{AppendError, IoFailure, ReadError, SegmentFileChanged};
 use crate::file_check::check_file;
 use crate::mmap::LogMap;
@@ -78,15 +77,28 @@ pub(crate) fn segment_path(dir: &Path, base_offset: Offset, suffix: &str) -> Pat
     dir.join(format!("{:020}.{suffix}", base_offset.value()))
 }
 
-/// Deletes the three files of the segment at `base_offset`, those that exist.
-pub(crate) fn delete_segment_files(dir: &Path, base_offset: Offset) -> Result<(), IoFailure> {
+/// Deletes the three files of the segment at `base_offset`, those that
+/// exist. The caller syncs the directory when the deletion must be durable.
+pub(crate) fn delete_segment_files(
+    dir: &Path,
+    base_offset: Offset,
+    disk: &dyn Disk,
+) -> Result<(), IoFailure> {
+    delete_staged_files(dir, base_offset, FileStage::Live, disk)
+}
+
+/// Deletes the three files of the segment at `base_offset` named as at
+/// `stage`, those that exist.
+fn delete_staged_files(
+    dir: &Path,
+    base_offset: Offset,
+    stage: FileStage,
+    disk: &dyn Disk,
+) -> Result<(), IoFailure> {
     for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-        let path = segment_path(dir, base_offset, suffix);
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(IoFailure::new("delete segment file", path, e)),
-        }
+        let path = segment_path(dir, base_offset, &stage.name(suffix));
+        remove_if_present(disk, &path)
+            .map_err(|e| IoFailure::new("delete segment file", path, e))?;
     }
     Ok(())
 }
@@ -290,12 +302,8 @@ impl Segment {
         disk: &dyn Disk,
     ) -> Result<Segment, IoFailure> {
         let log_path = segment_path(dir, base_offset, &stage.name(LOG_SUFFIX));
-        let log_file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&log_path)
+        let log_file = disk
+            .create_file(&log_path)
             .map_err(|e| IoFailure::new("create segment", &log_path, e))?;
         let map = LogMap::new(&log_file, map_bytes, 0)
             .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
@@ -303,11 +311,13 @@ impl Segment {
             &segment_path(dir, base_offset, &stage.name(INDEX_SUFFIX)),
             base_offset,
             config.segment_index_bytes,
+            disk,
         )?;
         let time_index = TimeIndex::create(
             &segment_path(dir, base_offset, &stage.name(TIME_INDEX_SUFFIX)),
             base_offset,
             config.segment_index_bytes,
+            disk,
         )?;
         let mut segment = Segment {
             dir: dir.to_path_buf(),
@@ -358,15 +368,16 @@ impl Segment {
     }
 
     /// Renames the segment's files to `stage`'s names (indexes first, the
-    /// log last: the log's rename is what recovery acts on).
-    pub(crate) fn rename_to(&mut self, stage: FileStage) -> Result<(), IoFailure> {
+    /// log last: the log's rename is what recovery acts on). The caller
+    /// syncs the directory.
+    pub(crate) fn rename_to(&mut self, stage: FileStage, disk: &dyn Disk) -> Result<(), IoFailure> {
         if stage == self.stage {
             return Ok(());
         }
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             let from = segment_path(&self.dir, self.base_offset, &self.stage.name(suffix));
             let to = segment_path(&self.dir, self.base_offset, &stage.name(suffix));
-            std::fs::rename(&from, &to)
+            disk.rename(&from, &to)
                 .map_err(|e| IoFailure::new("rename segment file", &to, e))?;
             match suffix {
                 INDEX_SUFFIX => self.summary.index.file_mut().set_path(to),
@@ -392,13 +403,14 @@ impl Segment {
     /// Opens a segment's files as they are; the caller then trusts it
     /// ([`Segment::load_trusted`]) or scans it ([`Segment::recover`]).
     /// An `active` segment is mapped with room to grow to segment.bytes.
-    /// Also returns whether the index files were missing or malformed.
+    /// Also returns whether the index files were missing or malformed
+    /// (they are created anew, to be rebuilt by a scan).
     pub(crate) fn open(
         dir: &Path,
         base_offset: Offset,
         config: &LogConfig,
-        active: bool,
-        now_ms: i64,
+        (active, now_ms): (bool, i64),
+        disk: &dyn Disk,
     ) -> Result<(Segment, bool), IoFailure> {
         let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
         let log_file = File::options()
@@ -428,8 +440,13 @@ impl Segment {
         ) {
             (Some(index), Some(time_index)) => (index, time_index, false),
             _ => (
-                OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes)?,
-                TimeIndex::create(&time_index_path, base_offset, config.segment_index_bytes)?,
+                OffsetIndex::create(&index_path, base_offset, config.segment_index_bytes, disk)?,
+                TimeIndex::create(
+                    &time_index_path,
+                    base_offset,
+                    config.segment_index_bytes,
+                    disk,
+                )?,
                 true,
             ),
         };
@@ -932,7 +949,7 @@ impl Segment {
                     .truncate_file(&self.log_file, cut as usize)
                     .map_err(|e| IoFailure::new("truncate segment", self.log_path(), e))?;
             } else {
-                self.rewrite_prefix(cut, config)?;
+                self.rewrite_prefix(cut, config, disk)?;
             }
         }
         self.rebuild_summary_after_cut(cut, new_next);
@@ -946,25 +963,28 @@ impl Segment {
     }
 
     /// Replaces the log file by a copy of its first `cut` bytes, durably.
-    fn rewrite_prefix(&mut self, cut: u32, config: &LogConfig) -> Result<(), IoFailure> {
+    fn rewrite_prefix(
+        &mut self,
+        cut: u32,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<(), IoFailure> {
         let path = self.log_path();
         let temp = segment_path(
             &self.dir,
             self.base_offset,
             &format!("{LOG_SUFFIX}.{TEMP_SUFFIX}"),
         );
-        let mut file = File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
+        let file = disk
+            .create_file(&temp)
             .map_err(|e| IoFailure::new("create segment copy", &temp, e))?;
-        file.write_all(self.map.bytes(0, cut as usize))
-            .and_then(|()| file.sync_data())
+        disk.write_at(&file, &[self.map.bytes(0, cut as usize)], 0)
+            .and_then(|()| disk.sync_data(&file))
             .map_err(|e| IoFailure::new("write segment copy", &temp, e))?;
-        std::fs::rename(&temp, &path).map_err(|e| IoFailure::new("replace segment", &path, e))?;
-        sync_dir(&self.dir).map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        disk.rename(&temp, &path)
+            .map_err(|e| IoFailure::new("replace segment", &path, e))?;
+        disk.sync_dir(&self.dir)
+            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
         let capacity = if self.sealed {
             cut as usize
         } else {
@@ -1007,20 +1027,10 @@ impl Segment {
         summary.bytes_since_index_entry = cut - last_indexed;
     }
 
-    /// Deletes the segment's files; readers keep their slices.
-    pub(crate) fn delete_files(&self) -> Result<(), IoFailure> {
-        if self.stage != FileStage::Live {
-            for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
-                let path = segment_path(&self.dir, self.base_offset, &self.stage.name(suffix));
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(IoFailure::new("delete segment file", path, e)),
-                }
-            }
-            return Ok(());
-        }
-        delete_segment_files(&self.dir, self.base_offset)
+    /// Deletes the segment's files; readers keep their slices. The caller
+    /// syncs the directory when the deletion must be durable.
+    pub(crate) fn delete_files(&self, disk: &dyn Disk) -> Result<(), IoFailure> {
+        delete_staged_files(&self.dir, self.base_offset, self.stage, disk)
     }
 
     /// The first record at or after `from` whose timestamp is >= `target`,

@@ -11,6 +11,7 @@ use std::path::Path;
 use rill_record::NO_TIMESTAMP;
 
 use crate::Offset;
+use crate::disk::Disk;
 use crate::error::IoFailure;
 use crate::index_file::{IndexEntry, IndexFile};
 
@@ -52,10 +53,11 @@ impl TimeIndex {
         path: &Path,
         base_offset: Offset,
         max_bytes: u32,
+        disk: &dyn Disk,
     ) -> Result<Self, IoFailure> {
         Ok(TimeIndex {
             base_offset,
-            file: IndexFile::create(path, max_bytes)?,
+            file: IndexFile::create(path, max_bytes, disk)?,
         })
     }
 

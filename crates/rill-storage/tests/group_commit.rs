@@ -1,6 +1,8 @@
 //! Flush rounds across logs: appends to several `fsync` logs of one file
-//! system that are due together become durable with one sync, and a
-//! failed sync still reaches exactly the logs whose data it may have hit.
+//! system that are due together become durable with one sync where the
+//! file system's syncfs is a real one (and with an fdatasync of each file
+//! elsewhere, or when told to), and a failed sync still reaches exactly
+//! the logs whose data it may have hit.
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -10,7 +12,16 @@ use std::sync::Arc;
 
 use common::*;
 use rill_storage::testing::FaultyDisk;
-use rill_storage::{AppendTicket, Flusher, Log, LogConfig, Offset};
+use rill_storage::{
+    AppendTicket, FUSE_MAGIC, Flusher, KernelVersion, Log, LogConfig, Offset, SyncMode,
+    SyncModeSetting,
+};
+
+const EXT4_MAGIC: u32 = 0xEF53;
+const LINUX: KernelVersion = KernelVersion {
+    major: 6,
+    minor: 18,
+};
 
 /// Logs in one directory tree, all on one flusher thread, so that a round
 /// in progress makes later appends wait for the next one together.
@@ -25,10 +36,20 @@ struct Logs {
 }
 
 impl Logs {
+    /// Logs on ext4 (pretended, whatever the test machine's disk).
     fn new() -> Logs {
+        Logs::on(EXT4_MAGIC, SyncModeSetting::Auto)
+    }
+
+    /// Logs on a file system with statfs magic `magic`, under
+    /// log.flush.sync.mode `setting`.
+    fn on(magic: u32, setting: SyncModeSetting) -> Logs {
         let root = tempfile::tempdir().unwrap();
-        let flusher = Flusher::start(1).unwrap();
+        let flusher = Flusher::start_with(1, setting).unwrap();
         let gate = Arc::new(FaultyDisk::default());
+        gate.pretend_file_system(magic, LINUX);
+        let disk = Arc::new(FaultyDisk::default());
+        disk.pretend_file_system(magic, LINUX);
         let blocker = Log::create(
             &root.path().join("blocker-0"),
             LogConfig::default(),
@@ -41,7 +62,7 @@ impl Logs {
         Logs {
             root,
             flusher,
-            disk: Arc::new(FaultyDisk::default()),
+            disk,
             gate,
             blocker,
         }
@@ -146,4 +167,69 @@ fn after_a_failed_file_system_sync_each_log_checks_its_own_files_once() {
         assert_eq!(ticket.wait().unwrap().base_offset, Offset(0));
         assert!(log.failure().is_none());
     }
+}
+
+#[test]
+fn logs_on_fuse_are_synced_file_by_file() {
+    // FUSE's syncfs returns success having written no file data: a round
+    // of three logs is three fdatasyncs, never a syncfs.
+    let logs = Logs::on(FUSE_MAGIC, SyncModeSetting::Auto);
+    let (a, b, c) = (logs.log("a-0"), logs.log("b-0"), logs.log("c-0"));
+    let choice = logs
+        .flusher
+        .sync_choice(
+            logs.root.path(),
+            &(logs.disk.clone() as Arc<dyn rill_storage::Disk>),
+        )
+        .unwrap();
+    assert_eq!(choice.mode, SyncMode::PerFile);
+    assert_eq!(
+        choice.to_string(),
+        "per-file fdatasync (fuse: syncfs does not write file data)"
+    );
+    let before = logs.disk.syncs();
+    for ticket in logs.append_together(&[&a, &b, &c]) {
+        assert_eq!(ticket.wait().unwrap().base_offset, Offset(0));
+    }
+    assert_eq!(logs.disk.syncs() - before, 3, "one fdatasync per log");
+    assert_eq!(logs.disk.file_system_syncs(), 0, "syncfs is never trusted");
+    for log in [&a, &b, &c] {
+        assert_eq!(log.flushed_end_offset(), Offset(1));
+    }
+}
+
+#[test]
+fn per_file_sync_can_be_forced_on_ext4() {
+    let logs = Logs::on(EXT4_MAGIC, SyncModeSetting::PerFile);
+    let (a, b) = (logs.log("a-0"), logs.log("b-0"));
+    let choice = logs
+        .flusher
+        .sync_choice(
+            logs.root.path(),
+            &(logs.disk.clone() as Arc<dyn rill_storage::Disk>),
+        )
+        .unwrap();
+    assert_eq!(
+        choice.to_string(),
+        "per-file fdatasync (ext4; log.flush.sync.mode=per-file)"
+    );
+    for ticket in logs.append_together(&[&a, &b]) {
+        ticket.wait().unwrap();
+    }
+    assert_eq!(logs.disk.file_system_syncs(), 0);
+    assert_eq!(a.flushed_end_offset(), Offset(1));
+}
+
+#[test]
+fn an_old_kernel_gets_per_file_sync_on_ext4() {
+    // Before Linux 5.8 syncfs reported no writeback error at all.
+    let disk = Arc::new(FaultyDisk::default());
+    disk.pretend_file_system(EXT4_MAGIC, KernelVersion { major: 5, minor: 4 });
+    let root = tempfile::tempdir().unwrap();
+    let flusher = Flusher::start(1).unwrap();
+    let choice = flusher
+        .sync_choice(root.path(), &(disk as Arc<dyn rill_storage::Disk>))
+        .unwrap();
+    assert_eq!(choice.mode, SyncMode::PerFile);
+    assert!(choice.reason.contains("Linux 5.4"), "{choice}");
 }

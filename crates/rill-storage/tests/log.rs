@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use common::*;
 use rill_record::{BatchError, BatchView, Compression, TimestampType};
 use rill_storage::{
-    AppendError, AppendInfo, FlushPolicy, LogConfig, ModifyError, Offset, ReadError, RecoveryHints,
+    AppendError, AppendInfo, FUSE_MAGIC, FlushPolicy, KernelVersion, LogConfig, ModifyError,
+    OfflineCause, Offset, ReadError, RecoveryHints,
 };
 
 #[test]
@@ -819,6 +820,75 @@ fn a_failed_sync_takes_the_log_offline_until_reopened() {
     let (log, _) = fx.reopen_crashed(log, Offset(1));
     assert!(log.failure().is_none());
     append(&log, &numbered_batch("again", 1, 0));
+}
+
+#[test]
+fn a_failed_directory_sync_takes_the_log_offline_until_reopened() {
+    // On a file system synced file by file, the round after a roll syncs
+    // the directory that holds the new segment: if that fails, the roll's
+    // append is never acknowledged, and the log takes no more writes.
+    let fx = Fixture::new();
+    fx.disk.pretend_file_system(
+        FUSE_MAGIC,
+        KernelVersion {
+            major: 6,
+            minor: 18,
+        },
+    );
+    let log = fx.create(small_config(FlushPolicy::Fsync));
+    let mut acknowledged = 0;
+    while log.segment_count() == 1 {
+        append(&log, &numbered_batch(&format!("safe{acknowledged}"), 4, 0));
+        acknowledged += 4;
+    }
+    let segments = log.segment_count();
+    fx.disk.set_failing_dir_syncs(true);
+    let mut failed = None;
+    for i in 0..100 {
+        let ticket = log.append(&numbered_batch(&format!("doomed{i}"), 4, 0), 0, 0);
+        match ticket.map(|t| t.wait()) {
+            Ok(Ok(_)) => assert_eq!(log.segment_count(), segments, "no roll yet"),
+            Ok(Err(e)) => {
+                failed = Some(e);
+                break;
+            }
+            Err(e) => panic!("refused before any sync failed: {e}"),
+        }
+    }
+    let failed = failed.expect("a roll's directory sync failed");
+    assert!(
+        matches!(&failed.cause, OfflineCause::WriteFailed { reason } if reason.contains("sync directory")),
+        "{failed}"
+    );
+    assert!(matches!(
+        log.append(&numbered_batch("refused", 1, 0), 0, 0),
+        Err(AppendError::Offline(_))
+    ));
+    assert_eq!(values(&read_all(&log))[0], "safe0-0", "reads go on");
+    fx.disk.set_failing_dir_syncs(false);
+    let (log, _) = fx.reopen_crashed(log, Offset(acknowledged));
+    assert!(log.failure().is_none());
+    append(&log, &numbered_batch("again", 1, 0));
+}
+
+#[test]
+fn a_log_whose_file_system_cannot_be_probed_is_offline_for_writes() {
+    // Without statfs there is no telling whether syncfs would sync
+    // anything: appends are refused rather than acknowledged on a guess.
+    let fx = Fixture::new();
+    fx.disk.set_failing_probe(true);
+    let log = fx.create(LogConfig::default());
+    let failure = log.failure().expect("offline from the start");
+    assert!(
+        matches!(&failure.cause, OfflineCause::DurabilityUnknown { reason } if reason.contains("cannot statfs")),
+        "{failure}"
+    );
+    assert!(failure.allows_reads());
+    assert!(matches!(
+        log.append(&numbered_batch("refused", 1, 0), 0, 0),
+        Err(AppendError::Offline(_))
+    ));
+    assert!(read_all(&log).is_empty(), "reads are served");
 }
 
 #[test]
