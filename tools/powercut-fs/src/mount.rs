@@ -242,10 +242,22 @@ impl PowerCutFs {
             self.session = Some(session);
             return Err(error);
         }
-        session.join().map_err(|source| CutError::Session {
-            mountpoint: self.mountpoint.clone(),
-            source,
-        })
+        match session.join() {
+            Ok(()) => Ok(()),
+            // The unmount ended the connection: the session's next read
+            // of /dev/fuse says ENODEV (which fuser takes as the end) or,
+            // when the kernel marked the connection aborted on the way,
+            // ECONNABORTED. Either is the end we asked for.
+            Err(error)
+                if error.raw_os_error() == Some(rustix::io::Errno::CONNABORTED.raw_os_error()) =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(CutError::Session {
+                mountpoint: self.mountpoint.clone(),
+                source,
+            }),
+        }
     }
 }
 

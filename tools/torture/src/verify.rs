@@ -24,6 +24,7 @@ fn reader(bootstrap: &str) -> Result<BaseConsumer> {
         .set("broker.address.family", "v4")
         .set("group.id", "rill-torture-verify")
         .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
         .set("log_level", "2")
         .create()?)
 }
@@ -39,6 +40,20 @@ pub fn high_watermark(
         .fetch_watermarks(topic, partition, timeout)
         .with_context(|| format!("the watermarks of partition {partition}"))?;
     Ok(high)
+}
+
+/// How many partitions the broker says `topic` has, or None if it does
+/// not know the topic. Asked without creating it.
+pub fn topic_partitions(bootstrap: &str, topic: &str, timeout: Duration) -> Result<Option<usize>> {
+    let consumer = reader(bootstrap)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("the metadata of topic {topic}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len()))
 }
 
 /// Reads `partition` of `topic` from its start to its high watermark.
