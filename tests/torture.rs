@@ -53,12 +53,12 @@ fn kill_9_cycles_lose_nothing_acknowledged() {
 /// Power cuts need /dev/fuse (and root, which mounting it needs); CI has
 /// both. Only a machine without the device skips, and says so.
 fn fuse_available() -> bool {
-    if Path::new(rill_powercut_fs::FUSE_DEVICE).exists() {
+    if Path::new(rill_torture::FUSE_DEVICE).exists() {
         return true;
     }
     eprintln!(
         "SKIPPED: {} is missing, so the power-cut file system cannot be mounted",
-        rill_powercut_fs::FUSE_DEVICE
+        rill_torture::FUSE_DEVICE
     );
     false
 }

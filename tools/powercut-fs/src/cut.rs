@@ -197,8 +197,7 @@ fn revert_files(
         Tear::None => (Rng::new(0), None),
         Tear::RandomFile { seed } => {
             let mut rng = Rng::new(*seed);
-            let torn = (!pending.is_empty())
-                .then(|| pending[rng.below(pending.len() as u64) as usize].ino);
+            let torn = draw_by_pending_pages(state, &pending, &mut rng)?;
             (rng, torn)
         }
         Tear::File { path, seed } => (
@@ -247,6 +246,42 @@ fn revert_files(
         }
     }
     Ok(())
+}
+
+/// One of `pending`, drawn with a chance in proportion to its pending
+/// pages: the file being appended to, more than an index with one page
+/// touched.
+fn draw_by_pending_pages(
+    state: &State,
+    pending: &[&Durable],
+    rng: &mut Rng,
+) -> Result<Option<Ino>, CutError> {
+    let mut weights = Vec::with_capacity(pending.len());
+    for durable in pending {
+        let path = state
+            .path(durable.ino)
+            .map_err(errno_error("finding", &durable.rel))?;
+        let len = std::fs::metadata(&path)
+            .map_err(io_error("stat", &path))?
+            .len();
+        let pages = state
+            .files
+            .get(&durable.ino)
+            .map_or(0, |undo| undo.pending_page_count(len));
+        weights.push((durable.ino, pages));
+    }
+    let total: u64 = weights.iter().map(|(_, w)| w).sum();
+    if total == 0 {
+        return Ok(None);
+    }
+    let mut at = rng.below(total);
+    for (ino, weight) in weights {
+        if at < weight {
+            return Ok(Some(ino));
+        }
+        at -= weight;
+    }
+    unreachable!("a draw below the total weight lands on a file")
 }
 
 fn write_zeros(file: &std::fs::File, at: u64, len: u64) -> io::Result<()> {

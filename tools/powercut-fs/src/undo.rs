@@ -149,6 +149,12 @@ impl FileUndo {
         self.saved.values().map(Saved::memory_bytes).sum()
     }
 
+    /// How many pages changed since the last sync, for a file now
+    /// `current_len` bytes long.
+    pub(crate) fn pending_page_count(&self, current_len: u64) -> u64 {
+        self.pending_pages(current_len).len() as u64
+    }
+
     /// The pages changed since the last sync, in file order, for a file
     /// now `current_len` bytes long.
     fn pending_pages(&self, current_len: u64) -> Vec<u64> {

@@ -41,6 +41,7 @@ use serde::Serialize;
 use broker::Broker;
 use group::{Group, GroupSettings};
 use producers::{ProducerSettings, Producers};
+pub use rill_powercut_fs::FUSE_DEVICE;
 pub use rng::Rng;
 
 const TOPIC: &str = "torture";
