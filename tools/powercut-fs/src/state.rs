@@ -32,6 +32,10 @@ pub(crate) const HIDDEN: &str = ".powercut-fs";
 /// would need more fails with ENOSPC (the broker's disk-full path).
 pub(crate) const UNDO_MEMORY_BYTES_MAX: u64 = 1 << 30;
 
+/// Most directory changes waiting for a directory fsync; past that, a
+/// change fails with ENOSPC.
+const DIR_OPS_PENDING_MAX: usize = 1 << 20;
+
 /// Most inodes one mount hands out.
 const INODES_MAX: usize = 1 << 20;
 
@@ -290,9 +294,13 @@ impl State {
         Ok(entries)
     }
 
-    /// Before the first change of `dir`'s entries since the mount, notes
-    /// them as its durable ones.
+    /// Before each change of `dir`'s entries: checks the bound on pending
+    /// changes, and before the first since the mount, notes the entries as
+    /// the durable ones.
     fn will_change(&mut self, dir: Ino) -> Result<(), Errno> {
+        if self.namespace.pending() >= DIR_OPS_PENDING_MAX {
+            return Err(Errno::ENOSPC);
+        }
         if !self.namespace.knows(dir) {
             let entries: Entries = self
                 .listing(dir)?
