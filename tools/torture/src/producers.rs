@@ -148,18 +148,23 @@ pub struct Producers {
     pub acks: Arc<Acks>,
 }
 
+/// How many times one producer is created again after fatal errors
+/// before it gives up.
+const PRODUCER_LIVES_MAX: usize = 20;
+
 /// What one producer did.
 struct Sent {
     records: u64,
-    /// A fatal error that stopped it: with idempotence, a broker that
-    /// lost what it had acknowledged shows as one (OUT_OF_ORDER_SEQUENCE).
-    fatal: Option<String>,
+    /// The fatal errors it hit: with idempotence, a broker that lost what
+    /// it had acknowledged shows as one (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    fatal: Vec<String>,
 }
 
 /// What the producers did, once stopped.
 pub struct Stopped {
     pub sent: u64,
-    /// One line per producer that a fatal error stopped.
+    /// One line per fatal error; the producer went on as a new client
+    /// (with a new producer id), sending the next sequence numbers.
     pub fatal: Vec<String>,
 }
 
@@ -185,8 +190,27 @@ impl Producers {
                 paused: Arc::clone(&paused),
                 sent: Arc::clone(&sent),
             };
+            let acks = Arc::clone(&acks);
             threads.push(std::thread::spawn(move || {
-                send_until_stopped(&client, &settings, producer, &switches)
+                let mut client = client;
+                let mut done = Sent {
+                    records: 0,
+                    fatal: Vec::new(),
+                };
+                loop {
+                    let life =
+                        send_until_stopped(&client, &settings, producer, &switches, done.records)?;
+                    done.records = life.records;
+                    if life.fatal.is_empty() {
+                        return Ok(done);
+                    }
+                    done.fatal.extend(life.fatal);
+                    if done.fatal.len() >= PRODUCER_LIVES_MAX {
+                        return Ok(done);
+                    }
+                    // The records it still held fail (purged) as it goes.
+                    client = create(&settings, producer, Arc::clone(&acks))?;
+                }
             }));
         }
         Ok(Producers {
@@ -273,24 +297,27 @@ fn create(
         .context("creating a producer")
 }
 
+/// Sends from record `sent` on until stopped or a fatal error; returns
+/// the count sent so far, and the error.
 fn send_until_stopped(
     client: &ThreadedProducer<AckContext>,
     settings: &ProducerSettings,
     producer: u32,
     switches: &Switches,
+    sent: u64,
 ) -> Result<Sent> {
     // Open-loop pacing from `started`: record n (counted from `base`) is
     // due at n / rate seconds; a pause starts the schedule again.
     let mut started = Instant::now();
-    let mut base: u64 = 0;
+    let mut sent = sent;
+    let mut base = sent;
     let mut was_paused = false;
-    let mut sent: u64 = 0;
     let fatal = |sent| {
         client.client().fatal_error().map(|(code, reason)| Sent {
             records: sent,
-            fatal: Some(format!(
+            fatal: vec![format!(
                 "producer {producer} hit a fatal error: {code:?}: {reason}"
-            )),
+            )],
         })
     };
     while !switches.stop.load(Ordering::SeqCst) {
@@ -349,15 +376,15 @@ fn finish(client: &ThreadedProducer<AckContext>, producer: u32, sent: u64) -> Re
     if let Some((code, reason)) = client.client().fatal_error() {
         return Ok(Sent {
             records: sent,
-            fatal: Some(format!(
+            fatal: vec![format!(
                 "producer {producer} hit a fatal error: {code:?}: {reason}"
-            )),
+            )],
         });
     }
     flushed.with_context(|| format!("producer {producer}: flushing its last records"))?;
     Ok(Sent {
         records: sent,
-        fatal: None,
+        fatal: Vec::new(),
     })
 }
 
