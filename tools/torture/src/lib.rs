@@ -148,6 +148,8 @@ pub struct Report {
     /// Delivery errors by text: records never acknowledged.
     pub records_failed: BTreeMap<String, u64>,
     pub records_in_log: u64,
+    /// Acknowledged records not in the log at their offsets.
+    pub records_missing: u64,
     pub commits_acked: u64,
     pub commit_errors: BTreeMap<String, u64>,
     pub records_consumed_by_group: u64,
@@ -170,6 +172,11 @@ pub struct Report {
     /// From listening to the next acknowledgement, for every restart
     /// where one came before the next kill, in ms.
     pub first_ack_ms: Vec<u64>,
+    /// Checks after a restart that found a committed offset moved back
+    /// (one per partition).
+    pub commits_moved_back: u64,
+    /// Producers' fatal errors (each came back as a new client).
+    pub producer_fatal_errors: u64,
     pub problem_count: usize,
     pub problems: Vec<String>,
     /// Where the data and the broker's log were kept (after problems).
@@ -347,6 +354,7 @@ fn torture(
         }
         let committed = group::committed_offsets(&group_settings, config.start_timeout)?;
         for text in group::moved_back(&floor, &committed) {
+            report.commits_moved_back += 1;
             problem(report, text);
         }
     }
@@ -354,6 +362,7 @@ fn torture(
     let stopped = producers.stop()?;
     report.records_sent = stopped.sent;
     for text in stopped.fatal {
+        report.producer_fatal_errors += 1;
         problem(report, text);
     }
     for text in wait_for_group_to_finish(&group_settings, broker, config.start_timeout)? {
@@ -371,6 +380,7 @@ fn torture(
             verify::read_partition(&broker.bootstrap, TOPIC, partition, config.start_timeout)?;
         let checked = verify::check_partition(partition, &log, &acked);
         report.records_in_log += checked.records as u64;
+        report.records_missing += checked.missing as u64;
         report.problem_count += checked.problem_count;
         report.problems.extend(checked.problems);
     }

@@ -193,7 +193,14 @@ fn write_summary(out: &mut impl Write, report: &Report) -> Result<()> {
             "no problems: every acknowledged record once, in order; no committed offset moved back"
         )?;
     } else {
-        writeln!(out, "{} PROBLEMS:", report.problem_count)?;
+        writeln!(
+            out,
+            "{} PROBLEMS: {} acknowledged records missing, {} committed offsets moved back, {} producer fatal errors",
+            report.problem_count,
+            report.records_missing,
+            report.commits_moved_back,
+            report.producer_fatal_errors
+        )?;
         for problem in &report.problems {
             writeln!(out, "  {problem}")?;
         }

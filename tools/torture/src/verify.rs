@@ -98,6 +98,8 @@ pub fn read_partition(
 #[derive(Debug, Default)]
 pub struct Checked {
     pub records: usize,
+    /// Acknowledged records not found at their offsets.
+    pub missing: usize,
     pub problems: Vec<String>,
     pub problem_count: usize,
 }
@@ -156,9 +158,12 @@ pub fn check_partition(
         for &(seq, offset) in acks {
             match at.get(&offset) {
                 Some(&found) if found == (producer, seq) => {}
-                found => checked.problem(format!(
-                    "partition {partition}: acknowledged record {producer}:{seq} at offset {offset} is missing (the offset holds {found:?})"
-                )),
+                found => {
+                    checked.missing += 1;
+                    checked.problem(format!(
+                        "partition {partition}: acknowledged record {producer}:{seq} at offset {offset} is missing (the offset holds {found:?})"
+                    ));
+                }
             }
         }
     }
@@ -180,6 +185,7 @@ mod tests {
         assert_eq!(check_partition(0, &whole, &acked).problem_count, 0);
         let lost = [(0, Some((0, 0))), (1, Some((0, 1)))];
         assert_eq!(check_partition(0, &lost, &acked).problem_count, 1);
+        assert_eq!(check_partition(0, &lost, &acked).missing, 1);
         let twice = [
             (0, Some((0, 0))),
             (1, Some((0, 1))),
