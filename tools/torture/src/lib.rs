@@ -9,6 +9,13 @@
 //! from its start, and every acknowledged record must be there exactly
 //! once, at its acknowledged offset, in the order its producer sent it.
 //!
+//! With [`Config::power_cut`] the broker's data directory is on the
+//! power-cut file system (tools/powercut-fs), and every SIGKILL is followed
+//! by a power cut: whatever no fsync made durable is dropped, sometimes
+//! with one file's pending pages torn; some cuts come while the load is
+//! stopped and everything sent was acknowledged (idle), some while a
+//! restart recovers. After each cut the topic must still exist.
+//!
 //! ```no_run
 //! let config = rill_torture::Config::new("target/release/rill".into(), 5, 42);
 //! let report = rill_torture::run(&config)?;
@@ -28,11 +35,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use rill_powercut_fs::{PowerCutFs, Tear};
 use serde::Serialize;
 
 use broker::Broker;
 use group::{Group, GroupSettings};
 use producers::{ProducerSettings, Producers};
+pub use rill_powercut_fs::FUSE_DEVICE;
 pub use rng::Rng;
 
 const TOPIC: &str = "torture";
@@ -69,6 +78,32 @@ pub struct Config {
     /// Where the broker keeps its data; a temporary directory, removed
     /// after a run without problems, if None.
     pub data: Option<PathBuf>,
+    /// Power cuts after the kills, if Some: the data directory is then a
+    /// power-cut file system mounted over `DATA/backing` at `DATA/data`.
+    pub power_cut: Option<PowerCut>,
+}
+
+/// The power cuts of a run (root and /dev/fuse needed).
+#[derive(Debug, Clone)]
+pub struct PowerCut {
+    /// The chance that a cycle stops the load, waits until every record
+    /// sent is acknowledged (or failed), and cuts the power while idle.
+    pub idle_chance: f64,
+    /// How long an idle cycle stays idle before the cut, drawn uniformly.
+    pub idle_ms: (u64, u64),
+    /// The chance that a cut tears one file's pending pages (keeps a part
+    /// of them) rather than dropping them all.
+    pub tear_chance: f64,
+}
+
+impl Default for PowerCut {
+    fn default() -> PowerCut {
+        PowerCut {
+            idle_chance: 0.2,
+            idle_ms: (50, 500),
+            tear_chance: 0.3,
+        }
+    }
 }
 
 impl Config {
@@ -93,6 +128,7 @@ impl Config {
             ],
             segment_bytes: 1024 * 1024,
             data: None,
+            power_cut: None,
         }
     }
 }
@@ -112,14 +148,35 @@ pub struct Report {
     /// Delivery errors by text: records never acknowledged.
     pub records_failed: BTreeMap<String, u64>,
     pub records_in_log: u64,
+    /// Acknowledged records not in the log at their offsets.
+    pub records_missing: u64,
     pub commits_acked: u64,
     pub commit_errors: BTreeMap<String, u64>,
     pub records_consumed_by_group: u64,
+    /// Power cuts, each after a SIGKILL; with `--power-cut` only.
+    pub power_cuts: u32,
+    /// Of those, cuts while the load was stopped and all was acknowledged.
+    pub power_cuts_idle: u32,
+    /// Of those, cuts of a restart killed while it recovered.
+    pub power_cuts_in_recovery: u32,
+    /// Cuts that tore one file's pending pages.
+    pub torn_files: u32,
+    /// Files put back to their last fsync, over all cuts.
+    pub cut_files_reverted: u64,
+    /// Pages (4 KiB) whose unsynced content the cuts dropped.
+    pub cut_pages_dropped: u64,
+    /// Directory entry changes no directory fsync covered, undone.
+    pub cut_dir_ops_dropped: u64,
     /// From spawn to listening, for every restart that got there, in ms.
     pub recovery_ms: Vec<u64>,
     /// From listening to the next acknowledgement, for every restart
     /// where one came before the next kill, in ms.
     pub first_ack_ms: Vec<u64>,
+    /// Checks after a restart that found a committed offset moved back
+    /// (one per partition).
+    pub commits_moved_back: u64,
+    /// Producers' fatal errors (each came back as a new client).
+    pub producer_fatal_errors: u64,
     pub problem_count: usize,
     pub problems: Vec<String>,
     /// Where the data and the broker's log were kept (after problems).
@@ -136,13 +193,23 @@ pub fn run(config: &Config) -> Result<Report> {
         .clone()
         .unwrap_or_else(|| temp.path().to_path_buf());
     std::fs::create_dir_all(&root)?;
+    let data = root.join("data");
+    // Declared before the broker, so it is unmounted after the broker is
+    // gone.
+    let mut fs = match &config.power_cut {
+        None => None,
+        Some(_) => {
+            let backing = root.join("backing");
+            std::fs::create_dir_all(&backing)?;
+            std::fs::create_dir_all(&data)?;
+            Some(
+                PowerCutFs::mount(&backing, &data)
+                    .context("mounting the power-cut file system for the broker's data")?,
+            )
+        }
+    };
     let log_path = root.join("broker.log");
-    let mut broker = Broker::new(
-        &config.rill,
-        &root.join("data"),
-        config.broker_args.clone(),
-        &log_path,
-    )?;
+    let mut broker = Broker::new(&config.rill, &data, config.broker_args.clone(), &log_path)?;
     let mut report = Report {
         seed: config.seed,
         cycles: config.cycles,
@@ -151,7 +218,12 @@ pub fn run(config: &Config) -> Result<Report> {
         members: config.members,
         ..Report::default()
     };
-    let result = torture(config, &mut broker, &mut report);
+    let result = torture(config, &mut broker, fs.as_mut(), &mut report);
+    drop(broker);
+    let unmounted = fs.map_or(Ok(()), |fs| {
+        fs.unmount().context("unmounting the power-cut file system")
+    });
+    let result = result.and(unmounted);
     let failed = result.is_err() || report.problem_count > 0;
     if failed {
         report.kept = Some(root.clone());
@@ -168,7 +240,36 @@ pub fn run(config: &Config) -> Result<Report> {
     Ok(report)
 }
 
-fn torture(config: &Config, broker: &mut Broker, report: &mut Report) -> Result<()> {
+/// A power cut after a kill: drops what no fsync made durable, tearing
+/// one file's pending pages by chance.
+fn cut(fs: &mut PowerCutFs, settings: &PowerCut, rng: &mut Rng, report: &mut Report) -> Result<()> {
+    let tear = if rng.chance(settings.tear_chance) {
+        Tear::RandomFile {
+            seed: rng.next_u64(),
+        }
+    } else {
+        Tear::None
+    };
+    let cut = fs.power_cut(&tear).context("cutting the power")?;
+    report.power_cuts += 1;
+    report.torn_files += u32::from(cut.torn.is_some());
+    report.cut_files_reverted += cut.files_reverted;
+    report.cut_pages_dropped += cut.pages_dropped;
+    report.cut_dir_ops_dropped += cut.dir_ops_dropped;
+    Ok(())
+}
+
+fn problem(report: &mut Report, text: String) {
+    report.problem_count += 1;
+    report.problems.push(text);
+}
+
+fn torture(
+    config: &Config,
+    broker: &mut Broker,
+    mut fs: Option<&mut PowerCutFs>,
+    report: &mut Report,
+) -> Result<()> {
     let mut rng = Rng::new(config.seed);
     let mut recovery = broker.start(config.start_timeout)?.recovery;
     create_topic(config, &broker.bootstrap)?;
@@ -192,7 +293,7 @@ fn torture(config: &Config, broker: &mut Broker, report: &mut Report) -> Result<
     let acks = std::sync::Arc::clone(&producers.acks);
     let commits = std::sync::Arc::clone(&group.commits);
 
-    for _cycle in 0..config.cycles {
+    for cycle in 0..config.cycles {
         let listening = Instant::now();
         let acks_before = acks.count();
         let run_for =
@@ -208,24 +309,65 @@ fn torture(config: &Config, broker: &mut Broker, report: &mut Report) -> Result<
         report
             .first_ack_ms
             .extend(first_ack.map(|d| d.as_millis() as u64));
+        // Only power-cut runs draw this, so kill -9 runs replay their seeds.
+        let idle = match &config.power_cut {
+            Some(settings) if rng.chance(settings.idle_chance) => Some(settings.idle_ms),
+            _ => None,
+        };
+        if let Some((low, high)) = idle {
+            producers.pause();
+            producers.wait_for_answers(config.start_timeout)?;
+            // Idle on purpose: the broker's background work (flushes,
+            // checkpoints) runs with no load.
+            std::thread::sleep(Duration::from_millis(rng.between(low, high)));
+            report.power_cuts_idle += 1;
+        }
         broker.kill()?;
+        if let (Some(fs), Some(settings)) = (fs.as_deref_mut(), &config.power_cut) {
+            cut(fs, settings, &mut rng, report)?;
+        }
         if rng.chance(config.kill_while_starting) {
             let after = Duration::from_micros(rng.between(0, recovery.as_micros() as u64));
             broker.start_and_kill(after)?;
             report.killed_while_starting += 1;
+            if let (Some(fs), Some(settings)) = (fs.as_deref_mut(), &config.power_cut) {
+                cut(fs, settings, &mut rng, report)?;
+                report.power_cuts_in_recovery += 1;
+            }
         }
         let floor = commits.floor();
         recovery = broker.start(config.start_timeout)?.recovery;
         report.recovery_ms.push(recovery.as_millis() as u64);
+        if idle.is_some() {
+            producers.resume();
+        }
+        match verify::topic_partitions(&broker.bootstrap, TOPIC, config.start_timeout)? {
+            Some(n) if n == config.partitions as usize => {}
+            found => problem(
+                report,
+                format!(
+                    "after restart {}: topic {TOPIC} has {found:?} partitions, not {}",
+                    cycle + 1,
+                    config.partitions
+                ),
+            ),
+        }
         let committed = group::committed_offsets(&group_settings, config.start_timeout)?;
-        for problem in group::moved_back(&floor, &committed) {
-            report.problem_count += 1;
-            report.problems.push(problem);
+        for text in group::moved_back(&floor, &committed) {
+            report.commits_moved_back += 1;
+            problem(report, text);
         }
     }
 
-    report.records_sent = producers.stop()?;
-    wait_for_group_to_finish(&group_settings, broker, config.start_timeout)?;
+    let stopped = producers.stop()?;
+    report.records_sent = stopped.sent;
+    for text in stopped.fatal {
+        report.producer_fatal_errors += 1;
+        problem(report, text);
+    }
+    for text in wait_for_group_to_finish(&group_settings, broker, config.start_timeout)? {
+        problem(report, text);
+    }
     report.commits_acked = commits.acked();
     report.records_consumed_by_group = commits.consumed();
     group.stop()?;
@@ -238,6 +380,7 @@ fn torture(config: &Config, broker: &mut Broker, report: &mut Report) -> Result<
             verify::read_partition(&broker.bootstrap, TOPIC, partition, config.start_timeout)?;
         let checked = verify::check_partition(partition, &log, &acked);
         report.records_in_log += checked.records as u64;
+        report.records_missing += checked.missing as u64;
         report.problem_count += checked.problem_count;
         report.problems.extend(checked.problems);
     }
@@ -265,12 +408,16 @@ fn create_topic(config: &Config, bootstrap: &str) -> Result<()> {
 }
 
 /// The group consumes and commits up to the end of every partition: it
-/// carried on through the restarts.
+/// carried on through the restarts. Returns a problem for each partition
+/// whose committed offset is past the end of its log: the group read
+/// records there that the log then lost (consumers read only up to the
+/// high watermark, so nothing else puts it there), and no member will
+/// move it back.
 fn wait_for_group_to_finish(
     settings: &GroupSettings,
     broker: &Broker,
     timeout: Duration,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     let deadline = Instant::now() + timeout;
     let mut ends = BTreeMap::new();
     for partition in 0..settings.partitions {
@@ -279,8 +426,23 @@ fn wait_for_group_to_finish(
     }
     loop {
         let committed = group::committed_offsets(settings, timeout)?;
-        if ends.iter().all(|(p, end)| committed.get(p) == Some(end)) {
-            return Ok(());
+        let past: Vec<String> = ends
+            .iter()
+            .filter_map(|(p, end)| {
+                let at = committed.get(p).copied()?;
+                (at > *end).then(|| {
+                    format!("partition {p}: the group's committed offset {at} is past the end of the log, {end}")
+                })
+            })
+            .collect();
+        // An empty log (a power cut may take all of it) has nothing to
+        // consume, and a group need not commit 0 for it.
+        let finished = |(p, end): (&i32, &i64)| match committed.get(p) {
+            Some(at) => at >= end,
+            None => *end == 0,
+        };
+        if ends.iter().all(finished) {
+            return Ok(past);
         }
         if Instant::now() > deadline {
             bail!(

@@ -14,7 +14,7 @@ use rill_torture::{Config, Report};
 #[command(
     name = "rill-torture",
     about = "Kill -9 torture of a Rill broker: idempotent acks=all producers and a consumer group while the broker is SIGKILLed at seeded random points",
-    after_help = "Examples:\n  cargo build --release -p rill -p rill-torture\n  target/release/rill-torture --cycles 200\n  target/release/rill-torture --cycles 20 --seed 1234   # replay a run"
+    after_help = "Examples:\n  cargo build --release -p rill -p rill-torture\n  target/release/rill-torture --cycles 200\n  target/release/rill-torture --cycles 20 --seed 1234   # replay a run\n  target/release/rill-torture --power-cut --cycles 100   # as root, with /dev/fuse\n  target/release/rill-torture --power-cut --cycles 5 --set log.flush.policy=none   # the control: loss must be found"
 )]
 struct Args {
     /// Kill -9 and restart the broker this many times.
@@ -54,6 +54,22 @@ struct Args {
     /// More arguments for `rill broker` (repeatable), e.g. --broker-arg=--set --broker-arg=log.flush.threads=1
     #[arg(long = "broker-arg", allow_hyphen_values = true)]
     broker_args: Vec<String>,
+    /// A broker property, passed as `rill broker --set KEY=VALUE` (repeatable), e.g. --set log.flush.policy=none
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Put the broker's data on the power-cut file system (tools/powercut-fs;
+    /// root and /dev/fuse needed) and follow every kill with a power cut:
+    /// whatever no fsync made durable is dropped.
+    #[arg(long)]
+    power_cut: bool,
+    /// With --power-cut: the chance that a cycle stops the load, waits for
+    /// every record to be acknowledged, and cuts while idle.
+    #[arg(long, default_value_t = 0.2)]
+    idle_chance: f64,
+    /// With --power-cut: the chance that a cut tears one file's pending
+    /// pages instead of dropping them all.
+    #[arg(long, default_value_t = 0.3)]
+    tear_chance: f64,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -85,8 +101,13 @@ fn run(args: Args) -> Result<bool> {
             .join("rill"),
     };
     eprintln!(
-        "rill-torture: seed {seed} (replay with --seed {seed}), {} cycles",
-        args.cycles
+        "rill-torture: seed {seed} (replay with --seed {seed}), {} cycles{}",
+        args.cycles,
+        if args.power_cut {
+            ", each kill followed by a power cut"
+        } else {
+            ""
+        }
     );
     let mut config = Config::new(rill, args.cycles, seed);
     config.partitions = args.partitions;
@@ -98,6 +119,17 @@ fn run(args: Args) -> Result<bool> {
     config.kill_while_starting = args.kill_while_starting;
     config.data = args.data;
     config.broker_args.extend(args.broker_args);
+    for assignment in args.set {
+        config.broker_args.push("--set".into());
+        config.broker_args.push(assignment);
+    }
+    if args.power_cut {
+        config.power_cut = Some(rill_torture::PowerCut {
+            idle_chance: args.idle_chance,
+            tear_chance: args.tear_chance,
+            ..rill_torture::PowerCut::default()
+        });
+    }
     let report = rill_torture::run(&config)?;
     let mut out = std::io::stdout().lock();
     if args.json {
@@ -129,6 +161,19 @@ fn write_summary(out: &mut impl Write, report: &Report) -> Result<()> {
         report.records_consumed_by_group,
         report.commits_acked
     )?;
+    if report.power_cuts > 0 {
+        writeln!(
+            out,
+            "power cuts: {} ({} while idle, {} during recovery, {} tearing a file); dropped: {} files put back to their last fsync ({} pages), {} directory changes",
+            report.power_cuts,
+            report.power_cuts_idle,
+            report.power_cuts_in_recovery,
+            report.torn_files,
+            report.cut_files_reverted,
+            report.cut_pages_dropped,
+            report.cut_dir_ops_dropped
+        )?;
+    }
     writeln!(
         out,
         "recovery (spawn to listening) ms: {}",
@@ -148,7 +193,14 @@ fn write_summary(out: &mut impl Write, report: &Report) -> Result<()> {
             "no problems: every acknowledged record once, in order; no committed offset moved back"
         )?;
     } else {
-        writeln!(out, "{} PROBLEMS:", report.problem_count)?;
+        writeln!(
+            out,
+            "{} PROBLEMS: {} acknowledged records missing, {} committed offsets moved back, {} producer fatal errors",
+            report.problem_count,
+            report.records_missing,
+            report.commits_moved_back,
+            report.producer_fatal_errors
+        )?;
         for problem in &report.problems {
             writeln!(out, "  {problem}")?;
         }

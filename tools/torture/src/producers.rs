@@ -28,6 +28,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Default)]
 pub struct Acks {
     count: AtomicU64,
+    failed_count: AtomicU64,
     inner: Mutex<AcksInner>,
 }
 
@@ -60,6 +61,13 @@ impl Acks {
         if let Ok(mut inner) = self.inner.lock() {
             *inner.failed.entry(error.to_string()).or_default() += 1;
         }
+        self.failed_count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Records acknowledged or failed so far: every record sent has one
+    /// answer or the other in the end.
+    fn answered(&self) -> u64 {
+        self.count.load(Ordering::SeqCst) + self.failed_count.load(Ordering::SeqCst)
     }
 
     /// Every acknowledgement: (producer, partition) -> (seq, offset).
@@ -133,41 +141,135 @@ pub struct ProducerSettings {
 /// The running producers. Not thread-safe: the run's main thread owns it.
 pub struct Producers {
     stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<Result<u64>>>,
+    paused: Arc<AtomicBool>,
+    /// Records handed to librdkafka, by every producer.
+    sent: Arc<AtomicU64>,
+    threads: Vec<JoinHandle<Result<Sent>>>,
     pub acks: Arc<Acks>,
+}
+
+/// How many times one producer is created again after fatal errors
+/// before it gives up.
+const PRODUCER_LIVES_MAX: usize = 20;
+
+/// What one producer did.
+struct Sent {
+    records: u64,
+    /// The fatal errors it hit: with idempotence, a broker that lost what
+    /// it had acknowledged shows as one (OUT_OF_ORDER_SEQUENCE_NUMBER).
+    fatal: Vec<String>,
+}
+
+/// What the producers did, once stopped.
+pub struct Stopped {
+    pub sent: u64,
+    /// One line per fatal error; the producer went on as a new client
+    /// (with a new producer id), sending the next sequence numbers.
+    pub fatal: Vec<String>,
+}
+
+/// The shared switches of the producer threads.
+struct Switches {
+    stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
 }
 
 impl Producers {
     pub fn start(settings: &ProducerSettings) -> Result<Producers> {
         let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
         let acks = Arc::new(Acks::default());
         let mut threads = Vec::new();
         for producer in 0..settings.producers {
             let client = create(settings, producer, Arc::clone(&acks))?;
             let settings = settings.clone();
-            let stop = Arc::clone(&stop);
+            let switches = Switches {
+                stop: Arc::clone(&stop),
+                paused: Arc::clone(&paused),
+                sent: Arc::clone(&sent),
+            };
+            let acks = Arc::clone(&acks);
             threads.push(std::thread::spawn(move || {
-                send_until_stopped(&client, &settings, producer, &stop)
+                let mut client = client;
+                let mut done = Sent {
+                    records: 0,
+                    fatal: Vec::new(),
+                };
+                loop {
+                    let life =
+                        send_until_stopped(&client, &settings, producer, &switches, done.records)?;
+                    done.records = life.records;
+                    if life.fatal.is_empty() {
+                        return Ok(done);
+                    }
+                    done.fatal.extend(life.fatal);
+                    if done.fatal.len() >= PRODUCER_LIVES_MAX {
+                        return Ok(done);
+                    }
+                    // The records it still held fail (purged) as it goes.
+                    client = create(&settings, producer, Arc::clone(&acks))?;
+                }
             }));
         }
         Ok(Producers {
             stop,
+            paused,
+            sent,
             threads,
             acks,
         })
     }
 
+    /// Stops sending new records until [`Producers::resume`].
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::SeqCst);
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::SeqCst);
+    }
+
+    /// Waits until every record sent so far has been acknowledged or has
+    /// failed, for at most `timeout`: with the producers paused, the
+    /// broker then has nothing left to do for them.
+    pub fn wait_for_answers(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let sent = self.sent.load(Ordering::SeqCst);
+            let answered = self.acks.answered();
+            if answered >= sent {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "{} of {sent} records sent were neither acknowledged nor failed after {timeout:?}",
+                    sent - answered
+                );
+            }
+            // Polling the delivery callbacks' counts.
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Stops sending and waits for every record sent to be acknowledged
-    /// or failed. Returns how many records were sent.
-    pub fn stop(self) -> Result<u64> {
+    /// or failed.
+    pub fn stop(self) -> Result<Stopped> {
         self.stop.store(true, Ordering::SeqCst);
-        let mut sent = 0;
+        self.paused.store(false, Ordering::SeqCst);
+        let mut stopped = Stopped {
+            sent: 0,
+            fatal: Vec::new(),
+        };
         for thread in self.threads {
-            sent += thread
+            let sent = thread
                 .join()
                 .map_err(|_| anyhow::anyhow!("a producer thread panicked"))??;
+            stopped.sent += sent.records;
+            stopped.fatal.extend(sent.fatal);
         }
-        Ok(sent)
+        Ok(stopped)
     }
 }
 
@@ -195,20 +297,46 @@ fn create(
         .context("creating a producer")
 }
 
+/// Sends from record `sent` on until stopped or a fatal error; returns
+/// the count sent so far, and the error.
 fn send_until_stopped(
     client: &ThreadedProducer<AckContext>,
     settings: &ProducerSettings,
     producer: u32,
-    stop: &AtomicBool,
-) -> Result<u64> {
-    let started = Instant::now();
-    let mut sent: u64 = 0;
-    while !stop.load(Ordering::SeqCst) {
-        if let Some((code, reason)) = client.client().fatal_error() {
-            bail!("producer {producer} hit a fatal error: {code:?}: {reason}");
+    switches: &Switches,
+    sent: u64,
+) -> Result<Sent> {
+    // Open-loop pacing from `started`: record n (counted from `base`) is
+    // due at n / rate seconds; a pause starts the schedule again.
+    let mut started = Instant::now();
+    let mut sent = sent;
+    let mut base = sent;
+    let mut was_paused = false;
+    let fatal = |sent| {
+        client.client().fatal_error().map(|(code, reason)| Sent {
+            records: sent,
+            fatal: vec![format!(
+                "producer {producer} hit a fatal error: {code:?}: {reason}"
+            )],
+        })
+    };
+    while !switches.stop.load(Ordering::SeqCst) {
+        if let Some(stopped) = fatal(sent) {
+            return Ok(stopped);
         }
-        // Open-loop pacing: record n is due at n / rate seconds.
-        let due = started + Duration::from_secs_f64(sent as f64 / settings.rate_per_sec as f64);
+        if switches.paused.load(Ordering::SeqCst) {
+            was_paused = true;
+            // Waiting for the run to resume or stop the load.
+            std::thread::sleep(Duration::from_millis(10));
+            continue;
+        }
+        if was_paused {
+            was_paused = false;
+            started = Instant::now();
+            base = sent;
+        }
+        let due =
+            started + Duration::from_secs_f64((sent - base) as f64 / settings.rate_per_sec as f64);
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait.min(Duration::from_millis(50)));
             continue;
@@ -226,8 +354,11 @@ fn send_until_stopped(
                     // The broker is away and the queue is full: wait for
                     // room, as an application would.
                     record = back;
-                    if stop.load(Ordering::SeqCst) {
+                    if switches.stop.load(Ordering::SeqCst) {
                         return finish(client, producer, sent);
+                    }
+                    if let Some(stopped) = fatal(sent) {
+                        return Ok(stopped);
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -235,18 +366,26 @@ fn send_until_stopped(
             }
         }
         sent += 1;
+        switches.sent.fetch_add(1, Ordering::SeqCst);
     }
     finish(client, producer, sent)
 }
 
-fn finish(client: &ThreadedProducer<AckContext>, producer: u32, sent: u64) -> Result<u64> {
-    client
-        .flush(Timeout::After(FLUSH_TIMEOUT))
-        .with_context(|| format!("producer {producer}: flushing its last records"))?;
+fn finish(client: &ThreadedProducer<AckContext>, producer: u32, sent: u64) -> Result<Sent> {
+    let flushed = client.flush(Timeout::After(FLUSH_TIMEOUT));
     if let Some((code, reason)) = client.client().fatal_error() {
-        bail!("producer {producer} hit a fatal error: {code:?}: {reason}");
+        return Ok(Sent {
+            records: sent,
+            fatal: vec![format!(
+                "producer {producer} hit a fatal error: {code:?}: {reason}"
+            )],
+        });
     }
-    Ok(sent)
+    flushed.with_context(|| format!("producer {producer}: flushing its last records"))?;
+    Ok(Sent {
+        records: sent,
+        fatal: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ fn reader(bootstrap: &str) -> Result<BaseConsumer> {
         .set("broker.address.family", "v4")
         .set("group.id", "rill-torture-verify")
         .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
         .set("log_level", "2")
         .create()?)
 }
@@ -39,6 +40,20 @@ pub fn high_watermark(
         .fetch_watermarks(topic, partition, timeout)
         .with_context(|| format!("the watermarks of partition {partition}"))?;
     Ok(high)
+}
+
+/// How many partitions the broker says `topic` has, or None if it does
+/// not know the topic. Asked without creating it.
+pub fn topic_partitions(bootstrap: &str, topic: &str, timeout: Duration) -> Result<Option<usize>> {
+    let consumer = reader(bootstrap)?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .with_context(|| format!("the metadata of topic {topic}"))?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len()))
 }
 
 /// Reads `partition` of `topic` from its start to its high watermark.
@@ -83,6 +98,8 @@ pub fn read_partition(
 #[derive(Debug, Default)]
 pub struct Checked {
     pub records: usize,
+    /// Acknowledged records not found at their offsets.
+    pub missing: usize,
     pub problems: Vec<String>,
     pub problem_count: usize,
 }
@@ -141,9 +158,12 @@ pub fn check_partition(
         for &(seq, offset) in acks {
             match at.get(&offset) {
                 Some(&found) if found == (producer, seq) => {}
-                found => checked.problem(format!(
-                    "partition {partition}: acknowledged record {producer}:{seq} at offset {offset} is missing (the offset holds {found:?})"
-                )),
+                found => {
+                    checked.missing += 1;
+                    checked.problem(format!(
+                        "partition {partition}: acknowledged record {producer}:{seq} at offset {offset} is missing (the offset holds {found:?})"
+                    ));
+                }
             }
         }
     }
@@ -165,6 +185,7 @@ mod tests {
         assert_eq!(check_partition(0, &whole, &acked).problem_count, 0);
         let lost = [(0, Some((0, 0))), (1, Some((0, 1)))];
         assert_eq!(check_partition(0, &lost, &acked).problem_count, 1);
+        assert_eq!(check_partition(0, &lost, &acked).missing, 1);
         let twice = [
             (0, Some((0, 0))),
             (1, Some((0, 1))),
