@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use common::BrokerProcess;
 use common::cluster::wait_until;
-use common::wire::{Wire, create_topic, fetch_from, fetch_request, produce, topic_name};
+use common::wire::{
+    Wire, create_topic, fetch_from, fetch_request, produce, topic_name, wait_for_group_coordinator,
+};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
@@ -35,6 +37,7 @@ const WAIT: Duration = Duration::from_secs(30);
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 const INVALID_RECORD: i16 = 87;
 const GROUP_ID_NOT_FOUND: i16 = 69;
+const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 
 fn options() -> AdminOptions {
     AdminOptions::new().operation_timeout(Some(WAIT))
@@ -484,9 +487,15 @@ async fn authorized_operations_are_every_operation_without_an_authorizer() {
 fn describe_groups_v6_answers_group_id_not_found_for_an_unknown_group() {
     let broker = BrokerProcess::start(&[]);
     let mut wire = Wire::connect(&broker.bootstrap);
+    wait_for_group_coordinator(&mut wire, "nobody");
     let request = DescribeGroupsRequest::default()
         .with_groups(vec![GroupId(StrBytes::from_static_str("nobody"))]);
-    let response = wire.send(6, &request);
+    // The coordinator may still be loading its groups: clients retry.
+    let mut response = wire.send(6, &request);
+    wait_until(WAIT, "the coordinator to load", || {
+        response = wire.send(6, &request);
+        response.groups[0].error_code != COORDINATOR_LOAD_IN_PROGRESS
+    });
     assert_eq!(response.groups[0].error_code, GROUP_ID_NOT_FOUND);
     // Before v6 (KIP-1043): a Dead group and no error.
     let response = wire.send(5, &request);

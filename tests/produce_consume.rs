@@ -127,15 +127,20 @@ async fn every_compression_codec_round_trips() {
             assert_eq!(message.payload(), Some(expected.as_bytes()), "{codec} #{i}");
             assert_eq!(message.offset(), i as i64);
         }
-        // The batches went over the wire, and are stored, in the codec.
+        // The batches went over the wire, and are stored, in the codec
+        // (all but those of a record or two: librdkafka sends a batch
+        // uncompressed when the codec would not make it smaller).
         let mut wire = common::wire::Wire::connect(&broker.bootstrap);
         let (error, records) = common::wire::fetch_from(&mut wire, &topic, 0, 0);
         assert_eq!(error, 0);
-        let stored = rill_record::BatchView::new(&records).unwrap();
-        assert_eq!(
-            stored.attributes().compression_code(),
-            rdkafka_codec(codec).code(),
-            "{codec}"
+        let codecs: Vec<u8> = rill_record::Batches::new(&records)
+            .filter(|b| b.records_count() > 2)
+            .map(|b| b.attributes().compression_code())
+            .collect();
+        assert!(!codecs.is_empty(), "{codec}: no batch of several records");
+        assert!(
+            codecs.iter().all(|c| *c == rdkafka_codec(codec).code()),
+            "{codec}: stored as {codecs:?}"
         );
     }
 }

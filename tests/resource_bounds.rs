@@ -22,7 +22,7 @@ use common::raw::{
     WAIT, anon_rss_bytes, api_versions, assert_alive, assert_serving, connect, open_files_limit,
     peak_rss_bytes, request_frame, rss_bytes,
 };
-use common::wire::{Wire, create_topic, fetch_request, produce};
+use common::wire::{Wire, create_topic, fetch_request, produce, wait_for_group_coordinator};
 use kafka_protocol::messages::ApiVersionsRequest;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -206,6 +206,9 @@ fn consumers_that_never_read_their_fetch_responses() {
         assert_eq!(error, 0);
     }
     let records = 32_000;
+    // The well-behaved consumer below has a group: its offsets topic's
+    // files exist before the count starts.
+    wait_for_group_coordinator(&mut wire, "rill-tests");
     let descriptors_before = broker_descriptors(&broker);
     let anon_before = anon_rss_bytes(&broker);
     let prober = Prober::start(&broker);

@@ -12,7 +12,8 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    BrokerId, CreateTopicsRequest, FetchRequest, ListOffsetsRequest, ProduceRequest, TopicName,
+    BrokerId, CreateTopicsRequest, DescribeGroupsRequest, FetchRequest, FindCoordinatorRequest,
+    GroupId, ListOffsetsRequest, ProduceRequest, TopicName,
 };
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
@@ -84,6 +85,23 @@ pub fn read_response<R: Request>(
         ResponseHeader::decode(&mut response, R::Response::header_version(version)).unwrap();
     assert_eq!(header.correlation_id, correlation_id);
     R::Response::decode(&mut response, version).unwrap()
+}
+
+/// Asks for `group`'s coordinator until one answers and has loaded its
+/// groups, as a client does: the first asking creates
+/// `__consumer_offsets`, as in Kafka.
+pub fn wait_for_group_coordinator(wire: &mut Wire, group: &str) {
+    let find = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.to_string()));
+    let describe = DescribeGroupsRequest::default()
+        .with_groups(vec![GroupId(StrBytes::from_string(group.to_string()))]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while wire.send(3, &find).error_code != 0 || wire.send(5, &describe).groups[0].error_code != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no coordinator for {group} within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 pub fn topic_name(name: &str) -> TopicName {

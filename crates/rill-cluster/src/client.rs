@@ -10,9 +10,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::command::{Command, CommandResult};
-use crate::controller::{HeartbeatError, HeartbeatResponse, ProposeError};
+use crate::controller::{HeartbeatError, HeartbeatResponse, MembershipError, ProposeError};
 use crate::metadata::{BrokerEpoch, BrokerId};
-use crate::network::{MetadataReply, PeerClient, ProposeReply, Request, Response, RpcError};
+use crate::network::{
+    MetadataReply, PeerClient, ProposeReply, Request, Response, RpcError, VoterChange,
+};
 use crate::raft_types::NodeId;
 
 /// A broker's client of the controller quorum. See the module doc.
@@ -125,6 +127,62 @@ impl ControllerClient {
                 }
             };
             index = next.unwrap_or((index + 1) % self.controllers.len());
+        }
+        Err(last)
+    }
+
+    /// Adds `node_id`, reachable at `address`, to the voters (or updates
+    /// its address), through any controller, which forwards it to the
+    /// leader. Bringing a learner up to date may take a while: the call
+    /// waits up to six times the client's timeout.
+    pub async fn add_voter(
+        &mut self,
+        node_id: NodeId,
+        address: String,
+    ) -> Result<(), MembershipError> {
+        self.change_voters(VoterChange::Add { node_id, address })
+            .await
+    }
+
+    /// Removes `node_id` from the voters, through any controller.
+    pub async fn remove_voter(&mut self, node_id: NodeId) -> Result<(), MembershipError> {
+        self.change_voters(VoterChange::Remove { node_id }).await
+    }
+
+    async fn change_voters(&mut self, change: VoterChange) -> Result<(), MembershipError> {
+        let request = Request::ChangeVoters {
+            change,
+            forwarded: false,
+        };
+        let mut last = MembershipError::NotLeader { leader: None };
+        for attempt in 0..self.controllers.len() {
+            let index = (self.next + attempt) % self.controllers.len();
+            let target = self.ids[index];
+            match self.controllers[index]
+                .call(&request, self.timeout * 6)
+                .await
+            {
+                Ok(Response::ChangeVoters(reply)) => {
+                    self.next = index;
+                    return reply.into_result();
+                }
+                Ok(other) => {
+                    last = MembershipError::Failed {
+                        reason: format!(
+                            "expected a ChangeVoters response from {target}, found {other:?}"
+                        )
+                        .chars()
+                        .take(300)
+                        .collect(),
+                    }
+                }
+                Err(source) => {
+                    last = MembershipError::Forward {
+                        leader: target,
+                        source,
+                    }
+                }
+            }
         }
         Err(last)
     }

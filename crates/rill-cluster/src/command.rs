@@ -91,6 +91,19 @@ pub enum Command {
         broker_id: BrokerId,
         count: u32,
     },
+    /// Producer ids below `below` may have been handed out before the
+    /// quorum existed (a broker's metadata from before one path): none of
+    /// them is allocated again.
+    ReserveProducerIds {
+        below: i64,
+    },
+    /// Sets (`Some`) or removes (`None`) a broker property that brokers
+    /// change at run time (the topic defaults, `log.retention.ms` and
+    /// the like), for every broker of the cluster.
+    SetBrokerConfig {
+        key: String,
+        value: Option<String>,
+    },
     /// An unclean election, for an offline partition of a topic with
     /// unclean.leader.election.enable=true: `leader`, an unfenced replica
     /// outside the (all fenced) ISR, leads with an ISR of itself. Records
@@ -177,6 +190,11 @@ pub enum Applied {
         partition_epoch: PartitionEpoch,
     },
     TopicConfigSet,
+    BrokerConfigSet,
+    /// Producer ids below this are never allocated.
+    ProducerIdsReserved {
+        below: i64,
+    },
     /// The cluster's id: the one proposed, or the one set before it.
     ClusterInitialized {
         cluster_id: String,

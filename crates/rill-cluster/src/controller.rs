@@ -458,11 +458,11 @@ impl Controller {
     }
 
     /// Serves one peer's connection, accepted elsewhere (a broker's Kafka
-    /// listener), until it closes. `first_frame` is the payload of a
-    /// frame the acceptor already read off the stream to tell it apart.
-    pub async fn serve_connection(&self, stream: tokio::net::TcpStream, first_frame: Vec<u8>) {
+    /// listener: see [`network::is_controller_connection`]), until it
+    /// closes.
+    pub async fn serve_connection(&self, stream: tokio::net::TcpStream) {
         let peer = stream.peer_addr().ok();
-        if let Err(e) = network::serve_connection_from(stream, first_frame, &self.core).await {
+        if let Err(e) = network::serve_connection(stream, &self.core).await {
             tracing::debug!(?peer, error = %e, "controller connection closed");
         }
     }
@@ -669,7 +669,11 @@ impl Core {
         };
         // Bringing a learner up to date may take a while: a long timeout.
         let timeout = self.propose_timeout * 6;
-        match client.call(&Request::ChangeVoters(change), timeout).await {
+        let request = Request::ChangeVoters {
+            change,
+            forwarded: true,
+        };
+        match client.call(&request, timeout).await {
             Ok(Response::ChangeVoters(reply)) => reply.into_result(),
             Ok(other) => Err(MembershipError::Failed {
                 reason: format!("expected a ChangeVoters response from {leader}, found {other:?}"),
@@ -688,10 +692,6 @@ impl Core {
             return Err(MembershipError::NotLeader { leader });
         }
         self.change_voters_here(change).await
-    }
-
-    pub(crate) fn node_id(&self) -> NodeId {
-        self.node_id
     }
 
     /// [`Core::change_voters`] on this node, which must lead.

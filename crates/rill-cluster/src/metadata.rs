@@ -113,6 +113,10 @@ pub struct ClusterMetadata {
     /// Producer ids below this have been handed out.
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Broker properties set at run time for every broker
+    /// (`SetBrokerConfig`), over each broker's own file and flags.
+    #[serde(default)]
+    pub broker_configs: BTreeMap<String, String>,
 }
 
 /// The most producer ids one `AllocateProducerIds` may ask for.
@@ -175,6 +179,19 @@ impl ClusterMetadata {
             }
             Command::AllocateProducerIds { broker_id, count } => {
                 self.allocate_producer_ids(*broker_id, *count)
+            }
+            Command::ReserveProducerIds { below } => {
+                self.next_producer_id = self.next_producer_id.max(*below);
+                Ok(Applied::ProducerIdsReserved {
+                    below: self.next_producer_id,
+                })
+            }
+            Command::SetBrokerConfig { key, value } => {
+                match value {
+                    Some(value) => self.broker_configs.insert(key.clone(), value.clone()),
+                    None => self.broker_configs.remove(key),
+                };
+                Ok(Applied::BrokerConfigSet)
             }
             Command::ReassignPartition {
                 topic_id,

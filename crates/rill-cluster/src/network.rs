@@ -72,8 +72,12 @@ pub(crate) enum Request {
         known_index: Option<u64>,
         wait_ms: u64,
     },
-    /// A change of the voters, for the leader (forwarded once).
-    ChangeVoters(VoterChange),
+    /// A change of the voters, for the leader: forwarded to it (one hop)
+    /// unless `forwarded` already.
+    ChangeVoters {
+        change: VoterChange,
+        forwarded: bool,
+    },
 }
 
 /// A change of the quorum's voters (KIP-853's AddRaftVoter,
@@ -259,7 +263,7 @@ async fn read_frame<T: serde::de::DeserializeOwned>(
 }
 
 #[derive(Debug, thiserror::Error)]
-enum FrameError {
+pub(crate) enum FrameError {
     #[error(transparent)]
     Io(#[from] io::Error),
     #[error("a frame of {bytes} bytes is larger than the {FRAME_BYTES_MAX} allowed")]
@@ -499,55 +503,19 @@ pub(crate) async fn serve(
     connections.shutdown().await;
 }
 
-async fn serve_connection(stream: TcpStream, core: &Core) -> Result<(), FrameError> {
-    serve_frames(stream, None, core).await
+/// Whether a connection whose first bytes are `head` carries the
+/// controller RPC rather than Kafka requests: after the 4-byte length,
+/// a controller frame is a JSON object, while a Kafka request starts
+/// with its API key, a big-endian i16 — and `{"` would be key 31522,
+/// which Kafka does not define. `head` needs 6 bytes.
+pub fn is_controller_connection(head: &[u8]) -> bool {
+    head.get(4..6) == Some(b"{\"")
 }
 
-/// [`serve_connection`] of a stream whose first frame (its payload) was
-/// read by whoever accepted it.
-pub(crate) async fn serve_connection_from(
-    stream: TcpStream,
-    first_frame: Vec<u8>,
-    core: &Core,
-) -> Result<(), RpcError> {
-    serve_frames(stream, Some(first_frame), core)
-        .await
-        .map_err(|e| match e {
-            FrameError::Io(source) => RpcError::Io {
-                target: core.node_id(),
-                addr: String::new(),
-                source,
-            },
-            FrameError::TooLarge { bytes } => RpcError::FrameTooLarge {
-                bytes,
-                max: FRAME_BYTES_MAX,
-            },
-            FrameError::Decode(source) => RpcError::Decode { source },
-        })
-}
-
-/// Whether a frame's payload is a controller request (a JSON object),
-/// not a Kafka request: a Kafka request starts with its API key, a big
-/// endian i16, and `{"` would be key 31522, which Kafka does not define.
-pub fn is_controller_frame(payload: &[u8]) -> bool {
-    payload.starts_with(b"{\"")
-}
-
-async fn serve_frames(
-    mut stream: TcpStream,
-    mut first: Option<Vec<u8>>,
-    core: &Core,
-) -> Result<(), FrameError> {
+pub(crate) async fn serve_connection(mut stream: TcpStream, core: &Core) -> Result<(), FrameError> {
     let raft = &core.raft;
     stream.set_nodelay(true)?;
-    loop {
-        let request = match first.take() {
-            Some(payload) => serde_json::from_slice(&payload).map_err(FrameError::Decode)?,
-            None => match read_frame::<Request>(&mut stream).await? {
-                Some(request) => request,
-                None => return Ok(()),
-            },
-        };
+    while let Some(request) = read_frame::<Request>(&mut stream).await? {
         let response = match request {
             Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
@@ -574,13 +542,18 @@ async fn serve_frames(
                 )
                 .await,
             ),
-            // Answered here, led or not: a forward goes one hop.
-            Request::ChangeVoters(change) => {
-                Response::ChangeVoters(VotersReply::of(core.change_voters_if_leading(change).await))
+            Request::ChangeVoters { change, forwarded } => {
+                let result = if forwarded {
+                    core.change_voters_if_leading(change).await
+                } else {
+                    core.change_voters(change).await
+                };
+                Response::ChangeVoters(VotersReply::of(result))
             }
         };
         write_frame(&mut stream, &response).await?;
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -132,21 +132,36 @@ pub struct BrokerConfig {
     /// group.min.session.timeout.ms, group.max.session.timeout.ms,
     /// group.initial.rebalance.delay.ms, group.max.size.
     pub group: rill_group::GroupConfig,
-    /// Set when controller.quorum.voters is: the broker is one node of a
-    /// cluster. Without it the broker is a one-node cluster of its own.
-    pub cluster: Option<ClusterConfig>,
+    /// The cluster this node is part of: a one-node cluster of its own
+    /// unless told otherwise (see [`QuorumConfig`]).
+    pub cluster: ClusterConfig,
     /// Every property as given (file, then `--set`, then flags), for topic
     /// defaults and DescribeConfigs.
     pub properties: Properties,
 }
 
-/// A clustered broker's settings, with Kafka's names.
+/// How this node takes part in the metadata quorum.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum QuorumConfig {
+    /// Neither property set: this node is its quorum's only voter (KIP-853's
+    /// standalone), its controller served on the Kafka listener, where
+    /// other nodes can join it.
+    Standalone,
+    /// controller.quorum.voters: `id@host:port,...`, a fixed set of
+    /// controllers, each on a port of its own. A broker whose node.id is
+    /// among them runs that controller in its own process (combined
+    /// mode); any other is a broker only.
+    Voters(BTreeMap<u64, String>),
+    /// controller.quorum.bootstrap.servers (`--join`): `host:port,...` of
+    /// nodes of a running quorum; this node joins it as a voter (KIP-853's
+    /// AddRaftVoter), its controller served on its Kafka listener.
+    Join(Vec<String>),
+}
+
+/// A broker's settings as a node of its cluster, with Kafka's names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
-    /// controller.quorum.voters: `id@host:port,...`, every controller of
-    /// the metadata quorum. A broker whose node.id is among them runs that
-    /// controller in its own process (combined mode), listening there.
-    pub voters: BTreeMap<u64, String>,
+    pub quorum: QuorumConfig,
     /// broker.session.timeout.ms: a broker not heard from for this long is
     /// fenced and its partitions move to other replicas.
     pub broker_session_timeout_ms: u64,
@@ -181,6 +196,29 @@ pub struct ClusterConfig {
 }
 
 impl ClusterConfig {
+    /// Parses controller.quorum.bootstrap.servers: `host:port,...`.
+    pub fn parse_bootstrap(text: &str) -> Result<Vec<String>, ConfigError> {
+        let addresses = text
+            .split(',')
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
+            .map(|a| HostPort::parse_listener(a).map(|hp| hp.to_string()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ConfigError::Invalid {
+                name: "controller.quorum.bootstrap.servers".to_string(),
+                value: text.to_string(),
+                expected: "a comma-separated list of HOST:PORT".to_string(),
+            })?;
+        if addresses.is_empty() {
+            return Err(ConfigError::Invalid {
+                name: "controller.quorum.bootstrap.servers".to_string(),
+                value: text.to_string(),
+                expected: "at least one HOST:PORT".to_string(),
+            });
+        }
+        Ok(addresses)
+    }
+
     /// Parses controller.quorum.voters: `1@127.0.0.1:9093,2@host:9193`.
     pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
         let invalid = || ConfigError::Invalid {
@@ -293,10 +331,24 @@ impl BrokerConfig {
         for name in properties.keys() {
             topic_config::validate_broker_property(name, &properties)?;
         }
-        let cluster = match properties.get("controller.quorum.voters") {
-            None => None,
-            Some(voters) => Some(ClusterConfig {
-                voters: ClusterConfig::parse_voters(voters)?,
+        let quorum = match (
+            properties.get("controller.quorum.voters"),
+            properties.get("controller.quorum.bootstrap.servers"),
+        ) {
+            (Some(voters), None) => QuorumConfig::Voters(ClusterConfig::parse_voters(voters)?),
+            (None, Some(servers)) => QuorumConfig::Join(ClusterConfig::parse_bootstrap(servers)?),
+            (None, None) => QuorumConfig::Standalone,
+            (Some(voters), Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "controller.quorum.voters".to_string(),
+                    value: voters.clone(),
+                    expected: "either it (a fixed quorum) or controller.quorum.bootstrap.servers (joining one), not both".to_string(),
+                });
+            }
+        };
+        let cluster = {
+            ClusterConfig {
+                quorum,
                 broker_session_timeout_ms: number("broker.session.timeout.ms", 1, i64::MAX)? as u64,
                 broker_heartbeat_interval_ms: number("broker.heartbeat.interval.ms", 1, i64::MAX)?
                     as u64,
@@ -341,7 +393,7 @@ impl BrokerConfig {
                     10,
                     i64::from(i32::MAX),
                 )? as u64,
-            }),
+            }
         };
         Ok(BrokerConfig {
             cluster,
@@ -564,31 +616,51 @@ mod tests {
         "#;
         let config = BrokerConfig::from_properties(parse_toml(text).unwrap()).unwrap();
         assert_eq!(config.node_id, 2);
-        let cluster = config.cluster.unwrap();
-        assert_eq!(cluster.voters.len(), 2);
-        assert_eq!(cluster.broker_session_timeout_ms, 3000);
+        let QuorumConfig::Voters(voters) = &config.cluster.quorum else {
+            panic!("a fixed quorum: {:?}", config.cluster.quorum);
+        };
+        assert_eq!(voters.len(), 2);
+        assert_eq!(config.cluster.broker_session_timeout_ms, 3000);
     }
 
     #[test]
-    fn a_quorum_list_makes_a_clustered_broker() {
+    fn a_quorum_list_makes_a_fixed_quorum_and_none_a_standalone_one() {
         let mut properties = Properties::new();
         properties.insert(
             "controller.quorum.voters".into(),
             "1@127.0.0.1:9093, 2@localhost:9193,3@[::1]:9293".into(),
         );
-        let cluster = BrokerConfig::from_properties(properties)
-            .unwrap()
-            .cluster
-            .unwrap();
-        assert_eq!(cluster.voters[&1], "127.0.0.1:9093");
-        assert_eq!(cluster.voters[&2], "localhost:9193");
-        assert_eq!(cluster.voters[&3], "[::1]:9293");
+        let cluster = BrokerConfig::from_properties(properties).unwrap().cluster;
+        let QuorumConfig::Voters(voters) = &cluster.quorum else {
+            panic!("a fixed quorum: {:?}", cluster.quorum);
+        };
+        assert_eq!(voters[&1], "127.0.0.1:9093");
+        assert_eq!(voters[&2], "localhost:9193");
+        assert_eq!(voters[&3], "[::1]:9293");
         assert_eq!(cluster.broker_session_timeout_ms, 9000);
-        assert!(
+        assert_eq!(
             BrokerConfig::from_properties(Properties::new())
                 .unwrap()
                 .cluster
-                .is_none()
+                .quorum,
+            QuorumConfig::Standalone
+        );
+        let mut properties = Properties::new();
+        properties.insert(
+            "controller.quorum.bootstrap.servers".into(),
+            "127.0.0.1:9092, localhost:9192".into(),
+        );
+        assert_eq!(
+            BrokerConfig::from_properties(properties.clone())
+                .unwrap()
+                .cluster
+                .quorum,
+            QuorumConfig::Join(vec!["127.0.0.1:9092".into(), "localhost:9192".into()])
+        );
+        properties.insert("controller.quorum.voters".into(), "1@h:1".into());
+        assert!(
+            BrokerConfig::from_properties(properties).is_err(),
+            "not both"
         );
         for bad in ["", "1@", "x@h:1", "1@h:1,1@h:2", "1:h:1"] {
             let mut properties = Properties::new();

@@ -8,7 +8,6 @@ use rill_storage::{AppendError, ModifyError, ReadError};
 
 use crate::broker::{LeadershipError, TopicError};
 use crate::cluster::ProposalError;
-use crate::metadata_store::MetadataError;
 
 /// The code for a refused append.
 pub(crate) fn for_append(error: &PartitionError) -> ResponseError {
@@ -91,8 +90,6 @@ pub(crate) fn for_topic(error: &TopicError) -> ResponseError {
         TopicError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         TopicError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
-        TopicError::Metadata(MetadataError::Corrupt { .. }) => ResponseError::UnknownServerError,
-        TopicError::Metadata(_) => ResponseError::KafkaStorageError,
         TopicError::Logs(ManagerError::InvalidTopicName(_)) => ResponseError::InvalidTopicException,
         TopicError::Logs(_) => ResponseError::KafkaStorageError,
         TopicError::LeaderNotAvailable { .. } => ResponseError::LeaderNotAvailable,

@@ -5,10 +5,13 @@
 //! and SyncGroup answers delivered through channels once what they depend
 //! on is acknowledged. At start-up the topic is read back to rebuild both.
 //!
-//! In a cluster, a broker coordinates the groups whose partition of
-//! `__consumer_offsets` it leads: it loads those partitions when it
-//! becomes their leader (rebuilt whole: see `ReplicaManager`), and
-//! answers NOT_COORDINATOR for the other groups.
+//! A broker coordinates the groups whose partition of `__consumer_offsets`
+//! it leads (every one, alone): it loads those partitions when it becomes
+//! their leader (rebuilt whole: see `ReplicaManager`), and answers
+//! NOT_COORDINATOR for the other groups. [`GroupsSlot`] holds the current
+//! coordinator and replaces it as leadership changes; it needs the
+//! replicas (to find and append to an offsets partition it leads) and the
+//! waiters (to wait for its appends' high watermark), not the broker.
 //!
 //! Thread-safe. The mutex is held for state changes and appends (page-cache
 //! writes), never across a wait for fsync.
@@ -29,7 +32,8 @@ use rill_storage::Offset;
 use tokio::sync::{Notify, oneshot};
 
 use crate::apis::now_ms;
-use crate::broker::Broker;
+use crate::cluster::ReplicaManager;
+use crate::waiters::Waiters;
 
 /// The internal topic of committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -91,16 +95,30 @@ struct Inner {
     syncs: HashMap<RequestToken, (String, SyncWaiter)>,
 }
 
+/// What the coordinator works with: the replicas (the offsets partitions
+/// it leads) and the waiters (for its appends to be acknowledged).
+#[derive(Clone)]
+pub(crate) struct GroupsDeps {
+    pub replicas: Arc<ReplicaManager>,
+    pub waiters: Arc<Waiters>,
+}
+
+impl std::fmt::Debug for GroupsDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupsDeps").finish_non_exhaustive()
+    }
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Groups {
     inner: Mutex<Inner>,
+    deps: GroupsDeps,
     /// Wakes the timer task when a call may have moved the next deadline.
     timer: Arc<Notify>,
     partitions: i32,
-    /// The offsets partitions this coordinator loaded and serves; `None`:
-    /// every one (a single broker).
-    led: Option<BTreeSet<i32>>,
+    /// The offsets partitions this coordinator loaded and serves.
+    led: BTreeSet<i32>,
 }
 
 /// Why the offsets topic could not be loaded.
@@ -118,31 +136,25 @@ pub enum LoadError {
 }
 
 impl Groups {
-    /// Rebuilds the coordinator from the offsets topic's `partitions`
-    /// partitions (which must exist) — only those in `led` if given, read
-    /// to their log end (what a new leader's log holds is what its
-    /// followers will hold) — then serves.
+    /// Rebuilds the coordinator from the partitions in `led` of the
+    /// offsets topic's `partitions` (which must exist here), read to their
+    /// log end (what a new leader's log holds is what its followers will
+    /// hold), then serves.
     pub(crate) fn load(
-        broker: &Broker,
+        deps: GroupsDeps,
         config: rill_group::GroupConfig,
         partitions: i32,
-        led: Option<BTreeSet<i32>>,
+        led: BTreeSet<i32>,
     ) -> Result<Groups, LoadError> {
         let seed = now_ms() as u64 ^ u64::from(std::process::id());
         let mut coordinator = GroupCoordinator::new(config, seed);
         let mut offsets = OffsetStore::default();
         let now = now_ms();
         let mut records = 0usize;
-        let isolation = if led.is_some() {
-            FetchIsolation::LogEnd
-        } else {
-            FetchIsolation::HighWatermark
-        };
-        for index in 0..partitions {
-            if led.as_ref().is_some_and(|led| !led.contains(&index)) {
-                continue;
-            }
-            let partition = broker
+        let isolation = FetchIsolation::LogEnd;
+        for &index in &led {
+            let partition = deps
+                .replicas
                 .partition(&TopicPartition::new(OFFSETS_TOPIC, index))
                 .ok_or(LoadError::MissingPartition { partition: index })?;
             let mut next = partition.log_start_offset();
@@ -207,6 +219,7 @@ impl Groups {
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             }),
+            deps,
             timer: Arc::new(Notify::new()),
             partitions,
             led,
@@ -215,9 +228,7 @@ impl Groups {
 
     /// Whether this coordinator serves `group`.
     pub(crate) fn coordinates(&self, group: &str) -> bool {
-        self.led
-            .as_ref()
-            .is_none_or(|led| led.contains(&partition_for(group, self.partitions)))
+        self.led.contains(&partition_for(group, self.partitions))
     }
 
     /// Wakes the timer task (which then looks for the current coordinator).
@@ -229,13 +240,12 @@ impl Groups {
     /// and delivers the answers it produced.
     pub(crate) fn with_coordinator<T>(
         &self,
-        broker: &Arc<Broker>,
         call: impl FnOnce(&mut GroupCoordinator, &mut OffsetStore, i64) -> T,
     ) -> T {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let result = call(&mut inner.coordinator, &mut inner.offsets, now_ms());
-        self.drain(broker, inner);
+        self.drain(inner);
         self.timer.notify_one();
         result
     }
@@ -243,7 +253,6 @@ impl Groups {
     /// JoinGroup: the answer arrives when the rebalance completes.
     pub(crate) fn join(
         &self,
-        broker: &Arc<Broker>,
         request: rill_group::JoinGroupRequest,
     ) -> oneshot::Receiver<(JoinGroupResponse, Option<Persisted>)> {
         let (sender, receiver) = oneshot::channel();
@@ -253,7 +262,7 @@ impl Groups {
         inner.next_token += 1;
         inner.joins.insert(token, sender);
         inner.coordinator.join_group(token, request, now_ms());
-        self.drain(broker, inner);
+        self.drain(inner);
         self.timer.notify_one();
         receiver
     }
@@ -262,7 +271,6 @@ impl Groups {
     /// after the group's metadata is persisted.
     pub(crate) fn sync(
         &self,
-        broker: &Arc<Broker>,
         request: rill_group::SyncGroupRequest,
     ) -> oneshot::Receiver<(SyncGroupResponse, Option<Persisted>)> {
         let (sender, receiver) = oneshot::channel();
@@ -274,7 +282,7 @@ impl Groups {
             .syncs
             .insert(token, (request.group_id.clone(), sender));
         inner.coordinator.sync_group(token, request, now_ms());
-        self.drain(broker, inner);
+        self.drain(inner);
         self.timer.notify_one();
         receiver
     }
@@ -283,11 +291,7 @@ impl Groups {
     /// commits (in one batch, in the order they are checked). Returns one
     /// result per partition, the records to complete once acknowledged,
     /// and what to wait for.
-    pub(crate) fn commit_offsets(
-        &self,
-        broker: &Arc<Broker>,
-        commit: &OffsetCommit<'_>,
-    ) -> CommitOutcome {
+    pub(crate) fn commit_offsets(&self, commit: &OffsetCommit<'_>) -> CommitOutcome {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let now = now_ms();
@@ -308,7 +312,7 @@ impl Groups {
             .filter_map(|r| r.as_ref().ok().cloned())
             .collect();
         let per_partition = results.into_iter().map(|r| r.err()).collect();
-        match self.persist(broker, commit.group, &records) {
+        match self.persist(commit.group, &records) {
             Ok(persisted) => CommitOutcome::Appended {
                 per_partition,
                 records,
@@ -348,7 +352,7 @@ impl Groups {
     /// standalone group's by commit time, an Empty group's from when it
     /// became Empty; an Empty group left without offsets is deleted.
     /// Returns how many offsets expired.
-    pub(crate) fn expire_offsets(&self, broker: &Arc<Broker>, retention_ms: i64) -> usize {
+    pub(crate) fn expire_offsets(&self, retention_ms: i64) -> usize {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let now = now_ms();
@@ -374,7 +378,7 @@ impl Groups {
                 .push(record);
         }
         for (group, records) in by_group {
-            if let Err(error) = self.persist(broker, &group, &records) {
+            if let Err(error) = self.persist(&group, &records) {
                 tracing::error!(%group, %error, "cannot persist expired offsets");
                 continue;
             }
@@ -383,14 +387,13 @@ impl Groups {
                 inner.coordinator.remove_if_empty(&group, now);
             }
         }
-        self.drain(broker, inner);
+        self.drain(inner);
         count
     }
 
     /// Appends `records` for `group` and returns what to wait for.
     pub(crate) fn persist(
         &self,
-        broker: &Arc<Broker>,
         group: &str,
         records: &[OffsetsTopicRecord],
     ) -> Result<Option<Persisted>, String> {
@@ -398,56 +401,10 @@ impl Groups {
         for record in records {
             encoded.push(record.encode().map_err(|e| e.to_string())?);
         }
-        append(broker, self.partitions, group, &encoded)
+        append(&self.deps, self.partitions, group, &encoded)
     }
 
-    /// Runs the timers (session expiry, rebalance timeouts) until the
-    /// broker is dropped.
-    pub(crate) async fn run_timers(broker: std::sync::Weak<Broker>) {
-        let mut next_expiry = tokio::time::Instant::now();
-        loop {
-            let Some(strong) = broker.upgrade() else {
-                return;
-            };
-            let Some(groups) = strong.groups() else {
-                // A clustered broker that coordinates nothing yet.
-                drop(strong);
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                continue;
-            };
-            let next = groups.inner.lock().coordinator.next_deadline();
-            let wait = next.map_or(Duration::from_secs(60), |deadline| {
-                Duration::from_millis(deadline.saturating_sub(now_ms()).max(0) as u64)
-            });
-            let timer = Arc::clone(&groups.timer);
-            let check_every =
-                Duration::from_millis(strong.config().offsets_retention_check_interval_ms);
-            let retention_ms = strong.config().offsets_retention_ms;
-            if tokio::time::Instant::now() >= next_expiry {
-                let expired = groups.expire_offsets(&strong, retention_ms);
-                if expired > 0 {
-                    tracing::info!(expired, "expired committed offsets");
-                }
-                next_expiry = tokio::time::Instant::now() + check_every;
-            }
-            drop(strong);
-            tokio::select! {
-                () = timer.notified() => {}
-                () = tokio::time::sleep(wait) => {}
-                () = tokio::time::sleep_until(next_expiry) => {}
-            }
-            let Some(strong) = broker.upgrade() else {
-                return;
-            };
-            if let Some(groups) = strong.groups() {
-                let mut inner = groups.inner.lock();
-                inner.coordinator.tick(now_ms());
-                groups.drain(&strong, &mut inner);
-            }
-        }
-    }
-
-    fn drain(&self, broker: &Arc<Broker>, inner: &mut Inner) {
+    fn drain(&self, inner: &mut Inner) {
         let mut persisted: HashMap<String, Option<Persisted>> = HashMap::new();
         for output in inner.coordinator.take_outputs() {
             match output {
@@ -472,7 +429,7 @@ impl Groups {
                         },
                         value: Some(snapshot.to_value()),
                     };
-                    match self.persist(broker, &group, &[record]) {
+                    match self.persist(&group, &[record]) {
                         Ok(wait) => {
                             persisted.insert(group, wait);
                         }
@@ -489,7 +446,7 @@ impl Groups {
                         },
                         value: None,
                     });
-                    if let Err(error) = self.persist(broker, &group_id, &records) {
+                    if let Err(error) = self.persist(&group_id, &records) {
                         tracing::error!(group = %group_id, %error, "cannot persist a group deletion");
                     }
                     inner.offsets.complete(records);
@@ -501,7 +458,7 @@ impl Groups {
 
 /// Waits until `persisted` is acknowledged (its partition's high watermark
 /// reached its end), or fails after [`PERSIST_TIMEOUT`].
-pub(crate) async fn acknowledged(broker: &Broker, persisted: Option<Persisted>) -> bool {
+pub(crate) async fn acknowledged(deps: &GroupsDeps, persisted: Option<Persisted>) -> bool {
     let Some(persisted) = persisted else {
         return true;
     };
@@ -509,12 +466,9 @@ pub(crate) async fn acknowledged(broker: &Broker, persisted: Option<Persisted>) 
     let wait = async {
         loop {
             let woken = Arc::new(Notify::new());
-            broker.register_waiter(&tp, &woken);
-            if let Some(node) = broker.cluster() {
-                // The leader's own part of the high watermark may have moved.
-                node.replicas
-                    .advance_high_watermark(broker, &persisted.partition);
-            }
+            deps.waiters.register(&tp, &woken);
+            // The leader's own part of the high watermark may have moved.
+            deps.replicas.advance_high_watermark(&persisted.partition);
             if persisted.partition.high_watermark() >= persisted.end {
                 return;
             }
@@ -526,7 +480,7 @@ pub(crate) async fn acknowledged(broker: &Broker, persisted: Option<Persisted>) 
 
 /// Appends encoded records to the group's partition of the offsets topic.
 fn append(
-    broker: &Arc<Broker>,
+    deps: &GroupsDeps,
     partitions: i32,
     group: &str,
     records: &[(Bytes, Option<Bytes>)],
@@ -535,90 +489,156 @@ fn append(
         return Ok(None);
     };
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, partitions));
-    let (partition, leader_epoch) = broker
+    let (partition, leader_epoch) = deps
+        .replicas
         .leader_partition(&tp, -1)
         .map_err(|e| format!("{tp}: {e}"))?;
     let ticket = partition
         .append(&batch, leader_epoch, now_ms())
         .map_err(|e| e.to_string())?;
     let end = partition.log_end_offset();
-    let notify = Arc::clone(broker);
+    let waiters = Arc::clone(&deps.waiters);
     tokio::spawn(async move {
         match ticket.await {
-            Ok(_) => notify.notify(&tp),
+            Ok(_) => waiters.notify(&tp),
             Err(error) => tracing::error!(partition = %tp, %error, "offsets topic append failed"),
         }
     });
     Ok(Some(Persisted { partition, end }))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{BrokerConfig, Properties};
+/// Timers and retention of the group coordinator, as the broker's
+/// group.* and offsets.* properties say.
+#[derive(Clone, Debug)]
+pub(crate) struct GroupsConfig {
+    pub group: rill_group::GroupConfig,
+    /// offsets.retention.minutes, in ms.
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: u64,
+}
 
-    fn open(dir: &std::path::Path) -> Arc<Broker> {
-        let mut properties = Properties::new();
-        properties.insert("log.dirs".into(), dir.display().to_string());
-        properties.insert("offsets.topic.num.partitions".into(), "2".into());
-        Broker::open(BrokerConfig::from_properties(properties).unwrap()).unwrap()
+/// The coordinator of the groups this broker coordinates, replaced as the
+/// offsets partitions it leads change. Thread-safe.
+#[derive(Debug)]
+pub(crate) struct GroupsSlot {
+    current: parking_lot::RwLock<Option<Arc<Groups>>>,
+    deps: GroupsDeps,
+    config: GroupsConfig,
+    /// Wakes the timer task when the coordinator is replaced.
+    replaced: Notify,
+}
+
+impl GroupsSlot {
+    pub(crate) fn new(deps: GroupsDeps, config: GroupsConfig) -> GroupsSlot {
+        GroupsSlot {
+            current: parking_lot::RwLock::new(None),
+            deps,
+            config,
+            replaced: Notify::new(),
+        }
     }
 
-    fn committed(broker: &Arc<Broker>) -> i64 {
-        let groups = broker.groups().unwrap();
-        groups.with_coordinator(broker, |_, offsets, _| {
-            offsets.fetch("simple", Some(&[("orders", 0)]))[0].offset
+    pub(crate) fn deps(&self) -> &GroupsDeps {
+        &self.deps
+    }
+
+    /// The current coordinator, if this broker leads any offsets partition.
+    pub(crate) fn current(&self) -> Option<Arc<Groups>> {
+        self.current.read().clone()
+    }
+
+    /// The coordinator of `group`, if this broker is it: else
+    /// COORDINATOR_LOAD_IN_PROGRESS (it leads the group's offsets
+    /// partition, whose groups are still loading), which clients retry,
+    /// or NOT_COORDINATOR (another broker leads it), which they answer by
+    /// finding the coordinator again.
+    /// `leads`: whether the metadata makes this broker the leader of the
+    /// group's offsets partition (and so its coordinator).
+    pub(crate) fn for_group(
+        &self,
+        group: &str,
+        leads: bool,
+    ) -> Result<Arc<Groups>, kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError;
+        if let Some(groups) = self.current()
+            && groups.coordinates(group)
+        {
+            return Ok(groups);
+        }
+        Err(if leads {
+            ResponseError::CoordinatorLoadInProgress
+        } else {
+            ResponseError::NotCoordinator
         })
     }
 
-    #[tokio::test]
-    async fn an_empty_groups_offsets_expire_as_tombstones_that_survive_a_restart() {
-        let dir = tempfile::tempdir().unwrap();
-        let broker = open(dir.path());
-        broker.auto_create_topic("orders").unwrap();
-        let groups = broker.groups().unwrap();
-        let offsets = [rill_group::OffsetToCommit {
-            topic: "orders".into(),
-            partition: 0,
-            offset: 42,
-            leader_epoch: None,
-            metadata: None,
-            expire_timestamp_ms: None,
-        }];
-        let commit = OffsetCommit {
-            group: "simple",
-            member_id: "",
-            generation_id: -1,
-            group_instance_id: None,
-            offsets: &offsets,
+    /// Loads the groups of the offsets partitions in `led` (of the
+    /// topic's `partitions`), replacing the coordinator. Blocking.
+    pub(crate) fn coordinate(&self, partitions: i32, led: BTreeSet<i32>) {
+        let loaded = if led.is_empty() {
+            Ok(None)
+        } else {
+            Groups::load(
+                self.deps.clone(),
+                self.config.group.clone(),
+                partitions,
+                led.clone(),
+            )
+            .map(|g| Some(Arc::new(g)))
         };
-        let CommitOutcome::Appended {
-            records, persisted, ..
-        } = groups.commit_offsets(&broker, &commit)
-        else {
-            panic!("the commit was refused");
-        };
-        assert!(acknowledged(&broker, persisted).await);
-        groups.finish_commit(records, true, None);
-        assert_eq!(committed(&broker), 42);
-
-        // Retained for an hour: nothing expires.
-        assert_eq!(groups.expire_offsets(&broker, 3_600_000), 0);
-        assert_eq!(committed(&broker), 42);
-        // Retained for no time: the offset expires, and the group with it.
-        assert_eq!(groups.expire_offsets(&broker, 0), 1);
-        assert_eq!(committed(&broker), rill_group::NO_OFFSET);
-        let listed = groups.with_coordinator(&broker, |c, _, _| c.list_groups(&[]).unwrap());
-        assert!(listed.iter().all(|g| g.group_id != "simple"));
-
-        // The tombstones are in __consumer_offsets: a restart keeps it gone.
-        let flushed = broker.logs().partitions();
-        for partition in flushed {
-            partition.log().flush().unwrap();
+        match loaded {
+            Ok(groups) => {
+                let old = std::mem::replace(&mut *self.current.write(), groups);
+                if let Some(old) = old {
+                    old.wake_timers();
+                }
+                self.replaced.notify_one();
+                tracing::info!(partitions = ?led, "coordinating the groups of these offsets partitions");
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot load the groups of the offsets partitions led")
+            }
         }
-        broker.shutdown().unwrap();
-        drop(broker);
-        let broker = open(dir.path());
-        assert_eq!(committed(&broker), rill_group::NO_OFFSET);
+    }
+
+    /// Runs the timers (session expiry, rebalance timeouts, offsets
+    /// retention) of whichever coordinator is current, until `stop`.
+    pub(crate) async fn run_timers(self: Arc<Self>, mut stop: crate::network::Shutdown) {
+        let mut next_expiry = tokio::time::Instant::now();
+        let check_every = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
+        loop {
+            let Some(groups) = self.current() else {
+                // Coordinating nothing yet.
+                tokio::select! {
+                    () = self.replaced.notified() => {}
+                    () = stop.wait() => return,
+                }
+                continue;
+            };
+            let next = groups.inner.lock().coordinator.next_deadline();
+            let wait = next.map_or(Duration::from_secs(60), |deadline| {
+                Duration::from_millis(deadline.saturating_sub(now_ms()).max(0) as u64)
+            });
+            let timer = Arc::clone(&groups.timer);
+            if tokio::time::Instant::now() >= next_expiry {
+                let expired = groups.expire_offsets(self.config.offsets_retention_ms);
+                if expired > 0 {
+                    tracing::info!(expired, "expired committed offsets");
+                }
+                next_expiry = tokio::time::Instant::now() + check_every;
+            }
+            drop(groups);
+            tokio::select! {
+                () = timer.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep_until(next_expiry) => {}
+                () = stop.wait() => return,
+            }
+            if let Some(groups) = self.current() {
+                let mut inner = groups.inner.lock();
+                inner.coordinator.tick(now_ms());
+                groups.drain(&mut inner);
+            }
+        }
     }
 }

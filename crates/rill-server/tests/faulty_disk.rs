@@ -27,7 +27,7 @@ use rdkafka::util::Timeout;
 use rdkafka::{ClientConfig, Message, TopicPartitionList};
 use rill_partition::ManagerError;
 use rill_record::{BatchBuilder, NewRecord};
-use rill_server::{Broker, BrokerConfig, Properties, Server};
+use rill_server::{BrokerConfig, Properties, RunError, Server};
 use rill_storage::testing::FaultyDisk;
 use tokio::sync::oneshot;
 use wire::Wire;
@@ -40,7 +40,7 @@ struct TestBroker {
     bootstrap: String,
     disk: Arc<FaultyDisk>,
     stop: Option<oneshot::Sender<()>>,
-    serving: Option<JoinHandle<Result<(), ManagerError>>>,
+    serving: Option<JoinHandle<Result<(), RunError>>>,
 }
 
 impl TestBroker {
@@ -75,9 +75,8 @@ impl TestBroker {
                 .unwrap();
             let server = runtime.block_on(Server::bind(&config.listener)).unwrap();
             config.advertised.port = server.local_addr().port();
-            let broker = Broker::open_with_disk(config, broker_disk).unwrap();
             started.send(server.local_addr().port()).unwrap();
-            runtime.block_on(server.run(broker, async {
+            runtime.block_on(server.run_with_disk(config, broker_disk, async {
                 // A dropped sender stops the broker too.
                 let _ = stopped.await;
             }))
@@ -93,11 +92,11 @@ impl TestBroker {
 
     /// Shuts the broker down as SIGTERM would; returns what the clean
     /// shutdown of the logs reported.
-    fn stop(mut self) -> Result<(), ManagerError> {
+    fn stop(mut self) -> Result<(), RunError> {
         self.stop_serving()
     }
 
-    fn stop_serving(&mut self) -> Result<(), ManagerError> {
+    fn stop_serving(&mut self) -> Result<(), RunError> {
         // The receiver is gone only if the server already stopped.
         let _ = self.stop.take().unwrap().send(());
         self.serving.take().unwrap().join().unwrap()
@@ -340,9 +339,9 @@ async fn a_failed_sync_is_never_acknowledged_and_takes_that_partition_offline_fo
     // The offline partition cannot be closed cleanly: the shutdown says
     // which, and the next start recovers it.
     match broker.stop() {
-        Err(ManagerError::Partition {
+        Err(RunError::Shutdown(ManagerError::Partition {
             topic_partition, ..
-        }) => assert_eq!(topic_partition.to_string(), "synced-0"),
+        })) => assert_eq!(topic_partition.to_string(), "synced-0"),
         other => panic!("expected synced-0's failure, found {other:?}"),
     }
     let broker = TestBroker::start(&data_dir(&temp), Arc::new(FaultyDisk::default()));

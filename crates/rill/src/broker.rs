@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use rill_server::{Broker, BrokerConfig, Properties, Server};
+use rill_server::{BrokerConfig, Properties, Server};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     rill broker\n  \
     rill broker --data ./data --listen 127.0.0.1:19092\n  \
     rill broker --config broker.toml --set log.retention.ms=3600000 --set log.flush.policy=none\n  \
+    rill broker --node-id 2 --join 127.0.0.1:9092 --listen 127.0.0.1:9192 --data ./node-2\n  \
     rill broker --node-id 1 --controller-quorum 1@127.0.0.1:9093,2@127.0.0.1:9193,3@127.0.0.1:9293 \\\n      \
     --listen 127.0.0.1:9092 --data ./node-1\n\n\
     The config file is TOML whose keys are Kafka's property names, e.g.\n  \
@@ -33,11 +34,17 @@ pub(crate) struct BrokerArgs {
     /// This broker's id in the cluster (node.id) [default: 1].
     #[arg(long, value_name = "ID")]
     node_id: Option<i32>,
-    /// The metadata quorum's controllers (controller.quorum.voters), as
-    /// ID@HOST:PORT,...; the broker whose --node-id is among them runs that
-    /// controller too. Without it the broker is a one-node cluster.
-    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    /// A fixed metadata quorum (controller.quorum.voters), as
+    /// ID@HOST:PORT,... of controller ports; the broker whose --node-id is
+    /// among them runs that controller too. Without it (or --join) the
+    /// broker is a one-node cluster that others can join.
+    #[arg(long, value_name = "ID@HOST:PORT,...", conflicts_with = "join")]
     controller_quorum: Option<String>,
+    /// Join the cluster of the broker(s) at HOST:PORT,... (their Kafka
+    /// listeners; controller.quorum.bootstrap.servers) as a voter of its
+    /// metadata quorum. Needs a --node-id of its own.
+    #[arg(long, value_name = "HOST:PORT,...")]
+    join: Option<String>,
     /// TOML file of broker properties by Kafka name.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -71,6 +78,12 @@ impl BrokerArgs {
         if let Some(voters) = &self.controller_quorum {
             properties.insert("controller.quorum.voters".into(), voters.clone());
         }
+        if let Some(servers) = &self.join {
+            properties.insert(
+                "controller.quorum.bootstrap.servers".into(),
+                servers.clone(),
+            );
+        }
         if let Some(advertise) = &self.advertise {
             properties.insert("advertised.listeners".into(), advertise.clone());
         }
@@ -88,26 +101,10 @@ pub(crate) fn run(args: BrokerArgs) -> anyhow::Result<()> {
     let server = runtime
         .block_on(Server::bind(&config.listener))
         .with_context(|| format!("cannot listen on {}", config.listener))?;
-    let bound = server.local_addr();
     if config.advertised.port == 0 {
-        config.advertised.port = bound.port();
+        config.advertised.port = server.local_addr().port();
     }
-    let data: Vec<String> = config
-        .log_dirs
-        .iter()
-        .map(|d| d.display().to_string())
-        .collect();
-    let advertised = config.advertised.to_string();
-    let broker = Broker::open(config).context("cannot open the broker's data")?;
-    runtime
-        .block_on(broker.join_cluster())
-        .context("cannot join the cluster")?;
-    tracing::info!(
-        "rill broker {}: data in {}, listening on {bound} (advertised as {advertised})",
-        env!("CARGO_PKG_VERSION"),
-        data.join(",")
-    );
-    runtime.block_on(server.run(broker, stop_signal()))?;
+    runtime.block_on(server.run(config, stop_signal()))?;
     Ok(())
 }
 

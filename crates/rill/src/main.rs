@@ -34,7 +34,8 @@ fn main() -> std::process::ExitCode {
 /// Logs to stderr; RUST_LOG overrides the default level (info).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
+        // openraft narrates every election and membership step at info.
+        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn,openraft=warn")
     });
     tracing_subscriber::fmt()
         .with_env_filter(filter)

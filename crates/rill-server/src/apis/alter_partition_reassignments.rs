@@ -71,16 +71,7 @@ fn reassign(
         ));
     };
     let target: Vec<i32> = replicas.into_iter().map(|b| b.0).collect();
-    let Some(node) = broker.cluster() else {
-        return match broker.topic(topic) {
-            Some(t) if partition < t.partitions && target == [broker.config().node_id] => Ok(()),
-            Some(t) if partition < t.partitions => Err((
-                ResponseError::InvalidReplicaAssignment,
-                "a single broker keeps every replica".to_string(),
-            )),
-            _ => Err(unknown(topic, partition)),
-        };
-    };
+    let node = broker.node();
     let metadata = node.metadata();
     let Some(found) = metadata.topics.get(topic) else {
         return Err(unknown(topic, partition));

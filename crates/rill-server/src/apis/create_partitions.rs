@@ -18,7 +18,10 @@ pub(crate) fn answer(
         .into_iter()
         .map(|topic| {
             let result = CreatePartitionsTopicResult::default().with_name(topic.name.clone());
-            match broker.create_partitions(&topic.name, topic.count, create.validate_only) {
+            match broker
+                .topics()
+                .create_partitions(&topic.name, topic.count, create.validate_only)
+            {
                 Ok(()) => result,
                 Err(error) => result
                     .with_error_code(error_code::for_topic(&error).code())

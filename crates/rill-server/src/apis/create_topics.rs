@@ -47,13 +47,12 @@ pub(crate) fn answer(
                 },
                 configs,
             };
-            match broker.create_topic(&new_topic, create.validate_only) {
+            match broker.topics().create(&new_topic, create.validate_only) {
                 Ok(created) => {
                     let mut result = result;
                     if version >= 5 {
                         result = result
                             .with_num_partitions(created.partitions)
-                            .with_replication_factor(1)
                             .with_configs(Some(describe_configs(
                                 broker,
                                 &new_topic.name,
@@ -61,7 +60,7 @@ pub(crate) fn answer(
                             )));
                     }
                     if version >= 7 {
-                        result = result.with_topic_id(created.uuid());
+                        result = result.with_topic_id(created.id);
                     }
                     result
                 }
@@ -85,8 +84,9 @@ fn describe_configs(
     overrides: &BTreeMap<String, String>,
 ) -> Vec<CreatableTopicConfigs> {
     let effective = broker
-        .topic_configs(topic)
-        .unwrap_or_else(|| broker.default_topic_configs(overrides));
+        .topics()
+        .configs_of(topic)
+        .unwrap_or_else(|| broker.topics().configs_with(overrides));
     effective
         .into_iter()
         .map(|(def, value, source)| {

@@ -23,10 +23,9 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
         .into_iter()
         .map(|id| (id.clone(), broker.groups_for(id).map(drop)))
         .collect();
-    if let Some(groups) = broker.groups() {
+    if let Some(groups) = broker.groups().current() {
         let here: Vec<String> = here.into_iter().cloned().collect();
-        for (id, result) in groups.with_coordinator(broker, |c, _, now| c.delete_groups(&here, now))
-        {
+        for (id, result) in groups.with_coordinator(|c, _, now| c.delete_groups(&here, now)) {
             deleted.insert(id, result.map_err(|e| error_code::for_group(&e)));
         }
     }

@@ -33,7 +33,7 @@ pub(crate) fn answer(
         .map(|(name, id)| {
             let resolved = match &name {
                 Some(name) => Some(name.to_string()),
-                None => broker.topic_name_by_id(id),
+                None => broker.topics().name_by_id(id),
             };
             let mut result = DeletableTopicResult::default().with_name(name.clone());
             if version >= 6 {
@@ -42,12 +42,12 @@ pub(crate) fn answer(
             let Some(resolved) = resolved else {
                 return result.with_error_code(ResponseError::UnknownTopicId.code());
             };
-            match broker.delete_topic(&resolved) {
+            match broker.topics().delete(&resolved) {
                 Ok(removed) => {
                     if version >= 6 {
                         result = result
                             .with_name(Some(TopicName(StrBytes::from_string(resolved))))
-                            .with_topic_id(removed.uuid());
+                            .with_topic_id(removed.id);
                     }
                     result
                 }

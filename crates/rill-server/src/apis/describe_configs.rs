@@ -121,13 +121,13 @@ fn to_result(
 }
 
 fn topic_configs(broker: &Broker, topic: &str) -> Result<Vec<Described>, (ResponseError, String)> {
-    let configs = broker.topic_configs(topic).ok_or_else(|| {
+    let configs = broker.topics().configs_of(topic).ok_or_else(|| {
         (
             ResponseError::UnknownTopicOrPartition,
             format!("topic {topic:?} does not exist"),
         )
     })?;
-    let dynamic = broker.dynamic_broker_configs();
+    let dynamic = broker.topics().dynamic_broker_configs();
     let static_ = &broker.config().properties;
     Ok(configs
         .into_iter()
@@ -172,7 +172,7 @@ fn broker_configs(broker: &Broker, name: &str) -> Result<Vec<Described>, (Respon
             format!("unexpected broker id {name:?}: this is broker {node_id}"),
         ));
     }
-    let dynamic = broker.dynamic_broker_configs();
+    let dynamic = broker.topics().dynamic_broker_configs();
     let static_ = &broker.config().properties;
     let mut defaults: BTreeMap<String, String> = BROKER_DEFAULTS
         .iter()

@@ -26,7 +26,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             let result = match broker.groups_for(group_id.as_str()) {
                 Err(code) => Err(code),
                 Ok(groups) => groups
-                    .with_coordinator(broker, |c, _, _| c.describe_group(&group_id))
+                    .with_coordinator(|c, _, _| c.describe_group(&group_id))
                     .map_err(|e| error_code::for_group(&e)),
             };
             let mut group = DescribedGroup::default().with_group_id(group_id);

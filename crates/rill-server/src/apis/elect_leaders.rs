@@ -38,35 +38,25 @@ pub(crate) fn answer(
     });
     let outcomes = if version >= 1 && elect.election_type != PREFERRED {
         refuse_all(
-            broker,
+            &broker.topics().metadata(),
             wanted,
             ResponseError::InvalidRequest,
             "unclean elections are not supported",
         )
     } else {
-        match broker.cluster() {
-            None => refuse_all(
-                broker,
-                wanted,
-                ResponseError::ElectionNotNeeded,
-                "a single broker leads every partition",
-            ),
-            Some(node) => {
-                let metadata = node.metadata();
-                let (outcomes, changes) = plan(&metadata, wanted);
-                if changes.is_empty() {
-                    outcomes
-                } else {
-                    let command = Command::ElectLeaders {
-                        partition_changes: changes.clone(),
-                    };
-                    let proposed =
-                        tokio::runtime::Handle::current().block_on(node.propose(command));
-                    match proposed {
-                        Ok(_) => outcomes,
-                        Err(error) => fail_changes(outcomes, &metadata, &changes, &error),
-                    }
-                }
+        let node = broker.node();
+        let metadata = node.metadata();
+        let (outcomes, changes) = plan(&metadata, wanted);
+        if changes.is_empty() {
+            outcomes
+        } else {
+            let command = Command::ElectLeaders {
+                partition_changes: changes.clone(),
+            };
+            let proposed = tokio::runtime::Handle::current().block_on(node.propose(command));
+            match proposed {
+                Ok(_) => outcomes,
+                Err(error) => fail_changes(outcomes, &metadata, &changes, &error),
             }
         }
     };
@@ -167,23 +157,24 @@ fn plan(
 }
 
 fn refuse_all(
-    broker: &Broker,
+    metadata: &ClusterMetadata,
     wanted: Option<Vec<(String, i32)>>,
     code: ResponseError,
     message: &str,
 ) -> Outcomes {
     let wanted = wanted.unwrap_or_else(|| {
-        broker
-            .topics()
-            .into_iter()
-            .flat_map(|(name, t)| (0..t.partitions).map(move |p| (name.clone(), p)))
+        metadata
+            .topics
+            .values()
+            .flat_map(|t| (0..).zip(&t.partitions).map(|(p, _)| (t.name.clone(), p)))
             .collect()
     });
     let mut outcomes = Outcomes::new();
     for (topic, partition) in wanted {
-        let outcome = if broker
-            .topic(&topic)
-            .is_some_and(|t| partition < t.partitions)
+        let outcome = if metadata
+            .topics
+            .get(&topic)
+            .is_some_and(|t| usize::try_from(partition).is_ok_and(|p| p < t.partitions.len()))
         {
             Err((code, message.to_string()))
         } else {

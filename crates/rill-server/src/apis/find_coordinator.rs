@@ -24,16 +24,9 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
         if find.key_type != KEY_TYPE_GROUP {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        match broker.cluster() {
-            None if broker.groups().is_none() => Err(ResponseError::CoordinatorLoadInProgress),
-            None => Ok((
-                BrokerId(broker.config().node_id),
-                broker.config().advertised.clone(),
-            )),
-            Some(_) => broker
-                .group_coordinator_node(key)
-                .map(|(id, address)| (BrokerId(id), address)),
-        }
+        broker
+            .group_coordinator(key)
+            .map(|(id, address)| (BrokerId(id), address))
     };
     let response = if version >= 4 {
         let coordinators = find

@@ -84,6 +84,7 @@ pub(super) fn replace_configs(
     match resource_type {
         RESOURCE_TOPIC => {
             let current = broker
+                .topics()
                 .topic(name)
                 .ok_or_else(|| {
                     topic_failure(TopicError::UnknownTopic {
@@ -93,7 +94,8 @@ pub(super) fn replace_configs(
                 .configs;
             let updated = topic_config::without_retired(compute(current)?);
             broker
-                .set_topic_configs(name, updated, validate_only)
+                .topics()
+                .set_configs(name, updated, validate_only)
                 .map_err(topic_failure)
         }
         RESOURCE_BROKER => {
@@ -118,9 +120,11 @@ pub(super) fn replace_configs(
                     ));
                 }
             }
-            let updated = topic_config::without_retired(compute(broker.dynamic_broker_configs())?);
+            let updated =
+                topic_config::without_retired(compute(broker.topics().dynamic_broker_configs())?);
             broker
-                .set_dynamic_broker_configs(updated, validate_only)
+                .topics()
+                .set_broker_configs(updated, validate_only)
                 .map_err(topic_failure)
         }
         other => Err((

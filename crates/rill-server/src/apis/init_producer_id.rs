@@ -21,7 +21,7 @@ pub(crate) fn answer(
     let response = if init.transactional_id.is_some() {
         response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
     } else {
-        match broker.next_producer_id() {
+        match broker.topics().next_producer_id() {
             Ok(id) => response
                 .with_producer_id(ProducerId(id))
                 .with_producer_epoch(0),

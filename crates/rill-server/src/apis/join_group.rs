@@ -50,7 +50,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    let answer = groups.join(broker, plain);
+    let answer = groups.join(plain);
     Box::pin(async move {
         let response = match answer.await {
             Ok((response, _)) => to_wire(response, version),

@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{ApiKey, GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
@@ -16,15 +15,9 @@ use crate::error_code;
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let list: ListGroupsRequest = request.decode()?;
-    let Some(groups) = broker.groups() else {
-        // A clustered broker leading no offsets partition has no groups.
-        let response = if broker.cluster().is_some() {
-            ListGroupsResponse::default()
-        } else {
-            ListGroupsResponse::default()
-                .with_error_code(ResponseError::CoordinatorLoadInProgress.code())
-        };
-        return encode(ApiKey::ListGroups, version, &response);
+    let Some(groups) = broker.groups().current() else {
+        // A broker leading no offsets partition has no groups.
+        return encode(ApiKey::ListGroups, version, &ListGroupsResponse::default());
     };
     // An unknown state matches nothing, as in Kafka.
     let states: Vec<GroupState> = list
@@ -38,7 +31,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             .types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case("classic"));
-    let listed = groups.with_coordinator(broker, |c, _, _| c.list_groups(&states));
+    let listed = groups.with_coordinator(|c, _, _| c.list_groups(&states));
     let response = match listed {
         Err(error) => {
             ListGroupsResponse::default().with_error_code(error_code::for_group(&error).code())

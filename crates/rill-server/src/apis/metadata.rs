@@ -1,8 +1,8 @@
-//! Metadata: the brokers, and each topic's partitions with their leaders,
-//! leader epochs, replicas and ISR — on a single broker, itself for all;
-//! in a cluster, the unfenced brokers and what the metadata quorum says.
-//! Unknown topics are created when both the broker
-//! (auto.create.topics.enable) and the request (v4+) allow it.
+//! Metadata: the unfenced brokers, the quorum's leader as controller, and
+//! each topic's partitions with their leaders, leader epochs, replicas
+//! and ISR, as the metadata quorum says (a partition without a leader
+//! answers LEADER_NOT_AVAILABLE). Unknown topics are created when both
+//! the broker (auto.create.topics.enable) and the request (v4+) allow it.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -10,13 +10,13 @@ use kafka_protocol::messages::metadata_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
+use rill_cluster::ClusterMetadata;
 use uuid::Uuid;
 
 use super::{Body, HandlerError, Request, encode};
 use crate::acl::{ResourceType, authorized_operations};
 use crate::broker::{Broker, TopicError};
 use crate::error_code;
-use crate::metadata_store::TopicMetadata;
 
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
@@ -31,20 +31,17 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         ResourceType::Topic,
         version >= 8 && metadata.include_topic_authorized_operations,
     );
+    let cluster = broker.topics().metadata();
     let topics: Vec<MetadataResponseTopic> = if all_topics {
-        broker
-            .topics()
-            .into_iter()
-            .map(|(name, topic)| describe(broker, &name, &topic))
-            .collect()
+        cluster.topics.values().map(describe).collect()
     } else {
         metadata
             .topics
             .unwrap_or_default()
             .into_iter()
             .map(|wanted| match wanted.name {
-                Some(name) => by_name(broker, &name, auto_create),
-                None => by_id(broker, wanted.topic_id),
+                Some(name) => by_name(broker, &cluster, &name, auto_create),
+                None => by_id(&cluster, wanted.topic_id),
             })
             .collect()
     };
@@ -58,65 +55,7 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             }
         })
         .collect();
-    let (brokers, controller_id) = brokers(broker);
-    let mut response = MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_controller_id(controller_id)
-        .with_topics(topics);
-    if version >= 2 {
-        response = response.with_cluster_id(Some(StrBytes::from_string(broker.cluster_id())));
-    }
-    if (8..=10).contains(&version) {
-        response = response.with_cluster_authorized_operations(authorized_operations(
-            ResourceType::Cluster,
-            metadata.include_cluster_authorized_operations,
-        ));
-    }
-    encode(ApiKey::Metadata, version, &response)
-}
-
-fn by_name(broker: &Broker, name: &TopicName, auto_create: bool) -> MetadataResponseTopic {
-    let topic = match broker.topic(name) {
-        Some(topic) => Ok(topic),
-        None if auto_create => broker.auto_create_topic(name),
-        None => Err(TopicError::UnknownTopic {
-            name: name.to_string(),
-        }),
-    };
-    match topic {
-        Ok(topic) => describe(broker, name, &topic),
-        Err(error) => MetadataResponseTopic::default()
-            .with_name(Some(name.clone()))
-            .with_error_code(error_code::for_topic(&error).code()),
-    }
-}
-
-fn by_id(broker: &Broker, id: Uuid) -> MetadataResponseTopic {
-    match broker.topic_name_by_id(id).and_then(|name| {
-        let topic = broker.topic(&name)?;
-        Some((name, topic))
-    }) {
-        Some((name, topic)) => describe(broker, &name, &topic),
-        None => MetadataResponseTopic::default()
-            .with_topic_id(id)
-            .with_error_code(ResponseError::UnknownTopicId.code()),
-    }
-}
-
-/// The live brokers and the controller: this broker alone, or in a
-/// cluster the unfenced brokers and the quorum's leader (-1 if none).
-fn brokers(broker: &Broker) -> (Vec<MetadataResponseBroker>, BrokerId) {
-    let node_id = broker.config().node_id;
-    let Some(node) = broker.cluster() else {
-        let advertised = &broker.config().advertised;
-        let this = MetadataResponseBroker::default()
-            .with_node_id(BrokerId(node_id))
-            .with_host(StrBytes::from_string(advertised.host.clone()))
-            .with_port(i32::from(advertised.port));
-        return (vec![this], BrokerId(node_id));
-    };
-    let brokers = node
-        .metadata()
+    let brokers = cluster
         .brokers
         .values()
         .filter(|b| !b.fenced)
@@ -127,37 +66,60 @@ fn brokers(broker: &Broker) -> (Vec<MetadataResponseBroker>, BrokerId) {
                 .with_port(i32::from(b.port))
         })
         .collect();
-    (brokers, BrokerId(node.controller_leader().unwrap_or(-1)))
-}
-
-fn describe(broker: &Broker, name: &str, topic: &TopicMetadata) -> MetadataResponseTopic {
-    let node = BrokerId(broker.config().node_id);
-    if let Some(cluster) = broker.cluster() {
-        let metadata = cluster.metadata();
-        if let Some(replicated) = metadata.topics.get(name) {
-            return describe_replicated(name, replicated);
-        }
+    let controller_id = BrokerId(broker.node().controller_leader().unwrap_or(-1));
+    let mut response = MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_controller_id(controller_id)
+        .with_topics(topics);
+    if version >= 2 {
+        response =
+            response.with_cluster_id(Some(StrBytes::from_string(cluster.cluster_id.clone())));
     }
-    let partitions = (0..topic.partitions)
-        .map(|index| {
-            MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(crate::LEADER_EPOCH)
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
-        })
-        .collect();
-    MetadataResponseTopic::default()
-        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
-        .with_topic_id(topic.uuid())
-        .with_is_internal(name.starts_with("__"))
-        .with_partitions(partitions)
+    if (8..=10).contains(&version) {
+        response = response.with_cluster_authorized_operations(authorized_operations(
+            ResourceType::Cluster,
+            metadata.include_cluster_authorized_operations,
+        ));
+    }
+    encode(ApiKey::Metadata, version, &response)
 }
 
-/// A topic of the cluster metadata: a partition without a leader answers
+fn by_name(
+    broker: &Broker,
+    cluster: &ClusterMetadata,
+    name: &TopicName,
+    auto_create: bool,
+) -> MetadataResponseTopic {
+    if let Some(topic) = cluster.topics.get(name.as_str()) {
+        return describe(topic);
+    }
+    let error = if auto_create {
+        match broker.topics().auto_create(name) {
+            Ok(topic) => return describe(&topic),
+            Err(error) => error,
+        }
+    } else {
+        TopicError::UnknownTopic {
+            name: name.to_string(),
+        }
+    };
+    MetadataResponseTopic::default()
+        .with_name(Some(name.clone()))
+        .with_error_code(error_code::for_topic(&error).code())
+}
+
+fn by_id(cluster: &ClusterMetadata, id: Uuid) -> MetadataResponseTopic {
+    match cluster.topic_by_id(id) {
+        Some(topic) => describe(topic),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(ResponseError::UnknownTopicId.code()),
+    }
+}
+
+/// A topic of the metadata: a partition without a leader answers
 /// LEADER_NOT_AVAILABLE, which clients retry.
-fn describe_replicated(name: &str, topic: &rill_cluster::Topic) -> MetadataResponseTopic {
+fn describe(topic: &rill_cluster::Topic) -> MetadataResponseTopic {
     let ids = |brokers: &[rill_cluster::BrokerId]| brokers.iter().map(|b| BrokerId(b.0)).collect();
     let partitions = (0..)
         .zip(&topic.partitions)
@@ -176,8 +138,8 @@ fn describe_replicated(name: &str, topic: &rill_cluster::Topic) -> MetadataRespo
         })
         .collect();
     MetadataResponseTopic::default()
-        .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(name.starts_with("__"))
+        .with_is_internal(topic.name.starts_with("__"))
         .with_partitions(partitions)
 }

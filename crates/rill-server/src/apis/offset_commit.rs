@@ -69,16 +69,13 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let group = commit.group_id.to_string();
     let member_id = commit.member_id.to_string();
     let instance_id = commit.group_instance_id.as_ref().map(|id| id.to_string());
-    let outcome = groups.commit_offsets(
-        broker,
-        &OffsetCommit {
-            group: &group,
-            member_id: &member_id,
-            generation_id: commit.generation_id_or_member_epoch,
-            group_instance_id: instance_id.as_deref(),
-            offsets: &offsets,
-        },
-    );
+    let outcome = groups.commit_offsets(&OffsetCommit {
+        group: &group,
+        member_id: &member_id,
+        generation_id: commit.generation_id_or_member_epoch,
+        group_instance_id: instance_id.as_deref(),
+        offsets: &offsets,
+    });
     let broker = Arc::clone(broker);
     Box::pin(async move {
         let answer = match outcome {
@@ -102,7 +99,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                 persisted,
             } => {
                 let position = persisted.as_ref().map(|p| p.end());
-                let acked = acknowledged(&broker, persisted).await;
+                let acked = acknowledged(broker.groups().deps(), persisted).await;
                 tracing::debug!(%group, acked, ?records, "offset commit");
                 // On the coordinator that took the commit: if another has
                 // replaced it since (leadership moved), that one loaded

@@ -35,7 +35,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         }
     };
     let group = delete.group_id.to_string();
-    let described = groups.with_coordinator(broker, |c, _, _| c.describe_group(&group));
+    let described = groups.with_coordinator(|c, _, _| c.describe_group(&group));
     let subscribed = match &described {
         Err(error) => {
             let response = OffsetDeleteResponse::default()
@@ -65,10 +65,8 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         })
         .collect();
     let pairs: Vec<(&str, i32)> = deletable.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-    let records = groups.with_coordinator(broker, |_, offsets, _| {
-        offsets.delete_offsets(&group, &pairs)
-    });
-    let persisted = groups.persist(broker, &group, &records);
+    let records = groups.with_coordinator(|_, offsets, _| offsets.delete_offsets(&group, &pairs));
+    let persisted = groups.persist(&group, &records);
     let broker = Arc::clone(broker);
     Box::pin(async move {
         let position = persisted
@@ -76,7 +74,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             .ok()
             .and_then(|p| p.as_ref().map(|p| p.end()));
         let acked = match persisted {
-            Ok(persisted) => acknowledged(&broker, persisted).await,
+            Ok(persisted) => acknowledged(broker.groups().deps(), persisted).await,
             Err(_) => false,
         };
         groups.finish_commit(records, acked, position);

@@ -38,7 +38,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     } else {
         only_group.as_deref().and_then(|g| coordinated(g).err())
     };
-    let groups = broker.groups();
+    let groups = broker.groups().current();
     let (Some(groups), None) = (groups, refusal) else {
         let code = refusal
             .unwrap_or(ResponseError::CoordinatorLoadInProgress)
@@ -67,9 +67,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                 .flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), *p)))
                 .collect()
         });
-        groups.with_coordinator(broker, |_, offsets, _| {
-            offsets.fetch(group, pairs.as_deref())
-        })
+        groups.with_coordinator(|_, offsets, _| offsets.fetch(group, pairs.as_deref()))
     };
     let response = if version >= 8 {
         let results = fetch

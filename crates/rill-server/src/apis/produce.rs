@@ -1,11 +1,11 @@
 //! Produce: each partition's record batch is validated, stamped and
 //! written once, in request order, before the handler returns; the
 //! response waits for what the topic's flush policy needs before an
-//! append may be acknowledged (acks=1 and acks=-1 alike on one broker),
-//! and acks=0 gets no response at all. In a cluster only the leader
-//! takes writes, and acks=-1 also waits for the high watermark to pass
-//! the batch (every ISR member has it), refusing up front when the ISR is
-//! smaller than min.insync.replicas.
+//! append may be acknowledged, and acks=0 gets no response at all. Only
+//! the leader takes writes, and acks=-1 also waits for the high watermark
+//! to pass the batch (every ISR member has it — the leader alone, on one
+//! broker), refusing up front when the ISR is smaller than
+//! min.insync.replicas.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 
 use super::{Pending, Request, encode, now_ms, ready};
 use crate::broker::Broker;
-use crate::cluster::{AckWait, ClusterNode};
+use crate::cluster::AckWait;
 use crate::error_code;
 use crate::groups::OFFSETS_TOPIC;
 
@@ -85,7 +85,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         .into_iter()
         .map(|topic| {
             let name = if version >= 13 {
-                broker.topic_name_by_id(topic.topic_id)
+                broker.topics().name_by_id(topic.topic_id)
             } else {
                 Some(topic.name.to_string())
             };
@@ -155,12 +155,8 @@ fn append(
             return Outcome::failed(error_code::for_leadership(error), Some(error.to_string()));
         }
     };
-    let wait_for_isr = acks == -1 && broker.cluster().is_some();
-    if wait_for_isr
-        && broker
-            .cluster()
-            .is_some_and(|node| !node.replicas.has_enough_replicas(&topic_partition))
-    {
+    let wait_for_isr = acks == -1;
+    if wait_for_isr && !broker.replicas().has_enough_replicas(&topic_partition) {
         return Outcome::failed(
             ResponseError::NotEnoughReplicas,
             Some("the ISR is smaller than min.insync.replicas".to_string()),
@@ -223,21 +219,15 @@ async fn acknowledge(
                     wait_for_isr,
                 } => match ticket.await {
                     Ok(info) => {
-                        broker.notify(&topic_partition);
-                        let replicated = match broker.cluster() {
-                            Some(node) => {
-                                replicated(
-                                    broker,
-                                    node,
-                                    &topic_partition,
-                                    info.last_offset,
-                                    wait_for_isr,
-                                    deadline,
-                                )
-                                .await
-                            }
-                            None => Ok(()),
-                        };
+                        broker.waiters().notify(&topic_partition);
+                        let replicated = replicated(
+                            broker,
+                            &topic_partition,
+                            info.last_offset,
+                            wait_for_isr,
+                            deadline,
+                        )
+                        .await;
                         if let Err(error) = replicated {
                             Some((error, None))
                         } else {
@@ -288,13 +278,11 @@ async fn acknowledge(
 /// moving (nobody waits for its answer).
 const ACKS_0_REPLICATION_WAIT: Duration = Duration::from_secs(30);
 
-/// In a cluster, once the leader's own append is acknowledged: moves the
-/// high watermark (the leader's part of it just moved) and, for acks=-1,
-/// waits until it passes `last_offset` or `deadline` (the request's
-/// timeout_ms) comes.
+/// Once the leader's own append is acknowledged: moves the high watermark
+/// (the leader's part of it just moved) and, for acks=-1, waits until it
+/// passes `last_offset` or `deadline` (the request's timeout_ms) comes.
 async fn replicated(
     broker: &Broker,
-    node: &ClusterNode,
     topic_partition: &TopicPartition,
     last_offset: Offset,
     wait_for_isr: bool,
@@ -303,14 +291,14 @@ async fn replicated(
     let Some(partition) = broker.partition(topic_partition) else {
         return Err(ResponseError::NotLeaderOrFollower);
     };
-    node.replicas.advance_high_watermark(broker, &partition);
+    broker.replicas().advance_high_watermark(&partition);
     if !wait_for_isr {
         return Ok(());
     }
     let woken = Arc::new(Notify::new());
     loop {
-        broker.register_waiter(topic_partition, &woken);
-        match node.replicas.ack_wait(&partition, last_offset) {
+        broker.waiters().register(topic_partition, &woken);
+        match broker.replicas().ack_wait(&partition, last_offset) {
             AckWait::Done => return Ok(()),
             AckWait::NotEnoughReplicasAfterAppend => {
                 return Err(ResponseError::NotEnoughReplicasAfterAppend);

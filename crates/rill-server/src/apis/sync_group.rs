@@ -38,14 +38,14 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let answer = groups.sync(broker, plain);
+    let answer = groups.sync(plain);
     let broker = Arc::clone(broker);
     Box::pin(async move {
         let unavailable = SyncGroupResponse::default()
             .with_error_code(ResponseError::CoordinatorNotAvailable.code());
         let response = match answer.await {
             Ok((response, persisted)) => {
-                if acknowledged(&broker, persisted).await {
+                if acknowledged(broker.groups().deps(), persisted).await {
                     let code = response
                         .error
                         .as_ref()

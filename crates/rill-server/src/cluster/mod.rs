@@ -1,9 +1,11 @@
-//! The broker as one node of a cluster (controller.quorum.voters set):
-//! it runs its controller of the metadata quorum in-process when it is a
-//! voter (combined mode), or reaches the controllers over their RPC
-//! (`quorum.rs`); it registers and heartbeats, follows the metadata — creating,
-//! leading, following and deleting its replicas as it says — and proposes
-//! what brokers propose: topics, configs, producer-id blocks, ISR changes.
+//! The broker as one node of its cluster — a cluster of one unless told
+//! otherwise: it runs its controller of the metadata quorum in-process
+//! when it is a voter (combined mode), or reaches the controllers over
+//! their RPC (`quorum.rs`); it registers and heartbeats, follows the
+//! metadata — creating, leading, following and deleting its replicas as it
+//! says, and loading the groups of the offsets partitions it leads — and
+//! proposes what brokers propose: topics, configs, producer-id blocks, ISR
+//! changes.
 //!
 //! - `replicas.rs`: each local partition's role and the leader's view of
 //!   its followers (`leader_state.rs`); the high watermark; ISR changes.
@@ -12,7 +14,8 @@
 //! - `peer.rs`: a Kafka-protocol connection to another broker.
 //!
 //! Thread-safe: one `ClusterNode` per broker, shared by the handlers
-//! through the broker; its tasks run on the broker's runtime.
+//! through the broker; its tasks run on the broker's runtime. It works
+//! with the replicas and the group coordinator's slot, not the broker.
 
 mod fetcher;
 mod leader_state;
@@ -32,11 +35,12 @@ use rill_cluster::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub(crate) use quorum::ControllerSlot;
 use quorum::Quorum;
 pub(crate) use replicas::{AckWait, ReplicaManager};
 
-use crate::broker::Broker;
-use crate::config::ClusterConfig;
+use crate::config::{BrokerConfig, ClusterConfig, HostPort};
+use crate::groups::{GroupsSlot, OFFSETS_TOPIC};
 
 /// The metadata directory under the first log directory, as KRaft's.
 pub const METADATA_DIR: &str = "__cluster_metadata";
@@ -61,6 +65,8 @@ pub enum ClusterStartError {
     Controller(#[from] rill_cluster::StartError),
     #[error("{step} did not succeed within {START_TIMEOUT:?}: {last}")]
     Timeout { step: &'static str, last: String },
+    #[error(transparent)]
+    Import(#[from] crate::legacy_metadata::MetadataError),
 }
 
 /// Why a proposal made for a client request failed.
@@ -80,6 +86,8 @@ pub enum ProposalError {
 /// See the module doc.
 pub(crate) struct ClusterNode {
     node_id: i32,
+    /// Where clients (and joining controllers) reach this broker.
+    advertised: HostPort,
     config: ClusterConfig,
     quorum: Quorum,
     /// The metadata as last applied here, shared with the handlers.
@@ -87,7 +95,11 @@ pub(crate) struct ClusterNode {
     broker_epoch: Mutex<Option<BrokerEpoch>>,
     /// The unused rest of this broker's producer-id block: next, end.
     producer_ids: Mutex<(i64, i64)>,
-    pub(crate) replicas: ReplicaManager,
+    pub(crate) replicas: Arc<ReplicaManager>,
+    groups: Arc<GroupsSlot>,
+    /// One application of the metadata at a time (the follower task, and
+    /// a handler making its own change visible before it answers).
+    applying: Mutex<()>,
     stop: watch::Sender<bool>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -101,45 +113,65 @@ impl std::fmt::Debug for ClusterNode {
 }
 
 impl ClusterNode {
-    /// Starts this broker's controller, registers the broker, and starts
-    /// the heartbeat, metadata and replication tasks.
+    /// Starts this broker's part of the quorum (its controller into
+    /// `slot`), registers the broker, and starts the heartbeat, metadata
+    /// and replication tasks. `after_register` runs once this broker is
+    /// registered, before it names the cluster (the one-time import of a
+    /// single broker's old metadata file).
     pub(crate) async fn start(
-        broker: &Arc<Broker>,
-        config: &ClusterConfig,
+        config: &BrokerConfig,
+        (replicas, groups): (Arc<ReplicaManager>, Arc<GroupsSlot>),
+        slot: &ControllerSlot,
+        after_register: impl AsyncFnOnce(&ClusterNode) -> Result<(), ClusterStartError>,
     ) -> Result<Arc<ClusterNode>, ClusterStartError> {
-        let node_id = broker.config().node_id;
-        let data_dir = broker
-            .config()
+        let node_id = config.node_id;
+        let data_dir = config
             .log_dirs
             .first()
             .cloned()
             .unwrap_or_default()
             .join(METADATA_DIR);
-        let quorum = Quorum::start(node_id, config, data_dir).await?;
+        let quorum = Quorum::start(
+            node_id,
+            (&config.cluster, &config.advertised),
+            data_dir,
+            slot,
+        )
+        .await?;
         let (stop, _) = watch::channel(false);
         let node = Arc::new(ClusterNode {
             node_id,
-            config: config.clone(),
+            advertised: config.advertised.clone(),
+            config: config.cluster.clone(),
             metadata: RwLock::new(Arc::new(quorum.metadata())),
             quorum,
             broker_epoch: Mutex::new(None),
             producer_ids: Mutex::new((0, 0)),
-            replicas: ReplicaManager::new(node_id, config),
+            replicas,
+            groups,
+            applying: Mutex::new(()),
             stop,
             tasks: Mutex::new(Vec::new()),
         });
-        node.register(broker).await?;
+        node.register().await?;
+        after_register(&node).await?;
         node.init_cluster_id().await?;
+        // Unfenced at once rather than at the first heartbeat's tick.
+        let registered = *node.broker_epoch.lock();
+        if let Some(epoch) = registered {
+            let _ = node.quorum.heartbeat(BrokerId(node_id), epoch).await; // The heartbeat task retries.
+        }
         let tasks = vec![
-            tokio::spawn(follow_metadata(Arc::clone(&node), Arc::downgrade(broker))),
-            tokio::spawn(heartbeat(Arc::clone(&node), Arc::downgrade(broker))),
-            tokio::spawn(replicas::maintain_isr(
-                Arc::clone(&node),
-                Arc::downgrade(broker),
-            )),
+            tokio::spawn(follow_metadata(Arc::clone(&node))),
+            tokio::spawn(heartbeat(Arc::clone(&node))),
+            tokio::spawn(replicas::maintain_isr(Arc::clone(&node))),
         ];
         node.tasks.lock().extend(tasks);
         Ok(node)
+    }
+
+    pub(crate) fn node_id(&self) -> i32 {
+        self.node_id
     }
 
     pub(crate) fn config(&self) -> &ClusterConfig {
@@ -161,8 +193,8 @@ impl ClusterNode {
     }
 
     /// Registers (again) and remembers the new broker epoch.
-    async fn register(&self, broker: &Broker) -> Result<BrokerEpoch, ClusterStartError> {
-        let advertised = &broker.config().advertised;
+    async fn register(&self) -> Result<BrokerEpoch, ClusterStartError> {
+        let advertised = &self.advertised;
         let command = Command::RegisterBroker {
             broker_id: BrokerId(self.node_id),
             host: advertised.host.clone(),
@@ -192,14 +224,14 @@ impl ClusterNode {
     /// Names the cluster if nobody has yet.
     async fn init_cluster_id(&self) -> Result<(), ClusterStartError> {
         let command = Command::InitCluster {
-            cluster_id: crate::metadata_store::new_cluster_id(),
+            cluster_id: new_cluster_id(),
         };
         self.propose_retrying("naming the cluster", command)
             .await
             .map(drop)
     }
 
-    async fn propose_retrying(
+    pub(crate) async fn propose_retrying(
         &self,
         step: &'static str,
         command: Command,
@@ -350,36 +382,56 @@ impl ClusterNode {
     }
 }
 
-/// Applies each new metadata to the broker's replicas.
-async fn follow_metadata(node: Arc<ClusterNode>, broker: std::sync::Weak<Broker>) {
+/// Applies each new metadata to the broker's replicas, and reloads the
+/// groups when the offsets partitions this broker leads change.
+async fn follow_metadata(node: Arc<ClusterNode>) {
     let mut changes = node.quorum.subscribe();
     loop {
-        let metadata = Arc::new(node.quorum.metadata());
-        *node.metadata.write() = Arc::clone(&metadata);
-        let Some(broker) = broker.upgrade() else {
-            return;
-        };
-        let applying = Arc::clone(&broker);
-        let node_for_apply = Arc::clone(&node);
-        let applied = tokio::task::spawn_blocking(move || {
-            node_for_apply
-                .replicas
-                .apply(&applying, &node_for_apply, &metadata);
-        })
-        .await;
+        let applying = Arc::clone(&node);
+        let applied = tokio::task::spawn_blocking(move || applying.apply_metadata()).await;
         if let Err(join) = applied {
             std::panic::resume_unwind(join.into_panic());
         }
-        drop(broker);
         if changes.changed().await.is_err() {
             return;
         }
     }
 }
 
+impl ClusterNode {
+    /// Shows the quorum's latest metadata here and applies it to the
+    /// replicas (and the groups). Blocking (creates and deletes files).
+    /// A handler calls it after its own change, so that what this broker
+    /// serves shows the change before the client hears it is done.
+    pub(crate) fn apply_metadata(&self) {
+        let _one_at_a_time = self.applying.lock();
+        let metadata = Arc::new(self.quorum.metadata());
+        *self.metadata.write() = Arc::clone(&metadata);
+        if let Some(led) = self.replicas.apply(self, &metadata) {
+            let partitions = metadata
+                .topics
+                .get(OFFSETS_TOPIC)
+                .map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX));
+            self.groups.coordinate(partitions, led);
+        }
+    }
+}
+
+/// A Kafka-style cluster id: 16 random bytes in URL-safe base64, 22 chars.
+pub(crate) fn new_cluster_id() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits: u128 = u128::from_be_bytes(uuid::Uuid::new_v4().into_bytes());
+    let mut id = String::with_capacity(22);
+    for _ in 0..22 {
+        id.push(char::from(ALPHABET[(bits & 63) as usize]));
+        bits >>= 6;
+    }
+    id
+}
+
 /// Heartbeats every broker.heartbeat.interval.ms; registers again when the
 /// controller no longer knows this broker's epoch.
-async fn heartbeat(node: Arc<ClusterNode>, broker: std::sync::Weak<Broker>) {
+async fn heartbeat(node: Arc<ClusterNode>) {
     let interval = Duration::from_millis(node.config.broker_heartbeat_interval_ms);
     let mut ticks = tokio::time::interval(interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -392,10 +444,7 @@ async fn heartbeat(node: Arc<ClusterNode>, broker: std::sync::Weak<Broker>) {
             Ok(_) => {}
             Err(HeartbeatError::Rejected { rejection }) => {
                 tracing::warn!(%rejection, "the controller refused this broker's epoch; registering again");
-                let Some(broker) = broker.upgrade() else {
-                    return;
-                };
-                if let Err(error) = node.register(&broker).await {
+                if let Err(error) = node.register().await {
                     tracing::warn!(%error, "registering again failed");
                 }
             }

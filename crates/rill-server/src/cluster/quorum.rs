@@ -14,13 +14,13 @@ use parking_lot::{Mutex, RwLock};
 use rill_cluster::{
     Bootstrap, BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, CommandResult,
     Controller, ControllerClient, ControllerConfig, CreateTopicError, HeartbeatError,
-    HeartbeatResponse, ProposeError, RaftSettings,
+    HeartbeatResponse, MembershipError, ProposeError, RaftSettings,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::ClusterStartError;
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, HostPort, QuorumConfig};
 
 /// How long a broker-only node's metadata long-poll waits at a controller.
 const METADATA_POLL_WAIT_MS: u64 = 1_000;
@@ -31,8 +31,38 @@ const POLL_BACKOFF: Duration = Duration::from_millis(100);
 
 /// See the module doc.
 pub(crate) enum Quorum {
-    Local(Controller),
+    Local(Arc<Controller>),
     Remote(Remote),
+}
+
+/// Where a broker's own controller is put once it runs, for the Kafka
+/// listener to hand it the controller connections it accepts.
+pub(crate) type ControllerSlot = Arc<std::sync::OnceLock<Arc<Controller>>>;
+
+/// Runs a change of the voters until it goes through, while no leader
+/// takes it (an election, a leader stepping down), for up to
+/// [`super::START_TIMEOUT`].
+async fn retry_voters<F, Fut>(step: &'static str, mut change: F) -> Result<(), ClusterStartError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), MembershipError>>,
+{
+    let deadline = tokio::time::Instant::now() + super::START_TIMEOUT;
+    loop {
+        match change().await {
+            Ok(()) => return Ok(()),
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(ClusterStartError::Timeout {
+                    step,
+                    last: error.to_string(),
+                });
+            }
+            Err(error) => {
+                tracing::debug!(%error, step, "retrying");
+                tokio::time::sleep(POLL_BACKOFF).await;
+            }
+        }
+    }
 }
 
 /// A broker-only node's view of the quorum.
@@ -52,47 +82,102 @@ struct View {
 }
 
 impl Quorum {
-    /// This node's controller if it is a voter (listening at its entry of
-    /// controller.quorum.voters, its log under `data_dir`); else a client
-    /// of the voters.
+    /// This node's part of the quorum, as `config.quorum` says:
+    /// - standalone: its own controller, the only voter, reached at
+    ///   `advertised` (the Kafka listener, which serves controller
+    ///   connections too);
+    /// - joining: its own controller, started empty, then added as a voter
+    ///   through the bootstrap servers;
+    /// - a fixed quorum: its controller, listening at its entry of
+    ///   controller.quorum.voters, if it is one; else a client of the
+    ///   voters (a broker only).
+    ///
+    /// A controller of its own goes into `slot` as soon as it runs, so that
+    /// the listener can hand it peers' connections while it joins.
     pub(crate) async fn start(
         node_id: i32,
-        config: &ClusterConfig,
+        (config, advertised): (&ClusterConfig, &HostPort),
         data_dir: std::path::PathBuf,
+        slot: &ControllerSlot,
     ) -> Result<Quorum, ClusterStartError> {
         let id = u64::try_from(node_id).unwrap_or(u64::MAX);
-        let Some(address) = config.voters.get(&id) else {
-            return Ok(Quorum::Remote(Remote::start(config)));
+        let own_address = advertised.to_string();
+        let (listen, bootstrap) = match &config.quorum {
+            QuorumConfig::Standalone => (
+                None,
+                Bootstrap::Voters(BTreeMap::from([(id, own_address.clone())])),
+            ),
+            QuorumConfig::Join(_) => (None, Bootstrap::Join),
+            QuorumConfig::Voters(voters) => {
+                let Some(address) = voters.get(&id) else {
+                    return Ok(Quorum::Remote(Remote::start(voters)));
+                };
+                let listen = tokio::net::lookup_host(address.as_str())
+                    .await
+                    .ok()
+                    .and_then(|mut addrs| addrs.next())
+                    .ok_or_else(|| ClusterStartError::ControllerAddress {
+                        node_id: id,
+                        address: address.clone(),
+                    })?;
+                (Some(listen), Bootstrap::Voters(voters.clone()))
+            }
         };
-        let listen = tokio::net::lookup_host(address.as_str())
-            .await
-            .ok()
-            .and_then(|mut addrs| addrs.next())
-            .ok_or_else(|| ClusterStartError::ControllerAddress {
-                node_id: id,
-                address: address.clone(),
-            })?;
         let election = config.election_timeout_ms;
-        let controller = Controller::start(ControllerConfig {
-            node_id: id,
-            listen: Some(listen),
-            bootstrap: Bootstrap::Voters(config.voters.clone()),
-            data_dir,
-            raft: RaftSettings {
-                heartbeat_interval_ms: (election / 4).max(1),
-                election_timeout_min_ms: election,
-                election_timeout_max_ms: election * 2,
-                ..RaftSettings::default()
-            },
-            cluster: ClusterSettings {
-                broker_session_timeout_ms: config.broker_session_timeout_ms,
-                leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms,
-                leader_imbalance_per_broker_percentage: config
-                    .leader_imbalance_per_broker_percentage,
-            },
-        })
-        .await?;
-        Ok(Quorum::Local(controller))
+        let controller = Arc::new(
+            Controller::start(ControllerConfig {
+                node_id: id,
+                listen,
+                bootstrap,
+                data_dir,
+                raft: RaftSettings {
+                    heartbeat_interval_ms: (election / 4).max(1),
+                    election_timeout_min_ms: election,
+                    election_timeout_max_ms: election * 2,
+                    ..RaftSettings::default()
+                },
+                cluster: ClusterSettings {
+                    broker_session_timeout_ms: config.broker_session_timeout_ms,
+                    leader_imbalance_check_interval_ms: config.leader_imbalance_check_interval_ms,
+                    leader_imbalance_per_broker_percentage: config
+                        .leader_imbalance_per_broker_percentage,
+                },
+            })
+            .await?,
+        );
+        // Set once: a broker starts its quorum once.
+        let _ = slot.set(Arc::clone(&controller));
+        let quorum = Quorum::Local(Arc::clone(&controller));
+        match &config.quorum {
+            QuorumConfig::Voters(_) => {}
+            // A standalone node that had another address before (or any
+            // voter whose address changed) tells the quorum its new one.
+            QuorumConfig::Standalone => {
+                if controller.voters().contains(&id)
+                    && controller.address_of(id).as_deref() != Some(own_address.as_str())
+                {
+                    retry_voters("updating this controller's address", || {
+                        controller.add_voter(id, own_address.clone())
+                    })
+                    .await?;
+                }
+            }
+            QuorumConfig::Join(servers) => {
+                if !controller.voters().contains(&id) {
+                    let servers: BTreeMap<u64, String> =
+                        (0..).zip(servers.iter().cloned()).collect();
+                    let client =
+                        tokio::sync::Mutex::new(ControllerClient::new(&servers, CALL_TIMEOUT));
+                    tracing::info!(node_id, ?servers, "joining the metadata quorum");
+                    retry_voters("joining the metadata quorum", || async {
+                        client.lock().await.add_voter(id, own_address.clone()).await
+                    })
+                    .await?;
+                    tracing::info!(node_id, "joined the metadata quorum as a voter");
+                }
+            }
+        }
+        Ok(quorum)
     }
 
     /// The metadata as applied here (the local controller's, or the last
@@ -197,16 +282,16 @@ impl Quorum {
 }
 
 impl Remote {
-    fn start(config: &ClusterConfig) -> Remote {
+    fn start(voters: &BTreeMap<u64, String>) -> Remote {
         let view = Arc::new(RwLock::new(View::default()));
         let changes = watch::Sender::new(0);
         let poll = tokio::spawn(poll_metadata(
-            ControllerClient::new(&config.voters, CALL_TIMEOUT),
+            ControllerClient::new(voters, CALL_TIMEOUT),
             Arc::clone(&view),
             changes.clone(),
         ));
         Remote {
-            client: tokio::sync::Mutex::new(ControllerClient::new(&config.voters, CALL_TIMEOUT)),
+            client: tokio::sync::Mutex::new(ControllerClient::new(voters, CALL_TIMEOUT)),
             view,
             changes,
             poll: Mutex::new(Some(poll)),

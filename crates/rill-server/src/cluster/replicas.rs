@@ -1,26 +1,32 @@
-//! This broker's replicas: for each local partition of a replicated topic,
-//! whether it leads (and what it knows of its followers) or follows whom;
-//! the changes the metadata asks for (create, lead, follow, delete); the
+//! This broker's replicas: for each local partition, whether it leads
+//! (and what it knows of its followers) or follows whom; the changes the
+//! metadata asks for (create, lead, follow, delete, new configs); the
 //! high watermark as leader; and the ISR changes the leader proposes.
+//!
+//! It works with the log manager (the partitions' logs), the waiters (to
+//! wake those waiting on a partition that moved) and the broker's own
+//! properties (the topic defaults under the cluster's), not the broker.
 //!
 //! Thread-safe: the roles sit behind one mutex, held for map updates and
 //! never across I/O or an await.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Weak};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use rill_cluster::{Applied, BrokerId, ClusterMetadata, Command, LeaderEpoch, PartitionEpoch};
-use rill_partition::{Partition, TopicPartition};
-use rill_storage::Offset;
+use rill_partition::{LogManager, ManagerError, Partition, TopicPartition};
+use rill_storage::{LogConfig, Offset};
 use uuid::Uuid;
 
 use super::ClusterNode;
 use super::fetcher::{Fetchers, Follow};
 use super::leader_state::LeaderState;
-use crate::broker::Broker;
-use crate::config::ClusterConfig;
+use crate::broker::{LeadershipError, TopicError};
+use crate::config::{ClusterConfig, Properties};
+use crate::topic_config::{self, BrokerLayers};
+use crate::waiters::Waiters;
 
 /// What this broker is for one partition.
 #[derive(Clone, Debug)]
@@ -60,9 +66,14 @@ pub(crate) enum AckWait {
 pub(crate) struct ReplicaManager {
     node_id: i32,
     replica_lag_time_max_ms: i64,
+    logs: Arc<LogManager>,
+    waiters: Arc<Waiters>,
+    /// The broker's file and flags: topic defaults under the cluster's.
+    properties: Properties,
     replicas: Mutex<HashMap<TopicPartition, Replica>>,
-    /// Topic configs as last applied, to apply only changes.
-    applied_configs: Mutex<BTreeMap<String, BTreeMap<String, String>>>,
+    /// Topic configs (with the cluster's broker configs under them) as
+    /// last applied, to apply only changes.
+    applied_configs: Mutex<AppliedConfigs>,
     fetchers: Fetchers,
     /// Wakes the ISR task (a follower may have caught up).
     isr_check: tokio::sync::Notify,
@@ -71,14 +82,37 @@ pub(crate) struct ReplicaManager {
     coordinated: Mutex<BTreeMap<i32, i32>>,
 }
 
+/// The configs last applied to the local logs.
+#[derive(Default)]
+struct AppliedConfigs {
+    broker: BTreeMap<String, String>,
+    topics: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for ReplicaManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaManager")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ReplicaManager {
-    pub(crate) fn new(node_id: i32, config: &ClusterConfig) -> ReplicaManager {
+    pub(crate) fn new(
+        node_id: i32,
+        config: &ClusterConfig,
+        (logs, waiters): (Arc<LogManager>, Arc<Waiters>),
+        properties: Properties,
+    ) -> ReplicaManager {
         ReplicaManager {
             node_id,
             replica_lag_time_max_ms: i64::try_from(config.replica_lag_time_max_ms)
                 .unwrap_or(i64::MAX),
+            logs,
+            waiters,
+            properties,
             replicas: Mutex::new(HashMap::new()),
-            applied_configs: Mutex::new(BTreeMap::new()),
+            applied_configs: Mutex::new(AppliedConfigs::default()),
             fetchers: Fetchers::new(node_id, config),
             isr_check: tokio::sync::Notify::new(),
             coordinated: Mutex::new(BTreeMap::new()),
@@ -91,6 +125,79 @@ impl ReplicaManager {
             Some(Role::Leader(state)) => Some(state.leader_epoch),
             _ => None,
         }
+    }
+
+    /// The local replica of `topic_partition`, whatever its role.
+    pub(crate) fn partition(&self, topic_partition: &TopicPartition) -> Option<Arc<Partition>> {
+        self.logs.get(topic_partition)
+    }
+
+    /// The partition, if this broker leads it at a leader epoch the
+    /// request agrees with (`current_leader_epoch`, -1: unchecked), with
+    /// that epoch. `known`: whether the partition's topic exists (not
+    /// leading a partition of a known topic is NOT_LEADER, of an unknown
+    /// one UNKNOWN_TOPIC_OR_PARTITION).
+    pub(crate) fn leader_partition(
+        &self,
+        topic_partition: &TopicPartition,
+        current_leader_epoch: i32,
+    ) -> Result<(Arc<Partition>, i32), LeadershipError> {
+        let partition = self.partition(topic_partition);
+        let Some(epoch) = self.leader_epoch(topic_partition) else {
+            return Err(match partition {
+                Some(_) => LeadershipError::NotLeader,
+                None => LeadershipError::UnknownPartition,
+            });
+        };
+        let partition = partition.ok_or(LeadershipError::UnknownPartition)?;
+        if current_leader_epoch >= 0 && current_leader_epoch < epoch {
+            return Err(LeadershipError::FencedLeaderEpoch);
+        }
+        if current_leader_epoch > epoch {
+            return Err(LeadershipError::UnknownLeaderEpoch);
+        }
+        Ok((partition, epoch))
+    }
+
+    /// The log config of a topic with `overrides`, over the cluster's
+    /// broker configs (`dynamic`) and this broker's own.
+    pub(crate) fn log_config(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        dynamic: &BTreeMap<String, String>,
+    ) -> Result<LogConfig, TopicError> {
+        Ok(topic_config::log_config(
+            overrides,
+            BrokerLayers {
+                dynamic,
+                static_: &self.properties,
+            },
+        )?)
+    }
+
+    /// The replica of `tp`, created (with its topic's configs) if this
+    /// broker has none yet. Blocking.
+    fn ensure_partition(
+        &self,
+        tp: &TopicPartition,
+        overrides: &BTreeMap<String, String>,
+        dynamic: &BTreeMap<String, String>,
+    ) -> Result<Arc<Partition>, TopicError> {
+        if let Some(partition) = self.logs.get(tp) {
+            return Ok(partition);
+        }
+        let config = self.log_config(overrides, dynamic)?;
+        Ok(self.logs.get_or_create(tp, config)?)
+    }
+
+    /// Deletes this broker's replica of `tp`, if any. Blocking.
+    fn delete_partition(&self, tp: &TopicPartition) {
+        match self.logs.delete(tp) {
+            Ok(()) => tracing::info!(partition = %tp, "deleted the replica"),
+            Err(ManagerError::NotFound { .. }) => {}
+            Err(error) => tracing::error!(partition = %tp, %error, "cannot delete the replica"),
+        }
+        self.waiters.remove(tp);
     }
 
     /// Whether an acks=all produce may append: the ISR holds at least
@@ -133,7 +240,6 @@ impl ReplicaManager {
     /// does not lead the partition (or the fetcher is no follower of it).
     pub(crate) fn follower_fetched(
         &self,
-        broker: &Broker,
         partition: &Partition,
         follower: i32,
         fetch_offset: Offset,
@@ -150,7 +256,7 @@ impl ReplicaManager {
             }
         };
         if recorded {
-            self.advance_high_watermark(broker, partition);
+            self.advance_high_watermark(partition);
             if !self.in_isr(tp, follower) {
                 self.isr_check.notify_one();
             }
@@ -168,7 +274,7 @@ impl ReplicaManager {
     /// Moves the leader's high watermark to the minimum log end over the
     /// ISR (its own being what it may acknowledge), waking long polls and
     /// acks=all produces when it moves.
-    pub(crate) fn advance_high_watermark(&self, broker: &Broker, partition: &Partition) {
+    pub(crate) fn advance_high_watermark(&self, partition: &Partition) {
         let tp = partition.topic_partition();
         let wanted = match self.replicas.lock().get(tp).map(|r| &r.role) {
             Some(Role::Leader(state)) => {
@@ -180,39 +286,54 @@ impl ReplicaManager {
             && wanted > partition.high_watermark()
         {
             partition.set_high_watermark(wanted);
-            broker.notify(tp);
+            self.waiters.notify(tp);
         }
     }
 
     /// Brings the replicas in line with `metadata`: logs created for new
     /// replicas, leadership taken or given up, fetchers pointed at the new
-    /// leaders, logs of topics deleted or moved away removed. Blocking
-    /// (creates and deletes files).
-    pub(crate) fn apply(&self, broker: &Broker, node: &ClusterNode, metadata: &ClusterMetadata) {
+    /// leaders, logs of topics deleted or moved away removed, configs
+    /// applied. Returns the offsets partitions this broker now leads when
+    /// they (or their leader epochs) changed: their groups are to be
+    /// loaded. Blocking (creates and deletes files).
+    pub(crate) fn apply(
+        &self,
+        node: &ClusterNode,
+        metadata: &ClusterMetadata,
+    ) -> Option<BTreeSet<i32>> {
         let me = BrokerId(self.node_id);
         let now = crate::apis::now_ms();
         let mut wanted: HashSet<TopicPartition> = HashSet::new();
+        {
+            let mut applied = self.applied_configs.lock();
+            if applied.broker != metadata.broker_configs {
+                // New topic defaults: every topic's log config again.
+                applied.broker.clone_from(&metadata.broker_configs);
+                applied.topics.clear();
+            }
+        }
         for topic in metadata.topics.values() {
-            self.apply_configs(broker, topic);
-            let min_insync_replicas = broker.min_insync_replicas(&topic.configs);
+            self.apply_configs(topic, &metadata.broker_configs);
+            let min_insync_replicas = self.min_insync_replicas(&topic.configs, metadata);
             for (index, state) in (0..).zip(&topic.partitions) {
                 if !state.replicas.contains(&me) {
                     continue;
                 }
                 let tp = TopicPartition::new(&topic.name, index);
                 wanted.insert(tp.clone());
-                let partition = match broker.ensure_partition(&tp, &topic.configs) {
-                    Ok(partition) => partition,
-                    Err(error) => {
-                        tracing::error!(partition = %tp, %error, "cannot create the replica");
-                        continue;
-                    }
-                };
+                let partition =
+                    match self.ensure_partition(&tp, &topic.configs, &metadata.broker_configs) {
+                        Ok(partition) => partition,
+                        Err(error) => {
+                            tracing::error!(partition = %tp, %error, "cannot create the replica");
+                            continue;
+                        }
+                    };
                 let replicas: Vec<i32> = state.replicas.iter().map(|b| b.0).collect();
                 let isr: Vec<i32> = state.isr.iter().map(|b| b.0).collect();
                 let epochs = (state.leader_epoch.0, state.partition_epoch.0);
                 if state.leader == Some(me) {
-                    self.lead(broker, &partition, topic.id, epochs, (&replicas, isr), now);
+                    self.lead(&partition, topic.id, epochs, (&replicas, isr), now);
                 } else {
                     self.follow(
                         &partition,
@@ -238,27 +359,47 @@ impl ReplicaManager {
         for tp in gone {
             self.replicas.lock().remove(&tp);
             self.fetchers.unfollow(&tp);
-            broker.delete_partition(&tp);
+            self.delete_partition(&tp);
         }
         // Local logs no topic of the metadata has (deleted while this
         // broker was down).
-        for partition in broker.logs().partitions() {
+        for partition in self.logs.partitions() {
             let tp = partition.topic_partition();
             if !wanted.contains(tp) {
                 self.fetchers.unfollow(tp);
-                broker.delete_partition(tp);
+                self.delete_partition(tp);
             }
         }
         self.applied_configs
             .lock()
+            .topics
             .retain(|name, _| metadata.topics.contains_key(name));
-        self.coordinate_groups(broker);
+        self.led_offsets_partitions_changed()
     }
 
-    /// Reloads the group coordinator when the offsets partitions this
-    /// broker leads (or their epochs) change: a new leader reads what its
-    /// log holds of each group.
-    fn coordinate_groups(&self, broker: &Broker) {
+    /// The effective min.insync.replicas of a topic with `overrides`.
+    fn min_insync_replicas(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        metadata: &ClusterMetadata,
+    ) -> usize {
+        topic_config::effective(
+            overrides,
+            BrokerLayers {
+                dynamic: &metadata.broker_configs,
+                static_: &self.properties,
+            },
+        )
+        .into_iter()
+        .find(|(def, _, _)| def.name == "min.insync.replicas")
+        .and_then(|(_, value, _)| value.parse().ok())
+        .unwrap_or(1)
+    }
+
+    /// The offsets partitions this broker leads, when they (or their
+    /// epochs) changed since last asked: a new leader reads what its log
+    /// holds of each group.
+    fn led_offsets_partitions_changed(&self) -> Option<BTreeSet<i32>> {
         let led: BTreeMap<i32, i32> = self
             .replicas
             .lock()
@@ -269,26 +410,45 @@ impl ReplicaManager {
                 Role::Follower { .. } => None,
             })
             .collect();
-        if *self.coordinated.lock() == led {
-            return;
+        let mut coordinated = self.coordinated.lock();
+        if *coordinated == led {
+            return None;
         }
-        broker.coordinate(led.keys().copied().collect());
-        *self.coordinated.lock() = led;
+        let partitions = led.keys().copied().collect();
+        *coordinated = led;
+        Some(partitions)
     }
 
-    fn apply_configs(&self, broker: &Broker, topic: &rill_cluster::Topic) {
+    /// Applies a topic's configs (over the cluster's broker configs) to
+    /// its local replicas, when they changed.
+    fn apply_configs(&self, topic: &rill_cluster::Topic, dynamic: &BTreeMap<String, String>) {
         let mut applied = self.applied_configs.lock();
-        if applied.get(&topic.name) == Some(&topic.configs) {
+        if applied.topics.get(&topic.name) == Some(&topic.configs) {
             return;
         }
-        applied.insert(topic.name.clone(), topic.configs.clone());
+        applied
+            .topics
+            .insert(topic.name.clone(), topic.configs.clone());
         drop(applied);
-        broker.apply_topic_configs(&topic.name, topic.partitions.len(), &topic.configs);
+        let config = match self.log_config(&topic.configs, dynamic) {
+            Ok(config) => config,
+            Err(error) => {
+                tracing::error!(topic = %topic.name, %error, "the cluster's topic configs are invalid here");
+                return;
+            }
+        };
+        for index in 0..topic.partitions.len() {
+            let tp = TopicPartition::new(&topic.name, i32::try_from(index).unwrap_or(i32::MAX));
+            if let Some(partition) = self.logs.get(&tp)
+                && let Err(error) = partition.log().set_config(config)
+            {
+                tracing::warn!(partition = %tp, %error, "could not apply the new config");
+            }
+        }
     }
 
     fn lead(
         &self,
-        broker: &Broker,
         partition: &Arc<Partition>,
         topic_id: Uuid,
         (leader_epoch, partition_epoch): (i32, i32),
@@ -305,7 +465,7 @@ impl ReplicaManager {
         {
             state.update(partition_epoch, replicas, isr, now);
             drop(map);
-            self.advance_high_watermark(broker, partition);
+            self.advance_high_watermark(partition);
             return;
         }
         drop(map);
@@ -332,8 +492,8 @@ impl ReplicaManager {
                 min_insync_replicas: 1,
             },
         );
-        self.advance_high_watermark(broker, partition);
-        broker.notify(&tp);
+        self.advance_high_watermark(partition);
+        self.waiters.notify(&tp);
     }
 
     fn follow(
@@ -407,7 +567,6 @@ impl ReplicaManager {
     /// AlterPartition needs.
     fn wanted_isr_changes(
         &self,
-        broker: &Broker,
         metadata: &ClusterMetadata,
         now: i64,
     ) -> Vec<(TopicPartition, Command)> {
@@ -417,7 +576,7 @@ impl ReplicaManager {
             let Role::Leader(state) = &mut replica.role else {
                 continue;
             };
-            let Some(partition) = broker.partition(tp) else {
+            let Some(partition) = self.logs.get(tp) else {
                 continue;
             };
             // A fenced broker may not join (the controller would refuse);
@@ -491,7 +650,7 @@ impl ReplicaManager {
 
 /// On every leader, shrinks ISRs of lagging followers and grows them for
 /// followers that caught up, one AlterPartition per partition at a time.
-pub(crate) async fn maintain_isr(node: Arc<ClusterNode>, broker: Weak<Broker>) {
+pub(crate) async fn maintain_isr(node: Arc<ClusterNode>) {
     let lag = Duration::from_millis(node.config().replica_lag_time_max_ms);
     let period = (lag / 4).clamp(Duration::from_millis(20), Duration::from_secs(5));
     loop {
@@ -499,15 +658,11 @@ pub(crate) async fn maintain_isr(node: Arc<ClusterNode>, broker: Weak<Broker>) {
             () = tokio::time::sleep(period) => {}
             () = node.replicas.isr_check.notified() => {}
         }
-        let Some(broker) = broker.upgrade() else {
-            return;
-        };
         let metadata = node.metadata();
-        let mut changes =
-            node.replicas
-                .wanted_isr_changes(&broker, &metadata, crate::apis::now_ms());
+        let mut changes = node
+            .replicas
+            .wanted_isr_changes(&metadata, crate::apis::now_ms());
         changes.extend(node.replicas.completed_reassignments(&metadata));
-        drop(broker);
         for (tp, command) in changes {
             // Bounded: a leader cut off from the quorum must not stop
             // trying its other partitions for long.

@@ -12,12 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use rill_storage::Disk;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use crate::broker::Broker;
-use crate::config::HostPort;
+use crate::broker::{Broker, StartError};
+use crate::cluster::ControllerSlot;
+use crate::config::{BrokerConfig, HostPort};
 
 /// How long shutdown waits for connections to answer their in-flight
 /// requests before closing the logs anyway.
@@ -58,23 +60,68 @@ impl Server {
         self.local_addr
     }
 
-    /// Serves until `stop` resolves, then drains connections and shuts the
-    /// broker down cleanly (flush, checkpoints, clean-shutdown marker).
+    /// Starts the broker — opening its logs, joining its metadata quorum —
+    /// and serves until `stop` resolves; see [`Server::run_with_disk`].
     pub async fn run(
         self,
-        broker: Arc<Broker>,
+        config: BrokerConfig,
         stop: impl std::future::Future<Output = ()>,
-    ) -> Result<(), rill_partition::ManagerError> {
+    ) -> Result<(), RunError> {
+        self.run_with_disk(config, Arc::new(rill_storage::RealDisk), stop)
+            .await
+    }
+
+    /// Starts the broker — opening its logs (through `disk`: tests pass a
+    /// faulty one), joining its metadata quorum — and serves until `stop`
+    /// resolves, then drains connections and shuts the broker down cleanly
+    /// (flush, checkpoints, clean-shutdown marker).
+    ///
+    /// The listener accepts from the start: a connection of another
+    /// node's controller (a vote, a log to replicate while this one joins)
+    /// is handed to this broker's controller as soon as it runs; a Kafka
+    /// client's waits until the broker has started, then is served.
+    pub async fn run_with_disk(
+        self,
+        config: BrokerConfig,
+        disk: Arc<dyn Disk>,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Result<(), RunError> {
         let (stopping, shutdown) = watch::channel(false);
         let shutdown = Shutdown(shutdown);
-        let timers = tokio::spawn(crate::groups::Groups::run_timers(Arc::downgrade(&broker)));
-        let connections_max = broker.config().connections_max;
+        let slot = ControllerSlot::default();
+        let (ready, started) = watch::channel::<Option<Arc<Broker>>>(None);
+        let connections_max = config.connections_max;
+        let idle = Duration::from_millis(config.connection_idle_ms);
+        let data: Vec<String> = config
+            .log_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect();
+        let advertised = config.advertised.to_string();
+        let starting = Broker::start(config, disk, &slot);
+        tokio::pin!(starting);
+        let mut broker: Option<Arc<Broker>> = None;
+        let mut timers = None;
         let permits = Arc::new(Semaphore::new(connections_max));
         let mut connections = JoinSet::new();
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 () = &mut stop => break,
+                started = &mut starting, if broker.is_none() => {
+                    let started = started?;
+                    tracing::info!(
+                        "rill broker {}: data in {}, listening on {} (advertised as {advertised})",
+                        env!("CARGO_PKG_VERSION"),
+                        data.join(","),
+                        self.local_addr,
+                    );
+                    timers = Some(tokio::spawn(
+                        Arc::clone(started.groups()).run_timers(shutdown.clone()),
+                    ));
+                    ready.send_replace(Some(Arc::clone(&started)));
+                    broker = Some(started);
+                }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
                 accepted = self.listener.accept() => {
                     let (stream, peer) = match accepted {
@@ -90,17 +137,20 @@ impl Server {
                         tracing::warn!(%peer, connections_max, "max.connections reached; closing the new connection");
                         continue;
                     };
-                    let broker = Arc::clone(&broker);
+                    let slot = Arc::clone(&slot);
+                    let started = started.clone();
                     let shutdown = shutdown.clone();
                     connections.spawn(async move {
-                        connection::serve(stream, peer, broker, shutdown).await;
+                        route(stream, peer, (slot, started), idle, shutdown).await;
                         drop(permit);
                     });
                 }
             }
         }
         tracing::info!("shutting down: no new connections; answering in-flight requests");
-        timers.abort();
+        if let Some(timers) = timers {
+            timers.abort();
+        }
         drop(self.listener);
         stopping.send_replace(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -111,11 +161,70 @@ impl Server {
             tracing::warn!("connections did not finish in {DRAIN_TIMEOUT:?}; closing them");
             connections.shutdown().await;
         }
+        let Some(broker) = broker else {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        };
         broker.leave_cluster().await;
         tokio::task::spawn_blocking(move || broker.shutdown())
             .await
             .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
         tracing::info!("shut down cleanly");
         Ok(())
+    }
+}
+
+/// Why a broker stopped other than by request.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunError {
+    #[error("cannot start the broker: {0}")]
+    Start(#[from] StartError),
+    #[error("cannot close the logs cleanly: {0}")]
+    Shutdown(#[from] rill_partition::ManagerError),
+}
+
+/// Bytes that tell a controller connection from a Kafka one: the frame
+/// length and two more (see [`rill_cluster::is_controller_connection`]).
+const ROUTE_BYTES: usize = 6;
+
+/// Hands a new connection to this broker's controller or to the Kafka
+/// request loop, by its first bytes; a Kafka connection waits for the
+/// broker to have started.
+///
+/// A controller writes each frame whole, so its first six bytes arrive
+/// together; a connection whose first bytes are fewer (a client sending
+/// a byte at a time, a cut frame) is a Kafka one, and the request loop
+/// deals with it as it always has.
+async fn route(
+    stream: TcpStream,
+    peer: SocketAddr,
+    (slot, mut started): (ControllerSlot, watch::Receiver<Option<Arc<Broker>>>),
+    idle: Duration,
+    mut shutdown: Shutdown,
+) {
+    let mut head = [0u8; ROUTE_BYTES];
+    let peeked = match tokio::time::timeout(idle, stream.peek(&mut head)).await {
+        Ok(Ok(0) | Err(_)) | Err(_) => return, // Closed, failed or silent.
+        Ok(Ok(n)) => n,
+    };
+    if peeked == ROUTE_BYTES && rill_cluster::is_controller_connection(&head) {
+        match slot.get() {
+            Some(controller) => controller.serve_connection(stream).await,
+            None => {
+                tracing::debug!(%peer, "a controller connection before the controller runs; closed")
+            }
+        }
+        return;
+    }
+    let broker = tokio::select! {
+        started = started.wait_for(Option::is_some) => match started {
+            Ok(broker) => broker.clone(),
+            Err(_) => return,
+        },
+        () = shutdown.wait() => return,
+    };
+    if let Some(broker) = broker {
+        connection::serve(stream, peer, broker, shutdown).await;
     }
 }

@@ -3,8 +3,8 @@
 //! larger). A long poll waits up to max_wait_ms for min_bytes, woken by
 //! appends to the partitions it reads, not by polling.
 //!
-//! In a cluster only the leader serves a partition. A fetch with a
-//! replica id is a follower's: it reads up to the log end, and its fetch
+//! Only the leader serves a partition. A fetch with a replica id is a
+//! follower's: it reads up to the log end, and its fetch
 //! offset tells the leader how far the follower's log reaches (which
 //! moves the high watermark and the ISR).
 //!
@@ -70,9 +70,9 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
         .into_iter()
         .map(|topic| {
             let resolved = if version >= 13 {
-                broker.topic_name_by_id(topic.topic_id)
+                broker.topics().name_by_id(topic.topic_id)
             } else {
-                Some(topic.topic.to_string()).filter(|name| broker.has_topic(name))
+                Some(topic.topic.to_string()).filter(|name| broker.topics().has_topic(name))
             };
             WantedTopic {
                 name: topic.topic,
@@ -96,8 +96,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
     } else {
         fetch.replica_id.0
     };
-    // Only a clustered broker has followers.
-    let follower = (replica_id >= 0 && broker.cluster().is_some()).then_some(replica_id);
+    let follower = (replica_id >= 0).then_some(replica_id);
     let broker = Arc::clone(broker);
     let max_wait = Duration::from_millis(fetch.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
     let min_bytes = fetch.min_bytes.max(0) as usize;
@@ -115,7 +114,9 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
             for topic in &topics {
                 if let Some(name) = &topic.resolved {
                     for wanted in &topic.partitions {
-                        broker.register_waiter(&TopicPartition::new(name, wanted.index), &woken);
+                        broker
+                            .waiters()
+                            .register(&TopicPartition::new(name, wanted.index), &woken);
                     }
                 }
             }
@@ -221,15 +222,15 @@ fn read_partition(
             );
         }
     };
-    let isolation = match (follower, broker.cluster()) {
-        (Some(follower), Some(node)) => {
+    let isolation = match follower {
+        Some(follower) => {
             let fetch_offset = Offset(wanted.fetch_offset);
             let in_log =
                 (partition.log_start_offset()..=partition.log_end_offset()).contains(&fetch_offset);
             if in_log
-                && !node
-                    .replicas
-                    .follower_fetched(broker, &partition, follower, fetch_offset)
+                && !broker
+                    .replicas()
+                    .follower_fetched(&partition, follower, fetch_offset)
             {
                 return (
                     data.with_error_code(ResponseError::NotLeaderOrFollower.code()),
@@ -238,7 +239,7 @@ fn read_partition(
             }
             FetchIsolation::LogEnd
         }
-        _ => FetchIsolation::HighWatermark,
+        None => FetchIsolation::HighWatermark,
     };
     let high_watermark = partition.high_watermark();
     data = data

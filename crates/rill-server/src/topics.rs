@@ -1,0 +1,383 @@
+//! Topics and the broker configs that change at run time, as the metadata
+//! quorum holds them: read from this broker's applied metadata, changed
+//! by proposing the quorum's commands — alone or in a cluster, the same
+//! way. Every local effect (a partition's log created, deleted or
+//! reconfigured) follows from the metadata as the replicas apply it.
+//!
+//! The changing calls block on the proposal: the admin handlers call them
+//! from the blocking pool.
+//!
+//! Thread-safe: it holds no state of its own beyond the node's.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rill_cluster::{ClusterMetadata, Command, Topic};
+use uuid::Uuid;
+
+use crate::broker::{EffectiveConfig, NewTopic, PARTITIONS_PER_TOPIC_MAX, TopicError};
+use crate::cluster::{ClusterNode, ProposalError};
+use crate::config::{BrokerConfig, Properties};
+use crate::topic_config::{self, BrokerLayers};
+
+/// What CreateTopics reports of a topic created (or that would be).
+#[derive(Clone, Debug)]
+pub(crate) struct CreatedTopic {
+    /// Nil for `validate_only`.
+    pub id: Uuid,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// See the module doc.
+#[derive(Debug)]
+pub(crate) struct Topics {
+    node: Arc<ClusterNode>,
+    /// num.partitions: for CreateTopics asking -1 and auto-created topics.
+    num_partitions: i32,
+    /// The broker's file and flags: topic defaults under the cluster's.
+    properties: Properties,
+}
+
+impl Topics {
+    pub(crate) fn new(node: Arc<ClusterNode>, config: &BrokerConfig) -> Topics {
+        Topics {
+            node,
+            num_partitions: config.num_partitions,
+            properties: config.properties.clone(),
+        }
+    }
+
+    /// The metadata as this broker has applied it.
+    pub(crate) fn metadata(&self) -> Arc<ClusterMetadata> {
+        self.node.metadata()
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Option<Topic> {
+        self.metadata().topics.get(name).cloned()
+    }
+
+    pub(crate) fn has_topic(&self, name: &str) -> bool {
+        self.metadata().topics.contains_key(name)
+    }
+
+    pub(crate) fn name_by_id(&self, id: Uuid) -> Option<String> {
+        self.metadata().topic_by_id(id).map(|t| t.name.clone())
+    }
+
+    /// Broker configs set at run time, for every broker of the cluster.
+    pub(crate) fn dynamic_broker_configs(&self) -> BTreeMap<String, String> {
+        self.metadata().broker_configs.clone()
+    }
+
+    /// The effective configs of `topic` with their sources.
+    pub(crate) fn configs_of(&self, topic: &str) -> Option<Vec<EffectiveConfig>> {
+        let metadata = self.metadata();
+        let overrides = &metadata.topics.get(topic)?.configs;
+        Some(self.effective(overrides, &metadata.broker_configs))
+    }
+
+    /// The effective configs a topic with `overrides` would have.
+    pub(crate) fn configs_with(
+        &self,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<EffectiveConfig> {
+        self.effective(overrides, &self.metadata().broker_configs)
+    }
+
+    fn effective(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        dynamic: &BTreeMap<String, String>,
+    ) -> Vec<EffectiveConfig> {
+        topic_config::effective(
+            overrides,
+            BrokerLayers {
+                dynamic,
+                static_: &self.properties,
+            },
+        )
+    }
+
+    /// Checks that `overrides` make a valid log config here.
+    fn check_configs(
+        &self,
+        overrides: &BTreeMap<String, String>,
+        dynamic: &BTreeMap<String, String>,
+    ) -> Result<(), TopicError> {
+        for (key, value) in overrides {
+            topic_config::validate_topic_override(key, value)?;
+        }
+        topic_config::log_config(
+            overrides,
+            BrokerLayers {
+                dynamic,
+                static_: &self.properties,
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Creates a topic (or, with `validate_only`, checks that it could
+    /// be), its replicas placed over the unfenced brokers. Blocking.
+    pub(crate) fn create(
+        &self,
+        topic: &NewTopic,
+        validate_only: bool,
+    ) -> Result<CreatedTopic, TopicError> {
+        rill_partition::validate_topic_name(&topic.name).map_err(|e| TopicError::InvalidName {
+            name: topic.name.clone(),
+            reason: e.to_string(),
+        })?;
+        let partitions = if topic.partitions == -1 {
+            self.num_partitions
+        } else {
+            topic.partitions
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+            return Err(TopicError::InvalidPartitions {
+                reason: format!(
+                    "number of partitions must be in [1, {PARTITIONS_PER_TOPIC_MAX}], found {partitions}"
+                ),
+            });
+        }
+        let replication_factor = match topic.replication_factor {
+            -1 => self.node.config().default_replication_factor,
+            n if n >= 1 => n,
+            requested => return Err(TopicError::InvalidReplicationFactor { requested }),
+        };
+        let metadata = self.metadata();
+        self.check_configs(&topic.configs, &metadata.broker_configs)?;
+        if metadata.topics.contains_key(&topic.name) {
+            return Err(TopicError::AlreadyExists {
+                name: topic.name.clone(),
+            });
+        }
+        let unfenced = metadata.brokers.values().filter(|b| !b.fenced).count();
+        let replicas = usize::try_from(replication_factor).unwrap_or(0);
+        if replicas > unfenced {
+            return Err(TopicError::InvalidReplicationFactor {
+                requested: replication_factor,
+            });
+        }
+        let partition_count = usize::try_from(partitions).unwrap_or(0);
+        if validate_only {
+            return Ok(CreatedTopic {
+                id: Uuid::nil(),
+                partitions,
+                configs: topic.configs.clone(),
+            });
+        }
+        block_on(self.node.create_topic(
+            &topic.name,
+            partition_count,
+            replicas,
+            topic.configs.clone(),
+        ))?;
+        self.node.apply_metadata();
+        tracing::info!(topic = %topic.name, partitions, replication_factor, "created topic");
+        let created = self
+            .topic(&topic.name)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: topic.name.clone(),
+            })?;
+        Ok(CreatedTopic {
+            id: created.id,
+            partitions,
+            configs: created.configs,
+        })
+    }
+
+    /// Creates `topic` with the broker's defaults if it does not exist
+    /// (auto.create.topics.enable): the creation is proposed in the
+    /// background and the answer is LEADER_NOT_AVAILABLE, which clients
+    /// retry, as Kafka does.
+    pub(crate) fn auto_create(&self, topic: &str) -> Result<Topic, TopicError> {
+        if let Some(existing) = self.topic(topic) {
+            return Ok(existing);
+        }
+        rill_partition::validate_topic_name(topic).map_err(|e| TopicError::InvalidName {
+            name: topic.to_string(),
+            reason: e.to_string(),
+        })?;
+        let node = Arc::clone(&self.node);
+        let name = topic.to_string();
+        let partitions = usize::try_from(self.num_partitions).unwrap_or(1);
+        tokio::spawn(async move {
+            let replication_factor =
+                usize::try_from(node.config().default_replication_factor).unwrap_or(1);
+            match node
+                .create_topic(&name, partitions, replication_factor, BTreeMap::new())
+                .await
+            {
+                Ok(_) => apply_in_background(node).await,
+                Err(error) => {
+                    tracing::debug!(topic = %name, %error, "auto-creating a topic failed")
+                }
+            }
+        });
+        Err(TopicError::LeaderNotAvailable {
+            name: topic.to_string(),
+        })
+    }
+
+    /// Deletes a topic; every broker deletes its replicas as it applies
+    /// the metadata. Blocking.
+    pub(crate) fn delete(&self, name: &str) -> Result<Topic, TopicError> {
+        let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic {
+            name: name.to_string(),
+        })?;
+        block_on(self.node.propose(Command::DeleteTopic {
+            name: name.to_string(),
+        }))?;
+        self.node.apply_metadata();
+        tracing::info!(topic = %name, "deleted topic");
+        Ok(topic)
+    }
+
+    /// Grows a topic to `count` partitions, placed like a new topic's.
+    /// Blocking.
+    pub(crate) fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let metadata = self.metadata();
+        let current = metadata
+            .topics
+            .get(name)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?
+            .partitions
+            .len();
+        let current = i32::try_from(current).unwrap_or(i32::MAX);
+        if count <= current {
+            return Err(TopicError::InvalidPartitions {
+                reason: format!(
+                    "topic currently has {current} partitions, which is higher than or equal to the requested {count}"
+                ),
+            });
+        }
+        if count > PARTITIONS_PER_TOPIC_MAX {
+            return Err(TopicError::InvalidPartitions {
+                reason: format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions, asked for {count}"),
+            });
+        }
+        let command = rill_cluster::create_partitions_command(
+            &metadata,
+            name,
+            usize::try_from(count).unwrap_or(0),
+        )
+        .map_err(ProposalError::from)?
+        .ok_or_else(|| TopicError::UnknownTopic {
+            name: name.to_string(),
+        })?;
+        if !validate_only {
+            block_on(self.node.propose(command))?;
+            self.node.apply_metadata();
+        }
+        Ok(())
+    }
+
+    /// Replaces a topic's overrides. Blocking.
+    pub(crate) fn set_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        let metadata = self.metadata();
+        let current = &metadata
+            .topics
+            .get(name)
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?
+            .configs;
+        self.check_configs(&configs, &metadata.broker_configs)?;
+        if validate_only {
+            return Ok(());
+        }
+        for (key, value) in changes(current, &configs) {
+            block_on(self.node.propose(Command::SetTopicConfig {
+                topic: name.to_string(),
+                key,
+                value,
+            }))?;
+        }
+        self.node.apply_metadata();
+        Ok(())
+    }
+
+    /// Replaces the broker configs set at run time (the topic defaults),
+    /// for every broker of the cluster. Blocking.
+    pub(crate) fn set_broker_configs(
+        &self,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), TopicError> {
+        for name in configs.keys() {
+            topic_config::validate_broker_property(name, &configs)?;
+        }
+        let metadata = self.metadata();
+        for topic in metadata.topics.values() {
+            topic_config::log_config(
+                &topic.configs,
+                BrokerLayers {
+                    dynamic: &configs,
+                    static_: &self.properties,
+                },
+            )?;
+        }
+        if validate_only {
+            return Ok(());
+        }
+        for (key, value) in changes(&metadata.broker_configs, &configs) {
+            block_on(self.node.propose(Command::SetBrokerConfig { key, value }))?;
+        }
+        self.node.apply_metadata();
+        Ok(())
+    }
+
+    /// A producer id never handed out before by any broker. Blocking.
+    pub(crate) fn next_producer_id(&self) -> Result<i64, TopicError> {
+        Ok(block_on(self.node.next_producer_id())?)
+    }
+}
+
+/// The keys to set (`Some`) or remove (`None`) to turn `current` into
+/// `wanted`.
+fn changes(
+    current: &BTreeMap<String, String>,
+    wanted: &BTreeMap<String, String>,
+) -> Vec<(String, Option<String>)> {
+    let mut changes: Vec<(String, Option<String>)> = wanted
+        .iter()
+        .filter(|(key, value)| current.get(*key) != Some(*value))
+        .map(|(key, value)| (key.clone(), Some(value.clone())))
+        .collect();
+    changes.extend(
+        current
+            .keys()
+            .filter(|key| !wanted.contains_key(*key))
+            .map(|key| (key.clone(), None)),
+    );
+    changes
+}
+
+/// Applies the metadata on the blocking pool, from a task.
+pub(crate) async fn apply_in_background(node: Arc<ClusterNode>) {
+    let applied = tokio::task::spawn_blocking(move || node.apply_metadata()).await;
+    if let Err(join) = applied {
+        std::panic::resume_unwind(join.into_panic());
+    }
+}
+
+/// Runs a proposal to completion from a blocking-pool thread.
+fn block_on<T>(
+    work: impl std::future::Future<Output = Result<T, ProposalError>>,
+) -> Result<T, ProposalError> {
+    tokio::runtime::Handle::current().block_on(work)
+}
