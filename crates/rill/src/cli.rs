@@ -64,6 +64,10 @@ enum ClusterCommand {
     /// Brokers (alive or fenced), the controller, and the under-replicated
     /// and offline partitions.
     Status(StatusArgs),
+    /// Add a node to the metadata quorum's voters, or update its address.
+    AddVoter(crate::voters::AddVoterArgs),
+    /// Remove a node from the metadata quorum's voters.
+    RemoveVoter(crate::voters::RemoveVoterArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -82,6 +86,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Group(args) => crate::group::run(args),
         Command::Bench(args) => crate::bench::run(args),
         Command::Cluster(ClusterCommand::Status(args)) => crate::cluster_status::run(args),
+        Command::Cluster(ClusterCommand::AddVoter(args)) => crate::voters::add(args),
+        Command::Cluster(ClusterCommand::RemoveVoter(args)) => crate::voters::remove(args),
         Command::Dev(DevCommand::Cluster(args)) => crate::dev_cluster::run(args),
     }
 }
