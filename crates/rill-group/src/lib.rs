@@ -44,7 +44,7 @@ pub use offsets_topic::{
     GROUP_METADATA_KEY_VERSION, GROUP_METADATA_VALUE_VERSION, GROUP_METADATA_VALUE_VERSION_MAX,
     GroupMetadataKey, GroupMetadataValue, LoadedBatches, LoadedRecord, MemberMetadata,
     OFFSET_COMMIT_KEY_V0, OFFSET_COMMIT_KEY_VERSION, OFFSET_COMMIT_VALUE_VERSION_MAX,
-    OffsetCommitKey, OffsetCommitValue, OffsetsBatchError, OffsetsTopicDecodeError,
+    OFFSETS_TOPIC, OffsetCommitKey, OffsetCommitValue, OffsetsBatchError, OffsetsTopicDecodeError,
     OffsetsTopicEncodeError, OffsetsTopicRecord, STRING_BYTES_MAX, batch as offsets_batch,
     partition_for, read_batches as read_offsets_batches,
 };

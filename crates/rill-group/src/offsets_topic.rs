@@ -28,6 +28,9 @@
 //! against the bytes that remain before anything is allocated, and bad
 //! input is a typed error, never a panic.
 
+/// The internal topic of committed offsets and group metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+
 use bytes::Bytes;
 use rill_record::{BatchBuilder, BatchError, Batches, BatchesEnd, NewRecord, RecordError, Records};
 

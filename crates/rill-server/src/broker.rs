@@ -18,24 +18,13 @@ use rill_partition::{LogManager, ManagerConfig, ManagerError, Partition, TopicPa
 use rill_storage::{Disk, LogConfig};
 
 use crate::cluster::{
-    ClusterNode, ClusterStartError, ControllerSlot, ProposalError, ReplicaManager,
+    ClusterNode, ClusterStartError, ControllerSlot, LeadershipError, ReplicaManager,
 };
 use crate::config::{BrokerConfig, HostPort};
 use crate::groups::{GroupsConfig, GroupsDeps, GroupsSlot, OFFSETS_TOPIC};
 use crate::topic_config::{self, BrokerLayers, ConfigValueError};
 use crate::topics::Topics;
 use crate::waiters::Waiters;
-
-/// A config's definition, effective value and where the value comes from.
-pub(crate) type EffectiveConfig = (
-    &'static topic_config::TopicConfigDef,
-    String,
-    topic_config::ConfigSource,
-);
-
-/// The most partitions one topic may have: a bound on what one request
-/// can make the broker create.
-pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,65 +42,14 @@ pub enum StartError {
     Config(#[from] ConfigValueError),
     #[error("joining the metadata quorum: {0}")]
     Cluster(#[source] Box<ClusterStartError>),
+    #[error("importing the old metadata file: {0}")]
+    Import(#[from] crate::legacy_metadata::MetadataError),
 }
 
 impl From<ClusterStartError> for StartError {
     fn from(error: ClusterStartError) -> StartError {
         StartError::Cluster(Box::new(error))
     }
-}
-
-/// Why a topic operation was refused; each maps to one Kafka error code.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TopicError {
-    #[error("topic {name:?} already exists")]
-    AlreadyExists { name: String },
-    #[error("topic {name:?} does not exist")]
-    UnknownTopic { name: String },
-    #[error("invalid topic name {name:?}: {reason}")]
-    InvalidName { name: String, reason: String },
-    #[error("{reason}")]
-    InvalidPartitions { reason: String },
-    #[error("replication factor {requested} is more than the brokers available")]
-    InvalidReplicationFactor { requested: i16 },
-    #[error(transparent)]
-    InvalidConfig(#[from] ConfigValueError),
-    #[error(transparent)]
-    Logs(#[from] ManagerError),
-    /// Auto-creation was proposed; the topic has no leader yet.
-    #[error("topic {name:?} is being created")]
-    LeaderNotAvailable { name: String },
-    #[error(transparent)]
-    Cluster(#[from] ProposalError),
-}
-
-/// Why this broker may not serve a partition's leader (produce, consumer
-/// fetch, offsets): each maps to one Kafka error code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LeadershipError {
-    #[error("this broker has no such partition")]
-    UnknownPartition,
-    #[error("this broker does not lead the partition")]
-    NotLeader,
-    /// The client's leader epoch is older than the leader's.
-    #[error("the request's leader epoch is older than the leader's")]
-    FencedLeaderEpoch,
-    /// The client's leader epoch is newer than this broker knows.
-    #[error("the request's leader epoch is newer than this broker knows")]
-    UnknownLeaderEpoch,
-}
-
-/// What a CreateTopics entry asks for.
-#[derive(Clone, Debug)]
-pub struct NewTopic {
-    pub name: String,
-    /// -1: num.partitions.
-    pub partitions: i32,
-    /// -1: the default (1).
-    pub replication_factor: i16,
-    pub configs: BTreeMap<String, String>,
 }
 
 /// The broker: see the module documentation.
@@ -171,11 +109,15 @@ impl Broker {
         ));
         let node = ClusterNode::start(
             &config,
-            (Arc::clone(&replicas), Arc::clone(&groups)),
+            (
+                Arc::clone(&replicas),
+                Arc::clone(&groups) as Arc<dyn crate::cluster::Coordinators>,
+            ),
             slot,
-            async |node: &ClusterNode| crate::legacy_metadata::import(node, &first_dir).await,
         )
         .await?;
+        crate::legacy_metadata::import(&node, &first_dir).await?;
+        node.serve().await?;
         let applying = Arc::clone(&node);
         tokio::task::spawn_blocking(move || applying.apply_metadata())
             .await
@@ -286,8 +228,17 @@ impl Broker {
             self.create_offsets_topic();
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        self.coordinator_of(group)
-            .ok_or(ResponseError::CoordinatorNotAvailable)
+        let coordinator = self
+            .coordinator_of(group)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        // This broker coordinates it but has not loaded its groups yet (the
+        // topic was just created, or leadership just came here): clients
+        // ask again rather than meet COORDINATOR_LOAD_IN_PROGRESS, which
+        // librdkafka hands a synchronous commit back as a failure.
+        if coordinator.0 == self.config.node_id && self.groups.for_group(group, true).is_err() {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        Ok(coordinator)
     }
 
     /// The broker the metadata makes `group`'s coordinator, if any.

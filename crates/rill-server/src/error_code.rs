@@ -6,8 +6,8 @@ use rill_partition::{ManagerError, PartitionError};
 use rill_record::{BatchError, BatchErrorKind};
 use rill_storage::{AppendError, ModifyError, ReadError};
 
-use crate::broker::{LeadershipError, TopicError};
-use crate::cluster::ProposalError;
+use crate::cluster::{LeadershipError, ProposalError};
+use crate::topics::TopicError;
 
 /// The code for a refused append.
 pub(crate) fn for_append(error: &PartitionError) -> ResponseError {

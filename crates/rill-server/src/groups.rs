@@ -31,12 +31,11 @@ use rill_partition::{FetchIsolation, Partition, TopicPartition};
 use rill_storage::Offset;
 use tokio::sync::{Notify, oneshot};
 
-use crate::apis::now_ms;
+use crate::clock::now_ms;
 use crate::cluster::ReplicaManager;
 use crate::waiters::Waiters;
 
-/// The internal topic of committed offsets and group metadata.
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub(crate) use rill_group::OFFSETS_TOPIC;
 
 /// How long an answer waits for its records to be acknowledged before the
 /// coordinator reports itself unavailable.
@@ -528,6 +527,12 @@ pub(crate) struct GroupsSlot {
     replaced: Notify,
 }
 
+impl crate::cluster::Coordinators for GroupsSlot {
+    fn offsets_partitions_led(&self, partitions: i32, led: BTreeSet<i32>) {
+        self.coordinate(partitions, led);
+    }
+}
+
 impl GroupsSlot {
     pub(crate) fn new(deps: GroupsDeps, config: GroupsConfig) -> GroupsSlot {
         GroupsSlot {
@@ -603,7 +608,7 @@ impl GroupsSlot {
 
     /// Runs the timers (session expiry, rebalance timeouts, offsets
     /// retention) of whichever coordinator is current, until `stop`.
-    pub(crate) async fn run_timers(self: Arc<Self>, mut stop: crate::network::Shutdown) {
+    pub(crate) async fn run_timers(self: Arc<Self>, mut stop: crate::shutdown::Shutdown) {
         let mut next_expiry = tokio::time::Instant::now();
         let check_every = Duration::from_millis(self.config.offsets_retention_check_interval_ms);
         loop {

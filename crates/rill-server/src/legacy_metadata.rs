@@ -73,13 +73,15 @@ pub enum MetadataError {
         #[source]
         source: std::io::Error,
     },
+    #[error("proposing the import: {0}")]
+    Quorum(#[source] Box<ClusterStartError>),
 }
 
 /// Imports `dir`'s metadata file into the quorum, if there is one, as
 /// broker `node`'s: its topics' partitions are this broker's replicas,
 /// led by it at leader epoch 0 (what a single broker stamped). Call once
 /// the broker is registered, before it names the cluster.
-pub(crate) async fn import(node: &ClusterNode, dir: &Path) -> Result<(), ClusterStartError> {
+pub(crate) async fn import(node: &ClusterNode, dir: &Path) -> Result<(), MetadataError> {
     let path = dir.join(METADATA_FILE);
     let contents = match std::fs::read(&path) {
         Ok(bytes) => {
@@ -89,7 +91,7 @@ pub(crate) async fn import(node: &ClusterNode, dir: &Path) -> Result<(), Cluster
             })?
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(source) => return Err(MetadataError::Read { path, source }.into()),
+        Err(source) => return Err(MetadataError::Read { path, source }),
     };
     tracing::info!(
         path = %path.display(),
@@ -128,10 +130,11 @@ pub(crate) async fn import(node: &ClusterNode, dir: &Path) -> Result<(), Cluster
             Command::CreateTopic { name, .. } => Some(name.clone()),
             _ => None,
         };
-        match node
+        let applied = node
             .propose_retrying("importing the metadata file", command)
-            .await?
-        {
+            .await
+            .map_err(|e| MetadataError::Quorum(Box::new(e)))?;
+        match applied {
             Ok(Applied::ClusterInitialized { cluster_id }) if cluster_id != contents.cluster_id => {
                 tracing::warn!(%cluster_id, file = %contents.cluster_id, "the quorum already had another cluster id; keeping it");
             }
@@ -142,8 +145,7 @@ pub(crate) async fn import(node: &ClusterNode, dir: &Path) -> Result<(), Cluster
                     path,
                     topic: topic.unwrap_or_default(),
                     rejection,
-                }
-                .into());
+                });
             }
         }
     }

@@ -22,6 +22,7 @@
 mod acl;
 mod apis;
 mod broker;
+mod clock;
 mod cluster;
 mod config;
 mod error_code;
@@ -30,11 +31,12 @@ pub mod fuzzing;
 mod groups;
 mod legacy_metadata;
 mod network;
+mod shutdown;
 mod topic_config;
 mod topics;
 mod waiters;
 
-pub use broker::{Broker, NewTopic, PARTITIONS_PER_TOPIC_MAX, StartError, TopicError};
+pub use broker::{Broker, StartError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
 pub use config::{
     BROKER_DEFAULTS, BrokerConfig, ClusterConfig, ConfigError, HostPort, Properties, QuorumConfig,
@@ -42,3 +44,4 @@ pub use config::{
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use network::{RunError, Server};
 pub use topic_config::{ConfigValueError, validate_topic_override};
+pub use topics::{NewTopic, PARTITIONS_PER_TOPIC_MAX, TopicError};

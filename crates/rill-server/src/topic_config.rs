@@ -65,6 +65,9 @@ const LONG_OR_UNLIMITED: ValueKind = ValueKind::Long {
     max: i64::MAX,
 };
 
+/// A config's definition, effective value and where the value comes from.
+pub(crate) type EffectiveConfig = (&'static TopicConfigDef, String, ConfigSource);
+
 /// Every topic config Rill accepts, sorted by name.
 pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {

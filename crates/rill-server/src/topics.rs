@@ -15,10 +15,51 @@ use std::sync::Arc;
 use rill_cluster::{ClusterMetadata, Command, Topic};
 use uuid::Uuid;
 
-use crate::broker::{EffectiveConfig, NewTopic, PARTITIONS_PER_TOPIC_MAX, TopicError};
+use rill_partition::ManagerError;
+
 use crate::cluster::{ClusterNode, ProposalError};
 use crate::config::{BrokerConfig, Properties};
-use crate::topic_config::{self, BrokerLayers};
+use crate::topic_config::{self, BrokerLayers, ConfigValueError, EffectiveConfig};
+
+/// The most partitions one topic may have: a bound on what one request
+/// can make the broker create.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
+
+/// Why a topic operation was refused; each maps to one Kafka error code.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopicError {
+    #[error("topic {name:?} already exists")]
+    AlreadyExists { name: String },
+    #[error("topic {name:?} does not exist")]
+    UnknownTopic { name: String },
+    #[error("invalid topic name {name:?}: {reason}")]
+    InvalidName { name: String, reason: String },
+    #[error("{reason}")]
+    InvalidPartitions { reason: String },
+    #[error("replication factor {requested} is more than the brokers available")]
+    InvalidReplicationFactor { requested: i16 },
+    #[error(transparent)]
+    InvalidConfig(#[from] ConfigValueError),
+    #[error(transparent)]
+    Logs(#[from] ManagerError),
+    /// Auto-creation was proposed; the topic has no leader yet.
+    #[error("topic {name:?} is being created")]
+    LeaderNotAvailable { name: String },
+    #[error(transparent)]
+    Cluster(#[from] ProposalError),
+}
+
+/// What a CreateTopics entry asks for.
+#[derive(Clone, Debug)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: num.partitions.
+    pub partitions: i32,
+    /// -1: the default (1).
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
 
 /// What CreateTopics reports of a topic created (or that would be).
 #[derive(Clone, Debug)]

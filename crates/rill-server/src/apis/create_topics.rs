@@ -10,9 +10,10 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, encode};
-use crate::broker::{Broker, NewTopic};
+use crate::broker::Broker;
 use crate::error_code;
 use crate::topic_config;
+use crate::topics::NewTopic;
 
 pub(crate) fn answer(
     broker: &Broker,

@@ -15,9 +15,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Body, HandlerError, encode};
-use crate::broker::{Broker, TopicError};
+use crate::broker::Broker;
 use crate::error_code;
 use crate::topic_config::{self, find_by_broker_name};
+use crate::topics::TopicError;
 
 const OP_SET: i8 = 0;
 const OP_DELETE: i8 = 1;

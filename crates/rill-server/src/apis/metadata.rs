@@ -15,8 +15,9 @@ use uuid::Uuid;
 
 use super::{Body, HandlerError, Request, encode};
 use crate::acl::{ResourceType, authorized_operations};
-use crate::broker::{Broker, TopicError};
+use crate::broker::Broker;
 use crate::error_code;
+use crate::topics::TopicError;
 
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();

@@ -46,6 +46,7 @@ mod produce;
 mod sync_group;
 mod table;
 
+pub(crate) use crate::clock::now_ms;
 pub(crate) use api_versions::unsupported_version_response;
 pub(crate) use table::{Api, TABLE, decode_body};
 
@@ -164,18 +165,11 @@ fn on_blocking_pool<T: Decodable + Send + 'static>(
     })
 }
 
-/// Kafka's "now": milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// Runs the request's in-order part and returns the rest.
 pub(crate) fn handle(
     broker: &Arc<Broker>,
     request: Request,
-    shutdown: &crate::network::Shutdown,
+    shutdown: &crate::shutdown::Shutdown,
 ) -> Pending {
     table::dispatch(broker, request, shutdown)
 }

@@ -30,7 +30,7 @@ use crate::acl::AclOperation::{
 use crate::acl::ResourceType::{Cluster, Group, Topic, TransactionalId};
 use crate::acl::{AclOperation, ResourceType};
 use crate::broker::Broker;
-use crate::network::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Where a request is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -37,10 +37,10 @@ use tokio::task::JoinHandle;
 
 pub(crate) use quorum::ControllerSlot;
 use quorum::Quorum;
-pub(crate) use replicas::{AckWait, ReplicaManager};
+pub(crate) use replicas::{AckWait, LeadershipError, ReplicaManager};
 
 use crate::config::{BrokerConfig, ClusterConfig, HostPort};
-use crate::groups::{GroupsSlot, OFFSETS_TOPIC};
+use rill_group::OFFSETS_TOPIC;
 
 /// The metadata directory under the first log directory, as KRaft's.
 pub const METADATA_DIR: &str = "__cluster_metadata";
@@ -65,8 +65,6 @@ pub enum ClusterStartError {
     Controller(#[from] rill_cluster::StartError),
     #[error("{step} did not succeed within {START_TIMEOUT:?}: {last}")]
     Timeout { step: &'static str, last: String },
-    #[error(transparent)]
-    Import(#[from] crate::legacy_metadata::MetadataError),
 }
 
 /// Why a proposal made for a client request failed.
@@ -83,6 +81,14 @@ pub enum ProposalError {
     NotApplied(Duration),
 }
 
+/// Who loads the groups (and, later, other coordinators' state) of the
+/// offsets partitions this broker leads, as leadership changes.
+pub(crate) trait Coordinators: Send + Sync {
+    /// This broker now leads `led` of the offsets topic's `partitions`
+    /// (maybe none). Blocking (reads the partitions).
+    fn offsets_partitions_led(&self, partitions: i32, led: std::collections::BTreeSet<i32>);
+}
+
 /// See the module doc.
 pub(crate) struct ClusterNode {
     node_id: i32,
@@ -96,7 +102,7 @@ pub(crate) struct ClusterNode {
     /// The unused rest of this broker's producer-id block: next, end.
     producer_ids: Mutex<(i64, i64)>,
     pub(crate) replicas: Arc<ReplicaManager>,
-    groups: Arc<GroupsSlot>,
+    coordinators: Arc<dyn Coordinators>,
     /// One application of the metadata at a time (the follower task, and
     /// a handler making its own change visible before it answers).
     applying: Mutex<()>,
@@ -114,15 +120,14 @@ impl std::fmt::Debug for ClusterNode {
 
 impl ClusterNode {
     /// Starts this broker's part of the quorum (its controller into
-    /// `slot`), registers the broker, and starts the heartbeat, metadata
-    /// and replication tasks. `after_register` runs once this broker is
-    /// registered, before it names the cluster (the one-time import of a
-    /// single broker's old metadata file).
+    /// `slot`) and registers the broker; [`ClusterNode::serve`] then names
+    /// the cluster and starts the heartbeat, metadata and replication
+    /// tasks. In between, the broker may propose what must come first (the
+    /// one-time import of a single broker's old metadata file).
     pub(crate) async fn start(
         config: &BrokerConfig,
-        (replicas, groups): (Arc<ReplicaManager>, Arc<GroupsSlot>),
+        (replicas, coordinators): (Arc<ReplicaManager>, Arc<dyn Coordinators>),
         slot: &ControllerSlot,
-        after_register: impl AsyncFnOnce(&ClusterNode) -> Result<(), ClusterStartError>,
     ) -> Result<Arc<ClusterNode>, ClusterStartError> {
         let node_id = config.node_id;
         let data_dir = config
@@ -148,26 +153,31 @@ impl ClusterNode {
             broker_epoch: Mutex::new(None),
             producer_ids: Mutex::new((0, 0)),
             replicas,
-            groups,
+            coordinators,
             applying: Mutex::new(()),
             stop,
             tasks: Mutex::new(Vec::new()),
         });
         node.register().await?;
-        after_register(&node).await?;
-        node.init_cluster_id().await?;
+        Ok(node)
+    }
+
+    /// Names the cluster if nobody has, unfences this broker and starts
+    /// following the metadata, heartbeating and maintaining ISRs.
+    pub(crate) async fn serve(self: &Arc<Self>) -> Result<(), ClusterStartError> {
+        self.init_cluster_id().await?;
         // Unfenced at once rather than at the first heartbeat's tick.
-        let registered = *node.broker_epoch.lock();
+        let registered = *self.broker_epoch.lock();
         if let Some(epoch) = registered {
-            let _ = node.quorum.heartbeat(BrokerId(node_id), epoch).await; // The heartbeat task retries.
+            let _ = self.quorum.heartbeat(BrokerId(self.node_id), epoch).await; // The heartbeat task retries.
         }
         let tasks = vec![
-            tokio::spawn(follow_metadata(Arc::clone(&node))),
-            tokio::spawn(heartbeat(Arc::clone(&node))),
-            tokio::spawn(replicas::maintain_isr(Arc::clone(&node))),
+            tokio::spawn(follow_metadata(Arc::clone(self))),
+            tokio::spawn(heartbeat(Arc::clone(self))),
+            tokio::spawn(replicas::maintain_isr(Arc::clone(self))),
         ];
-        node.tasks.lock().extend(tasks);
-        Ok(node)
+        self.tasks.lock().extend(tasks);
+        Ok(())
     }
 
     pub(crate) fn node_id(&self) -> i32 {
@@ -412,7 +422,7 @@ impl ClusterNode {
                 .topics
                 .get(OFFSETS_TOPIC)
                 .map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX));
-            self.groups.coordinate(partitions, led);
+            self.coordinators.offsets_partitions_led(partitions, led);
         }
     }
 }

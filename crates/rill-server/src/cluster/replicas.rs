@@ -23,10 +23,35 @@ use uuid::Uuid;
 use super::ClusterNode;
 use super::fetcher::{Fetchers, Follow};
 use super::leader_state::LeaderState;
-use crate::broker::{LeadershipError, TopicError};
 use crate::config::{ClusterConfig, Properties};
-use crate::topic_config::{self, BrokerLayers};
+use crate::topic_config::{self, BrokerLayers, ConfigValueError};
 use crate::waiters::Waiters;
+
+/// Why this broker may not serve a partition's leader (produce, consumer
+/// fetch, offsets): each maps to one Kafka error code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LeadershipError {
+    #[error("this broker has no such partition")]
+    UnknownPartition,
+    #[error("this broker does not lead the partition")]
+    NotLeader,
+    /// The client's leader epoch is older than the leader's.
+    #[error("the request's leader epoch is older than the leader's")]
+    FencedLeaderEpoch,
+    /// The client's leader epoch is newer than this broker knows.
+    #[error("the request's leader epoch is newer than this broker knows")]
+    UnknownLeaderEpoch,
+}
+
+/// Why a local replica could not be made.
+#[derive(Debug, thiserror::Error)]
+enum ReplicaError {
+    #[error(transparent)]
+    Config(#[from] ConfigValueError),
+    #[error(transparent)]
+    Logs(#[from] ManagerError),
+}
 
 /// What this broker is for one partition.
 #[derive(Clone, Debug)]
@@ -165,14 +190,14 @@ impl ReplicaManager {
         &self,
         overrides: &BTreeMap<String, String>,
         dynamic: &BTreeMap<String, String>,
-    ) -> Result<LogConfig, TopicError> {
-        Ok(topic_config::log_config(
+    ) -> Result<LogConfig, ConfigValueError> {
+        topic_config::log_config(
             overrides,
             BrokerLayers {
                 dynamic,
                 static_: &self.properties,
             },
-        )?)
+        )
     }
 
     /// The replica of `tp`, created (with its topic's configs) if this
@@ -182,7 +207,7 @@ impl ReplicaManager {
         tp: &TopicPartition,
         overrides: &BTreeMap<String, String>,
         dynamic: &BTreeMap<String, String>,
-    ) -> Result<Arc<Partition>, TopicError> {
+    ) -> Result<Arc<Partition>, ReplicaError> {
         if let Some(partition) = self.logs.get(tp) {
             return Ok(partition);
         }
@@ -244,7 +269,7 @@ impl ReplicaManager {
         follower: i32,
         fetch_offset: Offset,
     ) -> bool {
-        let now = crate::apis::now_ms();
+        let now = crate::clock::now_ms();
         let tp = partition.topic_partition();
         let recorded = {
             let mut replicas = self.replicas.lock();
@@ -302,7 +327,7 @@ impl ReplicaManager {
         metadata: &ClusterMetadata,
     ) -> Option<BTreeSet<i32>> {
         let me = BrokerId(self.node_id);
-        let now = crate::apis::now_ms();
+        let now = crate::clock::now_ms();
         let mut wanted: HashSet<TopicPartition> = HashSet::new();
         {
             let mut applied = self.applied_configs.lock();
@@ -404,7 +429,7 @@ impl ReplicaManager {
             .replicas
             .lock()
             .iter()
-            .filter(|(tp, _)| tp.topic.as_str() == crate::groups::OFFSETS_TOPIC)
+            .filter(|(tp, _)| tp.topic.as_str() == rill_group::OFFSETS_TOPIC)
             .filter_map(|(tp, r)| match &r.role {
                 Role::Leader(state) => Some((tp.partition, state.leader_epoch)),
                 Role::Follower { .. } => None,
@@ -661,7 +686,7 @@ pub(crate) async fn maintain_isr(node: Arc<ClusterNode>) {
         let metadata = node.metadata();
         let mut changes = node
             .replicas
-            .wanted_isr_changes(&metadata, crate::apis::now_ms());
+            .wanted_isr_changes(&metadata, crate::clock::now_ms());
         changes.extend(node.replicas.completed_reassignments(&metadata));
         for (tp, command) in changes {
             // Bounded: a leader cut off from the quorum must not stop

@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 
 use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
-use crate::network::Shutdown;
 use crate::network::frame::{FrameError, FrameReader, REQUEST_HEADER_BYTES_MIN};
+use crate::shutdown::Shutdown;
 
 /// Request bytes a connection handles before it lets the other tasks of
 /// its worker thread run. A producer whose frames keep arriving never

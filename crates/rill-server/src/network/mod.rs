@@ -20,22 +20,11 @@ use tokio::task::JoinSet;
 use crate::broker::{Broker, StartError};
 use crate::cluster::ControllerSlot;
 use crate::config::{BrokerConfig, HostPort};
+use crate::shutdown::Shutdown;
 
 /// How long shutdown waits for connections to answer their in-flight
 /// requests before closing the logs anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A handle that says when the broker is shutting down. Clone freely.
-#[derive(Clone, Debug)]
-pub(crate) struct Shutdown(watch::Receiver<bool>);
-
-impl Shutdown {
-    /// Resolves once shutdown has begun.
-    pub(crate) async fn wait(&mut self) {
-        // An error means the sender is gone, which also means shutdown.
-        let _ = self.0.wait_for(|stopping| *stopping).await;
-    }
-}
 
 /// A bound listening socket.
 #[derive(Debug)]
@@ -87,7 +76,7 @@ impl Server {
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), RunError> {
         let (stopping, shutdown) = watch::channel(false);
-        let shutdown = Shutdown(shutdown);
+        let shutdown = Shutdown::new(shutdown);
         let slot = ControllerSlot::default();
         let (ready, started) = watch::channel::<Option<Arc<Broker>>>(None);
         let connections_max = config.connections_max;

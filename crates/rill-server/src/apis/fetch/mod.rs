@@ -31,7 +31,7 @@ use response::{TopicRecords, encode_fetch_response};
 use super::{Pending, Request, encode, ready};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::network::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// The longest long poll, whatever the client asks: a bound on how long a
 /// request can hold its connection's queue.
