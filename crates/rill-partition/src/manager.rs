@@ -110,6 +110,10 @@ pub struct StartupReport {
 pub struct LogManager {
     config: ManagerConfig,
     partitions: RwLock<BTreeMap<TopicPartition, Arc<Partition>>>,
+    /// Partitions being created, each in the directory picked for it:
+    /// their files are made outside the map's lock, so that creations of
+    /// different partitions overlap their fsyncs.
+    creating: Mutex<BTreeMap<TopicPartition, PathBuf>>,
     flusher: Flusher,
     disk: Arc<dyn Disk>,
     /// One checkpoint writer at a time.
@@ -171,6 +175,7 @@ impl LogManager {
         let manager = Arc::new(LogManager {
             config,
             partitions: RwLock::new(partitions),
+            creating: Mutex::new(BTreeMap::new()),
             flusher,
             disk,
             checkpoint_lock: Mutex::new(()),
@@ -213,23 +218,27 @@ impl LogManager {
         config: LogConfig,
     ) -> Result<Arc<Partition>, ManagerError> {
         validate_topic_name(&topic_partition.topic)?;
-        let mut partitions = self.partitions.write();
-        if *self.shut_down.lock() {
-            return Err(ManagerError::ShutDown);
-        }
-        if partitions.contains_key(topic_partition) {
-            return Err(ManagerError::AlreadyExists {
-                topic_partition: topic_partition.clone(),
-            });
-        }
-        let parent = self.least_loaded_dir(&partitions);
-        let dir = parent.join(topic_partition.dir_name());
-        if dir.exists() {
-            return Err(ManagerError::AlreadyExists {
-                topic_partition: topic_partition.clone(),
-            });
-        }
-        let partition = Partition::create(
+        let already = || ManagerError::AlreadyExists {
+            topic_partition: topic_partition.clone(),
+        };
+        let dir = {
+            let partitions = self.partitions.read();
+            let mut creating = self.creating.lock();
+            if *self.shut_down.lock() {
+                return Err(ManagerError::ShutDown);
+            }
+            if partitions.contains_key(topic_partition) || creating.contains_key(topic_partition) {
+                return Err(already());
+            }
+            let parent = self.least_loaded_dir(&partitions);
+            let dir = parent.join(topic_partition.dir_name());
+            if dir.exists() {
+                return Err(already());
+            }
+            creating.insert(topic_partition.clone(), dir.clone());
+            dir
+        };
+        let created = Partition::create(
             &dir,
             topic_partition.clone(),
             config,
@@ -240,8 +249,15 @@ impl LogManager {
         .map_err(|source| ManagerError::Partition {
             topic_partition: topic_partition.clone(),
             source,
-        })?;
-        let partition = Arc::new(partition);
+        });
+        let mut partitions = self.partitions.write();
+        self.creating.lock().remove(topic_partition);
+        let partition = Arc::new(created?);
+        if *self.shut_down.lock() {
+            // Shut down meanwhile: the new log closes like the others did.
+            let _ = partition.close(); // Nothing was appended to it.
+            return Err(ManagerError::ShutDown);
+        }
         partitions.insert(topic_partition.clone(), Arc::clone(&partition));
         tracing::debug!(partition = %topic_partition, dir = %dir.display(), "created partition");
         Ok(partition)

@@ -368,7 +368,14 @@ impl ClusterNode {
     pub(crate) async fn shutdown(&self) {
         let metadata = self.quorum.metadata();
         let broker_id = BrokerId(self.node_id);
-        if metadata.is_unfenced(broker_id) {
+        // With no other live broker there is nobody to hand leadership
+        // to: fencing would only take every partition offline and give it
+        // a new leader epoch (a checkpoint write each) at the restart.
+        let others_alive = metadata
+            .brokers
+            .values()
+            .any(|b| b.id != broker_id && !b.fenced);
+        if metadata.is_unfenced(broker_id) && others_alive {
             let command = Command::FenceBroker {
                 broker_id,
                 partition_changes: metadata.fence_changes(broker_id),

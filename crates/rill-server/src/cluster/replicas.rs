@@ -53,6 +53,30 @@ enum ReplicaError {
     Logs(#[from] ManagerError),
 }
 
+/// Whether a new leader records its epoch now, at its log end, or leaves
+/// it to its first append (which records the batch's epoch at its base
+/// offset): a log that never held a record has nothing a follower could
+/// diverge on, and its epoch checkpoint would be written for nothing —
+/// once per partition of a topic just created, or per partition at each
+/// restart of a broker whose empty logs drop an epoch at offset 0.
+fn takes_epoch_now(partition: &Partition) -> bool {
+    partition.log_end_offset() > Offset(0) || partition.latest_epoch().is_some()
+}
+
+/// How many replicas an application of the metadata made lead, follow or
+/// wait offline (for its one log line).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct RoleChanges {
+    led: usize,
+    followed: usize,
+    offline: usize,
+}
+
+/// Partitions with file work at which `prepare` spreads it over threads.
+const PREPARE_PARALLEL_MIN: usize = 16;
+/// Threads `prepare` spreads file work over.
+const PREPARE_THREADS: usize = 8;
+
 /// What this broker is for one partition.
 #[derive(Clone, Debug)]
 enum Role {
@@ -337,6 +361,8 @@ impl ReplicaManager {
                 applied.topics.clear();
             }
         }
+        self.prepare(metadata);
+        let mut changed = RoleChanges::default();
         for topic in metadata.topics.values() {
             self.apply_configs(topic, &metadata.broker_configs);
             let min_insync_replicas = self.min_insync_replicas(&topic.configs, metadata);
@@ -358,15 +384,20 @@ impl ReplicaManager {
                 let isr: Vec<i32> = state.isr.iter().map(|b| b.0).collect();
                 let epochs = (state.leader_epoch.0, state.partition_epoch.0);
                 if state.leader == Some(me) {
-                    self.lead(&partition, topic.id, epochs, (&replicas, isr), now);
-                } else {
-                    self.follow(
-                        &partition,
-                        state.leader.map(|b| b.0),
-                        state.leader_epoch.0,
-                        node,
-                        metadata,
-                    );
+                    if self.lead(&partition, topic.id, epochs, (&replicas, isr), now) {
+                        changed.led += 1;
+                    }
+                } else if self.follow(
+                    &partition,
+                    state.leader.map(|b| b.0),
+                    state.leader_epoch.0,
+                    node,
+                    metadata,
+                ) {
+                    match state.leader {
+                        Some(_) => changed.followed += 1,
+                        None => changed.offline += 1,
+                    }
                 }
                 if let Some(replica) = self.replicas.lock().get_mut(&tp) {
                     replica.topic_id = topic.id;
@@ -399,7 +430,77 @@ impl ReplicaManager {
             .lock()
             .topics
             .retain(|name, _| metadata.topics.contains_key(name));
+        if changed != RoleChanges::default() {
+            tracing::info!(
+                leading = changed.led,
+                following = changed.followed,
+                offline = changed.offline,
+                "replicas changed role"
+            );
+        }
         self.led_offsets_partitions_changed()
+    }
+
+    /// The file work of `apply` for many partitions at once: replicas
+    /// created, and new leader epochs taken where this broker leads. Each
+    /// is a few files and fsyncs; fsyncs of different files overlap on
+    /// the disk (a journal commits them together), so a topic of 1,000
+    /// partitions, or a restart that leads them all at a new epoch, costs
+    /// a few disk latencies per thread rather than a thousand. What fails
+    /// here is tried again, and reported, by the sequential pass.
+    fn prepare(&self, metadata: &ClusterMetadata) {
+        let me = BrokerId(self.node_id);
+        let work: Vec<(TopicPartition, &BTreeMap<String, String>, Option<i32>)> = metadata
+            .topics
+            .values()
+            .flat_map(|topic| {
+                (0..)
+                    .zip(&topic.partitions)
+                    .filter(|(_, state)| state.replicas.contains(&me))
+                    .map(move |(index, state)| {
+                        let lead = (state.leader == Some(me)).then_some(state.leader_epoch.0);
+                        (TopicPartition::new(&topic.name, index), &topic.configs, lead)
+                    })
+            })
+            .filter(|(tp, _, lead)| {
+                let existing = self.logs.get(tp);
+                match (existing, lead) {
+                    (None, _) => true,
+                    (Some(partition), Some(epoch)) => {
+                        takes_epoch_now(&partition)
+                            && partition.latest_epoch().is_none_or(|latest| latest < *epoch)
+                    }
+                    (Some(_), None) => false,
+                }
+            })
+            .collect();
+        if work.len() < PREPARE_PARALLEL_MIN {
+            return;
+        }
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..PREPARE_THREADS {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((tp, configs, lead)) = work.get(i) else {
+                            return;
+                        };
+                        let Ok(partition) =
+                            self.ensure_partition(tp, configs, &metadata.broker_configs)
+                        else {
+                            continue;
+                        };
+                        if let Some(epoch) = lead
+                            && takes_epoch_now(&partition)
+                        {
+                            // Reported by `lead` if it fails again there.
+                            let _ = partition.assign_leader_epoch(*epoch);
+                        }
+                    }
+                });
+            }
+        });
     }
 
     /// The effective min.insync.replicas of a topic with `overrides`.
@@ -479,7 +580,7 @@ impl ReplicaManager {
         (leader_epoch, partition_epoch): (i32, i32),
         (replicas, isr): (&[i32], Vec<i32>),
         now: i64,
-    ) {
+    ) -> bool {
         let tp = partition.topic_partition().clone();
         let mut map = self.replicas.lock();
         if let Some(Replica {
@@ -491,11 +592,13 @@ impl ReplicaManager {
             state.update(partition_epoch, replicas, isr, now);
             drop(map);
             self.advance_high_watermark(partition);
-            return;
+            return false;
         }
         drop(map);
         self.fetchers.unfollow(&tp);
-        if let Err(error) = partition.assign_leader_epoch(leader_epoch) {
+        if takes_epoch_now(partition)
+            && let Err(error) = partition.assign_leader_epoch(leader_epoch)
+        {
             tracing::error!(partition = %tp, %error, "cannot record the new leader epoch");
         }
         // From here on the high watermark is the replicated one.
@@ -508,7 +611,7 @@ impl ReplicaManager {
             partition.log_end_offset(),
             now,
         );
-        tracing::info!(partition = %tp, leader_epoch, "leading");
+        tracing::debug!(partition = %tp, leader_epoch, "leading");
         self.replicas.lock().insert(
             tp.clone(),
             Replica {
@@ -519,8 +622,10 @@ impl ReplicaManager {
         );
         self.advance_high_watermark(partition);
         self.waiters.notify(&tp);
+        true
     }
 
+    /// Follows `leader` (none: offline); whether that is a change.
     fn follow(
         &self,
         partition: &Arc<Partition>,
@@ -528,7 +633,7 @@ impl ReplicaManager {
         leader_epoch: i32,
         node: &ClusterNode,
         metadata: &ClusterMetadata,
-    ) {
+    ) -> bool {
         let tp = partition.topic_partition().clone();
         let role = Role::Follower {
             leader,
@@ -546,7 +651,7 @@ impl ReplicaManager {
             && *l == leader
             && *e == leader_epoch
         {
-            return;
+            return false;
         }
         map.insert(
             tp.clone(),
@@ -570,7 +675,7 @@ impl ReplicaManager {
         });
         match (leader, address) {
             (Some(leader), Some(address)) if leader != self.node_id => {
-                tracing::info!(partition = %tp, leader, leader_epoch, "following");
+                tracing::debug!(partition = %tp, leader, leader_epoch, "following");
                 self.fetchers.follow(
                     Follow {
                         partition: Arc::clone(partition),
@@ -582,10 +687,11 @@ impl ReplicaManager {
                 );
             }
             _ => {
-                tracing::info!(partition = %tp, leader_epoch, "offline: no leader");
+                tracing::debug!(partition = %tp, leader_epoch, "offline: no leader");
                 self.fetchers.unfollow(&tp);
             }
         }
+        true
     }
 
     /// The ISR changes the leader should propose now, each with what the
