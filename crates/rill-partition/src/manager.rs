@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use parking_lot::{Condvar, Mutex, RwLock};
 use rill_storage::{
     CleanerConfig, Disk, DurabilityUnknown, Flusher, IoFailure, LogConfig, Offset, RealDisk,
-    RecoveryHints, RecoveryReport, SyncChoice, SyncModeSetting,
+    RecoveryHints, RecoveryReport, SyncChoice, SyncModeSetting, now_ms,
 };
 
 use crate::checkpoint;
@@ -729,12 +729,6 @@ fn take_dir_offline(dir: &Path, partitions: &[Arc<Partition>], error: &ManagerEr
             dir.display()
         ));
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A name part no other deletion in this process, or before it, used.

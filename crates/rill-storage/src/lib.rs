@@ -31,6 +31,7 @@
 //! ```
 
 mod clean_point;
+mod clock;
 mod compaction;
 mod config;
 mod disk;
@@ -50,6 +51,7 @@ mod segment;
 pub mod testing;
 mod time_index;
 
+pub use clock::now_ms;
 pub use compaction::{CleanerConfig, CompactionOutcome};
 pub use config::{
     CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,

@@ -14,6 +14,7 @@ use rill_record::{
 
 use crate::Offset;
 use crate::clean_point::{read_clean_point, write_clean_point};
+use crate::clock::now_ms;
 use crate::compaction::{
     CleanContext, CleanerConfig, CompactionOutcome, build_offset_map, clean_group, group_segments,
     plan, producers_last_batches,
@@ -1409,7 +1410,7 @@ impl LogShared {
             let created = replaced
                 .as_ref()
                 .map_or(Ok(()), |s| s.delete_files(disk))
-                .and_then(|()| Segment::create(&self.dir, new_end, &config, wall_clock_ms(), disk));
+                .and_then(|()| Segment::create(&self.dir, new_end, &config, now_ms(), disk));
             match created {
                 Ok(active) => state.segments.push(active),
                 Err(e) => {
@@ -1437,13 +1438,7 @@ impl LogShared {
         let config = state.config;
         let old: Vec<Segment> = state.segments.drain(..).collect();
         let created = delete_segment_files(&old, self.disk.as_ref()).and_then(|()| {
-            Segment::create(
-                &self.dir,
-                offset,
-                &config,
-                wall_clock_ms(),
-                self.disk.as_ref(),
-            )
+            Segment::create(&self.dir, offset, &config, now_ms(), self.disk.as_ref())
         });
         match created {
             Ok(fresh) => state.segments.push(fresh),
@@ -1607,12 +1602,6 @@ fn file_system_of(
         .handle()
         .file_system(dir, disk)
         .map_err(|e| IoFailure::new("open the file system of", dir, e))
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Deletes the files of `segments`. Not followed by a directory sync:

@@ -164,12 +164,8 @@ fn on_blocking_pool<T: Decodable + Send + 'static>(
     })
 }
 
-/// Kafka's "now": milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// Kafka's "now": milliseconds since the Unix epoch (the storage's clock).
+pub(crate) use rill_storage::now_ms;
 
 /// Runs the request's in-order part and returns the rest.
 pub(crate) fn handle(
