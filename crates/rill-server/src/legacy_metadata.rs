@@ -149,7 +149,7 @@ pub(crate) async fn import(node: &ClusterNode, dir: &Path) -> Result<(), Cluster
     }
     let migrated = dir.join(MIGRATED_FILE);
     std::fs::rename(&path, &migrated)
-        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .and_then(|()| rill_storage::durable::sync_dir(dir).map_err(|failure| failure.source))
         .map_err(|source| MetadataError::Rename {
             path: path.clone(),
             source,

@@ -35,6 +35,7 @@ mod clock;
 mod compaction;
 mod config;
 mod disk;
+pub mod durable;
 mod error;
 mod file_check;
 mod file_system;
@@ -57,7 +58,7 @@ pub use config::{
     CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
     SEGMENT_INDEX_BYTES_MIN,
 };
-pub use disk::{Disk, FileSystemProbe, KernelVersion, RealDisk, create_dir_all};
+pub use disk::{Disk, FileSystemProbe, KernelVersion, RealDisk};
 pub use error::{
     AppendError, CompactError, ConfigError, DurabilityUnknown, IoFailure, LogFailed, ModifyError,
     OfflineCause, OpenError, ReadError, SegmentFileChanged,

@@ -20,7 +20,8 @@ use crate::compaction::{
     plan, producers_last_batches,
 };
 use crate::config::{FlushPolicy, LogConfig};
-use crate::disk::{Disk, create_dir_all};
+use crate::disk::Disk;
+use crate::durable::{create_dir_durably_on, sync_dir_on};
 use crate::error::{
     AppendError, CompactError, ConfigError, IoFailure, LogFailed, ModifyError, OfflineCause,
     OpenError, ReadError, SegmentFileChanged,
@@ -262,18 +263,12 @@ impl Log {
         now_ms: i64,
     ) -> Result<Log, OpenError> {
         config.validate()?;
-        create_dir_all(disk.as_ref(), dir)
-            .map_err(|e| IoFailure::new("create log directory", dir, e))?;
+        // Its parent is synced also when `dir` existed: a create that
+        // failed before may have made it without syncing its parent.
+        create_dir_durably_on(disk.as_ref(), dir)?;
         let file_system = file_system_of(dir, flusher, &disk)?;
         let segment = Segment::create(dir, start_offset, &config, now_ms, disk.as_ref())?;
-        disk.sync_dir(dir)
-            .map_err(|e| IoFailure::new("sync directory", dir, e))?;
-        // Also when `dir` existed: a create that failed before may have
-        // made it without syncing its parent.
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            disk.sync_dir(parent)
-                .map_err(|e| IoFailure::new("sync directory", parent, e))?;
-        }
+        sync_dir_on(disk.as_ref(), dir)?;
         Ok(Log::assemble(
             dir,
             config,
@@ -1075,10 +1070,7 @@ impl Log {
                 .sync_data(&file)
                 .map_err(|e| IoFailure::new("sync segment", path, e))?;
         }
-        self.shared
-            .disk
-            .sync_dir(&self.shared.dir)
-            .map_err(|e| IoFailure::new("sync directory", &self.shared.dir, e))?;
+        sync_dir_on(self.shared.disk.as_ref(), &self.shared.dir)?;
         state.closed = true;
         Ok(end)
     }
@@ -1293,9 +1285,7 @@ impl LogShared {
             })
             .and_then(|()| {
                 if capture.sync_dir {
-                    self.disk
-                        .sync_dir(&self.dir)
-                        .map_err(|e| IoFailure::new("sync directory", &self.dir, e))
+                    sync_dir_on(self.disk.as_ref(), &self.dir)
                 } else {
                     Ok(())
                 }
@@ -1421,9 +1411,7 @@ impl LogShared {
                 }
             }
         }
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        sync_dir_on(self.disk.as_ref(), &self.dir)?;
         state.unsynced.clear();
         state.dir_dirty = false;
         state.unflushed_messages = 0;
@@ -1453,9 +1441,7 @@ impl LogShared {
         state.unsynced.clear();
         state.dir_dirty = false;
         state.unflushed_messages = 0;
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        sync_dir_on(self.disk.as_ref(), &self.dir)?;
         self.durability.reset(offset);
         state.clean_point = Offset(i64::MIN);
         self.lower_clean_point(state, offset)?;
@@ -1514,10 +1500,7 @@ impl LogShared {
             let _ = cleaned.delete_files(disk);
             return Ok(false);
         };
-        let sync_dir = || {
-            disk.sync_dir(&self.dir)
-                .map_err(|e| IoFailure::new("sync directory", &self.dir, e))
-        };
+        let sync_dir = || sync_dir_on(disk, &self.dir);
         // Not committed if either fails, as far as this process knows: if
         // the rename did reach the disk, the next open completes the swap,
         // which is as correct as not doing it.
