@@ -35,6 +35,7 @@ mod clock;
 mod compaction;
 mod config;
 mod disk;
+mod durability;
 pub mod durable;
 mod error;
 mod file_check;
@@ -59,6 +60,7 @@ pub use config::{
     SEGMENT_INDEX_BYTES_MIN,
 };
 pub use disk::{Disk, FileSystemProbe, KernelVersion, RealDisk};
+pub use durability::{AppendInfo, AppendTicket};
 pub use error::{
     AppendError, CompactError, ConfigError, DurabilityUnknown, IoFailure, LogFailed, ModifyError,
     OfflineCause, OpenError, ReadError, SegmentFileChanged,
@@ -67,7 +69,7 @@ pub use file_system::{
     FUSE_MAGIC, SyncChoice, SyncMode, SyncModeSetting, choose_sync_mode, file_system_name,
     syncfs_writes_data,
 };
-pub use flush::{AppendInfo, AppendTicket, Flusher};
+pub use flush::Flusher;
 pub use log::{Log, LogRead, ReplicatedBatch, ValidatedBatch};
 pub use offset::Offset;
 pub use recovery::{RecoveryHints, RecoveryReport};
