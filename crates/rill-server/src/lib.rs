@@ -22,6 +22,7 @@
 mod acl;
 mod apis;
 mod broker;
+mod broker_properties;
 mod cluster;
 mod config;
 mod error_code;
@@ -36,9 +37,7 @@ mod waiters;
 
 pub use broker::{Broker, NewTopic, PARTITIONS_PER_TOPIC_MAX, StartError, TopicError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
-pub use config::{
-    BROKER_DEFAULTS, BrokerConfig, ClusterConfig, ConfigError, HostPort, Properties, QuorumConfig,
-};
+pub use config::{BrokerConfig, ClusterConfig, ConfigError, HostPort, Properties, QuorumConfig};
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use network::{RunError, Server};
 pub use topic_config::{ConfigValueError, validate_topic_override};

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use rill_record::{Compression, TimestampType, TopicCompression};
 use rill_storage::{CleanupPolicy, FlushPolicy, LogConfig};
 
+use crate::broker_properties::{self, BrokerPropertyDef, Known, PropertyKind};
 use crate::config::Properties;
 
 /// How a config's value is read.
@@ -279,7 +280,7 @@ pub enum ConfigValueError {
 /// 4 does, so mixed-version tooling keeps working. None of them changes
 /// what Rill stores or serves: the message format is always v2, Rill
 /// never down-converts, and timestamps are not bounded by the broker.
-const RETIRED: &[(&str, &str)] = &[
+pub(crate) const RETIRED: &[(&str, &str)] = &[
     ("message.format.version", "log.message.format.version"),
     (
         "message.downconversion.enable",
@@ -324,12 +325,17 @@ pub(crate) fn check_value(
     name: &str,
     value: &str,
 ) -> Result<(), ConfigValueError> {
+    check_kind(def.kind, name, value)
+}
+
+/// Checks `value` against `kind`, naming the config `name` if it fails.
+pub(crate) fn check_kind(kind: ValueKind, name: &str, value: &str) -> Result<(), ConfigValueError> {
     let invalid = |expected: String| ConfigValueError::InvalidValue {
         name: name.to_string(),
         value: value.to_string(),
         expected,
     };
-    match def.kind {
+    match kind {
         ValueKind::Long { min, max } => match value.trim().parse::<i64>() {
             Ok(v) if (min..=max).contains(&v) => Ok(()),
             _ => Err(invalid(format!("an integer in [{min}, {max}]"))),
@@ -338,7 +344,8 @@ pub(crate) fn check_value(
             Ok(v) if (min..=max).contains(&v) => Ok(()),
             _ => Err(invalid(format!("an integer in [{min}, {max}]"))),
         },
-        ValueKind::Bool => match value.trim() {
+        // Any case, as Kafka reads booleans.
+        ValueKind::Bool => match value.trim().to_ascii_lowercase().as_str() {
             "true" | "false" => Ok(()),
             _ => Err(invalid("true or false".to_string())),
         },
@@ -375,8 +382,10 @@ pub fn validate_topic_override(name: &str, value: &str) -> Result<(), ConfigValu
     check_value(def, name, value)
 }
 
-/// Validates a broker property that sets a topic default; other broker
-/// properties are checked where they are read.
+/// Validates a broker property set at run time that sets a topic
+/// default, directly or through an alias (log.retention.hours); the
+/// others are refused before this (they cannot change while the broker
+/// runs), and all are checked at start-up by broker_properties.rs.
 pub(crate) fn validate_broker_property(
     name: &str,
     properties: &Properties,
@@ -384,21 +393,14 @@ pub(crate) fn validate_broker_property(
     let Some(value) = properties.get(name) else {
         return Ok(());
     };
-    match name {
-        "log.retention.hours" | "log.retention.minutes" | "log.roll.hours" => {
-            let hours = TopicConfigDef {
-                name: "log.retention.hours",
-                broker_name: "log.retention.hours",
-                default: "",
-                kind: LONG_OR_UNLIMITED,
-                doc: "",
-            };
-            check_value(&hours, name, value)
-        }
-        _ => match find_by_broker_name(name) {
-            Some(def) => check_value(def, name, value),
-            None => Ok(()),
-        },
+    match broker_properties::lookup(name) {
+        Some(Known::TopicDefault(def)) => check_value(def, name, value),
+        Some(Known::Broker(BrokerPropertyDef {
+            alias: Some(_),
+            kind: PropertyKind::Value(kind),
+            ..
+        })) => check_kind(*kind, name, value),
+        _ => Ok(()),
     }
 }
 
@@ -445,26 +447,11 @@ impl BrokerLayers<'_> {
             if let Some(value) = layer.get(def.broker_name) {
                 return (value.clone(), source);
             }
-            if let Some(value) = alias_value(def.broker_name, layer) {
+            if let Some(value) = broker_properties::alias_value(layer, def.broker_name) {
                 return (value, source);
             }
         }
         (def.default.to_string(), ConfigSource::Default)
-    }
-}
-
-fn alias_value(broker_name: &str, layer: &Properties) -> Option<String> {
-    let scaled = |name: &str, factor: i64| {
-        layer
-            .get(name)
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .map(|v| v.saturating_mul(factor).to_string())
-    };
-    match broker_name {
-        "log.retention.ms" => scaled("log.retention.minutes", 60_000)
-            .or_else(|| scaled("log.retention.hours", 3_600_000)),
-        "log.roll.ms" => scaled("log.roll.hours", 3_600_000),
-        _ => None,
     }
 }
 
