@@ -11,12 +11,16 @@
 //! where the CRC-32C covers the payload only, and `length` is at most
 //! [`RECORD_BYTES_MAX`]. The Raft log is a sequence of records; the vote,
 //! the purge point and a snapshot are files holding exactly one record,
-//! replaced atomically (temp file, fsync, rename, fsync the directory), so
-//! a reader sees the old record or the new one, never a mix.
+//! replaced atomically (rill-storage's `durable` module: temp file,
+//! fdatasync, rename, fsync the directory), so a reader sees the old
+//! record or the new one, never a mix.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
+
+use rill_storage::IoFailure;
+use rill_storage::durable::write_atomically;
 
 /// Bytes of a record's header: length and CRC.
 pub(crate) const RECORD_HEADER_BYTES: usize = 8;
@@ -52,6 +56,16 @@ pub enum FileError {
     },
     #[error("a record of {bytes} bytes is larger than the {max} allowed")]
     TooLarge { bytes: usize, max: usize },
+}
+
+impl From<IoFailure> for FileError {
+    fn from(failure: IoFailure) -> FileError {
+        FileError::Io {
+            op: failure.operation,
+            path: failure.path,
+            source: failure.source,
+        }
+    }
 }
 
 impl FileError {
@@ -161,57 +175,15 @@ pub(crate) fn read_single(path: &Path) -> Result<Option<Vec<u8>>, FileError> {
     }
 }
 
-/// Replaces `dir/name` with one record holding `payload`: written to a
-/// temp file, fsynced, renamed over the old one, and the directory
-/// fsynced, so after a crash the file holds the old record or the new one.
+/// Replaces `dir/name` with one record holding `payload`, atomically and
+/// durably (rill-storage's [`write_atomically`]: temp file, fdatasync,
+/// rename, fsync the directory), so after a crash the file holds the old
+/// record or the new one.
 pub(crate) fn replace_atomically(dir: &Path, name: &str, payload: &[u8]) -> Result<(), FileError> {
     let mut bytes = Vec::with_capacity(RECORD_HEADER_BYTES + payload.len());
     encode_record(payload, &mut bytes)?;
-    let temp = dir.join(format!("{name}.tmp"));
-    let target = dir.join(name);
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&temp)
-        .map_err(FileError::io("create", &temp))?;
-    file.write_all(&bytes)
-        .map_err(FileError::io("write", &temp))?;
-    file.sync_all().map_err(FileError::io("fsync", &temp))?;
-    drop(file);
-    fs::rename(&temp, &target).map_err(FileError::io("rename", &target))?;
-    sync_dir(dir)
-}
-
-/// Makes the directory's entries (a created, renamed or removed file)
-/// durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<(), FileError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(FileError::io("fsync directory", dir))
-}
-
-/// Creates `dir` and any missing parents, and makes its name durable: the
-/// parent of every level is fsynced — that of `dir` even when `dir`
-/// existed, since a process that made it and died before syncing its
-/// parent leaves a name a power cut can still take, with the Raft log,
-/// vote and snapshot inside it.
-pub(crate) fn create_dir_durably(dir: &Path) -> Result<(), FileError> {
-    if !dir.is_dir() {
-        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-            create_dir_durably(parent)?;
-        }
-        match fs::create_dir(dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => {}
-            Err(e) => return Err(FileError::io("create directory", dir)(e)),
-        }
-    }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    sync_dir(parent)
+    write_atomically(&dir.join(name), &bytes)?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -242,15 +214,6 @@ mod tests {
         assert!(matches!(decode_record(&bytes), Framed::BadCrc { .. }));
         let huge = [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0];
         assert!(matches!(decode_record(&huge), Framed::BadLength { .. }));
-    }
-
-    #[test]
-    fn create_dir_durably_makes_every_missing_level() {
-        let top = tempfile::tempdir().unwrap();
-        let deep = top.path().join("a/b/__cluster_metadata");
-        create_dir_durably(&deep).unwrap();
-        assert!(deep.is_dir());
-        create_dir_durably(&deep).unwrap(); // existing: syncs its parent again
     }
 
     #[test]

@@ -33,7 +33,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
@@ -42,6 +42,7 @@ use std::sync::Arc;
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, StorageIOError};
 use parking_lot::{Mutex, RwLock};
+use rill_storage::durable::{create_dir_durably, sync_dir, write_atomically};
 
 use crate::durable_file::{
     self, FileError, Framed, RECORD_HEADER_BYTES, decode_record, encode_record,
@@ -88,12 +89,12 @@ impl LogStore {
     /// tail. Blocking: call it from the blocking pool or before the
     /// runtime is busy.
     pub fn open(dir: &Path) -> Result<LogStore, FileError> {
-        durable_file::create_dir_durably(dir)?;
+        create_dir_durably(dir)?;
         let last_purged: Option<LogId> = read_json(&dir.join(PURGED_FILE))?;
         let vote: Option<Vote> = read_json(&dir.join(VOTE_FILE))?;
         let (mut log_file, all_entries) = LogFile::open(&dir.join(LOG_FILE))?;
         // The file's directory entry must survive a crash too.
-        durable_file::sync_dir(dir)?;
+        sync_dir(dir)?;
         let purged_index = last_purged.map(|id| id.index);
         if let (Some(purged), Some(last)) = (purged_index, all_entries.keys().next_back())
             && *last <= purged
@@ -304,7 +305,7 @@ impl LogFile {
 
     /// Forgets entries up to `index`; rewrites the file without them once
     /// they are at least half of it.
-    fn purge(&mut self, index: u64, dir: &Path) -> Result<(), FileError> {
+    fn purge(&mut self, index: u64) -> Result<(), FileError> {
         let kept = self.positions.split_off(&(index + 1));
         self.positions = kept;
         let Some(&keep_from) = self.positions.values().next() else {
@@ -319,19 +320,10 @@ impl LogFile {
             .seek(SeekFrom::Start(keep_from))
             .and_then(|_| self.file.read_to_end(&mut tail))
             .map_err(FileError::io("read", &self.path))?;
-        let temp = dir.join(format!("{LOG_FILE}.tmp"));
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(FileError::io("create", &temp))?;
-        file.write_all(&tail)
-            .map_err(FileError::io("write", &temp))?;
-        file.sync_all().map_err(FileError::io("fsync", &temp))?;
-        fs::rename(&temp, &self.path).map_err(FileError::io("rename", &self.path))?;
-        durable_file::sync_dir(dir)?;
+        let mut file = write_atomically(&self.path, &tail)?;
+        // Appends go on at the end of the new file.
+        file.seek(SeekFrom::End(0))
+            .map_err(FileError::io("seek", &self.path))?;
         for position in self.positions.values_mut() {
             *position -= keep_from;
         }
@@ -481,7 +473,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let kept = entries.split_off(&(log_id.index + 1));
             *entries = kept;
         }
-        self.blocking(move |shared| shared.file.lock().purge(log_id.index, &shared.dir))
+        self.blocking(move |shared| shared.file.lock().purge(log_id.index))
             .await
             .map_err(write_error)
     }
@@ -495,6 +487,7 @@ mod tests {
     use super::*;
     use crate::command::Command;
     use crate::metadata::BrokerId;
+    use std::fs;
 
     fn entry(index: u64) -> Entry {
         Entry {

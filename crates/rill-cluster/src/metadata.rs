@@ -55,8 +55,9 @@ impl fmt::Display for BrokerEpoch {
     }
 }
 
-/// Kafka's longest topic name.
-pub const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Kafka's longest topic name (the rule lives with the others in
+/// rill-partition).
+pub use rill_partition::TOPIC_NAME_BYTES_MAX;
 /// Bounds a CreateTopic command, so one command cannot make the metadata
 /// unboundedly large.
 pub const PARTITIONS_PER_TOPIC_MAX: usize = 100_000;
@@ -847,27 +848,13 @@ fn allows_unclean_election(topic: &Topic) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
-/// Kafka's rules: 1..=249 bytes of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Kafka's rules, as rill-partition states them for the directory names
+/// the topic's partitions will get.
 fn validate_topic_name(name: &str) -> Result<(), Rejection> {
-    let invalid = |reason: &str| {
-        Err(Rejection::InvalidTopicName {
-            name: name.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
-    if name.is_empty() || name.len() > TOPIC_NAME_BYTES_MAX {
-        return invalid("expected 1..=249 bytes");
-    }
-    if name == "." || name == ".." {
-        return invalid("'.' and '..' are not topic names");
-    }
-    if !name
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-    {
-        return invalid("expected only ASCII letters, digits, '.', '_' and '-'");
-    }
-    Ok(())
+    rill_partition::validate_topic_name(name).map_err(|invalid| Rejection::InvalidTopicName {
+        name: invalid.name,
+        reason: invalid.reason.to_owned(),
+    })
 }
 
 #[cfg(test)]

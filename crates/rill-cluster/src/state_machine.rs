@@ -20,6 +20,7 @@ use openraft::{
     AnyError, BasicNode, EntryPayload, OptionalSend, SnapshotMeta, StorageIOError, StoredMembership,
 };
 use parking_lot::{Mutex, RwLock};
+use rill_storage::durable::create_dir_durably;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Applied, CommandResult};
@@ -92,7 +93,7 @@ impl StateMachine {
     /// Opens the state machine under `dir` from its last snapshot, if any.
     /// Blocking.
     pub fn open(dir: &Path) -> Result<StateMachine, FileError> {
-        durable_file::create_dir_durably(dir)?;
+        create_dir_durably(dir)?;
         let path = dir.join(SNAPSHOT_FILE);
         let stored: Option<StoredSnapshot> = match durable_file::read_single(&path)? {
             None => None,

@@ -7,14 +7,16 @@
 //! orders 1 977
 //! ```
 //!
-//! A write goes to `NAME.tmp`, is fsynced, renamed over `NAME`, and the
-//! directory is fsynced: a reader sees the old file or the new one, whole,
-//! and after a crash the new one if the write returned. Every call goes
-//! through a [`Disk`], so tests can fail it or crash it.
+//! A write is rill-storage's atomic replacement
+//! ([`rill_storage::durable::write_atomically_on`]): a reader sees the old
+//! file or the new one, whole, and after a crash the new one if the write
+//! returned. Every call goes through a [`Disk`], so tests can fail it or
+//! crash it.
 
 use std::path::{Path, PathBuf};
 
-use rill_storage::{Disk, RealDisk};
+use rill_storage::durable::{SYNC_DIRECTORY, SYNC_FILE, write_atomically_on};
+use rill_storage::{Disk, IoFailure};
 
 /// The only checkpoint version Kafka (and Rill) writes.
 const VERSION: &str = "0";
@@ -109,69 +111,33 @@ pub(crate) fn write(
         text.push_str(entry);
         text.push('\n');
     }
-    write_atomically_on(disk, path, text.as_bytes())
+    write_atomically_on(disk, path, text.as_bytes())?;
+    Ok(())
 }
 
-/// Writes `bytes` to `path` through a synced temporary file and a rename,
-/// then syncs the directory: durable when it returns.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-    write_atomically_on(&RealDisk, path, bytes)
-}
-
-/// [`write_atomically`] through `disk`.
-pub fn write_atomically_on(
-    disk: &dyn Disk,
-    path: &Path,
-    bytes: &[u8],
-) -> Result<(), CheckpointError> {
-    let io = |operation: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CheckpointError::Io {
-            operation,
-            path,
-            source,
+impl From<IoFailure> for CheckpointError {
+    fn from(failure: IoFailure) -> CheckpointError {
+        CheckpointError::Io {
+            operation: failure.operation,
+            path: failure.path,
+            source: failure.source,
         }
-    };
-    let temp = temp_path(path);
-    let file = disk
-        .create_file(&temp)
-        .map_err(io("create checkpoint", &temp))?;
-    disk.write_at(&file, &[bytes], 0)
-        .map_err(io("write checkpoint", &temp))?;
-    disk.sync_data(&file).map_err(io(SYNC_CHECKPOINT, &temp))?;
-    drop(file);
-    disk.rename(&temp, path)
-        .map_err(io("replace checkpoint", path))?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    disk.sync_dir(dir).map_err(io(SYNC_DIRECTORY, dir))
+    }
 }
-
-/// The operations of a [`CheckpointError::Io`] that are failed syncs:
-/// after one the directory's disk can no longer be trusted.
-const SYNC_CHECKPOINT: &str = "sync checkpoint";
-const SYNC_DIRECTORY: &str = "sync directory";
 
 impl CheckpointError {
     /// Whether this is a failed sync (of the file or its directory), not
     /// a failure to create or write it: after a failed sync the page
     /// cache no longer says what is on disk.
     pub fn is_failed_sync(&self) -> bool {
-        matches!(self, CheckpointError::Io { operation, .. } if *operation == SYNC_CHECKPOINT || *operation == SYNC_DIRECTORY)
+        matches!(self, CheckpointError::Io { operation, .. } if *operation == SYNC_FILE || *operation == SYNC_DIRECTORY)
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rill_storage::RealDisk;
 
     #[test]
     fn round_trips_and_leaves_no_temporary_file() {

@@ -42,7 +42,7 @@ mod producer_snapshot;
 mod producer_state;
 mod topic_partition;
 
-pub use checkpoint::{CheckpointError, write_atomically, write_atomically_on};
+pub use checkpoint::CheckpointError;
 pub use error::{ManagerError, PartitionError};
 pub use leader_epoch::{
     EpochEntry, LEADER_EPOCH_CHECKPOINT, LeaderEpochCache, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET,

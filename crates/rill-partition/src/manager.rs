@@ -20,12 +20,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex, RwLock};
+use rill_storage::durable::{create_dir_durably_on, sync_dir_on, write_atomically_on};
 use rill_storage::{
     CleanerConfig, Disk, DurabilityUnknown, Flusher, IoFailure, LogConfig, Offset, RealDisk,
-    RecoveryHints, RecoveryReport, SyncChoice, SyncModeSetting,
+    RecoveryHints, RecoveryReport, SyncChoice, SyncModeSetting, now_ms,
 };
 
-use crate::checkpoint;
+use crate::checkpoint::{self, CheckpointError};
 use crate::error::{ManagerError, PartitionError};
 use crate::partition::Partition;
 use crate::producer_state::PRODUCER_ID_EXPIRATION_MS_DEFAULT;
@@ -314,7 +315,7 @@ impl LogManager {
         self.disk
             .rename(&dir, &doomed)
             .map_err(|e| IoFailure::new("rename deleted partition", &dir, e))?;
-        sync_dir(self.disk.as_ref(), &parent)?;
+        sync_dir_on(self.disk.as_ref(), &parent)?;
         // Not synced: if a crash brings the directory back, its `-delete`
         // name has it removed at the next start.
         self.disk
@@ -444,11 +445,8 @@ impl LogManager {
             return Err(error);
         }
         for dir in &self.config.log_dirs {
-            checkpoint::write_atomically_on(
-                self.disk.as_ref(),
-                &dir.join(CLEAN_SHUTDOWN_MARKER),
-                b"",
-            )?;
+            write_atomically_on(self.disk.as_ref(), &dir.join(CLEAN_SHUTDOWN_MARKER), b"")
+                .map_err(CheckpointError::from)?;
         }
         tracing::info!("log manager shut down cleanly");
         Ok(())
@@ -499,13 +497,9 @@ fn open_log_dir(
     disk: &Arc<dyn Disk>,
     report: &mut StartupReport,
 ) -> Result<Vec<(TopicPartition, Arc<Partition>)>, ManagerError> {
-    rill_storage::create_dir_all(disk.as_ref(), dir)
-        .map_err(|e| IoFailure::new("create log directory", dir, e))?;
-    // Whoever made it (an operator, the broker, the call above), its name
-    // is durable before anything in it is acknowledged.
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        sync_dir(disk.as_ref(), parent)?;
-    }
+    // Whoever made it (an operator, the broker, this call), its name is
+    // durable before anything in it is acknowledged.
+    create_dir_durably_on(disk.as_ref(), dir)?;
     let choice = flusher.sync_choice(dir, disk);
     match &choice {
         Ok(choice) => tracing::info!("log dir {}: {choice}", dir.display()),
@@ -520,7 +514,7 @@ fn open_log_dir(
         // Gone before anything changes, so a crash from here on is unclean.
         disk.remove_file(&marker)
             .map_err(|e| IoFailure::new("remove clean shutdown marker", &marker, e))?;
-        sync_dir(disk.as_ref(), dir)?;
+        sync_dir_on(disk.as_ref(), dir)?;
         report.clean_dirs += 1;
     }
     let recovery_points = read_offsets(&dir.join(RECOVERY_POINT_CHECKPOINT))?;
@@ -627,7 +621,7 @@ fn checkpoint_dir(
         checkpoint::write(disk, &replication, &high_watermarks)?;
     } else {
         match disk.remove_file(&replication) {
-            Ok(()) => sync_dir(disk, dir)?,
+            Ok(()) => sync_dir_on(disk, dir)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(IoFailure::new("remove checkpoint", &replication, e).into());
@@ -725,11 +719,6 @@ fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>
         })
 }
 
-fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), IoFailure> {
-    disk.sync_dir(dir)
-        .map_err(|e| IoFailure::new("sync directory", dir, e))
-}
-
 /// Takes every partition of log directory `dir` offline for writes after
 /// a sync there failed: as Kafka takes a failed log directory offline,
 /// except that reads of what was acknowledged go on.
@@ -745,12 +734,6 @@ fn take_dir_offline(dir: &Path, partitions: &[Arc<Partition>], error: &ManagerEr
             dir.display()
         ));
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// A name part no other deletion in this process, or before it, used.

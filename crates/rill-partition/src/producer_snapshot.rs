@@ -19,14 +19,15 @@
 //! batches are still recognised after a restart; a Kafka reader, which
 //! keeps the last entry it reads for each producer, sees the same state as
 //! Kafka would have written. Files are written atomically (see
-//! [`crate::checkpoint::write_atomically`]).
+//! [`rill_storage::durable::write_atomically_on`]).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
+use rill_storage::durable::write_atomically_on;
 use rill_storage::{Disk, IoFailure, Offset};
 
-use crate::checkpoint::{self, CheckpointError};
+use crate::checkpoint::CheckpointError;
 
 /// The file name suffix, as Kafka's.
 pub const PRODUCER_SNAPSHOT_SUFFIX: &str = "snapshot";
@@ -133,7 +134,8 @@ pub(crate) fn write(
     offset: Offset,
     entries: &[SnapshotEntry],
 ) -> Result<(), CheckpointError> {
-    checkpoint::write_atomically_on(disk, &snapshot_path(dir, offset), &encode(entries))
+    write_atomically_on(disk, &snapshot_path(dir, offset), &encode(entries))?;
+    Ok(())
 }
 
 /// Reads the snapshot at `offset`, checking its version, CRC and length,

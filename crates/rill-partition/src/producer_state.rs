@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rill_record::{BatchView, Batches};
-use rill_storage::{Disk, IoFailure, Log, Offset};
+use rill_storage::durable::sync_dir_on;
+use rill_storage::{Disk, Log, Offset};
 
 use crate::checkpoint::CheckpointError;
 use crate::error::PartitionError;
@@ -496,9 +497,7 @@ impl ProducerStateManager {
             producer_snapshot::delete(self.disk.as_ref(), &self.dir, offset)?;
             self.snapshots.remove(&offset);
         }
-        self.disk
-            .sync_dir(&self.dir)
-            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        sync_dir_on(self.disk.as_ref(), &self.dir)?;
         Ok(())
     }
 

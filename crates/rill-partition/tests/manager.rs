@@ -324,10 +324,7 @@ fn the_background_forgets_producers_idle_past_their_expiration() {
     let partition = manager
         .create(&TopicPartition::new("t", 0), small())
         .unwrap();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now_ms = rill_storage::now_ms();
     for (producer_id, timestamp) in [(1, now_ms), (2, now_ms - 7_200_000)] {
         let batch = BatchBuilder::new(timestamp)
             .producer(producer_id, 0, 0)

@@ -20,9 +20,11 @@ use rill_storage::{Disk, LogConfig};
 use crate::cluster::{
     ClusterNode, ClusterStartError, ControllerSlot, LeadershipError, ReplicaManager,
 };
-use crate::config::{BrokerConfig, HostPort};
+use crate::config::BrokerConfig;
+use crate::effective_config::{self, BrokerLayers};
 use crate::groups::{GroupsConfig, GroupsDeps, GroupsSlot, OFFSETS_TOPIC};
-use crate::topic_config::{self, BrokerLayers, ConfigValueError};
+use crate::properties::HostPort;
+use crate::topic_config::ConfigValueError;
 use crate::topics::Topics;
 use crate::waiters::Waiters;
 
@@ -322,7 +324,7 @@ fn open_logs(config: &BrokerConfig, disk: Arc<dyn Disk>) -> Result<Arc<LogManage
         flush_sync_mode: config.flush_sync_mode,
         ..ManagerConfig::new(config.log_dirs.clone())
     };
-    let default_config: LogConfig = topic_config::log_config(
+    let default_config: LogConfig = effective_config::log_config(
         &BTreeMap::new(),
         BrokerLayers {
             dynamic: &BTreeMap::new(),

@@ -1,74 +1,13 @@
 //! Broker configuration: Kafka's property names, read from a TOML file and
-//! `--set KEY=VALUE` overrides, into typed settings with Kafka's defaults.
+//! `--set KEY=VALUE` overrides, into typed settings. Which properties
+//! exist, their defaults and their ranges are broker_properties.rs's
+//! table; an unknown one is refused here, at start-up.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::topic_config::{self, ConfigValueError};
-
-/// Properties by Kafka name, as strings: what a file, flags and dynamic
-/// updates say, before interpretation.
-pub type Properties = BTreeMap<String, String>;
-
-/// The address a listener binds or advertises: host and port.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostPort {
-    pub host: String,
-    pub port: u16,
-}
-
-impl HostPort {
-    /// Parses `HOST:PORT` or a Kafka listener `NAME://HOST:PORT` (the first
-    /// of a comma-separated list).
-    pub fn parse_listener(text: &str) -> Result<HostPort, ConfigError> {
-        let first = text.split(',').next().unwrap_or("").trim();
-        let address = first.split_once("://").map_or(first, |(_, rest)| rest);
-        let invalid = || ConfigError::Invalid {
-            name: "listeners".to_string(),
-            value: text.to_string(),
-            expected: "HOST:PORT or PLAINTEXT://HOST:PORT".to_string(),
-        };
-        let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
-        let port = port.parse::<u16>().map_err(|_| invalid())?;
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        Ok(HostPort {
-            host: if host.is_empty() { "0.0.0.0" } else { host }.to_string(),
-            port,
-        })
-    }
-}
-
-impl std::fmt::Display for HostPort {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Why a configuration could not be used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("config file {path} is not valid TOML: {message}")]
-    Toml { path: PathBuf, message: String },
-    #[error("{name}={value:?}: expected {expected}")]
-    Invalid {
-        name: String,
-        value: String,
-        expected: String,
-    },
-    #[error(transparent)]
-    Value(#[from] ConfigValueError),
-}
+use crate::broker_properties::{self, Known};
+use crate::properties::{self, ConfigError, HostPort, Properties};
 
 /// The broker's settings. Built once at start-up by [`BrokerConfig::from_properties`];
 /// topic-level defaults (log.*) stay as properties, since they can change at run time.
@@ -195,93 +134,6 @@ pub struct ClusterConfig {
     pub election_timeout_ms: u64,
 }
 
-impl ClusterConfig {
-    /// Parses controller.quorum.bootstrap.servers: `host:port,...`.
-    pub fn parse_bootstrap(text: &str) -> Result<Vec<String>, ConfigError> {
-        let addresses = text
-            .split(',')
-            .map(str::trim)
-            .filter(|a| !a.is_empty())
-            .map(|a| HostPort::parse_listener(a).map(|hp| hp.to_string()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| ConfigError::Invalid {
-                name: "controller.quorum.bootstrap.servers".to_string(),
-                value: text.to_string(),
-                expected: "a comma-separated list of HOST:PORT".to_string(),
-            })?;
-        if addresses.is_empty() {
-            return Err(ConfigError::Invalid {
-                name: "controller.quorum.bootstrap.servers".to_string(),
-                value: text.to_string(),
-                expected: "at least one HOST:PORT".to_string(),
-            });
-        }
-        Ok(addresses)
-    }
-
-    /// Parses controller.quorum.voters: `1@127.0.0.1:9093,2@host:9193`.
-    pub fn parse_voters(text: &str) -> Result<BTreeMap<u64, String>, ConfigError> {
-        let invalid = || ConfigError::Invalid {
-            name: "controller.quorum.voters".to_string(),
-            value: text.to_string(),
-            expected: "a comma-separated list of ID@HOST:PORT, ids distinct".to_string(),
-        };
-        let mut voters = BTreeMap::new();
-        for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (id, address) = entry.split_once('@').ok_or_else(invalid)?;
-            let id = id.trim().parse::<u64>().map_err(|_| invalid())?;
-            let address = HostPort::parse_listener(address).map_err(|_| invalid())?;
-            if id > i32::MAX as u64 || voters.insert(id, address.to_string()).is_some() {
-                return Err(invalid());
-            }
-        }
-        if voters.is_empty() {
-            return Err(invalid());
-        }
-        Ok(voters)
-    }
-}
-
-/// The broker's embedded defaults, by Kafka name, for the settings above.
-pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
-    ("node.id", "1"),
-    ("log.dirs", "./rill-data"),
-    ("listeners", "PLAINTEXT://127.0.0.1:9092"),
-    ("num.partitions", "1"),
-    ("auto.create.topics.enable", "true"),
-    ("socket.request.max.bytes", "104857600"),
-    ("max.connections", "16384"),
-    ("connections.max.idle.ms", "600000"),
-    ("rill.connection.inflight.requests.max", "1024"),
-    ("log.retention.check.interval.ms", "300000"),
-    ("log.flush.offset.checkpoint.interval.ms", "60000"),
-    ("log.cleaner.backoff.ms", "15000"),
-    ("offsets.topic.num.partitions", "50"),
-    ("offsets.topic.segment.bytes", "104857600"),
-    ("offsets.retention.minutes", "10080"),
-    ("offsets.retention.check.interval.ms", "600000"),
-    ("offset.metadata.max.bytes", "4096"),
-    ("group.min.session.timeout.ms", "6000"),
-    ("group.max.session.timeout.ms", "1800000"),
-    ("group.initial.rebalance.delay.ms", "3000"),
-    ("group.max.size", "2147483647"),
-    ("num.recovery.threads.per.data.dir", "2"),
-    ("broker.session.timeout.ms", "9000"),
-    ("broker.heartbeat.interval.ms", "2000"),
-    ("replica.lag.time.max.ms", "30000"),
-    ("replica.fetch.wait.max.ms", "500"),
-    ("replica.fetch.max.bytes", "1048576"),
-    ("replica.fetch.backoff.ms", "1000"),
-    ("default.replication.factor", "1"),
-    ("controller.quorum.election.timeout.ms", "1000"),
-    ("offsets.topic.replication.factor", "3"),
-    ("auto.leader.rebalance.enable", "true"),
-    ("leader.imbalance.check.interval.seconds", "300"),
-    ("leader.imbalance.per.broker.percentage", "10"),
-    ("log.flush.threads", "4"),
-    ("log.flush.sync.mode", "auto"),
-];
-
 impl BrokerConfig {
     /// Reads a TOML file of Kafka properties. Nested tables join their keys
     /// with dots, so `log.retention.ms = 1000` and `[log] retention.ms = 1000`
@@ -297,29 +149,15 @@ impl BrokerConfig {
         })
     }
 
-    /// Interprets `properties` over the embedded defaults.
+    /// Interprets `properties` over the embedded defaults. Every property
+    /// must be one Rill knows (see broker_properties.rs), with a value of
+    /// its kind: anything else is an error naming it.
     pub fn from_properties(properties: Properties) -> Result<BrokerConfig, ConfigError> {
-        let get = |name: &str| -> String {
-            properties.get(name).cloned().unwrap_or_else(|| {
-                BROKER_DEFAULTS
-                    .iter()
-                    .find(|(key, _)| *key == name)
-                    .map(|(_, value)| (*value).to_string())
-                    .unwrap_or_default()
-            })
-        };
-        let node_id = properties
-            .get("node.id")
-            .or_else(|| properties.get("broker.id"))
-            .cloned()
-            .unwrap_or_else(|| get("node.id"));
-        let log_dirs = properties
-            .get("log.dirs")
-            .or_else(|| properties.get("log.dir"))
-            .cloned()
-            .unwrap_or_else(|| get("log.dirs"));
-        let number = |name: &str, min: i64, max: i64| parse_number(name, &get(name), min, max);
-        let listener = HostPort::parse_listener(&get("listeners"))?;
+        for (name, value) in &properties {
+            broker_properties::check(name, value)?;
+        }
+        let read = Reader(&properties);
+        let listener = HostPort::parse_listener(&read.text("listeners"))?;
         let advertised = match properties.get("advertised.listeners") {
             Some(text) => HostPort::parse_listener(text)?,
             None if listener.host == "0.0.0.0" || listener.host == "::" => HostPort {
@@ -328,15 +166,12 @@ impl BrokerConfig {
             },
             None => listener.clone(),
         };
-        for name in properties.keys() {
-            topic_config::validate_broker_property(name, &properties)?;
-        }
         let quorum = match (
             properties.get("controller.quorum.voters"),
             properties.get("controller.quorum.bootstrap.servers"),
         ) {
-            (Some(voters), None) => QuorumConfig::Voters(ClusterConfig::parse_voters(voters)?),
-            (None, Some(servers)) => QuorumConfig::Join(ClusterConfig::parse_bootstrap(servers)?),
+            (Some(voters), None) => QuorumConfig::Voters(properties::parse_voters(voters)?),
+            (None, Some(servers)) => QuorumConfig::Join(properties::parse_bootstrap(servers)?),
             (None, None) => QuorumConfig::Standalone,
             (Some(voters), Some(_)) => {
                 return Err(ConfigError::Invalid {
@@ -346,59 +181,41 @@ impl BrokerConfig {
                 });
             }
         };
-        let cluster = {
-            ClusterConfig {
-                quorum,
-                broker_session_timeout_ms: number("broker.session.timeout.ms", 1, i64::MAX)? as u64,
-                broker_heartbeat_interval_ms: number("broker.heartbeat.interval.ms", 1, i64::MAX)?
-                    as u64,
-                replica_lag_time_max_ms: number("replica.lag.time.max.ms", 1, i64::MAX)? as u64,
-                replica_fetch_wait_max_ms: number("replica.fetch.wait.max.ms", 0, i64::MAX)? as u64,
-                replica_fetch_max_bytes: number(
-                    "replica.fetch.max.bytes",
-                    1024,
-                    i64::from(i32::MAX),
-                )? as i32,
-                replica_fetch_backoff_ms: number("replica.fetch.backoff.ms", 0, i64::MAX)? as u64,
-                default_replication_factor: number(
-                    "default.replication.factor",
-                    1,
-                    i64::from(i16::MAX),
-                )? as i16,
-                leader_imbalance_check_interval_ms: parse_bool(
-                    "auto.leader.rebalance.enable",
-                    &get("auto.leader.rebalance.enable"),
-                )?
-                .then(|| {
-                    number(
-                        "leader.imbalance.check.interval.seconds",
-                        1,
-                        i64::MAX / 1000,
-                    )
-                })
+        // The table's ranges make each cast below lossless.
+        let cluster = ClusterConfig {
+            quorum,
+            broker_session_timeout_ms: read.number("broker.session.timeout.ms")? as u64,
+            broker_heartbeat_interval_ms: read.number("broker.heartbeat.interval.ms")? as u64,
+            replica_lag_time_max_ms: read.number("replica.lag.time.max.ms")? as u64,
+            replica_fetch_wait_max_ms: read.number("replica.fetch.wait.max.ms")? as u64,
+            replica_fetch_max_bytes: read.number("replica.fetch.max.bytes")? as i32,
+            replica_fetch_backoff_ms: read.number("replica.fetch.backoff.ms")? as u64,
+            default_replication_factor: read.number("default.replication.factor")? as i16,
+            leader_imbalance_check_interval_ms: read
+                .boolean("auto.leader.rebalance.enable")?
+                .then(|| read.number("leader.imbalance.check.interval.seconds"))
                 .transpose()?
                 .map(|seconds| seconds as u64 * 1000),
-                leader_imbalance_per_broker_percentage: number(
-                    "leader.imbalance.per.broker.percentage",
-                    0,
-                    100,
-                )? as u32,
-                offsets_topic_replication_factor: number(
-                    "offsets.topic.replication.factor",
-                    1,
-                    i64::from(i16::MAX),
-                )? as i16,
-                election_timeout_ms: number(
-                    "controller.quorum.election.timeout.ms",
-                    10,
-                    i64::from(i32::MAX),
-                )? as u64,
-            }
+            leader_imbalance_per_broker_percentage: read
+                .number("leader.imbalance.per.broker.percentage")?
+                as u32,
+            offsets_topic_replication_factor: read.number("offsets.topic.replication.factor")?
+                as i16,
+            election_timeout_ms: read.number("controller.quorum.election.timeout.ms")? as u64,
+        };
+        let flush_sync_mode = {
+            let value = read.text("log.flush.sync.mode");
+            value.trim().parse().map_err(|_| ConfigError::Invalid {
+                name: "log.flush.sync.mode".into(),
+                value: value.clone(),
+                expected: "auto or per-file".into(),
+            })?
         };
         Ok(BrokerConfig {
             cluster,
-            node_id: parse_number("node.id", &node_id, 0, i64::from(i32::MAX))? as i32,
-            log_dirs: log_dirs
+            node_id: read.number("node.id")? as i32,
+            log_dirs: read
+                .text("log.dirs")
                 .split(',')
                 .map(str::trim)
                 .filter(|dir| !dir.is_empty())
@@ -406,128 +223,73 @@ impl BrokerConfig {
                 .collect(),
             listener,
             advertised,
-            num_partitions: parse_number("num.partitions", &get("num.partitions"), 1, 1 << 20)?
-                as i32,
-            auto_create_topics: parse_bool(
-                "auto.create.topics.enable",
-                &get("auto.create.topics.enable"),
-            )?,
-            request_bytes_max: parse_number(
-                "socket.request.max.bytes",
-                &get("socket.request.max.bytes"),
-                1024,
-                i64::from(i32::MAX),
-            )? as usize,
-            connections_max: parse_number(
-                "max.connections",
-                &get("max.connections"),
-                1,
-                i64::from(i32::MAX),
-            )? as usize,
-            connection_idle_ms: parse_number(
-                "connections.max.idle.ms",
-                &get("connections.max.idle.ms"),
-                1,
-                i64::MAX,
-            )? as u64,
-            inflight_requests_max: parse_number(
-                "rill.connection.inflight.requests.max",
-                &get("rill.connection.inflight.requests.max"),
-                1,
-                4096,
-            )? as usize,
-            retention_check_interval_ms: parse_number(
-                "log.retention.check.interval.ms",
-                &get("log.retention.check.interval.ms"),
-                1,
-                i64::MAX,
-            )? as u64,
-            checkpoint_interval_ms: parse_number(
-                "log.flush.offset.checkpoint.interval.ms",
-                &get("log.flush.offset.checkpoint.interval.ms"),
-                1,
-                i64::MAX,
-            )? as u64,
-            cleaner_backoff_ms: parse_number(
-                "log.cleaner.backoff.ms",
-                &get("log.cleaner.backoff.ms"),
-                1,
-                i64::MAX,
-            )? as u64,
-            recovery_threads: parse_number(
-                "num.recovery.threads.per.data.dir",
-                &get("num.recovery.threads.per.data.dir"),
-                1,
-                256,
-            )? as usize,
-            flush_threads: parse_number("log.flush.threads", &get("log.flush.threads"), 1, 256)?
-                as usize,
-            flush_sync_mode: {
-                let value = get("log.flush.sync.mode");
-                value.parse().map_err(|_| ConfigError::Invalid {
-                    name: "log.flush.sync.mode".into(),
-                    value: value.to_string(),
-                    expected: "auto or per-file".into(),
-                })?
-            },
-            offsets_topic_partitions: number("offsets.topic.num.partitions", 1, 10_000)? as i32,
-            offsets_topic_segment_bytes: number(
-                "offsets.topic.segment.bytes",
-                1024,
-                i64::from(i32::MAX),
-            )? as i32,
-            offsets_retention_ms: number("offsets.retention.minutes", 1, i64::from(i32::MAX))?
-                * 60_000,
-            offsets_retention_check_interval_ms: number(
-                "offsets.retention.check.interval.ms",
-                1,
-                i64::MAX,
-            )? as u64,
-            offset_metadata_max_bytes: number("offset.metadata.max.bytes", 0, i64::from(i32::MAX))?
-                as usize,
+            num_partitions: read.number("num.partitions")? as i32,
+            auto_create_topics: read.boolean("auto.create.topics.enable")?,
+            request_bytes_max: read.number("socket.request.max.bytes")? as usize,
+            connections_max: read.number("max.connections")? as usize,
+            connection_idle_ms: read.number("connections.max.idle.ms")? as u64,
+            inflight_requests_max: read.number("rill.connection.inflight.requests.max")? as usize,
+            retention_check_interval_ms: read.number("log.retention.check.interval.ms")? as u64,
+            checkpoint_interval_ms: read.number("log.flush.offset.checkpoint.interval.ms")? as u64,
+            cleaner_backoff_ms: read.number("log.cleaner.backoff.ms")? as u64,
+            recovery_threads: read.number("num.recovery.threads.per.data.dir")? as usize,
+            flush_threads: read.number("log.flush.threads")? as usize,
+            flush_sync_mode,
+            offsets_topic_partitions: read.number("offsets.topic.num.partitions")? as i32,
+            offsets_topic_segment_bytes: read.number("offsets.topic.segment.bytes")? as i32,
+            offsets_retention_ms: read.number("offsets.retention.minutes")? * 60_000,
+            offsets_retention_check_interval_ms: read
+                .number("offsets.retention.check.interval.ms")?
+                as u64,
+            offset_metadata_max_bytes: read.number("offset.metadata.max.bytes")? as usize,
             group: rill_group::GroupConfig {
-                min_session_timeout_ms: number(
-                    "group.min.session.timeout.ms",
-                    0,
-                    i64::from(i32::MAX),
-                )? as i32,
-                max_session_timeout_ms: number(
-                    "group.max.session.timeout.ms",
-                    0,
-                    i64::from(i32::MAX),
-                )? as i32,
-                initial_rebalance_delay_ms: number(
-                    "group.initial.rebalance.delay.ms",
-                    0,
-                    i64::from(i32::MAX),
-                )? as i32,
-                group_max_size: number("group.max.size", 1, i64::from(i32::MAX))? as usize,
+                min_session_timeout_ms: read.number("group.min.session.timeout.ms")? as i32,
+                max_session_timeout_ms: read.number("group.max.session.timeout.ms")? as i32,
+                initial_rebalance_delay_ms: read.number("group.initial.rebalance.delay.ms")? as i32,
+                group_max_size: read.number("group.max.size")? as usize,
             },
             properties,
         })
     }
 }
 
-fn parse_number(name: &str, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
-    match value.trim().parse::<i64>() {
-        Ok(number) if (min..=max).contains(&number) => Ok(number),
-        _ => Err(ConfigError::Invalid {
-            name: name.to_string(),
-            value: value.to_string(),
-            expected: format!("an integer in [{min}, {max}]"),
-        }),
-    }
-}
+/// Reads the broker's own properties out of checked properties, through
+/// the table: the value given, or an alias's, or the default.
+struct Reader<'a>(&'a Properties);
 
-fn parse_bool(name: &str, value: &str) -> Result<bool, ConfigError> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(ConfigError::Invalid {
-            name: name.to_string(),
-            value: value.to_string(),
-            expected: "true or false".to_string(),
-        }),
+impl Reader<'_> {
+    fn text(&self, name: &str) -> String {
+        broker_properties::value_of(self.0, name).unwrap_or_default()
+    }
+
+    /// An integer property, checked against the table's range (an
+    /// alias's or a default's value too).
+    fn number(&self, name: &str) -> Result<i64, ConfigError> {
+        let value = self.text(name);
+        if let Some(Known::Broker(def)) = broker_properties::lookup(name) {
+            broker_properties::check_kind(def.kind, name, &value)?;
+        }
+        value
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| ConfigError::Invalid {
+                name: name.to_string(),
+                value,
+                expected: "an integer".to_string(),
+            })
+    }
+
+    fn boolean(&self, name: &str) -> Result<bool, ConfigError> {
+        let value = self.text(name);
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name: name.to_string(),
+                value,
+                expected: "true or false".to_string(),
+            }),
+        }
     }
 }
 
@@ -686,6 +448,74 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_property_from_a_file_or_a_flag_stops_the_start() {
+        let mut properties = parse_toml("[log.retention]\nhour = 2\n").unwrap();
+        let err = BrokerConfig::from_properties(properties.clone()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown broker property \"log.retention.hour\": did you mean \"log.retention.hours\"?"
+        );
+        properties.clear();
+        properties.insert("bogus.key".into(), "1".into());
+        let err = BrokerConfig::from_properties(properties).unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::UnknownProperty { name, .. } if name == "bogus.key"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_property_the_tests_tools_and_docs_set_is_known() {
+        // Those passed with --set or written in a config file anywhere in
+        // tests/, tools/, README.md and docs/, and the flags' own.
+        let used = [
+            ("auto.leader.rebalance.enable", "false"),
+            ("broker.heartbeat.interval.ms", "100"),
+            ("broker.id", "3"),
+            ("broker.session.timeout.ms", "1000"),
+            ("connections.max.idle.ms", "1000"),
+            ("controller.quorum.election.timeout.ms", "300"),
+            ("default.replication.factor", "3"),
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("leader.imbalance.check.interval.seconds", "1"),
+            ("leader.imbalance.per.broker.percentage", "0"),
+            ("log.cleaner.backoff.ms", "50"),
+            ("log.dir", "/tmp/rill-a"),
+            ("log.flush.policy", "none"),
+            ("log.flush.sync.mode", "per-file"),
+            ("log.flush.threads", "1"),
+            ("log.message.format.version", "3.0-IV1"),
+            ("log.retention.check.interval.ms", "100"),
+            ("log.retention.hours", "2"),
+            ("log.retention.ms", "3600000"),
+            ("log.segment.bytes", "2097152"),
+            ("max.connections", "10"),
+            ("min.insync.replicas", "2"),
+            ("num.partitions", "3"),
+            ("offsets.topic.num.partitions", "3"),
+            ("offsets.topic.replication.factor", "1"),
+            ("replica.fetch.backoff.ms", "50"),
+            ("replica.fetch.max.bytes", "1048576"),
+            ("replica.fetch.wait.max.ms", "100"),
+            ("replica.lag.time.max.ms", "2000"),
+            ("rill.connection.inflight.requests.max", "16"),
+            ("socket.request.max.bytes", "1048576"),
+            ("unclean.leader.election.enable", "true"),
+            ("advertised.listeners", "127.0.0.1:19092"),
+            ("listeners", "127.0.0.1:19092"),
+            ("controller.quorum.bootstrap.servers", "127.0.0.1:9092"),
+        ];
+        let properties: Properties = used
+            .iter()
+            .map(|&(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = BrokerConfig::from_properties(properties).unwrap();
+        assert_eq!(config.node_id, 3, "broker.id stands for node.id");
+        assert_eq!(config.log_dirs, vec![PathBuf::from("/tmp/rill-a")]);
+        assert_eq!(config.cluster.leader_imbalance_check_interval_ms, None);
+    }
+
+    #[test]
     fn log_flush_sync_mode_is_auto_unless_forced_per_file() {
         use rill_storage::SyncModeSetting;
         let config = BrokerConfig::from_properties(Properties::new()).unwrap();
@@ -699,7 +529,7 @@ mod tests {
         let err = BrokerConfig::from_properties(properties).unwrap_err();
         assert!(
             err.to_string()
-                .contains("log.flush.sync.mode=\"syncfs\": expected auto or per-file"),
+                .contains("log.flush.sync.mode=\"syncfs\": expected one of auto, per-file"),
             "{err}"
         );
     }

@@ -31,9 +31,9 @@ use rill_partition::{FetchIsolation, Partition, TopicPartition};
 use rill_storage::Offset;
 use tokio::sync::{Notify, oneshot};
 
-use crate::clock::now_ms;
 use crate::cluster::ReplicaManager;
 use crate::waiters::Waiters;
+use rill_storage::now_ms;
 
 pub(crate) use rill_group::OFFSETS_TOPIC;
 

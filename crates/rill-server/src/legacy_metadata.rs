@@ -19,7 +19,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::cluster::{ClusterNode, ClusterStartError};
-use crate::config::Properties;
+use crate::properties::Properties;
 
 /// The file's name in the first log directory.
 pub const METADATA_FILE: &str = "rill-metadata.json";
@@ -151,7 +151,7 @@ pub(crate) async fn import(node: &ClusterNode, dir: &Path) -> Result<(), Metadat
     }
     let migrated = dir.join(MIGRATED_FILE);
     std::fs::rename(&path, &migrated)
-        .and_then(|()| std::fs::File::open(dir)?.sync_all())
+        .and_then(|()| rill_storage::durable::sync_dir(dir).map_err(|failure| failure.source))
         .map_err(|source| MetadataError::Rename {
             path: path.clone(),
             source,

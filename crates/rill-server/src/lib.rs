@@ -22,15 +22,17 @@
 mod acl;
 mod apis;
 mod broker;
-mod clock;
+mod broker_properties;
 mod cluster;
 mod config;
+mod effective_config;
 mod error_code;
 #[doc(hidden)]
 pub mod fuzzing;
 mod groups;
 mod legacy_metadata;
 mod network;
+mod properties;
 mod shutdown;
 mod topic_config;
 mod topics;
@@ -38,10 +40,9 @@ mod waiters;
 
 pub use broker::{Broker, StartError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
-pub use config::{
-    BROKER_DEFAULTS, BrokerConfig, ClusterConfig, ConfigError, HostPort, Properties, QuorumConfig,
-};
+pub use config::{BrokerConfig, ClusterConfig, QuorumConfig};
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use network::{RunError, Server};
+pub use properties::{ConfigError, HostPort, Properties};
 pub use topic_config::{ConfigValueError, validate_topic_override};
 pub use topics::{NewTopic, PARTITIONS_PER_TOPIC_MAX, TopicError};

@@ -17,9 +17,12 @@ use uuid::Uuid;
 
 use rill_partition::ManagerError;
 
+use crate::broker_properties;
 use crate::cluster::{ClusterNode, ProposalError};
-use crate::config::{BrokerConfig, Properties};
-use crate::topic_config::{self, BrokerLayers, ConfigValueError, EffectiveConfig};
+use crate::config::BrokerConfig;
+use crate::effective_config::{self, BrokerLayers, EffectiveConfig};
+use crate::properties::Properties;
+use crate::topic_config::{self, ConfigValueError};
 
 /// The most partitions one topic may have: a bound on what one request
 /// can make the broker create.
@@ -131,7 +134,7 @@ impl Topics {
         overrides: &BTreeMap<String, String>,
         dynamic: &BTreeMap<String, String>,
     ) -> Vec<EffectiveConfig> {
-        topic_config::effective(
+        effective_config::effective(
             overrides,
             BrokerLayers {
                 dynamic,
@@ -149,7 +152,7 @@ impl Topics {
         for (key, value) in overrides {
             topic_config::validate_topic_override(key, value)?;
         }
-        topic_config::log_config(
+        effective_config::log_config(
             overrides,
             BrokerLayers {
                 dynamic,
@@ -360,11 +363,11 @@ impl Topics {
         validate_only: bool,
     ) -> Result<(), TopicError> {
         for name in configs.keys() {
-            topic_config::validate_broker_property(name, &configs)?;
+            broker_properties::validate_broker_property(name, &configs)?;
         }
         let metadata = self.metadata();
         for topic in metadata.topics.values() {
-            topic_config::log_config(
+            effective_config::log_config(
                 &topic.configs,
                 BrokerLayers {
                     dynamic: &configs,

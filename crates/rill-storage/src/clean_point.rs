@@ -6,14 +6,15 @@
 //!
 //! Format (Kafka's checkpoint text format with a single, unnamed entry):
 //! a version line `0`, a count line `1`, then the offset. Written
-//! atomically: `cleaner-offset-checkpoint.tmp`, fsync, rename, fsync the
-//! directory.
+//! atomically (durable.rs): `cleaner-offset-checkpoint.tmp`, fdatasync,
+//! rename, fsync the directory.
 
 use std::fs::File;
 use std::path::Path;
 
 use crate::Offset;
 use crate::disk::Disk;
+use crate::durable::write_atomically_on;
 use crate::error::IoFailure;
 
 /// The file's name in the partition directory.
@@ -60,22 +61,9 @@ pub(crate) fn write_clean_point(
     dir: &Path,
     offset: Offset,
 ) -> Result<(), IoFailure> {
-    let path = dir.join(CLEAN_POINT_FILE);
-    let temp = dir.join(format!("{CLEAN_POINT_FILE}.tmp"));
-    let file = disk
-        .create_file(&temp)
-        .map_err(|e| IoFailure::new("create clean point", &temp, e))?;
-    disk.write_at(
-        &file,
-        &[format!("0\n1\n{}\n", offset.value()).as_bytes()],
-        0,
-    )
-    .and_then(|()| disk.sync_data(&file))
-    .map_err(|e| IoFailure::new("write clean point", &temp, e))?;
-    disk.rename(&temp, &path)
-        .map_err(|e| IoFailure::new("replace clean point", &path, e))?;
-    disk.sync_dir(dir)
-        .map_err(|e| IoFailure::new("sync directory", dir, e))
+    let text = format!("0\n1\n{}\n", offset.value());
+    write_atomically_on(disk, &dir.join(CLEAN_POINT_FILE), text.as_bytes())?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -216,30 +216,6 @@ fn zero_fill(file: &File, from: u64, to: u64) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates `dir` and any missing parents, one level at a time, syncing
-/// the parent of each directory created so that its name is durable too.
-/// Returns whether anything was created.
-pub fn create_dir_all(disk: &dyn Disk, dir: &Path) -> io::Result<bool> {
-    if dir.is_dir() {
-        return Ok(false);
-    }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        create_dir_all(disk, parent)?;
-    }
-    match disk.create_dir(dir) {
-        Ok(()) => {}
-        // Another thread made it meanwhile; it syncs the parent.
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && dir.is_dir() => return Ok(false),
-        Err(e) => return Err(e),
-    }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    disk.sync_dir(parent)?;
-    Ok(true)
-}
-
 /// Removes the file at `path` through `disk`; one already gone is no error.
 pub(crate) fn remove_if_present(disk: &dyn Disk, path: &Path) -> io::Result<()> {
     match disk.remove_file(path) {
@@ -310,15 +286,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let probe = RealDisk.probe(&File::open(dir.path()).unwrap()).unwrap();
         assert_ne!(probe.magic, 0);
-    }
-
-    #[test]
-    fn create_dir_all_creates_each_missing_level() {
-        let top = tempfile::tempdir().unwrap();
-        let deep = top.path().join("a/b/c");
-        assert!(create_dir_all(&RealDisk, &deep).unwrap());
-        assert!(deep.is_dir());
-        assert!(!create_dir_all(&RealDisk, &deep).unwrap());
     }
 
     #[test]

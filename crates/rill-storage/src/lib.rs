@@ -31,9 +31,12 @@
 //! ```
 
 mod clean_point;
+mod clock;
 mod compaction;
 mod config;
 mod disk;
+mod durability;
+pub mod durable;
 mod error;
 mod file_check;
 mod file_system;
@@ -50,12 +53,14 @@ mod segment;
 pub mod testing;
 mod time_index;
 
+pub use clock::now_ms;
 pub use compaction::{CleanerConfig, CompactionOutcome};
 pub use config::{
     CleanupPolicy, FlushPolicy, LogConfig, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN,
     SEGMENT_INDEX_BYTES_MIN,
 };
-pub use disk::{Disk, FileSystemProbe, KernelVersion, RealDisk, create_dir_all};
+pub use disk::{Disk, FileSystemProbe, KernelVersion, RealDisk};
+pub use durability::{AppendInfo, AppendTicket};
 pub use error::{
     AppendError, CompactError, ConfigError, DurabilityUnknown, IoFailure, LogFailed, ModifyError,
     OfflineCause, OpenError, ReadError, SegmentFileChanged,
@@ -64,7 +69,7 @@ pub use file_system::{
     FUSE_MAGIC, SyncChoice, SyncMode, SyncModeSetting, choose_sync_mode, file_system_name,
     syncfs_writes_data,
 };
-pub use flush::{AppendInfo, AppendTicket, Flusher};
+pub use flush::Flusher;
 pub use log::{Log, LogRead, ReplicatedBatch, ValidatedBatch};
 pub use offset::Offset;
 pub use recovery::{RecoveryHints, RecoveryReport};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::Offset;
 use crate::config::LogConfig;
 use crate::disk::{Disk, remove_if_present};
+use crate::durable::sync_dir_on;
 use crate::error::{IoFailure, OpenError};
 use crate::file_system::FileSystem;
 use crate::offset::LOG_END_OFFSET_MAX;
@@ -151,8 +152,7 @@ pub(crate) fn load_segments(
         recovered_files.extend(active.sync_files());
     }
     sync_recovered(&recovered_files, disk, file_system)?;
-    disk.sync_dir(dir)
-        .map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    sync_dir_on(disk, dir)?;
     let mut log_end = segments
         .last()
         .map_or(hints.log_start_offset, Segment::next_offset);
@@ -165,8 +165,7 @@ pub(crate) fn load_segments(
             report.deleted_segments += 1;
         }
         ensure_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
-        disk.sync_dir(dir)
-            .map_err(|e| IoFailure::new("sync directory", dir, e))?;
+        sync_dir_on(disk, dir)?;
         log_end = hints.log_start_offset;
     }
     let first_base = segments.first().map_or(log_end, Segment::base_offset);
@@ -268,16 +267,14 @@ fn finish_interrupted_compaction(dir: &Path, disk: &dyn Disk) -> Result<usize, I
         }
         tracing::info!(dir = %dir.display(), base_offset = %base, end_offset = %end, "completed an interrupted compaction swap");
     }
-    disk.sync_dir(dir)
-        .map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    sync_dir_on(disk, dir)?;
     for &base in &swaps {
         let swap = segment_path(dir, base, &FileStage::Swap.name(LOG_SUFFIX));
         let live = segment_path(dir, base, LOG_SUFFIX);
         disk.rename(&swap, &live)
             .map_err(|e| IoFailure::new("rename swap segment", live, e))?;
     }
-    disk.sync_dir(dir)
-        .map_err(|e| IoFailure::new("sync directory", dir, e))?;
+    sync_dir_on(disk, dir)?;
     Ok(swaps.len())
 }
 

@@ -19,6 +19,7 @@ use crate::Offset;
 use crate::config::EXPANDED_RECORDS_BYTES_MAX;
 use crate::config::{FlushPolicy, LogConfig};
 use crate::disk::{Disk, remove_if_present};
+use crate::durable::write_atomically_on;
 use crate::error::{AppendError, IoFailure, ReadError, SegmentFileChanged};
 use crate::file_check::check_file;
 use crate::mmap::LogMap;
@@ -970,21 +971,8 @@ impl Segment {
         disk: &dyn Disk,
     ) -> Result<(), IoFailure> {
         let path = self.log_path();
-        let temp = segment_path(
-            &self.dir,
-            self.base_offset,
-            &format!("{LOG_SUFFIX}.{TEMP_SUFFIX}"),
-        );
-        let file = disk
-            .create_file(&temp)
-            .map_err(|e| IoFailure::new("create segment copy", &temp, e))?;
-        disk.write_at(&file, &[self.map.bytes(0, cut as usize)], 0)
-            .and_then(|()| disk.sync_data(&file))
-            .map_err(|e| IoFailure::new("write segment copy", &temp, e))?;
-        disk.rename(&temp, &path)
-            .map_err(|e| IoFailure::new("replace segment", &path, e))?;
-        disk.sync_dir(&self.dir)
-            .map_err(|e| IoFailure::new("sync directory", &self.dir, e))?;
+        // `<base>.log.tmp`: a copy left by a crash is removed at the next open.
+        let file = write_atomically_on(disk, &path, self.map.bytes(0, cut as usize))?;
         let capacity = if self.sealed {
             cut as usize
         } else {

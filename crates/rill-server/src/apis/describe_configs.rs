@@ -13,8 +13,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
-use crate::config::BROKER_DEFAULTS;
-use crate::topic_config::{ConfigSource, TOPIC_CONFIGS, find_by_broker_name};
+use crate::broker_properties::{self, BROKER_PROPERTIES};
+use crate::effective_config::ConfigSource;
+use crate::topic_config::{TOPIC_CONFIGS, find_by_broker_name};
 
 /// Kafka's ConfigResource types.
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
@@ -174,9 +175,9 @@ fn broker_configs(broker: &Broker, name: &str) -> Result<Vec<Described>, (Respon
     }
     let dynamic = broker.topics().dynamic_broker_configs();
     let static_ = &broker.config().properties;
-    let mut defaults: BTreeMap<String, String> = BROKER_DEFAULTS
+    let mut defaults: BTreeMap<String, String> = BROKER_PROPERTIES
         .iter()
-        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .filter_map(|def| Some((def.name.to_string(), def.default?.to_string())))
         .collect();
     for def in TOPIC_CONFIGS {
         defaults.insert(def.broker_name.to_string(), def.default.to_string());
@@ -202,8 +203,8 @@ fn broker_configs(broker: &Broker, name: &str) -> Result<Vec<Described>, (Respon
             let def = find_by_broker_name(&key);
             Described {
                 read_only: def.is_none(),
-                config_type: def.map_or(2, |d| d.kind.config_type()),
-                doc: def.map_or("", |d| d.doc),
+                config_type: broker_properties::config_type(&key),
+                doc: broker_properties::doc(&key),
                 name: key,
                 value,
                 source,

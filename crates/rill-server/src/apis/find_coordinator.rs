@@ -12,7 +12,7 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
 use crate::broker::Broker;
-use crate::config::HostPort;
+use crate::properties::HostPort;
 
 /// Kafka's CoordinatorType for consumer groups.
 const KEY_TYPE_GROUP: i8 = 0;

@@ -46,8 +46,8 @@ mod produce;
 mod sync_group;
 mod table;
 
-pub(crate) use crate::clock::now_ms;
 pub(crate) use api_versions::unsupported_version_response;
+pub(crate) use rill_storage::now_ms;
 pub(crate) use table::{Api, TABLE, decode_body};
 
 /// The version range Rill implements for `api`.

@@ -255,7 +255,7 @@ async fn round(
             let Some(records) = &data.records else {
                 continue;
             };
-            match partition.append_replicated(records, crate::clock::now_ms()) {
+            match partition.append_replicated(records, rill_storage::now_ms()) {
                 Ok(Some(ticket)) => {
                     tickets.push((Arc::clone(partition), ticket, data.high_watermark))
                 }

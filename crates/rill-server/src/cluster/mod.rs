@@ -39,7 +39,8 @@ pub(crate) use quorum::ControllerSlot;
 use quorum::Quorum;
 pub(crate) use replicas::{AckWait, LeadershipError, ReplicaManager};
 
-use crate::config::{BrokerConfig, ClusterConfig, HostPort};
+use crate::config::{BrokerConfig, ClusterConfig};
+use crate::properties::HostPort;
 use rill_group::OFFSETS_TOPIC;
 
 /// The metadata directory under the first log directory, as KRaft's.

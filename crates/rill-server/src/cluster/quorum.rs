@@ -20,7 +20,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::ClusterStartError;
-use crate::config::{ClusterConfig, HostPort, QuorumConfig};
+use crate::config::{ClusterConfig, QuorumConfig};
+use crate::properties::HostPort;
 
 /// How long a broker-only node's metadata long-poll waits at a controller.
 const METADATA_POLL_WAIT_MS: u64 = 1_000;

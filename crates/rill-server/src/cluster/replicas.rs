@@ -23,8 +23,10 @@ use uuid::Uuid;
 use super::ClusterNode;
 use super::fetcher::{Fetchers, Follow};
 use super::leader_state::LeaderState;
-use crate::config::{ClusterConfig, Properties};
-use crate::topic_config::{self, BrokerLayers, ConfigValueError};
+use crate::config::ClusterConfig;
+use crate::effective_config::{self, BrokerLayers};
+use crate::properties::Properties;
+use crate::topic_config::ConfigValueError;
 use crate::waiters::Waiters;
 
 /// Why this broker may not serve a partition's leader (produce, consumer
@@ -215,7 +217,7 @@ impl ReplicaManager {
         overrides: &BTreeMap<String, String>,
         dynamic: &BTreeMap<String, String>,
     ) -> Result<LogConfig, ConfigValueError> {
-        topic_config::log_config(
+        effective_config::log_config(
             overrides,
             BrokerLayers {
                 dynamic,
@@ -293,7 +295,7 @@ impl ReplicaManager {
         follower: i32,
         fetch_offset: Offset,
     ) -> bool {
-        let now = crate::clock::now_ms();
+        let now = rill_storage::now_ms();
         let tp = partition.topic_partition();
         let recorded = {
             let mut replicas = self.replicas.lock();
@@ -351,7 +353,7 @@ impl ReplicaManager {
         metadata: &ClusterMetadata,
     ) -> Option<BTreeSet<i32>> {
         let me = BrokerId(self.node_id);
-        let now = crate::clock::now_ms();
+        let now = rill_storage::now_ms();
         let mut wanted: HashSet<TopicPartition> = HashSet::new();
         {
             let mut applied = self.applied_configs.lock();
@@ -459,7 +461,11 @@ impl ReplicaManager {
                     .filter(|(_, state)| state.replicas.contains(&me))
                     .map(move |(index, state)| {
                         let lead = (state.leader == Some(me)).then_some(state.leader_epoch.0);
-                        (TopicPartition::new(&topic.name, index), &topic.configs, lead)
+                        (
+                            TopicPartition::new(&topic.name, index),
+                            &topic.configs,
+                            lead,
+                        )
                     })
             })
             .filter(|(tp, _, lead)| {
@@ -468,7 +474,9 @@ impl ReplicaManager {
                     (None, _) => true,
                     (Some(partition), Some(epoch)) => {
                         takes_epoch_now(&partition)
-                            && partition.latest_epoch().is_none_or(|latest| latest < *epoch)
+                            && partition
+                                .latest_epoch()
+                                .is_none_or(|latest| latest < *epoch)
                     }
                     (Some(_), None) => false,
                 }
@@ -509,7 +517,7 @@ impl ReplicaManager {
         overrides: &BTreeMap<String, String>,
         metadata: &ClusterMetadata,
     ) -> usize {
-        topic_config::effective(
+        effective_config::effective(
             overrides,
             BrokerLayers {
                 dynamic: &metadata.broker_configs,
@@ -668,7 +676,7 @@ impl ReplicaManager {
             metadata
                 .brokers
                 .get(&BrokerId(l))
-                .map(|b| crate::config::HostPort {
+                .map(|b| crate::properties::HostPort {
                     host: b.host.clone(),
                     port: b.port,
                 })
@@ -792,7 +800,7 @@ pub(crate) async fn maintain_isr(node: Arc<ClusterNode>) {
         let metadata = node.metadata();
         let mut changes = node
             .replicas
-            .wanted_isr_changes(&metadata, crate::clock::now_ms());
+            .wanted_isr_changes(&metadata, rill_storage::now_ms());
         changes.extend(node.replicas.completed_reassignments(&metadata));
         for (tp, command) in changes {
             // Bounded: a leader cut off from the quorum must not stop

@@ -19,7 +19,8 @@ use tokio::task::JoinSet;
 
 use crate::broker::{Broker, StartError};
 use crate::cluster::ControllerSlot;
-use crate::config::{BrokerConfig, HostPort};
+use crate::config::BrokerConfig;
+use crate::properties::HostPort;
 use crate::shutdown::Shutdown;
 
 /// How long shutdown waits for connections to answer their in-flight

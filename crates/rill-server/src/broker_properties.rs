@@ -1,0 +1,701 @@
+//! Every broker property Rill knows, in one table: its name, default,
+//! kind (and range), what it does, and the older names Kafka accepts for
+//! it. Defaults, validation and parsing at start-up all come from here
+//! (config.rs reads [`BrokerConfig`](crate::BrokerConfig) through it),
+//! and so does the refusal of a property Rill does not know: Kafka only
+//! warns of an unknown property, which lets a typo (`log.retention.hour`)
+//! silently leave a default in place; our names are fixed, so a start
+//! with one fails and names the nearest known property.
+//!
+//! A property is known if it is in [`BROKER_PROPERTIES`], sets a topic
+//! config's default (the `broker_name`s of
+//! [`TOPIC_CONFIGS`](crate::topic_config::TOPIC_CONFIGS), which keep their
+//! own table because they can change at run time), or is one Kafka 4.0
+//! removed ([`topic_config::is_retired`]: accepted and ignored).
+
+use crate::properties::{self, ConfigError, HostPort, Properties};
+use crate::topic_config::{self, ConfigValueError, TOPIC_CONFIGS, TopicConfigDef, ValueKind};
+
+/// How a broker property's value is written.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum PropertyKind {
+    /// A number, boolean or word, checked as topic configs are.
+    Value(ValueKind),
+    /// `HOST:PORT`, or Kafka's `NAME://HOST:PORT` (the first of a list).
+    Listener,
+    /// controller.quorum.voters: `ID@HOST:PORT,...`.
+    Voters,
+    /// controller.quorum.bootstrap.servers: `HOST:PORT,...`.
+    BootstrapServers,
+    /// A comma-separated list of at least one directory.
+    Dirs,
+}
+
+/// Another name Kafka accepts for a property, in another unit maybe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct AliasOf {
+    /// The property it sets.
+    pub of: &'static str,
+    /// What its value is multiplied by to make the property's.
+    pub factor: i64,
+}
+
+/// One broker property.
+#[derive(Debug)]
+pub(crate) struct BrokerPropertyDef {
+    pub name: &'static str,
+    /// `None` when leaving it unset means something of its own (an
+    /// alias; advertised.listeners: the listener; the quorum properties:
+    /// a one-node cluster of its own).
+    pub default: Option<&'static str>,
+    pub kind: PropertyKind,
+    pub alias: Option<AliasOf>,
+    pub doc: &'static str,
+}
+
+const fn long(min: i64, max: i64) -> PropertyKind {
+    PropertyKind::Value(ValueKind::Long { min, max })
+}
+
+const fn int(min: i32, max: i32) -> PropertyKind {
+    PropertyKind::Value(ValueKind::Int { min, max })
+}
+
+const BOOL: PropertyKind = PropertyKind::Value(ValueKind::Bool);
+const I32_MAX: i32 = i32::MAX;
+const I16_MAX: i32 = i16::MAX as i32;
+const MS: PropertyKind = long(1, i64::MAX);
+/// Retention in hours or minutes: -1 (or any negative) keeps everything.
+const RETENTION_UNITS: PropertyKind = long(-1, i64::MAX);
+
+const fn property(
+    name: &'static str,
+    default: &'static str,
+    kind: PropertyKind,
+    doc: &'static str,
+) -> BrokerPropertyDef {
+    BrokerPropertyDef {
+        name,
+        default: Some(default),
+        kind,
+        alias: None,
+        doc,
+    }
+}
+
+const fn unset(name: &'static str, kind: PropertyKind, doc: &'static str) -> BrokerPropertyDef {
+    BrokerPropertyDef {
+        name,
+        default: None,
+        kind,
+        alias: None,
+        doc,
+    }
+}
+
+const fn alias(
+    name: &'static str,
+    of: &'static str,
+    factor: i64,
+    kind: PropertyKind,
+    doc: &'static str,
+) -> BrokerPropertyDef {
+    BrokerPropertyDef {
+        name,
+        default: None,
+        kind,
+        alias: Some(AliasOf { of, factor }),
+        doc,
+    }
+}
+
+/// The broker's own properties, sorted by name: all it reads at start-up
+/// besides the topic defaults.
+pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
+    unset(
+        "advertised.listeners",
+        PropertyKind::Listener,
+        "The address clients are told to connect to; unset, the listener's (loopback for a wildcard host).",
+    ),
+    property(
+        "auto.create.topics.enable",
+        "true",
+        BOOL,
+        "Whether Metadata and produce requests for an unknown topic create it.",
+    ),
+    property(
+        "auto.leader.rebalance.enable",
+        "true",
+        BOOL,
+        "Whether the controller gives leadership back to preferred replicas.",
+    ),
+    property(
+        "broker.heartbeat.interval.ms",
+        "2000",
+        MS,
+        "How often a broker heartbeats to the controller.",
+    ),
+    alias(
+        "broker.id",
+        "node.id",
+        1,
+        int(0, I32_MAX),
+        "Kafka's older name for node.id (node.id wins if both are set).",
+    ),
+    property(
+        "broker.session.timeout.ms",
+        "9000",
+        MS,
+        "A broker not heard from for this long is fenced and its partitions move.",
+    ),
+    property(
+        "connections.max.idle.ms",
+        "600000",
+        MS,
+        "A connection with no request for this long is closed.",
+    ),
+    unset(
+        "controller.quorum.bootstrap.servers",
+        PropertyKind::BootstrapServers,
+        "Kafka listeners of nodes of a running quorum, which this node joins as a voter (--join).",
+    ),
+    property(
+        "controller.quorum.election.timeout.ms",
+        "1000",
+        int(10, I32_MAX),
+        "The lower bound of a controller's election timeout (the upper is twice it).",
+    ),
+    unset(
+        "controller.quorum.voters",
+        PropertyKind::Voters,
+        "A fixed quorum of controllers, ID@HOST:PORT,...; unset (and without bootstrap servers), the node is a quorum of its own.",
+    ),
+    property(
+        "default.replication.factor",
+        "1",
+        int(1, I16_MAX),
+        "Replicas of an auto-created topic, or of one whose CreateTopics request leaves it to the broker.",
+    ),
+    property(
+        "group.initial.rebalance.delay.ms",
+        "3000",
+        int(0, I32_MAX),
+        "How long a new group waits for more members before its first rebalance.",
+    ),
+    property(
+        "group.max.session.timeout.ms",
+        "1800000",
+        int(0, I32_MAX),
+        "The largest session timeout a group member may ask for.",
+    ),
+    property(
+        "group.max.size",
+        "2147483647",
+        int(1, I32_MAX),
+        "Members a consumer group may have.",
+    ),
+    property(
+        "group.min.session.timeout.ms",
+        "6000",
+        int(0, I32_MAX),
+        "The smallest session timeout a group member may ask for.",
+    ),
+    property(
+        "leader.imbalance.check.interval.seconds",
+        "300",
+        long(1, i64::MAX / 1000),
+        "How often the controller checks for leadership away from preferred replicas.",
+    ),
+    property(
+        "leader.imbalance.per.broker.percentage",
+        "10",
+        int(0, 100),
+        "The share of a broker's partitions led elsewhere that triggers a rebalance.",
+    ),
+    property(
+        "listeners",
+        "PLAINTEXT://127.0.0.1:9092",
+        PropertyKind::Listener,
+        "The address to listen on for Kafka clients.",
+    ),
+    property(
+        "log.cleaner.backoff.ms",
+        "15000",
+        MS,
+        "How often compacted topics are checked for cleaning.",
+    ),
+    alias(
+        "log.dir",
+        "log.dirs",
+        1,
+        PropertyKind::Dirs,
+        "Kafka's name for a single log.dirs (log.dirs wins if both are set).",
+    ),
+    property(
+        "log.dirs",
+        "./rill-data",
+        PropertyKind::Dirs,
+        "Where partitions live: a comma-separated list of directories.",
+    ),
+    property(
+        "log.flush.offset.checkpoint.interval.ms",
+        "60000",
+        MS,
+        "How often the recovery points and log start offsets are checkpointed.",
+    ),
+    property(
+        "log.flush.sync.mode",
+        "auto",
+        PropertyKind::Value(ValueKind::Choice(&["auto", "per-file"])),
+        "Rill: auto makes a flush round durable with one syncfs where syncfs is a real sync; per-file fdatasyncs each file.",
+    ),
+    property(
+        "log.flush.threads",
+        "4",
+        int(1, 256),
+        "Rill: flusher threads (group-commit rounds; syncs of one file system still run one at a time).",
+    ),
+    property(
+        "log.retention.check.interval.ms",
+        "300000",
+        MS,
+        "How often retention deletes old segments.",
+    ),
+    alias(
+        "log.retention.hours",
+        "log.retention.ms",
+        3_600_000,
+        RETENTION_UNITS,
+        "log.retention.ms in hours (log.retention.ms and .minutes win).",
+    ),
+    alias(
+        "log.retention.minutes",
+        "log.retention.ms",
+        60_000,
+        RETENTION_UNITS,
+        "log.retention.ms in minutes (log.retention.ms wins).",
+    ),
+    alias(
+        "log.roll.hours",
+        "log.roll.ms",
+        3_600_000,
+        long(1, i64::MAX),
+        "log.roll.ms in hours (log.roll.ms wins).",
+    ),
+    property(
+        "max.connections",
+        "16384",
+        int(1, I32_MAX),
+        "Connections beyond this are closed at accept (Kafka's is unbounded).",
+    ),
+    property(
+        "node.id",
+        "1",
+        int(0, I32_MAX),
+        "This broker's id in the cluster.",
+    ),
+    property(
+        "num.partitions",
+        "1",
+        int(1, 1 << 20),
+        "Partitions of an auto-created topic, or of one whose CreateTopics request leaves it to the broker.",
+    ),
+    property(
+        "num.recovery.threads.per.data.dir",
+        "2",
+        int(1, 256),
+        "Threads that open logs at start-up, per log directory.",
+    ),
+    property(
+        "offset.metadata.max.bytes",
+        "4096",
+        int(0, I32_MAX),
+        "The longest metadata string of a committed offset.",
+    ),
+    property(
+        "offsets.retention.check.interval.ms",
+        "600000",
+        MS,
+        "How often expired committed offsets are removed.",
+    ),
+    property(
+        "offsets.retention.minutes",
+        "10080",
+        int(1, I32_MAX),
+        "How long the committed offsets of an empty group are kept.",
+    ),
+    property(
+        "offsets.topic.num.partitions",
+        "50",
+        int(1, 10_000),
+        "Partitions of __consumer_offsets when it is created.",
+    ),
+    property(
+        "offsets.topic.replication.factor",
+        "3",
+        int(1, I16_MAX),
+        "Replicas of each __consumer_offsets partition (capped at the brokers registered when it is created).",
+    ),
+    property(
+        "offsets.topic.segment.bytes",
+        "104857600",
+        int(1024, I32_MAX),
+        "segment.bytes of __consumer_offsets.",
+    ),
+    property(
+        "replica.fetch.backoff.ms",
+        "1000",
+        long(0, i64::MAX),
+        "The pause after a failed follower fetch.",
+    ),
+    property(
+        "replica.fetch.max.bytes",
+        "1048576",
+        int(1024, I32_MAX),
+        "Bytes a follower asks for per partition.",
+    ),
+    property(
+        "replica.fetch.wait.max.ms",
+        "500",
+        long(0, i64::MAX),
+        "How long a follower's fetch waits at the leader for new data.",
+    ),
+    property(
+        "replica.lag.time.max.ms",
+        "30000",
+        MS,
+        "A follower not caught up to the leader's log end within this long leaves the ISR.",
+    ),
+    property(
+        "rill.connection.inflight.requests.max",
+        "1024",
+        int(1, 4096),
+        "Rill: requests read from one connection and not yet answered; beyond it the broker stops reading that socket.",
+    ),
+    property(
+        "socket.request.max.bytes",
+        "104857600",
+        int(1024, I32_MAX),
+        "The largest request frame, checked before anything is allocated for it.",
+    ),
+];
+
+impl PropertyKind {
+    /// The type DescribeConfigs v3+ reports (Kafka's ConfigType ids):
+    /// a listener or a directory list is a STRING, a list of servers a
+    /// LIST, as Kafka declares them.
+    pub(crate) fn config_type(self) -> i8 {
+        match self {
+            PropertyKind::Value(kind) => kind.config_type(),
+            PropertyKind::Listener | PropertyKind::Dirs => 2,
+            PropertyKind::Voters | PropertyKind::BootstrapServers => 7,
+        }
+    }
+}
+
+/// What a property name is, when Rill knows it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Known {
+    Broker(&'static BrokerPropertyDef),
+    /// The broker-level default of a topic config.
+    TopicDefault(&'static TopicConfigDef),
+    /// Removed by Kafka 4.0: accepted and ignored.
+    Retired,
+}
+
+pub(crate) fn lookup(name: &str) -> Option<Known> {
+    if let Some(def) = BROKER_PROPERTIES.iter().find(|def| def.name == name) {
+        return Some(Known::Broker(def));
+    }
+    if let Some(def) = topic_config::find_by_broker_name(name) {
+        return Some(Known::TopicDefault(def));
+    }
+    topic_config::is_retired(name).then_some(Known::Retired)
+}
+
+/// The aliases of `name`, finest unit first: the order in which Kafka
+/// lets them stand in for it (log.retention.minutes before .hours).
+pub(crate) fn aliases_of(name: &str) -> impl Iterator<Item = (&'static str, i64)> {
+    let mut aliases: Vec<(&'static str, i64)> = BROKER_PROPERTIES
+        .iter()
+        .filter_map(|def| {
+            def.alias
+                .filter(|alias| alias.of == name)
+                .map(|alias| (def.name, alias.factor))
+        })
+        .collect();
+    aliases.sort_by_key(|&(_, factor)| factor);
+    aliases.into_iter()
+}
+
+/// DescribeConfigs' type of property `name` (STRING when unknown).
+pub(crate) fn config_type(name: &str) -> i8 {
+    match lookup(name) {
+        Some(Known::Broker(def)) => def.kind.config_type(),
+        Some(Known::TopicDefault(def)) => def.kind.config_type(),
+        Some(Known::Retired) | None => 2,
+    }
+}
+
+/// DescribeConfigs' documentation of property `name`.
+pub(crate) fn doc(name: &str) -> &'static str {
+    match lookup(name) {
+        Some(Known::Broker(def)) => def.doc,
+        Some(Known::TopicDefault(def)) => def.doc,
+        Some(Known::Retired) | None => "",
+    }
+}
+
+/// Checks one property as given at start-up: known, and its value of
+/// its kind. A retired property passes whatever its value.
+pub(crate) fn check(name: &str, value: &str) -> Result<(), ConfigError> {
+    match lookup(name) {
+        None => Err(ConfigError::UnknownProperty {
+            name: name.chars().take(NAME_CHARS_SHOWN).collect(),
+            nearest: nearest(name),
+        }),
+        Some(Known::Retired) => Ok(()),
+        Some(Known::TopicDefault(def)) => Ok(topic_config::check_value(def, name, value)?),
+        Some(Known::Broker(def)) => check_kind(def.kind, name, value),
+    }
+}
+
+/// Checks `value` against `kind`, naming the property `name` if it fails.
+pub(crate) fn check_kind(kind: PropertyKind, name: &str, value: &str) -> Result<(), ConfigError> {
+    match kind {
+        PropertyKind::Value(kind) => Ok(topic_config::check_kind(kind, name, value)?),
+        PropertyKind::Listener => HostPort::parse_listener(value).map(drop),
+        PropertyKind::Voters => properties::parse_voters(value).map(drop),
+        PropertyKind::BootstrapServers => properties::parse_bootstrap(value).map(drop),
+        PropertyKind::Dirs => {
+            if value.split(',').any(|dir| !dir.trim().is_empty()) {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    expected: "a comma-separated list of at least one directory".to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// How much of an unknown name an error repeats: a name is short, but
+/// one read from a file could be anything.
+const NAME_CHARS_SHOWN: usize = 200;
+
+/// Every known name: the broker's, the topic defaults', the retired.
+fn known_names() -> impl Iterator<Item = &'static str> {
+    BROKER_PROPERTIES
+        .iter()
+        .map(|def| def.name)
+        .chain(TOPIC_CONFIGS.iter().map(|def| def.broker_name))
+        .chain(topic_config::RETIRED.iter().map(|&(_, broker)| broker))
+}
+
+/// The known property nearest `name` by edit distance (the first in
+/// table order on a tie).
+pub(crate) fn nearest(name: &str) -> &'static str {
+    let name: String = name.chars().take(NAME_CHARS_SHOWN).collect();
+    known_names()
+        .min_by_key(|known| edit_distance(&name, known))
+        .unwrap_or("node.id")
+}
+
+/// Levenshtein distance: the fewest single-character insertions,
+/// deletions and substitutions that turn `a` into `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for (i, ca) in a.chars().enumerate() {
+        current[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        std::mem::swap(&mut previous, &mut current);
+    }
+    previous[b.len()]
+}
+
+/// The value of property `name` in `properties`: as given, else through
+/// an alias that was given (see [`alias_value`]), else its default.
+/// `None` for one unset with no default.
+pub(crate) fn value_of(properties: &Properties, name: &str) -> Option<String> {
+    if let Some(value) = properties.get(name) {
+        return Some(value.clone());
+    }
+    alias_value(properties, name).or_else(|| match lookup(name)? {
+        Known::Broker(def) => def.default.map(str::to_string),
+        Known::TopicDefault(def) => Some(def.default.to_string()),
+        Known::Retired => None,
+    })
+}
+
+/// The value an alias of `name` given in `properties` makes for it, in
+/// `name`'s unit: the first of [`aliases_of`] that is set.
+pub(crate) fn alias_value(properties: &Properties, name: &str) -> Option<String> {
+    aliases_of(name).find_map(|(alias, factor)| {
+        let value = properties.get(alias)?;
+        if factor == 1 {
+            return Some(value.clone());
+        }
+        // Checked to be an integer where it was set; a negative retention
+        // is unlimited, as in Kafka.
+        let units = value.trim().parse::<i64>().ok()?;
+        Some(
+            if units < 0 {
+                -1
+            } else {
+                units.saturating_mul(factor)
+            }
+            .to_string(),
+        )
+    })
+}
+
+/// Validates a broker property set at run time that sets a topic
+/// default, directly or through an alias (log.retention.hours); the
+/// others are refused before this (they cannot change while the broker
+/// runs), and all are checked at start-up by broker_properties.rs.
+pub(crate) fn validate_broker_property(
+    name: &str,
+    properties: &Properties,
+) -> Result<(), ConfigValueError> {
+    let Some(value) = properties.get(name) else {
+        return Ok(());
+    };
+    match lookup(name) {
+        Some(Known::TopicDefault(def)) => topic_config::check_value(def, name, value),
+        Some(Known::Broker(BrokerPropertyDef {
+            alias: Some(_),
+            kind: PropertyKind::Value(kind),
+            ..
+        })) => topic_config::check_kind(*kind, name, value),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_sorted_and_names_are_not_repeated() {
+        let names: Vec<_> = BROKER_PROPERTIES.iter().map(|d| d.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted);
+        for def in BROKER_PROPERTIES {
+            assert!(
+                topic_config::find_by_broker_name(def.name).is_none(),
+                "{} is in both tables",
+                def.name
+            );
+        }
+    }
+
+    #[test]
+    fn every_default_is_a_valid_value_and_every_alias_names_a_property() {
+        for def in BROKER_PROPERTIES {
+            if let Some(default) = def.default {
+                check_kind(def.kind, def.name, default).unwrap();
+            }
+            if let Some(alias) = def.alias {
+                assert!(
+                    def.default.is_none(),
+                    "{}: an alias has no default",
+                    def.name
+                );
+                assert!(lookup(alias.of).is_some(), "{} -> {}", def.name, alias.of);
+            }
+        }
+    }
+
+    #[test]
+    fn an_unknown_property_is_refused_naming_the_nearest_known_one() {
+        let err = check("log.retention.hour", "1").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown broker property \"log.retention.hour\": did you mean \"log.retention.hours\"?"
+        );
+        for (typo, meant) in [
+            ("log.retention.msec", "log.retention.ms"),
+            ("num.partition", "num.partitions"),
+            ("log.dirrs", "log.dirs"),
+            ("brokerid", "broker.id"),
+            ("log.flush.sync.mod", "log.flush.sync.mode"),
+            ("log.message.format.versio", "log.message.format.version"),
+        ] {
+            match check(typo, "1") {
+                Err(ConfigError::UnknownProperty { nearest, .. }) => {
+                    assert_eq!(nearest, meant, "{typo}")
+                }
+                other => panic!("{typo}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            check("bogus.key", "1"),
+            Err(ConfigError::UnknownProperty { .. })
+        ));
+    }
+
+    #[test]
+    fn known_properties_of_every_kind_pass_and_bad_values_name_the_property() {
+        for (name, value) in [
+            ("log.retention.ms", "1000"),
+            ("log.retention.hours", "-1"),
+            ("log.message.format.version", "3.0-IV1"),
+            ("listeners", "PLAINTEXT://0.0.0.0:9092"),
+            ("controller.quorum.voters", "1@h:1"),
+            ("auto.create.topics.enable", "FALSE"),
+            ("log.dir", "/a"),
+        ] {
+            check(name, value).unwrap();
+        }
+        for (name, value) in [
+            ("node.id", "-1"),
+            ("log.dirs", " , "),
+            ("log.flush.threads", "0"),
+            ("log.segment.bytes", "10"),
+            ("listeners", "nowhere"),
+        ] {
+            let err = check(name, value).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn aliases_stand_in_finest_unit_first_and_the_property_itself_wins() {
+        let mut properties = Properties::new();
+        assert_eq!(
+            value_of(&properties, "log.retention.ms").unwrap(),
+            "604800000"
+        );
+        properties.insert("log.retention.hours".into(), "2".into());
+        assert_eq!(
+            value_of(&properties, "log.retention.ms").unwrap(),
+            "7200000"
+        );
+        properties.insert("log.retention.minutes".into(), "3".into());
+        assert_eq!(value_of(&properties, "log.retention.ms").unwrap(), "180000");
+        properties.insert("log.retention.ms".into(), "5".into());
+        assert_eq!(value_of(&properties, "log.retention.ms").unwrap(), "5");
+        properties.insert("broker.id".into(), "7".into());
+        assert_eq!(value_of(&properties, "node.id").unwrap(), "7");
+        let mut unlimited = Properties::new();
+        unlimited.insert("log.retention.hours".into(), "-1".into());
+        assert_eq!(value_of(&unlimited, "log.retention.ms").unwrap(), "-1");
+        assert_eq!(value_of(&unlimited, "advertised.listeners"), None);
+    }
+
+    #[test]
+    fn edit_distance_counts_single_character_edits() {
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("log.dirs", "log.dirs"), 0);
+    }
+}
