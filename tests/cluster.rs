@@ -475,6 +475,11 @@ async fn only_a_topic_that_allows_it_gets_an_unclean_leader() {
     // The same story for each: the follower dies, the leader takes a write
     // alone and dies too, then only the follower comes back.
     for topic in ["reckless", "careful"] {
+        // The story before this one took both replicas down: the one that
+        // came back second must catch up before "both" can be on both.
+        wait_until(WAIT, "both replicas in the ISR", || {
+            cluster.partition_state(topic, 0).1.len() == 2
+        });
         producer
             .send(
                 FutureRecord::<(), _>::to(topic).payload("both"),
