@@ -51,6 +51,9 @@ pub fn apply_record_rules(
     batch: &BatchView<'_>,
     rules: &RecordRules,
 ) -> Result<Option<Vec<u8>>, BatchError> {
+    if !rules.keys_required && rules.compression == TopicCompression::Producer {
+        return Ok(None);
+    }
     let codec = batch.attributes().compression()?;
     let target = match rules.compression {
         TopicCompression::Codec {
