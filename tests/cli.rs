@@ -657,3 +657,51 @@ fn failures_exit_non_zero_with_an_error_on_stderr() {
     assert!(!alter.success);
     assert!(alter.stderr.contains("cannot connect"), "{}", alter.stderr);
 }
+
+#[test]
+fn a_broker_refuses_an_unknown_property_naming_the_nearest_known_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("broker.toml");
+    std::fs::write(&config, "log.retention.hour = 1\n").unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    for (args, named, nearest) in [
+        (vec!["--set", "bogus.key=1"], "\"bogus.key\"", None::<&str>),
+        (
+            vec!["--config", config.to_str().unwrap()],
+            "\"log.retention.hour\"",
+            Some("\"log.retention.hours\""),
+        ),
+        (
+            vec!["--set", "num.partition=3"],
+            "\"num.partition\"",
+            Some("\"num.partitions\""),
+        ),
+    ] {
+        // The port is taken: a broker that wrongly started would fail to
+        // bind rather than linger, with another message.
+        let out = Command::new(rill_binary())
+            .args(["broker", "--data", data, "--listen", &taken])
+            .args(&args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} started");
+        assert!(
+            stderr.contains(&format!("unknown broker property {named}")),
+            "{args:?}: {stderr}"
+        );
+        if let Some(nearest) = nearest {
+            assert!(
+                stderr.contains(&format!("did you mean {nearest}?")),
+                "{args:?}: {stderr}"
+            );
+        }
+    }
+    assert!(
+        !dir.path().join("data").exists(),
+        "the data directory was touched before the properties were checked"
+    );
+}
