@@ -647,3 +647,98 @@ impl GroupsSlot {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Broker;
+    use crate::cluster::ControllerSlot;
+    use crate::config::BrokerConfig;
+    use crate::properties::Properties;
+
+    const GROUP: &str = "simple";
+    const WAIT: Duration = Duration::from_secs(30);
+
+    async fn start(dir: &std::path::Path) -> Arc<Broker> {
+        let mut properties = Properties::new();
+        properties.insert("log.dirs".into(), dir.display().to_string());
+        properties.insert("offsets.topic.num.partitions".into(), "2".into());
+        let config = BrokerConfig::from_properties(properties).unwrap();
+        let disk = Arc::new(rill_storage::RealDisk);
+        Broker::start(config, disk, &ControllerSlot::default())
+            .await
+            .unwrap()
+    }
+
+    /// The coordinator of GROUP, as FindCoordinator finds it: the offsets
+    /// topic created if missing, and its groups loaded.
+    async fn coordinator(broker: &Broker) -> Arc<Groups> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if broker.group_coordinator(GROUP).is_ok()
+                && let Ok(groups) = broker.groups_for(GROUP)
+            {
+                return groups;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no coordinator");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    fn committed(groups: &Groups) -> i64 {
+        groups.with_coordinator(|_, offsets, _| {
+            offsets.fetch(GROUP, Some(&[("orders", 0)]))[0].offset
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_empty_groups_offsets_expire_as_tombstones_that_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let broker = start(dir.path()).await;
+        let groups = coordinator(&broker).await;
+        let offsets = [rill_group::OffsetToCommit {
+            topic: "orders".into(),
+            partition: 0,
+            offset: 42,
+            leader_epoch: None,
+            metadata: None,
+            expire_timestamp_ms: None,
+        }];
+        let commit = OffsetCommit {
+            group: GROUP,
+            member_id: "",
+            generation_id: -1,
+            group_instance_id: None,
+            offsets: &offsets,
+        };
+        let CommitOutcome::Appended {
+            records, persisted, ..
+        } = groups.commit_offsets(&commit)
+        else {
+            panic!("the commit was refused");
+        };
+        assert!(acknowledged(broker.groups().deps(), persisted).await);
+        groups.finish_commit(records, true, None);
+        assert_eq!(committed(&groups), 42);
+
+        // Retained for an hour: nothing expires.
+        assert_eq!(groups.expire_offsets(3_600_000), 0);
+        assert_eq!(committed(&groups), 42);
+        // Retained for no time: the offset expires, and the group with it.
+        assert_eq!(groups.expire_offsets(0), 1);
+        assert_eq!(committed(&groups), rill_group::NO_OFFSET);
+        let listed = groups.with_coordinator(|c, _, _| c.list_groups(&[]).unwrap());
+        assert!(listed.iter().all(|g| g.group_id != GROUP));
+
+        // The tombstones are in __consumer_offsets: a restart keeps it gone.
+        drop(groups);
+        broker.leave_cluster().await;
+        broker.shutdown().unwrap();
+        drop(broker);
+        let broker = start(dir.path()).await;
+        let groups = coordinator(&broker).await;
+        assert_eq!(committed(&groups), rill_group::NO_OFFSET);
+        broker.leave_cluster().await;
+        broker.shutdown().unwrap();
+    }
+}
