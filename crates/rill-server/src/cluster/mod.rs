@@ -56,6 +56,36 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// The pause between retries of a proposal without a leader.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
+/// Runs a start-up step until it goes through, while the quorum has no
+/// leader to take it (an election, a leader stepping down), for up to
+/// [`START_TIMEOUT`]; then fails with the last error.
+async fn retry_while_starting<T, E, F, Fut>(
+    step: &'static str,
+    mut attempt: F,
+) -> Result<T, ClusterStartError>
+where
+    E: std::fmt::Display,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + START_TIMEOUT;
+    loop {
+        match attempt().await {
+            Ok(done) => return Ok(done),
+            Err(error) if tokio::time::Instant::now() >= deadline => {
+                return Err(ClusterStartError::Timeout {
+                    step,
+                    last: error.to_string(),
+                });
+            }
+            Err(error) => {
+                tracing::debug!(%error, step, "retrying");
+                tokio::time::sleep(RETRY_BACKOFF).await;
+            }
+        }
+    }
+}
+
 /// Why the broker could not join its cluster.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -247,27 +277,13 @@ impl ClusterNode {
         step: &'static str,
         command: Command,
     ) -> Result<CommandResult, ClusterStartError> {
-        let deadline = tokio::time::Instant::now() + START_TIMEOUT;
-        loop {
-            match self
-                .quorum
+        retry_while_starting(step, || async {
+            self.quorum
                 .propose_at(command.clone())
                 .await
                 .map(|(_, result)| result)
-            {
-                Ok(result) => return Ok(result),
-                Err(error) if tokio::time::Instant::now() >= deadline => {
-                    return Err(ClusterStartError::Timeout {
-                        step,
-                        last: error.to_string(),
-                    });
-                }
-                Err(error) => {
-                    tracing::debug!(%error, step, "retrying");
-                    tokio::time::sleep(RETRY_BACKOFF).await;
-                }
-            }
-        }
+        })
+        .await
     }
 
     /// Proposes `command`, retrying while there is no leader, and waits

@@ -14,7 +14,7 @@ use parking_lot::{Mutex, RwLock};
 use rill_cluster::{
     Bootstrap, BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, CommandResult,
     Controller, ControllerClient, ControllerConfig, CreateTopicError, HeartbeatError,
-    HeartbeatResponse, MembershipError, ProposeError, RaftSettings,
+    HeartbeatResponse, ProposeError, RaftSettings,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -39,32 +39,6 @@ pub(crate) enum Quorum {
 /// Where a broker's own controller is put once it runs, for the Kafka
 /// listener to hand it the controller connections it accepts.
 pub(crate) type ControllerSlot = Arc<std::sync::OnceLock<Arc<Controller>>>;
-
-/// Runs a change of the voters until it goes through, while no leader
-/// takes it (an election, a leader stepping down), for up to
-/// [`super::START_TIMEOUT`].
-async fn retry_voters<F, Fut>(step: &'static str, mut change: F) -> Result<(), ClusterStartError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), MembershipError>>,
-{
-    let deadline = tokio::time::Instant::now() + super::START_TIMEOUT;
-    loop {
-        match change().await {
-            Ok(()) => return Ok(()),
-            Err(error) if tokio::time::Instant::now() >= deadline => {
-                return Err(ClusterStartError::Timeout {
-                    step,
-                    last: error.to_string(),
-                });
-            }
-            Err(error) => {
-                tracing::debug!(%error, step, "retrying");
-                tokio::time::sleep(POLL_BACKOFF).await;
-            }
-        }
-    }
-}
 
 /// A broker-only node's view of the quorum.
 pub(crate) struct Remote {
@@ -157,7 +131,7 @@ impl Quorum {
                 if controller.voters().contains(&id)
                     && controller.address_of(id).as_deref() != Some(own_address.as_str())
                 {
-                    retry_voters("updating this controller's address", || {
+                    super::retry_while_starting("updating this controller's address", || {
                         controller.add_voter(id, own_address.clone())
                     })
                     .await?;
@@ -170,7 +144,7 @@ impl Quorum {
                     let client =
                         tokio::sync::Mutex::new(ControllerClient::new(&servers, CALL_TIMEOUT));
                     tracing::info!(node_id, ?servers, "joining the metadata quorum");
-                    retry_voters("joining the metadata quorum", || async {
+                    super::retry_while_starting("joining the metadata quorum", || async {
                         client.lock().await.add_voter(id, own_address.clone()).await
                     })
                     .await?;
