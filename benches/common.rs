@@ -28,7 +28,7 @@ pub fn batch_of(bytes: usize) -> Vec<u8> {
     while builder.size() + record.len() + 16 <= bytes || builder.size() <= 61 {
         builder.push(&NewRecord::value(&record));
     }
-    builder.finish()
+    builder.finish().unwrap()
 }
 
 pub fn create_log(dir: &Path, config: LogConfig, flusher: &Flusher) -> Log {

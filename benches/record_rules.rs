@@ -51,6 +51,7 @@ fn batch(records: usize, value_bytes: usize) -> Vec<u8> {
         .producer(1, 0, 0)
         .with_records(&records)
         .finish()
+        .unwrap()
 }
 
 fn rules(keys_required: bool, compression: TopicCompression) -> RecordRules {

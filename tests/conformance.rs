@@ -273,7 +273,8 @@ async fn a_compacted_topic_refuses_records_without_a_key() {
             NewRecord::value(b"2"),
             NewRecord::value(b"3"),
         ])
-        .finish();
+        .finish()
+        .unwrap();
     let request: ProduceRequest = common::wire::produce_request("by-key", 0, batch);
     let response = wire.send(9, &request);
     let partition = &response.responses[0].partition_responses[0];

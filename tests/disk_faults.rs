@@ -123,7 +123,8 @@ fn fetch_all(wire: &mut Wire, topic: &str, mut offset: i64) -> Result<Vec<String
 fn raw_produce(wire: &mut Wire, topic: &str, value: &str) -> (i16, i64) {
     let batch = BatchBuilder::new(0)
         .with_records(&[NewRecord::value(value.as_bytes())])
-        .finish();
+        .finish()
+        .unwrap();
     wire::produce_batch(wire, topic, 0, batch)
 }
 

@@ -32,7 +32,8 @@ fn produce_ledger(wire: &mut Wire, sequence: i32, value: &str) -> (i16, i64) {
             b"k",
             Some(value.as_bytes()),
         )])
-        .finish();
+        .finish()
+        .unwrap();
     produce_batch(wire, "ledger", 0, batch)
 }
 

@@ -32,6 +32,7 @@ fn batch(value: &str) -> Vec<u8> {
     BatchBuilder::new(0)
         .with_records(&[NewRecord::value(value.as_bytes())])
         .finish()
+        .unwrap()
 }
 
 fn fsync_config() -> LogConfig {

@@ -17,6 +17,7 @@ fn batch(value: &str) -> Vec<u8> {
     BatchBuilder::new(0)
         .with_records(&[NewRecord::value(value.as_bytes())])
         .finish()
+        .unwrap()
 }
 
 fn small() -> LogConfig {
@@ -329,7 +330,8 @@ fn the_background_forgets_producers_idle_past_their_expiration() {
         let batch = BatchBuilder::new(timestamp)
             .producer(producer_id, 0, 0)
             .with_records(&[NewRecord::value(b"v")])
-            .finish();
+            .finish()
+            .unwrap();
         partition.append(&batch, 0, now_ms).unwrap().wait().unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(10);

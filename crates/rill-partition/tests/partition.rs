@@ -68,7 +68,10 @@ fn batch(count: usize, timestamp: i64) -> Vec<u8> {
             headers: &[],
         })
         .collect();
-    BatchBuilder::new(timestamp).with_records(&records).finish()
+    BatchBuilder::new(timestamp)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 fn none() -> LogConfig {

@@ -117,11 +117,15 @@ fn idempotent(id: i64, epoch: i16, sequence: i32, count: usize) -> Vec<u8> {
         .producer(id, epoch, sequence)
         .with_records(&records)
         .finish()
+        .unwrap()
 }
 
 fn plain(count: usize) -> Vec<u8> {
     let records: Vec<NewRecord<'_>> = (0..count).map(|_| NewRecord::value(b"v")).collect();
-    BatchBuilder::new(1_000).with_records(&records).finish()
+    BatchBuilder::new(1_000)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 fn append(partition: &Partition, batch: &[u8]) -> AppendInfo {

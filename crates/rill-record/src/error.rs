@@ -68,6 +68,12 @@ pub enum BatchError {
     RecordsUndecodable { reason: String },
     #[error("the batch's records expand past the {max_bytes}-byte limit")]
     ExpandsTooLarge { max_bytes: usize },
+    /// A batch being built or reframed, or one of its parts, is longer
+    /// than Kafka's i32 lengths can say.
+    #[error(
+        "a length of {length} bytes cannot be framed: a v2 batch and its parts are at most 2147483647 bytes"
+    )]
+    TooLongToFrame { length: usize },
 }
 
 /// The classes of [`BatchError`], one per Kafka error code they become.
@@ -94,9 +100,9 @@ impl BatchError {
             | BatchError::UnsupportedMagic { .. }
             | BatchError::CrcMismatch { .. }
             | BatchError::RecordsUndecodable { .. } => BatchErrorKind::Corrupt,
-            BatchError::TooLarge { .. } | BatchError::ExpandsTooLarge { .. } => {
-                BatchErrorKind::TooLarge
-            }
+            BatchError::TooLarge { .. }
+            | BatchError::ExpandsTooLarge { .. }
+            | BatchError::TooLongToFrame { .. } => BatchErrorKind::TooLarge,
             BatchError::UnknownCompression { .. } => BatchErrorKind::UnsupportedCompression,
             BatchError::LogAppendTimeFromClient => BatchErrorKind::InvalidTimestamp,
             BatchError::NotOneBatch { .. }
@@ -168,4 +174,10 @@ pub enum CompressError {
         compression: Compression,
         message: String,
     },
+    /// The rewritten batch, or one of its records, is longer than Kafka's
+    /// i32 lengths can say.
+    #[error(
+        "a length of {length} bytes cannot be framed: a v2 batch and its parts are at most 2147483647 bytes"
+    )]
+    TooLongToFrame { length: usize },
 }

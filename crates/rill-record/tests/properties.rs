@@ -54,7 +54,7 @@ fn build(records: &[Owned]) -> Vec<u8> {
             headers: &headers,
         });
     }
-    builder.finish()
+    builder.finish().unwrap()
 }
 
 /// `plain`'s records compressed with `codec`, reframed with a valid CRC.

@@ -484,7 +484,7 @@ fn append(
     group: &str,
     records: &[(Bytes, Option<Bytes>)],
 ) -> Result<Option<Persisted>, String> {
-    let Some(batch) = offsets_batch(records, now_ms()) else {
+    let Some(batch) = offsets_batch(records, now_ms()).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, partitions));

@@ -171,7 +171,7 @@ proptest! {
         values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..32), 1..5),
     ) {
         let records: Vec<NewRecord<'_>> = values.iter().map(|v| NewRecord::value(v)).collect();
-        let batch = Bytes::from(BatchBuilder::new(1_000).with_records(&records).finish());
+        let batch = Bytes::from(BatchBuilder::new(1_000).with_records(&records).finish().unwrap());
         let produce = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(1_000)

@@ -189,7 +189,8 @@ fn padded_batch(name: &str, bytes: usize) -> (String, Vec<u8>) {
     let value = format!("{name}{}", ".".repeat(bytes.saturating_sub(name.len())));
     let batch = BatchBuilder::new(0)
         .with_records(&[NewRecord::value(value.as_bytes())])
-        .finish();
+        .finish()
+        .unwrap();
     (value, batch)
 }
 

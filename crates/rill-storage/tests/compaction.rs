@@ -46,7 +46,10 @@ fn keyed(records: &[(&str, Option<&str>)], timestamp: i64) -> Vec<u8> {
             headers: &[],
         })
         .collect();
-    BatchBuilder::new(timestamp).with_records(&records).finish()
+    BatchBuilder::new(timestamp)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 /// `batch` with its records section compressed by `codec`.

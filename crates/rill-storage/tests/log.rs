@@ -520,7 +520,8 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after_it() {
             .collect();
         let bytes = rill_record::BatchBuilder::new(ts[0])
             .with_records(&records)
-            .finish();
+            .finish()
+            .unwrap();
         append(&log, &bytes);
         for t in ts {
             stamped.push((offset, t));

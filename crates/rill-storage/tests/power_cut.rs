@@ -148,7 +148,7 @@ impl Run {
                 headers: &[],
             })
             .collect();
-        let batch = BatchBuilder::new(0).with_records(&new).finish();
+        let batch = BatchBuilder::new(0).with_records(&new).finish().unwrap();
         let info = log.append(&batch, 0, 0).unwrap().wait().unwrap();
         let acked = !self.disk.crashed();
         for (i, (k, v)) in records.iter().enumerate() {

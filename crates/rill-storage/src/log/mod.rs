@@ -63,7 +63,7 @@ use crate::segment::Segment;
 /// let dir = tempfile::tempdir().unwrap();
 /// let flusher = Flusher::start(1).unwrap();
 /// let log = Log::create(dir.path(), LogConfig::default(), Offset(0), &flusher, Arc::new(RealDisk), 0).unwrap();
-/// let batch = BatchBuilder::new(1_000).with_records(&[NewRecord::value(b"hi")]).finish();
+/// let batch = BatchBuilder::new(1_000).with_records(&[NewRecord::value(b"hi")]).finish().unwrap();
 /// // Under the default `fsync` policy, `wait` returns after fdatasync.
 /// let info = log.append(&batch, 0, 1_000).unwrap().wait().unwrap();
 /// assert_eq!(info.base_offset, Offset(0));

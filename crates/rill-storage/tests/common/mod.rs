@@ -27,7 +27,10 @@ pub fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
             headers: &[],
         })
         .collect();
-    BatchBuilder::new(timestamp).with_records(&records).finish()
+    BatchBuilder::new(timestamp)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 /// A batch of `count` records whose values are `prefix-0`, `prefix-1`, ...
@@ -219,7 +222,8 @@ pub fn compressed_batch(compression: Compression, values: &[&[u8]], timestamps: 
         .collect();
     let plain = BatchBuilder::new(timestamps[0])
         .with_records(&records)
-        .finish();
+        .finish()
+        .unwrap();
     let records_bytes = &plain[rill_record::layout::RECORDS..];
     let compressed = match compression {
         Compression::Gzip => {
