@@ -42,6 +42,14 @@ pub enum CheckpointError {
         expected: &'static str,
         found: String,
     },
+    /// A value too large for its field in the file's format.
+    #[error("checkpoint {path} cannot be written: {what} is {found}, expected at most {max}")]
+    Unencodable {
+        path: PathBuf,
+        what: &'static str,
+        found: i64,
+        max: i64,
+    },
 }
 
 /// The entry lines of the checkpoint at `path`, each split into fields;
