@@ -5,7 +5,12 @@
 //! keyless records refused by compacted topics; every `compression.type`
 //! Kafka accepts, with batches recompressed to it; authorized operations;
 //! DescribeGroups v6 on an unknown group; configs Kafka 4.0 removed.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -635,9 +635,11 @@ impl ClusterMetadata {
             .collect();
         let mut targets = Vec::with_capacity(changes.len());
         for change in changes {
-            let name = names.get(&change.topic_id).ok_or(Rejection::UnknownTopicId {
-                topic_id: change.topic_id,
-            })?;
+            let name = names
+                .get(&change.topic_id)
+                .ok_or(Rejection::UnknownTopicId {
+                    topic_id: change.topic_id,
+                })?;
             self.partition_mut(name, change.partition)?;
             targets.push((name, change));
         }

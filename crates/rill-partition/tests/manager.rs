@@ -1,6 +1,11 @@
 //! The log manager across restarts: clean and unclean, several log
 //! directories, checkpoints, deletion and background retention.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;

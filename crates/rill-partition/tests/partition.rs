@@ -1,6 +1,11 @@
 //! A partition as a broker uses it: high watermark, ListOffsets,
 //! DeleteRecords, leader epochs, truncation.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -2,7 +2,12 @@
 //! retries answered with their first offsets, sequence gaps and fenced
 //! epochs refused, and the state kept across clean and unclean restarts
 //! and truncation.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;

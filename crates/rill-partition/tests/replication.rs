@@ -3,7 +3,12 @@
 //! recording its epoch before the first produce, the replicated high
 //! watermark and its checkpoint, and a returning follower truncated by
 //! leader epoch.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -3,7 +3,12 @@
 //! encodes at any supported API and version decodes back to the same
 //! header, and no bytes at all — random, or a valid frame damaged — make
 //! it panic.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};

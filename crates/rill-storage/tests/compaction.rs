@@ -1,7 +1,12 @@
 //! Log compaction: latest value per key, offsets kept, tombstones and
 //! delete.retention.ms, compact,delete, the active segment left alone,
 //! concurrency with appends and reads, and crash safety of the swap.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! What a user of the log sees: offsets, reads, rolls, truncation,
 //! retention, timestamp lookups, flush policies and disk faults.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -3,7 +3,12 @@
 //! when they do not follow the log end, durable as producer appends are,
 //! and recovered after a crash.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 

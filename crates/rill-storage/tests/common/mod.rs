@@ -1,6 +1,11 @@
 //! Helpers shared by the storage integration tests.
 #![allow(dead_code)] // each test file uses its own subset
-#![allow(clippy::unwrap_used)] // test support: a failure here is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test support: a failure here is a failed test
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
