@@ -62,7 +62,6 @@ const UVARINT_BYTES_MAX: usize = 5;
 /// Why a key or value of `__consumer_offsets` could not be decoded. Each
 /// variant names the field and what was expected against what was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum OffsetsTopicDecodeError {
     #[error("{field} runs past the end: needs {needed} bytes, {available} left")]
     Truncated {
@@ -105,7 +104,6 @@ pub enum OffsetsTopicDecodeError {
 
 /// Why a record could not be encoded in Kafka's schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum OffsetsTopicEncodeError {
     #[error("{field} is {length} bytes, longer than the {max} its schema can carry")]
     TooLong {
@@ -556,7 +554,6 @@ pub struct LoadedBatches {
 
 /// Why a buffer of `__consumer_offsets` batches could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum OffsetsBatchError {
     #[error("bytes at position {position} are not a record batch: {error}")]
     InvalidBatch { position: usize, error: BatchError },

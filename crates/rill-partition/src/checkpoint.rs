@@ -26,7 +26,6 @@ const ENTRIES_MAX: usize = 10_000_000;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CheckpointError {
     #[error("{operation} {path}: {source}")]
     Io {

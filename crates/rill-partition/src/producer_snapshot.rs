@@ -61,7 +61,6 @@ pub(crate) struct SnapshotEntry {
 /// from `Io`, each means the file is unusable; opening a partition then
 /// deletes it and falls back to an older snapshot or to the log.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProducerSnapshotError {
     #[error(transparent)]
     Io(#[from] IoFailure),

@@ -6,7 +6,6 @@ use crate::Compression;
 /// expected and what was found; [`BatchError::kind`] groups them the way
 /// Kafka's error codes do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum BatchError {
     #[error("batch is truncated: needed {needed} bytes, {available} available")]
     Truncated { needed: usize, available: usize },
@@ -78,7 +77,6 @@ pub enum BatchError {
 
 /// The classes of [`BatchError`], one per Kafka error code they become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum BatchErrorKind {
     /// CORRUPT_MESSAGE: the bytes are damaged (framing, CRC).
     Corrupt,
@@ -119,7 +117,6 @@ impl BatchError {
 
 /// Why the records section of a batch cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum RecordError {
     #[error("{field} runs past the end: needs {needed} bytes, {available} left")]
     Truncated {
@@ -147,7 +144,6 @@ pub enum RecordError {
 
 /// Why a compressed records section cannot be expanded.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DecompressError {
     #[error("compression code {code} is not defined by Kafka")]
     UnknownCompression { code: u8 },
@@ -165,7 +161,6 @@ pub enum DecompressError {
 
 /// Why a records section could not be compressed again (compaction).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CompressError {
     #[error("compression code {code} is not defined by Kafka")]
     UnknownCompression { code: u8 },

@@ -122,7 +122,6 @@ pub struct Groups {
 
 /// Why the offsets topic could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum LoadError {
     #[error("partition {partition} of {OFFSETS_TOPIC} is missing")]
     MissingPartition { partition: i32 },

@@ -58,7 +58,6 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 /// Why the broker could not join its cluster.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ClusterStartError {
     #[error("cannot parse the controller address {address:?} of node {node_id}")]
     ControllerAddress { node_id: u64, address: String },
@@ -70,7 +69,6 @@ pub enum ClusterStartError {
 
 /// Why a proposal made for a client request failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProposalError {
     #[error(transparent)]
     Propose(#[from] ProposeError),
@@ -328,9 +326,6 @@ impl ClusterNode {
                 rill_cluster::CreateTopicError::Propose { source } => {
                     ProposalError::Propose(source)
                 }
-                other => ProposalError::Propose(ProposeError::Failed {
-                    reason: other.to_string(),
-                }),
             })?;
         let (index, result) = result;
         let applied = result?;
