@@ -9,7 +9,13 @@
 //!
 //! Dropping the page cache needs root; without it the byte counts are 0
 //! and the times only show CPU work.
-#![allow(clippy::unwrap_used, clippy::print_stdout)] // a measurement tool: failures abort it
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout
+)] // a measurement tool: failures abort it
 
 use std::sync::Arc;
 use std::time::Instant;

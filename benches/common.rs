@@ -1,6 +1,12 @@
 //! Workloads shared by the storage benchmarks: batches, logs on the real
 //! disk, pipelined appenders, and the disk ceiling they are compared to.
-#![allow(clippy::unwrap_used, clippy::print_stdout)] // benchmark code: failures abort the run
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout
+)] // benchmark code: failures abort the run
 
 use std::fs::File;
 use std::io::Write;
@@ -28,7 +34,7 @@ pub fn batch_of(bytes: usize) -> Vec<u8> {
     while builder.size() + record.len() + 16 <= bytes || builder.size() <= 61 {
         builder.push(&NewRecord::value(&record));
     }
-    builder.finish()
+    builder.finish().unwrap()
 }
 
 pub fn create_log(dir: &Path, config: LogConfig, flusher: &Flusher) -> Log {

@@ -8,7 +8,12 @@
 //! ```
 //!
 //! Figures: docs/reliability.md, "Disk faults".
-#![allow(clippy::unwrap_used)] // benchmark code: failures abort the run
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // benchmark code: failures abort the run
 
 use std::time::{Duration, Instant};
 

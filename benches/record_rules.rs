@@ -17,7 +17,12 @@
 //! ```
 //!
 //! Figures: docs/benchmarks.md, "Record rules on produce".
-#![allow(clippy::unwrap_used)] // benchmark code: failures abort the run
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // benchmark code: failures abort the run
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -51,6 +56,7 @@ fn batch(records: usize, value_bytes: usize) -> Vec<u8> {
         .producer(1, 0, 0)
         .with_records(&records)
         .finish()
+        .unwrap()
 }
 
 fn rules(keys_required: bool, compression: TopicCompression) -> RecordRules {

@@ -7,7 +7,12 @@
 //! ```
 //!
 //! Figures and how to read them: docs/benchmarks.md.
-#![allow(clippy::unwrap_used)] // benchmark code: failures abort the run
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // benchmark code: failures abort the run
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,7 +1,12 @@
 //! Topics and configs through librdkafka's admin client against the real
 //! broker: create (with validate_only), describe, alter, grow, delete,
 //! configs persisted across restarts, large messages, 1,000 partitions.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

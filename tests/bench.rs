@@ -1,7 +1,12 @@
 //! `rill bench` runs as a process against a real broker: its reports have
 //! the promised shape and counts, and what it says it produced is what the
 //! topic holds. Never its speed: that lives in docs/benchmarks.md.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

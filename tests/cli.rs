@@ -1,7 +1,12 @@
 //! The client commands (`rill topic`, `rill produce`, `rill consume`) run as
 //! processes against a real broker, checked by what they print and how they
 //! exit.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

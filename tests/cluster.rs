@@ -2,7 +2,12 @@
 //! controller too: replication, failover of a killed leader, a returning
 //! follower truncating and rejoining the ISR, min.insync.replicas, and
 //! metadata changes after the controller leader dies.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

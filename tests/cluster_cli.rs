@@ -10,7 +10,12 @@
 //! the single-broker tests' port 0 draws from), above the 10000–19999 of
 //! tests/common/cluster.rs and the 20000–31999 of crates/rill-cluster's
 //! tests. The tests that use these ports take `PORTS`, one at a time.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

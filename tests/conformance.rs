@@ -5,7 +5,12 @@
 //! keyless records refused by compacted topics; every `compression.type`
 //! Kafka accepts, with batches recompressed to it; authorized operations;
 //! DescribeGroups v6 on an unknown group; configs Kafka 4.0 removed.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 
@@ -273,7 +278,8 @@ async fn a_compacted_topic_refuses_records_without_a_key() {
             NewRecord::value(b"2"),
             NewRecord::value(b"3"),
         ])
-        .finish();
+        .finish()
+        .unwrap();
     let request: ProduceRequest = common::wire::produce_request("by-key", 0, batch);
     let response = wire.send(9, &request);
     let partition = &response.responses[0].partition_responses[0];

@@ -1,7 +1,12 @@
 //! `rill group` run as processes against a real broker: listing and
 //! describing a group, resetting its offsets (and being refused while the
 //! group has members), deleting it.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

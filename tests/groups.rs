@@ -1,7 +1,12 @@
 //! Consumer groups through librdkafka against the real broker: members
 //! share a topic's partitions, and a group resumes from its committed
 //! offsets after the broker is killed.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

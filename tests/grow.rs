@@ -5,7 +5,12 @@
 //! controller and leaders, and nothing acknowledged — records, committed
 //! offsets — is lost. The dead first node is then removed from the voters
 //! (`rill cluster remove-voter`) and the two go on changing metadata.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! The idempotent producer: a retried batch is answered with its original
 //! offset and not written twice, a sequence gap is refused, and producer
 //! state survives a clean restart and a kill -9.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

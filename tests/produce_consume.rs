@@ -1,7 +1,12 @@
 //! Produce and replay through librdkafka against the real broker: keys,
 //! null values, duplicate header keys, every compression codec, replay
 //! from an offset and from a timestamp, auto-created topics.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -2,7 +2,12 @@
 //! requests: long polls woken by appends, min_bytes, fetch by topic id,
 //! fetch sessions, ListOffsets by max timestamp, DeleteRecords,
 //! OffsetForLeaderEpoch, DescribeCluster.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

@@ -6,7 +6,12 @@
 //! without end, and a well-behaved client on its own connection keeps
 //! being answered (each prints that client's round-trip latency).
 //! docs/reliability.md quotes the figures.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

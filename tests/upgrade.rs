@@ -6,7 +6,12 @@
 //! idempotent producer's state, a broker config set at run time, the
 //! cluster id and the producer ids handed out — imported into the
 //! metadata quorum once, and still there after a restart.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 
@@ -32,7 +37,8 @@ fn produce_ledger(wire: &mut Wire, sequence: i32, value: &str) -> (i16, i64) {
             b"k",
             Some(value.as_bytes()),
         )])
-        .finish();
+        .finish()
+        .unwrap();
     produce_batch(wire, "ledger", 0, batch)
 }
 

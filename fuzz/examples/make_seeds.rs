@@ -264,14 +264,14 @@ fn producer_batch() -> Vec<u8> {
     BatchBuilder::new(1_700_000_000_000)
         .producer(1000, 0, 0)
         .with_records(&records())
-        .finish()
+        .finish().unwrap()
 }
 
 /// The seed records in a batch compressed with `compression`.
 fn compressed(compression: Compression) -> Vec<u8> {
     let plain = BatchBuilder::new(1_700_000_000_000)
         .with_records(&records())
-        .finish();
+        .finish().unwrap();
     recompress(&plain, compression)
 }
 
@@ -279,7 +279,7 @@ fn batch_validate(dir: &Path) {
     write(
         dir,
         "plain",
-        &BatchBuilder::new(0).with_records(&records()).finish(),
+        &BatchBuilder::new(0).with_records(&records()).finish().unwrap(),
     );
     write(dir, "producer", &producer_batch());
     for compression in [
@@ -351,10 +351,10 @@ fn segment_recovery(dir: &Path) {
             .collect();
         let records: Vec<NewRecord<'_>> = values.iter().map(|v| NewRecord::value(v)).collect();
         let batch = if i % 4 == 3 {
-            let plain = BatchBuilder::new(1_000 + i).with_records(&records).finish();
+            let plain = BatchBuilder::new(1_000 + i).with_records(&records).finish().unwrap();
             recompress(&plain, Compression::Gzip)
         } else {
-            BatchBuilder::new(1_000 + i).with_records(&records).finish()
+            BatchBuilder::new(1_000 + i).with_records(&records).finish().unwrap()
         };
         log.append(&batch, 0, 0).unwrap().wait().unwrap();
     }

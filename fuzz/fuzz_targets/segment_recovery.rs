@@ -252,7 +252,7 @@ fn append_and_reopen(dir: &Path, log: Log, readable: bool) {
     let end = log.log_end_offset();
     let batch = BatchBuilder::new(0)
         .with_records(&[NewRecord::value(b"after recovery")])
-        .finish();
+        .finish().unwrap();
     let info = log
         .append(&batch, 0, 0)
         .expect("a recovered log takes appends")

@@ -139,7 +139,8 @@ pub fn produce(
     let batch = BatchBuilder::new(1_000)
         .producer(producer_id, epoch, sequence)
         .with_records(&records)
-        .finish();
+        .finish()
+        .unwrap();
     let response = wire.send(9, &produce_request(topic, 0, batch));
     let partition = &response.responses[0].partition_responses[0];
     (partition.error_code, partition.base_offset)

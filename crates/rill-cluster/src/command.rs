@@ -14,7 +14,6 @@ use crate::metadata::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
 
 /// One entry of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Command {
     /// A broker announces itself. It is registered fenced: it leads and
     /// joins ISRs only once unfenced. A re-registration replaces the host,
@@ -162,7 +161,6 @@ pub struct PartitionChange {
 
 /// What applying a command did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
 pub enum Applied {
     /// The broker's new registration epoch (the log index of its
     /// registration, as in Kafka).
@@ -211,7 +209,6 @@ pub enum Applied {
 
 /// Why a command was rejected; a rejected command changes nothing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
-#[non_exhaustive]
 pub enum Rejection {
     #[error("broker {broker_id} is not registered")]
     UnknownBroker { broker_id: BrokerId },

@@ -119,7 +119,6 @@ pub struct HeartbeatResponse {
 
 /// Why a heartbeat was not heard.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum HeartbeatError {
     /// The broker must register (again): it is unknown, or registered
     /// since with a newer epoch.
@@ -151,7 +150,6 @@ impl HeartbeatError {
 
 /// Why `create_topic` proposed nothing or failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CreateTopicError {
     #[error("placing replicas: {source}")]
     Placement {
@@ -215,7 +213,6 @@ pub struct ControllerConfig {
 
 /// Why a controller did not start.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StartError {
     #[error("node {node_id} is not among the voters {voters:?}")]
     NotAVoter {
@@ -244,7 +241,6 @@ pub enum StartError {
 
 /// Why a proposal was not applied.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProposeError {
     /// Neither this node nor the one it forwarded to leads; retry after
     /// `leader` (if known) has been elected.
@@ -284,7 +280,6 @@ struct Tasks {
 
 /// Why a change of the quorum's voters failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum MembershipError {
     #[error("not the leader (leader: {leader:?})")]
     NotLeader { leader: Option<NodeId> },

@@ -32,7 +32,6 @@ pub const RECORD_BYTES_MAX: usize = 64 * 1024 * 1024;
 
 /// An I/O or format failure of one of the quorum's files.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum FileError {
     #[error("{op} {path}: {source}")]
     Io {

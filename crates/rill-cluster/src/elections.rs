@@ -277,7 +277,7 @@ mod tests {
             ..
         } = fence(&md, 2)
         else {
-            unreachable!()
+            panic!("fence computes a FenceBroker command")
         };
         let incomplete = Command::FenceBroker {
             broker_id: BrokerId(2),

@@ -145,7 +145,7 @@ impl ClusterMetadata {
             } => self.unfence_broker(*broker_id, *broker_epoch, partition_changes),
             Command::ElectLeaders { partition_changes } => {
                 self.check_changes(partition_changes, |b| self.is_unfenced(b))?;
-                self.apply_changes(partition_changes);
+                self.apply_changes(partition_changes)?;
                 Ok(Applied::LeadersElected {
                     partitions_changed: partition_changes.len(),
                 })
@@ -512,7 +512,7 @@ impl ClusterMetadata {
                 }
             }
         }
-        self.apply_changes(changes);
+        self.apply_changes(changes)?;
         if let Some(broker) = self.brokers.get_mut(&broker_id) {
             broker.fenced = true;
         }
@@ -539,7 +539,7 @@ impl ClusterMetadata {
             });
         }
         self.check_changes(changes, |b| b == broker_id || self.is_unfenced(b))?;
-        self.apply_changes(changes);
+        self.apply_changes(changes)?;
         if let Some(broker) = self.brokers.get_mut(&broker_id) {
             broker.fenced = false;
         }
@@ -623,22 +623,31 @@ impl ClusterMetadata {
         Ok(())
     }
 
-    /// Applies changes [`Self::check_changes`] accepted.
-    fn apply_changes(&mut self, changes: &[PartitionChange]) {
+    /// Applies changes [`Self::check_changes`] accepted. Every partition
+    /// they name exists, then; it is looked up again, all before any is
+    /// changed, so that were it missing the entry is rejected whole (on
+    /// every replica alike) rather than applied in part.
+    fn apply_changes(&mut self, changes: &[PartitionChange]) -> Result<(), Rejection> {
         let names: BTreeMap<Uuid, String> = self
             .topics
             .values()
             .map(|t| (t.id, t.name.clone()))
             .collect();
+        let mut targets = Vec::with_capacity(changes.len());
         for change in changes {
-            let state = names
+            let name = names
                 .get(&change.topic_id)
-                .and_then(|name| self.partition_mut(name, change.partition).ok());
-            let Some(state) = state else {
-                unreachable!("a checked change names a partition that exists: {change:?}");
-            };
+                .ok_or(Rejection::UnknownTopicId {
+                    topic_id: change.topic_id,
+                })?;
+            self.partition_mut(name, change.partition)?;
+            targets.push((name, change));
+        }
+        for (name, change) in targets {
+            let state = self.partition_mut(name, change.partition)?;
             set_leader_and_isr(state, change.leader, &change.isr);
         }
+        Ok(())
     }
 
     fn create_topic(

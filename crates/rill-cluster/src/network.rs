@@ -184,7 +184,6 @@ pub(crate) enum ProposeReply {
 
 /// A failure of one RPC.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RpcError {
     #[error("connect to controller {target} at {addr}: {source}")]
     Connect {

@@ -11,7 +11,6 @@ use crate::metadata::{BrokerId, PARTITIONS_PER_TOPIC_MAX, REPLICAS_PER_PARTITION
 
 /// Why no assignment could be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum PlacementError {
     /// Kafka's INVALID_REPLICATION_FACTOR.
     #[error(

@@ -5,7 +5,12 @@
 //! a preferred-leader election gives leadership back; and a broker silent
 //! across a controller failover is fenced by the new leader.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

@@ -3,7 +3,12 @@
 //! first is then removed and stopped, and the other two go on. Also: a
 //! standalone controller leads at once, with no election timeout.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

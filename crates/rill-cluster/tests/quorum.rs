@@ -2,7 +2,12 @@
 //! directory: election, replication of commands, failover of the leader,
 //! and a restarted controller catching up from its directory.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::time::Instant;

@@ -5,7 +5,6 @@
 /// (named in its doc); rill-server is the one place that maps them to wire
 /// codes. Plain data: `Clone`, comparable, freely sendable between threads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum GroupError {
     /// COORDINATOR_LOAD_IN_PROGRESS: the coordinator is still reading
     /// `__consumer_offsets`; the client retries.
@@ -126,7 +125,6 @@ pub enum GroupError {
 /// each other (the record came from disk, so this is an error, not a
 /// panic).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum RestoreError {
     /// The record's members, leader and protocol disagree.
     #[error("group metadata record of {group_id:?} is inconsistent: expected {expected}")]

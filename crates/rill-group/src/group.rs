@@ -328,12 +328,19 @@ impl Group {
             return;
         }
         match &request.group_instance_id {
-            Some(instance_id) => match self.static_members.get(instance_id).cloned() {
-                Some(old_member_id) => self.update_static_member_and_rebalance(
+            // An index entry without its member (which the index never
+            // keeps) is taken as no static member: the join adds one.
+            Some(instance_id) => match self
+                .static_members
+                .get(instance_id)
+                .cloned()
+                .and_then(|old_id| Some((self.members.remove(&old_id)?, old_id)))
+            {
+                Some((old_member, old_member_id)) => self.update_static_member_and_rebalance(
                     ctx,
                     token,
                     request,
-                    &old_member_id,
+                    (old_member, &old_member_id),
                     new_member_id,
                 ),
                 None => self.add_member_and_rebalance(ctx, token, request, new_member_id),
@@ -503,17 +510,18 @@ impl Group {
         }
     }
 
-    /// KIP-345: a static member restarted and joined without its member id.
+    /// KIP-345: a static member restarted and joined without its member
+    /// id; `old_member` is its entry, taken out of `members`.
     fn update_static_member_and_rebalance(
         &mut self,
         ctx: &mut Ctx<'_>,
         token: RequestToken,
         request: &JoinGroupRequest,
-        old_member_id: &str,
+        (old_member, old_member_id): (Member, &str),
         new_member_id: String,
     ) {
         let current_leader = self.leader_id.clone().unwrap_or_default();
-        self.replace_static_member(ctx, old_member_id, &new_member_id);
+        self.replace_static_member(ctx, old_member, old_member_id, &new_member_id);
         self.reschedule_session(&new_member_id, ctx.now_ms);
         self.update_member(ctx, &new_member_id, request, token);
         tracing::info!(
@@ -524,7 +532,8 @@ impl Group {
         );
         match self.state {
             GroupState::Stable => {
-                if self.protocol_name.as_deref() == Some(self.select_protocol().as_str()) {
+                let protocol = self.select_protocol();
+                if protocol.is_some() && self.protocol_name == protocol {
                     // Same protocol: no rebalance; persist the new member id
                     // and let the member fetch its old assignment in SyncGroup.
                     ctx.out.push(Output::Persist(self.snapshot()));
@@ -552,23 +561,36 @@ impl Group {
             // The leader may already be assigning with the old member id.
             GroupState::CompletingRebalance => self.prepare_rebalance(ctx),
             GroupState::PreparingRebalance => {}
-            GroupState::Empty | GroupState::Dead => {
-                unreachable!("a group with a static member has members")
+            // Neither can hold a member (mark_dead requires none), so
+            // neither is reached; were one, an Empty group rebalances as
+            // for any join, and a Dead one answers as it does to a sync.
+            GroupState::Empty => self.maybe_prepare_rebalance(ctx),
+            GroupState::Dead => {
+                let waiting = self
+                    .members
+                    .get_mut(&new_member_id)
+                    .and_then(|member| member.awaiting_join.take());
+                if let Some(token) = waiting {
+                    let error = GroupError::CoordinatorNotAvailable {
+                        group_id: self.group_id.clone(),
+                    };
+                    let response = JoinGroupResponse::error(&new_member_id, error);
+                    respond_join(ctx.out, token, response);
+                }
             }
         }
     }
 
-    /// Moves a static member to a new member id, fencing the old id's
-    /// waiting requests with FENCED_INSTANCE_ID.
+    /// Moves a static member (`member`, taken out of `members`) to a new
+    /// member id, fencing the old id's waiting requests with
+    /// FENCED_INSTANCE_ID.
     fn replace_static_member(
         &mut self,
         ctx: &mut Ctx<'_>,
+        mut member: Member,
         old_member_id: &str,
         new_member_id: &str,
     ) {
-        let Some(mut member) = self.members.remove(old_member_id) else {
-            unreachable!("the static member index points at a member");
-        };
         let instance_id = member.group_instance_id.clone().unwrap_or_default();
         let fenced = GroupError::FencedInstanceId {
             group_id: self.group_id.clone(),
@@ -753,7 +775,13 @@ impl Group {
             self.protocol_name = None;
             self.transition(GroupState::Empty, now_ms);
         } else {
-            self.protocol_name = Some(self.select_protocol());
+            self.protocol_name = self.select_protocol();
+            if self.protocol_name.is_none() {
+                // Joins are admitted only with a protocol every member
+                // supports, so this is a bug; the members' JoinGroup
+                // answers carry no protocol, and they join again.
+                tracing::error!(group_id = %self.group_id, "no protocol every member supports");
+            }
             self.transition(GroupState::CompletingRebalance, now_ms);
         }
         self.pending_sync_members.clear();
@@ -762,8 +790,10 @@ impl Group {
 
     /// Kafka's vote: among the protocols every member supports, each member
     /// votes for its most preferred; the most votes wins. Ties (which
-    /// Kafka breaks by hash order) go to the smallest name.
-    fn select_protocol(&self) -> String {
+    /// Kafka breaks by hash order) go to the smallest name. `None` only
+    /// without members, or if they share no protocol (which joins rule
+    /// out).
+    fn select_protocol(&self) -> Option<String> {
         let member_count = self.members.len();
         let mut support: BTreeMap<&str, usize> = BTreeMap::new();
         for member in self.members.values() {
@@ -783,19 +813,12 @@ impl Group {
                 *votes.entry(vote).or_default() += 1;
             }
         }
-        let winner = votes
+        votes
             .into_iter()
             .max_by(|(a_name, a_votes), (b_name, b_votes)| {
                 a_votes.cmp(b_votes).then_with(|| b_name.cmp(a_name))
             })
-            .map(|(name, _)| name.to_owned());
-        match winner {
-            Some(protocol) => protocol,
-            None => unreachable!(
-                "joins are admitted only with a protocol every member supports (group {:?})",
-                self.group_id
-            ),
-        }
+            .map(|(name, _)| name.to_owned())
     }
 
     fn transition(&mut self, to: GroupState, now_ms: i64) {
@@ -1413,7 +1436,7 @@ mod tests {
         let mut group = Group::new("g".into(), 0);
         group.join(&mut ctx, 1, &request("a", &["zeta", "alpha"]), "a-1".into());
         group.join(&mut ctx, 2, &request("b", &["alpha", "zeta"]), "b-1".into());
-        assert_eq!(group.select_protocol(), "alpha");
+        assert_eq!(group.select_protocol().as_deref(), Some("alpha"));
         assert_eq!(group.leader_id.as_deref(), Some("a-1"));
     }
 

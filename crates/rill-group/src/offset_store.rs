@@ -28,7 +28,6 @@ pub const NO_OFFSET: i64 = -1;
 /// Why an offset commit was refused; each maps to a Kafka error code for
 /// that one partition (the others in the request still commit).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum OffsetStoreError {
     /// OFFSET_METADATA_TOO_LARGE. Kafka compares Java's `String.length()`
     /// (UTF-16 code units) with `offset.metadata.max.bytes`; Rill does the

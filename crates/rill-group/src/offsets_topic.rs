@@ -62,7 +62,6 @@ const UVARINT_BYTES_MAX: usize = 5;
 /// Why a key or value of `__consumer_offsets` could not be decoded. Each
 /// variant names the field and what was expected against what was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum OffsetsTopicDecodeError {
     #[error("{field} runs past the end: needs {needed} bytes, {available} left")]
     Truncated {
@@ -105,7 +104,6 @@ pub enum OffsetsTopicDecodeError {
 
 /// Why a record could not be encoded in Kafka's schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum OffsetsTopicEncodeError {
     #[error("{field} is {length} bytes, longer than the {max} its schema can carry")]
     TooLong {
@@ -556,7 +554,6 @@ pub struct LoadedBatches {
 
 /// Why a buffer of `__consumer_offsets` batches could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum OffsetsBatchError {
     #[error("bytes at position {position} are not a record batch: {error}")]
     InvalidBatch { position: usize, error: BatchError },
@@ -582,16 +579,20 @@ pub enum OffsetsBatchError {
 /// One uncompressed v2 batch of `records` (key, value; `None` is a
 /// tombstone) with every record timestamped `timestamp_ms`, ready for the
 /// broker to stamp offsets and append. `None` when `records` is empty: a
-/// batch must hold at least one record.
-pub fn batch(records: &[(Bytes, Option<Bytes>)], timestamp_ms: i64) -> Option<Vec<u8>> {
+/// batch must hold at least one record. A record over 2 GiB cannot be
+/// framed ([`BatchError::TooLongToFrame`]).
+pub fn batch(
+    records: &[(Bytes, Option<Bytes>)],
+    timestamp_ms: i64,
+) -> Result<Option<Vec<u8>>, BatchError> {
     if records.is_empty() {
-        return None;
+        return Ok(None);
     }
     let mut builder = BatchBuilder::new(timestamp_ms);
     for (key, value) in records {
         builder.push(&NewRecord::key_value(key, value.as_deref()));
     }
-    Some(builder.finish())
+    builder.finish().map(Some)
 }
 
 /// Decodes the records of the whole batches at the start of `buf` (as a
@@ -1470,12 +1471,12 @@ mod tests {
         ];
         let mut pairs: Vec<(Bytes, Option<Bytes>)> =
             records.iter().map(|r| r.encode().unwrap()).collect();
-        let first = batch(&pairs, 1_000).unwrap();
+        let first = batch(&pairs, 1_000).unwrap().unwrap();
         // A record type Rill does not know, which loading skips.
         let mut unknown = vec![0x00, 0x05];
         kstr(&mut unknown, "g");
         pairs = vec![(Bytes::from(unknown), Some(Bytes::from_static(b"\x00\x00")))];
-        let second = batch(&pairs, 2_000).unwrap();
+        let second = batch(&pairs, 2_000).unwrap().unwrap();
         let mut buf = first.clone();
         buf.extend_from_slice(&second);
         let whole = buf.len();
@@ -1491,7 +1492,7 @@ mod tests {
         assert_eq!(loaded.records[1].record, records[1]);
         assert_eq!(loaded.records[1].offset, 1);
         assert!(!loaded.records[1].is_transactional);
-        assert_eq!(batch(&[], 0), None);
+        assert_eq!(batch(&[], 0), Ok(None));
     }
 
     #[test]
@@ -1507,6 +1508,7 @@ mod tests {
             )],
             0,
         )
+        .unwrap()
         .unwrap();
         let first = buf.len();
         buf.extend_from_slice(&[0u8; 64]);
@@ -1516,12 +1518,15 @@ mod tests {
         ));
         let keyless = BatchBuilder::new(0)
             .with_records(&[NewRecord::value(b"v")])
-            .finish();
+            .finish()
+            .unwrap();
         assert!(matches!(
             read_batches(&keyless, 1 << 20),
             Err(OffsetsBatchError::MissingKey { offset: 0 })
         ));
-        let bad_key = batch(&[(Bytes::from_static(b"\x00\x01\x00"), None)], 0).unwrap();
+        let bad_key = batch(&[(Bytes::from_static(b"\x00\x01\x00"), None)], 0)
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             read_batches(&bad_key, 1 << 20),
             Err(OffsetsBatchError::Record {

@@ -1,6 +1,11 @@
 //! Scenarios of the classic group protocol, driven with a fake clock.
 
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

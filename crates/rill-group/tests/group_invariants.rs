@@ -1,7 +1,12 @@
 //! Random sequences of client actions against one group, checking the
 //! invariants a consumer would notice if they broke.
 
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 

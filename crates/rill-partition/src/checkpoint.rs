@@ -26,7 +26,6 @@ const ENTRIES_MAX: usize = 10_000_000;
 
 /// Why a checkpoint file could not be read or written.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CheckpointError {
     #[error("{operation} {path}: {source}")]
     Io {
@@ -41,6 +40,14 @@ pub enum CheckpointError {
         line: usize,
         expected: &'static str,
         found: String,
+    },
+    /// A value too large for its field in the file's format.
+    #[error("checkpoint {path} cannot be written: {what} is {found}, expected at most {max}")]
+    Unencodable {
+        path: PathBuf,
+        what: &'static str,
+        found: i64,
+        max: i64,
     },
 }
 

@@ -10,7 +10,6 @@ use crate::topic_partition::{InvalidTopicName, TopicPartition};
 
 /// Why an operation on one partition failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum PartitionError {
     #[error(transparent)]
     Append(#[from] AppendError),
@@ -50,7 +49,6 @@ pub enum PartitionError {
 
 /// Why the log manager could not do what was asked.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ManagerError {
     #[error("no log directories are configured")]
     NoLogDirs,

@@ -19,7 +19,7 @@
 //! let (manager, _) = LogManager::open(config.clone(), &|_| LogConfig::default()).unwrap();
 //! let orders = TopicPartition::new("orders", 0);
 //! let partition = manager.create(&orders, LogConfig::default()).unwrap();
-//! let batch = BatchBuilder::new(1_000).with_records(&[NewRecord::value(b"one")]).finish();
+//! let batch = BatchBuilder::new(1_000).with_records(&[NewRecord::value(b"one")]).finish().unwrap();
 //! partition.append(&batch, 0, 1_000).unwrap().wait().unwrap();
 //! assert_eq!(partition.high_watermark(), Offset(1));
 //! let latest = partition.list_offset(OffsetSpec::Latest).unwrap().unwrap();

@@ -231,7 +231,7 @@ impl LogManager {
             if partitions.contains_key(topic_partition) || creating.contains_key(topic_partition) {
                 return Err(already());
             }
-            let parent = self.least_loaded_dir(&partitions);
+            let parent = self.least_loaded_dir(&partitions)?;
             let dir = parent.join(topic_partition.dir_name());
             if dir.exists() {
                 return Err(already());
@@ -462,7 +462,12 @@ impl LogManager {
         }
     }
 
-    fn least_loaded_dir(&self, partitions: &BTreeMap<TopicPartition, Arc<Partition>>) -> PathBuf {
+    /// The log directory holding the fewest partitions. There is one:
+    /// [`LogManager::open`] refuses an empty `log.dirs`.
+    fn least_loaded_dir(
+        &self,
+        partitions: &BTreeMap<TopicPartition, Arc<Partition>>,
+    ) -> Result<PathBuf, ManagerError> {
         let load = |dir: &PathBuf| {
             partitions
                 .values()
@@ -474,7 +479,7 @@ impl LogManager {
             .iter()
             .min_by_key(|dir| load(dir))
             .cloned()
-            .expect("log_dirs is checked non-empty at open")
+            .ok_or(ManagerError::NoLogDirs)
     }
 }
 

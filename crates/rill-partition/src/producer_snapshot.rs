@@ -61,7 +61,6 @@ pub(crate) struct SnapshotEntry {
 /// from `Io`, each means the file is unusable; opening a partition then
 /// deletes it and falls back to an older snapshot or to the log.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProducerSnapshotError {
     #[error(transparent)]
     Io(#[from] IoFailure),
@@ -134,7 +133,14 @@ pub(crate) fn write(
     offset: Offset,
     entries: &[SnapshotEntry],
 ) -> Result<(), CheckpointError> {
-    write_atomically_on(disk, &snapshot_path(dir, offset), &encode(entries))?;
+    let path = snapshot_path(dir, offset);
+    let bytes = encode(entries).map_err(|entries| CheckpointError::Unencodable {
+        path: path.clone(),
+        what: "the number of producer entries",
+        found: i64::try_from(entries).unwrap_or(i64::MAX),
+        max: i64::from(i32::MAX),
+    })?;
+    write_atomically_on(disk, &path, &bytes)?;
     Ok(())
 }
 
@@ -207,12 +213,13 @@ fn entry_problem(entry: &SnapshotEntry, offset: Offset) -> Option<&'static str> 
     None
 }
 
-fn encode(entries: &[SnapshotEntry]) -> Vec<u8> {
+/// The snapshot's bytes; `Err(entries)` if there are more entries than
+/// its i32 count can say (expiry and memory keep them far below that).
+fn encode(entries: &[SnapshotEntry]) -> Result<Vec<u8>, usize> {
+    let count = i32::try_from(entries.len()).map_err(|_| entries.len())?;
     let mut buf = Vec::with_capacity(HEADER_BYTES + entries.len() * ENTRY_BYTES);
     buf.extend_from_slice(&VERSION.to_be_bytes());
     buf.extend_from_slice(&0u32.to_be_bytes()); // the CRC, filled in below
-    let count = i32::try_from(entries.len())
-        .expect("producer entries are bounded far below i32::MAX by expiry and memory");
     buf.extend_from_slice(&count.to_be_bytes());
     for e in entries {
         buf.extend_from_slice(&e.producer_id.to_be_bytes());
@@ -226,7 +233,7 @@ fn encode(entries: &[SnapshotEntry]) -> Vec<u8> {
     }
     let crc = crc32c::crc32c(&buf[CRC_FROM..]);
     buf[2..CRC_FROM].copy_from_slice(&crc.to_be_bytes());
-    buf
+    Ok(buf)
 }
 
 fn decode(buf: &[u8], path: &Path) -> Result<Vec<SnapshotEntry>, ProducerSnapshotError> {
@@ -403,7 +410,7 @@ mod tests {
     #[test]
     fn a_count_that_disagrees_with_the_length_is_refused_before_allocating() {
         let dir = tempfile::tempdir().unwrap();
-        let mut bytes = encode(&[]);
+        let mut bytes = encode(&[]).unwrap();
         bytes[6..10].copy_from_slice(&i32::MAX.to_be_bytes());
         let crc = crc32c::crc32c(&bytes[6..]);
         bytes[2..6].copy_from_slice(&crc.to_be_bytes());

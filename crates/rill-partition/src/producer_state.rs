@@ -383,7 +383,14 @@ impl ProducerStateManager {
         if self.snapshots.contains(&self.map_end) {
             return Ok(false);
         }
-        let entries = self.snapshot_entries();
+        let entries =
+            self.snapshot_entries()
+                .map_err(|(what, found)| CheckpointError::Unencodable {
+                    path: producer_snapshot::snapshot_path(&self.dir, self.map_end),
+                    what,
+                    found,
+                    max: i64::from(i32::MAX),
+                })?;
         producer_snapshot::write(self.disk.as_ref(), &self.dir, self.map_end, &entries)?;
         self.snapshots.insert(self.map_end);
         tracing::debug!(dir = %self.dir.display(), offset = %self.map_end,
@@ -503,7 +510,10 @@ impl ProducerStateManager {
 
     /// One entry per remembered batch, oldest first, producers in id
     /// order; a producer with no batch gets one entry with offset -1.
-    fn snapshot_entries(&self) -> Vec<SnapshotEntry> {
+    /// `Err((what, found))` for a batch whose offset span does not fit the
+    /// format's i32 (it cannot happen: a batch spans lastOffsetDelta + 1
+    /// offsets, and lastOffsetDelta is an i32).
+    fn snapshot_entries(&self) -> Result<Vec<SnapshotEntry>, (&'static str, i64)> {
         let mut entries = Vec::with_capacity(self.producers.len());
         for producer in self.producers.values() {
             let entry = |last_sequence, last_offset: i64, offset_delta, timestamp| SnapshotEntry {
@@ -521,15 +531,17 @@ impl ProducerStateManager {
             }
             for batch in &producer.batches {
                 let offset_delta = batch.last_offset.value() - batch.first_offset.value();
+                let offset_delta = i32::try_from(offset_delta)
+                    .map_err(|_| ("the offset span of a producer's batch", offset_delta))?;
                 entries.push(entry(
                     batch.last_sequence,
                     batch.last_offset.value(),
-                    i32::try_from(offset_delta).expect("a batch holds at most i32::MAX records"),
+                    offset_delta,
                     batch.timestamp,
                 ));
             }
         }
-        entries
+        Ok(entries)
     }
 }
 
@@ -561,21 +573,17 @@ fn producers_from(entries: Vec<SnapshotEntry>) -> BTreeMap<i64, ProducerStateEnt
     producers
 }
 
-/// Kafka's sequences run from 0 to i32::MAX and then wrap to 0.
-const SEQUENCE_SPACE: i64 = 1 << 31;
-
-/// `sequence + delta` in the wrapping sequence space.
+/// `sequence + delta` in Kafka's sequence space, which runs from 0 to
+/// i32::MAX and then wraps to 0: modulo 2^31, which
+/// divides the 2^32 that i32 arithmetic wraps at, so the low 31 bits of
+/// the wrapped sum are the answer (for negative operands too).
 fn increment_sequence(sequence: i32, delta: i32) -> i32 {
-    wrap_sequence(i64::from(sequence) + i64::from(delta))
+    sequence.wrapping_add(delta) & i32::MAX
 }
 
-/// `sequence - delta` in the wrapping sequence space.
+/// `sequence - delta` in the wrapping sequence space (as above).
 fn decrement_sequence(sequence: i32, delta: i32) -> i32 {
-    wrap_sequence(i64::from(sequence) - i64::from(delta))
-}
-
-fn wrap_sequence(value: i64) -> i32 {
-    i32::try_from(value.rem_euclid(SEQUENCE_SPACE)).expect("0 <= value < 2^31")
+    sequence.wrapping_sub(delta) & i32::MAX
 }
 
 #[cfg(test)]
@@ -728,7 +736,7 @@ mod tests {
         let (_dir, mut manager) = with_batches(&batches);
         let other = batch(4, 0, 0, 1);
         manager.appended(Some(&other), Offset(21), Offset(21), 5);
-        let rebuilt = producers_from(manager.snapshot_entries());
+        let rebuilt = producers_from(manager.snapshot_entries().unwrap());
         assert_eq!(rebuilt, manager.producers);
     }
 

@@ -5,7 +5,12 @@
 //! cannot be synced, refuses writes and serves reads. And power cuts at
 //! every step of creating partitions, appending and a clean shutdown lose
 //! nothing acknowledged.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -32,6 +37,7 @@ fn batch(value: &str) -> Vec<u8> {
     BatchBuilder::new(0)
         .with_records(&[NewRecord::value(value.as_bytes())])
         .finish()
+        .unwrap()
 }
 
 fn fsync_config() -> LogConfig {

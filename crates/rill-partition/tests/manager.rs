@@ -1,6 +1,11 @@
 //! The log manager across restarts: clean and unclean, several log
 //! directories, checkpoints, deletion and background retention.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +22,7 @@ fn batch(value: &str) -> Vec<u8> {
     BatchBuilder::new(0)
         .with_records(&[NewRecord::value(value.as_bytes())])
         .finish()
+        .unwrap()
 }
 
 fn small() -> LogConfig {
@@ -329,7 +335,8 @@ fn the_background_forgets_producers_idle_past_their_expiration() {
         let batch = BatchBuilder::new(timestamp)
             .producer(producer_id, 0, 0)
             .with_records(&[NewRecord::value(b"v")])
-            .finish();
+            .finish()
+            .unwrap();
         partition.append(&batch, 0, now_ms).unwrap().wait().unwrap();
     }
     let deadline = Instant::now() + Duration::from_secs(10);

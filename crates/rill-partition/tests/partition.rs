@@ -1,6 +1,11 @@
 //! A partition as a broker uses it: high watermark, ListOffsets,
 //! DeleteRecords, leader epochs, truncation.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,7 +73,10 @@ fn batch(count: usize, timestamp: i64) -> Vec<u8> {
             headers: &[],
         })
         .collect();
-    BatchBuilder::new(timestamp).with_records(&records).finish()
+    BatchBuilder::new(timestamp)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 fn none() -> LogConfig {

@@ -2,7 +2,12 @@
 //! retries answered with their first offsets, sequence gaps and fenced
 //! epochs refused, and the state kept across clean and unclean restarts
 //! and truncation.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -117,11 +122,15 @@ fn idempotent(id: i64, epoch: i16, sequence: i32, count: usize) -> Vec<u8> {
         .producer(id, epoch, sequence)
         .with_records(&records)
         .finish()
+        .unwrap()
 }
 
 fn plain(count: usize) -> Vec<u8> {
     let records: Vec<NewRecord<'_>> = (0..count).map(|_| NewRecord::value(b"v")).collect();
-    BatchBuilder::new(1_000).with_records(&records).finish()
+    BatchBuilder::new(1_000)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 fn append(partition: &Partition, batch: &[u8]) -> AppendInfo {

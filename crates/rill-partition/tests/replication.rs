@@ -3,7 +3,12 @@
 //! recording its epoch before the first produce, the replicated high
 //! watermark and its checkpoint, and a returning follower truncated by
 //! leader epoch.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -91,7 +96,7 @@ fn produce(partition: &Partition, producer_id: i64, sequence: i32, count: usize,
     if producer_id >= 0 {
         builder = builder.producer(producer_id, 0, sequence);
     }
-    let batch = builder.with_records(&records).finish();
+    let batch = builder.with_records(&records).finish().unwrap();
     partition.append(&batch, epoch, 0).unwrap().wait().unwrap();
 }
 
@@ -384,7 +389,8 @@ fn retention_stops_at_the_replicated_high_watermark() {
     for _ in 0..12 {
         let batch = BatchBuilder::new(0)
             .with_records(&[NewRecord::value(&value)])
-            .finish();
+            .finish()
+            .unwrap();
         partition.append(&batch, 0, 0).unwrap().wait().unwrap();
     }
     assert!(partition.log().segment_count() > 3);
@@ -410,7 +416,8 @@ fn under_fsync_the_replicated_high_watermark_waits_for_the_sync_too() {
     fx.disk.hold_syncs(true);
     let batch = BatchBuilder::new(0)
         .with_records(&[NewRecord::value(b"a"), NewRecord::value(b"b")])
-        .finish();
+        .finish()
+        .unwrap();
     let ticket = partition.append(&batch, 0, 0).unwrap();
     partition.set_high_watermark(Offset(2));
     assert_eq!(

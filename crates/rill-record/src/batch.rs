@@ -175,6 +175,14 @@ impl<'a> BatchView<'a> {
         self.bytes.len()
     }
 
+    /// [`BatchView::size`] as a u32, the width of segment positions. It
+    /// always fits: batchLength is an i32 that [`BatchView::new`] checked
+    /// is at least 49, and i32::MAX + 12 < u32::MAX.
+    pub fn size_u32(&self) -> u32 {
+        const LOG_OVERHEAD: u32 = layout::LOG_OVERHEAD as u32;
+        self.batch_length().unsigned_abs() + LOG_OVERHEAD
+    }
+
     pub fn base_offset(&self) -> i64 {
         read_i64(self.bytes, layout::BASE_OFFSET)
     }
@@ -423,7 +431,7 @@ mod tests {
     fn one_record_batch() -> Vec<u8> {
         let mut builder = BatchBuilder::new(1_000);
         builder.push(&NewRecord::value(b"hello"));
-        builder.finish()
+        builder.finish().unwrap()
     }
 
     #[test]
@@ -431,7 +439,8 @@ mod tests {
         let bytes = BatchBuilder::new(1_700_000_000_000)
             .producer(42, 3, 7)
             .with_records(&[NewRecord::value(b"a"), NewRecord::value(b"b")])
-            .finish();
+            .finish()
+            .unwrap();
         let batch = BatchView::new(&bytes).unwrap();
         assert_eq!(batch.size(), bytes.len());
         assert_eq!(batch.batch_length() as usize, bytes.len() - 12);

@@ -24,7 +24,7 @@ pub enum BatchesEnd {
 ///
 /// ```
 /// use rill_record::{BatchBuilder, Batches, BatchesEnd, NewRecord};
-/// let mut buf = BatchBuilder::new(0).with_records(&[NewRecord::value(b"a")]).finish();
+/// let mut buf = BatchBuilder::new(0).with_records(&[NewRecord::value(b"a")]).finish().unwrap();
 /// let whole = buf.len();
 /// buf.extend_from_slice(&buf.clone()[..20]);
 /// let mut batches = Batches::new(&buf);
@@ -102,6 +102,7 @@ mod tests {
         BatchBuilder::new(0)
             .with_records(&[NewRecord::value(value)])
             .finish()
+            .unwrap()
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! own records (compaction output, internal topics).
 
 use crate::batch::{MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, layout};
-use crate::record::{RecordParts, len_i32, put_at, put_record};
+use crate::error::BatchError;
+use crate::record::{RecordParts, TooLongToFrame, len_i32, put_at, put_record};
 
 /// A record to write. `headers` are (key, value) pairs in order.
 #[derive(Clone, Copy, Debug)]
@@ -43,7 +44,7 @@ impl<'a> NewRecord<'a> {
 /// use rill_record::{BatchBuilder, BatchView, NewRecord};
 /// let mut builder = BatchBuilder::new(1_700_000_000_000);
 /// builder.push(&NewRecord::value(b"hello"));
-/// let bytes = builder.finish();
+/// let bytes = builder.finish().unwrap();
 /// let batch = BatchView::new(&bytes).unwrap();
 /// assert_eq!(batch.records_count(), 1);
 /// batch.verify_crc().unwrap();
@@ -58,6 +59,8 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// A pushed record too long to frame: [`BatchBuilder::finish`] fails.
+    unframeable: Option<TooLongToFrame>,
 }
 
 impl BatchBuilder {
@@ -72,6 +75,7 @@ impl BatchBuilder {
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
             base_sequence: NO_SEQUENCE,
+            unframeable: None,
         }
     }
 
@@ -91,15 +95,16 @@ impl BatchBuilder {
         self
     }
 
-    /// Appends one record; a timestamp of `i64::MIN` means the base timestamp.
+    /// Appends one record; a timestamp of `i64::MIN` means the base
+    /// timestamp. A record with a part over 2 GiB is not appended, and
+    /// makes [`BatchBuilder::finish`] fail.
     pub fn push(&mut self, record: &NewRecord<'_>) {
         let timestamp = if record.timestamp == i64::MIN {
             self.base_timestamp
         } else {
             record.timestamp
         };
-        self.max_timestamp = self.max_timestamp.max(timestamp);
-        put_record(
+        let put = put_record(
             &mut self.buf,
             &mut self.scratch,
             RecordParts {
@@ -112,7 +117,15 @@ impl BatchBuilder {
                 headers: record.headers.iter().copied(),
             },
         );
-        self.count += 1;
+        match put {
+            Ok(()) => {
+                self.max_timestamp = self.max_timestamp.max(timestamp);
+                self.count += 1;
+            }
+            Err(e) => {
+                self.unframeable.get_or_insert(e);
+            }
+        }
     }
 
     /// Bytes the batch would take if finished now.
@@ -120,9 +133,14 @@ impl BatchBuilder {
         self.buf.len()
     }
 
-    /// Fills in the header and CRC and returns the batch.
-    pub fn finish(mut self) -> Vec<u8> {
-        let batch_length = len_i32(self.buf.len() - layout::LOG_OVERHEAD);
+    /// Fills in the header and CRC and returns the batch. Errors: a
+    /// record, or the batch, longer than Kafka's i32 lengths can say
+    /// ([`BatchError::TooLongToFrame`]).
+    pub fn finish(mut self) -> Result<Vec<u8>, BatchError> {
+        if let Some(e) = self.unframeable {
+            return Err(e.into());
+        }
+        let batch_length = len_i32(self.buf.len() - layout::LOG_OVERHEAD)?;
         let buf = &mut self.buf;
         put_at(buf, layout::BASE_OFFSET, &0i64.to_be_bytes());
         put_at(buf, layout::BATCH_LENGTH, &batch_length.to_be_bytes());
@@ -162,7 +180,7 @@ impl BatchBuilder {
         put_at(buf, layout::RECORDS_COUNT, &self.count.to_be_bytes());
         let crc = crc32c::crc32c(&buf[layout::ATTRIBUTES..]);
         put_at(buf, layout::CRC, &crc.to_be_bytes());
-        self.buf
+        Ok(self.buf)
     }
 }
 
@@ -178,7 +196,8 @@ mod tests {
                 NewRecord::key_value(b"k1", Some(b"v1")),
                 NewRecord::key_value(b"k1", None),
             ])
-            .finish();
+            .finish()
+            .unwrap();
         let batch = BatchView::new(&bytes).unwrap();
         batch.verify_crc().unwrap();
         let records: Vec<_> = Records::new(batch.records_bytes(), batch.records_count())

@@ -6,7 +6,6 @@ use crate::Compression;
 /// expected and what was found; [`BatchError::kind`] groups them the way
 /// Kafka's error codes do.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum BatchError {
     #[error("batch is truncated: needed {needed} bytes, {available} available")]
     Truncated { needed: usize, available: usize },
@@ -68,11 +67,16 @@ pub enum BatchError {
     RecordsUndecodable { reason: String },
     #[error("the batch's records expand past the {max_bytes}-byte limit")]
     ExpandsTooLarge { max_bytes: usize },
+    /// A batch being built or reframed, or one of its parts, is longer
+    /// than Kafka's i32 lengths can say.
+    #[error(
+        "a length of {length} bytes cannot be framed: a v2 batch and its parts are at most 2147483647 bytes"
+    )]
+    TooLongToFrame { length: usize },
 }
 
 /// The classes of [`BatchError`], one per Kafka error code they become.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum BatchErrorKind {
     /// CORRUPT_MESSAGE: the bytes are damaged (framing, CRC).
     Corrupt,
@@ -94,9 +98,9 @@ impl BatchError {
             | BatchError::UnsupportedMagic { .. }
             | BatchError::CrcMismatch { .. }
             | BatchError::RecordsUndecodable { .. } => BatchErrorKind::Corrupt,
-            BatchError::TooLarge { .. } | BatchError::ExpandsTooLarge { .. } => {
-                BatchErrorKind::TooLarge
-            }
+            BatchError::TooLarge { .. }
+            | BatchError::ExpandsTooLarge { .. }
+            | BatchError::TooLongToFrame { .. } => BatchErrorKind::TooLarge,
             BatchError::UnknownCompression { .. } => BatchErrorKind::UnsupportedCompression,
             BatchError::LogAppendTimeFromClient => BatchErrorKind::InvalidTimestamp,
             BatchError::NotOneBatch { .. }
@@ -113,7 +117,6 @@ impl BatchError {
 
 /// Why the records section of a batch cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum RecordError {
     #[error("{field} runs past the end: needs {needed} bytes, {available} left")]
     Truncated {
@@ -141,7 +144,6 @@ pub enum RecordError {
 
 /// Why a compressed records section cannot be expanded.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DecompressError {
     #[error("compression code {code} is not defined by Kafka")]
     UnknownCompression { code: u8 },
@@ -159,7 +161,6 @@ pub enum DecompressError {
 
 /// Why a records section could not be compressed again (compaction).
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CompressError {
     #[error("compression code {code} is not defined by Kafka")]
     UnknownCompression { code: u8 },
@@ -168,4 +169,10 @@ pub enum CompressError {
         compression: Compression,
         message: String,
     },
+    /// The rewritten batch, or one of its records, is longer than Kafka's
+    /// i32 lengths can say.
+    #[error(
+        "a length of {length} bytes cannot be framed: a v2 batch and its parts are at most 2147483647 bytes"
+    )]
+    TooLongToFrame { length: usize },
 }

@@ -14,7 +14,7 @@
 //!
 //! let mut bytes = BatchBuilder::new(1_700_000_000_000)
 //!     .with_records(&[NewRecord::value(b"hello"), NewRecord::value(b"world")])
-//!     .finish();
+//!     .finish().unwrap();
 //! let batch = validate_produced(&bytes, 1 << 20).unwrap();
 //! assert_eq!(batch.records_count(), 2);
 //!

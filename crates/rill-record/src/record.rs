@@ -3,7 +3,7 @@
 //! (validation, offset-by-timestamp, compaction). Duplicate header keys are
 //! kept, in order, as Kafka keeps them.
 
-use crate::error::RecordError;
+use crate::error::{BatchError, CompressError, RecordError};
 use crate::varint::{Reader, put_varint, put_varlong};
 
 /// One record of a v2 batch, borrowing from the records section.
@@ -207,41 +207,66 @@ pub(crate) struct RecordParts<'a, H> {
 /// body (encoded in `scratch` first, as the length comes before it). The
 /// writer beside [`Records`]' reader, shared by the batch builder and the
 /// compaction rewriter.
+///
+/// A part too long for Kafka's i32 lengths is refused before anything is
+/// written to `out` (only `scratch` is touched).
 pub(crate) fn put_record<'a, H>(
     out: &mut Vec<u8>,
     scratch: &mut Vec<u8>,
     record: RecordParts<'a, H>,
-) where
+) -> Result<(), TooLongToFrame>
+where
     H: Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
 {
     scratch.clear();
     scratch.push(record.attributes);
     put_varlong(scratch, record.timestamp_delta);
     put_varint(scratch, record.offset_delta);
-    put_nullable(scratch, record.key);
-    put_nullable(scratch, record.value);
-    put_varint(scratch, len_i32(record.headers_count));
+    put_nullable(scratch, record.key)?;
+    put_nullable(scratch, record.value)?;
+    put_varint(scratch, len_i32(record.headers_count)?);
     for (key, value) in record.headers {
-        put_nullable(scratch, Some(key));
-        put_nullable(scratch, value);
+        put_nullable(scratch, Some(key))?;
+        put_nullable(scratch, value)?;
     }
-    put_varint(out, len_i32(scratch.len()));
+    put_varint(out, len_i32(scratch.len())?);
     out.extend_from_slice(scratch);
+    Ok(())
 }
 
-fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) -> Result<(), TooLongToFrame> {
     match bytes {
         None => put_varint(out, -1),
         Some(bytes) => {
-            put_varint(out, len_i32(bytes.len()));
+            put_varint(out, len_i32(bytes.len())?);
             out.extend_from_slice(bytes);
         }
+    }
+    Ok(())
+}
+
+/// A length (of a batch, a record, one of its parts, or a count) over
+/// i32::MAX: Kafka's lengths are i32, so it cannot be framed at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooLongToFrame {
+    pub(crate) length: usize,
+}
+
+impl From<TooLongToFrame> for BatchError {
+    fn from(e: TooLongToFrame) -> BatchError {
+        BatchError::TooLongToFrame { length: e.length }
+    }
+}
+
+impl From<TooLongToFrame> for CompressError {
+    fn from(e: TooLongToFrame) -> CompressError {
+        CompressError::TooLongToFrame { length: e.length }
     }
 }
 
 /// Kafka's lengths are i32; a batch over 2 GiB cannot be framed at all.
-pub(crate) fn len_i32(len: usize) -> i32 {
-    i32::try_from(len).expect("a v2 batch and its parts are smaller than 2 GiB")
+pub(crate) fn len_i32(len: usize) -> Result<i32, TooLongToFrame> {
+    i32::try_from(len).map_err(|_| TooLongToFrame { length: len })
 }
 
 /// Writes `value` at byte `at` of a batch being built (header fields).
@@ -271,7 +296,7 @@ mod tests {
             value: Some(b"value-b"),
             headers: &[],
         });
-        let bytes = builder.finish();
+        let bytes = builder.finish().unwrap();
         let batch = BatchView::new(&bytes).unwrap();
         let records: Vec<Record<'_>> = Records::new(batch.records_bytes(), batch.records_count())
             .collect::<Result<_, _>>()
@@ -309,7 +334,7 @@ mod tests {
     fn trailing_bytes_and_short_sections_are_errors() {
         let mut builder = BatchBuilder::new(0);
         builder.push(&NewRecord::value(b"x"));
-        let bytes = builder.finish();
+        let bytes = builder.finish().unwrap();
         let batch = BatchView::new(&bytes).unwrap();
         let records = batch.records_bytes();
         let mut padded = records.to_vec();

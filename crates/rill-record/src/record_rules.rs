@@ -74,7 +74,7 @@ pub fn apply_record_rules(
         compress_with_level(target, level, &data).map_err(|e| BatchError::RecordsUndecodable {
             reason: e.to_string(),
         })?;
-    Ok(Some(reframe(batch, target, &records)))
+    Ok(Some(reframe(batch, target, &records)?))
 }
 
 /// Walks the records: each is decodable, its offset delta is its index
@@ -105,18 +105,24 @@ fn check_records(data: &[u8], count: i32, keys_required: bool) -> Result<(), Bat
 }
 
 /// `batch`'s header with `records` (compressed with `codec`) after it:
-/// batchLength, the codec bits of attributes and the CRC are new.
-fn reframe(batch: &BatchView<'_>, codec: Compression, records: &[u8]) -> Vec<u8> {
+/// batchLength, the codec bits of attributes and the CRC are new. Records
+/// that compress to more than a batch can frame are
+/// [`BatchError::TooLongToFrame`].
+fn reframe(
+    batch: &BatchView<'_>,
+    codec: Compression,
+    records: &[u8],
+) -> Result<Vec<u8>, BatchError> {
     let mut out = Vec::with_capacity(layout::RECORDS + records.len());
     out.extend_from_slice(&batch.as_bytes()[..layout::RECORDS]);
     out.extend_from_slice(records);
-    let batch_length = len_i32(out.len() - layout::LOG_OVERHEAD);
+    let batch_length = len_i32(out.len() - layout::LOG_OVERHEAD)?;
     put_at(&mut out, layout::BATCH_LENGTH, &batch_length.to_be_bytes());
     let attributes = (batch.attributes().0 & !COMPRESSION_MASK) | i16::from(codec.code());
     put_at(&mut out, layout::ATTRIBUTES, &attributes.to_be_bytes());
     let crc = crc32c::crc32c(&out[layout::ATTRIBUTES..]);
     put_at(&mut out, layout::CRC, &crc.to_be_bytes());
-    out
+    Ok(out)
 }
 
 fn undecodable(error: DecompressError) -> BatchError {
@@ -169,7 +175,8 @@ mod tests {
     fn a_topic_asking_nothing_stores_the_batch_as_sent() {
         let bytes = BatchBuilder::new(5)
             .with_records(&[NewRecord::value(b"no key")])
-            .finish();
+            .finish()
+            .unwrap();
         let batch = validate_produced(&bytes, MAX).unwrap();
         assert_eq!(
             apply_record_rules(&batch, &rules(false, TopicCompression::Producer)).unwrap(),
@@ -195,7 +202,8 @@ mod tests {
                 NewRecord::key_value(b"k", None),
                 NewRecord::value(b"none either"),
             ])
-            .finish();
+            .finish()
+            .unwrap();
         let batch = validate_produced(&bytes, MAX).unwrap();
         let error =
             apply_record_rules(&batch, &rules(true, TopicCompression::Producer)).unwrap_err();
@@ -222,7 +230,8 @@ mod tests {
                 },
                 NewRecord::key_value(b"b", None),
             ])
-            .finish();
+            .finish()
+            .unwrap();
         let original = validate_produced(&bytes, MAX).unwrap();
         let converted = apply_record_rules(&original, &rules(true, zstd()))
             .unwrap()
@@ -254,7 +263,8 @@ mod tests {
     fn records_whose_offset_deltas_skip_are_refused_when_walked() {
         let mut bytes = BatchBuilder::new(5)
             .with_records(&[NewRecord::value(b"x"), NewRecord::value(b"y")])
-            .finish();
+            .finish()
+            .unwrap();
         // The second record's offset delta (after its length, attributes
         // and timestamp delta varints) becomes 5; the CRC is recomputed.
         let second = layout::RECORDS + 1 + usize::from(bytes[layout::RECORDS]) / 2;
@@ -278,7 +288,8 @@ mod tests {
         let big = vec![0u8; 4096];
         let bytes = BatchBuilder::new(5)
             .with_records(&[NewRecord::value(&big)])
-            .finish();
+            .finish()
+            .unwrap();
         let batch = validate_produced(&bytes, MAX).unwrap();
         let zstd_bytes = apply_record_rules(&batch, &rules(false, zstd()))
             .unwrap()

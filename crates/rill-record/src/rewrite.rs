@@ -7,7 +7,7 @@
 use crate::batch::{Attributes, BatchView, layout};
 use crate::compression::compress;
 use crate::error::CompressError;
-use crate::record::{Record, RecordParts, len_i32, put_at, put_record};
+use crate::record::{Record, RecordParts, TooLongToFrame, len_i32, put_at, put_record};
 
 /// Bit 6 of attributes: baseTimestamp holds the delete horizon (KIP-534).
 const DELETE_HORIZON_BIT: i16 = 0x40;
@@ -25,6 +25,8 @@ pub struct BatchRewriter<'a> {
     /// One record's body while it is encoded.
     scratch: Vec<u8>,
     count: i32,
+    /// A kept record too long to frame: [`BatchRewriter::finish`] fails.
+    unframeable: Option<TooLongToFrame>,
 }
 
 impl<'a> BatchRewriter<'a> {
@@ -41,17 +43,20 @@ impl<'a> BatchRewriter<'a> {
             records: Vec::new(),
             scratch: Vec::new(),
             count: 0,
+            unframeable: None,
         }
     }
 
     /// Keeps `record` (decoded from the original batch), with its own
-    /// offset delta, attributes, key, value, headers and timestamp.
+    /// offset delta, attributes, key, value, headers and timestamp. A
+    /// record too long to frame again is not kept, and makes
+    /// [`BatchRewriter::finish`] fail.
     pub fn keep(&mut self, record: &Record<'_>) {
         let timestamp = self
             .original
             .base_timestamp()
             .wrapping_add(record.timestamp_delta);
-        put_record(
+        let put = put_record(
             &mut self.records,
             &mut self.scratch,
             RecordParts {
@@ -64,7 +69,12 @@ impl<'a> BatchRewriter<'a> {
                 headers: record.headers().map(|h| (h.key, h.value)),
             },
         );
-        self.count += 1;
+        match put {
+            Ok(()) => self.count += 1,
+            Err(e) => {
+                self.unframeable.get_or_insert(e);
+            }
+        }
     }
 
     /// Records kept so far.
@@ -77,6 +87,9 @@ impl<'a> BatchRewriter<'a> {
     /// batch (recordsCount 0, no compression) that still spans the
     /// original offsets, as Kafka keeps for a producer's last batch.
     pub fn finish(self) -> Result<Vec<u8>, CompressError> {
+        if let Some(e) = self.unframeable {
+            return Err(e.into());
+        }
         let attributes = self.original.attributes();
         let codec = attributes
             .compression()
@@ -94,7 +107,7 @@ impl<'a> BatchRewriter<'a> {
         let mut out = Vec::with_capacity(layout::RECORDS + records.len());
         out.extend_from_slice(&self.original.as_bytes()[..layout::RECORDS]);
         out.extend_from_slice(&records);
-        let batch_length = len_i32(out.len() - layout::LOG_OVERHEAD);
+        let batch_length = len_i32(out.len() - layout::LOG_OVERHEAD)?;
         put_at(&mut out, layout::BATCH_LENGTH, &batch_length.to_be_bytes());
         put_at(&mut out, layout::ATTRIBUTES, &attributes.to_be_bytes());
         put_at(
@@ -147,7 +160,7 @@ mod tests {
                 headers: &[(b"h", Some(b"x"))],
             });
         }
-        let bytes = builder.finish();
+        let bytes = builder.finish().unwrap();
         let original = BatchView::new(&bytes).unwrap();
         let data = records_data(&original, 1 << 20).unwrap();
         for codec in [
@@ -202,7 +215,8 @@ mod tests {
         let bytes = BatchBuilder::new(5)
             .producer(3, 0, 0)
             .with_records(&[NewRecord::value(b"a"), NewRecord::value(b"b")])
-            .finish();
+            .finish()
+            .unwrap();
         let original = BatchView::new(&bytes).unwrap();
         let out = BatchRewriter::new(original, None).finish().unwrap();
         let view = BatchView::new(&out).unwrap();

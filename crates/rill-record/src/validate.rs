@@ -115,7 +115,10 @@ mod tests {
 
     fn batch_of(values: &[&[u8]]) -> Vec<u8> {
         let records: Vec<NewRecord<'_>> = values.iter().map(|v| NewRecord::value(v)).collect();
-        BatchBuilder::new(1_000).with_records(&records).finish()
+        BatchBuilder::new(1_000)
+            .with_records(&records)
+            .finish()
+            .unwrap()
     }
 
     /// Sets a header field and recomputes the CRC, so that only the rule

@@ -1,7 +1,12 @@
 //! Properties of the batch format: what the builder writes validates and
 //! decodes back to the same records; no input, however broken, makes any
 //! decoder panic.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use proptest::prelude::*;
 use rill_record::{
@@ -54,7 +59,7 @@ fn build(records: &[Owned]) -> Vec<u8> {
             headers: &headers,
         });
     }
-    builder.finish()
+    builder.finish().unwrap()
 }
 
 /// `plain`'s records compressed with `codec`, reframed with a valid CRC.

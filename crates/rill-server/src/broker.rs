@@ -30,7 +30,6 @@ use crate::waiters::Waiters;
 
 /// Why the broker could not start.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum StartError {
     #[error("cannot create log directory {path}: {source}")]
     CreateDir {

@@ -1,4 +1,8 @@
 //! The one place where Rill's internal errors become Kafka error codes.
+//!
+//! Every match here names every variant of the workspace's own error
+//! enums (none is `#[non_exhaustive]`, and no arm is a wildcard), so a
+//! new variant is a compile error until it is given a code.
 
 use kafka_protocol::ResponseError;
 use rill_group::GroupError;
@@ -19,12 +23,14 @@ pub(crate) fn for_append(error: &PartitionError) -> ResponseError {
                 BatchErrorKind::TooLarge => ResponseError::MessageTooLarge,
                 BatchErrorKind::InvalidTimestamp => ResponseError::InvalidTimestamp,
                 BatchErrorKind::UnsupportedCompression => ResponseError::UnsupportedCompressionType,
-                _ => ResponseError::CorruptMessage,
             },
             AppendError::BatchLargerThanSegment { .. } => ResponseError::RecordListTooLarge,
             AppendError::OffsetOverflow { .. } => ResponseError::InvalidRecord,
             AppendError::Closed { .. } => ResponseError::NotLeaderOrFollower,
-            _ => ResponseError::KafkaStorageError,
+            AppendError::BaseOffsetBelowLogEnd { .. }
+            | AppendError::DiskFull { .. }
+            | AppendError::Io(_)
+            | AppendError::Offline(_) => ResponseError::KafkaStorageError,
         },
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
@@ -56,7 +62,22 @@ pub(crate) fn record_errors(
         BatchError::RecordOffsetDelta { record_index, .. } => {
             vec![(*record_index, batch.to_string())]
         }
-        _ => Vec::new(),
+        BatchError::Truncated { .. }
+        | BatchError::LengthOutOfRange { .. }
+        | BatchError::UnsupportedMagic { .. }
+        | BatchError::TooLarge { .. }
+        | BatchError::CrcMismatch { .. }
+        | BatchError::UnknownCompression { .. }
+        | BatchError::NotOneBatch { .. }
+        | BatchError::BaseOffsetNotZero { .. }
+        | BatchError::OffsetRangeMismatch { .. }
+        | BatchError::OffsetRangeInvalid { .. }
+        | BatchError::ControlBatchFromClient
+        | BatchError::LogAppendTimeFromClient
+        | BatchError::InvalidSequence { .. }
+        | BatchError::RecordsUndecodable { .. }
+        | BatchError::ExpandsTooLarge { .. }
+        | BatchError::TooLongToFrame { .. } => Vec::new(),
     }
 }
 
@@ -66,7 +87,9 @@ pub(crate) fn for_read(error: &ReadError) -> ResponseError {
         ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // Kafka's answer for a partition on an offline log dir.
         ReadError::Offline(_) => ResponseError::KafkaStorageError,
-        _ => ResponseError::CorruptMessage,
+        ReadError::Decompress { .. } | ReadError::MalformedRecords { .. } => {
+            ResponseError::CorruptMessage
+        }
     }
 }
 
@@ -77,7 +100,15 @@ pub(crate) fn for_partition(error: &PartitionError) -> ResponseError {
         PartitionError::Modify(ModifyError::BeyondLogEnd { .. })
         | PartitionError::DeleteBeyondHighWatermark { .. } => ResponseError::OffsetOutOfRange,
         PartitionError::Modify(ModifyError::Closed { .. }) => ResponseError::NotLeaderOrFollower,
-        _ => ResponseError::KafkaStorageError,
+        // Appends have codes of their own (for_append); here, as any other
+        // failure of the partition's storage.
+        PartitionError::Append(_)
+        | PartitionError::Modify(ModifyError::Io(_) | ModifyError::Offline(_))
+        | PartitionError::Open(_)
+        | PartitionError::Checkpoint(_)
+        | PartitionError::ProducerSnapshot(_)
+        | PartitionError::OutOfOrderSequence { .. }
+        | PartitionError::InvalidProducerEpoch { .. } => ResponseError::KafkaStorageError,
     }
 }
 
@@ -91,7 +122,16 @@ pub(crate) fn for_topic(error: &TopicError) -> ResponseError {
         TopicError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicError::Logs(ManagerError::InvalidTopicName(_)) => ResponseError::InvalidTopicException,
-        TopicError::Logs(_) => ResponseError::KafkaStorageError,
+        TopicError::Logs(
+            ManagerError::NoLogDirs
+            | ManagerError::Io(_)
+            | ManagerError::Checkpoint(_)
+            | ManagerError::Partition { .. }
+            | ManagerError::DuplicatePartition { .. }
+            | ManagerError::AlreadyExists { .. }
+            | ManagerError::NotFound { .. }
+            | ManagerError::ShutDown,
+        ) => ResponseError::KafkaStorageError,
         TopicError::LeaderNotAvailable { .. } => ResponseError::LeaderNotAvailable,
         TopicError::Cluster(error) => for_proposal(error),
     }
@@ -120,12 +160,25 @@ pub(crate) fn for_proposal(error: &ProposalError) -> ResponseError {
         ProposalError::Rejected(Rejection::InvalidTopicName { .. }) => {
             ResponseError::InvalidTopicException
         }
-        ProposalError::Rejected(_) => ResponseError::InvalidRequest,
+        ProposalError::Rejected(
+            Rejection::UnknownBroker { .. }
+            | Rejection::StaleBrokerEpoch { .. }
+            | Rejection::TopicIdInUse { .. }
+            | Rejection::UnknownPartition { .. }
+            | Rejection::InvalidAssignment { .. }
+            | Rejection::InvalidPartitionChange { .. }
+            | Rejection::UnknownTopicId { .. }
+            | Rejection::StalePartitionEpoch { .. }
+            | Rejection::NotPartitionLeader { .. }
+            | Rejection::FenceIncomplete { .. },
+        ) => ResponseError::InvalidRequest,
         ProposalError::Placement(
             PlacementError::ReplicationFactorTooLarge { .. }
             | PlacementError::InvalidReplicationFactor { .. },
         ) => ResponseError::InvalidReplicationFactor,
-        ProposalError::Placement(_) => ResponseError::InvalidPartitions,
+        ProposalError::Placement(PlacementError::InvalidPartitions { .. }) => {
+            ResponseError::InvalidPartitions
+        }
         ProposalError::Propose(_) | ProposalError::NotApplied(_) => ResponseError::RequestTimedOut,
     }
 }
@@ -145,6 +198,6 @@ pub(crate) fn for_group(error: &GroupError) -> ResponseError {
         GroupError::InconsistentGroupProtocol { .. } => ResponseError::InconsistentGroupProtocol,
         GroupError::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
         GroupError::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
-        _ => ResponseError::CoordinatorNotAvailable,
+        GroupError::CoordinatorNotAvailable { .. } => ResponseError::CoordinatorNotAvailable,
     }
 }

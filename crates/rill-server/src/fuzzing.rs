@@ -53,7 +53,6 @@ pub enum Decoded {
 
 /// Why a frame would close its connection.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum DecodeError {
     #[error(transparent)]
     Header(#[from] HeaderError),

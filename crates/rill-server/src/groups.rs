@@ -122,7 +122,6 @@ pub struct Groups {
 
 /// Why the offsets topic could not be loaded.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum LoadError {
     #[error("partition {partition} of {OFFSETS_TOPIC} is missing")]
     MissingPartition { partition: i32 },
@@ -484,7 +483,7 @@ fn append(
     group: &str,
     records: &[(Bytes, Option<Bytes>)],
 ) -> Result<Option<Persisted>, String> {
-    let Some(batch) = offsets_batch(records, now_ms()) else {
+    let Some(batch) = offsets_batch(records, now_ms()).map_err(|e| e.to_string())? else {
         return Ok(None);
     };
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, partitions));

@@ -51,7 +51,6 @@ struct Contents {
 
 /// Why the file could not be read or imported.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum MetadataError {
     #[error("cannot read {path}: {source}")]
     Read {

@@ -51,7 +51,6 @@ impl std::fmt::Display for HostPort {
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read {

@@ -258,7 +258,6 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
 
 /// Why a config value was refused; becomes INVALID_CONFIG.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[non_exhaustive]
 pub enum ConfigValueError {
     #[error("unknown topic config {name:?}")]
     UnknownConfig { name: String },

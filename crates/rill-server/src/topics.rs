@@ -30,7 +30,6 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 
 /// Why a topic operation was refused; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum TopicError {
     #[error("topic {name:?} already exists")]
     AlreadyExists { name: String },

@@ -3,7 +3,12 @@
 //! encodes at any supported API and version decodes back to the same
 //! header, and no bytes at all — random, or a valid frame damaged — make
 //! it panic.
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
@@ -171,7 +176,7 @@ proptest! {
         values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..32), 1..5),
     ) {
         let records: Vec<NewRecord<'_>> = values.iter().map(|v| NewRecord::value(v)).collect();
-        let batch = Bytes::from(BatchBuilder::new(1_000).with_records(&records).finish());
+        let batch = Bytes::from(BatchBuilder::new(1_000).with_records(&records).finish().unwrap());
         let produce = ProduceRequest::default()
             .with_acks(-1)
             .with_timeout_ms(1_000)

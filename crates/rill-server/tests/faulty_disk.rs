@@ -7,7 +7,12 @@
 //! retries a producer sees only MessageTimedOut once message.timeout.ms
 //! passes. The producers here send no retries, so the broker's own answer
 //! reaches the application; the raw requests show the error code itself.
-#![allow(clippy::unwrap_used)] // tests: a failure is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // tests: a failure is a failed test
 
 #[path = "../../../tests/common/wire.rs"]
 mod wire;
@@ -189,7 +194,8 @@ fn padded_batch(name: &str, bytes: usize) -> (String, Vec<u8>) {
     let value = format!("{name}{}", ".".repeat(bytes.saturating_sub(name.len())));
     let batch = BatchBuilder::new(0)
         .with_records(&[NewRecord::value(value.as_bytes())])
-        .finish();
+        .finish()
+        .unwrap();
     (value, batch)
 }
 

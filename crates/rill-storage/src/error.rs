@@ -47,7 +47,6 @@ pub struct DurabilityUnknown {
 
 /// A configuration value outside what the storage supports.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ConfigError {
     #[error("{name} is {value}, expected {min} ..= {max}")]
     OutOfRange {
@@ -95,7 +94,6 @@ impl LogFailed {
 
 /// What took a log offline.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum OfflineCause {
     /// A sync failed, so what the page cache held is no longer known to
     /// match the disk (after a failed fsync Linux may drop the dirty
@@ -119,7 +117,6 @@ pub enum OfflineCause {
 /// cut shorter (an operator's `rm` or `truncate`, a failing file system),
 /// as found by fstat of the log's open descriptor.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum SegmentFileChanged {
     #[error("segment file {path} was removed under the log: expected a link, found none")]
     Removed { path: PathBuf },
@@ -138,7 +135,6 @@ pub enum SegmentFileChanged {
 
 /// Why an append was refused. Nothing of a refused batch is written.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum AppendError {
     #[error("invalid batch: {0}")]
     InvalidBatch(#[from] BatchError),
@@ -190,7 +186,6 @@ impl From<IoFailure> for AppendError {
 
 /// Why a read was refused.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ReadError {
     #[error("offset {offset} is outside the log's range {log_start} ..= {log_end}")]
     OffsetOutOfRange {
@@ -217,7 +212,6 @@ pub enum ReadError {
 
 /// Why a truncation, retention pass or log-start move failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ModifyError {
     #[error("log start offset {requested} is beyond the log end offset {log_end}")]
     BeyondLogEnd { requested: Offset, log_end: Offset },
@@ -231,7 +225,6 @@ pub enum ModifyError {
 
 /// Why a log could not be opened or created.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum OpenError {
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -243,7 +236,6 @@ pub enum OpenError {
 /// except for groups of segments swapped before the failure (each swap is
 /// atomic); leftover output files are deleted, or removed at the next open.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum CompactError {
     #[error("batch at offset {base_offset} cannot be expanded: {source}")]
     Decompress {

@@ -213,18 +213,20 @@ impl FileSystem {
 
     /// Syncs the whole file system. Returns the error epoch after it: a
     /// log may take the sync as its own only if the result is `Ok` and the
-    /// log has checked its files at that epoch.
-    ///
-    /// # Panics
-    ///
-    /// If the file system is not synced with syncfs ([`SyncMode::Syncfs`]).
+    /// log has checked its files at that epoch. On a file system not
+    /// synced with syncfs ([`SyncMode::Syncfs`]), or without a handle, no
+    /// syncfs is made and the result is an error: its logs sync file by
+    /// file instead, as after a failed syncfs.
     pub(crate) fn sync(&self) -> (io::Result<()>, u64) {
-        assert!(
-            self.uses_syncfs(),
-            "syncfs on a file system synced per file"
-        );
-        let Some(handle) = &self.handle else {
-            unreachable!("a file system synced with syncfs has a handle");
+        let handle = match &self.handle {
+            Some(handle) if self.uses_syncfs() => handle,
+            _ => {
+                let refused = io::Error::other(format!(
+                    "syncfs asked of device {}, whose logs sync file by file",
+                    self.device
+                ));
+                return (Err(refused), *self.error_epoch.lock());
+            }
         };
         let mut epoch = self.error_epoch.lock();
         let started = Instant::now();

@@ -18,7 +18,7 @@
 //! let dir = tempfile::tempdir().unwrap();
 //! let flusher = Flusher::start(1).unwrap();
 //! let log = Log::create(dir.path(), LogConfig::default(), Offset(0), &flusher, Arc::new(RealDisk), 0).unwrap();
-//! let batch = BatchBuilder::new(0).with_records(&[NewRecord::value(b"a"), NewRecord::value(b"b")]).finish();
+//! let batch = BatchBuilder::new(0).with_records(&[NewRecord::value(b"a"), NewRecord::value(b"b")]).finish().unwrap();
 //! let info = log.append(&batch, 0, 0).unwrap().wait().unwrap(); // durable: fsync policy
 //! assert_eq!(info.last_offset, Offset(1));
 //!

@@ -19,14 +19,12 @@ impl Offset {
         self.0
     }
 
-    /// `self + delta`; offsets near i64::MAX are refused before they are
-    /// assigned, so overflow here is a bug.
+    /// `self + delta`, saturating at the ends of i64 (as rill-record's
+    /// batch offsets do). It never saturates in a log: offsets past
+    /// [`LOG_END_OFFSET_MAX`] (i64::MAX / 2) are refused before they are
+    /// assigned, and a delta is at most a batch's span.
     pub fn plus(self, delta: i64) -> Offset {
-        Offset(
-            self.0
-                .checked_add(delta)
-                .expect("offsets stay below i64::MAX"),
-        )
+        Offset(self.0.saturating_add(delta))
     }
 
     /// How many offsets lie from `earlier` up to `self`.

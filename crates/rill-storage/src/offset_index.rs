@@ -99,10 +99,14 @@ impl OffsetIndex {
     }
 
     /// Records that the batch ending at `last_offset` starts at `position`.
+    /// An offset too far past the base for a u32 gets no entry: segments
+    /// roll before that happens, and the index is sparse anyway (a lookup
+    /// scans forward from the entry before).
     pub(crate) fn append(&mut self, last_offset: Offset, position: u32) {
         let relative = last_offset.since(self.base_offset);
-        let relative_offset =
-            u32::try_from(relative).expect("segments roll before relative offsets overflow u32");
+        let Ok(relative_offset) = u32::try_from(relative) else {
+            return;
+        };
         if let Some(last) = self.file.last() {
             assert!(
                 relative_offset > last.relative_offset && position > last.position,

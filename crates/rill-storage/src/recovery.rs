@@ -67,8 +67,8 @@ pub struct RecoveryReport {
     pub missing_below_recovery_point: Option<(Offset, Offset)>,
 }
 
-/// Loads the segments in `dir`; returns them (the last one active), the
-/// log start offset and a report. What recovery read, cut, rebuilt or
+/// Loads the segments in `dir`; returns them (the sealed ones, then the
+/// active one), the log start offset and a report. What recovery read, cut, rebuilt or
 /// deleted is durable on return, synced as `file_system` says.
 pub(crate) fn load_segments(
     dir: &Path,
@@ -76,7 +76,7 @@ pub(crate) fn load_segments(
     hints: &RecoveryHints,
     (disk, file_system): (&dyn Disk, &FileSystem),
     now_ms: i64,
-) -> Result<(Vec<Segment>, Offset, RecoveryReport), OpenError> {
+) -> Result<(Vec<Segment>, Segment, Offset, RecoveryReport), OpenError> {
     let mut report = RecoveryReport {
         completed_swaps: finish_interrupted_compaction(dir, disk)?,
         ..RecoveryReport::default()
@@ -143,32 +143,30 @@ pub(crate) fn load_segments(
             break;
         }
     }
-    ensure_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+    let mut active = take_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+    // A scanned segment that became the active one is synced as that.
     let mut recovered_files: Vec<(Arc<File>, PathBuf)> = scanned
         .iter()
-        .flat_map(|&i| segments[i].sync_files())
+        .filter_map(|&i| segments.get(i))
+        .flat_map(Segment::sync_files)
         .collect();
-    if let Some(active) = segments.last() {
-        recovered_files.extend(active.sync_files());
-    }
+    recovered_files.extend(active.sync_files());
     sync_recovered(&recovered_files, disk, file_system)?;
     sync_dir_on(disk, dir)?;
-    let mut log_end = segments
-        .last()
-        .map_or(hints.log_start_offset, Segment::next_offset);
+    let mut log_end = active.next_offset();
     if hints.log_start_offset > log_end {
         // Everything up to the checkpointed log start was deleted, yet the
         // log ends before it: start afresh there, as Kafka does, so no
         // offset below it is ever handed out again.
-        for segment in segments.drain(..) {
+        for segment in segments.drain(..).chain(std::iter::once(active)) {
             segment.delete_files(disk)?;
             report.deleted_segments += 1;
         }
-        ensure_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+        active = take_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
         sync_dir_on(disk, dir)?;
         log_end = hints.log_start_offset;
     }
-    let first_base = segments.first().map_or(log_end, Segment::base_offset);
+    let first_base = segments.first().unwrap_or(&active).base_offset();
     let log_start = hints.log_start_offset.max(first_base);
     report.log_end_offset = log_end;
     if !hints.clean_shutdown && hints.recovery_point > log_end {
@@ -180,32 +178,35 @@ pub(crate) fn load_segments(
         );
         report.missing_below_recovery_point = Some((log_end, hints.recovery_point));
     }
-    Ok((segments, log_start, report))
+    Ok((segments, active, log_start, report))
 }
 
-/// Makes the last segment a writable one: creates it if the directory had
-/// none, or if the last one is sealed (the log was cut in an earlier
-/// segment), replacing that one if it was left empty.
-fn ensure_active_segment(
+/// Takes the active segment off the end of `segments`: the last one if it
+/// is writable; else a new one, if the directory had none, or if the last
+/// one is sealed (the log was cut in an earlier segment), replacing that
+/// one if it was left empty.
+fn take_active_segment(
     dir: &Path,
     config: &LogConfig,
     hints: &RecoveryHints,
     disk: &dyn Disk,
     now_ms: i64,
     segments: &mut Vec<Segment>,
-) -> Result<(), OpenError> {
-    let next = match segments.last() {
+) -> Result<Segment, OpenError> {
+    let next = match segments.pop() {
         None => hints.log_start_offset,
-        Some(last) if last.is_sealed() => last.next_offset(),
-        Some(_) => return Ok(()),
-    };
-    if segments.last().is_some_and(Segment::is_empty) {
-        if let Some(empty) = segments.pop() {
-            empty.delete_files(disk)?;
+        Some(last) if !last.is_sealed() => return Ok(last),
+        Some(last) if last.is_empty() => {
+            last.delete_files(disk)?;
+            last.next_offset()
         }
-    }
-    segments.push(Segment::create(dir, next, config, now_ms, disk)?);
-    Ok(())
+        Some(last) => {
+            let next = last.next_offset();
+            segments.push(last);
+            next
+        }
+    };
+    Ok(Segment::create(dir, next, config, now_ms, disk)?)
 }
 
 /// Makes the files recovery scanned, cut or rebuilt durable, before the

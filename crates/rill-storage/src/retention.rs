@@ -20,7 +20,7 @@ pub struct RetentionOutcome {
 /// that end at or below `upper`. May count every segment, the active one
 /// included (the caller then rolls first).
 pub(crate) fn deletable_prefix(
-    segments: &[Segment],
+    segments: &[&Segment],
     config: &LogConfig,
     log_start: Offset,
     now_ms: i64,

@@ -133,7 +133,7 @@ impl BatchFacts {
         BatchFacts {
             last_offset: Offset(batch.last_offset()),
             max_timestamp: batch.max_timestamp(),
-            size: u32::try_from(batch.size()).expect("batches fit in a segment"),
+            size: batch.size_u32(),
         }
     }
 }
@@ -195,11 +195,12 @@ impl Summary {
         self.first_batch_timestamp = None;
     }
 
-    /// Accounts for the batch of `size` bytes just written at `position`,
-    /// as Kafka's LogSegment.append does: an index entry once more than
+    /// Accounts for the batch of `size` bytes just written at the end (its
+    /// position is the size so far: batches are added in file order), as
+    /// Kafka's LogSegment.append does: an index entry once more than
     /// index.interval.bytes were written since the last one.
-    fn add(&mut self, batch: BatchFacts, position: u32, index_interval_bytes: u32) {
-        assert_eq!(position, self.size, "batches are added in file order");
+    fn add(&mut self, batch: BatchFacts, index_interval_bytes: u32) {
+        let position = self.size;
         let BatchFacts {
             last_offset,
             max_timestamp,
@@ -219,7 +220,8 @@ impl Summary {
             self.bytes_since_index_entry = 0;
         }
         self.bytes_since_index_entry = self.bytes_since_index_entry.saturating_add(size);
-        self.size = position + size;
+        // Cannot saturate: the batch lies within the segment's u32 bytes.
+        self.size = position.saturating_add(size);
         self.next_offset = last_offset.plus(1);
     }
 }
@@ -365,7 +367,7 @@ impl Segment {
             flush: FlushPolicy::Fsync,
             ..*config
         };
-        self.append(batch, &stamp, &config, disk).map(|_| ())
+        self.append(&view, &stamp, &config, disk).map(|_| ())
     }
 
     /// Renames the segment's files to `stage`'s names (indexes first, the
@@ -425,7 +427,10 @@ impl Segment {
             .len();
         // Positions are u32 and Kafka caps segments at i32::MAX bytes; a
         // longer file is only read up to there, and a scan cuts the rest.
-        let file_len = usize::try_from(file_len.min(i32::MAX as u64)).unwrap_or(0);
+        let size = u32::try_from(file_len)
+            .unwrap_or(u32::MAX)
+            .min(i32::MAX.unsigned_abs());
+        let file_len = size as usize;
         let capacity = if active {
             map_capacity(config, file_len)
         } else {
@@ -452,7 +457,7 @@ impl Segment {
             ),
         };
         let mut summary = Summary::empty(index, time_index, base_offset);
-        summary.size = u32::try_from(file_len).expect("capped at i32::MAX above");
+        summary.size = size;
         let segment = Segment {
             dir: dir.to_path_buf(),
             base_offset,
@@ -568,9 +573,8 @@ impl Segment {
                 }
                 recovered.validated_bytes += batch.size() as u64;
             }
-            let at = u32::try_from(position).expect("file_len fits u32");
             self.summary
-                .add(BatchFacts::of(&batch), at, config.index_interval_bytes);
+                .add(BatchFacts::of(&batch), config.index_interval_bytes);
             position += batch.size();
             expected = Offset(batch.next_offset());
         }
@@ -713,7 +717,7 @@ impl Segment {
     /// checked `should_roll`.
     pub(crate) fn append(
         &mut self,
-        batch: &[u8],
+        view: &BatchView<'_>,
         stamp: &Stamp,
         config: &LogConfig,
         disk: &dyn Disk,
@@ -723,6 +727,7 @@ impl Segment {
             "appending to sealed segment {}",
             self.base_offset
         );
+        let batch = view.as_bytes();
         let position = self.summary.size as usize;
         let end = position + batch.len();
         assert!(
@@ -732,12 +737,6 @@ impl Segment {
         assert!(
             self.map.may_change(position),
             "appending over bytes a reader holds"
-        );
-        let view = BatchView::new(batch).expect("a validated batch frames");
-        assert_eq!(
-            view.size(),
-            batch.len(),
-            "a validated batch is one whole batch"
         );
         self.reserve_for(end, config, disk)?;
         let header = view.stamped_header(
@@ -765,10 +764,9 @@ impl Segment {
         let facts = BatchFacts {
             last_offset: stamp.base_offset.plus(i64::from(view.last_offset_delta())),
             max_timestamp: stamp.log_append_time_ms.unwrap_or(view.max_timestamp()),
-            size: u32::try_from(batch.len()).expect("segments stay below u32::MAX bytes"),
+            size: view.size_u32(),
         };
-        let at = u32::try_from(position).expect("segments stay below u32::MAX bytes");
-        self.summary.add(facts, at, config.index_interval_bytes);
+        self.summary.add(facts, config.index_interval_bytes);
         Ok(AppendedBatch {
             last_offset: facts.last_offset,
             max_timestamp: facts.max_timestamp,
@@ -850,6 +848,8 @@ impl Segment {
 
     /// The frame of the batch starting at `position`, or `None` at the end
     /// (or if the bytes there are not a batch, which recovery rules out).
+    /// The batch ends within the segment's u32 size, so `position` plus
+    /// its size never saturates.
     fn batch_at(&self, position: u32) -> Option<BatchView<'_>> {
         let end = self.summary.size as usize;
         let start = position as usize;
@@ -870,7 +870,7 @@ impl Segment {
             if batch.last_offset() >= target.value() {
                 return position;
             }
-            position += u32::try_from(batch.size()).expect("batches fit in a segment");
+            position = position.saturating_add(batch.size_u32());
         }
         self.summary.size
     }
@@ -1036,7 +1036,7 @@ impl Segment {
         };
         let mut position = self.position_of(start);
         while let Some(batch) = self.batch_at(position) {
-            position += u32::try_from(batch.size()).expect("batches fit in a segment");
+            position = position.saturating_add(batch.size_u32());
             if batch.base_offset() >= upper.value() {
                 return Ok(None);
             }
@@ -1080,7 +1080,7 @@ impl Segment {
         let mut best: Option<(i64, i64)> = None;
         let mut position = self.position_of(from);
         while let Some(batch) = self.batch_at(position) {
-            position += u32::try_from(batch.size()).expect("batches fit in a segment");
+            position = position.saturating_add(batch.size_u32());
             if batch.base_offset() >= upper.value() {
                 break;
             }

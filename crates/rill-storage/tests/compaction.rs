@@ -1,7 +1,12 @@
 //! Log compaction: latest value per key, offsets kept, tombstones and
 //! delete.retention.ms, compact,delete, the active segment left alone,
 //! concurrency with appends and reads, and crash safety of the swap.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 mod common;
 
@@ -46,7 +51,10 @@ fn keyed(records: &[(&str, Option<&str>)], timestamp: i64) -> Vec<u8> {
             headers: &[],
         })
         .collect();
-    BatchBuilder::new(timestamp).with_records(&records).finish()
+    BatchBuilder::new(timestamp)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 /// `batch` with its records section compressed by `codec`.

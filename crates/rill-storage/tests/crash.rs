@@ -5,7 +5,12 @@
 //! The appender is this test binary run again as a child (the ignored test
 //! `appender_child`), so the kill hits a real process mid-append.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -1,7 +1,12 @@
 //! Segment files removed or cut shorter under an open log: the log notices
 //! before it touches the bytes (no SIGBUS), goes offline for reads and
 //! writes, and a reopen recovers what is left.
-#![allow(clippy::unwrap_used)] // tests: a failure is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // tests: a failure is a failed test
 
 mod common;
 

@@ -4,7 +4,12 @@
 //! elsewhere, or when told to), and a failed sync still reaches exactly
 //! the logs whose data it may have hit.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 

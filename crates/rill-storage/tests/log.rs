@@ -1,7 +1,12 @@
 //! What a user of the log sees: offsets, reads, rolls, truncation,
 //! retention, timestamp lookups, flush policies and disk faults.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -520,7 +525,8 @@ fn offset_for_timestamp_finds_the_first_record_at_or_after_it() {
             .collect();
         let bytes = rill_record::BatchBuilder::new(ts[0])
             .with_records(&records)
-            .finish();
+            .finish()
+            .unwrap();
         append(&log, &bytes);
         for t in ts {
             stamped.push((offset, t));

@@ -6,7 +6,12 @@
 //! or garbage is written, somewhere after the flushed end): recovery must
 //! keep everything below the flushed end and a prefix of the rest.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 

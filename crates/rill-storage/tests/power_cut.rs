@@ -12,7 +12,12 @@
 //! ext4 with `log.flush.sync.mode=per-file`, and FUSE, whose syncfs
 //! writes nothing — where trusting syncfs would lose acknowledged records.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -148,7 +153,7 @@ impl Run {
                 headers: &[],
             })
             .collect();
-        let batch = BatchBuilder::new(0).with_records(&new).finish();
+        let batch = BatchBuilder::new(0).with_records(&new).finish().unwrap();
         let info = log.append(&batch, 0, 0).unwrap().wait().unwrap();
         let acked = !self.disk.crashed();
         for (i, (k, v)) in records.iter().enumerate() {

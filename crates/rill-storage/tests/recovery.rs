@@ -1,7 +1,12 @@
 //! Opening a log after a crash or damage: the valid prefix survives,
 //! damage is cut off and reported, indexes are rebuilt, nothing panics.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 

@@ -6,7 +6,12 @@
 //! the file: every batch wholly before the first damaged byte, and after
 //! it nothing that is not a valid batch in offset order.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 

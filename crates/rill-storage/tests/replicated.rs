@@ -3,7 +3,12 @@
 //! when they do not follow the log end, durable as producer appends are,
 //! and recovered after a crash.
 
-#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test code: a failed unwrap is a failed test
 
 mod common;
 
@@ -185,7 +190,8 @@ fn offsets_jump_forward_and_the_log_end_follows_the_last_offset_delta() {
             BatchBuilder::new(30)
                 .producer(7, 0, 0)
                 .with_records(&[NewRecord::value(b"c0"), NewRecord::value(b"c1")])
-                .finish(),
+                .finish()
+                .unwrap(),
             20,
             2,
         ),
@@ -260,7 +266,10 @@ fn a_compacted_leaders_log_replicates_exactly_and_survives_a_crash() {
             .zip(&values)
             .map(|(k, v)| NewRecord::key_value(k.as_bytes(), Some(v.as_bytes())))
             .collect();
-        let batch = BatchBuilder::new(0).with_records(&records).finish();
+        let batch = BatchBuilder::new(0)
+            .with_records(&records)
+            .finish()
+            .unwrap();
         leader.append(&batch, 1, 0).unwrap().wait().unwrap();
     }
     let outcome = leader

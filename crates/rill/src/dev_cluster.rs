@@ -133,21 +133,22 @@ fn plan(nodes: u16, base_port: u16, data: &Path) -> anyhow::Result<Vec<NodePlan>
              {last_controller}, above 65535; expected --base-port at most {base_max}"
         );
     }
-    let port = |offset: u32| -> u16 {
-        u16::try_from(u32::from(base_port) + offset)
-            .expect("no port is above the last controller's, checked above")
+    // No port is above the last controller's, checked above.
+    let port = |offset: u32| -> anyhow::Result<u16> {
+        let port = u32::from(base_port) + offset;
+        u16::try_from(port).with_context(|| format!("port {port} is above 65535"))
     };
-    Ok((1..=nodes)
+    (1..=nodes)
         .map(|id| {
             let client = PORT_STRIDE * u32::from(id - 1);
-            NodePlan {
+            Ok(NodePlan {
                 id,
-                client: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(client)),
-                controller: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(client + 1)),
+                client: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(client)?),
+                controller: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(client + 1)?),
                 data: data.join(format!("node-{id}")),
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// `1@127.0.0.1:9093,2@127.0.0.1:9193,...`: controller.quorum.voters.

@@ -144,6 +144,9 @@ impl Namespace {
         }
     }
 
+    // A test tool whose own bookkeeping went wrong: its verdicts would be
+    // worthless, so it stops.
+    #[allow(clippy::panic)]
     fn entries_mut(&mut self, dir: Ino) -> &mut Entries {
         self.durable
             .get_mut(&dir)

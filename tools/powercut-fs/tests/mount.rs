@@ -3,7 +3,12 @@
 //! made durable, and nothing else.
 
 // Helpers outside #[test] functions unwrap too: a failure is the test's.
-#![allow(clippy::unwrap_used)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;

@@ -66,7 +66,6 @@ pub(crate) type Pending = Pin<Box<dyn Future<Output = Result<Option<Body>, Handl
 
 /// Why a request could not be answered; the connection is closed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum HandlerError {
     #[error("cannot decode {api:?} v{version}: {message}")]
     Decode {

@@ -114,8 +114,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                         (_, Some(OffsetStoreError::OffsetMetadataTooLarge { .. })) => {
                             Some(ResponseError::OffsetMetadataTooLarge)
                         }
-                        (_, Some(_)) => Some(ResponseError::UnknownServerError),
-                        _ => None,
+                        (_, None) => None,
                     }
                 })
             }

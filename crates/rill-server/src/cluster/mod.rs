@@ -88,7 +88,6 @@ where
 
 /// Why the broker could not join its cluster.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ClusterStartError {
     #[error("cannot parse the controller address {address:?} of node {node_id}")]
     ControllerAddress { node_id: u64, address: String },
@@ -100,7 +99,6 @@ pub enum ClusterStartError {
 
 /// Why a proposal made for a client request failed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum ProposalError {
     #[error(transparent)]
     Propose(#[from] ProposeError),
@@ -344,9 +342,6 @@ impl ClusterNode {
                 rill_cluster::CreateTopicError::Propose { source } => {
                     ProposalError::Propose(source)
                 }
-                other => ProposalError::Propose(ProposeError::Failed {
-                    reason: other.to_string(),
-                }),
             })?;
         let (index, result) = result;
         let applied = result?;

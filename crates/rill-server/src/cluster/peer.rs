@@ -17,7 +17,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a call to a peer failed; the connection is dropped after any.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub(crate) enum PeerError {
     #[error("connecting to {address}: {source}")]
     Connect {

@@ -32,7 +32,6 @@ use crate::waiters::Waiters;
 /// Why this broker may not serve a partition's leader (produce, consumer
 /// fetch, offsets): each maps to one Kafka error code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum LeadershipError {
     #[error("this broker has no such partition")]
     UnknownPartition,

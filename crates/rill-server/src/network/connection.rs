@@ -50,7 +50,6 @@ pub(crate) enum Parsed {
 
 /// Why a frame's header was refused; the connection is closed.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum HeaderError {
     #[error("a request of {length} bytes, expected at least {REQUEST_HEADER_BYTES_MIN}")]
     TooShort { length: usize },

@@ -166,7 +166,6 @@ impl Server {
 
 /// Why a broker stopped other than by request.
 #[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
 pub enum RunError {
     #[error("cannot start the broker: {0}")]
     Start(#[from] StartError),

@@ -235,7 +235,7 @@ impl Log {
         }
         // Before anything touches the active segment's maps: a store past
         // the end of a file cut under the log would be a SIGBUS.
-        self.shared.check_segment(&state, state.active())?;
+        self.shared.check_segment(&state, &state.active)?;
         let config = state.config;
         if batch.len() > config.segment_bytes as usize {
             return Err(AppendError::BatchLargerThanSegment {
@@ -258,22 +258,19 @@ impl Log {
             }
         };
         let max_timestamp = stamp.log_append_time_ms.unwrap_or(view.max_timestamp());
-        let rolled = if state.active_mut().should_roll(
-            batch.len(),
-            max_timestamp,
-            last_offset,
-            &config,
-            now_ms,
-        ) {
-            self.shared.roll(&mut state, base_offset, now_ms)?;
-            true
-        } else {
-            false
-        };
-        let appended =
-            state
-                .active_mut()
-                .append(batch, &stamp, &config, self.shared.disk.as_ref())?;
+        let rolled =
+            if state
+                .active
+                .should_roll(batch.len(), max_timestamp, last_offset, &config, now_ms)
+            {
+                self.shared.roll(&mut state, base_offset, now_ms)?;
+                true
+            } else {
+                false
+            };
+        let appended = state
+            .active
+            .append(&view, &stamp, &config, self.shared.disk.as_ref())?;
         assert_eq!(
             appended.last_offset, last_offset,
             "the segment places the batch where the log does"
@@ -345,30 +342,30 @@ impl LogShared {
         );
         let config = state.config;
         let fresh = Segment::create(&self.dir, next, &config, now_ms, self.disk.as_ref())?;
-        if state.active().is_empty() {
+        if state.active.is_empty() {
             assert!(
-                next > state.active().base_offset(),
+                next > state.active.base_offset(),
                 "an empty segment is replaced only by a later one"
             );
-            if let Err(e) = state.active().delete_files(self.disk.as_ref()) {
+            if let Err(e) = state.active.delete_files(self.disk.as_ref()) {
                 let _ = fresh.delete_files(self.disk.as_ref()); // best effort, as below
                 return Err(e);
             }
-            state.segments.pop();
-            state.segments.push(fresh);
+            state.active = fresh;
             state.dir_dirty = true;
             tracing::debug!(dir = %self.dir.display(), base_offset = %next, "replaced empty segment");
             return Ok(());
         }
-        if let Err(e) = state.active_mut().seal() {
+        if let Err(e) = state.active.seal() {
             // Best effort: the half-made segment would otherwise be found
             // at the next open, empty, which recovery also handles.
             let _ = fresh.delete_files(self.disk.as_ref());
             return Err(e);
         }
-        let sealed_files = state.active().sync_files();
+        let sealed_files = state.active.sync_files();
         state.unsynced.extend(sealed_files);
-        state.segments.push(fresh);
+        let sealed = std::mem::replace(&mut state.active, fresh);
+        state.sealed.push(sealed);
         state.dir_dirty = true;
         tracing::debug!(dir = %self.dir.display(), base_offset = %next, "rolled segment");
         Ok(())

@@ -48,7 +48,7 @@ impl Log {
                 .clean_point
                 .max(state.log_start_offset)
                 .min(state.log_end());
-            let sealed = &state.segments[..state.segments.len() - 1];
+            let sealed = &state.sealed;
             // The pass reads these in user space, outside the lock, for a
             // while: a truncation during it is the window file_check.rs
             // describes, at its widest.
@@ -158,22 +158,23 @@ impl LogShared {
     ) -> Result<bool, CompactError> {
         let mut state = self.state.write();
         let first = state
-            .segments
+            .sealed
             .iter()
             .position(|s| s.base_offset() == group[0].base_offset);
         let unchanged = !state.closed
             && self.durability.check().is_ok()
             && state.truncations == truncations
             && first.is_some_and(|first| {
-                first + group.len() < state.segments.len()
-                    && state.segments[first..first + group.len()]
-                        .iter()
-                        .zip(group)
-                        .all(|(s, v)| {
+                state
+                    .sealed
+                    .get(first..first + group.len())
+                    .is_some_and(|segments| {
+                        segments.iter().zip(group).all(|(s, v)| {
                             s.is_sealed()
                                 && s.base_offset() == v.base_offset
                                 && s.size() as usize == v.data.len()
                         })
+                    })
             });
         let disk = self.disk.as_ref();
         let Some(first) = first.filter(|_| unchanged) else {
@@ -196,7 +197,7 @@ impl LogShared {
             self.fail_write(format!("compaction swap could not commit: {e}"));
             return Err(e.into());
         }
-        let replaced = state.segments[first..first + group.len()]
+        let replaced = state.sealed[first..first + group.len()]
             .iter()
             .try_for_each(|s| s.delete_files(disk))
             .and_then(|()| sync_dir())
@@ -206,7 +207,7 @@ impl LogShared {
             return Err(e.into());
         }
         let old: Vec<Segment> = state
-            .segments
+            .sealed
             .splice(first..first + group.len(), [cleaned])
             .collect();
         drop(state);

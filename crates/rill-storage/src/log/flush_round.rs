@@ -122,7 +122,7 @@ impl LogShared {
         let generation = durable.generation;
         drop(durable);
         let mut files = std::mem::take(&mut state.unsynced);
-        files.extend(state.active().sync_files());
+        files.extend(state.active.sync_files());
         let sync_dir = std::mem::replace(&mut state.dir_dirty, false);
         state.unflushed_messages = 0;
         Some(FlushCapture {

@@ -71,8 +71,7 @@ impl LogShared {
     /// Checks every file of every segment.
     pub(super) fn check_segments(&self, state: &LogState) -> Result<(), LogFailed> {
         state
-            .segments
-            .iter()
+            .segments()
             .try_for_each(|segment| self.check_segment(state, segment))
     }
 

@@ -47,16 +47,17 @@ impl Log {
         // offline log is left as it is, for recovery to look at.
         self.shared.check_everything(&state)?;
         let mut rolled = false;
+        let segments: Vec<&Segment> = state.segments().collect();
         let mut count = deletable_prefix(
-            &state.segments,
+            &segments,
             &state.config,
             state.log_start_offset,
             now_ms,
             upper,
         );
-        if count == state.segments.len() {
+        if count == state.segment_count() {
             // Every segment, the active one included, has expired.
-            if state.active().is_empty() {
+            if state.active.is_empty() {
                 count -= 1;
             } else {
                 let log_end = state.log_end();
@@ -85,13 +86,13 @@ impl LogShared {
     /// Returns them for deletion outside the lock.
     fn remove_prefix(&self, state: &mut LogState, count: usize) -> Vec<Segment> {
         let below_start = state
-            .segments
-            .windows(2)
-            .take_while(|pair| pair[1].base_offset() <= state.log_start_offset)
+            .segments()
+            .skip(1)
+            .take_while(|next| next.base_offset() <= state.log_start_offset)
             .count();
-        let count = count.max(below_start).min(state.segments.len() - 1);
-        let removed: Vec<Segment> = state.segments.drain(..count).collect();
-        let first_base = state.segments[0].base_offset();
+        let count = count.max(below_start).min(state.sealed.len());
+        let removed: Vec<Segment> = state.sealed.drain(..count).collect();
+        let first_base = state.sealed.first().unwrap_or(&state.active).base_offset();
         if first_base > state.log_start_offset {
             state.log_start_offset = first_base;
         }
@@ -104,7 +105,10 @@ impl LogShared {
 /// acknowledgement depends on (the next open deletes those below the
 /// checkpointed log start, and retention the rest); truncation and
 /// restarts, whose correctness depends on the deletion, sync the directory.
-pub(super) fn delete_segment_files(segments: &[Segment], disk: &dyn Disk) -> Result<(), IoFailure> {
+pub(super) fn delete_segment_files<'a>(
+    segments: impl IntoIterator<Item = &'a Segment>,
+    disk: &dyn Disk,
+) -> Result<(), IoFailure> {
     for segment in segments {
         segment.delete_files(disk)?;
         tracing::debug!(path = %segment.log_path().display(), "deleted segment");

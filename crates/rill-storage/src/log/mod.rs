@@ -1,4 +1,5 @@
-//! A partition's log: an ordered list of segments, the last one active.
+//! A partition's log: an ordered list of sealed segments, then the
+//! active one.
 //!
 //! This file holds the log's state, its locks and its lifecycle (create,
 //! open, configure, close); each other concern has a module of its own,
@@ -63,7 +64,7 @@ use crate::segment::Segment;
 /// let dir = tempfile::tempdir().unwrap();
 /// let flusher = Flusher::start(1).unwrap();
 /// let log = Log::create(dir.path(), LogConfig::default(), Offset(0), &flusher, Arc::new(RealDisk), 0).unwrap();
-/// let batch = BatchBuilder::new(1_000).with_records(&[NewRecord::value(b"hi")]).finish();
+/// let batch = BatchBuilder::new(1_000).with_records(&[NewRecord::value(b"hi")]).finish().unwrap();
 /// // Under the default `fsync` policy, `wait` returns after fdatasync.
 /// let info = log.append(&batch, 0, 1_000).unwrap().wait().unwrap();
 /// assert_eq!(info.base_offset, Offset(0));
@@ -106,8 +107,11 @@ struct LogShared {
 #[derive(Debug)]
 struct LogState {
     config: LogConfig,
-    /// Never empty; sorted by base offset; only the last is active.
-    segments: Vec<Segment>,
+    /// The read-only segments, sorted by base offset, all below `active`.
+    sealed: Vec<Segment>,
+    /// The segment appends go to. A field of its own, so that a log
+    /// always has one (and so an end offset) by construction.
+    active: Segment,
     log_start_offset: Offset,
     /// Records appended since the last sync began (for flush.messages).
     unflushed_messages: u64,
@@ -126,27 +130,44 @@ struct LogState {
 }
 
 impl LogState {
-    fn active(&self) -> &Segment {
-        self.segments
-            .last()
-            .expect("a log always has an active segment")
-    }
-
-    fn active_mut(&mut self) -> &mut Segment {
-        self.segments
-            .last_mut()
-            .expect("a log always has an active segment")
-    }
-
     fn log_end(&self) -> Offset {
-        self.active().next_offset()
+        self.active.next_offset()
     }
 
-    /// Index of the last segment whose base offset is <= `offset`.
-    fn segment_index(&self, offset: Offset) -> usize {
-        self.segments
-            .partition_point(|s| s.base_offset() <= offset)
-            .saturating_sub(1)
+    /// Every segment, oldest first: the sealed ones, then the active one.
+    fn segments(&self) -> impl Iterator<Item = &Segment> {
+        self.sealed.iter().chain(std::iter::once(&self.active))
+    }
+
+    fn segment_count(&self) -> usize {
+        self.sealed.len() + 1
+    }
+
+    /// Which segment `offset` falls in: the last whose base offset is <=
+    /// `offset` (the first segment if none is). `Some(i)` is `sealed[i]`,
+    /// `None` the active segment.
+    fn sealed_index(&self, offset: Offset) -> Option<usize> {
+        if self.active.base_offset() <= offset || self.sealed.is_empty() {
+            return None;
+        }
+        Some(
+            self.sealed
+                .partition_point(|s| s.base_offset() <= offset)
+                .saturating_sub(1),
+        )
+    }
+
+    /// The segment `offset` falls in (see [`LogState::sealed_index`]).
+    fn segment_of(&self, offset: Offset) -> &Segment {
+        self.sealed_index(offset)
+            .and_then(|i| self.sealed.get(i))
+            .unwrap_or(&self.active)
+    }
+
+    /// The segment `offset` falls in and every later one, oldest first.
+    fn segments_from(&self, offset: Offset) -> impl Iterator<Item = &Segment> {
+        let first = self.sealed_index(offset).unwrap_or(self.sealed.len());
+        self.segments().skip(first)
     }
 }
 
@@ -174,7 +195,7 @@ impl Log {
         Ok(Log::assemble(
             dir,
             config,
-            vec![segment],
+            (Vec::new(), segment),
             (start_offset, start_offset),
             flusher,
             (disk, file_system),
@@ -194,13 +215,13 @@ impl Log {
     ) -> Result<(Log, RecoveryReport), OpenError> {
         config.validate()?;
         let file_system = file_system_of(dir, flusher, &disk)?;
-        let (segments, log_start_offset, report) =
+        let (sealed, active, log_start_offset, report) =
             load_segments(dir, &config, &hints, (disk.as_ref(), &file_system), now_ms)?;
         let clean_point = read_clean_point(dir)?.unwrap_or(log_start_offset);
         let log = Log::assemble(
             dir,
             config,
-            segments,
+            (sealed, active),
             (log_start_offset, clean_point),
             flusher,
             (disk, file_system),
@@ -208,25 +229,24 @@ impl Log {
         Ok((log, report))
     }
 
+    /// A log of `sealed` segments and then `active`.
     fn assemble(
         dir: &Path,
         config: LogConfig,
-        segments: Vec<Segment>,
+        (sealed, active): (Vec<Segment>, Segment),
         (log_start_offset, clean_point): (Offset, Offset),
         flusher: &Flusher,
         (disk, file_system): (Arc<dyn Disk>, Arc<FileSystem>),
     ) -> Log {
-        let end = segments
-            .last()
-            .expect("loading leaves an active segment")
-            .next_offset();
+        let end = active.next_offset();
         let interval = interval_of(&config);
         let shared = Arc::new(LogShared {
             dir: dir.to_path_buf(),
             disk,
             state: RwLock::new(LogState {
                 config,
-                segments,
+                sealed,
+                active,
                 log_start_offset,
                 unflushed_messages: 0,
                 unsynced: Vec::new(),
@@ -273,23 +293,23 @@ impl Log {
     /// The base offset of the active segment: it changes when the log
     /// rolls.
     pub fn active_segment_base_offset(&self) -> Offset {
-        self.shared.state.read().active().base_offset()
+        self.shared.state.read().active.base_offset()
     }
 
     /// Bytes of batches in all segments.
     pub fn size_bytes(&self) -> u64 {
         let state = self.shared.state.read();
-        state.segments.iter().map(|s| u64::from(s.size())).sum()
+        state.segments().map(|s| u64::from(s.size())).sum()
     }
 
     pub fn segment_count(&self) -> usize {
-        self.shared.state.read().segments.len()
+        self.shared.state.read().segment_count()
     }
 
     /// Base offsets of the segments, oldest first.
     pub fn segment_base_offsets(&self) -> Vec<Offset> {
         let state = self.shared.state.read();
-        state.segments.iter().map(Segment::base_offset).collect()
+        state.segments().map(Segment::base_offset).collect()
     }
 
     pub fn config(&self) -> LogConfig {
@@ -324,7 +344,7 @@ impl Log {
         self.shared.check_segments(&state)?;
         self.shared.sync_locked(&mut state)?;
         let end = state.log_end();
-        let active = state.active_mut();
+        let active = &mut state.active;
         active.seal()?;
         for (file, path) in active.sync_files() {
             self.shared

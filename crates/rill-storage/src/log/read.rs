@@ -44,7 +44,7 @@ impl Log {
         let upper = upper.min(log_end_offset);
         let mut bytes = Bytes::new();
         if from < upper {
-            for segment in &state.segments[state.segment_index(from)..] {
+            for segment in state.segments_from(from) {
                 // One check per call, of the one segment read (two fstats).
                 self.shared.check_segment_for_read(&state, segment)?;
                 let start = segment.position_of(from);
@@ -77,7 +77,7 @@ impl Log {
         let state = self.shared.state.read();
         self.shared.check_readable()?;
         let from = state.log_start_offset;
-        for segment in &state.segments[state.segment_index(from)..] {
+        for segment in state.segments_from(from) {
             if segment.base_offset() >= upper {
                 break;
             }
@@ -99,7 +99,7 @@ impl Log {
         self.shared.check_readable()?;
         let from = state.log_start_offset;
         let mut best: Option<(Offset, i64)> = None;
-        for segment in &state.segments[state.segment_index(from)..] {
+        for segment in state.segments_from(from) {
             if segment.base_offset() >= upper {
                 break;
             }

@@ -32,9 +32,7 @@ impl Log {
             self.shared
                 .restart_locked(&mut state, offset)
                 .map(|()| offset)
-        } else if state.segments[state.segment_index(offset)].end_if_truncated_to(offset)
-            <= log_start
-        {
+        } else if state.segment_of(offset).end_if_truncated_to(offset) <= log_start {
             // The cut batch straddles the log start: nothing readable is
             // left, so the log restarts, empty, at its start.
             self.shared
@@ -65,32 +63,37 @@ impl LogShared {
     fn cut_locked(&self, state: &mut LogState, offset: Offset) -> Result<Offset, ModifyError> {
         let disk = self.disk.as_ref();
         let config = state.config;
-        let keep = state.segment_index(offset);
-        let removed: Vec<Segment> = state.segments.drain(keep + 1..).collect();
+        let mut removed: Vec<Segment> = Vec::new();
+        if let Some(keep) = state.sealed_index(offset) {
+            // The cut lands in a sealed segment: it takes the active one's
+            // place, and every segment after it goes, oldest first.
+            removed = state.sealed.drain(keep + 1..).collect();
+            let LogState { sealed, active, .. } = &mut *state;
+            if let Some(kept) = sealed.last_mut() {
+                std::mem::swap(active, kept);
+            }
+            removed.extend(sealed.pop());
+        }
         delete_segment_files(&removed, disk)?;
-        let segment = &mut state.segments[keep];
+        let segment = &mut state.active;
         segment.truncate_to(offset, &config, disk)?;
         let new_end = segment.next_offset();
         if segment.is_sealed() {
             // A sealed segment stays read-only: writing resumes in a new
             // active segment, which replaces the cut one if it is empty.
-            let replaced = if segment.is_empty() {
-                state.segments.pop()
+            let replace = segment.is_empty();
+            let deleted = if replace {
+                segment.delete_files(disk)
             } else {
-                None
+                Ok(())
             };
-            let created = replaced
-                .as_ref()
-                .map_or(Ok(()), |s| s.delete_files(disk))
-                .and_then(|()| Segment::create(&self.dir, new_end, &config, now_ms(), disk));
-            match created {
-                Ok(active) => state.segments.push(active),
-                Err(e) => {
-                    // Keep a segment in memory so the offline log still
-                    // answers reads of what it holds.
-                    state.segments.extend(replaced);
-                    return Err(e.into());
-                }
+            // On failure the cut segment stays in memory, as the active
+            // one, so the offline log still answers reads of what it holds.
+            let fresh = deleted
+                .and_then(|()| Segment::create(&self.dir, new_end, &config, now_ms(), disk))?;
+            let cut = std::mem::replace(&mut state.active, fresh);
+            if !replace {
+                state.sealed.push(cut);
             }
         }
         sync_dir_on(self.disk.as_ref(), &self.dir)?;
@@ -106,19 +109,13 @@ impl LogShared {
     /// start; the caller has synced under the same locks.
     fn restart_locked(&self, state: &mut LogState, offset: Offset) -> Result<(), ModifyError> {
         let config = state.config;
-        let old: Vec<Segment> = state.segments.drain(..).collect();
-        let created = delete_segment_files(&old, self.disk.as_ref()).and_then(|()| {
+        // On failure the old segments stay in memory, so the offline log
+        // still answers reads of what it holds.
+        let fresh = delete_segment_files(state.segments(), self.disk.as_ref()).and_then(|()| {
             Segment::create(&self.dir, offset, &config, now_ms(), self.disk.as_ref())
-        });
-        match created {
-            Ok(fresh) => state.segments.push(fresh),
-            Err(e) => {
-                // Keep the old segments in memory so the offline log still
-                // answers reads of what it holds.
-                state.segments = old;
-                return Err(e.into());
-            }
-        }
+        })?;
+        state.sealed.clear();
+        state.active = fresh;
         state.log_start_offset = offset;
         state.unsynced.clear();
         state.dir_dirty = false;

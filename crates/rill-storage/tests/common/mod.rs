@@ -1,6 +1,11 @@
 //! Helpers shared by the storage integration tests.
 #![allow(dead_code)] // each test file uses its own subset
-#![allow(clippy::unwrap_used)] // test support: a failure here is a failed test
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)] // test support: a failure here is a failed test
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +32,10 @@ pub fn batch(values: &[&[u8]], timestamp: i64) -> Vec<u8> {
             headers: &[],
         })
         .collect();
-    BatchBuilder::new(timestamp).with_records(&records).finish()
+    BatchBuilder::new(timestamp)
+        .with_records(&records)
+        .finish()
+        .unwrap()
 }
 
 /// A batch of `count` records whose values are `prefix-0`, `prefix-1`, ...
@@ -219,7 +227,8 @@ pub fn compressed_batch(compression: Compression, values: &[&[u8]], timestamps: 
         .collect();
     let plain = BatchBuilder::new(timestamps[0])
         .with_records(&records)
-        .finish();
+        .finish()
+        .unwrap();
     let records_bytes = &plain[rill_record::layout::RECORDS..];
     let compressed = match compression {
         Compression::Gzip => {

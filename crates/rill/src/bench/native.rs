@@ -153,7 +153,7 @@ fn connect_lanes(plan: &NativePlan<'_>) -> anyhow::Result<Vec<Connection>> {
         .map_or(0, |since| {
             i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
         });
-    let (batch, per_batch) = full_batch(plan.value, plan.batch_bytes, timestamp_ms);
+    let (batch, per_batch) = full_batch(plan.value, plan.batch_bytes, timestamp_ms)?;
     // A full request per partition, and at most one smaller one per lane.
     let frames_bytes = batch
         .len()
@@ -227,7 +227,11 @@ fn share(total: u64, lanes: usize, index: usize) -> u64 {
 /// least one; returns it and its record count. The next record is at most
 /// 2 bytes longer than the last (its offset delta and length varints may
 /// each grow a byte), so the batch may be one record short of full.
-fn full_batch(value: &[u8], batch_bytes: usize, timestamp_ms: i64) -> (Vec<u8>, u64) {
+fn full_batch(
+    value: &[u8],
+    batch_bytes: usize,
+    timestamp_ms: i64,
+) -> anyhow::Result<(Vec<u8>, u64)> {
     let mut builder = BatchBuilder::new(timestamp_ms);
     let mut count = 0;
     loop {
@@ -236,17 +240,17 @@ fn full_batch(value: &[u8], batch_bytes: usize, timestamp_ms: i64) -> (Vec<u8>, 
         count += 1;
         let record_bytes = builder.size() - before;
         if builder.size() + record_bytes + 2 > batch_bytes {
-            return (builder.finish(), count);
+            return Ok((builder.finish()?, count));
         }
     }
 }
 
-fn batch(value: &[u8], count: u64, timestamp_ms: i64) -> Vec<u8> {
+fn batch(value: &[u8], count: u64, timestamp_ms: i64) -> anyhow::Result<Vec<u8>> {
     let mut builder = BatchBuilder::new(timestamp_ms);
     for _ in 0..count {
         builder.push(&NewRecord::value(value));
     }
-    builder.finish()
+    Ok(builder.finish()?)
 }
 
 /// One encoded produce request: a frame with its size prefix.
@@ -309,7 +313,7 @@ impl Requests {
                 let partition = *partitions
                     .get(position)
                     .context("a lane without partitions")?;
-                let tail = Bytes::from(self::batch(plan.value, rest, timestamp_ms));
+                let tail = Bytes::from(self::batch(plan.value, rest, timestamp_ms)?);
                 Some(frame(partition, tail, rest)?)
             }
             _ => None,
@@ -718,7 +722,7 @@ mod tests {
     fn frames_decode_back_and_take_correlation_ids() {
         let value = [7_u8; 100];
         let plan = plan(&value);
-        let (batch, per_batch) = full_batch(&value, plan.batch_bytes, 1_000);
+        let (batch, per_batch) = full_batch(&value, plan.batch_bytes, 1_000).unwrap();
         assert!(per_batch > 1 && batch.len() <= plan.batch_bytes);
         let mut requests = Requests::encode(
             &plan,
@@ -764,7 +768,7 @@ mod tests {
             (5000, 1000),
         ] {
             let value = vec![1_u8; value_bytes];
-            let (bytes, count) = full_batch(&value, batch_bytes, 0);
+            let (bytes, count) = full_batch(&value, batch_bytes, 0).unwrap();
             assert_eq!(
                 BatchView::new(&bytes).unwrap().records_count() as u64,
                 count
@@ -773,7 +777,7 @@ mod tests {
                 assert!(bytes.len() <= batch_bytes, "{value_bytes} {batch_bytes}");
             }
             assert!(
-                batch(&value, count + 2, 0).len() > batch_bytes,
+                batch(&value, count + 2, 0).unwrap().len() > batch_bytes,
                 "{value_bytes} {batch_bytes}"
             );
         }
@@ -783,7 +787,7 @@ mod tests {
     fn requests_end_at_the_exact_message_count() {
         let value = [7_u8; 100];
         let plan = plan(&value);
-        let (batch, per_batch) = full_batch(&value, 1000, 0);
+        let (batch, per_batch) = full_batch(&value, 1000, 0).unwrap();
         assert_eq!(per_batch, 8);
         let mut requests = Requests::encode(
             &plan,
