@@ -23,6 +23,7 @@ use crate::cluster::{
 use crate::config::BrokerConfig;
 use crate::effective_config::{self, BrokerLayers};
 use crate::groups::{GroupsConfig, GroupsDeps, GroupsSlot, OFFSETS_TOPIC};
+use crate::listeners::Listener;
 use crate::properties::HostPort;
 use crate::topic_config::ConfigValueError;
 use crate::topics::Topics;
@@ -240,6 +241,24 @@ impl Broker {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
         Ok(coordinator)
+    }
+
+    /// Where a client on `listener` reaches broker `node_id`: the address
+    /// that broker advertises for the listener of that name. This broker
+    /// knows its own listeners; another broker registered the address of
+    /// its inter-broker listener only, which is what clients are told
+    /// until registrations carry every listener.
+    pub(crate) fn endpoint(&self, node_id: i32, listener: &Listener) -> Option<HostPort> {
+        if node_id == self.config.node_id {
+            let own = self.config.listeners.named(&listener.name)?;
+            return Some(own.advertised.clone());
+        }
+        let metadata = self.node.metadata();
+        let broker = metadata.brokers.get(&rill_cluster::BrokerId(node_id))?;
+        Some(HostPort {
+            host: broker.host.clone(),
+            port: broker.port,
+        })
     }
 
     /// The broker the metadata makes `group`'s coordinator, if any.

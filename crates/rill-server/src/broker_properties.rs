@@ -13,7 +13,8 @@
 //! own table because they can change at run time), or is one Kafka 4.0
 //! removed ([`topic_config::is_retired`]: accepted and ignored).
 
-use crate::properties::{self, ConfigError, HostPort, Properties};
+use crate::listeners;
+use crate::properties::{self, ConfigError, Properties};
 use crate::topic_config::{self, ConfigValueError, TOPIC_CONFIGS, TopicConfigDef, ValueKind};
 
 /// How a broker property's value is written.
@@ -21,8 +22,12 @@ use crate::topic_config::{self, ConfigValueError, TOPIC_CONFIGS, TopicConfigDef,
 pub(crate) enum PropertyKind {
     /// A number, boolean or word, checked as topic configs are.
     Value(ValueKind),
-    /// `HOST:PORT`, or Kafka's `NAME://HOST:PORT` (the first of a list).
+    /// A list of Kafka's `NAME://HOST:PORT` (or a bare `HOST:PORT`).
     Listener,
+    /// listener.security.protocol.map: `NAME:PROTOCOL,...`.
+    ProtocolMap,
+    /// A listener's name.
+    ListenerName,
     /// controller.quorum.voters: `ID@HOST:PORT,...`.
     Voters,
     /// controller.quorum.bootstrap.servers: `HOST:PORT,...`.
@@ -115,7 +120,7 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
     unset(
         "advertised.listeners",
         PropertyKind::Listener,
-        "The address clients are told to connect to; unset, the listener's (loopback for a wildcard host).",
+        "The addresses clients are told to connect to, NAME://HOST:PORT,...; a listener left out advertises its own (loopback for a wildcard host).",
     ),
     property(
         "auto.create.topics.enable",
@@ -200,6 +205,11 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         int(0, I32_MAX),
         "The smallest session timeout a group member may ask for.",
     ),
+    unset(
+        "inter.broker.listener.name",
+        PropertyKind::ListenerName,
+        "The listener other brokers and controllers connect to; unset, the first of listeners.",
+    ),
     property(
         "leader.imbalance.check.interval.seconds",
         "300",
@@ -212,11 +222,16 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         int(0, 100),
         "The share of a broker's partitions led elsewhere that triggers a rebalance.",
     ),
+    unset(
+        "listener.security.protocol.map",
+        PropertyKind::ProtocolMap,
+        "Each listener name's security protocol, NAME:PROTOCOL,...; unset, PLAINTEXT, SSL, SASL_PLAINTEXT and SASL_SSL name themselves.",
+    ),
     property(
         "listeners",
         "PLAINTEXT://127.0.0.1:9092",
         PropertyKind::Listener,
-        "The address to listen on for Kafka clients.",
+        "The listeners for Kafka clients, NAME://HOST:PORT,...",
     ),
     property(
         "log.cleaner.backoff.ms",
@@ -373,6 +388,16 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "Rill: requests read from one connection and not yet answered; beyond it the broker stops reading that socket.",
     ),
     property(
+        "sasl.enabled.mechanisms",
+        "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
+        PropertyKind::Value(ValueKind::List(&[
+            "PLAIN",
+            "SCRAM-SHA-256",
+            "SCRAM-SHA-512",
+        ])),
+        "The SASL mechanisms SASL listeners offer (Kafka's default, GSSAPI, Rill does not have).",
+    ),
+    property(
         "socket.request.max.bytes",
         "104857600",
         int(1024, I32_MAX),
@@ -387,7 +412,10 @@ impl PropertyKind {
     pub(crate) fn config_type(self) -> i8 {
         match self {
             PropertyKind::Value(kind) => kind.config_type(),
-            PropertyKind::Listener | PropertyKind::Dirs => 2,
+            PropertyKind::Listener
+            | PropertyKind::Dirs
+            | PropertyKind::ProtocolMap
+            | PropertyKind::ListenerName => 2,
             PropertyKind::Voters | PropertyKind::BootstrapServers => 7,
         }
     }
@@ -464,7 +492,20 @@ pub(crate) fn check(name: &str, value: &str) -> Result<(), ConfigError> {
 pub(crate) fn check_kind(kind: PropertyKind, name: &str, value: &str) -> Result<(), ConfigError> {
     match kind {
         PropertyKind::Value(kind) => Ok(topic_config::check_kind(kind, name, value)?),
-        PropertyKind::Listener => HostPort::parse_listener(value).map(drop),
+        PropertyKind::Listener => listeners::check_list(value),
+        PropertyKind::ProtocolMap => listeners::check_protocol_map(value),
+        PropertyKind::ListenerName => {
+            let name = value.trim();
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    name: name.to_string(),
+                    value: value.to_string(),
+                    expected: "a listener name of letters, digits and _".to_string(),
+                })
+            }
+        }
         PropertyKind::Voters => properties::parse_voters(value).map(drop),
         PropertyKind::BootstrapServers => properties::parse_bootstrap(value).map(drop),
         PropertyKind::Dirs => {

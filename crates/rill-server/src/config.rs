@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::broker_properties::{self, Known};
-use crate::properties::{self, ConfigError, HostPort, Properties};
+use crate::listeners::{ListenerProperties, Listeners};
+use crate::properties::{self, ConfigError, Properties};
 
 /// The broker's settings. Built once at start-up by [`BrokerConfig::from_properties`];
 /// topic-level defaults (log.*) stay as properties, since they can change at run time.
@@ -17,10 +18,12 @@ pub struct BrokerConfig {
     pub node_id: i32,
     /// log.dirs (or log.dir): where partitions live.
     pub log_dirs: Vec<PathBuf>,
-    /// listeners: the address to bind.
-    pub listener: HostPort,
-    /// advertised.listeners: the address clients are told to use.
-    pub advertised: HostPort,
+    /// listeners, advertised.listeners, listener.security.protocol.map,
+    /// inter.broker.listener.name: what to bind, what to advertise, and
+    /// how each listener's connections are secured.
+    pub listeners: Listeners,
+    /// sasl.enabled.mechanisms: what SASL listeners offer.
+    pub sasl_enabled_mechanisms: Vec<String>,
     /// num.partitions: partitions of an auto-created topic or of a
     /// CreateTopics request that leaves the count to the broker.
     pub num_partitions: i32,
@@ -157,15 +160,22 @@ impl BrokerConfig {
             broker_properties::check(name, value)?;
         }
         let read = Reader(&properties);
-        let listener = HostPort::parse_listener(&read.text("listeners"))?;
-        let advertised = match properties.get("advertised.listeners") {
-            Some(text) => HostPort::parse_listener(text)?,
-            None if listener.host == "0.0.0.0" || listener.host == "::" => HostPort {
-                host: "127.0.0.1".to_string(),
-                port: listener.port,
-            },
-            None => listener.clone(),
-        };
+        let listeners = Listeners::parse(&ListenerProperties {
+            listeners: &read.text("listeners"),
+            advertised: properties.get("advertised.listeners").map(String::as_str),
+            protocol_map: properties
+                .get("listener.security.protocol.map")
+                .map(String::as_str),
+            inter_broker: properties
+                .get("inter.broker.listener.name")
+                .map(String::as_str),
+        })?;
+        let sasl_enabled_mechanisms = read
+            .text("sasl.enabled.mechanisms")
+            .split(',')
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .collect();
         let quorum = match (
             properties.get("controller.quorum.voters"),
             properties.get("controller.quorum.bootstrap.servers"),
@@ -221,8 +231,8 @@ impl BrokerConfig {
                 .filter(|dir| !dir.is_empty())
                 .map(PathBuf::from)
                 .collect(),
-            listener,
-            advertised,
+            listeners,
+            sasl_enabled_mechanisms,
             num_partitions: read.number("num.partitions")? as i32,
             auto_create_topics: read.boolean("auto.create.topics.enable")?,
             request_bytes_max: read.number("socket.request.max.bytes")? as usize,
@@ -342,8 +352,14 @@ mod tests {
     #[test]
     fn defaults_listen_and_store_where_the_readme_says() {
         let config = BrokerConfig::from_properties(Properties::new()).unwrap();
-        assert_eq!(config.listener.to_string(), "127.0.0.1:9092");
-        assert_eq!(config.advertised.to_string(), "127.0.0.1:9092");
+        assert_eq!(
+            config.listeners.inter_broker().bind.to_string(),
+            "127.0.0.1:9092"
+        );
+        assert_eq!(
+            config.listeners.inter_broker().advertised.to_string(),
+            "127.0.0.1:9092"
+        );
         assert_eq!(config.log_dirs, vec![PathBuf::from("./rill-data")]);
         assert_eq!(config.request_bytes_max, 100 * 1024 * 1024);
     }
@@ -363,9 +379,12 @@ mod tests {
         assert_eq!(properties["log.retention.ms"], "1000");
         let config = BrokerConfig::from_properties(properties).unwrap();
         assert_eq!(config.num_partitions, 3);
-        assert_eq!(config.listener.port, 19092);
+        assert_eq!(config.listeners.inter_broker().bind.port, 19092);
         // A wildcard listener advertises loopback unless told otherwise.
-        assert_eq!(config.advertised.to_string(), "127.0.0.1:19092");
+        assert_eq!(
+            config.listeners.inter_broker().advertised.to_string(),
+            "127.0.0.1:19092"
+        );
     }
 
     #[test]

@@ -72,8 +72,21 @@ pub fn supported_apis() -> Vec<(ApiKey, i16, i16)> {
 /// Decodes a frame's body (the bytes after the 4-byte length) as the
 /// broker does. Any bytes at all give `Ok` or `Err`, never a panic.
 pub fn decode_request(frame: Bytes) -> Result<Decoded, DecodeError> {
-    let client_host: Arc<str> = Arc::from("/fuzz");
-    let request = match parse(frame, &client_host)? {
+    let listener = crate::listeners::Listener {
+        name: "PLAINTEXT".to_string(),
+        protocol: crate::listeners::SecurityProtocol::Plaintext,
+        bind: crate::properties::HostPort {
+            host: "127.0.0.1".to_string(),
+            port: 0,
+        },
+        advertised: crate::properties::HostPort {
+            host: "127.0.0.1".to_string(),
+            port: 0,
+        },
+    };
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let session = Arc::new(crate::session::Session::anonymous(peer, Arc::new(listener)));
+    let request = match parse(frame, &session)? {
         Parsed::Request(request) => request,
         Parsed::Immediate(queued) => {
             return Ok(Decoded::UnsupportedApiVersions {

@@ -11,7 +11,7 @@
 //! use rill_server::{BrokerConfig, Properties, Server};
 //!
 //! let config = BrokerConfig::from_properties(Properties::new())?;
-//! let server = Server::bind(&config.listener).await?;
+//! let server = Server::bind(&config.listeners).await?;
 //! eprintln!("listening on {}", server.local_addr());
 //! let stop = async { let _ = tokio::signal::ctrl_c().await; };
 //! server.run(config, stop).await?;
@@ -31,8 +31,10 @@ mod error_code;
 pub mod fuzzing;
 mod groups;
 mod legacy_metadata;
+mod listeners;
 mod network;
 mod properties;
+mod session;
 mod shutdown;
 mod topic_config;
 mod topics;
@@ -42,6 +44,7 @@ pub use broker::{Broker, StartError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
 pub use config::{BrokerConfig, ClusterConfig, QuorumConfig};
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
+pub use listeners::{Listener, Listeners, SecurityProtocol};
 pub use network::{RunError, Server};
 pub use properties::{ConfigError, HostPort, Properties};
 pub use topic_config::{ConfigValueError, validate_topic_override};

@@ -66,7 +66,7 @@ impl TestBroker {
         .chain(extra.iter().map(|&(k, v)| (k, v.to_string())))
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let mut config = BrokerConfig::from_properties(properties).unwrap();
+        let config = BrokerConfig::from_properties(properties).unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let (started, port) = std::sync::mpsc::channel();
         let broker_disk = Arc::clone(&disk);
@@ -78,8 +78,7 @@ impl TestBroker {
                 .enable_all()
                 .build()
                 .unwrap();
-            let server = runtime.block_on(Server::bind(&config.listener)).unwrap();
-            config.advertised.port = server.local_addr().port();
+            let server = runtime.block_on(Server::bind(&config.listeners)).unwrap();
             started.send(server.local_addr().port()).unwrap();
             runtime.block_on(server.run_with_disk(config, broker_disk, async {
                 // A dropped sender stops the broker too.

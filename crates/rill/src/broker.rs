@@ -92,18 +92,13 @@ impl BrokerArgs {
 }
 
 pub(crate) fn run(args: BrokerArgs) -> anyhow::Result<()> {
-    let mut config = BrokerConfig::from_properties(args.properties()?)?;
+    let config = BrokerConfig::from_properties(args.properties()?)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("rill-network")
         .build()
         .context("cannot start the network runtime")?;
-    let server = runtime
-        .block_on(Server::bind(&config.listener))
-        .with_context(|| format!("cannot listen on {}", config.listener))?;
-    if config.advertised.port == 0 {
-        config.advertised.port = server.local_addr().port();
-    }
+    let server = runtime.block_on(Server::bind(&config.listeners))?;
     runtime.block_on(server.run(config, stop_signal()))?;
     Ok(())
 }

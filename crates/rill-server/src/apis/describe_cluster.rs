@@ -20,10 +20,16 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         .values()
         .filter(|b| !b.fenced || (version >= 2 && describe.include_fenced_brokers))
         .map(|b| {
+            let address = broker
+                .endpoint(b.id.0, &request.session.listener)
+                .unwrap_or_else(|| crate::properties::HostPort {
+                    host: b.host.clone(),
+                    port: b.port,
+                });
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id.0))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(i32::from(b.port))
+                .with_host(StrBytes::from_string(address.host))
+                .with_port(i32::from(address.port))
                 .with_is_fenced(b.fenced)
         })
         .collect();

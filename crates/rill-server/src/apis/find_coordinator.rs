@@ -24,9 +24,11 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
         if find.key_type != KEY_TYPE_GROUP {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
-        broker
-            .group_coordinator(key)
-            .map(|(id, address)| (BrokerId(id), address))
+        let (id, _) = broker.group_coordinator(key)?;
+        let address = broker
+            .endpoint(id, &request.session.listener)
+            .ok_or(ResponseError::CoordinatorNotAvailable)?;
+        Ok((BrokerId(id), address))
     };
     let response = if version >= 4 {
         let coordinators = find

@@ -31,7 +31,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         member_id: join.member_id.to_string(),
         group_instance_id: join.group_instance_id.map(|id| id.to_string()),
         client_id: request.client_id(),
-        client_host: request.client_host.to_string(),
+        client_host: request.session.client_host.to_string(),
         session_timeout_ms: join.session_timeout_ms,
         rebalance_timeout_ms: if version >= 1 {
             join.rebalance_timeout_ms

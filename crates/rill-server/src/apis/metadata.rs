@@ -61,10 +61,16 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         .values()
         .filter(|b| !b.fenced)
         .map(|b| {
+            let address = broker
+                .endpoint(b.id.0, &request.session.listener)
+                .unwrap_or_else(|| crate::properties::HostPort {
+                    host: b.host.clone(),
+                    port: b.port,
+                });
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id.0))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(i32::from(b.port))
+                .with_host(StrBytes::from_string(address.host))
+                .with_port(i32::from(address.port))
         })
         .collect();
     let controller_id = BrokerId(broker.node().controller_leader().unwrap_or(-1));

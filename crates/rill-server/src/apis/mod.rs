@@ -15,6 +15,7 @@ use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 use crate::broker::Broker;
+use crate::session::Session;
 
 mod alter_configs;
 mod alter_partition_reassignments;
@@ -87,8 +88,8 @@ pub(crate) struct Request {
     pub header: RequestHeader,
     pub api: Api,
     pub body: Bytes,
-    /// The client's address as Kafka reports it (DescribeGroups' client host).
-    pub client_host: Arc<str>,
+    /// Who sent it, from where, on which listener.
+    pub session: Arc<Session>,
 }
 
 impl Request {

@@ -167,7 +167,7 @@ impl ClusterNode {
             .join(METADATA_DIR);
         let quorum = Quorum::start(
             node_id,
-            (&config.cluster, &config.advertised),
+            (&config.cluster, &config.listeners.inter_broker().advertised),
             data_dir,
             slot,
         )
@@ -175,7 +175,7 @@ impl ClusterNode {
         let (stop, _) = watch::channel(false);
         let node = Arc::new(ClusterNode {
             node_id,
-            advertised: config.advertised.clone(),
+            advertised: config.listeners.inter_broker().advertised.clone(),
             config: config.cluster.clone(),
             metadata: RwLock::new(Arc::new(quorum.metadata())),
             quorum,

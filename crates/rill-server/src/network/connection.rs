@@ -21,7 +21,9 @@ use tokio::sync::mpsc;
 
 use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
+use crate::listeners::Listener;
 use crate::network::frame::{FrameError, FrameReader, REQUEST_HEADER_BYTES_MIN};
+use crate::session::Session;
 use crate::shutdown::Shutdown;
 
 /// Request bytes a connection handles before it lets the other tasks of
@@ -72,7 +74,7 @@ pub enum HeaderError {
 /// the broker shuts down (in-flight requests are answered first).
 pub(crate) async fn serve(
     stream: TcpStream,
-    peer: SocketAddr,
+    (peer, listener): (SocketAddr, Arc<Listener>),
     broker: Arc<Broker>,
     shutdown: Shutdown,
 ) {
@@ -84,7 +86,7 @@ pub(crate) async fn serve(
     let request_bytes_max = config.request_bytes_max;
     let (reader, writer) = stream.into_split();
     let mut frames = FrameReader::new(reader, request_bytes_max);
-    let client_host: Arc<str> = format!("/{}", peer.ip()).into();
+    let session = Arc::new(Session::anonymous(peer, listener));
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
     let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
     let mut stopping = shutdown.clone();
@@ -107,7 +109,7 @@ pub(crate) async fn serve(
             },
         };
         bytes_since_yield += frame.len();
-        let queued = match parse(frame, &client_host) {
+        let queued = match parse(frame, &session) {
             Ok(Parsed::Request(request)) => {
                 tracing::trace!(%peer, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
                 Queued {
@@ -140,7 +142,7 @@ pub(crate) async fn serve(
 /// Reads the request header of a frame's body: which API at which
 /// version, refused unless Rill implements it. The body is left undecoded,
 /// for its handler.
-pub(crate) fn parse(mut frame: Bytes, client_host: &Arc<str>) -> Result<Parsed, HeaderError> {
+pub(crate) fn parse(mut frame: Bytes, session: &Arc<Session>) -> Result<Parsed, HeaderError> {
     // The frame reader refuses shorter frames already; this keeps the
     // fixed fields below in bounds whoever calls.
     if frame.len() < REQUEST_HEADER_BYTES_MIN {
@@ -187,7 +189,7 @@ pub(crate) fn parse(mut frame: Bytes, client_host: &Arc<str>) -> Result<Parsed, 
         header,
         api,
         body: frame,
-        client_host: Arc::clone(client_host),
+        session: Arc::clone(session),
     }))
 }
 

@@ -20,34 +20,102 @@ use tokio::task::JoinSet;
 use crate::broker::{Broker, StartError};
 use crate::cluster::ControllerSlot;
 use crate::config::BrokerConfig;
-use crate::properties::HostPort;
+use crate::listeners::{Listener, Listeners};
 use crate::shutdown::Shutdown;
 
 /// How long shutdown waits for connections to answer their in-flight
 /// requests before closing the logs anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// A bound listening socket.
+/// The bound listening sockets, one per listener, the inter-broker one
+/// first.
 #[derive(Debug)]
 pub struct Server {
-    listener: TcpListener,
+    bound: Vec<Bound>,
+}
+
+/// One listener's socket.
+#[derive(Debug)]
+struct Bound {
+    socket: TcpListener,
     local_addr: SocketAddr,
+    listener: Arc<Listener>,
 }
 
 impl Server {
-    /// Binds the listener (`listeners`). Port 0 picks a free port; see
-    /// [`Server::local_addr`].
-    pub async fn bind(listen: &HostPort) -> std::io::Result<Server> {
-        let listener = TcpListener::bind((listen.host.as_str(), listen.port)).await?;
-        let local_addr = listener.local_addr()?;
-        Ok(Server {
-            listener,
-            local_addr,
-        })
+    /// Binds every listener. Port 0 picks a free port (see
+    /// [`Server::local_addrs`]); a listener advertising port 0 then
+    /// advertises that one.
+    pub async fn bind(listeners: &Listeners) -> std::io::Result<Server> {
+        let mut bound = Vec::new();
+        for listener in listeners.iter() {
+            let address = &listener.bind;
+            let socket = TcpListener::bind((address.host.as_str(), address.port))
+                .await
+                .map_err(|error| {
+                    std::io::Error::new(
+                        error.kind(),
+                        format!("cannot listen on {address} ({}): {error}", listener.name),
+                    )
+                })?;
+            let local_addr = socket.local_addr()?;
+            let mut listener = listener.clone();
+            if listener.advertised.port == 0 {
+                listener.advertised.port = local_addr.port();
+            }
+            bound.push(Bound {
+                socket,
+                local_addr,
+                listener: Arc::new(listener),
+            });
+        }
+        Ok(Server { bound })
     }
 
+    /// The address of the inter-broker listener's socket.
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        // `Listeners` holds one at least.
+        self.bound.first().map_or_else(
+            || SocketAddr::from(([0, 0, 0, 0], 0)),
+            |bound| bound.local_addr,
+        )
+    }
+
+    /// Each listener's name and bound address.
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        self.bound
+            .iter()
+            .map(|b| (b.listener.name.clone(), b.local_addr))
+            .collect()
+    }
+
+    /// The listeners as bound: ports picked for port 0 advertised.
+    fn listeners(&self) -> Vec<Listener> {
+        self.bound.iter().map(|b| (*b.listener).clone()).collect()
+    }
+
+    /// Waits for a connection on any listener, trying them in turn from
+    /// `start` so that a flood on one does not starve another.
+    async fn accept(
+        &self,
+        start: usize,
+    ) -> (
+        std::io::Result<(TcpStream, SocketAddr)>,
+        &Arc<Listener>,
+        usize,
+    ) {
+        std::future::poll_fn(|cx| {
+            let count = self.bound.len();
+            for turn in 0..count {
+                let index = (start + turn) % count;
+                let bound = &self.bound[index];
+                if let std::task::Poll::Ready(accepted) = bound.socket.poll_accept(cx) {
+                    return std::task::Poll::Ready((accepted, &bound.listener, index));
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await
     }
 
     /// Starts the broker — opening its logs, joining its metadata quorum —
@@ -72,7 +140,7 @@ impl Server {
     /// client's waits until the broker has started, then is served.
     pub async fn run_with_disk(
         self,
-        config: BrokerConfig,
+        mut config: BrokerConfig,
         disk: Arc<dyn Disk>,
         stop: impl std::future::Future<Output = ()>,
     ) -> Result<(), RunError> {
@@ -87,13 +155,29 @@ impl Server {
             .iter()
             .map(|d| d.display().to_string())
             .collect();
-        let advertised = config.advertised.to_string();
+        for (listener, bound) in config.listeners.iter_mut().zip(self.listeners()) {
+            *listener = bound;
+        }
+        warn_of_unauthenticated(&config);
+        let listening = self
+            .bound
+            .iter()
+            .map(|b| {
+                let l = &b.listener;
+                format!(
+                    "{} ({}, {}, advertised as {})",
+                    b.local_addr, l.name, l.protocol, l.advertised
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
         let starting = Broker::start(config, disk, &slot);
         tokio::pin!(starting);
         let mut broker: Option<Arc<Broker>> = None;
         let mut timers = None;
         let permits = Arc::new(Semaphore::new(connections_max));
         let mut connections = JoinSet::new();
+        let mut next_listener = 0;
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -101,10 +185,9 @@ impl Server {
                 started = &mut starting, if broker.is_none() => {
                     let started = started?;
                     tracing::info!(
-                        "rill broker {}: data in {}, listening on {} (advertised as {advertised})",
+                        "rill broker {}: data in {}, listening on {listening}",
                         env!("CARGO_PKG_VERSION"),
                         data.join(","),
-                        self.local_addr,
                     );
                     timers = Some(tokio::spawn(
                         Arc::clone(started.groups()).run_timers(shutdown.clone()),
@@ -113,7 +196,12 @@ impl Server {
                     broker = Some(started);
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                accepted = self.listener.accept() => {
+                (accepted, listener, index) = self.accept(next_listener) => {
+                    next_listener = index + 1;
+                    let listener = Arc::clone(listener);
+                    // Other nodes' controllers connect to the inter-broker
+                    // listener only.
+                    let slot = (index == 0).then(|| Arc::clone(&slot));
                     let (stream, peer) = match accepted {
                         Ok(accepted) => accepted,
                         Err(error) => {
@@ -127,11 +215,10 @@ impl Server {
                         tracing::warn!(%peer, connections_max, "max.connections reached; closing the new connection");
                         continue;
                     };
-                    let slot = Arc::clone(&slot);
                     let started = started.clone();
                     let shutdown = shutdown.clone();
                     connections.spawn(async move {
-                        route(stream, peer, (slot, started), idle, shutdown).await;
+                        route(stream, (peer, listener), (slot, started), idle, shutdown).await;
                         drop(permit);
                     });
                 }
@@ -141,7 +228,7 @@ impl Server {
         if let Some(timers) = timers {
             timers.abort();
         }
-        drop(self.listener);
+        drop(self.bound);
         stopping.send_replace(true);
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
             while connections.join_next().await.is_some() {}
@@ -187,8 +274,8 @@ const ROUTE_BYTES: usize = 6;
 /// deals with it as it always has.
 async fn route(
     stream: TcpStream,
-    peer: SocketAddr,
-    (slot, mut started): (ControllerSlot, watch::Receiver<Option<Arc<Broker>>>),
+    (peer, listener): (SocketAddr, Arc<Listener>),
+    (slot, mut started): (Option<ControllerSlot>, watch::Receiver<Option<Arc<Broker>>>),
     idle: Duration,
     mut shutdown: Shutdown,
 ) {
@@ -197,7 +284,10 @@ async fn route(
         Ok(Ok(0) | Err(_)) | Err(_) => return, // Closed, failed or silent.
         Ok(Ok(n)) => n,
     };
-    if peeked == ROUTE_BYTES && rill_cluster::is_controller_connection(&head) {
+    if let Some(slot) = slot
+        && peeked == ROUTE_BYTES
+        && rill_cluster::is_controller_connection(&head)
+    {
         match slot.get() {
             Some(controller) => controller.serve_connection(stream).await,
             None => {
@@ -214,6 +304,27 @@ async fn route(
         () = shutdown.wait() => return,
     };
     if let Some(broker) = broker {
-        connection::serve(stream, peer, broker, shutdown).await;
+        connection::serve(stream, (peer, listener), broker, shutdown).await;
+    }
+}
+
+/// Kafka lets anyone in on a listener without authentication; so does
+/// Rill, but says so when the listener is reachable from elsewhere.
+fn warn_of_unauthenticated(config: &BrokerConfig) {
+    for listener in config.listeners.iter() {
+        let host = listener.bind.host.as_str();
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        if !loopback && !listener.protocol.uses_sasl() {
+            tracing::warn!(
+                listener = %listener.name,
+                address = %listener.bind,
+                protocol = %listener.protocol,
+                "this listener is reachable beyond this machine and does not authenticate \
+                 its clients: anyone who reaches it can read, write and delete every topic"
+            );
+        }
     }
 }
