@@ -88,6 +88,22 @@ async fn several_named_listeners_each_advertise_their_own_address() {
 }
 
 #[test]
+fn a_listener_open_beyond_loopback_without_authentication_is_warned_of() {
+    let temp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_on(
+        &temp.path().join("data"),
+        &[
+            "--set",
+            "listener.security.protocol.map=LOCAL:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        ],
+        "LOCAL://127.0.0.1:0,PLAINTEXT://0.0.0.0:0",
+    );
+    let line = broker.wait_for_log(&["WARN", "does not authenticate"]);
+    assert!(line.contains("listener PLAINTEXT (0.0.0.0:"), "{line}");
+    assert!(!line.contains("LOCAL"), "{line}");
+}
+
+#[test]
 fn a_listener_whose_name_has_no_protocol_is_refused_at_start() {
     let temp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(common::rill_binary())

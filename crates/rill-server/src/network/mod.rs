@@ -158,7 +158,6 @@ impl Server {
         for (listener, bound) in config.listeners.iter_mut().zip(self.listeners()) {
             *listener = bound;
         }
-        warn_of_unauthenticated(&config);
         let listening = self
             .bound
             .iter()
@@ -171,6 +170,7 @@ impl Server {
             })
             .collect::<Vec<_>>()
             .join("; ");
+        let unauthenticated = unauthenticated_listeners(&config);
         let starting = Broker::start(config, disk, &slot);
         tokio::pin!(starting);
         let mut broker: Option<Arc<Broker>> = None;
@@ -189,6 +189,13 @@ impl Server {
                         env!("CARGO_PKG_VERSION"),
                         data.join(","),
                     );
+                    for listener in &unauthenticated {
+                        tracing::warn!(
+                            "listener {listener} is reachable beyond this machine and does not \
+                             authenticate its clients: anyone who reaches it can read, write and \
+                             delete every topic"
+                        );
+                    }
                     timers = Some(tokio::spawn(
                         Arc::clone(started.groups()).run_timers(shutdown.clone()),
                     ));
@@ -309,22 +316,20 @@ async fn route(
 }
 
 /// Kafka lets anyone in on a listener without authentication; so does
-/// Rill, but says so when the listener is reachable from elsewhere.
-fn warn_of_unauthenticated(config: &BrokerConfig) {
-    for listener in config.listeners.iter() {
-        let host = listener.bind.host.as_str();
-        let loopback = host == "localhost"
-            || host
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        if !loopback && !listener.protocol.uses_sasl() {
-            tracing::warn!(
-                listener = %listener.name,
-                address = %listener.bind,
-                protocol = %listener.protocol,
-                "this listener is reachable beyond this machine and does not authenticate \
-                 its clients: anyone who reaches it can read, write and delete every topic"
-            );
-        }
-    }
+/// Rill, but says so of each listener reachable from elsewhere (as
+/// `NAME (HOST:PORT)`).
+fn unauthenticated_listeners(config: &BrokerConfig) -> Vec<String> {
+    config
+        .listeners
+        .iter()
+        .filter(|listener| {
+            let host = listener.bind.host.as_str();
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback());
+            !loopback && !listener.protocol.uses_sasl()
+        })
+        .map(|listener| format!("{} ({})", listener.name, listener.bind))
+        .collect()
 }
