@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acls::{AclBinding, AclBindingFilter, InvalidAcl, InvalidAclFilter};
 use crate::metadata::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
 
 /// One entry of the metadata log.
@@ -140,6 +141,15 @@ pub enum Command {
         partition_epoch: PartitionEpoch,
         isr: Vec<BrokerId>,
     },
+    /// Kafka's CreateAcls: each valid binding is stored (an existing one
+    /// is left as it is), each gets its own result.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Kafka's DeleteAcls: removes every ACL any filter selects.
+    DeleteAcls {
+        filters: Vec<AclBindingFilter>,
+    },
 }
 
 /// One partition's new leader and ISR inside a multi-partition command,
@@ -201,6 +211,17 @@ pub enum Applied {
     ProducerIdsAllocated {
         first: i64,
         count: u32,
+    },
+    /// Per binding of `CreateAcls`, in order: stored (or there already),
+    /// or why it is invalid (Kafka's INVALID_REQUEST).
+    AclsCreated {
+        results: Vec<Result<(), InvalidAcl>>,
+    },
+    /// Per filter of `DeleteAcls`, in order: the ACLs it selected and that
+    /// are now gone (sorted; an ACL two filters select is in both), or why
+    /// the filter is invalid (Kafka's INVALID_REQUEST).
+    AclsDeleted {
+        results: Vec<Result<Vec<AclBinding>, InvalidAclFilter>>,
     },
     /// A log entry that is not a command (a Raft leader's blank entry or a
     /// membership change).
@@ -266,6 +287,11 @@ pub enum Rejection {
         topic_id: Uuid,
         partition: i32,
     },
+    /// A CreateAcls or DeleteAcls that would change more ACLs than
+    /// [`ACL_CHANGES_PER_COMMAND_MAX`](crate::ACL_CHANGES_PER_COMMAND_MAX)
+    /// (Kafka's POLICY_VIOLATION for every binding or filter).
+    #[error("the request would change {changes} ACLs, at most {max} may change at once")]
+    TooManyAclChanges { changes: usize, max: usize },
 }
 
 /// The result of applying one log entry: the state machine's answer to

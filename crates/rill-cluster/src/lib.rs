@@ -1,7 +1,9 @@
 //! The cluster's metadata quorum: a Raft group of controllers (consensus
 //! by `openraft`) whose log holds the cluster metadata — brokers and
 //! their registration epochs and fencing, topics and topic ids, partition
-//! replicas, leaders, leader epochs, ISR, and topic configs.
+//! replicas, leaders, leader epochs, ISR, topic configs, and ACLs
+//! ([`Acls`], with Kafka's StandardAuthorizer decision in
+//! [`Acls::authorize`]).
 //!
 //! What this crate owns:
 //! - the metadata model and the deterministic application of
@@ -53,6 +55,7 @@
 //! # }
 //! ```
 
+mod acls;
 mod client;
 mod command;
 mod controller;
@@ -66,6 +69,11 @@ mod placement;
 mod raft_types;
 mod state_machine;
 
+pub use acls::{
+    ACL_CHANGES_PER_COMMAND_MAX, AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+    Acls, CLUSTER_RESOURCE_NAME, InvalidAcl, InvalidAclFilter, PatternType, ResourcePatternFilter,
+    ResourceType, WILDCARD, WILDCARD_PRINCIPAL, host_address,
+};
 pub use client::ControllerClient;
 pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 pub use controller::{

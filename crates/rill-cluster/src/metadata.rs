@@ -13,6 +13,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acls::{Acls, TooManyAclChanges};
 use crate::command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 
 /// A broker's id (Kafka's `node.id`, an int32 on the wire).
@@ -118,6 +119,9 @@ pub struct ClusterMetadata {
     /// (`SetBrokerConfig`), over each broker's own file and flags.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, String>,
+    /// Every ACL (`CreateAcls`, `DeleteAcls`).
+    #[serde(default)]
+    pub acls: Acls,
 }
 
 /// The most producer ids one `AllocateProducerIds` may ask for.
@@ -223,6 +227,16 @@ impl ClusterMetadata {
                 (*leader, *leader_epoch, *partition_epoch),
                 isr,
             ),
+            Command::CreateAcls { bindings } => self
+                .acls
+                .create(bindings)
+                .map(|results| Applied::AclsCreated { results })
+                .map_err(acl_rejection),
+            Command::DeleteAcls { filters } => self
+                .acls
+                .delete(filters)
+                .map(|results| Applied::AclsDeleted { results })
+                .map_err(acl_rejection),
         }
     }
 
@@ -866,6 +880,10 @@ fn validate_topic_name(name: &str) -> Result<(), Rejection> {
     })
 }
 
+fn acl_rejection(TooManyAclChanges { changes, max }: TooManyAclChanges) -> Rejection {
+    Rejection::TooManyAclChanges { changes, max }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -900,6 +918,49 @@ mod tests {
             register(&mut md, id, u64::try_from(id).unwrap_or(0));
         }
         md
+    }
+
+    #[test]
+    fn acls_survive_a_snapshot_and_old_snapshots_load_without_them() {
+        use crate::{AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType};
+        let mut md = three_brokers();
+        let acl = AclBinding {
+            resource_type: ResourceType::Group,
+            resource_name: "g.".to_owned(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".to_owned(),
+            host: "*".to_owned(),
+            operation: AclOperation::Read,
+            permission: AclPermissionType::Allow,
+        };
+        let old = serde_json::to_value(&md).unwrap();
+        md.apply(
+            &Command::CreateAcls {
+                bindings: vec![acl],
+            },
+            10,
+        )
+        .unwrap();
+        let snapshot = serde_json::to_vec(&md).unwrap();
+        let restored: ClusterMetadata = serde_json::from_slice(&snapshot).unwrap();
+        assert_eq!(restored, md);
+        assert!(restored.acls.authorize(
+            "User:alice",
+            "10.0.0.1",
+            AclOperation::Describe,
+            ResourceType::Group,
+            "g.1",
+            &[],
+            false
+        ));
+        // A snapshot from before ACLs existed.
+        let mut old = old;
+        if let Some(fields) = old.as_object_mut() {
+            assert!(fields.remove("acls").is_some());
+        }
+        let restored: ClusterMetadata = serde_json::from_value(old).unwrap();
+        assert!(restored.acls.is_empty());
+        assert_eq!(restored.brokers, md.brokers);
     }
 
     #[test]

@@ -172,6 +172,9 @@ pub(crate) fn for_proposal(error: &ProposalError) -> ResponseError {
             | Rejection::NotPartitionLeader { .. }
             | Rejection::FenceIncomplete { .. },
         ) => ResponseError::InvalidRequest,
+        ProposalError::Rejected(Rejection::TooManyAclChanges { .. }) => {
+            ResponseError::PolicyViolation
+        }
         ProposalError::Placement(
             PlacementError::ReplicationFactorTooLarge { .. }
             | PlacementError::InvalidReplicationFactor { .. },
