@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::acls::{AclBinding, AclBindingFilter, InvalidAcl, InvalidAclFilter};
 use crate::metadata::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
+use crate::users::{ScramMechanism, StoredScramCredential, UnacceptableCredential};
 
 /// One entry of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +142,21 @@ pub enum Command {
         partition_epoch: PartitionEpoch,
         isr: Vec<BrokerId>,
     },
+    /// Sets or replaces `user`'s SCRAM credential for `mechanism` (one
+    /// upsertion of Kafka's AlterUserScramCredentials). The proposer
+    /// derives the stored and server keys from the salted password; no
+    /// password reaches the log.
+    UpsertScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        credential: StoredScramCredential,
+    },
+    /// Removes `user`'s SCRAM credential for `mechanism` (one deletion of
+    /// AlterUserScramCredentials); rejected if there is none.
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
     /// Kafka's CreateAcls: each valid binding is stored (an existing one
     /// is left as it is), each gets its own result.
     CreateAcls {
@@ -212,6 +228,8 @@ pub enum Applied {
         first: i64,
         count: u32,
     },
+    ScramCredentialUpserted,
+    ScramCredentialDeleted,
     /// Per binding of `CreateAcls`, in order: stored (or there already),
     /// or why it is invalid (Kafka's INVALID_REQUEST).
     AclsCreated {
@@ -292,6 +310,19 @@ pub enum Rejection {
     /// (Kafka's POLICY_VIOLATION for every binding or filter).
     #[error("the request would change {changes} ACLs, at most {max} may change at once")]
     TooManyAclChanges { changes: usize, max: usize },
+    /// Kafka's UNACCEPTABLE_CREDENTIAL.
+    #[error("unacceptable SCRAM credential for user {user:?}: {reason}")]
+    UnacceptableScramCredential {
+        user: String,
+        reason: UnacceptableCredential,
+    },
+    /// A delete of a credential that does not exist (Kafka's
+    /// RESOURCE_NOT_FOUND).
+    #[error("user {user:?} has no {mechanism} credential")]
+    UnknownScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
 }
 
 /// The result of applying one log entry: the state machine's answer to

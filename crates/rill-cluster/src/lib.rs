@@ -1,9 +1,9 @@
 //! The cluster's metadata quorum: a Raft group of controllers (consensus
 //! by `openraft`) whose log holds the cluster metadata — brokers and
 //! their registration epochs and fencing, topics and topic ids, partition
-//! replicas, leaders, leader epochs, ISR, topic configs, and ACLs
-//! ([`Acls`], with Kafka's StandardAuthorizer decision in
-//! [`Acls::authorize`]).
+//! replicas, leaders, leader epochs, ISR, topic configs, and the security
+//! metadata: SCRAM credentials ([`Users`]) and ACLs ([`Acls`], with
+//! Kafka's StandardAuthorizer decision in [`Acls::authorize`]).
 //!
 //! What this crate owns:
 //! - the metadata model and the deterministic application of
@@ -68,6 +68,7 @@ mod network;
 mod placement;
 mod raft_types;
 mod state_machine;
+mod users;
 
 pub use acls::{
     ACL_CHANGES_PER_COMMAND_MAX, AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
@@ -95,3 +96,7 @@ pub use network::{
 pub use placement::{PlacementError, assign_replicas};
 pub use raft_types::{NodeId, TypeConfig};
 pub use state_machine::{MetadataReader, SnapshotBuilder, StateMachine};
+pub use users::{
+    SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_SALT_BYTES_MAX, ScramMechanism,
+    StoredScramCredential, UnacceptableCredential, Users,
+};

@@ -175,6 +175,12 @@ pub(crate) fn for_proposal(error: &ProposalError) -> ResponseError {
         ProposalError::Rejected(Rejection::TooManyAclChanges { .. }) => {
             ResponseError::PolicyViolation
         }
+        ProposalError::Rejected(Rejection::UnacceptableScramCredential { .. }) => {
+            ResponseError::UnacceptableCredential
+        }
+        ProposalError::Rejected(Rejection::UnknownScramCredential { .. }) => {
+            ResponseError::ResourceNotFound
+        }
         ProposalError::Placement(
             PlacementError::ReplicationFactorTooLarge { .. }
             | PlacementError::InvalidReplicationFactor { .. },
