@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acls::{AclBinding, AclBindingFilter, InvalidAcl, InvalidAclFilter};
 use crate::metadata::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
+use crate::users::{ScramMechanism, StoredScramCredential, UnacceptableCredential};
 
 /// One entry of the metadata log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +142,30 @@ pub enum Command {
         partition_epoch: PartitionEpoch,
         isr: Vec<BrokerId>,
     },
+    /// Sets or replaces `user`'s SCRAM credential for `mechanism` (one
+    /// upsertion of Kafka's AlterUserScramCredentials). The proposer
+    /// derives the stored and server keys from the salted password; no
+    /// password reaches the log.
+    UpsertScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+        credential: StoredScramCredential,
+    },
+    /// Removes `user`'s SCRAM credential for `mechanism` (one deletion of
+    /// AlterUserScramCredentials); rejected if there is none.
+    DeleteScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
+    },
+    /// Kafka's CreateAcls: each valid binding is stored (an existing one
+    /// is left as it is), each gets its own result.
+    CreateAcls {
+        bindings: Vec<AclBinding>,
+    },
+    /// Kafka's DeleteAcls: removes every ACL any filter selects.
+    DeleteAcls {
+        filters: Vec<AclBindingFilter>,
+    },
 }
 
 /// One partition's new leader and ISR inside a multi-partition command,
@@ -201,6 +227,19 @@ pub enum Applied {
     ProducerIdsAllocated {
         first: i64,
         count: u32,
+    },
+    ScramCredentialUpserted,
+    ScramCredentialDeleted,
+    /// Per binding of `CreateAcls`, in order: stored (or there already),
+    /// or why it is invalid (Kafka's INVALID_REQUEST).
+    AclsCreated {
+        results: Vec<Result<(), InvalidAcl>>,
+    },
+    /// Per filter of `DeleteAcls`, in order: the ACLs it selected and that
+    /// are now gone (sorted; an ACL two filters select is in both), or why
+    /// the filter is invalid (Kafka's INVALID_REQUEST).
+    AclsDeleted {
+        results: Vec<Result<Vec<AclBinding>, InvalidAclFilter>>,
     },
     /// A log entry that is not a command (a Raft leader's blank entry or a
     /// membership change).
@@ -265,6 +304,24 @@ pub enum Rejection {
         broker_id: BrokerId,
         topic_id: Uuid,
         partition: i32,
+    },
+    /// A CreateAcls or DeleteAcls that would change more ACLs than
+    /// [`ACL_CHANGES_PER_COMMAND_MAX`](crate::ACL_CHANGES_PER_COMMAND_MAX)
+    /// (Kafka's POLICY_VIOLATION for every binding or filter).
+    #[error("the request would change {changes} ACLs, at most {max} may change at once")]
+    TooManyAclChanges { changes: usize, max: usize },
+    /// Kafka's UNACCEPTABLE_CREDENTIAL.
+    #[error("unacceptable SCRAM credential for user {user:?}: {reason}")]
+    UnacceptableScramCredential {
+        user: String,
+        reason: UnacceptableCredential,
+    },
+    /// A delete of a credential that does not exist (Kafka's
+    /// RESOURCE_NOT_FOUND).
+    #[error("user {user:?} has no {mechanism} credential")]
+    UnknownScramCredential {
+        user: String,
+        mechanism: ScramMechanism,
     },
 }
 

@@ -1,7 +1,9 @@
 //! The cluster's metadata quorum: a Raft group of controllers (consensus
 //! by `openraft`) whose log holds the cluster metadata — brokers and
 //! their registration epochs and fencing, topics and topic ids, partition
-//! replicas, leaders, leader epochs, ISR, and topic configs.
+//! replicas, leaders, leader epochs, ISR, topic configs, and the security
+//! metadata: SCRAM credentials ([`Users`]) and ACLs ([`Acls`], with
+//! Kafka's StandardAuthorizer decision in [`Acls::authorize`]).
 //!
 //! What this crate owns:
 //! - the metadata model and the deterministic application of
@@ -53,6 +55,7 @@
 //! # }
 //! ```
 
+mod acls;
 mod client;
 mod command;
 mod controller;
@@ -65,7 +68,13 @@ mod network;
 mod placement;
 mod raft_types;
 mod state_machine;
+mod users;
 
+pub use acls::{
+    ACL_CHANGES_PER_COMMAND_MAX, AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+    Acls, CLUSTER_RESOURCE_NAME, InvalidAcl, InvalidAclFilter, PatternType, ResourcePatternFilter,
+    ResourceType, WILDCARD, WILDCARD_PRINCIPAL, host_address,
+};
 pub use client::ControllerClient;
 pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 pub use controller::{
@@ -87,3 +96,7 @@ pub use network::{
 pub use placement::{PlacementError, assign_replicas};
 pub use raft_types::{NodeId, TypeConfig};
 pub use state_machine::{MetadataReader, SnapshotBuilder, StateMachine};
+pub use users::{
+    SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_SALT_BYTES_MAX, ScramMechanism,
+    StoredScramCredential, UnacceptableCredential, Users,
+};

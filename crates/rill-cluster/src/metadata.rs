@@ -13,7 +13,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::acls::{Acls, TooManyAclChanges};
 use crate::command::{Applied, Command, CommandResult, PartitionChange, Rejection};
+use crate::users::{ScramChangeError, Users};
 
 /// A broker's id (Kafka's `node.id`, an int32 on the wire).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -118,6 +120,13 @@ pub struct ClusterMetadata {
     /// (`SetBrokerConfig`), over each broker's own file and flags.
     #[serde(default)]
     pub broker_configs: BTreeMap<String, String>,
+    /// Every ACL (`CreateAcls`, `DeleteAcls`).
+    #[serde(default)]
+    pub acls: Acls,
+    /// Every SCRAM credential (`UpsertScramCredential`,
+    /// `DeleteScramCredential`).
+    #[serde(default)]
+    pub users: Users,
 }
 
 /// The most producer ids one `AllocateProducerIds` may ask for.
@@ -223,6 +232,30 @@ impl ClusterMetadata {
                 (*leader, *leader_epoch, *partition_epoch),
                 isr,
             ),
+            Command::UpsertScramCredential {
+                user,
+                mechanism,
+                credential,
+            } => self
+                .users
+                .upsert(user, *mechanism, credential)
+                .map(|()| Applied::ScramCredentialUpserted)
+                .map_err(|e| scram_rejection(user, e)),
+            Command::DeleteScramCredential { user, mechanism } => self
+                .users
+                .delete(user, *mechanism)
+                .map(|()| Applied::ScramCredentialDeleted)
+                .map_err(|e| scram_rejection(user, e)),
+            Command::CreateAcls { bindings } => self
+                .acls
+                .create(bindings)
+                .map(|results| Applied::AclsCreated { results })
+                .map_err(acl_rejection),
+            Command::DeleteAcls { filters } => self
+                .acls
+                .delete(filters)
+                .map(|results| Applied::AclsDeleted { results })
+                .map_err(acl_rejection),
         }
     }
 
@@ -866,6 +899,22 @@ fn validate_topic_name(name: &str) -> Result<(), Rejection> {
     })
 }
 
+fn acl_rejection(TooManyAclChanges { changes, max }: TooManyAclChanges) -> Rejection {
+    Rejection::TooManyAclChanges { changes, max }
+}
+
+fn scram_rejection(user: &str, error: ScramChangeError) -> Rejection {
+    match error {
+        ScramChangeError::Unacceptable(reason) => Rejection::UnacceptableScramCredential {
+            user: user.to_owned(),
+            reason,
+        },
+        ScramChangeError::NotFound { user, mechanism } => {
+            Rejection::UnknownScramCredential { user, mechanism }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -900,6 +949,62 @@ mod tests {
             register(&mut md, id, u64::try_from(id).unwrap_or(0));
         }
         md
+    }
+
+    #[test]
+    fn users_and_acls_survive_a_snapshot_and_old_snapshots_load_without_them() {
+        use crate::{AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType};
+        use crate::{ScramMechanism, StoredScramCredential};
+        let mut md = three_brokers();
+        let acl = AclBinding {
+            resource_type: ResourceType::Group,
+            resource_name: "g.".to_owned(),
+            pattern_type: PatternType::Prefixed,
+            principal: "User:alice".to_owned(),
+            host: "*".to_owned(),
+            operation: AclOperation::Read,
+            permission: AclPermissionType::Allow,
+        };
+        let old = serde_json::to_value(&md).unwrap();
+        md.apply(
+            &Command::CreateAcls {
+                bindings: vec![acl],
+            },
+            10,
+        )
+        .unwrap();
+        let credential = StoredScramCredential {
+            salt: vec![7; 32],
+            stored_key: vec![8; 64],
+            server_key: vec![9; 64],
+            iterations: 4096,
+        };
+        let upsert = Command::UpsertScramCredential {
+            user: "alice".to_owned(),
+            mechanism: ScramMechanism::ScramSha512,
+            credential,
+        };
+        md.apply(&upsert, 11).unwrap();
+        let snapshot = serde_json::to_vec(&md).unwrap();
+        let restored: ClusterMetadata = serde_json::from_slice(&snapshot).unwrap();
+        assert_eq!(restored, md);
+        assert!(restored.acls.authorize(
+            "User:alice",
+            "10.0.0.1",
+            AclOperation::Describe,
+            ResourceType::Group,
+            "g.1",
+            &[],
+            false
+        ));
+        // A snapshot from before users and ACLs existed.
+        let mut old = old;
+        if let Some(fields) = old.as_object_mut() {
+            assert!(fields.remove("acls").is_some() && fields.remove("users").is_some());
+        }
+        let restored: ClusterMetadata = serde_json::from_value(old).unwrap();
+        assert!(restored.acls.is_empty() && restored.users.is_empty());
+        assert_eq!(restored.brokers, md.brokers);
     }
 
     #[test]

@@ -172,6 +172,15 @@ pub(crate) fn for_proposal(error: &ProposalError) -> ResponseError {
             | Rejection::NotPartitionLeader { .. }
             | Rejection::FenceIncomplete { .. },
         ) => ResponseError::InvalidRequest,
+        ProposalError::Rejected(Rejection::TooManyAclChanges { .. }) => {
+            ResponseError::PolicyViolation
+        }
+        ProposalError::Rejected(Rejection::UnacceptableScramCredential { .. }) => {
+            ResponseError::UnacceptableCredential
+        }
+        ProposalError::Rejected(Rejection::UnknownScramCredential { .. }) => {
+            ResponseError::ResourceNotFound
+        }
         ProposalError::Placement(
             PlacementError::ReplicationFactorTooLarge { .. }
             | PlacementError::InvalidReplicationFactor { .. },
