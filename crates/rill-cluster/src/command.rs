@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::acls::{AclBinding, AclBindingFilter, InvalidAcl, InvalidAclFilter};
-use crate::metadata::{BrokerEpoch, BrokerId, LeaderEpoch, PartitionEpoch};
+use crate::metadata::{BrokerEpoch, BrokerId, Endpoint, LeaderEpoch, PartitionEpoch};
 use crate::users::{ScramMechanism, StoredScramCredential, UnacceptableCredential};
 
 /// One entry of the metadata log.
@@ -24,6 +24,10 @@ pub enum Command {
         broker_id: BrokerId,
         host: String,
         port: u16,
+        /// Every listener, by name; `host`/`port` are the inter-broker
+        /// one's.
+        #[serde(default)]
+        listeners: Vec<Endpoint>,
     },
     /// The broker stops being eligible as a leader or ISR member (it
     /// stopped heartbeating, or it is shutting down), and in the same

@@ -154,6 +154,7 @@ mod tests {
                 broker_id: BrokerId(id),
                 host: "127.0.0.1".to_owned(),
                 port: 9092,
+                listeners: Vec::new(),
             };
             let index = u64::try_from(id).unwrap_or(0);
             assert!(md.apply(&register, index).is_ok());

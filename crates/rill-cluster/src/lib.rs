@@ -47,6 +47,7 @@
 //!         broker_id: BrokerId(1),
 //!         host: "127.0.0.1".to_owned(),
 //!         port: 9092,
+//!         listeners: Vec::new(),
 //!     })
 //!     .await?;
 //! println!("{registered:?}; brokers: {:?}", controller.metadata().brokers);
@@ -85,7 +86,7 @@ pub use controller::{
 pub use durable_file::{FileError, RECORD_BYTES_MAX};
 pub use log_store::{LogReader, LogStore};
 pub use metadata::{
-    Broker, BrokerEpoch, BrokerId, ClusterMetadata, LeaderEpoch, PARTITIONS_PER_TOPIC_MAX,
+    Broker, BrokerEpoch, BrokerId, ClusterMetadata, Endpoint, LeaderEpoch, PARTITIONS_PER_TOPIC_MAX,
     PRODUCER_ID_BLOCK_MAX, PartitionEpoch, PartitionState, REPLICAS_PER_PARTITION_MAX,
     TOPIC_NAME_BYTES_MAX, Topic,
 };

@@ -67,6 +67,15 @@ pub const PARTITIONS_PER_TOPIC_MAX: usize = 100_000;
 /// replication factor in use).
 pub const REPLICAS_PER_PARTITION_MAX: usize = 16;
 
+/// A listener a broker advertises: Kafka's listener name, and the
+/// address clients of that listener are told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Endpoint {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
 /// One registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Broker {
@@ -76,6 +85,11 @@ pub struct Broker {
     pub epoch: BrokerEpoch,
     /// A fenced broker leads nothing and is in no ISR it is newly added to.
     pub fenced: bool,
+    /// Every listener it advertises, by name (`host`/`port` are its
+    /// inter-broker listener's); empty for a registration of before
+    /// listeners had names.
+    #[serde(default)]
+    pub listeners: Vec<Endpoint>,
 }
 
 /// One partition's replicas, leader and ISR.
@@ -142,7 +156,8 @@ impl ClusterMetadata {
                 broker_id,
                 host,
                 port,
-            } => Ok(self.register_broker(*broker_id, host, *port, log_index)),
+                listeners,
+            } => Ok(self.register_broker(*broker_id, (host, *port, listeners), log_index)),
             Command::FenceBroker {
                 broker_id,
                 partition_changes,
@@ -495,8 +510,7 @@ impl ClusterMetadata {
     fn register_broker(
         &mut self,
         broker_id: BrokerId,
-        host: &str,
-        port: u16,
+        (host, port, listeners): (&str, u16, &[Endpoint]),
         log_index: u64,
     ) -> Applied {
         let epoch = BrokerEpoch(log_index);
@@ -515,6 +529,7 @@ impl ClusterMetadata {
                 port,
                 epoch,
                 fenced: true,
+                listeners: listeners.to_vec(),
             },
         );
         Applied::BrokerRegistered {
@@ -924,6 +939,7 @@ mod tests {
             broker_id: BrokerId(id),
             host: "127.0.0.1".to_owned(),
             port: 9092,
+            listeners: Vec::new(),
         };
         match md.apply(&command, index) {
             Ok(Applied::BrokerRegistered { broker_epoch }) => broker_epoch,
@@ -1310,6 +1326,7 @@ mod replication_command_tests {
                 broker_id: BrokerId(id),
                 host: "127.0.0.1".to_owned(),
                 port: 9092,
+                listeners: Vec::new(),
             };
             md.apply(&register, u64::try_from(id).unwrap_or(0)).unwrap();
             let epoch = md.brokers[&BrokerId(id)].epoch;

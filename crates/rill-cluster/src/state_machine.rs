@@ -319,6 +319,7 @@ mod tests {
             broker_id: BrokerId(id),
             host: "localhost".to_owned(),
             port: 9092,
+            listeners: Vec::new(),
         })
     }
 

@@ -138,6 +138,7 @@ async fn three_brokers(cluster: &Cluster) -> BTreeMap<BrokerId, Heartbeats> {
             broker_id: broker,
             host: "127.0.0.1".to_owned(),
             port: u16::try_from(9000 + id).unwrap(),
+            listeners: Vec::new(),
         };
         let Ok(Applied::BrokerRegistered { broker_epoch }) = propose(cluster.any(), command).await
         else {

@@ -41,6 +41,7 @@ fn register(id: i32) -> Command {
         broker_id: BrokerId(id),
         host: "127.0.0.1".to_owned(),
         port: u16::try_from(9000 + id).unwrap(),
+        listeners: Vec::new(),
     }
 }
 

@@ -238,6 +238,7 @@ impl ClusterNode {
             broker_id: BrokerId(self.node_id),
             host: advertised.host.clone(),
             port: advertised.port,
+            listeners: self.endpoints.clone(),
         };
         let applied = self.propose_retrying("registration", command).await?;
         let Ok(Applied::BrokerRegistered { broker_epoch }) = applied else {
