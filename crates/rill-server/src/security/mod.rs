@@ -1,5 +1,5 @@
 //! SASL mechanism logic, sans-I/O: the server side of SCRAM-SHA-256/512
-//! (`scram.rs`), plus what both share — Kafka's
+//! (`scram.rs`) and PLAIN (`plain.rs`), plus what both share — Kafka's
 //! failure text, constant-time comparison, HMAC and the OS random source.
 //!
 //! Nothing here knows sockets or Kafka request structs: a mechanism takes
@@ -25,8 +25,10 @@
 //! }
 //! ```
 
+mod plain;
 mod scram;
 
+pub use plain::{PLAIN_MECHANISM, PLAIN_MESSAGE_BYTES_MAX, PlainError, authenticate_plain};
 pub use scram::{
     CredentialError, DecoyKey, NonceSource, OsNonces, SALT_BYTES_MAX, SCRAM_MESSAGE_BYTES_MAX,
     ScramCredential, ScramError, ScramMechanism, ScramServer, ScramStep, random_salt,
