@@ -119,3 +119,149 @@ fn a_listener_whose_name_has_no_protocol_is_refused_at_start() {
         "{stderr}"
     );
 }
+
+/// A broker with a PLAINTEXT listener for local tools (first: the
+/// inter-broker one) and a SASL_PLAINTEXT one; its SASL port.
+fn sasl_broker(temp: &tempfile::TempDir) -> (BrokerProcess, String) {
+    let sasl = free_port();
+    let broker = BrokerProcess::start_on(
+        &temp.path().join("data"),
+        &[],
+        &format!("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl}"),
+    );
+    (broker, format!("127.0.0.1:{sasl}"))
+}
+
+/// `rill user ARGS --bootstrap BROKER` with `stdin`; its stdout, or a
+/// panic with its stderr.
+fn rill_user(broker: &BrokerProcess, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(common::rill_binary())
+        .arg("user")
+        .args(args)
+        .args(["--bootstrap", &broker.bootstrap])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "rill user {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn sasl_client(bootstrap: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
+    let mut config = client(bootstrap);
+    config
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", mechanism)
+        .set("sasl.username", user)
+        .set("sasl.password", password);
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_and_plain_users_produce_and_consume_over_sasl() {
+    let temp = tempfile::tempdir().unwrap();
+    let (broker, sasl) = sasl_broker(&temp);
+    rill_user(&broker, &["create", "alice"], "wonderland\n");
+    rill_user(
+        &broker,
+        &[
+            "create",
+            "alice",
+            "--mechanism",
+            "SCRAM-SHA-256",
+            "--iterations",
+            "8192",
+        ],
+        "wonderland",
+    );
+    let listed = rill_user(&broker, &["list"], "");
+    assert_eq!(
+        listed.trim(),
+        "alice\tSCRAM-SHA-256 (iterations 8192), SCRAM-SHA-512 (iterations 4096)"
+    );
+    for mechanism in ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] {
+        let config = sasl_client(&sasl, mechanism, "alice", "wonderland");
+        round_trip(&config, "secured", mechanism).await;
+    }
+    // The broker keeps keys derived from the password, never the password.
+    let mut dirs = vec![temp.path().to_path_buf()];
+    let mut files = 0;
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files += 1;
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(10).any(|w| w == b"wonderland"),
+                    "{} holds the password",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(files > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passwords_unknown_users_and_clients_without_sasl_get_nothing() {
+    let temp = tempfile::tempdir().unwrap();
+    let (broker, sasl) = sasl_broker(&temp);
+    rill_user(&broker, &["create", "alice"], "wonderland");
+    let refused = |mut config: ClientConfig| {
+        let consumer: BaseConsumer = config.set("log_level", "0").create().unwrap();
+        consumer
+            .fetch_metadata(None, Duration::from_secs(2))
+            .map(|m| m.brokers().len())
+    };
+    for (mechanism, user, password) in [
+        ("SCRAM-SHA-512", "alice", "looking-glass"),
+        ("SCRAM-SHA-512", "mallory", "wonderland"),
+        // No SCRAM-SHA-256 credential for alice.
+        ("SCRAM-SHA-256", "alice", "wonderland"),
+        ("PLAIN", "alice", "looking-glass"),
+        ("PLAIN", "nobody", "x"),
+    ] {
+        let outcome = refused(sasl_client(&sasl, mechanism, user, password));
+        assert!(outcome.is_err(), "{mechanism} {user}: {outcome:?}");
+        broker.wait_for_log(&["WARN", "SASL authentication failed", mechanism]);
+    }
+    // A client that does not authenticate: its Metadata closes the
+    // connection.
+    assert!(refused(client(&sasl)).is_err());
+    broker.wait_for_log(&["WARN", "before its SASL handshake"]);
+    // The right password still works.
+    let config = sasl_client(&sasl, "SCRAM-SHA-512", "alice", "wonderland");
+    round_trip(&config, "still-open", "yes").await;
+}
+
+#[test]
+fn a_deleted_credential_is_gone_and_a_second_delete_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let (broker, _) = sasl_broker(&temp);
+    rill_user(&broker, &["create", "bob"], "builder");
+    rill_user(&broker, &["delete", "bob"], "");
+    assert_eq!(rill_user(&broker, &["list"], "").trim(), "");
+    let out = std::process::Command::new(common::rill_binary())
+        .args(["user", "delete", "bob", "--bootstrap", &broker.bootstrap])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ResourceNotFound"), "{stderr}");
+}

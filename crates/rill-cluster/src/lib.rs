@@ -86,9 +86,9 @@ pub use controller::{
 pub use durable_file::{FileError, RECORD_BYTES_MAX};
 pub use log_store::{LogReader, LogStore};
 pub use metadata::{
-    Broker, BrokerEpoch, BrokerId, ClusterMetadata, Endpoint, LeaderEpoch, PARTITIONS_PER_TOPIC_MAX,
-    PRODUCER_ID_BLOCK_MAX, PartitionEpoch, PartitionState, REPLICAS_PER_PARTITION_MAX,
-    TOPIC_NAME_BYTES_MAX, Topic,
+    Broker, BrokerEpoch, BrokerId, ClusterMetadata, Endpoint, LeaderEpoch,
+    PARTITIONS_PER_TOPIC_MAX, PRODUCER_ID_BLOCK_MAX, PartitionEpoch, PartitionState,
+    REPLICAS_PER_PARTITION_MAX, TOPIC_NAME_BYTES_MAX, Topic,
 };
 pub use network::{
     CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, METADATA_WAIT_MS_MAX, MetadataReply,

@@ -244,10 +244,8 @@ impl Broker {
     }
 
     /// Where a client on `listener` reaches broker `node_id`: the address
-    /// that broker advertises for the listener of that name. This broker
-    /// knows its own listeners; another broker registered the address of
-    /// its inter-broker listener only, which is what clients are told
-    /// until registrations carry every listener.
+    /// that broker advertises for the listener of that name (none: that
+    /// broker has no such listener, and the client is not told of it).
     pub(crate) fn endpoint(&self, node_id: i32, listener: &Listener) -> Option<HostPort> {
         if node_id == self.config.node_id {
             let own = self.config.listeners.named(&listener.name)?;
@@ -255,9 +253,17 @@ impl Broker {
         }
         let metadata = self.node.metadata();
         let broker = metadata.brokers.get(&rill_cluster::BrokerId(node_id))?;
+        // A registration from before listeners had names has none.
+        if broker.listeners.is_empty() {
+            return Some(HostPort {
+                host: broker.host.clone(),
+                port: broker.port,
+            });
+        }
+        let endpoint = broker.listeners.iter().find(|e| e.name == listener.name)?;
         Some(HostPort {
-            host: broker.host.clone(),
-            port: broker.port,
+            host: endpoint.host.clone(),
+            port: endpoint.port,
         })
     }
 

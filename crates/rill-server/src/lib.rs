@@ -34,9 +34,6 @@ mod legacy_metadata;
 mod listeners;
 mod network;
 mod properties;
-// Wired by the SaslAuthenticate handler to come; until then nothing calls it
-// or its re-exports.
-#[allow(dead_code, unused_imports)]
 mod security;
 mod session;
 mod shutdown;
@@ -51,5 +48,6 @@ pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use listeners::{Listener, Listeners, SecurityProtocol};
 pub use network::{RunError, Server};
 pub use properties::{ConfigError, HostPort, Properties};
+pub use security::{ScramMechanism, random_salt, salted_password};
 pub use topic_config::{ConfigValueError, validate_topic_override};
 pub use topics::{NewTopic, PARTITIONS_PER_TOPIC_MAX, TopicError};

@@ -54,6 +54,9 @@ enum Command {
     /// under-replicated and offline partitions.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Create, delete and list SCRAM users.
+    #[command(subcommand)]
+    User(crate::user::UserCommand),
     /// Tools for development on one machine.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -88,6 +91,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(ClusterCommand::Status(args)) => crate::cluster_status::run(args),
         Command::Cluster(ClusterCommand::AddVoter(args)) => crate::voters::add(args),
         Command::Cluster(ClusterCommand::RemoveVoter(args)) => crate::voters::remove(args),
+        Command::User(command) => crate::user::run(command),
         Command::Dev(DevCommand::Cluster(args)) => crate::dev_cluster::run(args),
     }
 }

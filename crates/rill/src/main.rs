@@ -16,6 +16,7 @@ mod reassign;
 mod table;
 mod timestamp;
 mod topic;
+mod user;
 mod voters;
 
 use clap::Parser;

@@ -19,18 +19,16 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         .brokers
         .values()
         .filter(|b| !b.fenced || (version >= 2 && describe.include_fenced_brokers))
-        .map(|b| {
-            let address = broker
-                .endpoint(b.id.0, &request.session.listener)
-                .unwrap_or_else(|| crate::properties::HostPort {
-                    host: b.host.clone(),
-                    port: b.port,
-                });
-            DescribeClusterBroker::default()
-                .with_broker_id(BrokerId(b.id.0))
-                .with_host(StrBytes::from_string(address.host))
-                .with_port(i32::from(address.port))
-                .with_is_fenced(b.fenced)
+        // A broker without this listener is not one this client can use.
+        .filter_map(|b| {
+            let address = broker.endpoint(b.id.0, &request.session.listener)?;
+            Some(
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.id.0))
+                    .with_host(StrBytes::from_string(address.host))
+                    .with_port(i32::from(address.port))
+                    .with_is_fenced(b.fenced),
+            )
         })
         .collect();
     let controller = BrokerId(node.controller_leader().unwrap_or(-1));

@@ -60,17 +60,15 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         .brokers
         .values()
         .filter(|b| !b.fenced)
-        .map(|b| {
-            let address = broker
-                .endpoint(b.id.0, &request.session.listener)
-                .unwrap_or_else(|| crate::properties::HostPort {
-                    host: b.host.clone(),
-                    port: b.port,
-                });
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.id.0))
-                .with_host(StrBytes::from_string(address.host))
-                .with_port(i32::from(address.port))
+        // A broker without this listener is not one this client can use.
+        .filter_map(|b| {
+            let address = broker.endpoint(b.id.0, &request.session.listener)?;
+            Some(
+                MetadataResponseBroker::default()
+                    .with_node_id(BrokerId(b.id.0))
+                    .with_host(StrBytes::from_string(address.host))
+                    .with_port(i32::from(address.port)),
+            )
         })
         .collect();
     let controller_id = BrokerId(broker.node().controller_leader().unwrap_or(-1));

@@ -19,6 +19,7 @@ use crate::session::Session;
 
 mod alter_configs;
 mod alter_partition_reassignments;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -28,6 +29,7 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod fetch;
 mod find_coordinator;
@@ -44,6 +46,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod table;
 

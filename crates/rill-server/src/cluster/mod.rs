@@ -123,6 +123,8 @@ pub(crate) struct ClusterNode {
     node_id: i32,
     /// Where clients (and joining controllers) reach this broker.
     advertised: HostPort,
+    /// Every listener's advertised address, by name, for its registration.
+    endpoints: Vec<rill_cluster::Endpoint>,
     config: ClusterConfig,
     quorum: Quorum,
     /// The metadata as last applied here, shared with the handlers.
@@ -176,6 +178,15 @@ impl ClusterNode {
         let node = Arc::new(ClusterNode {
             node_id,
             advertised: config.listeners.inter_broker().advertised.clone(),
+            endpoints: config
+                .listeners
+                .iter()
+                .map(|l| rill_cluster::Endpoint {
+                    name: l.name.clone(),
+                    host: l.advertised.host.clone(),
+                    port: l.advertised.port,
+                })
+                .collect(),
             config: config.cluster.clone(),
             metadata: RwLock::new(Arc::new(quorum.metadata())),
             quorum,

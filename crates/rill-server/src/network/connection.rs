@@ -23,6 +23,7 @@ use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::listeners::Listener;
 use crate::network::frame::{FrameError, FrameReader, REQUEST_HEADER_BYTES_MIN};
+use crate::security::{Admit, Authenticator};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 
@@ -86,6 +87,11 @@ pub(crate) async fn serve(
     let request_bytes_max = config.request_bytes_max;
     let (reader, writer) = stream.into_split();
     let mut frames = FrameReader::new(reader, request_bytes_max);
+    // A SASL listener's clients authenticate before anything else.
+    let mut authenticator = listener
+        .protocol
+        .uses_sasl()
+        .then(|| Authenticator::new(&config.sasl_enabled_mechanisms));
     let session = Arc::new(Session::anonymous(peer, listener));
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
     let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
@@ -109,13 +115,40 @@ pub(crate) async fn serve(
             },
         };
         bytes_since_yield += frame.len();
+        let mut close_after = false;
         let queued = match parse(frame, &session) {
             Ok(Parsed::Request(request)) => {
                 tracing::trace!(%peer, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
-                Queued {
+                let admitted = match &mut authenticator {
+                    Some(sasl) if sasl.user().is_none() => {
+                        sasl.admit(&request, || broker.node().metadata())
+                    }
+                    _ => Ok(Admit::Dispatch),
+                };
+                let answer = |body| Queued {
                     correlation_id: request.header.correlation_id,
                     header_version: request.api.key().response_header_version(request.version()),
-                    pending: apis::handle(&broker, request, &shutdown),
+                    pending: apis::ready(Ok(body)),
+                };
+                match admitted {
+                    Ok(Admit::Dispatch) => Queued {
+                        correlation_id: request.header.correlation_id,
+                        header_version: request
+                            .api
+                            .key()
+                            .response_header_version(request.version()),
+                        pending: apis::handle(&broker, request, &shutdown),
+                    },
+                    Ok(Admit::Answer(body)) => answer(body),
+                    Ok(Admit::AnswerAndClose(body)) => {
+                        close_after = true;
+                        answer(body)
+                    }
+                    Ok(Admit::Close) => break,
+                    Err(error) => {
+                        tracing::info!(%peer, %error, "closing the connection");
+                        break;
+                    }
                 }
             }
             Ok(Parsed::Immediate(queued)) => queued,
@@ -124,7 +157,7 @@ pub(crate) async fn serve(
                 break;
             }
         };
-        if queue.send(queued).await.is_err() {
+        if queue.send(queued).await.is_err() || close_after {
             break;
         }
         if bytes_since_yield >= YIELD_AFTER_BYTES {

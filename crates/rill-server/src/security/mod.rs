@@ -25,14 +25,17 @@
 //! }
 //! ```
 
+mod authenticator;
 mod plain;
 mod scram;
 
-pub use plain::{PLAIN_MECHANISM, PLAIN_MESSAGE_BYTES_MAX, PlainError, authenticate_plain};
-pub use scram::{
-    CredentialError, DecoyKey, NonceSource, OsNonces, SALT_BYTES_MAX, SCRAM_MESSAGE_BYTES_MAX,
-    ScramCredential, ScramError, ScramMechanism, ScramServer, ScramStep, random_salt,
+pub(crate) use authenticator::{Admit, Authenticator, cluster_mechanism};
+
+pub(crate) use plain::{PLAIN_MECHANISM, authenticate_plain};
+pub(crate) use scram::{
+    CredentialError, DecoyKey, OsNonces, ScramCredential, ScramServer, ScramStep,
 };
+pub use scram::{ScramMechanism, random_salt, salted_password};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::digest::common::Key;

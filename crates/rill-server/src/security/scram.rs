@@ -208,20 +208,15 @@ impl ScramCredential {
         })
     }
 
-    /// The credential of a password (its UTF-8 bytes, without SASLprep, as
-    /// Kafka's `ScramFormatter.normalize`), for the CLI's first user and
-    /// tests. Bounds are checked before the PBKDF2 work.
+    /// The credential of a password, for tests.
+    #[cfg(test)]
     pub fn from_password(
         mechanism: ScramMechanism,
         password: &str,
         salt: &[u8],
         iterations: u32,
     ) -> Result<Self, CredentialError> {
-        check_iterations(mechanism, iterations)?;
-        check_salt(salt)?;
-        let salted = mechanism
-            .hash()
-            .pbkdf2(password.as_bytes(), salt, iterations);
+        let salted = salted_password(mechanism, password, salt, iterations)?;
         Self::from_salted_password(mechanism, &salted, salt, iterations)
     }
 
@@ -289,6 +284,23 @@ fn check_key_length(
     Ok(())
 }
 
+/// Hi(password, salt, iterations): what a client sends in
+/// AlterUserScramCredentials (the password's UTF-8 bytes, without
+/// SASLprep, as Kafka's `ScramFormatter.normalize`). Bounds are checked
+/// before the PBKDF2 work.
+pub fn salted_password(
+    mechanism: ScramMechanism,
+    password: &str,
+    salt: &[u8],
+    iterations: u32,
+) -> Result<Vec<u8>, CredentialError> {
+    check_iterations(mechanism, iterations)?;
+    check_salt(salt)?;
+    Ok(mechanism
+        .hash()
+        .pbkdf2(password.as_bytes(), salt, iterations))
+}
+
 /// A fresh random salt from the OS, for a new credential.
 pub fn random_salt() -> Result<Vec<u8>, RandomError> {
     Ok(os_random_bytes::<SALT_BYTES_RANDOM>()?.to_vec())
@@ -328,14 +340,10 @@ impl DecoyKey {
         Ok(Self(os_random_bytes::<32>()?))
     }
 
-    /// A key kept elsewhere (the metadata quorum).
+    /// A fixed key, for tests.
+    #[cfg(test)]
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         Self(bytes)
-    }
-
-    /// The key's bytes, to keep it.
-    pub fn to_bytes(&self) -> [u8; 32] {
-        self.0
     }
 
     /// The decoy credential of `user`: the same for the same key, mechanism
@@ -521,6 +529,7 @@ impl<N: NonceSource> ScramServer<N> {
     }
 
     /// Whether the client has authenticated.
+    #[cfg(test)]
     pub fn is_complete(&self) -> bool {
         matches!(self.state, State::Complete)
     }
