@@ -104,6 +104,20 @@ fn a_listener_open_beyond_loopback_without_authentication_is_warned_of() {
 }
 
 #[test]
+fn a_tls_listener_is_refused_until_rill_has_tls() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::rill_binary())
+        .args(["broker", "--data"])
+        .arg(temp.path().join("data"))
+        .args(["--listen", "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("SASL_SSL needs TLS"), "{stderr}");
+}
+
+#[test]
 fn a_listener_whose_name_has_no_protocol_is_refused_at_start() {
     let temp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(common::rill_binary())

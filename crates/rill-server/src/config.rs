@@ -170,6 +170,18 @@ impl BrokerConfig {
                 .get("inter.broker.listener.name")
                 .map(String::as_str),
         })?;
+        // Not until rustls serves them: a listener promising TLS must not
+        // speak plaintext.
+        if let Some(tls) = listeners.iter().find(|l| l.protocol.uses_tls()) {
+            return Err(ConfigError::Invalid {
+                name: "listeners".to_string(),
+                value: format!("{}://{}", tls.name, tls.bind),
+                expected: format!(
+                    "PLAINTEXT or SASL_PLAINTEXT listeners: {} needs TLS, which Rill does not have yet",
+                    tls.protocol
+                ),
+            });
+        }
         let sasl_enabled_mechanisms = read
             .text("sasl.enabled.mechanisms")
             .split(',')
