@@ -279,3 +279,21 @@ fn a_deleted_credential_is_gone_and_a_second_delete_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("ResourceNotFound"), "{stderr}");
 }
+
+#[test]
+fn a_frame_larger_than_a_sasl_message_closes_an_unauthenticated_connection() {
+    use std::io::Write;
+    let temp = tempfile::tempdir().unwrap();
+    let (_broker, sasl) = sasl_broker(&temp);
+    let mut stream = std::net::TcpStream::connect(&sasl).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    // 1 MiB announced: well within socket.request.max.bytes, beyond what
+    // a client that has not authenticated may send (512 KiB, as Kafka).
+    stream.write_all(&(1i32 << 20).to_be_bytes()).unwrap();
+    let _ = stream.write_all(&[0u8; 1024]); // The broker may have closed already.
+    assert!(common::raw::read_frame(&mut stream).is_none(), "answered");
+    // A small ApiVersions on a new connection is answered as ever.
+    let mut stream = std::net::TcpStream::connect(&sasl).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    common::raw::api_versions(&mut stream, 7);
+}

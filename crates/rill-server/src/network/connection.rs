@@ -36,6 +36,10 @@ use crate::shutdown::Shutdown;
 /// 0.7–2 s (docs/reliability.md).
 const YIELD_AFTER_BYTES: usize = 1 << 20;
 
+/// The largest frame of a SASL client before it has authenticated
+/// (Kafka's sasl.server.max.receive.size default, 512 KiB).
+const SASL_FRAME_BYTES_MAX: usize = 512 * 1024;
+
 /// A request handled and waiting for its turn to be answered.
 pub(crate) struct Queued {
     pub(crate) correlation_id: i32,
@@ -85,13 +89,21 @@ pub(crate) async fn serve(
     let config = broker.config();
     let idle = Duration::from_millis(config.connection_idle_ms);
     let request_bytes_max = config.request_bytes_max;
-    let (reader, writer) = stream.into_split();
-    let mut frames = FrameReader::new(reader, request_bytes_max);
     // A SASL listener's clients authenticate before anything else.
     let mut authenticator = listener
         .protocol
         .uses_sasl()
         .then(|| Authenticator::new(&config.sasl_enabled_mechanisms));
+    let (reader, writer) = stream.into_split();
+    // Before a SASL client has authenticated, its frames are SASL
+    // messages: Kafka's sasl.server.max.receive.size bounds them.
+    let mut frames = FrameReader::new(
+        reader,
+        match &authenticator {
+            Some(_) => request_bytes_max.min(SASL_FRAME_BYTES_MAX),
+            None => request_bytes_max,
+        },
+    );
     let session = Arc::new(Session::anonymous(peer, listener));
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
     let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
@@ -130,6 +142,12 @@ pub(crate) async fn serve(
                     header_version: request.api.key().response_header_version(request.version()),
                     pending: apis::ready(Ok(body)),
                 };
+                if authenticator
+                    .as_ref()
+                    .is_some_and(|sasl| sasl.user().is_some())
+                {
+                    frames.set_max_bytes(request_bytes_max);
+                }
                 match admitted {
                     Ok(Admit::Dispatch) => Queued {
                         correlation_id: request.header.correlation_id,

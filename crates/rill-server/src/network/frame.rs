@@ -67,6 +67,11 @@ pub(crate) struct FrameReader {
 }
 
 impl FrameReader {
+    /// From the next frame on, frames of at most `max_bytes`.
+    pub(crate) fn set_max_bytes(&mut self, max_bytes: usize) {
+        self.max_bytes = max_bytes;
+    }
+
     /// Frames of at most `max_bytes` from `stream`.
     pub(crate) fn new(stream: OwnedReadHalf, max_bytes: usize) -> FrameReader {
         FrameReader {
