@@ -104,6 +104,26 @@ fn a_listener_open_beyond_loopback_without_authentication_is_warned_of() {
 }
 
 #[test]
+fn the_listener_other_nodes_use_must_not_ask_them_for_sasl() {
+    let temp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::rill_binary())
+        .args(["broker", "--data"])
+        .arg(temp.path().join("data"))
+        .args([
+            "--listen",
+            "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("inter.broker.listener.name") && stderr.contains("SASL_PLAINTEXT"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn a_tls_listener_is_refused_until_rill_has_tls() {
     let temp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(common::rill_binary())

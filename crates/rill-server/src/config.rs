@@ -182,6 +182,20 @@ impl BrokerConfig {
                 ),
             });
         }
+        // Replica fetchers and controllers do not authenticate yet: the
+        // listener they use must not ask them to.
+        let inter_broker = listeners.inter_broker();
+        if inter_broker.protocol.uses_sasl() {
+            return Err(ConfigError::Invalid {
+                name: "inter.broker.listener.name".to_string(),
+                value: inter_broker.name.clone(),
+                expected: format!(
+                    "a PLAINTEXT listener: other nodes cannot authenticate on {} yet \
+                     (name a PLAINTEXT listener, or list one first)",
+                    inter_broker.protocol
+                ),
+            });
+        }
         let sasl_enabled_mechanisms = read
             .text("sasl.enabled.mechanisms")
             .split(',')
