@@ -37,6 +37,9 @@ pub enum ScramMechanism {
 }
 
 impl ScramMechanism {
+    /// Every SCRAM mechanism, in Kafka's type-code order.
+    pub const ALL: [ScramMechanism; 2] = [ScramMechanism::ScramSha256, ScramMechanism::ScramSha512];
+
     /// The mechanism of a wire code; `None` for Kafka's UNKNOWN (0) and any
     /// other code, which Kafka answers with UNSUPPORTED_SASL_MECHANISM.
     pub fn from_code(code: i8) -> Option<ScramMechanism> {
@@ -64,9 +67,7 @@ impl ScramMechanism {
 
     /// The mechanism a SASL client names (exactly, as SASL names are).
     pub fn from_name(name: &str) -> Option<ScramMechanism> {
-        [ScramMechanism::ScramSha256, ScramMechanism::ScramSha512]
-            .into_iter()
-            .find(|m| m.name() == name)
+        ScramMechanism::ALL.into_iter().find(|m| m.name() == name)
     }
 
     /// The length of the mechanism's digest, hence of its stored and

@@ -117,7 +117,7 @@ fn create(args: CreateArgs) -> anyhow::Result<()> {
     let salted = rill_server::salted_password(mechanism, password, &salt, args.iterations)?;
     let upsertion = ScramCredentialUpsertion::default()
         .with_name(StrBytes::from_string(args.user.clone()))
-        .with_mechanism(mechanism.type_code())
+        .with_mechanism(mechanism.code())
         .with_iterations(i32::try_from(args.iterations)?)
         .with_salt(salt.into())
         .with_salted_password(salted.into());
@@ -131,7 +131,7 @@ fn delete(args: DeleteArgs) -> anyhow::Result<()> {
     let mechanism = mechanism(&args.mechanism)?;
     let deletion = ScramCredentialDeletion::default()
         .with_name(StrBytes::from_string(args.user.clone()))
-        .with_mechanism(mechanism.type_code());
+        .with_mechanism(mechanism.code());
     let request = AlterUserScramCredentialsRequest::default().with_deletions(vec![deletion]);
     alter(&args.broker, &args.user, &request)?;
     eprintln!("{} for {} deleted", mechanism.name(), args.user);
@@ -196,7 +196,7 @@ fn list(args: ListArgs) -> anyhow::Result<()> {
             .credential_infos
             .iter()
             .map(|info| {
-                let name = ScramMechanism::from_type_code(info.mechanism)
+                let name = ScramMechanism::from_code(info.mechanism)
                     .map_or("UNKNOWN", ScramMechanism::name);
                 format!("{name} (iterations {})", info.iterations)
             })

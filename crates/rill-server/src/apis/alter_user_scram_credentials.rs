@@ -23,7 +23,7 @@ use rill_cluster::{Command, StoredScramCredential};
 use super::{Body, HandlerError, encode};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::security::{CredentialError, ScramCredential, ScramMechanism, cluster_mechanism};
+use crate::security::{CredentialError, ScramCredential, ScramMechanism};
 
 type Refusal = (ResponseError, String);
 
@@ -101,7 +101,7 @@ fn command(
     code: i8,
     upsertion: Option<(i32, &bytes::Bytes, &bytes::Bytes)>,
 ) -> Result<Command, Refusal> {
-    let mechanism = ScramMechanism::from_type_code(code).ok_or_else(|| {
+    let mechanism = ScramMechanism::from_code(code).ok_or_else(|| {
         (
             ResponseError::UnsupportedSaslMechanism,
             "Unknown SCRAM mechanism".to_string(),
@@ -116,7 +116,7 @@ fn command(
     let Some((iterations, salt, salted_password)) = upsertion else {
         return Ok(Command::DeleteScramCredential {
             user: user.to_string(),
-            mechanism: cluster_mechanism(mechanism),
+            mechanism,
         });
     };
     let iterations = u32::try_from(iterations).unwrap_or(0);
@@ -132,7 +132,7 @@ fn command(
             })?;
     Ok(Command::UpsertScramCredential {
         user: user.to_string(),
-        mechanism: cluster_mechanism(mechanism),
+        mechanism,
         credential: StoredScramCredential {
             salt: credential.salt,
             stored_key: credential.stored_key,

@@ -240,23 +240,13 @@ fn stored(
     user: &str,
     mechanism: ScramMechanism,
 ) -> Option<ScramCredential> {
-    let stored = metadata
-        .users
-        .credential(user, cluster_mechanism(mechanism))?;
+    let stored = metadata.users.credential(user, mechanism)?;
     Some(ScramCredential {
         salt: stored.salt.clone(),
         stored_key: stored.stored_key.clone(),
         server_key: stored.server_key.clone(),
         iterations: u32::try_from(stored.iterations).ok()?,
     })
-}
-
-/// The quorum's name for a SCRAM mechanism.
-pub(crate) fn cluster_mechanism(mechanism: ScramMechanism) -> rill_cluster::ScramMechanism {
-    match mechanism {
-        ScramMechanism::Sha256 => rill_cluster::ScramMechanism::ScramSha256,
-        ScramMechanism::Sha512 => rill_cluster::ScramMechanism::ScramSha512,
-    }
 }
 
 /// The secret behind the credentials of users that do not exist (see

@@ -16,12 +16,12 @@
 //!
 //! ```ignore
 //! // SaslHandshake chose SCRAM-SHA-256: one exchange per connection.
-//! let mut exchange = ScramServer::new(ScramMechanism::Sha256, OsNonces, decoy_key);
+//! let mut exchange = ScramServer::new(ScramMechanism::ScramSha256, OsNonces, decoy_key);
 //! // Each SaslAuthenticate: feed auth_bytes, answer with the bytes out.
-//! match exchange.step(&auth_bytes, |user| image.scram_credential(user, ScramMechanism::Sha256)) {
+//! match exchange.step(&auth_bytes, |user| image.scram_credential(user, ScramMechanism::ScramSha256)) {
 //!     Ok(ScramStep::Continue { server_first }) => reply(server_first),
 //!     Ok(ScramStep::Complete { server_final, user }) => { principal = user; reply(server_final) }
-//!     Err(error) => fail(error.reply(), ScramMechanism::Sha256.name()),
+//!     Err(error) => fail(error.reply(), ScramMechanism::ScramSha256.name()),
 //! }
 //! ```
 
@@ -29,7 +29,7 @@ mod authenticator;
 mod plain;
 mod scram;
 
-pub(crate) use authenticator::{Admit, Authenticator, cluster_mechanism};
+pub(crate) use authenticator::{Admit, Authenticator};
 
 pub(crate) use plain::{PLAIN_MECHANISM, authenticate_plain};
 pub(crate) use scram::{
@@ -160,27 +160,6 @@ where
         mac.update(part);
     }
     mac.finalize().into_bytes().to_vec()
-}
-
-/// Serde for byte fields as standard base64 (RFC 4648 §4, with padding),
-/// the encoding SCRAM itself uses on the wire for salts and proofs.
-pub(crate) mod base64_bytes {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&STANDARD.encode(bytes))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        STANDARD
-            .decode(text.as_bytes())
-            .map_err(|e| serde::de::Error::custom(format!("expected standard base64: {e}")))
-    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 //! handler runs it off the async reactor (`spawn_blocking`) if that
 //! matters to it.
 
-use super::scram::{ScramCredential, ScramMechanism};
+use super::scram::{ScramCredential, ScramMechanism, hash_of};
 use super::{HashFunction, SaslFailureReply, constant_time_eq};
 
 /// The SASL mechanism name.
@@ -119,7 +119,7 @@ pub fn authenticate_plain(
         let decoy = hash.pbkdf2(
             password.as_bytes(),
             DECOY_SALT,
-            ScramMechanism::Sha256.iterations_min(),
+            super::scram::ITERATIONS_MIN,
         );
         // Compared only to spend what a real check spends.
         let _ = constant_time_eq(&hash.digest(&hash.hmac(&decoy, &[b"Client Key"])), &[0; 32]);
@@ -134,7 +134,7 @@ pub fn authenticate_plain(
             source,
         });
     }
-    let hash = mechanism.hash();
+    let hash = hash_of(mechanism);
     let salted = hash.pbkdf2(password.as_bytes(), &credential.salt, credential.iterations);
     let stored_key = hash.digest(&hash.hmac(&salted, &[b"Client Key"]));
     if !constant_time_eq(&stored_key, &credential.stored_key) {
@@ -202,10 +202,12 @@ mod tests {
     use super::*;
 
     static ALICE_256: LazyLock<ScramCredential> = LazyLock::new(|| {
-        ScramCredential::from_password(ScramMechanism::Sha256, "s3cret", b"salt-256", 4096).unwrap()
+        ScramCredential::from_password(ScramMechanism::ScramSha256, "s3cret", b"salt-256", 4096)
+            .unwrap()
     });
     static ALICE_512: LazyLock<ScramCredential> = LazyLock::new(|| {
-        ScramCredential::from_password(ScramMechanism::Sha512, "s3cret", b"salt-512", 4096).unwrap()
+        ScramCredential::from_password(ScramMechanism::ScramSha512, "s3cret", b"salt-512", 4096)
+            .unwrap()
     });
 
     fn alice(
@@ -213,8 +215,8 @@ mod tests {
     ) -> impl FnOnce(&str) -> Option<(ScramMechanism, ScramCredential)> {
         move |user| {
             let credential = match mechanism {
-                ScramMechanism::Sha256 => ALICE_256.clone(),
-                ScramMechanism::Sha512 => ALICE_512.clone(),
+                ScramMechanism::ScramSha256 => ALICE_256.clone(),
+                ScramMechanism::ScramSha512 => ALICE_512.clone(),
             };
             (user == "alice").then_some((mechanism, credential))
         }
@@ -233,10 +235,10 @@ mod tests {
     #[test]
     fn a_wrong_password_and_an_unknown_user_get_the_same_reply() {
         let wrong =
-            authenticate_plain(b"\0alice\0guess", alice(ScramMechanism::Sha256)).unwrap_err();
+            authenticate_plain(b"\0alice\0guess", alice(ScramMechanism::ScramSha256)).unwrap_err();
         assert!(matches!(&wrong, PlainError::InvalidPassword { user } if user == "alice"));
         let unknown =
-            authenticate_plain(b"\0bob\0guess", alice(ScramMechanism::Sha256)).unwrap_err();
+            authenticate_plain(b"\0bob\0guess", alice(ScramMechanism::ScramSha256)).unwrap_err();
         assert!(matches!(&unknown, PlainError::UnknownUser { user } if user == "bob"));
         let kafka =
             SaslFailureReply::Message("Authentication failed: Invalid username or password");
@@ -247,8 +249,8 @@ mod tests {
 
     #[test]
     fn an_authzid_must_be_the_user_itself() {
-        let error =
-            authenticate_plain(b"admin\0alice\0s3cret", alice(ScramMechanism::Sha512)).unwrap_err();
+        let error = authenticate_plain(b"admin\0alice\0s3cret", alice(ScramMechanism::ScramSha512))
+            .unwrap_err();
         assert!(matches!(error, PlainError::AuthorizationIdMismatch { .. }));
         assert_eq!(
             error.reply(),
@@ -258,8 +260,8 @@ mod tests {
             )
         );
         // Kafka checks the password first.
-        let error =
-            authenticate_plain(b"admin\0alice\0guess", alice(ScramMechanism::Sha512)).unwrap_err();
+        let error = authenticate_plain(b"admin\0alice\0guess", alice(ScramMechanism::ScramSha512))
+            .unwrap_err();
         assert!(matches!(error, PlainError::InvalidPassword { .. }));
     }
 
@@ -291,13 +293,14 @@ mod tests {
     fn a_stored_credential_out_of_bounds_is_not_used() {
         let mut weak = ALICE_256.clone();
         weak.iterations = 1;
-        let error =
-            authenticate_plain(b"\0alice\0s3cret", |_| Some((ScramMechanism::Sha256, weak)))
-                .unwrap_err();
+        let error = authenticate_plain(b"\0alice\0s3cret", |_| {
+            Some((ScramMechanism::ScramSha256, weak))
+        })
+        .unwrap_err();
         assert!(matches!(error, PlainError::StoredCredentialInvalid { .. }));
         // A SHA-256 credential offered as SHA-512 has the wrong key lengths.
         let error = authenticate_plain(b"\0alice\0s3cret", |_| {
-            Some((ScramMechanism::Sha512, ALICE_256.clone()))
+            Some((ScramMechanism::ScramSha512, ALICE_256.clone()))
         })
         .unwrap_err();
         assert!(matches!(error, PlainError::StoredCredentialInvalid { .. }));
@@ -309,7 +312,7 @@ mod tests {
         /// Arbitrary bytes never panic and never authenticate.
         #[test]
         fn arbitrary_bytes_never_authenticate(message in proptest::collection::vec(any::<u8>(), 0..64)) {
-            prop_assert!(authenticate_plain(&message, alice(ScramMechanism::Sha256)).is_err());
+            prop_assert!(authenticate_plain(&message, alice(ScramMechanism::ScramSha256)).is_err());
         }
     }
 }
