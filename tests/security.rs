@@ -103,20 +103,23 @@ fn a_listener_open_beyond_loopback_without_authentication_is_warned_of() {
     assert!(!line.contains("LOCAL"), "{line}");
 }
 
-#[test]
-fn the_listener_other_nodes_use_must_not_ask_them_for_sasl() {
+/// What `rill broker --listen LISTENERS` says on stderr as it refuses
+/// to start.
+fn refused_at_start(listeners: &str) -> String {
     let temp = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(common::rill_binary())
         .args(["broker", "--data"])
         .arg(temp.path().join("data"))
-        .args([
-            "--listen",
-            "SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
-        ])
+        .args(["--listen", listeners])
         .output()
         .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    assert!(!out.status.success(), "{listeners}: started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn the_listener_other_nodes_use_must_not_ask_them_for_sasl() {
+    let stderr = refused_at_start("SASL_PLAINTEXT://127.0.0.1:0,PLAINTEXT://127.0.0.1:0");
     assert!(
         stderr.contains("inter.broker.listener.name") && stderr.contains("SASL_PLAINTEXT"),
         "{stderr}"
@@ -125,29 +128,13 @@ fn the_listener_other_nodes_use_must_not_ask_them_for_sasl() {
 
 #[test]
 fn a_tls_listener_is_refused_until_rill_has_tls() {
-    let temp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(common::rill_binary())
-        .args(["broker", "--data"])
-        .arg(temp.path().join("data"))
-        .args(["--listen", "PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = refused_at_start("PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0");
     assert!(stderr.contains("SASL_SSL needs TLS"), "{stderr}");
 }
 
 #[test]
 fn a_listener_whose_name_has_no_protocol_is_refused_at_start() {
-    let temp = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(common::rill_binary())
-        .args(["broker", "--data"])
-        .arg(temp.path().join("data"))
-        .args(["--listen", "INTERNAL://127.0.0.1:0"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let stderr = refused_at_start("INTERNAL://127.0.0.1:0");
     assert!(
         stderr.contains("listeners") && stderr.contains("INTERNAL is not"),
         "{stderr}"
