@@ -514,13 +514,6 @@ impl Controller {
         self.core.reader.metadata()
     }
 
-    /// `read` over the metadata as applied on this node, without copying
-    /// it; see [`MetadataReader::with_metadata`](crate::MetadataReader::with_metadata):
-    /// `read` must be short and must not block.
-    pub fn with_metadata<R>(&self, read: impl FnOnce(&ClusterMetadata) -> R) -> R {
-        self.core.reader.with_metadata(read)
-    }
-
     /// Changes whenever this node's applied metadata may have changed.
     pub fn subscribe_metadata(&self) -> tokio::sync::watch::Receiver<u64> {
         self.core.reader.subscribe()

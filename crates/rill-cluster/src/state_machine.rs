@@ -78,15 +78,6 @@ impl MetadataReader {
         self.shared.state.read().metadata.clone()
     }
 
-    /// `read` over the metadata as applied on this controller, without
-    /// copying it: for the per-request look-ups (authorizing a request
-    /// with [`Acls::authorize`](crate::Acls::authorize), finding a SCRAM
-    /// credential). Holds the state's read lock while `read` runs, which
-    /// blocks applying: `read` must be short and must not block or await.
-    pub fn with_metadata<R>(&self, read: impl FnOnce(&ClusterMetadata) -> R) -> R {
-        read(&self.shared.state.read().metadata)
-    }
-
     /// The index of the last entry applied here.
     pub fn applied_index(&self) -> Option<u64> {
         self.shared.state.read().last_applied.map(|id| id.index)
@@ -364,8 +355,6 @@ mod tests {
         assert_eq!(applied.map(|id| id.index), Some(4));
         assert_eq!(stored_membership.log_id().map(|id| id.index), Some(1));
         assert_eq!(sm.reader().applied_index(), Some(4));
-        let brokers = sm.reader().with_metadata(|md| md.brokers.len());
-        assert_eq!(brokers, 1, "read in place, without a copy");
     }
 
     #[tokio::test]
