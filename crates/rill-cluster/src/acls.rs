@@ -5,9 +5,8 @@
 //! request handlers ask [`Acls::authorize`].
 //!
 //! An [`Acls`] is not thread-safe on its own: it lives in
-//! [`ClusterMetadata`](crate::ClusterMetadata) behind the state machine's
-//! lock, and readers borrow it through
-//! [`MetadataReader::with_metadata`](crate::MetadataReader::with_metadata).
+//! [`ClusterMetadata`](crate::ClusterMetadata), which readers get as an
+//! immutable snapshot.
 //!
 //! The rules, as Kafka's `StandardAuthorizerData` applies them:
 //! - a super user (by its principal string, `User:alice`) may do anything;

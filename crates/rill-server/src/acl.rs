@@ -1,6 +1,6 @@
-//! Kafka's ACL vocabulary — operations (AclOperation codes) and the
-//! resource types they apply to — as the API table declares what each API
-//! needs, and the `authorized_operations` bit fields of Metadata,
+//! The operations each resource type has (Kafka's ACL vocabulary is the
+//! quorum's: rill-cluster's `AclOperation` and `ResourceType`, which the
+//! API table also names), and the `authorized_operations` bit fields of Metadata,
 //! DescribeCluster and DescribeGroups: one bit per operation the client
 //! may perform on a resource. With no authorizer configured Kafka reports
 //! every operation the resource type has as allowed, and so does Rill
@@ -11,60 +11,39 @@
 /// `Int32.MIN_VALUE`).
 pub(crate) const NOT_REQUESTED: i32 = i32::MIN;
 
-/// Kafka's AclOperation codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum AclOperation {
-    Read = 3,
-    Write = 4,
-    Create = 5,
-    Delete = 6,
-    Alter = 7,
-    Describe = 8,
-    ClusterAction = 9,
-    DescribeConfigs = 10,
-    AlterConfigs = 11,
-    IdempotentWrite = 12,
-}
+pub(crate) use rill_cluster::{AclOperation, ResourceType};
 
-/// Kafka's ResourceType codes, for the resources Rill has.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub(crate) enum ResourceType {
-    Topic = 2,
-    Group = 3,
-    Cluster = 4,
-    TransactionalId = 5,
-}
-
-impl ResourceType {
-    /// The operations Kafka defines for the resource type
-    /// (AclEntry.supportedOperations).
-    fn operations(self) -> &'static [AclOperation] {
-        use AclOperation::*;
-        match self {
-            ResourceType::Topic => &[
-                Read,
-                Write,
-                Create,
-                Describe,
-                Delete,
-                Alter,
-                DescribeConfigs,
-                AlterConfigs,
-            ],
-            ResourceType::Group => &[Read, Describe, Delete],
-            ResourceType::TransactionalId => &[Describe, Write],
-            ResourceType::Cluster => &[
-                Create,
-                ClusterAction,
-                DescribeConfigs,
-                AlterConfigs,
-                IdempotentWrite,
-                Alter,
-                Describe,
-            ],
-        }
+/// The operations Kafka defines for a resource type
+/// (AclEntry.supportedOperations); none for the types Rill has no
+/// resources of.
+fn operations(resource: ResourceType) -> &'static [AclOperation] {
+    use AclOperation::*;
+    match resource {
+        ResourceType::Topic => &[
+            Read,
+            Write,
+            Create,
+            Describe,
+            Delete,
+            Alter,
+            DescribeConfigs,
+            AlterConfigs,
+        ],
+        ResourceType::Group => &[Read, Describe, Delete],
+        ResourceType::TransactionalId => &[Describe, Write],
+        ResourceType::Cluster => &[
+            Create,
+            ClusterAction,
+            DescribeConfigs,
+            AlterConfigs,
+            IdempotentWrite,
+            Alter,
+            Describe,
+        ],
+        ResourceType::Unknown
+        | ResourceType::Any
+        | ResourceType::DelegationToken
+        | ResourceType::User => &[],
     }
 }
 
@@ -74,10 +53,9 @@ pub(crate) fn authorized_operations(resource: ResourceType, requested: bool) -> 
     if !requested {
         return NOT_REQUESTED;
     }
-    resource
-        .operations()
+    operations(resource)
         .iter()
-        .fold(0, |bits, operation| bits | 1 << *operation as u8)
+        .fold(0, |bits, operation| bits | 1 << operation.code())
 }
 
 #[cfg(test)]
