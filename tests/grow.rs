@@ -17,7 +17,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::cluster::{TEST_SETTINGS, free_port, wait_until};
+use common::cluster::{TEST_SETTINGS, free_port, partition_view, wait_until};
 use common::{BrokerProcess, rill_binary};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
@@ -105,22 +105,6 @@ fn rill(args: &[&str]) {
     );
 }
 
-/// The leader and ISR of a partition as `bootstrap` reports them.
-fn state(bootstrap: &str, topic: &str, partition: i32) -> Option<(i32, Vec<i32>)> {
-    let consumer: BaseConsumer = config(bootstrap).set("log_level", "0").create().ok()?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(5))
-        .ok()?;
-    let found = metadata
-        .topics()
-        .first()?
-        .partitions()
-        .get(usize::try_from(partition).ok()?)?;
-    let mut isr = found.isr().to_vec();
-    isr.sort_unstable();
-    Some((found.leader(), isr))
-}
-
 fn start(id: i32, dir: &std::path::Path, listen: &str, join: Option<&str>) -> BrokerProcess {
     let node_id = id.to_string();
     let mut args = vec!["--node-id", node_id.as_str(), "--set", OFFSETS_PARTITIONS];
@@ -205,7 +189,7 @@ async fn a_single_broker_grows_into_a_cluster_and_loses_its_first_node() {
     }
     for (topic, p) in &moved {
         wait_until(WAIT, "the reassignment to complete", || {
-            state(first, topic, *p).is_some_and(|(_, isr)| isr == [1, 2, 3])
+            partition_view(first, topic, *p).is_some_and(|(_, isr)| isr == [1, 2, 3])
         });
     }
     acked.extend(produce(&bootstrap, 300, 450).await);
@@ -215,7 +199,8 @@ async fn a_single_broker_grows_into_a_cluster_and_loses_its_first_node() {
     let survivors = format!("{},{}", listens[1], listens[2]);
     for (topic, p) in &moved {
         wait_until(WAIT, "a new leader", || {
-            state(&survivors, topic, *p).is_some_and(|(leader, _)| leader == 2 || leader == 3)
+            partition_view(&survivors, topic, *p)
+                .is_some_and(|(leader, _)| leader == 2 || leader == 3)
         });
     }
     acked.extend(produce(&survivors, 450, 500).await);

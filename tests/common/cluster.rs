@@ -174,8 +174,9 @@ impl Cluster {
     }
 }
 
-/// What `broker` alone says of the partition: leader (if any) and ISR.
-fn partition_view(broker: &str, topic: &str, partition: i32) -> Option<(i32, Vec<i32>)> {
+/// What `broker` (a bootstrap list) says of the partition: its leader and
+/// ISR; `None` without a leader or an answer.
+pub fn partition_view(broker: &str, topic: &str, partition: i32) -> Option<(i32, Vec<i32>)> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", broker)
         .set("broker.address.family", "v4")
