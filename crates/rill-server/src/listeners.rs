@@ -209,13 +209,17 @@ fn entries(text: &str) -> impl Iterator<Item = &str> {
 /// `NAME://HOST:PORT`, or `HOST:PORT` (no name).
 fn parse_entry(entry: &str, property: &str) -> Result<(Option<String>, HostPort), ConfigError> {
     let Some((name, address)) = entry.split_once("://") else {
-        let bind = HostPort::parse_listener(entry)?;
+        let bind = HostPort::parse(entry).map_err(|_| ConfigError::Invalid {
+            name: property.to_string(),
+            value: entry.to_string(),
+            expected: "NAME://HOST:PORT or HOST:PORT".to_string(),
+        })?;
         return Ok((None, bind));
     };
     let name = name.trim().to_ascii_uppercase();
     let valid_name =
         !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let bind = HostPort::parse_listener(address).map_err(|_| ConfigError::Invalid {
+    let bind = HostPort::parse(address).map_err(|_| ConfigError::Invalid {
         name: property.to_string(),
         value: entry.to_string(),
         expected: "NAME://HOST:PORT".to_string(),

@@ -19,15 +19,14 @@ pub struct HostPort {
 }
 
 impl HostPort {
-    /// Parses `HOST:PORT` or a Kafka listener `NAME://HOST:PORT` (the first
-    /// of a comma-separated list).
-    pub fn parse_listener(text: &str) -> Result<HostPort, ConfigError> {
-        let first = text.split(',').next().unwrap_or("").trim();
-        let address = first.split_once("://").map_or(first, |(_, rest)| rest);
+    /// Parses one `HOST:PORT` (`[v6]:PORT` too; an empty host is every
+    /// address). Lists and listener names are listeners.rs's.
+    pub fn parse(text: &str) -> Result<HostPort, ConfigError> {
+        let address = text.trim();
         let invalid = || ConfigError::Invalid {
             name: "listeners".to_string(),
             value: text.to_string(),
-            expected: "HOST:PORT or PLAINTEXT://HOST:PORT".to_string(),
+            expected: "HOST:PORT".to_string(),
         };
         let (host, port) = address.rsplit_once(':').ok_or_else(invalid)?;
         let port = port.parse::<u16>().map_err(|_| invalid())?;
@@ -84,7 +83,7 @@ pub(crate) fn parse_bootstrap(text: &str) -> Result<Vec<String>, ConfigError> {
         .split(',')
         .map(str::trim)
         .filter(|a| !a.is_empty())
-        .map(|a| HostPort::parse_listener(a).map(|hp| hp.to_string()))
+        .map(|a| HostPort::parse(a).map(|hp| hp.to_string()))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|_| ConfigError::Invalid {
             name: "controller.quorum.bootstrap.servers".to_string(),
@@ -112,7 +111,7 @@ pub(crate) fn parse_voters(text: &str) -> Result<BTreeMap<u64, String>, ConfigEr
     for entry in text.split(',').map(str::trim).filter(|e| !e.is_empty()) {
         let (id, address) = entry.split_once('@').ok_or_else(invalid)?;
         let id = id.trim().parse::<u64>().map_err(|_| invalid())?;
-        let address = HostPort::parse_listener(address).map_err(|_| invalid())?;
+        let address = HostPort::parse(address).map_err(|_| invalid())?;
         if id > i32::MAX as u64 || voters.insert(id, address.to_string()).is_some() {
             return Err(invalid());
         }

@@ -14,7 +14,7 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn anonymous(peer: std::net::SocketAddr, listener: Arc<Listener>) -> Session {
+    pub(crate) fn new(peer: std::net::SocketAddr, listener: Arc<Listener>) -> Session {
         Session {
             client_host: format!("/{}", peer.ip()).into(),
             listener,

@@ -104,7 +104,7 @@ pub(crate) async fn serve(
             None => request_bytes_max,
         },
     );
-    let session = Arc::new(Session::anonymous(peer, listener));
+    let session = Arc::new(Session::new(peer, listener));
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
     let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
     let mut stopping = shutdown.clone();
