@@ -13,54 +13,11 @@ use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::free_port;
+use common::security::{client, rill_user, round_trip, sasl_client};
 use rdkafka::ClientConfig;
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", bootstrap)
-        .set("broker.address.family", "v4")
-        .set("log_level", "3");
-    config
-}
-
-/// Produces `payload` to partition 0 of `topic` and reads it back, both
-/// bootstrapped at `bootstrap`.
-async fn round_trip(config: &ClientConfig, topic: &str, payload: &str) {
-    let producer: FutureProducer = config.clone().set("linger.ms", "0").create().unwrap();
-    let delivered = producer
-        .send(
-            FutureRecord::<(), _>::to(topic)
-                .payload(payload)
-                .partition(0),
-            Timeout::After(WAIT),
-        )
-        .await
-        .map_err(|(error, _)| error)
-        .unwrap();
-    let (partition, offset) = (delivered.partition, delivered.offset);
-    let consumer: BaseConsumer = config.clone().set("group.id", "security").create().unwrap();
-    let mut assignment = rdkafka::TopicPartitionList::new();
-    assignment
-        .add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
-        .unwrap();
-    consumer.assign(&assignment).unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        assert!(std::time::Instant::now() < deadline, "nothing read back");
-        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-            let message = message.unwrap();
-            assert_eq!(message.payload(), Some(payload.as_bytes()));
-            return;
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn several_named_listeners_each_advertise_their_own_address() {
@@ -127,12 +84,6 @@ fn the_listener_other_nodes_use_must_not_ask_them_for_sasl() {
 }
 
 #[test]
-fn a_tls_listener_is_refused_until_rill_has_tls() {
-    let stderr = refused_at_start("PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0");
-    assert!(stderr.contains("SASL_SSL needs TLS"), "{stderr}");
-}
-
-#[test]
 fn a_listener_whose_name_has_no_protocol_is_refused_at_start() {
     let stderr = refused_at_start("INTERNAL://127.0.0.1:0");
     assert!(
@@ -151,44 +102,6 @@ fn sasl_broker(temp: &tempfile::TempDir) -> (BrokerProcess, String) {
         &format!("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl}"),
     );
     (broker, format!("127.0.0.1:{sasl}"))
-}
-
-/// `rill user ARGS --bootstrap BROKER` with `stdin`; its stdout, or a
-/// panic with its stderr.
-fn rill_user(broker: &BrokerProcess, args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new(common::rill_binary())
-        .arg("user")
-        .args(args)
-        .args(["--bootstrap", &broker.bootstrap])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "rill user {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn sasl_client(bootstrap: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
-    let mut config = client(bootstrap);
-    config
-        .set("security.protocol", "SASL_PLAINTEXT")
-        .set("sasl.mechanism", mechanism)
-        .set("sasl.username", user)
-        .set("sasl.password", password);
-    config
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

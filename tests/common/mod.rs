@@ -4,6 +4,8 @@
 
 pub mod cluster;
 pub mod raw;
+pub mod security;
+pub mod tls;
 pub mod wire;
 
 use std::io::{BufRead, BufReader};

@@ -34,6 +34,11 @@ pub(crate) enum PropertyKind {
     BootstrapServers,
     /// A comma-separated list of at least one directory.
     Dirs,
+    /// Any text: a path, PEM, a rule list.
+    Text,
+    /// Any text that is a secret (a private key in PEM): DescribeConfigs
+    /// marks it sensitive and never shows its value.
+    Password,
 }
 
 /// Another name Kafka accepts for a property, in another unit maybe.
@@ -388,6 +393,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "Rill: requests read from one connection and not yet answered; beyond it the broker stops reading that socket.",
     ),
     property(
+        "rill.ssl.reload.check.interval.ms",
+        "10000",
+        MS,
+        "Rill: how often TLS listeners look for changed keystore and truststore files, and load them for new connections.",
+    ),
+    property(
         "sasl.enabled.mechanisms",
         "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512",
         PropertyKind::Value(ValueKind::List(&[
@@ -403,6 +414,61 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         int(1024, I32_MAX),
         "The largest request frame, checked before anything is allocated for it.",
     ),
+    property(
+        "ssl.client.auth",
+        "none",
+        PropertyKind::Value(ValueKind::Choice(&["none", "requested", "required"])),
+        "Whether a TLS listener asks clients for a certificate: required refuses clients without one the truststore trusts; requested lets them in as User:ANONYMOUS.",
+    ),
+    property(
+        "ssl.enabled.protocols",
+        "TLSv1.2,TLSv1.3",
+        PropertyKind::Value(ValueKind::List(&["TLSv1.2", "TLSv1.3"])),
+        "The TLS versions a TLS listener accepts.",
+    ),
+    unset(
+        "ssl.keystore.certificate.chain",
+        PropertyKind::Text,
+        "The listener's certificate chain, in PEM (with ssl.keystore.key, instead of ssl.keystore.location).",
+    ),
+    unset(
+        "ssl.keystore.key",
+        PropertyKind::Password,
+        "The listener's private key, unencrypted PEM (with ssl.keystore.certificate.chain).",
+    ),
+    unset(
+        "ssl.keystore.location",
+        PropertyKind::Text,
+        "A PEM file with the listener's private key (unencrypted) and certificate chain; reloaded when it changes.",
+    ),
+    property(
+        "ssl.keystore.type",
+        "PEM",
+        PropertyKind::Value(ValueKind::Choice(&["PEM"])),
+        "The keystore's format: Rill reads PEM (convert a JKS or PKCS12 keystore with openssl or keytool).",
+    ),
+    property(
+        "ssl.principal.mapping.rules",
+        "DEFAULT",
+        PropertyKind::Text,
+        "How a client certificate's subject (RFC 2253) becomes a principal's name: RULE:pattern/replacement/[LU],...,DEFAULT as in Kafka.",
+    ),
+    unset(
+        "ssl.truststore.certificates",
+        PropertyKind::Text,
+        "The certificates trusted to sign client certificates, in PEM (instead of ssl.truststore.location).",
+    ),
+    unset(
+        "ssl.truststore.location",
+        PropertyKind::Text,
+        "A PEM file of the certificates trusted to sign client certificates; reloaded when it changes.",
+    ),
+    property(
+        "ssl.truststore.type",
+        "PEM",
+        PropertyKind::Value(ValueKind::Choice(&["PEM"])),
+        "The truststore's format: Rill reads PEM.",
+    ),
 ];
 
 impl PropertyKind {
@@ -417,6 +483,8 @@ impl PropertyKind {
             | PropertyKind::ProtocolMap
             | PropertyKind::ListenerName => 2,
             PropertyKind::Voters | PropertyKind::BootstrapServers => 7,
+            PropertyKind::Text => 2,
+            PropertyKind::Password => 9,
         }
     }
 }
@@ -432,6 +500,9 @@ pub(crate) enum Known {
 }
 
 pub(crate) fn lookup(name: &str) -> Option<Known> {
+    if let Some(scoped) = listener_scoped(name) {
+        return lookup(scoped);
+    }
     if let Some(def) = BROKER_PROPERTIES.iter().find(|def| def.name == name) {
         return Some(Known::Broker(def));
     }
@@ -439,6 +510,20 @@ pub(crate) fn lookup(name: &str) -> Option<Known> {
         return Some(Known::TopicDefault(def));
     }
     topic_config::is_retired(name).then_some(Known::Retired)
+}
+
+/// The property that `listener.name.NAME.PROPERTY` sets for one
+/// listener, as Kafka lets TLS and SASL properties be set per listener
+/// (`listener.name.external.ssl.keystore.location`).
+pub(crate) fn listener_scoped(name: &str) -> Option<&str> {
+    let rest = name.strip_prefix("listener.name.")?;
+    let (_listener, property) = rest.split_once('.')?;
+    (property.starts_with("ssl.") || property.starts_with("sasl.")).then_some(property)
+}
+
+/// Whether the value of property `name` is a secret, never shown.
+pub(crate) fn is_sensitive(name: &str) -> bool {
+    matches!(lookup(name), Some(Known::Broker(def)) if def.kind == PropertyKind::Password)
 }
 
 /// The aliases of `name`, finest unit first: the order in which Kafka
@@ -506,6 +591,7 @@ pub(crate) fn check_kind(kind: PropertyKind, name: &str, value: &str) -> Result<
                 })
             }
         }
+        PropertyKind::Text | PropertyKind::Password => Ok(()),
         PropertyKind::Voters => properties::parse_voters(value).map(drop),
         PropertyKind::BootstrapServers => properties::parse_bootstrap(value).map(drop),
         PropertyKind::Dirs => {

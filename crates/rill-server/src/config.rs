@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::broker_properties::{self, Known};
-use crate::listeners::{ListenerProperties, Listeners};
+use crate::listeners::{ListenerProperties, Listeners, SecurityProtocol};
 use crate::properties::{self, ConfigError, Properties};
+use crate::security::TlsSettings;
 
 /// The broker's settings. Built once at start-up by [`BrokerConfig::from_properties`];
 /// topic-level defaults (log.*) stay as properties, since they can change at run time.
@@ -24,6 +25,11 @@ pub struct BrokerConfig {
     pub listeners: Listeners,
     /// sasl.enabled.mechanisms: what SASL listeners offer.
     pub sasl_enabled_mechanisms: Vec<String>,
+    /// The ssl.* settings of each TLS listener, by listener name.
+    pub tls: BTreeMap<String, TlsSettings>,
+    /// rill.ssl.reload.check.interval.ms: how often TLS listeners look
+    /// for changed key and certificate files.
+    pub ssl_reload_check_interval_ms: u64,
     /// num.partitions: partitions of an auto-created topic or of a
     /// CreateTopics request that leaves the count to the broker.
     pub num_partitions: i32,
@@ -170,27 +176,22 @@ impl BrokerConfig {
                 .get("inter.broker.listener.name")
                 .map(String::as_str),
         })?;
-        // Not until rustls serves them: a listener promising TLS must not
-        // speak plaintext.
-        if let Some(tls) = listeners.iter().find(|l| l.protocol.uses_tls()) {
-            return Err(ConfigError::Invalid {
-                name: "listeners".to_string(),
-                value: format!("{}://{}", tls.name, tls.bind),
-                expected: format!(
-                    "PLAINTEXT or SASL_PLAINTEXT listeners: {} needs TLS, which Rill does not have yet",
-                    tls.protocol
-                ),
-            });
+        let mut tls = BTreeMap::new();
+        for listener in listeners.iter().filter(|l| l.protocol.uses_tls()) {
+            let settings = TlsSettings::from_properties(&listener.name, |name| {
+                listener_value(&properties, &listener.name, name)
+            })?;
+            tls.insert(listener.name.clone(), settings);
         }
-        // Replica fetchers and controllers do not authenticate yet: the
-        // listener they use must not ask them to.
+        // Replica fetchers and controllers speak neither TLS nor SASL yet:
+        // the listener they use must not ask them to.
         let inter_broker = listeners.inter_broker();
-        if inter_broker.protocol.uses_sasl() {
+        if inter_broker.protocol != SecurityProtocol::Plaintext {
             return Err(ConfigError::Invalid {
                 name: "inter.broker.listener.name".to_string(),
                 value: inter_broker.name.clone(),
                 expected: format!(
-                    "a PLAINTEXT listener: other nodes cannot authenticate on {} yet \
+                    "a PLAINTEXT listener: other nodes cannot connect over {} yet \
                      (name a PLAINTEXT listener, or list one first)",
                     inter_broker.protocol
                 ),
@@ -259,6 +260,8 @@ impl BrokerConfig {
                 .collect(),
             listeners,
             sasl_enabled_mechanisms,
+            tls,
+            ssl_reload_check_interval_ms: read.number("rill.ssl.reload.check.interval.ms")? as u64,
             num_partitions: read.number("num.partitions")? as i32,
             auto_create_topics: read.boolean("auto.create.topics.enable")?,
             request_bytes_max: read.number("socket.request.max.bytes")? as usize,
@@ -291,6 +294,18 @@ impl BrokerConfig {
 
 /// Reads the broker's own properties out of checked properties, through
 /// the table: the value given, or an alias's, or the default.
+/// Property `name` for listener `listener`: its
+/// `listener.name.LISTENER.` form (the name in any case) first, then the
+/// broker's, then the default.
+fn listener_value(properties: &Properties, listener: &str, name: &str) -> Option<String> {
+    let scoped = properties.iter().find_map(|(key, value)| {
+        let rest = key.strip_prefix("listener.name.")?;
+        let (of, property) = rest.split_once('.')?;
+        (of.eq_ignore_ascii_case(listener) && property == name).then(|| value.clone())
+    });
+    scoped.or_else(|| broker_properties::value_of(properties, name))
+}
+
 struct Reader<'a>(&'a Properties);
 
 impl Reader<'_> {

@@ -85,7 +85,11 @@ pub fn decode_request(frame: Bytes) -> Result<Decoded, DecodeError> {
         },
     };
     let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
-    let session = Arc::new(crate::session::Session::new(peer, Arc::new(listener)));
+    let session = Arc::new(crate::session::Session::new(
+        peer,
+        Arc::new(listener),
+        crate::security::ANONYMOUS.to_string(),
+    ));
     let request = match parse(frame, &session)? {
         Parsed::Request(request) => request,
         Parsed::Immediate(queued) => {

@@ -11,7 +11,7 @@
 //! use rill_server::{BrokerConfig, Properties, Server};
 //!
 //! let config = BrokerConfig::from_properties(Properties::new())?;
-//! let server = Server::bind(&config.listeners).await?;
+//! let server = Server::bind(&config).await?;
 //! eprintln!("listening on {}", server.local_addr());
 //! let stop = async { let _ = tokio::signal::ctrl_c().await; };
 //! server.run(config, stop).await?;
@@ -46,8 +46,8 @@ pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
 pub use config::{BrokerConfig, ClusterConfig, QuorumConfig};
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use listeners::{Listener, Listeners, SecurityProtocol};
-pub use network::{RunError, Server};
+pub use network::{BindError, RunError, Server};
 pub use properties::{ConfigError, HostPort, Properties};
-pub use security::{ScramMechanism, random_salt, salted_password};
+pub use security::{ScramMechanism, TlsError, TlsSettings, random_salt, salted_password};
 pub use topic_config::{ConfigValueError, validate_topic_override};
 pub use topics::{NewTopic, PARTITIONS_PER_TOPIC_MAX, TopicError};

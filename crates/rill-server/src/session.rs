@@ -1,6 +1,6 @@
-//! Who is at the other end of a connection: the address it came from and
-//! the listener it came in on. Every request a connection reads carries
-//! its session.
+//! Who is at the other end of a connection: the address it came from,
+//! the listener it came in on, and the principal it proved to be. Every
+//! request a connection reads carries its session.
 
 use std::sync::Arc;
 
@@ -11,13 +11,30 @@ pub(crate) struct Session {
     /// The client's address as Kafka reports it (`/127.0.0.1`).
     pub client_host: Arc<str>,
     pub listener: Arc<Listener>,
+    /// `User:NAME`: from SASL, else from the client's TLS certificate,
+    /// else User:ANONYMOUS.
+    pub principal: String,
 }
 
 impl Session {
-    pub(crate) fn new(peer: std::net::SocketAddr, listener: Arc<Listener>) -> Session {
+    pub(crate) fn new(
+        peer: std::net::SocketAddr,
+        listener: Arc<Listener>,
+        principal: String,
+    ) -> Session {
         Session {
             client_host: format!("/{}", peer.ip()).into(),
             listener,
+            principal,
+        }
+    }
+
+    /// The session once SASL has authenticated `user`.
+    pub(crate) fn authenticated(&self, user: &str) -> Session {
+        Session {
+            client_host: Arc::clone(&self.client_host),
+            listener: Arc::clone(&self.listener),
+            principal: format!("User:{user}"),
         }
     }
 }

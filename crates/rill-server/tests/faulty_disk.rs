@@ -78,7 +78,7 @@ impl TestBroker {
                 .enable_all()
                 .build()
                 .unwrap();
-            let server = runtime.block_on(Server::bind(&config.listeners)).unwrap();
+            let server = runtime.block_on(Server::bind(&config)).unwrap();
             started.send(server.local_addr().port()).unwrap();
             runtime.block_on(server.run_with_disk(config, broker_disk, async {
                 // A dropped sender stops the broker too.

@@ -98,7 +98,7 @@ pub(crate) fn run(args: BrokerArgs) -> anyhow::Result<()> {
         .thread_name("rill-network")
         .build()
         .context("cannot start the network runtime")?;
-    let server = runtime.block_on(Server::bind(&config.listeners))?;
+    let server = runtime.block_on(Server::bind(&config))?;
     runtime.block_on(server.run(config, stop_signal()))?;
     Ok(())
 }

@@ -34,6 +34,8 @@ struct Described {
     config_type: i8,
     doc: &'static str,
     read_only: bool,
+    /// A secret (a private key): its value is never sent.
+    sensitive: bool,
     synonyms: Vec<(String, String, i8)>,
 }
 
@@ -96,7 +98,8 @@ fn to_result(
 ) -> DescribeConfigsResourceResult {
     let mut result = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_string(c.name))
-        .with_value(Some(StrBytes::from_string(c.value)))
+        .with_value((!c.sensitive).then(|| StrBytes::from_string(c.value)))
+        .with_is_sensitive(c.sensitive)
         .with_read_only(c.read_only)
         .with_config_source(c.source);
     if synonyms {
@@ -159,6 +162,7 @@ fn topic_configs(broker: &Broker, topic: &str) -> Result<Vec<Described>, (Respon
                 config_type: def.kind.config_type(),
                 doc: def.doc,
                 read_only: false,
+                sensitive: false,
                 synonyms,
             }
         })
@@ -203,6 +207,7 @@ fn broker_configs(broker: &Broker, name: &str) -> Result<Vec<Described>, (Respon
             let def = find_by_broker_name(&key);
             Described {
                 read_only: def.is_none(),
+                sensitive: broker_properties::is_sensitive(&key),
                 config_type: broker_properties::config_type(&key),
                 doc: broker_properties::doc(&key),
                 name: key,

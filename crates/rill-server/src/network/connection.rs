@@ -14,16 +14,16 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
 use kafka_protocol::protocol::Decodable;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::mpsc;
+use tokio_rustls::server::TlsStream;
 
 use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::listeners::Listener;
-use crate::network::frame::{FrameError, FrameReader, REQUEST_HEADER_BYTES_MIN};
-use crate::security::{Admit, Authenticator};
+use crate::network::frame::{FrameError, FrameReader, Incoming, REQUEST_HEADER_BYTES_MIN};
+use crate::security::{ANONYMOUS, Admit, Authenticator};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 
@@ -75,17 +75,53 @@ pub enum HeaderError {
     Decode { message: String },
 }
 
+/// A connection's byte stream, as accepted.
+pub(crate) enum Transport {
+    Plain(TcpStream),
+    /// TLS, handshake done, and the principal the client's certificate
+    /// names (User:ANONYMOUS without one).
+    Tls(Box<TlsStream<TcpStream>>, String),
+}
+
+/// Where responses are written: a socket, or a TLS stream over one.
+type Outgoing = Box<dyn AsyncWrite + Send + Unpin>;
+
+impl Transport {
+    /// The stream split into its reading and writing ends, and the
+    /// principal TLS established.
+    fn split(self, peer: SocketAddr) -> (Incoming, Outgoing, Option<String>) {
+        let socket = match &self {
+            Transport::Plain(socket) => socket,
+            Transport::Tls(stream, _) => stream.get_ref().0,
+        };
+        if let Err(error) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
+        }
+        match self {
+            Transport::Plain(socket) => {
+                let (reader, writer) = socket.into_split();
+                (Incoming::Socket(reader), Box::new(writer), None)
+            }
+            Transport::Tls(stream, principal) => {
+                let (reader, writer) = tokio::io::split(*stream);
+                (
+                    Incoming::Stream(Box::new(reader)),
+                    Box::new(writer),
+                    Some(principal),
+                )
+            }
+        }
+    }
+}
+
 /// Serves one connection until the client leaves, a bound is broken, or
 /// the broker shuts down (in-flight requests are answered first).
 pub(crate) async fn serve(
-    stream: TcpStream,
+    transport: Transport,
     (peer, listener): (SocketAddr, Arc<Listener>),
     broker: Arc<Broker>,
     shutdown: Shutdown,
 ) {
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
-    }
     let config = broker.config();
     let idle = Duration::from_millis(config.connection_idle_ms);
     let request_bytes_max = config.request_bytes_max;
@@ -94,7 +130,7 @@ pub(crate) async fn serve(
         .protocol
         .uses_sasl()
         .then(|| Authenticator::new(&config.sasl_enabled_mechanisms));
-    let (reader, writer) = stream.into_split();
+    let (reader, writer, tls_principal) = transport.split(peer);
     // Before a SASL client has authenticated, its frames are SASL
     // messages: Kafka's sasl.server.max.receive.size bounds them.
     let mut frames = FrameReader::new(
@@ -104,7 +140,11 @@ pub(crate) async fn serve(
             None => request_bytes_max,
         },
     );
-    let session = Arc::new(Session::new(peer, listener));
+    let mut session = Arc::new(Session::new(
+        peer,
+        listener,
+        tls_principal.unwrap_or_else(|| ANONYMOUS.to_string()),
+    ));
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
     let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
     let mut stopping = shutdown.clone();
@@ -130,10 +170,15 @@ pub(crate) async fn serve(
         let mut close_after = false;
         let queued = match parse(frame, &session) {
             Ok(Parsed::Request(request)) => {
-                tracing::trace!(%peer, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
+                tracing::trace!(%peer, principal = %session.principal, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
                 let admitted = match &mut authenticator {
                     Some(sasl) if sasl.user().is_none() => {
-                        sasl.admit(&request, || broker.node().metadata())
+                        let admitted = sasl.admit(&request, || broker.node().metadata());
+                        if let Some(user) = sasl.user() {
+                            frames.set_max_bytes(request_bytes_max);
+                            session = Arc::new(session.authenticated(user));
+                        }
+                        admitted
                     }
                     _ => Ok(Admit::Dispatch),
                 };
@@ -142,12 +187,6 @@ pub(crate) async fn serve(
                     header_version: request.api.key().response_header_version(request.version()),
                     pending: apis::ready(Ok(body)),
                 };
-                if authenticator
-                    .as_ref()
-                    .is_some_and(|sasl| sasl.user().is_some())
-                {
-                    frames.set_max_bytes(request_bytes_max);
-                }
                 match admitted {
                     Ok(Admit::Dispatch) => Queued {
                         correlation_id: request.header.correlation_id,
@@ -256,7 +295,7 @@ const RESPONSES_PER_WRITE_MAX: usize = 64;
 /// closed, as Kafka's connections.max.idle.ms does, rather than held (with
 /// its queued responses) for as long as it chooses not to read.
 async fn write_responses(
-    mut writer: OwnedWriteHalf,
+    mut writer: Outgoing,
     mut queued: mpsc::Receiver<Queued>,
     peer: SocketAddr,
     idle: Duration,
@@ -342,7 +381,7 @@ fn add_response(
 /// Writes every chunk with as few vectored writes as the socket allows;
 /// fails with `TimedOut` when the socket takes no byte for `idle`.
 async fn write_all_vectored(
-    writer: &mut OwnedWriteHalf,
+    writer: &mut Outgoing,
     mut chunks: Vec<Bytes>,
     idle: Duration,
 ) -> std::io::Result<()> {
@@ -373,5 +412,9 @@ async fn write_all_vectored(
             }
         }
     }
-    Ok(())
+    // A TLS stream may keep the last record until flushed (a socket's
+    // flush does nothing).
+    tokio::time::timeout(idle, writer.flush())
+        .await
+        .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))?
 }

@@ -18,8 +18,11 @@
 //! it waits for the socket to be readable first, and lets go of a kept
 //! buffer after [`KEPT_BUFFER_IDLE`].
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
 use tokio::net::tcp::OwnedReadHalf;
 
 /// The smallest request: api key, api version and correlation id.
@@ -54,10 +57,34 @@ pub(crate) enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Where a connection's bytes come from.
+pub(crate) enum Incoming {
+    /// A plain socket, waited on for readiness: an idle connection holds
+    /// no buffer.
+    Socket(OwnedReadHalf),
+    /// Any other stream (TLS, whose records rustls decrypts): read into
+    /// a buffer held while it waits. rustls holds buffers of its own for
+    /// such a connection anyway.
+    Stream(Box<dyn AsyncRead + Send + Unpin>),
+}
+
+impl AsyncRead for Incoming {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Incoming::Socket(socket) => Pin::new(socket).poll_read(cx, buf),
+            Incoming::Stream(stream) => Pin::new(stream).poll_read(cx, buf),
+        }
+    }
+}
+
 /// Reads the frames of one connection, in order. Owned by the
 /// connection's reading task.
 pub(crate) struct FrameReader {
-    stream: OwnedReadHalf,
+    stream: Incoming,
     /// Bytes received and not yet handed out; no capacity while idle.
     buffered: BytesMut,
     /// The last large frame, whose buffer takes the next one once nothing
@@ -73,7 +100,7 @@ impl FrameReader {
     }
 
     /// Frames of at most `max_bytes` from `stream`.
-    pub(crate) fn new(stream: OwnedReadHalf, max_bytes: usize) -> FrameReader {
+    pub(crate) fn new(stream: Incoming, max_bytes: usize) -> FrameReader {
         FrameReader {
             stream,
             buffered: BytesMut::new(),
@@ -124,10 +151,21 @@ impl FrameReader {
     /// Waits until the socket is readable, then receives what has arrived,
     /// up to [`READ_AHEAD_BYTES`] more.
     async fn receive(&mut self) -> Result<(), FrameError> {
+        let socket = match &mut self.stream {
+            Incoming::Socket(socket) => socket,
+            Incoming::Stream(stream) => {
+                self.buffered.reserve(READ_AHEAD_BYTES);
+                return match stream.read_buf(&mut self.buffered).await? {
+                    0 if self.buffered.is_empty() => Err(FrameError::Closed),
+                    0 => Err(FrameError::Truncated),
+                    _ => Ok(()),
+                };
+            }
+        };
         loop {
-            self.readable().await?;
+            Self::readable(socket, &mut self.kept).await?;
             self.buffered.reserve(READ_AHEAD_BYTES);
-            match self.stream.try_read_buf(&mut self.buffered) {
+            match socket.try_read_buf(&mut self.buffered) {
                 Ok(0) if self.buffered.is_empty() => return Err(FrameError::Closed),
                 Ok(0) => return Err(FrameError::Truncated),
                 Ok(_) => return Ok(()),
@@ -143,14 +181,14 @@ impl FrameReader {
 
     /// Waits until the socket is readable; a kept buffer is let go if that
     /// takes longer than [`KEPT_BUFFER_IDLE`].
-    async fn readable(&mut self) -> std::io::Result<()> {
-        if self.kept.is_some() {
-            match tokio::time::timeout(KEPT_BUFFER_IDLE, self.stream.readable()).await {
+    async fn readable(socket: &OwnedReadHalf, kept: &mut Option<Bytes>) -> std::io::Result<()> {
+        if kept.is_some() {
+            match tokio::time::timeout(KEPT_BUFFER_IDLE, socket.readable()).await {
                 Ok(ready) => return ready,
-                Err(_) => self.kept = None,
+                Err(_) => *kept = None,
             }
         }
-        self.stream.readable().await
+        socket.readable().await
     }
 
     /// Receives the rest of a frame of `size` bytes, of which the buffer
@@ -199,7 +237,7 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         // Dropping the write half shuts down only the server's sending side.
         let (read, _) = server.into_split();
-        (FrameReader::new(read, max), client)
+        (FrameReader::new(Incoming::Socket(read), max), client)
     }
 
     fn frame(body: &[u8]) -> Vec<u8> {

@@ -6,6 +6,7 @@ mod connection;
 mod frame;
 
 pub use connection::HeaderError;
+pub(crate) use connection::Transport;
 pub(crate) use connection::{Parsed, parse};
 
 use std::net::SocketAddr;
@@ -20,7 +21,8 @@ use tokio::task::JoinSet;
 use crate::broker::{Broker, StartError};
 use crate::cluster::ControllerSlot;
 use crate::config::BrokerConfig;
-use crate::listeners::{Listener, Listeners};
+use crate::listeners::Listener;
+use crate::security::{TlsError, TlsListener};
 use crate::shutdown::Shutdown;
 
 /// How long shutdown waits for connections to answer their in-flight
@@ -40,15 +42,37 @@ struct Bound {
     socket: TcpListener,
     local_addr: SocketAddr,
     listener: Arc<Listener>,
+    /// A TLS listener's keys.
+    tls: Option<Arc<TlsListener>>,
+}
+
+/// Why the listeners could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("listener {listener}: {error}")]
+    Tls { listener: String, error: TlsError },
 }
 
 impl Server {
-    /// Binds every listener. Port 0 picks a free port (see
-    /// [`Server::local_addrs`]); a listener advertising port 0 then
-    /// advertises that one.
-    pub async fn bind(listeners: &Listeners) -> std::io::Result<Server> {
+    /// Binds every listener of `config`, loading TLS listeners' keys.
+    /// Port 0 picks a free port (see [`Server::local_addrs`]); a
+    /// listener advertising port 0 then advertises that one.
+    pub async fn bind(config: &BrokerConfig) -> Result<Server, BindError> {
         let mut bound = Vec::new();
-        for listener in listeners.iter() {
+        for listener in config.listeners.iter() {
+            let tls = match config.tls.get(&listener.name) {
+                Some(settings) => Some(Arc::new(
+                    TlsListener::load(&listener.name, settings.clone()).map_err(|error| {
+                        BindError::Tls {
+                            listener: listener.name.clone(),
+                            error,
+                        }
+                    })?,
+                )),
+                None => None,
+            };
             let address = &listener.bind;
             let socket = TcpListener::bind((address.host.as_str(), address.port))
                 .await
@@ -67,6 +91,7 @@ impl Server {
                 socket,
                 local_addr,
                 listener: Arc::new(listener),
+                tls,
             });
         }
         Ok(Server { bound })
@@ -99,18 +124,14 @@ impl Server {
     async fn accept(
         &self,
         start: usize,
-    ) -> (
-        std::io::Result<(TcpStream, SocketAddr)>,
-        &Arc<Listener>,
-        usize,
-    ) {
+    ) -> (std::io::Result<(TcpStream, SocketAddr)>, &Bound, usize) {
         std::future::poll_fn(|cx| {
             let count = self.bound.len();
             for turn in 0..count {
                 let index = (start + turn) % count;
                 let bound = &self.bound[index];
                 if let std::task::Poll::Ready(accepted) = bound.socket.poll_accept(cx) {
-                    return std::task::Poll::Ready((accepted, &bound.listener, index));
+                    return std::task::Poll::Ready((accepted, bound, index));
                 }
             }
             std::task::Poll::Pending
@@ -171,6 +192,9 @@ impl Server {
             .collect::<Vec<_>>()
             .join("; ");
         let unauthenticated = unauthenticated_listeners(&config);
+        let reload_every = Duration::from_millis(config.ssl_reload_check_interval_ms);
+        let tls: Vec<Arc<TlsListener>> = self.bound.iter().filter_map(|b| b.tls.clone()).collect();
+        let reloader = (!tls.is_empty()).then(|| tokio::spawn(reload_tls(tls, reload_every)));
         let starting = Broker::start(config, disk, &slot);
         tokio::pin!(starting);
         let mut broker: Option<Arc<Broker>> = None;
@@ -203,9 +227,10 @@ impl Server {
                     broker = Some(started);
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
-                (accepted, listener, index) = self.accept(next_listener) => {
+                (accepted, bound, index) = self.accept(next_listener) => {
                     next_listener = index + 1;
-                    let listener = Arc::clone(listener);
+                    let listener = Arc::clone(&bound.listener);
+                    let tls = bound.tls.clone();
                     // Other nodes' controllers connect to the inter-broker
                     // listener only.
                     let slot = (index == 0).then(|| Arc::clone(&slot));
@@ -225,7 +250,7 @@ impl Server {
                     let started = started.clone();
                     let shutdown = shutdown.clone();
                     connections.spawn(async move {
-                        route(stream, (peer, listener), (slot, started), idle, shutdown).await;
+                        route(stream, (peer, listener, tls), (slot, started), idle, shutdown).await;
                         drop(permit);
                     });
                 }
@@ -234,6 +259,9 @@ impl Server {
         tracing::info!("shutting down: no new connections; answering in-flight requests");
         if let Some(timers) = timers {
             timers.abort();
+        }
+        if let Some(reloader) = reloader {
+            reloader.abort();
         }
         drop(self.bound);
         stopping.send_replace(true);
@@ -281,28 +309,50 @@ const ROUTE_BYTES: usize = 6;
 /// deals with it as it always has.
 async fn route(
     stream: TcpStream,
-    (peer, listener): (SocketAddr, Arc<Listener>),
+    (peer, listener, tls): (SocketAddr, Arc<Listener>, Option<Arc<TlsListener>>),
     (slot, mut started): (Option<ControllerSlot>, watch::Receiver<Option<Arc<Broker>>>),
     idle: Duration,
     mut shutdown: Shutdown,
 ) {
-    let mut head = [0u8; ROUTE_BYTES];
-    let peeked = match tokio::time::timeout(idle, stream.peek(&mut head)).await {
-        Ok(Ok(0) | Err(_)) | Err(_) => return, // Closed, failed or silent.
-        Ok(Ok(n)) => n,
-    };
-    if let Some(slot) = slot
-        && peeked == ROUTE_BYTES
-        && rill_cluster::is_controller_connection(&head)
-    {
-        match slot.get() {
-            Some(controller) => controller.serve_connection(stream).await,
-            None => {
-                tracing::debug!(%peer, "a controller connection before the controller runs; closed")
+    let transport = match tls {
+        // Controllers connect in plaintext (the inter-broker listener is
+        // PLAINTEXT until nodes speak TLS to each other).
+        Some(tls) => match tokio::time::timeout(idle, tls.accept(stream)).await {
+            Ok(Ok((stream, principal))) => Transport::Tls(Box::new(stream), principal),
+            Ok(Err(error)) => {
+                tracing::warn!(%peer, listener = %listener.name, %error, "connection refused");
+                return;
             }
+            Err(_) => {
+                tracing::warn!(%peer, listener = %listener.name, "no TLS handshake within connections.max.idle.ms; closed");
+                return;
+            }
+        },
+        None => {
+            let mut head = [0u8; ROUTE_BYTES];
+            let peeked = match tokio::time::timeout(idle, stream.peek(&mut head)).await {
+                Ok(Ok(0) | Err(_)) | Err(_) => return, // Closed, failed or silent.
+                Ok(Ok(n)) => n,
+            };
+            if let Some(slot) = slot
+                && peeked == ROUTE_BYTES
+                && rill_cluster::is_controller_connection(&head)
+            {
+                match slot.get() {
+                    Some(controller) => controller.serve_connection(stream).await,
+                    None => {
+                        tracing::debug!(%peer, "a controller connection before the controller runs; closed")
+                    }
+                }
+                return;
+            }
+            if head.starts_with(&TLS_HANDSHAKE_RECORD) {
+                tracing::warn!(%peer, listener = %listener.name, "a TLS client on a {} listener; closed", listener.protocol);
+                return;
+            }
+            Transport::Plain(stream)
         }
-        return;
-    }
+    };
     let broker = tokio::select! {
         started = started.wait_for(Option::is_some) => match started {
             Ok(broker) => broker.clone(),
@@ -311,7 +361,34 @@ async fn route(
         () = shutdown.wait() => return,
     };
     if let Some(broker) = broker {
-        connection::serve(stream, (peer, listener), broker, shutdown).await;
+        connection::serve(transport, (peer, listener), broker, shutdown).await;
+    }
+}
+
+/// The first bytes of a TLS ClientHello: a handshake record of TLS 1.x.
+/// As a Kafka frame it would announce 370 MB, so a plaintext listener
+/// would refuse it anyway; this says why.
+const TLS_HANDSHAKE_RECORD: [u8; 2] = [0x16, 0x03];
+
+/// Checks every TLS listener's key and certificate files for changes,
+/// `every` so often, until aborted.
+async fn reload_tls(listeners: Vec<Arc<TlsListener>>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let listeners = listeners.clone();
+        // Reading files and parsing keys blocks: off the reactor.
+        if tokio::task::spawn_blocking(move || {
+            for listener in &listeners {
+                listener.reload_if_changed();
+            }
+        })
+        .await
+        .is_err()
+        {
+            return;
+        }
     }
 }
 

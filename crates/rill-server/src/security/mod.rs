@@ -1,3 +1,6 @@
+//! How clients prove who they are: TLS (`tls/`: rustls, the client
+//! certificate's subject as the principal) and SASL.
+//!
 //! SASL mechanism logic, sans-I/O: the server side of SCRAM-SHA-256/512
 //! (`scram.rs`) and PLAIN (`plain.rs`), plus what both share — Kafka's
 //! failure text, constant-time comparison, HMAC and the OS random source.
@@ -28,6 +31,7 @@
 mod authenticator;
 mod plain;
 mod scram;
+mod tls;
 
 pub(crate) use authenticator::{Admit, Authenticator};
 
@@ -36,6 +40,8 @@ pub(crate) use scram::{
     CredentialError, DecoyKey, OsNonces, ScramCredential, ScramServer, ScramStep,
 };
 pub use scram::{ScramMechanism, random_salt, salted_password};
+pub(crate) use tls::{ANONYMOUS, TlsListener};
+pub use tls::{TlsError, TlsSettings};
 
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::digest::common::Key;

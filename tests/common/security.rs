@@ -1,0 +1,94 @@
+//! What the security tests share: librdkafka clients for one listener,
+//! and a produce-and-read-back through one.
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+
+use super::BrokerProcess;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A librdkafka configuration for `bootstrap`, quiet but for errors.
+pub fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("broker.address.family", "v4")
+        .set("log_level", "3");
+    config
+}
+
+/// Produces `payload` to partition 0 of `topic` and reads it back, both
+/// bootstrapped at `bootstrap`.
+pub async fn round_trip(config: &ClientConfig, topic: &str, payload: &str) {
+    let producer: FutureProducer = config.clone().set("linger.ms", "0").create().unwrap();
+    let delivered = producer
+        .send(
+            FutureRecord::<(), _>::to(topic)
+                .payload(payload)
+                .partition(0),
+            Timeout::After(WAIT),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+    let (partition, offset) = (delivered.partition, delivered.offset);
+    let consumer: BaseConsumer = config.clone().set("group.id", "security").create().unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "nothing read back");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.unwrap();
+            assert_eq!(message.payload(), Some(payload.as_bytes()));
+            return;
+        }
+    }
+}
+
+/// `rill user ARGS --bootstrap BROKER` with `stdin`; its stdout, or a
+/// panic with its stderr.
+pub fn rill_user(broker: &BrokerProcess, args: &[&str], stdin: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(super::rill_binary())
+        .arg("user")
+        .args(args)
+        .args(["--bootstrap", &broker.bootstrap])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "rill user {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+pub fn sasl_client(bootstrap: &str, mechanism: &str, user: &str, password: &str) -> ClientConfig {
+    let mut config = client(bootstrap);
+    config
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanism", mechanism)
+        .set("sasl.username", user)
+        .set("sasl.password", password);
+    config
+}

@@ -1,0 +1,365 @@
+//! TLS listeners (SSL, SASL_SSL) through librdkafka against the real
+//! broker, with certificates the tests make (tests/common/tls.rs).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::BrokerProcess;
+use common::cluster::free_port;
+use common::security::{client, rill_user, round_trip, sasl_client};
+use common::tls::{Ca, Leaf, write};
+use rcgen::DnType;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A broker with a PLAINTEXT listener for local tools (the inter-broker
+/// one) and a TLS listener `NAME://` on its own port, its keystore signed
+/// by `ca`, with `extra` properties; the TLS listener's address.
+fn tls_broker(dir: &Path, ca: &Ca, protocol: &str, extra: &[&str]) -> (BrokerProcess, String) {
+    let keystore = write(dir, "broker.pem", &ca.server().keystore());
+    let port = free_port();
+    let mut args = vec![
+        "--set".to_string(),
+        format!("ssl.keystore.location={}", keystore.display()),
+    ];
+    for property in extra {
+        args.push("--set".to_string());
+        args.push(property.to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let broker = BrokerProcess::start_on(
+        &dir.join("data"),
+        &args,
+        &format!("PLAINTEXT://127.0.0.1:0,{protocol}://127.0.0.1:{port}"),
+    );
+    (broker, format!("127.0.0.1:{port}"))
+}
+
+/// A client of a TLS listener that trusts `ca_file` (and checks that the
+/// broker's certificate names 127.0.0.1, librdkafka's default).
+fn tls_client(bootstrap: &str, protocol: &str, ca_file: &Path) -> ClientConfig {
+    let mut config = client(bootstrap);
+    config
+        .set("security.protocol", protocol)
+        .set("ssl.ca.location", ca_file.display().to_string());
+    config
+}
+
+/// `config` with the client certificate `leaf`, written into `dir`.
+fn with_certificate(mut config: ClientConfig, dir: &Path, name: &str, leaf: &Leaf) -> ClientConfig {
+    let cert = write(dir, &format!("{name}.crt"), &leaf.cert);
+    let key = write(dir, &format!("{name}.key"), &leaf.key);
+    config
+        .set("ssl.certificate.location", cert.display().to_string())
+        .set("ssl.key.location", key.display().to_string());
+    config
+}
+
+/// Whether a client made with `config` gets the cluster's metadata within
+/// a few seconds.
+fn gets_metadata(mut config: ClientConfig) -> bool {
+    let consumer: BaseConsumer = config.set("log_level", "0").create().unwrap();
+    consumer
+        .fetch_metadata(None, Duration::from_secs(3))
+        .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_over_sasl_ssl_produces_and_consumes_and_an_untrusted_broker_is_refused() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("rill test CA");
+    let (broker, address) = tls_broker(temp.path(), &ca, "SASL_SSL", &[]);
+    rill_user(&broker, &["create", "alice"], "wonderland\n");
+    let ca_file = write(temp.path(), "ca.pem", &ca.pem);
+    let mut config = sasl_client(&address, "SCRAM-SHA-512", "alice", "wonderland");
+    config
+        .set("security.protocol", "SASL_SSL")
+        .set("ssl.ca.location", ca_file.display().to_string());
+    round_trip(&config, "over-tls", "encrypted").await;
+    // A client that trusts another CA does not talk to this broker.
+    let other = write(temp.path(), "other.pem", &Ca::new("another CA").pem);
+    config.set("ssl.ca.location", other.display().to_string());
+    assert!(!gets_metadata(config));
+    // Nor does a client of the TLS port that skips SASL.
+    assert!(!gets_metadata(tls_client(&address, "SSL", &ca_file)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_lets_in_only_clients_with_a_trusted_current_certificate() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("rill test CA");
+    let ca_file = write(temp.path(), "ca.pem", &ca.pem);
+    let (broker, address) = tls_broker(
+        temp.path(),
+        &ca,
+        "SSL",
+        &[
+            &format!("ssl.truststore.location={}", ca_file.display()),
+            "ssl.client.auth=required",
+        ],
+    );
+    let base = tls_client(&address, "SSL", &ca_file);
+    let alice = ca.client(&[
+        (DnType::OrganizationName, "acme"),
+        (DnType::CommonName, "alice"),
+    ]);
+    round_trip(
+        &with_certificate(base.clone(), temp.path(), "alice", &alice),
+        "mutual",
+        "both ends known",
+    )
+    .await;
+    // No certificate, one from a CA the broker does not trust, and an
+    // expired one: each refused at the handshake, said once at WARN with
+    // the peer's address.
+    assert!(!gets_metadata(base.clone()));
+    broker.wait_for_log(&[
+        "WARN",
+        "connection refused",
+        "peer=127.0.0.1:",
+        "TLS handshake failed",
+    ]);
+    let stranger = Ca::new("stranger CA").client(&[(DnType::CommonName, "mallory")]);
+    assert!(!gets_metadata(with_certificate(
+        base.clone(),
+        temp.path(),
+        "stranger",
+        &stranger
+    )));
+    // (librdkafka sends no certificate the broker's CA list does not name.)
+    broker.wait_for_log(&["WARN", "TLS handshake failed"]);
+    let expired = ca.expired_client("late");
+    assert!(!gets_metadata(with_certificate(
+        base,
+        temp.path(),
+        "expired",
+        &expired
+    )));
+    broker.wait_for_log(&["WARN", "TLS handshake failed", "certificate expired"]);
+}
+
+#[test]
+fn plaintext_on_a_tls_port_and_tls_on_a_plaintext_port_close_the_connection() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("rill test CA");
+    let (broker, address) = tls_broker(temp.path(), &ca, "SSL", &[]);
+    // A Kafka request where a ClientHello should be.
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+        .write_all(&common::raw::frame(&[0, 18, 0, 0, 0, 0, 0, 1, 0, 0]))
+        .unwrap();
+    let mut answer = Vec::new();
+    // The broker sends a TLS alert at most, then closes.
+    let _ = stream.read_to_end(&mut answer);
+    assert!(
+        answer.len() < 16 && answer.first() != Some(&0),
+        "{answer:?}"
+    );
+    broker.wait_for_log(&["WARN", "connection refused", "TLS handshake failed"]);
+    // A TLS client on the PLAINTEXT port.
+    let ca_file = write(temp.path(), "ca.pem", &ca.pem);
+    assert!(!gets_metadata(tls_client(
+        &broker.bootstrap,
+        "SSL",
+        &ca_file
+    )));
+    broker.wait_for_log(&["WARN", "a TLS client on a PLAINTEXT listener"]);
+    // Both listeners still serve.
+    common::raw::assert_serving(&broker);
+    assert!(gets_metadata(tls_client(&address, "SSL", &ca_file)));
+}
+
+#[test]
+fn a_renewed_certificate_is_served_to_new_connections_without_a_restart() {
+    let temp = tempfile::tempdir().unwrap();
+    let old_ca = Ca::new("old CA");
+    let (broker, address) = tls_broker(
+        temp.path(),
+        &old_ca,
+        "SSL",
+        &["rill.ssl.reload.check.interval.ms=100"],
+    );
+    let new_ca = Ca::new("new CA");
+    let trusts_new = tls_client(
+        &address,
+        "SSL",
+        &write(temp.path(), "new-ca.pem", &new_ca.pem),
+    );
+    assert!(!gets_metadata(trusts_new.clone()));
+    // The operator renews the certificate: a new file moved into place.
+    let renewed = write(temp.path(), "renewed.pem", &new_ca.server().keystore());
+    std::fs::rename(renewed, temp.path().join("broker.pem")).unwrap();
+    broker.wait_for_log(&["TLS keys and certificates reloaded"]);
+    let deadline = Instant::now() + WAIT;
+    while !gets_metadata(trusts_new.clone()) {
+        assert!(
+            Instant::now() < deadline,
+            "the renewed certificate is not served"
+        );
+    }
+    // A broken file (half written, say) keeps the current certificate.
+    std::fs::write(temp.path().join("broker.pem"), "-----BEGIN").unwrap();
+    broker.wait_for_log(&["WARN", "cannot be loaded", "keeps the ones it has"]);
+    assert!(gets_metadata(trusts_new));
+}
+
+/// What `rill broker ARGS --listen LISTENERS` says on stderr as it
+/// refuses to start.
+fn refused_at_start(args: &[&str], listeners: &str) -> String {
+    let temp = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(common::rill_binary())
+        .args(["broker", "--data"])
+        .arg(temp.path().join("data"))
+        .args(args)
+        .args(["--listen", listeners])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{listeners}: started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn tls_listeners_without_usable_keys_are_refused_at_start() {
+    let temp = tempfile::tempdir().unwrap();
+    let listeners = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0";
+    let stderr = refused_at_start(&[], listeners);
+    assert!(stderr.contains("ssl.keystore.location"), "{stderr}");
+    let missing = temp.path().join("missing.pem");
+    let stderr = refused_at_start(
+        &[
+            "--set",
+            &format!("ssl.keystore.location={}", missing.display()),
+        ],
+        listeners,
+    );
+    assert!(
+        stderr.contains("cannot read") && stderr.contains("missing.pem"),
+        "{stderr}"
+    );
+    let encrypted = write(
+        temp.path(),
+        "encrypted.pem",
+        "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+    );
+    let stderr = refused_at_start(
+        &[
+            "--set",
+            &format!("ssl.keystore.location={}", encrypted.display()),
+        ],
+        listeners,
+    );
+    assert!(stderr.contains("encrypted private key"), "{stderr}");
+    let ca = Ca::new("rill test CA");
+    let keystore = write(temp.path(), "broker.pem", &ca.server().keystore());
+    let stderr = refused_at_start(
+        &[
+            "--set",
+            &format!("ssl.keystore.location={}", keystore.display()),
+            "--set",
+            "ssl.client.auth=required",
+        ],
+        listeners,
+    );
+    assert!(stderr.contains("truststore"), "{stderr}");
+    // Replica fetchers and controllers speak plaintext for now.
+    let stderr = refused_at_start(
+        &[
+            "--set",
+            &format!("ssl.keystore.location={}", keystore.display()),
+        ],
+        "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
+    );
+    assert!(stderr.contains("inter.broker.listener.name"), "{stderr}");
+}
+
+#[test]
+fn a_listener_takes_its_own_keys_from_listener_name_properties() {
+    let temp = tempfile::tempdir().unwrap();
+    let (internal_ca, external_ca) = (Ca::new("internal CA"), Ca::new("external CA"));
+    let internal = write(
+        temp.path(),
+        "internal.pem",
+        &internal_ca.server().keystore(),
+    );
+    let external = write(
+        temp.path(),
+        "external.pem",
+        &external_ca.server().keystore(),
+    );
+    let (first, second) = (free_port(), free_port());
+    let broker = BrokerProcess::start_on(
+        &temp.path().join("data"),
+        &[
+            "--set",
+            "listener.security.protocol.map=LOCAL:PLAINTEXT,INTERNAL:SSL,EXTERNAL:SSL",
+            "--set",
+            &format!("ssl.keystore.location={}", internal.display()),
+            "--set",
+            &format!(
+                "listener.name.external.ssl.keystore.location={}",
+                external.display()
+            ),
+        ],
+        &format!("LOCAL://127.0.0.1:0,INTERNAL://127.0.0.1:{first},EXTERNAL://127.0.0.1:{second}"),
+    );
+    let trusts_external = write(temp.path(), "external-ca.pem", &external_ca.pem);
+    let trusts_internal = write(temp.path(), "internal-ca.pem", &internal_ca.pem);
+    let external = format!("127.0.0.1:{second}");
+    let internal = format!("127.0.0.1:{first}");
+    assert!(gets_metadata(tls_client(
+        &external,
+        "SSL",
+        &trusts_external
+    )));
+    assert!(!gets_metadata(tls_client(
+        &external,
+        "SSL",
+        &trusts_internal
+    )));
+    assert!(gets_metadata(tls_client(
+        &internal,
+        "SSL",
+        &trusts_internal
+    )));
+    drop(broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_private_key_is_never_described() {
+    use rdkafka::admin::{AdminOptions, ResourceSpecifier};
+    let temp = tempfile::tempdir().unwrap();
+    let leaf = Ca::new("rill test CA").server();
+    let chain = format!("ssl.keystore.certificate.chain={}", leaf.cert);
+    let key = format!("ssl.keystore.key={}", leaf.key);
+    let broker = BrokerProcess::start_on(
+        &temp.path().join("data"),
+        &["--set", &chain, "--set", &key],
+        "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0",
+    );
+    let described = broker
+        .admin()
+        .describe_configs(&[ResourceSpecifier::Broker(1)], &AdminOptions::new())
+        .await
+        .unwrap();
+    let resource = described[0].as_ref().unwrap();
+    let key = resource.get("ssl.keystore.key").unwrap();
+    assert!(key.is_sensitive);
+    assert_eq!(key.value, None);
+    let chain = resource.get("ssl.keystore.certificate.chain").unwrap();
+    assert_eq!(
+        chain.value.as_deref().map(str::trim),
+        Some(leaf.cert.trim())
+    );
+}
