@@ -92,3 +92,35 @@ pub fn sasl_client(bootstrap: &str, mechanism: &str, user: &str, password: &str)
         .set("sasl.password", password);
     config
 }
+
+/// The python of a venv with the clients of tests/clients/requirements.txt,
+/// made (once) by tests/clients/python-env from PyPI.
+pub fn python_clients() -> std::path::PathBuf {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/python-env"
+    );
+    let out = std::process::Command::new(script).output().unwrap();
+    assert!(
+        out.status.success(),
+        "tests/clients/python-env: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::path::PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// Runs tests/clients/NAME with the clients' python and `args`: its
+/// stdout, or its stderr as the error.
+pub fn python_client(name: &str, args: &[&str]) -> Result<String, String> {
+    let script = format!("{}/../../tests/clients/{name}", env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(python_clients())
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}

@@ -67,7 +67,9 @@ impl Ca {
         self.sign(params)
     }
 
-    fn sign(&self, params: CertificateParams) -> Leaf {
+    fn sign(&self, mut params: CertificateParams) -> Leaf {
+        // As real CAs issue them (Python's strict verification needs it).
+        params.use_authority_key_identifier_extension = true;
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {

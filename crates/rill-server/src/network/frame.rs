@@ -155,10 +155,19 @@ impl FrameReader {
             Incoming::Socket(socket) => socket,
             Incoming::Stream(stream) => {
                 self.buffered.reserve(READ_AHEAD_BYTES);
-                return match stream.read_buf(&mut self.buffered).await? {
-                    0 if self.buffered.is_empty() => Err(FrameError::Closed),
-                    0 => Err(FrameError::Truncated),
-                    _ => Ok(()),
+                return match stream.read_buf(&mut self.buffered).await {
+                    Ok(0) if self.buffered.is_empty() => Err(FrameError::Closed),
+                    Ok(0) => Err(FrameError::Truncated),
+                    Ok(_) => Ok(()),
+                    // A TLS client that leaves between frames without a
+                    // close_notify (most do) has just left.
+                    Err(error)
+                        if error.kind() == std::io::ErrorKind::UnexpectedEof
+                            && self.buffered.is_empty() =>
+                    {
+                        Err(FrameError::Closed)
+                    }
+                    Err(error) => Err(error.into()),
                 };
             }
         };
