@@ -137,6 +137,10 @@ pub struct ClusterMetadata {
     /// Every ACL (`CreateAcls`, `DeleteAcls`).
     #[serde(default)]
     pub acls: Acls,
+    /// The log index of the last `CreateAcls` or `DeleteAcls` applied:
+    /// a decision cached at another version may be stale.
+    #[serde(default)]
+    pub acls_version: u64,
     /// Every SCRAM credential (`UpsertScramCredential`,
     /// `DeleteScramCredential`).
     #[serde(default)]
@@ -261,16 +265,16 @@ impl ClusterMetadata {
                 .delete(user, *mechanism)
                 .map(|()| Applied::ScramCredentialDeleted)
                 .map_err(|e| scram_rejection(user, e)),
-            Command::CreateAcls { bindings } => self
-                .acls
-                .create(bindings)
-                .map(|results| Applied::AclsCreated { results })
-                .map_err(acl_rejection),
-            Command::DeleteAcls { filters } => self
-                .acls
-                .delete(filters)
-                .map(|results| Applied::AclsDeleted { results })
-                .map_err(acl_rejection),
+            Command::CreateAcls { bindings } => {
+                let results = self.acls.create(bindings).map_err(acl_rejection)?;
+                self.acls_version = log_index;
+                Ok(Applied::AclsCreated { results })
+            }
+            Command::DeleteAcls { filters } => {
+                let results = self.acls.delete(filters).map_err(acl_rejection)?;
+                self.acls_version = log_index;
+                Ok(Applied::AclsDeleted { results })
+            }
         }
     }
 

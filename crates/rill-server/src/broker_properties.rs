@@ -128,6 +128,22 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "The addresses clients are told to connect to, NAME://HOST:PORT,...; a listener left out advertises its own (loopback for a wildcard host).",
     ),
     property(
+        "allow.everyone.if.no.acl.found",
+        "false",
+        BOOL,
+        "With an authorizer, whether a resource no ACL names is open to everyone (Kafka's default: no).",
+    ),
+    property(
+        "authorizer.class.name",
+        "",
+        PropertyKind::Value(ValueKind::Choice(&[
+            "",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "kafka.security.authorizer.AclAuthorizer",
+        ])),
+        "Empty: no ACLs are checked. Kafka's StandardAuthorizer (or AclAuthorizer, its older name): every request is checked against the ACLs, with Kafka's semantics.",
+    ),
+    property(
         "auto.create.topics.enable",
         "true",
         BOOL,
@@ -468,6 +484,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "PEM",
         PropertyKind::Value(ValueKind::Choice(&["PEM"])),
         "The truststore's format: Rill reads PEM.",
+    ),
+    property(
+        "super.users",
+        "",
+        PropertyKind::Text,
+        "Principals the authorizer lets do anything, User:NAME;User:OTHER (semicolons, as Kafka).",
     ),
 ];
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::authorizer::AuthorizerConfig;
 use crate::broker_properties::{self, Known};
 use crate::listeners::{ListenerProperties, Listeners, SecurityProtocol};
 use crate::properties::{self, ConfigError, Properties};
@@ -27,6 +28,10 @@ pub struct BrokerConfig {
     pub sasl_enabled_mechanisms: Vec<String>,
     /// The ssl.* settings of each TLS listener, by listener name.
     pub tls: BTreeMap<String, TlsSettings>,
+    /// authorizer.class.name, super.users,
+    /// allow.everyone.if.no.acl.found: `None` without an authorizer
+    /// (every request is allowed).
+    pub authorizer: Option<AuthorizerConfig>,
     /// rill.ssl.reload.check.interval.ms: how often TLS listeners look
     /// for changed key and certificate files.
     pub ssl_reload_check_interval_ms: u64,
@@ -261,6 +266,20 @@ impl BrokerConfig {
             listeners,
             sasl_enabled_mechanisms,
             tls,
+            authorizer: (!read.text("authorizer.class.name").trim().is_empty())
+                .then(|| -> Result<AuthorizerConfig, ConfigError> {
+                    Ok(AuthorizerConfig {
+                        super_users: read
+                            .text("super.users")
+                            .split(';')
+                            .map(|user| user.trim().to_string())
+                            .filter(|user| !user.is_empty())
+                            .collect(),
+                        allow_everyone_if_no_acl_found: read
+                            .boolean("allow.everyone.if.no.acl.found")?,
+                    })
+                })
+                .transpose()?,
             ssl_reload_check_interval_ms: read.number("rill.ssl.reload.check.interval.ms")? as u64,
             num_partitions: read.number("num.partitions")? as i32,
             auto_create_topics: read.boolean("auto.create.topics.enable")?,

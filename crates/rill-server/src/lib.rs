@@ -19,8 +19,8 @@
 //! # }
 //! ```
 
-mod acl;
 mod apis;
+mod authorizer;
 mod broker;
 mod broker_properties;
 mod cluster;
@@ -41,6 +41,7 @@ mod topic_config;
 mod topics;
 mod waiters;
 
+pub use authorizer::AuthorizerConfig;
 pub use broker::{Broker, StartError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
 pub use config::{BrokerConfig, ClusterConfig, QuorumConfig};

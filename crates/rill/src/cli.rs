@@ -57,6 +57,9 @@ enum Command {
     /// Create, delete and list SCRAM users.
     #[command(subcommand)]
     User(crate::user::UserCommand),
+    /// Add, remove and list ACLs (as kafka-acls).
+    #[command(subcommand)]
+    Acl(crate::acl::AclCommand),
     /// Tools for development on one machine.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -92,6 +95,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(ClusterCommand::AddVoter(args)) => crate::voters::add(args),
         Command::Cluster(ClusterCommand::RemoveVoter(args)) => crate::voters::remove(args),
         Command::User(command) => crate::user::run(command),
+        Command::Acl(command) => crate::acl::run(command),
         Command::Dev(DevCommand::Cluster(args)) => crate::dev_cluster::run(args),
     }
 }

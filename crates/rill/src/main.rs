@@ -1,6 +1,7 @@
 //! `rill`: the broker and its command-line tools. Data goes to stdout;
 //! logs and errors to stderr; failures exit non-zero.
 
+mod acl;
 mod alter_configs;
 mod bench;
 mod broker;

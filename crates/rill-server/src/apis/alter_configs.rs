@@ -10,13 +10,17 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::incremental_alter_configs::replace_configs;
 use super::{Body, HandlerError, encode};
+use crate::authorizer::Access;
 use crate::broker::Broker;
+use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     alter: AlterConfigsRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
+    let access = Access::new(broker, session);
     let responses: Vec<AlterConfigsResourceResponse> = alter
         .resources
         .into_iter()
@@ -31,7 +35,7 @@ pub(crate) fn answer(
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             match replace_configs(
-                broker,
+                (broker, &access),
                 resource.resource_type,
                 resource.resource_name.as_str(),
                 &names,

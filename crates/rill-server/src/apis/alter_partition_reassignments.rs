@@ -18,14 +18,26 @@ use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{BrokerId, Command};
 
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     request: AlterPartitionReassignmentsRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
+    if !Access::new(broker, session).allows_cluster(AclOperation::Alter) {
+        let refused = kafka_protocol::ResponseError::ClusterAuthorizationFailed;
+        let response = AlterPartitionReassignmentsResponse::default()
+            .with_error_code(refused.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+        return encode(ApiKey::AlterPartitionReassignments, version, &response);
+    }
     let responses = request
         .topics
         .into_iter()

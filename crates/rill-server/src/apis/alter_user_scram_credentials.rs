@@ -21,15 +21,18 @@ use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{Command, StoredScramCredential};
 
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
 use crate::security::{CredentialError, ScramCredential, ScramMechanism};
+use crate::session::Session;
 
 type Refusal = (ResponseError, String);
 
 pub(crate) fn answer(
     broker: &Broker,
     alter: AlterUserScramCredentialsRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
     // Per user, in the order first named: its changes, or why none is made.
@@ -65,6 +68,14 @@ pub(crate) fn answer(
             (Ok(commands), Ok(command)) => commands.push(command),
             (Ok(_), Err(refusal)) => *entry = Err(refusal),
             (Err(_), _) => {}
+        }
+    }
+    if !Access::new(broker, session).allows_cluster(AclOperation::Alter) {
+        for outcome in users.values_mut() {
+            *outcome = Err((
+                ResponseError::ClusterAuthorizationFailed,
+                "Cluster authorization failed.".to_string(),
+            ));
         }
     }
     let node = broker.node();

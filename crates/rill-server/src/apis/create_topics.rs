@@ -10,21 +10,32 @@ use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::session::Session;
 use crate::topic_config;
 use crate::topics::NewTopic;
 
 pub(crate) fn answer(
     broker: &Broker,
     create: CreateTopicsRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
+    let access = Access::new(broker, session);
+    let may_create_any = access.allows_cluster(AclOperation::Create);
     let results = create
         .topics
         .into_iter()
         .map(|topic| {
             let result = CreatableTopicResult::default().with_name(topic.name.clone());
+            if !may_create_any
+                && !access.allows(AclOperation::Create, ResourceType::Topic, &topic.name)
+            {
+                let refused = kafka_protocol::ResponseError::TopicAuthorizationFailed;
+                return result.with_error_code(refused.code());
+            }
             let configs: BTreeMap<String, String> = topic
                 .configs
                 .iter()
@@ -52,13 +63,23 @@ pub(crate) fn answer(
                 Ok(created) => {
                     let mut result = result;
                     if version >= 5 {
-                        result = result
-                            .with_num_partitions(created.partitions)
-                            .with_configs(Some(describe_configs(
+                        result = result.with_num_partitions(created.partitions);
+                        // The configs only for whom may describe them.
+                        result = if access.allows(
+                            AclOperation::DescribeConfigs,
+                            ResourceType::Topic,
+                            &new_topic.name,
+                        ) {
+                            result.with_configs(Some(describe_configs(
                                 broker,
                                 &new_topic.name,
                                 &created.configs,
-                            )));
+                            )))
+                        } else {
+                            result.with_topic_config_error_code(
+                                kafka_protocol::ResponseError::TopicAuthorizationFailed.code(),
+                            )
+                        };
                     }
                     if version >= 7 {
                         result = result.with_topic_id(created.id);

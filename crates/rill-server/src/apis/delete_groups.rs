@@ -8,6 +8,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
 
@@ -17,11 +18,19 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     let ids: Vec<String> = delete.groups_names.iter().map(|g| g.to_string()).collect();
     // Each group at its own coordinator: the ones coordinated elsewhere
     // (or nowhere yet) get that coordinator error, the rest are deleted.
+    // A group the principal may not DELETE answers
+    // GROUP_AUTHORIZATION_FAILED, like one coordinated elsewhere.
+    let access = Access::new(broker, &request.session);
+    let coordinated = |id: &str| {
+        access
+            .group(AclOperation::Delete, id)
+            .and_then(|()| broker.groups_for(id).map(drop))
+    };
     let (here, elsewhere): (Vec<&String>, Vec<&String>) =
-        ids.iter().partition(|id| broker.groups_for(id).is_ok());
+        ids.iter().partition(|id| coordinated(id).is_ok());
     let mut deleted: std::collections::HashMap<String, Result<(), ResponseError>> = elsewhere
         .into_iter()
-        .map(|id| (id.clone(), broker.groups_for(id).map(drop)))
+        .map(|id| (id.clone(), coordinated(id)))
         .collect();
     if let Some(groups) = broker.groups().current() {
         let here: Vec<String> = here.into_iter().cloned().collect();

@@ -11,18 +11,23 @@ use rill_partition::TopicPartition;
 use rill_storage::Offset;
 
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     delete: DeleteRecordsRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
+    let access = Access::new(broker, session);
     let topics = delete
         .topics
         .into_iter()
         .map(|topic| {
+            let authorized = access.allows(AclOperation::Delete, ResourceType::Topic, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()
@@ -30,6 +35,10 @@ pub(crate) fn answer(
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(wanted.partition_index)
                         .with_low_watermark(-1);
+                    if !authorized {
+                        let refused = kafka_protocol::ResponseError::TopicAuthorizationFailed;
+                        return result.with_error_code(refused.code());
+                    }
                     let tp = TopicPartition::new(topic.name.as_str(), wanted.partition_index);
                     let partition = match broker.leader_partition(&tp, -1) {
                         Ok((partition, _)) => partition,

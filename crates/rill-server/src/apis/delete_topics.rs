@@ -7,12 +7,15 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     delete: DeleteTopicsRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
     let wanted: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
@@ -28,6 +31,7 @@ pub(crate) fn answer(
             .map(|n| (Some(n), Uuid::nil()))
             .collect()
     };
+    let access = Access::new(broker, session);
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
@@ -39,9 +43,26 @@ pub(crate) fn answer(
             if version >= 6 {
                 result = result.with_topic_id(id);
             }
-            let Some(resolved) = resolved else {
+            // A topic named by id that the principal may not describe is
+            // as unknown as one that does not exist; one named by name is
+            // refused before it is looked up.
+            let may = |operation| {
+                access.allows(
+                    operation,
+                    ResourceType::Topic,
+                    resolved.as_deref().unwrap_or(""),
+                )
+            };
+            let refused = ResponseError::TopicAuthorizationFailed.code();
+            if name.is_some() && !may(AclOperation::Delete) {
+                return result.with_error_code(refused);
+            }
+            let Some(resolved) = resolved.clone().filter(|_| may(AclOperation::Describe)) else {
                 return result.with_error_code(ResponseError::UnknownTopicId.code());
             };
+            if !may(AclOperation::Delete) {
+                return result.with_error_code(refused);
+            }
             match broker.topics().delete(&resolved) {
                 Ok(removed) => {
                     if version >= 6 {

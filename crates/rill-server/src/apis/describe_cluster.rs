@@ -7,12 +7,18 @@ use kafka_protocol::messages::{ApiKey, BrokerId, DescribeClusterRequest, Describ
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
-use crate::acl::{ResourceType, authorized_operations};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let describe: DescribeClusterRequest = request.decode()?;
+    let access = Access::new(broker, &request.session);
+    if !access.allows_cluster(AclOperation::Describe) {
+        let response = DescribeClusterResponse::default()
+            .with_error_code(kafka_protocol::ResponseError::ClusterAuthorizationFailed.code());
+        return encode(ApiKey::DescribeCluster, version, &response);
+    }
     let node = broker.node();
     let brokers = node
         .metadata()
@@ -36,8 +42,9 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         .with_cluster_id(StrBytes::from_string(broker.cluster_id()))
         .with_controller_id(controller)
         .with_brokers(brokers)
-        .with_cluster_authorized_operations(authorized_operations(
+        .with_cluster_authorized_operations(access.operations(
             ResourceType::Cluster,
+            rill_cluster::CLUSTER_RESOURCE_NAME,
             describe.include_cluster_authorized_operations,
         ));
     if version >= 1 {

@@ -12,14 +12,16 @@ use kafka_protocol::messages::{ApiKey, DescribeConfigsRequest, DescribeConfigsRe
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::broker_properties::{self, BROKER_PROPERTIES};
 use crate::effective_config::ConfigSource;
 use crate::topic_config::{TOPIC_CONFIGS, find_by_broker_name};
 
 /// Kafka's ConfigResource types.
-pub(crate) const RESOURCE_TOPIC: i8 = 2;
-pub(crate) const RESOURCE_BROKER: i8 = 4;
+pub(crate) use crate::authorizer::{
+    CONFIG_RESOURCE_BROKER as RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC as RESOURCE_TOPIC,
+};
 
 /// Kafka's config source for a broker property set in its file or flags.
 const SOURCE_STATIC_BROKER: i8 = 4;
@@ -42,6 +44,7 @@ struct Described {
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let describe: DescribeConfigsRequest = request.decode()?;
+    let access = Access::new(broker, &request.session);
     let results = describe
         .resources
         .into_iter()
@@ -50,7 +53,10 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let allowed =
+                access.configs(AclOperation::DescribeConfigs, resource.resource_type, &name);
             let described = match resource.resource_type {
+                _ if allowed.is_err() => allowed.map(|()| Vec::new()),
                 RESOURCE_TOPIC => topic_configs(broker, &name),
                 RESOURCE_BROKER => broker_configs(broker, &name),
                 other => Err((

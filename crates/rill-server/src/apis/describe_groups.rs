@@ -1,7 +1,8 @@
 //! DescribeGroups: state, protocol and members (client id and host,
 //! subscription metadata, assignment). An unknown group is described as
 //! Dead with no members, as Kafka does up to v5; from v6 it is
-//! GROUP_ID_NOT_FOUND (KIP-1043).
+//! GROUP_ID_NOT_FOUND (KIP-1043). A group the principal may not DESCRIBE
+//! answers GROUP_AUTHORIZATION_FAILED.
 
 use std::sync::Arc;
 
@@ -12,27 +13,34 @@ use kafka_protocol::protocol::StrBytes;
 use rill_group::GroupState;
 
 use super::{Body, HandlerError, Request, encode};
-use crate::acl::{ResourceType, authorized_operations};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let describe: DescribeGroupsRequest = request.decode()?;
+    let access = Access::new(broker, &request.session);
     let described = describe
         .groups
         .into_iter()
         .map(|group_id| {
+            if !access.allows(AclOperation::Describe, ResourceType::Group, &group_id) {
+                return DescribedGroup::default()
+                    .with_group_id(group_id)
+                    .with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             let result = match broker.groups_for(group_id.as_str()) {
                 Err(code) => Err(code),
                 Ok(groups) => groups
                     .with_coordinator(|c, _, _| c.describe_group(&group_id))
                     .map_err(|e| error_code::for_group(&e)),
             };
-            let mut group = DescribedGroup::default().with_group_id(group_id);
+            let mut group = DescribedGroup::default().with_group_id(group_id.clone());
             if version >= 3 {
-                group = group.with_authorized_operations(authorized_operations(
+                group = group.with_authorized_operations(access.operations(
                     ResourceType::Group,
+                    &group_id,
                     describe.include_authorized_operations,
                 ));
             }

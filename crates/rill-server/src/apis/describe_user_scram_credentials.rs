@@ -16,10 +16,24 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let describe: DescribeUserScramCredentialsRequest = request.decode()?;
+    if !Access::new(broker, &request.session).allows_cluster(AclOperation::Describe) {
+        let refused = kafka_protocol::ResponseError::ClusterAuthorizationFailed;
+        let response = DescribeUserScramCredentialsResponse::default()
+            .with_error_code(refused.code())
+            .with_error_message(Some(StrBytes::from_static_str(
+                "Cluster authorization failed.",
+            )));
+        return encode(
+            ApiKey::DescribeUserScramCredentials,
+            request.version(),
+            &response,
+        );
+    }
     let metadata = broker.node().metadata();
     let known: BTreeMap<&str, Vec<(rill_cluster::ScramMechanism, i32)>> =
         metadata.users.iter().collect();

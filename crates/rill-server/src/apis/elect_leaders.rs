@@ -13,8 +13,10 @@ use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{BrokerId, ClusterMetadata, Command, PartitionChange};
 
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::session::Session;
 
 /// Kafka's ElectionType for a preferred-leader election.
 const PREFERRED: i8 = 0;
@@ -25,6 +27,7 @@ type Outcomes = BTreeMap<String, BTreeMap<i32, Result<(), (ResponseError, String
 pub(crate) fn answer(
     broker: &Broker,
     elect: ElectLeadersRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
     let wanted: Option<Vec<(String, i32)>> = elect.topic_partitions.map(|topics| {
@@ -36,7 +39,14 @@ pub(crate) fn answer(
             })
             .collect()
     });
-    let outcomes = if version >= 1 && elect.election_type != PREFERRED {
+    let outcomes = if !Access::new(broker, session).allows_cluster(AclOperation::Alter) {
+        refuse_all(
+            &broker.topics().metadata(),
+            wanted,
+            ResponseError::ClusterAuthorizationFailed,
+            "Cluster authorization failed.",
+        )
+    } else if version >= 1 && elect.election_type != PREFERRED {
         refuse_all(
             &broker.topics().metadata(),
             wanted,

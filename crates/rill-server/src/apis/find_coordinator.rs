@@ -11,6 +11,7 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoo
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::properties::HostPort;
 
@@ -20,10 +21,12 @@ const KEY_TYPE_GROUP: i8 = 0;
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let find: FindCoordinatorRequest = request.decode()?;
+    let access = Access::new(broker, &request.session);
     let find_one = |key: &str| -> Result<(BrokerId, HostPort), ResponseError> {
         if find.key_type != KEY_TYPE_GROUP {
             return Err(ResponseError::CoordinatorNotAvailable);
         }
+        access.group(AclOperation::Describe, key)?;
         let (id, _) = broker.group_coordinator(key)?;
         let address = broker
             .endpoint(id, &request.session.listener)

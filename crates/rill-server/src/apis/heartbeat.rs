@@ -5,13 +5,17 @@ use std::sync::Arc;
 use kafka_protocol::messages::{ApiKey, HeartbeatRequest, HeartbeatResponse};
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
 
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let heartbeat: HeartbeatRequest = request.decode()?;
-    let code = match broker.groups_for(heartbeat.group_id.as_str()) {
+    let code = match Access::new(broker, &request.session)
+        .group(AclOperation::Read, &heartbeat.group_id)
+        .and_then(|()| broker.groups_for(heartbeat.group_id.as_str()))
+    {
         Err(error) => error.code(),
         Ok(groups) => {
             let plain = rill_group::HeartbeatRequest {

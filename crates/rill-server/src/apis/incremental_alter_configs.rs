@@ -15,8 +15,10 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::session::Session;
 use crate::topic_config::{self, find_by_broker_name};
 use crate::topics::TopicError;
 
@@ -28,8 +30,10 @@ const OP_SUBTRACT: i8 = 3;
 pub(crate) fn answer(
     broker: &Broker,
     alter: IncrementalAlterConfigsRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
+    let access = Access::new(broker, session);
     let responses = alter
         .resources
         .into_iter()
@@ -37,7 +41,7 @@ pub(crate) fn answer(
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            match apply(broker, &resource, alter.validate_only) {
+            match apply(broker, &access, &resource, alter.validate_only) {
                 Ok(()) => response,
                 Err((error, message)) => response
                     .with_error_code(error.code())
@@ -54,12 +58,13 @@ pub(crate) fn answer(
 
 fn apply(
     broker: &Broker,
+    access: &Access<'_>,
     resource: &AlterConfigsResource,
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
     let names: Vec<&str> = resource.configs.iter().map(|c| c.name.as_str()).collect();
     replace_configs(
-        broker,
+        (broker, access),
         resource.resource_type,
         resource.resource_name.as_str(),
         &names,
@@ -72,7 +77,7 @@ fn apply(
 /// makes of the current ones; `names` are the configs being changed.
 /// Shared with the legacy AlterConfigs, which replaces them wholesale.
 pub(super) fn replace_configs(
-    broker: &Broker,
+    (broker, access): (&Broker, &Access<'_>),
     resource_type: i8,
     name: &str,
     names: &[&str],
@@ -81,6 +86,7 @@ pub(super) fn replace_configs(
     ) -> Result<BTreeMap<String, String>, (ResponseError, String)>,
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
+    access.configs(AclOperation::AlterConfigs, resource_type, name)?;
     let topic_failure = |error: TopicError| (error_code::for_topic(&error), error.to_string());
     match resource_type {
         RESOURCE_TOPIC => {

@@ -8,18 +8,28 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::{Body, HandlerError, encode};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
+use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     init: InitProducerIdRequest,
+    session: &Session,
     version: i16,
 ) -> Result<Body, HandlerError> {
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
+    let access = Access::new(broker, session);
     let response = if init.transactional_id.is_some() {
         response.with_error_code(ResponseError::TransactionalIdAuthorizationFailed.code())
+    } else if !access.allows_cluster(AclOperation::IdempotentWrite)
+        && !access.allows_some(AclOperation::Write, ResourceType::Topic)
+    {
+        // KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the
+        // cluster, or WRITE on some topic.
+        response.with_error_code(ResponseError::ClusterAuthorizationFailed.code())
     } else {
         match broker.topics().next_producer_id() {
             Ok(id) => response

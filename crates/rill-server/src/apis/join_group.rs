@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use rill_group::JoinProtocol;
 
 use super::{Pending, Request, encode, ready};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
 
@@ -19,7 +20,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         Ok(join) => join,
         Err(error) => return ready(Err(error)),
     };
-    let groups = match broker.groups_for(join.group_id.as_str()) {
+    let groups = match Access::new(broker, &request.session)
+        .group(AclOperation::Read, &join.group_id)
+        .and_then(|()| broker.groups_for(join.group_id.as_str()))
+    {
         Ok(groups) => groups,
         Err(error) => {
             let response = JoinGroupResponse::default().with_error_code(error.code());

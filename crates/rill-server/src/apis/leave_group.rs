@@ -8,13 +8,17 @@ use kafka_protocol::protocol::StrBytes;
 use rill_group::LeavingMember;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
 
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let leave: LeaveGroupRequest = request.decode()?;
-    let groups = match broker.groups_for(leave.group_id.as_str()) {
+    let groups = match Access::new(broker, &request.session)
+        .group(AclOperation::Read, &leave.group_id)
+        .and_then(|()| broker.groups_for(leave.group_id.as_str()))
+    {
         Ok(groups) => groups,
         Err(error) => {
             let response = LeaveGroupResponse::default().with_error_code(error.code());

@@ -9,6 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 use rill_group::GroupState;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 
@@ -31,7 +32,20 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             .types_filter
             .iter()
             .any(|t| t.eq_ignore_ascii_case("classic"));
-    let listed = groups.with_coordinator(|c, _, _| c.list_groups(&states));
+    // DESCRIBE on the cluster lists every group; else those the
+    // principal may DESCRIBE.
+    let access = Access::new(broker, &request.session);
+    let every = access.allows_cluster(AclOperation::Describe);
+    let listed = groups
+        .with_coordinator(|c, _, _| c.list_groups(&states))
+        .map(|listings| {
+            listings
+                .into_iter()
+                .filter(|g| {
+                    every || access.allows(AclOperation::Describe, ResourceType::Group, &g.group_id)
+                })
+                .collect::<Vec<_>>()
+        });
     let response = match listed {
         Err(error) => {
             ListGroupsResponse::default().with_error_code(error_code::for_group(&error).code())

@@ -1,6 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), the
 //! earliest local offset (-4, v8+; the same as earliest, with no tiered
 //! storage) and by timestamp; only records below the high watermark count.
+//! A topic the principal may not DESCRIBE answers TOPIC_AUTHORIZATION_FAILED.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
@@ -10,20 +11,31 @@ use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 use rill_partition::{OffsetSpec, TopicPartition};
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let list: ListOffsetsRequest = request.decode()?;
+    let access = Access::new(broker, &request.session);
     let topics = list
         .topics
         .into_iter()
         .map(|topic| {
+            let authorized =
+                access.allows(AclOperation::Describe, ResourceType::Topic, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|wanted| {
+                    if !authorized {
+                        return ListOffsetsPartitionResponse::default()
+                            .with_partition_index(wanted.partition_index)
+                            .with_timestamp(-1)
+                            .with_offset(-1)
+                            .with_error_code(ResponseError::TopicAuthorizationFailed.code());
+                    }
                     let tp = TopicPartition::new(topic.name.as_str(), wanted.partition_index);
                     lookup(
                         broker,

@@ -3,6 +3,12 @@
 //! and ISR, as the metadata quorum says (a partition without a leader
 //! answers LEADER_NOT_AVAILABLE). Unknown topics are created when both
 //! the broker (auto.create.topics.enable) and the request (v4+) allow it.
+//!
+//! With an authorizer (Kafka's KafkaApis): a request for every topic
+//! lists those the principal may DESCRIBE; a topic asked for by name that
+//! the principal may not describe answers TOPIC_AUTHORIZATION_FAILED
+//! whether it exists or not, so its existence is not told; creating one
+//! needs CREATE on the cluster or the topic.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{
@@ -14,7 +20,7 @@ use rill_cluster::ClusterMetadata;
 use uuid::Uuid;
 
 use super::{Body, HandlerError, Request, encode};
-use crate::acl::{ResourceType, authorized_operations};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 use crate::topics::TopicError;
@@ -28,32 +34,45 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         None => true,
         Some(topics) => version == 0 && topics.is_empty(),
     };
-    let topic_operations = authorized_operations(
-        ResourceType::Topic,
-        version >= 8 && metadata.include_topic_authorized_operations,
-    );
+    let access = Access::new(broker, &request.session);
+    let may_describe =
+        |name: &str| access.allows(AclOperation::Describe, ResourceType::Topic, name);
     let cluster = broker.topics().metadata();
     let topics: Vec<MetadataResponseTopic> = if all_topics {
-        cluster.topics.values().map(describe).collect()
+        cluster
+            .topics
+            .values()
+            .filter(|topic| may_describe(&topic.name))
+            .map(describe)
+            .collect()
     } else {
         metadata
             .topics
             .unwrap_or_default()
             .into_iter()
             .map(|wanted| match wanted.name {
-                Some(name) => by_name(broker, &cluster, &name, auto_create),
-                None => by_id(&cluster, wanted.topic_id),
+                Some(name) if !may_describe(&name) => MetadataResponseTopic::default()
+                    .with_name(Some(name))
+                    .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
+                Some(name) => {
+                    let auto_create = auto_create
+                        && (access.allows_cluster(AclOperation::Create)
+                            || access.allows(AclOperation::Create, ResourceType::Topic, &name));
+                    by_name(broker, &cluster, &name, auto_create)
+                }
+                None => by_id(&cluster, wanted.topic_id, &may_describe),
             })
             .collect()
     };
+    let wants_operations = version >= 8 && metadata.include_topic_authorized_operations;
     let topics = topics
         .into_iter()
-        .map(|topic| {
-            if topic.error_code == 0 {
-                topic.with_topic_authorized_operations(topic_operations)
-            } else {
-                topic
+        .map(|topic| match &topic.name {
+            Some(name) if topic.error_code == 0 => {
+                let operations = access.operations(ResourceType::Topic, name, wants_operations);
+                topic.with_topic_authorized_operations(operations)
             }
+            _ => topic,
         })
         .collect();
     let brokers = cluster
@@ -81,8 +100,9 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             response.with_cluster_id(Some(StrBytes::from_string(cluster.cluster_id.clone())));
     }
     if (8..=10).contains(&version) {
-        response = response.with_cluster_authorized_operations(authorized_operations(
+        response = response.with_cluster_authorized_operations(access.operations(
             ResourceType::Cluster,
+            rill_cluster::CLUSTER_RESOURCE_NAME,
             metadata.include_cluster_authorized_operations,
         ));
     }
@@ -113,8 +133,15 @@ fn by_name(
         .with_error_code(error_code::for_topic(&error).code())
 }
 
-fn by_id(cluster: &ClusterMetadata, id: Uuid) -> MetadataResponseTopic {
+fn by_id(
+    cluster: &ClusterMetadata,
+    id: Uuid,
+    may_describe: &dyn Fn(&str) -> bool,
+) -> MetadataResponseTopic {
     match cluster.topic_by_id(id) {
+        Some(topic) if !may_describe(&topic.name) => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(ResponseError::TopicAuthorizationFailed.code()),
         Some(topic) => describe(topic),
         None => MetadataResponseTopic::default()
             .with_topic_id(id)

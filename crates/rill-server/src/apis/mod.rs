@@ -21,11 +21,14 @@ mod alter_configs;
 mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -153,8 +156,9 @@ pub(crate) fn ready(body: Result<Body, HandlerError>) -> Pending {
 fn on_blocking_pool<T: Decodable + Send + 'static>(
     broker: &Arc<Broker>,
     request: &Request,
-    answer: fn(&Broker, T, i16) -> Result<Body, HandlerError>,
+    answer: fn(&Broker, T, &Session, i16) -> Result<Body, HandlerError>,
 ) -> Pending {
+    let session = Arc::clone(&request.session);
     let version = request.version();
     let decoded: T = match request.decode() {
         Ok(decoded) => decoded,
@@ -162,7 +166,8 @@ fn on_blocking_pool<T: Decodable + Send + 'static>(
     };
     let broker = Arc::clone(broker);
     Box::pin(async move {
-        match tokio::task::spawn_blocking(move || answer(&broker, decoded, version)).await {
+        match tokio::task::spawn_blocking(move || answer(&broker, decoded, &session, version)).await
+        {
             Ok(result) => result.map(Some),
             Err(join) => std::panic::resume_unwind(join.into_panic()),
         }

@@ -13,6 +13,7 @@ use rill_group::{GroupError, OffsetStoreError, OffsetToCommit};
 use rill_partition::TopicPartition;
 
 use super::{Pending, Request, encode, ready};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 use crate::groups::{CommitOutcome, OffsetCommit, acknowledged};
@@ -30,9 +31,16 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     // Partitions of topics that do not exist are refused one by one.
     let mut layout: Layout = Vec::new();
     let mut offsets = Vec::new();
+    let access = Access::new(broker, &request.session);
     for topic in &commit.topics {
         let mut partitions = Vec::new();
+        let readable = access.allows(AclOperation::Read, ResourceType::Topic, &topic.name);
         for p in &topic.partitions {
+            if !readable {
+                let refused = ResponseError::TopicAuthorizationFailed;
+                partitions.push((p.partition_index, Some(refused)));
+                continue;
+            }
             let exists = broker
                 .partition(&TopicPartition::new(topic.name.as_str(), p.partition_index))
                 .is_some();
@@ -56,7 +64,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         }
         layout.push((topic.name.clone(), partitions));
     }
-    let groups = match broker.groups_for(commit.group_id.as_str()) {
+    let groups = match access
+        .group(AclOperation::Read, &commit.group_id)
+        .and_then(|()| broker.groups_for(commit.group_id.as_str()))
+    {
         Ok(groups) => groups,
         Err(error) => {
             return ready(encode(

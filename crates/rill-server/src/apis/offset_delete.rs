@@ -17,6 +17,7 @@ use kafka_protocol::protocol::Decodable;
 use rill_group::GroupState;
 
 use super::{Pending, Request, encode, ready};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 use crate::groups::acknowledged;
@@ -27,7 +28,18 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         Ok(delete) => delete,
         Err(error) => return ready(Err(error)),
     };
-    let groups = match broker.groups_for(delete.group_id.as_str()) {
+    let access = Access::new(broker, &request.session);
+    // Topics the principal may not READ keep their offsets.
+    let unreadable: BTreeSet<String> = delete
+        .topics
+        .iter()
+        .filter(|t| !access.allows(AclOperation::Read, ResourceType::Topic, &t.name))
+        .map(|t| t.name.to_string())
+        .collect();
+    let groups = match access
+        .group(AclOperation::Delete, &delete.group_id)
+        .and_then(|()| broker.groups_for(delete.group_id.as_str()))
+    {
         Ok(groups) => groups,
         Err(error) => {
             let response = OffsetDeleteResponse::default().with_error_code(error.code());
@@ -57,7 +69,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let deletable: Vec<(String, i32)> = delete
         .topics
         .iter()
-        .filter(|t| !subscribed.contains(t.name.as_str()))
+        .filter(|t| !subscribed.contains(t.name.as_str()) && !unreadable.contains(t.name.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -87,7 +99,9 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                     .partitions
                     .iter()
                     .map(|p| {
-                        let error = if refused {
+                        let error = if unreadable.contains(t.name.as_str()) {
+                            Some(ResponseError::TopicAuthorizationFailed)
+                        } else if refused {
                             Some(ResponseError::GroupSubscribedToTopic)
                         } else if !acked {
                             Some(ResponseError::CoordinatorNotAvailable)

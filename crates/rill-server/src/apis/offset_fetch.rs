@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use rill_group::FetchedOffset;
 
 use super::{Body, HandlerError, Request, encode};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
@@ -29,7 +30,23 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     };
     // v8+ may name several groups; each must be coordinated here (clients
     // send one per coordinator).
-    let coordinated = |group: &str| broker.groups_for(group).map(drop);
+    let access = Access::new(broker, &request.session);
+    let coordinated = |group: &str| {
+        access
+            .group(AclOperation::Describe, group)
+            .and_then(|()| broker.groups_for(group).map(drop))
+    };
+    // Topics the principal may not DESCRIBE: left out of a request for
+    // every topic, TOPIC_AUTHORIZATION_FAILED when named.
+    let describable =
+        |topic: &str| access.allows(AclOperation::Describe, ResourceType::Topic, topic);
+    let refused = |topic: &str| {
+        if describable(topic) {
+            0
+        } else {
+            ResponseError::TopicAuthorizationFailed.code()
+        }
+    };
     let refusal = if version >= 8 {
         fetch
             .groups
@@ -67,7 +84,24 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                 .flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), *p)))
                 .collect()
         });
-        groups.with_coordinator(|_, offsets, _| offsets.fetch(group, pairs.as_deref()))
+        let fetched =
+            groups.with_coordinator(|_, offsets, _| offsets.fetch(group, pairs.as_deref()));
+        fetched
+            .into_iter()
+            .filter(|f| wanted.is_some() || describable(&f.topic))
+            .map(|f| {
+                if describable(&f.topic) {
+                    f
+                } else {
+                    FetchedOffset {
+                        offset: -1,
+                        leader_epoch: None,
+                        metadata: String::new(),
+                        ..f
+                    }
+                }
+            })
+            .collect()
     };
     let response = if version >= 8 {
         let results = fetch
@@ -87,6 +121,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                         by_topic(fetched)
                             .into_iter()
                             .map(|(topic, partitions)| {
+                                let code = refused(&topic);
                                 OffsetFetchResponseTopics::default()
                                     .with_name(TopicName(StrBytes::from_string(topic)))
                                     .with_partitions(
@@ -94,6 +129,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                                             .into_iter()
                                             .map(|f| {
                                                 OffsetFetchResponsePartitions::default()
+                                                    .with_error_code(code)
                                                     .with_partition_index(f.partition)
                                                     .with_committed_offset(f.offset)
                                                     .with_committed_leader_epoch(
@@ -124,6 +160,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             by_topic(fetched)
                 .into_iter()
                 .map(|(topic, partitions)| {
+                    let code = refused(&topic);
                     OffsetFetchResponseTopic::default()
                         .with_name(TopicName(StrBytes::from_string(topic)))
                         .with_partitions(
@@ -131,6 +168,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                                 .into_iter()
                                 .map(|f| {
                                     let mut partition = OffsetFetchResponsePartition::default()
+                                        .with_error_code(code)
                                         .with_partition_index(f.partition)
                                         .with_committed_offset(f.offset)
                                         .with_metadata(Some(StrBytes::from_string(f.metadata)));

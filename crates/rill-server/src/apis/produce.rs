@@ -22,6 +22,7 @@ use rill_storage::{AppendTicket, Offset};
 use tokio::sync::Notify;
 
 use super::{Pending, Request, encode, now_ms, ready};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::cluster::AckWait;
 use crate::error_code;
@@ -80,6 +81,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         None
     };
     let now = now_ms();
+    let access = Access::new(broker, &request.session);
     let topics: Vec<TopicOutcome> = produce
         .topic_data
         .into_iter()
@@ -98,6 +100,14 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                     let outcome = match (&refuse_all, &name) {
                         (Some(error), _) => Outcome::failed(*error, None),
                         // Kafka: clients may not write internal topics.
+                        // Checked before the topic is looked up: a topic
+                        // the principal may not write is refused whether
+                        // it exists or not.
+                        (None, Some(name))
+                            if !access.allows(AclOperation::Write, ResourceType::Topic, name) =>
+                        {
+                            Outcome::failed(ResponseError::TopicAuthorizationFailed, None)
+                        }
                         (None, Some(name)) if name == OFFSETS_TOPIC => Outcome::failed(
                             ResponseError::InvalidTopicException,
                             Some(format!("{name} is internal")),

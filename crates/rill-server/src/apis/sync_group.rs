@@ -8,6 +8,7 @@ use kafka_protocol::messages::{ApiKey, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Pending, Request, encode, ready};
+use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
 use crate::groups::acknowledged;
@@ -18,7 +19,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         Ok(sync) => sync,
         Err(error) => return ready(Err(error)),
     };
-    let groups = match broker.groups_for(sync.group_id.as_str()) {
+    let groups = match Access::new(broker, &request.session)
+        .group(AclOperation::Read, &sync.group_id)
+        .and_then(|()| broker.groups_for(sync.group_id.as_str()))
+    {
         Ok(groups) => groups,
         Err(error) => {
             let response = SyncGroupResponse::default().with_error_code(error.code());

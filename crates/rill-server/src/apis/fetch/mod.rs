@@ -29,6 +29,7 @@ use uuid::Uuid;
 use response::{TopicRecords, encode_fetch_response};
 
 use super::{Pending, Request, encode, ready};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 use crate::shutdown::Shutdown;
@@ -51,6 +52,10 @@ struct WantedTopic {
     name: TopicName,
     id: Uuid,
     resolved: Option<String>,
+    /// Whether the principal may read it (a follower: whether it may
+    /// replicate, CLUSTER_ACTION); if not, each of its partitions answers
+    /// TOPIC_AUTHORIZATION_FAILED.
+    authorized: bool,
     partitions: Vec<Wanted>,
 }
 
@@ -65,19 +70,41 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
             FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
         return ready(encode(ApiKey::Fetch, version, &response));
     }
+    let replica_id = if version >= 15 {
+        fetch.replica_state.replica_id.0
+    } else {
+        fetch.replica_id.0
+    };
+    let follower = (replica_id >= 0).then_some(replica_id);
+    // A fetch as a follower moves the high watermark: only the cluster's
+    // own nodes (CLUSTER_ACTION) may send one.
+    let access = Access::new(broker, &request.session);
+    let may_replicate = follower.is_none() || access.allows_cluster(AclOperation::ClusterAction);
     let topics: Vec<WantedTopic> = fetch
         .topics
         .into_iter()
         .map(|topic| {
-            let resolved = if version >= 13 {
-                broker.topics().name_by_id(topic.topic_id)
+            let (resolved, asked) = if version >= 13 {
+                let name = broker.topics().name_by_id(topic.topic_id);
+                (name.clone(), name)
             } else {
-                Some(topic.topic.to_string()).filter(|name| broker.topics().has_topic(name))
+                let name = topic.topic.to_string();
+                (
+                    Some(name.clone()).filter(|name| broker.topics().has_topic(name)),
+                    Some(name),
+                )
+            };
+            let authorized = match (follower, asked) {
+                (Some(_), _) => may_replicate,
+                (None, Some(name)) => access.allows(AclOperation::Read, ResourceType::Topic, &name),
+                // An unknown id answers UNKNOWN_TOPIC_ID.
+                (None, None) => true,
             };
             WantedTopic {
                 name: topic.topic,
                 id: topic.topic_id,
                 resolved,
+                authorized,
                 partitions: topic
                     .partitions
                     .into_iter()
@@ -91,12 +118,6 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
             }
         })
         .collect();
-    let replica_id = if version >= 15 {
-        fetch.replica_state.replica_id.0
-    } else {
-        fetch.replica_id.0
-    };
-    let follower = (replica_id >= 0).then_some(replica_id);
     let broker = Arc::clone(broker);
     let max_wait = Duration::from_millis(fetch.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
     let min_bytes = fetch.min_bytes.max(0) as usize;
@@ -209,6 +230,10 @@ fn read_partition(
     } else {
         ResponseError::UnknownTopicOrPartition
     };
+    if !topic.authorized {
+        let refused = ResponseError::TopicAuthorizationFailed;
+        return (data.with_error_code(refused.code()), Bytes::new());
+    }
     let Some(name) = &topic.resolved else {
         return (data.with_error_code(unknown.code()), Bytes::new());
     };
