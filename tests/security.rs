@@ -217,3 +217,45 @@ fn a_frame_larger_than_a_sasl_message_closes_an_unauthenticated_connection() {
     stream.set_read_timeout(Some(WAIT)).unwrap();
     common::raw::api_versions(&mut stream, 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_written_before_the_first_start_can_log_in() {
+    use std::io::Write;
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    let mut child = std::process::Command::new(common::rill_binary())
+        .args(["user", "create", "admin", "--data"])
+        .arg(&data)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"first-secret\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let file = data.join("initial-scram-credentials.json");
+    let written = std::fs::read_to_string(&file).unwrap();
+    assert!(
+        !written.contains("first-secret"),
+        "the password itself was written"
+    );
+    let sasl = free_port();
+    let broker = BrokerProcess::start_on(
+        &data,
+        &[],
+        &format!("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl}"),
+    );
+    let config = sasl_client(
+        &format!("127.0.0.1:{sasl}"),
+        "SCRAM-SHA-512",
+        "admin",
+        "first-secret",
+    );
+    round_trip(&config, "first-user", "in").await;
+    assert!(!file.exists(), "the file outlived its import");
+    assert!(rill_user(&broker, &["list"], "").contains("admin"));
+}

@@ -46,6 +46,8 @@ pub enum StartError {
     Cluster(#[source] Box<ClusterStartError>),
     #[error("importing the old metadata file: {0}")]
     Import(#[from] crate::legacy_metadata::MetadataError),
+    #[error("adding the initial users: {0}")]
+    InitialUsers(#[from] crate::initial_users::InitialUsersError),
 }
 
 impl From<ClusterStartError> for StartError {
@@ -70,7 +72,8 @@ impl Broker {
     /// Opens the log directories (recovering partitions after an unclean
     /// stop, over `disk`), starts this node's part of the metadata quorum
     /// (its controller into `slot`), imports a single broker's old
-    /// metadata file once, registers, and applies the metadata: the
+    /// metadata file once, adds the users written before the first start,
+    /// registers, and applies the metadata: the
     /// replicas it names are created, led or followed, and those of
     /// deleted topics removed.
     pub(crate) async fn start(
@@ -119,6 +122,7 @@ impl Broker {
         )
         .await?;
         crate::legacy_metadata::import(&node, &first_dir).await?;
+        crate::initial_users::apply(&node, &first_dir).await?;
         node.serve().await?;
         let applying = Arc::clone(&node);
         tokio::task::spawn_blocking(move || applying.apply_metadata())

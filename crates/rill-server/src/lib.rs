@@ -30,6 +30,7 @@ mod error_code;
 #[doc(hidden)]
 pub mod fuzzing;
 mod groups;
+mod initial_users;
 mod legacy_metadata;
 mod listeners;
 mod network;
@@ -45,6 +46,7 @@ pub use authorizer::AuthorizerConfig;
 pub use broker::{Broker, StartError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
 pub use config::{BrokerConfig, ClusterConfig, QuorumConfig};
+pub use initial_users::{INITIAL_CREDENTIALS_FILE, InitialUsersError, add_initial_credential};
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use listeners::{Listener, Listeners, SecurityProtocol};
 pub use network::{BindError, RunError, Server};

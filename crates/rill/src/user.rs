@@ -38,6 +38,7 @@ pub(crate) enum UserCommand {
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     printf '%s' \"$PASSWORD\" | rill user create alice\n  \
+    printf '%s' \"$PASSWORD\" | rill user create admin --data /var/lib/rill   # before the first start\n  \
     rill user create alice --mechanism SCRAM-SHA-256 --iterations 8192 < password.txt")]
 pub(crate) struct CreateArgs {
     user: String,
@@ -47,6 +48,12 @@ pub(crate) struct CreateArgs {
     /// PBKDF2 iterations, 4096 to 16384.
     #[arg(long, default_value_t = 4096)]
     iterations: u32,
+    /// Before the broker's first start: write the credential into its
+    /// data directory (`rill broker --data DIR`), for the broker to add
+    /// to the metadata quorum when it starts, instead of asking a running
+    /// broker.
+    #[arg(long, value_name = "DIR", conflicts_with = "bootstrap")]
+    data: Option<std::path::PathBuf>,
     #[command(flatten)]
     broker: BrokerArgs,
 }
@@ -112,6 +119,16 @@ fn create(args: CreateArgs) -> anyhow::Result<()> {
         .unwrap_or(&password);
     if password.is_empty() || password.len() as u64 > PASSWORD_BYTES_MAX {
         bail!("give the password on stdin: 1 to {PASSWORD_BYTES_MAX} bytes");
+    }
+    if let Some(dir) = &args.data {
+        rill_server::add_initial_credential(dir, &args.user, mechanism, password, args.iterations)?;
+        eprintln!(
+            "{} for {} written to {}; the broker adds it when it starts",
+            mechanism.name(),
+            args.user,
+            dir.join(rill_server::INITIAL_CREDENTIALS_FILE).display()
+        );
+        return Ok(());
     }
     let salt = rill_server::random_salt()?;
     let salted = rill_server::salted_password(mechanism, password, &salt, args.iterations)?;
