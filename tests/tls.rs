@@ -401,3 +401,68 @@ fn kafka_python_produces_and_consumes_with_scram_over_sasl_ssl() {
     assert!(refused.contains("Unable to bootstrap"), "{refused}");
     broker.wait_for_log(&["WARN", "SASL authentication failed", "\"carol\""]);
 }
+
+#[test]
+fn the_native_bench_producer_speaks_tls_and_writes_what_it_reports() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("rill test CA");
+    let (broker, address) = tls_broker(temp.path(), &ca, "SSL", &[]);
+    let ca_file = write(temp.path(), "ca.pem", &ca.pem);
+    let out = std::process::Command::new(common::rill_binary())
+        .args([
+            "bench",
+            "produce",
+            "--client",
+            "native",
+            "--json",
+            "--no-progress",
+        ])
+        .args([
+            "--bootstrap",
+            &address,
+            "--topic",
+            "native-tls",
+            "--partitions",
+            "2",
+        ])
+        // Batches larger than rustls's 64 KiB send buffer.
+        .args([
+            "--messages",
+            "3000",
+            "--size",
+            "1000",
+            "--batch-size",
+            "300000",
+        ])
+        .args(["-X", "security.protocol=SSL", "-X"])
+        .arg(format!("ssl.ca.location={}", ca_file.display()))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["produce"]["messages"], 3000);
+    // What it reports is in the topic, read back through PLAINTEXT.
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let ends: i64 = (0..2)
+        .map(|partition| {
+            let response = wire.send(
+                7,
+                &kafka_protocol::messages::ListOffsetsRequest::default().with_topics(vec![
+                    kafka_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+                        .with_name(common::wire::topic_name("native-tls"))
+                        .with_partitions(vec![
+                            kafka_protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(partition)
+                                .with_timestamp(-1),
+                        ]),
+                ]),
+            );
+            response.topics[0].partitions[0].offset
+        })
+        .sum();
+    assert_eq!(ends, 3000);
+}

@@ -75,6 +75,14 @@ impl ClientArgs {
         Ok(config)
     }
 
+    /// The `-X` properties, in order.
+    pub(crate) fn key_values(&self) -> anyhow::Result<Vec<(String, String)>> {
+        self.properties
+            .iter()
+            .map(|property| key_value("-X", property).map(|(k, v)| (k.to_string(), v.to_string())))
+            .collect()
+    }
+
     /// Admin request options bounded by --timeout-ms.
     pub(crate) fn admin_options(&self) -> AdminOptions {
         AdminOptions::new()

@@ -16,6 +16,7 @@ mod ceiling;
 mod consume;
 mod e2e;
 mod latency;
+mod link;
 mod native;
 mod payload;
 mod produce;

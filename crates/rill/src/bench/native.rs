@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufReader, ErrorKind, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::ops::Range;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -29,6 +29,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use rill_record::{BatchBuilder, NewRecord};
 
+use super::link::{Link, Tls};
 use super::progress::Counters;
 use super::report::Outcome;
 
@@ -72,6 +73,8 @@ pub(crate) struct NativePlan<'a> {
     pub(crate) inflight: usize,
     /// Connect and request timeout.
     pub(crate) timeout: Duration,
+    /// TLS (`-X security.protocol=SSL`), or plain TCP.
+    pub(crate) tls: Tls,
 }
 
 /// Produces `plan.messages` exactly (or until `plan.duration` has passed),
@@ -138,7 +141,7 @@ fn check(plan: &NativePlan<'_>) -> anyhow::Result<()> {
 
 /// A lane, connected, with its requests encoded.
 struct Connection {
-    stream: TcpStream,
+    stream: Link,
     requests: Requests,
     address: String,
 }
@@ -146,7 +149,7 @@ struct Connection {
 /// Finds the partitions' leaders, encodes every request and connects every
 /// lane, all before the clock starts.
 fn connect_lanes(plan: &NativePlan<'_>) -> anyhow::Result<Vec<Connection>> {
-    let leaders = leaders(plan.bootstrap, plan.topic, plan.timeout)?;
+    let leaders = leaders(plan.bootstrap, plan.topic, (plan.timeout, &plan.tls))?;
     let lanes = lanes(plan.partitions, plan.producers, &leaders)?;
     let timestamp_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -178,7 +181,7 @@ fn connect_lanes(plan: &NativePlan<'_>) -> anyhow::Result<Vec<Connection>> {
             timestamp_ms,
         )?;
         connections.push(Connection {
-            stream: connect(&lane.address, plan.timeout)?,
+            stream: connect(&lane.address, plan.timeout, &plan.tls)?,
             requests,
             address: lane.address,
         });
@@ -366,7 +369,7 @@ struct Pipeline {
 /// Sends one lane's requests and, unless acks=0, reads their responses.
 /// The outcome's elapsed time runs from `start` to the last response.
 fn run_lane(
-    stream: &TcpStream,
+    stream: &Link,
     requests: Requests,
     plan: &NativePlan<'_>,
     start: Instant,
@@ -376,7 +379,7 @@ fn run_lane(
     let value_bytes = plan.value.len() as u64;
     if plan.acks == 0 {
         let mut outcome = Outcome::default();
-        write_requests(stream, requests, deadline, None, |frame| {
+        write_requests(stream.writer()?, requests, deadline, None, |frame| {
             outcome.messages += frame.messages;
             outcome.bytes += frame.messages * value_bytes;
             outcome.elapsed = start.elapsed();
@@ -387,11 +390,12 @@ fn run_lane(
     let (sent, sent_rx) = sync_channel(plan.inflight);
     let (credits_tx, credits) = sync_channel(plan.inflight);
     std::thread::scope(|scope| {
+        let link_reader = stream.reader()?;
         let reader = scope.spawn(move || {
-            let read = read_responses(stream, sent_rx, credits_tx, plan, start, counters);
+            let read = read_responses(link_reader, sent_rx, credits_tx, plan, start, counters);
             if read.is_err() {
                 // Stops the writer; the connection is broken either way.
-                let _ = stream.shutdown(Shutdown::Both);
+                stream.shutdown();
             }
             read
         });
@@ -400,10 +404,10 @@ fn run_lane(
             credits,
             inflight: plan.inflight,
         };
-        let written = write_requests(stream, requests, deadline, Some(pipeline), |_| {});
+        let written = write_requests(stream.writer()?, requests, deadline, Some(pipeline), |_| {});
         if written.is_err() {
             // Stops the reader; the connection is broken either way.
-            let _ = stream.shutdown(Shutdown::Both);
+            stream.shutdown();
         }
         let read = reader
             .join()
@@ -416,7 +420,7 @@ fn run_lane(
 }
 
 fn write_requests(
-    mut stream: &TcpStream,
+    mut stream: impl Write,
     mut requests: Requests,
     deadline: Option<Instant>,
     pipeline: Option<Pipeline>,
@@ -464,7 +468,7 @@ fn write_requests(
 }
 
 fn read_responses(
-    stream: &TcpStream,
+    stream: impl Read,
     sent: Receiver<Sent>,
     credits: SyncSender<()>,
     plan: &NativePlan<'_>,
@@ -605,24 +609,25 @@ fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> anyhow::Result<()> 
 fn leaders(
     bootstrap: &str,
     topic: &str,
-    timeout: Duration,
+    (timeout, tls): (Duration, &Tls),
 ) -> anyhow::Result<HashMap<i32, String>> {
     let address = bootstrap
         .split(',')
         .map(str::trim)
         .find(|address| !address.is_empty())
         .with_context(|| format!("--bootstrap {bootstrap:?} names no broker"))?;
-    let mut stream = connect(address, timeout)?;
+    let link = connect(address, timeout, tls)?;
     let request = MetadataRequest::default()
         .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
             TopicName(StrBytes::from_string(topic.to_string())),
         ))]))
         .with_allow_auto_topic_creation(false);
-    stream
+    link.writer()?
         .write_all(&encode_frame(&request, METADATA_VERSION)?)
         .with_context(|| format!("cannot send a Metadata request to {address}"))?;
     let mut body = Vec::new();
-    read_frame(&mut stream, &mut body).with_context(|| format!("Metadata from {address}"))?;
+    read_frame(&mut link.reader()?, &mut body)
+        .with_context(|| format!("Metadata from {address}"))?;
     let mut buf = &body[..];
     let header =
         ResponseHeader::decode(&mut buf, MetadataResponse::header_version(METADATA_VERSION))
@@ -675,8 +680,18 @@ fn leaders(
     Ok(leaders)
 }
 
-/// Connects to `address` (HOST:PORT), IPv4 first as the rdkafka clients do.
-fn connect(address: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
+/// Connects to `address` (HOST:PORT), IPv4 first as the rdkafka clients
+/// do, over TLS if `tls` says so.
+fn connect(address: &str, timeout: Duration, tls: &Tls) -> anyhow::Result<Link> {
+    let host = address
+        .rsplit_once(':')
+        .map_or(address, |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    Link::open(connect_tcp(address, timeout)?, host, tls)
+}
+
+fn connect_tcp(address: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
     let mut addresses: Vec<SocketAddr> = address
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {address}"))?
@@ -715,6 +730,7 @@ mod tests {
             batch_bytes: 4096,
             inflight: 4,
             timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 
