@@ -17,13 +17,12 @@ use kafka_protocol::protocol::Decodable;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
 
 use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::listeners::Listener;
 use crate::network::frame::{FrameError, FrameReader, Incoming, REQUEST_HEADER_BYTES_MIN};
-use crate::security::{ANONYMOUS, Admit, Authenticator};
+use crate::security::{ANONYMOUS, Admit, Authenticator, TlsStream};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
 
@@ -80,7 +79,7 @@ pub(crate) enum Transport {
     Plain(TcpStream),
     /// TLS, handshake done, and the principal the client's certificate
     /// names (User:ANONYMOUS without one).
-    Tls(Box<TlsStream<TcpStream>>, String),
+    Tls(Box<TlsStream>, String),
 }
 
 /// Where responses are written: a socket, or a TLS stream over one.
@@ -92,7 +91,7 @@ impl Transport {
     fn split(self, peer: SocketAddr) -> (Incoming, Outgoing, Option<String>) {
         let socket = match &self {
             Transport::Plain(socket) => socket,
-            Transport::Tls(stream, _) => stream.get_ref().0,
+            Transport::Tls(stream, _) => stream.get_ref().0.get_ref(),
         };
         if let Err(error) = socket.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");

@@ -40,7 +40,7 @@ pub(crate) use scram::{
     CredentialError, DecoyKey, OsNonces, ScramCredential, ScramServer, ScramStep,
 };
 pub use scram::{ScramMechanism, random_salt, salted_password};
-pub(crate) use tls::{ANONYMOUS, TlsListener};
+pub(crate) use tls::{ANONYMOUS, TlsListener, TlsStream};
 pub use tls::{TlsError, TlsSettings};
 
 use hmac::{Hmac, KeyInit, Mac};
