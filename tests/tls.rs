@@ -466,3 +466,58 @@ fn the_native_bench_producer_speaks_tls_and_writes_what_it_reports() {
         .sum();
     assert_eq!(ends, 3000);
 }
+
+#[test]
+fn client_commands_take_a_kafka_tools_command_config() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("rill test CA");
+    let (broker, address) = tls_broker(temp.path(), &ca, "SASL_SSL", &[]);
+    rill_user(&broker, &["create", "dave"], "dave-secret");
+    let ca_file = write(temp.path(), "ca.pem", &ca.pem);
+    // What kafka-topics --command-config takes, Java client names and all.
+    let config = write(
+        temp.path(),
+        "client.properties",
+        &format!(
+            "security.protocol=SASL_SSL\n\
+             sasl.mechanism=SCRAM-SHA-512\n\
+             sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"dave\" password=\"dave-secret\";\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={}\n",
+            ca_file.display()
+        ),
+    );
+    let rill = |args: &[&str]| {
+        std::process::Command::new(common::rill_binary())
+            .args(args)
+            .args(["--bootstrap", &address, "--command-config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let created = rill(&["topic", "create", "configured"]);
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    let listed = rill(&["topic", "list"]);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("configured"));
+    // -X wins over the file: a wrong password is refused.
+    let refused = std::process::Command::new(common::rill_binary())
+        .args([
+            "topic",
+            "list",
+            "--bootstrap",
+            &address,
+            "--timeout-ms",
+            "3000",
+        ])
+        .arg("--command-config")
+        .arg(&config)
+        .args(["-X", "sasl.password=wrong"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}

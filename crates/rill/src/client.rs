@@ -47,6 +47,11 @@ pub(crate) struct ClientArgs {
         global = true
     )]
     pub(crate) properties: Vec<String>,
+    /// A client properties file, as Kafka's tools take (security.protocol,
+    /// sasl.*, ssl.*; `sasl.jaas.config` and a PEM `ssl.truststore.location`
+    /// are read as the Java client means them), applied before -X.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) command_config: Option<std::path::PathBuf>,
 }
 
 impl ClientArgs {
@@ -68,19 +73,23 @@ impl ClientArgs {
         for (key, value) in defaults {
             config.set(*key, *value);
         }
-        for property in &self.properties {
-            let (key, value) = key_value("-X", property)?;
+        for (key, value) in self.key_values()? {
             config.set(key, value);
         }
         Ok(config)
     }
 
-    /// The `-X` properties, in order.
+    /// The --command-config properties, then the `-X` ones, in order.
     pub(crate) fn key_values(&self) -> anyhow::Result<Vec<(String, String)>> {
-        self.properties
-            .iter()
-            .map(|property| key_value("-X", property).map(|(k, v)| (k.to_string(), v.to_string())))
-            .collect()
+        let mut out = match &self.command_config {
+            Some(path) => crate::command_config::read(path)?,
+            None => Vec::new(),
+        };
+        for property in &self.properties {
+            let (key, value) = key_value("-X", property)?;
+            out.push((key.to_string(), value.to_string()));
+        }
+        Ok(out)
     }
 
     /// Admin request options bounded by --timeout-ms.

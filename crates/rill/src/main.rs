@@ -8,6 +8,7 @@ mod broker;
 mod cli;
 mod client;
 mod cluster_status;
+mod command_config;
 mod connection;
 mod consume;
 mod dev_cluster;
