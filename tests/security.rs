@@ -259,3 +259,88 @@ async fn a_user_written_before_the_first_start_can_log_in() {
     assert!(!file.exists(), "the file outlived its import");
     assert!(rill_user(&broker, &["list"], "").contains("admin"));
 }
+
+/// A broker whose SASL sessions last `reauth_ms`; its SASL address.
+fn reauth_broker(temp: &tempfile::TempDir, reauth_ms: &str) -> (BrokerProcess, String) {
+    let sasl = free_port();
+    let broker = BrokerProcess::start_on(
+        &temp.path().join("data"),
+        &["--set", &format!("connections.max.reauth.ms={reauth_ms}")],
+        &format!("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl}"),
+    );
+    (broker, format!("127.0.0.1:{sasl}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn librdkafka_re_authenticates_and_keeps_its_connection() {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let temp = tempfile::tempdir().unwrap();
+    let (broker, sasl) = reauth_broker(&temp, "3000");
+    rill_user(&broker, &["create", "erin"], "erin-secret");
+    let config = sasl_client(&sasl, "SCRAM-SHA-512", "erin", "erin-secret");
+    let producer: FutureProducer = config.clone().set("linger.ms", "0").create().unwrap();
+    let send = |value: &'static str| {
+        producer.send(
+            FutureRecord::<(), _>::to("reauth")
+                .payload(value)
+                .partition(0),
+            rdkafka::util::Timeout::After(WAIT),
+        )
+    };
+    send("before").await.map_err(|(e, _)| e).unwrap();
+    // librdkafka re-authenticates before the 3 s session ends, on the
+    // connection it has.
+    broker.wait_for_log(&["re-authenticated", "erin", "SCRAM-SHA-512"]);
+    broker.wait_for_log(&["re-authenticated", "erin", "SCRAM-SHA-512"]);
+    send("after").await.map_err(|(e, _)| e).unwrap();
+}
+
+#[test]
+fn a_client_that_does_not_re_authenticate_is_closed_at_its_next_request() {
+    use common::wire::{read_response, request_frame};
+    use kafka_protocol::messages::{
+        MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use std::io::{Read, Write};
+    let temp = tempfile::tempdir().unwrap();
+    let (broker, sasl) = reauth_broker(&temp, "1000");
+    rill_user(&broker, &["create", "frank"], "frank-secret");
+    let mut stream = std::net::TcpStream::connect(&sasl).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+    stream.write_all(&request_frame(1, 1, &handshake)).unwrap();
+    assert_eq!(
+        read_response::<SaslHandshakeRequest>(&mut stream, 1, 1).error_code,
+        0
+    );
+    let authenticate = SaslAuthenticateRequest::default()
+        .with_auth_bytes(bytes::Bytes::from_static(b"\0frank\0frank-secret"));
+    stream
+        .write_all(&request_frame(1, 2, &authenticate))
+        .unwrap();
+    let authenticated = read_response::<SaslAuthenticateRequest>(&mut stream, 1, 2);
+    assert_eq!(authenticated.error_code, 0);
+    assert_eq!(authenticated.session_lifetime_ms, 1000);
+    // Served while the session lasts; closed at the first request after.
+    let started = std::time::Instant::now();
+    let mut correlation_id = 2;
+    loop {
+        correlation_id += 1;
+        let metadata = MetadataRequest::default().with_topics(Some(Vec::new()));
+        stream
+            .write_all(&request_frame(12, correlation_id, &metadata))
+            .unwrap_or(());
+        let mut length = [0u8; 4];
+        if stream.read_exact(&mut length).is_err() {
+            break;
+        }
+        let mut body = vec![0u8; i32::from_be_bytes(length) as usize];
+        stream.read_exact(&mut body).unwrap();
+        assert!(started.elapsed() < WAIT, "still served after the session");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    broker.wait_for_log(&["WARN", "SASL session expired", "frank"]);
+}

@@ -180,6 +180,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         MS,
         "A connection with no request for this long is closed.",
     ),
+    property(
+        "connections.max.reauth.ms",
+        "0",
+        long(0, i64::MAX),
+        "A SASL client's session lasts this long (told in SaslAuthenticate); it must re-authenticate before then (KIP-368) or its connection is closed at its next request. 0: sessions never expire.",
+    ),
     unset(
         "controller.quorum.bootstrap.servers",
         PropertyKind::BootstrapServers,

@@ -26,6 +26,9 @@ pub struct BrokerConfig {
     pub listeners: Listeners,
     /// sasl.enabled.mechanisms: what SASL listeners offer.
     pub sasl_enabled_mechanisms: Vec<String>,
+    /// connections.max.reauth.ms: how long a SASL session lasts before
+    /// the client must re-authenticate (KIP-368); 0, for ever.
+    pub reauth_ms: u64,
     /// The ssl.* settings of each TLS listener, by listener name.
     pub tls: BTreeMap<String, TlsSettings>,
     /// authorizer.class.name, super.users,
@@ -265,6 +268,7 @@ impl BrokerConfig {
                 .collect(),
             listeners,
             sasl_enabled_mechanisms,
+            reauth_ms: read.number("connections.max.reauth.ms")? as u64,
             tls,
             authorizer: (!read.text("authorizer.class.name").trim().is_empty())
                 .then(|| -> Result<AuthorizerConfig, ConfigError> {

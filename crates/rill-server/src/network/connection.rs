@@ -128,7 +128,7 @@ pub(crate) async fn serve(
     let mut authenticator = listener
         .protocol
         .uses_sasl()
-        .then(|| Authenticator::new(&config.sasl_enabled_mechanisms));
+        .then(|| Authenticator::new(&config.sasl_enabled_mechanisms, config.reauth_ms));
     let (reader, writer, tls_principal) = transport.split(peer);
     // Before a SASL client has authenticated, its frames are SASL
     // messages: Kafka's sasl.server.max.receive.size bounds them.
@@ -171,15 +171,16 @@ pub(crate) async fn serve(
             Ok(Parsed::Request(request)) => {
                 tracing::trace!(%peer, principal = %session.principal, api = ?request.api, version = request.version(), correlation_id = request.header.correlation_id, "request read");
                 let admitted = match &mut authenticator {
-                    Some(sasl) if sasl.user().is_none() => {
+                    Some(sasl) => {
+                        let first = sasl.user().is_none();
                         let admitted = sasl.admit(&request, || broker.node().metadata());
-                        if let Some(user) = sasl.user() {
+                        if let (true, Some(user)) = (first, sasl.user()) {
                             frames.set_max_bytes(request_bytes_max);
                             session = Arc::new(session.authenticated(user));
                         }
                         admitted
                     }
-                    _ => Ok(Admit::Dispatch),
+                    None => Ok(Admit::Dispatch),
                 };
                 let answer = |body| Queued {
                     correlation_id: request.header.correlation_id,

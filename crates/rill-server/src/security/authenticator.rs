@@ -8,11 +8,19 @@
 //! The connection asks [`Authenticator::admit`] about each request; once
 //! it says [`Admit::Dispatch`] for a request other than ApiVersions, the
 //! connection is authenticated and every request goes to its handler.
-//! (SaslHandshake and SaslAuthenticate then reach their handlers, which
-//! answer ILLEGAL_SASL_STATE as Kafka does; re-authentication, KIP-368,
-//! is not here yet.)
+//!
+//! Re-authentication (KIP-368): with `connections.max.reauth.ms`, the
+//! final SaslAuthenticate answer tells the client how long its session
+//! lasts (`session_lifetime_ms`). An authenticated client re-authenticates
+//! by sending SaslHandshake and SaslAuthenticate again on the same
+//! connection; its requests in between are served under the session it
+//! has. It must come back as the same user with the same mechanism, or
+//! the connection closes. A request that arrives after the session has
+//! expired, other than a SaslHandshake that starts a re-authentication,
+//! closes the connection.
 
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{
@@ -43,38 +51,58 @@ pub(crate) enum Admit {
 /// One connection's authentication.
 pub(crate) struct Authenticator {
     state: State,
+    /// sasl.enabled.mechanisms.
+    enabled: Vec<String>,
+    /// connections.max.reauth.ms, if sessions expire.
+    session_lifetime: Option<Duration>,
+    /// The session: who authenticated, with which mechanism, and until
+    /// when (kept while the client re-authenticates).
+    session: Option<SessionState>,
+}
+
+struct SessionState {
+    user: String,
+    mechanism: &'static str,
+    expires: Option<Instant>,
 }
 
 enum State {
     /// ApiVersions and SaslHandshake are welcome.
-    Handshake { enabled: Vec<String> },
+    Handshake,
     /// The handshake chose PLAIN: one SaslAuthenticate.
     Plain,
     /// The handshake chose SCRAM: the exchange's messages.
     Scram(Box<ScramServer<OsNonces>>),
-    /// Authenticated as `User:{user}`.
-    Done { user: String },
+    /// Authenticated: every request is served until the session expires.
+    Done,
     /// Over without success; the connection closes.
     Failed,
 }
 
 impl Authenticator {
     /// The authentication of a connection to a SASL listener offering
-    /// `enabled` (sasl.enabled.mechanisms).
-    pub(crate) fn new(enabled: &[String]) -> Authenticator {
+    /// `enabled` (sasl.enabled.mechanisms), whose sessions last
+    /// `reauth_ms` (connections.max.reauth.ms; 0 for ever).
+    pub(crate) fn new(enabled: &[String], reauth_ms: u64) -> Authenticator {
         Authenticator {
-            state: State::Handshake {
-                enabled: enabled.to_vec(),
-            },
+            state: State::Handshake,
+            enabled: enabled.to_vec(),
+            session_lifetime: (reauth_ms > 0).then(|| Duration::from_millis(reauth_ms)),
+            session: None,
         }
     }
 
     /// The user the connection authenticated as, once it has.
     pub(crate) fn user(&self) -> Option<&str> {
-        match &self.state {
-            State::Done { user } => Some(user),
-            _ => None,
-        }
+        self.session.as_ref().map(|session| session.user.as_str())
+    }
+
+    /// Whether the session has expired without re-authentication.
+    fn expired(&self) -> bool {
+        self.session
+            .as_ref()
+            .and_then(|session| session.expires)
+            .is_some_and(|expires| Instant::now() >= expires)
     }
 
     /// What to do with `request`, read before the connection is
@@ -84,61 +112,35 @@ impl Authenticator {
         request: &Request,
         metadata: impl FnOnce() -> std::sync::Arc<ClusterMetadata>,
     ) -> Result<Admit, HandlerError> {
-        match (&mut self.state, request.api) {
-            (State::Done { .. }, _) => Ok(Admit::Dispatch),
-            (State::Handshake { .. }, Api::ApiVersions) => Ok(Admit::Dispatch),
-            (State::Handshake { enabled }, Api::SaslHandshake) => {
-                let handshake: SaslHandshakeRequest = request.decode()?;
-                let mechanism = handshake.mechanism.to_string();
-                let offered = enabled
-                    .iter()
-                    .map(|m| StrBytes::from_string(m.clone()))
-                    .collect();
-                let mut response = SaslHandshakeResponse::default().with_mechanisms(offered);
-                let next = if !enabled.contains(&mechanism) {
-                    None
-                } else if mechanism == PLAIN_MECHANISM {
-                    Some(State::Plain)
-                } else {
-                    ScramMechanism::from_name(&mechanism).and_then(|scram| {
-                        let server = ScramServer::new(scram, OsNonces, decoy_key()?);
-                        Some(State::Scram(Box::new(server)))
-                    })
-                };
-                match next {
-                    Some(next) => {
-                        self.state = next;
-                        Ok(Admit::Answer(encode(
-                            ApiKey::SaslHandshake,
-                            request.version(),
-                            &response,
-                        )?))
-                    }
-                    None => {
-                        tracing::warn!(
-                            client = %request.session.client_host,
-                            mechanism = %truncated(&mechanism),
-                            "a SASL mechanism this listener does not offer; closing the connection"
-                        );
-                        self.state = State::Failed;
-                        response.error_code = ResponseError::UnsupportedSaslMechanism.code();
-                        Ok(Admit::AnswerAndClose(encode(
-                            ApiKey::SaslHandshake,
-                            request.version(),
-                            &response,
-                        )?))
-                    }
-                }
-            }
-            (State::Plain | State::Scram(_), Api::SaslAuthenticate) => {
+        let handshaking = matches!(self.state, State::Handshake);
+        let exchanging = matches!(self.state, State::Plain | State::Scram(_));
+        let done = matches!(self.state, State::Done);
+        let expired = self.expired();
+        match request.api {
+            Api::SaslHandshake if handshaking || done => self.handshake(request),
+            Api::SaslAuthenticate if exchanging => {
                 let authenticate: SaslAuthenticateRequest = request.decode()?;
                 self.authenticate(request, &authenticate.auth_bytes, metadata)
             }
-            (state, api) => {
-                let stage = match state {
-                    State::Handshake { .. } => "before its SASL handshake",
+            Api::ApiVersions if handshaking => Ok(Admit::Dispatch),
+            api if expired => {
+                tracing::warn!(
+                    client = %request.session.client_host,
+                    user = self.user().unwrap_or_default(),
+                    ?api,
+                    "a request after the SASL session expired (connections.max.reauth.ms) without re-authentication; closing the connection"
+                );
+                self.state = State::Failed;
+                Ok(Admit::Close)
+            }
+            // Served under the session it has, which has not expired
+            // (while it re-authenticates too).
+            _ if (done || exchanging) && self.session.is_some() => Ok(Admit::Dispatch),
+            api => {
+                let stage = match self.state {
+                    State::Handshake => "before its SASL handshake",
                     State::Plain | State::Scram(_) => "during its SASL authentication",
-                    State::Done { .. } | State::Failed => "after its SASL authentication failed",
+                    State::Done | State::Failed => "after its SASL authentication failed",
                 };
                 tracing::warn!(
                     client = %request.session.client_host,
@@ -149,6 +151,54 @@ impl Authenticator {
                 Ok(Admit::Close)
             }
         }
+    }
+
+    /// A SaslHandshake: the exchange of the mechanism it names begins (a
+    /// re-authentication, with the session's mechanism, if the connection
+    /// has a session).
+    fn handshake(&mut self, request: &Request) -> Result<Admit, HandlerError> {
+        let handshake: SaslHandshakeRequest = request.decode()?;
+        let mechanism = handshake.mechanism.to_string();
+        let offered = self
+            .enabled
+            .iter()
+            .map(|m| StrBytes::from_string(m.clone()))
+            .collect();
+        let mut response = SaslHandshakeResponse::default().with_mechanisms(offered);
+        let same_as_session = self
+            .session
+            .as_ref()
+            .is_none_or(|session| session.mechanism == mechanism);
+        let next = if !self.enabled.contains(&mechanism) || !same_as_session {
+            None
+        } else if mechanism == PLAIN_MECHANISM {
+            Some(State::Plain)
+        } else {
+            ScramMechanism::from_name(&mechanism).and_then(|scram| {
+                let server = ScramServer::new(scram, OsNonces, decoy_key()?);
+                Some(State::Scram(Box::new(server)))
+            })
+        };
+        let Some(next) = next else {
+            tracing::warn!(
+                client = %request.session.client_host,
+                mechanism = %truncated(&mechanism),
+                "a SASL mechanism this listener does not offer, or not the session's; closing the connection"
+            );
+            self.state = State::Failed;
+            response.error_code = ResponseError::UnsupportedSaslMechanism.code();
+            return Ok(Admit::AnswerAndClose(encode(
+                ApiKey::SaslHandshake,
+                request.version(),
+                &response,
+            )?));
+        };
+        self.state = next;
+        Ok(Admit::Answer(encode(
+            ApiKey::SaslHandshake,
+            request.version(),
+            &response,
+        )?))
     }
 
     /// One SaslAuthenticate of the exchange the handshake chose.
@@ -192,13 +242,35 @@ impl Authenticator {
         };
         let client = &request.session.client_host;
         let response = SaslAuthenticateResponse::default();
+        let outcome = match outcome {
+            // Re-authentication keeps the principal (Kafka's rule).
+            Ok((_, Some(user))) if self.user().is_some_and(|previous| previous != user) => Err((
+                format!("re-authenticated as {user}, not as the session's user"),
+                SaslFailureReply::Message("Cannot change principals during re-authentication"),
+            )),
+            other => other,
+        };
         match outcome {
             Ok((reply, user)) => {
+                let mut response = response.with_auth_bytes(reply.into());
                 if let Some(user) = user {
-                    tracing::info!(%client, %user, mechanism, "authenticated");
-                    self.state = State::Done { user };
+                    if self.session.is_some() {
+                        tracing::info!(%client, %user, mechanism, "re-authenticated");
+                    } else {
+                        tracing::info!(%client, %user, mechanism, "authenticated");
+                    }
+                    let now = Instant::now();
+                    self.session = Some(SessionState {
+                        user,
+                        mechanism,
+                        expires: self.session_lifetime.map(|lifetime| now + lifetime),
+                    });
+                    self.state = State::Done;
+                    let lifetime_ms = self.session_lifetime.map_or(0, |lifetime| {
+                        i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX)
+                    });
+                    response = response.with_session_lifetime_ms(lifetime_ms);
                 }
-                let response = response.with_auth_bytes(reply.into());
                 Ok(Admit::Answer(encode(
                     ApiKey::SaslAuthenticate,
                     request.version(),
