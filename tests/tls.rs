@@ -521,3 +521,160 @@ fn client_commands_take_a_kafka_tools_command_config() {
         .unwrap();
     assert!(!refused.status.success());
 }
+
+/// The tests' identity provider: an ECDSA key, its JWKS, and tokens.
+struct IdentityProvider {
+    key: ring::signature::EcdsaKeyPair,
+    jwks: String,
+}
+
+impl IdentityProvider {
+    fn new() -> IdentityProvider {
+        use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+        let random = ring::rand::SystemRandom::new();
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &random).unwrap();
+        let key =
+            EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &random)
+                .unwrap();
+        let point = key.public_key().as_ref();
+        let jwks = serde_json::json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "test",
+            "x": b64(&point[1..33]), "y": b64(&point[33..65])}]})
+        .to_string();
+        IdentityProvider { key, jwks }
+    }
+
+    /// A token for `subject` for audience `audience`, expiring `exp_s`
+    /// seconds from now (negative: in the past).
+    fn token(&self, subject: &str, audience: &str, exp_s: i64) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let header = b64(br#"{"alg":"ES256","typ":"JWT","kid":"test"}"#);
+        let claims =
+            serde_json::json!({"sub": subject, "aud": audience, "iat": now, "exp": now + exp_s});
+        let signed = format!("{header}.{}", b64(claims.to_string().as_bytes()));
+        let signature = self
+            .key
+            .sign(&ring::rand::SystemRandom::new(), signed.as_bytes())
+            .unwrap();
+        format!("{signed}.{}", b64(signature.as_ref()))
+    }
+}
+
+/// Base64url without padding, as JWTs write it.
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A librdkafka context that hands librdkafka one fixed token.
+struct Bearer(String);
+
+impl rdkafka::ClientContext for Bearer {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+
+    fn generate_oauth_token(
+        &self,
+        _config: Option<&str>,
+    ) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        Ok(rdkafka::client::OAuthToken {
+            token: self.0.clone(),
+            principal_name: "ignored".into(),
+            lifetime_ms: (std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64)
+                + 3_600_000,
+        })
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Bearer {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauthbearer_tokens_signed_by_the_jwks_get_in_and_others_do_not() {
+    use rdkafka::Message;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let temp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("rill test CA");
+    let provider = IdentityProvider::new();
+    let jwks = write(temp.path(), "jwks.json", &provider.jwks);
+    let (broker, address) = tls_broker(
+        temp.path(),
+        &ca,
+        "SASL_SSL",
+        &[
+            "sasl.enabled.mechanisms=OAUTHBEARER,SCRAM-SHA-512",
+            &format!(
+                "sasl.oauthbearer.jwks.endpoint.url=file://{}",
+                jwks.display()
+            ),
+            "sasl.oauthbearer.expected.audience=rill",
+        ],
+    );
+    let ca_file = write(temp.path(), "ca.pem", &ca.pem);
+    let config = |token: String| {
+        let mut config = tls_client(&address, "SASL_SSL", &ca_file);
+        config
+            .set("sasl.mechanism", "OAUTHBEARER")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "5000");
+        (config, Bearer(token))
+    };
+    let (good, context) = config(provider.token("alice", "rill", 300));
+    let producer: FutureProducer<Bearer> = good.create_with_context(context).unwrap();
+    let delivered = producer
+        .send(
+            FutureRecord::<(), _>::to("bearer")
+                .payload("with a token")
+                .partition(0),
+            rdkafka::util::Timeout::After(WAIT),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap();
+    broker.wait_for_log(&["authenticated", "alice", "OAUTHBEARER"]);
+    let (reader, context) = config(provider.token("alice", "rill", 300));
+    let consumer: BaseConsumer<Bearer> = reader
+        .clone()
+        .set("group.id", "bearer")
+        .create_with_context(context)
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset("bearer", 0, rdkafka::Offset::Offset(delivered.offset))
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        assert!(std::time::Instant::now() < deadline, "nothing read back");
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            assert_eq!(message.unwrap().payload(), Some(&b"with a token"[..]));
+            break;
+        }
+    }
+    // Expired, for another audience, or signed by someone else: refused.
+    let stranger = IdentityProvider::new();
+    for (token, reason) in [
+        (provider.token("alice", "rill", -120), "the token expired"),
+        (provider.token("alice", "elsewhere", 300), "audience"),
+        (
+            stranger.token("alice", "rill", 300),
+            "signature does not verify",
+        ),
+    ] {
+        let (bad, context) = config(token);
+        let producer: FutureProducer<Bearer> = bad.create_with_context(context).unwrap();
+        let refused = producer
+            .send(
+                FutureRecord::<(), _>::to("bearer")
+                    .payload("x")
+                    .partition(0),
+                rdkafka::util::Timeout::After(WAIT),
+            )
+            .await;
+        assert!(refused.is_err(), "{reason}");
+        broker.wait_for_log(&["WARN", "SASL authentication failed", "OAUTHBEARER", reason]);
+    }
+}

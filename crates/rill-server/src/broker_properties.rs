@@ -427,8 +427,36 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
             "PLAIN",
             "SCRAM-SHA-256",
             "SCRAM-SHA-512",
+            "OAUTHBEARER",
         ])),
-        "The SASL mechanisms SASL listeners offer (Kafka's default, GSSAPI, Rill does not have).",
+        "The SASL mechanisms SASL listeners offer (Kafka's default, GSSAPI, Rill does not have; OAUTHBEARER needs sasl.oauthbearer.jwks.endpoint.url).",
+    ),
+    property(
+        "sasl.oauthbearer.clock.skew.seconds",
+        "30",
+        long(0, i64::MAX / 1000),
+        "How far an OAUTHBEARER token's exp, iat and nbf may be off the broker's clock.",
+    ),
+    unset(
+        "sasl.oauthbearer.expected.audience",
+        PropertyKind::Text,
+        "Audiences (comma-separated) of which an OAUTHBEARER token's aud must name one; unset, any.",
+    ),
+    unset(
+        "sasl.oauthbearer.expected.issuer",
+        PropertyKind::Text,
+        "The iss an OAUTHBEARER token must have; unset, any.",
+    ),
+    unset(
+        "sasl.oauthbearer.jwks.endpoint.url",
+        PropertyKind::Text,
+        "The JWKS whose keys sign OAUTHBEARER tokens: a file: URL or a path (read at start-up).",
+    ),
+    property(
+        "sasl.oauthbearer.sub.claim.name",
+        "sub",
+        PropertyKind::Text,
+        "The claim of an OAUTHBEARER token that names the principal.",
     ),
     property(
         "socket.request.max.bytes",

@@ -10,7 +10,7 @@ use crate::authorizer::AuthorizerConfig;
 use crate::broker_properties::{self, Known};
 use crate::listeners::{ListenerProperties, Listeners, SecurityProtocol};
 use crate::properties::{self, ConfigError, Properties};
-use crate::security::TlsSettings;
+use crate::security::{OAuthSettings, TlsSettings};
 
 /// The broker's settings. Built once at start-up by [`BrokerConfig::from_properties`];
 /// topic-level defaults (log.*) stay as properties, since they can change at run time.
@@ -26,6 +26,9 @@ pub struct BrokerConfig {
     pub listeners: Listeners,
     /// sasl.enabled.mechanisms: what SASL listeners offer.
     pub sasl_enabled_mechanisms: Vec<String>,
+    /// sasl.oauthbearer.*: how OAUTHBEARER tokens are checked, when
+    /// sasl.enabled.mechanisms offers it.
+    pub oauthbearer: Option<std::sync::Arc<OAuthSettings>>,
     /// connections.max.reauth.ms: how long a SASL session lasts before
     /// the client must re-authenticate (KIP-368); 0, for ever.
     pub reauth_ms: u64,
@@ -205,12 +208,19 @@ impl BrokerConfig {
                 ),
             });
         }
-        let sasl_enabled_mechanisms = read
+        let sasl_enabled_mechanisms: Vec<String> = read
             .text("sasl.enabled.mechanisms")
             .split(',')
             .map(|m| m.trim().to_string())
             .filter(|m| !m.is_empty())
             .collect();
+        let oauthbearer = if sasl_enabled_mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+            Some(std::sync::Arc::new(OAuthSettings::from_properties(
+                |name| broker_properties::value_of(&properties, name),
+            )?))
+        } else {
+            None
+        };
         let quorum = match (
             properties.get("controller.quorum.voters"),
             properties.get("controller.quorum.bootstrap.servers"),
@@ -268,6 +278,7 @@ impl BrokerConfig {
                 .collect(),
             listeners,
             sasl_enabled_mechanisms,
+            oauthbearer,
             reauth_ms: read.number("connections.max.reauth.ms")? as u64,
             tls,
             authorizer: (!read.text("authorizer.class.name").trim().is_empty())

@@ -125,10 +125,13 @@ pub(crate) async fn serve(
     let idle = Duration::from_millis(config.connection_idle_ms);
     let request_bytes_max = config.request_bytes_max;
     // A SASL listener's clients authenticate before anything else.
-    let mut authenticator = listener
-        .protocol
-        .uses_sasl()
-        .then(|| Authenticator::new(&config.sasl_enabled_mechanisms, config.reauth_ms));
+    let mut authenticator = listener.protocol.uses_sasl().then(|| {
+        Authenticator::new(
+            &config.sasl_enabled_mechanisms,
+            config.reauth_ms,
+            config.oauthbearer.clone(),
+        )
+    });
     let (reader, writer, tls_principal) = transport.split(peer);
     // Before a SASL client has authenticated, its frames are SASL
     // messages: Kafka's sasl.server.max.receive.size bounds them.

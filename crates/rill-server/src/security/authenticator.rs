@@ -30,6 +30,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rill_cluster::ClusterMetadata;
 
+use super::oauthbearer::{OAUTHBEARER_MECHANISM, OAuthSettings, bearer_token};
 use super::{
     DecoyKey, OsNonces, PLAIN_MECHANISM, SaslFailureReply, ScramCredential, ScramMechanism,
     ScramServer, ScramStep, authenticate_plain, generic_failure_message,
@@ -55,6 +56,8 @@ pub(crate) struct Authenticator {
     enabled: Vec<String>,
     /// connections.max.reauth.ms, if sessions expire.
     session_lifetime: Option<Duration>,
+    /// How OAUTHBEARER tokens are checked, if it is offered.
+    oauthbearer: Option<std::sync::Arc<OAuthSettings>>,
     /// The session: who authenticated, with which mechanism, and until
     /// when (kept while the client re-authenticates).
     session: Option<SessionState>,
@@ -73,6 +76,8 @@ enum State {
     Plain,
     /// The handshake chose SCRAM: the exchange's messages.
     Scram(Box<ScramServer<OsNonces>>),
+    /// The handshake chose OAUTHBEARER: one SaslAuthenticate with a token.
+    OAuthBearer,
     /// Authenticated: every request is served until the session expires.
     Done,
     /// Over without success; the connection closes.
@@ -83,11 +88,16 @@ impl Authenticator {
     /// The authentication of a connection to a SASL listener offering
     /// `enabled` (sasl.enabled.mechanisms), whose sessions last
     /// `reauth_ms` (connections.max.reauth.ms; 0 for ever).
-    pub(crate) fn new(enabled: &[String], reauth_ms: u64) -> Authenticator {
+    pub(crate) fn new(
+        enabled: &[String],
+        reauth_ms: u64,
+        oauthbearer: Option<std::sync::Arc<OAuthSettings>>,
+    ) -> Authenticator {
         Authenticator {
             state: State::Handshake,
             enabled: enabled.to_vec(),
             session_lifetime: (reauth_ms > 0).then(|| Duration::from_millis(reauth_ms)),
+            oauthbearer,
             session: None,
         }
     }
@@ -113,7 +123,10 @@ impl Authenticator {
         metadata: impl FnOnce() -> std::sync::Arc<ClusterMetadata>,
     ) -> Result<Admit, HandlerError> {
         let handshaking = matches!(self.state, State::Handshake);
-        let exchanging = matches!(self.state, State::Plain | State::Scram(_));
+        let exchanging = matches!(
+            self.state,
+            State::Plain | State::Scram(_) | State::OAuthBearer
+        );
         let done = matches!(self.state, State::Done);
         let expired = self.expired();
         match request.api {
@@ -139,7 +152,9 @@ impl Authenticator {
             api => {
                 let stage = match self.state {
                     State::Handshake => "before its SASL handshake",
-                    State::Plain | State::Scram(_) => "during its SASL authentication",
+                    State::Plain | State::Scram(_) | State::OAuthBearer => {
+                        "during its SASL authentication"
+                    }
                     State::Done | State::Failed => "after its SASL authentication failed",
                 };
                 tracing::warn!(
@@ -173,6 +188,8 @@ impl Authenticator {
             None
         } else if mechanism == PLAIN_MECHANISM {
             Some(State::Plain)
+        } else if mechanism == OAUTHBEARER_MECHANISM {
+            self.oauthbearer.is_some().then_some(State::OAuthBearer)
         } else {
             ScramMechanism::from_name(&mechanism).and_then(|scram| {
                 let server = ScramServer::new(scram, OsNonces, decoy_key()?);
@@ -209,7 +226,26 @@ impl Authenticator {
         metadata: impl FnOnce() -> std::sync::Arc<ClusterMetadata>,
     ) -> Result<Admit, HandlerError> {
         let state = std::mem::replace(&mut self.state, State::Failed);
+        // An OAUTHBEARER session ends with its token, if sessions expire.
+        let mut token_expires_ms = None;
         let (outcome, mechanism) = match state {
+            State::OAuthBearer => {
+                let now_ms = crate::apis::now_ms();
+                let outcome = match &self.oauthbearer {
+                    Some(settings) => bearer_token(auth_bytes)
+                        .and_then(|token| settings.validate(token, now_ms))
+                        .map(|valid| {
+                            token_expires_ms = Some(valid.expires_ms.saturating_sub(now_ms));
+                            (Vec::new(), Some(valid.subject))
+                        })
+                        .map_err(|error| (error.to_string(), SaslFailureReply::Generic)),
+                    None => Err((
+                        "OAUTHBEARER is not configured".to_string(),
+                        SaslFailureReply::Generic,
+                    )),
+                };
+                (outcome, OAUTHBEARER_MECHANISM)
+            }
             State::Plain => {
                 let outcome = authenticate_plain(auth_bytes, |user| {
                     let metadata = metadata();

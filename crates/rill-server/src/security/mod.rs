@@ -29,12 +29,14 @@
 //! ```
 
 mod authenticator;
+mod oauthbearer;
 mod plain;
 mod scram;
 mod tls;
 
 pub(crate) use authenticator::{Admit, Authenticator};
 
+pub use oauthbearer::OAuthSettings;
 pub(crate) use plain::{PLAIN_MECHANISM, authenticate_plain};
 pub(crate) use scram::{
     CredentialError, DecoyKey, OsNonces, ScramCredential, ScramServer, ScramStep,
