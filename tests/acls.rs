@@ -54,6 +54,20 @@ fn secured_broker(temp: &tempfile::TempDir) -> (BrokerProcess, String) {
     (broker, format!("127.0.0.1:{sasl}"))
 }
 
+/// A broker with the authorizer, where what no ACL names is open to
+/// everyone (allow.everyone.if.no.acl.found).
+fn open_broker(temp: &tempfile::TempDir) -> BrokerProcess {
+    BrokerProcess::start_in(
+        &temp.path().join("data"),
+        &[
+            "--set",
+            AUTHORIZER,
+            "--set",
+            "allow.everyone.if.no.acl.found=true",
+        ],
+    )
+}
+
 async fn produce(config: &ClientConfig, topic: &str, payload: &str) -> Result<i64, KafkaError> {
     let producer: FutureProducer = config
         .clone()
@@ -250,15 +264,7 @@ async fn acls_decide_what_each_user_may_do_and_clients_see_kafkas_errors() {
 fn a_fetch_as_a_follower_needs_cluster_action() {
     let temp = tempfile::tempdir().unwrap();
     // Everyone may do what no ACL names: so may this test, at first.
-    let broker = BrokerProcess::start_in(
-        &temp.path().join("data"),
-        &[
-            "--set",
-            AUTHORIZER,
-            "--set",
-            "allow.everyone.if.no.acl.found=true",
-        ],
-    );
+    let broker = open_broker(&temp);
     let mut wire = Wire::connect(&broker.bootstrap);
     wire::create_topic(&mut wire, "replicated");
     let batch = rill_record::BatchBuilder::new(0)
@@ -333,15 +339,7 @@ fn acl_requests_without_an_authorizer_are_security_disabled() {
 #[test]
 fn a_new_acl_applies_to_an_open_connection_at_its_next_request() {
     let temp = tempfile::tempdir().unwrap();
-    let broker = BrokerProcess::start_in(
-        &temp.path().join("data"),
-        &[
-            "--set",
-            AUTHORIZER,
-            "--set",
-            "allow.everyone.if.no.acl.found=true",
-        ],
-    );
+    let broker = open_broker(&temp);
     let mut wire = Wire::connect(&broker.bootstrap);
     wire::create_topic(&mut wire, "watched");
     // Allowed (no ACL names the topic), and remembered by the connection.

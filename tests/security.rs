@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::free_port;
-use common::security::{client, rill_user, round_trip, sasl_client};
+use common::security::{client, rill_user, rill_with_stdin, round_trip, sasl_client};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
@@ -220,23 +220,13 @@ fn a_frame_larger_than_a_sasl_message_closes_an_unauthenticated_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_written_before_the_first_start_can_log_in() {
-    use std::io::Write;
     let temp = tempfile::tempdir().unwrap();
     let data = temp.path().join("data");
-    let mut child = std::process::Command::new(common::rill_binary())
-        .args(["user", "create", "admin", "--data"])
-        .arg(&data)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"first-secret\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let data_arg = data.display().to_string();
+    rill_with_stdin(
+        &["user", "create", "admin", "--data", &data_arg],
+        "first-secret\n",
+    );
     let file = data.join("initial-scram-credentials.json");
     let written = std::fs::read_to_string(&file).unwrap();
     assert!(

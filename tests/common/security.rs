@@ -58,11 +58,17 @@ pub async fn round_trip(config: &ClientConfig, topic: &str, payload: &str) {
 /// `rill user ARGS --bootstrap BROKER` with `stdin`; its stdout, or a
 /// panic with its stderr.
 pub fn rill_user(broker: &BrokerProcess, args: &[&str], stdin: &str) -> String {
+    let mut all = vec!["user"];
+    all.extend(args);
+    all.extend(["--bootstrap", &broker.bootstrap]);
+    rill_with_stdin(&all, stdin)
+}
+
+/// `rill ARGS` with `stdin`; its stdout, or a panic with its stderr.
+pub fn rill_with_stdin(args: &[&str], stdin: &str) -> String {
     use std::io::Write;
     let mut child = std::process::Command::new(super::rill_binary())
-        .arg("user")
         .args(args)
-        .args(["--bootstrap", &broker.bootstrap])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -77,7 +83,7 @@ pub fn rill_user(broker: &BrokerProcess, args: &[&str], stdin: &str) -> String {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "rill user {args:?}: {}",
+        "rill {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()

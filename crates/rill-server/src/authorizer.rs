@@ -228,6 +228,24 @@ impl<'a> Access<'a> {
         allowed || (!any && config.allow_everyone_if_no_acl_found)
     }
 
+    /// Why an ACL request needing `operation` on the cluster is refused
+    /// (CreateAcls and DeleteAcls: ALTER; DescribeAcls: DESCRIBE), as
+    /// Kafka answers: SECURITY_DISABLED without an authorizer, else
+    /// CLUSTER_AUTHORIZATION_FAILED; `None` if it is not.
+    pub(crate) fn acl_request_refusal(
+        &self,
+        operation: AclOperation,
+    ) -> Option<(kafka_protocol::ResponseError, &'static str)> {
+        use kafka_protocol::ResponseError::{ClusterAuthorizationFailed, SecurityDisabled};
+        if !self.enforced() {
+            Some((SecurityDisabled, "No Authorizer is configured."))
+        } else if !self.allows_cluster(operation) {
+            Some((ClusterAuthorizationFailed, "Cluster authorization failed."))
+        } else {
+            None
+        }
+    }
+
     /// Whether the session may perform `operation` on the cluster.
     pub(crate) fn allows_cluster(&self, operation: AclOperation) -> bool {
         self.allows(operation, ResourceType::Cluster, CLUSTER_RESOURCE_NAME)

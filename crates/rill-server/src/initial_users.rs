@@ -78,12 +78,7 @@ pub fn add_initial_credential(
     initial.push(Initial {
         user: user.to_string(),
         mechanism,
-        credential: StoredScramCredential {
-            salt: credential.salt,
-            stored_key: credential.stored_key,
-            server_key: credential.server_key,
-            iterations: i32::try_from(credential.iterations).unwrap_or(i32::MAX),
-        },
+        credential: credential.into_stored(),
     });
     let write_error = |source| InitialUsersError::Write {
         path: path.clone(),

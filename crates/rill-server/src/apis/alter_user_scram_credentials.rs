@@ -18,7 +18,7 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse, ApiKey,
 };
 use kafka_protocol::protocol::StrBytes;
-use rill_cluster::{Command, StoredScramCredential};
+use rill_cluster::Command;
 
 use super::{Body, HandlerError, encode};
 use crate::authorizer::{Access, AclOperation};
@@ -144,11 +144,6 @@ fn command(
     Ok(Command::UpsertScramCredential {
         user: user.to_string(),
         mechanism,
-        credential: StoredScramCredential {
-            salt: credential.salt,
-            stored_key: credential.stored_key,
-            server_key: credential.server_key,
-            iterations: i32::try_from(credential.iterations).unwrap_or(i32::MAX),
-        },
+        credential: credential.into_stored(),
     })
 }

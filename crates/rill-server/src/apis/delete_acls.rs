@@ -38,16 +38,8 @@ pub(crate) fn answer(
             .collect::<Vec<_>>()
     };
     let access = Access::new(broker, session);
-    let results = if !access.enforced() {
-        every(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.",
-        )
-    } else if !access.allows_cluster(AclOperation::Alter) {
-        every(
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.",
-        )
+    let results = if let Some((error, message)) = access.acl_request_refusal(AclOperation::Alter) {
+        every(error, message)
     } else {
         let filters = delete
             .filters

@@ -49,17 +49,8 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         )
     };
     let access = Access::new(broker, &request.session);
-    if !access.enforced() {
-        return refuse(
-            ResponseError::SecurityDisabled,
-            "No Authorizer is configured.".into(),
-        );
-    }
-    if !access.allows_cluster(AclOperation::Describe) {
-        return refuse(
-            ResponseError::ClusterAuthorizationFailed,
-            "Cluster authorization failed.".into(),
-        );
+    if let Some((error, message)) = access.acl_request_refusal(AclOperation::Describe) {
+        return refuse(error, message.into());
     }
     let wanted = filter(
         (

@@ -152,6 +152,16 @@ impl ScramCredential {
         Self::from_salted_password(mechanism, &salted, salt, iterations)
     }
 
+    /// The credential as the quorum stores it.
+    pub fn into_stored(self) -> rill_cluster::StoredScramCredential {
+        rill_cluster::StoredScramCredential {
+            salt: self.salt,
+            stored_key: self.stored_key,
+            server_key: self.server_key,
+            iterations: i32::try_from(self.iterations).unwrap_or(i32::MAX),
+        }
+    }
+
     /// Checks a stored credential before it is used with `mechanism`:
     /// iterations within Kafka's bounds, salt length, key lengths.
     pub fn validate(&self, mechanism: ScramMechanism) -> Result<(), CredentialError> {
