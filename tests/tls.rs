@@ -678,3 +678,96 @@ async fn oauthbearer_tokens_signed_by_the_jwks_get_in_and_others_do_not() {
         broker.wait_for_log(&["WARN", "SASL authentication failed", "OAUTHBEARER", reason]);
     }
 }
+
+#[test]
+fn an_administrator_manages_users_and_acls_over_sasl_ssl_with_a_command_config() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = Ca::new("rill test CA");
+    // The first administrator, before the broker's first start.
+    let data = temp.path().join("data").display().to_string();
+    common::security::rill_with_stdin(
+        &["user", "create", "admin", "--data", &data],
+        "admin-secret",
+    );
+    let (broker, address) = tls_broker(
+        temp.path(),
+        &ca,
+        "SASL_SSL",
+        &[
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=User:admin",
+        ],
+    );
+    let ca_file = write(temp.path(), "ca.pem", &ca.pem);
+    let config_for = |user: &str, password: &str, mechanism: &str| {
+        write(
+            temp.path(),
+            &format!("{user}.properties"),
+            &format!(
+                "security.protocol=SASL_SSL\nsasl.mechanism={mechanism}\n\
+                 sasl.username={user}\nsasl.password={password}\nssl.ca.location={}\n",
+                ca_file.display()
+            ),
+        )
+    };
+    let admin = config_for("admin", "admin-secret", "SCRAM-SHA-512");
+    let rill = |config: &Path, args: &[&str], stdin: &str| {
+        let config = config.display().to_string();
+        let mut all = args.to_vec();
+        all.extend(["--bootstrap", &address, "--command-config", &config]);
+        let out = std::process::Command::new(common::rill_binary())
+            .args(&all)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(stdin.as_bytes())?;
+                child.wait_with_output()
+            })
+            .unwrap();
+        if out.status.success() {
+            Ok(String::from_utf8(out.stdout).unwrap())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    };
+    rill(&admin, &["user", "create", "bob"], "bob-secret").unwrap();
+    rill(
+        &admin,
+        &[
+            "acl",
+            "add",
+            "--allow-principal",
+            "User:bob",
+            "--operation",
+            "Read",
+            "--topic",
+            "t",
+        ],
+        "",
+    )
+    .unwrap();
+    let users = rill(&admin, &["user", "list"], "").unwrap();
+    assert!(users.contains("admin") && users.contains("bob"), "{users}");
+    assert!(
+        rill(&admin, &["acl", "list"], "")
+            .unwrap()
+            .contains("User:bob")
+    );
+    // bob logs in (PLAIN this time) but may not manage ACLs.
+    let bob = config_for("bob", "bob-secret", "PLAIN");
+    let refused = rill(&bob, &["acl", "list"], "").unwrap_err();
+    assert!(refused.contains("ClusterAuthorizationFailed"), "{refused}");
+    // A wrong password does not get in at all.
+    let wrong = config_for("mallory", "guess", "SCRAM-SHA-256");
+    let refused = rill(&wrong, &["user", "list"], "").unwrap_err();
+    assert!(refused.contains("SaslAuthenticationFailed"), "{refused}");
+    // Nor does the PLAINTEXT listener's User:ANONYMOUS manage users.
+    let anonymous = std::process::Command::new(common::rill_binary())
+        .args(["user", "list", "--bootstrap", &broker.bootstrap])
+        .output()
+        .unwrap();
+    assert!(!anonymous.status.success());
+}

@@ -51,6 +51,8 @@ pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use listeners::{Listener, Listeners, SecurityProtocol};
 pub use network::{BindError, RunError, Server};
 pub use properties::{ConfigError, HostPort, Properties};
-pub use security::{ScramMechanism, TlsError, TlsSettings, random_salt, salted_password};
+pub use security::{
+    ScramMechanism, TlsError, TlsSettings, client_proof, random_salt, salted_password,
+};
 pub use topic_config::{ConfigValueError, validate_topic_override};
 pub use topics::{NewTopic, PARTITIONS_PER_TOPIC_MAX, TopicError};

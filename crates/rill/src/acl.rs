@@ -9,12 +9,10 @@
 //! ```
 //!
 //! Each resource (`--topic`, `--group`, `--transactional-id`, `--cluster`)
-//! gets an ACL for each principal, host and operation given. These
-//! requests speak PLAINTEXT: run them against a listener without SASL
-//! whose principal (User:ANONYMOUS) is in super.users, or has ALTER and
-//! DESCRIBE on the cluster.
-
-use std::time::Duration;
+//! gets an ACL for each principal, host and operation given. Like the
+//! other client commands it takes `--command-config FILE` and `-X`; its
+//! principal needs ALTER (DESCRIBE to list) on the cluster, or to be in
+//! super.users.
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -25,6 +23,7 @@ use kafka_protocol::messages::{ApiKey, CreateAclsRequest, DeleteAclsRequest, Des
 use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{AclOperation, AclPermissionType, PatternType, ResourceType};
 
+use crate::client::ClientArgs;
 use crate::connection::Connection;
 
 #[derive(Debug, Subcommand)]
@@ -92,11 +91,8 @@ pub(crate) struct ResourceArgs {
     /// literal or prefixed (list and remove: also any, match).
     #[arg(long, default_value = "literal")]
     resource_pattern_type: String,
-    /// A broker (HOST:PORT of a listener without SASL).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
-    bootstrap: String,
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
-    timeout_ms: u64,
+    #[command(flatten)]
+    client: ClientArgs,
 }
 
 pub(crate) fn run(command: AclCommand) -> anyhow::Result<()> {
@@ -147,7 +143,7 @@ impl ResourceArgs {
     }
 
     fn connect(&self) -> anyhow::Result<Connection> {
-        Connection::open(&self.bootstrap, Duration::from_millis(self.timeout_ms))
+        self.client.connect()
     }
 }
 

@@ -9,8 +9,6 @@
 //! crate does not allow. The request is small and the codec is the same
 //! one the broker uses.
 
-use std::time::Duration;
-
 use anyhow::bail;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_request::{
@@ -19,7 +17,7 @@ use kafka_protocol::messages::incremental_alter_configs_request::{
 use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::connection::Connection;
+use crate::client::ClientArgs;
 
 /// The newest IncrementalAlterConfigs version this client speaks.
 const INCREMENTAL_ALTER_CONFIGS_VERSION_MAX: i16 = 1;
@@ -41,14 +39,13 @@ pub(crate) enum ConfigChange {
 }
 
 /// Applies `changes` to `topic`'s configs, in order, through the first
-/// reachable broker in `bootstrap` (comma-separated HOST:PORT).
+/// reachable broker of `client`.
 pub(crate) fn alter_topic(
-    bootstrap: &str,
-    timeout: Duration,
+    client: &ClientArgs,
     topic: &str,
     changes: &[ConfigChange],
 ) -> anyhow::Result<()> {
-    let mut connection = Connection::open(bootstrap, timeout)?;
+    let mut connection = client.connect()?;
     let version = connection.version_for(
         ApiKey::IncrementalAlterConfigs,
         INCREMENTAL_ALTER_CONFIGS_VERSION_MAX,

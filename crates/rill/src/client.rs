@@ -37,9 +37,10 @@ pub(crate) struct ClientArgs {
     )]
     pub(crate) timeout_ms: u64,
     /// Any librdkafka property, applied last (repeatable), e.g.
-    /// -X client.id=me or -X broker.address.family=any. (`topic alter
-    /// --config` and `cluster status` speak to the broker without
-    /// librdkafka and ignore them.)
+    /// -X client.id=me or -X broker.address.family=any. (The commands that
+    /// speak to the broker without librdkafka — `topic alter --config`,
+    /// `cluster status`, `user`, `acl` — read security.protocol, ssl.ca.location
+    /// and sasl.* of them.)
     #[arg(
         short = 'X',
         long = "property",
@@ -90,6 +91,13 @@ impl ClientArgs {
             out.push((key.to_string(), value.to_string()));
         }
         Ok(out)
+    }
+
+    /// A connection of Rill's own protocol client to the bootstrap
+    /// broker, secured as the properties say (TLS, SASL).
+    pub(crate) fn connect(&self) -> anyhow::Result<crate::connection::Connection> {
+        let security = crate::link::security_of(&self.key_values()?)?;
+        crate::connection::Connection::open_secured(&self.bootstrap, self.timeout(), &security)
     }
 
     /// Admin request options bounded by --timeout-ms.

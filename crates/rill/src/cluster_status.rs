@@ -131,7 +131,7 @@ struct PartitionStatus {
 
 pub(crate) fn run(args: StatusArgs) -> anyhow::Result<()> {
     let client = &args.client;
-    let mut connection = Connection::open(&client.bootstrap, client.timeout())?;
+    let mut connection = client.connect()?;
     let cluster = describe_cluster(&mut connection)?;
     let metadata = metadata(&mut connection)?;
     let status = cluster_status(cluster.as_ref(), &metadata);

@@ -1,11 +1,21 @@
 //! One blocking Kafka-protocol connection to a broker, for the requests
 //! the CLI encodes itself with `kafka-protocol` (IncrementalAlterConfigs,
-//! DescribeCluster, Metadata): version negotiation through ApiVersions,
-//! then one request at a time. Not thread-safe; a command owns its
-//! connection.
+//! DescribeCluster, Metadata, the SCRAM and ACL APIs): version
+//! negotiation through ApiVersions, then one request at a time. Not
+//! thread-safe; a command owns its connection.
+//!
+//! Over TLS when `security.protocol` says so (link.rs), and logged in with
+//! SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) before anything else on a
+//! SASL listener.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+
+use crate::link::{Link, LinkReader, LinkWriter, Sasl, Security};
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
@@ -21,7 +31,8 @@ const RESPONSE_BYTES_MAX: usize = 100 << 20;
 
 /// A blocking connection to one broker; requests are sent one at a time.
 pub(crate) struct Connection {
-    stream: TcpStream,
+    reader: LinkReader,
+    writer: LinkWriter,
     /// The broker's address, for error messages.
     pub(crate) address: SocketAddr,
     correlation_id: i32,
@@ -34,6 +45,19 @@ impl Connection {
     /// (as the rdkafka clients do with broker.address.family=v4). Every
     /// connect, read and write is bounded by `timeout`.
     pub(crate) fn open(bootstrap: &str, timeout: Duration) -> anyhow::Result<Connection> {
+        let plaintext = Security {
+            tls: None,
+            sasl: None,
+        };
+        Connection::open_secured(bootstrap, timeout, &plaintext)
+    }
+
+    /// [`Connection::open`], secured as `security` says: TLS, then SASL.
+    pub(crate) fn open_secured(
+        bootstrap: &str,
+        timeout: Duration,
+        security: &Security,
+    ) -> anyhow::Result<Connection> {
         let mut failures = Vec::new();
         for server in bootstrap
             .split(',')
@@ -54,12 +78,23 @@ impl Connection {
                         stream.set_read_timeout(Some(timeout))?;
                         stream.set_write_timeout(Some(timeout))?;
                         stream.set_nodelay(true)?;
-                        return Ok(Connection {
-                            stream,
+                        let host = server
+                            .rsplit_once(':')
+                            .map_or(server, |(host, _)| host)
+                            .trim_start_matches('[')
+                            .trim_end_matches(']');
+                        let link = Link::open(stream, host, &security.tls)?;
+                        let mut connection = Connection {
+                            reader: link.reader()?,
+                            writer: link.writer()?,
                             address,
                             correlation_id: 0,
                             api_versions: None,
-                        });
+                        };
+                        if let Some(sasl) = &security.sasl {
+                            connection.log_in(sasl)?;
+                        }
+                        return Ok(connection);
                     }
                     Err(error) => failures.push(format!("{address}: {error}")),
                 }
@@ -133,12 +168,12 @@ impl Connection {
         request.encode(&mut frame, version)?;
         let size = i32::try_from(frame.len() - 4).context("request too large")?;
         frame[..4].copy_from_slice(&size.to_be_bytes());
-        self.stream
+        self.writer
             .write_all(&frame)
             .with_context(|| format!("cannot send {api:?} to {}", self.address))?;
 
         let mut size = [0_u8; 4];
-        self.stream
+        self.reader
             .read_exact(&mut size)
             .with_context(|| format!("no answer to {api:?} from {}", self.address))?;
         let size = i32::from_be_bytes(size);
@@ -152,7 +187,7 @@ impl Connection {
                 )
             })?;
         let mut body = vec![0_u8; size];
-        self.stream
+        self.reader
             .read_exact(&mut body)
             .with_context(|| format!("truncated {api:?} response from {}", self.address))?;
         let mut body = Bytes::from(body);
@@ -168,4 +203,98 @@ impl Connection {
         R::Response::decode(&mut body, version)
             .with_context(|| format!("undecodable {api:?} v{version} response"))
     }
+
+    /// SaslHandshake, then the mechanism's SaslAuthenticate exchange.
+    fn log_in(&mut self, sasl: &Sasl) -> anyhow::Result<()> {
+        let handshake = SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_string(sasl.mechanism.clone()));
+        let answer = self.call(1, &handshake)?;
+        if answer.error_code != 0 {
+            bail!(
+                "{} refused SASL mechanism {}: {} (it offers {})",
+                self.address,
+                sasl.mechanism,
+                error_name(answer.error_code),
+                answer
+                    .mechanisms
+                    .iter()
+                    .map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        match sasl.mechanism.as_str() {
+            "PLAIN" => {
+                let message = format!("\0{}\0{}", sasl.username, sasl.password);
+                self.authenticate(message.into_bytes())?;
+                Ok(())
+            }
+            name => {
+                let mechanism =
+                    rill_server::ScramMechanism::from_name(name).with_context(|| {
+                        format!("sasl.mechanism={name}: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+                    })?;
+                self.scram(mechanism, sasl)
+            }
+        }
+    }
+
+    /// One SaslAuthenticate; the server's answer bytes.
+    fn authenticate(&mut self, message: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+        let request = SaslAuthenticateRequest::default().with_auth_bytes(message.into());
+        let answer = self.call(1, &request)?;
+        if answer.error_code != 0 {
+            bail!(
+                "SASL authentication with {} failed: {}: {}",
+                self.address,
+                error_name(answer.error_code),
+                answer.error_message.as_deref().unwrap_or("")
+            );
+        }
+        Ok(answer.auth_bytes.to_vec())
+    }
+
+    /// The SCRAM exchange (RFC 5802): client-first, server-first,
+    /// client-final with the proof, server-final with the server's
+    /// signature, which is checked.
+    fn scram(&mut self, mechanism: rill_server::ScramMechanism, sasl: &Sasl) -> anyhow::Result<()> {
+        let nonce = BASE64.encode(rill_server::random_salt()?);
+        let name = sasl.username.replace('=', "=3D").replace(',', "=2C");
+        let client_first_bare = format!("n={name},r={nonce}");
+        let server_first =
+            String::from_utf8(self.authenticate(format!("n,,{client_first_bare}").into_bytes())?)
+                .context("a server-first message that is not UTF-8")?;
+        let field = |key: &str| {
+            server_first
+                .split(',')
+                .find_map(|f| f.strip_prefix(key))
+                .with_context(|| format!("a server-first message without {key}"))
+        };
+        let server_nonce = field("r=")?;
+        ensure!(
+            server_nonce.starts_with(&nonce),
+            "the server's nonce does not extend ours"
+        );
+        let salt = BASE64.decode(field("s=")?).context("an undecodable salt")?;
+        let iterations: u32 = field("i=")?.parse().context("undecodable iterations")?;
+        let salted = rill_server::salted_password(mechanism, &sasl.password, &salt, iterations)?;
+        let without_proof = format!("c=biws,r={server_nonce}");
+        let auth_message = format!("{client_first_bare},{server_first},{without_proof}");
+        let (proof, server_signature) =
+            rill_server::client_proof(mechanism, &salted, auth_message.as_bytes());
+        let server_final =
+            self.authenticate(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())?;
+        let verifier = String::from_utf8_lossy(&server_final);
+        ensure!(
+            verifier.strip_prefix("v=") == Some(BASE64.encode(server_signature).as_str()),
+            "the broker at {} did not prove it knows the credential",
+            self.address
+        );
+        Ok(())
+    }
+}
+
+/// Kafka's name of an error code.
+fn error_name(code: i16) -> String {
+    ResponseError::try_from_code(code).map_or_else(|| format!("error {code}"), |e| format!("{e:?}"))
 }

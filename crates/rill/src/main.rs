@@ -13,6 +13,7 @@ mod connection;
 mod consume;
 mod dev_cluster;
 mod group;
+mod link;
 mod produce;
 mod reassign;
 mod table;

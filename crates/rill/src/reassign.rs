@@ -14,7 +14,6 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::ClientArgs;
-use crate::connection::Connection;
 
 /// Kafka's ElectLeaders error code for a partition whose preferred
 /// replica leads already.
@@ -44,7 +43,7 @@ fn name(topic: &str) -> TopicName {
 }
 
 pub(crate) fn run_reassign(client: &ClientArgs, args: ReassignArgs) -> anyhow::Result<()> {
-    let mut connection = Connection::open(&client.bootstrap, client.timeout())?;
+    let mut connection = client.connect()?;
     let version = connection.version_for(ApiKey::AlterPartitionReassignments, 1)?;
     let request = AlterPartitionReassignmentsRequest::default()
         .with_timeout_ms(i32::try_from(client.timeout_ms).unwrap_or(i32::MAX))
@@ -94,7 +93,7 @@ pub(crate) fn run_reassign(client: &ClientArgs, args: ReassignArgs) -> anyhow::R
 }
 
 pub(crate) fn run_elect_leaders(client: &ClientArgs, args: ElectLeadersArgs) -> anyhow::Result<()> {
-    let mut connection = Connection::open(&client.bootstrap, client.timeout())?;
+    let mut connection = client.connect()?;
     let version = connection.version_for(ApiKey::ElectLeaders, 2)?;
     let topics = if args.topics.is_empty() {
         None

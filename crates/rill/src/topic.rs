@@ -410,7 +410,7 @@ fn run_alter(admin: &Admin, client: &ClientArgs, args: AlterArgs) -> anyhow::Res
         });
     }
     if !changes.is_empty() {
-        alter_configs::alter_topic(&client.bootstrap, client.timeout(), &args.topic, &changes)?;
+        alter_configs::alter_topic(client, &args.topic, &changes)?;
         for change in &changes {
             match change {
                 ConfigChange::Set { name, value } => {

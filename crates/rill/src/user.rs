@@ -4,11 +4,11 @@
 //! --entity-type users` does. The password is read from stdin, never from
 //! the command line; only the salted password leaves this process.
 //!
-//! These requests speak PLAINTEXT to the broker: run them against a
-//! listener that does not need SASL (a loopback one, say).
+//! Like the other client commands they take `--command-config FILE` and
+//! `-X`: over a SASL listener, as a user with ALTER (DESCRIBE to list) on
+//! the cluster when ACLs are checked.
 
 use std::io::{Read, Write};
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -23,6 +23,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rill_server::ScramMechanism;
 
+use crate::client::ClientArgs;
 use crate::connection::Connection;
 
 #[derive(Debug, Subcommand)]
@@ -55,7 +56,7 @@ pub(crate) struct CreateArgs {
     #[arg(long, value_name = "DIR", conflicts_with = "bootstrap")]
     data: Option<std::path::PathBuf>,
     #[command(flatten)]
-    broker: BrokerArgs,
+    broker: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -65,7 +66,7 @@ pub(crate) struct DeleteArgs {
     #[arg(long, default_value = "SCRAM-SHA-512")]
     mechanism: String,
     #[command(flatten)]
-    broker: BrokerArgs,
+    broker: ClientArgs,
 }
 
 #[derive(Debug, Args)]
@@ -73,16 +74,7 @@ pub(crate) struct ListArgs {
     /// Only these users (each must exist).
     users: Vec<String>,
     #[command(flatten)]
-    broker: BrokerArgs,
-}
-
-#[derive(Debug, Args)]
-pub(crate) struct BrokerArgs {
-    /// A broker (HOST:PORT of a listener without SASL).
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:9092")]
-    bootstrap: String,
-    #[arg(long, value_name = "MS", default_value_t = 30_000)]
-    timeout_ms: u64,
+    broker: ClientArgs,
 }
 
 /// The longest password read from stdin.
@@ -101,8 +93,8 @@ fn mechanism(name: &str) -> anyhow::Result<ScramMechanism> {
         .with_context(|| format!("unknown mechanism {name:?}: SCRAM-SHA-256 or SCRAM-SHA-512"))
 }
 
-fn connect(broker: &BrokerArgs) -> anyhow::Result<Connection> {
-    Connection::open(&broker.bootstrap, Duration::from_millis(broker.timeout_ms))
+fn connect(broker: &ClientArgs) -> anyhow::Result<Connection> {
+    broker.connect()
 }
 
 fn create(args: CreateArgs) -> anyhow::Result<()> {
@@ -156,7 +148,7 @@ fn delete(args: DeleteArgs) -> anyhow::Result<()> {
 }
 
 fn alter(
-    broker: &BrokerArgs,
+    broker: &ClientArgs,
     user: &str,
     request: &AlterUserScramCredentialsRequest,
 ) -> anyhow::Result<()> {

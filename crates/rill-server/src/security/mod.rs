@@ -41,7 +41,7 @@ pub(crate) use plain::{PLAIN_MECHANISM, authenticate_plain};
 pub(crate) use scram::{
     CredentialError, DecoyKey, OsNonces, ScramCredential, ScramServer, ScramStep,
 };
-pub use scram::{ScramMechanism, random_salt, salted_password};
+pub use scram::{ScramMechanism, client_proof, random_salt, salted_password};
 pub(crate) use tls::{ANONYMOUS, TlsListener, TlsStream};
 pub use tls::{TlsError, TlsSettings};
 

@@ -241,6 +241,27 @@ pub fn salted_password(
     Ok(hash_of(mechanism).pbkdf2(password.as_bytes(), salt, iterations))
 }
 
+/// A SCRAM client's proof for `auth_message` (RFC 5802 §3), and the
+/// server signature it must then receive: for tools that log in with a
+/// password (`rill user`, `rill acl` over SASL).
+pub fn client_proof(
+    mechanism: ScramMechanism,
+    salted_password: &[u8],
+    auth_message: &[u8],
+) -> (Vec<u8>, Vec<u8>) {
+    let hash = hash_of(mechanism);
+    let client_key = hash.hmac(salted_password, &[b"Client Key"]);
+    let stored_key = hash.digest(&client_key);
+    let client_signature = hash.hmac(&stored_key, &[auth_message]);
+    let proof = client_key
+        .iter()
+        .zip(&client_signature)
+        .map(|(key, signature)| key ^ signature)
+        .collect();
+    let server_key = hash.hmac(salted_password, &[b"Server Key"]);
+    (proof, hash.hmac(&server_key, &[auth_message]))
+}
+
 /// A fresh random salt from the OS, for a new credential.
 pub fn random_salt() -> Result<Vec<u8>, RandomError> {
     Ok(os_random_bytes::<SALT_BYTES_RANDOM>()?.to_vec())

@@ -16,7 +16,6 @@ mod ceiling;
 mod consume;
 mod e2e;
 mod latency;
-mod link;
 mod native;
 mod payload;
 mod produce;

@@ -29,9 +29,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use rill_record::{BatchBuilder, NewRecord};
 
-use super::link::{Link, Tls};
 use super::progress::Counters;
 use super::report::Outcome;
+use crate::link::{Link, Tls};
 
 /// The newest non-flexible Produce version (Rill speaks 3 to 13); later
 /// versions add tagged fields and topic ids, which a benchmark does not need.

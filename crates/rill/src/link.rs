@@ -1,6 +1,9 @@
-//! The native producer's connection to a broker: plain TCP, or TLS over
-//! it (`-X security.protocol=SSL`, trusting `-X ssl.ca.location`), with a
-//! reading end and a writing end for two threads, as a socket has.
+//! A connection of the CLI's own Kafka-protocol clients (the native bench
+//! producer, `rill user`, `rill acl`, `cluster status`) to a broker: plain
+//! TCP, or TLS over it (`security.protocol=SSL` or `SASL_SSL`, trusting
+//! `ssl.ca.location`), with a reading end and a writing end for two
+//! threads, as a socket has. SASL (`sasl.mechanism`, `sasl.username`,
+//! `sasl.password`) is the connection's (connection.rs).
 //!
 //! TLS is rustls: the connection state sits behind a mutex that the
 //! writer holds while it encrypts and sends a request, and the reader
@@ -16,45 +19,89 @@ use rustls::ClientConnection;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-/// How the native producer secures its connections.
+/// TLS, if a connection speaks it.
 pub(crate) type Tls = Option<Arc<rustls::ClientConfig>>;
 
-/// The TLS settings of librdkafka-style properties (`-X`): `None` for
-/// PLAINTEXT; SASL is not spoken by the native producer.
-pub(crate) fn tls_of(properties: &[(String, String)]) -> anyhow::Result<Tls> {
-    let get = |key: &str| {
-        properties
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+/// How to log in with SASL.
+pub(crate) struct Sasl {
+    pub(crate) mechanism: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
+}
+
+/// How a connection is secured, from librdkafka-style properties.
+pub(crate) struct Security {
+    pub(crate) tls: Tls,
+    pub(crate) sasl: Option<Sasl>,
+}
+
+/// The last value of `key` in `properties`.
+fn get<'a>(properties: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    properties
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `security.protocol` and what it needs: `ssl.ca.location` for TLS,
+/// `sasl.mechanism`, `sasl.username` and `sasl.password` for SASL.
+pub(crate) fn security_of(properties: &[(String, String)]) -> anyhow::Result<Security> {
+    let protocol = get(properties, "security.protocol")
+        .unwrap_or("PLAINTEXT")
+        .to_ascii_uppercase();
+    let (tls, sasl) = match protocol.as_str() {
+        "PLAINTEXT" => (false, false),
+        "SSL" => (true, false),
+        "SASL_PLAINTEXT" => (false, true),
+        "SASL_SSL" => (true, true),
+        other => bail!("security.protocol={other}: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"),
     };
-    match get("security.protocol")
-        .map(str::to_ascii_uppercase)
-        .as_deref()
-    {
-        None | Some("PLAINTEXT") => Ok(None),
-        Some("SSL") => {
-            let mut roots = rustls::RootCertStore::empty();
-            let location = get("ssl.ca.location")
-                .context("--client native over SSL needs -X ssl.ca.location=CA.pem")?;
-            let pem = std::fs::read(location).with_context(|| format!("cannot read {location}"))?;
-            for certificate in CertificateDer::pem_slice_iter(&pem) {
-                roots.add(certificate.with_context(|| format!("{location}: not PEM"))?)?;
-            }
-            // ring, as the broker; see rill-server's security/tls.
-            #[allow(deprecated)]
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            Ok(Some(Arc::new(config)))
-        }
-        Some(other) => {
-            bail!("--client native speaks PLAINTEXT and SSL, not security.protocol={other}")
-        }
+    let tls = if tls { tls_config(properties)? } else { None };
+    let sasl = if sasl {
+        let required = |key: &str| {
+            get(properties, key)
+                .map(str::to_string)
+                .with_context(|| format!("security.protocol={protocol} needs {key}"))
+        };
+        Some(Sasl {
+            mechanism: required("sasl.mechanism")?,
+            username: required("sasl.username")?,
+            password: required("sasl.password")?,
+        })
+    } else {
+        None
+    };
+    Ok(Security { tls, sasl })
+}
+
+/// The TLS settings of the native producer, which speaks PLAINTEXT and
+/// SSL, not SASL.
+pub(crate) fn tls_of(properties: &[(String, String)]) -> anyhow::Result<Tls> {
+    let security = security_of(properties)?;
+    if security.sasl.is_some() {
+        bail!("--client native speaks PLAINTEXT and SSL, not SASL");
     }
+    Ok(security.tls)
+}
+
+/// A rustls client trusting `ssl.ca.location`.
+fn tls_config(properties: &[(String, String)]) -> anyhow::Result<Tls> {
+    let mut roots = rustls::RootCertStore::empty();
+    let location = get(properties, "ssl.ca.location")
+        .context("TLS needs ssl.ca.location=CA.pem (-X or --command-config)")?;
+    let pem = std::fs::read(location).with_context(|| format!("cannot read {location}"))?;
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        roots.add(certificate.with_context(|| format!("{location}: not PEM"))?)?;
+    }
+    // ring, as the broker; see rill-server's security/tls.
+    #[allow(deprecated)]
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(Arc::new(config)))
 }
 
 /// One connection.
