@@ -1,7 +1,7 @@
-//! SaslHandshake outside a SASL exchange: on a listener without SASL, or
-//! on a connection already authenticated, Kafka answers
-//! ILLEGAL_SASL_STATE (KafkaApis.handleSaslHandshakeRequest). The
-//! exchange itself is the connection's: security/authenticator.rs.
+//! SaslHandshake on a listener without SASL: Kafka answers
+//! ILLEGAL_SASL_STATE (KafkaApis.handleSaslHandshakeRequest). On a SASL
+//! listener the connection's authenticator takes every SaslHandshake (a
+//! second one starts a re-authentication): security/authenticator.rs.
 
 use std::sync::Arc;
 
