@@ -569,12 +569,14 @@ pub(crate) fn lookup(name: &str) -> Option<Known> {
 }
 
 /// The property that `listener.name.NAME.PROPERTY` sets for one
-/// listener, as Kafka lets TLS and SASL properties be set per listener
-/// (`listener.name.external.ssl.keystore.location`).
+/// listener, as Kafka lets TLS properties be set per listener
+/// (`listener.name.external.ssl.keystore.location`). Only `ssl.*`: Rill
+/// reads SASL properties for the whole broker, so a per-listener one is
+/// refused at start-up rather than silently ignored.
 pub(crate) fn listener_scoped(name: &str) -> Option<&str> {
     let rest = name.strip_prefix("listener.name.")?;
     let (_listener, property) = rest.split_once('.')?;
-    (property.starts_with("ssl.") || property.starts_with("sasl.")).then_some(property)
+    property.starts_with("ssl.").then_some(property)
 }
 
 /// Whether the value of property `name` is a secret, never shown.
@@ -822,6 +824,18 @@ mod tests {
         }
         assert!(matches!(
             check("bogus.key", "1"),
+            Err(ConfigError::UnknownProperty { .. })
+        ));
+    }
+
+    #[test]
+    fn tls_properties_may_be_set_per_listener_and_others_may_not() {
+        assert!(check("listener.name.external.ssl.keystore.location", "/k.pem").is_ok());
+        assert!(check("listener.name.external.ssl.client.auth", "required").is_ok());
+        assert!(check("listener.name.external.ssl.client.auth", "maybe").is_err());
+        // Read for the whole broker only: refused rather than ignored.
+        assert!(matches!(
+            check("listener.name.external.sasl.enabled.mechanisms", "PLAIN"),
             Err(ConfigError::UnknownProperty { .. })
         ));
     }
