@@ -287,7 +287,6 @@ async fn librdkafka_re_authenticates_and_keeps_its_connection() {
 
 #[test]
 fn a_client_that_does_not_re_authenticate_is_closed_at_its_next_request() {
-    use common::wire::{read_response, request_frame};
     use kafka_protocol::messages::{
         MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
     };
@@ -300,17 +299,10 @@ fn a_client_that_does_not_re_authenticate_is_closed_at_its_next_request() {
     stream.set_read_timeout(Some(WAIT)).unwrap();
     let handshake =
         SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
-    stream.write_all(&request_frame(1, 1, &handshake)).unwrap();
-    assert_eq!(
-        read_response::<SaslHandshakeRequest>(&mut stream, 1, 1).error_code,
-        0
-    );
+    assert_eq!(raw_call(&mut stream, (1, 1), &handshake).error_code, 0);
     let authenticate = SaslAuthenticateRequest::default()
         .with_auth_bytes(bytes::Bytes::from_static(b"\0frank\0frank-secret"));
-    stream
-        .write_all(&request_frame(1, 2, &authenticate))
-        .unwrap();
-    let authenticated = read_response::<SaslAuthenticateRequest>(&mut stream, 1, 2);
+    let authenticated = raw_call(&mut stream, (1, 2), &authenticate);
     assert_eq!(authenticated.error_code, 0);
     assert_eq!(authenticated.session_lifetime_ms, 1000);
     // Served while the session lasts; closed at the first request after.
@@ -320,7 +312,7 @@ fn a_client_that_does_not_re_authenticate_is_closed_at_its_next_request() {
         correlation_id += 1;
         let metadata = MetadataRequest::default().with_topics(Some(Vec::new()));
         stream
-            .write_all(&request_frame(12, correlation_id, &metadata))
+            .write_all(&common::wire::request_frame(12, correlation_id, &metadata))
             .unwrap_or(());
         let mut length = [0u8; 4];
         if stream.read_exact(&mut length).is_err() {
@@ -333,4 +325,118 @@ fn a_client_that_does_not_re_authenticate_is_closed_at_its_next_request() {
     }
     assert!(started.elapsed() >= Duration::from_millis(900));
     broker.wait_for_log(&["WARN", "SASL session expired", "frank"]);
+}
+
+/// A raw connection to `address`: sends `request` (at `version`, with
+/// `correlation_id`) and reads its answer.
+fn raw_call<R: kafka_protocol::protocol::Request>(
+    stream: &mut std::net::TcpStream,
+    (version, correlation_id): (i16, i32),
+    request: &R,
+) -> R::Response {
+    use std::io::Write;
+    stream
+        .write_all(&common::wire::request_frame(
+            version,
+            correlation_id,
+            request,
+        ))
+        .unwrap();
+    common::wire::read_response::<R>(stream, version, correlation_id)
+}
+
+/// Whether the broker has closed `stream` (a read finds its end).
+fn closed(stream: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut byte = [0u8; 1];
+    matches!(stream.read(&mut byte), Ok(0) | Err(_))
+}
+
+#[test]
+fn an_unknown_mechanism_is_unsupported_and_a_scram_exchange_cut_short_gets_nothing() {
+    use kafka_protocol::messages::{
+        MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use std::io::Write;
+    let temp = tempfile::tempdir().unwrap();
+    let (broker, sasl) = sasl_broker(&temp);
+    rill_user(&broker, &["create", "alice"], "wonderland");
+    let connect = || {
+        let stream = std::net::TcpStream::connect(&sasl).unwrap();
+        stream.set_read_timeout(Some(WAIT)).unwrap();
+        stream
+    };
+    // A mechanism Rill does not offer: Kafka's error, the offered list,
+    // and the connection closes.
+    let mut stream = connect();
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("GSSAPI"));
+    let answer = raw_call(&mut stream, (1, 1), &handshake);
+    assert_eq!(
+        answer.error_code,
+        kafka_protocol::ResponseError::UnsupportedSaslMechanism.code()
+    );
+    assert!(
+        answer
+            .mechanisms
+            .iter()
+            .any(|m| m.as_str() == "SCRAM-SHA-512")
+    );
+    assert!(closed(&mut stream));
+    broker.wait_for_log(&["WARN", "does not offer", "GSSAPI"]);
+    // A SCRAM exchange left after its first message: the next request is
+    // not served, and the connection closes.
+    let mut stream = connect();
+    let handshake =
+        SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("SCRAM-SHA-512"));
+    assert_eq!(raw_call(&mut stream, (1, 1), &handshake).error_code, 0);
+    let first = SaslAuthenticateRequest::default()
+        .with_auth_bytes(bytes::Bytes::from_static(b"n,,n=alice,r=cutshortnonce"));
+    let server_first = raw_call(&mut stream, (1, 2), &first);
+    assert_eq!(server_first.error_code, 0);
+    let metadata = MetadataRequest::default().with_topics(Some(Vec::new()));
+    stream
+        .write_all(&common::wire::request_frame(12, 3, &metadata))
+        .unwrap();
+    assert!(closed(&mut stream), "served before authenticating");
+    broker.wait_for_log(&["WARN", "during its SASL authentication"]);
+}
+
+#[test]
+fn re_authenticating_as_another_user_closes_the_connection() {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    use kafka_protocol::protocol::StrBytes;
+    let temp = tempfile::tempdir().unwrap();
+    let (broker, sasl) = reauth_broker(&temp, "60000");
+    rill_user(&broker, &["create", "gina"], "gina-secret");
+    rill_user(&broker, &["create", "hank"], "hank-secret");
+    let mut stream = std::net::TcpStream::connect(&sasl).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    let mut log_in = |first_id: i32, plain: &'static [u8]| {
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+        assert_eq!(
+            raw_call(&mut stream, (1, first_id), &handshake).error_code,
+            0
+        );
+        let authenticate =
+            SaslAuthenticateRequest::default().with_auth_bytes(bytes::Bytes::from_static(plain));
+        raw_call(&mut stream, (1, first_id + 1), &authenticate)
+    };
+    assert_eq!(log_in(1, b"\0gina\0gina-secret").error_code, 0);
+    // gina again: fine.
+    assert_eq!(log_in(3, b"\0gina\0gina-secret").error_code, 0);
+    // hank's valid password does not turn gina's connection into his.
+    let refused = log_in(5, b"\0hank\0hank-secret");
+    assert_eq!(
+        refused.error_code,
+        kafka_protocol::ResponseError::SaslAuthenticationFailed.code()
+    );
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("Cannot change principals during re-authentication")
+    );
+    assert!(closed(&mut stream));
+    broker.wait_for_log(&["re-authenticated", "gina"]);
 }
