@@ -155,6 +155,16 @@ async fn acls_decide_what_each_user_may_do_and_clients_see_kafkas_errors() {
     );
     // The refused write wrote nothing.
     assert_eq!(wire::log_end(&mut tools, "payments"), 0);
+    // An idempotent producer gets its id with WRITE on some topic
+    // (KIP-679), without IDEMPOTENT_WRITE on the cluster.
+    let mut idempotent = alice.clone();
+    idempotent.set("enable.idempotence", "true");
+    assert_eq!(
+        produce(&idempotent, "orders-1", "exactly once")
+            .await
+            .unwrap(),
+        1
+    );
 
     // bob may do nothing yet: Metadata lists no topic, and a topic named
     // is refused whether it exists or not (nor is it created).

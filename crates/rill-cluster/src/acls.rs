@@ -660,6 +660,84 @@ impl Acls {
         allowed || (!resource_has_acls && allow_everyone_if_no_acl_found)
     }
 
+    /// Whether `principal` from `host` may perform `operation` on some
+    /// resource of `resource_type`: Kafka's
+    /// `Authorizer.authorizeByResourceType` (KIP-679; InitProducerId asks
+    /// it for WRITE on topics). Allowed if the principal may act on a
+    /// resource named by no ACL in particular (a super user, a wildcard
+    /// ALLOW, or `allow_everyone_if_no_acl_found` where nothing covers
+    /// it), or if some ALLOW of the principal's (or `User:*`) for that
+    /// operation or ALL, from its host, is not dominated by a DENY: a
+    /// LITERAL `*` DENY dominates everything, a LITERAL DENY its own name,
+    /// and a PREFIXED DENY every pattern that starts with its prefix.
+    pub fn authorize_by_resource_type(
+        &self,
+        (principal, host): (&str, &str),
+        operation: AclOperation,
+        resource_type: ResourceType,
+        super_users: &[String],
+        allow_everyone_if_no_acl_found: bool,
+    ) -> bool {
+        // Kafka asks about a made-up literal name first.
+        if self.authorize(
+            principal,
+            host,
+            operation,
+            resource_type,
+            "hardcode",
+            super_users,
+            allow_everyone_if_no_acl_found,
+        ) {
+            return true;
+        }
+        let Some(acls) = self.by_type.get(&resource_type) else {
+            return false;
+        };
+        let mut allowed: Vec<(&str, PatternType)> = Vec::new();
+        let mut denied_literal: BTreeSet<&str> = BTreeSet::new();
+        let mut denied_prefixes: BTreeSet<&str> = BTreeSet::new();
+        for (patterns, pattern_type) in [
+            (&acls.literal, PatternType::Literal),
+            (&acls.prefixed, PatternType::Prefixed),
+        ] {
+            for (name, set) in patterns {
+                for ace in set {
+                    let mine = (ace.principal == principal || ace.principal == WILDCARD_PRINCIPAL)
+                        && (ace.host == WILDCARD || ace.host == host)
+                        && (ace.operation == operation || ace.operation == AclOperation::All);
+                    if !mine {
+                        continue;
+                    }
+                    match (ace.permission, pattern_type) {
+                        (AclPermissionType::Deny, PatternType::Literal) if name == WILDCARD => {
+                            return false;
+                        }
+                        (AclPermissionType::Deny, PatternType::Literal) => {
+                            denied_literal.insert(name);
+                        }
+                        (AclPermissionType::Deny, _) => {
+                            denied_prefixes.insert(name);
+                        }
+                        (AclPermissionType::Allow, PatternType::Literal) if name == WILDCARD => {
+                            return true;
+                        }
+                        (AclPermissionType::Allow, _) => allowed.push((name, pattern_type)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        allowed.into_iter().any(|(name, pattern_type)| {
+            let literally_denied =
+                pattern_type == PatternType::Literal && denied_literal.contains(name);
+            let prefix_denied = name
+                .char_indices()
+                .map(|(at, c)| &name[..at + c.len_utf8()])
+                .any(|prefix| denied_prefixes.contains(prefix));
+            !literally_denied && !prefix_denied
+        })
+    }
+
     /// Adds one valid ACL; false if it was there already.
     fn insert(&mut self, binding: &AclBinding) -> bool {
         let acls = self.by_type.entry(binding.resource_type).or_default();
@@ -873,6 +951,65 @@ mod tests {
             &[],
             false,
         )
+    }
+
+    #[test]
+    fn by_resource_type_an_allow_counts_unless_a_deny_dominates_it() {
+        let by_type = |acls: &Acls| {
+            acls.authorize_by_resource_type(
+                ("User:alice", "10.0.0.1"),
+                Op::Write,
+                Topic,
+                &[],
+                false,
+            )
+        };
+        // No ACL: denied (allow.everyone off); WRITE on one topic: allowed.
+        assert!(!by_type(&Acls::default()));
+        let write_orders = acl(Topic, "orders", Literal, "User:alice", Op::Write, Allow);
+        assert!(by_type(&store(std::slice::from_ref(&write_orders))));
+        // ... unless that very topic, or a prefix of it, or every topic is
+        // denied.
+        for deny in [
+            acl(Topic, "orders", Literal, "User:alice", Op::Write, Deny),
+            acl(Topic, "ord", Prefixed, "User:*", Op::All, Deny),
+            acl(Topic, "*", Literal, "User:alice", Op::Write, Deny),
+        ] {
+            assert!(
+                !by_type(&store(&[write_orders.clone(), deny.clone()])),
+                "{deny:?}"
+            );
+        }
+        // A DENY elsewhere leaves it allowed; so does a DENY of another
+        // operation.
+        for other in [
+            acl(Topic, "payments", Literal, "User:alice", Op::Write, Deny),
+            acl(Topic, "orders", Literal, "User:alice", Op::Read, Deny),
+        ] {
+            assert!(
+                by_type(&store(&[write_orders.clone(), other.clone()])),
+                "{other:?}"
+            );
+        }
+        // A prefixed ALLOW counts; a longer prefixed DENY does not dominate it.
+        let write_prefix = acl(Topic, "orders-", Prefixed, "User:alice", Op::Write, Allow);
+        let deny_longer = acl(Topic, "orders-eu", Prefixed, "User:alice", Op::Write, Deny);
+        assert!(by_type(&store(&[write_prefix, deny_longer])));
+        // Super users may; allow.everyone applies where no ACL covers.
+        assert!(Acls::default().authorize_by_resource_type(
+            ("User:root", "h"),
+            Op::Write,
+            Topic,
+            &["User:root".to_owned()],
+            false
+        ));
+        assert!(Acls::default().authorize_by_resource_type(
+            ("User:x", "h"),
+            Op::Write,
+            Topic,
+            &[],
+            true
+        ));
     }
 
     #[test]

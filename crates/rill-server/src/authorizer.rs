@@ -198,34 +198,20 @@ impl<'a> Access<'a> {
     }
 
     /// Whether the session may perform `operation` on some resource of
-    /// `resource_type` (Kafka's `authorizeByResourceType`): a super user,
-    /// an ALLOW ACL for the principal (or `User:*`) and host on such a
-    /// resource with that operation or ALL, or no ACL on the type at all
-    /// with allow.everyone.if.no.acl.found. A DENY on some resources does
-    /// not take away an ALLOW on others. Scans the type's ACLs: for rare
-    /// requests (InitProducerId).
+    /// `resource_type` (Kafka's `authorizeByResourceType`, see
+    /// `Acls::authorize_by_resource_type`). Scans the type's ACLs: for
+    /// rare requests (InitProducerId).
     pub(crate) fn allows_some(&self, operation: AclOperation, resource_type: ResourceType) -> bool {
         let Some((config, metadata)) = &self.enforced else {
             return true;
         };
-        let principal = self.session.principal.as_str();
-        if config.super_users.iter().any(|user| user == principal) {
-            return true;
-        }
-        let mut any = false;
-        let allowed = metadata
-            .acls
-            .iter()
-            .filter(|acl| acl.resource_type == resource_type)
-            .inspect(|_| any = true)
-            .any(|acl| {
-                acl.permission == rill_cluster::AclPermissionType::Allow
-                    && (acl.operation == operation || acl.operation == AclOperation::All)
-                    && (acl.principal == principal
-                        || acl.principal == rill_cluster::WILDCARD_PRINCIPAL)
-                    && (acl.host == rill_cluster::WILDCARD || *acl.host == *self.session.host)
-            });
-        allowed || (!any && config.allow_everyone_if_no_acl_found)
+        metadata.acls.authorize_by_resource_type(
+            (&self.session.principal, &self.session.host),
+            operation,
+            resource_type,
+            &config.super_users,
+            config.allow_everyone_if_no_acl_found,
+        )
     }
 
     /// Why an ACL request needing `operation` on the cluster is refused
