@@ -135,6 +135,7 @@ impl Link {
             socket: self.socket.try_clone()?,
             tls: self.tls.clone(),
             ciphertext: Vec::new(),
+            received: Vec::new(),
         })
     }
 
@@ -165,6 +166,8 @@ pub(crate) struct LinkReader {
     tls: Option<Arc<Mutex<ClientConnection>>>,
     /// Received and not yet taken by rustls.
     ciphertext: Vec<u8>,
+    /// What one receive fills (TLS only), kept for the next.
+    received: Vec<u8>,
 }
 
 impl Read for LinkReader {
@@ -172,7 +175,9 @@ impl Read for LinkReader {
         let Some(tls) = &self.tls else {
             return self.socket.read(out);
         };
-        let mut received = vec![0u8; RECEIVE_BYTES];
+        if self.received.is_empty() {
+            self.received = vec![0u8; RECEIVE_BYTES];
+        }
         loop {
             {
                 let mut connection = lock(tls);
@@ -191,11 +196,11 @@ impl Read for LinkReader {
                     read => return read,
                 }
             }
-            let n = self.socket.read(&mut received)?;
+            let n = self.socket.read(&mut self.received)?;
             if n == 0 {
                 return Ok(0);
             }
-            self.ciphertext.extend_from_slice(&received[..n]);
+            self.ciphertext.extend_from_slice(&self.received[..n]);
         }
     }
 }

@@ -53,17 +53,16 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            let allowed =
-                access.configs(AclOperation::DescribeConfigs, resource.resource_type, &name);
-            let described = match resource.resource_type {
-                _ if allowed.is_err() => allowed.map(|()| Vec::new()),
-                RESOURCE_TOPIC => topic_configs(broker, &name),
-                RESOURCE_BROKER => broker_configs(broker, &name),
-                other => Err((
-                    ResponseError::InvalidRequest,
-                    format!("config resource type {other} is not supported"),
-                )),
-            };
+            let described = access
+                .configs(AclOperation::DescribeConfigs, resource.resource_type, &name)
+                .and_then(|()| match resource.resource_type {
+                    RESOURCE_TOPIC => topic_configs(broker, &name),
+                    RESOURCE_BROKER => broker_configs(broker, &name),
+                    other => Err((
+                        ResponseError::InvalidRequest,
+                        format!("config resource type {other} is not supported"),
+                    )),
+                });
             match described {
                 Ok(configs) => {
                     let keys = resource.configuration_keys.as_ref();
