@@ -23,10 +23,16 @@ use rill_record::{BatchBuilder, NewRecord};
 pub struct Wire {
     stream: TcpStream,
     correlation_id: i32,
+    client_id: &'static str,
 }
 
 impl Wire {
     pub fn connect(address: &str) -> Wire {
+        Wire::connect_as(address, "rill-tests")
+    }
+
+    /// A connection whose requests carry `client_id`.
+    pub fn connect_as(address: &str, client_id: &'static str) -> Wire {
         let stream = TcpStream::connect(address).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(30)))
@@ -34,13 +40,14 @@ impl Wire {
         Wire {
             stream,
             correlation_id: 0,
+            client_id,
         }
     }
 
     /// Sends `request` at `version` and decodes its response.
     pub fn send<R: Request>(&mut self, version: i16, request: &R) -> R::Response {
         self.correlation_id += 1;
-        let frame = request_frame(version, self.correlation_id, request);
+        let frame = request_frame_of(self.client_id, version, self.correlation_id, request);
         self.stream.write_all(&frame).unwrap();
         read_response::<R>(&mut self.stream, version, self.correlation_id)
     }
@@ -53,11 +60,21 @@ impl Wire {
 /// A request's whole frame: length, header (at the version `R` needs)
 /// and body.
 pub fn request_frame<R: Request>(version: i16, correlation_id: i32, request: &R) -> Vec<u8> {
+    request_frame_of("rill-tests", version, correlation_id, request)
+}
+
+/// A request's whole frame, from `client_id`.
+pub fn request_frame_of<R: Request>(
+    client_id: &'static str,
+    version: i16,
+    correlation_id: i32,
+    request: &R,
+) -> Vec<u8> {
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
         .with_request_api_version(version)
         .with_correlation_id(correlation_id)
-        .with_client_id(Some(StrBytes::from_static_str("rill-tests")));
+        .with_client_id(Some(StrBytes::from_static_str(client_id)));
     let mut body = BytesMut::new();
     header
         .encode(&mut body, R::header_version(version))

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::acls::{AclBinding, AclBindingFilter, InvalidAcl, InvalidAclFilter};
+use crate::client_quotas::{InvalidQuota, QuotaAlteration};
 use crate::metadata::{BrokerEpoch, BrokerId, Endpoint, LeaderEpoch, PartitionEpoch};
 use crate::users::{ScramMechanism, StoredScramCredential, UnacceptableCredential};
 
@@ -170,6 +171,11 @@ pub enum Command {
     DeleteAcls {
         filters: Vec<AclBindingFilter>,
     },
+    /// Kafka's AlterClientQuotas: each valid entity's quotas are set or
+    /// removed, each entity gets its own result.
+    AlterClientQuotas {
+        alterations: Vec<QuotaAlteration>,
+    },
 }
 
 /// One partition's new leader and ISR inside a multi-partition command,
@@ -244,6 +250,10 @@ pub enum Applied {
     /// the filter is invalid (Kafka's INVALID_REQUEST).
     AclsDeleted {
         results: Vec<Result<Vec<AclBinding>, InvalidAclFilter>>,
+    },
+    /// Per entity of `AlterClientQuotas`, in order: altered, or why not.
+    ClientQuotasAltered {
+        results: Vec<Result<(), InvalidQuota>>,
     },
     /// A log entry that is not a command (a Raft leader's blank entry or a
     /// membership change).

@@ -58,6 +58,7 @@
 
 mod acls;
 mod client;
+mod client_quotas;
 mod command;
 mod controller;
 mod durable_file;
@@ -77,6 +78,10 @@ pub use acls::{
     ResourceType, WILDCARD, WILDCARD_PRINCIPAL, host_address,
 };
 pub use client::ControllerClient;
+pub use client_quotas::{
+    AppliedQuota, ClientQuotas, EntityName, InvalidQuota, InvalidQuotaFilter, QuotaAlteration,
+    QuotaEntity, QuotaFilter, QuotaKey, QuotaValue,
+};
 pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 pub use controller::{
     Bootstrap, COMMAND_BYTES_MAX, ClusterSettings, Controller, ControllerConfig, CreateTopicError,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::acls::{Acls, TooManyAclChanges};
+use crate::client_quotas::ClientQuotas;
 use crate::command::{Applied, Command, CommandResult, PartitionChange, Rejection};
 use crate::users::{ScramChangeError, Users};
 
@@ -145,6 +146,9 @@ pub struct ClusterMetadata {
     /// `DeleteScramCredential`).
     #[serde(default)]
     pub users: Users,
+    /// Every client quota (`AlterClientQuotas`).
+    #[serde(default)]
+    pub client_quotas: ClientQuotas,
 }
 
 /// The most producer ids one `AllocateProducerIds` may ask for.
@@ -275,6 +279,9 @@ impl ClusterMetadata {
                 self.acls_version = log_index;
                 Ok(Applied::AclsDeleted { results })
             }
+            Command::AlterClientQuotas { alterations } => Ok(Applied::ClientQuotasAltered {
+                results: self.client_quotas.alter(alterations),
+            }),
         }
     }
 

@@ -25,6 +25,7 @@ use crate::effective_config::{self, BrokerLayers};
 use crate::groups::{GroupsConfig, GroupsDeps, GroupsSlot, OFFSETS_TOPIC};
 use crate::listeners::Listener;
 use crate::properties::HostPort;
+use crate::quotas::Quotas;
 use crate::topic_config::ConfigValueError;
 use crate::topics::Topics;
 use crate::waiters::Waiters;
@@ -66,6 +67,7 @@ pub struct Broker {
     node: Arc<ClusterNode>,
     groups: Arc<GroupsSlot>,
     topics: Topics,
+    quotas: Quotas,
 }
 
 impl Broker {
@@ -129,6 +131,7 @@ impl Broker {
             .await
             .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()));
         let topics = Topics::new(Arc::clone(&node), &config);
+        let quotas = Quotas::new(config.quota_windows, config.quota_window);
         Ok(Arc::new(Broker {
             config,
             logs,
@@ -137,6 +140,7 @@ impl Broker {
             node,
             groups,
             topics,
+            quotas,
         }))
     }
 
@@ -162,6 +166,11 @@ impl Broker {
 
     pub(crate) fn groups(&self) -> &Arc<GroupsSlot> {
         &self.groups
+    }
+
+    /// What each client used of its quotas.
+    pub(crate) fn quotas(&self) -> &Quotas {
+        &self.quotas
     }
 
     pub(crate) fn topics(&self) -> &Topics {

@@ -385,6 +385,18 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "segment.bytes of __consumer_offsets.",
     ),
     property(
+        "quota.window.num",
+        "11",
+        int(2, 1000),
+        "Windows a client's use is measured over for its quotas.",
+    ),
+    property(
+        "quota.window.size.seconds",
+        "1",
+        int(1, 3600),
+        "The length of each quota window.",
+    ),
+    property(
         "replica.fetch.backoff.ms",
         "1000",
         long(0, i64::MAX),

@@ -32,6 +32,10 @@ pub struct BrokerConfig {
     /// connections.max.reauth.ms: how long a SASL session lasts before
     /// the client must re-authenticate (KIP-368); 0, for ever.
     pub reauth_ms: u64,
+    /// Client quotas: `quota.window.num` windows of
+    /// `quota.window.size.seconds`.
+    pub quota_windows: usize,
+    pub quota_window: std::time::Duration,
     /// The ssl.* settings of each TLS listener, by listener name.
     pub tls: BTreeMap<String, TlsSettings>,
     /// authorizer.class.name, super.users,
@@ -280,6 +284,10 @@ impl BrokerConfig {
             sasl_enabled_mechanisms,
             oauthbearer,
             reauth_ms: read.number("connections.max.reauth.ms")? as u64,
+            quota_windows: read.number("quota.window.num")? as usize,
+            quota_window: std::time::Duration::from_secs(
+                read.number("quota.window.size.seconds")? as u64
+            ),
             tls,
             authorizer: (!read.text("authorizer.class.name").trim().is_empty())
                 .then(|| -> Result<AuthorizerConfig, ConfigError> {

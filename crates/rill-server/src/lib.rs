@@ -35,6 +35,7 @@ mod legacy_metadata;
 mod listeners;
 mod network;
 mod properties;
+mod quotas;
 mod security;
 mod session;
 mod shutdown;

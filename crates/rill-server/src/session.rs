@@ -2,7 +2,10 @@
 //! the listener it came in on, and the principal it proved to be. Every
 //! request a connection reads carries its session.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::authorizer::Decisions;
 use crate::listeners::Listener;
@@ -19,6 +22,9 @@ pub(crate) struct Session {
     pub principal: String,
     /// The authorizer's decisions for this connection.
     pub decisions: Decisions,
+    /// Until when a quota holds the connection: it reads no request
+    /// before then (Kafka mutes the channel).
+    throttled_until: Mutex<Option<Instant>>,
 }
 
 impl Session {
@@ -33,6 +39,7 @@ impl Session {
             listener,
             principal,
             decisions: Decisions::default(),
+            throttled_until: Mutex::new(None),
         }
     }
 
@@ -44,6 +51,37 @@ impl Session {
             listener: Arc::clone(&self.listener),
             principal: format!("User:{user}"),
             decisions: Decisions::default(),
+            throttled_until: Mutex::new(
+                *self
+                    .throttled_until
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()),
+            ),
         }
+    }
+
+    /// Holds the connection for `throttle_ms` from now (or longer, if
+    /// it is held longer already).
+    pub(crate) fn throttle(&self, throttle_ms: u64) {
+        if throttle_ms == 0 {
+            return;
+        }
+        let until = Instant::now() + Duration::from_millis(throttle_ms);
+        let mut held = self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if held.is_none_or(|held| held < until) {
+            *held = Some(until);
+        }
+    }
+
+    /// Until when the connection is held, if it still is.
+    pub(crate) fn throttled_until(&self) -> Option<Instant> {
+        let held = *self
+            .throttled_until
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        held.filter(|until| *until > Instant::now())
     }
 }

@@ -60,6 +60,9 @@ enum Command {
     /// Add, remove and list ACLs (as kafka-acls).
     #[command(subcommand)]
     Acl(crate::acl::AclCommand),
+    /// Set and list client quotas (as kafka-configs --entity-type users/clients).
+    #[command(subcommand)]
+    Quota(crate::quota::QuotaCommand),
     /// Tools for development on one machine.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -96,6 +99,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(ClusterCommand::RemoveVoter(args)) => crate::voters::remove(args),
         Command::User(command) => crate::user::run(command),
         Command::Acl(command) => crate::acl::run(command),
+        Command::Quota(command) => crate::quota::run(command),
         Command::Dev(DevCommand::Cluster(args)) => crate::dev_cluster::run(args),
     }
 }

@@ -9,17 +9,16 @@ use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse, ApiKey
 use kafka_protocol::protocol::StrBytes;
 
 use super::incremental_alter_configs::replace_configs;
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::Access;
 use crate::broker::Broker;
-use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     alter: AlterConfigsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let access = Access::new(broker, session);
     let responses: Vec<AlterConfigsResourceResponse> = alter
         .resources

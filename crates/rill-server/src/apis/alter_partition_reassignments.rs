@@ -17,18 +17,17 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{BrokerId, Command};
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
-    request: AlterPartitionReassignmentsRequest,
-    session: &Session,
-    version: i16,
+    alter: AlterPartitionReassignmentsRequest,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     if !Access::new(broker, session).allows_cluster(AclOperation::Alter) {
         let refused = kafka_protocol::ResponseError::ClusterAuthorizationFailed;
         let response = AlterPartitionReassignmentsResponse::default()
@@ -38,7 +37,7 @@ pub(crate) fn answer(
             )));
         return encode(ApiKey::AlterPartitionReassignments, version, &response);
     }
-    let responses = request
+    let responses = alter
         .topics
         .into_iter()
         .map(|topic| {

@@ -20,21 +20,20 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use rill_cluster::Command;
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
 use crate::security::{CredentialError, ScramCredential, ScramMechanism};
-use crate::session::Session;
 
 type Refusal = (ResponseError, String);
 
 pub(crate) fn answer(
     broker: &Broker,
     alter: AlterUserScramCredentialsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     // Per user, in the order first named: its changes, or why none is made.
     let mut users: BTreeMap<String, Result<Vec<Command>, Refusal>> = BTreeMap::new();
     let mut seen: BTreeSet<(String, i8)> = BTreeSet::new();

@@ -12,18 +12,17 @@ use kafka_protocol::messages::{ApiKey, CreateAclsRequest, CreateAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{AclBinding, AclOperation, AclPermissionType, Applied, Command, PatternType};
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     create: CreateAclsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let every = |error: ResponseError, message: &str| {
         create
             .creations

@@ -4,19 +4,20 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode, throttling_message};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
+use crate::quotas::Mutations;
 
 pub(crate) fn answer(
     broker: &Broker,
     create: CreatePartitionsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let access = Access::new(broker, session);
+    let mutations = Mutations::new(broker, request, 3);
     let results = create
         .topics
         .into_iter()
@@ -26,11 +27,27 @@ pub(crate) fn answer(
                 let refused = kafka_protocol::ResponseError::TopicAuthorizationFailed;
                 return result.with_error_code(refused.code());
             }
+            if let Err(throttle_ms) = mutations.admit() {
+                return result
+                    .with_error_code(kafka_protocol::ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(throttling_message(throttle_ms)));
+            }
+            let before = broker
+                .node()
+                .metadata()
+                .topics
+                .get(topic.name.as_str())
+                .map_or(0, |t| t.partitions.len());
             match broker
                 .topics()
                 .create_partitions(&topic.name, topic.count, create.validate_only)
             {
-                Ok(()) => result,
+                Ok(()) => {
+                    if !create.validate_only {
+                        mutations.record((topic.count.max(0) as usize).saturating_sub(before));
+                    }
+                    result
+                }
                 Err(error) => result
                     .with_error_code(error_code::for_topic(&error).code())
                     .with_error_message(Some(StrBytes::from_string(error.to_string()))),
@@ -40,6 +57,8 @@ pub(crate) fn answer(
     encode(
         ApiKey::CreatePartitions,
         version,
-        &CreatePartitionsResponse::default().with_results(results),
+        &CreatePartitionsResponse::default()
+            .with_results(results)
+            .with_throttle_time_ms(mutations.throttle_ms()),
     )
 }

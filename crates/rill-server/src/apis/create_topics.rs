@@ -9,22 +9,24 @@ use kafka_protocol::messages::create_topics_response::{
 use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode, throttling_message};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
+use crate::quotas::Mutations;
 use crate::topic_config;
 use crate::topics::NewTopic;
+use kafka_protocol::ResponseError;
 
 pub(crate) fn answer(
     broker: &Broker,
     create: CreateTopicsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let access = Access::new(broker, session);
     let may_create_any = access.allows_cluster(AclOperation::Create);
+    let mutations = Mutations::new(broker, request, 6);
     let results = create
         .topics
         .into_iter()
@@ -35,6 +37,11 @@ pub(crate) fn answer(
             {
                 let refused = kafka_protocol::ResponseError::TopicAuthorizationFailed;
                 return result.with_error_code(refused.code());
+            }
+            if let Err(throttle_ms) = mutations.admit() {
+                return result
+                    .with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(throttling_message(throttle_ms)));
             }
             let configs: BTreeMap<String, String> = topic
                 .configs
@@ -61,6 +68,9 @@ pub(crate) fn answer(
             };
             match broker.topics().create(&new_topic, create.validate_only) {
                 Ok(created) => {
+                    if !create.validate_only {
+                        mutations.record(created.partitions.max(0) as usize);
+                    }
                     let mut result = result;
                     if version >= 5 {
                         result = result.with_num_partitions(created.partitions);
@@ -95,7 +105,9 @@ pub(crate) fn answer(
     encode(
         ApiKey::CreateTopics,
         version,
-        &CreateTopicsResponse::default().with_topics(results),
+        &CreateTopicsResponse::default()
+            .with_topics(results)
+            .with_throttle_time_ms(mutations.throttle_ms()),
     )
 }
 

@@ -14,18 +14,17 @@ use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{AclOperation, Applied, Command};
 
 use super::describe_acls::filter;
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::Access;
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     delete: DeleteAclsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let every = |error: ResponseError, message: &str| {
         delete
             .filters

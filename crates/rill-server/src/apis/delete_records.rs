@@ -10,18 +10,17 @@ use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsRespon
 use rill_partition::TopicPartition;
 use rill_storage::Offset;
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     delete: DeleteRecordsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let access = Access::new(broker, session);
     let topics = delete
         .topics

@@ -6,18 +6,18 @@ use kafka_protocol::messages::{ApiKey, DeleteTopicsRequest, DeleteTopicsResponse
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode, throttling_message};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
+use crate::quotas::Mutations;
 
 pub(crate) fn answer(
     broker: &Broker,
     delete: DeleteTopicsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let wanted: Vec<(Option<TopicName>, Uuid)> = if version >= 6 {
         delete
             .topics
@@ -32,6 +32,7 @@ pub(crate) fn answer(
             .collect()
     };
     let access = Access::new(broker, session);
+    let mutations = Mutations::new(broker, request, 5);
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
@@ -63,8 +64,20 @@ pub(crate) fn answer(
             if !may(AclOperation::Delete) {
                 return result.with_error_code(refused);
             }
+            if let Err(throttle_ms) = mutations.admit() {
+                return result
+                    .with_error_code(ResponseError::ThrottlingQuotaExceeded.code())
+                    .with_error_message(Some(throttling_message(throttle_ms)));
+            }
+            let partitions = broker
+                .node()
+                .metadata()
+                .topics
+                .get(&resolved)
+                .map_or(0, |t| t.partitions.len());
             match broker.topics().delete(&resolved) {
                 Ok(removed) => {
+                    mutations.record(partitions);
                     if version >= 6 {
                         result = result
                             .with_name(Some(TopicName(StrBytes::from_string(resolved))))
@@ -86,6 +99,8 @@ pub(crate) fn answer(
     encode(
         ApiKey::DeleteTopics,
         version,
-        &DeleteTopicsResponse::default().with_responses(responses),
+        &DeleteTopicsResponse::default()
+            .with_responses(responses)
+            .with_throttle_time_ms(mutations.throttle_ms()),
     )
 }

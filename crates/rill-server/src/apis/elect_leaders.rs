@@ -12,11 +12,10 @@ use kafka_protocol::messages::{ApiKey, ElectLeadersRequest, ElectLeadersResponse
 use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{BrokerId, ClusterMetadata, Command, PartitionChange};
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
 
 /// Kafka's ElectionType for a preferred-leader election.
 const PREFERRED: i8 = 0;
@@ -27,9 +26,9 @@ type Outcomes = BTreeMap<String, BTreeMap<i32, Result<(), (ResponseError, String
 pub(crate) fn answer(
     broker: &Broker,
     elect: ElectLeadersRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let wanted: Option<Vec<(String, i32)>> = elect.topic_partitions.map(|topics| {
         topics
             .into_iter()

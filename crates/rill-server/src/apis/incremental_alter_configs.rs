@@ -14,11 +14,10 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
-use crate::session::Session;
 use crate::topic_config::{self, find_by_broker_name};
 use crate::topics::TopicError;
 
@@ -30,9 +29,9 @@ const OP_SUBTRACT: i8 = 3;
 pub(crate) fn answer(
     broker: &Broker,
     alter: IncrementalAlterConfigsRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let access = Access::new(broker, session);
     let responses = alter
         .resources

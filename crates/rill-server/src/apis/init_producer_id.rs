@@ -7,17 +7,16 @@
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
-use super::{Body, HandlerError, encode};
+use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
-use crate::session::Session;
 
 pub(crate) fn answer(
     broker: &Broker,
     init: InitProducerIdRequest,
-    session: &Session,
-    version: i16,
+    request: &Request,
 ) -> Result<Body, HandlerError> {
+    let (session, version) = (&*request.session, request.version());
     let response = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);

@@ -17,6 +17,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use crate::broker::Broker;
 use crate::session::Session;
 
+mod alter_client_quotas;
 mod alter_configs;
 mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
@@ -29,6 +30,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -97,6 +99,9 @@ pub(crate) struct Request {
     pub body: Bytes,
     /// Who sent it, from where, on which listener.
     pub session: Arc<Session>,
+    /// How long the client's quotas throttle it for this request (its
+    /// produce bytes, its request time), as the connection charged it.
+    pub throttle_ms: u64,
 }
 
 impl Request {
@@ -145,6 +150,14 @@ pub(crate) fn encode<T: Encodable>(
     Ok(vec![buf.freeze()])
 }
 
+/// The message of a THROTTLING_QUOTA_EXCEEDED: the error's own text and
+/// how long to wait.
+pub(crate) fn throttling_message(throttle_ms: u64) -> kafka_protocol::protocol::StrBytes {
+    kafka_protocol::protocol::StrBytes::from_string(format!(
+        "The throttling quota has been exceeded; retry in {throttle_ms} ms."
+    ))
+}
+
 /// A ready response.
 pub(crate) fn ready(body: Result<Body, HandlerError>) -> Pending {
     Box::pin(std::future::ready(body.map(Some)))
@@ -155,19 +168,16 @@ pub(crate) fn ready(body: Result<Body, HandlerError>) -> Pending {
 /// deletion, fsyncs), keeping the reactor free.
 fn on_blocking_pool<T: Decodable + Send + 'static>(
     broker: &Arc<Broker>,
-    request: &Request,
-    answer: fn(&Broker, T, &Session, i16) -> Result<Body, HandlerError>,
+    request: Request,
+    answer: fn(&Broker, T, &Request) -> Result<Body, HandlerError>,
 ) -> Pending {
-    let session = Arc::clone(&request.session);
-    let version = request.version();
     let decoded: T = match request.decode() {
         Ok(decoded) => decoded,
         Err(error) => return ready(Err(error)),
     };
     let broker = Arc::clone(broker);
     Box::pin(async move {
-        match tokio::task::spawn_blocking(move || answer(&broker, decoded, &session, version)).await
-        {
+        match tokio::task::spawn_blocking(move || answer(&broker, decoded, &request)).await {
             Ok(result) => result.map(Some),
             Err(join) => std::panic::resume_unwind(join.into_panic()),
         }

@@ -147,8 +147,11 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     }
     let deadline = tokio::time::Instant::now()
         + Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
+    let throttle_ms = i32::try_from(request.throttle_ms).unwrap_or(i32::MAX);
     Box::pin(async move {
-        let response = acknowledge(&broker, topics, version, deadline).await;
+        let response = acknowledge(&broker, topics, version, deadline)
+            .await
+            .with_throttle_time_ms(throttle_ms);
         encode(ApiKey::Produce, version, &response).map(Some)
     })
 }

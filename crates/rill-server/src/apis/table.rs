@@ -15,7 +15,7 @@
 //!   returns the rest as a future (appends, then their acknowledgement);
 //! - `long_poll(f)`: as `pending`, and the future is told of shutdown;
 //! - `blocking(f)`: the request is decoded, then `f(broker, decoded,
-//!   session, version)` runs on the blocking pool (it touches files or waits for
+//!   &request)` runs on the blocking pool (it touches files or waits for
 //!   the metadata quorum).
 
 use std::sync::Arc;
@@ -143,7 +143,7 @@ macro_rules! api_table {
         $handler($broker, &$req, $shutdown.clone())
     };
     (@run blocking, $handler:path, $request:ty, $broker:ident, $req:ident, $shutdown:ident) => {
-        on_blocking_pool::<$request>($broker, &$req, $handler)
+        on_blocking_pool::<$request>($broker, $req, $handler)
     };
 }
 
@@ -410,6 +410,22 @@ api_table! {
         run: pending(offset_delete::handle),
         acl: [(Delete, Group), (Read, Topic)],
         route: Broker,
+        multi_node: false,
+    }
+    DescribeClientQuotas {
+        versions: 0..=1,
+        request: DescribeClientQuotasRequest,
+        run: ready(describe_client_quotas::answer),
+        acl: [(DescribeConfigs, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
+    AlterClientQuotas {
+        versions: 0..=1,
+        request: AlterClientQuotasRequest,
+        run: blocking(alter_client_quotas::answer),
+        acl: [(AlterConfigs, Cluster)],
+        route: Controller,
         multi_node: false,
     }
     DescribeUserScramCredentials {

@@ -22,6 +22,7 @@ use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::listeners::Listener;
 use crate::network::frame::{FrameError, FrameReader, Incoming, REQUEST_HEADER_BYTES_MIN};
+use crate::quotas::{self, Client};
 use crate::security::{ANONYMOUS, Admit, Authenticator, TlsStream};
 use crate::session::Session;
 use crate::shutdown::Shutdown;
@@ -45,6 +46,9 @@ pub(crate) struct Queued {
     /// Response header version: 1 has tagged fields.
     header_version: i16,
     pending: Pending,
+    /// The request's API and version, and the throttle time its quotas
+    /// put on its response.
+    throttle: (ApiKey, i16, u64),
 }
 
 /// What the first bytes of a frame say to do.
@@ -168,6 +172,14 @@ pub(crate) async fn serve(
                 Ok(Ok(frame)) => frame,
             },
         };
+        // A quota holds the connection: this request waits, and the
+        // socket is not read meanwhile.
+        if let Some(until) = session.throttled_until() {
+            tokio::select! {
+                () = stopping.wait() => break,
+                () = tokio::time::sleep_until(until) => {}
+            }
+        }
         bytes_since_yield += frame.len();
         let mut close_after = false;
         let queued = match parse(frame, &session) {
@@ -185,20 +197,24 @@ pub(crate) async fn serve(
                     }
                     None => Ok(Admit::Dispatch),
                 };
+                let (key, version) = (request.api.key(), request.version());
                 let answer = |body| Queued {
                     correlation_id: request.header.correlation_id,
-                    header_version: request.api.key().response_header_version(request.version()),
+                    header_version: key.response_header_version(version),
                     pending: apis::ready(Ok(body)),
+                    throttle: (key, version, 0),
                 };
                 match admitted {
-                    Ok(Admit::Dispatch) => Queued {
-                        correlation_id: request.header.correlation_id,
-                        header_version: request
-                            .api
-                            .key()
-                            .response_header_version(request.version()),
-                        pending: apis::handle(&broker, request, &shutdown),
-                    },
+                    Ok(Admit::Dispatch) => {
+                        let correlation_id = request.header.correlation_id;
+                        let (pending, throttle_ms) = dispatch_charged(&broker, request, &shutdown);
+                        Queued {
+                            correlation_id,
+                            header_version: key.response_header_version(version),
+                            pending,
+                            throttle: (key, version, throttle_ms),
+                        }
+                    }
                     Ok(Admit::Answer(body)) => answer(body),
                     Ok(Admit::AnswerAndClose(body)) => {
                         close_after = true;
@@ -232,6 +248,47 @@ pub(crate) async fn serve(
     }
 }
 
+/// Handles a request as `apis::handle` does, first charging the client's
+/// quotas (its produce bytes; whether it is over its request-time quota)
+/// and after the time handling took; the connection is held for the
+/// throttle. Returns the response to come and the throttle time it must
+/// carry. ApiVersions and SASL are not charged; Fetch decides its own
+/// throttle (a follower's is exempt, a consumer's counts its bytes).
+fn dispatch_charged(
+    broker: &Arc<Broker>,
+    mut request: Request,
+    shutdown: &Shutdown,
+) -> (Pending, u64) {
+    let metadata = broker.node().metadata();
+    let quotas = &metadata.client_quotas;
+    let api = request.api;
+    if quotas.is_empty()
+        || matches!(
+            api,
+            Api::ApiVersions | Api::SaslHandshake | Api::SaslAuthenticate
+        )
+    {
+        return (apis::handle(broker, request, shutdown), 0);
+    }
+    let session = Arc::clone(&request.session);
+    let client_id = request.client_id();
+    let client = Client::new(&session, &client_id);
+    let produce_bytes = (api == Api::Produce).then_some(request.body.len());
+    let throttle_ms = broker
+        .quotas()
+        .charge_request(quotas, client, produce_bytes);
+    request.throttle_ms = throttle_ms;
+    let started = std::time::Instant::now();
+    let pending = apis::handle(broker, request, shutdown);
+    broker
+        .quotas()
+        .charge_time(quotas, client, started.elapsed());
+    if api != Api::Fetch {
+        session.throttle(throttle_ms);
+    }
+    (pending, throttle_ms)
+}
+
 /// Reads the request header of a frame's body: which API at which
 /// version, refused unless Rill implements it. The body is left undecoded,
 /// for its handler.
@@ -257,6 +314,7 @@ pub(crate) fn parse(mut frame: Bytes, session: &Arc<Session>) -> Result<Parsed, 
                 correlation_id,
                 header_version: 0,
                 pending: apis::ready(apis::unsupported_version_response()),
+                throttle: (kafka_api, version, 0),
             }));
         }
         return Err(HeaderError::UnsupportedVersion {
@@ -283,6 +341,7 @@ pub(crate) fn parse(mut frame: Bytes, session: &Arc<Session>) -> Result<Parsed, 
         api,
         body: frame,
         session: Arc::clone(session),
+        throttle_ms: 0,
     }))
 }
 
@@ -360,7 +419,7 @@ fn add_response(
     outcome: Result<Option<Body>, HandlerError>,
     peer: SocketAddr,
 ) -> bool {
-    let body = match outcome {
+    let mut body = match outcome {
         Ok(Some(body)) => body,
         Ok(None) => return false,
         Err(error) => {
@@ -368,6 +427,10 @@ fn add_response(
             return true;
         }
     };
+    let (api, version, throttle_ms) = request.throttle;
+    if throttle_ms > 0 {
+        quotas::set_throttle_time(api, version, &mut body, throttle_ms);
+    }
     let body_bytes: usize = body.iter().map(Bytes::len).sum();
     let header_bytes = if request.header_version >= 1 { 5 } else { 4 };
     let mut head = BytesMut::with_capacity(4 + header_bytes);

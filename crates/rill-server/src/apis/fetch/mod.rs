@@ -21,6 +21,7 @@ use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use rill_cluster::QuotaKey;
 use rill_partition::{FetchIsolation, TopicPartition};
 use rill_storage::Offset;
 use tokio::sync::Notify;
@@ -28,10 +29,12 @@ use uuid::Uuid;
 
 use response::{TopicRecords, encode_fetch_response};
 
-use super::{Pending, Request, encode, ready};
+use super::{Body, HandlerError, Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::quotas::Client;
+use crate::session::Session;
 use crate::shutdown::Shutdown;
 
 /// The longest long poll, whatever the client asks: a bound on how long a
@@ -121,11 +124,29 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
     let broker = Arc::clone(broker);
     let max_wait = Duration::from_millis(fetch.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
     let min_bytes = fetch.min_bytes.max(0) as usize;
-    let max_bytes = if fetch.max_bytes > 0 {
+    let mut max_bytes = if fetch.max_bytes > 0 {
         fetch.max_bytes as usize
     } else {
         usize::MAX
     };
+    // A consumer's fetches count against its consumer_byte_rate; a
+    // follower's do not (Kafka has replication quotas for those).
+    let consumer = follower.is_none().then(|| Consumer {
+        session: Arc::clone(&request.session),
+        client_id: request.client_id(),
+        request_throttle_ms: request.throttle_ms,
+    });
+    if let Some(consumer) = &consumer {
+        // No more at once than the quota allows over its whole window.
+        let metadata = broker.node().metadata();
+        if let Some(window_max) = broker.quotas().max_in_window(
+            &metadata.client_quotas,
+            QuotaKey::ConsumerByteRate,
+            consumer.client(),
+        ) {
+            max_bytes = max_bytes.min(window_max as usize);
+        }
+    }
     Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         let woken = Arc::new(Notify::new());
@@ -146,19 +167,67 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
                 || read.any_error
                 || tokio::time::Instant::now() >= deadline;
             if done {
-                return encode_fetch_response(&FetchResponse::default(), read.topics, version)
-                    .map(Some);
+                return respond(&broker, consumer.as_ref(), read, version);
             }
             tokio::select! {
                 () = woken.notified() => {}
                 () = tokio::time::sleep_until(deadline) => {}
                 () = shutdown.wait() => {
                     let read = read_all(&broker, &topics, (max_bytes, follower), version);
-                    return encode_fetch_response(&FetchResponse::default(), read.topics, version).map(Some);
+                    return respond(&broker, consumer.as_ref(), read, version);
                 }
             }
         }
     })
+}
+
+/// A consumer's fetch, for its quotas.
+struct Consumer {
+    session: Arc<Session>,
+    client_id: String,
+    /// The request-time throttle the connection charged.
+    request_throttle_ms: u64,
+}
+
+impl Consumer {
+    fn client(&self) -> Client<'_> {
+        Client::new(&self.session, &self.client_id)
+    }
+}
+
+/// The fetch's response: what was read, unless the consumer's quotas
+/// throttle it — then, as Kafka does, an empty response carrying the
+/// throttle time, the bytes not counted, and the connection held.
+fn respond(
+    broker: &Broker,
+    consumer: Option<&Consumer>,
+    read: ReadAll,
+    version: i16,
+) -> Result<Option<Body>, HandlerError> {
+    let throttle_ms = match consumer {
+        None => 0,
+        Some(consumer) => {
+            let metadata = broker.node().metadata();
+            let (quotas, client) = (&metadata.client_quotas, consumer.client());
+            let bytes = read.bytes as f64;
+            let key = QuotaKey::ConsumerByteRate;
+            let throttle_ms = broker
+                .quotas()
+                .record(quotas, key, client, bytes)
+                .max(consumer.request_throttle_ms);
+            if throttle_ms > 0 {
+                broker.quotas().record_only(quotas, key, client, -bytes);
+                consumer.session.throttle(throttle_ms);
+            }
+            throttle_ms
+        }
+    };
+    if throttle_ms == 0 {
+        return encode_fetch_response(&FetchResponse::default(), read.topics, version).map(Some);
+    }
+    let response = FetchResponse::default()
+        .with_throttle_time_ms(i32::try_from(throttle_ms).unwrap_or(i32::MAX));
+    encode_fetch_response(&response, Vec::new(), version).map(Some)
 }
 
 struct ReadAll {
