@@ -273,7 +273,8 @@ fn tls_listeners_without_usable_keys_are_refused_at_start() {
         listeners,
     );
     assert!(stderr.contains("truststore"), "{stderr}");
-    // Replica fetchers and controllers speak plaintext for now.
+    // Nodes speaking TLS to each other check each other's certificates:
+    // an SSL inter-broker listener needs a truststore.
     let stderr = refused_at_start(
         &[
             "--set",
@@ -281,7 +282,10 @@ fn tls_listeners_without_usable_keys_are_refused_at_start() {
         ],
         "SSL://127.0.0.1:0,PLAINTEXT://127.0.0.1:0",
     );
-    assert!(stderr.contains("inter.broker.listener.name"), "{stderr}");
+    assert!(
+        stderr.contains("inter.broker.listener.name") && stderr.contains("truststore"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -53,6 +53,22 @@ impl Ca {
         self.sign(params)
     }
 
+    /// A node's certificate: for 127.0.0.1 and localhost, as a server to
+    /// the other nodes and a client of theirs, its subject `CN=name`.
+    pub fn node(&self, name: &str) -> Leaf {
+        let mut params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params
+            .subject_alt_names
+            .push(SanType::IpAddress([127, 0, 0, 1].into()));
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.sign(params)
+    }
+
     /// A client certificate whose subject is `subject` (in certificate
     /// order: the last is written first in RFC 2253).
     pub fn client(&self, subject: &[(DnType, &str)]) -> Leaf {

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::command::{Command, CommandResult};
+use crate::connector::Connector;
 use crate::controller::{HeartbeatError, HeartbeatResponse, MembershipError, ProposeError};
 use crate::metadata::{BrokerEpoch, BrokerId};
 use crate::network::{
@@ -28,12 +29,17 @@ pub struct ControllerClient {
 
 impl ControllerClient {
     /// `controllers`: id -> `host:port` of every controller (the
-    /// `--controller-quorum` list); `timeout` bounds each call.
-    pub fn new(controllers: &BTreeMap<NodeId, String>, timeout: Duration) -> ControllerClient {
+    /// `--controller-quorum` list); `timeout` bounds each call; `connector`
+    /// opens the connections.
+    pub fn new(
+        controllers: &BTreeMap<NodeId, String>,
+        timeout: Duration,
+        connector: &Connector,
+    ) -> ControllerClient {
         ControllerClient {
             controllers: controllers
                 .iter()
-                .map(|(id, addr)| PeerClient::new(*id, addr.clone()))
+                .map(|(id, addr)| PeerClient::new(*id, addr.clone(), connector.clone()))
                 .collect(),
             ids: controllers.keys().copied().collect(),
             next: 0,

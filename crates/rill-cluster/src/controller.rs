@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 use crate::command::{Applied, Command, CommandResult, Rejection};
+use crate::connector::{Acceptor, Connector, NodeStream};
 use crate::durable_file::FileError;
 use crate::liveness::Liveness;
 use crate::log_store::LogStore;
@@ -209,6 +210,10 @@ pub struct ControllerConfig {
     pub data_dir: PathBuf,
     pub raft: RaftSettings,
     pub cluster: ClusterSettings,
+    /// How this node connects to the other controllers.
+    pub connector: Connector,
+    /// How its own controller port (`listen`) takes their connections.
+    pub acceptor: Acceptor,
 }
 
 /// Why a controller did not start.
@@ -307,6 +312,7 @@ pub(crate) struct Core {
     cluster: ClusterSettings,
     /// Only the leader's means anything; reset at each term it leads.
     liveness: Mutex<Liveness>,
+    connector: Connector,
 }
 
 impl Controller {
@@ -369,7 +375,7 @@ impl Controller {
         let raft = Raft::new(
             config.node_id,
             Arc::new(raft_config),
-            NetworkFactory,
+            NetworkFactory(config.connector.clone()),
             log_store,
             state_machine,
         )
@@ -386,10 +392,16 @@ impl Controller {
             session_timeout,
             cluster: config.cluster,
             liveness: Mutex::new(Liveness::new(Instant::now())),
+            connector: config.connector,
         });
         let (stop_server, stopped) = watch::channel(false);
+        let acceptor = config.acceptor.clone();
         let server = listener.map(|(listener, _)| {
-            tokio::spawn(network::serve(listener, Arc::clone(&core), stopped))
+            tokio::spawn(network::serve(
+                (listener, acceptor),
+                Arc::clone(&core),
+                stopped,
+            ))
         });
         let sessions = tokio::spawn(watch_sessions(Arc::clone(&core), stop_server.subscribe()));
         let controller = Controller {
@@ -455,10 +467,9 @@ impl Controller {
     /// Serves one peer's connection, accepted elsewhere (a broker's Kafka
     /// listener: see [`network::is_controller_connection`]), until it
     /// closes.
-    pub async fn serve_connection(&self, stream: tokio::net::TcpStream) {
-        let peer = stream.peer_addr().ok();
+    pub async fn serve_connection(&self, stream: impl NodeStream, peer: std::net::SocketAddr) {
         if let Err(e) = network::serve_connection(stream, &self.core).await {
-            tracing::debug!(?peer, error = %e, "controller connection closed");
+            tracing::debug!(%peer, error = %e, "controller connection closed");
         }
     }
 
@@ -765,7 +776,7 @@ impl Core {
             .membership_config
             .membership()
             .get_node(&node)
-            .map(|n| PeerClient::new(node, n.addr.clone()))
+            .map(|n| PeerClient::new(node, n.addr.clone(), self.connector.clone()))
     }
 
     async fn forward_proposal(

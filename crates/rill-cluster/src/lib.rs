@@ -25,7 +25,8 @@
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::collections::BTreeMap;
 //! use rill_cluster::{
-//!     Bootstrap, BrokerId, ClusterSettings, Command, Controller, ControllerConfig, RaftSettings,
+//!     Acceptor, Bootstrap, BrokerId, ClusterSettings, Command, Connector, Controller,
+//!     ControllerConfig, RaftSettings,
 //! };
 //!
 //! let voters = BTreeMap::from([
@@ -40,6 +41,8 @@
 //!     data_dir: "rill-data/metadata".into(),
 //!     raft: RaftSettings::default(),
 //!     cluster: ClusterSettings::default(),
+//!     connector: Connector::tcp(),
+//!     acceptor: Acceptor::tcp(),
 //! })
 //! .await?;
 //! let registered = controller
@@ -60,6 +63,7 @@ mod acls;
 mod client;
 mod client_quotas;
 mod command;
+mod connector;
 mod controller;
 mod durable_file;
 mod elections;
@@ -83,6 +87,9 @@ pub use client_quotas::{
     QuotaEntity, QuotaFilter, QuotaKey, QuotaValue,
 };
 pub use command::{Applied, Command, CommandResult, PartitionChange, Rejection};
+pub use connector::{
+    Accept, Accepting, Acceptor, Connect, Connecting, Connector, NodeStream, tcp_connect,
+};
 pub use controller::{
     Bootstrap, COMMAND_BYTES_MAX, ClusterSettings, Controller, ControllerConfig, CreateTopicError,
     HeartbeatError, HeartbeatResponse, MembershipError, ProposeError, QuorumStatus, RaftSettings,

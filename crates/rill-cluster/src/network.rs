@@ -29,12 +29,13 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::command::{Command, CommandResult, Rejection};
+use crate::connector::{Acceptor, Connector, NodeStream};
 use crate::controller::{Core, MembershipError};
 use crate::metadata::{BrokerEpoch, BrokerId, ClusterMetadata};
 use crate::raft_types::{NodeId, TypeConfig};
@@ -216,7 +217,10 @@ pub enum RpcError {
 }
 
 /// Writes one frame holding `message`.
-async fn write_frame<T: Serialize>(stream: &mut TcpStream, message: &T) -> Result<(), FrameError> {
+async fn write_frame<T: Serialize, S: AsyncWrite + Unpin + ?Sized>(
+    stream: &mut S,
+    message: &T,
+) -> Result<(), FrameError> {
     let payload = encode(message)?;
     let length = u32::try_from(payload.len()).map_err(|_| FrameError::TooLarge {
         bytes: payload.len(),
@@ -241,8 +245,8 @@ fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, FrameError> {
 
 /// Reads one frame; `Ok(None)` if the peer closed the connection between
 /// frames.
-async fn read_frame<T: serde::de::DeserializeOwned>(
-    stream: &mut TcpStream,
+async fn read_frame<T: serde::de::DeserializeOwned, S: AsyncRead + Unpin + ?Sized>(
+    stream: &mut S,
 ) -> Result<Option<T>, FrameError> {
     let mut header = [0u8; 4];
     match stream.read_exact(&mut header).await {
@@ -276,15 +280,17 @@ pub(crate) enum FrameError {
 pub(crate) struct PeerClient {
     target: NodeId,
     addr: String,
-    stream: Option<TcpStream>,
+    stream: Option<Box<dyn NodeStream>>,
+    connector: Connector,
 }
 
 impl PeerClient {
-    pub(crate) fn new(target: NodeId, addr: String) -> PeerClient {
+    pub(crate) fn new(target: NodeId, addr: String, connector: Connector) -> PeerClient {
         PeerClient {
             target,
             addr,
             stream: None,
+            connector,
         }
     }
 
@@ -312,9 +318,9 @@ impl PeerClient {
 
     async fn exchange(
         &self,
-        stream: Option<TcpStream>,
+        stream: Option<Box<dyn NodeStream>>,
         request: &Request,
-    ) -> Result<(TcpStream, Response), RpcError> {
+    ) -> Result<(Box<dyn NodeStream>, Response), RpcError> {
         let mut stream = match stream {
             Some(stream) => stream,
             None => self.connect().await?,
@@ -339,19 +345,16 @@ impl PeerClient {
         }
     }
 
-    async fn connect(&self) -> Result<TcpStream, RpcError> {
-        let connect = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr));
-        let stream = match connect.await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(self.connect_error(source)),
+    async fn connect(&self) -> Result<Box<dyn NodeStream>, RpcError> {
+        let connect = tokio::time::timeout(CONNECT_TIMEOUT, self.connector.connect(&self.addr));
+        match connect.await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(source)) => Err(self.connect_error(source)),
             Err(_) => {
                 let source = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
-                return Err(self.connect_error(source));
+                Err(self.connect_error(source))
             }
-        };
-        // Small RPCs: waiting to fill a segment only delays heartbeats.
-        stream.set_nodelay(true).map_err(|e| self.io_error(e))?;
-        Ok(stream)
+        }
     }
 
     fn connect_error(&self, source: io::Error) -> RpcError {
@@ -372,13 +375,13 @@ impl PeerClient {
 }
 
 /// Makes a [`PeerClient`] per peer for openraft.
-pub(crate) struct NetworkFactory;
+pub(crate) struct NetworkFactory(pub(crate) Connector);
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
-        PeerClient::new(target, node.addr.clone())
+        PeerClient::new(target, node.addr.clone(), self.0.clone())
     }
 }
 
@@ -461,7 +464,7 @@ impl RaftNetwork<TypeConfig> for PeerClient {
 /// Serves peers' requests to the local Raft until `shutdown` turns true,
 /// then closes every connection.
 pub(crate) async fn serve(
-    listener: TcpListener,
+    (listener, acceptor): (TcpListener, Acceptor),
     core: Arc<Core>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -484,7 +487,15 @@ pub(crate) async fn serve(
         match accepted {
             Ok((stream, peer)) => {
                 let core = Arc::clone(&core);
+                let acceptor = acceptor.clone();
                 connections.spawn(async move {
+                    let stream = match acceptor.accept(stream, peer).await {
+                        Ok(stream) => stream,
+                        Err(e) => {
+                            tracing::warn!(%peer, error = %e, "controller connection refused");
+                            return;
+                        }
+                    };
                     if let Err(e) = serve_connection(stream, &core).await {
                         tracing::debug!(%peer, error = %e, "controller connection closed");
                     }
@@ -511,10 +522,12 @@ pub fn is_controller_connection(head: &[u8]) -> bool {
     head.get(4..6) == Some(b"{\"")
 }
 
-pub(crate) async fn serve_connection(mut stream: TcpStream, core: &Core) -> Result<(), FrameError> {
+pub(crate) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    core: &Core,
+) -> Result<(), FrameError> {
     let raft = &core.raft;
-    stream.set_nodelay(true)?;
-    while let Some(request) = read_frame::<Request>(&mut stream).await? {
+    while let Some(request) = read_frame::<Request, _>(&mut stream).await? {
         let response = match request {
             Request::AppendEntries(rpc) => Response::AppendEntries(raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(raft.vote(rpc).await),
@@ -558,6 +571,7 @@ pub(crate) async fn serve_connection(mut stream: TcpStream, core: &Core) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     async fn connected_pair() -> (TcpStream, TcpStream) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -586,7 +600,7 @@ mod tests {
         let (mut a, mut b) = connected_pair().await;
         let length = u32::try_from(FRAME_BYTES_MAX + 1).unwrap();
         a.write_all(&length.to_be_bytes()).await.unwrap();
-        let read = read_frame::<ProposeReply>(&mut b).await;
+        let read = read_frame::<ProposeReply, _>(&mut b).await;
         assert!(
             matches!(read, Err(FrameError::TooLarge { bytes }) if bytes == FRAME_BYTES_MAX + 1)
         );
@@ -594,14 +608,14 @@ mod tests {
         let (mut a, mut b) = connected_pair().await;
         a.write_all(&5u32.to_be_bytes()).await.unwrap();
         a.write_all(b"{nope").await.unwrap();
-        let read = read_frame::<ProposeReply>(&mut b).await;
+        let read = read_frame::<ProposeReply, _>(&mut b).await;
         assert!(matches!(read, Err(FrameError::Decode(_))));
 
         let (mut a, mut b) = connected_pair().await;
         a.write_all(&100u32.to_be_bytes()).await.unwrap();
         a.write_all(b"cut short").await.unwrap();
         drop(a);
-        let read = read_frame::<ProposeReply>(&mut b).await;
+        let read = read_frame::<ProposeReply, _>(&mut b).await;
         assert!(matches!(read, Err(FrameError::Io(_))));
     }
 
@@ -610,7 +624,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         drop(listener);
-        let mut client = PeerClient::new(2, addr);
+        let mut client = PeerClient::new(2, addr, Connector::tcp());
         let request = Request::Propose(Command::DeleteTopic {
             name: "t".to_owned(),
         });
@@ -634,7 +648,7 @@ mod tests {
             let mut stream = stream;
             let _ = stream.read_to_end(&mut buf).await; // ends when the client drops it
         });
-        let mut client = PeerClient::new(2, addr);
+        let mut client = PeerClient::new(2, addr, Connector::tcp());
         let request = Request::Propose(Command::DeleteTopic {
             name: "t".to_owned(),
         });

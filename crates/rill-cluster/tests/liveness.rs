@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rill_cluster::{
-    Applied, BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, Controller,
-    ControllerClient, CreateTopicError, LeaderEpoch, NodeId, ProposeError, Rejection,
+    Applied, BrokerEpoch, BrokerId, ClusterMetadata, ClusterSettings, Command, Connector,
+    Controller, ControllerClient, CreateTopicError, LeaderEpoch, NodeId, ProposeError, Rejection,
 };
 use tokio::task::JoinHandle;
 
@@ -101,7 +101,7 @@ struct Heartbeats {
 impl Heartbeats {
     fn start(voters: &BTreeMap<NodeId, String>, broker: BrokerId, epoch: BrokerEpoch) -> Self {
         let beating = Arc::new(AtomicBool::new(true));
-        let mut client = ControllerClient::new(voters, Duration::from_secs(2));
+        let mut client = ControllerClient::new(voters, Duration::from_secs(2), &Connector::tcp());
         let flag = Arc::clone(&beating);
         let task = tokio::spawn(async move {
             loop {

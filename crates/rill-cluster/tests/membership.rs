@@ -14,8 +14,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rill_cluster::{
-    Bootstrap, BrokerId, ClusterSettings, Command, Controller, ControllerConfig, MembershipError,
-    NodeId, ProposeError, RaftSettings,
+    Acceptor, Bootstrap, BrokerId, ClusterSettings, Command, Connector, Controller,
+    ControllerConfig, MembershipError, NodeId, ProposeError, RaftSettings,
 };
 
 mod common;
@@ -55,6 +55,8 @@ async fn start(id: NodeId, node: &Node, bootstrap: Bootstrap, raft: RaftSettings
         data_dir: node.dir.clone(),
         raft,
         cluster: ClusterSettings::default(),
+        connector: Connector::tcp(),
+        acceptor: Acceptor::tcp(),
     })
     .await
     .unwrap()

@@ -18,7 +18,7 @@ use rill_partition::{LogManager, ManagerConfig, ManagerError, Partition, TopicPa
 use rill_storage::{Disk, LogConfig};
 
 use crate::cluster::{
-    ClusterNode, ClusterStartError, ControllerSlot, LeadershipError, ReplicaManager,
+    ClusterNode, ClusterStartError, ControllerSlot, LeadershipError, NodeLinks, ReplicaManager,
 };
 use crate::config::BrokerConfig;
 use crate::effective_config::{self, BrokerLayers};
@@ -49,6 +49,8 @@ pub enum StartError {
     Import(#[from] crate::legacy_metadata::MetadataError),
     #[error("adding the initial users: {0}")]
     InitialUsers(#[from] crate::initial_users::InitialUsersError),
+    #[error("TLS between nodes: {0}")]
+    NodeTls(#[from] crate::security::TlsError),
 }
 
 impl From<ClusterStartError> for StartError {
@@ -81,7 +83,7 @@ impl Broker {
     pub(crate) async fn start(
         config: BrokerConfig,
         disk: Arc<dyn Disk>,
-        slot: &ControllerSlot,
+        (slot, links): (&ControllerSlot, &NodeLinks),
     ) -> Result<Arc<Broker>, StartError> {
         for dir in &config.log_dirs {
             std::fs::create_dir_all(dir).map_err(|source| StartError::CreateDir {
@@ -102,6 +104,7 @@ impl Broker {
             &config.cluster,
             (Arc::clone(&logs), Arc::clone(&waiters)),
             config.properties.clone(),
+            links.connector().clone(),
         ));
         let groups = Arc::new(GroupsSlot::new(
             GroupsDeps {
@@ -120,7 +123,7 @@ impl Broker {
                 Arc::clone(&replicas),
                 Arc::clone(&groups) as Arc<dyn crate::cluster::Coordinators>,
             ),
-            slot,
+            (slot, links),
         )
         .await?;
         crate::legacy_metadata::import(&node, &first_dir).await?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::authorizer::AuthorizerConfig;
 use crate::broker_properties::{self, Known};
-use crate::listeners::{ListenerProperties, Listeners, SecurityProtocol};
+use crate::listeners::{ListenerProperties, Listeners};
 use crate::properties::{self, ConfigError, Properties};
 use crate::security::{OAuthSettings, TlsSettings};
 
@@ -198,18 +198,34 @@ impl BrokerConfig {
             })?;
             tls.insert(listener.name.clone(), settings);
         }
-        // Replica fetchers and controllers speak neither TLS nor SASL yet:
-        // the listener they use must not ask them to.
+        // Replica fetchers and controllers speak TLS to each other
+        // (cluster/links.rs), not SASL: the listener they use must not
+        // ask them for it.
         let inter_broker = listeners.inter_broker();
-        if inter_broker.protocol != SecurityProtocol::Plaintext {
+        if inter_broker.protocol.uses_sasl() {
             return Err(ConfigError::Invalid {
                 name: "inter.broker.listener.name".to_string(),
                 value: inter_broker.name.clone(),
                 expected: format!(
-                    "a PLAINTEXT listener: other nodes cannot connect over {} yet \
-                     (name a PLAINTEXT listener, or list one first)",
+                    "a PLAINTEXT or SSL listener: other nodes cannot authenticate over {} yet \
+                     (name such a listener, or list one first)",
                     inter_broker.protocol
                 ),
+            });
+        }
+        // Over TLS, nodes present their certificates to each other and
+        // check them against the listener's truststore.
+        if tls
+            .get(&inter_broker.name)
+            .is_some_and(|settings: &TlsSettings| !settings.has_truststore())
+        {
+            return Err(ConfigError::Invalid {
+                name: "inter.broker.listener.name".to_string(),
+                value: inter_broker.name.clone(),
+                expected: "an SSL listener with ssl.truststore.location (or \
+                           ssl.truststore.certificates): the CA of the nodes' certificates, which \
+                           they check each other's against"
+                    .to_string(),
             });
         }
         let sasl_enabled_mechanisms: Vec<String> = read

@@ -664,7 +664,8 @@ mod tests {
         properties.insert("offsets.topic.num.partitions".into(), "2".into());
         let config = BrokerConfig::from_properties(properties).unwrap();
         let disk = Arc::new(rill_storage::RealDisk);
-        Broker::start(config, disk, &ControllerSlot::default())
+        let links = crate::cluster::NodeLinks::new(&config).unwrap();
+        Broker::start(config, disk, (&ControllerSlot::default(), &links))
             .await
             .unwrap()
     }

@@ -13,10 +13,11 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    AlterConfigsRequest, AlterPartitionReassignmentsRequest, AlterUserScramCredentialsRequest,
-    ApiKey, ApiVersionsRequest, CreateAclsRequest, CreatePartitionsRequest, CreateTopicsRequest,
-    DeleteAclsRequest, DeleteGroupsRequest, DeleteRecordsRequest, DeleteTopicsRequest,
-    DescribeAclsRequest, DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
+    AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest,
+    CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
+    DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClientQuotasRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
     DescribeUserScramCredentialsRequest, ElectLeadersRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
@@ -76,6 +77,8 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::DescribeAcls => encode::<DescribeAclsRequest>(version),
         ApiKey::CreateAcls => encode::<CreateAclsRequest>(version),
         ApiKey::DeleteAcls => encode::<DeleteAclsRequest>(version),
+        ApiKey::DescribeClientQuotas => encode::<DescribeClientQuotasRequest>(version),
+        ApiKey::AlterClientQuotas => encode::<AlterClientQuotasRequest>(version),
         other => panic!("{other:?} is supported but this test cannot encode it"),
     }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use rill_cluster::ControllerClient;
+use rill_cluster::{Connector, ControllerClient};
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -55,9 +55,12 @@ fn client(bootstrap: &str, timeout_ms: u64) -> ControllerClient {
         )
         .map(|(i, address)| (i, address.to_string()))
         .collect();
+    // Plain TCP: a quorum whose nodes speak TLS to each other takes
+    // voter changes from its own nodes only (`rill broker --join`).
     ControllerClient::new(
         &nodes,
         Duration::from_millis(timeout_ms / 6).max(Duration::from_secs(1)),
+        &Connector::tcp(),
     )
 }
 

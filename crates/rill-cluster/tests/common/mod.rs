@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rill_cluster::{
-    Bootstrap, ClusterMetadata, ClusterSettings, Controller, ControllerConfig, NodeId, RaftSettings,
+    Acceptor, Bootstrap, ClusterMetadata, ClusterSettings, Connector, Controller, ControllerConfig,
+    NodeId, RaftSettings,
 };
 
 /// How long any condition may take before the test fails. A bound, not a
@@ -91,6 +92,8 @@ impl Cluster {
             data_dir: self.dirs[&id].clone(),
             raft: self.raft,
             cluster: self.cluster,
+            connector: Connector::tcp(),
+            acceptor: Acceptor::tcp(),
         };
         let controller = Controller::start(config).await.unwrap();
         self.nodes.insert(id, controller);

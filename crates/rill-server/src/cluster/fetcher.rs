@@ -13,6 +13,7 @@
 //! Thread-safe: `Fetchers` is shared by the replica manager; each task
 //! owns its connection.
 
+use rill_cluster::Connector;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,6 +77,8 @@ struct Fetcher {
 /// Every fetcher of this broker, by leader. See the module doc.
 pub(crate) struct Fetchers {
     node_id: i32,
+    /// Opens the connections to leaders (TLS between nodes that speak it).
+    connector: Connector,
     settings: Settings,
     fetchers: Mutex<HashMap<i32, Fetcher>>,
 }
@@ -88,9 +91,10 @@ struct Settings {
 }
 
 impl Fetchers {
-    pub(crate) fn new(node_id: i32, config: &ClusterConfig) -> Fetchers {
+    pub(crate) fn new(node_id: i32, config: &ClusterConfig, connector: Connector) -> Fetchers {
         Fetchers {
             node_id,
+            connector,
             settings: Settings {
                 wait_max_ms: i32::try_from(config.replica_fetch_wait_max_ms).unwrap_or(i32::MAX),
                 partition_bytes_max: config.replica_fetch_max_bytes,
@@ -119,7 +123,7 @@ impl Fetchers {
             let task = tokio::spawn(run(
                 Arc::clone(&shared),
                 address.clone(),
-                self.node_id,
+                (self.node_id, self.connector.clone()),
                 self.settings,
                 stop,
             ));
@@ -163,7 +167,7 @@ impl Fetchers {
 async fn run(
     shared: Arc<Shared>,
     address: String,
-    node_id: i32,
+    (node_id, connector): (i32, Connector),
     settings: Settings,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -182,9 +186,8 @@ async fn run(
             continue;
         }
         if connection.is_none() {
-            match PeerConnection::connect(&address, format!("rill-replica-{node_id}"), 256 << 20)
-                .await
-            {
+            let client_id = format!("rill-replica-{node_id}");
+            match PeerConnection::connect(&connector, &address, client_id, 256 << 20).await {
                 Ok(c) => connection = Some(c),
                 Err(error) => {
                     tracing::debug!(%error, "cannot reach the leader");

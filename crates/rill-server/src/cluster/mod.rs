@@ -19,6 +19,7 @@
 
 mod fetcher;
 mod leader_state;
+mod links;
 mod peer;
 mod quorum;
 mod replicas;
@@ -35,6 +36,7 @@ use rill_cluster::{
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub(crate) use links::{NodeLinks, refusal};
 pub(crate) use quorum::ControllerSlot;
 use quorum::Quorum;
 pub(crate) use replicas::{AckWait, LeadershipError, ReplicaManager};
@@ -158,7 +160,7 @@ impl ClusterNode {
     pub(crate) async fn start(
         config: &BrokerConfig,
         (replicas, coordinators): (Arc<ReplicaManager>, Arc<dyn Coordinators>),
-        slot: &ControllerSlot,
+        (slot, links): (&ControllerSlot, &NodeLinks),
     ) -> Result<Arc<ClusterNode>, ClusterStartError> {
         let node_id = config.node_id;
         let data_dir = config
@@ -171,7 +173,7 @@ impl ClusterNode {
             node_id,
             (&config.cluster, &config.listeners.inter_broker().advertised),
             data_dir,
-            slot,
+            (slot, links),
         )
         .await?;
         let (stop, _) = watch::channel(false);

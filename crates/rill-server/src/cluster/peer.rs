@@ -9,8 +9,8 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use rill_cluster::{Connector, NodeStream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,7 +49,7 @@ pub(crate) enum PeerError {
 /// See the module doc.
 pub(crate) struct PeerConnection {
     address: String,
-    stream: TcpStream,
+    stream: Box<dyn NodeStream>,
     client_id: StrBytes,
     next_correlation_id: i32,
     response_bytes_max: usize,
@@ -57,11 +57,12 @@ pub(crate) struct PeerConnection {
 
 impl PeerConnection {
     pub(crate) async fn connect(
+        connector: &Connector,
         address: &str,
         client_id: String,
         response_bytes_max: usize,
     ) -> Result<PeerConnection, PeerError> {
-        let connecting = TcpStream::connect(address);
+        let connecting = connector.connect(address);
         let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(source)) => {
@@ -77,8 +78,6 @@ impl PeerConnection {
                 });
             }
         };
-        // Small requests, latency matters: acks=all waits on these.
-        let _ = stream.set_nodelay(true); // Only a latency hint.
         Ok(PeerConnection {
             address: address.to_owned(),
             stream,
@@ -133,6 +132,8 @@ impl PeerConnection {
         };
         let exchange = async {
             self.stream.write_all(&frame).await.map_err(io)?;
+            // TLS holds the last record until flushed.
+            self.stream.flush().await.map_err(io)?;
             let length = self.stream.read_i32().await.map_err(io)?;
             let length = usize::try_from(length).unwrap_or(usize::MAX);
             if length > self.response_bytes_max {

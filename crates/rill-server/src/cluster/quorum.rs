@@ -6,6 +6,8 @@
 //!
 //! Thread-safe: shared by the node's tasks and the handlers.
 
+use super::NodeLinks;
+use rill_cluster::Connector;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,7 +75,7 @@ impl Quorum {
         node_id: i32,
         (config, advertised): (&ClusterConfig, &HostPort),
         data_dir: std::path::PathBuf,
-        slot: &ControllerSlot,
+        (slot, links): (&ControllerSlot, &NodeLinks),
     ) -> Result<Quorum, ClusterStartError> {
         let id = u64::try_from(node_id).unwrap_or(u64::MAX);
         let own_address = advertised.to_string();
@@ -85,7 +87,7 @@ impl Quorum {
             QuorumConfig::Join(_) => (None, Bootstrap::Join),
             QuorumConfig::Voters(voters) => {
                 let Some(address) = voters.get(&id) else {
-                    return Ok(Quorum::Remote(Remote::start(voters)));
+                    return Ok(Quorum::Remote(Remote::start(voters, links.connector())));
                 };
                 let listen = tokio::net::lookup_host(address.as_str())
                     .await
@@ -117,6 +119,8 @@ impl Quorum {
                     leader_imbalance_per_broker_percentage: config
                         .leader_imbalance_per_broker_percentage,
                 },
+                connector: links.connector().clone(),
+                acceptor: links.acceptor().clone(),
             })
             .await?,
         );
@@ -141,8 +145,11 @@ impl Quorum {
                 if !controller.voters().contains(&id) {
                     let servers: BTreeMap<u64, String> =
                         (0..).zip(servers.iter().cloned()).collect();
-                    let client =
-                        tokio::sync::Mutex::new(ControllerClient::new(&servers, CALL_TIMEOUT));
+                    let client = tokio::sync::Mutex::new(ControllerClient::new(
+                        &servers,
+                        CALL_TIMEOUT,
+                        links.connector(),
+                    ));
                     tracing::info!(node_id, ?servers, "joining the metadata quorum");
                     super::retry_while_starting("joining the metadata quorum", || async {
                         client.lock().await.add_voter(id, own_address.clone()).await
@@ -257,16 +264,16 @@ impl Quorum {
 }
 
 impl Remote {
-    fn start(voters: &BTreeMap<u64, String>) -> Remote {
+    fn start(voters: &BTreeMap<u64, String>, connector: &Connector) -> Remote {
         let view = Arc::new(RwLock::new(View::default()));
         let changes = watch::Sender::new(0);
         let poll = tokio::spawn(poll_metadata(
-            ControllerClient::new(voters, CALL_TIMEOUT),
+            ControllerClient::new(voters, CALL_TIMEOUT, connector),
             Arc::clone(&view),
             changes.clone(),
         ));
         Remote {
-            client: tokio::sync::Mutex::new(ControllerClient::new(voters, CALL_TIMEOUT)),
+            client: tokio::sync::Mutex::new(ControllerClient::new(voters, CALL_TIMEOUT, connector)),
             view,
             changes,
             poll: Mutex::new(Some(poll)),

@@ -153,6 +153,7 @@ impl ReplicaManager {
         config: &ClusterConfig,
         (logs, waiters): (Arc<LogManager>, Arc<Waiters>),
         properties: Properties,
+        connector: rill_cluster::Connector,
     ) -> ReplicaManager {
         ReplicaManager {
             node_id,
@@ -163,7 +164,7 @@ impl ReplicaManager {
             properties,
             replicas: Mutex::new(HashMap::new()),
             applied_configs: Mutex::new(AppliedConfigs::default()),
-            fetchers: Fetchers::new(node_id, config),
+            fetchers: Fetchers::new(node_id, config, connector),
             isr_check: tokio::sync::Notify::new(),
             coordinated: Mutex::new(BTreeMap::new()),
         }

@@ -22,6 +22,7 @@ use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::listeners::Listener;
 use crate::network::frame::{FrameError, FrameReader, Incoming, REQUEST_HEADER_BYTES_MIN};
+use crate::network::prefixed::Prefixed;
 use crate::quotas::{self, Client};
 use crate::security::{ANONYMOUS, Admit, Authenticator, TlsStream};
 use crate::session::Session;
@@ -81,9 +82,10 @@ pub enum HeaderError {
 /// A connection's byte stream, as accepted.
 pub(crate) enum Transport {
     Plain(TcpStream),
-    /// TLS, handshake done, and the principal the client's certificate
-    /// names (User:ANONYMOUS without one).
-    Tls(Box<TlsStream>, String),
+    /// TLS, handshake done (with any bytes the listener read first put
+    /// back), and the principal the client's certificate names
+    /// (User:ANONYMOUS without one).
+    Tls(Box<Prefixed<TlsStream>>, String),
 }
 
 /// Where responses are written: a socket, or a TLS stream over one.
@@ -95,7 +97,7 @@ impl Transport {
     fn split(self, peer: SocketAddr) -> (Incoming, Outgoing, Option<String>) {
         let socket = match &self {
             Transport::Plain(socket) => socket,
-            Transport::Tls(stream, _) => stream.get_ref().0.get_ref(),
+            Transport::Tls(stream, _) => stream.inner().get_ref().0.get_ref(),
         };
         if let Err(error) = socket.set_nodelay(true) {
             tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");

@@ -4,6 +4,7 @@
 
 mod connection;
 mod frame;
+mod prefixed;
 
 pub use connection::HeaderError;
 pub(crate) use connection::Transport;
@@ -19,11 +20,14 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use crate::broker::{Broker, StartError};
-use crate::cluster::ControllerSlot;
+use crate::cluster::{ControllerSlot, NodeLinks};
 use crate::config::BrokerConfig;
 use crate::listeners::Listener;
-use crate::security::{TlsError, TlsListener};
+use crate::security::{ANONYMOUS, TlsError, TlsListener};
 use crate::shutdown::Shutdown;
+use bytes::Bytes;
+use prefixed::Prefixed;
+use tokio::io::AsyncReadExt;
 
 /// How long shutdown waits for connections to answer their in-flight
 /// requests before closing the logs anyway.
@@ -195,7 +199,8 @@ impl Server {
         let reload_every = Duration::from_millis(config.ssl_reload_check_interval_ms);
         let tls: Vec<Arc<TlsListener>> = self.bound.iter().filter_map(|b| b.tls.clone()).collect();
         let reloader = (!tls.is_empty()).then(|| tokio::spawn(reload_tls(tls, reload_every)));
-        let starting = Broker::start(config, disk, &slot);
+        let links = Arc::new(NodeLinks::new(&config).map_err(StartError::from)?);
+        let starting = Broker::start(config, disk, (&slot, &links));
         tokio::pin!(starting);
         let mut broker: Option<Arc<Broker>> = None;
         let mut timers = None;
@@ -249,8 +254,9 @@ impl Server {
                     };
                     let started = started.clone();
                     let shutdown = shutdown.clone();
+                    let links = Arc::clone(&links);
                     connections.spawn(async move {
-                        route(stream, (peer, listener, tls), (slot, started), idle, shutdown).await;
+                        route(stream, (peer, listener, tls), (slot, started, links), idle, shutdown).await;
                         drop(permit);
                     });
                 }
@@ -310,24 +316,46 @@ const ROUTE_BYTES: usize = 6;
 async fn route(
     stream: TcpStream,
     (peer, listener, tls): (SocketAddr, Arc<Listener>, Option<Arc<TlsListener>>),
-    (slot, mut started): (Option<ControllerSlot>, watch::Receiver<Option<Arc<Broker>>>),
+    (slot, mut started, links): (
+        Option<ControllerSlot>,
+        watch::Receiver<Option<Arc<Broker>>>,
+        Arc<NodeLinks>,
+    ),
     idle: Duration,
     mut shutdown: Shutdown,
 ) {
     let transport = match tls {
-        // Controllers connect in plaintext (the inter-broker listener is
-        // PLAINTEXT until nodes speak TLS to each other).
-        Some(tls) => match tokio::time::timeout(idle, tls.accept(stream)).await {
-            Ok(Ok((stream, principal))) => Transport::Tls(Box::new(stream), principal),
-            Ok(Err(error)) => {
-                tracing::warn!(%peer, listener = %listener.name, %error, "connection refused");
-                return;
+        Some(tls) => {
+            let (mut stream, principal) = match tokio::time::timeout(idle, tls.accept(stream)).await
+            {
+                Ok(Ok(accepted)) => accepted,
+                Ok(Err(error)) => {
+                    tracing::warn!(%peer, listener = %listener.name, %error, "connection refused");
+                    return;
+                }
+                Err(_) => {
+                    tracing::warn!(%peer, listener = %listener.name, "no TLS handshake within connections.max.idle.ms; closed");
+                    return;
+                }
+            };
+            // On the inter-broker listener another node's controller may
+            // be calling: its first bytes tell.
+            let mut head = Bytes::new();
+            if let Some(slot) = slot {
+                let mut first = [0u8; ROUTE_BYTES];
+                match tokio::time::timeout(idle, stream.read_exact(&mut first)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) | Err(_) => return, // Closed, failed or silent.
+                }
+                if rill_cluster::is_controller_connection(&first) {
+                    let stream = Prefixed::new(Bytes::copy_from_slice(&first), stream);
+                    serve_controller(&slot, stream, (peer, &principal), &links).await;
+                    return;
+                }
+                head = Bytes::copy_from_slice(&first);
             }
-            Err(_) => {
-                tracing::warn!(%peer, listener = %listener.name, "no TLS handshake within connections.max.idle.ms; closed");
-                return;
-            }
-        },
+            Transport::Tls(Box::new(Prefixed::new(head, stream)), principal)
+        }
         None => {
             let mut head = [0u8; ROUTE_BYTES];
             let peeked = match tokio::time::timeout(idle, stream.peek(&mut head)).await {
@@ -338,12 +366,10 @@ async fn route(
                 && peeked == ROUTE_BYTES
                 && rill_cluster::is_controller_connection(&head)
             {
-                match slot.get() {
-                    Some(controller) => controller.serve_connection(stream).await,
-                    None => {
-                        tracing::debug!(%peer, "a controller connection before the controller runs; closed")
-                    }
+                if let Err(error) = stream.set_nodelay(true) {
+                    tracing::debug!(%peer, %error, "cannot set TCP_NODELAY");
                 }
+                serve_controller(&slot, stream, (peer, ANONYMOUS), &links).await;
                 return;
             }
             if head.starts_with(&TLS_HANDSHAKE_RECORD) {
@@ -362,6 +388,26 @@ async fn route(
     };
     if let Some(broker) = broker {
         connection::serve(transport, (peer, listener), broker, shutdown).await;
+    }
+}
+
+/// Hands another node's controller connection to this node's controller,
+/// if its principal is a node's (see `cluster::NodeLinks`).
+async fn serve_controller(
+    slot: &ControllerSlot,
+    stream: impl rill_cluster::NodeStream,
+    (peer, principal): (SocketAddr, &str),
+    links: &NodeLinks,
+) {
+    if !links.admits(principal) {
+        tracing::warn!(%peer, "{}; closed", crate::cluster::refusal(principal, peer));
+        return;
+    }
+    match slot.get() {
+        Some(controller) => controller.serve_connection(stream, peer).await,
+        None => {
+            tracing::debug!(%peer, "a controller connection before the controller runs; closed")
+        }
     }
 }
 

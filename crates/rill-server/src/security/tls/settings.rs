@@ -206,8 +206,10 @@ impl TlsSettings {
             .collect()
     }
 
-    /// Loads the keys and certificates into a rustls configuration.
-    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+    /// The keystore's certificate chain and private key.
+    fn keystore_pair(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
         let (chain_pem, chain_what, key_pem, key_what) = match &self.keystore {
             KeyStore::Combined(pem) => {
                 let bytes = pem.read()?;
@@ -219,11 +221,18 @@ impl TlsSettings {
         };
         let key = private_key(&key_pem, &key_what)?;
         let chain = certificates(&chain_pem, &chain_what)?;
-        // ring rather than aws-lc-rs (which needs cmake to build); its
-        // provider has no post-quantum key exchange, which rustls notes
-        // by deprecating it.
-        #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        Ok((chain, key))
+    }
+
+    /// Where the keystore's certificates come from, for errors.
+    fn keystore_what(&self) -> String {
+        match &self.keystore {
+            KeyStore::Combined(pem) | KeyStore::Separate { chain: pem, .. } => describe(pem),
+        }
+    }
+
+    /// The TLS versions of ssl.enabled.protocols.
+    fn versions(&self) -> Vec<&'static rustls::SupportedProtocolVersion> {
         let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
         if self.tls13 {
             versions.push(&rustls::version::TLS13);
@@ -231,6 +240,19 @@ impl TlsSettings {
         if self.tls12 {
             versions.push(&rustls::version::TLS12);
         }
+        versions
+    }
+
+    /// Loads the keys and certificates into a rustls configuration.
+    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let (chain, key) = self.keystore_pair()?;
+        let chain_what = self.keystore_what();
+        // ring rather than aws-lc-rs (which needs cmake to build); its
+        // provider has no post-quantum key exchange, which rustls notes
+        // by deprecating it.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = self.versions();
         let invalid = |what: &str, error: &dyn std::fmt::Display| TlsError::Invalid {
             what: what.to_string(),
             message: error.to_string(),
@@ -259,6 +281,45 @@ impl TlsSettings {
         builder
             .with_single_cert(chain, key)
             .map_err(|e| invalid(&chain_what, &e))
+    }
+}
+
+impl TlsSettings {
+    /// Whether certificates presented to this listener can be checked.
+    pub(crate) fn has_truststore(&self) -> bool {
+        self.truststore.is_some()
+    }
+
+    /// A rustls client configuration for this node's connections to the
+    /// other nodes: it presents this listener's certificate and trusts
+    /// its truststore (the cluster's CA).
+    pub(crate) fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let (chain, key) = self.keystore_pair()?;
+        let Some(truststore) = &self.truststore else {
+            return Err(TlsError::Invalid {
+                what: "the inter-broker listener".to_string(),
+                message: "nodes connecting to each other over TLS need ssl.truststore.location \
+                          (or ssl.truststore.certificates): the CA that signed the nodes' certificates"
+                    .to_string(),
+            });
+        };
+        let what = describe(truststore);
+        let invalid = |what: &str, error: &dyn std::fmt::Display| TlsError::Invalid {
+            what: what.to_string(),
+            message: error.to_string(),
+        };
+        let mut roots = RootCertStore::empty();
+        for certificate in certificates(&truststore.read()?, &what)? {
+            roots.add(certificate).map_err(|e| invalid(&what, &e))?;
+        }
+        #[allow(deprecated)] // ring, as the listeners: see server_config.
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        rustls::ClientConfig::builder_with_provider(provider)
+            .with_protocol_versions(&self.versions())
+            .map_err(|e| invalid("ssl.enabled.protocols", &e))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| invalid("the keystore", &e))
     }
 }
 
