@@ -476,6 +476,11 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         int(1024, I32_MAX),
         "The largest request frame, checked before anything is allocated for it.",
     ),
+    unset(
+        "ssl.cipher.suites",
+        PropertyKind::Text,
+        "The cipher suites a TLS listener and the nodes' connections offer, in order of preference, by their IANA names (TLS_AES_128_GCM_SHA256, ...); unset, all of ring's, AES-128-GCM first.",
+    ),
     property(
         "ssl.client.auth",
         "none",

@@ -207,6 +207,17 @@ mod tests {
         ca: &TestCa,
         certificate: Option<&(String, String)>,
     ) -> Result<String, String> {
+        handshake_suite(listener, ca, certificate)
+            .await
+            .map(|(principal, _)| principal)
+    }
+
+    /// As `handshake`, with the cipher suite the listener chose.
+    async fn handshake_suite(
+        listener: TlsListener,
+        ca: &TestCa,
+        certificate: Option<&(String, String)>,
+    ) -> Result<(String, String), String> {
         let socket = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = socket.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -214,7 +225,11 @@ mod tests {
             listener
                 .accept(stream)
                 .await
-                .map(|(_, principal)| principal)
+                .map(|(stream, principal)| {
+                    let suite = stream.get_ref().1.negotiated_cipher_suite();
+                    let name = suite.and_then(|s| s.suite().as_str()).unwrap_or_default();
+                    (principal, name.to_string())
+                })
                 .map_err(|e| e.to_string())
         });
         let mut roots = rustls::RootCertStore::empty();
@@ -247,6 +262,44 @@ mod tests {
     }
 
     use rustls::pki_types::pem::PemObject;
+
+    #[tokio::test]
+    async fn the_listener_prefers_aes_128_gcm_and_ssl_cipher_suites_overrides_it() {
+        let ca = TestCa::new("test CA");
+        // rustls's client offers AES-256-GCM first; the listener's order wins.
+        let (_, suite) = handshake_suite(listener(&ca, &[]), &ca, None)
+            .await
+            .unwrap();
+        assert_eq!(suite, "TLS13_AES_128_GCM_SHA256");
+        let chosen = listener(&ca, &[("ssl.cipher.suites", "TLS_AES_256_GCM_SHA384")]);
+        let (_, suite) = handshake_suite(chosen, &ca, None).await.unwrap();
+        assert_eq!(suite, "TLS13_AES_256_GCM_SHA384");
+        let tls12 = listener(
+            &ca,
+            &[
+                ("ssl.enabled.protocols", "TLSv1.2"),
+                (
+                    "ssl.cipher.suites",
+                    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+                ),
+            ],
+        );
+        let (_, suite) = handshake_suite(tls12, &ca, None).await.unwrap();
+        assert_eq!(suite, "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256");
+        // A name ring does not have is refused with the ones it has.
+        let unknown = TlsSettings::from_properties("SSL", |name| match name {
+            "ssl.keystore.location" => Some("/nonexistent.pem".to_string()),
+            "ssl.cipher.suites" => {
+                Some("TLS_AES_128_GCM_SHA256,TLS_RSA_WITH_RC4_128_MD5".to_string())
+            }
+            _ => None,
+        });
+        let error = unknown.unwrap_err().to_string();
+        assert!(
+            error.contains("TLS_RSA_WITH_RC4_128_MD5") && error.contains("TLS_AES_256_GCM_SHA384"),
+            "{error}"
+        );
+    }
 
     fn client_params(subject: &[(DnType, &str)]) -> CertificateParams {
         let mut params = CertificateParams::default();
