@@ -407,10 +407,11 @@ fn kafka_python_produces_and_consumes_with_scram_over_sasl_ssl() {
 }
 
 #[test]
-fn the_native_bench_producer_speaks_tls_and_writes_what_it_reports() {
+fn the_native_bench_producer_speaks_sasl_ssl_and_writes_what_it_reports() {
     let temp = tempfile::tempdir().unwrap();
     let ca = Ca::new("rill test CA");
-    let (broker, address) = tls_broker(temp.path(), &ca, "SSL", &[]);
+    let (broker, address) = tls_broker(temp.path(), &ca, "SASL_SSL", &[]);
+    rill_user(&broker, &["create", "bencher"], "bench-secret");
     let ca_file = write(temp.path(), "ca.pem", &ca.pem);
     let out = std::process::Command::new(common::rill_binary())
         .args([
@@ -438,7 +439,14 @@ fn the_native_bench_producer_speaks_tls_and_writes_what_it_reports() {
             "--batch-size",
             "300000",
         ])
-        .args(["-X", "security.protocol=SSL", "-X"])
+        .args(["-X", "security.protocol=SASL_SSL"])
+        .args([
+            "-X",
+            "sasl.mechanism=SCRAM-SHA-512",
+            "-X",
+            "sasl.username=bencher",
+        ])
+        .args(["-X", "sasl.password=bench-secret", "-X"])
         .arg(format!("ssl.ca.location={}", ca_file.display()))
         .output()
         .unwrap();
@@ -449,6 +457,7 @@ fn the_native_bench_producer_speaks_tls_and_writes_what_it_reports() {
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["produce"]["messages"], 3000);
+    broker.wait_for_log(&["authenticated", "bencher"]);
     // What it reports is in the topic, read back through PLAINTEXT.
     let mut wire = common::wire::Wire::connect(&broker.bootstrap);
     let ends: i64 = (0..2)

@@ -109,6 +109,21 @@ impl Connection {
         )
     }
 
+    /// Logs in with SASL over `link` (opened, TLS done, to `address`),
+    /// which then carries the caller's own requests: Rill's producer.
+    pub(crate) fn log_in_over(link: &Link, address: SocketAddr, sasl: &Sasl) -> anyhow::Result<()> {
+        let mut connection = Connection {
+            reader: link.reader()?,
+            writer: link.writer()?,
+            address,
+            correlation_id: 0,
+            api_versions: None,
+        };
+        // The broker sends nothing after the last SaslAuthenticate answer,
+        // so these ends hold nothing the link's next reader needs.
+        connection.log_in(sasl)
+    }
+
     /// The versions of `api` the broker implements, as (min, max); `None`
     /// when it does not implement it. Asks ApiVersions (v0, which every
     /// broker answers) once per connection.

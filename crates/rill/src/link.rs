@@ -75,16 +75,6 @@ pub(crate) fn security_of(properties: &[(String, String)]) -> anyhow::Result<Sec
     Ok(Security { tls, sasl })
 }
 
-/// The TLS settings of the native producer, which speaks PLAINTEXT and
-/// SSL, not SASL.
-pub(crate) fn tls_of(properties: &[(String, String)]) -> anyhow::Result<Tls> {
-    let security = security_of(properties)?;
-    if security.sasl.is_some() {
-        bail!("--client native speaks PLAINTEXT and SSL, not SASL");
-    }
-    Ok(security.tls)
-}
-
 /// A rustls client trusting `ssl.ca.location`.
 fn tls_config(properties: &[(String, String)]) -> anyhow::Result<Tls> {
     let mut roots = rustls::RootCertStore::empty();

@@ -31,7 +31,7 @@ use rill_record::{BatchBuilder, NewRecord};
 
 use super::progress::Counters;
 use super::report::Outcome;
-use crate::link::{Link, Tls};
+use crate::link::{Link, Security};
 
 /// The newest non-flexible Produce version (Rill speaks 3 to 13); later
 /// versions add tagged fields and topic ids, which a benchmark does not need.
@@ -73,8 +73,9 @@ pub(crate) struct NativePlan<'a> {
     pub(crate) inflight: usize,
     /// Connect and request timeout.
     pub(crate) timeout: Duration,
-    /// TLS (`-X security.protocol=SSL`), or plain TCP.
-    pub(crate) tls: Tls,
+    /// TLS and SASL (`-X security.protocol=SASL_SSL`, `sasl.*`), or
+    /// plain TCP.
+    pub(crate) security: Security,
 }
 
 /// Produces `plan.messages` exactly (or until `plan.duration` has passed),
@@ -149,7 +150,7 @@ struct Connection {
 /// Finds the partitions' leaders, encodes every request and connects every
 /// lane, all before the clock starts.
 fn connect_lanes(plan: &NativePlan<'_>) -> anyhow::Result<Vec<Connection>> {
-    let leaders = leaders(plan.bootstrap, plan.topic, (plan.timeout, &plan.tls))?;
+    let leaders = leaders(plan.bootstrap, plan.topic, (plan.timeout, &plan.security))?;
     let lanes = lanes(plan.partitions, plan.producers, &leaders)?;
     let timestamp_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -181,7 +182,7 @@ fn connect_lanes(plan: &NativePlan<'_>) -> anyhow::Result<Vec<Connection>> {
             timestamp_ms,
         )?;
         connections.push(Connection {
-            stream: connect(&lane.address, plan.timeout, &plan.tls)?,
+            stream: connect(&lane.address, plan.timeout, &plan.security)?,
             requests,
             address: lane.address,
         });
@@ -609,14 +610,14 @@ fn read_frame(reader: &mut impl Read, body: &mut Vec<u8>) -> anyhow::Result<()> 
 fn leaders(
     bootstrap: &str,
     topic: &str,
-    (timeout, tls): (Duration, &Tls),
+    (timeout, security): (Duration, &Security),
 ) -> anyhow::Result<HashMap<i32, String>> {
     let address = bootstrap
         .split(',')
         .map(str::trim)
         .find(|address| !address.is_empty())
         .with_context(|| format!("--bootstrap {bootstrap:?} names no broker"))?;
-    let link = connect(address, timeout, tls)?;
+    let link = connect(address, timeout, security)?;
     let request = MetadataRequest::default()
         .with_topics(Some(vec![MetadataRequestTopic::default().with_name(Some(
             TopicName(StrBytes::from_string(topic.to_string())),
@@ -681,14 +682,20 @@ fn leaders(
 }
 
 /// Connects to `address` (HOST:PORT), IPv4 first as the rdkafka clients
-/// do, over TLS if `tls` says so.
-fn connect(address: &str, timeout: Duration, tls: &Tls) -> anyhow::Result<Link> {
+/// do, over TLS and logged in with SASL if `security` says so.
+fn connect(address: &str, timeout: Duration, security: &Security) -> anyhow::Result<Link> {
     let host = address
         .rsplit_once(':')
         .map_or(address, |(host, _)| host)
         .trim_start_matches('[')
         .trim_end_matches(']');
-    Link::open(connect_tcp(address, timeout)?, host, tls)
+    let socket = connect_tcp(address, timeout)?;
+    let peer = socket.peer_addr()?;
+    let link = Link::open(socket, host, &security.tls)?;
+    if let Some(sasl) = &security.sasl {
+        crate::connection::Connection::log_in_over(&link, peer, sasl)?;
+    }
+    Ok(link)
 }
 
 fn connect_tcp(address: &str, timeout: Duration) -> anyhow::Result<TcpStream> {
@@ -730,7 +737,10 @@ mod tests {
             batch_bytes: 4096,
             inflight: 4,
             timeout: Duration::from_secs(5),
-            tls: None,
+            security: Security {
+                tls: None,
+                sasl: None,
+            },
         }
     }
 

@@ -79,7 +79,7 @@ pub(crate) fn run(client: &ClientArgs, args: ProduceBenchArgs) -> anyhow::Result
                 batch_bytes: args.producer.batch_size,
                 inflight: args.inflight,
                 timeout: client.timeout(),
-                tls: crate::link::tls_of(&client.key_values()?)?,
+                security: crate::link::security_of(&client.key_values()?)?,
             },
             &counters,
         )?,
