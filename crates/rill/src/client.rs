@@ -3,6 +3,8 @@
 //! configuration built from those.
 
 use std::collections::BTreeMap;
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -12,6 +14,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+/// The longest a command waits for its first TCP connection.
+const REACH_TIMEOUT_MAX: Duration = Duration::from_secs(5);
 
 /// Connection flags of the client commands.
 #[derive(Debug, Args)]
@@ -25,9 +30,10 @@ pub(crate) struct ClientArgs {
         global = true
     )]
     pub(crate) bootstrap: String,
-    /// How long to wait for the broker: metadata and admin requests, each
-    /// message's delivery, and, for `consume` without --follow, progress
-    /// towards the end of the topic.
+    /// How long to wait for the broker: the first connection (at most 5 s;
+    /// a refused one fails the command at once, saying so), metadata and
+    /// admin requests, each message's delivery, and, for `consume` without
+    /// --follow, progress towards the end of the topic.
     #[arg(
         long,
         value_name = "MS",
@@ -66,6 +72,7 @@ impl ClientArgs {
     /// IPv4 is the default address family: a broker bound to 127.0.0.1 is
     /// otherwise first tried on ::1 when the bootstrap name is `localhost`.
     pub(crate) fn config(&self, defaults: &[(&str, &str)]) -> anyhow::Result<ClientConfig> {
+        self.ensure_reachable()?;
         let mut config = ClientConfig::new();
         config
             .set("bootstrap.servers", &self.bootstrap)
@@ -78,6 +85,45 @@ impl ClientArgs {
             config.set(key, value);
         }
         Ok(config)
+    }
+
+    /// Fails at once, saying why, when no bootstrap broker takes a TCP
+    /// connection within `--timeout-ms` (at most [`REACH_TIMEOUT_MAX`]):
+    /// librdkafka would retry silently for the whole timeout.
+    fn ensure_reachable(&self) -> anyhow::Result<()> {
+        let limit = self.timeout().min(REACH_TIMEOUT_MAX);
+        let mut failures = Vec::new();
+        for server in self
+            .bootstrap
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+        {
+            let addresses: Vec<SocketAddr> = match server.to_socket_addrs() {
+                Ok(addresses) => addresses.collect(),
+                Err(error) => {
+                    failures.push(format!("{server}: {error}"));
+                    continue;
+                }
+            };
+            for address in addresses {
+                match TcpStream::connect_timeout(&address, limit) {
+                    Ok(_) => return Ok(()),
+                    Err(error) => failures.push(format!(
+                        "{address}: {}",
+                        match error.kind() {
+                            ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                            ErrorKind::TimedOut => format!("no answer within {limit:?}"),
+                            _ => error.to_string(),
+                        }
+                    )),
+                }
+            }
+        }
+        if failures.is_empty() {
+            bail!("--bootstrap {:?} names no broker", self.bootstrap);
+        }
+        bail!("cannot reach {}", failures.join("; "))
     }
 
     /// The --command-config properties, then the `-X` ones, in order.
