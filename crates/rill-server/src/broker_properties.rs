@@ -157,7 +157,7 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
     ),
     property(
         "broker.heartbeat.interval.ms",
-        "2000",
+        "200",
         MS,
         "How often a broker heartbeats to the controller.",
     ),
@@ -170,7 +170,7 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
     ),
     property(
         "broker.session.timeout.ms",
-        "9000",
+        "1000",
         MS,
         "A broker not heard from for this long is fenced and its partitions move.",
     ),
@@ -193,7 +193,7 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
     ),
     property(
         "controller.quorum.election.timeout.ms",
-        "1000",
+        "500",
         int(10, I32_MAX),
         "The lower bound of a controller's election timeout (the upper is twice it).",
     ),
@@ -398,7 +398,7 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
     ),
     property(
         "replica.fetch.backoff.ms",
-        "1000",
+        "100",
         long(0, i64::MAX),
         "The pause after a failed follower fetch.",
     ),

@@ -517,7 +517,7 @@ mod tests {
         assert_eq!(voters[&1], "127.0.0.1:9093");
         assert_eq!(voters[&2], "localhost:9193");
         assert_eq!(voters[&3], "[::1]:9293");
-        assert_eq!(cluster.broker_session_timeout_ms, 9000);
+        assert_eq!(cluster.broker_session_timeout_ms, 1000);
         assert_eq!(
             BrokerConfig::from_properties(Properties::new())
                 .unwrap()
