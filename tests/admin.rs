@@ -373,3 +373,67 @@ async fn a_toml_config_file_and_set_flags_configure_the_broker() {
         Some("2097152")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_pythons_admin_client_describes_the_log_dirs_with_partition_sizes() {
+    let temp = tempfile::tempdir().unwrap();
+    let data = temp.path().join("data");
+    let broker = BrokerProcess::start_in(&data, &[]);
+    let admin = broker.admin();
+    admin
+        .create_topics(
+            &[NewTopic::new("sized", 2, TopicReplication::Fixed(1))],
+            &options(),
+        )
+        .await
+        .unwrap();
+    let producer = broker.producer(&[]);
+    let payload = "x".repeat(10_000);
+    producer
+        .send(
+            FutureRecord::<(), _>::to("sized")
+                .partition(1)
+                .payload(&payload),
+            Timeout::After(WAIT),
+        )
+        .await
+        .map_err(|(error, _)| error)
+        .unwrap();
+    let out =
+        common::security::python_client("kafka_python_log_dirs.py", &[&broker.bootstrap]).unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let dirs = answer[0]["log_dirs"].as_array().unwrap();
+    assert_eq!(dirs.len(), 1, "{answer}");
+    let dir = &dirs[0];
+    assert_eq!(dir["error_code"], 0);
+    assert_eq!(
+        std::path::Path::new(dir["log_dir"].as_str().unwrap()),
+        data.as_path()
+    );
+    let sized = dir["topics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "sized")
+        .unwrap_or_else(|| panic!("no topic sized in {dir}"));
+    let size_of = |index: i64| {
+        sized["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["partition_index"] == index)
+            .unwrap()["partition_size"]
+            .as_i64()
+            .unwrap()
+    };
+    // The written partition holds the record; the other holds nothing.
+    assert!(size_of(1) >= 10_000, "{sized}");
+    assert_eq!(size_of(0), 0);
+    // The file system's size (v4), when kafka-python asks at v4.
+    if let Some(total) = dir.get("total_bytes").and_then(serde_json::Value::as_i64) {
+        assert!(
+            total > 0 && dir["usable_bytes"].as_i64().unwrap() <= total,
+            "{dir}"
+        );
+    }
+}

@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClientQuotasRequest,
-    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest,
+    DescribeClusterRequest, DescribeConfigsRequest, DescribeGroupsRequest, DescribeLogDirsRequest,
     DescribeUserScramCredentialsRequest, ElectLeadersRequest, FetchRequest, FindCoordinatorRequest,
     HeartbeatRequest, IncrementalAlterConfigsRequest, InitProducerIdRequest, JoinGroupRequest,
     LeaveGroupRequest, ListGroupsRequest, ListOffsetsRequest, MetadataRequest, OffsetCommitRequest,
@@ -78,6 +78,7 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::CreateAcls => encode::<CreateAclsRequest>(version),
         ApiKey::DeleteAcls => encode::<DeleteAclsRequest>(version),
         ApiKey::DescribeClientQuotas => encode::<DescribeClientQuotasRequest>(version),
+        ApiKey::DescribeLogDirs => encode::<DescribeLogDirsRequest>(version),
         ApiKey::AlterClientQuotas => encode::<AlterClientQuotasRequest>(version),
         other => panic!("{other:?} is supported but this test cannot encode it"),
     }

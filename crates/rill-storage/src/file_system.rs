@@ -125,6 +125,18 @@ const OTHER_FILE_SYSTEMS: [(u32, &str); 6] = [
     (0xFF53_4D42, "cifs"),
 ];
 
+/// The size of the file system holding `dir`, and the bytes an
+/// unprivileged writer may still use of it (statvfs's blocks and
+/// available blocks).
+pub fn space_of(dir: &Path) -> io::Result<(u64, u64)> {
+    let stat = rustix::fs::statvfs(dir)?;
+    let block = stat.f_frsize;
+    Ok((
+        stat.f_blocks.saturating_mul(block),
+        stat.f_bavail.saturating_mul(block),
+    ))
+}
+
 /// Whether syncfs on the file system with this statfs magic writes file
 /// data and metadata (whatever the kernel): ext4, xfs, btrfs, f2fs.
 pub fn syncfs_writes_data(magic: u32) -> bool {

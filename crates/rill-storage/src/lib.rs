@@ -67,7 +67,7 @@ pub use error::{
 };
 pub use file_system::{
     FUSE_MAGIC, SyncChoice, SyncMode, SyncModeSetting, choose_sync_mode, file_system_name,
-    syncfs_writes_data,
+    space_of, syncfs_writes_data,
 };
 pub use flush::Flusher;
 pub use log::{Log, LogRead, ReplicatedBatch, ValidatedBatch};

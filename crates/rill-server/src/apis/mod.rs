@@ -34,6 +34,7 @@ mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_user_scram_credentials;
 mod elect_leaders;
 mod fetch;

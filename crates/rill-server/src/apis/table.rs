@@ -356,6 +356,14 @@ api_table! {
         route: Controller,
         multi_node: false,
     }
+    DescribeLogDirs {
+        versions: 1..=4,
+        request: DescribeLogDirsRequest,
+        run: blocking(describe_log_dirs::answer),
+        acl: [(Describe, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
     SaslAuthenticate {
         versions: 0..=2,
         request: SaslAuthenticateRequest,

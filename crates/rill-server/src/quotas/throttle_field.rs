@@ -134,11 +134,12 @@ mod tests {
         check!(DescribeCluster, DescribeClusterResponse);
         check!(DescribeClientQuotas, DescribeClientQuotasResponse);
         check!(AlterClientQuotas, AlterClientQuotasResponse);
+        check!(DescribeLogDirs, DescribeLogDirsResponse);
     }
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 32;
+        let checked = 33;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,
