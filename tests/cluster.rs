@@ -933,3 +933,63 @@ fn describe_controller(cluster: &Cluster) -> i32 {
     });
     controller
 }
+
+#[test]
+fn kafka_python_describes_the_metadata_quorum_through_any_node() {
+    let cluster = Cluster::start(3, &[]);
+    // Each node answers with the leader's view (a follower asks the
+    // leader); all of them agree on the leader.
+    let mut leaders = Vec::new();
+    for broker in &cluster.brokers {
+        let mut answer = serde_json::Value::Null;
+        wait_until(
+            WAIT,
+            "a quorum description with three voters caught up",
+            || {
+                let Ok(out) =
+                    common::security::python_client("kafka_python_quorum.py", &[&broker.bootstrap])
+                else {
+                    return false;
+                };
+                answer = serde_json::from_str(&out).unwrap();
+                let partition = &answer["topics"][0]["partitions"][0];
+                partition["error"].is_null()
+                    && partition["current_voters"]
+                        .as_array()
+                        .is_some_and(|voters| {
+                            voters.len() == 3
+                                && voters.iter().all(|v| {
+                                    v["log_end_offset"].as_i64().unwrap()
+                                        >= partition["high_watermark"].as_i64().unwrap()
+                                })
+                        })
+            },
+        );
+        let topic = &answer["topics"][0];
+        assert_eq!(topic["topic_name"], "__cluster_metadata");
+        let partition = &topic["partitions"][0];
+        assert!(
+            partition["high_watermark"].as_i64().unwrap() > 0,
+            "{answer}"
+        );
+        let mut voters: Vec<i64> = partition["current_voters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["replica_id"].as_i64().unwrap())
+            .collect();
+        voters.sort_unstable();
+        assert_eq!(voters, [1, 2, 3]);
+        leaders.push(partition["leader_id"].as_i64().unwrap());
+        // v2: the voters' controller endpoints.
+        if let Some(nodes) = answer["nodes"].as_array() {
+            assert_eq!(nodes.len(), 3, "{answer}");
+        }
+    }
+    assert!(
+        leaders
+            .iter()
+            .all(|l| *l == leaders[0] && (1..=3).contains(l)),
+        "{leaders:?}"
+    );
+}

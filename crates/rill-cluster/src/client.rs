@@ -14,7 +14,7 @@ use crate::connector::Connector;
 use crate::controller::{HeartbeatError, HeartbeatResponse, MembershipError, ProposeError};
 use crate::metadata::{BrokerEpoch, BrokerId};
 use crate::network::{
-    MetadataReply, PeerClient, ProposeReply, Request, Response, RpcError, VoterChange,
+    MetadataReply, PeerClient, ProposeReply, QuorumState, Request, Response, RpcError, VoterChange,
 };
 use crate::raft_types::NodeId;
 
@@ -191,6 +191,22 @@ impl ControllerClient {
             }
         }
         Err(last)
+    }
+
+    /// The quorum as its leader sees it, asked of the controllers in turn;
+    /// `None` when none answers with one.
+    pub async fn describe_quorum(&mut self) -> Option<QuorumState> {
+        let request = Request::DescribeQuorum { forwarded: false };
+        for attempt in 0..self.controllers.len() {
+            let index = (self.next + attempt) % self.controllers.len();
+            if let Ok(Response::DescribeQuorum(Some(state))) =
+                self.controllers[index].call(&request, self.timeout).await
+            {
+                self.next = index;
+                return Some(state);
+            }
+        }
+        None
     }
 
     /// The metadata as the controller that answered last (or the next one)

@@ -33,8 +33,8 @@ use crate::liveness::Liveness;
 use crate::log_store::LogStore;
 use crate::metadata::{BrokerEpoch, BrokerId, ClusterMetadata};
 use crate::network::{
-    self, HeartbeatReply, NetworkFactory, PeerClient, ProposeReply, Request, Response, RpcError,
-    VoterChange,
+    self, HeartbeatReply, NetworkFactory, PeerClient, ProposeReply, QuorumState, ReplicaProgress,
+    Request, Response, RpcError, VoterChange,
 };
 use crate::placement::{PlacementError, assign_replicas};
 use crate::raft_types::{NodeId, TypeConfig};
@@ -446,6 +446,12 @@ impl Controller {
         Ok(controller)
     }
 
+    /// The quorum as its leader sees it (asked of the leader if this node
+    /// does not lead); `None` without a leader.
+    pub async fn describe_quorum(&self) -> Option<QuorumState> {
+        self.core.describe_quorum(true).await
+    }
+
     /// The voters of the quorum, as this node's log says.
     pub fn voters(&self) -> Vec<NodeId> {
         let metrics = self.core.raft.metrics();
@@ -766,6 +772,58 @@ impl Core {
             }
             Err(e) => Err(failed(&e)),
         }
+    }
+
+    /// The quorum as its leader sees it: here if this node leads, else
+    /// asked of the leader when `may_forward` (one hop).
+    pub(crate) async fn describe_quorum(&self, may_forward: bool) -> Option<QuorumState> {
+        if self.leading_term().is_some() {
+            return self.quorum_here();
+        }
+        let leader = self.raft.metrics().borrow().current_leader?;
+        if !may_forward || leader == self.node_id {
+            return None;
+        }
+        let mut client = self.peer(leader)?;
+        let request = Request::DescribeQuorum { forwarded: true };
+        match client.call(&request, self.propose_timeout).await {
+            Ok(Response::DescribeQuorum(state)) => state,
+            Ok(_) | Err(_) => None,
+        }
+    }
+
+    /// The quorum from this leader's replication metrics.
+    fn quorum_here(&self) -> Option<QuorumState> {
+        let metrics = self.raft.metrics();
+        let metrics = metrics.borrow();
+        let leader = metrics.current_leader?;
+        let membership = metrics.membership_config.membership();
+        let progress = |node: NodeId| {
+            let matched = if node == self.node_id {
+                metrics.last_log_index
+            } else {
+                metrics
+                    .replication
+                    .as_ref()
+                    .and_then(|replication| replication.get(&node).cloned().flatten())
+                    .map(|log_id| log_id.index)
+            };
+            ReplicaProgress {
+                node,
+                address: membership
+                    .get_node(&node)
+                    .map(|n| n.addr.clone())
+                    .unwrap_or_default(),
+                log_end_offset: matched.map(|index| index + 1),
+            }
+        };
+        Some(QuorumState {
+            leader,
+            term: metrics.current_term,
+            high_watermark: metrics.last_applied.map_or(0, |log_id| log_id.index + 1),
+            voters: membership.voter_ids().map(progress).collect(),
+            observers: membership.learner_ids().map(progress).collect(),
+        })
     }
 
     /// A client for `node`, if it is a member.

@@ -104,7 +104,7 @@ pub use metadata::{
 };
 pub use network::{
     CONNECT_TIMEOUT, CONNECTIONS_MAX, FRAME_BYTES_MAX, METADATA_WAIT_MS_MAX, MetadataReply,
-    RpcError, is_controller_connection,
+    QuorumState, ReplicaProgress, RpcError, is_controller_connection,
 };
 pub use placement::{PlacementError, assign_replicas};
 pub use raft_types::{NodeId, TypeConfig};

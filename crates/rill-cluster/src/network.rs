@@ -79,6 +79,11 @@ pub(crate) enum Request {
         change: VoterChange,
         forwarded: bool,
     },
+    /// The quorum as its leader sees it: forwarded to the leader (one hop)
+    /// unless `forwarded` already.
+    DescribeQuorum {
+        forwarded: bool,
+    },
 }
 
 /// A change of the quorum's voters (KIP-853's AddRaftVoter,
@@ -138,6 +143,32 @@ pub(crate) enum Response {
     BrokerHeartbeat(HeartbeatReply),
     FetchMetadata(MetadataReply),
     ChangeVoters(VotersReply),
+    /// `None`: no leader answered.
+    DescribeQuorum(Option<QuorumState>),
+}
+
+/// The metadata quorum as its leader sees it (KIP-595's DescribeQuorum).
+/// Offsets are Kafka's: a Raft log index plus one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumState {
+    pub leader: NodeId,
+    pub term: u64,
+    /// The offset after the last entry the quorum has applied.
+    pub high_watermark: u64,
+    pub voters: Vec<ReplicaProgress>,
+    /// Members that do not vote (a node catching up to become a voter).
+    pub observers: Vec<ReplicaProgress>,
+}
+
+/// One member of the quorum, as the leader knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaProgress {
+    pub node: NodeId,
+    /// Where peers reach it (`host:port`).
+    pub address: String,
+    /// The offset after the last entry the leader knows it holds; `None`
+    /// before it has answered the leader.
+    pub log_end_offset: Option<u64>,
 }
 
 /// A controller's applied metadata for a broker: `metadata` is `None` when
@@ -554,6 +585,9 @@ pub(crate) async fn serve_connection<S: AsyncRead + AsyncWrite + Unpin>(
                 )
                 .await,
             ),
+            Request::DescribeQuorum { forwarded } => {
+                Response::DescribeQuorum(core.describe_quorum(!forwarded).await)
+            }
             Request::ChangeVoters { change, forwarded } => {
                 let result = if forwarded {
                     core.change_voters_if_leading(change).await

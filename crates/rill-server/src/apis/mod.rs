@@ -35,6 +35,7 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_quorum;
 mod describe_user_scram_credentials;
 mod elect_leaders;
 mod fetch;

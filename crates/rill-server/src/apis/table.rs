@@ -452,6 +452,14 @@ api_table! {
         route: Controller,
         multi_node: false,
     }
+    DescribeQuorum {
+        versions: 0..=2,
+        request: DescribeQuorumRequest,
+        run: blocking(describe_quorum::answer),
+        acl: [(Describe, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
     DescribeCluster {
         versions: 0..=2,
         request: DescribeClusterRequest,

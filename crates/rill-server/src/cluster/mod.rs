@@ -235,6 +235,11 @@ impl ClusterNode {
         Arc::clone(&self.metadata.read())
     }
 
+    /// The metadata quorum as its leader sees it (DescribeQuorum).
+    pub(crate) async fn describe_quorum(&self) -> Option<rill_cluster::QuorumState> {
+        self.quorum.describe().await
+    }
+
     /// The controller leading the quorum, as this node knows.
     pub(crate) fn controller_leader(&self) -> Option<i32> {
         self.quorum.leader().and_then(|id| i32::try_from(id).ok())

@@ -171,6 +171,14 @@ impl Quorum {
         }
     }
 
+    /// The quorum as its leader sees it; `None` without a leader.
+    pub(crate) async fn describe(&self) -> Option<rill_cluster::QuorumState> {
+        match self {
+            Quorum::Local(controller) => controller.describe_quorum().await,
+            Quorum::Remote(remote) => remote.client.lock().await.describe_quorum().await,
+        }
+    }
+
     pub(crate) fn applied_index(&self) -> Option<u64> {
         match self {
             Quorum::Local(controller) => controller.applied_index(),

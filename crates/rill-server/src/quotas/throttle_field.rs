@@ -18,6 +18,8 @@ fn offset(api: ApiKey, version: i16) -> Option<usize> {
     let since = match api {
         // Set by their handlers, or not throttled.
         Produce | Fetch | ApiVersions | SaslHandshake | SaslAuthenticate => return None,
+        // No throttle time in its schema.
+        DescribeQuorum => return None,
         OffsetDelete => return Some(2),
         ListOffsets => 2,
         Metadata | OffsetCommit | OffsetFetch => 3,
@@ -146,6 +148,7 @@ mod tests {
             ApiKey::ApiVersions,
             ApiKey::SaslHandshake,
             ApiKey::SaslAuthenticate,
+            ApiKey::DescribeQuorum,
         ];
         assert_eq!(
             TABLE.len(),
