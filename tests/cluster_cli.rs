@@ -342,6 +342,20 @@ fn a_dev_cluster_is_one_cluster_whose_nodes_fail_and_return() {
     let bootstrap = cluster.bootstrap.clone();
     // The bootstrap line comes once every node is a live broker.
     assert_eq!(broker_statuses(&status_json(&bootstrap)), alive(&[1, 2, 3]));
+    // The quorum: three voters, one of them the leader, every one caught
+    // up once the leader has heard from it.
+    eventually("three voters caught up in rill cluster quorum", || {
+        let out = ok(&bootstrap, &["cluster", "quorum"]).stdout;
+        let rows: Vec<Vec<&str>> = out
+            .lines()
+            .skip(3)
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        out.starts_with("Leader: ")
+            && rows.len() == 3
+            && rows.iter().filter(|r| r[4] == "leader").count() == 1
+            && rows.iter().all(|r| r[3] == "0")
+    });
     ok(
         &bootstrap,
         &[

@@ -77,6 +77,9 @@ enum ClusterCommand {
     AddVoter(crate::voters::AddVoterArgs),
     /// Remove a node from the metadata quorum's voters.
     RemoveVoter(crate::voters::RemoveVoterArgs),
+    /// The metadata quorum: leader, high watermark, each member's log end
+    /// and lag.
+    Quorum(crate::quorum::QuorumArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,6 +100,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Cluster(ClusterCommand::Status(args)) => crate::cluster_status::run(args),
         Command::Cluster(ClusterCommand::AddVoter(args)) => crate::voters::add(args),
         Command::Cluster(ClusterCommand::RemoveVoter(args)) => crate::voters::remove(args),
+        Command::Cluster(ClusterCommand::Quorum(args)) => crate::quorum::run(args),
         Command::User(command) => crate::user::run(command),
         Command::Acl(command) => crate::acl::run(command),
         Command::Quota(command) => crate::quota::run(command),

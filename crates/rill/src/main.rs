@@ -15,6 +15,7 @@ mod dev_cluster;
 mod group;
 mod link;
 mod produce;
+mod quorum;
 mod quota;
 mod reassign;
 mod table;
