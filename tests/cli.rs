@@ -159,17 +159,25 @@ fn topic_create_list_describe_alter_delete() {
         assert_eq!(
             *line,
             format!(
-                "\tTopic: events\tPartition: {partition}\tLeader: {leader}\tReplicas: {leader}\tIsr: {leader}"
+                "\tTopic: events\tPartition: {partition}\tLeader: {leader}\tReplicas: {leader}\tIsr: {leader}\tSize: {}",
+                broker_id(line, "Size: ")
             )
         );
     }
     let described = describe(&broker, "events", &[]);
     assert_eq!(described["topic"], "events");
     assert_eq!(described["partitions"].as_array().unwrap().len(), 2);
-    // One broker: every partition led, every replica in sync, no marks.
+    // One broker: every partition led, every replica in sync, no marks;
+    // each with its size on disk.
     for partition in described["partitions"].as_array().unwrap() {
         assert_eq!(partition["offline"], false, "{partition}");
         assert_eq!(partition["under_replicated"], false, "{partition}");
+        assert!(
+            partition["size_bytes"]
+                .as_i64()
+                .is_some_and(|size| size >= 0),
+            "{partition}"
+        );
     }
     assert_eq!(
         described["configs"],

@@ -2,6 +2,7 @@
 //! rdkafka's admin client; config changes go through IncrementalAlterConfigs
 //! (see `alter_configs`). Results go to stdout, confirmations to stderr.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::{Context, bail};
@@ -82,13 +83,15 @@ struct CreateArgs {
     rill topic describe events --all-configs --json\n\n\
     Text output, as kafka-topics prints it:\n  \
     Topic: events<TAB>PartitionCount: 3<TAB>ReplicationFactor: 3<TAB>Configs: retention.ms=60000\n  \
-    <TAB>Topic: events<TAB>Partition: 0<TAB>Leader: 1<TAB>Replicas: 1,2,3<TAB>Isr: 1,2,3\n  \
-    <TAB>Topic: events<TAB>Partition: 1<TAB>Leader: 2<TAB>Replicas: 2,3,1<TAB>Isr: 2,1<TAB>under-replicated\n  \
-    <TAB>Topic: events<TAB>Partition: 2<TAB>Leader: -1<TAB>Replicas: 3,1,2<TAB>Isr: 3<TAB>offline<TAB>under-replicated\n\n\
+    <TAB>Topic: events<TAB>Partition: 0<TAB>Leader: 1<TAB>Replicas: 1,2,3<TAB>Isr: 1,2,3<TAB>Size: 10485760\n  \
+    <TAB>Topic: events<TAB>Partition: 1<TAB>Leader: 2<TAB>Replicas: 2,3,1<TAB>Isr: 2,1<TAB>Size: 10483712<TAB>under-replicated\n  \
+    <TAB>Topic: events<TAB>Partition: 2<TAB>Leader: -1<TAB>Replicas: 3,1,2<TAB>Isr: 3<TAB>Size: -<TAB>offline<TAB>under-replicated\n\n\
     A partition is offline when it has no leader (-1), under-replicated when\n\
-    its ISR is smaller than its replica list; healthy partitions carry no mark.\n\n\
+    its ISR is smaller than its replica list; healthy partitions carry no mark.\n\
+    Size is the bytes of the partition's log on its leader (DescribeLogDirs),\n\
+    - when the leader cannot be asked.\n\n\
     --json prints one object per topic and line:\n  \
-    {\"topic\":\"events\",\"partitions\":[{\"partition\":0,\"leader\":1,\"replicas\":[1],\"isr\":[1],\n   \"offline\":false,\"under_replicated\":false}],\n   \
+    {\"topic\":\"events\",\"partitions\":[{\"partition\":0,\"leader\":1,\"replicas\":[1],\"isr\":[1],\n   \"offline\":false,\"under_replicated\":false,\"size_bytes\":10485760}],\n   \
     \"configs\":[{\"name\":\"retention.ms\",\"value\":\"60000\",\"source\":\"DYNAMIC_TOPIC_CONFIG\"}]}")]
 struct DescribeArgs {
     /// The topic [default: every topic].
@@ -216,6 +219,9 @@ struct PartitionDescription {
     offline: bool,
     /// Fewer in-sync replicas than replicas.
     under_replicated: bool,
+    /// Bytes of the partition's log on its leader (DescribeLogDirs);
+    /// `None` when the leader could not be asked.
+    size_bytes: Option<i64>,
 }
 
 impl PartitionDescription {
@@ -227,6 +233,7 @@ impl PartitionDescription {
             under_replicated: isr.len() < replicas.len(),
             replicas,
             isr,
+            size_bytes: None,
         }
     }
 }
@@ -246,6 +253,7 @@ fn run_describe(admin: &Admin, client: &ClientArgs, args: DescribeArgs) -> anyho
         .with_context(|| format!("cannot fetch metadata from {}", client.bootstrap))?;
     let mut topics = described_topics(&metadata, args.topic.as_deref())?;
     topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+    fill_sizes(client, &metadata, &mut topics)?;
     if !topics.is_empty() {
         let resources: Vec<ResourceSpecifier<'_>> = topics
             .iter()
@@ -274,6 +282,87 @@ fn run_describe(admin: &Admin, client: &ClientArgs, args: DescribeArgs) -> anyho
     }
     out.flush()?;
     Ok(())
+}
+
+/// Sets each partition's size as its leader's DescribeLogDirs says,
+/// asking each leader once; a leader that cannot be reached or asked
+/// leaves its partitions' sizes unknown.
+fn fill_sizes(
+    client: &ClientArgs,
+    metadata: &Metadata,
+    topics: &mut [TopicDescription],
+) -> anyhow::Result<()> {
+    let security = crate::link::security_of(&client.key_values()?)?;
+    let mut leaders: BTreeMap<i32, Vec<(String, i32)>> = BTreeMap::new();
+    for topic in topics.iter() {
+        for p in topic.partitions.iter().filter(|p| p.leader >= 0) {
+            leaders
+                .entry(p.leader)
+                .or_default()
+                .push((topic.topic.clone(), p.partition));
+        }
+    }
+    let mut sizes: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    for (leader, partitions) in leaders {
+        let Some(broker) = metadata.brokers().iter().find(|b| b.id() == leader) else {
+            continue;
+        };
+        let address = format!("{}:{}", broker.host(), broker.port());
+        let Ok(found) = leader_sizes(&address, client, &security, &partitions) else {
+            continue;
+        };
+        sizes.extend(found);
+    }
+    for topic in topics.iter_mut() {
+        for p in &mut topic.partitions {
+            p.size_bytes = sizes.get(&(topic.topic.clone(), p.partition)).copied();
+        }
+    }
+    Ok(())
+}
+
+/// The sizes of `partitions` in the log dirs of the broker at `address`.
+fn leader_sizes(
+    address: &str,
+    client: &ClientArgs,
+    security: &crate::link::Security,
+    partitions: &[(String, i32)],
+) -> anyhow::Result<BTreeMap<(String, i32), i64>> {
+    use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+    use kafka_protocol::messages::{ApiKey, DescribeLogDirsRequest, TopicName};
+    use kafka_protocol::protocol::StrBytes;
+    // Sizes are extra: a leader that does not answer soon costs at most
+    // a few seconds, not the whole --timeout-ms.
+    let timeout = client.timeout().min(std::time::Duration::from_secs(5));
+    let mut connection = crate::connection::Connection::open_secured(address, timeout, security)?;
+    let version = connection.version_for(ApiKey::DescribeLogDirs, 4)?;
+    let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+    for (topic, partition) in partitions {
+        by_topic.entry(topic).or_default().push(*partition);
+    }
+    let request = DescribeLogDirsRequest::default().with_topics(Some(
+        by_topic
+            .into_iter()
+            .map(|(topic, partitions)| {
+                DescribableLogDirTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_partitions(partitions)
+            })
+            .collect(),
+    ));
+    let response = connection.call(version, &request)?;
+    let mut sizes = BTreeMap::new();
+    for dir in response.results.iter().filter(|d| d.error_code == 0) {
+        for topic in &dir.topics {
+            for p in &topic.partitions {
+                sizes.insert(
+                    (topic.name.to_string(), p.partition_index),
+                    p.partition_size,
+                );
+            }
+        }
+    }
+    Ok(sizes)
 }
 
 /// The partitions of each topic in `metadata`; an error when `wanted` was
@@ -370,12 +459,14 @@ fn write_text(out: &mut impl Write, topic: &TopicDescription) -> std::io::Result
     for p in &topic.partitions {
         write!(
             out,
-            "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}",
+            "\tTopic: {}\tPartition: {}\tLeader: {}\tReplicas: {}\tIsr: {}\tSize: {}",
             topic.topic,
             p.partition,
             p.leader,
             join(&p.replicas),
-            join(&p.isr)
+            join(&p.isr),
+            p.size_bytes
+                .map_or_else(|| "-".to_string(), |size| size.to_string())
         )?;
         if p.offline {
             write!(out, "\toffline")?;
@@ -463,10 +554,12 @@ mod tests {
 
     #[test]
     fn partitions_without_a_leader_or_with_a_short_isr_are_marked() {
+        let mut sized = PartitionDescription::new(0, 1, vec![1, 2, 3], vec![1, 2, 3]);
+        sized.size_bytes = Some(4096);
         let topic = TopicDescription {
             topic: "events".into(),
             partitions: vec![
-                PartitionDescription::new(0, 1, vec![1, 2, 3], vec![1, 2, 3]),
+                sized,
                 PartitionDescription::new(1, 2, vec![2, 3, 1], vec![2, 1]),
                 PartitionDescription::new(2, -1, vec![3, 1, 2], vec![3]),
                 PartitionDescription::new(3, -1, vec![1], vec![1]),
@@ -481,17 +574,17 @@ mod tests {
             lines,
             [
                 "Topic: events\tPartitionCount: 4\tReplicationFactor: 3\tConfigs: ",
-                "\tTopic: events\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,2,3",
-                "\tTopic: events\tPartition: 1\tLeader: 2\tReplicas: 2,3,1\tIsr: 2,1\tunder-replicated",
-                "\tTopic: events\tPartition: 2\tLeader: -1\tReplicas: 3,1,2\tIsr: 3\toffline\tunder-replicated",
-                "\tTopic: events\tPartition: 3\tLeader: -1\tReplicas: 1\tIsr: 1\toffline",
+                "\tTopic: events\tPartition: 0\tLeader: 1\tReplicas: 1,2,3\tIsr: 1,2,3\tSize: 4096",
+                "\tTopic: events\tPartition: 1\tLeader: 2\tReplicas: 2,3,1\tIsr: 2,1\tSize: -\tunder-replicated",
+                "\tTopic: events\tPartition: 2\tLeader: -1\tReplicas: 3,1,2\tIsr: 3\tSize: -\toffline\tunder-replicated",
+                "\tTopic: events\tPartition: 3\tLeader: -1\tReplicas: 1\tIsr: 1\tSize: -\toffline",
             ]
         );
         let json = serde_json::to_value(&topic.partitions[2]).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"partition": 2, "leader": -1, "replicas": [3, 1, 2], "isr": [3],
-                "offline": true, "under_replicated": true})
+                "offline": true, "under_replicated": true, "size_bytes": null})
         );
     }
 }
