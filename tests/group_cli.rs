@@ -171,6 +171,9 @@ fn commit(broker: &BrokerProcess, group: &str, topic: &str, offsets: [i64; 2]) {
     }
     committer.assign(&tpl).unwrap();
     committer.commit(&tpl, CommitMode::Sync).unwrap();
+    // Released while `committer` lives: releasing a list the commit
+    // touched while its Drop hangs can deadlock.
+    drop(tpl);
     // Closed on a thread of its own: rust-rdkafka's Drop can hang after a
     // manual commit (fede1024/rust-rdkafka#597).
     std::thread::spawn(move || drop(committer));

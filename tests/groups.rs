@@ -131,7 +131,18 @@ async fn a_group_resumes_from_its_committed_offsets_after_a_kill_9() {
         }
     }
     first.commit_consumer_state(CommitMode::Sync).unwrap();
-    let committed = first.committed(WAIT).unwrap();
+    // A list of its own: the one `first` answers holds references into
+    // `first`, and releasing them while `first`'s Drop hangs (below)
+    // deadlocked this test at its end.
+    let committed = {
+        let from_first = first.committed(WAIT).unwrap();
+        let mut own = rdkafka::TopicPartitionList::new();
+        for element in from_first.elements() {
+            own.add_partition_offset(element.topic(), element.partition(), element.offset())
+                .unwrap();
+        }
+        own
+    };
     // Closed on a thread of its own: rust-rdkafka's Drop can hang after a
     // manual commit (fede1024/rust-rdkafka#597).
     std::thread::spawn(move || drop(first));
@@ -183,6 +194,9 @@ async fn groups_are_listed_described_and_deleted_with_their_offsets() {
         .add_partition_offset("listed", 0, rdkafka::Offset::Offset(2))
         .unwrap();
     committer.commit(&offsets, CommitMode::Sync).unwrap();
+    // Released while `committer` lives: releasing a list the commit
+    // touched while its Drop hangs can deadlock (#597).
+    drop(offsets);
     std::thread::spawn(move || drop(committer));
 
     // A member of another group is described with its client id.
