@@ -629,10 +629,14 @@ fn failures_exit_non_zero_with_an_error_on_stderr() {
         "{}",
         missing.stderr
     );
-    // Reading a missing topic does not create it.
-    assert_eq!(
-        lines(&ok(&broker, &["topic", "list"], "").stdout),
-        ["__consumer_offsets", "one"]
+    // Reading a missing topic does not create it. (Whether its group's
+    // coordinator lookup created __consumer_offsets before the command
+    // gave up is a race; it does not matter here.)
+    let listed = ok(&broker, &["topic", "list"], "").stdout;
+    let listed = lines(&listed);
+    assert!(
+        listed.contains(&"one") && !listed.contains(&"missing"),
+        "{listed:?}"
     );
     let no_partition = fails(&broker, &["consume", "one", "--partition", "4"]);
     assert!(
