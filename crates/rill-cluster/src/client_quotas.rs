@@ -476,41 +476,52 @@ impl ClientQuotas {
     /// client id, default user and default client id, default user,
     /// client id, default client id. `None`: unlimited.
     pub fn applying(&self, key: QuotaKey, user: &str, client_id: &str) -> Option<AppliedQuota> {
-        use EntityName::{Default, Named};
-        let named_user = || Some(Named(user.to_string()));
-        let named_client = || Some(Named(client_id.to_string()));
-        let precedence = [
-            (named_user(), named_client(), true, true),
-            (named_user(), Some(Default), true, true),
-            (named_user(), None, true, false),
-            (Some(Default), named_client(), true, true),
-            (Some(Default), Some(Default), true, true),
-            (Some(Default), None, true, false),
-            (None, named_client(), false, true),
-            (None, Some(Default), false, true),
+        /// A part of an entity in Kafka's precedence: the client's own
+        /// name, its type's default, or no such part.
+        #[derive(Clone, Copy, PartialEq)]
+        enum Part {
+            Own,
+            Default,
+            Absent,
+        }
+        use Part::{Absent, Default, Own};
+        const PRECEDENCE: [(Part, Part); 8] = [
+            (Own, Own),
+            (Own, Default),
+            (Own, Absent),
+            (Default, Own),
+            (Default, Default),
+            (Default, Absent),
+            (Absent, Own),
+            (Absent, Default),
         ];
-        precedence
-            .into_iter()
-            .find_map(|(user_part, client_part, per_user, per_client)| {
-                let entity = QuotaEntity {
-                    user: user_part,
-                    client_id: client_part,
-                };
-                let bound = self.entities.get(&entity)?.get(&key)?.0;
-                Some(AppliedQuota {
-                    bound,
-                    user: if per_user {
-                        user.to_string()
-                    } else {
-                        String::new()
-                    },
-                    client_id: if per_client {
-                        client_id.to_string()
-                    } else {
-                        String::new()
-                    },
-                })
+        if self.entities.is_empty() {
+            return None;
+        }
+        let name = |part: Part, own: &str| match part {
+            Own => Some(EntityName::Named(own.to_string())),
+            Default => Some(EntityName::Default),
+            Absent => None,
+        };
+        PRECEDENCE.iter().find_map(|&(user_part, client_part)| {
+            let entity = QuotaEntity {
+                user: name(user_part, user),
+                client_id: name(client_part, client_id),
+            };
+            let bound = self.entities.get(&entity)?.get(&key)?.0;
+            let tag = |part: Part, own: &str| {
+                if part == Absent {
+                    String::new()
+                } else {
+                    own.to_string()
+                }
+            };
+            Some(AppliedQuota {
+                bound,
+                user: tag(user_part, user),
+                client_id: tag(client_part, client_id),
             })
+        })
     }
 }
 

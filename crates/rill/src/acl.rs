@@ -16,7 +16,6 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_acls_request::AclCreation;
 use kafka_protocol::messages::delete_acls_request::DeleteAclsFilter;
 use kafka_protocol::messages::{ApiKey, CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
@@ -24,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use rill_cluster::{AclOperation, AclPermissionType, PatternType, ResourceType};
 
 use crate::client::ClientArgs;
-use crate::connection::Connection;
+use crate::connection::{Connection, refusal};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AclCommand {
@@ -375,14 +374,4 @@ fn list(args: &ListArgs) -> anyhow::Result<()> {
     ];
     crate::table::write_table(&mut std::io::stdout().lock(), &header, &out)
         .context("cannot write the list")
-}
-
-/// An error code and message as the user reads them.
-fn refusal(code: i16, message: Option<&str>) -> String {
-    let error = ResponseError::try_from_code(code)
-        .map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
-    match message {
-        Some(message) if !message.is_empty() => format!("{error}: {message}"),
-        _ => error,
-    }
 }

@@ -84,13 +84,7 @@ impl Connection {
                             .trim_start_matches('[')
                             .trim_end_matches(']');
                         let link = Link::open(stream, host, &security.tls)?;
-                        let mut connection = Connection {
-                            reader: link.reader()?,
-                            writer: link.writer()?,
-                            address,
-                            correlation_id: 0,
-                            api_versions: None,
-                        };
+                        let mut connection = Connection::over(&link, address)?;
                         if let Some(sasl) = &security.sasl {
                             connection.log_in(sasl)?;
                         }
@@ -109,16 +103,21 @@ impl Connection {
         )
     }
 
-    /// Logs in with SASL over `link` (opened, TLS done, to `address`),
-    /// which then carries the caller's own requests: Rill's producer.
-    pub(crate) fn log_in_over(link: &Link, address: SocketAddr, sasl: &Sasl) -> anyhow::Result<()> {
-        let mut connection = Connection {
+    /// A connection over `link` (opened, TLS done) to `address`.
+    fn over(link: &Link, address: SocketAddr) -> anyhow::Result<Connection> {
+        Ok(Connection {
             reader: link.reader()?,
             writer: link.writer()?,
             address,
             correlation_id: 0,
             api_versions: None,
-        };
+        })
+    }
+
+    /// Logs in with SASL over `link` (opened, TLS done, to `address`),
+    /// which then carries the caller's own requests: Rill's producer.
+    pub(crate) fn log_in_over(link: &Link, address: SocketAddr, sasl: &Sasl) -> anyhow::Result<()> {
+        let mut connection = Connection::over(link, address)?;
         // The broker sends nothing after the last SaslAuthenticate answer,
         // so these ends hold nothing the link's next reader needs.
         connection.log_in(sasl)
@@ -310,6 +309,15 @@ impl Connection {
 }
 
 /// Kafka's name of an error code.
-fn error_name(code: i16) -> String {
+pub(crate) fn error_name(code: i16) -> String {
     ResponseError::try_from_code(code).map_or_else(|| format!("error {code}"), |e| format!("{e:?}"))
+}
+
+/// An error code and its message as the user reads them.
+pub(crate) fn refusal(code: i16, message: Option<&str>) -> String {
+    let error = error_name(code);
+    match message {
+        Some(message) if !message.is_empty() => format!("{error}: {message}"),
+        _ => error,
+    }
 }

@@ -7,13 +7,13 @@ use std::io::Write;
 
 use anyhow::{Context, bail};
 use clap::Args;
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::describe_quorum_response::ReplicaState;
 use kafka_protocol::messages::{ApiKey, DescribeQuorumRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::ClientArgs;
+use crate::connection::error_name;
 use crate::table::write_table;
 
 #[derive(Debug, Args)]
@@ -41,12 +41,11 @@ pub(crate) fn run(args: QuorumArgs) -> anyhow::Result<()> {
             .with_partitions(vec![PartitionData::default().with_partition_index(0)]),
     ]);
     let response = connection.call(version, &request)?;
-    let refusal = |code: i16| {
-        ResponseError::try_from_code(code)
-            .map_or_else(|| format!("error {code}"), |e| format!("{e:?}"))
-    };
     if response.error_code != 0 {
-        bail!("DescribeQuorum refused: {}", refusal(response.error_code));
+        bail!(
+            "DescribeQuorum refused: {}",
+            error_name(response.error_code)
+        );
     }
     let partition = response
         .topics
@@ -54,7 +53,10 @@ pub(crate) fn run(args: QuorumArgs) -> anyhow::Result<()> {
         .and_then(|t| t.partitions.first())
         .context("an empty DescribeQuorum response")?;
     if partition.error_code != 0 {
-        bail!("DescribeQuorum refused: {}", refusal(partition.error_code));
+        bail!(
+            "DescribeQuorum refused: {}",
+            error_name(partition.error_code)
+        );
     }
     let address = |id: i32| {
         response

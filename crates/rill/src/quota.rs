@@ -15,7 +15,6 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_client_quotas_request::{EntityData, EntryData, OpData};
 use kafka_protocol::messages::describe_client_quotas_request::ComponentData;
 use kafka_protocol::messages::{AlterClientQuotasRequest, ApiKey, DescribeClientQuotasRequest};
@@ -23,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use rill_cluster::QuotaKey;
 
 use crate::client::ClientArgs;
+use crate::connection::refusal;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum QuotaCommand {
@@ -242,14 +242,4 @@ fn list(args: &ListArgs) -> anyhow::Result<()> {
         &rows,
     )
     .context("cannot write the list")
-}
-
-/// An error code and message as the user reads them.
-fn refusal(code: i16, message: Option<&str>) -> String {
-    let error = ResponseError::try_from_code(code)
-        .map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
-    match message {
-        Some(message) if !message.is_empty() => format!("{error}: {message}"),
-        _ => error,
-    }
 }

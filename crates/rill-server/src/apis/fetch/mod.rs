@@ -129,16 +129,18 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
     } else {
         usize::MAX
     };
-    // A consumer's fetches count against its consumer_byte_rate; a
+    // A consumer's fetches count against its consumer_byte_rate, when
+    // quotas are set (or the connection charged a request throttle); a
     // follower's do not (Kafka has replication quotas for those).
-    let consumer = follower.is_none().then(|| Consumer {
+    let metadata = broker.node().metadata();
+    let metered = !metadata.client_quotas.is_empty() || request.throttle_ms > 0;
+    let consumer = (follower.is_none() && metered).then(|| Consumer {
         session: Arc::clone(&request.session),
         client_id: request.client_id(),
         request_throttle_ms: request.throttle_ms,
     });
     if let Some(consumer) = &consumer {
         // No more at once than the quota allows over its whole window.
-        let metadata = broker.node().metadata();
         if let Some(window_max) = broker.quotas().max_in_window(
             &metadata.client_quotas,
             QuotaKey::ConsumerByteRate,
