@@ -1,7 +1,10 @@
 //! Writing uncompressed v2 batches: for tests, benchmarks and the broker's
 //! own records (compaction output, internal topics).
 
-use crate::batch::{MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, layout};
+use crate::batch::{
+    CONTROL_BIT, MAGIC_V2, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    TRANSACTIONAL_BIT, layout,
+};
 use crate::error::BatchError;
 use crate::record::{RecordParts, TooLongToFrame, len_i32, put_at, put_record};
 
@@ -59,6 +62,8 @@ pub struct BatchBuilder {
     producer_id: i64,
     producer_epoch: i16,
     base_sequence: i32,
+    /// The transactional and control bits of the attributes.
+    attributes: i16,
     /// A pushed record too long to frame: [`BatchBuilder::finish`] fails.
     unframeable: Option<TooLongToFrame>,
 }
@@ -75,6 +80,7 @@ impl BatchBuilder {
             producer_id: NO_PRODUCER_ID,
             producer_epoch: -1,
             base_sequence: NO_SEQUENCE,
+            attributes: 0,
             unframeable: None,
         }
     }
@@ -84,6 +90,18 @@ impl BatchBuilder {
         self.producer_id = producer_id;
         self.producer_epoch = producer_epoch;
         self.base_sequence = base_sequence;
+        self
+    }
+
+    /// Marks the batch as part of its producer's transaction.
+    pub fn transactional(mut self) -> Self {
+        self.attributes |= TRANSACTIONAL_BIT;
+        self
+    }
+
+    /// Marks the batch as a control batch (see [`crate::control`]).
+    pub(crate) fn control(mut self) -> Self {
+        self.attributes |= CONTROL_BIT;
         self
     }
 
@@ -150,7 +168,7 @@ impl BatchBuilder {
             &NO_PARTITION_LEADER_EPOCH.to_be_bytes(),
         );
         buf[layout::MAGIC] = MAGIC_V2.to_be_bytes()[0];
-        put_at(buf, layout::ATTRIBUTES, &0i16.to_be_bytes());
+        put_at(buf, layout::ATTRIBUTES, &self.attributes.to_be_bytes());
         put_at(
             buf,
             layout::LAST_OFFSET_DELTA,

@@ -30,6 +30,7 @@ mod batch;
 mod batches;
 mod builder;
 mod compression;
+mod control;
 mod error;
 mod record;
 mod record_rules;
@@ -44,6 +45,7 @@ pub use batch::{
 pub use batches::{Batches, BatchesEnd};
 pub use builder::{BatchBuilder, NewRecord};
 pub use compression::{compress, compress_with_level, decompress, default_level, records_data};
+pub use control::{ControlRecordError, EndTxnMarker, MarkerKind, end_txn_marker};
 pub use error::{BatchError, BatchErrorKind, CompressError, DecompressError, RecordError};
 pub use record::{Header, Headers, Record, Records};
 pub use record_rules::{RecordRules, TopicCompression, apply_record_rules};
