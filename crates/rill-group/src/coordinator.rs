@@ -459,6 +459,45 @@ impl GroupCoordinator {
         }
     }
 
+    /// May this TxnOffsetCommit be accepted? Kafka's
+    /// `handleTxnCommitOffsets` with KIP-447's checks:
+    ///
+    /// - INVALID_GROUP_ID for an empty group id, COORDINATOR_LOAD_IN_PROGRESS
+    ///   while loading, COORDINATOR_NOT_AVAILABLE for a Dead group;
+    /// - generation -1 (with any member id) while the group is Empty or
+    ///   does not exist: allowed; a group that did not exist is created
+    ///   Empty, as Kafka does, so that ListGroups and DescribeGroups show it;
+    /// - no generation (-1), no member id and no instance id (a producer
+    ///   older than KIP-447, TxnOffsetCommit v0..=v2): allowed in any state;
+    /// - otherwise the member must be current: FENCED_INSTANCE_ID when
+    ///   another member id holds `group_instance_id`, UNKNOWN_MEMBER_ID when
+    ///   the member is not in the group (or the group does not exist), and
+    ///   ILLEGAL_GENERATION when `generation_id` is not the group's.
+    ///
+    /// Unlike OffsetCommit, a group awaiting its assignment does not
+    /// refuse a current member. The producer's epoch is checked by the log
+    /// when the transactional batch is appended, not here.
+    pub fn validate_txn_offset_commit(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        generation_id: i32,
+        group_instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> Result<(), GroupError> {
+        self.check_serving(group_id)?;
+        if let Some(group) = self.groups.get(group_id) {
+            return group.validate_txn_offset_commit(member_id, generation_id, group_instance_id);
+        }
+        // Kafka creates the group first and validates against it; a
+        // refused commit leaves nothing worth keeping, so only an accepted
+        // one keeps the new group.
+        let group = Group::new(group_id.to_owned(), now_ms);
+        group.validate_txn_offset_commit(member_id, generation_id, group_instance_id)?;
+        self.groups.insert(group_id.to_owned(), group);
+        Ok(())
+    }
+
     /// INVALID_GROUP_ID and COORDINATOR_LOAD_IN_PROGRESS, in Kafka's order.
     fn check_serving(&self, group_id: &str) -> Result<(), GroupError> {
         if group_id.is_empty() {

@@ -1241,6 +1241,32 @@ impl Group {
         Ok(())
     }
 
+    /// Kafka's validateOffsetCommit for TxnOffsetCommit (KIP-447): as for
+    /// OffsetCommit, except that a commit without generation, member id
+    /// and instance id (a producer older than KIP-447) is allowed whatever
+    /// the group's state, and no state refuses a current member (the
+    /// transaction, not the rebalance, decides whether the offsets count).
+    pub(crate) fn validate_txn_offset_commit(
+        &self,
+        member_id: &str,
+        generation_id: i32,
+        group_instance_id: Option<&str>,
+    ) -> Result<(), GroupError> {
+        if self.state == GroupState::Dead {
+            return Err(GroupError::CoordinatorNotAvailable {
+                group_id: self.group_id.clone(),
+            });
+        }
+        if generation_id < 0 && self.state == GroupState::Empty {
+            return Ok(());
+        }
+        if generation_id >= 0 || !member_id.is_empty() || group_instance_id.is_some() {
+            self.validate_current_member(member_id, group_instance_id)?;
+            self.check_generation(generation_id)?;
+        }
+        Ok(())
+    }
+
     // ------------------------------------------------------------ helpers
 
     /// Kafka's supportsProtocols: an Empty group takes any non-empty
@@ -1438,6 +1464,41 @@ mod tests {
         group.join(&mut ctx, 2, &request("b", &["alpha", "zeta"]), "b-1".into());
         assert_eq!(group.select_protocol().as_deref(), Some("alpha"));
         assert_eq!(group.leader_id.as_deref(), Some("a-1"));
+    }
+
+    #[test]
+    fn txn_offset_commit_fences_a_replaced_static_member() {
+        let mut group = Group::new("g".into(), 0);
+        group.state = GroupState::Stable;
+        group.generation_id = 3;
+        group
+            .static_members
+            .insert("instance".into(), "new-id".into());
+        assert!(matches!(
+            group.validate_txn_offset_commit("old-id", 3, Some("instance")),
+            Err(GroupError::FencedInstanceId { .. })
+        ));
+        assert_eq!(
+            group.validate_txn_offset_commit("new-id", 3, Some("instance")),
+            Ok(())
+        );
+        assert!(matches!(
+            group.validate_txn_offset_commit("new-id", 2, Some("instance")),
+            Err(GroupError::IllegalGeneration {
+                expected: 3,
+                found: 2,
+                ..
+            })
+        ));
+        assert!(matches!(
+            group.validate_txn_offset_commit("x", 3, Some("unknown-instance")),
+            Err(GroupError::UnknownMemberId { .. })
+        ));
+        group.state = GroupState::Dead;
+        assert!(matches!(
+            group.validate_txn_offset_commit("", -1, None),
+            Err(GroupError::CoordinatorNotAvailable { .. })
+        ));
     }
 
     #[test]

@@ -11,12 +11,19 @@
 //! [`OffsetStore::abort`] if it failed). Loading replays the topic through
 //! [`OffsetStore::replay`], the same path, so memory and log cannot
 //! disagree about what a record means.
+//!
+//! Transactional commits (TxnOffsetCommit, KIP-98) are staged per group
+//! and producer id until the producer's transaction ends; see the `txn`
+//! module and [`OffsetStore::commit_transactional`].
+
+mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::offsets_topic::{
     OffsetCommitKey, OffsetCommitValue, OffsetsTopicRecord, STRING_BYTES_MAX,
 };
+use txn::TxnOffsets;
 
 /// Kafka's default for `offset.metadata.max.bytes`.
 pub const OFFSET_METADATA_MAX_BYTES_DEFAULT: usize = 4096;
@@ -113,10 +120,16 @@ pub struct OffsetStore {
     /// how many are in flight for each key: expiry leaves these alone, so
     /// a tombstone can never land after (and erase) a fresh commit.
     pending: BTreeMap<OffsetCommitKey, u32>,
-    /// The log position (end offset of its append) of the record each key
-    /// was last completed from: commits acknowledged out of append order
-    /// never put an older offset over a newer one.
+    /// The log position of the record each key was last completed from
+    /// (the end offset of its append, or the record's own offset when
+    /// loaded or committed by a transaction; batches do not overlap, so
+    /// either orders appends as the log does): commits acknowledged out of
+    /// append order never put an older offset over a newer one, and a
+    /// transaction's offsets replace a plain commit only if they were
+    /// appended after it (Kafka's `CommitRecordMetadataAndOffset`).
     completed_at: BTreeMap<OffsetCommitKey, u64>,
+    /// Transactional commits staged until their transaction ends.
+    txn: TxnOffsets,
 }
 
 impl Default for OffsetStore {
@@ -134,6 +147,7 @@ impl OffsetStore {
             groups: BTreeMap::new(),
             pending: BTreeMap::new(),
             completed_at: BTreeMap::new(),
+            txn: TxnOffsets::default(),
         }
     }
 
@@ -154,26 +168,38 @@ impl OffsetStore {
         offsets
             .iter()
             .map(|commit| {
-                let metadata = commit.metadata.clone().unwrap_or_default();
-                self.check_metadata(commit, &metadata)?;
-                let key = OffsetCommitKey {
-                    group: group.to_owned(),
-                    topic: commit.topic.clone(),
-                    partition: commit.partition,
-                };
+                let (key, value) = self.checked(group, commit, now_ms)?;
                 *self.pending.entry(key.clone()).or_insert(0) += 1;
                 Ok(OffsetsTopicRecord::OffsetCommit {
                     key,
-                    value: Some(OffsetCommitValue {
-                        offset: commit.offset,
-                        leader_epoch: commit.leader_epoch,
-                        metadata,
-                        commit_timestamp_ms: now_ms,
-                        expire_timestamp_ms: commit.expire_timestamp_ms,
-                    }),
+                    value: Some(value),
                 })
             })
             .collect()
+    }
+
+    /// The key and value to store for `commit`, if its metadata fits.
+    fn checked(
+        &self,
+        group: &str,
+        commit: &OffsetToCommit,
+        now_ms: i64,
+    ) -> Result<(OffsetCommitKey, OffsetCommitValue), OffsetStoreError> {
+        let metadata = commit.metadata.clone().unwrap_or_default();
+        self.check_metadata(commit, &metadata)?;
+        let key = OffsetCommitKey {
+            group: group.to_owned(),
+            topic: commit.topic.clone(),
+            partition: commit.partition,
+        };
+        let value = OffsetCommitValue {
+            offset: commit.offset,
+            leader_epoch: commit.leader_epoch,
+            metadata,
+            commit_timestamp_ms: now_ms,
+            expire_timestamp_ms: commit.expire_timestamp_ms,
+        };
+        Ok((key, value))
     }
 
     fn check_metadata(
@@ -202,7 +228,7 @@ impl OffsetStore {
     pub fn complete(&mut self, records: impl IntoIterator<Item = OffsetsTopicRecord>) {
         for record in records {
             self.unpend(&record);
-            self.replay(record);
+            self.apply(record, None);
         }
     }
 
@@ -217,15 +243,7 @@ impl OffsetStore {
     ) {
         for record in records {
             self.unpend(&record);
-            if let OffsetsTopicRecord::OffsetCommit { key, .. } = &record {
-                match self.completed_at.get(key) {
-                    Some(later) if *later > log_position => continue,
-                    _ => {
-                        self.completed_at.insert(key.clone(), log_position);
-                    }
-                }
-            }
-            self.replay(record);
+            self.apply(record, Some(log_position));
         }
     }
 
@@ -250,25 +268,56 @@ impl OffsetStore {
         }
     }
 
-    /// Applies one record read from `__consumer_offsets` (at load, in log
-    /// order): a commit replaces the partition's offset, a tombstone
-    /// deletes it. Group metadata records are the group coordinator's and
-    /// are ignored here.
+    /// Applies one non-transactional record read from `__consumer_offsets`
+    /// (at load, in log order): a commit replaces the partition's offset, a
+    /// tombstone deletes it (and drops what transactions staged for it).
+    /// Group metadata records are the group coordinator's; only a group's
+    /// tombstone matters here: it drops what transactions staged for the
+    /// group. [`OffsetStore::replay_batches`] replays whole reads,
+    /// transactions included.
     pub fn replay(&mut self, record: OffsetsTopicRecord) {
-        let OffsetsTopicRecord::OffsetCommit { key, value } = record else {
-            return;
-        };
-        match value {
-            Some(value) => {
-                self.groups
-                    .entry(key.group)
-                    .or_default()
-                    .entry(key.topic)
-                    .or_default()
-                    .insert(key.partition, value);
+        self.apply(record, None);
+    }
+
+    /// Applies a non-transactional record appended at `log_position` (if
+    /// known), unless its key was already completed from a later one.
+    fn apply(&mut self, record: OffsetsTopicRecord, log_position: Option<u64>) {
+        if let (OffsetsTopicRecord::OffsetCommit { key, .. }, Some(position)) =
+            (&record, log_position)
+        {
+            match self.completed_at.get(key) {
+                Some(later) if *later > position => return,
+                _ => {
+                    self.completed_at.insert(key.clone(), position);
+                }
             }
-            None => self.remove(&key.group, &key.topic, key.partition),
         }
+        match record {
+            OffsetsTopicRecord::OffsetCommit {
+                key,
+                value: Some(value),
+            } => self.insert(key, value),
+            OffsetsTopicRecord::OffsetCommit { key, value: None } => {
+                // Kafka's removeOffsets drops staged transactional offsets
+                // of the partition too, so a later commit marker cannot
+                // bring a deleted offset back.
+                self.txn.drop_key(&key, log_position);
+                self.remove(&key.group, &key.topic, key.partition);
+            }
+            OffsetsTopicRecord::GroupMetadata { key, value: None } => {
+                self.txn.drop_group(&key.group);
+            }
+            OffsetsTopicRecord::GroupMetadata { value: Some(_), .. } => {}
+        }
+    }
+
+    fn insert(&mut self, key: OffsetCommitKey, value: OffsetCommitValue) {
+        self.groups
+            .entry(key.group)
+            .or_default()
+            .entry(key.topic)
+            .or_default()
+            .insert(key.partition, value);
     }
 
     fn remove(&mut self, group: &str, topic: &str, partition: i32) {
@@ -328,16 +377,23 @@ impl OffsetStore {
         }
     }
 
-    /// Whether `group` has any committed offset (an Empty group without
-    /// offsets can be removed).
+    /// Whether `group` has any committed offset, or offsets staged by a
+    /// transaction not yet ended (an Empty group without either can be
+    /// removed; Kafka's `hasOffsets`).
     pub fn has_offsets(&self, group: &str) -> bool {
-        self.groups.contains_key(group)
+        self.groups.contains_key(group) || self.txn.has_group(group)
     }
 
-    /// The groups with committed offsets, in order (ListGroups reports
-    /// offset-only groups too).
+    /// The groups with committed or transaction-staged offsets, in order
+    /// (ListGroups reports offset-only groups too).
     pub fn groups(&self) -> impl Iterator<Item = &str> {
-        self.groups.keys().map(String::as_str)
+        let groups: BTreeSet<&str> = self
+            .groups
+            .keys()
+            .map(String::as_str)
+            .chain(self.txn.groups())
+            .collect();
+        groups.into_iter()
     }
 
     /// OffsetDelete: tombstones for those of `partitions` that have an
@@ -376,7 +432,8 @@ impl OffsetStore {
     /// may expire ([`ExpiryCondition`]); within that, an offset with an
     /// explicit expire timestamp (a v1 value) expires when `now_ms`
     /// reaches it, any other when `now_ms - base >= retention_ms`. Offsets
-    /// with a commit in flight are kept.
+    /// with a commit in flight, or staged by a transaction not yet ended,
+    /// are kept (staged offsets themselves never expire).
     pub fn expire<'a>(
         &self,
         now_ms: i64,
@@ -405,13 +462,22 @@ impl OffsetStore {
                         Some(expire_ms) => now_ms >= expire_ms,
                         None => now_ms.saturating_sub(base_ms) >= retention_ms,
                     };
-                    if is_expired && !self.is_pending(group, topic, partition) {
+                    if is_expired && !self.has_pending(group, topic, partition) {
                         expired.push(tombstone(group, topic, partition));
                     }
                 }
             }
         }
         expired
+    }
+
+    /// Whether the partition has a commit whose outcome is not known yet:
+    /// a plain commit being appended, or an offset a transaction staged and
+    /// has not ended. OffsetFetch with require_stable (KIP-447) answers
+    /// UNSTABLE_OFFSET_COMMIT for such a partition (Kafka's
+    /// `hasPendingOffsetCommitsForTopicPartition`).
+    pub fn has_pending(&self, group: &str, topic: &str, partition: i32) -> bool {
+        self.txn.contains(group, topic, partition) || self.is_pending(group, topic, partition)
     }
 
     fn is_pending(&self, group: &str, topic: &str, partition: i32) -> bool {

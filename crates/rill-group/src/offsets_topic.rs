@@ -24,6 +24,11 @@
 //! reports them as [`OffsetsTopicDecodeError::UnknownRecordType`] and a
 //! loader skips them, as Kafka's `CoordinatorLoaderImpl` does.
 //!
+//! A TxnOffsetCommit writes the same offset commit records in a
+//! transactional batch of its producer ([`txn_batch`]); the commit or
+//! abort marker that ends the transaction is a control batch, which
+//! [`read_batches`] returns as a [`LoadedMarker`].
+//!
 //! Decoding reads untrusted bytes from disk: every length is checked
 //! against the bytes that remain before anything is allocated, and bad
 //! input is a typed error, never a panic.
@@ -32,7 +37,10 @@
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 use bytes::Bytes;
-use rill_record::{BatchBuilder, BatchError, Batches, BatchesEnd, NewRecord, RecordError, Records};
+use rill_record::{
+    BatchBuilder, BatchError, Batches, BatchesEnd, ControlRecordError, EndTxnMarker, NewRecord,
+    RecordError, Records,
+};
 
 /// Key version of offset commits written by Kafka before 0.9 (same layout as v1).
 pub const OFFSET_COMMIT_KEY_V0: i16 = 0;
@@ -518,6 +526,24 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
     abs % partitions
 }
 
+/// One partition of `__consumer_offsets`, `index` of `partitions`
+/// (offsets.topic.num.partitions): the groups whose records it holds. A
+/// transaction marker written there ends the transaction's offsets of
+/// those groups only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetsPartition {
+    pub index: i32,
+    pub partitions: i32,
+}
+
+impl OffsetsPartition {
+    /// Whether `group`'s records live in this partition
+    /// ([`partition_for`]).
+    pub fn holds(self, group: &str) -> bool {
+        partition_for(group, self.partitions) == self.index
+    }
+}
+
 /// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16
 /// code units, in wrapping 32-bit arithmetic.
 fn java_string_hash(s: &str) -> i32 {
@@ -531,10 +557,24 @@ fn java_string_hash(s: &str) -> i32 {
 pub struct LoadedRecord {
     pub offset: i64,
     pub timestamp_ms: i64,
-    /// Written inside a transaction (TxnOffsetCommit). Rill loads these as
-    /// committed; it does not track transaction markers.
+    /// Written inside a transaction (TxnOffsetCommit): an offset commit
+    /// here is pending until its producer's marker (see
+    /// [`LoadedBatches::markers`]) commits or aborts it.
     pub is_transactional: bool,
+    /// The producer id of the record's batch; -1 when it has none (every
+    /// non-transactional batch Rill or Kafka writes here).
+    pub producer_id: i64,
     pub record: OffsetsTopicRecord,
+}
+
+/// A transaction marker (control batch) read back from the log: it ends
+/// `producer_id`'s transaction in this partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LoadedMarker {
+    pub offset: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub marker: EndTxnMarker,
 }
 
 /// The records found in a buffer of whole batches, as [`read_batches`]
@@ -543,8 +583,15 @@ pub struct LoadedRecord {
 pub struct LoadedBatches {
     /// Records in log order; later ones supersede earlier ones.
     pub records: Vec<LoadedRecord>,
+    /// Commit and abort markers in log order. Their offsets place them
+    /// among `records`: a marker ends only the transactional records of
+    /// its producer that precede it
+    /// ([`OffsetStore::replay_batches`](crate::OffsetStore::replay_batches)
+    /// applies both in log order).
+    pub markers: Vec<LoadedMarker>,
     /// Records of types this module does not know (Kafka's newer
-    /// coordinators), skipped.
+    /// coordinators), and control records other than commit or abort,
+    /// skipped.
     pub skipped_unknown: usize,
     /// Bytes of whole batches read: where the next read should start. A
     /// partial batch at the end (normal at the end of a fetch) is not
@@ -574,6 +621,11 @@ pub enum OffsetsBatchError {
         offset: i64,
         error: OffsetsTopicDecodeError,
     },
+    #[error("control batch at offset {offset} is not a readable transaction marker: {error}")]
+    Marker {
+        offset: i64,
+        error: ControlRecordError,
+    },
 }
 
 /// One uncompressed v2 batch of `records` (key, value; `None` is a
@@ -588,16 +640,43 @@ pub fn batch(
     if records.is_empty() {
         return Ok(None);
     }
-    let mut builder = BatchBuilder::new(timestamp_ms);
+    with_records(BatchBuilder::new(timestamp_ms), records)
+        .finish()
+        .map(Some)
+}
+
+/// [`batch`] for a TxnOffsetCommit: the same offset commit records in a
+/// transactional batch of `producer_id` at `producer_epoch`, with no
+/// sequence (-1), as Kafka writes them. Their offsets stay pending until
+/// the producer's commit or abort marker lands in the same partition.
+pub fn txn_batch(
+    records: &[(Bytes, Option<Bytes>)],
+    producer_id: i64,
+    producer_epoch: i16,
+    timestamp_ms: i64,
+) -> Result<Option<Vec<u8>>, BatchError> {
+    if records.is_empty() {
+        return Ok(None);
+    }
+    let builder = BatchBuilder::new(timestamp_ms)
+        .producer(producer_id, producer_epoch, rill_record::NO_SEQUENCE)
+        .transactional();
+    with_records(builder, records).finish().map(Some)
+}
+
+fn with_records(mut builder: BatchBuilder, records: &[(Bytes, Option<Bytes>)]) -> BatchBuilder {
     for (key, value) in records {
         builder.push(&NewRecord::key_value(key, value.as_deref()));
     }
-    builder.finish().map(Some)
+    builder
 }
 
 /// Decodes the records of the whole batches at the start of `buf` (as a
-/// fetch or a segment read returns them). Control batches (transaction
-/// markers) are skipped, as are records of unknown types. Compressed
+/// fetch or a segment read returns them). Control batches become
+/// [`LoadedBatches::markers`]; one that holds no readable marker is
+/// [`OffsetsBatchError::Marker`], and a control record of a type other
+/// than commit or abort is skipped, as are records of unknown types.
+/// Compressed
 /// batches expand into at most `records_bytes_max` bytes each (use
 /// max.message.bytes or larger). CRCs are not checked here: the log
 /// verified them on append and on recovery.
@@ -607,16 +686,38 @@ pub fn read_batches(
 ) -> Result<LoadedBatches, OffsetsBatchError> {
     let mut loaded = LoadedBatches {
         records: Vec::new(),
+        markers: Vec::new(),
         skipped_unknown: 0,
         bytes_read: 0,
     };
     let mut batches = Batches::new(buf);
     for batch in batches.by_ref() {
         let attributes = batch.attributes();
+        let base_offset = batch.base_offset();
         if attributes.is_control() {
+            match EndTxnMarker::of(&batch) {
+                Ok(Some(marker)) => loaded.markers.push(LoadedMarker {
+                    offset: base_offset,
+                    producer_id: batch.producer_id(),
+                    producer_epoch: batch.producer_epoch(),
+                    marker,
+                }),
+                Ok(None) => {
+                    tracing::debug!(
+                        offset = base_offset,
+                        "skipping a control record that is not a transaction marker"
+                    );
+                    loaded.skipped_unknown += 1;
+                }
+                Err(error) => {
+                    return Err(OffsetsBatchError::Marker {
+                        offset: base_offset,
+                        error,
+                    });
+                }
+            }
             continue;
         }
-        let base_offset = batch.base_offset();
         let data = rill_record::records_data(&batch, records_bytes_max)
             .map_err(|error| OffsetsBatchError::Decompress { base_offset, error })?;
         for record in Records::new(&data, batch.records_count()) {
@@ -629,6 +730,7 @@ pub fn read_batches(
                     offset,
                     timestamp_ms: batch.record_timestamp(record.timestamp_delta),
                     is_transactional: attributes.is_transactional(),
+                    producer_id: batch.producer_id(),
                     record: decoded,
                 }),
                 Err(OffsetsTopicDecodeError::UnknownRecordType { version }) => {
@@ -1493,6 +1595,60 @@ mod tests {
         assert_eq!(loaded.records[1].offset, 1);
         assert!(!loaded.records[1].is_transactional);
         assert_eq!(batch(&[], 0), Ok(None));
+    }
+
+    #[test]
+    fn txn_batch_is_a_transactional_batch_of_the_producer() {
+        let record = OffsetsTopicRecord::OffsetCommit {
+            key: OffsetCommitKey {
+                group: "g".to_owned(),
+                topic: "t".to_owned(),
+                partition: 0,
+            },
+            value: Some(commit_value(None)),
+        };
+        let bytes = txn_batch(&[record.encode().unwrap()], 42, 3, 1_000)
+            .unwrap()
+            .unwrap();
+        let view = rill_record::BatchView::new(&bytes).unwrap();
+        view.verify_crc().unwrap();
+        assert!(view.attributes().is_transactional());
+        assert!(!view.attributes().is_control());
+        assert_eq!(view.producer_id(), 42);
+        assert_eq!(view.producer_epoch(), 3);
+        assert_eq!(view.base_sequence(), rill_record::NO_SEQUENCE);
+        let loaded = read_batches(&bytes, 1 << 20).unwrap();
+        assert_eq!(loaded.records.len(), 1);
+        assert!(loaded.records[0].is_transactional);
+        assert_eq!(loaded.records[0].producer_id, 42);
+        assert_eq!(loaded.records[0].record, record);
+        // A marker of the producer after it.
+        let marker = EndTxnMarker {
+            kind: rill_record::MarkerKind::Commit,
+            coordinator_epoch: 5,
+        };
+        let mut marker_bytes = rill_record::end_txn_marker(42, 3, marker, 2_000).unwrap();
+        marker_bytes[..8].copy_from_slice(&1i64.to_be_bytes());
+        let mut buf = bytes.clone();
+        buf.extend_from_slice(&marker_bytes);
+        let loaded = read_batches(&buf, 1 << 20).unwrap();
+        assert_eq!(loaded.bytes_read, buf.len());
+        assert_eq!(
+            loaded.markers,
+            vec![LoadedMarker {
+                offset: 1,
+                producer_id: 42,
+                producer_epoch: 3,
+                marker,
+            }]
+        );
+        assert_eq!(txn_batch(&[], 42, 3, 0), Ok(None));
+        // A plain batch has no producer.
+        let plain = batch(&[record.encode().unwrap()], 0).unwrap().unwrap();
+        assert_eq!(
+            read_batches(&plain, 1 << 20).unwrap().records[0].producer_id,
+            -1
+        );
     }
 
     #[test]

@@ -891,6 +891,91 @@ fn offset_commit_validation() {
 }
 
 #[test]
+fn txn_offset_commit_validation() {
+    let mut h = Harness::quick();
+    let now = h.now_ms;
+    // A standalone transactional commit creates the group, Empty.
+    assert_eq!(
+        h.coordinator
+            .validate_txn_offset_commit("simple", "", -1, None, now),
+        Ok(())
+    );
+    assert_eq!(
+        h.coordinator.group_overview("simple").unwrap().state,
+        GroupState::Empty
+    );
+    // A member of a group that does not exist: unknown, and no group.
+    assert!(matches!(
+        h.coordinator
+            .validate_txn_offset_commit("missing", "m", 3, None, now),
+        Err(GroupError::UnknownMemberId { .. })
+    ));
+    assert!(h.coordinator.group_overview("missing").is_none());
+    assert!(matches!(
+        h.coordinator
+            .validate_txn_offset_commit("", "", -1, None, now),
+        Err(GroupError::InvalidGroupId { .. })
+    ));
+    let (leader, follower, generation) = h.stable_pair();
+    let validate = |h: &mut Harness, member: &str, generation: i32| {
+        h.coordinator
+            .validate_txn_offset_commit(GROUP, member, generation, None, now)
+    };
+    assert_eq!(validate(&mut h, &leader, generation), Ok(()));
+    assert_eq!(validate(&mut h, &follower, generation), Ok(()));
+    assert!(matches!(
+        validate(&mut h, &follower, generation - 1),
+        Err(GroupError::IllegalGeneration { .. })
+    ));
+    assert!(matches!(
+        validate(&mut h, "stranger", generation),
+        Err(GroupError::UnknownMemberId { .. })
+    ));
+    // A member id without a generation is checked too.
+    assert!(matches!(
+        validate(&mut h, &leader, -1),
+        Err(GroupError::IllegalGeneration { .. })
+    ));
+    // A producer older than KIP-447 (no member, no generation) commits to
+    // a group with members, which OffsetCommit would refuse.
+    assert_eq!(validate(&mut h, "", -1), Ok(()));
+    assert!(matches!(
+        h.coordinator
+            .validate_offset_commit(GROUP, "", -1, None, now),
+        Err(GroupError::UnknownMemberId { .. })
+    ));
+    // While the group awaits its assignment a current member still
+    // commits transactionally (OffsetCommit: REBALANCE_IN_PROGRESS).
+    let (_c, tc) = h.join_new("c");
+    let tl = h.join(join_request("a", &leader));
+    let tf = h.join(join_request("b", &follower));
+    let generation = h.join_response(tl).unwrap().generation_id;
+    h.join_response(tf).unwrap();
+    h.join_response(tc).unwrap();
+    assert_eq!(state(&h), GroupState::CompletingRebalance);
+    assert_eq!(validate(&mut h, &leader, generation), Ok(()));
+    assert!(matches!(
+        h.coordinator
+            .validate_offset_commit(GROUP, &leader, generation, None, now),
+        Err(GroupError::RebalanceInProgress { .. })
+    ));
+}
+
+#[test]
+fn txn_offset_commit_waits_for_loading() {
+    let mut coordinator = GroupCoordinator::new(GroupConfig::default(), 1);
+    assert_eq!(
+        coordinator.validate_txn_offset_commit(GROUP, "", -1, None, 0),
+        Err(GroupError::CoordinatorLoadInProgress)
+    );
+    coordinator.finish_loading();
+    assert_eq!(
+        coordinator.validate_txn_offset_commit(GROUP, "", -1, None, 0),
+        Ok(())
+    );
+}
+
+#[test]
 fn duplicate_join_answers_the_superseded_request() {
     let mut h = Harness::quick();
     let (leader, follower, _generation) = h.stable_pair();

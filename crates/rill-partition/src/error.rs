@@ -40,6 +40,27 @@ pub enum PartitionError {
         current: i16,
         found: i16,
     },
+    /// Kafka's INVALID_TXN_STATE: a non-transactional batch from a
+    /// producer whose transaction, begun at `txn_first_offset`, is open.
+    /// Nothing was written.
+    #[error(
+        "producer {producer_id}: expected a transactional batch, its transaction begun at offset {txn_first_offset} being open; found a non-transactional one"
+    )]
+    InvalidTxnState {
+        producer_id: i64,
+        txn_first_offset: Offset,
+    },
+    /// Kafka's TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator
+    /// older than the one that wrote this producer's last marker here.
+    /// Nothing was written.
+    #[error(
+        "producer {producer_id}: marker from coordinator epoch {found}, expected at least {current}"
+    )]
+    TransactionCoordinatorFenced {
+        producer_id: i64,
+        current: i32,
+        found: i32,
+    },
     #[error("cannot delete records up to {requested}: the high watermark is {high_watermark}")]
     DeleteBeyondHighWatermark {
         requested: Offset,

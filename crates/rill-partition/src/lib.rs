@@ -1,9 +1,11 @@
 //! rill-partition owns partition state over a log — log start offset,
 //! high watermark (the single broker's, or the one the replication layer
-//! keeps), log end offset, the leader-epoch cache, idempotent producer
-//! state (duplicates, sequence and epoch checks, snapshots), a follower's
-//! appends of its leader's batches, and Kafka's ListOffsets and
-//! OffsetForLeaderEpoch answers — and the log
+//! keeps), log end offset, the leader-epoch cache, producer state
+//! (duplicates, sequence and epoch checks, snapshots) and transactions
+//! (KIP-98: each producer's open transaction, commit and abort markers,
+//! the last stable offset, the aborted transactions a read_committed
+//! fetch reports), a follower's appends of its leader's batches, and
+//! Kafka's ListOffsets and OffsetForLeaderEpoch answers — and the log
 //! manager that opens every partition under `log.dirs` at start-up,
 //! creates and deletes partitions, runs retention and producer-id expiry
 //! in the background, and keeps the checkpoints (each written atomically:
@@ -41,6 +43,7 @@ mod partition;
 mod producer_snapshot;
 mod producer_state;
 mod topic_partition;
+mod txn_state;
 
 pub use checkpoint::CheckpointError;
 pub use error::{ManagerError, PartitionError};
@@ -51,7 +54,7 @@ pub use manager::{
     CLEAN_SHUTDOWN_MARKER, LOG_START_CHECKPOINT, LogManager, ManagerConfig,
     RECOVERY_POINT_CHECKPOINT, REPLICATION_OFFSET_CHECKPOINT, StartupReport,
 };
-pub use partition::{FetchIsolation, OffsetSpec, Partition, TimestampedOffset};
+pub use partition::{AbortedTransaction, FetchIsolation, OffsetSpec, Partition, TimestampedOffset};
 pub use producer_snapshot::{PRODUCER_SNAPSHOT_SUFFIX, ProducerSnapshotError};
 pub use producer_state::{
     BatchMetadata, PRODUCER_BATCHES_RETAINED, PRODUCER_ID_EXPIRATION_MS_DEFAULT, ProducerStateEntry,

@@ -379,7 +379,8 @@ impl LogManager {
     }
 
     /// One compaction pass over the partitions whose cleanup.policy
-    /// includes `compact` (up to each one's high watermark); failures are
+    /// includes `compact` (up to each one's last stable offset: Kafka's
+    /// cleaner stops at the first unstable offset); failures are
     /// logged and the pass goes on. Returns the segments cleaned.
     pub fn compact(&self, now_ms: i64) -> usize {
         let cleaner = CleanerConfig {
@@ -395,7 +396,7 @@ impl LogManager {
             }
             match partition
                 .log()
-                .compact(now_ms, partition.high_watermark(), &cleaner)
+                .compact(now_ms, partition.last_stable_offset(), &cleaner)
             {
                 Ok(outcome) => cleaned += outcome.segments_cleaned,
                 Err(error) => {

@@ -1,24 +1,27 @@
-//! One partition: its log, its offsets (log start, high watermark, log
-//! end), its leader-epoch cache, its idempotent-producer state, and
-//! Kafka's offset lookups over them; appends as leader (a producer's
-//! batch) or as follower (the leader's batches, unchanged).
+//! One partition: its log, its offsets (log start, high watermark, last
+//! stable offset, log end), its leader-epoch cache, its producer and
+//! transaction state, and Kafka's offset lookups over them; appends as
+//! leader (a producer's batch, a coordinator's batch or transaction
+//! marker) or as follower (the leader's batches, unchanged).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rill_record::{Batches, BatchesEnd, TimestampType};
+use rill_record::{Batches, BatchesEnd, EndTxnMarker, TimestampType, end_txn_marker};
 use rill_storage::{
     AppendError, AppendInfo, AppendTicket, Disk, Flusher, Log, LogConfig, LogRead, Offset,
-    ReadError, RecoveryHints, RecoveryReport, ReplicatedBatch, RetentionOutcome,
+    ReadError, RecoveryHints, RecoveryReport, ReplicatedBatch, RetentionOutcome, ValidatedBatch,
 };
 
 use crate::error::PartitionError;
 use crate::leader_epoch::LeaderEpochCache;
 use crate::producer_state::{
-    AppendCheck, BatchMetadata, ProducerBatch, ProducerStateEntry, ProducerStateManager,
+    AppendCheck, BatchKind, BatchMetadata, Origin, ProducerBatch, ProducerStateEntry,
+    ProducerStateManager,
 };
 use crate::topic_partition::TopicPartition;
+use crate::txn_state::MarkerBatch;
 
 /// Bytes read per step when the epoch cache is rebuilt from the log.
 const EPOCH_REBUILD_READ_BYTES: usize = 1 << 20;
@@ -30,6 +33,17 @@ pub enum FetchIsolation {
     HighWatermark,
     /// Followers: up to the log end.
     LogEnd,
+    /// read_committed consumers: up to the last stable offset.
+    TxnCommitted,
+}
+
+/// A transaction aborted in a fetched range, as a Fetch response lists
+/// it for a read_committed consumer: the consumer skips the producer's
+/// records from `first_offset` until it meets the ABORT marker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    pub producer_id: i64,
+    pub first_offset: Offset,
 }
 
 /// What a ListOffsets request asks for.
@@ -134,7 +148,15 @@ impl Partition {
                 rebuild_epochs(dir, &log, &disk)?
             }
         };
-        let producers = ProducerStateManager::load(dir, &log, disk)?;
+        // After a crash, what was not synced (the aborted-transaction
+        // index's tail among it) is replayed from a snapshot at or below
+        // the recovery point.
+        let replay_from_at_most = if hints.clean_shutdown {
+            Offset(i64::MAX)
+        } else {
+            hints.recovery_point
+        };
+        let producers = ProducerStateManager::load(dir, &log, disk, replay_from_at_most)?;
         let partition = Partition::assemble(topic_partition, dir, log, epochs, producers);
         Ok((partition, report))
     }
@@ -188,6 +210,12 @@ impl Partition {
     /// producer's last five batches writes nothing and gets a ticket that
     /// resolves to the original batch's offsets, once those may be
     /// acknowledged. Every way, the caller waits on the ticket alike.
+    ///
+    /// A transactional batch opens its producer's transaction here if none
+    /// is open; a non-transactional one while it is open is
+    /// [`PartitionError::InvalidTxnState`]. A control batch is refused
+    /// ([`rill_record::BatchError::ControlBatchFromClient`]): markers come
+    /// from [`Partition::append_marker`].
     pub fn append(
         &self,
         batch: &[u8],
@@ -202,18 +230,123 @@ impl Partition {
         // Validation (the CRC) runs before the lock, in parallel.
         let mut stored = Vec::new();
         let batch = self.log.validate(batch, &mut stored)?;
+        self.append_checked(batch, Origin::Client, leader_epoch, now_ms)
+    }
+
+    /// Appends a batch a coordinator on this broker wrote to its internal
+    /// topic (Kafka's AppendOrigin.COORDINATOR: e.g. a transactional
+    /// offset commit into `__consumer_offsets`, which carries the
+    /// transaction's producer id and epoch and no sequence). As
+    /// [`Partition::append`], but without sequence checks or duplicate
+    /// detection; the producer epoch and transaction checks stand, and a
+    /// transactional batch opens the producer's transaction.
+    pub fn append_from_coordinator(
+        &self,
+        batch: &[u8],
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendTicket, PartitionError> {
+        if let Some(failed) = self.log.failure() {
+            return Err(AppendError::Offline(failed).into());
+        }
+        let batch = self.log.validate_coordinator(batch)?;
+        self.append_checked(batch, Origin::Coordinator, leader_epoch, now_ms)
+    }
+
+    /// The locked part of [`Partition::append`] and
+    /// [`Partition::append_from_coordinator`].
+    fn append_checked(
+        &self,
+        batch: ValidatedBatch<'_>,
+        origin: Origin,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendTicket, PartitionError> {
         let view = batch.view();
         let producer = ProducerBatch::of(&view);
         let mut state = self.state.lock();
         state.producers.catch_up(&self.log)?;
         let config = self.log.config();
         if let Some(producer) = &producer {
-            if let AppendCheck::Duplicate(original) = state.producers.check(producer)? {
+            if let AppendCheck::Duplicate(original) = state.producers.check(producer, origin)? {
                 let info = self.duplicate_info(original, &config);
                 return Ok(self.log.ticket_for_appended(info));
             }
         }
         let base_offset = state.producers.map_end();
+        Self::record_epoch_start(&mut state, leader_epoch, base_offset)?;
+        let ticket = self.log.append_validated(batch, leader_epoch, now_ms)?;
+        let last_offset = base_offset.plus(i64::from(view.records_count()) - 1);
+        let timestamp = match config.timestamp_type {
+            TimestampType::LogAppendTime => now_ms,
+            TimestampType::CreateTime => view.max_timestamp(),
+        };
+        let kind = producer.map_or(BatchKind::Plain, BatchKind::Data);
+        state
+            .producers
+            .appended(&kind, base_offset, last_offset, timestamp);
+        self.snapshot_if_rolled(&mut state);
+        Ok(ticket)
+    }
+
+    /// Writes the marker that ends `producer_id`'s transaction in this
+    /// partition, as the leader in `leader_epoch`, when its transaction
+    /// coordinator asks (WriteTxnMarkers): a control batch built with
+    /// [`rill_record::end_txn_marker`], stamped `now_ms`, at the next
+    /// offset (Kafka's AppendOrigin.COORDINATOR: no sequence checks).
+    ///
+    /// Refused, with nothing written, as Kafka refuses it: a producer
+    /// epoch older than the producer's is
+    /// [`PartitionError::InvalidProducerEpoch`]; a coordinator epoch older
+    /// than the one of the producer's last marker here is
+    /// [`PartitionError::TransactionCoordinatorFenced`]. A producer with no
+    /// open transaction here still gets its marker (it ends nothing).
+    ///
+    /// The marker ends the open transaction; an ABORT records it in the
+    /// aborted-transaction index (see [`Partition::aborted_transactions`])
+    /// with the marker. The last stable offset passes the transaction once
+    /// the high watermark passes the marker.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        marker: EndTxnMarker,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendTicket, PartitionError> {
+        if let Some(failed) = self.log.failure() {
+            return Err(AppendError::Offline(failed).into());
+        }
+        let bytes = end_txn_marker(producer_id, producer_epoch, marker, now_ms)
+            .map_err(AppendError::InvalidBatch)?;
+        let batch = MarkerBatch {
+            producer_id,
+            epoch: producer_epoch,
+            marker,
+        };
+        let mut state = self.state.lock();
+        state.producers.catch_up(&self.log)?;
+        state.producers.check_marker(&batch)?;
+        let offset = state.producers.map_end();
+        let aborted = state.producers.aborted_by(&batch, offset);
+        Self::record_epoch_start(&mut state, leader_epoch, offset)?;
+        let ticket = self
+            .log
+            .append_control(&bytes, leader_epoch, now_ms, aborted)?;
+        state
+            .producers
+            .appended(&BatchKind::Marker(batch), offset, offset, now_ms);
+        self.snapshot_if_rolled(&mut state);
+        Ok(ticket)
+    }
+
+    /// Records `leader_epoch` as starting at `base_offset` if it is newer
+    /// than the latest epoch in the cache (a negative one never is).
+    fn record_epoch_start(
+        state: &mut AppendState,
+        leader_epoch: i32,
+        base_offset: Offset,
+    ) -> Result<(), PartitionError> {
         if leader_epoch >= 0
             && state
                 .epochs
@@ -222,17 +355,7 @@ impl Partition {
         {
             state.epochs.assign(leader_epoch, base_offset)?;
         }
-        let ticket = self.log.append_validated(batch, leader_epoch, now_ms)?;
-        let last_offset = base_offset.plus(i64::from(view.records_count()) - 1);
-        let timestamp = match config.timestamp_type {
-            TimestampType::LogAppendTime => now_ms,
-            TimestampType::CreateTime => view.max_timestamp(),
-        };
-        state
-            .producers
-            .appended(producer.as_ref(), base_offset, last_offset, timestamp);
-        self.snapshot_if_rolled(&mut state);
-        Ok(ticket)
+        Ok(())
     }
 
     /// Appends, as a follower, the record set of a fetch response from the
@@ -253,9 +376,13 @@ impl Partition {
     /// Under the append lock, before each batch is written, its
     /// partitionLeaderEpoch is recorded in the leader-epoch cache at its
     /// base offset when it is newer than the latest epoch there; after
-    /// it, the idempotent-producer state takes the batch's producer id,
-    /// epoch and sequences as they are, without the leader's checks (as
-    /// Kafka's follower: producer state replicates with the data), and a
+    /// it, the producer state takes the batch's producer id, epoch and
+    /// sequences as they are, without the leader's checks (as Kafka's
+    /// follower: producer state replicates with the data) — a
+    /// transactional batch opens its producer's transaction, a marker
+    /// ends it, and an ABORT marker's entry goes into the
+    /// aborted-transaction index with it (an unreadable control record is
+    /// logged and taken as no marker, as Kafka does) — and a
     /// producer snapshot is written when the log rolled, as in
     /// [`Partition::append`].
     ///
@@ -336,7 +463,12 @@ impl Partition {
         if new_epoch {
             state.epochs.assign(epoch, base_offset)?;
         }
-        let ticket = match self.log.append_replicated_validated(batch, now_ms) {
+        let kind = BatchKind::of(&view);
+        let aborted = match &kind {
+            BatchKind::Marker(marker) => state.producers.aborted_by(marker, base_offset),
+            BatchKind::Plain | BatchKind::Data(_) => None,
+        };
+        let ticket = match self.log.append_replicated_aborting(batch, now_ms, aborted) {
             Ok(ticket) => ticket,
             Err(error) => {
                 if new_epoch {
@@ -347,12 +479,9 @@ impl Partition {
                 return Err(error.into());
             }
         };
-        state.producers.replicated(
-            ProducerBatch::of(&view).as_ref(),
-            base_offset,
-            last_offset,
-            view.max_timestamp(),
-        );
+        state
+            .producers
+            .replicated(&kind, base_offset, last_offset, view.max_timestamp());
         self.snapshot_if_rolled(state);
         Ok(ticket)
     }
@@ -416,8 +545,8 @@ impl Partition {
     }
 
     /// Forgets producers whose last batch's timestamp is `expiration_ms`
-    /// (Kafka's producer.id.expiration.ms) or more before `now_ms`; returns
-    /// how many.
+    /// (Kafka's producer.id.expiration.ms) or more before `now_ms`, but
+    /// never one whose transaction is open; returns how many.
     pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
         self.state
             .lock()
@@ -434,11 +563,52 @@ impl Partition {
         isolation: FetchIsolation,
         min_one_batch: bool,
     ) -> Result<LogRead, ReadError> {
-        let upper = match isolation {
+        let upper = self.upper_bound(isolation);
+        self.log.read(from, max_bytes, upper, min_one_batch)
+    }
+
+    /// The offset reads under `isolation` stop at.
+    fn upper_bound(&self, isolation: FetchIsolation) -> Offset {
+        match isolation {
             FetchIsolation::HighWatermark => self.high_watermark(),
             FetchIsolation::LogEnd => self.log.log_end_offset(),
-        };
-        self.log.read(from, max_bytes, upper, min_one_batch)
+            FetchIsolation::TxnCommitted => self.last_stable_offset(),
+        }
+    }
+
+    /// The offset below which read_committed consumers may read (Kafka's
+    /// last stable offset): the first offset of the earliest transaction
+    /// still open, or ended by a marker the high watermark has not passed
+    /// yet, if that is below the high watermark; else the high watermark.
+    /// Never below the log start offset.
+    ///
+    /// Ended transactions are tracked from the last producer snapshot on:
+    /// after a restart, one ended before it is taken as replicated (as in
+    /// Kafka).
+    pub fn last_stable_offset(&self) -> Offset {
+        let mut state = self.state.lock();
+        let high_watermark = self.high_watermark();
+        let log_start = self.log.log_start_offset();
+        state
+            .producers
+            .last_stable_offset(high_watermark, log_start)
+    }
+
+    /// The transactions aborted in [`from`, `upper`), for a read_committed
+    /// fetch that returned the batches from `from` up to `upper`: every
+    /// aborted transaction whose ABORT marker is at or after `from` and
+    /// whose first offset is below `upper` (Kafka's
+    /// collectAbortedTransactions), ordered by marker offset. A
+    /// transaction that spans several fetches is reported by each.
+    pub fn aborted_transactions(&self, from: Offset, upper: Offset) -> Vec<AbortedTransaction> {
+        self.log
+            .aborted_txns(from, upper)
+            .into_iter()
+            .map(|txn| AbortedTransaction {
+                producer_id: txn.producer_id,
+                first_offset: txn.first_offset,
+            })
+            .collect()
     }
 
     /// The offset below which consumers may read. On a single replica,
@@ -503,20 +673,32 @@ impl Partition {
 
     /// ListOffsets, as Kafka answers it; `None` where Kafka answers offset
     /// -1 (no record at or after the timestamp, or an empty log). Only
-    /// records below the high watermark are considered.
+    /// records below the high watermark are considered (read_uncommitted;
+    /// see [`Partition::list_offset_isolated`]).
     pub fn list_offset(&self, spec: OffsetSpec) -> Result<Option<TimestampedOffset>, ReadError> {
+        self.list_offset_isolated(spec, FetchIsolation::HighWatermark)
+    }
+
+    /// ListOffsets under an isolation level: only records below the bound
+    /// a read under `isolation` stops at are considered, and Latest is
+    /// that bound — read_committed ([`FetchIsolation::TxnCommitted`]) gets
+    /// the last stable offset, read_uncommitted
+    /// ([`FetchIsolation::HighWatermark`]) the high watermark.
+    pub fn list_offset_isolated(
+        &self,
+        spec: OffsetSpec,
+        isolation: FetchIsolation,
+    ) -> Result<Option<TimestampedOffset>, ReadError> {
         // Offline for reads (a file changed under the log): no answer,
         // not even the offsets kept in memory, as Kafka answers nothing
         // for a partition on an offline log dir.
         self.log.check_readable()?;
-        let high_watermark = self.high_watermark();
+        let upper = self.upper_bound(isolation);
         let found = match spec {
             OffsetSpec::Earliest => Some((self.log.log_start_offset(), -1)),
-            OffsetSpec::Latest => Some((high_watermark, -1)),
-            OffsetSpec::MaxTimestamp => self.log.max_timestamp_record(high_watermark)?,
-            OffsetSpec::Timestamp(target) => {
-                self.log.offset_for_timestamp(target, high_watermark)?
-            }
+            OffsetSpec::Latest => Some((upper, -1)),
+            OffsetSpec::MaxTimestamp => self.log.max_timestamp_record(upper)?,
+            OffsetSpec::Timestamp(target) => self.log.offset_for_timestamp(target, upper)?,
         };
         Ok(found.map(|(offset, timestamp)| TimestampedOffset { offset, timestamp }))
     }
@@ -588,7 +770,8 @@ impl Partition {
     }
 
     /// Applies retention.ms and retention.bytes (see
-    /// [`Log::apply_retention`]), never past the high watermark.
+    /// [`Log::apply_retention`]), never past the high watermark. A deleted
+    /// segment's aborted-transaction index goes with it.
     pub fn apply_retention(&self, now_ms: i64) -> Result<RetentionOutcome, PartitionError> {
         let outcome = self.log.apply_retention(now_ms, self.high_watermark())?;
         if outcome.segments_deleted > 0 {

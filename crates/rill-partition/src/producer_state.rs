@@ -1,12 +1,17 @@
-//! Idempotent-producer state, as Kafka's ProducerStateManager keeps it
-//! (idempotence only: no transactions): for each producer id, its epoch
-//! and its last [`PRODUCER_BATCHES_RETAINED`] batches, so that a leader
-//! refuses a fenced epoch or a sequence gap, and answers a retried batch
-//! with the offsets it was first given instead of writing it twice.
+//! Producer state, as Kafka's ProducerStateManager keeps it: for each
+//! producer id, its epoch and its last [`PRODUCER_BATCHES_RETAINED`]
+//! batches, so that a leader refuses a fenced epoch or a sequence gap,
+//! and answers a retried batch with the offsets it was first given
+//! instead of writing it twice; and its transaction (KIP-98): where its
+//! open transaction began, and the epoch of the coordinator that last
+//! ended one, so that a stale marker is fenced. The open and recently
+//! ended transactions give the last stable offset (see txn_state.rs).
 //!
 //! The state is rebuilt at open from the latest usable snapshot (see
-//! [`crate::producer_snapshot`]) and the batch headers after it; snapshots
-//! are written when the log rolls and when it is closed.
+//! [`crate::producer_snapshot`]) and the batch headers after it (the
+//! markers' records too); snapshots are written when the log rolls and
+//! when it is closed. Replaying an ABORT marker re-adds its entry to the
+//! log's aborted-transaction index if a crash lost it.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -14,11 +19,12 @@ use std::sync::Arc;
 
 use rill_record::{BatchView, Batches};
 use rill_storage::durable::sync_dir_on;
-use rill_storage::{Disk, Log, Offset};
+use rill_storage::{AbortedTxn, Disk, Log, Offset};
 
 use crate::checkpoint::CheckpointError;
 use crate::error::PartitionError;
 use crate::producer_snapshot::{self, ProducerSnapshotError, SnapshotEntry};
+use crate::txn_state::{CompletedTxn, MarkerBatch, TxnState};
 
 /// Batches remembered per producer, as Kafka's NUM_BATCHES_TO_RETAIN: an
 /// idempotent producer has at most five requests in flight, so a retry is
@@ -30,6 +36,9 @@ pub const PRODUCER_ID_EXPIRATION_MS_DEFAULT: i64 = 86_400_000;
 
 /// Kafka's RecordBatch.NO_PRODUCER_EPOCH.
 const NO_PRODUCER_EPOCH: i16 = -1;
+
+/// Kafka's coordinator epoch of a producer no marker has reached yet.
+const NO_COORDINATOR_EPOCH: i32 = -1;
 
 /// Bytes read per step when batch headers are replayed from the log.
 const REPLAY_READ_BYTES: usize = 1 << 20;
@@ -57,6 +66,11 @@ pub struct ProducerStateEntry {
     pub batches: VecDeque<BatchMetadata>,
     /// The timestamp of its last batch: the clock of its expiry.
     pub last_timestamp: i64,
+    /// The epoch of the transaction coordinator that wrote its last
+    /// marker here, -1 before any: a marker from an older one is fenced.
+    pub coordinator_epoch: i32,
+    /// Where its open transaction began in this partition, if one is open.
+    pub current_txn_first_offset: Option<Offset>,
 }
 
 impl ProducerStateEntry {
@@ -66,7 +80,20 @@ impl ProducerStateEntry {
             epoch,
             batches: VecDeque::with_capacity(PRODUCER_BATCHES_RETAINED),
             last_timestamp: -1,
+            coordinator_epoch: NO_COORDINATOR_EPOCH,
+            current_txn_first_offset: None,
         }
+    }
+
+    /// Takes `epoch` if it is new (forgetting the old epoch's batches)
+    /// and `timestamp` as its last activity: a batch without a sequence
+    /// (a coordinator's, or a marker).
+    fn touch(&mut self, epoch: i16, timestamp: i64) {
+        if epoch != self.epoch {
+            self.batches.clear();
+            self.epoch = epoch;
+        }
+        self.last_timestamp = timestamp;
     }
 
     /// The sequence of the last record written, if a batch is remembered.
@@ -100,31 +127,70 @@ impl ProducerStateEntry {
     }
 }
 
-/// The header fields of a data batch written by an idempotent producer.
+/// The header fields of a data batch written by an idempotent (or
+/// transactional) producer, or by a coordinator on its behalf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ProducerBatch {
     pub producer_id: i64,
     pub epoch: i16,
+    /// -1 for a coordinator's batch, which has no sequence.
     pub first_sequence: i32,
     pub last_sequence: i32,
+    pub transactional: bool,
 }
 
 impl ProducerBatch {
     /// `None` for a batch without a producer id (no idempotence: nothing
-    /// to check) and for control batches (transaction markers, which Rill
-    /// does not interpret).
+    /// to check) and for control batches (see [`MarkerBatch`]).
     pub(crate) fn of(batch: &BatchView<'_>) -> Option<ProducerBatch> {
         if !batch.has_producer_id() || batch.attributes().is_control() {
             return None;
         }
         let first_sequence = batch.base_sequence();
+        let last_sequence = if first_sequence < 0 {
+            first_sequence
+        } else {
+            increment_sequence(first_sequence, batch.last_offset_delta())
+        };
         Some(ProducerBatch {
             producer_id: batch.producer_id(),
             epoch: batch.producer_epoch(),
             first_sequence,
-            last_sequence: increment_sequence(first_sequence, batch.last_offset_delta()),
+            last_sequence,
+            transactional: batch.attributes().is_transactional(),
         })
     }
+
+    fn has_sequence(&self) -> bool {
+        self.first_sequence >= 0
+    }
+}
+
+/// What an appended batch means to the producer state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BatchKind {
+    /// No producer id, or a control record that is no marker.
+    Plain,
+    Data(ProducerBatch),
+    Marker(MarkerBatch),
+}
+
+impl BatchKind {
+    pub(crate) fn of(batch: &BatchView<'_>) -> BatchKind {
+        if batch.attributes().is_control() {
+            return MarkerBatch::of(batch).map_or(BatchKind::Plain, BatchKind::Marker);
+        }
+        ProducerBatch::of(batch).map_or(BatchKind::Plain, BatchKind::Data)
+    }
+}
+
+/// Who wrote a batch a leader appends, as Kafka's AppendOrigin: a
+/// client's batch gets every check; a coordinator's (which carries no
+/// sequence) only the epoch and transaction checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Origin {
+    Client,
+    Coordinator,
 }
 
 /// What a leader does with a producer's batch that passed the checks.
@@ -167,6 +233,8 @@ pub(crate) struct ProducerStateManager {
     /// partition's lock is free.
     map_end: Offset,
     remembers_every_producer: bool,
+    /// Open and recently ended transactions, in step with `producers`.
+    txns: TxnState,
 }
 
 impl ProducerStateManager {
@@ -184,19 +252,23 @@ impl ProducerStateManager {
             snapshots: producer_snapshot::list(dir)?,
             map_end: start,
             remembers_every_producer: start == Offset(0),
+            txns: TxnState::default(),
         };
         manager.delete_snapshots(|_| true)?;
         Ok(manager)
     }
 
     /// Rebuilds the state of an opened log: from the latest snapshot
-    /// within [log start, log end] that reads back whole (unusable ones
-    /// are deleted, as are those outside the range), then from the
-    /// headers of the batches after it.
+    /// within [log start, log end] (at or below `replay_from_at_most` if
+    /// there is one) that reads back whole (unusable ones are deleted, as are those
+    /// outside the range), then from the batches after it. After a crash
+    /// the caller passes its recovery point: what was not synced, the
+    /// aborted-transaction index included, is replayed.
     pub(crate) fn load(
         dir: &Path,
         log: &Log,
         disk: Arc<dyn Disk>,
+        replay_from_at_most: Offset,
     ) -> Result<ProducerStateManager, PartitionError> {
         let mut manager = ProducerStateManager {
             dir: dir.to_path_buf(),
@@ -205,8 +277,14 @@ impl ProducerStateManager {
             snapshots: producer_snapshot::list(dir)?,
             map_end: log.log_start_offset(),
             remembers_every_producer: false,
+            txns: TxnState::default(),
         };
-        let loaded_from = manager.reload(log)?.unwrap_or(log.log_start_offset());
+        let loaded_from = manager
+            .reload(log, replay_from_at_most)?
+            .unwrap_or(log.log_start_offset());
+        if loaded_from > replay_from_at_most.max(log.log_start_offset()) {
+            manager.restore_txn_index(log, loaded_from)?;
+        }
         if manager.map_end > loaded_from {
             // Batches were replayed: a snapshot now spares the next start
             // the same work, as Kafka takes one after recovery. Without
@@ -217,6 +295,27 @@ impl ProducerStateManager {
             }
         }
         Ok(manager)
+    }
+
+    /// Replays the markers from the log start up to `end` into the
+    /// aborted-transaction index only, with a scratch state: the state
+    /// itself came from a snapshot at `end`, but the index below it may
+    /// have lost entries a crash did not let reach the disk (no snapshot
+    /// lay at or below the recovery point). An abort of a transaction
+    /// begun before the log start cannot be restored (its first offset
+    /// is gone with the records).
+    fn restore_txn_index(&self, log: &Log, end: Offset) -> Result<(), PartitionError> {
+        let mut scratch = ProducerStateManager {
+            dir: self.dir.clone(),
+            disk: Arc::clone(&self.disk),
+            producers: BTreeMap::new(),
+            // None: the scratch state writes and deletes no snapshot.
+            snapshots: BTreeSet::new(),
+            map_end: log.log_start_offset(),
+            remembers_every_producer: false,
+            txns: TxnState::default(),
+        };
+        scratch.replay(log, end)
     }
 
     pub(crate) fn map_end(&self) -> Offset {
@@ -236,20 +335,34 @@ impl ProducerStateManager {
     /// producer's (INVALID_PRODUCER_EPOCH); a newer epoch that does not
     /// start at sequence 0, or a sequence that does not follow the last
     /// (OUT_OF_ORDER_SEQUENCE_NUMBER). Sequences wrap from i32::MAX to 0.
-    pub(crate) fn check(&self, batch: &ProducerBatch) -> Result<AppendCheck, PartitionError> {
+    ///
+    /// Then, as Kafka's appendDataBatch, a non-transactional batch from a
+    /// producer whose transaction is open is INVALID_TXN_STATE. A
+    /// coordinator's batch (no sequence) gets only the epoch and
+    /// transaction checks.
+    pub(crate) fn check(
+        &self,
+        batch: &ProducerBatch,
+        origin: Origin,
+    ) -> Result<AppendCheck, PartitionError> {
         let out_of_order = |expected: i32| PartitionError::OutOfOrderSequence {
             producer_id: batch.producer_id,
             expected,
             found: batch.first_sequence,
         };
         let Some(entry) = self.producers.get(&batch.producer_id) else {
-            if batch.first_sequence != 0 && self.remembers_every_producer {
+            if origin == Origin::Client
+                && batch.first_sequence != 0
+                && self.remembers_every_producer
+            {
                 return Err(out_of_order(0));
             }
             return Ok(AppendCheck::Append);
         };
-        if let Some(original) = entry.find_duplicate(batch) {
-            return Ok(AppendCheck::Duplicate(original));
+        if origin == Origin::Client {
+            if let Some(original) = entry.find_duplicate(batch) {
+                return Ok(AppendCheck::Duplicate(original));
+            }
         }
         if batch.epoch < entry.epoch {
             return Err(PartitionError::InvalidProducerEpoch {
@@ -258,34 +371,112 @@ impl ProducerStateManager {
                 found: batch.epoch,
             });
         }
-        if entry.epoch == NO_PRODUCER_EPOCH {
-            return Ok(AppendCheck::Append);
+        if origin == Origin::Client && entry.epoch != NO_PRODUCER_EPOCH {
+            let expected = if batch.epoch > entry.epoch {
+                0
+            } else {
+                entry
+                    .last_sequence()
+                    .map_or(0, |last| increment_sequence(last, 1))
+            };
+            if batch.first_sequence != expected {
+                return Err(out_of_order(expected));
+            }
         }
-        let expected = if batch.epoch > entry.epoch {
-            0
-        } else {
-            entry
-                .last_sequence()
-                .map_or(0, |last| increment_sequence(last, 1))
-        };
-        if batch.first_sequence != expected {
-            return Err(out_of_order(expected));
+        if let (Some(first_offset), false) = (entry.current_txn_first_offset, batch.transactional) {
+            return Err(PartitionError::InvalidTxnState {
+                producer_id: batch.producer_id,
+                txn_first_offset: first_offset,
+            });
         }
         Ok(AppendCheck::Append)
     }
 
+    /// Kafka's checks of a marker the coordinator asks a leader to write
+    /// (appendEndTxnMarker): a producer epoch older than the producer's
+    /// is INVALID_PRODUCER_EPOCH; a coordinator epoch older than the one
+    /// of the producer's last marker is TRANSACTION_COORDINATOR_FENCED. A
+    /// producer with no open transaction, or none known, is no error: the
+    /// marker is written and ends nothing.
+    pub(crate) fn check_marker(&self, marker: &MarkerBatch) -> Result<(), PartitionError> {
+        let Some(entry) = self.producers.get(&marker.producer_id) else {
+            return Ok(());
+        };
+        if marker.epoch < entry.epoch {
+            return Err(PartitionError::InvalidProducerEpoch {
+                producer_id: marker.producer_id,
+                current: entry.epoch,
+                found: marker.epoch,
+            });
+        }
+        if marker.marker.coordinator_epoch < entry.coordinator_epoch {
+            return Err(PartitionError::TransactionCoordinatorFenced {
+                producer_id: marker.producer_id,
+                current: entry.coordinator_epoch,
+                found: marker.marker.coordinator_epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// The transaction `marker`, written at `offset`, would end: the
+    /// producer's open one, if any.
+    fn completed_by(&self, marker: &MarkerBatch, offset: Offset) -> Option<CompletedTxn> {
+        let first = self
+            .producers
+            .get(&marker.producer_id)?
+            .current_txn_first_offset?;
+        Some(CompletedTxn::new(
+            marker.producer_id,
+            first,
+            offset,
+            marker.marker.kind,
+        ))
+    }
+
+    /// The aborted-transaction index entry `marker`, written at `offset`,
+    /// makes: `Some` when it is an ABORT that ends an open transaction.
+    pub(crate) fn aborted_by(&self, marker: &MarkerBatch, offset: Offset) -> Option<AbortedTxn> {
+        let txn = self.completed_by(marker, offset).filter(|t| t.aborted)?;
+        Some(AbortedTxn {
+            producer_id: txn.producer_id,
+            first_offset: txn.first_offset,
+            last_offset: txn.last_offset,
+            last_stable_offset: self.txns.last_stable_offset_after(&txn),
+        })
+    }
+
+    /// The last stable offset of a log whose high watermark is
+    /// `high_watermark` and log start `log_start`: the first offset of the
+    /// earliest transaction still open or whose marker is not below the
+    /// high watermark, if below the high watermark; else the high
+    /// watermark. Never below the log start.
+    pub(crate) fn last_stable_offset(
+        &mut self,
+        high_watermark: Offset,
+        log_start: Offset,
+    ) -> Offset {
+        self.txns
+            .first_unstable_offset(high_watermark)
+            .map_or(high_watermark, |first| first.min(high_watermark))
+            .max(log_start)
+    }
+
     /// Records a batch appended at `first_offset ..= last_offset` (any
-    /// batch: the state follows the log end), with the producer's header
-    /// fields if it has a producer id.
+    /// batch: the state follows the log end): a producer's data batch
+    /// (which opens a transaction if it is transactional and none is
+    /// open), or a marker (which ends the open one).
     pub(crate) fn appended(
         &mut self,
-        batch: Option<&ProducerBatch>,
+        batch: &BatchKind,
         first_offset: Offset,
         last_offset: Offset,
         timestamp: i64,
     ) {
-        if let Some(batch) = batch {
-            self.apply(batch, first_offset, last_offset, timestamp);
+        match batch {
+            BatchKind::Plain => {}
+            BatchKind::Data(batch) => self.apply(batch, first_offset, last_offset, timestamp),
+            BatchKind::Marker(marker) => self.apply_marker(marker, first_offset, timestamp),
         }
         self.map_end = last_offset.plus(1);
     }
@@ -298,7 +489,7 @@ impl ProducerStateManager {
     /// from then on accepted at any sequence, as after retention.
     pub(crate) fn replicated(
         &mut self,
-        batch: Option<&ProducerBatch>,
+        batch: &BatchKind,
         first_offset: Offset,
         last_offset: Offset,
         timestamp: i64,
@@ -323,7 +514,7 @@ impl ProducerStateManager {
         if start <= self.map_end && self.map_end < end {
             self.replay(log, end)
         } else {
-            self.reload(log).map(|_| ())
+            self.reload(log, Offset(i64::MAX)).map(|_| ())
         }
     }
 
@@ -334,7 +525,7 @@ impl ProducerStateManager {
         if self.map_end == log.log_end_offset() {
             return Ok(());
         }
-        self.reload(log).map(|_| ())
+        self.reload(log, Offset(i64::MAX)).map(|_| ())
     }
 
     /// Forgets everything and deletes every snapshot: the log restarted,
@@ -344,6 +535,7 @@ impl ProducerStateManager {
         offset: Offset,
     ) -> Result<(), ProducerSnapshotError> {
         self.producers.clear();
+        self.txns.clear();
         self.map_end = offset;
         self.remembers_every_producer = false;
         self.delete_snapshots(|_| true)
@@ -360,6 +552,7 @@ impl ProducerStateManager {
         if start > Offset(0) {
             self.remembers_every_producer = false;
         }
+        self.txns.log_start_advanced(start);
         self.delete_snapshots(|offset| offset < start)
     }
 
@@ -368,8 +561,12 @@ impl ProducerStateManager {
     /// and returns how many.
     pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        // A producer with an open transaction never expires (Kafka's
+        // isProducerExpired): its first offset holds the LSO back.
+        self.producers.retain(|_, entry| {
+            entry.current_txn_first_offset.is_some()
+                || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
         let removed = before - self.producers.len();
         if removed > 0 {
             self.remembers_every_producer = false;
@@ -399,18 +596,35 @@ impl ProducerStateManager {
     }
 
     /// Forgets everything, then loads the latest usable snapshot within
-    /// [log start, log end] and replays the batches after it. Returns the
-    /// offset of the snapshot loaded, if any.
-    fn reload(&mut self, log: &Log) -> Result<Option<Offset>, PartitionError> {
+    /// [log start, log end] — at or below `at_most` if there is one — and
+    /// replays the batches after it. Returns the offset of the snapshot
+    /// loaded, if any.
+    fn reload(&mut self, log: &Log, at_most: Offset) -> Result<Option<Offset>, PartitionError> {
         let (start, end) = (log.log_start_offset(), log.log_end_offset());
         self.delete_snapshots(|offset| offset > end || offset < start)?;
         self.producers.clear();
+        self.txns.clear();
         self.map_end = start;
         let mut loaded = None;
-        while let Some(&offset) = self.snapshots.last() {
+        // The latest snapshot at or below `at_most`, or if there is none
+        // the latest: replaying from the log start instead would forget
+        // producers only a snapshot still knows (their batches deleted).
+        let pick = |snapshots: &BTreeSet<Offset>| {
+            snapshots
+                .range(..=at_most)
+                .next_back()
+                .or_else(|| snapshots.last())
+                .copied()
+        };
+        while let Some(offset) = pick(&self.snapshots) {
             match producer_snapshot::read(&self.dir, offset) {
                 Ok(entries) => {
                     self.producers = producers_from(entries);
+                    for producer in self.producers.values() {
+                        if let Some(first) = producer.current_txn_first_offset {
+                            self.txns.begin(producer.producer_id, first);
+                        }
+                    }
                     self.map_end = offset;
                     loaded = Some(offset);
                     break;
@@ -441,13 +655,32 @@ impl ProducerStateManager {
             let read = log.read(next, REPLAY_READ_BYTES, end, true)?;
             let mut batches = 0usize;
             for batch in Batches::new(&read.bytes) {
-                if let Some(producer) = ProducerBatch::of(&batch) {
-                    self.apply(
-                        &producer,
-                        Offset(batch.base_offset()),
-                        Offset(batch.last_offset()),
-                        batch.max_timestamp(),
-                    );
+                let (first, last) = (Offset(batch.base_offset()), Offset(batch.last_offset()));
+                let kind = BatchKind::of(&batch);
+                if let BatchKind::Marker(marker) = &kind {
+                    if let Some(aborted) = self.aborted_by(marker, first) {
+                        match log.add_aborted_txn(aborted) {
+                            Ok(true) => tracing::info!(dir = %self.dir.display(),
+                                marker_offset = %first,
+                                "restored a lost aborted-transaction index entry"),
+                            Ok(false) => {}
+                            // An offline log (its next open replays again)
+                            // must still open and serve reads: the state
+                            // itself is right, only the index lacks it.
+                            Err(error) => tracing::warn!(dir = %self.dir.display(),
+                                marker_offset = %first, %error,
+                                "could not restore an aborted-transaction index entry"),
+                        }
+                    }
+                }
+                match &kind {
+                    BatchKind::Plain => {}
+                    BatchKind::Data(producer) => {
+                        self.apply(producer, first, last, batch.max_timestamp());
+                    }
+                    BatchKind::Marker(marker) => {
+                        self.apply_marker(marker, first, batch.max_timestamp());
+                    }
                 }
                 next = Offset(batch.next_offset());
                 batches += 1;
@@ -469,10 +702,12 @@ impl ProducerStateManager {
         last_offset: Offset,
         timestamp: i64,
     ) {
-        self.producers
+        let entry = self
+            .producers
             .entry(batch.producer_id)
-            .or_insert_with(|| ProducerStateEntry::new(batch.producer_id, batch.epoch))
-            .add_batch(
+            .or_insert_with(|| ProducerStateEntry::new(batch.producer_id, batch.epoch));
+        if batch.has_sequence() {
+            entry.add_batch(
                 batch.epoch,
                 BatchMetadata {
                     first_sequence: batch.first_sequence,
@@ -482,6 +717,36 @@ impl ProducerStateManager {
                     timestamp,
                 },
             );
+        } else {
+            entry.touch(batch.epoch, timestamp);
+        }
+        if batch.transactional && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(first_offset);
+            self.txns.begin(batch.producer_id, first_offset);
+        }
+    }
+
+    /// A marker at `offset`: the producer's open transaction, if any,
+    /// ends (Kafka's appendEndTxnMarker), and the producer takes the
+    /// marker's epochs. Unchecked: the leader checked the marker before
+    /// writing it (a follower takes what its leader wrote).
+    fn apply_marker(&mut self, marker: &MarkerBatch, offset: Offset, timestamp: i64) {
+        if let Some(txn) = self.completed_by(marker, offset) {
+            self.txns.complete(txn);
+        }
+        let entry = self
+            .producers
+            .entry(marker.producer_id)
+            .or_insert_with(|| ProducerStateEntry::new(marker.producer_id, marker.epoch));
+        if marker.epoch >= entry.epoch {
+            entry.touch(marker.epoch, timestamp);
+        } else {
+            tracing::warn!(producer_id = marker.producer_id, epoch = marker.epoch,
+                current = entry.epoch, %offset, "a replicated marker has an older producer epoch");
+            entry.last_timestamp = timestamp;
+        }
+        entry.coordinator_epoch = marker.marker.coordinator_epoch;
+        entry.current_txn_first_offset = None;
     }
 
     /// Removes the snapshots whose offsets `doomed` picks, then syncs the
@@ -523,8 +788,10 @@ impl ProducerStateManager {
                 last_offset,
                 offset_delta,
                 timestamp,
-                coordinator_epoch: -1,
-                current_txn_first_offset: -1,
+                coordinator_epoch: producer.coordinator_epoch,
+                current_txn_first_offset: producer
+                    .current_txn_first_offset
+                    .map_or(-1, Offset::value),
             };
             if producer.batches.is_empty() {
                 entries.push(entry(-1, -1, 0, producer.last_timestamp));
@@ -569,6 +836,11 @@ fn producers_from(entries: Vec<SnapshotEntry>) -> BTreeMap<i64, ProducerStateEnt
             producer.batches.clear();
         }
         producer.last_timestamp = e.timestamp;
+        // Every entry of a producer carries its transaction fields; the
+        // last one read stands, as in Kafka.
+        producer.coordinator_epoch = e.coordinator_epoch;
+        producer.current_txn_first_offset =
+            (e.current_txn_first_offset >= 0).then_some(Offset(e.current_txn_first_offset));
     }
     producers
 }
@@ -596,6 +868,7 @@ mod tests {
             epoch,
             first_sequence: first,
             last_sequence: increment_sequence(first, records - 1),
+            transactional: false,
         }
     }
 
@@ -609,9 +882,12 @@ mod tests {
         let mut next = Offset(0);
         for &(epoch, first, records) in batches {
             let b = batch(1, epoch, first, records);
-            assert_eq!(manager.check(&b).unwrap(), AppendCheck::Append);
+            assert_eq!(
+                manager.check(&b, Origin::Client).unwrap(),
+                AppendCheck::Append
+            );
             let last = next.plus(i64::from(records) - 1);
-            manager.appended(Some(&b), next, last, 1_000);
+            manager.appended(&BatchKind::Data(b), next, last, 1_000);
             next = last.plus(1);
         }
         (dir, manager)
@@ -637,21 +913,25 @@ mod tests {
             epoch: 0,
             first_sequence: i32::MAX - 4,
             last_sequence: i32::MAX - 2,
+            transactional: false,
         };
-        manager.appended(Some(&near_the_end), Offset(0), Offset(2), 0);
+        manager.appended(&BatchKind::Data(near_the_end), Offset(0), Offset(2), 0);
         let wrapping = batch(1, 0, i32::MAX - 1, 3);
         assert_eq!(wrapping.last_sequence, 0, "MAX - 1, MAX, 0");
-        assert_eq!(manager.check(&wrapping).unwrap(), AppendCheck::Append);
-        manager.appended(Some(&wrapping), Offset(3), Offset(5), 0);
+        assert_eq!(
+            manager.check(&wrapping, Origin::Client).unwrap(),
+            AppendCheck::Append
+        );
+        manager.appended(&BatchKind::Data(wrapping), Offset(3), Offset(5), 0);
         assert!(matches!(
-            manager.check(&wrapping).unwrap(),
+            manager.check(&wrapping, Origin::Client).unwrap(),
             AppendCheck::Duplicate(BatchMetadata {
                 first_offset: Offset(3),
                 ..
             })
         ));
         assert!(matches!(
-            manager.check(&batch(1, 0, 2, 1)),
+            manager.check(&batch(1, 0, 2, 1), Origin::Client),
             Err(PartitionError::OutOfOrderSequence {
                 expected: 1,
                 found: 2,
@@ -659,7 +939,7 @@ mod tests {
             })
         ));
         assert_eq!(
-            manager.check(&batch(1, 0, 1, 1)).unwrap(),
+            manager.check(&batch(1, 0, 1, 1), Origin::Client).unwrap(),
             AppendCheck::Append
         );
     }
@@ -670,7 +950,7 @@ mod tests {
         let (_dir, manager) = with_batches(&batches);
         assert_eq!(manager.entry(1).unwrap().batches.len(), 5);
         assert_eq!(
-            manager.check(&batch(1, 0, 2, 2)).unwrap(),
+            manager.check(&batch(1, 0, 2, 2), Origin::Client).unwrap(),
             AppendCheck::Duplicate(BatchMetadata {
                 first_sequence: 2,
                 last_sequence: 3,
@@ -681,7 +961,7 @@ mod tests {
         );
         assert!(
             matches!(
-                manager.check(&batch(1, 0, 0, 2)),
+                manager.check(&batch(1, 0, 0, 2), Origin::Client),
                 Err(PartitionError::OutOfOrderSequence {
                     expected: 12,
                     found: 0,
@@ -692,7 +972,7 @@ mod tests {
         );
         assert!(
             matches!(
-                manager.check(&batch(1, 0, 2, 1)),
+                manager.check(&batch(1, 0, 2, 1), Origin::Client),
                 Err(PartitionError::OutOfOrderSequence { .. })
             ),
             "a duplicate must match the whole sequence range"
@@ -703,7 +983,7 @@ mod tests {
     fn an_unknown_producer_may_skip_sequences_once_state_can_have_been_forgotten() {
         let (_dir, mut manager) = with_batches(&[]);
         assert!(matches!(
-            manager.check(&batch(9, 0, 5, 1)),
+            manager.check(&batch(9, 0, 5, 1), Origin::Client),
             Err(PartitionError::OutOfOrderSequence {
                 producer_id: 9,
                 expected: 0,
@@ -712,7 +992,7 @@ mod tests {
         ));
         manager.log_start_advanced(Offset(10)).unwrap();
         assert_eq!(
-            manager.check(&batch(9, 0, 5, 1)).unwrap(),
+            manager.check(&batch(9, 0, 5, 1), Origin::Client).unwrap(),
             AppendCheck::Append
         );
     }
@@ -724,7 +1004,7 @@ mod tests {
         assert_eq!(manager.remove_expired(1_000 + 100, 100), 1);
         assert!(manager.entry(1).is_none());
         assert_eq!(
-            manager.check(&batch(1, 0, 1, 1)).unwrap(),
+            manager.check(&batch(1, 0, 1, 1), Origin::Client).unwrap(),
             AppendCheck::Append,
             "an expired producer resumes at any sequence"
         );
@@ -735,7 +1015,33 @@ mod tests {
         let batches: Vec<(i16, i32, i32)> = (0..7).map(|i| (2, i * 3, 3)).collect();
         let (_dir, mut manager) = with_batches(&batches);
         let other = batch(4, 0, 0, 1);
-        manager.appended(Some(&other), Offset(21), Offset(21), 5);
+        manager.appended(&BatchKind::Data(other), Offset(21), Offset(21), 5);
+        let rebuilt = producers_from(manager.snapshot_entries().unwrap());
+        assert_eq!(rebuilt, manager.producers);
+    }
+
+    #[test]
+    fn snapshot_entries_carry_open_transactions_and_coordinator_epochs() {
+        let (_dir, mut manager) = with_batches(&[(0, 0, 2)]);
+        let open = ProducerBatch {
+            transactional: true,
+            ..batch(4, 1, 0, 3)
+        };
+        manager.appended(&BatchKind::Data(open), Offset(2), Offset(4), 7);
+        let marker = MarkerBatch {
+            producer_id: 5,
+            epoch: 2,
+            marker: rill_record::EndTxnMarker {
+                kind: rill_record::MarkerKind::Commit,
+                coordinator_epoch: 11,
+            },
+        };
+        manager.appended(&BatchKind::Marker(marker), Offset(5), Offset(5), 8);
+        assert_eq!(
+            manager.entry(4).unwrap().current_txn_first_offset,
+            Some(Offset(2))
+        );
+        assert_eq!(manager.entry(5).unwrap().coordinator_epoch, 11);
         let rebuilt = producers_from(manager.snapshot_entries().unwrap());
         assert_eq!(rebuilt, manager.producers);
     }
@@ -745,18 +1051,18 @@ mod tests {
         let (_dir, mut manager) = with_batches(&[(0, 0, 2)]);
         // A follower takes what the leader wrote, even a sequence jump.
         let jump = batch(1, 0, 9, 2);
-        manager.replicated(Some(&jump), Offset(2), Offset(3), 2_000);
+        manager.replicated(&BatchKind::Data(jump), Offset(2), Offset(3), 2_000);
         assert_eq!(manager.entry(1).unwrap().last_sequence(), Some(10));
         assert_eq!(manager.map_end(), Offset(4));
         assert!(
-            manager.check(&batch(9, 0, 5, 1)).is_err(),
+            manager.check(&batch(9, 0, 5, 1), Origin::Client).is_err(),
             "no gap yet: every producer is known"
         );
         // Offsets 4..=9 were compacted away on the leader.
-        manager.replicated(None, Offset(10), Offset(11), 2_000);
+        manager.replicated(&BatchKind::Plain, Offset(10), Offset(11), 2_000);
         assert_eq!(manager.map_end(), Offset(12));
         assert_eq!(
-            manager.check(&batch(9, 0, 5, 1)).unwrap(),
+            manager.check(&batch(9, 0, 5, 1), Origin::Client).unwrap(),
             AppendCheck::Append,
             "an unknown producer may have lived in the gap"
         );

@@ -81,9 +81,10 @@ impl EndTxnMarker {
             });
         }
         let data = crate::compression::records_data(batch, CONTROL_RECORDS_BYTES_MAX)?;
-        let record = Records::new(&data, 1)
-            .next()
-            .expect("a count of one yields one record")?;
+        let Some(record) = Records::new(&data, 1).next() else {
+            return Err(ControlRecordError::NotOneRecord { count: 0 });
+        };
+        let record = record?;
         let key = record.key.unwrap_or_default();
         if key.len() < 4 {
             return Err(ControlRecordError::KeyLength { len: key.len() });

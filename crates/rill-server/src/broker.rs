@@ -2,7 +2,7 @@
 //! (every local partition), the waiters (who waits for a partition to
 //! move), the replicas (each local partition's role, the high watermark),
 //! the cluster node (the metadata quorum, registration, heartbeats), the
-//! group coordinator's slot, and topic administration. Each part gets the
+//! group and transaction coordinators' slots, and topic administration. Each part gets the
 //! others it uses, not the broker; the handlers reach them through one
 //! `Arc<Broker>`.
 //!
@@ -21,13 +21,15 @@ use crate::cluster::{
     ClusterNode, ClusterStartError, ControllerSlot, LeadershipError, NodeLinks, ReplicaManager,
 };
 use crate::config::BrokerConfig;
+use crate::coordinators::{CoordinatorKind, CoordinatorSlots};
 use crate::effective_config::{self, BrokerLayers};
-use crate::groups::{GroupsConfig, GroupsDeps, GroupsSlot, OFFSETS_TOPIC};
+use crate::groups::{GroupsConfig, GroupsDeps, GroupsSlot};
 use crate::listeners::Listener;
 use crate::properties::HostPort;
 use crate::quotas::Quotas;
 use crate::topic_config::ConfigValueError;
 use crate::topics::Topics;
+use crate::transactions::{TransactionsDeps, TransactionsSlot};
 use crate::waiters::Waiters;
 
 /// Why the broker could not start.
@@ -68,6 +70,7 @@ pub struct Broker {
     replicas: Arc<ReplicaManager>,
     node: Arc<ClusterNode>,
     groups: Arc<GroupsSlot>,
+    transactions: Arc<TransactionsSlot>,
     topics: Topics,
     quotas: Quotas,
 }
@@ -117,15 +120,25 @@ impl Broker {
                 offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
             },
         ));
+        let transactions = TransactionsSlot::new(
+            TransactionsDeps {
+                replicas: Arc::clone(&replicas),
+                groups: Arc::clone(&groups),
+                connector: links.connector().clone(),
+            },
+            config.transactions.clone(),
+        );
+        let coordinators = CoordinatorSlots {
+            groups: Arc::clone(&groups),
+            transactions: Arc::clone(&transactions),
+        };
         let node = ClusterNode::start(
             &config,
-            (
-                Arc::clone(&replicas),
-                Arc::clone(&groups) as Arc<dyn crate::cluster::Coordinators>,
-            ),
+            (Arc::clone(&replicas), Arc::new(coordinators)),
             (slot, links),
         )
         .await?;
+        transactions.set_node(&node);
         crate::legacy_metadata::import(&node, &first_dir).await?;
         crate::initial_users::apply(&node, &first_dir).await?;
         node.serve().await?;
@@ -142,6 +155,7 @@ impl Broker {
             replicas,
             node,
             groups,
+            transactions,
             topics,
             quotas,
         }))
@@ -164,6 +178,10 @@ impl Broker {
     }
 
     pub(crate) fn node(&self) -> &ClusterNode {
+        &self.node
+    }
+
+    pub(crate) fn node_arc(&self) -> &Arc<ClusterNode> {
         &self.node
     }
 
@@ -226,37 +244,22 @@ impl Broker {
         &self,
         group: &str,
     ) -> Result<Arc<crate::groups::Groups>, kafka_protocol::ResponseError> {
-        let leads = self
-            .coordinator_of(group)
-            .is_some_and(|(leader, _)| leader == self.config.node_id);
+        let leads = self.coordinates(CoordinatorKind::Group, group);
         self.groups.for_group(group, leads)
     }
 
-    /// The broker leading `group`'s offsets partition, which coordinates
-    /// it. Without an offsets topic yet, its creation is proposed
-    /// (offsets.topic.replication.factor, capped at the brokers
-    /// registered, once that many are unfenced) and the answer is
-    /// COORDINATOR_NOT_AVAILABLE, which clients retry.
-    pub(crate) fn group_coordinator(
+    /// The coordinator of `transactional_id`, if this broker is it (see
+    /// [`TransactionsSlot::for_id`]).
+    pub(crate) fn transactions_for(
         &self,
-        group: &str,
-    ) -> Result<(i32, HostPort), kafka_protocol::ResponseError> {
-        use kafka_protocol::ResponseError;
-        if !self.node.metadata().topics.contains_key(OFFSETS_TOPIC) {
-            self.create_offsets_topic();
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        let coordinator = self
-            .coordinator_of(group)
-            .ok_or(ResponseError::CoordinatorNotAvailable)?;
-        // This broker coordinates it but has not loaded its groups yet (the
-        // topic was just created, or leadership just came here): clients
-        // ask again rather than meet COORDINATOR_LOAD_IN_PROGRESS, which
-        // librdkafka hands a synchronous commit back as a failure.
-        if coordinator.0 == self.config.node_id && self.groups.for_group(group, true).is_err() {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        Ok(coordinator)
+        transactional_id: &str,
+    ) -> Result<Arc<crate::transactions::Transactions>, kafka_protocol::ResponseError> {
+        let leads = self.coordinates(CoordinatorKind::Transaction, transactional_id);
+        self.transactions.for_id(transactional_id, leads)
+    }
+
+    pub(crate) fn transactions(&self) -> &Arc<TransactionsSlot> {
+        &self.transactions
     }
 
     /// Where a client on `listener` reaches broker `node_id`: the address
@@ -281,63 +284,6 @@ impl Broker {
             host: endpoint.host.clone(),
             port: endpoint.port,
         })
-    }
-
-    /// The broker the metadata makes `group`'s coordinator, if any.
-    fn coordinator_of(&self, group: &str) -> Option<(i32, HostPort)> {
-        let metadata = self.node.metadata();
-        let topic = metadata.topics.get(OFFSETS_TOPIC)?;
-        let partitions = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-        let index = rill_group::partition_for(group, partitions);
-        let leader = usize::try_from(index)
-            .ok()
-            .and_then(|i| topic.partitions.get(i))
-            .and_then(|p| p.leader)
-            .and_then(|leader| metadata.brokers.get(&leader))?;
-        Some((
-            leader.id.0,
-            HostPort {
-                host: leader.host.clone(),
-                port: leader.port,
-            },
-        ))
-    }
-
-    fn create_offsets_topic(&self) {
-        let metadata = self.node.metadata();
-        let wanted =
-            usize::try_from(self.config.cluster.offsets_topic_replication_factor).unwrap_or(1);
-        let replication_factor = wanted.min(metadata.brokers.len()).max(1);
-        let unfenced = metadata.brokers.values().filter(|b| !b.fenced).count();
-        if unfenced < replication_factor {
-            tracing::debug!(
-                unfenced,
-                replication_factor,
-                "waiting for brokers before creating {OFFSETS_TOPIC}"
-            );
-            return;
-        }
-        let configs = BTreeMap::from([
-            ("cleanup.policy".to_string(), "compact".to_string()),
-            (
-                "segment.bytes".to_string(),
-                self.config.offsets_topic_segment_bytes.to_string(),
-            ),
-        ]);
-        let partitions = usize::try_from(self.config.offsets_topic_partitions).unwrap_or(1);
-        let node = Arc::clone(&self.node);
-        tokio::spawn(async move {
-            match node
-                .create_topic(OFFSETS_TOPIC, partitions, replication_factor, configs)
-                .await
-            {
-                Ok(_) => {
-                    tracing::info!(partitions, replication_factor, "created {OFFSETS_TOPIC}");
-                    crate::topics::apply_in_background(node).await;
-                }
-                Err(error) => tracing::debug!(%error, "creating {OFFSETS_TOPIC}"),
-            }
-        });
     }
 
     /// Leaves the cluster: controlled shutdown (leadership moves away at

@@ -542,6 +542,54 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         PropertyKind::Text,
         "Principals the authorizer lets do anything, User:NAME;User:OTHER (semicolons, as Kafka).",
     ),
+    property(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "10000",
+        MS,
+        "How often the transaction coordinator aborts transactions open past their timeout.",
+    ),
+    property(
+        "transaction.max.timeout.ms",
+        "900000",
+        int(1, I32_MAX),
+        "The longest transaction.timeout.ms a producer may ask for.",
+    ),
+    property(
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
+        "3600000",
+        MS,
+        "How often transactional ids idle past transactional.id.expiration.ms are removed.",
+    ),
+    property(
+        "transaction.state.log.min.isr",
+        "2",
+        int(1, I16_MAX),
+        "min.insync.replicas of __transaction_state (capped at its replication factor).",
+    ),
+    property(
+        "transaction.state.log.num.partitions",
+        "50",
+        int(1, 10_000),
+        "Partitions of __transaction_state when it is created.",
+    ),
+    property(
+        "transaction.state.log.replication.factor",
+        "3",
+        int(1, I16_MAX),
+        "Replicas of each __transaction_state partition (capped at the brokers registered when it is created).",
+    ),
+    property(
+        "transaction.state.log.segment.bytes",
+        "104857600",
+        int(1024, I32_MAX),
+        "segment.bytes of __transaction_state.",
+    ),
+    property(
+        "transactional.id.expiration.ms",
+        "604800000",
+        int(1, I32_MAX),
+        "How long a transactional id with no transaction is kept before it is removed.",
+    ),
 ];
 
 impl PropertyKind {

@@ -92,6 +92,9 @@ pub struct BrokerConfig {
     pub offsets_retention_check_interval_ms: u64,
     /// offset.metadata.max.bytes.
     pub offset_metadata_max_bytes: usize,
+    /// transaction.* and transactional.*: the transaction coordinator and
+    /// `__transaction_state`.
+    pub transactions: TransactionsConfig,
     /// group.min.session.timeout.ms, group.max.session.timeout.ms,
     /// group.initial.rebalance.delay.ms, group.max.size.
     pub group: rill_group::GroupConfig,
@@ -101,6 +104,28 @@ pub struct BrokerConfig {
     /// Every property as given (file, then `--set`, then flags), for topic
     /// defaults and DescribeConfigs.
     pub properties: Properties,
+}
+
+/// The transaction coordinator's settings, with Kafka's names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionsConfig {
+    /// transaction.state.log.num.partitions.
+    pub log_partitions: i32,
+    /// transaction.state.log.replication.factor (capped at the brokers
+    /// registered when the topic is created).
+    pub log_replication_factor: i16,
+    /// transaction.state.log.min.isr (capped at the replication factor).
+    pub log_min_isr: i16,
+    /// transaction.state.log.segment.bytes.
+    pub log_segment_bytes: i32,
+    /// transaction.max.timeout.ms.
+    pub max_timeout_ms: i32,
+    /// transactional.id.expiration.ms.
+    pub id_expiration_ms: i32,
+    /// transaction.abort.timed.out.transaction.cleanup.interval.ms.
+    pub abort_timed_out_interval_ms: u64,
+    /// transaction.remove.expired.transaction.cleanup.interval.ms.
+    pub remove_expired_interval_ms: u64,
 }
 
 /// How this node takes part in the metadata quorum.
@@ -339,6 +364,21 @@ impl BrokerConfig {
                 .number("offsets.retention.check.interval.ms")?
                 as u64,
             offset_metadata_max_bytes: read.number("offset.metadata.max.bytes")? as usize,
+            transactions: TransactionsConfig {
+                log_partitions: read.number("transaction.state.log.num.partitions")? as i32,
+                log_replication_factor: read.number("transaction.state.log.replication.factor")?
+                    as i16,
+                log_min_isr: read.number("transaction.state.log.min.isr")? as i16,
+                log_segment_bytes: read.number("transaction.state.log.segment.bytes")? as i32,
+                max_timeout_ms: read.number("transaction.max.timeout.ms")? as i32,
+                id_expiration_ms: read.number("transactional.id.expiration.ms")? as i32,
+                abort_timed_out_interval_ms: read
+                    .number("transaction.abort.timed.out.transaction.cleanup.interval.ms")?
+                    as u64,
+                remove_expired_interval_ms: read
+                    .number("transaction.remove.expired.transaction.cleanup.interval.ms")?
+                    as u64,
+            },
             group: rill_group::GroupConfig {
                 min_session_timeout_ms: read.number("group.min.session.timeout.ms")? as i32,
                 max_session_timeout_ms: read.number("group.max.session.timeout.ms")? as i32,

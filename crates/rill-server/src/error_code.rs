@@ -34,6 +34,10 @@ pub(crate) fn for_append(error: &PartitionError) -> ResponseError {
         },
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        PartitionError::TransactionCoordinatorFenced { .. } => {
+            ResponseError::TransactionCoordinatorFenced
+        }
         other => for_partition(other),
     }
 }
@@ -108,7 +112,9 @@ pub(crate) fn for_partition(error: &PartitionError) -> ResponseError {
         | PartitionError::Checkpoint(_)
         | PartitionError::ProducerSnapshot(_)
         | PartitionError::OutOfOrderSequence { .. }
-        | PartitionError::InvalidProducerEpoch { .. } => ResponseError::KafkaStorageError,
+        | PartitionError::InvalidProducerEpoch { .. }
+        | PartitionError::InvalidTxnState { .. }
+        | PartitionError::TransactionCoordinatorFenced { .. } => ResponseError::KafkaStorageError,
     }
 }
 
@@ -208,5 +214,32 @@ pub(crate) fn for_group(error: &GroupError) -> ResponseError {
         GroupError::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
         GroupError::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
         GroupError::CoordinatorNotAvailable { .. } => ResponseError::CoordinatorNotAvailable,
+    }
+}
+
+/// The code of a transaction coordinator's refusal, as the request of
+/// `api` at `version` must see it (PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
+/// before KIP-588's versions).
+pub(crate) fn for_txn(
+    error: rill_txn::TxnError,
+    api: rill_txn::TxnApi,
+    version: i16,
+) -> ResponseError {
+    use rill_txn::TxnError;
+    match error.for_version(api, version) {
+        TxnError::CoordinatorLoadInProgress { .. } => ResponseError::CoordinatorLoadInProgress,
+        TxnError::NotCoordinator { .. } => ResponseError::NotCoordinator,
+        TxnError::CoordinatorNotAvailable { .. } => ResponseError::CoordinatorNotAvailable,
+        TxnError::InvalidRequest { .. } => ResponseError::InvalidRequest,
+        TxnError::InvalidTransactionTimeout { .. } => ResponseError::InvalidTransactionTimeout,
+        TxnError::ConcurrentTransactions { .. } => ResponseError::ConcurrentTransactions,
+        TxnError::ProducerFenced { .. } => ResponseError::ProducerFenced,
+        TxnError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        TxnError::InvalidProducerIdMapping { .. } => ResponseError::InvalidProducerIdMapping,
+        TxnError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        TxnError::TransactionalIdNotFound { .. } => ResponseError::TransactionalIdNotFound,
+        TxnError::TransactionAbortable { .. } => ResponseError::TransactionAbortable,
+        TxnError::UnknownServerError { .. } => ResponseError::UnknownServerError,
+        _ => ResponseError::UnknownServerError,
     }
 }

@@ -24,8 +24,8 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_group::{
     ExpiryCondition, GroupCoordinator, GroupMetadataKey, GroupMetadataSnapshot, GroupState,
-    JoinGroupResponse, OffsetStore, OffsetsTopicRecord, Output, RequestToken, SyncGroupResponse,
-    offsets_batch, partition_for, read_offsets_batches,
+    JoinGroupResponse, OffsetStore, OffsetsPartition, OffsetsTopicRecord, Output, RequestToken,
+    SyncGroupResponse, offsets_batch, partition_for, read_offsets_batches, txn_offsets_batch,
 };
 use rill_partition::{FetchIsolation, Partition, TopicPartition};
 use rill_storage::Offset;
@@ -68,12 +68,24 @@ pub(crate) struct OffsetCommit<'a> {
     pub offsets: &'a [rill_group::OffsetToCommit],
 }
 
+/// A TxnOffsetCommit request in plain terms: the commit of a producer's
+/// transaction (KIP-98), with the member that consumed (KIP-447).
+pub(crate) struct TxnOffsetCommit<'a> {
+    pub commit: OffsetCommit<'a>,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+}
+
 /// What [`Groups::commit_offsets`] did.
 pub(crate) enum CommitOutcome {
     /// The member or generation was refused: every partition gets this.
     Refused(rill_group::GroupError),
-    /// The append failed: every partition gets a storage error.
-    Failed { message: String },
+    /// The append failed: every partition gets `error` (OffsetCommit
+    /// answers COORDINATOR_NOT_AVAILABLE whatever it is).
+    Failed {
+        message: String,
+        error: kafka_protocol::ResponseError,
+    },
     /// Per partition, `None` or the reason it was refused.
     Appended {
         per_partition: Vec<Option<rill_group::OffsetStoreError>>,
@@ -156,10 +168,8 @@ impl Groups {
                 .partition(&TopicPartition::new(OFFSETS_TOPIC, index))
                 .ok_or(LoadError::MissingPartition { partition: index })?;
             let mut next = partition.log_start_offset();
-            let end = match isolation {
-                FetchIsolation::LogEnd => partition.log_end_offset(),
-                FetchIsolation::HighWatermark => partition.high_watermark(),
-            };
+            let end = partition.log_end_offset();
+            let offsets_partition = OffsetsPartition { index, partitions };
             while next < end {
                 let failed = |message: String| LoadError::Read {
                     partition: index,
@@ -174,9 +184,12 @@ impl Groups {
                 };
                 let loaded = read_offsets_batches(&read.bytes, LOAD_READ_BYTES)
                     .map_err(|e| failed(e.to_string()))?;
-                for record in loaded.records {
+                // Committed offsets, transactional ones and the markers
+                // that end them, in log order.
+                offsets.replay_batches(&loaded, offsets_partition);
+                for record in &loaded.records {
                     records += 1;
-                    match record.record {
+                    match &record.record {
                         OffsetsTopicRecord::GroupMetadata { key, value: None } => {
                             coordinator.restore_tombstone(&key.group);
                         }
@@ -184,13 +197,16 @@ impl Groups {
                             key,
                             value: Some(value),
                         } => {
-                            let snapshot =
-                                GroupMetadataSnapshot::from_value(key.group.clone(), value, now);
+                            let snapshot = GroupMetadataSnapshot::from_value(
+                                key.group.clone(),
+                                value.clone(),
+                                now,
+                            );
                             if let Err(error) = coordinator.restore(snapshot, now) {
                                 tracing::warn!(group = %key.group, %error, "skipping unreadable group metadata");
                             }
                         }
-                        offset => offsets.replay(offset),
+                        _ => {}
                     }
                 }
                 let after = Offset(last.next_offset());
@@ -318,9 +334,106 @@ impl Groups {
             },
             Err(message) => {
                 inner.offsets.abort(&records);
-                CommitOutcome::Failed { message }
+                CommitOutcome::Failed {
+                    message,
+                    error: kafka_protocol::ResponseError::CoordinatorNotAvailable,
+                }
             }
         }
+    }
+
+    /// TxnOffsetCommit: checks the member and generation as KIP-447 says,
+    /// then appends the commits in a transactional batch of the
+    /// producer's. They stay pending — invisible to OffsetFetch, and
+    /// UNSTABLE_OFFSET_COMMIT to a fetch that requires stable offsets —
+    /// until the transaction's marker is written into the partition (see
+    /// [`Groups::complete_transaction`]).
+    pub(crate) fn commit_transactional_offsets(&self, txn: &TxnOffsetCommit<'_>) -> CommitOutcome {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let now = now_ms();
+        let commit = &txn.commit;
+        if let Err(error) = inner.coordinator.validate_txn_offset_commit(
+            commit.group,
+            commit.member_id,
+            commit.generation_id,
+            commit.group_instance_id,
+            now,
+        ) {
+            return CommitOutcome::Refused(error);
+        }
+        let results =
+            inner
+                .offsets
+                .commit_transactional(commit.group, txn.producer_id, commit.offsets, now);
+        let records: Vec<OffsetsTopicRecord> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
+        let per_partition = results.into_iter().map(|r| r.err()).collect();
+        let unavailable = kafka_protocol::ResponseError::CoordinatorNotAvailable;
+        let appended = encode(&records)
+            .and_then(|encoded| {
+                txn_offsets_batch(&encoded, txn.producer_id, txn.producer_epoch, now)
+                    .map_err(|e| e.to_string())
+            })
+            .map_err(|message| (message, unavailable))
+            .and_then(|batch| {
+                append(
+                    &self.deps,
+                    self.partitions,
+                    commit.group,
+                    batch,
+                    Origin::Coordinator,
+                )
+            });
+        match appended {
+            Ok(persisted) => CommitOutcome::Appended {
+                per_partition,
+                records,
+                persisted,
+            },
+            Err((message, error)) => {
+                inner
+                    .offsets
+                    .abort_transactional_append(txn.producer_id, &records);
+                CommitOutcome::Failed { message, error }
+            }
+        }
+    }
+
+    /// Records that a TxnOffsetCommit's append was acknowledged (at
+    /// `position`, where it ended) or failed.
+    pub(crate) fn finish_transactional_commit(
+        &self,
+        producer_id: i64,
+        records: &[OffsetsTopicRecord],
+        acknowledged: Option<Offset>,
+    ) {
+        let mut inner = self.inner.lock();
+        match acknowledged {
+            Some(end) => inner.offsets.complete_transactional_append(
+                producer_id,
+                records,
+                u64::try_from(end.value()).unwrap_or(0),
+            ),
+            None => inner
+                .offsets
+                .abort_transactional_append(producer_id, records),
+        }
+    }
+
+    /// A transaction's marker was written into offsets partition `index`:
+    /// its offsets there become committed (or are dropped).
+    pub(crate) fn complete_transaction(&self, index: i32, producer_id: i64, commit: bool) {
+        let partition = OffsetsPartition {
+            index,
+            partitions: self.partitions,
+        };
+        let mut inner = self.inner.lock();
+        inner
+            .offsets
+            .complete_transaction_in(producer_id, commit, partition);
     }
 
     /// Makes acknowledged commits (or deletions) visible, or, if the
@@ -395,11 +508,18 @@ impl Groups {
         group: &str,
         records: &[OffsetsTopicRecord],
     ) -> Result<Option<Persisted>, String> {
-        let mut encoded = Vec::with_capacity(records.len());
-        for record in records {
-            encoded.push(record.encode().map_err(|e| e.to_string())?);
-        }
-        append(&self.deps, self.partitions, group, &encoded)
+        let encoded = encode(records)?;
+        let Some(batch) = offsets_batch(&encoded, now_ms()).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        append(
+            &self.deps,
+            self.partitions,
+            group,
+            Some(batch),
+            Origin::Producer,
+        )
+        .map_err(|(message, _)| message)
     }
 
     fn drain(&self, inner: &mut Inner) {
@@ -476,24 +596,45 @@ pub(crate) async fn acknowledged(deps: &GroupsDeps, persisted: Option<Persisted>
     tokio::time::timeout(PERSIST_TIMEOUT, wait).await.is_ok()
 }
 
-/// Appends encoded records to the group's partition of the offsets topic.
+/// The records' keys and values as stored.
+fn encode(records: &[OffsetsTopicRecord]) -> Result<Vec<(Bytes, Option<Bytes>)>, String> {
+    records
+        .iter()
+        .map(|record| record.encode().map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Who a batch of the offsets topic is written as: the coordinator's own
+/// (no producer id), or for a transactional producer (its id and epoch,
+/// no sequence: Kafka's coordinator origin).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Producer,
+    Coordinator,
+}
+
+/// Appends `batch` to the group's partition of the offsets topic. An
+/// error says why, and what a client should be told.
 fn append(
     deps: &GroupsDeps,
     partitions: i32,
     group: &str,
-    records: &[(Bytes, Option<Bytes>)],
-) -> Result<Option<Persisted>, String> {
-    let Some(batch) = offsets_batch(records, now_ms()).map_err(|e| e.to_string())? else {
+    batch: Option<Vec<u8>>,
+    origin: Origin,
+) -> Result<Option<Persisted>, (String, kafka_protocol::ResponseError)> {
+    let Some(batch) = batch else {
         return Ok(None);
     };
     let tp = TopicPartition::new(OFFSETS_TOPIC, partition_for(group, partitions));
-    let (partition, leader_epoch) = deps
-        .replicas
-        .leader_partition(&tp, -1)
-        .map_err(|e| format!("{tp}: {e}"))?;
-    let ticket = partition
-        .append(&batch, leader_epoch, now_ms())
-        .map_err(|e| e.to_string())?;
+    let (partition, leader_epoch) = deps.replicas.leader_partition(&tp, -1).map_err(|e| {
+        let error = kafka_protocol::ResponseError::NotCoordinator;
+        (format!("{tp}: {e}"), error)
+    })?;
+    let ticket = match origin {
+        Origin::Producer => partition.append(&batch, leader_epoch, now_ms()),
+        Origin::Coordinator => partition.append_from_coordinator(&batch, leader_epoch, now_ms()),
+    }
+    .map_err(|e| (e.to_string(), crate::error_code::for_append(&e)))?;
     let end = partition.log_end_offset();
     let waiters = Arc::clone(&deps.waiters);
     tokio::spawn(async move {
@@ -524,12 +665,6 @@ pub(crate) struct GroupsSlot {
     config: GroupsConfig,
     /// Wakes the timer task when the coordinator is replaced.
     replaced: Notify,
-}
-
-impl crate::cluster::Coordinators for GroupsSlot {
-    fn offsets_partitions_led(&self, partitions: i32, led: BTreeSet<i32>) {
-        self.coordinate(partitions, led);
-    }
 }
 
 impl GroupsSlot {
@@ -675,7 +810,9 @@ mod tests {
     async fn coordinator(broker: &Broker) -> Arc<Groups> {
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            if broker.group_coordinator(GROUP).is_ok()
+            if broker
+                .coordinator(crate::coordinators::CoordinatorKind::Group, GROUP)
+                .is_ok()
                 && let Ok(groups) = broker.groups_for(GROUP)
             {
                 return groups;

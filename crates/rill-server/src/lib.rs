@@ -25,6 +25,7 @@ mod broker;
 mod broker_properties;
 mod cluster;
 mod config;
+mod coordinators;
 mod effective_config;
 mod error_code;
 #[doc(hidden)]
@@ -41,12 +42,13 @@ mod session;
 mod shutdown;
 mod topic_config;
 mod topics;
+mod transactions;
 mod waiters;
 
 pub use authorizer::AuthorizerConfig;
 pub use broker::{Broker, StartError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
-pub use config::{BrokerConfig, ClusterConfig, QuorumConfig};
+pub use config::{BrokerConfig, ClusterConfig, QuorumConfig, TransactionsConfig};
 pub use initial_users::{INITIAL_CREDENTIALS_FILE, InitialUsersError, add_initial_credential};
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};
 pub use listeners::{Listener, Listeners, SecurityProtocol};

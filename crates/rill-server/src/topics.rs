@@ -28,6 +28,12 @@ use crate::topic_config::{self, ConfigValueError};
 /// can make the broker create.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 
+/// Whether `topic` is one of the coordinators' internal topics, which
+/// clients may not write (Kafka's Topic.isInternal).
+pub(crate) fn is_internal(topic: &str) -> bool {
+    topic == rill_group::OFFSETS_TOPIC || topic == rill_txn::TXN_STATE_TOPIC
+}
+
 /// Why a topic operation was refused; each maps to one Kafka error code.
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
@@ -98,6 +104,13 @@ impl Topics {
 
     pub(crate) fn topic(&self, name: &str) -> Option<Topic> {
         self.metadata().topics.get(name).cloned()
+    }
+
+    /// How many partitions `name` has, if it exists.
+    pub(crate) fn partition_count(&self, name: &str) -> Option<i32> {
+        let metadata = self.metadata();
+        let topic = metadata.topics.get(name)?;
+        Some(i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX))
     }
 
     pub(crate) fn has_topic(&self, name: &str) -> bool {

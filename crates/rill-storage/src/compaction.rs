@@ -3,6 +3,16 @@
 //! over the dirty part, and the rewrite of groups of sealed segments into
 //! one cleaned segment each, keeping only the latest record of every key.
 //!
+//! Transactions, as Kafka's cleaner handles them: the caller bounds the
+//! pass by the last stable offset, so every transaction in the cleaned
+//! part has ended; records of aborted transactions (known from the
+//! aborted-transaction index) never enter the offset map — an aborted
+//! value must not supersede a committed one — and are removed; control
+//! batches (markers) are never treated as keyed records and are kept, as
+//! are the segments' index entries. (Kafka also removes a marker once
+//! delete.retention.ms has passed after its transaction's data is gone;
+//! Rill keeps markers for good.)
+//!
 //! Everything here works on [`SealedView`]s — zero-copy slices of sealed
 //! segments taken under the log's lock — and writes new `.cleaned` files,
 //! so it runs with no lock held. [`crate::Log::compact`] takes the log's
@@ -23,6 +33,7 @@ use crate::disk::Disk;
 use crate::error::{CompactError, IoFailure};
 use crate::offset_map::OffsetMap;
 use crate::segment::{SealedView, Segment};
+use crate::txn_index::AbortedTxn;
 
 /// Room left in a cleaned segment's map beyond its inputs' size: records
 /// re-based on a delete horizon, or recompressed, can grow a little.
@@ -71,6 +82,48 @@ pub struct CompactionOutcome {
     pub records_superseded: u64,
     /// Tombstones dropped because their delete horizon had passed.
     pub tombstones_removed: u64,
+    /// Records dropped because their transaction was aborted.
+    pub aborted_records_removed: u64,
+}
+
+/// The offset ranges of aborted transactions, by producer: whether a
+/// transactional batch belongs to one.
+#[derive(Debug, Default)]
+pub(crate) struct AbortedRanges {
+    /// Producer id → (first offset, marker offset), ordered by marker.
+    by_producer: HashMap<i64, Vec<(Offset, Offset)>>,
+}
+
+impl AbortedRanges {
+    pub(crate) fn new(txns: impl IntoIterator<Item = AbortedTxn>) -> AbortedRanges {
+        let mut by_producer: HashMap<i64, Vec<(Offset, Offset)>> = HashMap::new();
+        for txn in txns {
+            by_producer
+                .entry(txn.producer_id)
+                .or_default()
+                .push((txn.first_offset, txn.last_offset));
+        }
+        for ranges in by_producer.values_mut() {
+            ranges.sort_by_key(|&(_, last)| last);
+        }
+        AbortedRanges { by_producer }
+    }
+
+    /// Whether `batch` holds records of an aborted transaction: it is a
+    /// transactional data batch whose producer had a transaction aborted
+    /// by a marker after it that began at or before it.
+    pub(crate) fn holds(&self, batch: &BatchView<'_>) -> bool {
+        let attributes = batch.attributes();
+        if !attributes.is_transactional() || attributes.is_control() {
+            return false;
+        }
+        let Some(ranges) = self.by_producer.get(&batch.producer_id()) else {
+            return false;
+        };
+        let base = Offset(batch.base_offset());
+        let at = ranges.partition_point(|&(_, last)| last < base);
+        ranges.get(at).is_some_and(|&(first, _)| first <= base)
+    }
 }
 
 /// The part of a log one pass cleans.
@@ -145,12 +198,16 @@ pub(crate) fn plan(
 pub(crate) fn build_offset_map(
     dirty: &[SealedView],
     first_dirty: Offset,
+    aborted: &AbortedRanges,
     bytes_max: usize,
 ) -> Result<(OffsetMap, Offset), CompactError> {
     let mut map = OffsetMap::new(bytes_max);
     for view in dirty {
         for batch in Batches::new(&view.data) {
-            if batch.last_offset() < first_dirty.value() || batch.attributes().is_control() {
+            if batch.last_offset() < first_dirty.value()
+                || batch.attributes().is_control()
+                || aborted.holds(&batch)
+            {
                 continue;
             }
             let data = expand(&batch)?;
@@ -232,6 +289,7 @@ pub(crate) struct CleanContext<'a> {
     pub(crate) now_ms: i64,
     pub(crate) delete_retention_ms: i64,
     pub(crate) producers_last: &'a HashMap<i64, i64>,
+    pub(crate) aborted: &'a AbortedRanges,
 }
 
 /// Rewrites `group` into one new segment, `{base}.log.cleaned`, sealed and
@@ -249,7 +307,17 @@ pub(crate) fn clean_group(
     let capacity = (input_bytes * 2 + OUTPUT_SLACK_BYTES).min(SEGMENT_BYTES_MAX as usize);
     let mut output =
         Segment::create_cleaned(dir, base_offset, capacity, config, context.now_ms, disk)?;
+    // Markers are kept, so the transactions they aborted stay indexed.
+    let aborted: Vec<_> = group
+        .iter()
+        .flat_map(|v| v.aborted_txns.iter().copied())
+        .collect();
     let written = write_group(&mut output, group, context, config, disk, outcome)
+        .and_then(|()| {
+            output
+                .add_cleaned_aborted_txns(&aborted, disk)
+                .map_err(CompactError::from)
+        })
         .and_then(|()| output.seal().map_err(CompactError::from))
         .and_then(|()| sync_segment(&output, disk).map_err(CompactError::from));
     if let Err(e) = written {
@@ -326,12 +394,19 @@ fn clean_batch(
     let data = expand(batch)?;
     let records = decode(batch, &data)?;
     let horizon = delete_horizon_of(batch);
+    let aborted = context.aborted.holds(batch);
     let mut keep = Vec::with_capacity(records.len());
     let mut tombstone_kept = false;
     for record in &records {
         let offset = Offset(batch.base_offset() + i64::from(record.offset_delta));
         let retained = match record.key {
+            // Past the map the pass has not looked: kept, even if
+            // aborted, for a later pass to remove.
             _ if offset >= context.map_end => true,
+            _ if aborted => {
+                outcome.aborted_records_removed += 1;
+                false
+            }
             // Kafka drops keyless records from compacted topics (producers
             // are refused them); Rill keeps them, so nothing is lost.
             None => true,

@@ -1,10 +1,14 @@
 //! rill-storage owns a partition's log on disk: segment files of Kafka v2
-//! batches (mmap'd `.log`, sparse `.index` and `.timeindex`, named by base
+//! batches (mmap'd `.log`, sparse `.index` and `.timeindex`, and the
+//! `.txnindex` of transactions aborted in the segment, named by base
 //! offset as in Kafka), appends with offset assignment (and a follower's
-//! appends of its leader's batches, unchanged), zero-copy reads on
-//! batch boundaries, rolls, truncation, retention, recovery after a crash,
-//! log compaction (cleanup.policy=compact), and the flush policies that
-//! decide when an append may be acknowledged.
+//! appends of its leader's batches, unchanged; transaction markers and
+//! coordinator batches), zero-copy reads on batch boundaries, rolls,
+//! truncation, retention, recovery after a crash, log compaction
+//! (cleanup.policy=compact, aborted records removed), and the flush
+//! policies that decide when an append may be acknowledged. Which
+//! transactions are open is the partition's business (rill-partition);
+//! the log stores the markers and the aborted-transaction index.
 //!
 //! It is synchronous and knows nothing of the network: offsets, byte
 //! slices and files. The on-disk format is drawn byte by byte in
@@ -52,6 +56,7 @@ mod retention;
 mod segment;
 pub mod testing;
 mod time_index;
+mod txn_index;
 
 pub use clock::now_ms;
 pub use compaction::{CleanerConfig, CompactionOutcome};
@@ -74,3 +79,4 @@ pub use log::{Log, LogRead, ReplicatedBatch, ValidatedBatch};
 pub use offset::Offset;
 pub use recovery::{RecoveryHints, RecoveryReport};
 pub use retention::RetentionOutcome;
+pub use txn_index::AbortedTxn;

@@ -17,6 +17,7 @@ use crate::segment::{
     CLEANED_SUFFIX, FileStage, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment, TEMP_SUFFIX,
     TIME_INDEX_SUFFIX, delete_segment_files, segment_path,
 };
+use crate::txn_index::TXN_INDEX_SUFFIX;
 
 /// What the caller knows about a log from its checkpoints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -242,18 +243,40 @@ fn sync_recovered(
 fn finish_interrupted_compaction(dir: &Path, disk: &dyn Disk) -> Result<usize, IoFailure> {
     let mut swaps = Vec::new();
     let mut logs = Vec::new();
+    let mut txn_swaps = Vec::new();
+    let mut cleaned_logs = Vec::new();
     let log_swap = FileStage::Swap.name(LOG_SUFFIX);
+    let txn_index_swap = FileStage::Swap.name(TXN_INDEX_SUFFIX);
     for file in segment_files(dir)? {
         if file.suffix == log_swap {
             swaps.push(file.base);
+        } else if file.suffix == txn_index_swap {
+            // Kept with its swap (it cannot be rebuilt from the log:
+            // the partition's replay of markers starts at a snapshot).
+            txn_swaps.push(file);
         } else if file.suffix == LOG_SUFFIX {
             logs.push(file.base);
         } else if file.suffix.ends_with(&format!(".{CLEANED_SUFFIX}"))
             || file.suffix.ends_with(&format!(".{SWAP_SUFFIX}"))
         {
+            if file.suffix == FileStage::Cleaned.name(LOG_SUFFIX) {
+                cleaned_logs.push(file.base);
+            }
             // Uncommitted output, or a swap's indexes (rebuilt instead).
             disk.remove_file(&file.path)
                 .map_err(|e| IoFailure::new("delete leftover compaction file", &file.path, e))?;
+        }
+    }
+    for file in txn_swaps.iter().filter(|f| !swaps.contains(&f.base)) {
+        if cleaned_logs.contains(&file.base) {
+            // Its log was never committed as a swap.
+            disk.remove_file(&file.path)
+                .map_err(|e| IoFailure::new("delete leftover compaction file", &file.path, e))?;
+        } else {
+            // Its swap completed but for this last rename.
+            let live = segment_path(dir, file.base, TXN_INDEX_SUFFIX);
+            disk.rename(&file.path, &live)
+                .map_err(|e| IoFailure::new("rename swap transaction index", live, e))?;
         }
     }
     if swaps.is_empty() {
@@ -274,6 +297,12 @@ fn finish_interrupted_compaction(dir: &Path, disk: &dyn Disk) -> Result<usize, I
         let live = segment_path(dir, base, LOG_SUFFIX);
         disk.rename(&swap, &live)
             .map_err(|e| IoFailure::new("rename swap segment", live, e))?;
+        if txn_swaps.iter().any(|f| f.base == base) {
+            let swap = segment_path(dir, base, &txn_index_swap);
+            let live = segment_path(dir, base, TXN_INDEX_SUFFIX);
+            disk.rename(&swap, &live)
+                .map_err(|e| IoFailure::new("rename swap transaction index", live, e))?;
+        }
     }
     sync_dir_on(disk, dir)?;
     Ok(swaps.len())
@@ -370,7 +399,10 @@ fn list_segments(dir: &Path, disk: &dyn Disk) -> Result<Vec<Offset>, IoFailure> 
                 .map_err(|e| IoFailure::new("delete leftover file", &file.path, e))?;
         } else if file.suffix == LOG_SUFFIX {
             logs.insert(file.base);
-        } else if file.suffix == INDEX_SUFFIX || file.suffix == TIME_INDEX_SUFFIX {
+        } else if file.suffix == INDEX_SUFFIX
+            || file.suffix == TIME_INDEX_SUFFIX
+            || file.suffix == TXN_INDEX_SUFFIX
+        {
             indexes.push((file.base, file.path));
         }
     }

@@ -25,6 +25,7 @@ use crate::file_check::check_file;
 use crate::mmap::LogMap;
 use crate::offset_index::OffsetIndex;
 use crate::time_index::TimeIndex;
+use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX, TxnIndex};
 
 /// Smallest and largest step by which a log file's reservation grows; in
 /// between, it doubles, so small partitions reserve little disk.
@@ -78,8 +79,8 @@ pub(crate) fn segment_path(dir: &Path, base_offset: Offset, suffix: &str) -> Pat
     dir.join(format!("{:020}.{suffix}", base_offset.value()))
 }
 
-/// Deletes the three files of the segment at `base_offset`, those that
-/// exist. The caller syncs the directory when the deletion must be durable.
+/// Deletes the files of the segment at `base_offset` (log, indexes,
+/// transaction index), those that exist. The caller syncs the directory when the deletion must be durable.
 pub(crate) fn delete_segment_files(
     dir: &Path,
     base_offset: Offset,
@@ -88,7 +89,7 @@ pub(crate) fn delete_segment_files(
     delete_staged_files(dir, base_offset, FileStage::Live, disk)
 }
 
-/// Deletes the three files of the segment at `base_offset` named as at
+/// Deletes the files of the segment at `base_offset` named as at
 /// `stage`, those that exist.
 fn delete_staged_files(
     dir: &Path,
@@ -96,7 +97,12 @@ fn delete_staged_files(
     stage: FileStage,
     disk: &dyn Disk,
 ) -> Result<(), IoFailure> {
-    for suffix in [LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX] {
+    for suffix in [
+        LOG_SUFFIX,
+        INDEX_SUFFIX,
+        TIME_INDEX_SUFFIX,
+        TXN_INDEX_SUFFIX,
+    ] {
         let path = segment_path(dir, base_offset, &stage.name(suffix));
         remove_if_present(disk, &path)
             .map_err(|e| IoFailure::new("delete segment file", path, e))?;
@@ -237,6 +243,8 @@ pub(crate) struct Segment {
     created_ms: i64,
     sealed: bool,
     stage: FileStage,
+    /// The transactions aborted by markers in this segment.
+    txn_index: TxnIndex,
 }
 
 /// What compaction reads of a sealed segment, outside the log's lock: its
@@ -249,6 +257,8 @@ pub(crate) struct SealedView {
     pub(crate) data: Bytes,
     /// The timestamp min.compaction.lag.ms compares (as retention's).
     pub(crate) largest_timestamp: i64,
+    /// The segment's aborted transactions, which its cleaned output keeps.
+    pub(crate) aborted_txns: Vec<AbortedTxn>,
 }
 
 impl Segment {
@@ -322,6 +332,11 @@ impl Segment {
             config.segment_index_bytes,
             disk,
         )?;
+        let txn_index = TxnIndex::create(segment_path(
+            dir,
+            base_offset,
+            &stage.name(TXN_INDEX_SUFFIX),
+        ));
         let mut segment = Segment {
             dir: dir.to_path_buf(),
             base_offset,
@@ -331,6 +346,7 @@ impl Segment {
             created_ms: now_ms,
             sealed: false,
             stage,
+            txn_index,
         };
         segment.reserve_indexes(0, config, disk)?;
         Ok(segment)
@@ -377,6 +393,15 @@ impl Segment {
         if stage == self.stage {
             return Ok(());
         }
+        // The transaction index goes before the log into `.swap` and after
+        // it into place, so that recovery can tell an uncommitted one (a
+        // `.log.cleaned` beside it) from one whose swap completed but for
+        // it (no log of the swap left): see recovery.rs.
+        let txn_index_path =
+            segment_path(&self.dir, self.base_offset, &stage.name(TXN_INDEX_SUFFIX));
+        if stage != FileStage::Live {
+            self.txn_index.rename(txn_index_path.clone(), disk)?;
+        }
         for suffix in [INDEX_SUFFIX, TIME_INDEX_SUFFIX, LOG_SUFFIX] {
             let from = segment_path(&self.dir, self.base_offset, &self.stage.name(suffix));
             let to = segment_path(&self.dir, self.base_offset, &stage.name(suffix));
@@ -387,6 +412,9 @@ impl Segment {
                 TIME_INDEX_SUFFIX => self.summary.time_index.file_mut().set_path(to),
                 _ => {}
             }
+        }
+        if stage == FileStage::Live {
+            self.txn_index.rename(txn_index_path, disk)?;
         }
         self.stage = stage;
         Ok(())
@@ -400,6 +428,7 @@ impl Segment {
             next_offset: self.summary.next_offset,
             data: self.share(0, self.summary.size),
             largest_timestamp: self.largest_timestamp(),
+            aborted_txns: self.txn_index.entries().to_vec(),
         }
     }
 
@@ -458,6 +487,7 @@ impl Segment {
         };
         let mut summary = Summary::empty(index, time_index, base_offset);
         summary.size = size;
+        let txn_index = TxnIndex::open(segment_path(dir, base_offset, TXN_INDEX_SUFFIX), disk)?;
         let segment = Segment {
             dir: dir.to_path_buf(),
             base_offset,
@@ -467,6 +497,7 @@ impl Segment {
             created_ms: now_ms,
             sealed: !active,
             stage: FileStage::Live,
+            txn_index,
         };
         Ok((segment, rebuild))
     }
@@ -592,6 +623,9 @@ impl Segment {
                 .truncate_file(&self.log_file, position)
                 .map_err(|e| IoFailure::new("truncate segment", self.log_path(), e))?;
         }
+        // Entries whose marker did not survive go too; the partition's
+        // replay of the markers re-adds what the log still holds.
+        self.txn_index.truncate_from(expected, disk)?;
         Ok(recovered)
     }
 
@@ -640,6 +674,7 @@ impl Segment {
     /// its indexes) to be durable.
     pub(crate) fn sync_files(&self) -> Vec<(Arc<File>, PathBuf)> {
         let mut files = vec![(Arc::clone(&self.log_file), self.log_path())];
+        files.extend(self.txn_index.sync_file());
         if self.sealed {
             let index = self.summary.index.file();
             let time_index = self.summary.time_index.file();
@@ -954,6 +989,7 @@ impl Segment {
             }
         }
         self.rebuild_summary_after_cut(cut, new_next);
+        self.txn_index.truncate_from(new_next, disk)?;
         if self.sealed {
             self.summary.index.file_mut().trim()?;
             self.summary.time_index.file_mut().trim()?;
@@ -1013,6 +1049,62 @@ impl Segment {
         summary.first_batch_timestamp = BatchView::new(data).ok().map(|b| b.max_timestamp());
         let last_indexed = summary.index.file().last().map_or(0, |e| e.position);
         summary.bytes_since_index_entry = cut - last_indexed;
+    }
+
+    /// Records a transaction aborted by a marker in this segment (see
+    /// txn_index.rs); one already there is not added twice. Returns
+    /// whether the index file was created (its directory needs a sync).
+    pub(crate) fn add_aborted_txn(
+        &mut self,
+        entry: AbortedTxn,
+        disk: &dyn Disk,
+    ) -> Result<bool, IoFailure> {
+        assert!(
+            entry.last_offset >= self.base_offset && entry.last_offset < self.summary.next_offset,
+            "the marker at {} lies in the segment [{}, {})",
+            entry.last_offset,
+            self.base_offset,
+            self.summary.next_offset
+        );
+        self.txn_index.add(entry, disk)
+    }
+
+    /// Records the aborted transactions of the segments a compaction
+    /// output replaces (their markers are kept).
+    pub(crate) fn add_cleaned_aborted_txns(
+        &mut self,
+        entries: &[AbortedTxn],
+        disk: &dyn Disk,
+    ) -> Result<(), IoFailure> {
+        for entry in entries {
+            self.txn_index.add(*entry, disk)?;
+        }
+        Ok(())
+    }
+
+    /// The transactions aborted by markers in this segment, ordered by
+    /// marker offset.
+    pub(crate) fn aborted_txns(&self) -> &[AbortedTxn] {
+        self.txn_index.entries()
+    }
+
+    pub(crate) fn aborted_txn_count(&self) -> usize {
+        self.txn_index.entries().len()
+    }
+
+    /// The transaction index's file, if it has one, to fdatasync.
+    pub(crate) fn txn_index_sync_file(&self) -> Option<(Arc<File>, PathBuf)> {
+        self.txn_index.sync_file()
+    }
+
+    /// See [`TxnIndex::collect`].
+    pub(crate) fn collect_aborted_txns(
+        &self,
+        from: Offset,
+        upper: Offset,
+        out: &mut Vec<AbortedTxn>,
+    ) -> bool {
+        self.txn_index.collect(from, upper, out)
     }
 
     /// Deletes the segment's files; readers keep their slices. The caller

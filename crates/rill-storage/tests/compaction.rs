@@ -1,6 +1,7 @@
 //! Log compaction: latest value per key, offsets kept, tombstones and
 //! delete.retention.ms, compact,delete, the active segment left alone,
-//! concurrency with appends and reads, and crash safety of the swap.
+//! concurrency with appends and reads, crash safety of the swap, and
+//! transactions (aborted records removed, markers and index kept).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -17,11 +18,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::Fixture;
 use rill_record::{
-    BatchBuilder, BatchView, Batches, Compression, NewRecord, Records, compress, layout,
-    records_data,
+    BatchBuilder, BatchView, Batches, Compression, EndTxnMarker, MarkerKind, NewRecord, Records,
+    compress, end_txn_marker, layout, records_data,
 };
 use rill_storage::{
-    CleanerConfig, CleanupPolicy, FlushPolicy, Log, LogConfig, Offset, RecoveryHints,
+    AbortedTxn, CleanerConfig, CleanupPolicy, FlushPolicy, Log, LogConfig, Offset, RecoveryHints,
 };
 
 /// (offset, key, value) of a record as a consumer sees it.
@@ -516,4 +517,166 @@ fn a_crash_at_each_step_of_the_swap_loses_nothing_and_leaves_no_duplicates() {
         assert_eq!(latest(&consume(&log)), expected_model, "{what}");
         drop(log);
     }
+}
+
+/// A transactional batch of keyed records of producer `id`.
+fn transactional(id: i64, sequence: i32, records: &[(&str, &str)]) -> Vec<u8> {
+    let records: Vec<NewRecord<'_>> = records
+        .iter()
+        .map(|(k, v)| NewRecord::key_value(k.as_bytes(), Some(v.as_bytes())))
+        .collect();
+    BatchBuilder::new(0)
+        .producer(id, 0, sequence)
+        .transactional()
+        .with_records(&records)
+        .finish()
+        .unwrap()
+}
+
+/// Appends the marker ending producer `id`'s transaction begun at
+/// `first`; an abort is indexed. Returns the marker's offset.
+fn end_txn(log: &Log, id: i64, first: Offset, kind: MarkerKind) -> Offset {
+    let marker = EndTxnMarker {
+        kind,
+        coordinator_epoch: 0,
+    };
+    let bytes = end_txn_marker(id, 0, marker, 0).unwrap();
+    let at = log.log_end_offset();
+    let aborted = (kind == MarkerKind::Abort).then_some(AbortedTxn {
+        producer_id: id,
+        first_offset: first,
+        last_offset: at,
+        last_stable_offset: at.plus(1),
+    });
+    let info = log
+        .append_control(&bytes, 0, 0, aborted)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(info.base_offset, at);
+    at
+}
+
+#[test]
+fn compaction_removes_aborted_records_keeps_markers_and_never_lets_an_aborted_value_win() {
+    let fx = Fixture::new();
+    let log = fx.create(compact_config());
+    append(&log, &keyed(&[("k", Some("committed"))], 0)); // 0
+    let first = log.log_end_offset();
+    append(
+        &log,
+        &transactional(7, 0, &[("k", "aborted"), ("j", "aborted")]),
+    ); // 1..=2
+    let abort = end_txn(&log, 7, first, MarkerKind::Abort); // 3
+    let first = log.log_end_offset();
+    append(&log, &transactional(8, 0, &[("j", "committed")])); // 4
+    let commit = end_txn(&log, 8, first, MarkerKind::Commit); // 5
+    roll(&log, 0);
+    roll(&log, 0);
+    let end = log.log_end_offset();
+    assert_eq!(log.aborted_txns(Offset(0), end).len(), 1);
+
+    let outcome = compact(&log, 0);
+    assert!(outcome.ran, "{outcome:?}");
+    assert_eq!(outcome.aborted_records_removed, 2, "{outcome:?}");
+    let after = consume(&log);
+    let value_of = |key: &[u8]| {
+        after
+            .iter()
+            .filter(|(_, k, _)| k == key)
+            .map(|(o, _, v)| (*o, v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        value_of(b"k"),
+        [(Offset(0), Some(b"committed".to_vec()))],
+        "the aborted later value did not supersede the committed one"
+    );
+    assert_eq!(value_of(b"j"), [(Offset(4), Some(b"committed".to_vec()))]);
+    let offsets: Vec<Offset> = after.iter().map(|r| r.0).collect();
+    assert!(
+        offsets.contains(&abort) && offsets.contains(&commit),
+        "markers kept: {offsets:?}"
+    );
+    let expected = [AbortedTxn {
+        producer_id: 7,
+        first_offset: Offset(1),
+        last_offset: abort,
+        last_stable_offset: abort.plus(1),
+    }];
+    assert_eq!(
+        log.aborted_txns(Offset(0), end),
+        expected,
+        "the index entry survives the swap"
+    );
+    let (log, _) = fx.reopen_clean(log);
+    assert_eq!(log.aborted_txns(Offset(0), end), expected);
+    let (log, _) = fx.reopen_crashed(log, Offset(0));
+    assert_eq!(log.aborted_txns(Offset(0), end), expected);
+}
+
+#[test]
+fn compaction_stops_at_the_bound_it_is_given() {
+    let fx = Fixture::new();
+    let log = fx.create(compact_config());
+    append(&log, &keyed(&[("k", Some("old"))], 0));
+    roll(&log, 0);
+    let open_txn = log.log_end_offset();
+    append(&log, &transactional(7, 0, &[("k", "open")]));
+    roll(&log, 0);
+    append(&log, &keyed(&[("k", Some("new"))], 0));
+    roll(&log, 0);
+    // The partition passes its last stable offset: 7's transaction is open.
+    let outcome = log.compact(0, open_txn, &CleanerConfig::default()).unwrap();
+    assert!(outcome.clean_point <= open_txn, "{outcome:?}");
+    let after = consume(&log);
+    assert!(
+        after
+            .iter()
+            .any(|(_, _, v)| v.as_deref() == Some(b"open".as_slice())),
+        "nothing at or past the bound was touched"
+    );
+}
+
+#[test]
+fn an_interrupted_swap_keeps_or_drops_the_transaction_index_by_its_commit() {
+    let fx = Fixture::new();
+    let log = fx.create(compact_config());
+    append(&log, &keyed(&[("k", Some("v"))], 0));
+    let first = log.log_end_offset();
+    append(&log, &transactional(7, 0, &[("k", "aborted")]));
+    let abort = end_txn(&log, 7, first, MarkerKind::Abort);
+    roll(&log, 0);
+    roll(&log, 0);
+    assert!(compact(&log, 0).ran);
+    let end = log.log_end_offset();
+    let entries = log.aborted_txns(Offset(0), end);
+    assert_eq!(entries.len(), 1);
+    assert_eq!(entries[0].last_offset, abort);
+    let live = fx.dir().join("00000000000000000000.txnindex");
+    assert!(live.exists());
+    let (log, _) = fx.reopen_clean(log);
+    drop(log);
+
+    // A crash after the cleaned log took its live name, before its
+    // transaction index did: the swap completed but for that rename.
+    let swap = fx.dir().join("00000000000000000000.txnindex.swap");
+    std::fs::rename(&live, &swap).unwrap();
+    let (log, report) = fx.open(compact_config(), RecoveryHints::unknown());
+    assert_eq!(report.completed_swaps, 0);
+    assert_eq!(log.aborted_txns(Offset(0), end), entries);
+    assert!(live.exists() && !swap.exists());
+    drop(log);
+
+    // A crash before the commit: the cleaned log is still `.cleaned`, so
+    // the index beside it was never committed and goes with it.
+    std::fs::copy(&live, &swap).unwrap();
+    std::fs::write(fx.dir().join("00000000000000000000.log.cleaned"), b"").unwrap();
+    let (log, _) = fx.open(compact_config(), RecoveryHints::unknown());
+    assert!(!swap.exists());
+    assert_eq!(
+        log.aborted_txns(Offset(0), end),
+        entries,
+        "the live one is kept"
+    );
 }

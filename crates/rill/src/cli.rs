@@ -63,6 +63,9 @@ enum Command {
     /// Set and list client quotas (as kafka-configs --entity-type users/clients).
     #[command(subcommand)]
     Quota(crate::quota::QuotaCommand),
+    /// List, describe and abort transactions (as kafka-transactions).
+    #[command(subcommand)]
+    Txn(crate::txn::TxnCommand),
     /// Tools for development on one machine.
     #[command(subcommand)]
     Dev(DevCommand),
@@ -104,6 +107,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::User(command) => crate::user::run(command),
         Command::Acl(command) => crate::acl::run(command),
         Command::Quota(command) => crate::quota::run(command),
+        Command::Txn(command) => crate::txn::run(command),
         Command::Dev(DevCommand::Cluster(args)) => crate::dev_cluster::run(args),
     }
 }

@@ -26,7 +26,8 @@ use crate::timestamp;
     --offset N         offset N; a negative N starts N messages before the end\n  \
     --timestamp T      the first message at or after T\n\n\
     Without --follow, consume stops at each partition's high watermark as of its\n\
-    start; with --follow it waits for new messages until interrupted.\n\n\
+    start (its last stable offset with --isolation read_committed); with --follow\n\
+    it waits for new messages until interrupted.\n\n\
     Formats (one message per line):\n  \
     plain  the value's bytes as stored (a null value prints an empty line)\n  \
     kv     key<TAB>value, raw bytes; a null key or value is empty. The output\n         \
@@ -72,6 +73,13 @@ pub(crate) struct ConsumeArgs {
     /// How each message is printed.
     #[arg(long, value_enum, default_value_t = Format::Plain)]
     format: Format,
+    /// Which messages of transactions are read: read_uncommitted reads
+    /// every message up to the high watermark, including those of open
+    /// and aborted transactions (as kafka-console-consumer);
+    /// read_committed stops at the last stable offset and skips aborted
+    /// ones.
+    #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
+    isolation: Isolation,
     #[command(flatten)]
     client: ClientArgs,
 }
@@ -84,6 +92,23 @@ enum Format {
     Kv,
     /// One JSON object per message.
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// librdkafka's isolation.level value.
+    fn level(self) -> &'static str {
+        match self {
+            Isolation::ReadUncommitted => "read_uncommitted",
+            Isolation::ReadCommitted => "read_committed",
+        }
+    }
 }
 
 /// Where reading one partition starts and, without --follow, ends.
@@ -109,6 +134,7 @@ pub(crate) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
             // first one left.
             ("auto.offset.reset", "earliest"),
             ("allow.auto.create.topics", "false"),
+            ("isolation.level", args.isolation.level()),
         ])?
         .create_with_context(CliContext)
         .context("cannot create the consumer")?;

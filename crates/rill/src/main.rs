@@ -21,6 +21,7 @@ mod reassign;
 mod table;
 mod timestamp;
 mod topic;
+mod txn;
 mod user;
 mod voters;
 

@@ -1,7 +1,8 @@
-//! FindCoordinator: a single broker coordinates every group; in a
-//! cluster, the leader of the group's `__consumer_offsets` partition does
-//! (created on the first request, once enough brokers are up). v4+
-//! answers a batch of keys. Transactions have no coordinator yet.
+//! FindCoordinator: a group's coordinator is the leader of its
+//! `__consumer_offsets` partition, a transactional id's the leader of its
+//! `__transaction_state` partition (each topic created on the first
+//! request, once enough brokers are up); alone, a broker coordinates
+//! every key. v4+ answers a batch of keys.
 
 use std::sync::Arc;
 
@@ -11,23 +12,30 @@ use kafka_protocol::messages::{ApiKey, BrokerId, FindCoordinatorRequest, FindCoo
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Body, HandlerError, Request, encode};
-use crate::authorizer::{Access, AclOperation};
+use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
+use crate::coordinators::CoordinatorKind;
 use crate::properties::HostPort;
-
-/// Kafka's CoordinatorType for consumer groups.
-const KEY_TYPE_GROUP: i8 = 0;
 
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let find: FindCoordinatorRequest = request.decode()?;
     let access = Access::new(broker, &request.session);
     let find_one = |key: &str| -> Result<(BrokerId, HostPort), ResponseError> {
-        if find.key_type != KEY_TYPE_GROUP {
-            return Err(ResponseError::CoordinatorNotAvailable);
-        }
-        access.group(AclOperation::Describe, key)?;
-        let (id, _) = broker.group_coordinator(key)?;
+        let kind = match CoordinatorKind::from_code(find.key_type) {
+            Some(CoordinatorKind::Group) => {
+                access.group(AclOperation::Describe, key)?;
+                CoordinatorKind::Group
+            }
+            Some(CoordinatorKind::Transaction) => {
+                if !access.allows(AclOperation::Describe, ResourceType::TransactionalId, key) {
+                    return Err(ResponseError::TransactionalIdAuthorizationFailed);
+                }
+                CoordinatorKind::Transaction
+            }
+            None => return Err(ResponseError::InvalidRequest),
+        };
+        let (id, _) = broker.coordinator(kind, key)?;
         let address = broker
             .endpoint(id, &request.session.listener)
             .ok_or(ResponseError::CoordinatorNotAvailable)?;

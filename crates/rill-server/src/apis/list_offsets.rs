@@ -1,6 +1,7 @@
 //! ListOffsets: earliest (-2), latest (-1), max timestamp (-3, v7+), the
 //! earliest local offset (-4, v8+; the same as earliest, with no tiered
-//! storage) and by timestamp; only records below the high watermark count.
+//! storage) and by timestamp; only records below the high watermark count
+//! (below the last stable offset under read_committed, v2+).
 //! A topic the principal may not DESCRIBE answers TOPIC_AUTHORIZATION_FAILED.
 
 use kafka_protocol::ResponseError;
@@ -8,17 +9,25 @@ use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
-use rill_partition::{OffsetSpec, TopicPartition};
+use rill_partition::{FetchIsolation, OffsetSpec, TopicPartition};
 
 use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
 
+/// Kafka's IsolationLevel.READ_COMMITTED.
+const READ_COMMITTED: i8 = 1;
+
 pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
     let list: ListOffsetsRequest = request.decode()?;
     let access = Access::new(broker, &request.session);
+    let isolation = if version >= 2 && list.isolation_level == READ_COMMITTED {
+        FetchIsolation::TxnCommitted
+    } else {
+        FetchIsolation::HighWatermark
+    };
     let topics = list
         .topics
         .into_iter()
@@ -41,7 +50,7 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
                         broker,
                         &tp,
                         (wanted.timestamp, wanted.current_leader_epoch),
-                        version,
+                        (isolation, version),
                     )
                     .with_partition_index(wanted.partition_index)
                 })
@@ -62,7 +71,7 @@ fn lookup(
     broker: &Broker,
     tp: &TopicPartition,
     (timestamp, current_leader_epoch): (i64, i32),
-    version: i16,
+    (isolation, version): (FetchIsolation, i16),
 ) -> ListOffsetsPartitionResponse {
     let response = ListOffsetsPartitionResponse::default()
         .with_timestamp(-1)
@@ -78,7 +87,7 @@ fn lookup(
         t if t >= 0 => OffsetSpec::Timestamp(t),
         _ => return response.with_error_code(ResponseError::UnsupportedVersion.code()),
     };
-    match partition.list_offset(spec) {
+    match partition.list_offset_isolated(spec, isolation) {
         Ok(Some(found)) => {
             let mut response = response
                 .with_offset(found.offset.value())

@@ -172,6 +172,6 @@ fn describe(topic: &rill_cluster::Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(crate::topics::is_internal(&topic.name))
         .with_partitions(partitions)
 }

@@ -100,7 +100,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                 };
                 response(layout, |_| Some(code))
             }
-            CommitOutcome::Failed { message } => {
+            CommitOutcome::Failed { message, .. } => {
                 tracing::error!(%group, %message, "cannot append offsets");
                 response(layout, |_| Some(ResponseError::CoordinatorNotAvailable))
             }

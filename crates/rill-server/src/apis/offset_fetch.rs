@@ -77,28 +77,46 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
         };
         return encode(ApiKey::OffsetFetch, version, &response);
     };
-    let lookup = |group: &str, wanted: &Wanted| -> Vec<FetchedOffset> {
+    // KIP-447: a consumer that requires stable offsets is told to retry
+    // (UNSTABLE_OFFSET_COMMIT) for a partition whose offset a transaction
+    // still holds pending.
+    let require_stable = version >= 7 && fetch.require_stable;
+    let lookup = |group: &str, wanted: &Wanted| -> Vec<Fetched> {
         let pairs: Option<Vec<(&str, i32)>> = wanted.as_ref().map(|topics| {
             topics
                 .iter()
                 .flat_map(|(t, ps)| ps.iter().map(move |p| (t.as_str(), *p)))
                 .collect()
         });
-        let fetched =
-            groups.with_coordinator(|_, offsets, _| offsets.fetch(group, pairs.as_deref()));
+        let fetched = groups.with_coordinator(|_, offsets, _| {
+            offsets
+                .fetch(group, pairs.as_deref())
+                .into_iter()
+                .map(|f| {
+                    let unstable =
+                        require_stable && offsets.has_pending(group, &f.topic, f.partition);
+                    (f, unstable)
+                })
+                .collect::<Vec<_>>()
+        });
         fetched
             .into_iter()
-            .filter(|f| wanted.is_some() || describable(&f.topic))
-            .map(|f| {
-                if describable(&f.topic) {
-                    f
+            .filter(|(f, _)| wanted.is_some() || describable(&f.topic))
+            .map(|(f, unstable)| {
+                let code = refused(&f.topic);
+                if code == 0 && !unstable {
+                    return (f, 0);
+                }
+                let hidden = FetchedOffset {
+                    offset: -1,
+                    leader_epoch: None,
+                    metadata: String::new(),
+                    ..f
+                };
+                if code != 0 {
+                    (hidden, code)
                 } else {
-                    FetchedOffset {
-                        offset: -1,
-                        leader_epoch: None,
-                        metadata: String::new(),
-                        ..f
-                    }
+                    (hidden, ResponseError::UnstableOffsetCommit.code())
                 }
             })
             .collect()
@@ -121,13 +139,12 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                         by_topic(fetched)
                             .into_iter()
                             .map(|(topic, partitions)| {
-                                let code = refused(&topic);
                                 OffsetFetchResponseTopics::default()
                                     .with_name(TopicName(StrBytes::from_string(topic)))
                                     .with_partitions(
                                         partitions
                                             .into_iter()
-                                            .map(|f| {
+                                            .map(|(f, code)| {
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_error_code(code)
                                                     .with_partition_index(f.partition)
@@ -160,13 +177,12 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             by_topic(fetched)
                 .into_iter()
                 .map(|(topic, partitions)| {
-                    let code = refused(&topic);
                     OffsetFetchResponseTopic::default()
                         .with_name(TopicName(StrBytes::from_string(topic)))
                         .with_partitions(
                             partitions
                                 .into_iter()
-                                .map(|f| {
+                                .map(|(f, code)| {
                                     let mut partition = OffsetFetchResponsePartition::default()
                                         .with_error_code(code)
                                         .with_partition_index(f.partition)
@@ -188,13 +204,16 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     encode(ApiKey::OffsetFetch, version, &response)
 }
 
+/// One partition's fetched offset and its error code.
+type Fetched = (FetchedOffset, i16);
+
 /// Groups fetched offsets by topic, keeping first-seen order.
-fn by_topic(fetched: Vec<FetchedOffset>) -> Vec<(String, Vec<FetchedOffset>)> {
-    let mut out: Vec<(String, Vec<FetchedOffset>)> = Vec::new();
-    for f in fetched {
+fn by_topic(fetched: Vec<Fetched>) -> Vec<(String, Vec<Fetched>)> {
+    let mut out: Vec<(String, Vec<Fetched>)> = Vec::new();
+    for (f, code) in fetched {
         match out.iter_mut().find(|(t, _)| *t == f.topic) {
-            Some((_, list)) => list.push(f),
-            None => out.push((f.topic.clone(), vec![f])),
+            Some((_, list)) => list.push((f, code)),
+            None => out.push((f.topic.clone(), vec![(f, code)])),
         }
     }
     out

@@ -18,15 +18,12 @@ use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 use rill_partition::TopicPartition;
 use rill_record::TimestampType;
-use rill_storage::{AppendTicket, Offset};
-use tokio::sync::Notify;
+use rill_storage::AppendTicket;
 
 use super::{Pending, Request, encode, now_ms, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
-use crate::cluster::AckWait;
 use crate::error_code;
-use crate::groups::OFFSETS_TOPIC;
 
 /// A partition's outcome before acknowledgement.
 enum Outcome {
@@ -73,15 +70,16 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         Ok(produce) => produce,
         Err(error) => return ready(Err(error)),
     };
-    let refuse_all = if produce.transactional_id.is_some() {
-        Some(ResponseError::TransactionalIdAuthorizationFailed)
-    } else if !matches!(produce.acks, -1..=1) {
-        Some(ResponseError::InvalidRequiredAcks)
-    } else {
-        None
-    };
     let now = now_ms();
     let access = Access::new(broker, &request.session);
+    // A transactional producer needs WRITE on its transactional id.
+    let refuse_all = match &produce.transactional_id {
+        Some(id) if !access.allows(AclOperation::Write, ResourceType::TransactionalId, id) => {
+            Some(ResponseError::TransactionalIdAuthorizationFailed)
+        }
+        _ if !matches!(produce.acks, -1..=1) => Some(ResponseError::InvalidRequiredAcks),
+        _ => None,
+    };
     let topics: Vec<TopicOutcome> = produce
         .topic_data
         .into_iter()
@@ -108,7 +106,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                         {
                             Outcome::failed(ResponseError::TopicAuthorizationFailed, None)
                         }
-                        (None, Some(name)) if name == OFFSETS_TOPIC => Outcome::failed(
+                        (None, Some(name)) if crate::topics::is_internal(name) => Outcome::failed(
                             ResponseError::InvalidTopicException,
                             Some(format!("{name} is internal")),
                         ),
@@ -233,14 +231,10 @@ async fn acknowledge(
                 } => match ticket.await {
                     Ok(info) => {
                         broker.waiters().notify(&topic_partition);
-                        let replicated = replicated(
-                            broker,
-                            &topic_partition,
-                            info.last_offset,
-                            wait_for_isr,
-                            deadline,
-                        )
-                        .await;
+                        let replicated = broker
+                            .replicas()
+                            .replicated(&topic_partition, info.last_offset, wait_for_isr, deadline)
+                            .await;
                         if let Err(error) = replicated {
                             Some((error, None))
                         } else {
@@ -290,38 +284,3 @@ async fn acknowledge(
 /// How long an acks=0 produce's background wait keeps the high watermark
 /// moving (nobody waits for its answer).
 const ACKS_0_REPLICATION_WAIT: Duration = Duration::from_secs(30);
-
-/// Once the leader's own append is acknowledged: moves the high watermark
-/// (the leader's part of it just moved) and, for acks=-1, waits until it
-/// passes `last_offset` or `deadline` (the request's timeout_ms) comes.
-async fn replicated(
-    broker: &Broker,
-    topic_partition: &TopicPartition,
-    last_offset: Offset,
-    wait_for_isr: bool,
-    deadline: tokio::time::Instant,
-) -> Result<(), ResponseError> {
-    let Some(partition) = broker.partition(topic_partition) else {
-        return Err(ResponseError::NotLeaderOrFollower);
-    };
-    broker.replicas().advance_high_watermark(&partition);
-    if !wait_for_isr {
-        return Ok(());
-    }
-    let woken = Arc::new(Notify::new());
-    loop {
-        broker.waiters().register(topic_partition, &woken);
-        match broker.replicas().ack_wait(&partition, last_offset) {
-            AckWait::Done => return Ok(()),
-            AckWait::NotEnoughReplicasAfterAppend => {
-                return Err(ResponseError::NotEnoughReplicasAfterAppend);
-            }
-            AckWait::NotLeader => return Err(ResponseError::NotLeaderOrFollower),
-            AckWait::Pending => {}
-        }
-        tokio::select! {
-            () = woken.notified() => {}
-            () = tokio::time::sleep_until(deadline) => return Err(ResponseError::RequestTimedOut),
-        }
-    }
-}

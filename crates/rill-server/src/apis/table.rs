@@ -302,9 +302,9 @@ api_table! {
     InitProducerId {
         versions: 0..=5,
         request: InitProducerIdRequest,
-        run: blocking(init_producer_id::answer),
+        run: pending(init_producer_id::handle),
         acl: [(IdempotentWrite, Cluster), (Write, TransactionalId)],
-        route: Controller,
+        route: Broker,
         multi_node: false,
     }
     OffsetForLeaderEpoch {
@@ -313,6 +313,47 @@ api_table! {
         run: ready(offset_for_leader_epoch::answer),
         // CLUSTER_ACTION for a follower; DESCRIBE for a client.
         acl: [(ClusterAction, Cluster), (Describe, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    AddPartitionsToTxn {
+        versions: 0..=3,
+        request: AddPartitionsToTxnRequest,
+        run: pending(add_partitions_to_txn::handle),
+        acl: [(Write, TransactionalId), (Write, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    AddOffsetsToTxn {
+        versions: 0..=3,
+        request: AddOffsetsToTxnRequest,
+        run: pending(add_offsets_to_txn::handle),
+        acl: [(Write, TransactionalId), (Read, Group)],
+        route: Broker,
+        multi_node: false,
+    }
+    EndTxn {
+        versions: 0..=4,
+        request: EndTxnRequest,
+        run: pending(end_txn::handle),
+        acl: [(Write, TransactionalId)],
+        route: Broker,
+        multi_node: false,
+    }
+    // Between nodes: a transaction coordinator to a partition's leader.
+    WriteTxnMarkers {
+        versions: 1..=1,
+        request: WriteTxnMarkersRequest,
+        run: pending(write_txn_markers::handle),
+        acl: [(ClusterAction, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
+    TxnOffsetCommit {
+        versions: 0..=4,
+        request: TxnOffsetCommitRequest,
+        run: pending(txn_offset_commit::handle),
+        acl: [(Write, TransactionalId), (Read, Group), (Read, Topic)],
         route: Broker,
         multi_node: false,
     }
@@ -465,6 +506,30 @@ api_table! {
         request: DescribeClusterRequest,
         run: ready(describe_cluster::answer),
         acl: [(Describe, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
+    DescribeProducers {
+        versions: 0..=0,
+        request: DescribeProducersRequest,
+        run: ready(describe_producers::answer),
+        acl: [(Read, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    DescribeTransactions {
+        versions: 0..=0,
+        request: DescribeTransactionsRequest,
+        run: ready(describe_transactions::answer),
+        acl: [(Describe, TransactionalId), (Describe, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    ListTransactions {
+        versions: 0..=1,
+        request: ListTransactionsRequest,
+        run: ready(list_transactions::answer),
+        acl: [(Describe, TransactionalId)],
         route: Broker,
         multi_node: false,
     }

@@ -37,13 +37,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub(crate) use links::{NodeLinks, refusal};
+pub(crate) use peer::PeerConnection;
 pub(crate) use quorum::ControllerSlot;
 use quorum::Quorum;
-pub(crate) use replicas::{AckWait, LeadershipError, ReplicaManager};
+pub(crate) use replicas::{LeadershipError, ReplicaManager};
 
 use crate::config::{BrokerConfig, ClusterConfig};
 use crate::properties::HostPort;
-use rill_group::OFFSETS_TOPIC;
 
 /// The metadata directory under the first log directory, as KRaft's.
 pub const METADATA_DIR: &str = "__cluster_metadata";
@@ -112,12 +112,13 @@ pub enum ProposalError {
     NotApplied(Duration),
 }
 
-/// Who loads the groups (and, later, other coordinators' state) of the
-/// offsets partitions this broker leads, as leadership changes.
+/// Who loads the groups and transactions of the coordinators' partitions
+/// (`__consumer_offsets`, `__transaction_state`) this broker leads, as
+/// leadership changes.
 pub(crate) trait Coordinators: Send + Sync {
-    /// This broker now leads `led` of the offsets topic's `partitions`
-    /// (maybe none). Blocking (reads the partitions).
-    fn offsets_partitions_led(&self, partitions: i32, led: std::collections::BTreeSet<i32>);
+    /// This broker now leads `led` (partition -> leader epoch, maybe none)
+    /// of `topic`'s `partitions`. Blocking (reads the partitions).
+    fn partitions_led(&self, topic: &str, partitions: i32, led: BTreeMap<i32, i32>);
 }
 
 /// See the module doc.
@@ -455,12 +456,12 @@ impl ClusterNode {
         let _one_at_a_time = self.applying.lock();
         let metadata = Arc::new(self.quorum.metadata());
         *self.metadata.write() = Arc::clone(&metadata);
-        if let Some(led) = self.replicas.apply(self, &metadata) {
+        for (topic, led) in self.replicas.apply(self, &metadata) {
             let partitions = metadata
                 .topics
-                .get(OFFSETS_TOPIC)
+                .get(topic)
                 .map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX));
-            self.coordinators.offsets_partitions_led(partitions, led);
+            self.coordinators.partitions_led(topic, partitions, led);
         }
     }
 }

@@ -10,7 +10,7 @@
 //! Thread-safe: the roles sit behind one mutex, held for map updates and
 //! never across I/O or an await.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -127,10 +127,13 @@ pub(crate) struct ReplicaManager {
     fetchers: Fetchers,
     /// Wakes the ISR task (a follower may have caught up).
     isr_check: tokio::sync::Notify,
-    /// The `__consumer_offsets` partitions (and their leader epochs) whose
-    /// groups this broker coordinates.
-    coordinated: Mutex<BTreeMap<i32, i32>>,
+    /// Per coordinators' topic, the partitions (and their leader epochs)
+    /// whose groups or transactions this broker coordinates.
+    coordinated: Mutex<BTreeMap<&'static str, BTreeMap<i32, i32>>>,
 }
+
+/// The internal topics whose partitions' leaders are coordinators.
+const COORDINATOR_TOPICS: [&str; 2] = [rill_group::OFFSETS_TOPIC, rill_txn::TXN_STATE_TOPIC];
 
 /// The configs last applied to the local logs.
 #[derive(Default)]
@@ -286,6 +289,49 @@ impl ReplicaManager {
         }
     }
 
+    /// Wakes whoever waits for the partition to move (long polls,
+    /// followers, acks=all answers): an append to it was acknowledged.
+    pub(crate) fn notify(&self, topic_partition: &TopicPartition) {
+        self.waiters.notify(topic_partition);
+    }
+
+    /// Once the leader's own append up to `last_offset` is acknowledged:
+    /// moves the high watermark (the leader's part of it just moved) and,
+    /// with `wait_for_isr` (acks=-1), waits until it passes `last_offset`
+    /// or `deadline` comes (REQUEST_TIMED_OUT).
+    pub(crate) async fn replicated(
+        &self,
+        topic_partition: &TopicPartition,
+        last_offset: Offset,
+        wait_for_isr: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), kafka_protocol::ResponseError> {
+        use kafka_protocol::ResponseError;
+        let Some(partition) = self.partition(topic_partition) else {
+            return Err(ResponseError::NotLeaderOrFollower);
+        };
+        self.advance_high_watermark(&partition);
+        if !wait_for_isr {
+            return Ok(());
+        }
+        let woken = Arc::new(tokio::sync::Notify::new());
+        loop {
+            self.waiters.register(topic_partition, &woken);
+            match self.ack_wait(&partition, last_offset) {
+                AckWait::Done => return Ok(()),
+                AckWait::NotEnoughReplicasAfterAppend => {
+                    return Err(ResponseError::NotEnoughReplicasAfterAppend);
+                }
+                AckWait::NotLeader => return Err(ResponseError::NotLeaderOrFollower),
+                AckWait::Pending => {}
+            }
+            tokio::select! {
+                () = woken.notified() => {}
+                () = tokio::time::sleep_until(deadline) => return Err(ResponseError::RequestTimedOut),
+            }
+        }
+    }
+
     /// A follower's fetch at `fetch_offset`: recorded as its log end, the
     /// high watermark advanced if it can be. Returns false if this broker
     /// does not lead the partition (or the fetcher is no follower of it).
@@ -344,14 +390,15 @@ impl ReplicaManager {
     /// Brings the replicas in line with `metadata`: logs created for new
     /// replicas, leadership taken or given up, fetchers pointed at the new
     /// leaders, logs of topics deleted or moved away removed, configs
-    /// applied. Returns the offsets partitions this broker now leads when
-    /// they (or their leader epochs) changed: their groups are to be
-    /// loaded. Blocking (creates and deletes files).
+    /// applied. Returns, for each coordinators' topic whose partitions led
+    /// here (or their leader epochs) changed, those partitions with their
+    /// leader epochs: their coordinators' state is to be loaded. Blocking
+    /// (creates and deletes files).
     pub(crate) fn apply(
         &self,
         node: &ClusterNode,
         metadata: &ClusterMetadata,
-    ) -> Option<BTreeSet<i32>> {
+    ) -> Vec<(&'static str, BTreeMap<i32, i32>)> {
         let me = BrokerId(self.node_id);
         let now = rill_storage::now_ms();
         let mut wanted: HashSet<TopicPartition> = HashSet::new();
@@ -440,7 +487,10 @@ impl ReplicaManager {
                 "replicas changed role"
             );
         }
-        self.led_offsets_partitions_changed()
+        COORDINATOR_TOPICS
+            .into_iter()
+            .filter_map(|topic| Some((topic, self.led_partitions_changed(topic)?)))
+            .collect()
     }
 
     /// The file work of `apply` for many partitions at once: replicas
@@ -530,27 +580,26 @@ impl ReplicaManager {
         .unwrap_or(1)
     }
 
-    /// The offsets partitions this broker leads, when they (or their
-    /// epochs) changed since last asked: a new leader reads what its log
-    /// holds of each group.
-    fn led_offsets_partitions_changed(&self) -> Option<BTreeSet<i32>> {
+    /// The partitions of `topic` this broker leads, with their leader
+    /// epochs, when they (or their epochs) changed since last asked: a new
+    /// leader reads what its log holds of each group or transaction.
+    fn led_partitions_changed(&self, topic: &'static str) -> Option<BTreeMap<i32, i32>> {
         let led: BTreeMap<i32, i32> = self
             .replicas
             .lock()
             .iter()
-            .filter(|(tp, _)| tp.topic.as_str() == rill_group::OFFSETS_TOPIC)
+            .filter(|(tp, _)| tp.topic.as_str() == topic)
             .filter_map(|(tp, r)| match &r.role {
                 Role::Leader(state) => Some((tp.partition, state.leader_epoch)),
                 Role::Follower { .. } => None,
             })
             .collect();
         let mut coordinated = self.coordinated.lock();
-        if *coordinated == led {
+        if coordinated.get(topic) == Some(&led) {
             return None;
         }
-        let partitions = led.keys().copied().collect();
-        *coordinated = led;
-        Some(partitions)
+        coordinated.insert(topic, led.clone());
+        Some(led)
     }
 
     /// Applies a topic's configs (over the cluster's broker configs) to

@@ -225,9 +225,12 @@ impl Server {
                              delete every topic"
                         );
                     }
-                    timers = Some(tokio::spawn(
-                        Arc::clone(started.groups()).run_timers(shutdown.clone()),
-                    ));
+                    let groups = Arc::clone(started.groups()).run_timers(shutdown.clone());
+                    let transactions =
+                        Arc::clone(started.transactions()).run_timers(shutdown.clone());
+                    timers = Some(tokio::spawn(async move {
+                        tokio::join!(groups, transactions);
+                    }));
                     ready.send_replace(Some(Arc::clone(&started)));
                     broker = Some(started);
                 }

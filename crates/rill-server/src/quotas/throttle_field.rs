@@ -18,8 +18,8 @@ fn offset(api: ApiKey, version: i16) -> Option<usize> {
     let since = match api {
         // Set by their handlers, or not throttled.
         Produce | Fetch | ApiVersions | SaslHandshake | SaslAuthenticate => return None,
-        // No throttle time in its schema.
-        DescribeQuorum => return None,
+        // No throttle time in their schemas.
+        DescribeQuorum | WriteTxnMarkers => return None,
         OffsetDelete => return Some(2),
         ListOffsets => 2,
         Metadata | OffsetCommit | OffsetFetch => 3,
@@ -113,6 +113,13 @@ mod tests {
         check!(DeleteTopics, DeleteTopicsResponse);
         check!(DeleteRecords, DeleteRecordsResponse);
         check!(InitProducerId, InitProducerIdResponse);
+        check!(AddPartitionsToTxn, AddPartitionsToTxnResponse);
+        check!(AddOffsetsToTxn, AddOffsetsToTxnResponse);
+        check!(EndTxn, EndTxnResponse);
+        check!(TxnOffsetCommit, TxnOffsetCommitResponse);
+        check!(DescribeProducers, DescribeProducersResponse);
+        check!(DescribeTransactions, DescribeTransactionsResponse);
+        check!(ListTransactions, ListTransactionsResponse);
         check!(OffsetForLeaderEpoch, OffsetForLeaderEpochResponse);
         check!(DescribeAcls, DescribeAclsResponse);
         check!(CreateAcls, CreateAclsResponse);
@@ -141,7 +148,7 @@ mod tests {
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 33;
+        let checked = 40;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,
@@ -149,6 +156,7 @@ mod tests {
             ApiKey::SaslHandshake,
             ApiKey::SaslAuthenticate,
             ApiKey::DescribeQuorum,
+            ApiKey::WriteTxnMarkers,
         ];
         assert_eq!(
             TABLE.len(),

@@ -16,13 +16,14 @@ use crate::durability::{AppendInfo, AppendTicket};
 use crate::error::{AppendError, IoFailure};
 use crate::offset::LOG_END_OFFSET_MAX;
 use crate::segment::{Segment, Stamp};
+use crate::txn_index::AbortedTxn;
 
 /// A batch that [`Log::validate`] accepted as a producer's: the proof
 /// [`Log::append_validated`] asks for, so that it need not check the
 /// batch (and compute its CRC) again.
 #[derive(Clone, Copy, Debug)]
 pub struct ValidatedBatch<'a> {
-    view: BatchView<'a>,
+    pub(super) view: BatchView<'a>,
 }
 
 impl<'a> ValidatedBatch<'a> {
@@ -75,7 +76,7 @@ impl<'a> ReplicatedBatch<'a> {
 
 /// Where an appended batch's offsets, epoch and timestamps come from.
 #[derive(Clone, Copy, Debug)]
-enum Placement {
+pub(super) enum Placement {
     /// A producer's batch: the next offsets, the leader's epoch, and for
     /// LogAppendTime logs the broker's clock, stamped into it.
     Assign { leader_epoch: i32 },
@@ -161,7 +162,7 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, AppendError> {
-        self.append_batch(batch.view, Placement::Assign { leader_epoch }, now_ms)
+        self.append_batch(batch.view, Placement::Assign { leader_epoch }, now_ms, None)
     }
 
     /// Appends one whole v2 batch exactly as the leader stored it: a
@@ -213,17 +214,22 @@ impl Log {
         batch: ReplicatedBatch<'_>,
         now_ms: i64,
     ) -> Result<AppendTicket, AppendError> {
-        self.append_batch(batch.view, Placement::AsStored, now_ms)
+        self.append_batch(batch.view, Placement::AsStored, now_ms, None)
     }
 
     /// Writes a validated batch at the offsets `placement` gives it; the
     /// one append path under [`Log::append_validated`] and
-    /// [`Log::append_replicated_validated`].
-    fn append_batch(
+    /// [`Log::append_replicated_validated`] (and the transactional ones
+    /// of txn.rs). An ABORT marker's `aborted` transaction, whose last
+    /// offset must be the batch's, goes into the active segment's
+    /// transaction index under the same lock as the marker, so that any
+    /// sync that covers the marker covers the entry.
+    pub(super) fn append_batch(
         &self,
         view: BatchView<'_>,
         placement: Placement,
         now_ms: i64,
+        aborted: Option<AbortedTxn>,
     ) -> Result<AppendTicket, AppendError> {
         let batch = view.as_bytes();
         let mut state = self.shared.state.write();
@@ -245,6 +251,12 @@ impl Log {
         }
         let stamp = placement.stamp(&view, state.log_end(), &config, now_ms)?;
         let base_offset = stamp.base_offset;
+        if let Some(aborted) = &aborted {
+            assert_eq!(
+                aborted.last_offset, base_offset,
+                "an aborted transaction ends at its marker's offset"
+            );
+        }
         // A producer's batch spans recordsCount offsets (validated to
         // agree); a replicated one may span more, after compaction.
         let offsets = i64::from(view.last_offset_delta()) + 1;
@@ -275,6 +287,22 @@ impl Log {
             appended.last_offset, last_offset,
             "the segment places the batch where the log does"
         );
+        if let Some(aborted) = aborted {
+            match state
+                .active
+                .add_aborted_txn(aborted, self.shared.disk.as_ref())
+            {
+                Ok(created) => state.dir_dirty |= created,
+                Err(e) => {
+                    // The marker is written but its index entry is not: the
+                    // log goes offline, and the reopen's replay of the
+                    // markers writes the entry.
+                    self.shared
+                        .fail_write(format!("could not index an aborted transaction: {e}"));
+                    return Err(e.into());
+                }
+            }
+        }
         let records = u64::try_from(view.records_count()).unwrap_or(0);
         state.unflushed_messages += records;
         let wait_for_sync = match config.flush {

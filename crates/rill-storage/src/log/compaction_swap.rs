@@ -7,8 +7,8 @@ use super::{Log, LogShared};
 use crate::Offset;
 use crate::clean_point::write_clean_point;
 use crate::compaction::{
-    CleanContext, CleanerConfig, CompactionOutcome, build_offset_map, clean_group, group_segments,
-    plan, producers_last_batches,
+    AbortedRanges, CleanContext, CleanerConfig, CompactionOutcome, build_offset_map, clean_group,
+    group_segments, plan, producers_last_batches,
 };
 use crate::durable::sync_dir_on;
 use crate::error::CompactError;
@@ -19,10 +19,13 @@ impl Log {
     /// as Kafka's log cleaner: if the dirty share of the cleanable segments
     /// is above min.cleanable.dirty.ratio (or the oldest dirty record is
     /// past max.compaction.lag.ms), keeps only the latest record of each
-    /// key in the sealed segments below `upper` (the high watermark) and
-    /// older than min.compaction.lag.ms, never touching the active
-    /// segment. Offsets are kept, so reads see gaps. Tombstones go once
-    /// delete.retention.ms has passed since a pass first kept them.
+    /// key in the sealed segments below `upper` (the last stable offset:
+    /// every transaction below it has ended; the high watermark where
+    /// there are no transactions) and older than min.compaction.lag.ms,
+    /// never touching the active segment. Offsets are kept, so reads see
+    /// gaps. Tombstones go once delete.retention.ms has passed since a
+    /// pass first kept them. Records of aborted transactions go too;
+    /// transaction markers stay (see compaction.rs).
     ///
     /// Blocking and possibly long: call it from a background thread.
     /// Appends and reads go on meanwhile; the write lock is taken only to
@@ -36,7 +39,7 @@ impl Log {
         cleaner: &CleanerConfig,
     ) -> Result<CompactionOutcome, CompactError> {
         let _cleaning = self.shared.cleaner_lock.lock();
-        let (config, views, first_dirty, truncations) = {
+        let (config, views, first_dirty, truncations, aborted) = {
             let state = self.shared.state.read();
             if state.closed {
                 return Err(CompactError::Closed {
@@ -56,7 +59,15 @@ impl Log {
                 self.shared.check_segment(&state, segment)?;
             }
             let views: Vec<SealedView> = sealed.iter().map(Segment::sealed_view).collect();
-            (state.config, views, first_dirty, state.truncations)
+            // Every transaction below `upper` (the last stable offset) has
+            // ended, so its ABORT marker, if any, is indexed by now, in
+            // whichever segment holds it.
+            let aborted = AbortedRanges::new(
+                state
+                    .segments()
+                    .flat_map(|s| s.aborted_txns().iter().copied()),
+            );
+            (state.config, views, first_dirty, state.truncations, aborted)
         };
         let mut outcome = CompactionOutcome {
             first_dirty_offset: first_dirty,
@@ -77,6 +88,7 @@ impl Log {
         let (map, map_end) = build_offset_map(
             &views[plan.dirty_from..plan.cleanable],
             plan.first_dirty,
+            &aborted,
             cleaner.dedupe_buffer_bytes,
         )?;
         let to_clean = views[..plan.cleanable]
@@ -91,6 +103,7 @@ impl Log {
             now_ms,
             delete_retention_ms: config.delete_retention_ms,
             producers_last: &producers_last,
+            aborted: &aborted,
         };
         let disk = self.shared.disk.as_ref();
         for range in group_segments(views, config.segment_bytes) {

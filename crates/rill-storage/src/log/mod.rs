@@ -12,7 +12,9 @@
 //! - `health`: checking the files under the log, taking it offline;
 //! - `truncate`: cutting the log back, or restarting it empty;
 //! - `log_start`: retention and DeleteRecords, which move the log start;
-//! - `compaction_swap`: a compaction pass and swapping its output in.
+//! - `compaction_swap`: a compaction pass and swapping its output in;
+//! - `txn`: transaction markers, coordinator batches, and the
+//!   aborted-transaction index of each segment.
 
 mod append;
 mod compaction_swap;
@@ -21,6 +23,7 @@ mod health;
 mod log_start;
 mod read;
 mod truncate;
+mod txn;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,6 @@
-//! Fetch: whole batches up to the high watermark, bounded by max_bytes and
+//! Fetch: whole batches up to the high watermark (the last stable offset
+//! under read_committed, with the aborted transactions among what is
+//! returned, so the client drops their records), bounded by max_bytes and
 //! partition_max_bytes (KIP-74: the first batch is returned even if it is
 //! larger). A long poll waits up to max_wait_ms for min_bytes, woken by
 //! appends to the partitions it reads, not by polling.
@@ -19,8 +21,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{ApiKey, BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, FetchResponse, ProducerId, TopicName,
+};
 use rill_cluster::QuotaKey;
 use rill_partition::{FetchIsolation, TopicPartition};
 use rill_storage::Offset;
@@ -36,6 +42,16 @@ use crate::error_code;
 use crate::quotas::Client;
 use crate::session::Session;
 use crate::shutdown::Shutdown;
+
+/// Kafka's IsolationLevel.READ_COMMITTED.
+const READ_COMMITTED: i8 = 1;
+
+/// Who reads: a follower replica (by id), or a consumer with its isolation.
+#[derive(Clone, Copy)]
+enum Reader {
+    Follower(i32),
+    Consumer(FetchIsolation),
+}
 
 /// The longest long poll, whatever the client asks: a bound on how long a
 /// request can hold its connection's queue.
@@ -79,6 +95,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
         fetch.replica_id.0
     };
     let follower = (replica_id >= 0).then_some(replica_id);
+    let read_committed = fetch.isolation_level == READ_COMMITTED;
     // A fetch as a follower moves the high watermark: only the cluster's
     // own nodes (CLUSTER_ACTION) may send one.
     let access = Access::new(broker, &request.session);
@@ -149,6 +166,11 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
             max_bytes = max_bytes.min(window_max as usize);
         }
     }
+    let reader = match follower {
+        Some(follower) => Reader::Follower(follower),
+        None if read_committed => Reader::Consumer(FetchIsolation::TxnCommitted),
+        None => Reader::Consumer(FetchIsolation::HighWatermark),
+    };
     Box::pin(async move {
         let deadline = tokio::time::Instant::now() + max_wait;
         let woken = Arc::new(Notify::new());
@@ -164,7 +186,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
                     }
                 }
             }
-            let read = read_all(&broker, &topics, (max_bytes, follower), version);
+            let read = read_all(&broker, &topics, (max_bytes, reader), version);
             let done = read.bytes >= min_bytes
                 || read.any_error
                 || tokio::time::Instant::now() >= deadline;
@@ -175,7 +197,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
                 () = woken.notified() => {}
                 () = tokio::time::sleep_until(deadline) => {}
                 () = shutdown.wait() => {
-                    let read = read_all(&broker, &topics, (max_bytes, follower), version);
+                    let read = read_all(&broker, &topics, (max_bytes, reader), version);
                     return respond(&broker, consumer.as_ref(), read, version);
                 }
             }
@@ -238,12 +260,11 @@ struct ReadAll {
     any_error: bool,
 }
 
-/// Reads every wanted partition, for a consumer or (`follower`) a
-/// follower replica.
+/// Reads every wanted partition, for a consumer or a follower replica.
 fn read_all(
     broker: &Broker,
     topics: &[WantedTopic],
-    (max_bytes, follower): (usize, Option<i32>),
+    (max_bytes, reader): (usize, Reader),
     version: i16,
 ) -> ReadAll {
     let mut total = 0usize;
@@ -256,7 +277,7 @@ fn read_all(
                 broker,
                 (topic, wanted),
                 max_bytes.saturating_sub(total),
-                (total == 0, follower),
+                (total == 0, reader),
                 version,
             );
             any_error |= data.error_code != 0;
@@ -285,7 +306,7 @@ fn read_partition(
     broker: &Broker,
     (topic, wanted): (&WantedTopic, &Wanted),
     bytes_left: usize,
-    (first, follower): (bool, Option<i32>),
+    (first, reader): (bool, Reader),
     version: i16,
 ) -> (PartitionData, Bytes) {
     let mut data = PartitionData::default()
@@ -318,8 +339,8 @@ fn read_partition(
             );
         }
     };
-    let isolation = match follower {
-        Some(follower) => {
+    let isolation = match reader {
+        Reader::Follower(follower) => {
             let fetch_offset = Offset(wanted.fetch_offset);
             let in_log =
                 (partition.log_start_offset()..=partition.log_end_offset()).contains(&fetch_offset);
@@ -335,15 +356,30 @@ fn read_partition(
             }
             FetchIsolation::LogEnd
         }
-        None => FetchIsolation::HighWatermark,
+        Reader::Consumer(isolation) => isolation,
     };
-    let high_watermark = partition.high_watermark();
     data = data
-        .with_high_watermark(high_watermark.value())
-        .with_last_stable_offset(high_watermark.value())
+        .with_high_watermark(partition.high_watermark().value())
+        .with_last_stable_offset(partition.last_stable_offset().value())
         .with_log_start_offset(partition.log_start_offset().value());
     let max = (wanted.partition_max_bytes.max(0) as usize).min(bytes_left);
-    match partition.read(Offset(wanted.fetch_offset), max, isolation, first) {
+    let from = Offset(wanted.fetch_offset);
+    match partition.read(from, max, isolation, first) {
+        Ok(read) if isolation == FetchIsolation::TxnCommitted => {
+            let end = rill_record::Batches::new(&read.bytes)
+                .last()
+                .map_or(from, |last| Offset(last.next_offset()));
+            let aborted = partition
+                .aborted_transactions(from, end)
+                .into_iter()
+                .map(|txn| {
+                    AbortedTransaction::default()
+                        .with_producer_id(ProducerId(txn.producer_id))
+                        .with_first_offset(txn.first_offset.value())
+                })
+                .collect();
+            (data.with_aborted_transactions(Some(aborted)), read.bytes)
+        }
         Ok(read) => (data, read.bytes),
         Err(error) => (
             data.with_error_code(error_code::for_read(&error).code()),

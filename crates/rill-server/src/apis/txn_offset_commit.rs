@@ -1,0 +1,182 @@
+//! TxnOffsetCommit: a transactional producer commits a group's offsets as
+//! part of its transaction (`sendOffsetsToTransaction`). The member and
+//! generation are checked as KIP-447 says, the offsets appended to
+//! `__consumer_offsets` in a transactional batch of the producer's, and
+//! the answer sent once that append is acknowledged; the offsets become
+//! visible only when the transaction's commit marker reaches the
+//! partition (an abort drops them).
+
+use std::sync::Arc;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{
+    ApiKey, TopicName, TxnOffsetCommitRequest, TxnOffsetCommitResponse,
+};
+use rill_group::{OffsetStoreError, OffsetToCommit};
+use rill_partition::TopicPartition;
+
+use super::{Pending, Request, encode, ready};
+use crate::authorizer::{Access, AclOperation, ResourceType};
+use crate::broker::Broker;
+use crate::error_code;
+use crate::groups::{CommitOutcome, OffsetCommit, TxnOffsetCommit, acknowledged};
+
+/// Per topic in request order, its partitions and the error each was
+/// refused with up front, if any.
+type Layout = Vec<(TopicName, Vec<(i32, Option<ResponseError>)>)>;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
+    let version = request.version();
+    let commit: TxnOffsetCommitRequest = match request.decode() {
+        Ok(commit) => commit,
+        Err(error) => return ready(Err(error)),
+    };
+    let access = Access::new(broker, &request.session);
+    let mut layout: Layout = Vec::new();
+    let mut offsets = Vec::new();
+    for topic in &commit.topics {
+        let readable = access.allows(AclOperation::Read, ResourceType::Topic, &topic.name);
+        let mut partitions = Vec::new();
+        for p in &topic.partitions {
+            let refused = if !readable {
+                Some(ResponseError::TopicAuthorizationFailed)
+            } else if broker
+                .partition(&TopicPartition::new(topic.name.as_str(), p.partition_index))
+                .is_none()
+            {
+                Some(ResponseError::UnknownTopicOrPartition)
+            } else {
+                offsets.push(OffsetToCommit {
+                    topic: topic.name.to_string(),
+                    partition: p.partition_index,
+                    offset: p.committed_offset,
+                    leader_epoch: (version >= 2 && p.committed_leader_epoch >= 0)
+                        .then_some(p.committed_leader_epoch),
+                    metadata: p.committed_metadata.as_ref().map(|m| m.to_string()),
+                    expire_timestamp_ms: None,
+                });
+                None
+            };
+            partitions.push((p.partition_index, refused));
+        }
+        layout.push((topic.name.clone(), partitions));
+    }
+    let refused_all = if !access.allows(
+        AclOperation::Write,
+        ResourceType::TransactionalId,
+        &commit.transactional_id,
+    ) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else {
+        access.group(AclOperation::Read, &commit.group_id).err()
+    };
+    let groups = match refused_all.map_or_else(|| broker.groups_for(&commit.group_id), Err) {
+        Ok(groups) => groups,
+        Err(error) => {
+            // Every partition, even one refused up front, answers this.
+            let answer = response(layout, |_| Some(error), true);
+            return ready(encode(ApiKey::TxnOffsetCommit, version, &answer));
+        }
+    };
+    let group = commit.group_id.to_string();
+    let member_id = commit.member_id.to_string();
+    let instance_id = commit.group_instance_id.as_ref().map(|id| id.to_string());
+    let producer_id = commit.producer_id.0;
+    let outcome = groups.commit_transactional_offsets(&TxnOffsetCommit {
+        commit: OffsetCommit {
+            group: &group,
+            member_id: &member_id,
+            // Before v3 there is no member: the checks are skipped.
+            generation_id: if version >= 3 {
+                commit.generation_id
+            } else {
+                -1
+            },
+            group_instance_id: instance_id.as_deref(),
+            offsets: &offsets,
+        },
+        producer_id,
+        producer_epoch: commit.producer_epoch,
+    });
+    let broker = Arc::clone(broker);
+    Box::pin(async move {
+        let answer = match outcome {
+            CommitOutcome::Refused(error) => {
+                let code = error_code::for_group(&error);
+                response(layout, |_| Some(code), false)
+            }
+            CommitOutcome::Failed { message, error } => {
+                tracing::debug!(%group, %message, "cannot append transactional offsets");
+                let code = match error {
+                    // A fenced producer hears so; anything else is retried.
+                    ResponseError::InvalidProducerEpoch | ResponseError::ProducerFenced => error,
+                    _ => ResponseError::CoordinatorNotAvailable,
+                };
+                response(layout, |_| Some(code), false)
+            }
+            CommitOutcome::Appended {
+                per_partition,
+                records,
+                persisted,
+            } => {
+                let position = persisted.as_ref().map(|p| p.end());
+                let acked = acknowledged(broker.groups().deps(), persisted).await;
+                groups.finish_transactional_commit(
+                    producer_id,
+                    &records,
+                    if acked { position } else { None },
+                );
+                let mut refused = per_partition.into_iter();
+                response(
+                    layout,
+                    |_| {
+                        if !acked {
+                            return Some(ResponseError::CoordinatorNotAvailable);
+                        }
+                        match refused.next().flatten() {
+                            Some(OffsetStoreError::OffsetMetadataTooLarge { .. }) => {
+                                Some(ResponseError::OffsetMetadataTooLarge)
+                            }
+                            _ => None,
+                        }
+                    },
+                    false,
+                )
+            }
+        };
+        encode(ApiKey::TxnOffsetCommit, version, &answer).map(Some)
+    })
+}
+
+/// The response: partitions refused up front keep their error (unless
+/// `override_all`); the others take what `decide` says, in request order.
+fn response(
+    layout: Layout,
+    mut decide: impl FnMut(bool) -> Option<ResponseError>,
+    override_all: bool,
+) -> TxnOffsetCommitResponse {
+    let topics = layout
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, refused)| {
+                    let error = match refused {
+                        Some(error) if !override_all => Some(error),
+                        _ => decide(true),
+                    };
+                    TxnOffsetCommitResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_error_code(error.map_or(0, |e| e.code()))
+                })
+                .collect();
+            TxnOffsetCommitResponseTopic::default()
+                .with_name(name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    TxnOffsetCommitResponse::default().with_topics(topics)
+}
