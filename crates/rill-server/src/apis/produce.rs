@@ -110,12 +110,15 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                             ResponseError::InvalidTopicException,
                             Some(format!("{name} is internal")),
                         ),
-                        (None, Some(name)) => append(
-                            broker,
-                            TopicPartition::new(name, data.index),
-                            data.records,
-                            (produce.acks, now),
-                        ),
+                        (None, Some(name)) => {
+                            let tp = TopicPartition::new(name, data.index);
+                            let transactional_id =
+                                produce.transactional_id.as_ref().map(|id| id.as_str());
+                            match verify_transaction(broker, transactional_id, &tp, &data.records) {
+                                Ok(()) => append(broker, tp, data.records, (produce.acks, now)),
+                                Err(error) => Outcome::failed(error, None),
+                            }
+                        }
                         (None, None) => Outcome::failed(ResponseError::UnknownTopicId, None),
                     };
                     PartitionOutcome {
@@ -204,6 +207,63 @@ fn append(
             }
         }
     }
+}
+
+/// KIP-890's verification: the first transactional batch of a
+/// producer's transaction in a partition is written only if the
+/// transaction coordinator has the partition in that transaction (else
+/// INVALID_TXN_STATE, and nothing is written), so a producer that skipped
+/// AddPartitionsToTxn, or one whose transaction was aborted meanwhile,
+/// cannot leave records no marker will ever end. Later batches of the same
+/// transaction find it open in the partition and are not checked again.
+/// The check is made where this broker coordinates the transactional id
+/// (every one, alone); a coordinator on another broker is not asked.
+fn verify_transaction(
+    broker: &Broker,
+    transactional_id: Option<&str>,
+    tp: &TopicPartition,
+    records: &Option<bytes::Bytes>,
+) -> Result<(), ResponseError> {
+    let (Some(transactional_id), Some(records)) = (transactional_id, records) else {
+        return Ok(());
+    };
+    let Ok(batch) = rill_record::BatchView::new(records) else {
+        return Ok(()); // The append refuses it.
+    };
+    if !batch.attributes().is_transactional() || batch.attributes().is_control() {
+        return Ok(());
+    }
+    let (producer_id, epoch) = (batch.producer_id(), batch.producer_epoch());
+    let Some(partition) = broker.partition(tp) else {
+        return Ok(()); // The append answers for an unknown partition.
+    };
+    let open = partition
+        .producer_state(producer_id)
+        .is_some_and(|entry| entry.epoch == epoch && entry.current_txn_first_offset.is_some());
+    if open {
+        return Ok(());
+    }
+    let Ok(transactions) = broker.transactions_for(transactional_id) else {
+        return Ok(());
+    };
+    let wanted = [(tp.topic.to_string(), tp.partition)];
+    transactions
+        .with(|coordinator| {
+            coordinator.verify_partitions(transactional_id, producer_id, epoch, &wanted)
+        })
+        .map_err(|error| {
+            tracing::debug!(partition = %tp, %error, "a transactional batch failed verification");
+            match error {
+                rill_txn::TxnError::ProducerFenced { .. }
+                | rill_txn::TxnError::InvalidProducerEpoch { .. } => {
+                    ResponseError::InvalidProducerEpoch
+                }
+                rill_txn::TxnError::ConcurrentTransactions { .. } => {
+                    ResponseError::ConcurrentTransactions
+                }
+                _ => ResponseError::InvalidTxnState,
+            }
+        })
 }
 
 /// Waits for every append's ticket and builds the response.
