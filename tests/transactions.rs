@@ -271,3 +271,88 @@ fn committed_aborted_and_open_transactions_survive_kill_9() {
     );
     assert_eq!(read_all(&broker, "journal", "read_uncommitted").len(), 36);
 }
+
+/// Runs `rill ARGS --bootstrap BROKER`; returns its stdout, failing the
+/// test if it fails.
+fn rill(broker: &BrokerProcess, args: &[&str]) -> String {
+    let output = std::process::Command::new(common::rill_binary())
+        .args(args)
+        .args(["--bootstrap", &broker.bootstrap])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "rill {args:?} failed: {stderr}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn rill_txn_lists_describes_and_aborts_a_hanging_transaction() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic(&broker, "hang");
+    // A producer that opens a transaction and never ends it.
+    let producer = transactional(&broker, "hanger", &[]);
+    producer.begin_transaction().unwrap();
+    producer
+        .send(
+            BaseRecord::<(), str>::to("hang")
+                .payload("stuck")
+                .partition(1),
+        )
+        .unwrap();
+    producer.flush(WAIT).unwrap();
+
+    let listed = rill(&broker, &["txn", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("hanger ") && l.ends_with("Ongoing")),
+        "{listed}"
+    );
+    let ongoing = rill(&broker, &["txn", "list", "--state", "CompleteCommit"]);
+    assert!(!ongoing.contains("hanger"), "{ongoing}");
+    let described = rill(&broker, &["txn", "describe", "hanger"]);
+    assert!(described.contains("State: Ongoing"), "{described}");
+    assert!(described.contains("Partitions: hang-1"), "{described}");
+
+    let consume = |isolation: &str| {
+        rill(
+            &broker,
+            &[
+                "consume",
+                "hang",
+                "--partition",
+                "1",
+                "--from-beginning",
+                "--isolation",
+                isolation,
+            ],
+        )
+    };
+    assert_eq!(consume("read_uncommitted"), "stuck\n");
+    assert_eq!(
+        consume("read_committed"),
+        "",
+        "the open transaction holds it back"
+    );
+
+    let aborted = rill(
+        &broker,
+        &[
+            "txn",
+            "abort",
+            "--topic",
+            "hang",
+            "--partition",
+            "1",
+            "--start-offset",
+            "0",
+        ],
+    );
+    assert!(aborted.starts_with("Aborted the transaction"), "{aborted}");
+    // The partition's last stable offset moved past the abort marker, and
+    // the aborted record stays invisible to read_committed.
+    let watcher: BaseConsumer = broker.consumer(&[("isolation.level", "read_committed")]);
+    assert_eq!(watcher.fetch_watermarks("hang", 1, WAIT).unwrap().1, 2);
+    assert_eq!(consume("read_committed"), "");
+    drop(producer);
+}
