@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
 use rill_record::{Batches, BatchesEnd, EndTxnMarker, TimestampType, end_txn_marker};
@@ -86,6 +87,14 @@ pub struct Partition {
     /// Never above the log end offset as of its last update: truncations
     /// lower it under this lock after cutting the log.
     replicated_high_watermark: Mutex<Option<Offset>>,
+    /// True only while no transaction is open or awaiting the replication
+    /// of its marker, so that the last stable offset is the high
+    /// watermark and a fetch need not take the append lock to learn it
+    /// (see [`Partition::last_stable_offset`]). Cleared, under the append
+    /// lock, before anything that may open a transaction is written (a
+    /// transactional batch, a marker, a follower's batches, a
+    /// truncation); set again by `last_stable_offset` once it finds none.
+    txn_quiet: AtomicBool,
 }
 
 /// What the partition keeps beside its log, in step with it.
@@ -179,6 +188,7 @@ impl Partition {
                 active_segment_base,
             }),
             replicated_high_watermark: Mutex::new(None),
+            txn_quiet: AtomicBool::new(false),
         }
     }
 
@@ -275,6 +285,9 @@ impl Partition {
         }
         let base_offset = state.producers.map_end();
         Self::record_epoch_start(&mut state, leader_epoch, base_offset)?;
+        if view.attributes().is_transactional() {
+            self.txn_quiet.store(false, Ordering::SeqCst);
+        }
         let ticket = self.log.append_validated(batch, leader_epoch, now_ms)?;
         let last_offset = base_offset.plus(i64::from(view.records_count()) - 1);
         let timestamp = match config.timestamp_type {
@@ -330,6 +343,7 @@ impl Partition {
         let offset = state.producers.map_end();
         let aborted = state.producers.aborted_by(&batch, offset);
         Self::record_epoch_start(&mut state, leader_epoch, offset)?;
+        self.txn_quiet.store(false, Ordering::SeqCst);
         let ticket = self
             .log
             .append_control(&bytes, leader_epoch, now_ms, aborted)?;
@@ -410,6 +424,7 @@ impl Partition {
         };
         let mut state = self.state.lock();
         state.producers.catch_up(&self.log)?;
+        self.txn_quiet.store(false, Ordering::SeqCst);
         // Checked before the epoch cache can change: a record set from
         // below the log end changes nothing (the log checks each batch
         // again as it writes it).
@@ -586,12 +601,19 @@ impl Partition {
     /// after a restart, one ended before it is taken as replicated (as in
     /// Kafka).
     pub fn last_stable_offset(&self) -> Offset {
+        if self.txn_quiet.load(Ordering::SeqCst) {
+            return self.high_watermark();
+        }
         let mut state = self.state.lock();
         let high_watermark = self.high_watermark();
         let log_start = self.log.log_start_offset();
-        state
+        let stable = state
             .producers
-            .last_stable_offset(high_watermark, log_start)
+            .last_stable_offset(high_watermark, log_start);
+        if state.producers.no_transactions() {
+            self.txn_quiet.store(true, Ordering::SeqCst);
+        }
+        stable
     }
 
     /// The transactions aborted in [`from`, `upper`), for a read_committed
@@ -743,6 +765,7 @@ impl Partition {
     /// end. Returns the new log end offset.
     pub fn truncate_to(&self, offset: Offset) -> Result<Offset, PartitionError> {
         let mut state = self.state.lock();
+        self.txn_quiet.store(false, Ordering::SeqCst);
         let end = self.log.truncate_to(offset)?;
         if let Some(high_watermark) = self.replicated_high_watermark.lock().as_mut() {
             *high_watermark = (*high_watermark).min(end);
@@ -760,6 +783,7 @@ impl Partition {
     /// `offset`, the new log start and end.
     pub fn truncate_fully_and_start_at(&self, offset: Offset) -> Result<(), PartitionError> {
         let mut state = self.state.lock();
+        self.txn_quiet.store(false, Ordering::SeqCst);
         self.log.truncate_fully_and_start_at(offset)?;
         if let Some(high_watermark) = self.replicated_high_watermark.lock().as_mut() {
             *high_watermark = offset;

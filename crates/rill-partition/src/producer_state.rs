@@ -451,6 +451,12 @@ impl ProducerStateManager {
     /// earliest transaction still open or whose marker is not below the
     /// high watermark, if below the high watermark; else the high
     /// watermark. Never below the log start.
+    /// Whether no transaction is open or awaiting its marker's
+    /// replication (as of the last [`Self::last_stable_offset`]).
+    pub(crate) fn no_transactions(&self) -> bool {
+        self.txns.is_empty()
+    }
+
     pub(crate) fn last_stable_offset(
         &mut self,
         high_watermark: Offset,

@@ -84,6 +84,12 @@ pub(crate) struct TxnState {
 }
 
 impl TxnState {
+    /// Whether no transaction is open or awaiting its marker's
+    /// replication.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ongoing.is_empty() && self.unreplicated.is_empty()
+    }
+
     pub(crate) fn clear(&mut self) {
         self.ongoing.clear();
         self.unreplicated.clear();
