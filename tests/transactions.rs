@@ -356,3 +356,103 @@ fn rill_txn_lists_describes_and_aborts_a_hanging_transaction() {
     assert_eq!(consume("read_committed"), "");
     drop(producer);
 }
+
+/// The offsets `group` has committed for `topic`'s partitions, as a
+/// consumer that requires stable offsets reads them.
+fn committed_offsets(broker: &BrokerProcess, group: &str, topic: &str) -> Vec<i64> {
+    let consumer: BaseConsumer = broker.consumer(&[("group.id", group)]);
+    let mut wanted = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        wanted.add_partition(topic, partition);
+    }
+    let committed = consumer.committed_offsets(wanted, WAIT).unwrap();
+    committed
+        .elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(offset) => offset,
+            _ => -1,
+        })
+        .collect()
+}
+
+#[test]
+fn offsets_sent_to_a_transaction_count_only_once_it_commits() {
+    let broker = BrokerProcess::start(&[]);
+    create_topic(&broker, "input");
+    create_topic(&broker, "output");
+    let plain = broker.producer(&[]);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for i in 0..30 {
+        let value = format!("in-{i}");
+        let record = rdkafka::producer::FutureRecord::<(), str>::to("input")
+            .payload(value.as_str())
+            .partition(i % PARTITIONS);
+        runtime.block_on(plain.send(record, WAIT)).unwrap();
+    }
+    let consumer: BaseConsumer = broker.consumer(&[
+        ("group.id", "transformer"),
+        ("isolation.level", "read_committed"),
+    ]);
+    consumer.subscribe(&["input"]).unwrap();
+    let producer = transactional(&broker, "transformer-out", &[]);
+
+    // Consume everything, then write its results and the consumer's
+    // positions in one transaction.
+    let transform = |commit: bool| {
+        let mut read = 0;
+        let deadline = Instant::now() + WAIT;
+        producer.begin_transaction().unwrap();
+        while read < 30 {
+            assert!(Instant::now() < deadline, "read only {read} of 30");
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let message = message.unwrap();
+                let value = format!(
+                    "out-{}",
+                    String::from_utf8_lossy(message.payload().unwrap())
+                );
+                producer
+                    .send(BaseRecord::<(), str>::to("output").payload(value.as_str()))
+                    .unwrap();
+                read += 1;
+            }
+        }
+        producer.flush(WAIT).unwrap();
+        let positions = consumer.position().unwrap();
+        let metadata = consumer.group_metadata().unwrap();
+        producer
+            .send_offsets_to_transaction(&positions, &metadata, WAIT)
+            .unwrap();
+        if commit {
+            producer.commit_transaction(WAIT).unwrap();
+        } else {
+            producer.abort_transaction(WAIT).unwrap();
+        }
+    };
+    transform(false);
+    // Aborted: the group has committed nothing, and nothing came out.
+    assert_eq!(
+        committed_offsets(&broker, "transformer", "input"),
+        vec![-1; 3]
+    );
+    assert!(read_all(&broker, "output", "read_committed").is_empty());
+
+    // Start again from the committed offsets (none: the beginning).
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..PARTITIONS {
+        assignment
+            .add_partition_offset("input", partition, Offset::Beginning)
+            .unwrap();
+    }
+    consumer.seek_partitions(assignment, WAIT).unwrap();
+    transform(true);
+    assert_eq!(
+        committed_offsets(&broker, "transformer", "input"),
+        vec![10; 3]
+    );
+    let expected = sorted((0..30).map(|i| format!("out-in-{i}")).collect());
+    assert_eq!(
+        sorted(read_all(&broker, "output", "read_committed")),
+        expected
+    );
+}
