@@ -2,8 +2,10 @@
 //! is about to write join it, once the coordinator has logged them, so
 //! that its end marks each of them. Checked first, as Kafka does: WRITE on
 //! the transactional id (else every partition answers
-//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED), WRITE on each topic, and each
-//! partition's existence; if any partition is refused, the others answer
+//! TRANSACTIONAL_ID_AUTHORIZATION_FAILED), WRITE on each topic (never
+//! granted for an internal topic such as `__consumer_offsets`: Kafka
+//! answers TOPIC_AUTHORIZATION_FAILED there too), and each partition's
+//! existence; if any partition is refused, the others answer
 //! OPERATION_NOT_ATTEMPTED and nothing is added.
 
 use std::sync::Arc;
@@ -35,13 +37,15 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let mut layout: Layout = Vec::new();
     let mut partitions: Vec<(String, i32)> = Vec::new();
     for topic in &add.v3_and_below_topics {
-        let writable = access.allows(AclOperation::Write, ResourceType::Topic, &topic.name);
+        // Kafka's KafkaApis leaves internal topics out of the authorized
+        // ones: a transaction adds `__consumer_offsets` with
+        // AddOffsetsToTxn only.
+        let writable = !crate::topics::is_internal(&topic.name)
+            && access.allows(AclOperation::Write, ResourceType::Topic, &topic.name);
         let known = broker.topics().partition_count(topic.name.as_str());
         let refused = topic.partitions.iter().map(|&p| {
             let error = if !writable {
                 Some(ResponseError::TopicAuthorizationFailed)
-            } else if crate::topics::is_internal(&topic.name) {
-                Some(ResponseError::InvalidTopicException)
             } else if known.is_none_or(|count| p < 0 || p >= count) {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else {

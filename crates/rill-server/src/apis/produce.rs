@@ -114,7 +114,12 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                             let tp = TopicPartition::new(name, data.index);
                             let transactional_id =
                                 produce.transactional_id.as_ref().map(|id| id.as_str());
-                            match verify_transaction(broker, transactional_id, &tp, &data.records) {
+                            match verify_transaction(
+                                broker,
+                                (transactional_id, version),
+                                &tp,
+                                &data.records,
+                            ) {
                                 Ok(()) => append(broker, tp, data.records, (produce.acks, now)),
                                 Err(error) => Outcome::failed(error, None),
                             }
@@ -212,7 +217,8 @@ fn append(
 /// KIP-890's verification: the first transactional batch of a
 /// producer's transaction in a partition is written only if the
 /// transaction coordinator has the partition in that transaction (else
-/// INVALID_TXN_STATE, and nothing is written), so a producer that skipped
+/// INVALID_TXN_STATE, or TRANSACTION_ABORTABLE from v11, and nothing is
+/// written), so a producer that skipped
 /// AddPartitionsToTxn, or one whose transaction was aborted meanwhile,
 /// cannot leave records no marker will ever end. Later batches of the same
 /// transaction find it open in the partition and are not checked again.
@@ -220,7 +226,7 @@ fn append(
 /// (every one, alone); a coordinator on another broker is not asked.
 fn verify_transaction(
     broker: &Broker,
-    transactional_id: Option<&str>,
+    (transactional_id, version): (Option<&str>, i16),
     tp: &TopicPartition,
     records: &Option<bytes::Bytes>,
 ) -> Result<(), ResponseError> {
@@ -243,15 +249,9 @@ fn verify_transaction(
     if open {
         return Ok(());
     }
-    let Ok(transactions) = broker.transactions_for(transactional_id) else {
-        return Ok(());
-    };
-    let wanted = [(tp.topic.to_string(), tp.partition)];
-    transactions
-        .with(|coordinator| {
-            coordinator.verify_partitions(transactional_id, producer_id, epoch, &wanted)
-        })
-        .map_err(|error| {
+    let wanted = (tp.topic.to_string(), tp.partition);
+    crate::transactions::verify(broker, transactional_id, (producer_id, epoch), wanted).map_err(
+        |error| {
             tracing::debug!(partition = %tp, %error, "a transactional batch failed verification");
             match error {
                 rill_txn::TxnError::ProducerFenced { .. }
@@ -261,9 +261,12 @@ fn verify_transaction(
                 rill_txn::TxnError::ConcurrentTransactions { .. } => {
                     ResponseError::ConcurrentTransactions
                 }
+                // KIP-1050: clients that know it hear that they can abort.
+                _ if version >= 11 => ResponseError::TransactionAbortable,
                 _ => ResponseError::InvalidTxnState,
             }
-        })
+        },
+    )
 }
 
 /// Waits for every append's ticket and builds the response.

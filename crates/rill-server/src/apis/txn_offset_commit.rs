@@ -1,6 +1,8 @@
 //! TxnOffsetCommit: a transactional producer commits a group's offsets as
 //! part of its transaction (`sendOffsetsToTransaction`). The member and
-//! generation are checked as KIP-447 says, the offsets appended to
+//! generation are checked as KIP-447 says, then (KIP-890 part 1, as
+//! Kafka 3.6+) that the group's offsets partition is in the producer's
+//! ongoing transaction at its current epoch, the offsets appended to
 //! `__consumer_offsets` in a transactional batch of the producer's, and
 //! the answer sent once that append is acknowledged; the offsets become
 //! visible only when the transaction's commit marker reaches the
@@ -21,8 +23,9 @@ use rill_partition::TopicPartition;
 use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
+use crate::coordinators::CoordinatorKind;
 use crate::error_code;
-use crate::groups::{CommitOutcome, OffsetCommit, TxnOffsetCommit, acknowledged};
+use crate::groups::{CommitOutcome, OFFSETS_TOPIC, OffsetCommit, TxnOffsetCommit, acknowledged};
 
 /// Per topic in request order, its partitions and the error each was
 /// refused with up front, if any.
@@ -81,6 +84,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             return ready(encode(ApiKey::TxnOffsetCommit, version, &answer));
         }
     };
+    if let Err(error) = verify_transaction(broker, &commit) {
+        let answer = response(layout, |_| Some(error), false);
+        return ready(encode(ApiKey::TxnOffsetCommit, version, &answer));
+    }
     let group = commit.group_id.to_string();
     let member_id = commit.member_id.to_string();
     let instance_id = commit.group_instance_id.as_ref().map(|id| id.to_string());
@@ -149,6 +156,40 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         };
         encode(ApiKey::TxnOffsetCommit, version, &answer).map(Some)
     })
+}
+
+/// KIP-890 part 1's verification, as Kafka's TxnOffsetCommit (v0–4)
+/// makes it: the group's `__consumer_offsets` partition must be in the
+/// producer's ongoing transaction (added by AddOffsetsToTxn) at the
+/// producer's current epoch; else the append would open a transaction in
+/// that partition that no marker ever ends (the last stable offset would
+/// hang) or write for a fenced producer. Kafka's answers: a stale epoch
+/// is INVALID_PRODUCER_EPOCH, a partition not in the transaction
+/// INVALID_TXN_STATE. Checked where this broker coordinates the
+/// transactional id; a coordinator on another broker is not asked.
+fn verify_transaction(
+    broker: &Broker,
+    commit: &TxnOffsetCommitRequest,
+) -> Result<(), ResponseError> {
+    let Some(count) = broker.topics().partition_count(OFFSETS_TOPIC) else {
+        return Ok(()); // No offsets topic yet: the group lookup answers.
+    };
+    let partition = CoordinatorKind::Group.partition_for(&commit.group_id, count);
+    let producer = (commit.producer_id.0, commit.producer_epoch);
+    let wanted = (OFFSETS_TOPIC.to_string(), partition);
+    crate::transactions::verify(broker, &commit.transactional_id, producer, wanted).map_err(
+        |error| {
+            tracing::debug!(%error, "a transactional offset commit failed verification");
+            match error {
+                rill_txn::TxnError::ProducerFenced { .. }
+                | rill_txn::TxnError::InvalidProducerEpoch { .. } => {
+                    ResponseError::InvalidProducerEpoch
+                }
+                rill_txn::TxnError::TransactionAbortable { .. } => ResponseError::InvalidTxnState,
+                other => error_code::for_txn(other, rill_txn::TxnApi::TxnOffsetCommit, 0),
+            }
+        },
+    )
 }
 
 /// The response: partitions refused up front keep their error (unless

@@ -261,6 +261,25 @@ impl TransactionsSlot {
     }
 }
 
+/// KIP-890 part 1: whether `partition` is in the ongoing transaction of
+/// `transactional_id` at this producer id and epoch. Only where this
+/// broker coordinates the id (every one, alone); where another broker
+/// does, it is not asked and the answer is yes (Kafka asks it with
+/// AddPartitionsToTxn v4).
+pub(crate) fn verify(
+    broker: &crate::broker::Broker,
+    transactional_id: &str,
+    (producer_id, producer_epoch): (i64, i16),
+    partition: (String, i32),
+) -> Result<(), TxnError> {
+    let Ok(transactions) = broker.transactions_for(transactional_id) else {
+        return Ok(());
+    };
+    transactions.with(|coordinator| {
+        coordinator.verify_partitions(transactional_id, producer_id, producer_epoch, &[partition])
+    })
+}
+
 impl Transactions {
     /// Runs `call` on the coordinator, then, if it asked for a write,
     /// makes it and reports it back; returns the client's answer.
