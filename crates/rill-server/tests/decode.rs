@@ -13,6 +13,11 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeProducersRequest,
+    DescribeTransactionsRequest, EndTxnRequest, ListTransactionsRequest, TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
+};
+use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
     AlterUserScramCredentialsRequest, ApiKey, ApiVersionsRequest, CreateAclsRequest,
     CreatePartitionsRequest, CreateTopicsRequest, DeleteAclsRequest, DeleteGroupsRequest,
@@ -82,6 +87,14 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::DescribeLogDirs => encode::<DescribeLogDirsRequest>(version),
         ApiKey::DescribeQuorum => encode::<DescribeQuorumRequest>(version),
         ApiKey::AlterClientQuotas => encode::<AlterClientQuotasRequest>(version),
+        ApiKey::AddPartitionsToTxn => encode::<AddPartitionsToTxnRequest>(version),
+        ApiKey::AddOffsetsToTxn => encode::<AddOffsetsToTxnRequest>(version),
+        ApiKey::EndTxn => encode::<EndTxnRequest>(version),
+        ApiKey::WriteTxnMarkers => encode::<WriteTxnMarkersRequest>(version),
+        ApiKey::TxnOffsetCommit => encode::<TxnOffsetCommitRequest>(version),
+        ApiKey::DescribeProducers => encode::<DescribeProducersRequest>(version),
+        ApiKey::DescribeTransactions => encode::<DescribeTransactionsRequest>(version),
+        ApiKey::ListTransactions => encode::<ListTransactionsRequest>(version),
         other => panic!("{other:?} is supported but this test cannot encode it"),
     }
 }
