@@ -10,7 +10,6 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ApiKey};
 use rill_txn::TxnApi;
 
-use super::add_partitions_to_txn::ack;
 use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
@@ -63,17 +62,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     Box::pin(async move {
         let partitions = [(OFFSETS_TOPIC.to_string(), partition)];
         let result = transactions
-            .run(
-                |coordinator, now| {
-                    coordinator.add_partitions(
-                        &transactional_id,
-                        producer_id,
-                        producer_epoch,
-                        &partitions,
-                        now,
-                    )
-                },
-                ack,
+            .add_partitions(
+                &transactional_id,
+                (producer_id, producer_epoch),
+                &partitions,
             )
             .await;
         answer(

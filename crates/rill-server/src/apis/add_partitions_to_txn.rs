@@ -17,7 +17,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ApiKey, TopicName,
 };
-use rill_txn::{Reply, TxnApi};
+use rill_txn::TxnApi;
 
 use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
@@ -113,17 +113,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     );
     Box::pin(async move {
         let result = transactions
-            .run(
-                |coordinator, now| {
-                    coordinator.add_partitions(
-                        &transactional_id,
-                        producer_id,
-                        producer_epoch,
-                        &partitions,
-                        now,
-                    )
-                },
-                ack,
+            .add_partitions(
+                &transactional_id,
+                (producer_id, producer_epoch),
+                &partitions,
             )
             .await;
         let error = result
@@ -131,14 +124,4 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             .map(|e| crate::error_code::for_txn(e, TxnApi::AddPartitionsToTxn, version));
         answer(&|_| error)
     })
-}
-
-/// The answer of a write acknowledging the request, or its refusal.
-pub(crate) fn ack(reply: Reply) -> Result<(), rill_txn::TxnError> {
-    match reply {
-        Reply::Ack(result) => result,
-        other => Err(rill_txn::TxnError::UnknownServerError {
-            reason: format!("a transaction request was answered {other:?}"),
-        }),
-    }
 }

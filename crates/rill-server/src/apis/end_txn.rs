@@ -11,7 +11,6 @@ use kafka_protocol::messages::{ApiKey, EndTxnRequest, EndTxnResponse};
 use rill_record::MarkerKind;
 use rill_txn::TxnApi;
 
-use super::add_partitions_to_txn::ack;
 use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
@@ -48,12 +47,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let (producer_id, producer_epoch) = (end.producer_id.0, end.producer_epoch);
     Box::pin(async move {
         let result = transactions
-            .run(
-                |coordinator, now| {
-                    coordinator.end_txn(&transactional_id, producer_id, producer_epoch, kind, now)
-                },
-                ack,
-            )
+            .end(&transactional_id, (producer_id, producer_epoch), kind)
             .await;
         answer(
             result

@@ -261,6 +261,16 @@ impl TransactionsSlot {
     }
 }
 
+/// The answer of a write acknowledging a request, or its refusal.
+fn ack(reply: Reply) -> Result<(), TxnError> {
+    match reply {
+        Reply::Ack(result) => result,
+        other => Err(TxnError::UnknownServerError {
+            reason: format!("a transaction request was answered {other:?}"),
+        }),
+    }
+}
+
 /// KIP-890 part 1: whether `partition` is in the ongoing transaction of
 /// `transactional_id` at this producer id and epoch. Only where this
 /// broker coordinates the id (every one, alone); where another broker
@@ -299,6 +309,45 @@ impl Transactions {
                 answer(reply)
             }
         }
+    }
+
+    /// AddPartitionsToTxn and AddOffsetsToTxn: `partitions` join the
+    /// producer's transaction once that is logged.
+    pub(crate) async fn add_partitions(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        partitions: &[(String, i32)],
+    ) -> Result<(), TxnError> {
+        self.run(
+            |coordinator, now| {
+                coordinator.add_partitions(
+                    transactional_id,
+                    producer_id,
+                    producer_epoch,
+                    partitions,
+                    now,
+                )
+            },
+            ack,
+        )
+        .await
+    }
+
+    /// EndTxn: answered once PrepareCommit or PrepareAbort is logged.
+    pub(crate) async fn end(
+        self: &Arc<Self>,
+        transactional_id: &str,
+        (producer_id, producer_epoch): (i64, i16),
+        kind: rill_record::MarkerKind,
+    ) -> Result<(), TxnError> {
+        self.run(
+            |coordinator, now| {
+                coordinator.end_txn(transactional_id, producer_id, producer_epoch, kind, now)
+            },
+            ack,
+        )
+        .await
     }
 
     /// [`Transactions::run`] with `call` on the blocking pool (it may wait
