@@ -38,9 +38,12 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 use bytes::Bytes;
 use rill_record::{
-    BatchBuilder, BatchError, Batches, BatchesEnd, ControlRecordError, EndTxnMarker, NewRecord,
-    RecordError, Records,
+    BatchBuilder, BatchError, BatchView, ControlRecordError, EndTxnMarker, KeyedBatchError,
+    KeyedBatchItem, KeyedRecord, SchemaDecodeError, SchemaEncodeError, SchemaReader as Reader,
+    SchemaWriter as Writer, coordinator_partition, keyed_batch, read_keyed_batches,
 };
+#[cfg(test)]
+use rill_record::{NewRecord, java_string_hash};
 
 /// Key version of offset commits written by Kafka before 0.9 (same layout as v1).
 pub const OFFSET_COMMIT_KEY_V0: i16 = 0;
@@ -55,49 +58,21 @@ pub const GROUP_METADATA_VALUE_VERSION_MAX: i16 = 4;
 /// GroupMetadataValue version Kafka writes: the newest non-flexible one,
 /// so that older brokers can still read the topic after a downgrade.
 pub const GROUP_METADATA_VALUE_VERSION: i16 = 3;
-/// Kafka strings carry at most `i16::MAX` bytes of UTF-8, in every version
-/// (Kafka rejects longer compact strings too).
-pub const STRING_BYTES_MAX: usize = i16::MAX as usize;
+pub use rill_record::STRING_BYTES_MAX;
 
 /// Kafka's "no leader epoch" and "no timestamp" on the wire.
 const NONE_I32: i32 = -1;
 const NONE_I64: i64 = -1;
 /// The first flexible version of both value schemas.
 const FLEXIBLE_VERSION: i16 = 4;
-/// An unsigned varint of a u32 takes at most five bytes.
-const UVARINT_BYTES_MAX: usize = 5;
 
 /// Why a key or value of `__consumer_offsets` could not be decoded. Each
-/// variant names the field and what was expected against what was found.
+/// variant names what was expected against what was found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OffsetsTopicDecodeError {
-    #[error("{field} runs past the end: needs {needed} bytes, {available} left")]
-    Truncated {
-        field: &'static str,
-        needed: usize,
-        available: usize,
-    },
-    #[error("{field} has invalid length {length} ({available} bytes left)")]
-    InvalidLength {
-        field: &'static str,
-        length: i64,
-        available: usize,
-    },
-    #[error("{field} is null, but the schema does not allow null")]
-    UnexpectedNull { field: &'static str },
-    #[error("{field} is not valid UTF-8")]
-    InvalidUtf8 { field: &'static str },
-    #[error("{field} is an unsigned varint longer than {max_bytes} bytes")]
-    VarintTooLong {
-        field: &'static str,
-        max_bytes: usize,
-    },
-    #[error("{record} v{version} ends {trailing_bytes} bytes before its buffer does")]
-    TrailingBytes {
-        record: &'static str,
-        version: i16,
-        trailing_bytes: usize,
-    },
+    /// A field does not fit its schema (truncated, bad length, ...).
+    #[error(transparent)]
+    Schema(#[from] SchemaDecodeError),
     /// A record type this module does not know (Kafka's newer
     /// coordinators write types 3 and above); loaders skip these.
     #[error("key version {version} is not an offset commit (0, 1) or group metadata (2) key")]
@@ -113,12 +88,9 @@ pub enum OffsetsTopicDecodeError {
 /// Why a record could not be encoded in Kafka's schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum OffsetsTopicEncodeError {
-    #[error("{field} is {length} bytes, longer than the {max} its schema can carry")]
-    TooLong {
-        field: &'static str,
-        length: usize,
-        max: usize,
-    },
+    /// A field is longer than its schema can carry.
+    #[error(transparent)]
+    Schema(#[from] SchemaEncodeError),
     #[error("{record} has no version {version}; Kafka defines {min}..={max}")]
     UnsupportedVersion {
         record: &'static str,
@@ -212,7 +184,7 @@ impl OffsetCommitKey {
         out.string("group", &self.group)?;
         out.string("topic", &self.topic)?;
         out.i32(self.partition);
-        Ok(out.finish())
+        Ok(Bytes::from(out.finish()))
     }
 
     /// Decodes a key of version 0 or 1 (both have this layout).
@@ -244,7 +216,7 @@ impl GroupMetadataKey {
     pub fn encode(&self) -> Result<Bytes, OffsetsTopicEncodeError> {
         let mut out = Writer::new(GROUP_METADATA_KEY_VERSION, false);
         out.string("group", &self.group)?;
-        Ok(out.finish())
+        Ok(Bytes::from(out.finish()))
     }
 
     /// Decodes a key of version 2.
@@ -302,8 +274,8 @@ impl OffsetCommitValue {
         if version == 1 {
             out.i64(self.expire_timestamp_ms.unwrap_or(NONE_I64));
         }
-        out.tagged_fields();
-        Ok(out.finish())
+        out.tagged_fields(&[]);
+        Ok(Bytes::from(out.finish()))
     }
 
     /// Decodes a value of any version Kafka has written (0..=4).
@@ -361,8 +333,8 @@ impl GroupMetadataValue {
         for member in &self.members {
             member.encode_fields(&mut out, version)?;
         }
-        out.tagged_fields();
-        Ok(out.finish())
+        out.tagged_fields(&[]);
+        Ok(Bytes::from(out.finish()))
     }
 
     /// Decodes a value of any version Kafka has written (0..=4).
@@ -414,7 +386,7 @@ impl MemberMetadata {
         out.i32(self.session_timeout_ms);
         out.bytes("subscription", &self.subscription)?;
         out.bytes("assignment", &self.assignment)?;
-        out.tagged_fields();
+        out.tagged_fields(&[]);
         Ok(())
     }
 
@@ -436,8 +408,8 @@ impl MemberMetadata {
             None
         };
         let session_timeout_ms = reader.i32("sessionTimeout")?;
-        let subscription = reader.bytes("subscription")?;
-        let assignment = reader.bytes("assignment")?;
+        let subscription = Bytes::copy_from_slice(reader.bytes("subscription")?);
+        let assignment = Bytes::copy_from_slice(reader.bytes("assignment")?);
         reader.skip_tagged_fields()?;
         Ok(MemberMetadata {
             member_id,
@@ -521,9 +493,7 @@ pub fn partition_for(group_id: &str, partitions: i32) -> i32 {
         partitions > 0,
         "offsets.topic.num.partitions must be positive, is {partitions}"
     );
-    let hash = java_string_hash(group_id);
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions
+    coordinator_partition(group_id, partitions)
 }
 
 /// One partition of `__consumer_offsets`, `index` of `partitions`
@@ -542,14 +512,6 @@ impl OffsetsPartition {
     pub fn holds(self, group: &str) -> bool {
         partition_for(group, self.partitions) == self.index
     }
-}
-
-/// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16
-/// code units, in wrapping 32-bit arithmetic.
-fn java_string_hash(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |hash, unit| {
-        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
 }
 
 /// One record of `__consumer_offsets` read back from the log.
@@ -602,20 +564,10 @@ pub struct LoadedBatches {
 /// Why a buffer of `__consumer_offsets` batches could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum OffsetsBatchError {
-    #[error("bytes at position {position} are not a record batch: {error}")]
-    InvalidBatch { position: usize, error: BatchError },
-    #[error("batch at offset {base_offset} cannot be decompressed: {error}")]
-    Decompress {
-        base_offset: i64,
-        error: rill_record::DecompressError,
-    },
-    #[error("batch at offset {base_offset} has undecodable records: {error}")]
-    Records {
-        base_offset: i64,
-        error: RecordError,
-    },
-    #[error("record at offset {offset} has no key; every __consumer_offsets record has one")]
-    MissingKey { offset: i64 },
+    /// The batches themselves are unreadable (framing, compression, a
+    /// record without a key).
+    #[error(transparent)]
+    Batches(#[from] KeyedBatchError),
     #[error("record at offset {offset}: {error}")]
     Record {
         offset: i64,
@@ -637,12 +589,7 @@ pub fn batch(
     records: &[(Bytes, Option<Bytes>)],
     timestamp_ms: i64,
 ) -> Result<Option<Vec<u8>>, BatchError> {
-    if records.is_empty() {
-        return Ok(None);
-    }
-    with_records(BatchBuilder::new(timestamp_ms), records)
-        .finish()
-        .map(Some)
+    keyed_batch(BatchBuilder::new(timestamp_ms), records)
 }
 
 /// [`batch`] for a TxnOffsetCommit: the same offset commit records in a
@@ -655,20 +602,10 @@ pub fn txn_batch(
     producer_epoch: i16,
     timestamp_ms: i64,
 ) -> Result<Option<Vec<u8>>, BatchError> {
-    if records.is_empty() {
-        return Ok(None);
-    }
     let builder = BatchBuilder::new(timestamp_ms)
         .producer(producer_id, producer_epoch, rill_record::NO_SEQUENCE)
         .transactional();
-    with_records(builder, records).finish().map(Some)
-}
-
-fn with_records(mut builder: BatchBuilder, records: &[(Bytes, Option<Bytes>)]) -> BatchBuilder {
-    for (key, value) in records {
-        builder.push(&NewRecord::key_value(key, value.as_deref()));
-    }
-    builder
+    keyed_batch(builder, records)
 }
 
 /// Decodes the records of the whole batches at the start of `buf` (as a
@@ -690,68 +627,61 @@ pub fn read_batches(
         skipped_unknown: 0,
         bytes_read: 0,
     };
-    let mut batches = Batches::new(buf);
-    for batch in batches.by_ref() {
-        let attributes = batch.attributes();
-        let base_offset = batch.base_offset();
-        if attributes.is_control() {
-            match EndTxnMarker::of(&batch) {
-                Ok(Some(marker)) => loaded.markers.push(LoadedMarker {
-                    offset: base_offset,
-                    producer_id: batch.producer_id(),
-                    producer_epoch: batch.producer_epoch(),
-                    marker,
-                }),
-                Ok(None) => {
-                    tracing::debug!(
-                        offset = base_offset,
-                        "skipping a control record that is not a transaction marker"
-                    );
-                    loaded.skipped_unknown += 1;
-                }
-                Err(error) => {
-                    return Err(OffsetsBatchError::Marker {
-                        offset: base_offset,
-                        error,
-                    });
-                }
-            }
-            continue;
-        }
-        let data = rill_record::records_data(&batch, records_bytes_max)
-            .map_err(|error| OffsetsBatchError::Decompress { base_offset, error })?;
-        for record in Records::new(&data, batch.records_count()) {
-            let record =
-                record.map_err(|error| OffsetsBatchError::Records { base_offset, error })?;
-            let offset = base_offset.saturating_add(i64::from(record.offset_delta));
-            let key = record.key.ok_or(OffsetsBatchError::MissingKey { offset })?;
-            match OffsetsTopicRecord::decode(key, record.value) {
-                Ok(decoded) => loaded.records.push(LoadedRecord {
+    loaded.bytes_read =
+        read_keyed_batches(buf, records_bytes_max, OFFSETS_TOPIC, |item| match item {
+            KeyedBatchItem::Control { batch } => loaded.load_marker(batch),
+            KeyedBatchItem::Record { batch, record } => loaded.load_record(batch, record),
+        })?;
+    Ok(loaded)
+}
+
+impl LoadedBatches {
+    fn load_marker(&mut self, batch: &BatchView<'_>) -> Result<(), OffsetsBatchError> {
+        let offset = batch.base_offset();
+        match EndTxnMarker::of(batch) {
+            Ok(Some(marker)) => self.markers.push(LoadedMarker {
+                offset,
+                producer_id: batch.producer_id(),
+                producer_epoch: batch.producer_epoch(),
+                marker,
+            }),
+            Ok(None) => {
+                tracing::debug!(
                     offset,
-                    timestamp_ms: batch.record_timestamp(record.timestamp_delta),
-                    is_transactional: attributes.is_transactional(),
-                    producer_id: batch.producer_id(),
-                    record: decoded,
-                }),
-                Err(OffsetsTopicDecodeError::UnknownRecordType { version }) => {
-                    tracing::debug!(
-                        offset,
-                        version,
-                        "skipping unknown __consumer_offsets record type"
-                    );
-                    loaded.skipped_unknown += 1;
-                }
-                Err(error) => return Err(OffsetsBatchError::Record { offset, error }),
+                    "skipping a control record that is not a transaction marker"
+                );
+                self.skipped_unknown += 1;
             }
+            Err(error) => return Err(OffsetsBatchError::Marker { offset, error }),
         }
+        Ok(())
     }
-    loaded.bytes_read = batches.position();
-    match batches.end() {
-        Some(BatchesEnd::Invalid { position, error }) => Err(OffsetsBatchError::InvalidBatch {
-            position: *position,
-            error: error.clone(),
-        }),
-        _ => Ok(loaded),
+
+    fn load_record(
+        &mut self,
+        batch: &BatchView<'_>,
+        record: KeyedRecord<'_>,
+    ) -> Result<(), OffsetsBatchError> {
+        let offset = record.offset;
+        match OffsetsTopicRecord::decode(record.key, record.value) {
+            Ok(decoded) => self.records.push(LoadedRecord {
+                offset,
+                timestamp_ms: record.timestamp_ms,
+                is_transactional: batch.attributes().is_transactional(),
+                producer_id: batch.producer_id(),
+                record: decoded,
+            }),
+            Err(OffsetsTopicDecodeError::UnknownRecordType { version }) => {
+                tracing::debug!(
+                    offset,
+                    version,
+                    "skipping unknown __consumer_offsets record type"
+                );
+                self.skipped_unknown += 1;
+            }
+            Err(error) => return Err(OffsetsBatchError::Record { offset, error }),
+        }
+        Ok(())
     }
 }
 
@@ -787,300 +717,6 @@ fn value_version(
             version,
             max,
         })
-    }
-}
-
-/// Writes Kafka's primitive types, classic or flexible.
-struct Writer {
-    buf: Vec<u8>,
-    flexible: bool,
-}
-
-impl Writer {
-    fn new(version: i16, flexible: bool) -> Writer {
-        let mut buf = Vec::with_capacity(64);
-        buf.extend_from_slice(&version.to_be_bytes());
-        Writer { buf, flexible }
-    }
-
-    fn finish(self) -> Bytes {
-        Bytes::from(self.buf)
-    }
-
-    fn i32(&mut self, value: i32) {
-        self.buf.extend_from_slice(&value.to_be_bytes());
-    }
-
-    fn i64(&mut self, value: i64) {
-        self.buf.extend_from_slice(&value.to_be_bytes());
-    }
-
-    fn uvarint(&mut self, mut value: u32) {
-        while value >= 0x80 {
-            // The mask keeps seven bits; the cast cannot truncate them.
-            self.buf.push((value as u8 & 0x7f) | 0x80);
-            value >>= 7;
-        }
-        self.buf.push(value as u8);
-    }
-
-    /// A length: int16 (strings) or int32 (bytes, arrays) in classic
-    /// versions, unsigned varint of length + 1 in flexible ones.
-    fn length(
-        &mut self,
-        field: &'static str,
-        length: usize,
-        classic_i16: bool,
-    ) -> Result<(), OffsetsTopicEncodeError> {
-        let max = if classic_i16 {
-            STRING_BYTES_MAX
-        } else {
-            // A compact length is length + 1 in a u32, yet Kafka reads it
-            // into a Java int, so i32::MAX - 1 is the most either form holds.
-            (i32::MAX - 1) as usize
-        };
-        if length > max {
-            return Err(OffsetsTopicEncodeError::TooLong { field, length, max });
-        }
-        if self.flexible {
-            // Checked above: length + 1 fits in a u32.
-            self.uvarint(length as u32 + 1);
-        } else if classic_i16 {
-            self.buf.extend_from_slice(&(length as i16).to_be_bytes());
-        } else {
-            self.i32(length as i32);
-        }
-        Ok(())
-    }
-
-    fn null(&mut self, classic_i16: bool) {
-        if self.flexible {
-            self.uvarint(0);
-        } else if classic_i16 {
-            self.buf.extend_from_slice(&(-1i16).to_be_bytes());
-        } else {
-            self.i32(-1);
-        }
-    }
-
-    fn string(&mut self, field: &'static str, value: &str) -> Result<(), OffsetsTopicEncodeError> {
-        self.length(field, value.len(), true)?;
-        self.buf.extend_from_slice(value.as_bytes());
-        Ok(())
-    }
-
-    fn nullable_string(
-        &mut self,
-        field: &'static str,
-        value: Option<&str>,
-    ) -> Result<(), OffsetsTopicEncodeError> {
-        match value {
-            Some(value) => self.string(field, value),
-            None => {
-                self.null(true);
-                Ok(())
-            }
-        }
-    }
-
-    fn bytes(&mut self, field: &'static str, value: &[u8]) -> Result<(), OffsetsTopicEncodeError> {
-        self.length(field, value.len(), false)?;
-        self.buf.extend_from_slice(value);
-        Ok(())
-    }
-
-    fn array_len(
-        &mut self,
-        field: &'static str,
-        len: usize,
-    ) -> Result<(), OffsetsTopicEncodeError> {
-        self.length(field, len, false)
-    }
-
-    /// An empty tagged-field section; nothing in classic versions.
-    fn tagged_fields(&mut self) {
-        if self.flexible {
-            self.uvarint(0);
-        }
-    }
-}
-
-/// Reads Kafka's primitive types, classic or flexible, from untrusted
-/// bytes: every length is checked against what remains before use.
-struct Reader<'a> {
-    buf: &'a [u8],
-    position: usize,
-    flexible: bool,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], flexible: bool) -> Reader<'a> {
-        Reader {
-            buf,
-            position: 0,
-            flexible,
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.position
-    }
-
-    fn take(
-        &mut self,
-        field: &'static str,
-        needed: usize,
-    ) -> Result<&'a [u8], OffsetsTopicDecodeError> {
-        let available = self.remaining();
-        if needed > available {
-            return Err(OffsetsTopicDecodeError::Truncated {
-                field,
-                needed,
-                available,
-            });
-        }
-        let bytes = &self.buf[self.position..self.position + needed];
-        self.position += needed;
-        Ok(bytes)
-    }
-
-    fn array<const N: usize>(
-        &mut self,
-        field: &'static str,
-    ) -> Result<[u8; N], OffsetsTopicDecodeError> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(field, N)?);
-        Ok(out)
-    }
-
-    fn i16(&mut self, field: &'static str) -> Result<i16, OffsetsTopicDecodeError> {
-        Ok(i16::from_be_bytes(self.array(field)?))
-    }
-
-    fn i32(&mut self, field: &'static str) -> Result<i32, OffsetsTopicDecodeError> {
-        Ok(i32::from_be_bytes(self.array(field)?))
-    }
-
-    fn i64(&mut self, field: &'static str) -> Result<i64, OffsetsTopicDecodeError> {
-        Ok(i64::from_be_bytes(self.array(field)?))
-    }
-
-    fn uvarint(&mut self, field: &'static str) -> Result<u32, OffsetsTopicDecodeError> {
-        let mut value: u32 = 0;
-        for index in 0..UVARINT_BYTES_MAX {
-            let byte = self.array::<1>(field)?[0];
-            value |= u32::from(byte & 0x7f) << (7 * index);
-            if byte & 0x80 == 0 {
-                return Ok(value);
-            }
-        }
-        Err(OffsetsTopicDecodeError::VarintTooLong {
-            field,
-            max_bytes: UVARINT_BYTES_MAX,
-        })
-    }
-
-    /// A length that may be null: `None` for null. In classic versions
-    /// strings use an int16 length and bytes and arrays an int32; in
-    /// flexible versions all use an unsigned varint of length + 1.
-    fn nullable_length(
-        &mut self,
-        field: &'static str,
-        classic_i16: bool,
-    ) -> Result<Option<usize>, OffsetsTopicDecodeError> {
-        let length: i64 = if self.flexible {
-            i64::from(self.uvarint(field)?) - 1
-        } else if classic_i16 {
-            i64::from(self.i16(field)?)
-        } else {
-            i64::from(self.i32(field)?)
-        };
-        if length == -1 {
-            return Ok(None);
-        }
-        let available = self.remaining();
-        let too_long = classic_i16 && length > STRING_BYTES_MAX as i64;
-        match usize::try_from(length) {
-            Ok(length) if !too_long && length <= available => Ok(Some(length)),
-            _ => Err(OffsetsTopicDecodeError::InvalidLength {
-                field,
-                length,
-                available,
-            }),
-        }
-    }
-
-    fn length(
-        &mut self,
-        field: &'static str,
-        classic_i16: bool,
-    ) -> Result<usize, OffsetsTopicDecodeError> {
-        self.nullable_length(field, classic_i16)?
-            .ok_or(OffsetsTopicDecodeError::UnexpectedNull { field })
-    }
-
-    fn string(&mut self, field: &'static str) -> Result<String, OffsetsTopicDecodeError> {
-        let length = self.length(field, true)?;
-        self.utf8(field, length)
-    }
-
-    fn nullable_string(
-        &mut self,
-        field: &'static str,
-    ) -> Result<Option<String>, OffsetsTopicDecodeError> {
-        match self.nullable_length(field, true)? {
-            Some(length) => self.utf8(field, length).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    fn utf8(
-        &mut self,
-        field: &'static str,
-        length: usize,
-    ) -> Result<String, OffsetsTopicDecodeError> {
-        let bytes = self.take(field, length)?;
-        std::str::from_utf8(bytes)
-            .map(str::to_owned)
-            .map_err(|_| OffsetsTopicDecodeError::InvalidUtf8 { field })
-    }
-
-    fn bytes(&mut self, field: &'static str) -> Result<Bytes, OffsetsTopicDecodeError> {
-        let length = self.length(field, false)?;
-        Ok(Bytes::copy_from_slice(self.take(field, length)?))
-    }
-
-    /// An array's element count. Every element takes at least one byte,
-    /// so a count above the bytes left is corrupt.
-    fn array_len(&mut self, field: &'static str) -> Result<usize, OffsetsTopicDecodeError> {
-        self.length(field, false)
-    }
-
-    /// Skips a tagged-field section (flexible versions only). None of
-    /// these schemas defines a tag yet, so every tag is unknown.
-    fn skip_tagged_fields(&mut self) -> Result<(), OffsetsTopicDecodeError> {
-        if !self.flexible {
-            return Ok(());
-        }
-        let count = self.uvarint("tagged field count")?;
-        for _ in 0..count {
-            self.uvarint("tag")?;
-            let size = self.uvarint("tagged field size")?;
-            // u32 always fits usize on the targets Rill supports (>= 32-bit).
-            self.take("tagged field", size as usize)?;
-        }
-        Ok(())
-    }
-
-    fn finish(&self, record: &'static str, version: i16) -> Result<(), OffsetsTopicDecodeError> {
-        match self.remaining() {
-            0 => Ok(()),
-            trailing_bytes => Err(OffsetsTopicDecodeError::TrailingBytes {
-                record,
-                version,
-                trailing_bytes,
-            }),
-        }
     }
 }
 
@@ -1449,35 +1085,45 @@ mod tests {
         huge.extend_from_slice(&i32::MAX.to_be_bytes());
         assert_eq!(
             GroupMetadataValue::decode(&huge),
-            Err(OffsetsTopicDecodeError::InvalidLength {
-                field: "members",
-                length: i64::from(i32::MAX),
-                available: 0
-            })
+            Err(OffsetsTopicDecodeError::Schema(
+                SchemaDecodeError::InvalidLength {
+                    field: "members",
+                    length: i64::from(i32::MAX),
+                    available: 0
+                }
+            ))
         );
         let mut null_members = value.clone();
         null_members.extend_from_slice(&(-1i32).to_be_bytes());
         assert_eq!(
             GroupMetadataValue::decode(&null_members),
-            Err(OffsetsTopicDecodeError::UnexpectedNull { field: "members" })
+            Err(OffsetsTopicDecodeError::Schema(
+                SchemaDecodeError::UnexpectedNull { field: "members" }
+            ))
         );
         // A null non-nullable string, a negative length, invalid UTF-8.
         let mut key = vec![0x00, 0x01];
         key.extend_from_slice(&(-1i16).to_be_bytes());
         assert_eq!(
             OffsetCommitKey::decode(&key),
-            Err(OffsetsTopicDecodeError::UnexpectedNull { field: "group" })
+            Err(OffsetsTopicDecodeError::Schema(
+                SchemaDecodeError::UnexpectedNull { field: "group" }
+            ))
         );
         key.truncate(2);
         key.extend_from_slice(&(-7i16).to_be_bytes());
         assert!(matches!(
             OffsetCommitKey::decode(&key),
-            Err(OffsetsTopicDecodeError::InvalidLength { length: -7, .. })
+            Err(OffsetsTopicDecodeError::Schema(
+                SchemaDecodeError::InvalidLength { length: -7, .. }
+            ))
         ));
         let key = [0x00, 0x02, 0x00, 0x02, 0xff, 0xfe];
         assert_eq!(
             GroupMetadataKey::decode(&key),
-            Err(OffsetsTopicDecodeError::InvalidUtf8 { field: "group" })
+            Err(OffsetsTopicDecodeError::Schema(
+                SchemaDecodeError::InvalidUtf8 { field: "group" }
+            ))
         );
         // A flexible length that is a varint of six bytes.
         let mut flexible = vec![0x00, 0x04];
@@ -1486,7 +1132,9 @@ mod tests {
         flexible.extend_from_slice(&[0xff; 6]);
         assert!(matches!(
             OffsetCommitValue::decode(&flexible),
-            Err(OffsetsTopicDecodeError::VarintTooLong { .. })
+            Err(OffsetsTopicDecodeError::Schema(
+                SchemaDecodeError::VarintTooLong { .. }
+            ))
         ));
     }
 
@@ -1498,11 +1146,13 @@ mod tests {
         };
         assert_eq!(
             value.encode(),
-            Err(OffsetsTopicEncodeError::TooLong {
-                field: "metadata",
-                length: STRING_BYTES_MAX + 1,
-                max: STRING_BYTES_MAX
-            })
+            Err(OffsetsTopicEncodeError::Schema(
+                SchemaEncodeError::TooLong {
+                    field: "metadata",
+                    length: STRING_BYTES_MAX + 1,
+                    max: STRING_BYTES_MAX
+                }
+            ))
         );
         let value = OffsetCommitValue {
             metadata: "x".repeat(STRING_BYTES_MAX),
@@ -1670,7 +1320,7 @@ mod tests {
         buf.extend_from_slice(&[0u8; 64]);
         assert!(matches!(
             read_batches(&buf, 1 << 20),
-            Err(OffsetsBatchError::InvalidBatch { position, .. }) if position == first
+            Err(OffsetsBatchError::Batches(KeyedBatchError::InvalidBatch { position, .. })) if position == first
         ));
         let keyless = BatchBuilder::new(0)
             .with_records(&[NewRecord::value(b"v")])
@@ -1678,7 +1328,10 @@ mod tests {
             .unwrap();
         assert!(matches!(
             read_batches(&keyless, 1 << 20),
-            Err(OffsetsBatchError::MissingKey { offset: 0 })
+            Err(OffsetsBatchError::Batches(KeyedBatchError::MissingKey {
+                offset: 0,
+                ..
+            }))
         ));
         let bad_key = batch(&[(Bytes::from_static(b"\x00\x01\x00"), None)], 0)
             .unwrap()
@@ -1687,7 +1340,7 @@ mod tests {
             read_batches(&bad_key, 1 << 20),
             Err(OffsetsBatchError::Record {
                 offset: 0,
-                error: OffsetsTopicDecodeError::Truncated { .. }
+                error: OffsetsTopicDecodeError::Schema(SchemaDecodeError::Truncated { .. })
             })
         ));
     }

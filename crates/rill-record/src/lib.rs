@@ -4,7 +4,10 @@
 //! copies from its leader (framing and CRC-32C only), in-place stamping of the fields
 //! the broker owns (baseOffset, partitionLeaderEpoch, LogAppendTime), an
 //! iterator that splits a buffer into whole batches, and record-level
-//! decoding for the few places that need keys, values and headers.
+//! decoding for the few places that need keys, values and headers, and
+//! what Kafka's internal topics share: the primitive types of their record
+//! schemas ([`SchemaReader`], [`SchemaWriter`]) and their batches of keyed
+//! records ([`keyed_batch`], [`read_keyed_batches`]).
 //!
 //! It is pure: no I/O, no allocation per batch on the paths that only look
 //! at headers.
@@ -32,9 +35,11 @@ mod builder;
 mod compression;
 mod control;
 mod error;
+mod keyed;
 mod record;
 mod record_rules;
 mod rewrite;
+mod schema;
 mod validate;
 mod varint;
 
@@ -47,7 +52,15 @@ pub use builder::{BatchBuilder, NewRecord};
 pub use compression::{compress, compress_with_level, decompress, default_level, records_data};
 pub use control::{ControlRecordError, EndTxnMarker, MarkerKind, end_txn_marker};
 pub use error::{BatchError, BatchErrorKind, CompressError, DecompressError, RecordError};
+pub use keyed::{
+    KeyedBatchError, KeyedBatchItem, KeyedRecord, coordinator_partition, java_string_hash,
+    keyed_batch, read_keyed_batches,
+};
 pub use record::{Header, Headers, Record, Records};
 pub use record_rules::{RecordRules, TopicCompression, apply_record_rules};
 pub use rewrite::{BatchRewriter, delete_horizon_of};
+pub use schema::{
+    STRING_BYTES_MAX, SchemaDecodeError, SchemaEncodeError, SchemaReader, SchemaWriter, tagged_i16,
+    tagged_i64,
+};
 pub use validate::{validate_produced, validate_replicated};

@@ -40,7 +40,6 @@
 //! ```
 
 mod api;
-mod codec;
 mod config;
 mod coordinator;
 mod error;

@@ -32,11 +32,15 @@
 
 use std::collections::BTreeSet;
 
-use bytes::Bytes;
-use rill_record::{BatchBuilder, BatchError, Batches, BatchesEnd, NewRecord, RecordError, Records};
-
-use crate::codec::{Reader, Writer};
 use crate::state::TxnState;
+use bytes::Bytes;
+#[cfg(test)]
+use rill_record::NewRecord;
+use rill_record::{
+    BatchBuilder, BatchError, KeyedBatchError, KeyedBatchItem, KeyedRecord, SchemaDecodeError,
+    SchemaEncodeError, SchemaReader as Reader, SchemaWriter as Writer, coordinator_partition,
+    keyed_batch, read_keyed_batches, tagged_i16, tagged_i64,
+};
 
 /// The internal topic of transaction state.
 pub const TXN_STATE_TOPIC: &str = "__transaction_state";
@@ -54,8 +58,7 @@ pub const TXN_LOG_KEY_VERSION: i16 = 0;
 pub const TXN_LOG_VALUE_VERSION: i16 = 1;
 /// The newest value version Kafka defines.
 pub const TXN_LOG_VALUE_VERSION_MAX: i16 = 1;
-/// Kafka strings carry at most `i16::MAX` bytes of UTF-8.
-pub const STRING_BYTES_MAX: usize = i16::MAX as usize;
+pub use rill_record::STRING_BYTES_MAX;
 
 /// "No producer id" in the tagged fields.
 const NO_PRODUCER_ID: i64 = -1;
@@ -70,33 +73,10 @@ pub type TopicPartition = (String, i32);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TxnLogDecodeError {
-    #[error("{field} runs past the end: needs {needed} bytes, {available} left")]
-    Truncated {
-        field: &'static str,
-        needed: usize,
-        available: usize,
-    },
-    #[error("{field} has invalid length {length} ({available} bytes left)")]
-    InvalidLength {
-        field: &'static str,
-        length: i64,
-        available: usize,
-    },
-    #[error("{field} is null, but the schema does not allow null")]
-    UnexpectedNull { field: &'static str },
-    #[error("{field} is not valid UTF-8")]
-    InvalidUtf8 { field: &'static str },
-    #[error("{field} is an unsigned varint longer than {max_bytes} bytes")]
-    VarintTooLong {
-        field: &'static str,
-        max_bytes: usize,
-    },
-    #[error("{record} v{version} ends {trailing_bytes} bytes before its buffer does")]
-    TrailingBytes {
-        record: &'static str,
-        version: i16,
-        trailing_bytes: usize,
-    },
+    /// A field does not fit its schema (truncated, bad length, a tagged
+    /// field of the wrong size, ...).
+    #[error(transparent)]
+    Schema(#[from] SchemaDecodeError),
     /// A key version other than 0; loaders skip such records, as Kafka does.
     #[error("key version {version} is not a transaction log key (0)")]
     UnknownKeyVersion { version: i16 },
@@ -104,24 +84,15 @@ pub enum TxnLogDecodeError {
     UnsupportedValueVersion { version: i16, max: i16 },
     #[error("TransactionStatus {id} is not a transaction state (0..=7)")]
     UnknownState { id: i8 },
-    #[error("tagged field {tag} is {size} bytes, expected {expected}")]
-    TaggedFieldSize {
-        tag: u32,
-        size: usize,
-        expected: usize,
-    },
 }
 
 /// Why a record could not be encoded in Kafka's schema.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TxnLogEncodeError {
-    #[error("{field} is {length} bytes (or elements), more than the {max} its schema can carry")]
-    TooLong {
-        field: &'static str,
-        length: usize,
-        max: usize,
-    },
+    /// A field is longer than its schema can carry.
+    #[error(transparent)]
+    Schema(#[from] SchemaEncodeError),
     #[error("TransactionLogValue has no version {version}; Kafka defines 0..={max}")]
     UnsupportedVersion { version: i16, max: i16 },
     #[error("an Empty transaction must have no partitions, found {count}")]
@@ -270,7 +241,7 @@ impl TxnLogValue {
                         partitions.insert((topic.clone(), partition));
                     }
                 }
-                reader.tagged_fields(|_, _| Ok(false))?;
+                reader.tagged_fields(skip_unknown_tag)?;
             }
         }
         let last_update_timestamp_ms = reader.i64("TransactionLastUpdateTimestampMs")?;
@@ -294,35 +265,19 @@ impl TxnLogValue {
                 TAG_CLIENT_TRANSACTION_VERSION => {
                     value.client_transaction_version = tagged_i16(tag, bytes)?
                 }
-                _ => return Ok(false),
+                _ => skip_unknown_tag(tag, bytes)?,
             }
-            Ok(true)
+            Ok(())
         })?;
         reader.finish(Self::RECORD, version)?;
         Ok(value)
     }
 }
 
-fn tagged_i64(tag: u32, bytes: &[u8]) -> Result<i64, TxnLogDecodeError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| TxnLogDecodeError::TaggedFieldSize {
-            tag,
-            size: bytes.len(),
-            expected: 8,
-        })?;
-    Ok(i64::from_be_bytes(array))
-}
-
-fn tagged_i16(tag: u32, bytes: &[u8]) -> Result<i16, TxnLogDecodeError> {
-    let array: [u8; 2] = bytes
-        .try_into()
-        .map_err(|_| TxnLogDecodeError::TaggedFieldSize {
-            tag,
-            size: bytes.len(),
-            expected: 2,
-        })?;
-    Ok(i16::from_be_bytes(array))
+/// An unknown tag is skipped, as Kafka keeps it unread.
+fn skip_unknown_tag(tag: u32, bytes: &[u8]) -> Result<(), SchemaDecodeError> {
+    tracing::debug!(tag, size = bytes.len(), "skipping unknown tagged field");
+    Ok(())
 }
 
 /// The partitions grouped by topic, topics and partitions in order.
@@ -368,11 +323,7 @@ pub fn partition_for(transactional_id: &str, partitions: i32) -> i32 {
         partitions > 0,
         "transaction.state.log.num.partitions must be positive, is {partitions}"
     );
-    let hash = transactional_id.encode_utf16().fold(0i32, |hash, unit| {
-        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
-    });
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    abs % partitions
+    coordinator_partition(transactional_id, partitions)
 }
 
 /// One record of `__transaction_state` read back from the log.
@@ -399,20 +350,10 @@ pub struct LoadedTxnBatches {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TxnLogBatchError {
-    #[error("bytes at position {position} are not a record batch: {error}")]
-    InvalidBatch { position: usize, error: BatchError },
-    #[error("batch at offset {base_offset} cannot be decompressed: {error}")]
-    Decompress {
-        base_offset: i64,
-        error: rill_record::DecompressError,
-    },
-    #[error("batch at offset {base_offset} has undecodable records: {error}")]
-    Records {
-        base_offset: i64,
-        error: RecordError,
-    },
-    #[error("record at offset {offset} has no key; every __transaction_state record has one")]
-    MissingKey { offset: i64 },
+    /// The batches themselves are unreadable (framing, compression, a
+    /// record without a key).
+    #[error(transparent)]
+    Batches(#[from] KeyedBatchError),
     #[error("record at offset {offset}: {error}")]
     Record {
         offset: i64,
@@ -428,14 +369,7 @@ pub fn batch(
     records: &[(Bytes, Option<Bytes>)],
     timestamp_ms: i64,
 ) -> Result<Option<Vec<u8>>, BatchError> {
-    if records.is_empty() {
-        return Ok(None);
-    }
-    let mut builder = BatchBuilder::new(timestamp_ms);
-    for (key, value) in records {
-        builder.push(&NewRecord::key_value(key, value.as_deref()));
-    }
-    builder.finish().map(Some)
+    keyed_batch(BatchBuilder::new(timestamp_ms), records)
 }
 
 /// Decodes the records of the whole batches at the start of `buf` (as a
@@ -452,44 +386,34 @@ pub fn read_batches(
         skipped_unknown: 0,
         bytes_read: 0,
     };
-    let mut batches = Batches::new(buf);
-    for batch in batches.by_ref() {
-        if batch.attributes().is_control() {
-            continue;
-        }
-        let base_offset = batch.base_offset();
-        let data = rill_record::records_data(&batch, records_bytes_max)
-            .map_err(|error| TxnLogBatchError::Decompress { base_offset, error })?;
-        for record in Records::new(&data, batch.records_count()) {
-            let record =
-                record.map_err(|error| TxnLogBatchError::Records { base_offset, error })?;
-            let offset = base_offset.saturating_add(i64::from(record.offset_delta));
-            let key = record.key.ok_or(TxnLogBatchError::MissingKey { offset })?;
-            match TxnLogRecord::decode(key, record.value) {
-                Ok(decoded) => loaded.records.push(LoadedTxnRecord {
+    loaded.bytes_read =
+        read_keyed_batches(buf, records_bytes_max, TXN_STATE_TOPIC, |item| match item {
+            KeyedBatchItem::Control { .. } => Ok(()),
+            KeyedBatchItem::Record { record, .. } => loaded.load_record(record),
+        })?;
+    Ok(loaded)
+}
+
+impl LoadedTxnBatches {
+    fn load_record(&mut self, record: KeyedRecord<'_>) -> Result<(), TxnLogBatchError> {
+        let offset = record.offset;
+        match TxnLogRecord::decode(record.key, record.value) {
+            Ok(decoded) => self.records.push(LoadedTxnRecord {
+                offset,
+                timestamp_ms: record.timestamp_ms,
+                record: decoded,
+            }),
+            Err(TxnLogDecodeError::UnknownKeyVersion { version }) => {
+                tracing::warn!(
                     offset,
-                    timestamp_ms: batch.record_timestamp(record.timestamp_delta),
-                    record: decoded,
-                }),
-                Err(TxnLogDecodeError::UnknownKeyVersion { version }) => {
-                    tracing::warn!(
-                        offset,
-                        version,
-                        "skipping __transaction_state record of unknown key version"
-                    );
-                    loaded.skipped_unknown += 1;
-                }
-                Err(error) => return Err(TxnLogBatchError::Record { offset, error }),
+                    version,
+                    "skipping __transaction_state record of unknown key version"
+                );
+                self.skipped_unknown += 1;
             }
+            Err(error) => return Err(TxnLogBatchError::Record { offset, error }),
         }
-    }
-    loaded.bytes_read = batches.position();
-    match batches.end() {
-        Some(BatchesEnd::Invalid { position, error }) => Err(TxnLogBatchError::InvalidBatch {
-            position: *position,
-            error: error.clone(),
-        }),
-        _ => Ok(loaded),
+        Ok(())
     }
 }
 
@@ -597,11 +521,13 @@ mod tests {
         bad.extend_from_slice(&[0x01, 0x00, 0x01, 0xff]);
         assert_eq!(
             TxnLogValue::decode(&bad),
-            Err(TxnLogDecodeError::TaggedFieldSize {
-                tag: 0,
-                size: 1,
-                expected: 8
-            })
+            Err(TxnLogDecodeError::Schema(
+                SchemaDecodeError::TaggedFieldSize {
+                    tag: 0,
+                    size: 1,
+                    expected: 8
+                }
+            ))
         );
     }
 
@@ -660,15 +586,17 @@ mod tests {
         );
         assert_eq!(
             decode_key(b"\x00\x00\xff\xff"),
-            Err(TxnLogDecodeError::UnexpectedNull {
-                field: "TransactionalId"
-            })
+            Err(TxnLogDecodeError::Schema(
+                SchemaDecodeError::UnexpectedNull {
+                    field: "TransactionalId"
+                }
+            ))
         );
         assert_eq!(
             decode_key(b"\x00\x00\x00\x02\xff\xfe"),
-            Err(TxnLogDecodeError::InvalidUtf8 {
+            Err(TxnLogDecodeError::Schema(SchemaDecodeError::InvalidUtf8 {
                 field: "TransactionalId"
-            })
+            }))
         );
         let mut bad_version = ongoing_v0_bytes();
         bad_version[1] = 2;
@@ -686,10 +614,12 @@ mod tests {
         huge[17..21].copy_from_slice(&i32::MAX.to_be_bytes());
         assert!(matches!(
             TxnLogValue::decode(&huge),
-            Err(TxnLogDecodeError::InvalidLength {
-                field: "TransactionPartitions",
-                ..
-            })
+            Err(TxnLogDecodeError::Schema(
+                SchemaDecodeError::InvalidLength {
+                    field: "TransactionPartitions",
+                    ..
+                }
+            ))
         ));
         for bytes in [ongoing_v0_bytes(), ongoing_v1_bytes()] {
             for cut in 0..bytes.len() {
@@ -699,13 +629,15 @@ mod tests {
             longer.push(0);
             assert!(matches!(
                 TxnLogValue::decode(&longer),
-                Err(TxnLogDecodeError::TrailingBytes { .. })
+                Err(TxnLogDecodeError::Schema(
+                    SchemaDecodeError::TrailingBytes { .. }
+                ))
             ));
         }
         let long_id = "x".repeat(STRING_BYTES_MAX + 1);
         assert!(matches!(
             encode_key(&long_id),
-            Err(TxnLogEncodeError::TooLong { .. })
+            Err(TxnLogEncodeError::Schema(SchemaEncodeError::TooLong { .. }))
         ));
     }
 
@@ -763,7 +695,7 @@ mod tests {
         buf.extend_from_slice(&[0u8; 64]);
         assert!(matches!(
             read_batches(&buf, 1 << 20),
-            Err(TxnLogBatchError::InvalidBatch { position, .. }) if position == first
+            Err(TxnLogBatchError::Batches(KeyedBatchError::InvalidBatch { position, .. })) if position == first
         ));
         let keyless = BatchBuilder::new(0)
             .with_records(&[NewRecord::value(b"v")])
@@ -771,7 +703,10 @@ mod tests {
             .unwrap();
         assert!(matches!(
             read_batches(&keyless, 1 << 20),
-            Err(TxnLogBatchError::MissingKey { offset: 0 })
+            Err(TxnLogBatchError::Batches(KeyedBatchError::MissingKey {
+                offset: 0,
+                ..
+            }))
         ));
         let bad_value = batch(
             &[(
@@ -786,7 +721,7 @@ mod tests {
             read_batches(&bad_value, 1 << 20),
             Err(TxnLogBatchError::Record {
                 offset: 0,
-                error: TxnLogDecodeError::Truncated { .. }
+                error: TxnLogDecodeError::Schema(SchemaDecodeError::Truncated { .. })
             })
         ));
     }
