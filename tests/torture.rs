@@ -128,3 +128,75 @@ fn power_cuts_without_fsync_are_caught_losing_records() {
         let _ = std::fs::remove_dir_all(kept);
     }
 }
+
+/// A processor life of the EOS run below: the run starts this test binary
+/// again with the processor's settings in the environment and a filter
+/// naming this test; without them it does nothing.
+#[test]
+fn eos_processor() {
+    if let Some(code) = rill_torture::run_processor_if_asked() {
+        std::process::exit(code.into());
+    }
+}
+
+/// A consume-transform-produce processor (read_committed consumer,
+/// transactional producer, offsets sent to the transaction) while the
+/// broker and the processor are each SIGKILLed and restarted, a paused
+/// processor resumes as a zombie after a new one started, and one stalls
+/// past its transaction timeout: the zombie is fenced, the output, read
+/// with read_committed, holds each input record's result exactly once, and
+/// the group's committed offsets are the input's ends.
+#[test]
+fn eos_kills_neither_lose_nor_duplicate_results() {
+    let processor = rill_torture::ProcessorCommand {
+        program: std::env::current_exe().unwrap(),
+        args: [
+            "eos_processor",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    let mut config =
+        rill_torture::EosConfig::new(PathBuf::from(env!("CARGO_BIN_EXE_rill")), processor, seed());
+    config.partitions = 3;
+    config.records = 6_000;
+    config.feed_per_sec = 1_000;
+    config.broker_kills = 3;
+    config.processor_kills = 3;
+    config.zombies = 1;
+    config.stalls = 1;
+    config.transaction_timeout_ms = 3_000;
+    config.stall_ms = 5_000;
+    config.kill_after_ms = (200, 900);
+    config.kill_while_starting = 0.25;
+    let report = rill_torture::run_eos(&config).unwrap();
+    assert!(
+        report.problems.is_empty(),
+        "{} problems ({} missing, {} duplicated, {} foreign, {} committed offsets wrong), data kept in {:?}: {:#?}",
+        report.problem_count,
+        report.missing,
+        report.duplicated,
+        report.foreign,
+        report.offsets_wrong,
+        report.kept,
+        report.problems
+    );
+    assert_eq!((report.missing, report.duplicated), (0, 0), "{report:?}");
+    assert_eq!(report.broker_kills, 3, "{report:?}");
+    assert_eq!(report.processor_kills, 3, "{report:?}");
+    assert_eq!(report.stalls, 1, "{report:?}");
+    assert_eq!(
+        report.zombies_fenced, 1,
+        "a resumed zombie was not fenced: {:?}",
+        report.zombie_exits
+    );
+    assert!(
+        report.input_failed.is_empty(),
+        "input records failed although the broker always came back: {report:?}"
+    );
+    assert_eq!(report.input_in_log, config.records, "{report:?}");
+    assert_eq!(report.output_committed, report.input_in_log, "{report:?}");
+}

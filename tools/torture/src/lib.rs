@@ -16,6 +16,15 @@
 //! stopped and everything sent was acknowledged (idle), some while a
 //! restart recovers. After each cut the topic must still exist.
 //!
+//! [`run_eos`] is the exactly-once mode: a consume-transform-produce
+//! processor (read_committed consumer, transactional producer, offsets sent
+//! to the transaction) runs as a child process while the broker and the
+//! processor are each SIGKILLed and restarted; then the output, read with
+//! read_committed, must hold each input record's result exactly once, and
+//! the group's committed offsets must be the input's ends. The processor is
+//! the calling binary started again: it must call
+//! [`run_processor_if_asked`] first thing in `main`.
+//!
 //! ```no_run
 //! let config = rill_torture::Config::new("target/release/rill".into(), 5, 42);
 //! let report = rill_torture::run(&config)?;
@@ -24,7 +33,9 @@
 //! ```
 
 mod broker;
+mod eos;
 mod group;
+mod processor;
 mod producers;
 mod rng;
 mod verify;
@@ -39,7 +50,9 @@ use rill_powercut_fs::{PowerCutFs, Tear};
 use serde::Serialize;
 
 use broker::Broker;
+pub use eos::{EosConfig, EosReport, ProcessorCommand, run_eos};
 use group::{Group, GroupSettings};
+pub use processor::run_if_asked as run_processor_if_asked;
 use producers::{ProducerSettings, Producers};
 pub use rill_powercut_fs::FUSE_DEVICE;
 pub use rng::Rng;
@@ -272,7 +285,13 @@ fn torture(
 ) -> Result<()> {
     let mut rng = Rng::new(config.seed);
     let mut recovery = broker.start(config.start_timeout)?.recovery;
-    create_topic(config, &broker.bootstrap)?;
+    create_topic(
+        &config.rill,
+        &broker.bootstrap,
+        TOPIC,
+        config.partitions,
+        config.segment_bytes,
+    )?;
     let producer_settings = ProducerSettings {
         bootstrap: broker.bootstrap.clone(),
         topic: TOPIC.into(),
@@ -387,19 +406,25 @@ fn torture(
     broker.stop()
 }
 
-fn create_topic(config: &Config, bootstrap: &str) -> Result<()> {
-    let output = Command::new(&config.rill)
-        .args(["topic", "create", TOPIC, "--if-not-exists", "--partitions"])
-        .arg(config.partitions.to_string())
+fn create_topic(
+    rill: &std::path::Path,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    segment_bytes: u64,
+) -> Result<()> {
+    let output = Command::new(rill)
+        .args(["topic", "create", topic, "--if-not-exists", "--partitions"])
+        .arg(partitions.to_string())
         .arg("--config")
-        .arg(format!("segment.bytes={}", config.segment_bytes))
+        .arg(format!("segment.bytes={segment_bytes}"))
         .arg("--bootstrap")
         .arg(bootstrap)
         .output()
         .context("running rill topic create")?;
     if !output.status.success() {
         bail!(
-            "rill topic create {TOPIC} failed ({}): {}",
+            "rill topic create {topic} failed ({}): {}",
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
