@@ -259,11 +259,15 @@ impl ProducerStateManager {
     }
 
     /// Rebuilds the state of an opened log: from the latest snapshot
-    /// within [log start, log end] (at or below `replay_from_at_most` if
-    /// there is one) that reads back whole (unusable ones are deleted, as are those
-    /// outside the range), then from the batches after it. After a crash
-    /// the caller passes its recovery point: what was not synced, the
-    /// aborted-transaction index included, is replayed.
+    /// within [log start, log end] that reads back whole (unusable ones
+    /// are deleted, as are those outside the range), then from the
+    /// batches after it, as Kafka does. After a crash the caller passes
+    /// its recovery point: the aborted-transaction index above it may have
+    /// lost entries that never reached the disk, so the markers from the
+    /// latest snapshot at or below it (the log start if there is none) are
+    /// replayed into the index as well, by a scratch state. (Replaying the
+    /// state itself from there could miss a marker that compaction has
+    /// removed since, and leave its transaction open for good.)
     pub(crate) fn load(
         dir: &Path,
         log: &Log,
@@ -280,10 +284,10 @@ impl ProducerStateManager {
             txns: TxnState::default(),
         };
         let loaded_from = manager
-            .reload(log, replay_from_at_most)?
+            .reload(log, log.log_end_offset())?
             .unwrap_or(log.log_start_offset());
         if loaded_from > replay_from_at_most.max(log.log_start_offset()) {
-            manager.restore_txn_index(log, loaded_from)?;
+            manager.restore_txn_index(log, replay_from_at_most, loaded_from)?;
         }
         if manager.map_end > loaded_from {
             // Batches were replayed: a snapshot now spares the next start
@@ -297,14 +301,25 @@ impl ProducerStateManager {
         Ok(manager)
     }
 
-    /// Replays the markers from the log start up to `end` into the
-    /// aborted-transaction index only, with a scratch state: the state
-    /// itself came from a snapshot at `end`, but the index below it may
-    /// have lost entries a crash did not let reach the disk (no snapshot
-    /// lay at or below the recovery point). An abort of a transaction
-    /// begun before the log start cannot be restored (its first offset
-    /// is gone with the records).
-    fn restore_txn_index(&self, log: &Log, end: Offset) -> Result<(), PartitionError> {
+    /// Replays the markers from the latest snapshot at or below `from` (the
+    /// log start if there is none) up to `end` into the aborted-transaction
+    /// index only, with a scratch state: the state itself came from a
+    /// snapshot at `end`, but the index below it may have lost entries a
+    /// crash did not let reach the disk. An abort of a transaction begun
+    /// before the replay's start cannot be restored (its first offset is
+    /// not known there).
+    fn restore_txn_index(
+        &self,
+        log: &Log,
+        from: Offset,
+        end: Offset,
+    ) -> Result<(), PartitionError> {
+        let start = self
+            .snapshots
+            .range(..=from)
+            .next_back()
+            .copied()
+            .filter(|offset| *offset >= log.log_start_offset());
         let mut scratch = ProducerStateManager {
             dir: self.dir.clone(),
             disk: Arc::clone(&self.disk),
@@ -315,6 +330,17 @@ impl ProducerStateManager {
             remembers_every_producer: false,
             txns: TxnState::default(),
         };
+        if let Some(offset) = start
+            && let Ok(entries) = producer_snapshot::read(&self.dir, offset)
+        {
+            scratch.producers = producers_from(entries);
+            for producer in scratch.producers.values() {
+                if let Some(first) = producer.current_txn_first_offset {
+                    scratch.txns.begin(producer.producer_id, first);
+                }
+            }
+            scratch.map_end = offset;
+        }
         scratch.replay(log, end)
     }
 

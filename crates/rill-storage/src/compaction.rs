@@ -8,10 +8,12 @@
 //! part has ended; records of aborted transactions (known from the
 //! aborted-transaction index) never enter the offset map — an aborted
 //! value must not supersede a committed one — and are removed; control
-//! batches (markers) are never treated as keyed records and are kept, as
-//! are the segments' index entries. (Kafka also removes a marker once
-//! delete.retention.ms has passed after its transaction's data is gone;
-//! Rill keeps markers for good.)
+//! batches (markers) are never treated as keyed records. A marker goes
+//! once no batch of its transaction is left: a pass that traverses none
+//! (see [`TxnTraversal`]) sets the marker's delete horizon (now +
+//! delete.retention.ms, as for tombstones, KIP-534), and a pass at or
+//! after that horizon removes it, with its aborted-transaction index
+//! entry. A marker that stays keeps its entry.
 //!
 //! Everything here works on [`SealedView`]s — zero-copy slices of sealed
 //! segments taken under the log's lock — and writes new `.cleaned` files,
@@ -19,12 +21,13 @@
 //! lock only to swap a cleaned segment in (see docs/storage.md, "Log
 //! compaction").
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 use std::path::Path;
 
 use rill_record::{
-    BatchRewriter, BatchView, Batches, Record, Records, delete_horizon_of, records_data,
+    BatchRewriter, BatchView, Batches, EndTxnMarker, Record, Records, delete_horizon_of,
+    records_data,
 };
 
 use crate::Offset;
@@ -84,6 +87,9 @@ pub struct CompactionOutcome {
     pub tombstones_removed: u64,
     /// Records dropped because their transaction was aborted.
     pub aborted_records_removed: u64,
+    /// Transaction markers dropped because no batch of their transaction
+    /// was left and their delete horizon had passed.
+    pub markers_removed: u64,
 }
 
 /// The offset ranges of aborted transactions, by producer: whether a
@@ -265,19 +271,79 @@ pub(crate) fn group_segments(views: &[SealedView], segment_bytes: u32) -> Vec<Ra
     groups
 }
 
-/// The last offset of each producer's last batch among `views`: those
-/// batches are kept (empty if need be) so the producer's sequence and
-/// epoch survive compaction, as Kafka keeps them.
-pub(crate) fn producers_last_batches(views: &[SealedView]) -> HashMap<i64, i64> {
-    let mut last = HashMap::new();
-    for view in views {
-        for batch in Batches::new(&view.data) {
-            if batch.has_producer_id() {
-                last.insert(batch.producer_id(), batch.last_offset());
+/// The batches of each producer among `views` that are kept (empty if
+/// need be) so that its sequence and epoch survive compaction: its last
+/// data batch (the last sequence), as Kafka keeps it, and its last batch
+/// if that is a marker (the latest epoch; Kafka keeps a marker only when
+/// the producer has no data batch left).
+#[derive(Debug, Default)]
+pub(crate) struct ProducersLast {
+    /// Producer id → (last offset of its last data batch, if any, last
+    /// offset of its last batch).
+    by_producer: HashMap<i64, (Option<i64>, i64)>,
+}
+
+impl ProducersLast {
+    pub(crate) fn of(views: &[SealedView]) -> ProducersLast {
+        let mut by_producer: HashMap<i64, (Option<i64>, i64)> = HashMap::new();
+        for view in views {
+            for batch in Batches::new(&view.data) {
+                if !batch.has_producer_id() {
+                    continue;
+                }
+                let last = by_producer.entry(batch.producer_id()).or_default();
+                if !batch.attributes().is_control() {
+                    last.0 = Some(batch.last_offset());
+                }
+                last.1 = batch.last_offset();
             }
         }
+        ProducersLast { by_producer }
     }
-    last
+
+    /// Whether `batch` is one its producer's state needs.
+    pub(crate) fn holds(&self, batch: &BatchView<'_>) -> bool {
+        if !batch.has_producer_id() {
+            return false;
+        }
+        self.by_producer
+            .get(&batch.producer_id())
+            .is_some_and(|&(data, any)| {
+                let last = batch.last_offset();
+                data == Some(last) || any == last
+            })
+    }
+}
+
+/// What a pass has traversed of each producer's transactions, in offset
+/// order from the log's first segment (Kafka's CleanedTransactionMetadata):
+/// whether a batch of the transaction a marker ends was read by this
+/// pass. Data batches precede their marker, and a pass reads every batch
+/// from the start of the log, so a marker whose transaction had no batch
+/// in the pass has none left anywhere. Not thread-safe: one per pass.
+#[derive(Debug, Default)]
+pub(crate) struct TxnTraversal {
+    /// Producers with a transactional data batch read since their last
+    /// marker.
+    open: HashSet<i64>,
+}
+
+impl TxnTraversal {
+    /// Notes a data batch read by the pass (kept or not).
+    fn on_data_batch(&mut self, batch: &BatchView<'_>) {
+        if batch.attributes().is_transactional() && batch.has_producer_id() {
+            self.open.insert(batch.producer_id());
+        }
+    }
+
+    /// Notes a marker read by the pass: whether a batch of the transaction
+    /// it ends was read before it in this pass. Unlike Kafka, which asks
+    /// the aborted-transaction index for an ABORT, both kinds ask the same
+    /// question: a producer has one transaction open at a time, so its
+    /// batches since its previous marker are this marker's transaction.
+    fn on_marker(&mut self, producer_id: i64) -> bool {
+        self.open.remove(&producer_id)
+    }
 }
 
 /// What deciding each record needs, shared by every group of a pass.
@@ -288,16 +354,19 @@ pub(crate) struct CleanContext<'a> {
     pub(crate) map_end: Offset,
     pub(crate) now_ms: i64,
     pub(crate) delete_retention_ms: i64,
-    pub(crate) producers_last: &'a HashMap<i64, i64>,
+    pub(crate) producers_last: &'a ProducersLast,
     pub(crate) aborted: &'a AbortedRanges,
 }
 
 /// Rewrites `group` into one new segment, `{base}.log.cleaned`, sealed and
 /// synced (its directory entry is not: the swap syncs the directory).
+/// `txns` carries what the pass traversed from one group to the next:
+/// groups must be cleaned in offset order.
 pub(crate) fn clean_group(
     dir: &Path,
     group: &[SealedView],
     context: &CleanContext<'_>,
+    txns: &mut TxnTraversal,
     config: &LogConfig,
     disk: &dyn Disk,
     outcome: &mut CompactionOutcome,
@@ -307,13 +376,17 @@ pub(crate) fn clean_group(
     let capacity = (input_bytes * 2 + OUTPUT_SLACK_BYTES).min(SEGMENT_BYTES_MAX as usize);
     let mut output =
         Segment::create_cleaned(dir, base_offset, capacity, config, context.now_ms, disk)?;
-    // Markers are kept, so the transactions they aborted stay indexed.
-    let aborted: Vec<_> = group
-        .iter()
-        .flat_map(|v| v.aborted_txns.iter().copied())
-        .collect();
-    let written = write_group(&mut output, group, context, config, disk, outcome)
-        .and_then(|()| {
+    let written = write_group(&mut output, group, context, txns, config, disk, outcome)
+        .and_then(|removed_markers| {
+            // An ABORT marker that stays keeps its transaction indexed (a
+            // read_committed fetch must still skip any aborted record left,
+            // and the partition's replay would index a marker again anyway);
+            // one removed takes its entry with it.
+            let aborted: Vec<_> = group
+                .iter()
+                .flat_map(|v| v.aborted_txns.iter().copied())
+                .filter(|txn| removed_markers.binary_search(&txn.last_offset).is_err())
+                .collect();
             output
                 .add_cleaned_aborted_txns(&aborted, disk)
                 .map_err(CompactError::from)
@@ -330,14 +403,18 @@ pub(crate) fn clean_group(
     Ok(output)
 }
 
+/// Writes what `group` keeps into `output`. Returns the offsets of the
+/// markers it dropped, in increasing order.
 fn write_group(
     output: &mut Segment,
     group: &[SealedView],
     context: &CleanContext<'_>,
+    txns: &mut TxnTraversal,
     config: &LogConfig,
     disk: &dyn Disk,
     outcome: &mut CompactionOutcome,
-) -> Result<(), CompactError> {
+) -> Result<Vec<Offset>, CompactError> {
+    let mut removed_markers = Vec::new();
     for (i, view) in group.iter().enumerate() {
         let last_view = i + 1 == group.len();
         let mut batches = Batches::new(&view.data).peekable();
@@ -347,7 +424,16 @@ fn write_group(
             // replaces: recovery finishes an interrupted swap by deleting
             // the old segments within that span.
             let group_last = last_view && batches.peek().is_none();
-            let kept = clean_batch(&batch, context, group_last, outcome)?;
+            let kept = if batch.attributes().is_control() {
+                let kept = clean_control_batch(&batch, context, txns, group_last, outcome)?;
+                if kept.is_none() {
+                    removed_markers.push(Offset(batch.base_offset()));
+                }
+                kept
+            } else {
+                txns.on_data_batch(&batch);
+                clean_batch(&batch, context, group_last, outcome)?
+            };
             if let Some(bytes) = kept {
                 output
                     .append_cleaned(bytes.as_slice(&batch), config, disk)
@@ -358,7 +444,7 @@ fn write_group(
             }
         }
     }
-    Ok(())
+    Ok(removed_markers)
 }
 
 /// A batch as compaction keeps it: as it was, or rewritten.
@@ -376,6 +462,53 @@ impl Kept {
     }
 }
 
+/// Decides a control batch: a commit or abort marker is removed once no
+/// batch of its transaction is left — the pass traversed none (see
+/// [`TxnTraversal`]) — and its delete horizon has passed. The first pass
+/// that traverses none sets that horizon to now + delete.retention.ms, as
+/// for a tombstone (Kafka's cleaner, KIP-534). A marker its producer's
+/// state needs, or that ends the group, stays whole (never emptied: the
+/// partition's replay reads every marker as one control record). Other
+/// control batches are copied.
+fn clean_control_batch(
+    batch: &BatchView<'_>,
+    context: &CleanContext<'_>,
+    txns: &mut TxnTraversal,
+    group_last: bool,
+    outcome: &mut CompactionOutcome,
+) -> Result<Option<Kept>, CompactError> {
+    // A control record that cannot be read is kept, as the partition
+    // keeps it (it skips it rather than fail the partition over it).
+    let Ok(Some(_)) = EndTxnMarker::of(batch) else {
+        return Ok(Some(Kept::Unchanged));
+    };
+    if txns.on_marker(batch.producer_id()) {
+        return Ok(Some(Kept::Unchanged));
+    }
+    match delete_horizon_of(batch) {
+        None => {
+            let horizon = context.now_ms.saturating_add(context.delete_retention_ms);
+            let data = expand(batch)?;
+            let mut rewriter = BatchRewriter::new(*batch, Some(horizon));
+            for record in &decode(batch, &data)? {
+                rewriter.keep(record);
+            }
+            let bytes = rewriter.finish().map_err(|source| CompactError::Compress {
+                base_offset: Offset(batch.base_offset()),
+                source,
+            })?;
+            Ok(Some(Kept::Rewritten(bytes)))
+        }
+        Some(horizon)
+            if context.now_ms >= horizon && !group_last && !context.producers_last.holds(batch) =>
+        {
+            outcome.markers_removed += 1;
+            Ok(None)
+        }
+        Some(_) => Ok(Some(Kept::Unchanged)),
+    }
+}
+
 /// Decides each record of `batch`: kept if it is the latest of its key
 /// (or past the map, or has no key), dropped if superseded; a tombstone
 /// that is the latest of its key is kept until its batch's delete horizon
@@ -388,9 +521,6 @@ fn clean_batch(
     group_last: bool,
     outcome: &mut CompactionOutcome,
 ) -> Result<Option<Kept>, CompactError> {
-    if batch.attributes().is_control() {
-        return Ok(Some(Kept::Unchanged));
-    }
     let data = expand(batch)?;
     let records = decode(batch, &data)?;
     let horizon = delete_horizon_of(batch);
@@ -431,9 +561,7 @@ fn clean_batch(
     if kept_count == records.len() && !set_horizon {
         return Ok(Some(Kept::Unchanged));
     }
-    let producers_last = batch.has_producer_id()
-        && context.producers_last.get(&batch.producer_id()) == Some(&batch.last_offset());
-    if kept_count == 0 && !group_last && !producers_last {
+    if kept_count == 0 && !group_last && !context.producers_last.holds(batch) {
         return Ok(None);
     }
     let new_horizon =

@@ -1,7 +1,9 @@
 //! Log compaction: latest value per key, offsets kept, tombstones and
 //! delete.retention.ms, compact,delete, the active segment left alone,
 //! concurrency with appends and reads, crash safety of the swap, and
-//! transactions (aborted records removed, markers and index kept).
+//! transactions (aborted records removed; markers, and their index
+//! entries, removed once delete.retention.ms has passed after a pass
+//! found no batch of their transaction left).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::Fixture;
 use rill_record::{
     BatchBuilder, BatchView, Batches, Compression, EndTxnMarker, MarkerKind, NewRecord, Records,
-    compress, end_txn_marker, layout, records_data,
+    compress, delete_horizon_of, end_txn_marker, layout, records_data,
 };
 use rill_storage::{
     AbortedTxn, CleanerConfig, CleanupPolicy, FlushPolicy, Log, LogConfig, Offset, RecoveryHints,
@@ -679,4 +681,214 @@ fn an_interrupted_swap_keeps_or_drops_the_transaction_index_by_its_commit() {
         entries,
         "the live one is kept"
     );
+}
+
+/// Every marker in the log: its offset and its delete horizon, if a pass
+/// has set one.
+fn markers(log: &Log) -> BTreeMap<Offset, Option<i64>> {
+    let mut out = BTreeMap::new();
+    let mut next = log.log_start_offset();
+    let end = log.log_end_offset();
+    while next < end {
+        let read = log.read(next, 1 << 20, end, true).unwrap();
+        if read.bytes.is_empty() {
+            break;
+        }
+        for batch in Batches::new(&read.bytes) {
+            if batch.attributes().is_control() {
+                assert!(
+                    EndTxnMarker::of(&batch).unwrap().is_some(),
+                    "a marker stays whole"
+                );
+                out.insert(Offset(batch.base_offset()), delete_horizon_of(&batch));
+            }
+            next = Offset(batch.next_offset());
+        }
+    }
+    out
+}
+
+/// The state a crash or a clean reopen must not change.
+type TxnState = (Vec<Seen>, BTreeMap<Offset, Option<i64>>, Vec<AbortedTxn>);
+
+fn txn_state(log: &Log) -> TxnState {
+    let end = log.log_end_offset();
+    (consume(log), markers(log), log.aborted_txns(Offset(0), end))
+}
+
+/// A crash right after the pass, then a clean reopen: neither changes what
+/// the pass left.
+fn assert_survives_reopen(fx: &Fixture, log: Log) -> Log {
+    let before = txn_state(&log);
+    let (log, _) = fx.reopen_crashed(log, Offset(0));
+    assert_eq!(txn_state(&log), before, "after a crash");
+    let (log, _) = fx.reopen_clean(log);
+    assert_eq!(txn_state(&log), before, "after a clean reopen");
+    log
+}
+
+#[test]
+fn a_commit_marker_goes_delete_retention_ms_after_its_data_is_gone() {
+    let fx = Fixture::new();
+    let log = fx.create(LogConfig {
+        delete_retention_ms: 500,
+        ..compact_config()
+    });
+    let first = log.log_end_offset();
+    append(&log, &transactional(8, 0, &[("j", "first")])); // 0
+    let commit1 = end_txn(&log, 8, first, MarkerKind::Commit); // 1
+    let first = log.log_end_offset();
+    append(&log, &transactional(8, 1, &[("j", "second")])); // 2
+    let commit2 = end_txn(&log, 8, first, MarkerKind::Commit); // 3
+    roll(&log, 0);
+
+    // Pass 1 traverses the first transaction's batch (and removes it,
+    // superseded): its marker stays, with no horizon yet.
+    let outcome = compact(&log, 1_000);
+    assert!(
+        outcome.ran && outcome.records_superseded >= 1,
+        "{outcome:?}"
+    );
+    assert_eq!(outcome.markers_removed, 0, "{outcome:?}");
+    assert!(!consume(&log).iter().any(|r| r.0 == Offset(0)));
+    assert_eq!(
+        markers(&log),
+        BTreeMap::from([(commit1, None), (commit2, None)])
+    );
+    let log = assert_survives_reopen(&fx, log);
+
+    // Pass 2 finds no batch of it: the horizon is set to now + 500. The
+    // second transaction's batch holds the latest "j", so its marker stays
+    // with no horizon.
+    roll(&log, 0);
+    let outcome = compact(&log, 2_000);
+    assert_eq!(outcome.markers_removed, 0, "{outcome:?}");
+    assert_eq!(
+        markers(&log),
+        BTreeMap::from([(commit1, Some(2_500)), (commit2, None)])
+    );
+    let log = assert_survives_reopen(&fx, log);
+
+    // Before the horizon it stays.
+    roll(&log, 0);
+    assert_eq!(compact(&log, 2_499).markers_removed, 0);
+    assert_eq!(markers(&log).get(&commit1), Some(&Some(2_500)));
+
+    // At the horizon it goes; the retained transaction's marker and
+    // value do not.
+    roll(&log, 0);
+    let outcome = compact(&log, 2_500);
+    assert_eq!(outcome.markers_removed, 1, "{outcome:?}");
+    assert_eq!(markers(&log), BTreeMap::from([(commit2, None)]));
+    let seen = consume(&log);
+    assert!(
+        seen.iter()
+            .any(|r| r.0 == Offset(2) && r.2.as_deref() == Some(&b"second"[..])),
+        "{seen:?}"
+    );
+    let log = assert_survives_reopen(&fx, log);
+    // Later passes leave it so.
+    roll(&log, 0);
+    compact(&log, 1_000_000);
+    assert_eq!(markers(&log), BTreeMap::from([(commit2, None)]));
+}
+
+#[test]
+fn an_abort_marker_and_its_index_entry_go_after_its_records() {
+    let fx = Fixture::new();
+    let log = fx.create(LogConfig {
+        delete_retention_ms: 500,
+        ..compact_config()
+    });
+    append(&log, &keyed(&[("k", Some("committed"))], 0)); // 0
+    let first = log.log_end_offset();
+    append(&log, &transactional(7, 0, &[("k", "aborted")])); // 1
+    let abort = end_txn(&log, 7, first, MarkerKind::Abort); // 2
+    let first = log.log_end_offset();
+    append(&log, &transactional(7, 1, &[("m", "later")])); // 3
+    let commit = end_txn(&log, 7, first, MarkerKind::Commit); // 4
+    roll(&log, 0);
+    let entry = AbortedTxn {
+        producer_id: 7,
+        first_offset: Offset(1),
+        last_offset: abort,
+        last_stable_offset: abort.plus(1),
+    };
+
+    // Pass 1: the aborted record goes; its marker and entry stay.
+    let outcome = compact(&log, 1_000);
+    assert_eq!(outcome.aborted_records_removed, 1, "{outcome:?}");
+    assert_eq!(outcome.markers_removed, 0, "{outcome:?}");
+    assert!(!consume(&log).iter().any(|r| r.0 == Offset(1)));
+    assert_eq!(
+        markers(&log),
+        BTreeMap::from([(abort, None), (commit, None)])
+    );
+    let end = log.log_end_offset();
+    assert_eq!(log.aborted_txns(Offset(0), end), [entry]);
+    let log = assert_survives_reopen(&fx, log);
+
+    // Pass 2: no batch of it is left, so the horizon is set; the entry
+    // stays with the marker.
+    roll(&log, 0);
+    compact(&log, 1_000);
+    assert_eq!(markers(&log).get(&abort), Some(&Some(1_500)));
+    let end = log.log_end_offset();
+    assert_eq!(log.aborted_txns(Offset(0), end), [entry]);
+    let log = assert_survives_reopen(&fx, log);
+
+    // Pass 3, at the horizon: the marker goes, and its entry with it.
+    roll(&log, 0);
+    let outcome = compact(&log, 1_500);
+    assert_eq!(outcome.markers_removed, 1, "{outcome:?}");
+    assert_eq!(markers(&log), BTreeMap::from([(commit, None)]));
+    let end = log.log_end_offset();
+    assert_eq!(log.aborted_txns(Offset(0), end), []);
+    let seen = consume(&log);
+    assert!(
+        seen.iter()
+            .any(|r| r.0 == Offset(0) && r.2.as_deref() == Some(&b"committed"[..])),
+        "{seen:?}"
+    );
+    let log = assert_survives_reopen(&fx, log);
+    let end = log.log_end_offset();
+    assert_eq!(log.aborted_txns(Offset(0), end), []);
+}
+
+#[test]
+fn a_marker_stays_while_a_batch_of_its_transaction_does() {
+    let fx = Fixture::new();
+    let log = fx.create(LogConfig {
+        delete_retention_ms: 500,
+        ..compact_config()
+    });
+    // Producer 9's transaction holds the latest "j": its data stays.
+    let first = log.log_end_offset();
+    append(&log, &transactional(9, 0, &[("j", "kept")]));
+    let commit = end_txn(&log, 9, first, MarkerKind::Commit);
+    // Producer 7's aborted batch is its last data batch: its records go,
+    // but the batch stays, empty, for the producer's sequence, and so the
+    // marker ending its transaction stays too, with its index entry.
+    let first = log.log_end_offset();
+    append(&log, &transactional(7, 0, &[("k", "aborted")]));
+    let abort = end_txn(&log, 7, first, MarkerKind::Abort);
+    roll(&log, 0);
+    let expected = BTreeMap::from([(commit, None), (abort, None)]);
+    for now_ms in [1_000, 2_000, 1_000_000] {
+        roll(&log, 0);
+        let outcome = compact(&log, now_ms);
+        assert!(outcome.ran, "{outcome:?}");
+        assert_eq!(outcome.markers_removed, 0, "{outcome:?}");
+        assert_eq!(markers(&log), expected, "at {now_ms}");
+        let end = log.log_end_offset();
+        assert_eq!(log.aborted_txns(Offset(0), end).len(), 1, "at {now_ms}");
+    }
+    let seen = consume(&log);
+    assert!(
+        seen.iter()
+            .any(|r| r.1 == b"j" && r.2.as_deref() == Some(&b"kept"[..]))
+    );
+    assert!(!seen.iter().any(|r| r.1 == b"k"), "{seen:?}");
+    let log = assert_survives_reopen(&fx, log);
+    assert_eq!(markers(&log), expected);
 }

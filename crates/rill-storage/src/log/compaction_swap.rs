@@ -7,8 +7,8 @@ use super::{Log, LogShared};
 use crate::Offset;
 use crate::clean_point::write_clean_point;
 use crate::compaction::{
-    AbortedRanges, CleanContext, CleanerConfig, CompactionOutcome, build_offset_map, clean_group,
-    group_segments, plan, producers_last_batches,
+    AbortedRanges, CleanContext, CleanerConfig, CompactionOutcome, ProducersLast, TxnTraversal,
+    build_offset_map, clean_group, group_segments, plan,
 };
 use crate::durable::sync_dir_on;
 use crate::error::CompactError;
@@ -24,8 +24,9 @@ impl Log {
     /// there are no transactions) and older than min.compaction.lag.ms,
     /// never touching the active segment. Offsets are kept, so reads see
     /// gaps. Tombstones go once delete.retention.ms has passed since a
-    /// pass first kept them. Records of aborted transactions go too;
-    /// transaction markers stay (see compaction.rs).
+    /// pass first kept them. Records of aborted transactions go too, and
+    /// a transaction marker goes delete.retention.ms after a pass first
+    /// finds no batch of its transaction left (see compaction.rs).
     ///
     /// Blocking and possibly long: call it from a background thread.
     /// Appends and reads go on meanwhile; the write lock is taken only to
@@ -96,7 +97,7 @@ impl Log {
             .take_while(|v| v.base_offset < map_end)
             .count();
         let views = &views[..to_clean];
-        let producers_last = producers_last_batches(views);
+        let producers_last = ProducersLast::of(views);
         let context = CleanContext {
             map: &map,
             map_end,
@@ -106,12 +107,16 @@ impl Log {
             aborted: &aborted,
         };
         let disk = self.shared.disk.as_ref();
+        // From the log's first segment on, so a marker whose transaction
+        // has no batch in the pass has none anywhere (see TxnTraversal).
+        let mut txns = TxnTraversal::default();
         for range in group_segments(views, config.segment_bytes) {
             let group = &views[range];
             let cleaned = clean_group(
                 &self.shared.dir,
                 group,
                 &context,
+                &mut txns,
                 &config,
                 disk,
                 &mut outcome,
