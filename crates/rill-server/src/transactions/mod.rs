@@ -40,6 +40,10 @@ use markers::{Delivered, LocalMarkers, Marker};
 /// replicas (Kafka's request.timeout.ms for its appends).
 const PERSIST_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a request may be held while its transactional id is
+/// mid-change before it is answered CONCURRENT_TRANSACTIONS.
+const CONCURRENT_HOLD: Duration = Duration::from_secs(1);
+
 /// The pause before a failed completion record is written again.
 const RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -67,6 +71,9 @@ impl std::fmt::Debug for TransactionsDeps {
 #[derive(Debug)]
 pub(crate) struct Transactions {
     coordinator: Mutex<TxnCoordinator>,
+    /// Woken whenever a state change is logged (or fails), for requests
+    /// held while their transactional id was mid-change.
+    changed: tokio::sync::Notify,
     partition: TopicPartition,
     slot: Weak<TransactionsSlot>,
 }
@@ -217,6 +224,7 @@ impl TransactionsSlot {
         let jobs = coordinator.finish_loading(now_ms());
         let transactions = Arc::new(Transactions {
             coordinator: Mutex::new(coordinator),
+            changed: tokio::sync::Notify::new(),
             partition: tp,
             slot: self.me.clone(),
         });
@@ -295,18 +303,38 @@ impl Transactions {
     /// makes it and reports it back; returns the client's answer.
     pub(crate) async fn run<T>(
         self: &Arc<Self>,
-        call: impl FnOnce(&mut TxnCoordinator, i64) -> Outcome<T>,
+        mut call: impl FnMut(&mut TxnCoordinator, i64) -> Outcome<T>,
         answer: impl FnOnce(Reply) -> Result<T, TxnError>,
     ) -> Result<T, TxnError> {
-        let outcome = {
-            let mut coordinator = self.coordinator.lock();
-            call(&mut coordinator, now_ms())
-        };
-        match outcome {
-            Outcome::Done(result) => result,
-            Outcome::Persist(write) => {
-                let reply = self.persist(write).await;
-                answer(reply)
+        // A request that finds its transactional id mid-change (most often
+        // the next transaction's first AddPartitionsToTxn while the last
+        // one's markers are still being written) is held until the change
+        // is logged rather than refused at once: clients retry
+        // CONCURRENT_TRANSACTIONS only after a backoff (librdkafka's and
+        // Java's 20 ms), longer than the change takes.
+        let deadline = tokio::time::Instant::now() + CONCURRENT_HOLD;
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let outcome = {
+                let mut coordinator = self.coordinator.lock();
+                call(&mut coordinator, now_ms())
+            };
+            match outcome {
+                Outcome::Done(Err(TxnError::ConcurrentTransactions { .. }))
+                    if tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::select! {
+                        () = changed => {}
+                        () = tokio::time::sleep_until(deadline) => {}
+                    }
+                }
+                Outcome::Done(result) => return result,
+                Outcome::Persist(write) => {
+                    let reply = self.persist(write).await;
+                    return answer(reply);
+                }
             }
         }
     }
@@ -388,6 +416,7 @@ impl Transactions {
             .coordinator
             .lock()
             .persisted(write.token, result, now_ms());
+        self.changed.notify_waiters();
         self.follow_up(persisted)
     }
 
