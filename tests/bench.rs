@@ -247,6 +247,62 @@ fn the_native_producer_writes_exactly_the_messages_it_reports() {
 }
 
 #[test]
+fn transactional_produce_reports_its_commits_and_both_isolations_read_every_message() {
+    let broker = BrokerProcess::start(&[]);
+    // Two producers of 1,250 messages each: 12 transactions of 100 and a
+    // last one of 50 apiece.
+    let report = bench(
+        &broker,
+        &[
+            "produce",
+            "--topic",
+            "tx",
+            "--partitions",
+            "3",
+            "--messages",
+            "2500",
+            "--size",
+            "100",
+            "--producers",
+            "2",
+            "--transaction-size",
+            "100",
+        ],
+    )
+    .unwrap();
+    check_phase(&report["produce"], 2500, 250_000, Some(2500));
+    assert_eq!(report["settings"]["transaction_size"], "100");
+    let transactions = &report["produce"]["transactions"];
+    assert_eq!(transactions["committed"], 26, "{report}");
+    let commit = &transactions["commit_latency_ms"];
+    assert_eq!(commit["samples"], 26, "{report}");
+    let (p50, p99, max) = (
+        commit["p50"].as_f64().unwrap(),
+        commit["p99"].as_f64().unwrap(),
+        commit["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{report}");
+
+    // The markers take offsets but are no messages: a catch-up read ends
+    // at each partition's end with every message, whatever the isolation.
+    for isolation in ["read_committed", "read_uncommitted"] {
+        let consumed = bench(
+            &broker,
+            &["consume", "--topic", "tx", "--isolation", isolation],
+        )
+        .unwrap();
+        assert_eq!(consumed["settings"]["isolation"], isolation);
+        check_phase(&consumed["consume"], 2500, 250_000, None);
+    }
+
+    let refused = bench(
+        &broker,
+        &["produce", "--client", "native", "--transaction-size", "10"],
+    );
+    assert!(refused.unwrap_err().contains("--transaction-size"));
+}
+
+#[test]
 fn ceiling_reports_disk_and_loopback_limits() {
     let dir = tempfile::tempdir().unwrap();
     let output = Command::new(rill_binary())

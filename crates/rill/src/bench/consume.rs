@@ -1,20 +1,24 @@
 //! `rill bench consume`, and the librdkafka consumers that `e2e` runs too:
 //! one client per thread, each assigned a share of the partitions (no
-//! group, nothing committed), reading until the run's target count.
+//! group, nothing committed), reading until the run's target count or,
+//! catching up, until each partition's end: transactions' markers take
+//! offsets but are no messages, so a transactional topic holds fewer
+//! messages than its offsets say.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, ensure};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::payload::read_stamp;
 use super::progress::{Counters, Progress};
 use super::report::{Outcome, Phase, Report};
-use super::{ConsumeBenchArgs, broker_stats, setup};
+use super::{ConsumeBenchArgs, Isolation, broker_stats, setup};
 use crate::client::{CliContext, ClientArgs};
 
 /// How long one poll waits before the loop checks whether it is done.
@@ -35,7 +39,10 @@ pub(crate) fn run(client: &ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result
         .values()
         .map(|&(low, high)| (high - low).max(0) as u64)
         .sum();
-    // Without --messages or --duration: everything the topic holds now.
+    // Without --messages or --duration: everything the topic holds now
+    // (at most; fewer messages when markers or aborted messages take some
+    // of the offsets, so reading also stops at each partition's end).
+    let catch_up = args.run.messages.is_none() && duration.is_none();
     let target = match (args.run.messages, duration) {
         (Some(messages), _) => messages,
         (None, Some(_)) => u64::MAX,
@@ -52,6 +59,8 @@ pub(crate) fn run(client: &ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result
         quota: Quota::new(target),
         duration,
         stamped: false,
+        isolation: args.consumer.isolation,
+        until_end: catch_up,
     };
 
     let counters = Arc::new(Counters::default());
@@ -71,6 +80,7 @@ pub(crate) fn run(client: &ClientArgs, args: ConsumeBenchArgs) -> anyhow::Result
     };
     let mut settings = BTreeMap::new();
     settings.insert("consumers", plan.consumers.to_string());
+    settings.insert("isolation", plan.isolation.level().to_string());
     if let Some(seconds) = args.run.duration {
         settings.insert("duration", seconds.to_string());
     }
@@ -101,10 +111,19 @@ pub(crate) struct ConsumePlan<'a> {
     pub(crate) duration: Option<Duration>,
     /// Whether payloads carry their send time (end-to-end latency).
     pub(crate) stamped: bool,
+    pub(crate) isolation: Isolation,
+    /// Whether a consumer stops once each of its partitions reached its
+    /// end (the high watermark, or with read_committed the last stable
+    /// offset, when it got there).
+    pub(crate) until_end: bool,
 }
 
 /// A consumer assigned its share of the partitions, not yet polled.
-pub(crate) struct Reader(BaseConsumer<CliContext>);
+pub(crate) struct Reader {
+    consumer: BaseConsumer<CliContext>,
+    /// How many partitions it was assigned.
+    partitions: usize,
+}
 
 /// Creates the plan's consumers and assigns each its partitions: those at
 /// positions i, i + consumers, ... (consumers beyond the partition count
@@ -123,6 +142,11 @@ pub(crate) fn start(client: &ClientArgs, plan: &ConsumePlan<'_>) -> anyhow::Resu
                 ("enable.auto.offset.store", "false"),
                 ("auto.offset.reset", "earliest"),
                 ("allow.auto.create.topics", "false"),
+                ("isolation.level", plan.isolation.level()),
+                (
+                    "enable.partition.eof",
+                    if plan.until_end { "true" } else { "false" },
+                ),
             ])?
             .create_with_context(CliContext)
             .context("cannot create the consumers")?;
@@ -133,7 +157,10 @@ pub(crate) fn start(client: &ClientArgs, plan: &ConsumePlan<'_>) -> anyhow::Resu
         consumer
             .assign(&assignment)
             .context("cannot assign the partitions")?;
-        readers.push(Reader(consumer));
+        readers.push(Reader {
+            consumer,
+            partitions: assignment.count(),
+        });
     }
     Ok(readers)
 }
@@ -176,8 +203,13 @@ fn read_one(
     let mut last_progress = Instant::now();
     let mut seen_total = 0;
     let mut claim = Claim::default();
+    // The partitions that reached their end (when catching up).
+    let mut ended = BTreeSet::new();
     loop {
         if claim.left == 0 && plan.quota.is_done() {
+            break;
+        }
+        if plan.until_end && ended.len() >= reader.partitions {
             break;
         }
         if plan
@@ -186,7 +218,7 @@ fn read_one(
         {
             break;
         }
-        match reader.0.poll(POLL) {
+        match reader.consumer.poll(POLL) {
             Some(Ok(message)) => {
                 if !plan.quota.take(&mut claim) {
                     break;
@@ -208,6 +240,9 @@ fn read_one(
                     counters.add_consumed(unreported, unreported_bytes);
                     (unreported, unreported_bytes) = (0, 0);
                 }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                ended.insert(partition);
             }
             Some(Err(error)) => outcome.fail(error.to_string()),
             None => {

@@ -40,6 +40,8 @@ pub(crate) fn run(client: &ClientArgs, args: E2eBenchArgs) -> anyhow::Result<()>
         quota: Quota::new(u64::MAX),
         duration: None,
         stamped: true,
+        isolation: args.consumer.isolation,
+        until_end: false,
     };
     let mut produce_plan = ProducePlan::new(&args.topic.topic, &args.producer, &payloads, &keys)
         .sized(messages, duration);
@@ -75,6 +77,7 @@ pub(crate) fn run(client: &ClientArgs, args: E2eBenchArgs) -> anyhow::Result<()>
     };
     let mut settings = super::producer_settings(&args.producer, &args.run);
     settings.insert("consumers", args.consumer.consumers.to_string());
+    settings.insert("isolation", args.consumer.isolation.level().to_string());
     Report {
         command: "e2e",
         client: "rdkafka",

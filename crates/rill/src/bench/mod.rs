@@ -42,6 +42,8 @@ use payload::KeyDistribution;
     rill bench consume                                           # catch up on rill-bench\n  \
     rill bench e2e --rate 50000 --duration 20 --consumers 2\n  \
     rill bench produce --client native --size 1024 --messages 5000000\n  \
+    rill bench produce --transaction-size 10000 --acks all       # transactional\n  \
+    rill bench consume --isolation read_committed\n  \
     rill bench ceiling --dir /var/lib/rill\n\n\
     Every command measures any Kafka broker at --bootstrap, and prints a text\n\
     report, or one JSON object with --json. MB are 10^6 bytes of keys and values.")]
@@ -138,6 +140,15 @@ struct ProducerOptions {
     /// Idempotent producers (enable.idempotence).
     #[arg(long)]
     idempotence: bool,
+    /// Transactional producers: each has a transactional.id of its own
+    /// (so is idempotent too), begins a transaction, and commits it after
+    /// every N messages it sends (and at the end). The report adds each
+    /// commit's latency: from the call to commit to its return, which
+    /// waits for the transaction's last acknowledgements (its last
+    /// batches may first wait out --linger-ms) and the coordinator's
+    /// EndTxn answer.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    transaction_size: Option<u64>,
     /// Producer clients, each on a thread of its own.
     #[arg(long, value_name = "N", default_value_t = 1)]
     producers: usize,
@@ -175,6 +186,30 @@ struct ConsumerOptions {
     /// of the partitions.
     #[arg(long, value_name = "N", default_value_t = 1)]
     consumers: usize,
+    /// Which messages of transactions are read (isolation.level):
+    /// read_uncommitted reads up to the high watermark, aborted messages
+    /// included; read_committed up to the last stable offset, aborted
+    /// messages skipped.
+    #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
+    isolation: Isolation,
+}
+
+/// A consumer's isolation.level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+enum Isolation {
+    ReadUncommitted,
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// librdkafka's isolation.level value.
+    fn level(self) -> &'static str {
+        match self {
+            Isolation::ReadUncommitted => "read_uncommitted",
+            Isolation::ReadCommitted => "read_committed",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -187,7 +222,7 @@ struct ProduceBenchArgs {
     producer: ProducerOptions,
     /// The producer client: librdkafka, or Rill's own pipelined producer
     /// over the Kafka protocol (large batches, no librdkafka overhead;
-    /// uncompressed, keyless, not idempotent).
+    /// uncompressed, keyless, neither idempotent nor transactional).
     #[arg(long, value_enum, default_value_t = ClientKind::Rdkafka)]
     client: ClientKind,
     /// --client native: produce requests in flight per connection.
@@ -244,7 +279,13 @@ fn producer_settings(
     settings.insert("size", producer.size.to_string());
     settings.insert("acks", producer.acks.property().to_string());
     settings.insert("compression", producer.compression.property().to_string());
-    settings.insert("idempotence", producer.idempotence.to_string());
+    settings.insert(
+        "idempotence",
+        (producer.idempotence || producer.transaction_size.is_some()).to_string(),
+    );
+    if let Some(size) = producer.transaction_size {
+        settings.insert("transaction_size", size.to_string());
+    }
     settings.insert("producers", producer.producers.to_string());
     settings.insert("keys", format!("{:?}", producer.keys).to_lowercase());
     settings.insert("batch_size", producer.batch_size.to_string());

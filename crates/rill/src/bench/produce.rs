@@ -2,6 +2,8 @@
 //! one client per thread, each sending its share of the messages as fast
 //! as librdkafka takes them or on an open-loop schedule (`--rate`), with
 //! each message's acknowledgement latency measured from when it was due.
+//! With `--transaction-size`, each producer is transactional and commits
+//! every that many messages; the commits are timed too.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -13,6 +15,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 
+use super::latency::Latencies;
 use super::native::{self, NativePlan};
 use super::payload::{Keys, Payloads, SplitMix64, stamp};
 use super::progress::{Counters, Progress};
@@ -37,6 +40,10 @@ const CLOCK_READ_EVERY: u64 = 64;
 /// How long after the delivery timeout a flush may still take.
 const FLUSH_MARGIN: Duration = Duration::from_secs(5);
 
+/// How often a transactional producer about to commit looks whether its
+/// messages are all acknowledged (see [`Commits::commit`]).
+const COMMIT_FLUSH_POLL: Duration = Duration::from_micros(100);
+
 pub(crate) fn run(client: &ClientArgs, args: ProduceBenchArgs) -> anyhow::Result<()> {
     check(&args.producer)?;
     if args.client == ClientKind::Native {
@@ -44,10 +51,12 @@ pub(crate) fn run(client: &ClientArgs, args: ProduceBenchArgs) -> anyhow::Result
             args.producer.payload_file.is_none()
                 && args.producer.keys == super::KeyDistribution::None
                 && !args.producer.idempotence
+                && args.producer.transaction_size.is_none()
                 && args.producer.rate.is_none()
                 && args.producer.compression.property() == "none",
             "--client native sends uncompressed, keyless, non-idempotent messages of --size as \
-             fast as it can: drop --payload-file, --keys, --idempotence, --rate and --compression"
+             fast as it can, outside transactions: drop --payload-file, --keys, --idempotence, \
+             --transaction-size, --rate and --compression"
         );
         ensure!(args.inflight >= 1, "--inflight must be at least 1");
     }
@@ -236,10 +245,22 @@ pub(crate) fn produce(
 ) -> anyhow::Result<Outcome> {
     let origin = Instant::now();
     let config = producer_config(client, options)?;
-    let producers = (0..plan.producers)
-        .map(|_| config.create_with_context(Acknowledgements::new(origin, Arc::clone(counters))))
-        .collect::<Result<Vec<ThreadedProducer<Acknowledgements>>, _>>()
-        .context("cannot create the producers")?;
+    let mut producers = Vec::with_capacity(plan.producers);
+    for index in 0..plan.producers {
+        let mut config = config.clone();
+        if options.transaction_size.is_some() {
+            config.set("transactional.id", transactional_id(index));
+        }
+        let producer: ThreadedProducer<Acknowledgements> = config
+            .create_with_context(Acknowledgements::new(origin, Arc::clone(counters)))
+            .context("cannot create the producers")?;
+        if options.transaction_size.is_some() {
+            producer
+                .init_transactions(client.timeout())
+                .context("cannot initialize the transactional producers")?;
+        }
+        producers.push(producer);
+    }
 
     let start = Instant::now();
     let wall_start = SystemTime::now();
@@ -255,12 +276,22 @@ pub(crate) fn produce(
                     wall_start,
                     since_origin: start.duration_since(origin),
                 };
+                let mut commits = options
+                    .transaction_size
+                    .map(|size| Commits::new(size, client.timeout() + FLUSH_MARGIN));
                 scope.spawn(move || {
-                    send_share(producer, plan, &schedule);
+                    send_share(producer, plan, &schedule, commits.as_mut());
+                    if let Some(commits) = commits.as_mut() {
+                        // The last transaction, however short.
+                        commits.commit(producer, start);
+                    }
                     let flushed = producer.flush(client.timeout() + FLUSH_MARGIN);
                     let mut share = producer.context().take(start);
                     if let Err(error) = flushed {
                         share.fail(format!("messages left unacknowledged: {error}"));
+                    }
+                    if let Some(commits) = commits {
+                        commits.into_outcome(&mut share);
                     }
                     share
                 })
@@ -276,11 +307,21 @@ pub(crate) fn produce(
     Ok(outcome)
 }
 
+/// The transactional.id of producer `index`: its own, so producers do not
+/// fence each other, and this process's, so a run does not fence one that
+/// runs beside it.
+fn transactional_id(index: usize) -> String {
+    format!("rill-bench-{}-{index}", std::process::id())
+}
+
 fn producer_config(
     client: &ClientArgs,
     options: &ProducerOptions,
 ) -> anyhow::Result<rdkafka::ClientConfig> {
     let timeout_ms = client.timeout_ms.to_string();
+    // librdkafka wants message.timeout.ms <= transaction.timeout.ms; its
+    // default of 60 s unless --timeout-ms is longer.
+    let transaction_timeout_ms = client.timeout_ms.max(60_000).to_string();
     let batch_size = options.batch_size.to_string();
     let linger_ms = options.linger_ms.to_string();
     client.config(&[
@@ -288,11 +329,17 @@ fn producer_config(
         ("compression.codec", options.compression.property()),
         (
             "enable.idempotence",
-            if options.idempotence { "true" } else { "false" },
+            // librdkafka refuses a transactional.id without it.
+            if options.idempotence || options.transaction_size.is_some() {
+                "true"
+            } else {
+                "false"
+            },
         ),
         ("batch.size", &batch_size),
         ("linger.ms", &linger_ms),
         ("message.timeout.ms", &timeout_ms),
+        ("transaction.timeout.ms", &transaction_timeout_ms),
         ("partitioner", "murmur2_random"),
         // Room for a second of 1 KiB messages at full speed, so the
         // sender rarely waits on the queue.
@@ -310,11 +357,14 @@ struct Schedule {
     since_origin: Duration,
 }
 
-/// Sends producer `schedule.index`'s share of the plan.
+/// Sends producer `schedule.index`'s share of the plan, in transactions
+/// of `commits` when there are any (the last one left open); stops early
+/// when a transaction fails.
 fn send_share(
     producer: &ThreadedProducer<Acknowledgements>,
     plan: &ProducePlan<'_>,
     schedule: &Schedule,
+    mut commits: Option<&mut Commits>,
 ) {
     let count = plan.producers as u64;
     let index = schedule.index as u64;
@@ -356,6 +406,11 @@ fn send_share(
             stamp(&mut value, schedule.wall_start + due);
             payload = &value;
         }
+        if let Some(commits) = commits.as_deref_mut() {
+            if !commits.begin(producer) {
+                break;
+            }
+        }
         let keyed = plan.keys.next(&mut rng, &mut key);
         let due_since_origin = (schedule.since_origin + due).as_nanos() as usize;
         // The record's CreateTime from the send time already read: without
@@ -371,6 +426,126 @@ fn send_share(
             now = schedule.start.elapsed();
         }
         sent += 1;
+        if let Some(commits) = commits.as_deref_mut() {
+            if commits.sent(producer, schedule.start) {
+                now = schedule.start.elapsed();
+            }
+            if commits.error.is_some() {
+                break;
+            }
+        }
+    }
+}
+
+/// A transactional producer's transactions: one begins with its first
+/// message and is committed after `size` messages. Owned by the producer's
+/// sending thread.
+struct Commits {
+    /// Messages per transaction.
+    size: u64,
+    /// How long one commit (or abort) may take.
+    timeout: Duration,
+    /// Messages sent in the open transaction; 0 when none is open.
+    open: u64,
+    committed: u64,
+    latencies: Latencies,
+    /// When the last commit returned, since the run's start.
+    last_commit_end: Duration,
+    /// The first begin or commit that failed; the producer stops there.
+    error: Option<String>,
+}
+
+impl Commits {
+    fn new(size: u64, timeout: Duration) -> Commits {
+        assert!(size >= 1, "a transaction holds at least one message");
+        Commits {
+            size,
+            timeout,
+            open: 0,
+            committed: 0,
+            latencies: Latencies::new(),
+            last_commit_end: Duration::ZERO,
+            error: None,
+        }
+    }
+
+    /// Begins a transaction unless one is open; `false` if that failed.
+    fn begin(&mut self, producer: &ThreadedProducer<Acknowledgements>) -> bool {
+        if self.open == 0 {
+            if let Err(error) = producer.begin_transaction() {
+                self.error = Some(format!("cannot begin a transaction: {error}"));
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Counts a message sent in the open transaction and commits it once
+    /// it holds `size`. Whether it committed (and so took time).
+    fn sent(&mut self, producer: &ThreadedProducer<Acknowledgements>, start: Instant) -> bool {
+        self.open += 1;
+        if self.open < self.size {
+            return false;
+        }
+        self.commit(producer, start);
+        true
+    }
+
+    /// Commits the open transaction, if any, timing it; aborts it if the
+    /// commit fails with an abortable error.
+    fn commit(&mut self, producer: &ThreadedProducer<Acknowledgements>, start: Instant) {
+        if self.open == 0 || self.error.is_some() {
+            return;
+        }
+        let called = Instant::now();
+        // The rdkafka crate's commit_transaction() first flushes the
+        // producer with a loop that polls for 100 ms at a time; with a
+        // ThreadedProducer, whose own thread takes the delivery reports,
+        // that poll sees none and every commit took 100 ms (measured).
+        // So wait for the acknowledgements here, then commit with nothing
+        // left to flush. Each zero-time flush wakes librdkafka's senders,
+        // but its "send what lingers now" lasts only for the call, so the
+        // transaction's last batches may still wait out linger.ms (seen in
+        // librdkafka's trace: transactions of 100 took ~5 ms at the
+        // default 5 ms, where librdkafka's own flush would not wait).
+        let deadline = called + self.timeout;
+        while producer.in_flight_count() > 0 && Instant::now() < deadline {
+            // Times out at once unless everything is acknowledged: only
+            // its wake-up of the senders matters.
+            let _ = producer.flush(Duration::ZERO);
+            std::thread::sleep(COMMIT_FLUSH_POLL);
+        }
+        let committed = producer.commit_transaction(self.timeout);
+        let returned = Instant::now();
+        self.open = 0;
+        match committed {
+            Ok(()) => {
+                self.committed += 1;
+                self.latencies.record(returned - called, 1);
+                self.last_commit_end = returned.duration_since(start);
+            }
+            Err(error) => {
+                let abortable =
+                    matches!(&error, KafkaError::Transaction(e) if e.txn_requires_abort());
+                self.error = Some(format!("a commit failed: {error}"));
+                if abortable {
+                    // The run has failed already; whether the abort works
+                    // changes nothing in what the report says.
+                    let _ = producer.abort_transaction(self.timeout);
+                }
+            }
+        }
+    }
+
+    /// Adds the commits to the producer's outcome: the run lasts until the
+    /// last commit returned.
+    fn into_outcome(self, outcome: &mut Outcome) {
+        outcome.commits += self.committed;
+        outcome.commit_latencies.merge(&self.latencies);
+        outcome.elapsed = outcome.elapsed.max(self.last_commit_end);
+        if let Some(error) = self.error {
+            outcome.fail(error);
+        }
     }
 }
 

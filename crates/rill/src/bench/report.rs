@@ -28,6 +28,10 @@ pub(crate) struct Outcome {
     /// Acknowledgement latency (producers) or end-to-end latency (consumers
     /// of an `e2e` run).
     pub(crate) latencies: Latencies,
+    /// Transactions committed (transactional producers only).
+    pub(crate) commits: u64,
+    /// How long each commit_transaction() took.
+    pub(crate) commit_latencies: Latencies,
 }
 
 impl Outcome {
@@ -42,6 +46,8 @@ impl Outcome {
         }
         self.elapsed = self.elapsed.max(other.elapsed);
         self.latencies.merge(&other.latencies);
+        self.commits += other.commits;
+        self.commit_latencies.merge(&other.commit_latencies);
     }
 
     pub(crate) fn fail(&mut self, error: String) {
@@ -82,6 +88,17 @@ pub(crate) struct Phase {
     /// Produce: from the moment a message was due to be sent to its
     /// acknowledgement. Consume in `e2e`: from that moment to its receipt.
     pub(crate) latency_ms: Option<Percentiles>,
+    /// Transactional producers: the transactions committed and how long
+    /// each commit_transaction() took.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) transactions: Option<Transactions>,
+}
+
+/// The commits of a transactional run.
+#[derive(Debug, Serialize)]
+pub(crate) struct Transactions {
+    pub(crate) committed: u64,
+    pub(crate) commit_latency_ms: Option<Percentiles>,
 }
 
 impl Phase {
@@ -103,6 +120,10 @@ impl Phase {
             messages_per_sec: per_second(outcome.messages),
             mb_per_sec: per_second(outcome.bytes) / 1e6,
             latency_ms: outcome.latencies.percentiles(),
+            transactions: (outcome.commits > 0).then(|| Transactions {
+                committed: outcome.commits,
+                commit_latency_ms: outcome.commit_latencies.percentiles(),
+            }),
         }
     }
 }
@@ -169,6 +190,19 @@ impl Report {
                     "  {latency_name} latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}  (mean {:.3}, {} samples)\n",
                     p.p50, p.p90, p.p99, p.p99_9, p.max, p.mean, p.samples
                 ));
+            }
+            if let Some(transactions) = &phase.transactions {
+                text.push_str(&format!(
+                    "  {} transactions committed",
+                    transactions.committed
+                ));
+                if let Some(p) = &transactions.commit_latency_ms {
+                    text.push_str(&format!(
+                        "; commit latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  max {:.3}  (mean {:.3})",
+                        p.p50, p.p90, p.p99, p.max, p.mean
+                    ));
+                }
+                text.push('\n');
             }
         }
         if let Some(broker) = &self.broker {
