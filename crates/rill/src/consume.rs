@@ -94,16 +94,17 @@ enum Format {
     Json,
 }
 
+/// A consumer's isolation.level (`rill consume`, `rill bench consume`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]
-enum Isolation {
+pub(crate) enum Isolation {
     ReadUncommitted,
     ReadCommitted,
 }
 
 impl Isolation {
     /// librdkafka's isolation.level value.
-    fn level(self) -> &'static str {
+    pub(crate) fn level(self) -> &'static str {
         match self {
             Isolation::ReadUncommitted => "read_uncommitted",
             Isolation::ReadCommitted => "read_committed",

@@ -31,6 +31,7 @@ use anyhow::ensure;
 use clap::{Args, Subcommand, ValueEnum};
 
 use crate::client::ClientArgs;
+use crate::consume::Isolation;
 use crate::produce::{Acks, Compression};
 use payload::KeyDistribution;
 
@@ -192,24 +193,6 @@ struct ConsumerOptions {
     /// messages skipped.
     #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
     isolation: Isolation,
-}
-
-/// A consumer's isolation.level.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[value(rename_all = "snake_case")]
-enum Isolation {
-    ReadUncommitted,
-    ReadCommitted,
-}
-
-impl Isolation {
-    /// librdkafka's isolation.level value.
-    fn level(self) -> &'static str {
-        match self {
-            Isolation::ReadUncommitted => "read_uncommitted",
-            Isolation::ReadCommitted => "read_committed",
-        }
-    }
 }
 
 #[derive(Debug, Args)]
