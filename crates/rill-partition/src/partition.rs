@@ -554,6 +554,16 @@ impl Partition {
         self.state.lock().producers.entry(producer_id).cloned()
     }
 
+    /// Whether `producer_id` has a transaction open here at `epoch`
+    /// (KIP-890's verification skips the batches of such a transaction).
+    pub fn has_open_transaction(&self, producer_id: i64, epoch: i16) -> bool {
+        self.state
+            .lock()
+            .producers
+            .entry(producer_id)
+            .is_some_and(|entry| entry.epoch == epoch && entry.current_txn_first_offset.is_some())
+    }
+
     /// Every producer this partition knows, by id (DescribeProducers).
     pub fn active_producers(&self) -> Vec<ProducerStateEntry> {
         self.state.lock().producers.entries().cloned().collect()

@@ -332,8 +332,19 @@ impl TxnCoordinator {
             partitions,
             now_ms,
         );
+        self.persist_prepared(transactional_id, prepared, WriteKind::AddPartitions)
+    }
+
+    /// Asks for `prepared`'s write, or answers at once: `None` (nothing
+    /// to change) succeeds, an error is the answer.
+    fn persist_prepared(
+        &mut self,
+        transactional_id: &str,
+        prepared: Result<Option<Transit>, TxnError>,
+        kind: WriteKind,
+    ) -> Outcome<()> {
         match prepared {
-            Ok(Some(transit)) => self.persist(transactional_id, transit, WriteKind::AddPartitions),
+            Ok(Some(transit)) => self.persist(transactional_id, transit, kind),
             Ok(None) => Outcome::Done(Ok(())),
             Err(error) => Outcome::Done(Err(error)),
         }
@@ -427,11 +438,7 @@ impl TxnCoordinator {
             result,
             now_ms,
         );
-        match prepared {
-            Ok(Some(transit)) => self.persist(transactional_id, transit, WriteKind::EndTxn),
-            Ok(None) => Outcome::Done(Ok(())),
-            Err(error) => Outcome::Done(Err(error)),
-        }
+        self.persist_prepared(transactional_id, prepared, WriteKind::EndTxn)
     }
 
     /// EndTxn's checks and transit; `None`: a retry that already happened.

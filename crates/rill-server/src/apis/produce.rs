@@ -243,10 +243,7 @@ fn verify_transaction(
     let Some(partition) = broker.partition(tp) else {
         return Ok(()); // The append answers for an unknown partition.
     };
-    let open = partition
-        .producer_state(producer_id)
-        .is_some_and(|entry| entry.epoch == epoch && entry.current_txn_first_offset.is_some());
-    if open {
+    if partition.has_open_transaction(producer_id, epoch) {
         return Ok(());
     }
     let wanted = (tp.topic.to_string(), tp.partition);

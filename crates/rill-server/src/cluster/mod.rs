@@ -37,7 +37,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub(crate) use links::{NodeLinks, refusal};
-pub(crate) use peer::PeerConnection;
+pub(crate) use peer::{PeerConnection, PeerError};
 pub(crate) use quorum::ControllerSlot;
 use quorum::Quorum;
 pub(crate) use replicas::{LeadershipError, ReplicaManager};

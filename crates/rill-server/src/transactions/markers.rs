@@ -11,7 +11,7 @@
 //! partition has its marker, its topic is gone, or this coordinator is
 //! fenced.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -25,7 +25,7 @@ use kafka_protocol::protocol::StrBytes;
 use rill_partition::TopicPartition;
 use rill_record::{EndTxnMarker, MarkerKind};
 
-use crate::cluster::{ClusterNode, PeerConnection, ReplicaManager};
+use crate::cluster::{ClusterNode, PeerConnection, PeerError, ReplicaManager};
 use crate::error_code;
 use crate::groups::{GroupsSlot, OFFSETS_TOPIC};
 
@@ -151,7 +151,7 @@ pub(crate) enum Delivered {
 pub(crate) async fn deliver(
     local: LocalMarkers<'_>,
     node: &ClusterNode,
-    connector: &rill_cluster::Connector,
+    links: &MarkerLinks,
     (marker, partitions): (Marker, Vec<TopicPartition>),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Delivered {
@@ -204,7 +204,7 @@ pub(crate) async fn deliver(
                     .map(|b| format!("{}:{}", b.host, b.port));
                 match address {
                     Some(address) => {
-                        write_remote(connector, &address, own_id, marker, partitions).await
+                        write_remote(links, &address, own_id, marker, partitions).await
                     }
                     None => partitions
                         .into_iter()
@@ -241,9 +241,57 @@ pub(crate) async fn deliver(
     }
 }
 
+/// Connections to other brokers for WriteTxnMarkers, reused from one
+/// delivery to the next (a connection, and its TLS handshake, per
+/// transaction would cost more than its markers).
+pub(crate) struct MarkerLinks {
+    connector: rill_cluster::Connector,
+    /// Idle connections by address, at most [`IDLE_LINKS_PER_BROKER`].
+    idle: parking_lot::Mutex<HashMap<String, Vec<PeerConnection>>>,
+}
+
+/// Idle connections kept per broker: one per delivery running at once.
+const IDLE_LINKS_PER_BROKER: usize = 4;
+
+impl MarkerLinks {
+    pub(crate) fn new(connector: rill_cluster::Connector) -> MarkerLinks {
+        MarkerLinks {
+            connector,
+            idle: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// An idle connection to `address`, or a new one.
+    async fn take(&self, address: &str, own_id: i32) -> Result<PeerConnection, PeerError> {
+        let idle = self.idle.lock().get_mut(address).and_then(Vec::pop);
+        match idle {
+            Some(connection) => Ok(connection),
+            None => {
+                let client_id = format!("rill-txn-markers-{own_id}");
+                PeerConnection::connect(&self.connector, address, client_id, 1 << 20).await
+            }
+        }
+    }
+
+    /// Keeps a connection whose last call succeeded for the next delivery.
+    fn put_back(&self, address: &str, connection: PeerConnection) {
+        let mut idle = self.idle.lock();
+        let list = idle.entry(address.to_owned()).or_default();
+        if list.len() < IDLE_LINKS_PER_BROKER {
+            list.push(connection);
+        }
+    }
+}
+
+impl std::fmt::Debug for MarkerLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MarkerLinks").finish_non_exhaustive()
+    }
+}
+
 /// Sends one WriteTxnMarkers request to the broker at `address`.
 async fn write_remote(
-    connector: &rill_cluster::Connector,
+    links: &MarkerLinks,
     address: &str,
     own_id: i32,
     marker: Marker,
@@ -255,9 +303,7 @@ async fn write_remote(
             .map(|tp| (tp, Err(error)))
             .collect::<Vec<_>>()
     };
-    let client_id = format!("rill-txn-markers-{own_id}");
-    let mut connection = match PeerConnection::connect(connector, address, client_id, 1 << 20).await
-    {
+    let mut connection = match links.take(address, own_id).await {
         Ok(connection) => connection,
         Err(error) => {
             tracing::debug!(%error, "cannot reach a partition leader for transaction markers");
@@ -297,7 +343,10 @@ async fn write_remote(
         )
         .await
     {
-        Ok(response) => response,
+        Ok(response) => {
+            links.put_back(address, connection);
+            response
+        }
         Err(error) => {
             tracing::debug!(%error, "WriteTxnMarkers failed");
             return failed_all(partitions, ResponseError::RequestTimedOut);

@@ -86,6 +86,8 @@ pub(crate) struct TransactionsSlot {
     /// Partitions of `__transaction_state` (as of the last change).
     partitions: RwLock<i32>,
     deps: TransactionsDeps,
+    /// Connections to the leaders on other brokers, for markers.
+    links: markers::MarkerLinks,
     config: TransactionsConfig,
     /// The cluster node, for where the leaders of marked partitions are;
     /// set once the node runs.
@@ -98,6 +100,7 @@ impl TransactionsSlot {
         Arc::new_cyclic(|me| TransactionsSlot {
             current: RwLock::new(BTreeMap::new()),
             partitions: RwLock::new(0),
+            links: markers::MarkerLinks::new(deps.connector.clone()),
             deps,
             config,
             node: OnceLock::new(),
@@ -525,7 +528,7 @@ impl Transactions {
         let delivered = markers::deliver(
             local,
             &node,
-            &slot.deps.connector,
+            &slot.links,
             (marker, partitions),
             node.stopping(),
         )
