@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::BrokerProcess;
+use common::cluster::Cluster;
 use common::wire::{Wire, fetch_request, log_end, produce_request, topic_name};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -61,6 +62,7 @@ const MEMBER_ID_REQUIRED: i16 = 79;
 const INVALID_RECORD: i16 = 87;
 const PRODUCER_FENCED: i16 = 90;
 const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
+const TRANSACTION_ABORTABLE: i16 = 120;
 
 /// One `__transaction_state` partition: the broker makes it faster than
 /// Kafka's 50, and every id lands there anyway.
@@ -922,6 +924,100 @@ fn a_transactional_batch_to_a_partition_not_added_is_refused() {
         "no marker where nothing was added"
     );
     assert_eq!(read_committed(&mut wire, "t", 1), ["y"]);
+}
+
+/// The broker `key` of `key_type` (0 a group, 1 a transactional id) is
+/// coordinated by, once one answers.
+fn coordinator_node(wire: &mut Wire, key: &str, key_type: i8) -> i32 {
+    let find = FindCoordinatorRequest::default()
+        .with_key(str_bytes(key))
+        .with_key_type(key_type);
+    let response = retrying(
+        "FindCoordinator",
+        |r: &kafka_protocol::messages::FindCoordinatorResponse| r.error_code,
+        || wire.send(3, &find),
+    );
+    assert_eq!(response.error_code, 0, "FindCoordinator({key})");
+    response.node_id.0
+}
+
+/// KIP-890 across brokers: a partition's leader asks the transaction's
+/// coordinator, on another broker, before it writes a producer's first
+/// transactional batch there (AddPartitionsToTxn v5, verify only), and so
+/// does a group coordinator before it writes transactional offsets.
+#[test]
+fn leaders_ask_a_coordinator_on_another_broker_before_a_transaction_writes() {
+    let cluster = Cluster::start(3, &["--set", ONE_TXN_PARTITION]);
+    let address = |node: i32| {
+        cluster.brokers[usize::try_from(node - 1).unwrap()]
+            .bootstrap
+            .clone()
+    };
+    let mut any = Wire::connect(&cluster.brokers[0].bootstrap);
+    create_topic(&mut any, "t", 3);
+    let coordinator = coordinator_node(&mut any, "a", 1);
+    let mut coord = Wire::connect(&address(coordinator));
+    let a = Producer::init(&mut coord, "a");
+    let (partition, leader) = (0..3)
+        .map(|p| (p, cluster.partition_state("t", p).0))
+        .find(|&(_, leader)| leader != coordinator)
+        .expect("a partition led by another broker than the coordinator");
+    let mut lead = Wire::connect(&address(leader));
+
+    // Not in the transaction: refused, with each version's code, and
+    // nothing written.
+    let tp = ("t", partition);
+    assert_eq!(a.produce(&mut lead, 9, tp, 0, &["x"]).0, INVALID_TXN_STATE);
+    assert_eq!(
+        a.produce(&mut lead, 11, tp, 0, &["x"]).0,
+        TRANSACTION_ABORTABLE
+    );
+    assert_eq!(log_end_of(&mut lead, "t", partition), 0, "nothing written");
+    // Added: written, and committed.
+    a.add_ok(&mut coord, &[tp]);
+    assert_eq!(a.produce(&mut lead, 9, tp, 0, &["y"]), (0, 0));
+    assert_eq!(a.produce(&mut lead, 9, tp, 1, &["z"]), (0, 1));
+    assert_eq!(a.end(&mut coord, 3, true), 0);
+    wait_stable(&mut lead, "t", partition);
+    assert_eq!(read_committed(&mut lead, "t", partition), ["y", "z"]);
+    // A second producer of the id fences the first: the coordinator
+    // elsewhere says so for the old epoch's next transaction.
+    let a1 = Producer::init(&mut coord, "a");
+    let end = log_end_of(&mut lead, "t", partition);
+    assert_eq!(
+        a.produce(&mut lead, 9, tp, 2, &["late"]).0,
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(
+        log_end_of(&mut lead, "t", partition),
+        end,
+        "nothing written"
+    );
+
+    // Transactional offsets, to a group coordinated by another broker.
+    let group = (0..)
+        .map(|n| format!("g{n}"))
+        .find(|g| coordinator_node(&mut any, g, 0) != coordinator)
+        .unwrap();
+    let mut groups = Wire::connect(&address(coordinator_node(&mut any, &group, 0)));
+    let member = join(&mut groups, &group);
+    assert_eq!(
+        a1.commit_offset(&mut groups, &member, "t", 3),
+        INVALID_TXN_STATE,
+        "the offsets partition is not in the transaction"
+    );
+    assert_eq!(a1.add_offsets(&mut coord, &group), 0);
+    assert_eq!(
+        a.commit_offset(&mut groups, &member, "t", 3),
+        INVALID_PRODUCER_EPOCH
+    );
+    assert_eq!(a1.commit_offset(&mut groups, &member, "t", 4), 0);
+    assert_eq!(a1.end(&mut coord, 3, true), 0);
+    let deadline = Instant::now() + WAIT;
+    while committed_offset(&mut groups, &group, "t") != 4 {
+        assert!(Instant::now() < deadline, "offset 4 never shows");
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

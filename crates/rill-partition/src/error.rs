@@ -50,6 +50,14 @@ pub enum PartitionError {
         producer_id: i64,
         txn_first_offset: Offset,
     },
+    /// Kafka's INVALID_TXN_STATE for a transactional batch that would open
+    /// its producer's transaction here without a verification guard that
+    /// is still out (KIP-890): a marker for the producer came since its
+    /// transaction was verified. Nothing was written.
+    #[error(
+        "producer {producer_id}: its transaction is not verified here (it may have ended since)"
+    )]
+    TransactionNotVerified { producer_id: i64 },
     /// Kafka's TRANSACTION_COORDINATOR_FENCED: a marker from a coordinator
     /// older than the one that wrote this producer's last marker here.
     /// Nothing was written.

@@ -44,6 +44,7 @@ mod producer_snapshot;
 mod producer_state;
 mod topic_partition;
 mod txn_state;
+mod verification;
 
 pub use checkpoint::CheckpointError;
 pub use error::{ManagerError, PartitionError};
@@ -62,3 +63,4 @@ pub use producer_state::{
 pub use topic_partition::{
     InvalidTopicName, TOPIC_NAME_BYTES_MAX, TopicPartition, validate_topic_name,
 };
+pub use verification::VerificationGuard;

@@ -23,6 +23,7 @@ use crate::producer_state::{
 };
 use crate::topic_partition::TopicPartition;
 use crate::txn_state::MarkerBatch;
+use crate::verification::{VerificationGuard, Verifications};
 
 /// Bytes read per step when the epoch cache is rebuilt from the log.
 const EPOCH_REBUILD_READ_BYTES: usize = 1 << 20;
@@ -105,6 +106,8 @@ struct AppendState {
     /// The active segment's base offset when last looked at: when it
     /// changes, the log rolled and a producer snapshot is due.
     active_segment_base: Offset,
+    /// KIP-890's guards handed out to transactions being verified.
+    verifications: Verifications,
 }
 
 impl Partition {
@@ -186,6 +189,7 @@ impl Partition {
                 epochs,
                 producers,
                 active_segment_base,
+                verifications: Verifications::default(),
             }),
             replicated_high_watermark: Mutex::new(None),
             txn_quiet: AtomicBool::new(false),
@@ -240,7 +244,51 @@ impl Partition {
         // Validation (the CRC) runs before the lock, in parallel.
         let mut stored = Vec::new();
         let batch = self.log.validate(batch, &mut stored)?;
-        self.append_checked(batch, Origin::Client, leader_epoch, now_ms)
+        self.append_checked(batch, (Origin::Client, None), leader_epoch, now_ms)
+    }
+
+    /// KIP-890: starts verifying `producer_id`'s transaction at `epoch`
+    /// before its batch is written here. Returns
+    /// [`VerificationGuard::OPEN_TRANSACTION`] if the transaction is open
+    /// here already (nothing to ask), else a guard to ask the coordinator
+    /// with and then hand to [`Partition::append_verified`].
+    pub fn start_verification(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        now_ms: i64,
+    ) -> VerificationGuard {
+        let mut state = self.state.lock();
+        let open = state
+            .producers
+            .entry(producer_id)
+            .is_some_and(|entry| entry.epoch == epoch && entry.current_txn_first_offset.is_some());
+        if open {
+            VerificationGuard::OPEN_TRANSACTION
+        } else {
+            state.verifications.start(producer_id, epoch, now_ms)
+        }
+    }
+
+    /// As [`Partition::append`], for a batch whose transaction was
+    /// verified with `guard` (see [`Partition::start_verification`]): a
+    /// transactional batch whose producer has no open transaction here is
+    /// written only if `guard` is still out — no marker for the producer
+    /// came since it was handed out — else
+    /// [`PartitionError::TransactionNotVerified`] and nothing is written.
+    pub fn append_verified(
+        &self,
+        batch: &[u8],
+        guard: VerificationGuard,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendTicket, PartitionError> {
+        if let Some(failed) = self.log.failure() {
+            return Err(AppendError::Offline(failed).into());
+        }
+        let mut stored = Vec::new();
+        let batch = self.log.validate(batch, &mut stored)?;
+        self.append_checked(batch, (Origin::Client, Some(guard)), leader_epoch, now_ms)
     }
 
     /// Appends a batch a coordinator on this broker wrote to its internal
@@ -260,15 +308,16 @@ impl Partition {
             return Err(AppendError::Offline(failed).into());
         }
         let batch = self.log.validate_coordinator(batch)?;
-        self.append_checked(batch, Origin::Coordinator, leader_epoch, now_ms)
+        self.append_checked(batch, (Origin::Coordinator, None), leader_epoch, now_ms)
     }
 
-    /// The locked part of [`Partition::append`] and
+    /// The locked part of [`Partition::append`],
+    /// [`Partition::append_verified`] (with its guard) and
     /// [`Partition::append_from_coordinator`].
     fn append_checked(
         &self,
         batch: ValidatedBatch<'_>,
-        origin: Origin,
+        (origin, guard): (Origin, Option<VerificationGuard>),
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, PartitionError> {
@@ -282,6 +331,17 @@ impl Partition {
                 let info = self.duplicate_info(original, &config);
                 return Ok(self.log.ticket_for_appended(info));
             }
+            if producer.transactional {
+                if let Some(guard) = guard {
+                    let (id, epoch) = (producer.producer_id, producer.epoch);
+                    let open = state.producers.entry(id).is_some_and(|entry| {
+                        entry.epoch == epoch && entry.current_txn_first_offset.is_some()
+                    });
+                    if !open && !state.verifications.holds(id, epoch, guard) {
+                        return Err(PartitionError::TransactionNotVerified { producer_id: id });
+                    }
+                }
+            }
         }
         let base_offset = state.producers.map_end();
         Self::record_epoch_start(&mut state, leader_epoch, base_offset)?;
@@ -289,6 +349,10 @@ impl Partition {
             self.txn_quiet.store(false, Ordering::SeqCst);
         }
         let ticket = self.log.append_validated(batch, leader_epoch, now_ms)?;
+        if let Some(producer) = producer.as_ref().filter(|p| p.transactional) {
+            // Its transaction is open here now: nothing left to verify.
+            state.verifications.end(producer.producer_id);
+        }
         let last_offset = base_offset.plus(i64::from(view.records_count()) - 1);
         let timestamp = match config.timestamp_type {
             TimestampType::LogAppendTime => now_ms,
@@ -340,6 +404,8 @@ impl Partition {
         let mut state = self.state.lock();
         state.producers.catch_up(&self.log)?;
         state.producers.check_marker(&batch)?;
+        // A transaction being verified here may be what this ends.
+        state.verifications.end(producer_id);
         let offset = state.producers.map_end();
         let aborted = state.producers.aborted_by(&batch, offset);
         Self::record_epoch_start(&mut state, leader_epoch, offset)?;
@@ -573,10 +639,9 @@ impl Partition {
     /// (Kafka's producer.id.expiration.ms) or more before `now_ms`, but
     /// never one whose transaction is open; returns how many.
     pub fn remove_expired_producers(&self, now_ms: i64, expiration_ms: i64) -> usize {
-        self.state
-            .lock()
-            .producers
-            .remove_expired(now_ms, expiration_ms)
+        let mut state = self.state.lock();
+        state.verifications.remove_expired(now_ms, expiration_ms);
+        state.producers.remove_expired(now_ms, expiration_ms)
     }
 
     /// Reads whole batches from `from` (see [`Log::read`]), up to the

@@ -280,6 +280,59 @@ fn a_non_transactional_batch_during_a_transaction_is_invalid_txn_state() {
 }
 
 #[test]
+fn a_verified_batch_is_written_only_while_its_guard_is_out() {
+    let fx = Fixture::new();
+    let partition = fx.create("p", none());
+    let write = |batch: &[u8], guard| partition.append_verified(batch, guard, 0, 5_000);
+    // Verified, then written: the transaction opens.
+    let guard = partition.start_verification(7, 0, 1_000);
+    assert!(!guard.is_open_transaction());
+    write(&txn_batch(7, 0, 0, 1), guard)
+        .unwrap()
+        .wait()
+        .unwrap();
+    // Open now: the next batch has nothing to ask, and is written.
+    let open = partition.start_verification(7, 0, 1_000);
+    assert!(open.is_open_transaction());
+    write(&txn_batch(7, 0, 1, 1), open).unwrap().wait().unwrap();
+    end_txn(&partition, 7, 0, MarkerKind::Commit);
+    // A batch checked against the open transaction arrives after its
+    // marker: it would open a transaction nobody ends.
+    let end = partition.log_end_offset();
+    assert!(matches!(
+        write(&txn_batch(7, 0, 2, 1), open),
+        Err(PartitionError::TransactionNotVerified { producer_id: 7 })
+    ));
+    // Verified for the next transaction, but an abort marker (the
+    // coordinator timed it out) lands before the batch: refused too.
+    let guard = partition.start_verification(7, 0, 2_000);
+    end_txn(&partition, 7, 0, MarkerKind::Abort);
+    let end_after_marker = partition.log_end_offset();
+    assert_eq!(end_after_marker, end.plus(1));
+    assert!(matches!(
+        write(&txn_batch(7, 0, 2, 1), guard),
+        Err(PartitionError::TransactionNotVerified { producer_id: 7 })
+    ));
+    assert_eq!(
+        partition.log_end_offset(),
+        end_after_marker,
+        "nothing written"
+    );
+    assert_eq!(
+        partition.last_stable_offset(),
+        partition.high_watermark(),
+        "no transaction left open"
+    );
+    // A fresh verification lets the same batch in.
+    let guard = partition.start_verification(7, 0, 3_000);
+    write(&txn_batch(7, 0, 2, 1), guard)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert!(partition.has_open_transaction(7, 0));
+}
+
+#[test]
 fn a_clients_control_batch_is_refused() {
     let fx = Fixture::new();
     let partition = fx.create("p", none());

@@ -34,7 +34,9 @@ pub(crate) fn for_append(error: &PartitionError) -> ResponseError {
         },
         PartitionError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         PartitionError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        PartitionError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        PartitionError::InvalidTxnState { .. } | PartitionError::TransactionNotVerified { .. } => {
+            ResponseError::InvalidTxnState
+        }
         PartitionError::TransactionCoordinatorFenced { .. } => {
             ResponseError::TransactionCoordinatorFenced
         }
@@ -114,6 +116,7 @@ pub(crate) fn for_partition(error: &PartitionError) -> ResponseError {
         | PartitionError::OutOfOrderSequence { .. }
         | PartitionError::InvalidProducerEpoch { .. }
         | PartitionError::InvalidTxnState { .. }
+        | PartitionError::TransactionNotVerified { .. }
         | PartitionError::TransactionCoordinatorFenced { .. } => ResponseError::KafkaStorageError,
     }
 }

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::authorizer::Decisions;
@@ -25,6 +26,10 @@ pub(crate) struct Session {
     /// Until when a quota holds the connection: it reads no request
     /// before then (Kafka mutes the channel).
     throttled_until: Mutex<Option<Instant>>,
+    /// Until a request handled last has done what must precede the next
+    /// one (a produce verifying its transaction elsewhere writes its
+    /// batches): the connection reads no request before then.
+    paused: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Session {
@@ -40,6 +45,7 @@ impl Session {
             principal,
             decisions: Decisions::default(),
             throttled_until: Mutex::new(None),
+            paused: Mutex::new(None),
         }
     }
 
@@ -57,6 +63,7 @@ impl Session {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner()),
             ),
+            paused: Mutex::new(None),
         }
     }
 
@@ -83,5 +90,16 @@ impl Session {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         held.filter(|until| *until > Instant::now())
+    }
+
+    /// Holds the connection's next request until `done` fires (or its
+    /// sender is dropped).
+    pub(crate) fn pause_until(&self, done: oneshot::Receiver<()>) {
+        *self.paused.lock().unwrap_or_else(|e| e.into_inner()) = Some(done);
+    }
+
+    /// What the connection must wait for before reading on, if anything.
+    pub(crate) fn take_pause(&self) -> Option<oneshot::Receiver<()>> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 }

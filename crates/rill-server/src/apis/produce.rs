@@ -16,7 +16,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use rill_partition::TopicPartition;
+use rill_partition::{TopicPartition, VerificationGuard};
 use rill_record::TimestampType;
 use rill_storage::AppendTicket;
 
@@ -24,6 +24,7 @@ use super::{Pending, Request, encode, now_ms, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::transactions::verification;
 
 /// A partition's outcome before acknowledgement.
 enum Outcome {
@@ -41,6 +42,17 @@ enum Outcome {
         /// by index, reported from v8.
         record_errors: Vec<BatchIndexAndErrorMessage>,
     },
+    /// A transactional batch whose coordinator, on another broker, is
+    /// asked first (KIP-890); written once it answers.
+    Unverified(Box<Unverified>),
+}
+
+/// A batch waiting for its transaction's verification.
+struct Unverified {
+    topic_partition: TopicPartition,
+    records: bytes::Bytes,
+    producer: (i64, i16),
+    guard: VerificationGuard,
 }
 
 impl Outcome {
@@ -114,14 +126,25 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                             let tp = TopicPartition::new(name, data.index);
                             let transactional_id =
                                 produce.transactional_id.as_ref().map(|id| id.as_str());
-                            match verify_transaction(
+                            match check_transaction(
                                 broker,
                                 (transactional_id, version),
                                 &tp,
                                 &data.records,
                             ) {
-                                Ok(()) => append(broker, tp, data.records, (produce.acks, now)),
-                                Err(error) => Outcome::failed(error, None),
+                                Check::Append(guard) => {
+                                    append(broker, tp, data.records, guard, (produce.acks, now))
+                                }
+                                Check::AskCoordinator(guard, producer) => match data.records {
+                                    Some(records) => Outcome::Unverified(Box::new(Unverified {
+                                        topic_partition: tp,
+                                        records,
+                                        producer,
+                                        guard,
+                                    })),
+                                    None => append(broker, tp, None, None, (produce.acks, now)),
+                                },
+                                Check::Refused(error) => Outcome::failed(error, None),
                             }
                         }
                         (None, None) => Outcome::failed(ResponseError::UnknownTopicId, None),
@@ -143,10 +166,34 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         })
         .collect();
     let broker = Arc::clone(broker);
+    // Batches waiting for a coordinator elsewhere are written before the
+    // connection reads its next request, which may be the same
+    // producer's next batch for the same partition.
+    let verifying = topics
+        .iter()
+        .any(|t| {
+            t.partitions
+                .iter()
+                .any(|p| matches!(p.outcome, Outcome::Unverified(_)))
+        })
+        .then(|| {
+            let (written, paused) = tokio::sync::oneshot::channel::<()>();
+            request.session.pause_until(paused);
+            let transactional_id = produce.transactional_id.map(|id| id.to_string());
+            (
+                written,
+                transactional_id.unwrap_or_default(),
+                (produce.acks, now),
+            )
+        });
     if produce.acks == 0 {
         // No response; the appends still wake long polls once acknowledged.
         let deadline = tokio::time::Instant::now() + ACKS_0_REPLICATION_WAIT;
         tokio::spawn(async move {
+            let topics = match verifying {
+                Some(verifying) => verify_then_append(&broker, topics, version, verifying).await,
+                None => topics,
+            };
             let _ = acknowledge(&broker, topics, version, deadline).await; // Nobody to tell.
         });
         return Box::pin(std::future::ready(Ok(None)));
@@ -155,6 +202,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         + Duration::from_millis(u64::try_from(produce.timeout_ms).unwrap_or(0));
     let throttle_ms = i32::try_from(request.throttle_ms).unwrap_or(i32::MAX);
     Box::pin(async move {
+        let topics = match verifying {
+            Some(verifying) => verify_then_append(&broker, topics, version, verifying).await,
+            None => topics,
+        };
         let response = acknowledge(&broker, topics, version, deadline)
             .await
             .with_throttle_time_ms(throttle_ms);
@@ -162,10 +213,65 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     })
 }
 
+/// Asks the coordinator of `transactional_id` about every batch waiting
+/// for it, in one request, and writes those it verifies (the others
+/// fail with its answer); then lets the connection read on (`written`).
+async fn verify_then_append(
+    broker: &Broker,
+    mut topics: Vec<TopicOutcome>,
+    version: i16,
+    (written, transactional_id, (acks, now)): (
+        tokio::sync::oneshot::Sender<()>,
+        String,
+        (i16, i64),
+    ),
+) -> Vec<TopicOutcome> {
+    let mut waiting: Vec<(&mut Outcome, Unverified)> = Vec::new();
+    for partition in topics.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+        if matches!(partition.outcome, Outcome::Unverified(_)) {
+            let placeholder = Outcome::failed(ResponseError::UnknownServerError, None);
+            if let Outcome::Unverified(batch) =
+                std::mem::replace(&mut partition.outcome, placeholder)
+            {
+                waiting.push((&mut partition.outcome, *batch));
+            }
+        }
+    }
+    let partitions: Vec<TopicPartition> = waiting
+        .iter()
+        .map(|(_, b)| b.topic_partition.clone())
+        .collect();
+    // One producer writes every batch of a request.
+    let producer = waiting.first().map_or((-1, -1), |(_, b)| b.producer);
+    let answers =
+        verification::ask_coordinator(broker, &transactional_id, producer, &partitions).await;
+    for ((outcome, batch), answer) in waiting.into_iter().zip(answers) {
+        *outcome = match answer.map_err(|error| verification::for_produce(error, version)) {
+            Ok(()) => append(
+                broker,
+                batch.topic_partition,
+                Some(batch.records),
+                Some(batch.guard),
+                (acks, now),
+            ),
+            Err(error) => {
+                tracing::debug!(partition = %batch.topic_partition, ?error,
+                    "a transactional batch failed verification");
+                Outcome::failed(error, None)
+            }
+        };
+    }
+    drop(written);
+    topics
+}
+
+/// Writes `records` into the partition this broker leads, with the
+/// verification guard of a transactional batch.
 fn append(
     broker: &Broker,
     topic_partition: TopicPartition,
     records: Option<bytes::Bytes>,
+    guard: Option<VerificationGuard>,
     (acks, now): (i16, i64),
 ) -> Outcome {
     let (partition, leader_epoch) = match broker.leader_partition(&topic_partition, -1) {
@@ -188,7 +294,11 @@ fn append(
         );
     };
     let log_append_time = partition.log().config().timestamp_type == TimestampType::LogAppendTime;
-    match partition.append(&records, leader_epoch, now) {
+    let appended = match guard {
+        Some(guard) => partition.append_verified(&records, guard, leader_epoch, now),
+        None => partition.append(&records, leader_epoch, now),
+    };
+    match appended {
         Ok(ticket) => Outcome::Written {
             topic_partition,
             ticket,
@@ -214,56 +324,49 @@ fn append(
     }
 }
 
-/// KIP-890's verification: the first transactional batch of a
-/// producer's transaction in a partition is written only if the
-/// transaction coordinator has the partition in that transaction (else
-/// INVALID_TXN_STATE, or TRANSACTION_ABORTABLE from v11, and nothing is
-/// written), so a producer that skipped
-/// AddPartitionsToTxn, or one whose transaction was aborted meanwhile,
-/// cannot leave records no marker will ever end. Later batches of the same
-/// transaction find it open in the partition and are not checked again.
-/// The check is made where this broker coordinates the transactional id
-/// (every one, alone); a coordinator on another broker is not asked.
-fn verify_transaction(
+/// KIP-890's verification of a producer's transactional batch (see
+/// `transactions/verification.rs`): a batch that is not transactional,
+/// or that the append refuses anyway, is written with no guard.
+fn check_transaction(
     broker: &Broker,
     (transactional_id, version): (Option<&str>, i16),
     tp: &TopicPartition,
     records: &Option<bytes::Bytes>,
-) -> Result<(), ResponseError> {
+) -> Check {
+    let write = Check::Append(None);
     let (Some(transactional_id), Some(records)) = (transactional_id, records) else {
-        return Ok(());
+        return write;
     };
     let Ok(batch) = rill_record::BatchView::new(records) else {
-        return Ok(()); // The append refuses it.
+        return write;
     };
     if !batch.attributes().is_transactional() || batch.attributes().is_control() {
-        return Ok(());
+        return write;
     }
-    let (producer_id, epoch) = (batch.producer_id(), batch.producer_epoch());
     let Some(partition) = broker.partition(tp) else {
-        return Ok(()); // The append answers for an unknown partition.
+        return write; // The append answers for an unknown partition.
     };
-    if partition.has_open_transaction(producer_id, epoch) {
-        return Ok(());
+    let producer = (batch.producer_id(), batch.producer_epoch());
+    match verification::check(
+        broker,
+        transactional_id,
+        (&partition, tp),
+        producer,
+        version,
+    ) {
+        verification::Check::Append(guard) => Check::Append(Some(guard)),
+        verification::Check::AskCoordinator(guard) => Check::AskCoordinator(guard, producer),
+        verification::Check::Refused(error) => Check::Refused(error),
     }
-    let wanted = (tp.topic.to_string(), tp.partition);
-    crate::transactions::verify(broker, transactional_id, (producer_id, epoch), wanted).map_err(
-        |error| {
-            tracing::debug!(partition = %tp, %error, "a transactional batch failed verification");
-            match error {
-                rill_txn::TxnError::ProducerFenced { .. }
-                | rill_txn::TxnError::InvalidProducerEpoch { .. } => {
-                    ResponseError::InvalidProducerEpoch
-                }
-                rill_txn::TxnError::ConcurrentTransactions { .. } => {
-                    ResponseError::ConcurrentTransactions
-                }
-                // KIP-1050: clients that know it hear that they can abort.
-                _ if version >= 11 => ResponseError::TransactionAbortable,
-                _ => ResponseError::InvalidTxnState,
-            }
-        },
-    )
+}
+
+/// What [`check_transaction`] decided for a batch.
+enum Check {
+    /// Write it, with the guard of a transactional batch.
+    Append(Option<VerificationGuard>),
+    /// Ask the coordinator elsewhere first, for this producer (id, epoch).
+    AskCoordinator(VerificationGuard, (i64, i16)),
+    Refused(ResponseError),
 }
 
 /// Waits for every append's ticket and builds the response.
@@ -312,6 +415,8 @@ async fn acknowledge(
                         Some((ResponseError::KafkaStorageError, Some(failed.to_string())))
                     }
                 },
+                // Verified before acknowledging (`verify_then_append`).
+                Outcome::Unverified(_) => Some((ResponseError::UnknownServerError, None)),
                 Outcome::Failed {
                     error,
                     message,

@@ -317,10 +317,11 @@ api_table! {
         multi_node: false,
     }
     AddPartitionsToTxn {
-        versions: 0..=3,
+        // v4+ only from brokers (KIP-890's verification).
+        versions: 0..=5,
         request: AddPartitionsToTxnRequest,
         run: pending(add_partitions_to_txn::handle),
-        acl: [(Write, TransactionalId), (Write, Topic)],
+        acl: [(Write, TransactionalId), (Write, Topic), (ClusterAction, Cluster)],
         route: Broker,
         multi_node: false,
     }

@@ -26,6 +26,7 @@ use crate::broker::Broker;
 use crate::coordinators::CoordinatorKind;
 use crate::error_code;
 use crate::groups::{CommitOutcome, OFFSETS_TOPIC, OffsetCommit, TxnOffsetCommit, acknowledged};
+use crate::transactions::verification;
 
 /// Per topic in request order, its partitions and the error each was
 /// refused with up front, if any.
@@ -84,10 +85,44 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             return ready(encode(ApiKey::TxnOffsetCommit, version, &answer));
         }
     };
-    if let Err(error) = verify_transaction(broker, &commit) {
-        let answer = response(layout, |_| Some(error), false);
-        return ready(encode(ApiKey::TxnOffsetCommit, version, &answer));
-    }
+    let ask_coordinator = match verify_transaction(broker, &commit) {
+        Ok(ask) => ask,
+        Err(error) => {
+            let answer = response(layout, |_| Some(for_offset_commit(error, version)), false);
+            return ready(encode(ApiKey::TxnOffsetCommit, version, &answer));
+        }
+    };
+    let broker = Arc::clone(broker);
+    Box::pin(async move {
+        if let Some(offsets_partition) = ask_coordinator {
+            let producer = (commit.producer_id.0, commit.producer_epoch);
+            let transactional_id = commit.transactional_id.to_string();
+            let answer = verification::ask_coordinator(
+                &broker,
+                &transactional_id,
+                producer,
+                &[offsets_partition],
+            )
+            .await;
+            if let Some(Err(error)) = answer.into_iter().next() {
+                tracing::debug!(?error, "a transactional offset commit failed verification");
+                let answer = response(layout, |_| Some(for_offset_commit(error, version)), false);
+                return encode(ApiKey::TxnOffsetCommit, version, &answer).map(Some);
+            }
+        }
+        commit_offsets(&broker, (commit, version), groups, layout, offsets).await
+    })
+}
+
+/// Commits the offsets of a verified TxnOffsetCommit and answers once
+/// the append is acknowledged.
+async fn commit_offsets(
+    broker: &Arc<Broker>,
+    (commit, version): (TxnOffsetCommitRequest, i16),
+    groups: Arc<crate::groups::Groups>,
+    layout: Layout,
+    offsets: Vec<OffsetToCommit>,
+) -> Result<Option<super::Body>, super::HandlerError> {
     let group = commit.group_id.to_string();
     let member_id = commit.member_id.to_string();
     let instance_id = commit.group_instance_id.as_ref().map(|id| id.to_string());
@@ -108,8 +143,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         producer_id,
         producer_epoch: commit.producer_epoch,
     });
-    let broker = Arc::clone(broker);
-    Box::pin(async move {
+    {
         let answer = match outcome {
             CommitOutcome::Refused(error) => {
                 let code = error_code::for_group(&error);
@@ -155,41 +189,54 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             }
         };
         encode(ApiKey::TxnOffsetCommit, version, &answer).map(Some)
-    })
+    }
 }
 
-/// KIP-890 part 1's verification, as Kafka's TxnOffsetCommit (v0–4)
-/// makes it: the group's `__consumer_offsets` partition must be in the
-/// producer's ongoing transaction (added by AddOffsetsToTxn) at the
-/// producer's current epoch; else the append would open a transaction in
-/// that partition that no marker ever ends (the last stable offset would
-/// hang) or write for a fenced producer. Kafka's answers: a stale epoch
-/// is INVALID_PRODUCER_EPOCH, a partition not in the transaction
-/// INVALID_TXN_STATE. Checked where this broker coordinates the
-/// transactional id; a coordinator on another broker is not asked.
+/// KIP-890 part 1's verification, as Kafka's TxnOffsetCommit makes it:
+/// the group's `__consumer_offsets` partition must be in the producer's
+/// ongoing transaction (added by AddOffsetsToTxn) at the producer's
+/// current epoch; else the append would open a transaction in that
+/// partition that no marker ever ends (the last stable offset would hang)
+/// or write for a fenced producer. Asked here where this broker
+/// coordinates the transactional id; else returns the partition to ask
+/// the coordinator about (see `transactions/verification.rs`).
 fn verify_transaction(
     broker: &Broker,
     commit: &TxnOffsetCommitRequest,
-) -> Result<(), ResponseError> {
+) -> Result<Option<TopicPartition>, ResponseError> {
     let Some(count) = broker.topics().partition_count(OFFSETS_TOPIC) else {
-        return Ok(()); // No offsets topic yet: the group lookup answers.
+        return Ok(None); // No offsets topic yet: the group lookup answers.
     };
     let partition = CoordinatorKind::Group.partition_for(&commit.group_id, count);
+    let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
     let producer = (commit.producer_id.0, commit.producer_epoch);
-    let wanted = (OFFSETS_TOPIC.to_string(), partition);
-    crate::transactions::verify(broker, &commit.transactional_id, producer, wanted).map_err(
-        |error| {
-            tracing::debug!(%error, "a transactional offset commit failed verification");
-            match error {
-                rill_txn::TxnError::ProducerFenced { .. }
-                | rill_txn::TxnError::InvalidProducerEpoch { .. } => {
-                    ResponseError::InvalidProducerEpoch
-                }
-                rill_txn::TxnError::TransactionAbortable { .. } => ResponseError::InvalidTxnState,
-                other => error_code::for_txn(other, rill_txn::TxnApi::TxnOffsetCommit, 0),
-            }
-        },
-    )
+    match verification::verify_here(broker, &commit.transactional_id, producer, &tp) {
+        Ok(()) => Ok(None),
+        Err(ResponseError::NotCoordinator) => Ok(Some(tp)),
+        Err(error) => {
+            tracing::debug!(?error, "a transactional offset commit failed verification");
+            Err(error)
+        }
+    }
+}
+
+/// The error a TxnOffsetCommit of `version` gets for a failed
+/// verification, as Kafka answers it: a fenced producer hears
+/// INVALID_PRODUCER_EPOCH; a coordinator that could not be asked
+/// COORDINATOR_NOT_AVAILABLE (retried); the partition missing from the
+/// transaction TRANSACTION_ABORTABLE from v4, INVALID_TXN_STATE before.
+fn for_offset_commit(error: ResponseError, version: i16) -> ResponseError {
+    match error {
+        ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch => {
+            ResponseError::InvalidProducerEpoch
+        }
+        ResponseError::NetworkException
+        | ResponseError::RequestTimedOut
+        | ResponseError::CoordinatorLoadInProgress
+        | ResponseError::NotCoordinator => ResponseError::CoordinatorNotAvailable,
+        ResponseError::TransactionAbortable if version < 4 => ResponseError::InvalidTxnState,
+        other => other,
+    }
 }
 
 /// The response: partitions refused up front keep their error (unless

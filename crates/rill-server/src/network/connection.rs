@@ -238,6 +238,12 @@ pub(crate) async fn serve(
         if queue.send(queued).await.is_err() || close_after {
             break;
         }
+        if let Some(paused) = session.take_pause() {
+            tokio::select! {
+                () = stopping.wait() => break,
+                _ = paused => {} // Done, or its sender gone: either way on.
+            }
+        }
         if bytes_since_yield >= YIELD_AFTER_BYTES {
             bytes_since_yield = 0;
             tokio::task::yield_now().await;

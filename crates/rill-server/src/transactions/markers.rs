@@ -11,7 +11,7 @@
 //! partition has its marker, its topic is gone, or this coordinator is
 //! fenced.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -25,9 +25,10 @@ use kafka_protocol::protocol::StrBytes;
 use rill_partition::TopicPartition;
 use rill_record::{EndTxnMarker, MarkerKind};
 
-use crate::cluster::{ClusterNode, PeerConnection, PeerError, ReplicaManager};
+use crate::cluster::{ClusterNode, ReplicaManager};
 use crate::error_code;
 use crate::groups::{GroupsSlot, OFFSETS_TOPIC};
+use crate::transactions::links::BrokerLinks;
 
 /// How long a marker's append may wait for the in-sync replicas (Kafka's
 /// request.timeout.ms for the markers it writes).
@@ -151,7 +152,7 @@ pub(crate) enum Delivered {
 pub(crate) async fn deliver(
     local: LocalMarkers<'_>,
     node: &ClusterNode,
-    links: &MarkerLinks,
+    links: &BrokerLinks,
     (marker, partitions): (Marker, Vec<TopicPartition>),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Delivered {
@@ -241,57 +242,9 @@ pub(crate) async fn deliver(
     }
 }
 
-/// Connections to other brokers for WriteTxnMarkers, reused from one
-/// delivery to the next (a connection, and its TLS handshake, per
-/// transaction would cost more than its markers).
-pub(crate) struct MarkerLinks {
-    connector: rill_cluster::Connector,
-    /// Idle connections by address, at most [`IDLE_LINKS_PER_BROKER`].
-    idle: parking_lot::Mutex<HashMap<String, Vec<PeerConnection>>>,
-}
-
-/// Idle connections kept per broker: one per delivery running at once.
-const IDLE_LINKS_PER_BROKER: usize = 4;
-
-impl MarkerLinks {
-    pub(crate) fn new(connector: rill_cluster::Connector) -> MarkerLinks {
-        MarkerLinks {
-            connector,
-            idle: parking_lot::Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// An idle connection to `address`, or a new one.
-    async fn take(&self, address: &str, own_id: i32) -> Result<PeerConnection, PeerError> {
-        let idle = self.idle.lock().get_mut(address).and_then(Vec::pop);
-        match idle {
-            Some(connection) => Ok(connection),
-            None => {
-                let client_id = format!("rill-txn-markers-{own_id}");
-                PeerConnection::connect(&self.connector, address, client_id, 1 << 20).await
-            }
-        }
-    }
-
-    /// Keeps a connection whose last call succeeded for the next delivery.
-    fn put_back(&self, address: &str, connection: PeerConnection) {
-        let mut idle = self.idle.lock();
-        let list = idle.entry(address.to_owned()).or_default();
-        if list.len() < IDLE_LINKS_PER_BROKER {
-            list.push(connection);
-        }
-    }
-}
-
-impl std::fmt::Debug for MarkerLinks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MarkerLinks").finish_non_exhaustive()
-    }
-}
-
 /// Sends one WriteTxnMarkers request to the broker at `address`.
 async fn write_remote(
-    links: &MarkerLinks,
+    links: &BrokerLinks,
     address: &str,
     own_id: i32,
     marker: Marker,
@@ -302,13 +255,6 @@ async fn write_remote(
             .into_iter()
             .map(|tp| (tp, Err(error)))
             .collect::<Vec<_>>()
-    };
-    let mut connection = match links.take(address, own_id).await {
-        Ok(connection) => connection,
-        Err(error) => {
-            tracing::debug!(%error, "cannot reach a partition leader for transaction markers");
-            return failed_all(partitions, ResponseError::NotLeaderOrFollower);
-        }
     };
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in &partitions {
@@ -334,19 +280,16 @@ async fn write_remote(
                     .collect(),
             ),
     ]);
-    let response: WriteTxnMarkersResponse = match connection
+    let response: WriteTxnMarkersResponse = match links
         .call(
-            ApiKey::WriteTxnMarkers,
-            WRITE_TXN_MARKERS_VERSION,
+            (address, own_id),
+            (ApiKey::WriteTxnMarkers, WRITE_TXN_MARKERS_VERSION),
             &request,
             PEER_CALL_TIMEOUT,
         )
         .await
     {
-        Ok(response) => {
-            links.put_back(address, connection);
-            response
-        }
+        Ok(response) => response,
         Err(error) => {
             tracing::debug!(%error, "WriteTxnMarkers failed");
             return failed_all(partitions, ResponseError::RequestTimedOut);

@@ -16,7 +16,9 @@
 //! Thread-safe. Each coordinator's mutex is held for its state changes
 //! only, never across an append's wait.
 
+pub(crate) mod links;
 pub(crate) mod markers;
+pub(crate) mod verification;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, Weak};
@@ -86,8 +88,9 @@ pub(crate) struct TransactionsSlot {
     /// Partitions of `__transaction_state` (as of the last change).
     partitions: RwLock<i32>,
     deps: TransactionsDeps,
-    /// Connections to the leaders on other brokers, for markers.
-    links: markers::MarkerLinks,
+    /// Connections to other brokers: markers to the leaders of their
+    /// partitions, verifications to coordinators.
+    links: links::BrokerLinks,
     config: TransactionsConfig,
     /// The cluster node, for where the leaders of marked partitions are;
     /// set once the node runs.
@@ -100,7 +103,7 @@ impl TransactionsSlot {
         Arc::new_cyclic(|me| TransactionsSlot {
             current: RwLock::new(BTreeMap::new()),
             partitions: RwLock::new(0),
-            links: markers::MarkerLinks::new(deps.connector.clone()),
+            links: links::BrokerLinks::new(deps.connector.clone()),
             deps,
             config,
             node: OnceLock::new(),
@@ -111,6 +114,11 @@ impl TransactionsSlot {
     /// Tells the slot of the cluster node, once it runs.
     pub(crate) fn set_node(&self, node: &Arc<ClusterNode>) {
         let _ = self.node.set(Arc::downgrade(node)); // Set once, at start.
+    }
+
+    /// Connections to other brokers, for markers and verifications.
+    pub(crate) fn links(&self) -> &links::BrokerLinks {
+        &self.links
     }
 
     fn node(&self) -> Option<Arc<ClusterNode>> {
@@ -280,25 +288,6 @@ fn ack(reply: Reply) -> Result<(), TxnError> {
             reason: format!("a transaction request was answered {other:?}"),
         }),
     }
-}
-
-/// KIP-890 part 1: whether `partition` is in the ongoing transaction of
-/// `transactional_id` at this producer id and epoch. Only where this
-/// broker coordinates the id (every one, alone); where another broker
-/// does, it is not asked and the answer is yes (Kafka asks it with
-/// AddPartitionsToTxn v4).
-pub(crate) fn verify(
-    broker: &crate::broker::Broker,
-    transactional_id: &str,
-    (producer_id, producer_epoch): (i64, i16),
-    partition: (String, i32),
-) -> Result<(), TxnError> {
-    let Ok(transactions) = broker.transactions_for(transactional_id) else {
-        return Ok(());
-    };
-    transactions.with(|coordinator| {
-        coordinator.verify_partitions(transactional_id, producer_id, producer_epoch, &[partition])
-    })
 }
 
 impl Transactions {
