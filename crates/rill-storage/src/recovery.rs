@@ -240,9 +240,15 @@ fn sync_recovered(
 /// whose base offset lies within the swap's offsets (which span all the
 /// segments it replaces) is deleted and the swap renamed into place. Its
 /// indexes are rebuilt by the scan that follows. Returns the swaps done.
+///
+/// A segment is deleted by whichever of its files are left, not only by
+/// its `.log`: the crash may have kept the deletion of an old `.log` and
+/// lost that of its indexes, and an old index left at the swap's base
+/// would be taken for the swapped-in segment's, pointing reads at the
+/// wrong positions.
 fn finish_interrupted_compaction(dir: &Path, disk: &dyn Disk) -> Result<usize, IoFailure> {
     let mut swaps = Vec::new();
-    let mut logs = Vec::new();
+    let mut live = BTreeSet::new();
     let mut txn_swaps = Vec::new();
     let mut cleaned_logs = Vec::new();
     let log_swap = FileStage::Swap.name(LOG_SUFFIX);
@@ -254,8 +260,15 @@ fn finish_interrupted_compaction(dir: &Path, disk: &dyn Disk) -> Result<usize, I
             // Kept with its swap (it cannot be rebuilt from the log:
             // the partition's replay of markers starts at a snapshot).
             txn_swaps.push(file);
-        } else if file.suffix == LOG_SUFFIX {
-            logs.push(file.base);
+        } else if [
+            LOG_SUFFIX,
+            INDEX_SUFFIX,
+            TIME_INDEX_SUFFIX,
+            TXN_INDEX_SUFFIX,
+        ]
+        .contains(&file.suffix.as_str())
+        {
+            live.insert(file.base);
         } else if file.suffix.ends_with(&format!(".{CLEANED_SUFFIX}"))
             || file.suffix.ends_with(&format!(".{SWAP_SUFFIX}"))
         {
@@ -286,7 +299,11 @@ fn finish_interrupted_compaction(dir: &Path, disk: &dyn Disk) -> Result<usize, I
     for &base in &swaps {
         let swap = segment_path(dir, base, &FileStage::Swap.name(LOG_SUFFIX));
         let end = swap_end_offset(&swap)?;
-        for &old in logs.iter().filter(|&&old| old >= base && old < end) {
+        // Its own base too, should the swap hold no batch at all.
+        for &old in live
+            .iter()
+            .filter(|&&old| old == base || (old > base && old < end))
+        {
             delete_segment_files(dir, old, disk)?;
         }
         tracing::info!(dir = %dir.display(), base_offset = %base, end_offset = %end, "completed an interrupted compaction swap");

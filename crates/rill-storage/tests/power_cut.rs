@@ -3,9 +3,9 @@
 //! its first disk call, then its second, and so on to the end. The crash
 //! image (`FaultyDisk::track_crashes`) keeps only what a sync made
 //! durable: directory entries whose directory was synced (or a real
-//! syncfs), file data as of its last fdatasync; a second image of each
-//! cut keeps a pseudo-random subset of the unsynced directory changes
-//! too. After recovering from either, everything acknowledged before the
+//! syncfs), file data as of its last fdatasync; three more images of
+//! each cut keep different pseudo-random subsets of the unsynced
+//! directory changes too. After recovering from either, everything acknowledged before the
 //! cut must be there.
 //!
 //! Each scenario runs on three disks: ext4 (one syncfs per flush round),
@@ -113,9 +113,11 @@ impl Run {
     }
 
     /// The two images of the cut: no unsynced change kept, and some.
-    fn images(&self) -> [std::path::PathBuf; 2] {
+    fn images(&self) -> Vec<std::path::PathBuf> {
         let image = self.image_root();
-        [FaultyDisk::reordered_image(&image), image]
+        let mut images = FaultyDisk::reordered_images(&image);
+        images.push(image);
+        images
     }
 
     /// Cuts the power just before disk call `op` from now on.

@@ -9,10 +9,13 @@
 //! fdatasync (empty if it never had one), whatever was written since.
 //! Writes through a map are seen only through the syncs that cover them.
 //!
-//! A second image of the same moment keeps a pseudo-random subset of the
-//! unsynced changes instead of none: a file system may write directory
-//! changes out in any order before the sync that would have covered them
-//! all, so code must not depend on the order of changes one sync covers.
+//! Further images of the same moment ([`REORDERINGS`] of them) each keep a
+//! different pseudo-random subset of the unsynced changes instead of
+//! none: a file system may write directory changes out in any order
+//! before the sync that would have covered them all, so code must not
+//! depend on the order of changes one sync covers. (One subset per cut
+//! was not enough: it missed that a compaction swap could keep an old
+//! index beside its new segment; three caught it.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -78,8 +81,8 @@ pub(crate) struct Tracker {
     durable: HashMap<FileId, Vec<u8>>,
     /// Calls to the disk so far.
     ops: u64,
-    /// Write the crash images to this directory (and its `-reordered`
-    /// sibling) just before call `.0` runs.
+    /// Write the crash images to this directory (and its `-reordered-K`
+    /// siblings) just before call `.0` runs.
     crash_at: Option<(u64, PathBuf)>,
     crashed: bool,
 }
@@ -120,7 +123,9 @@ impl Tracker {
         {
             let (op, image) = (*op, image.clone());
             self.write_image(&image, |_| false)?;
-            self.write_image(&reordered(&image), |i| survives(op, i))?;
+            for (k, reordered) in reordered(&image).iter().enumerate() {
+                self.write_image(reordered, |i| survives(op, k as u64, i))?;
+            }
             self.crashed = true;
         }
         self.ops += 1;
@@ -300,17 +305,24 @@ impl Tracker {
     }
 }
 
-/// The `-reordered` sibling of `image`.
-pub(crate) fn reordered(image: &Path) -> PathBuf {
-    let mut name = image.file_name().unwrap_or_default().to_os_string();
-    name.push("-reordered");
-    image.with_file_name(name)
+/// How many images with a subset of the unsynced changes each cut writes.
+pub(crate) const REORDERINGS: u64 = 3;
+
+/// The `-reordered-K` siblings of `image`, K from 0 to [`REORDERINGS`].
+pub(crate) fn reordered(image: &Path) -> Vec<PathBuf> {
+    (0..REORDERINGS)
+        .map(|k| {
+            let mut name = image.file_name().unwrap_or_default().to_os_string();
+            name.push(format!("-reordered-{k}"));
+            image.with_file_name(name)
+        })
+        .collect()
 }
 
-/// Whether unsynced change `i` reached the disk in the reordered image of
-/// a crash before call `op`: a fixed pseudo-random choice (SplitMix64).
-fn survives(op: u64, i: usize) -> bool {
-    let mut z = op
+/// Whether unsynced change `i` reached the disk in reordering `k` of a
+/// crash before call `op`: a fixed pseudo-random choice (SplitMix64).
+fn survives(op: u64, k: u64, i: usize) -> bool {
+    let mut z = (op ^ k.wrapping_mul(0xD6E8_FEB8_6659_FD93))
         .wrapping_mul(0x9E37_79B9_7F4A_7C15)
         .wrapping_add(i as u64)
         .wrapping_add(0x9E37_79B9_7F4A_7C15);

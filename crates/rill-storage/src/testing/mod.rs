@@ -163,9 +163,9 @@ impl FaultyDisk {
     /// `image` (a directory that must not exist), just before call number
     /// `op` (counted from 0 since [`FaultyDisk::track_crashes`]) runs:
     /// none of the directory changes no sync covered. Also writes, into
-    /// [`FaultyDisk::reordered_image`] of it, the same moment with a
-    /// pseudo-random subset of those changes on disk (file systems may
-    /// write them in any order). The calls go on afterwards as if nothing
+    /// each of [`FaultyDisk::reordered_images`] of it, the same moment
+    /// with a different pseudo-random subset of those changes on disk
+    /// (file systems may write them in any order). The calls go on afterwards as if nothing
     /// happened: a test knows an acknowledgement came before the crash if
     /// [`FaultyDisk::crashed`] was still false after it.
     pub fn crash_at(&self, op: u64, image: &Path) {
@@ -174,9 +174,10 @@ impl FaultyDisk {
         }
     }
 
-    /// Where [`FaultyDisk::crash_at`] writes the image with a subset of
-    /// the unsynced changes on disk: `image` with `-reordered` appended.
-    pub fn reordered_image(image: &Path) -> std::path::PathBuf {
+    /// Where [`FaultyDisk::crash_at`] writes the images with a subset of
+    /// the unsynced changes on disk: `image` with `-reordered-0`,
+    /// `-reordered-1`, ... appended.
+    pub fn reordered_images(image: &Path) -> Vec<std::path::PathBuf> {
         crash_image::reordered(image)
     }
 
