@@ -25,6 +25,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -204,6 +205,9 @@ pub(crate) struct FileSystem {
     /// after a failure, so that no round trusts a syncfs whose error a
     /// concurrent one took.
     error_epoch: Mutex<u64>,
+    /// Whether the last reservation here that mattered ran out of space:
+    /// said once when it does, once when one succeeds again.
+    full: AtomicBool,
 }
 
 impl FileSystem {
@@ -216,6 +220,29 @@ impl FileSystem {
     /// How logs here are synced, or why durability cannot be established.
     pub(crate) fn sync_choice(&self) -> Result<&SyncChoice, &str> {
         self.sync.as_ref().map_err(String::as_str)
+    }
+
+    /// A log in `dir` could not reserve room here: logged (once, until
+    /// [`FileSystem::has_room`]) so that an operator hears the disk is
+    /// full, not every refused append. Whether this was news.
+    pub(crate) fn out_of_space(&self, dir: &Path) -> bool {
+        let news = !self.full.swap(true, Ordering::SeqCst);
+        if news {
+            tracing::error!(device = self.device, dir = %dir.display(),
+                "the file system of this log directory is full: appends that need more room are refused until space is freed");
+        }
+        news
+    }
+
+    /// A log in `dir` reserved room here: if the file system was full,
+    /// logged once. Whether this was news.
+    pub(crate) fn has_room(&self, dir: &Path) -> bool {
+        let news = self.full.swap(false, Ordering::SeqCst);
+        if news {
+            tracing::info!(device = self.device, dir = %dir.display(),
+                "the file system of this log directory has room again");
+        }
+        news
     }
 
     /// Whether a round may sync several files here with one syncfs.
@@ -316,6 +343,7 @@ impl FileSystems {
             handle,
             sync,
             error_epoch: Mutex::new(0),
+            full: AtomicBool::new(false),
         });
         known.push(Arc::clone(&file_system));
         Ok(file_system)
@@ -343,6 +371,21 @@ mod tests {
         );
         let dyn_disk: Arc<dyn Disk> = disk.clone();
         (disk, dyn_disk)
+    }
+
+    #[test]
+    fn a_full_file_system_is_news_once_and_its_room_again_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, disk) = faulty();
+        let file_system = FileSystems::default()
+            .of(dir.path(), &disk, SyncModeSetting::Auto)
+            .unwrap();
+        assert!(!file_system.has_room(dir.path()), "room was never news");
+        assert!(file_system.out_of_space(dir.path()));
+        assert!(!file_system.out_of_space(dir.path()), "said once");
+        assert!(file_system.has_room(dir.path()));
+        assert!(!file_system.has_room(dir.path()), "said once");
+        assert!(file_system.out_of_space(dir.path()), "full again is news");
     }
 
     #[test]

@@ -124,6 +124,8 @@ pub(crate) struct Stamp {
 pub(crate) struct AppendedBatch {
     pub(crate) last_offset: Offset,
     pub(crate) max_timestamp: i64,
+    /// Whether the file's reservation grew for it (the disk had room).
+    pub(crate) reserved: bool,
 }
 
 /// What a segment's summary needs to know of a batch it holds.
@@ -773,7 +775,7 @@ impl Segment {
             self.map.may_change(position),
             "appending over bytes a reader holds"
         );
-        self.reserve_for(end, config, disk)?;
+        let reserved = self.reserve_for(end, config, disk)?;
         let header = view.stamped_header(
             stamp.base_offset.value(),
             stamp.leader_epoch,
@@ -805,18 +807,27 @@ impl Segment {
         Ok(AppendedBatch {
             last_offset: facts.last_offset,
             max_timestamp: facts.max_timestamp,
+            reserved,
         })
     }
 
     /// Makes sure the file is allocated up to `end`, growing the
-    /// reservation geometrically, and the indexes with it.
+    /// reservation geometrically, and the indexes with it. On a disk too
+    /// full for the geometric step, reserves only what `end` needs (to
+    /// the page) before giving up, so that a nearly full disk is used to
+    /// its last pages rather than refused with room left. Returns whether
+    /// the reservation grew.
     fn reserve_for(
         &mut self,
         end: usize,
         config: &LogConfig,
         disk: &dyn Disk,
-    ) -> Result<(), AppendError> {
+    ) -> Result<bool, AppendError> {
         let file_len = self.map.file_len();
+        let needed = end
+            .next_multiple_of(PAGE_BYTES)
+            .min(self.map.capacity())
+            .max(end);
         let target = if end <= file_len {
             file_len
         } else {
@@ -824,13 +835,39 @@ impl Segment {
             let target = end.max(file_len + step).next_multiple_of(PAGE_BYTES);
             target.min(self.map.capacity()).max(end)
         };
+        let mut result = self.reserve_to(target, config, disk);
+        if matches!(&result, Err(failure) if failure.is_disk_full()) && needed < target {
+            result = self.reserve_to(needed, config, disk);
+        }
+        result.map(|()| target > file_len).map_err(|failure| {
+            if failure.is_disk_full() {
+                AppendError::DiskFull {
+                    bytes: (needed.max(file_len) - file_len) as u64,
+                    failure,
+                }
+            } else {
+                AppendError::Io(failure)
+            }
+        })
+    }
+
+    /// Allocates the file up to `target` (if it is shorter) and the
+    /// indexes in step; on failure the file keeps the length the map
+    /// knows.
+    fn reserve_to(
+        &mut self,
+        target: usize,
+        config: &LogConfig,
+        disk: &dyn Disk,
+    ) -> Result<(), IoFailure> {
+        let file_len = self.map.file_len();
         let reserved = if target > file_len {
             disk.reserve(&self.log_file, file_len as u64, target as u64)
                 .map_err(|e| IoFailure::new("reserve segment", self.log_path(), e))
         } else {
             Ok(())
         };
-        let result = match reserved {
+        match reserved {
             Ok(()) => {
                 self.map.file_grew(target);
                 // Also when the log had room already: an earlier growth of
@@ -843,17 +880,7 @@ impl Segment {
                 let _ = self.log_file.set_len(file_len as u64); // best effort: a longer file is only more zeros
                 Err(failure)
             }
-        };
-        result.map_err(|failure| {
-            if failure.is_disk_full() {
-                AppendError::DiskFull {
-                    bytes: (target - file_len) as u64,
-                    failure,
-                }
-            } else {
-                AppendError::Io(failure)
-            }
-        })
+        }
     }
 
     /// Trims the log file and both indexes to their contents and writes

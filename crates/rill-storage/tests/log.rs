@@ -806,6 +806,37 @@ fn a_full_disk_is_a_typed_error_and_appends_resume_when_space_returns() {
 }
 
 #[test]
+fn a_nearly_full_disk_takes_appends_until_not_even_their_own_bytes_fit() {
+    let fx = Fixture::new();
+    let log = fx.create(LogConfig::default());
+    // Room for a page or two at a time, but never the next 64 KiB step.
+    fx.disk.set_reservation_limit(Some(8192));
+    let record = batch(&[&vec![7u8; 3_000]], 0);
+    for _ in 0..100 {
+        append(&log, &record);
+    }
+    assert!(
+        log.size_bytes() > 256 * 1024,
+        "appends went on past several of the reservations the disk refused"
+    );
+    // A batch larger than any reservation the disk allows is refused,
+    // and nothing is written.
+    let big = batch(&[&vec![1u8; 60_000]], 0);
+    let end = log.log_end_offset();
+    assert!(matches!(
+        log.append(&big, 0, 0),
+        Err(AppendError::DiskFull { .. })
+    ));
+    assert_eq!(log.log_end_offset(), end, "nothing written");
+    fx.disk.set_reservation_limit(None);
+    append(&log, &big);
+    assert_eq!(log.log_end_offset(), end.plus(1));
+    let (log, report) = fx.reopen_crashed(log, Offset(0));
+    assert_eq!(report.dropped_bytes, 0);
+    assert_eq!(log.log_end_offset(), end.plus(1));
+}
+
+#[test]
 fn a_failed_sync_takes_the_log_offline_until_reopened() {
     let fx = Fixture::new();
     let log = fx.create(LogConfig::default());

@@ -271,18 +271,32 @@ impl Log {
         };
         let max_timestamp = stamp.log_append_time_ms.unwrap_or(view.max_timestamp());
         let rolled =
-            if state
+            state
                 .active
-                .should_roll(batch.len(), max_timestamp, last_offset, &config, now_ms)
-            {
-                self.shared.roll(&mut state, base_offset, now_ms)?;
-                true
-            } else {
-                false
-            };
-        let appended = state
-            .active
-            .append(&view, &stamp, &config, self.shared.disk.as_ref())?;
+                .should_roll(batch.len(), max_timestamp, last_offset, &config, now_ms);
+        let written = if rolled {
+            self.shared
+                .roll(&mut state, base_offset, now_ms)
+                .map_err(AppendError::from)
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            state
+                .active
+                .append(&view, &stamp, &config, self.shared.disk.as_ref())
+        });
+        let file_system = &self.shared.file_system;
+        let appended = match written {
+            Err(error @ AppendError::DiskFull { .. }) => {
+                file_system.out_of_space(&self.shared.dir);
+                return Err(error);
+            }
+            other => other?,
+        };
+        if appended.reserved {
+            file_system.has_room(&self.shared.dir);
+        }
         assert_eq!(
             appended.last_offset, last_offset,
             "the segment places the batch where the log does"

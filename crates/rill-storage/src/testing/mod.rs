@@ -24,6 +24,9 @@ use crash_image::Tracker;
 #[derive(Debug, Default)]
 pub struct FaultyDisk {
     full: AtomicBool,
+    /// Reservations of more bytes than this at once fail with ENOSPC
+    /// (0: no limit): a nearly full disk.
+    reservation_limit: AtomicU64,
     failing_writes: AtomicBool,
     failing_data_syncs: AtomicBool,
     failing_file_system_syncs: AtomicBool,
@@ -56,6 +59,13 @@ impl FaultyDisk {
     /// From now on, reservations fail with ENOSPC (or succeed again).
     pub fn set_full(&self, full: bool) {
         self.full.store(full, Ordering::SeqCst);
+    }
+
+    /// From now on, a reservation of more than `bytes` at once fails with
+    /// ENOSPC, as on a nearly full disk (`None`: any size fits again).
+    pub fn set_reservation_limit(&self, bytes: Option<u64>) {
+        self.reservation_limit
+            .store(bytes.unwrap_or(0), Ordering::SeqCst);
     }
 
     /// From now on, writes fail with EIO (or succeed again).
@@ -261,7 +271,9 @@ fn eio() -> io::Error {
 impl Disk for FaultyDisk {
     fn reserve(&self, file: &File, from: u64, to: u64) -> io::Result<()> {
         self.tracked(|_| {
-            if self.full.load(Ordering::SeqCst) && to > from {
+            let limit = self.reservation_limit.load(Ordering::SeqCst);
+            let too_big = limit > 0 && to.saturating_sub(from) > limit;
+            if (self.full.load(Ordering::SeqCst) || too_big) && to > from {
                 return Err(io::Error::from_raw_os_error(
                     rustix::io::Errno::NOSPC.raw_os_error(),
                 ));
