@@ -1,7 +1,7 @@
 //! Protocol behaviour librdkafka does not show directly, over raw
 //! requests: long polls woken by appends, min_bytes, fetch by topic id,
 //! fetch sessions, ListOffsets by max timestamp, DeleteRecords,
-//! OffsetForLeaderEpoch, DescribeCluster.
+//! OffsetForLeaderEpoch, DescribeCluster, DescribeTopicPartitions.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -269,4 +269,106 @@ fn sigterm_answers_the_requests_in_flight_then_exits_0() {
     );
     assert!(status.success(), "{status:?}");
     assert!(broker.data.join(".rill-clean-shutdown").exists());
+}
+
+/// (topic, partitions) of a DescribeTopicPartitions response, and its
+/// next cursor.
+type Page = (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>);
+
+fn describe_partitions(
+    wire: &mut Wire,
+    topics: &[&str],
+    limit: i32,
+    cursor: Option<(&str, i32)>,
+) -> Page {
+    use kafka_protocol::messages::DescribeTopicPartitionsRequest;
+    use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
+    let request = DescribeTopicPartitionsRequest::default()
+        .with_topics(
+            topics
+                .iter()
+                .map(|t| TopicRequest::default().with_name(topic_name(t)))
+                .collect(),
+        )
+        .with_response_partition_limit(limit)
+        .with_cursor(cursor.map(|(topic, partition)| {
+            Cursor::default()
+                .with_topic_name(topic_name(topic))
+                .with_partition_index(partition)
+        }));
+    let response = wire.send(0, &request);
+    let topics = response
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t.partitions.iter().map(|p| p.partition_index).collect();
+            for p in &t.partitions {
+                assert!(p.leader_id.0 >= 0, "the one broker leads");
+                assert_eq!(p.isr_nodes.len(), 1);
+            }
+            (
+                t.name.as_ref().unwrap().to_string(),
+                t.error_code,
+                partitions,
+            )
+        })
+        .collect();
+    let next = response
+        .next_cursor
+        .map(|c| (c.topic_name.to_string(), c.partition_index));
+    (topics, next)
+}
+
+#[test]
+fn describe_topic_partitions_pages_through_topics_by_cursor() {
+    use kafka_protocol::messages::CreateTopicsRequest;
+    use kafka_protocol::messages::create_topics_request::CreatableTopic;
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    for (name, partitions) in [("b", 2), ("a", 3), ("c", 1)] {
+        let created = wire.send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(topic_name(name))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(1),
+                ])
+                .with_timeout_ms(30_000),
+        );
+        assert_eq!(created.topics[0].error_code, 0);
+    }
+    let owned = |rows: &[(&str, i16, &[i32])]| -> Vec<(String, i16, Vec<i32>)> {
+        rows.iter()
+            .map(|(t, e, p)| (t.to_string(), *e, p.to_vec()))
+            .collect()
+    };
+    // Every topic, sorted, four partitions a page.
+    let (page, next) = describe_partitions(&mut wire, &[], 4, None);
+    assert_eq!(page, owned(&[("a", 0, &[0, 1, 2]), ("b", 0, &[0])]));
+    assert_eq!(next, Some(("b".to_string(), 1)));
+    let (page, next) = describe_partitions(&mut wire, &[], 4, Some(("b", 1)));
+    assert_eq!(page, owned(&[("b", 0, &[1]), ("c", 0, &[0])]));
+    assert_eq!(next, None);
+    // A page that ends with a topic points at the next one.
+    let (page, next) = describe_partitions(&mut wire, &[], 3, None);
+    assert_eq!(page, owned(&[("a", 0, &[0, 1, 2])]));
+    assert_eq!(next, Some(("b".to_string(), 0)));
+    // Topics by name, sorted; one that does not exist says so.
+    const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    const INVALID_REQUEST: i16 = 42;
+    let (page, next) = describe_partitions(&mut wire, &["zz", "c", "a"], 2000, None);
+    assert_eq!(
+        page,
+        owned(&[
+            ("a", 0, &[0, 1, 2]),
+            ("c", 0, &[0]),
+            ("zz", UNKNOWN_TOPIC_OR_PARTITION, &[])
+        ])
+    );
+    assert_eq!(next, None);
+    // A cursor must name one of the topics asked for.
+    let (page, _) = describe_partitions(&mut wire, &["a"], 10, Some(("b", 0)));
+    assert_eq!(page, owned(&[("a", INVALID_REQUEST, &[])]));
 }

@@ -14,8 +14,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeProducersRequest,
-    DescribeTransactionsRequest, EndTxnRequest, ListTransactionsRequest, TxnOffsetCommitRequest,
-    WriteTxnMarkersRequest,
+    DescribeTopicPartitionsRequest, DescribeTransactionsRequest, EndTxnRequest,
+    ListTransactionsRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
@@ -95,6 +95,7 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::DescribeProducers => encode::<DescribeProducersRequest>(version),
         ApiKey::DescribeTransactions => encode::<DescribeTransactionsRequest>(version),
         ApiKey::ListTransactions => encode::<ListTransactionsRequest>(version),
+        ApiKey::DescribeTopicPartitions => encode::<DescribeTopicPartitionsRequest>(version),
         other => panic!("{other:?} is supported but this test cannot encode it"),
     }
 }

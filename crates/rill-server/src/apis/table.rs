@@ -534,6 +534,14 @@ api_table! {
         route: Broker,
         multi_node: false,
     }
+    DescribeTopicPartitions {
+        versions: 0..=0,
+        request: DescribeTopicPartitionsRequest,
+        run: ready(describe_topic_partitions::answer),
+        acl: [(Describe, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
 }
 
 #[cfg(test)]

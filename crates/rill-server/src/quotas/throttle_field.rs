@@ -144,11 +144,12 @@ mod tests {
         check!(DescribeClientQuotas, DescribeClientQuotasResponse);
         check!(AlterClientQuotas, AlterClientQuotasResponse);
         check!(DescribeLogDirs, DescribeLogDirsResponse);
+        check!(DescribeTopicPartitions, DescribeTopicPartitionsResponse);
     }
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 40;
+        let checked = 41;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,
