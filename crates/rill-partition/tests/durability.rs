@@ -4,7 +4,8 @@
 //! a log dir whose file system cannot be probed, or whose checkpoint
 //! cannot be synced, refuses writes and serves reads. And power cuts at
 //! every step of creating partitions, appending and a clean shutdown lose
-//! nothing acknowledged.
+//! nothing acknowledged — transactions' markers and open transactions
+//! included.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -20,7 +21,7 @@ use rill_partition::{
     FetchIsolation, LogManager, ManagerConfig, ManagerError, Partition, PartitionError,
     TopicPartition,
 };
-use rill_record::{BatchBuilder, Batches, NewRecord};
+use rill_record::{BatchBuilder, Batches, EndTxnMarker, MarkerKind, NewRecord};
 use rill_storage::testing::FaultyDisk;
 use rill_storage::{
     AppendError, FUSE_MAGIC, FlushPolicy, KernelVersion, LogConfig, OfflineCause, Offset, RealDisk,
@@ -313,5 +314,191 @@ fn a_power_cut_while_creating_partitions_and_appending_loses_nothing_acknowledge
             check_restart(op, &image, &acked);
         }
         assert!(cuts > 20, "only {cuts} steps");
+    }
+}
+
+/// What a transactional run had acknowledged before the power cut: each
+/// record, and each producer's transaction as far as the client knew —
+/// its first offset once a batch was acknowledged, and its marker once
+/// that was.
+#[derive(Default)]
+struct AckedTxns {
+    created: bool,
+    records: BTreeMap<Offset, String>,
+    /// By producer id: (first offset, the marker's kind if acknowledged).
+    txns: BTreeMap<i64, (Offset, Option<MarkerKind>)>,
+}
+
+fn txn_batch(producer_id: i64, sequence: i32, value: &str) -> Vec<u8> {
+    BatchBuilder::new(0)
+        .producer(producer_id, 0, sequence)
+        .transactional()
+        .with_records(&[NewRecord::value(value.as_bytes())])
+        .finish()
+        .unwrap()
+}
+
+/// One partition (small segments, so it rolls and snapshots its
+/// producers) takes a committed transaction, an aborted one, one left
+/// open and plain batches between them, then shuts down cleanly; the
+/// power is cut before disk call `op`.
+fn run_transactions(magic: u32, op: u64, root: &Path, image: &Path) -> (AckedTxns, bool) {
+    let disk = disk_on(magic);
+    disk.track_crashes(root).unwrap();
+    disk.crash_at(op, image);
+    let (manager, _) = open(&root.join("data"), SyncModeSetting::Auto, disk.clone());
+    let tp = TopicPartition::new("txns", 0);
+    let partition = manager.create(&tp, fsync_config()).unwrap();
+    let mut acked = AckedTxns {
+        created: !disk.crashed(),
+        ..AckedTxns::default()
+    };
+    let write = |acked: &mut AckedTxns, bytes: Vec<u8>, value: &str, producer: Option<i64>| {
+        let info = partition.append(&bytes, 0, 0).unwrap().wait().unwrap();
+        if !disk.crashed() {
+            acked.records.insert(info.base_offset, value.to_owned());
+            if let Some(producer) = producer {
+                acked
+                    .txns
+                    .entry(producer)
+                    .or_insert((info.base_offset, None));
+            }
+        }
+    };
+    let steps: [(i64, Option<MarkerKind>); 7] = [
+        (10, None),
+        (20, None),
+        (10, None),
+        (10, Some(MarkerKind::Commit)),
+        (30, None),
+        (20, None),
+        (20, Some(MarkerKind::Abort)),
+    ];
+    let mut sequences: BTreeMap<i64, i32> = BTreeMap::new();
+    for (n, (producer, marker)) in steps.into_iter().enumerate() {
+        write(
+            &mut acked,
+            batch(&format!("plain-{n}")),
+            &format!("plain-{n}"),
+            None,
+        );
+        match marker {
+            None => {
+                let sequence = sequences.entry(producer).or_default();
+                let value = format!("p{producer}-{sequence}");
+                write(
+                    &mut acked,
+                    txn_batch(producer, *sequence, &value),
+                    &value,
+                    Some(producer),
+                );
+                *sequence += 1;
+            }
+            Some(kind) => {
+                let end = EndTxnMarker {
+                    kind,
+                    coordinator_epoch: 0,
+                };
+                partition
+                    .append_marker(producer, 0, end, 0, 0)
+                    .unwrap()
+                    .wait()
+                    .unwrap();
+                if !disk.crashed() {
+                    acked.txns.get_mut(&producer).unwrap().1 = Some(kind);
+                }
+            }
+        }
+    }
+    manager.shutdown().unwrap();
+    (acked, disk.crashed())
+}
+
+/// A restart on the image finds every acknowledged record, every
+/// acknowledged marker's effect — the transaction ended, an abort in the
+/// aborted-transaction index — and every acknowledged open transaction
+/// still open, holding the last stable offset back.
+fn check_transactions_restart(op: u64, image: &Path, acked: &AckedTxns) {
+    let (manager, _) = LogManager::open_with_disk(
+        config(&image.join("data"), SyncModeSetting::Auto),
+        &|_| fsync_config(),
+        Arc::new(RealDisk),
+    )
+    .unwrap_or_else(|e| panic!("cut before call {op}: the restart failed: {e}"));
+    let Some(partition) = manager.get(&TopicPartition::new("txns", 0)) else {
+        assert!(
+            !acked.created,
+            "cut before call {op}: the partition is gone"
+        );
+        manager.shutdown().unwrap();
+        return;
+    };
+    let read = values(&partition);
+    for (offset, value) in &acked.records {
+        assert_eq!(
+            read.get(offset),
+            Some(value),
+            "cut before call {op}: lost offset {offset}"
+        );
+    }
+    let aborted = partition.aborted_transactions(Offset(0), partition.log_end_offset());
+    let stable = partition.last_stable_offset();
+    for (&producer, &(first, marker)) in &acked.txns {
+        let open = partition.has_open_transaction(producer, 0);
+        let indexed = aborted
+            .iter()
+            .any(|a| a.producer_id == producer && a.first_offset == first);
+        match marker {
+            Some(kind) => {
+                assert!(
+                    !open,
+                    "cut before call {op}: {producer}'s {kind:?} was acknowledged"
+                );
+                assert_eq!(
+                    indexed,
+                    kind == MarkerKind::Abort,
+                    "cut before call {op}: {producer}'s {kind:?} in the aborted index"
+                );
+            }
+            None => {
+                // Its marker may have reached the disk unacknowledged; if
+                // not, the transaction is open and holds the LSO back.
+                if open {
+                    assert!(
+                        stable <= first,
+                        "cut before call {op}: LSO {stable} past {first}"
+                    );
+                }
+            }
+        }
+    }
+    if acked.txns.contains_key(&30) {
+        assert!(
+            partition.has_open_transaction(30, 0),
+            "cut before call {op}: the open transaction was closed"
+        );
+    }
+    manager.shutdown().unwrap();
+}
+
+#[test]
+fn a_power_cut_during_transactions_loses_no_acknowledged_marker_or_open_transaction() {
+    for magic in [EXT4_MAGIC, FUSE_MAGIC] {
+        let mut cuts = 0;
+        for op in 0.. {
+            let root = tempfile::tempdir().unwrap();
+            let images = tempfile::tempdir().unwrap();
+            let image = images.path().join("root");
+            let (acked, crashed) = run_transactions(magic, op, root.path(), &image);
+            if !crashed {
+                break;
+            }
+            cuts += 1;
+            for image in FaultyDisk::reordered_images(&image) {
+                check_transactions_restart(op, &image, &acked);
+            }
+            check_transactions_restart(op, &image, &acked);
+        }
+        assert!(cuts > 40, "only {cuts} steps");
     }
 }
