@@ -20,9 +20,8 @@ use std::process::Command;
 
 use common::BrokerProcess;
 use common::wire::{self, Wire, topic_name};
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::DeleteTopicsRequest;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
-use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest};
 use rill_record::{BatchBuilder, NewRecord};
 
 /// KAFKA_STORAGE_ERROR.
@@ -70,21 +69,6 @@ impl Drop for SmallFileSystem {
     }
 }
 
-fn create_topic(wire: &mut Wire, name: &str, partitions: i32) {
-    let response = wire.send(
-        7,
-        &CreateTopicsRequest::default()
-            .with_topics(vec![
-                CreatableTopic::default()
-                    .with_name(topic_name(name))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ])
-            .with_timeout_ms(30_000),
-    );
-    assert_eq!(response.topics[0].error_code, 0, "create {name}");
-}
-
 fn batch(n: usize) -> Vec<u8> {
     let value = vec![u8::try_from(n % 251).unwrap(); BATCH_BYTES];
     BatchBuilder::new(0)
@@ -98,7 +82,7 @@ fn a_full_disk_is_used_to_the_end_said_once_and_recovered_from() {
     let fs = SmallFileSystem::mount();
     let broker = BrokerProcess::start_in(&fs.path().join("data"), &[]);
     let mut wire = Wire::connect(&broker.bootstrap);
-    create_topic(&mut wire, "fill", PARTITIONS);
+    wire::create_topic_with(&mut wire, "fill", PARTITIONS);
 
     // Round-robin over the partitions until each refuses in turn (one may
     // still have room reserved when another has none).

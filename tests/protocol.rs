@@ -321,23 +321,10 @@ fn describe_partitions(
 
 #[test]
 fn describe_topic_partitions_pages_through_topics_by_cursor() {
-    use kafka_protocol::messages::CreateTopicsRequest;
-    use kafka_protocol::messages::create_topics_request::CreatableTopic;
     let broker = BrokerProcess::start(&[]);
     let mut wire = Wire::connect(&broker.bootstrap);
     for (name, partitions) in [("b", 2), ("a", 3), ("c", 1)] {
-        let created = wire.send(
-            7,
-            &CreateTopicsRequest::default()
-                .with_topics(vec![
-                    CreatableTopic::default()
-                        .with_name(topic_name(name))
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(1),
-                ])
-                .with_timeout_ms(30_000),
-        );
-        assert_eq!(created.topics[0].error_code, 0);
+        common::wire::create_topic_with(&mut wire, name, partitions);
     }
     let owned = |rows: &[(&str, i16, &[i32])]| -> Vec<(String, i16, Vec<i32>)> {
         rows.iter()

@@ -24,19 +24,21 @@ use common::BrokerProcess;
 use common::cluster::Cluster;
 use common::wire::{Wire, fetch_request, log_end, produce_request, topic_name};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::{
-    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, CreateTopicsRequest,
-    DescribeTransactionsRequest, EndTxnRequest, FindCoordinatorRequest, GroupId,
-    InitProducerIdRequest, JoinGroupRequest, ListOffsetsRequest, OffsetFetchRequest, ProducerId,
-    SyncGroupRequest, TransactionalId, TxnOffsetCommitRequest,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeTransactionsRequest, EndTxnRequest,
+    FindCoordinatorRequest, GroupId, InitProducerIdRequest, JoinGroupRequest, ListOffsetsRequest,
+    OffsetCommitRequest, OffsetFetchRequest, ProducerId, SyncGroupRequest, TransactionalId,
+    TxnOffsetCommitRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use rill_record::{
@@ -92,18 +94,7 @@ fn txn_id(id: &str) -> TransactionalId {
 }
 
 fn create_topic(wire: &mut Wire, name: &str, partitions: i32) {
-    let response = wire.send(
-        7,
-        &CreateTopicsRequest::default()
-            .with_topics(vec![
-                CreatableTopic::default()
-                    .with_name(topic_name(name))
-                    .with_num_partitions(partitions)
-                    .with_replication_factor(1),
-            ])
-            .with_timeout_ms(30_000),
-    );
-    assert_eq!(response.topics[0].error_code, 0);
+    common::wire::create_topic_with(wire, name, partitions);
 }
 
 /// Asks for `id`'s transaction coordinator until one answers, as a client
@@ -944,7 +935,8 @@ fn coordinator_node(wire: &mut Wire, key: &str, key_type: i8) -> i32 {
 /// KIP-890 across brokers: a partition's leader asks the transaction's
 /// coordinator, on another broker, before it writes a producer's first
 /// transactional batch there (AddPartitionsToTxn v5, verify only), and so
-/// does a group coordinator before it writes transactional offsets.
+/// does a group coordinator before it writes transactional offsets — for
+/// a partition it does not host (a group's offsets may name any).
 #[test]
 fn leaders_ask_a_coordinator_on_another_broker_before_a_transaction_writes() {
     let cluster = Cluster::start(3, &["--set", ONE_TXN_PARTITION]);
@@ -994,10 +986,12 @@ fn leaders_ask_a_coordinator_on_another_broker_before_a_transaction_writes() {
         "nothing written"
     );
 
-    // Transactional offsets, to a group coordinated by another broker.
+    // Transactional offsets, to a group coordinated by another broker,
+    // which does not host the partition the offsets are for either.
+    let leader_of_0 = cluster.partition_state("t", 0).0;
     let group = (0..)
         .map(|n| format!("g{n}"))
-        .find(|g| coordinator_node(&mut any, g, 0) != coordinator)
+        .find(|g| ![coordinator, leader_of_0].contains(&coordinator_node(&mut any, g, 0)))
         .unwrap();
     let mut groups = Wire::connect(&address(coordinator_node(&mut any, &group, 0)));
     let member = join(&mut groups, &group);
@@ -1018,6 +1012,23 @@ fn leaders_ask_a_coordinator_on_another_broker_before_a_transaction_writes() {
         assert!(Instant::now() < deadline, "offset 4 never shows");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A plain commit there too: the partition exists in the cluster.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(str_bytes(&group)))
+        .with_generation_id_or_member_epoch(member.generation)
+        .with_member_id(str_bytes(&member.member_id))
+        .with_topics(vec![
+            OffsetCommitRequestTopic::default()
+                .with_name(topic_name("t"))
+                .with_partitions(vec![
+                    OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(5),
+                ]),
+        ]);
+    let committed = groups.send(8, &commit);
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+    assert_eq!(committed_offset(&mut groups, &group, "t"), 5);
 }
 
 #[test]

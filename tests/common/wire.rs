@@ -126,18 +126,23 @@ pub fn topic_name(name: &str) -> TopicName {
 }
 
 pub fn create_topic(wire: &mut Wire, name: &str) {
+    create_topic_with(wire, name, 1);
+}
+
+/// Creates `name` with `partitions` partitions, one replica each.
+pub fn create_topic_with(wire: &mut Wire, name: &str, partitions: i32) {
     let response = wire.send(
         7,
         &CreateTopicsRequest::default()
             .with_topics(vec![
                 CreatableTopic::default()
                     .with_name(topic_name(name))
-                    .with_num_partitions(1)
+                    .with_num_partitions(partitions)
                     .with_replication_factor(1),
             ])
             .with_timeout_ms(30_000),
     );
-    assert_eq!(response.topics[0].error_code, 0);
+    assert_eq!(response.topics[0].error_code, 0, "create {name}");
 }
 
 /// Produces one idempotent batch; returns (error code, base offset).

@@ -236,15 +236,7 @@ impl Partition {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, PartitionError> {
-        // An offline log refuses even a retry that would write nothing:
-        // the original it would point at may be what was lost.
-        if let Some(failed) = self.log.failure() {
-            return Err(AppendError::Offline(failed).into());
-        }
-        // Validation (the CRC) runs before the lock, in parallel.
-        let mut stored = Vec::new();
-        let batch = self.log.validate(batch, &mut stored)?;
-        self.append_checked(batch, (Origin::Client, None), leader_epoch, now_ms)
+        self.append_from_client(batch, None, leader_epoch, now_ms)
     }
 
     /// KIP-890: starts verifying `producer_id`'s transaction at `epoch`
@@ -283,12 +275,26 @@ impl Partition {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendTicket, PartitionError> {
+        self.append_from_client(batch, Some(guard), leader_epoch, now_ms)
+    }
+
+    /// [`Partition::append`] and [`Partition::append_verified`].
+    fn append_from_client(
+        &self,
+        batch: &[u8],
+        guard: Option<VerificationGuard>,
+        leader_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendTicket, PartitionError> {
+        // An offline log refuses even a retry that would write nothing:
+        // the original it would point at may be what was lost.
         if let Some(failed) = self.log.failure() {
             return Err(AppendError::Offline(failed).into());
         }
+        // Validation (the CRC) runs before the lock, in parallel.
         let mut stored = Vec::new();
         let batch = self.log.validate(batch, &mut stored)?;
-        self.append_checked(batch, (Origin::Client, Some(guard)), leader_epoch, now_ms)
+        self.append_checked(batch, (Origin::Client, guard), leader_epoch, now_ms)
     }
 
     /// Appends a batch a coordinator on this broker wrote to its internal

@@ -295,8 +295,14 @@ fn check_restart(op: u64, image: &Path, acked: &Acked) {
     manager.shutdown().unwrap();
 }
 
-#[test]
-fn a_power_cut_while_creating_partitions_and_appending_loses_nothing_acknowledged() {
+/// Runs `run` with the power cut before each disk call in turn, on ext4
+/// and FUSE, and `check`s every image of each cut; returns the fewest
+/// cuts either file system took.
+fn at_every_cut<A>(
+    run: impl Fn(u32, u64, &Path, &Path) -> (A, bool),
+    check: impl Fn(u64, &Path, &A),
+) -> usize {
+    let mut fewest = usize::MAX;
     for magic in [EXT4_MAGIC, FUSE_MAGIC] {
         let mut cuts = 0;
         for op in 0.. {
@@ -309,12 +315,19 @@ fn a_power_cut_while_creating_partitions_and_appending_loses_nothing_acknowledge
             }
             cuts += 1;
             for image in FaultyDisk::reordered_images(&image) {
-                check_restart(op, &image, &acked);
+                check(op, &image, &acked);
             }
-            check_restart(op, &image, &acked);
+            check(op, &image, &acked);
         }
-        assert!(cuts > 20, "only {cuts} steps");
+        fewest = fewest.min(cuts);
     }
+    fewest
+}
+
+#[test]
+fn a_power_cut_while_creating_partitions_and_appending_loses_nothing_acknowledged() {
+    let cuts = at_every_cut(run, check_restart);
+    assert!(cuts > 20, "only {cuts} steps");
 }
 
 /// What a transactional run had acknowledged before the power cut: each
@@ -483,22 +496,6 @@ fn check_transactions_restart(op: u64, image: &Path, acked: &AckedTxns) {
 
 #[test]
 fn a_power_cut_during_transactions_loses_no_acknowledged_marker_or_open_transaction() {
-    for magic in [EXT4_MAGIC, FUSE_MAGIC] {
-        let mut cuts = 0;
-        for op in 0.. {
-            let root = tempfile::tempdir().unwrap();
-            let images = tempfile::tempdir().unwrap();
-            let image = images.path().join("root");
-            let (acked, crashed) = run_transactions(magic, op, root.path(), &image);
-            if !crashed {
-                break;
-            }
-            cuts += 1;
-            for image in FaultyDisk::reordered_images(&image) {
-                check_transactions_restart(op, &image, &acked);
-            }
-            check_transactions_restart(op, &image, &acked);
-        }
-        assert!(cuts > 40, "only {cuts} steps");
-    }
+    let cuts = at_every_cut(run_transactions, check_transactions_restart);
+    assert!(cuts > 40, "only {cuts} steps");
 }

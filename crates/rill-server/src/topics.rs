@@ -113,6 +113,13 @@ impl Topics {
         Some(i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX))
     }
 
+    /// Whether the metadata has partition `partition` of `name`, wherever
+    /// its replicas are (a group's offsets may name any partition).
+    pub(crate) fn has_partition(&self, name: &str, partition: i32) -> bool {
+        self.partition_count(name)
+            .is_some_and(|count| (0..count).contains(&partition))
+    }
+
     pub(crate) fn has_topic(&self, name: &str) -> bool {
         self.metadata().topics.contains_key(name)
     }

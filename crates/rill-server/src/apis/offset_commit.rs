@@ -10,7 +10,6 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{ApiKey, OffsetCommitRequest, OffsetCommitResponse, TopicName};
 use rill_group::{GroupError, OffsetStoreError, OffsetToCommit};
-use rill_partition::TopicPartition;
 
 use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
@@ -42,8 +41,8 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                 continue;
             }
             let exists = broker
-                .partition(&TopicPartition::new(topic.name.as_str(), p.partition_index))
-                .is_some();
+                .topics()
+                .has_partition(topic.name.as_str(), p.partition_index);
             if exists {
                 offsets.push(OffsetToCommit {
                     topic: topic.name.to_string(),

@@ -47,9 +47,9 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         for p in &topic.partitions {
             let refused = if !readable {
                 Some(ResponseError::TopicAuthorizationFailed)
-            } else if broker
-                .partition(&TopicPartition::new(topic.name.as_str(), p.partition_index))
-                .is_none()
+            } else if !broker
+                .topics()
+                .has_partition(topic.name.as_str(), p.partition_index)
             {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else {
@@ -226,17 +226,7 @@ fn verify_transaction(
 /// COORDINATOR_NOT_AVAILABLE (retried); the partition missing from the
 /// transaction TRANSACTION_ABORTABLE from v4, INVALID_TXN_STATE before.
 fn for_offset_commit(error: ResponseError, version: i16) -> ResponseError {
-    match error {
-        ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch => {
-            ResponseError::InvalidProducerEpoch
-        }
-        ResponseError::NetworkException
-        | ResponseError::RequestTimedOut
-        | ResponseError::CoordinatorLoadInProgress
-        | ResponseError::NotCoordinator => ResponseError::CoordinatorNotAvailable,
-        ResponseError::TransactionAbortable if version < 4 => ResponseError::InvalidTxnState,
-        other => other,
-    }
+    verification::passed_on(error, ResponseError::CoordinatorNotAvailable, version >= 4)
 }
 
 /// The response: partitions refused up front keep their error (unless

@@ -217,6 +217,19 @@ fn answers_of(
 /// metadata refresh); a partition not in the transaction
 /// TRANSACTION_ABORTABLE from v11 (KIP-1050), INVALID_TXN_STATE before.
 pub(crate) fn for_produce(error: ResponseError, version: i16) -> ResponseError {
+    passed_on(error, ResponseError::NotEnoughReplicas, version >= 11)
+}
+
+/// The error a failed verification reaches the client as: fenced is
+/// INVALID_PRODUCER_EPOCH; a coordinator that could not be asked, or was
+/// mid-change, `retry_as` (an error the client retries); a partition
+/// not in the transaction TRANSACTION_ABORTABLE if the client knows it
+/// (`abortable`), else INVALID_TXN_STATE; anything else as it is.
+pub(crate) fn passed_on(
+    error: ResponseError,
+    retry_as: ResponseError,
+    abortable: bool,
+) -> ResponseError {
     match error {
         ResponseError::ProducerFenced | ResponseError::InvalidProducerEpoch => {
             ResponseError::InvalidProducerEpoch
@@ -226,8 +239,8 @@ pub(crate) fn for_produce(error: ResponseError, version: i16) -> ResponseError {
         | ResponseError::CoordinatorLoadInProgress
         | ResponseError::CoordinatorNotAvailable
         | ResponseError::NotCoordinator
-        | ResponseError::ConcurrentTransactions => ResponseError::NotEnoughReplicas,
-        ResponseError::TransactionAbortable if version < 11 => ResponseError::InvalidTxnState,
+        | ResponseError::ConcurrentTransactions => retry_as,
+        ResponseError::TransactionAbortable if !abortable => ResponseError::InvalidTxnState,
         other => other,
     }
 }
