@@ -78,7 +78,7 @@ impl Server {
                 None => None,
             };
             let address = &listener.bind;
-            let socket = TcpListener::bind((address.host.as_str(), address.port))
+            let socket = listen(address.host.as_str(), address.port)
                 .await
                 .map_err(|error| {
                     std::io::Error::new(
@@ -293,6 +293,40 @@ impl Server {
         tracing::info!("shut down cleanly");
         Ok(())
     }
+}
+
+/// Connections the kernel completes before the broker accepts them.
+/// Beyond this a new connection's SYN is dropped and the client tries
+/// again a second later: with the 128 that binding gave, 10,000 clients
+/// connecting at once (tests/resource_bounds.rs) waited ~50 s, most of it
+/// in those retries. The kernel caps it at net.core.somaxconn.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listening socket on `host:port` (the first of its addresses that
+/// binds), with [`LISTEN_BACKLOG`].
+async fn listen(host: &str, port: u16) -> std::io::Result<TcpListener> {
+    let mut last_error = None;
+    for address in tokio::net::lookup_host((host, port)).await? {
+        let socket = match address {
+            SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+            SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+        };
+        let bound = socket.and_then(|socket| {
+            socket.set_reuseaddr(true)?;
+            socket.bind(address)?;
+            socket.listen(LISTEN_BACKLOG)
+        });
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 /// Why a broker stopped other than by request.
