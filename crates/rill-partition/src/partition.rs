@@ -262,6 +262,13 @@ impl Partition {
         }
     }
 
+    /// Takes back `guard` (see [`Partition::start_verification`]) when
+    /// the coordinator refused the transaction, or could not be asked: no
+    /// append will bring it.
+    pub fn abandon_verification(&self, producer_id: i64, guard: VerificationGuard) {
+        self.state.lock().verifications.abandon(producer_id, guard);
+    }
+
     /// As [`Partition::append`], for a batch whose transaction was
     /// verified with `guard` (see [`Partition::start_verification`]): a
     /// transactional batch whose producer has no open transaction here is

@@ -83,6 +83,20 @@ impl Verifications {
         self.outstanding.remove(&producer_id);
     }
 
+    /// Takes back `producer_id`'s `guard` if it is still out: its
+    /// verification failed, so nothing will bring it to an append. (A
+    /// client could otherwise leave a guard per made-up producer id until
+    /// expiry.)
+    pub(crate) fn abandon(&mut self, producer_id: i64, guard: VerificationGuard) {
+        if self
+            .outstanding
+            .get(&producer_id)
+            .is_some_and(|out| out.guard == guard)
+        {
+            self.outstanding.remove(&producer_id);
+        }
+    }
+
     /// Forgets guards handed out `expiration_ms` or more before `now_ms`.
     pub(crate) fn remove_expired(&mut self, now_ms: i64, expiration_ms: i64) {
         self.outstanding
@@ -111,6 +125,18 @@ mod tests {
         assert!(verifications.holds(7, 1, bumped));
         assert!(!verifications.holds(7, 0, next));
         assert!(!verifications.holds(7, 1, VerificationGuard::OPEN_TRANSACTION));
+    }
+
+    #[test]
+    fn an_abandoned_guard_is_taken_back_but_not_a_newer_one() {
+        let mut verifications = Verifications::default();
+        let failed = verifications.start(7, 0, 1_000);
+        verifications.abandon(7, failed);
+        assert!(!verifications.holds(7, 0, failed));
+        assert!(verifications.outstanding.is_empty());
+        let newer = verifications.start(7, 1, 1_001);
+        verifications.abandon(7, failed);
+        assert!(verifications.holds(7, 1, newer), "another guard stays out");
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! existence; if any partition is refused, the others answer
 //! OPERATION_NOT_ATTEMPTED and nothing is added.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use kafka_protocol::ResponseError;
@@ -178,8 +179,10 @@ fn for_brokers(
                     match verified {
                         // Only the partitions missing from the transaction
                         // fail; v4 predates TRANSACTION_ABORTABLE.
-                        Err(TxnError::TransactionAbortable { missing, .. }) => Ok(missing),
-                        other => other.map(|()| Vec::new()).map_err(|e| {
+                        Err(TxnError::TransactionAbortable { missing, .. }) => {
+                            Ok(missing.into_iter().collect())
+                        }
+                        other => other.map(|()| BTreeSet::new()).map_err(|e| {
                             error_code::for_txn(e, TxnApi::AddPartitionsToTxn, version)
                         }),
                     }
@@ -187,7 +190,7 @@ fn for_brokers(
                 Ok(transactions) => transactions
                     .add_partitions(&transactional_id, producer, &partitions)
                     .await
-                    .map(|()| Vec::new())
+                    .map(|()| BTreeSet::new())
                     .map_err(|e| error_code::for_txn(e, TxnApi::AddPartitionsToTxn, version)),
             };
             let missing_error = if version >= 5 {
@@ -198,8 +201,7 @@ fn for_brokers(
             let error_of = |topic: &str, partition: i32| match &outcome {
                 Err(error) => Some(*error),
                 Ok(missing) => missing
-                    .iter()
-                    .any(|(t, p)| t == topic && *p == partition)
+                    .contains(&(topic.to_owned(), partition))
                     .then_some(missing_error),
             };
             let topic_results = transaction

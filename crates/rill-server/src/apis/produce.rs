@@ -257,6 +257,9 @@ async fn verify_then_append(
             Err(error) => {
                 tracing::debug!(partition = %batch.topic_partition, ?error,
                     "a transactional batch failed verification");
+                if let Some(partition) = broker.partition(&batch.topic_partition) {
+                    partition.abandon_verification(producer.0, batch.guard);
+                }
                 Outcome::failed(error, None)
             }
         };

@@ -76,6 +76,7 @@ pub(crate) fn check(
         Err(ResponseError::NotCoordinator) => Check::AskCoordinator(guard),
         Err(error) => {
             tracing::debug!(partition = %tp, ?error, "a transactional batch failed verification");
+            partition.abandon_verification(producer_id, guard);
             Check::Refused(for_produce(error, version))
         }
     }
