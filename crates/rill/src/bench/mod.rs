@@ -146,8 +146,10 @@ struct ProducerOptions {
     /// every N messages it sends (and at the end). The report adds each
     /// commit's latency: from the call to commit to its return, which
     /// waits for the transaction's last acknowledgements (its last
-    /// batches may first wait out --linger-ms) and the coordinator's
-    /// EndTxn answer.
+    /// batches may first wait out --linger-ms: the rdkafka crate flushes
+    /// honouring linger.ms, where librdkafka's own commit and the Java
+    /// producer's do not, so compare with --linger-ms 0) and the
+    /// coordinator's EndTxn answer.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     transaction_size: Option<u64>,
     /// Producer clients, each on a thread of its own.
