@@ -236,6 +236,9 @@ fn spawn(
         .arg(data)
         .arg("--listen")
         .arg(listen)
+        // No HTTP listener unless a test asks for one (--http): brokers
+        // of parallel tests would each try the default port.
+        .args(["--set", "rill.http.listener="])
         .args(extra_args)
         .env("RUST_LOG", log_filter)
         .stdin(Stdio::null())

@@ -2,7 +2,7 @@
 //! (every local partition), the waiters (who waits for a partition to
 //! move), the replicas (each local partition's role, the high watermark),
 //! the cluster node (the metadata quorum, registration, heartbeats), the
-//! group and transaction coordinators' slots, and topic administration. Each part gets the
+//! group and transaction coordinators' slots, topic administration and the metrics. Each part gets the
 //! others it uses, not the broker; the handlers reach them through one
 //! `Arc<Broker>`.
 //!
@@ -25,6 +25,7 @@ use crate::coordinators::{CoordinatorKind, CoordinatorSlots};
 use crate::effective_config::{self, BrokerLayers};
 use crate::groups::{GroupsConfig, GroupsDeps, GroupsSlot};
 use crate::listeners::Listener;
+use crate::metrics::Metrics;
 use crate::properties::HostPort;
 use crate::quotas::Quotas;
 use crate::topic_config::ConfigValueError;
@@ -73,6 +74,7 @@ pub struct Broker {
     transactions: Arc<TransactionsSlot>,
     topics: Topics,
     quotas: Quotas,
+    metrics: Metrics,
 }
 
 impl Broker {
@@ -158,6 +160,7 @@ impl Broker {
             transactions,
             topics,
             quotas,
+            metrics: Metrics::new(),
         }))
     }
 
@@ -190,6 +193,10 @@ impl Broker {
     }
 
     /// What each client used of its quotas.
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
     pub(crate) fn quotas(&self) -> &Quotas {
         &self.quotas
     }

@@ -427,6 +427,18 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "Rill: requests read from one connection and not yet answered; beyond it the broker stops reading that socket.",
     ),
     property(
+        "rill.http.listener",
+        "127.0.0.1:9644",
+        PropertyKind::Text,
+        "Rill: the HTTP admin listener (/metrics, /health, /ready), HOST:PORT; empty turns it off. Left at its default, a port already in use is warned of and skipped.",
+    ),
+    property(
+        "rill.metrics.partition.series.max",
+        "1000",
+        int(0, I32_MAX),
+        "Rill: /metrics shows series per partition (log size, offsets) while the broker holds at most this many partitions; beyond, only per topic.",
+    ),
+    property(
         "rill.ssl.reload.check.interval.ms",
         "10000",
         MS,

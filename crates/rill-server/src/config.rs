@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::authorizer::AuthorizerConfig;
 use crate::broker_properties::{self, Known};
+use crate::http::HttpListener;
 use crate::listeners::{ListenerProperties, Listeners};
 use crate::properties::{self, ConfigError, Properties};
 use crate::security::{OAuthSettings, TlsSettings};
@@ -55,6 +56,10 @@ pub struct BrokerConfig {
     pub request_bytes_max: usize,
     /// max.connections: connections beyond this are closed at accept.
     pub connections_max: usize,
+    /// rill.http.listener: where the HTTP admin listener binds, if at all.
+    pub http_listener: Option<HttpListener>,
+    /// rill.metrics.partition.series.max.
+    pub metrics_partition_series_max: usize,
     /// connections.max.idle.ms: a connection with no request for this long
     /// is closed.
     pub connection_idle_ms: u64,
@@ -349,6 +354,9 @@ impl BrokerConfig {
             auto_create_topics: read.boolean("auto.create.topics.enable")?,
             request_bytes_max: read.number("socket.request.max.bytes")? as usize,
             connections_max: read.number("max.connections")? as usize,
+            http_listener: HttpListener::from_properties(&properties)?,
+            metrics_partition_series_max: read.number("rill.metrics.partition.series.max")?
+                as usize,
             connection_idle_ms: read.number("connections.max.idle.ms")? as u64,
             inflight_requests_max: read.number("rill.connection.inflight.requests.max")? as usize,
             retention_check_interval_ms: read.number("log.retention.check.interval.ms")? as u64,

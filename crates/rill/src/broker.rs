@@ -45,6 +45,10 @@ pub(crate) struct BrokerArgs {
     /// metadata quorum. Needs a --node-id of its own.
     #[arg(long, value_name = "HOST:PORT,...")]
     join: Option<String>,
+    /// The HTTP admin listener, serving /metrics, /health and /ready
+    /// (rill.http.listener) [default: 127.0.0.1:9644]; "" for none.
+    #[arg(long, value_name = "HOST:PORT")]
+    http: Option<String>,
     /// TOML file of broker properties by Kafka name.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -83,6 +87,9 @@ impl BrokerArgs {
                 "controller.quorum.bootstrap.servers".into(),
                 servers.clone(),
             );
+        }
+        if let Some(http) = &self.http {
+            properties.insert("rill.http.listener".into(), http.clone());
         }
         if let Some(advertise) = &self.advertise {
             properties.insert("advertised.listeners".into(), advertise.clone());

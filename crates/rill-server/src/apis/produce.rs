@@ -302,12 +302,20 @@ fn append(
         None => partition.append(&records, leader_epoch, now),
     };
     match appended {
-        Ok(ticket) => Outcome::Written {
-            topic_partition,
-            ticket,
-            log_append_time,
-            wait_for_isr,
-        },
+        Ok(ticket) => {
+            let messages = rill_record::Batches::new(&records)
+                .map(|batch| u64::try_from(batch.records_count()).unwrap_or(0))
+                .sum();
+            broker
+                .metrics()
+                .produced(&topic_partition.topic, records.len() as u64, messages);
+            Outcome::Written {
+                topic_partition,
+                ticket,
+                log_append_time,
+                wait_for_isr,
+            }
+        }
         Err(error) => {
             let code = error_code::for_append(&error);
             tracing::debug!(partition = %topic_partition, %error, "refused a produce");

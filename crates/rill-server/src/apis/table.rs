@@ -110,6 +110,13 @@ macro_rules! api_table {
                 }
             }
 
+            /// Kafka's name for it (`Produce`, `ApiVersions`).
+            pub(crate) fn name(self) -> &'static str {
+                match self {
+                    $(Api::$api => stringify!($api),)*
+                }
+            }
+
             /// This API's row of the table.
             pub(crate) fn entry(self) -> &'static ApiEntry {
                 match self {

@@ -9,7 +9,7 @@ use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader};
@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::listeners::Listener;
+use crate::metrics::Metrics;
 use crate::network::frame::{FrameError, FrameReader, Incoming, REQUEST_HEADER_BYTES_MIN};
 use crate::network::prefixed::Prefixed;
 use crate::quotas::{self, Client};
@@ -50,6 +51,8 @@ pub(crate) struct Queued {
     /// The request's API and version, and the throttle time its quotas
     /// put on its response.
     throttle: (ApiKey, i16, u64),
+    /// When the request was read: its latency is measured from here.
+    read_at: Instant,
 }
 
 /// What the first bytes of a frame say to do.
@@ -138,6 +141,7 @@ pub(crate) async fn serve(
             config.oauthbearer.clone(),
         )
     });
+    let _open = broker.metrics().connection_opened(&listener.name);
     let (reader, writer, tls_principal) = transport.split(peer);
     // Before a SASL client has authenticated, its frames are SASL
     // messages: Kafka's sasl.server.max.receive.size bounds them.
@@ -154,7 +158,12 @@ pub(crate) async fn serve(
         tls_principal.unwrap_or_else(|| ANONYMOUS.to_string()),
     ));
     let (queue, queued) = mpsc::channel::<Queued>(config.inflight_requests_max);
-    let writer_task = tokio::spawn(write_responses(writer, queued, peer, idle));
+    let writer_task = tokio::spawn(write_responses(
+        writer,
+        queued,
+        (peer, Arc::clone(&broker)),
+        idle,
+    ));
     let mut stopping = shutdown.clone();
     let mut bytes_since_yield = 0;
     loop {
@@ -205,16 +214,19 @@ pub(crate) async fn serve(
                     header_version: key.response_header_version(version),
                     pending: apis::ready(Ok(body)),
                     throttle: (key, version, 0),
+                    read_at: Instant::now(),
                 };
                 match admitted {
                     Ok(Admit::Dispatch) => {
                         let correlation_id = request.header.correlation_id;
+                        let read_at = Instant::now();
                         let (pending, throttle_ms) = dispatch_charged(&broker, request, &shutdown);
                         Queued {
                             correlation_id,
                             header_version: key.response_header_version(version),
                             pending,
                             throttle: (key, version, throttle_ms),
+                            read_at,
                         }
                     }
                     Ok(Admit::Answer(body)) => answer(body),
@@ -323,6 +335,7 @@ pub(crate) fn parse(mut frame: Bytes, session: &Arc<Session>) -> Result<Parsed, 
                 header_version: 0,
                 pending: apis::ready(apis::unsupported_version_response()),
                 throttle: (kafka_api, version, 0),
+                read_at: Instant::now(),
             }));
         }
         return Err(HeaderError::UnsupportedVersion {
@@ -367,9 +380,10 @@ const RESPONSES_PER_WRITE_MAX: usize = 64;
 async fn write_responses(
     mut writer: Outgoing,
     mut queued: mpsc::Receiver<Queued>,
-    peer: SocketAddr,
+    (peer, broker): (SocketAddr, Arc<Broker>),
     idle: Duration,
 ) {
+    let metrics = broker.metrics();
     // A response taken from the queue that was not ready to join a write.
     let mut waiting: Option<Queued> = None;
     loop {
@@ -382,7 +396,7 @@ async fn write_responses(
         };
         let mut chunks = Vec::new();
         let outcome = (&mut first.pending).await;
-        let mut failed = add_response(&mut chunks, &first, outcome, peer);
+        let mut failed = add_response(&mut chunks, &first, outcome, (peer, metrics));
         let mut responses = 1;
         while !failed && responses < RESPONSES_PER_WRITE_MAX {
             let Ok(mut next) = queued.try_recv() else {
@@ -392,7 +406,7 @@ async fn write_responses(
                 waiting = Some(next);
                 break;
             };
-            failed = add_response(&mut chunks, &next, outcome, peer);
+            failed = add_response(&mut chunks, &next, outcome, (peer, metrics));
             responses += 1;
         }
         if !chunks.is_empty() {
@@ -425,8 +439,14 @@ fn add_response(
     chunks: &mut Vec<Bytes>,
     request: &Queued,
     outcome: Result<Option<Body>, HandlerError>,
-    peer: SocketAddr,
+    (peer, metrics): (SocketAddr, &Metrics),
 ) -> bool {
+    let (api, version, throttle_ms) = request.throttle;
+    if outcome.is_ok() {
+        if let Some(api) = Api::of(api) {
+            metrics.request_answered(api.name(), version, request.read_at.elapsed());
+        }
+    }
     let mut body = match outcome {
         Ok(Some(body)) => body,
         Ok(None) => return false,
@@ -435,7 +455,6 @@ fn add_response(
             return true;
         }
     };
-    let (api, version, throttle_ms) = request.throttle;
     if throttle_ms > 0 {
         quotas::set_throttle_time(api, version, &mut body, throttle_ms);
     }

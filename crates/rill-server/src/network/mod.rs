@@ -38,6 +38,8 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub struct Server {
     bound: Vec<Bound>,
+    /// The HTTP admin listener's socket, unless there is none.
+    http: Option<TcpListener>,
 }
 
 /// One listener's socket.
@@ -98,7 +100,16 @@ impl Server {
                 tls,
             });
         }
-        Ok(Server { bound })
+        let http = match &config.http_listener {
+            Some(http) => http.bind().await?,
+            None => None,
+        };
+        Ok(Server { bound, http })
+    }
+
+    /// The address of the HTTP admin listener's socket, if it has one.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().and_then(crate::http::describe)
     }
 
     /// The address of the inter-broker listener's socket.
@@ -164,7 +175,7 @@ impl Server {
     /// is handed to this broker's controller as soon as it runs; a Kafka
     /// client's waits until the broker has started, then is served.
     pub async fn run_with_disk(
-        self,
+        mut self,
         mut config: BrokerConfig,
         disk: Arc<dyn Disk>,
         stop: impl std::future::Future<Output = ()>,
@@ -199,6 +210,18 @@ impl Server {
         let reload_every = Duration::from_millis(config.ssl_reload_check_interval_ms);
         let tls: Vec<Arc<TlsListener>> = self.bound.iter().filter_map(|b| b.tls.clone()).collect();
         let reloader = (!tls.is_empty()).then(|| tokio::spawn(reload_tls(tls, reload_every)));
+        let http = self.http.take().map(|socket| {
+            if let Some(address) = crate::http::describe(&socket) {
+                tracing::info!(
+                    "HTTP admin listener on http://{address} (/metrics, /health, /ready)"
+                );
+            }
+            tokio::spawn(crate::http::serve(
+                socket,
+                started.clone(),
+                config.metrics_partition_series_max,
+            ))
+        });
         let links = Arc::new(NodeLinks::new(&config).map_err(StartError::from)?);
         let starting = Broker::start(config, disk, (&slot, &links));
         tokio::pin!(starting);
@@ -271,6 +294,9 @@ impl Server {
         }
         if let Some(reloader) = reloader {
             reloader.abort();
+        }
+        if let Some(http) = http {
+            http.abort();
         }
         drop(self.bound);
         stopping.send_replace(true);

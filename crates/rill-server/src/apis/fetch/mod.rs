@@ -247,6 +247,9 @@ fn respond(
         }
     };
     if throttle_ms == 0 {
+        for (topic, bytes) in &read.bytes_by_topic {
+            broker.metrics().fetched(topic, *bytes as u64);
+        }
         return encode_fetch_response(&FetchResponse::default(), read.topics, version).map(Some);
     }
     let response = FetchResponse::default()
@@ -257,6 +260,8 @@ fn respond(
 struct ReadAll {
     topics: Vec<TopicRecords>,
     bytes: usize,
+    /// The bytes of records read of each topic, by name, for the metrics.
+    bytes_by_topic: Vec<(String, usize)>,
     any_error: bool,
 }
 
@@ -270,7 +275,9 @@ fn read_all(
     let mut total = 0usize;
     let mut any_error = false;
     let mut out = Vec::with_capacity(topics.len());
+    let mut bytes_by_topic = Vec::new();
     for topic in topics {
+        let before = total;
         let mut partitions = Vec::with_capacity(topic.partitions.len());
         for wanted in &topic.partitions {
             let (data, records) = read_partition(
@@ -283,6 +290,9 @@ fn read_all(
             any_error |= data.error_code != 0;
             total += records.len();
             partitions.push((data, records));
+        }
+        if let (Some(name), true) = (&topic.resolved, total > before) {
+            bytes_by_topic.push((name.clone(), total - before));
         }
         let mut response_topic = FetchableTopicResponse::default();
         if version >= 13 {
@@ -298,6 +308,7 @@ fn read_all(
     ReadAll {
         topics: out,
         bytes: total,
+        bytes_by_topic,
         any_error,
     }
 }

@@ -1,0 +1,193 @@
+//! The HTTP admin listener (`rill.http.listener`, 127.0.0.1:9644 unless
+//! told otherwise), for orchestrators and monitoring:
+//!
+//! - `/health`: 200 while the process serves HTTP at all;
+//! - `/ready`: 200 once the broker has recovered its logs, opened its
+//!   listeners and, in the metadata, is registered and unfenced (its
+//!   controller unfences it once it has caught up); 503 with the reason
+//!   before;
+//! - `/metrics`: the metrics (metrics/), in Prometheus' text format or
+//!   OpenMetrics when the scraper's Accept header asks for it.
+//!
+//! Served by axum on the runtime of the Kafka listeners.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header::{ACCEPT, CONTENT_TYPE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use rill_cluster::BrokerId;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::broker_properties;
+use crate::metrics::{BrokerState, Format, Metrics};
+use crate::properties::{ConfigError, HostPort, Properties};
+
+const PROPERTY: &str = "rill.http.listener";
+
+/// Where the HTTP listener binds, from `rill.http.listener`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpListener {
+    pub bind: HostPort,
+    /// Whether it was set, rather than left at its default: a default
+    /// port in use is skipped with a warning, a chosen one fails the
+    /// start.
+    pub explicit: bool,
+}
+
+impl HttpListener {
+    /// The listener the properties ask for; `None` when the property is
+    /// set empty.
+    pub(crate) fn from_properties(
+        properties: &Properties,
+    ) -> Result<Option<HttpListener>, ConfigError> {
+        let value = broker_properties::value_of(properties, PROPERTY).unwrap_or_default();
+        if value.trim().is_empty() {
+            return Ok(None);
+        }
+        let bind = HostPort::parse(&value).map_err(|_| ConfigError::Invalid {
+            name: PROPERTY.to_string(),
+            value: value.clone(),
+            expected: "HOST:PORT, or empty for no HTTP listener".to_string(),
+        })?;
+        Ok(Some(HttpListener {
+            bind,
+            explicit: properties.contains_key(PROPERTY),
+        }))
+    }
+
+    /// Binds the socket. A default address already in use is logged and
+    /// skipped (`Ok(None)`), so that a second broker on one machine starts
+    /// without one; any other failure is the caller's.
+    pub(crate) async fn bind(&self) -> std::io::Result<Option<TcpListener>> {
+        let address = (self.bind.host.as_str(), self.bind.port);
+        match TcpListener::bind(address).await {
+            Ok(socket) => Ok(Some(socket)),
+            Err(error) if !self.explicit && error.kind() == std::io::ErrorKind::AddrInUse => {
+                tracing::warn!(
+                    "the HTTP admin listener's default address {} is in use, so this broker \
+                     serves no /metrics, /health or /ready; set {PROPERTY} to another \
+                     HOST:PORT (or empty to silence this)",
+                    self.bind
+                );
+                Ok(None)
+            }
+            Err(error) => Err(std::io::Error::new(
+                error.kind(),
+                format!("cannot listen on {} ({PROPERTY}): {error}", self.bind),
+            )),
+        }
+    }
+}
+
+/// What the routes read: the broker once it has started.
+#[derive(Clone)]
+struct Shared {
+    started: watch::Receiver<Option<Arc<Broker>>>,
+    partition_series_max: usize,
+}
+
+/// Serves `socket` until the task is dropped.
+pub(crate) async fn serve(
+    socket: TcpListener,
+    started: watch::Receiver<Option<Arc<Broker>>>,
+    partition_series_max: usize,
+) {
+    let shared = Shared {
+        started,
+        partition_series_max,
+    };
+    let routes = Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(shared);
+    if let Err(error) = axum::serve(socket, routes).await {
+        tracing::error!(%error, "the HTTP admin listener failed");
+    }
+}
+
+/// The address the socket bound, for the start-up line.
+pub(crate) fn describe(socket: &TcpListener) -> Option<SocketAddr> {
+    socket.local_addr().ok()
+}
+
+async fn health() -> &'static str {
+    "ok\n"
+}
+
+async fn ready(State(shared): State<Shared>) -> (StatusCode, String) {
+    let broker = shared.started.borrow().clone();
+    match broker.as_deref().map(not_ready_because) {
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting: recovering logs and joining the metadata quorum\n".to_string(),
+        ),
+        Some(Some(reason)) => (StatusCode::SERVICE_UNAVAILABLE, format!("{reason}\n")),
+        Some(None) => (StatusCode::OK, "ready\n".to_string()),
+    }
+}
+
+/// Why a started broker is not ready yet, if it is not.
+fn not_ready_because(broker: &Broker) -> Option<String> {
+    let node = broker.node();
+    let metadata = node.metadata();
+    match metadata.brokers.get(&BrokerId(node.node_id())) {
+        None => Some("not registered with the controller yet".to_string()),
+        Some(registered) if registered.fenced => Some(
+            "fenced: catching up with the metadata before the controller unfences it".to_string(),
+        ),
+        Some(_) => None,
+    }
+}
+
+async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
+    let format = Format::from_accept(headers.get(ACCEPT).and_then(|v| v.to_str().ok()));
+    let broker = shared.started.borrow().clone();
+    let max = shared.partition_series_max;
+    // Reading /proc and the log dirs' file systems blocks.
+    let encoded = tokio::task::spawn_blocking(move || match broker {
+        Some(broker) => broker
+            .metrics()
+            .encode(Some(BrokerState::of(&broker, max)), format),
+        None => Metrics::new().encode(None, format),
+    })
+    .await;
+    match encoded {
+        Ok(text) => ([(CONTENT_TYPE, format.content_type())], text).into_response(),
+        Err(join) => std::panic::resume_unwind(join.into_panic()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(set: Option<&str>) -> Option<HttpListener> {
+        let mut properties = Properties::new();
+        if let Some(value) = set {
+            properties.insert(PROPERTY.to_string(), value.to_string());
+        }
+        HttpListener::from_properties(&properties).unwrap()
+    }
+
+    #[test]
+    fn the_http_listener_is_on_by_default_off_when_empty_and_checked() {
+        let default = listener(None).unwrap();
+        assert_eq!(default.bind.to_string(), "127.0.0.1:9644");
+        assert!(!default.explicit);
+        let chosen = listener(Some("0.0.0.0:19644")).unwrap();
+        assert_eq!(chosen.bind.to_string(), "0.0.0.0:19644");
+        assert!(chosen.explicit);
+        assert_eq!(listener(Some(" ")), None);
+        let mut properties = Properties::new();
+        properties.insert(PROPERTY.to_string(), "no-port".to_string());
+        assert!(HttpListener::from_properties(&properties).is_err());
+    }
+}

@@ -1,0 +1,295 @@
+//! The broker's state as one scrape sees it: its partitions (how many it
+//! holds and leads, which lack replicas), the size of their logs, its log
+//! dirs' free space, and the cluster's brokers. Taken from the broker at
+//! the scrape, then encoded.
+
+use std::collections::BTreeMap;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Unit;
+use rill_cluster::BrokerId;
+
+use crate::broker::Broker;
+
+/// One partition's log.
+#[derive(Debug)]
+struct LogFigures {
+    size_bytes: i64,
+    segments: i64,
+    high_watermark: i64,
+    log_end_offset: i64,
+}
+
+/// A snapshot of the broker for one scrape.
+#[derive(Debug)]
+pub(crate) struct BrokerState {
+    /// Each local partition's log, by topic and partition.
+    logs: BTreeMap<(String, i32), LogFigures>,
+    /// Whether `logs` is also encoded partition by partition (at most
+    /// metrics.partition.series.max partitions), not only by topic.
+    per_partition: bool,
+    leader: i64,
+    under_replicated: i64,
+    offline: i64,
+    /// Each log dir's (total, free) bytes.
+    dirs: Vec<(String, Option<(u64, u64)>)>,
+    brokers_unfenced: i64,
+    brokers_fenced: i64,
+    controller: Option<i32>,
+}
+
+impl BrokerState {
+    /// The state of `broker` now; per-partition series only while it
+    /// holds at most `partition_series_max` partitions.
+    pub(crate) fn of(broker: &Broker, partition_series_max: usize) -> BrokerState {
+        let mut logs = BTreeMap::new();
+        for partition in broker.logs().partitions() {
+            let tp = partition.topic_partition();
+            let log = partition.log();
+            logs.insert(
+                (tp.topic.clone(), tp.partition),
+                LogFigures {
+                    size_bytes: i64::try_from(log.size_bytes()).unwrap_or(i64::MAX),
+                    segments: log.segment_count() as i64,
+                    high_watermark: partition.high_watermark().value(),
+                    log_end_offset: partition.log_end_offset().value(),
+                },
+            );
+        }
+        let metadata = broker.node().metadata();
+        let me = BrokerId(broker.node().node_id());
+        let (mut leader, mut under_replicated, mut offline) = (0, 0, 0);
+        for topic in metadata.topics.values() {
+            for state in &topic.partitions {
+                match state.leader {
+                    None => offline += 1,
+                    Some(id) if id == me => {
+                        leader += 1;
+                        if state.isr.len() < state.replicas.len() {
+                            under_replicated += 1;
+                        }
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let dirs = broker
+            .logs()
+            .log_dirs()
+            .iter()
+            .map(|dir| (dir.display().to_string(), rill_storage::space_of(dir).ok()))
+            .collect();
+        let fenced = metadata.brokers.values().filter(|b| b.fenced).count() as i64;
+        BrokerState {
+            per_partition: logs.len() <= partition_series_max,
+            logs,
+            leader,
+            under_replicated,
+            offline,
+            dirs,
+            brokers_unfenced: metadata.brokers.len() as i64 - fenced,
+            brokers_fenced: fenced,
+            controller: broker.node().controller_leader(),
+        }
+    }
+
+    /// Each topic's log size and segments, summed over its partitions.
+    fn by_topic(&self) -> BTreeMap<&str, (i64, i64)> {
+        let mut topics: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+        for ((topic, _), figures) in &self.logs {
+            let sums = topics.entry(topic.as_str()).or_default();
+            sums.0 += figures.size_bytes;
+            sums.1 += figures.segments;
+        }
+        topics
+    }
+}
+
+/// Encodes one gauge without labels.
+fn gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    (name, help, unit): (&str, &str, Option<Unit>),
+    value: i64,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, unit.as_ref(), gauge.metric_type())?)
+}
+
+/// Encodes a gauge family: one series per labels and value.
+fn gauges<'a, L>(
+    encoder: &mut DescriptorEncoder<'_>,
+    (name, help, unit): (&str, &str, Option<Unit>),
+    series: impl IntoIterator<Item = (L, i64)>,
+) -> Result<(), std::fmt::Error>
+where
+    L: prometheus_client::encoding::EncodeLabelSet + 'a,
+{
+    let mut metric = encoder.encode_descriptor(
+        name,
+        help,
+        unit.as_ref(),
+        prometheus_client::metrics::MetricType::Gauge,
+    )?;
+    for (labels, value) in series {
+        ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
+    }
+    Ok(())
+}
+
+impl Collector for BrokerState {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
+        let e = &mut encoder;
+        gauge(
+            e,
+            (
+                "partitions",
+                "Partitions with a replica on this broker (PartitionCount)",
+                None,
+            ),
+            self.logs.len() as i64,
+        )?;
+        gauge(
+            e,
+            (
+                "partitions_leader",
+                "Partitions this broker leads (LeaderCount)",
+                None,
+            ),
+            self.leader,
+        )?;
+        gauge(
+            e,
+            (
+                "partitions_under_replicated",
+                "Partitions this broker leads whose ISR lacks a replica (UnderReplicatedPartitions)",
+                None,
+            ),
+            self.under_replicated,
+        )?;
+        gauge(
+            e,
+            (
+                "partitions_offline",
+                "Partitions of the cluster without a leader (OfflinePartitionsCount)",
+                None,
+            ),
+            self.offline,
+        )?;
+        gauges(
+            e,
+            (
+                "cluster_brokers",
+                "Brokers registered in the cluster, by state",
+                None,
+            ),
+            [
+                ([("state", "unfenced")], self.brokers_unfenced),
+                ([("state", "fenced")], self.brokers_fenced),
+            ],
+        )?;
+        gauge(
+            e,
+            (
+                "controller_leader",
+                "The node id of the metadata quorum's leader; -1 when there is none (ActiveControllerCount)",
+                None,
+            ),
+            self.controller.map_or(-1, i64::from),
+        )?;
+        let topics = self.by_topic();
+        gauges(
+            e,
+            (
+                "topic_log_size",
+                "Bytes of this broker's logs of each topic (Log Size, summed)",
+                Some(Unit::Bytes),
+            ),
+            topics.iter().map(|(t, (size, _))| ([("topic", *t)], *size)),
+        )?;
+        gauges(
+            e,
+            (
+                "topic_log_segments",
+                "Segments of this broker's logs of each topic (NumLogSegments, summed)",
+                None,
+            ),
+            topics
+                .iter()
+                .map(|(t, (_, segments))| ([("topic", *t)], *segments)),
+        )?;
+        if self.per_partition {
+            let labels = |(topic, partition): &(String, i32)| {
+                [
+                    ("topic", topic.clone()),
+                    ("partition", partition.to_string()),
+                ]
+            };
+            gauges(
+                e,
+                (
+                    "partition_log_size",
+                    "Bytes of each partition's log on this broker (Log Size)",
+                    Some(Unit::Bytes),
+                ),
+                self.logs.iter().map(|(tp, f)| (labels(tp), f.size_bytes)),
+            )?;
+            gauges(
+                e,
+                (
+                    "partition_log_end_offset",
+                    "Each partition's log end offset on this broker (LogEndOffset)",
+                    None,
+                ),
+                self.logs
+                    .iter()
+                    .map(|(tp, f)| (labels(tp), f.log_end_offset)),
+            )?;
+            gauges(
+                e,
+                (
+                    "partition_high_watermark",
+                    "Each partition's high watermark as this broker knows it",
+                    None,
+                ),
+                self.logs
+                    .iter()
+                    .map(|(tp, f)| (labels(tp), f.high_watermark)),
+            )?;
+        }
+        let known = self
+            .dirs
+            .iter()
+            .filter_map(|(dir, space)| space.map(|s| (dir, s)));
+        gauges(
+            e,
+            (
+                "log_dir_free",
+                "Free bytes of each log dir's file system",
+                Some(Unit::Bytes),
+            ),
+            known.clone().map(|(dir, (_, free))| {
+                (
+                    [("dir", dir.as_str())],
+                    i64::try_from(free).unwrap_or(i64::MAX),
+                )
+            }),
+        )?;
+        gauges(
+            e,
+            (
+                "log_dir_size",
+                "Size of each log dir's file system",
+                Some(Unit::Bytes),
+            ),
+            known.map(|(dir, (total, _))| {
+                (
+                    [("dir", dir.as_str())],
+                    i64::try_from(total).unwrap_or(i64::MAX),
+                )
+            }),
+        )?;
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! The broker's metrics, for the HTTP listener's `/metrics`: series the
+//! parts that count keep up to date (requests, bytes in and out,
+//! connections), and state read at each scrape (partitions and log dirs:
+//! `broker_state.rs`; the process: `process.rs`). The `prometheus-client`
+//! crate keeps and encodes them. docs/metrics.md lists every series with
+//! the Kafka JMX metric it corresponds to.
+//!
+//! Thread-safe: connections and handlers record from any task; a scrape
+//! reads while they do.
+
+mod broker_state;
+mod exposition;
+mod process;
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::{Registry, Unit};
+
+pub(crate) use broker_state::BrokerState;
+pub(crate) use exposition::Format;
+
+/// A request's API (Kafka's name) and version.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    api: String,
+    version: String,
+}
+
+/// A request's API.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ApiLabels {
+    api: String,
+}
+
+/// A topic.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TopicLabels {
+    topic: String,
+}
+
+/// A listener, by its name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabels {
+    listener: String,
+}
+
+/// Request latencies from 0.1 ms to ~6.5 s, doubling.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 17))
+}
+
+/// The series kept live; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    bytes_in: Family<TopicLabels, Counter>,
+    messages_in: Family<TopicLabels, Counter>,
+    bytes_out: Family<TopicLabels, Counter>,
+    connections: Family<ListenerLabels, Gauge>,
+    connections_accepted: Family<ListenerLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("rill");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "requests",
+            "Kafka requests answered, by API and version (RequestsPerSec)",
+            requests.clone(),
+        );
+        let request_seconds =
+            Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register_with_unit(
+            "request_duration",
+            "Time from reading a request to its response being ready, by API (TotalTimeMs)",
+            Unit::Seconds,
+            request_seconds.clone(),
+        );
+        let bytes_in = Family::<TopicLabels, Counter>::default();
+        registry.register_with_unit(
+            "topic_received",
+            "Record batch bytes appended by produce requests, by topic (BytesInPerSec)",
+            Unit::Bytes,
+            bytes_in.clone(),
+        );
+        let messages_in = Family::<TopicLabels, Counter>::default();
+        registry.register(
+            "topic_received_messages",
+            "Records appended by produce requests, by topic (MessagesInPerSec)",
+            messages_in.clone(),
+        );
+        let bytes_out = Family::<TopicLabels, Counter>::default();
+        registry.register_with_unit(
+            "topic_sent",
+            "Record bytes returned by fetch requests to consumers and followers, by topic (BytesOutPerSec)",
+            Unit::Bytes,
+            bytes_out.clone(),
+        );
+        let connections = Family::<ListenerLabels, Gauge>::default();
+        registry.register(
+            "connections",
+            "Open client connections, by listener (connection-count)",
+            connections.clone(),
+        );
+        let connections_accepted = Family::<ListenerLabels, Counter>::default();
+        registry.register(
+            "connections_accepted",
+            "Connections accepted, by listener (connection-creation-total)",
+            connections_accepted.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            request_seconds,
+            bytes_in,
+            messages_in,
+            bytes_out,
+            connections,
+            connections_accepted,
+        }
+    }
+
+    /// A request of `api` (Kafka's name) at `version` was answered,
+    /// `taken` after it was read.
+    pub(crate) fn request_answered(&self, api: &str, version: i16, taken: Duration) {
+        self.requests
+            .get_or_create(&RequestLabels {
+                api: api.to_string(),
+                version: version.to_string(),
+            })
+            .inc();
+        self.request_seconds
+            .get_or_create(&ApiLabels {
+                api: api.to_string(),
+            })
+            .observe(taken.as_secs_f64());
+    }
+
+    /// A produce request appended `records` records in `bytes` bytes of
+    /// batches to `topic`.
+    pub(crate) fn produced(&self, topic: &str, bytes: u64, records: u64) {
+        let labels = TopicLabels {
+            topic: topic.to_string(),
+        };
+        self.bytes_in.get_or_create(&labels).inc_by(bytes);
+        self.messages_in.get_or_create(&labels).inc_by(records);
+    }
+
+    /// A fetch response carries `bytes` bytes of `topic`'s records.
+    pub(crate) fn fetched(&self, topic: &str, bytes: u64) {
+        if bytes == 0 {
+            return;
+        }
+        self.bytes_out
+            .get_or_create(&TopicLabels {
+                topic: topic.to_string(),
+            })
+            .inc_by(bytes);
+    }
+
+    /// A connection on `listener` opened; the guard counts it closed when
+    /// dropped.
+    pub(crate) fn connection_opened(&self, listener: &str) -> ConnectionGuard {
+        let labels = ListenerLabels {
+            listener: listener.to_string(),
+        };
+        self.connections_accepted.get_or_create(&labels).inc();
+        self.connections.get_or_create(&labels).inc();
+        ConnectionGuard {
+            gauge: self.connections.get_or_create(&labels).clone(),
+        }
+    }
+
+    /// The live series, then `state`'s and the process's as of now, in
+    /// `format`.
+    pub(crate) fn encode(&self, state: Option<BrokerState>, format: Format) -> String {
+        exposition::encode(&self.registry, state, format)
+    }
+}
+
+/// Counts an open connection until dropped.
+#[derive(Debug)]
+pub(crate) struct ConnectionGuard {
+    gauge: Gauge,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.gauge.dec();
+    }
+}

@@ -1,0 +1,290 @@
+//! The HTTP admin listener as an orchestrator and a Prometheus server use
+//! it: /health, /ready, and /metrics read through the Prometheus
+//! project's own parsers (Python's prometheus_client, from PyPI) in both
+//! exposition formats, its figures checked against what librdkafka
+//! produced and consumed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::BrokerProcess;
+use common::cluster::{free_port, wait_until};
+use rdkafka::TopicPartitionList;
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::FutureRecord;
+use rdkafka::util::Timeout;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// An HTTP response: status, Content-Type, body.
+struct Response {
+    status: u16,
+    content_type: String,
+    body: String,
+}
+
+/// GET `path` from `address` over a plain socket (HTTP/1.1, closed after).
+fn get(address: &str, path: &str, accept: &str) -> Response {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-type")
+                .then(|| value.trim().to_string())
+        })
+        .unwrap_or_default();
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "expected a body of known length: {head}"
+    );
+    Response {
+        status,
+        content_type,
+        body: body.to_string(),
+    }
+}
+
+/// A sample: its name and labels.
+type Series = (String, BTreeMap<String, String>);
+
+/// The samples of a /metrics body, as prometheus_client's parser for
+/// `format` ("text" or "openmetrics") reads them; it fails on a body that
+/// breaks the format.
+fn parse(body: &str, format: &str) -> Vec<(Series, f64)> {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/parse_metrics.py"
+    );
+    let mut child = Command::new(common::security::python_clients())
+        .arg(script)
+        .arg(format)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "prometheus_client's {format} parser refused /metrics: {}\n{body}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (name, labels, value): (String, BTreeMap<String, String>, f64) =
+                serde_json::from_str(line).unwrap();
+            ((name, labels), value)
+        })
+        .collect()
+}
+
+/// The sum of the samples named `name` whose labels include `labels`.
+fn sum(samples: &[(Series, f64)], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|((n, l), _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.get(*k).is_some_and(|have| have == v))
+        })
+        .map(|(_, value)| value)
+        .sum()
+}
+
+/// Whether any sample is named `name`.
+fn has(samples: &[(Series, f64)], name: &str) -> bool {
+    samples.iter().any(|((n, _), _)| n == name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_read() {
+    let http = format!("127.0.0.1:{}", free_port());
+    let broker = BrokerProcess::start(&["--http", &http]);
+
+    let health = get(&http, "/health", "*/*");
+    assert_eq!((health.status, health.body.trim()), (200, "ok"));
+    wait_until(WAIT, "/ready answers 200", || {
+        get(&http, "/ready", "*/*").status == 200
+    });
+    assert_eq!(get(&http, "/ready", "*/*").body.trim(), "ready");
+    assert_eq!(get(&http, "/nothing-here", "*/*").status, 404);
+
+    // 3 partitions, 120 messages of 1,000 bytes, all read back.
+    let topic = "metered";
+    let admin = broker.admin();
+    admin
+        .create_topics(
+            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .for_each(|result| {
+            result.unwrap();
+        });
+    let producer = broker.producer(&[]);
+    let payload = vec![b'x'; 1_000];
+    for i in 0..120 {
+        let key = format!("key-{i}");
+        producer
+            .send(
+                FutureRecord::to(topic).key(&key).payload(&payload),
+                Timeout::After(WAIT),
+            )
+            .await
+            .unwrap();
+    }
+    let consumer = broker.consumer(&[]);
+    let mut assignment = TopicPartitionList::new();
+    for partition in 0..3 {
+        assignment
+            .add_partition_offset(topic, partition, rdkafka::Offset::Beginning)
+            .unwrap();
+    }
+    consumer.assign(&assignment).unwrap();
+    let mut read = 0;
+    while read < 120 {
+        match consumer.poll(WAIT) {
+            Some(Ok(_)) => read += 1,
+            Some(Err(error)) => panic!("consume failed: {error}"),
+            None => panic!("no message within {WAIT:?}; have {read} of 120"),
+        }
+    }
+
+    // Prometheus' text format, which a plain Accept gets.
+    let text = get(&http, "/metrics", "*/*");
+    assert_eq!(text.status, 200);
+    assert!(
+        text.content_type.starts_with("text/plain; version=0.0.4"),
+        "{}",
+        text.content_type
+    );
+    let samples = parse(&text.body, "text");
+    let of_topic = [("topic", topic)];
+    assert_eq!(
+        sum(&samples, "rill_topic_received_messages_total", &of_topic),
+        120.0
+    );
+    let received = sum(&samples, "rill_topic_received_bytes_total", &of_topic);
+    assert!(received >= 120_000.0, "{received} bytes in");
+    // A consumer reads every batch once (from offset 0 of each partition).
+    let sent = sum(&samples, "rill_topic_sent_bytes_total", &of_topic);
+    assert!(sent >= received, "{sent} bytes out, {received} in");
+    assert_eq!(
+        sum(&samples, "rill_partition_log_end_offset", &of_topic),
+        120.0
+    );
+    assert!(sum(&samples, "rill_topic_log_size_bytes", &of_topic) >= received);
+    assert_eq!(
+        sum(&samples, "rill_partitions_leader", &[]),
+        sum(&samples, "rill_partitions", &[])
+    );
+    assert_eq!(sum(&samples, "rill_partitions_under_replicated", &[]), 0.0);
+    assert_eq!(sum(&samples, "rill_partitions_offline", &[]), 0.0);
+    assert_eq!(
+        sum(&samples, "rill_cluster_brokers", &[("state", "unfenced")]),
+        1.0
+    );
+    // Every produce request was answered and timed.
+    let produces = sum(&samples, "rill_requests_total", &[("api", "Produce")]);
+    assert!(produces >= 1.0);
+    assert_eq!(
+        sum(
+            &samples,
+            "rill_request_duration_seconds_count",
+            &[("api", "Produce")]
+        ),
+        produces
+    );
+    // The producer, consumer and admin client are connected.
+    assert!(sum(&samples, "rill_connections", &[("listener", "PLAINTEXT")]) >= 3.0);
+    for name in [
+        "rill_process_cpu_seconds_total",
+        "rill_process_resident_memory_bytes",
+        "rill_process_open_fds",
+        "rill_process_max_fds",
+        "rill_process_memory_maps",
+        "rill_log_dir_free_bytes",
+    ] {
+        assert!(sum(&samples, name, &[]) > 0.0, "{name}");
+    }
+
+    // OpenMetrics, as Prometheus asks for it.
+    let open = get(
+        &http,
+        "/metrics",
+        "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    );
+    assert!(
+        open.content_type
+            .starts_with("application/openmetrics-text; version=1.0.0"),
+        "{}",
+        open.content_type
+    );
+    let samples = parse(&open.body, "openmetrics");
+    assert_eq!(
+        sum(&samples, "rill_topic_received_messages_total", &of_topic),
+        120.0
+    );
+    assert!(has(&samples, "rill_request_duration_seconds_bucket"));
+}
+
+#[test]
+fn a_chosen_http_address_in_use_fails_the_start_and_says_which() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let temp = tempfile::tempdir().unwrap();
+    let out = Command::new(common::rill_binary())
+        .args([
+            "broker",
+            "--listen",
+            "127.0.0.1:0",
+            "--http",
+            &address,
+            "--data",
+        ])
+        .arg(temp.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&address) && stderr.contains("rill.http.listener"),
+        "{stderr}"
+    );
+}
