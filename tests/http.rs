@@ -2,7 +2,8 @@
 //! it: /health, /ready, and /metrics read through the Prometheus
 //! project's own parsers (Python's prometheus_client, from PyPI) in both
 //! exposition formats, its figures checked against what librdkafka
-//! produced and consumed.
+//! produced, consumed and committed; and in a three-node cluster, a
+//! leader's metrics and log when a follower leaves the ISR and returns.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -19,10 +20,12 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::BrokerProcess;
+use common::cluster::Cluster;
 use common::cluster::{free_port, wait_until};
 use rdkafka::TopicPartitionList;
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::Consumer;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
@@ -186,6 +189,15 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
         }
     }
 
+    // The group commits offset 10 in each partition: 90 messages behind.
+    let mut committed = TopicPartitionList::new();
+    for partition in 0..3 {
+        committed
+            .add_partition_offset(topic, partition, rdkafka::Offset::Offset(10))
+            .unwrap();
+    }
+    consumer.commit(&committed, CommitMode::Sync).unwrap();
+
     // Prometheus' text format, which a plain Accept gets.
     let text = get(&http, "/metrics", "*/*");
     assert_eq!(text.status, 200);
@@ -231,6 +243,32 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
         ),
         produces
     );
+    // The group's lag, computed by the broker from its commit.
+    let of_group = [("group", "rill-tests")];
+    assert_eq!(sum(&samples, "rill_group_lag_sum", &of_group), 90.0);
+    let fullest = samples
+        .iter()
+        .filter(|((n, l), _)| {
+            n == "rill_partition_log_end_offset" && l.get("topic").is_some_and(|t| t == topic)
+        })
+        .map(|(_, end)| *end)
+        .fold(0.0, f64::max);
+    assert_eq!(
+        sum(&samples, "rill_group_lag_max", &of_group),
+        fullest - 10.0
+    );
+    assert_eq!(
+        sum(
+            &samples,
+            "rill_group_lag",
+            &[("group", "rill-tests"), ("topic", topic)]
+        ),
+        90.0
+    );
+    assert!(sum(&samples, "rill_groups", &[]) >= 1.0);
+    // Every acks=all produce waited for a flush round.
+    assert!(sum(&samples, "rill_flush_round_duration_seconds_count", &[]) >= 1.0);
+    assert!(sum(&samples, "rill_flush_round_logs_count", &[]) >= 1.0);
     // The producer, consumer and admin client are connected.
     assert!(sum(&samples, "rill_connections", &[("listener", "PLAINTEXT")]) >= 3.0);
     for name in [
@@ -242,6 +280,23 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
         "rill_log_dir_free_bytes",
     ] {
         assert!(sum(&samples, name, &[]) > 0.0, "{name}");
+    }
+
+    // The committed Grafana dashboard asks only for series that exist.
+    let dashboard = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/grafana/rill-dashboard.json"
+    ))
+    .unwrap();
+    for (at, _) in dashboard.match_indices("rill_") {
+        let name: String = dashboard[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
+        if name == "rill_" {
+            continue; // The dashboard's own name.
+        }
+        assert!(has(&samples, &name), "the dashboard asks for {name}");
     }
 
     // OpenMetrics, as Prometheus asks for it.
@@ -287,4 +342,55 @@ fn a_chosen_http_address_in_use_fails_the_start_and_says_which() {
         stderr.contains(&address) && stderr.contains("rill.http.listener"),
         "{stderr}"
     );
+}
+
+/// The scraped samples of `http`'s text format.
+fn scrape(http: &str) -> Vec<(Series, f64)> {
+    let response = get(http, "/metrics", "*/*");
+    assert_eq!(response.status, 200);
+    parse(&response.body, "text")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_reports_and_logs_a_follower_leaving_the_isr_and_coming_back() {
+    let mut cluster = Cluster::start(3, &[]);
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new("watched", 1, TopicReplication::Fixed(3))],
+            &AdminOptions::new().operation_timeout(Some(WAIT)),
+        )
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    wait_until(WAIT, "all three replicas in the ISR", || {
+        cluster.partition_state("watched", 0).1.len() == 3
+    });
+    let (leader, _) = cluster.partition_state("watched", 0);
+    let leader_http = cluster.http[usize::try_from(leader - 1).unwrap()].clone();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    let shrinks = |samples: &[(Series, f64)]| sum(samples, "rill_isr_shrinks_total", &[]);
+    let before = shrinks(&scrape(&leader_http));
+
+    cluster.node(follower).kill();
+    wait_until(
+        Duration::from_secs(60),
+        "the leader reports a shrink",
+        || {
+            let samples = scrape(&leader_http);
+            shrinks(&samples) > before
+                && sum(&samples, "rill_partitions_under_replicated", &[]) >= 1.0
+        },
+    );
+    let warned = cluster
+        .node(leader)
+        .wait_for_log(&["WARN", "the ISR shrank", "watched-0"]);
+    assert!(warned.contains(&format!("[{follower}]")), "{warned}");
+
+    cluster.node(follower).restart();
+    wait_until(Duration::from_secs(60), "the ISR whole again", || {
+        let samples = scrape(&leader_http);
+        sum(&samples, "rill_isr_expands_total", &[]) >= 1.0
+            && sum(&samples, "rill_partitions_under_replicated", &[]) == 0.0
+    });
 }

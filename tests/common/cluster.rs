@@ -66,6 +66,8 @@ impl Host {
 pub struct Cluster {
     pub brokers: Vec<BrokerProcess>,
     pub bootstrap: String,
+    /// Each broker's HTTP admin listener (`/metrics`), by node id - 1.
+    pub http: Vec<String>,
     _temp: tempfile::TempDir,
 }
 
@@ -83,11 +85,13 @@ impl Cluster {
         let temp = tempfile::tempdir().unwrap();
         let mut voters = Vec::new();
         let mut listens = Vec::new();
+        let mut http = Vec::new();
         for (id, host) in (1..=n).zip(hosts) {
             if id <= controllers {
                 voters.push(format!("{id}@{}:{}", host.address, free_port()));
             }
             listens.push(format!("{}:{}", host.address, free_port()));
+            http.push(format!("{}:{}", host.address, free_port()));
         }
         let quorum = voters.join(",");
         // Each waits for a quorum before it listens: start them together.
@@ -95,10 +99,12 @@ impl Cluster {
             let starting: Vec<_> = (1..=n)
                 .map(|id| {
                     let (quorum, listen, host) = (&quorum, &listens[id - 1], &hosts[id - 1]);
+                    let http = &http[id - 1];
                     let data = temp.path().join(format!("node-{id}"));
                     scope.spawn(move || {
                         let node_id = id.to_string();
                         let mut args = vec!["--node-id", &node_id, "--controller-quorum", quorum];
+                        args.extend_from_slice(&["--http", http]);
                         args.extend_from_slice(TEST_SETTINGS);
                         args.extend_from_slice(extra);
                         let wrapper: Vec<&str> = host.wrapper.iter().map(String::as_str).collect();
@@ -112,6 +118,7 @@ impl Cluster {
         let cluster = Cluster {
             brokers,
             bootstrap,
+            http,
             _temp: temp,
         };
         cluster.wait_for_brokers(n);

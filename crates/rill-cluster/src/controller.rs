@@ -1074,7 +1074,7 @@ impl Core {
                     result: Ok(applied),
                     ..
                 } => {
-                    tracing::info!(node_id = self.node_id, %broker_id, ?applied, "fenced a silent broker");
+                    tracing::warn!(node_id = self.node_id, %broker_id, ?applied, "fenced a broker that stopped heartbeating: it leads nothing and leaves the ISRs until it is back");
                 }
                 // Stale (the state moved under the computation): the next
                 // tick recomputes.

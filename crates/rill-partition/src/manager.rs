@@ -198,6 +198,11 @@ impl LogManager {
         Ok((manager, report))
     }
 
+    /// What the flusher's rounds took since the logs were opened.
+    pub fn flush_stats(&self) -> rill_storage::FlushStats {
+        self.flusher.stats()
+    }
+
     pub fn log_dirs(&self) -> &[PathBuf] {
         &self.config.log_dirs
     }

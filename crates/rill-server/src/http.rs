@@ -26,7 +26,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::broker_properties;
-use crate::metrics::{BrokerState, Format, Metrics};
+use crate::metrics::{self, Format};
 use crate::properties::{ConfigError, HostPort, Properties};
 
 const PROPERTY: &str = "rill.http.listener";
@@ -153,10 +153,8 @@ async fn metrics(State(shared): State<Shared>, headers: HeaderMap) -> Response {
     let max = shared.partition_series_max;
     // Reading /proc and the log dirs' file systems blocks.
     let encoded = tokio::task::spawn_blocking(move || match broker {
-        Some(broker) => broker
-            .metrics()
-            .encode(Some(BrokerState::of(&broker, max)), format),
-        None => Metrics::new().encode(None, format),
+        Some(broker) => broker.metrics().scrape(&broker, max, format),
+        None => metrics::scrape_starting(format),
     })
     .await;
     match encoded {

@@ -18,6 +18,7 @@ use crate::disk::Disk;
 use crate::durability::{Durability, IntervalCheck};
 use crate::error::{DurabilityUnknown, LogFailed};
 use crate::file_system::{FileSystem, FileSystems, SyncChoice, SyncModeSetting};
+use crate::flush_stats::FlushStats;
 
 /// What the flusher needs of a log. Implemented by the log (log/flush_round.rs).
 ///
@@ -84,6 +85,8 @@ pub(crate) struct FlusherShared {
     file_systems: FileSystems,
     /// log.flush.sync.mode
     sync_mode: SyncModeSetting,
+    /// What the rounds took; each round records itself once.
+    stats: Mutex<FlushStats>,
 }
 
 #[derive(Debug, Default)]
@@ -127,6 +130,11 @@ impl Flusher {
             workers.push(worker);
         }
         Ok(Flusher { shared, workers })
+    }
+
+    /// What the flusher's rounds took since it started.
+    pub fn stats(&self) -> FlushStats {
+        self.shared.stats.lock().clone()
     }
 
     pub(crate) fn handle(&self) -> FlusherHandle {
@@ -209,14 +217,17 @@ fn run_worker(shared: &FlusherShared) {
     let mut carried: Vec<Arc<dyn FlushTarget>> = Vec::new();
     while let Some(ready) = next_logs(shared, !carried.is_empty()) {
         carried.extend(ready);
-        carried = flush_round(std::mem::take(&mut carried));
+        carried = flush_round(std::mem::take(&mut carried), &shared.stats);
     }
 }
 
 /// One round: the logs grouped by what syncs them together (file system
 /// and disk), each group synced at once. Returns the logs that synced
 /// something; the rest had nothing pending and left the flusher.
-fn flush_round(logs: Vec<Arc<dyn FlushTarget>>) -> Vec<Arc<dyn FlushTarget>> {
+fn flush_round(
+    logs: Vec<Arc<dyn FlushTarget>>,
+    stats: &Mutex<FlushStats>,
+) -> Vec<Arc<dyn FlushTarget>> {
     let mut groups: Vec<Vec<Arc<dyn FlushTarget>>> = Vec::new();
     for log in logs {
         match groups
@@ -227,7 +238,10 @@ fn flush_round(logs: Vec<Arc<dyn FlushTarget>>) -> Vec<Arc<dyn FlushTarget>> {
             None => groups.push(vec![log]),
         }
     }
-    groups.into_iter().flat_map(flush_together).collect()
+    groups
+        .into_iter()
+        .flat_map(|group| flush_together(group, stats))
+        .collect()
 }
 
 /// A round's work on `logs`, which all sync together (one file system,
@@ -240,14 +254,19 @@ fn flush_round(logs: Vec<Arc<dyn FlushTarget>>) -> Vec<Arc<dyn FlushTarget>> {
 /// instead. Returns the logs that synced something; one
 /// with nothing pending leaves the flusher, one whose sync failed goes
 /// offline. The state locks are held only to capture, never across a
-/// sync.
-fn flush_together(logs: Vec<Arc<dyn FlushTarget>>) -> Vec<Arc<dyn FlushTarget>> {
+/// sync. A round that synced anything is recorded in `stats`.
+fn flush_together(
+    logs: Vec<Arc<dyn FlushTarget>>,
+    stats: &Mutex<FlushStats>,
+) -> Vec<Arc<dyn FlushTarget>> {
     let flushing: Vec<_> = logs.iter().map(|log| log.flush_lock().lock()).collect();
     let captures: Vec<(usize, FlushCapture)> = logs
         .iter()
         .enumerate()
         .filter_map(|(i, log)| log.capture_for_round().map(|c| (i, c)))
         .collect();
+    let started = Instant::now();
+    let syncing = captures.len();
     let files: usize = captures
         .iter()
         .map(|(_, capture)| capture.files.len() + usize::from(capture.sync_dir))
@@ -277,6 +296,11 @@ fn flush_together(logs: Vec<Arc<dyn FlushTarget>>) -> Vec<Arc<dyn FlushTarget>> 
         }
     }
     drop(flushing);
+    if syncing > 0 {
+        stats
+            .lock()
+            .record_round(syncing, started.elapsed().as_secs_f64());
+    }
     logs.into_iter()
         .zip(synced)
         .filter_map(|(log, synced)| synced.then_some(log))

@@ -45,6 +45,7 @@ mod error;
 mod file_check;
 mod file_system;
 mod flush;
+mod flush_stats;
 mod index_file;
 mod log;
 mod mmap;
@@ -75,6 +76,7 @@ pub use file_system::{
     space_of, syncfs_writes_data,
 };
 pub use flush::Flusher;
+pub use flush_stats::{FlushStats, Histogram};
 pub use log::{Log, LogRead, ReplicatedBatch, ValidatedBatch};
 pub use offset::Offset;
 pub use recovery::{RecoveryHints, RecoveryReport};

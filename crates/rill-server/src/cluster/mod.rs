@@ -18,6 +18,7 @@
 //! with the replicas and the group coordinator's slot, not the broker.
 
 mod fetcher;
+mod isr_changes;
 mod leader_state;
 mod links;
 mod peer;

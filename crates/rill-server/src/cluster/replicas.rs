@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use super::ClusterNode;
 use super::fetcher::{Fetchers, Follow};
+use super::isr_changes::{IsrChange, IsrChangeCounts};
 use super::leader_state::LeaderState;
 use crate::config::ClusterConfig;
 use crate::effective_config::{self, BrokerLayers};
@@ -130,6 +131,8 @@ pub(crate) struct ReplicaManager {
     /// Per coordinators' topic, the partitions (and their leader epochs)
     /// whose groups or transactions this broker coordinates.
     coordinated: Mutex<BTreeMap<&'static str, BTreeMap<i32, i32>>>,
+    /// The ISR changes of partitions this broker leads.
+    isr_changes: IsrChangeCounts,
 }
 
 /// The internal topics whose partitions' leaders are coordinators.
@@ -170,7 +173,13 @@ impl ReplicaManager {
             fetchers: Fetchers::new(node_id, config, connector),
             isr_check: tokio::sync::Notify::new(),
             coordinated: Mutex::new(BTreeMap::new()),
+            isr_changes: IsrChangeCounts::default(),
         }
+    }
+
+    /// The ISR shrinks and growths of partitions this broker led.
+    pub(crate) fn isr_change_counts(&self) -> (u64, u64) {
+        self.isr_changes.counts()
     }
 
     /// The leader epoch, if this broker leads `topic_partition`.
@@ -646,8 +655,15 @@ impl ReplicaManager {
         }) = map.get_mut(&tp)
             && state.leader_epoch == leader_epoch
         {
+            let change = (state.isr != isr).then(|| IsrChange {
+                from: state.isr.clone(),
+                to: isr.clone(),
+            });
             state.update(partition_epoch, replicas, isr, now);
             drop(map);
+            if let Some(change) = change {
+                self.isr_changes.committed(&tp, &change);
+            }
             self.advance_high_watermark(partition);
             return false;
         }

@@ -6,10 +6,14 @@
 use std::collections::BTreeMap;
 
 use prometheus_client::collector::Collector;
+use prometheus_client::encoding::NoLabelSet;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 use rill_cluster::BrokerId;
+use rill_storage::{FlushStats, Histogram};
 
 use crate::broker::Broker;
 
@@ -38,6 +42,9 @@ pub(crate) struct BrokerState {
     brokers_unfenced: i64,
     brokers_fenced: i64,
     controller: Option<i32>,
+    flush: FlushStats,
+    /// ISR (shrinks, growths) of partitions this broker leads.
+    isr_changes: (u64, u64),
 }
 
 impl BrokerState {
@@ -92,6 +99,8 @@ impl BrokerState {
             brokers_unfenced: metadata.brokers.len() as i64 - fenced,
             brokers_fenced: fenced,
             controller: broker.node().controller_leader(),
+            flush: broker.logs().flush_stats(),
+            isr_changes: broker.replicas().isr_change_counts(),
         }
     }
 
@@ -117,8 +126,26 @@ fn gauge(
     gauge.encode(encoder.encode_descriptor(name, help, unit.as_ref(), gauge.metric_type())?)
 }
 
+/// Encodes one histogram without labels.
+fn histogram(
+    encoder: &mut DescriptorEncoder<'_>,
+    (name, help, unit): (&str, &str, Option<Unit>),
+    histogram: &Histogram,
+) -> Result<(), std::fmt::Error> {
+    let buckets: Vec<(f64, u64)> = histogram
+        .bounds
+        .iter()
+        // The encoder writes +Inf for f64::MAX.
+        .map(|bound| if bound.is_finite() { *bound } else { f64::MAX })
+        .zip(histogram.counts.iter().copied())
+        .collect();
+    encoder
+        .encode_descriptor(name, help, unit.as_ref(), MetricType::Histogram)?
+        .encode_histogram::<NoLabelSet>(histogram.sum, histogram.count, &buckets, None)
+}
+
 /// Encodes a gauge family: one series per labels and value.
-fn gauges<'a, L>(
+pub(super) fn gauges<'a, L>(
     encoder: &mut DescriptorEncoder<'_>,
     (name, help, unit): (&str, &str, Option<Unit>),
     series: impl IntoIterator<Item = (L, i64)>,
@@ -126,12 +153,7 @@ fn gauges<'a, L>(
 where
     L: prometheus_client::encoding::EncodeLabelSet + 'a,
 {
-    let mut metric = encoder.encode_descriptor(
-        name,
-        help,
-        unit.as_ref(),
-        prometheus_client::metrics::MetricType::Gauge,
-    )?;
+    let mut metric = encoder.encode_descriptor(name, help, unit.as_ref(), MetricType::Gauge)?;
     for (labels, value) in series {
         ConstGauge::new(value).encode(metric.encode_family(&labels)?)?;
     }
@@ -258,6 +280,39 @@ impl Collector for BrokerState {
                     .map(|(tp, f)| (labels(tp), f.high_watermark)),
             )?;
         }
+        for (name, help, count) in [
+            (
+                "isr_shrinks",
+                "ISR shrinks of partitions this broker leads, by it or by the controller fencing a broker (IsrShrinksPerSec)",
+                self.isr_changes.0,
+            ),
+            (
+                "isr_expands",
+                "ISR growths of partitions this broker leads (IsrExpandsPerSec)",
+                self.isr_changes.1,
+            ),
+        ] {
+            let counter = ConstCounter::new(count);
+            counter.encode(e.encode_descriptor(name, help, None, counter.metric_type())?)?;
+        }
+        histogram(
+            e,
+            (
+                "flush_round_duration",
+                "Time each flush round spent making logs durable: one syncfs, or an fdatasync per log (LogFlushRateAndTimeMs)",
+                Some(Unit::Seconds),
+            ),
+            &self.flush.round_seconds,
+        )?;
+        histogram(
+            e,
+            (
+                "flush_round_logs",
+                "Logs one flush round made durable together: the group commit's size",
+                None,
+            ),
+            &self.flush.logs_per_round,
+        )?;
         let known = self
             .dirs
             .iter()

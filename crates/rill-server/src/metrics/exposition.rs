@@ -5,10 +5,10 @@
 
 use std::fmt::Write as _;
 
+use prometheus_client::collector::Collector;
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::registry::Registry;
 
-use super::broker_state::BrokerState;
 use super::process::Process;
 
 /// The exposition formats `/metrics` speaks.
@@ -38,11 +38,16 @@ impl Format {
     }
 }
 
-pub(super) fn encode(live: &Registry, state: Option<BrokerState>, format: Format) -> String {
+/// The `live` registry, then the process's figures and `collected`'s.
+pub(super) fn encode(
+    live: &Registry,
+    collected: Vec<Box<dyn Collector>>,
+    format: Format,
+) -> String {
     let mut scraped = Registry::with_prefix("rill");
     scraped.register_collector(Box::new(Process));
-    if let Some(state) = state {
-        scraped.register_collector(Box::new(state));
+    for collector in collected {
+        scraped.register_collector(collector);
     }
     let mut text = String::new();
     // Writing to a String cannot fail, and the registries' encoders fail

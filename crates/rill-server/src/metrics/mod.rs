@@ -10,6 +10,7 @@
 
 mod broker_state;
 mod exposition;
+mod groups;
 mod process;
 
 use std::time::Duration;
@@ -21,8 +22,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
-pub(crate) use broker_state::BrokerState;
 pub(crate) use exposition::Format;
+
+use crate::broker::Broker;
+use broker_state::BrokerState;
+use groups::GroupsState;
 
 /// A request's API (Kafka's name) and version.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -187,11 +191,25 @@ impl Metrics {
         }
     }
 
-    /// The live series, then `state`'s and the process's as of now, in
-    /// `format`.
-    pub(crate) fn encode(&self, state: Option<BrokerState>, format: Format) -> String {
-        exposition::encode(&self.registry, state, format)
+    /// Everything in `format`: the live series, then the broker's state,
+    /// its groups and the process as of now. Per-partition series only
+    /// while there are at most `series_max` of a kind. Blocking (reads
+    /// /proc and the log dirs' file systems).
+    pub(crate) fn scrape(&self, broker: &Broker, series_max: usize, format: Format) -> String {
+        exposition::encode(
+            &self.registry,
+            vec![
+                Box::new(BrokerState::of(broker, series_max)),
+                Box::new(GroupsState::of(broker, series_max)),
+            ],
+            format,
+        )
     }
+}
+
+/// What a scrape gets before the broker has started: the process only.
+pub(crate) fn scrape_starting(format: Format) -> String {
+    exposition::encode(&Registry::default(), Vec::new(), format)
 }
 
 /// Counts an open connection until dropped.
