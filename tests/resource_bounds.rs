@@ -408,3 +408,35 @@ fn clients_sending_a_byte_at_a_time_are_closed_by_the_idle_timeout() {
     );
     assert_alive(&broker);
 }
+
+#[test]
+fn a_broker_out_of_descriptors_says_so_once_and_takes_connections_again() {
+    // 128 descriptors: the broker needs a few dozen of its own.
+    let temp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_wrapped(
+        &["prlimit", "--nofile=128:128"],
+        &temp.path().join("data"),
+        &[],
+        "127.0.0.1:0",
+    );
+    // More connections than it has descriptors: the kernel completes
+    // them (the listen backlog); the broker cannot accept them all.
+    let held: Vec<TcpStream> = (0..200).map(|_| connect(&broker)).collect();
+    broker.wait_for_log(&["WARN", "cannot accept connections"]);
+
+    // Every connection gone, the broker takes new ones again and says so
+    // once, having warned once however many accepts failed.
+    drop(held);
+    let mut warnings = 0;
+    loop {
+        let line = broker.wait_for_log(&[]);
+        if line.contains("cannot accept connections") {
+            warnings += 1;
+        }
+        if line.contains("taking new connections again") {
+            break;
+        }
+    }
+    assert_eq!(warnings, 0, "the spell was said once, at its start");
+    assert_serving(&broker);
+}

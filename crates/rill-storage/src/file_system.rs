@@ -32,6 +32,7 @@ use parking_lot::Mutex;
 
 use crate::disk::{Disk, FileSystemProbe, KernelVersion};
 use crate::error::ConfigError;
+use crate::slow_syncs::{SlowSyncs, Told};
 
 /// How the logs of one file system are made durable in a flush round.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -208,6 +209,9 @@ pub(crate) struct FileSystem {
     /// Whether the last reservation here that mattered ran out of space:
     /// said once when it does, once when one succeeds again.
     full: AtomicBool,
+    /// Whether its syncs are slow: said once when they become so, once
+    /// when they are quick again.
+    slow_syncs: Mutex<SlowSyncs>,
 }
 
 impl FileSystem {
@@ -270,7 +274,7 @@ impl FileSystem {
         let mut epoch = self.error_epoch.lock();
         let started = Instant::now();
         let result = self.disk.sync_file_system(handle);
-        note_slow_sync(started, "syncfs", self.device);
+        self.note_sync(started, "syncfs");
         if let Err(error) = &result {
             *epoch += 1;
             tracing::warn!(device = self.device, %error, epoch = *epoch, "syncfs failed; each log checks its own files");
@@ -283,11 +287,43 @@ impl FileSystem {
 /// disk, the latency tails of `fsync` topics are these.
 const SLOW_SYNC: Duration = Duration::from_millis(10);
 
-/// Logs a sync begun at `started` if it was slow.
-pub(crate) fn note_slow_sync(started: Instant, what: &str, device: u64) {
-    let took = started.elapsed();
-    if took > SLOW_SYNC {
-        tracing::debug!(ms = took.as_millis() as u64, what, device, "slow sync");
+impl FileSystem {
+    /// Notes a sync (`what`: syncfs, fdatasync) of this file system begun
+    /// at `started`: at debug if it was slowish, and once at WARN when
+    /// syncs become really slow, once at INFO when they are quick again
+    /// (slow_syncs.rs).
+    pub(crate) fn note_sync(&self, started: Instant, what: &str) {
+        let took = started.elapsed();
+        if took > SLOW_SYNC {
+            tracing::debug!(
+                ms = took.as_millis() as u64,
+                what,
+                device = self.device,
+                "slow sync"
+            );
+        }
+        let told = self.slow_syncs.lock().observe(took, Instant::now());
+        match told {
+            Some(Told::Started { took }) => tracing::warn!(
+                device = self.device,
+                what,
+                ms = took.as_millis() as u64,
+                "syncs of this file system are slow: acknowledged writes wait for them \
+                 (the disk is overloaded, failing, or throttled)"
+            ),
+            Some(Told::Ended {
+                slow,
+                worst,
+                lasted,
+            }) => tracing::info!(
+                device = self.device,
+                slow_syncs = slow,
+                worst_ms = worst.as_millis() as u64,
+                lasted_ms = lasted.as_millis() as u64,
+                "syncs of this file system are quick again"
+            ),
+            None => {}
+        }
     }
 }
 
@@ -344,6 +380,7 @@ impl FileSystems {
             sync,
             error_epoch: Mutex::new(0),
             full: AtomicBool::new(false),
+            slow_syncs: Mutex::new(SlowSyncs::default()),
         });
         known.push(Arc::clone(&file_system));
         Ok(file_system)

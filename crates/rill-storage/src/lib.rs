@@ -55,6 +55,7 @@ mod offset_map;
 mod recovery;
 mod retention;
 mod segment;
+mod slow_syncs;
 pub mod testing;
 mod time_index;
 mod txn_index;

@@ -5,6 +5,7 @@
 mod connection;
 mod frame;
 mod prefixed;
+mod refusals;
 
 pub use connection::HeaderError;
 pub(crate) use connection::Transport;
@@ -27,6 +28,7 @@ use crate::security::{ANONYMOUS, TlsError, TlsListener};
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
 use prefixed::Prefixed;
+use refusals::{Refusal, Refusals};
 use tokio::io::AsyncReadExt;
 
 /// How long shutdown waits for connections to answer their in-flight
@@ -230,6 +232,7 @@ impl Server {
         let permits = Arc::new(Semaphore::new(connections_max));
         let mut connections = JoinSet::new();
         let mut next_listener = 0;
+        let mut refusals = Refusals::default();
         tokio::pin!(stop);
         loop {
             tokio::select! {
@@ -269,15 +272,18 @@ impl Server {
                         Ok(accepted) => accepted,
                         Err(error) => {
                             // EMFILE and friends: wait a moment rather than spin.
-                            tracing::warn!(%error, "accept failed");
+                            refusals.refused(Refusal::AcceptFailed, &error);
                             tokio::time::sleep(Duration::from_millis(10)).await;
                             continue;
                         }
                     };
                     let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-                        tracing::warn!(%peer, connections_max, "max.connections reached; closing the new connection");
+                        if !refusals.refused(Refusal::AtMaxConnections, &connections_max) {
+                            tracing::debug!(%peer, "max.connections reached; closing the new connection");
+                        }
                         continue;
                     };
+                    refusals.taken();
                     let started = started.clone();
                     let shutdown = shutdown.clone();
                     let links = Arc::clone(&links);

@@ -14,7 +14,7 @@ use crate::config::FlushPolicy;
 use crate::durability::{AppendInfo, AppendTicket, Durability};
 use crate::durable::sync_dir_on;
 use crate::error::{IoFailure, LogFailed, OfflineCause};
-use crate::file_system::{FileSystem, note_slow_sync};
+use crate::file_system::FileSystem;
 use crate::flush::{FlushCapture, FlushTarget};
 
 impl Log {
@@ -156,7 +156,7 @@ impl LogShared {
                     Ok(())
                 }
             });
-        note_slow_sync(started, "fdatasync", self.file_system.device);
+        self.file_system.note_sync(started, "fdatasync");
         match result {
             Ok(()) => {
                 self.durability.lock().checked_error_epoch = epoch;
