@@ -993,3 +993,139 @@ fn kafka_python_describes_the_metadata_quorum_through_any_node() {
         "{leaders:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_python_lists_and_cancels_a_move_stuck_on_a_dead_broker() {
+    let mut cluster = Cluster::start(3, &[]);
+    // A move onto a dead broker never completes. The dead one is not the
+    // quorum's leader, which kafka-python sends its requests to.
+    let mut wire = common::wire::Wire::connect(&cluster.brokers[0].bootstrap);
+    let controller = wire
+        .send(
+            0,
+            &kafka_protocol::messages::DescribeClusterRequest::default(),
+        )
+        .controller_id
+        .0;
+    let dead = (1..=3).find(|id| *id != controller).unwrap();
+    let kept: Vec<i32> = (1..=3).filter(|id| *id != dead).collect();
+    let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(
+                "stuck",
+                1,
+                TopicReplication::Variable(&[&kept]),
+            )],
+            &AdminOptions::new().operation_timeout(Some(WAIT)),
+        )
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+    cluster.node(dead).kill();
+    // Fenced, so that kafka-python no longer tries it.
+    wait_until(WAIT, "the dead broker fenced", || {
+        let consumer: BaseConsumer = cluster.client_config().create().unwrap();
+        consumer
+            .fetch_metadata(None, Duration::from_secs(5))
+            .is_ok_and(|m| m.brokers().len() == 2)
+    });
+    let bootstrap = cluster
+        .brokers
+        .iter()
+        .filter(|b| b.is_running())
+        .map(|b| b.bootstrap.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let target = format!("{},{dead}", kept[0]);
+    let cli = |args: &[&str]| {
+        std::process::Command::new(common::rill_binary())
+            .args(args)
+            .args(["--bootstrap", &bootstrap])
+            .output()
+            .unwrap()
+    };
+    // `rill topic reassign` moves it and lists the move.
+    let moved = cli(&[
+        "topic",
+        "reassign",
+        "stuck",
+        "--partition",
+        "0",
+        "--replicas",
+        &target,
+    ]);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let listed = String::from_utf8(cli(&["topic", "reassign", "--list"]).stdout).unwrap();
+    let row: Vec<&str> = listed
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let (k0, k1) = (kept[0].to_string(), kept[1].to_string());
+    let all = format!("{k0},{dead},{k1}");
+    let dead_id = dead.to_string();
+    assert_eq!(
+        row,
+        ["stuck-0", all.as_str(), dead_id.as_str(), k1.as_str()],
+        "{listed}"
+    );
+    // kafka-python moves it again (the same move), lists, and cancels.
+    let out = common::security::python_client(
+        "kafka_python_reassignments.py",
+        &[&bootstrap, "stuck", &target],
+    )
+    .unwrap();
+    let steps: Vec<serde_json::Value> = out
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let moving = serde_json::json!({
+        "stuck-0": {
+            "replicas": [kept[0], dead, kept[1]],
+            "adding_replicas": [dead],
+            "removing_replicas": [kept[1]],
+        }
+    });
+    assert_eq!(
+        steps[0]["move"]["stuck-0"],
+        serde_json::Value::Null,
+        "{out}"
+    );
+    assert_eq!(steps[1]["moving"], moving, "{out}");
+    assert_eq!(steps[2]["named"], moving, "{out}");
+    assert_eq!(
+        steps[3]["cancel"]["stuck-0"],
+        serde_json::Value::Null,
+        "{out}"
+    );
+    assert_eq!(steps[4]["after"], serde_json::json!({}), "{out}");
+    assert_eq!(
+        steps[5]["again"]["stuck-0"], "NoReassignmentInProgressError",
+        "{out}"
+    );
+    // Nothing left to list or cancel.
+    let listed = cli(&["topic", "reassign", "--list"]);
+    assert!(listed.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("no partition is being moved"));
+    let cancel = cli(&["topic", "reassign", "stuck", "--partition", "0", "--cancel"]);
+    assert!(!cancel.status.success());
+    assert!(
+        String::from_utf8_lossy(&cancel.stderr).contains("error 85"),
+        "{cancel:?}"
+    );
+    // Back where it was: the two replicas, both in sync.
+    let consumer: BaseConsumer = cluster.client_config().create().unwrap();
+    let metadata = consumer
+        .fetch_metadata(Some("stuck"), Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(metadata.topics()[0].partitions()[0].replicas(), &kept[..]);
+    let mut isr = cluster.partition_state("stuck", 0).1;
+    isr.sort_unstable();
+    assert_eq!(isr, kept);
+}

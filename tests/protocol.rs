@@ -1,7 +1,8 @@
 //! Protocol behaviour librdkafka does not show directly, over raw
 //! requests: long polls woken by appends, min_bytes, fetch by topic id,
 //! fetch sessions, ListOffsets by max timestamp, DeleteRecords,
-//! OffsetForLeaderEpoch, DescribeCluster, DescribeTopicPartitions.
+//! OffsetForLeaderEpoch, DescribeCluster, DescribeTopicPartitions,
+//! CreateTopics with a client's own replica assignment.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -358,4 +359,76 @@ fn describe_topic_partitions_pages_through_topics_by_cursor() {
     // A cursor must name one of the topics asked for.
     let (page, _) = describe_partitions(&mut wire, &["a"], 10, Some(("b", 0)));
     assert_eq!(page, owned(&[("a", INVALID_REQUEST, &[])]));
+}
+
+/// CreateTopics of `name` with the client's own replica `assignment`
+/// (and `partitions`, -1 to leave it to the assignment): the error code.
+fn create_assigned(wire: &mut Wire, name: &str, partitions: i32, assignment: &[&[i32]]) -> i16 {
+    use kafka_protocol::messages::create_topics_request::{
+        CreatableReplicaAssignment, CreatableTopic,
+    };
+    let assignments = (0..)
+        .zip(assignment)
+        .map(|(index, brokers)| {
+            CreatableReplicaAssignment::default()
+                .with_partition_index(index)
+                .with_broker_ids(
+                    brokers
+                        .iter()
+                        .map(|b| kafka_protocol::messages::BrokerId(*b))
+                        .collect(),
+                )
+        })
+        .collect();
+    let response = wire.send(
+        7,
+        &kafka_protocol::messages::CreateTopicsRequest::default()
+            .with_topics(vec![
+                CreatableTopic::default()
+                    .with_name(topic_name(name))
+                    .with_num_partitions(partitions)
+                    .with_replication_factor(-1)
+                    .with_assignments(assignments),
+            ])
+            .with_timeout_ms(30_000),
+    );
+    response.topics[0].error_code
+}
+
+#[test]
+fn create_topics_follows_a_clients_own_replica_assignment_or_refuses_it_whole() {
+    const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    const INVALID_REQUEST: i16 = 42;
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    assert_eq!(create_assigned(&mut wire, "placed", -1, &[&[1], &[1]]), 0);
+    // Refused, and nothing made: an unknown broker, a broker twice, an
+    // uneven replication factor, and partitions given beside it.
+    for (name, partitions, assignment, code) in [
+        ("unknown", -1, &[&[2][..]][..], INVALID_REPLICA_ASSIGNMENT),
+        ("twice", -1, &[&[1, 1][..]][..], INVALID_REPLICA_ASSIGNMENT),
+        (
+            "uneven",
+            -1,
+            &[&[1][..], &[][..]][..],
+            INVALID_REPLICA_ASSIGNMENT,
+        ),
+        ("both", 3, &[&[1][..]][..], INVALID_REQUEST),
+    ] {
+        assert_eq!(
+            create_assigned(&mut wire, name, partitions, assignment),
+            code,
+            "{name}"
+        );
+    }
+    let metadata = wire.send(12, &MetadataRequest::default().with_topics(None));
+    let names: Vec<String> = metadata
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.to_string()))
+        .collect();
+    assert_eq!(names, vec!["placed".to_string()]);
+    let placed = &metadata.topics[0];
+    assert_eq!(placed.partitions.len(), 2);
+    assert!(placed.partitions.iter().all(|p| p.replica_nodes.len() == 1));
 }

@@ -127,6 +127,12 @@ pub enum Command {
         partition: i32,
         target: Vec<BrokerId>,
     },
+    /// Cancels a reassignment under way: back to the replicas of before
+    /// (Kafka's AlterPartitionReassignments with null replicas).
+    CancelReassignment {
+        topic_id: Uuid,
+        partition: i32,
+    },
     /// Ends a reassignment once every target replica is in the ISR,
     /// computed at `partition_epoch` (proposed by the partition's leader).
     CompleteReassignment {
@@ -285,6 +291,8 @@ pub enum Rejection {
     InvalidAssignment { reason: String },
     #[error("invalid partition change: {reason}")]
     InvalidPartitionChange { reason: String },
+    #[error("{topic}-{partition} is not being reassigned")]
+    NoReassignmentInProgress { topic: String, partition: i32 },
     #[error("no topic has id {topic_id}")]
     UnknownTopicId { topic_id: Uuid },
     /// The change was computed from an older state of the partition.

@@ -108,6 +108,28 @@ pub struct PartitionState {
     /// and the ones they replace.
     #[serde(default)]
     pub target_replicas: Option<Vec<BrokerId>>,
+    /// While moving: the target replicas the partition did not have
+    /// before (Kafka's addingReplicas), so that the move can be
+    /// cancelled back to the replicas it had. Empty otherwise, and for
+    /// moves begun before Rill recorded it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding_replicas: Vec<BrokerId>,
+}
+
+impl PartitionState {
+    /// While moving, the replicas being removed (Kafka's
+    /// removingReplicas): those not in the target.
+    pub fn removing_replicas(&self) -> Vec<BrokerId> {
+        match &self.target_replicas {
+            Some(target) => self
+                .replicas
+                .iter()
+                .filter(|b| !target.contains(b))
+                .copied()
+                .collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// One topic: its id, configs and partitions (indexed by partition id).
@@ -242,6 +264,10 @@ impl ClusterMetadata {
                 partition,
                 partition_epoch,
             } => self.complete_reassignment(*topic_id, *partition, *partition_epoch),
+            Command::CancelReassignment {
+                topic_id,
+                partition,
+            } => self.cancel_reassignment(*topic_id, *partition),
             Command::AlterPartition {
                 topic_id,
                 partition,
@@ -375,6 +401,13 @@ impl ClusterMetadata {
             .map(|t| t.name.clone())
             .ok_or(Rejection::UnknownTopicId { topic_id })?;
         let state = self.partition_mut(&name, partition)?;
+        // What it had before any move under way.
+        let original: Vec<BrokerId> = state
+            .replicas
+            .iter()
+            .filter(|b| !state.adding_replicas.contains(b))
+            .copied()
+            .collect();
         let mut replicas = target.to_vec();
         for old in &state.replicas {
             if !replicas.contains(old) {
@@ -388,6 +421,14 @@ impl ClusterMetadata {
         }
         state.replicas = replicas;
         state.target_replicas = (state.replicas.as_slice() != target).then(|| target.to_vec());
+        state.adding_replicas = match state.target_replicas {
+            Some(_) => target
+                .iter()
+                .filter(|b| !original.contains(b))
+                .copied()
+                .collect(),
+            None => Vec::new(),
+        };
         state.partition_epoch = PartitionEpoch(state.partition_epoch.0.saturating_add(1));
         Ok(Applied::PartitionChanged {
             leader_epoch: state.leader_epoch,
@@ -445,6 +486,58 @@ impl ClusterMetadata {
                 .find(|b| isr.contains(b) && unfenced.contains(b)),
         };
         state.replicas = target;
+        state.target_replicas = None;
+        state.adding_replicas.clear();
+        set_leader_and_isr(state, leader, &isr);
+        Ok(Applied::PartitionChanged {
+            leader_epoch: state.leader_epoch,
+            partition_epoch: state.partition_epoch,
+        })
+    }
+
+    /// Cancels a move under way (Kafka's AlterPartitionReassignments with
+    /// no replicas): the replicas it was adding leave the replicas and the
+    /// ISR, and a leader among them hands over to the first unfenced
+    /// replica left in the ISR. Refused when no replica of before is in
+    /// the ISR (that would take an unclean election).
+    fn cancel_reassignment(&mut self, topic_id: Uuid, partition: i32) -> CommandResult {
+        let name = self
+            .topic_by_id(topic_id)
+            .map(|t| t.name.clone())
+            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let unfenced: BTreeSet<BrokerId> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect();
+        let state = self.partition_mut(&name, partition)?;
+        if state.target_replicas.is_none() {
+            return Err(Rejection::NoReassignmentInProgress {
+                topic: name,
+                partition,
+            });
+        }
+        let adding = std::mem::take(&mut state.adding_replicas);
+        let isr: Vec<BrokerId> = state
+            .isr
+            .iter()
+            .filter(|b| !adding.contains(b))
+            .copied()
+            .collect();
+        if isr.is_empty() {
+            state.adding_replicas = adding;
+            return Err(Rejection::InvalidPartitionChange {
+                reason: "every in-sync replica is one the move adds: cancelling would take an \
+                         unclean leader election"
+                    .to_owned(),
+            });
+        }
+        let leader = match state.leader {
+            Some(leader) if isr.contains(&leader) => Some(leader),
+            _ => isr.iter().copied().find(|b| unfenced.contains(b)),
+        };
+        state.replicas.retain(|b| !adding.contains(b));
         state.target_replicas = None;
         set_leader_and_isr(state, leader, &isr);
         Ok(Applied::PartitionChanged {
@@ -744,6 +837,7 @@ impl ClusterMetadata {
                 partition_epoch: PartitionEpoch(0),
                 isr: replicas.clone(),
                 target_replicas: None,
+                adding_replicas: Vec::new(),
             })
             .collect();
         self.topics.insert(
@@ -814,6 +908,7 @@ impl ClusterMetadata {
                 partition_epoch: PartitionEpoch(0),
                 isr: replicas.clone(),
                 target_replicas: None,
+                adding_replicas: Vec::new(),
             }));
         Ok(Applied::TopicCreated { topic_id })
     }
@@ -1526,6 +1621,89 @@ mod reassignment_tests {
             md.apply(&unknown, 16),
             Err(Rejection::UnknownBroker { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod cancel_reassignment_tests {
+    use super::*;
+
+    fn ids(v: &[i32]) -> Vec<BrokerId> {
+        v.iter().map(|b| BrokerId(*b)).collect()
+    }
+
+    fn reassign(md: &mut ClusterMetadata, topic_id: Uuid, target: &[i32], index: u64) {
+        let command = Command::ReassignPartition {
+            topic_id,
+            partition: 0,
+            target: ids(target),
+        };
+        md.apply(&command, index).unwrap();
+    }
+
+    fn cancel(md: &mut ClusterMetadata, topic_id: Uuid, index: u64) -> CommandResult {
+        md.apply(
+            &Command::CancelReassignment {
+                topic_id,
+                partition: 0,
+            },
+            index,
+        )
+    }
+
+    #[test]
+    fn a_move_lists_what_it_adds_and_removes_and_cancels_back() {
+        let (mut md, topic_id) =
+            super::replication_command_tests::cluster_with_topic(4, &[&[1, 2]], &[]);
+        reassign(&mut md, topic_id, &[1, 3], 12);
+        let moving = md.topics["t"].partitions[0].clone();
+        assert_eq!(moving.replicas, ids(&[1, 3, 2]));
+        assert_eq!(moving.adding_replicas, ids(&[3]));
+        assert_eq!(moving.removing_replicas(), ids(&[2]));
+        // A second move replaces the first: still measured from [1, 2].
+        reassign(&mut md, topic_id, &[3, 4], 13);
+        let moving = md.topics["t"].partitions[0].clone();
+        assert_eq!(moving.replicas, ids(&[3, 4, 1, 2]));
+        assert_eq!(moving.adding_replicas, ids(&[3, 4]));
+        assert_eq!(moving.removing_replicas(), ids(&[1, 2]));
+
+        cancel(&mut md, topic_id, 14).unwrap();
+        let back = &md.topics["t"].partitions[0];
+        assert_eq!(back.replicas, ids(&[1, 2]));
+        assert_eq!(back.isr, ids(&[1, 2]));
+        assert_eq!(back.leader, Some(BrokerId(1)));
+        assert_eq!(back.target_replicas, None);
+        assert!(back.adding_replicas.is_empty() && back.removing_replicas().is_empty());
+        assert!(back.partition_epoch > moving.partition_epoch);
+        assert!(matches!(
+            cancel(&mut md, topic_id, 15),
+            Err(Rejection::NoReassignmentInProgress { .. })
+        ));
+    }
+
+    #[test]
+    fn cancelling_hands_leadership_back_and_refuses_an_unclean_revert() {
+        let (mut md, topic_id) =
+            super::replication_command_tests::cluster_with_topic(4, &[&[1, 2]], &[]);
+        reassign(&mut md, topic_id, &[3], 12);
+        // 3 caught up and leads; 1 and 2 fell out of the ISR.
+        let state = md.topics.get_mut("t").unwrap();
+        state.partitions[0].isr = ids(&[3]);
+        state.partitions[0].leader = Some(BrokerId(3));
+        assert!(matches!(
+            cancel(&mut md, topic_id, 13),
+            Err(Rejection::InvalidPartitionChange { .. })
+        ));
+        assert_eq!(md.topics["t"].partitions[0].adding_replicas, ids(&[3]));
+        // With 2 back in the ISR, the move is undone and 2 leads.
+        md.topics.get_mut("t").unwrap().partitions[0].isr = ids(&[3, 2]);
+        let before = md.topics["t"].partitions[0].leader_epoch;
+        cancel(&mut md, topic_id, 14).unwrap();
+        let back = &md.topics["t"].partitions[0];
+        assert_eq!(back.replicas, ids(&[1, 2]));
+        assert_eq!(back.isr, ids(&[2]));
+        assert_eq!(back.leader, Some(BrokerId(2)));
+        assert!(back.leader_epoch > before);
     }
 }
 

@@ -129,6 +129,8 @@ pub(crate) fn for_topic(error: &TopicError) -> ResponseError {
         TopicError::InvalidName { .. } => ResponseError::InvalidTopicException,
         TopicError::InvalidPartitions { .. } => ResponseError::InvalidPartitions,
         TopicError::InvalidReplicationFactor { .. } => ResponseError::InvalidReplicationFactor,
+        TopicError::InvalidReplicaAssignment { .. } => ResponseError::InvalidReplicaAssignment,
+        TopicError::InvalidRequest { .. } => ResponseError::InvalidRequest,
         TopicError::InvalidConfig(_) => ResponseError::InvalidConfig,
         TopicError::Logs(ManagerError::InvalidTopicName(_)) => ResponseError::InvalidTopicException,
         TopicError::Logs(
@@ -181,6 +183,9 @@ pub(crate) fn for_proposal(error: &ProposalError) -> ResponseError {
             | Rejection::NotPartitionLeader { .. }
             | Rejection::FenceIncomplete { .. },
         ) => ResponseError::InvalidRequest,
+        ProposalError::Rejected(Rejection::NoReassignmentInProgress { .. }) => {
+            ResponseError::NoReassignmentInProgress
+        }
         ProposalError::Rejected(Rejection::TooManyAclChanges { .. }) => {
             ResponseError::PolicyViolation
         }

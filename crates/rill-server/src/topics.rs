@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rill_cluster::{ClusterMetadata, Command, Topic};
+use rill_cluster::{BrokerId, ClusterMetadata, Command, Topic};
 use uuid::Uuid;
 
 use rill_partition::ManagerError;
@@ -47,6 +47,10 @@ pub enum TopicError {
     InvalidPartitions { reason: String },
     #[error("replication factor {requested} is more than the brokers available")]
     InvalidReplicationFactor { requested: i16 },
+    #[error("invalid replica assignment: {reason}")]
+    InvalidReplicaAssignment { reason: String },
+    #[error("{reason}")]
+    InvalidRequest { reason: String },
     #[error(transparent)]
     InvalidConfig(#[from] ConfigValueError),
     #[error(transparent)]
@@ -67,6 +71,54 @@ pub struct NewTopic {
     /// -1: the default (1).
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
+    /// The brokers of each partition, chosen by the client (then
+    /// `partitions` and `replication_factor` are -1), rather than placed
+    /// by the controller.
+    pub assignment: Option<Vec<Vec<i32>>>,
+}
+
+/// Kafka's checks of a client's own replica assignment: partitions and
+/// replication factor left at -1 (else INVALID_REQUEST), every partition with the same number
+/// of replicas, none twice, each a registered, unfenced broker.
+fn check_assignment(
+    topic: &NewTopic,
+    assignment: &[Vec<i32>],
+    metadata: &ClusterMetadata,
+) -> Result<(), TopicError> {
+    let invalid = |reason: String| Err(TopicError::InvalidReplicaAssignment { reason });
+    if topic.partitions != -1 || topic.replication_factor != -1 {
+        return Err(TopicError::InvalidRequest {
+            reason: "both numPartitions or replicationFactor and replicasAssignments were set; \
+                     only one may be"
+                .to_owned(),
+        });
+    }
+    let Some(first) = assignment.first() else {
+        return invalid("the assignment names no partition".to_owned());
+    };
+    for (index, replicas) in assignment.iter().enumerate() {
+        if replicas.is_empty() || replicas.len() != first.len() {
+            return invalid(format!(
+                "partition {index} has {} replicas; every partition needs the same number, at least one",
+                replicas.len()
+            ));
+        }
+        if let Some(twice) = replicas
+            .iter()
+            .find(|b| replicas.iter().filter(|c| c == b).count() > 1)
+        {
+            return invalid(format!("partition {index} names broker {twice} twice"));
+        }
+        if let Some(absent) = replicas
+            .iter()
+            .find(|b| !metadata.is_unfenced(BrokerId(**b)))
+        {
+            return invalid(format!(
+                "partition {index} names broker {absent}, which is not a registered, unfenced broker"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What CreateTopics reports of a topic created (or that would be).
@@ -192,10 +244,14 @@ impl Topics {
             name: topic.name.clone(),
             reason: e.to_string(),
         })?;
-        let partitions = if topic.partitions == -1 {
-            self.num_partitions
-        } else {
-            topic.partitions
+        let metadata = self.metadata();
+        if let Some(assignment) = &topic.assignment {
+            check_assignment(topic, assignment, &metadata)?;
+        }
+        let partitions = match &topic.assignment {
+            Some(assignment) => i32::try_from(assignment.len()).unwrap_or(i32::MAX),
+            None if topic.partitions == -1 => self.num_partitions,
+            None => topic.partitions,
         };
         if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
             return Err(TopicError::InvalidPartitions {
@@ -204,12 +260,14 @@ impl Topics {
                 ),
             });
         }
-        let replication_factor = match topic.replication_factor {
-            -1 => self.node.config().default_replication_factor,
-            n if n >= 1 => n,
-            requested => return Err(TopicError::InvalidReplicationFactor { requested }),
+        let replication_factor = match (&topic.assignment, topic.replication_factor) {
+            (Some(assignment), _) => assignment.first().map_or(1, |replicas| {
+                i16::try_from(replicas.len()).unwrap_or(i16::MAX)
+            }),
+            (None, -1) => self.node.config().default_replication_factor,
+            (None, n) if n >= 1 => n,
+            (None, requested) => return Err(TopicError::InvalidReplicationFactor { requested }),
         };
-        let metadata = self.metadata();
         self.check_configs(&topic.configs, &metadata.broker_configs)?;
         if metadata.topics.contains_key(&topic.name) {
             return Err(TopicError::AlreadyExists {
@@ -218,7 +276,7 @@ impl Topics {
         }
         let unfenced = metadata.brokers.values().filter(|b| !b.fenced).count();
         let replicas = usize::try_from(replication_factor).unwrap_or(0);
-        if replicas > unfenced {
+        if topic.assignment.is_none() && replicas > unfenced {
             return Err(TopicError::InvalidReplicationFactor {
                 requested: replication_factor,
             });
@@ -231,12 +289,28 @@ impl Topics {
                 configs: topic.configs.clone(),
             });
         }
-        block_on(self.node.create_topic(
-            &topic.name,
-            partition_count,
-            replicas,
-            topic.configs.clone(),
-        ))?;
+        match &topic.assignment {
+            Some(assignment) => {
+                let command = Command::CreateTopic {
+                    name: topic.name.clone(),
+                    topic_id: Uuid::new_v4(),
+                    assignment: assignment
+                        .iter()
+                        .map(|replicas| replicas.iter().map(|b| BrokerId(*b)).collect())
+                        .collect(),
+                    configs: topic.configs.clone(),
+                };
+                block_on(self.node.propose(command))?;
+            }
+            None => {
+                block_on(self.node.create_topic(
+                    &topic.name,
+                    partition_count,
+                    replicas,
+                    topic.configs.clone(),
+                ))?;
+            }
+        }
         self.node.apply_metadata();
         tracing::info!(topic = %topic.name, partitions, replication_factor, "created topic");
         let created = self

@@ -26,9 +26,9 @@ use kafka_protocol::messages::{
     DescribeQuorumRequest, DescribeUserScramCredentialsRequest, ElectLeadersRequest, FetchRequest,
     FindCoordinatorRequest, HeartbeatRequest, IncrementalAlterConfigsRequest,
     InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest, ListGroupsRequest,
-    ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetDeleteRequest,
-    OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestHeader,
-    SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TopicName,
+    ListOffsetsRequest, ListPartitionReassignmentsRequest, MetadataRequest, OffsetCommitRequest,
+    OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use proptest::prelude::*;
@@ -74,6 +74,7 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::AlterPartitionReassignments => {
             encode::<AlterPartitionReassignmentsRequest>(version)
         }
+        ApiKey::ListPartitionReassignments => encode::<ListPartitionReassignmentsRequest>(version),
         ApiKey::SaslHandshake => encode::<SaslHandshakeRequest>(version),
         ApiKey::SaslAuthenticate => encode::<SaslAuthenticateRequest>(version),
         ApiKey::AlterUserScramCredentials => encode::<AlterUserScramCredentialsRequest>(version),

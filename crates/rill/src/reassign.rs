@@ -1,6 +1,7 @@
 //! `rill topic reassign` and `rill topic elect-leaders`: where a topic's
 //! replicas live and which of them leads, through Kafka's own
-//! AlterPartitionReassignments (KIP-455) and ElectLeaders (KIP-460).
+//! AlterPartitionReassignments and ListPartitionReassignments (KIP-455)
+//! and ElectLeaders (KIP-460).
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -9,26 +10,46 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
 };
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ElectLeadersRequest, TopicName,
+    AlterPartitionReassignmentsRequest, ApiKey, BrokerId, ElectLeadersRequest,
+    ListPartitionReassignmentsRequest, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::ClientArgs;
+use crate::table::{dash, join, write_table};
 
 /// Kafka's ElectLeaders error code for a partition whose preferred
 /// replica leads already.
 const ELECTION_NOT_NEEDED: i16 = 84;
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    rill topic reassign orders --partition 0 --replicas 2,3,1\n  \
+    rill topic reassign --list\n  \
+    rill topic reassign orders --partition 0 --cancel")]
 pub(crate) struct ReassignArgs {
-    /// The topic.
-    topic: String,
-    /// The partition to move.
-    #[arg(long, value_name = "N")]
-    partition: i32,
+    /// The topic (with --list: only its moves).
+    #[arg(required_unless_present = "list")]
+    topic: Option<String>,
+    /// The partition to move, or whose move to cancel.
+    #[arg(long, value_name = "N", required_unless_present = "list")]
+    partition: Option<i32>,
     /// The brokers to hold it, preferred leader first, e.g. 2,3,1.
-    #[arg(long, value_name = "ID,...", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_name = "ID,...",
+        value_delimiter = ',',
+        required_unless_present_any = ["list", "cancel"],
+        conflicts_with_all = ["list", "cancel"]
+    )]
     replicas: Vec<i32>,
+    /// List the moves under way: each partition's replicas, and the ones
+    /// being added and removed (ListPartitionReassignments).
+    #[arg(long, conflicts_with = "cancel")]
+    list: bool,
+    /// Cancel the partition's move: back to the replicas it had.
+    #[arg(long)]
+    cancel: bool,
 }
 
 #[derive(Debug, Args)]
@@ -43,6 +64,13 @@ fn name(topic: &str) -> TopicName {
 }
 
 pub(crate) fn run_reassign(client: &ClientArgs, args: ReassignArgs) -> anyhow::Result<()> {
+    if args.list {
+        return list_moves(client, args.topic.as_deref());
+    }
+    let (Some(topic), Some(partition)) = (args.topic.as_deref(), args.partition) else {
+        bail!("name the topic and --partition");
+    };
+    let replicas = (!args.cancel).then(|| args.replicas.iter().copied().map(BrokerId).collect());
     let mut connection = client.connect()?;
     let version = connection.version_for(ApiKey::AlterPartitionReassignments, 1)?;
     let request = AlterPartitionReassignmentsRequest::default()
@@ -50,11 +78,11 @@ pub(crate) fn run_reassign(client: &ClientArgs, args: ReassignArgs) -> anyhow::R
         .with_allow_replication_factor_change(true)
         .with_topics(vec![
             ReassignableTopic::default()
-                .with_name(name(&args.topic))
+                .with_name(name(topic))
                 .with_partitions(vec![
                     ReassignablePartition::default()
-                        .with_partition_index(args.partition)
-                        .with_replicas(Some(args.replicas.iter().copied().map(BrokerId).collect())),
+                        .with_partition_index(partition)
+                        .with_replicas(replicas),
                 ]),
         ]);
     let response = connection
@@ -73,8 +101,12 @@ pub(crate) fn run_reassign(client: &ClientArgs, args: ReassignArgs) -> anyhow::R
     for partition in response.responses.iter().flat_map(|t| &t.partitions) {
         if partition.error_code != 0 {
             bail!(
-                "cannot move {}-{}: error {}{}",
-                args.topic,
+                "cannot {} {topic}-{}: error {}{}",
+                if args.cancel {
+                    "cancel the move of"
+                } else {
+                    "move"
+                },
                 partition.partition_index,
                 partition.error_code,
                 partition
@@ -85,11 +117,58 @@ pub(crate) fn run_reassign(client: &ClientArgs, args: ReassignArgs) -> anyhow::R
             );
         }
     }
-    eprintln!(
-        "moving {}-{} to brokers {:?}; `rill topic describe {}` shows its replicas and ISR as it goes",
-        args.topic, args.partition, args.replicas, args.topic
-    );
+    if args.cancel {
+        eprintln!("cancelled the move of {topic}-{partition}: back to the replicas it had");
+    } else {
+        eprintln!(
+            "moving {topic}-{partition} to brokers {:?}; `rill topic reassign --list` and \
+             `rill topic describe {topic}` show it as it goes",
+            args.replicas
+        );
+    }
     Ok(())
+}
+
+/// `--list`: the moves under way (of `topic`, or all), a line each.
+fn list_moves(client: &ClientArgs, topic: Option<&str>) -> anyhow::Result<()> {
+    let mut connection = client.connect()?;
+    let version = connection.version_for(ApiKey::ListPartitionReassignments, 0)?;
+    let request = ListPartitionReassignmentsRequest::default()
+        .with_timeout_ms(i32::try_from(client.timeout_ms).unwrap_or(i32::MAX));
+    let response = connection
+        .call(version, &request)
+        .context("cannot list the reassignments")?;
+    if response.error_code != 0 {
+        bail!(
+            "cannot list the reassignments: error {}{}",
+            response.error_code,
+            response
+                .error_message
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        );
+    }
+    let ids = |brokers: &[BrokerId]| dash(&join(&brokers.iter().map(|b| b.0).collect::<Vec<_>>()));
+    let mut rows = Vec::new();
+    for moving in &response.topics {
+        if topic.is_some_and(|t| t != moving.name.as_str()) {
+            continue;
+        }
+        for partition in &moving.partitions {
+            rows.push(vec![
+                format!("{}-{}", moving.name.as_str(), partition.partition_index),
+                ids(&partition.replicas),
+                ids(&partition.adding_replicas),
+                ids(&partition.removing_replicas),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        eprintln!("no partition is being moved");
+        return Ok(());
+    }
+    let header = ["PARTITION", "REPLICAS", "ADDING", "REMOVING"];
+    write_table(&mut std::io::stdout().lock(), &header, &rows).context("cannot write the list")
 }
 
 pub(crate) fn run_elect_leaders(client: &ClientArgs, args: ElectLeadersArgs) -> anyhow::Result<()> {

@@ -3,9 +3,9 @@
 //! the ones they replace; the new ones fetch from the leader, join the
 //! ISR once caught up, and the leader then ends the move (the replicas
 //! become the target, a leader outside it hands over; replicas no longer
-//! listed are deleted by their brokers). Cancelling a move (null
-//! replicas) is not supported yet; a single broker can only "move" to
-//! itself.
+//! listed are deleted by their brokers). Null replicas cancel a move: the
+//! replicas it was adding leave (Kafka's revert), unless that would take
+//! an unclean election. A single broker can only "move" to itself.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_partition_reassignments_response::{
@@ -15,11 +15,12 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey,
 };
 use kafka_protocol::protocol::StrBytes;
-use rill_cluster::{BrokerId, Command};
+use rill_cluster::{BrokerId, Command, Rejection};
 
 use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
+use crate::cluster::{ClusterNode, ProposalError};
 use crate::error_code;
 
 pub(crate) fn answer(
@@ -75,13 +76,6 @@ fn reassign(
     partition: i32,
     replicas: Option<Vec<kafka_protocol::messages::BrokerId>>,
 ) -> Result<(), (ResponseError, String)> {
-    let Some(replicas) = replicas else {
-        return Err((
-            ResponseError::NoReassignmentInProgress,
-            "cancelling a reassignment is not supported yet".to_string(),
-        ));
-    };
-    let target: Vec<i32> = replicas.into_iter().map(|b| b.0).collect();
     let node = broker.node();
     let metadata = node.metadata();
     let Some(found) = metadata.topics.get(topic) else {
@@ -90,6 +84,16 @@ fn reassign(
     if usize::try_from(partition).map_or(true, |p| p >= found.partitions.len()) {
         return Err(unknown(topic, partition));
     }
+    let Some(replicas) = replicas else {
+        return propose(
+            node,
+            Command::CancelReassignment {
+                topic_id: found.id,
+                partition,
+            },
+        );
+    };
+    let target: Vec<i32> = replicas.into_iter().map(|b| b.0).collect();
     if let Some(missing) = target
         .iter()
         .find(|b| !metadata.brokers.contains_key(&BrokerId(**b)))
@@ -104,12 +108,22 @@ fn reassign(
         partition,
         target: target.into_iter().map(BrokerId).collect(),
     };
+    propose(node, command)
+}
+
+/// Proposes a move or its cancelling, answering as Kafka does.
+fn propose(node: &ClusterNode, command: Command) -> Result<(), (ResponseError, String)> {
     match tokio::runtime::Handle::current().block_on(node.propose(command)) {
         Ok(_) => Ok(()),
-        Err(crate::cluster::ProposalError::Rejected(rejection)) => Err((
-            ResponseError::InvalidReplicaAssignment,
-            rejection.to_string(),
-        )),
+        Err(ProposalError::Rejected(rejection)) => {
+            let code = match rejection {
+                Rejection::NoReassignmentInProgress { .. } => {
+                    ResponseError::NoReassignmentInProgress
+                }
+                _ => ResponseError::InvalidReplicaAssignment,
+            };
+            Err((code, rejection.to_string()))
+        }
         Err(error) => Err((error_code::for_proposal(&error), error.to_string())),
     }
 }

@@ -49,22 +49,20 @@ pub(crate) fn answer(
                 .filter_map(|c| Some((c.name.to_string(), c.value.as_ref()?.to_string())))
                 .collect();
             let configs = topic_config::without_retired(configs);
+            let assignment = (!topic.assignments.is_empty()).then(|| {
+                let mut by_index: Vec<_> = topic.assignments.iter().collect();
+                by_index.sort_by_key(|a| a.partition_index);
+                by_index
+                    .into_iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
             let new_topic = NewTopic {
                 name: topic.name.to_string(),
-                partitions: if topic.assignments.is_empty() {
-                    topic.num_partitions
-                } else {
-                    topic.assignments.len() as i32
-                },
-                replication_factor: if topic.assignments.is_empty() {
-                    topic.replication_factor
-                } else {
-                    topic
-                        .assignments
-                        .first()
-                        .map_or(1, |a| a.broker_ids.len() as i16)
-                },
+                partitions: topic.num_partitions,
+                replication_factor: topic.replication_factor,
                 configs,
+                assignment,
             };
             match broker.topics().create(&new_topic, create.validate_only) {
                 Ok(created) => {

@@ -461,6 +461,14 @@ api_table! {
         route: Controller,
         multi_node: true,
     }
+    ListPartitionReassignments {
+        versions: 0..=0,
+        request: ListPartitionReassignmentsRequest,
+        run: ready(list_partition_reassignments::answer),
+        acl: [(Describe, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
     OffsetDelete {
         versions: 0..=0,
         request: OffsetDeleteRequest,

@@ -134,6 +134,10 @@ mod tests {
             AlterPartitionReassignments,
             AlterPartitionReassignmentsResponse
         );
+        check!(
+            ListPartitionReassignments,
+            ListPartitionReassignmentsResponse
+        );
         check!(OffsetDelete, OffsetDeleteResponse);
         check!(
             DescribeUserScramCredentials,
@@ -149,7 +153,7 @@ mod tests {
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 41;
+        let checked = 42;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,
