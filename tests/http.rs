@@ -16,7 +16,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use common::BrokerProcess;
@@ -79,33 +79,11 @@ type Series = (String, BTreeMap<String, String>);
 /// `format` ("text" or "openmetrics") reads them; it fails on a body that
 /// breaks the format.
 fn parse(body: &str, format: &str) -> Vec<(Series, f64)> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/clients/parse_metrics.py"
-    );
-    let mut child = Command::new(common::security::python_clients())
-        .arg(script)
-        .arg(format)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "prometheus_client's {format} parser refused /metrics: {}\n{body}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+    let out = common::security::python_client_fed("parse_metrics.py", &[format], body.as_bytes())
+        .unwrap_or_else(|error| {
+            panic!("prometheus_client's {format} parser refused /metrics: {error}\n{body}")
+        });
+    out.lines()
         .map(|line| {
             let (name, labels, value): (String, BTreeMap<String, String>, f64) =
                 serde_json::from_str(line).unwrap();

@@ -2,7 +2,8 @@
 //! requests: long polls woken by appends, min_bytes, fetch by topic id,
 //! fetch sessions, ListOffsets by max timestamp, DeleteRecords,
 //! OffsetForLeaderEpoch, DescribeCluster, DescribeTopicPartitions,
-//! CreateTopics with a client's own replica assignment.
+//! CreateTopics and CreatePartitions with a client's own replica
+//! assignment.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -396,7 +397,7 @@ fn create_assigned(wire: &mut Wire, name: &str, partitions: i32, assignment: &[&
 }
 
 #[test]
-fn create_topics_follows_a_clients_own_replica_assignment_or_refuses_it_whole() {
+fn topics_and_partitions_follow_a_clients_own_replica_assignment_or_refuse_it_whole() {
     const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
     const INVALID_REQUEST: i16 = 42;
     let broker = BrokerProcess::start(&[]);
@@ -431,4 +432,58 @@ fn create_topics_follows_a_clients_own_replica_assignment_or_refuses_it_whole() 
     let placed = &metadata.topics[0];
     assert_eq!(placed.partitions.len(), 2);
     assert!(placed.partitions.iter().all(|p| p.replica_nodes.len() == 1));
+
+    // CreatePartitions too: one assignment per new partition, each of the
+    // topic's replication factor, on brokers that exist.
+    for (count, assignment, code) in [
+        (4, &[&[1][..]][..], INVALID_REPLICA_ASSIGNMENT),
+        (3, &[&[2][..]][..], INVALID_REPLICA_ASSIGNMENT),
+        (3, &[&[1, 1][..]][..], INVALID_REPLICA_ASSIGNMENT),
+        (3, &[&[1][..]][..], 0),
+    ] {
+        assert_eq!(
+            grow_assigned(&mut wire, "placed", count, assignment),
+            code,
+            "{count} {assignment:?}"
+        );
+    }
+    let metadata = wire.send(
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(topic_name("placed"))),
+        ])),
+    );
+    assert_eq!(metadata.topics[0].partitions.len(), 3);
+}
+
+/// CreatePartitions of `name` to `count` with the client's own
+/// `assignment` of the new partitions: the error code.
+fn grow_assigned(wire: &mut Wire, name: &str, count: i32, assignment: &[&[i32]]) -> i16 {
+    use kafka_protocol::messages::create_partitions_request::{
+        CreatePartitionsAssignment, CreatePartitionsTopic,
+    };
+    let assignments = assignment
+        .iter()
+        .map(|brokers| {
+            CreatePartitionsAssignment::default().with_broker_ids(
+                brokers
+                    .iter()
+                    .map(|b| kafka_protocol::messages::BrokerId(*b))
+                    .collect(),
+            )
+        })
+        .collect();
+    let response = wire.send(
+        3,
+        &kafka_protocol::messages::CreatePartitionsRequest::default()
+            .with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(topic_name(name))
+                    .with_count(count)
+                    .with_assignments(Some(assignments)),
+            ])
+            .with_timeout_ms(30_000),
+    );
+    response.results[0].error_code
 }

@@ -118,12 +118,25 @@ pub fn python_clients() -> std::path::PathBuf {
 /// Runs tests/clients/NAME with the clients' python and `args`: its
 /// stdout, or its stderr as the error.
 pub fn python_client(name: &str, args: &[&str]) -> Result<String, String> {
+    python_client_fed(name, args, b"")
+}
+
+/// [`python_client`] with `input` on its stdin.
+pub fn python_client_fed(name: &str, args: &[&str], input: &[u8]) -> Result<String, String> {
+    use std::io::Write;
+    use std::process::Stdio;
     let script = format!("{}/../../tests/clients/{name}", env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new(python_clients())
+    let mut child = std::process::Command::new(python_clients())
         .arg(script)
         .args(args)
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A script that does not read its input may exit first: that is no error.
+    let _ = child.stdin.take().unwrap().write_all(input);
+    let out = child.wait_with_output().unwrap();
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap())
     } else {

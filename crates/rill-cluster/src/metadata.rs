@@ -385,6 +385,22 @@ impl ClusterMetadata {
         commands
     }
 
+    /// The name of the topic whose id is `topic_id`.
+    fn topic_name_of(&self, topic_id: Uuid) -> Result<String, Rejection> {
+        self.topic_by_id(topic_id)
+            .map(|t| t.name.clone())
+            .ok_or(Rejection::UnknownTopicId { topic_id })
+    }
+
+    /// The brokers not fenced.
+    fn unfenced_brokers(&self) -> BTreeSet<BrokerId> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.id)
+            .collect()
+    }
+
     /// Starts moving a partition to `target` (Kafka's
     /// AlterPartitionReassignments): the replicas become the target's
     /// followed by the ones it replaces, so the new ones start fetching;
@@ -396,10 +412,7 @@ impl ClusterMetadata {
         target: &[BrokerId],
     ) -> CommandResult {
         self.validate_assignment(std::slice::from_ref(&target.to_vec()))?;
-        let name = self
-            .topic_by_id(topic_id)
-            .map(|t| t.name.clone())
-            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let name = self.topic_name_of(topic_id)?;
         let state = self.partition_mut(&name, partition)?;
         // What it had before any move under way.
         let original: Vec<BrokerId> = state
@@ -446,16 +459,8 @@ impl ClusterMetadata {
         partition: i32,
         partition_epoch: PartitionEpoch,
     ) -> CommandResult {
-        let name = self
-            .topic_by_id(topic_id)
-            .map(|t| t.name.clone())
-            .ok_or(Rejection::UnknownTopicId { topic_id })?;
-        let unfenced: BTreeSet<BrokerId> = self
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .map(|b| b.id)
-            .collect();
+        let name = self.topic_name_of(topic_id)?;
+        let unfenced = self.unfenced_brokers();
         let state = self.partition_mut(&name, partition)?;
         if state.partition_epoch != partition_epoch {
             return Err(Rejection::StalePartitionEpoch {
@@ -501,16 +506,8 @@ impl ClusterMetadata {
     /// replica left in the ISR. Refused when no replica of before is in
     /// the ISR (that would take an unclean election).
     fn cancel_reassignment(&mut self, topic_id: Uuid, partition: i32) -> CommandResult {
-        let name = self
-            .topic_by_id(topic_id)
-            .map(|t| t.name.clone())
-            .ok_or(Rejection::UnknownTopicId { topic_id })?;
-        let unfenced: BTreeSet<BrokerId> = self
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .map(|b| b.id)
-            .collect();
+        let name = self.topic_name_of(topic_id)?;
+        let unfenced = self.unfenced_brokers();
         let state = self.partition_mut(&name, partition)?;
         if state.target_replicas.is_none() {
             return Err(Rejection::NoReassignmentInProgress {
@@ -556,16 +553,8 @@ impl ClusterMetadata {
         (leader, leader_epoch, partition_epoch): (BrokerId, LeaderEpoch, PartitionEpoch),
         isr: &[BrokerId],
     ) -> CommandResult {
-        let name = self
-            .topic_by_id(topic_id)
-            .map(|t| t.name.clone())
-            .ok_or(Rejection::UnknownTopicId { topic_id })?;
-        let unfenced: BTreeSet<BrokerId> = self
-            .brokers
-            .values()
-            .filter(|b| !b.fenced)
-            .map(|b| b.id)
-            .collect();
+        let name = self.topic_name_of(topic_id)?;
+        let unfenced = self.unfenced_brokers();
         let state = self.partition_mut(&name, partition)?;
         if state.leader != Some(leader) || state.leader_epoch != leader_epoch {
             return Err(Rejection::NotPartitionLeader {
@@ -884,10 +873,7 @@ impl ClusterMetadata {
 
     fn create_partitions(&mut self, topic_id: Uuid, assignment: &[Vec<BrokerId>]) -> CommandResult {
         self.validate_assignment(assignment)?;
-        let name = self
-            .topic_by_id(topic_id)
-            .map(|t| t.name.clone())
-            .ok_or(Rejection::UnknownTopicId { topic_id })?;
+        let name = self.topic_name_of(topic_id)?;
         let Some(topic) = self.topics.get_mut(&name) else {
             return Err(Rejection::UnknownTopic { name });
         };

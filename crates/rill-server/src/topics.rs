@@ -77,15 +77,14 @@ pub struct NewTopic {
     pub assignment: Option<Vec<Vec<i32>>>,
 }
 
-/// Kafka's checks of a client's own replica assignment: partitions and
-/// replication factor left at -1 (else INVALID_REQUEST), every partition with the same number
-/// of replicas, none twice, each a registered, unfenced broker.
+/// Kafka's checks of a client's own replica assignment for a new topic:
+/// partitions and replication factor left at -1 (else INVALID_REQUEST),
+/// then [`check_replicas`].
 fn check_assignment(
     topic: &NewTopic,
     assignment: &[Vec<i32>],
     metadata: &ClusterMetadata,
 ) -> Result<(), TopicError> {
-    let invalid = |reason: String| Err(TopicError::InvalidReplicaAssignment { reason });
     if topic.partitions != -1 || topic.replication_factor != -1 {
         return Err(TopicError::InvalidRequest {
             reason: "both numPartitions or replicationFactor and replicasAssignments were set; \
@@ -94,12 +93,26 @@ fn check_assignment(
         });
     }
     let Some(first) = assignment.first() else {
-        return invalid("the assignment names no partition".to_owned());
+        return Err(TopicError::InvalidReplicaAssignment {
+            reason: "the assignment names no partition".to_owned(),
+        });
     };
+    check_replicas(assignment, first.len(), metadata)
+}
+
+/// Every partition of `assignment` has `replication_factor` replicas (at
+/// least one), none twice, each a registered, unfenced broker; else
+/// INVALID_REPLICA_ASSIGNMENT, as Kafka checks a client's own assignment.
+fn check_replicas(
+    assignment: &[Vec<i32>],
+    replication_factor: usize,
+    metadata: &ClusterMetadata,
+) -> Result<(), TopicError> {
+    let invalid = |reason: String| Err(TopicError::InvalidReplicaAssignment { reason });
     for (index, replicas) in assignment.iter().enumerate() {
-        if replicas.is_empty() || replicas.len() != first.len() {
+        if replicas.is_empty() || replicas.len() != replication_factor {
             return invalid(format!(
-                "partition {index} has {} replicas; every partition needs the same number, at least one",
+                "assignment {index} has {} replicas; each needs the replication factor, {replication_factor}",
                 replicas.len()
             ));
         }
@@ -107,14 +120,14 @@ fn check_assignment(
             .iter()
             .find(|b| replicas.iter().filter(|c| c == b).count() > 1)
         {
-            return invalid(format!("partition {index} names broker {twice} twice"));
+            return invalid(format!("assignment {index} names broker {twice} twice"));
         }
         if let Some(absent) = replicas
             .iter()
             .find(|b| !metadata.is_unfenced(BrokerId(**b)))
         {
             return invalid(format!(
-                "partition {index} names broker {absent}, which is not a registered, unfenced broker"
+                "assignment {index} names broker {absent}, which is not a registered, unfenced broker"
             ));
         }
     }
@@ -377,19 +390,17 @@ impl Topics {
     pub(crate) fn create_partitions(
         &self,
         name: &str,
-        count: i32,
+        (count, assignment): (i32, Option<Vec<Vec<i32>>>),
         validate_only: bool,
     ) -> Result<(), TopicError> {
         let metadata = self.metadata();
-        let current = metadata
+        let topic = metadata
             .topics
             .get(name)
             .ok_or_else(|| TopicError::UnknownTopic {
                 name: name.to_string(),
-            })?
-            .partitions
-            .len();
-        let current = i32::try_from(current).unwrap_or(i32::MAX);
+            })?;
+        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         if count <= current {
             return Err(TopicError::InvalidPartitions {
                 reason: format!(
@@ -402,15 +413,39 @@ impl Topics {
                 reason: format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions, asked for {count}"),
             });
         }
-        let command = rill_cluster::create_partitions_command(
-            &metadata,
-            name,
-            usize::try_from(count).unwrap_or(0),
-        )
-        .map_err(ProposalError::from)?
-        .ok_or_else(|| TopicError::UnknownTopic {
-            name: name.to_string(),
-        })?;
+        let command = match assignment {
+            Some(assignment) => {
+                let added = usize::try_from(count - current).unwrap_or(0);
+                if assignment.len() != added {
+                    return Err(TopicError::InvalidReplicaAssignment {
+                        reason: format!(
+                            "increasing the number of partitions by {added} but {} assignments provided",
+                            assignment.len()
+                        ),
+                    });
+                }
+                let replication_factor = topic.partitions.first().map_or(1, |p| {
+                    p.target_replicas.as_ref().unwrap_or(&p.replicas).len()
+                });
+                check_replicas(&assignment, replication_factor, &metadata)?;
+                Command::CreatePartitions {
+                    topic_id: topic.id,
+                    assignment: assignment
+                        .iter()
+                        .map(|replicas| replicas.iter().map(|b| BrokerId(*b)).collect())
+                        .collect(),
+                }
+            }
+            None => rill_cluster::create_partitions_command(
+                &metadata,
+                name,
+                usize::try_from(count).unwrap_or(0),
+            )
+            .map_err(ProposalError::from)?
+            .ok_or_else(|| TopicError::UnknownTopic {
+                name: name.to_string(),
+            })?,
+        };
         if !validate_only {
             block_on(self.node.propose(command))?;
             self.node.apply_metadata();

@@ -1,4 +1,5 @@
-//! CreatePartitions (with validate_only): grows a topic.
+//! CreatePartitions (with validate_only): grows a topic, the new
+//! partitions placed as the client assigns them or as Kafka would.
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{ApiKey, CreatePartitionsRequest, CreatePartitionsResponse};
@@ -38,10 +39,17 @@ pub(crate) fn answer(
                 .topics
                 .get(topic.name.as_str())
                 .map_or(0, |t| t.partitions.len());
-            match broker
-                .topics()
-                .create_partitions(&topic.name, topic.count, create.validate_only)
-            {
+            let assignment = topic.assignments.as_ref().map(|assignments| {
+                assignments
+                    .iter()
+                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
+            match broker.topics().create_partitions(
+                &topic.name,
+                (topic.count, assignment),
+                create.validate_only,
+            ) {
                 Ok(()) => {
                     if !create.validate_only {
                         mutations.record((topic.count.max(0) as usize).saturating_sub(before));
