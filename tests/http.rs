@@ -205,6 +205,8 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
         sum(&samples, "rill_partitions", &[])
     );
     assert_eq!(sum(&samples, "rill_partitions_under_replicated", &[]), 0.0);
+    assert_eq!(sum(&samples, "rill_partitions_under_min_isr", &[]), 0.0);
+    assert!(sum(&samples, "rill_metadata_applied_offset", &[]) > 0.0);
     assert_eq!(sum(&samples, "rill_partitions_offline", &[]), 0.0);
     assert_eq!(
         sum(&samples, "rill_cluster_brokers", &[("state", "unfenced")]),
@@ -295,6 +297,27 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
         120.0
     );
     assert!(has(&samples, "rill_request_duration_seconds_bucket"));
+
+    // A deleted topic's series go with it.
+    admin
+        .delete_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap()
+        .into_iter()
+        .for_each(|result| {
+            result.unwrap();
+        });
+    let of_deleted = |samples: &[(Series, f64)]| {
+        samples
+            .iter()
+            .filter(|((n, l), _)| {
+                n.starts_with("rill_topic_") && l.get("topic").is_some_and(|t| t == topic)
+            })
+            .count()
+    };
+    wait_until(WAIT, "the deleted topic's series gone", || {
+        of_deleted(&scrape(&http)) == 0
+    });
 }
 
 #[test]
@@ -335,7 +358,8 @@ async fn a_leader_reports_and_logs_a_follower_leaving_the_isr_and_coming_back() 
     let admin: AdminClient<DefaultClientContext> = cluster.client_config().create().unwrap();
     let results = admin
         .create_topics(
-            &[NewTopic::new("watched", 1, TopicReplication::Fixed(3))],
+            &[NewTopic::new("watched", 1, TopicReplication::Fixed(3))
+                .set("min.insync.replicas", "3")],
             &AdminOptions::new().operation_timeout(Some(WAIT)),
         )
         .await
@@ -358,6 +382,7 @@ async fn a_leader_reports_and_logs_a_follower_leaving_the_isr_and_coming_back() 
             let samples = scrape(&leader_http);
             shrinks(&samples) > before
                 && sum(&samples, "rill_partitions_under_replicated", &[]) >= 1.0
+                && sum(&samples, "rill_partitions_under_min_isr", &[]) >= 1.0
         },
     );
     let warned = cluster
@@ -370,5 +395,6 @@ async fn a_leader_reports_and_logs_a_follower_leaving_the_isr_and_coming_back() 
         let samples = scrape(&leader_http);
         sum(&samples, "rill_isr_expands_total", &[]) >= 1.0
             && sum(&samples, "rill_partitions_under_replicated", &[]) == 0.0
+            && sum(&samples, "rill_partitions_under_min_isr", &[]) == 0.0
     });
 }

@@ -243,6 +243,11 @@ impl ClusterNode {
     }
 
     /// The controller leading the quorum, as this node knows.
+    /// The last metadata log entry this node has applied.
+    pub(crate) fn metadata_applied_index(&self) -> Option<u64> {
+        self.quorum.applied_index()
+    }
+
     pub(crate) fn controller_leader(&self) -> Option<i32> {
         self.quorum.leader().and_then(|id| i32::try_from(id).ok())
     }

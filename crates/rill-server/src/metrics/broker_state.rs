@@ -13,6 +13,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Unit;
 use rill_cluster::BrokerId;
+use rill_partition::TopicPartition;
 use rill_storage::{FlushStats, Histogram};
 
 use crate::broker::Broker;
@@ -36,7 +37,11 @@ pub(crate) struct BrokerState {
     per_partition: bool,
     leader: i64,
     under_replicated: i64,
+    /// Led partitions whose ISR is below min.insync.replicas.
+    under_min_isr: i64,
     offline: i64,
+    /// The last metadata log entry applied here.
+    metadata_applied: Option<u64>,
     /// Each log dir's (total, free) bytes.
     dirs: Vec<(String, Option<(u64, u64)>)>,
     brokers_unfenced: i64,
@@ -67,15 +72,19 @@ impl BrokerState {
         }
         let metadata = broker.node().metadata();
         let me = BrokerId(broker.node().node_id());
-        let (mut leader, mut under_replicated, mut offline) = (0, 0, 0);
+        let (mut leader, mut under_replicated, mut under_min_isr, mut offline) = (0, 0, 0, 0);
         for topic in metadata.topics.values() {
-            for state in &topic.partitions {
+            for (index, state) in (0..).zip(&topic.partitions) {
                 match state.leader {
                     None => offline += 1,
                     Some(id) if id == me => {
                         leader += 1;
                         if state.isr.len() < state.replicas.len() {
                             under_replicated += 1;
+                        }
+                        let tp = TopicPartition::new(topic.name.clone(), index);
+                        if !broker.replicas().has_enough_replicas(&tp) {
+                            under_min_isr += 1;
                         }
                     }
                     Some(_) => {}
@@ -94,7 +103,9 @@ impl BrokerState {
             logs,
             leader,
             under_replicated,
+            under_min_isr,
             offline,
+            metadata_applied: broker.node().metadata_applied_index(),
             dirs,
             brokers_unfenced: metadata.brokers.len() as i64 - fenced,
             brokers_fenced: fenced,
@@ -190,6 +201,26 @@ impl Collector for BrokerState {
             ),
             self.under_replicated,
         )?;
+        gauge(
+            e,
+            (
+                "partitions_under_min_isr",
+                "Partitions this broker leads whose ISR is below min.insync.replicas: acks=all writes are refused (UnderMinIsrPartitionCount)",
+                None,
+            ),
+            self.under_min_isr,
+        )?;
+        if let Some(applied) = self.metadata_applied {
+            gauge(
+                e,
+                (
+                    "metadata_applied_offset",
+                    "The last metadata log entry this node has applied: nodes that lag behind the others have not caught up (last-applied-record-offset)",
+                    None,
+                ),
+                i64::try_from(applied).unwrap_or(i64::MAX),
+            )?;
+        }
         gauge(
             e,
             (

@@ -13,7 +13,10 @@ mod exposition;
 mod groups;
 mod process;
 
+use std::collections::HashSet;
 use std::time::Duration;
+
+use parking_lot::RwLock;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -69,6 +72,8 @@ pub(crate) struct Metrics {
     bytes_out: Family<TopicLabels, Counter>,
     connections: Family<ListenerLabels, Gauge>,
     connections_accepted: Family<ListenerLabels, Counter>,
+    /// The topics with series, so that a deleted topic's are dropped.
+    topics: RwLock<HashSet<String>>,
 }
 
 impl Default for Metrics {
@@ -137,7 +142,33 @@ impl Metrics {
             bytes_out,
             connections,
             connections_accepted,
+            topics: RwLock::new(HashSet::new()),
         }
+    }
+
+    /// Notes that `topic` has series.
+    fn seen(&self, topic: &str) {
+        if !self.topics.read().contains(topic) {
+            self.topics.write().insert(topic.to_string());
+        }
+    }
+
+    /// Drops the series of topics the metadata no longer has.
+    fn forget_deleted_topics(&self, broker: &Broker) {
+        let metadata = broker.node().metadata();
+        let mut topics = self.topics.write();
+        topics.retain(|topic| {
+            if metadata.topics.contains_key(topic) {
+                return true;
+            }
+            let labels = TopicLabels {
+                topic: topic.clone(),
+            };
+            self.bytes_in.remove(&labels);
+            self.messages_in.remove(&labels);
+            self.bytes_out.remove(&labels);
+            false
+        });
     }
 
     /// A request of `api` (Kafka's name) at `version` was answered,
@@ -162,6 +193,7 @@ impl Metrics {
         let labels = TopicLabels {
             topic: topic.to_string(),
         };
+        self.seen(topic);
         self.bytes_in.get_or_create(&labels).inc_by(bytes);
         self.messages_in.get_or_create(&labels).inc_by(records);
     }
@@ -171,6 +203,7 @@ impl Metrics {
         if bytes == 0 {
             return;
         }
+        self.seen(topic);
         self.bytes_out
             .get_or_create(&TopicLabels {
                 topic: topic.to_string(),
@@ -196,6 +229,7 @@ impl Metrics {
     /// while there are at most `series_max` of a kind. Blocking (reads
     /// /proc and the log dirs' file systems).
     pub(crate) fn scrape(&self, broker: &Broker, series_max: usize, format: Format) -> String {
+        self.forget_deleted_topics(broker);
         exposition::encode(
             &self.registry,
             vec![
