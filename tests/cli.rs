@@ -725,3 +725,26 @@ fn a_broker_refuses_an_unknown_property_naming_the_nearest_known_one() {
         "the data directory was touched before the properties were checked"
     );
 }
+
+#[test]
+fn the_broker_logs_one_json_object_a_line_for_log_shippers() {
+    let broker = BrokerProcess::start(&["--log-format", "json"]);
+    ok(
+        &broker,
+        &["topic", "create", "shipped", "--partitions", "2"],
+        "",
+    );
+    let line = broker.wait_for_log(&["created topic"]);
+    let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    assert_eq!(event["level"], "INFO", "{line}");
+    assert_eq!(event["message"], "created topic", "{line}");
+    assert_eq!(event["topic"], "shipped", "{line}");
+    assert_eq!(event["partitions"], 2, "{line}");
+    assert!(event["timestamp"].is_string(), "{line}");
+    assert!(
+        event["target"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("rill_server")),
+        "{line}"
+    );
+}

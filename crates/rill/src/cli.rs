@@ -34,6 +34,17 @@ use crate::topic::TopicArgs;
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How log lines (stderr) are written: text, or one JSON object a
+    /// line for log shippers. RUST_LOG sets the levels, per module too.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]

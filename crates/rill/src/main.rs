@@ -29,7 +29,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
-    init_logging();
+    init_logging(cli.log_format);
     match cli::run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
@@ -39,16 +39,23 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// Logs to stderr; RUST_LOG overrides the default level (info).
-fn init_logging() {
+/// Logs to stderr in `format`; RUST_LOG overrides the default level
+/// (info).
+fn init_logging(format: cli::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         // openraft narrates every election and membership step at info.
         tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn,openraft=warn")
     });
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colours for a terminal only: log files and pipes get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => lines
+            // Colours for a terminal only: log files and pipes get plain text.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object a line: timestamp, level, target, message and the
+        // event's fields at the top level, as log shippers index them.
+        cli::LogFormat::Json => lines.json().flatten_event(true).init(),
+    }
 }
