@@ -5,7 +5,7 @@
 //! dev cluster refuses to start or fails.
 //!
 //! Ports: a dev cluster listens on fixed ports, so these tests take the
-//! block 32000–32299 (node i on 32000 + 100*(i-1) and the port after it):
+//! block 32000–32299 (node i on 32000 + 100*(i-1) and the two ports after it):
 //! below the kernel's ephemeral range (32768 and up by default, which
 //! the single-broker tests' port 0 draws from), above the 10000–19999 of
 //! tests/common/cluster.rs and the 20000–31999 of crates/rill-cluster's
@@ -298,6 +298,20 @@ fn lines_of(stream: impl std::io::Read + Send + 'static, echo: &'static str) -> 
     lines
 }
 
+/// The status of GET `path` from `address`.
+fn http_status(address: &str, path: &str) -> u16 {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
 #[test]
 fn dev_cluster_starts_every_node_and_stops_them_all_on_sigterm() {
     let temp = tempfile::tempdir().unwrap();
@@ -312,6 +326,14 @@ fn dev_cluster_starts_every_node_and_stops_them_all_on_sigterm() {
             node + 1
         );
         assert!(data.join(format!("node-{}", node + 1)).is_dir());
+        // Each node's HTTP listener is the port after its controller's.
+        let http = format!("127.0.0.1:{}", 32002 + 100 * node);
+        assert_eq!(
+            http_status(&http, "/health"),
+            200,
+            "node {} on {http}",
+            node + 1
+        );
     }
 
     let status = cluster.terminate();
@@ -450,8 +472,8 @@ fn dev_cluster_refuses_what_it_cannot_start() {
     assert!(!run.status.success());
     assert!(
         run.stderr.contains(
-            "error: --base-port 65400 with --nodes 3: node 3's controller port would be 65601, \
-             above 65535; expected --base-port at most 65334"
+            "error: --base-port 65400 with --nodes 3: node 3's HTTP port would be 65602, \
+             above 65535; expected --base-port at most 65333"
         ),
         "{}",
         run.stderr

@@ -46,9 +46,10 @@ const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(1);
     rill dev cluster\n  \
     rill dev cluster --nodes 5 --data /tmp/rill-cluster\n  \
     rill dev cluster --base-port 19092 --set broker.session.timeout.ms=3000\n\n\
-    Node i (1-based) listens for clients on 127.0.0.1:P+100*(i-1) and runs its\n\
-    controller on the port after that, with its data in DIR/node-i; with the\n\
-    defaults, 9092/9093, 9192/9193 and 9292/9293. Once every node accepts\n\
+    Node i (1-based) listens for clients on 127.0.0.1:P+100*(i-1), runs its\n\
+    controller on the port after that and serves HTTP (/metrics, /health,\n\
+    /ready) on the next, with its data in DIR/node-i; with the defaults,\n\
+    9092/9093/9094, 9192/9193/9194 and 9292/9293/9294. Once every node accepts\n\
     connections and node 1 lists them all as live (unfenced) brokers, one\n\
     line goes to stdout, the bootstrap servers:\n  \
     127.0.0.1:9092,127.0.0.1:9192,127.0.0.1:9292\n\n\
@@ -91,6 +92,8 @@ struct NodePlan {
     client: SocketAddrV4,
     /// Where the other controllers connect.
     controller: SocketAddrV4,
+    /// Its HTTP admin listener.
+    http: SocketAddrV4,
     data: PathBuf,
 }
 
@@ -119,21 +122,21 @@ pub(crate) fn run(args: DevClusterArgs) -> anyhow::Result<()> {
 }
 
 /// The nodes' addresses and directories: node i on base + 100*(i-1) and
-/// the port after it; an error when the last port passes 65535.
+/// the two ports after it; an error when the last port passes 65535.
 fn plan(nodes: u16, base_port: u16, data: &Path) -> anyhow::Result<Vec<NodePlan>> {
     assert!(
         (1..=NODES_MAX).contains(&i64::from(nodes)),
         "clap bounds --nodes"
     );
-    let last_controller = u32::from(base_port) + PORT_STRIDE * u32::from(nodes - 1) + 1;
-    if last_controller > u32::from(u16::MAX) {
-        let base_max = u32::from(u16::MAX) - PORT_STRIDE * u32::from(nodes - 1) - 1;
+    let last_port = u32::from(base_port) + PORT_STRIDE * u32::from(nodes - 1) + 2;
+    if last_port > u32::from(u16::MAX) {
+        let base_max = u32::from(u16::MAX) - PORT_STRIDE * u32::from(nodes - 1) - 2;
         bail!(
-            "--base-port {base_port} with --nodes {nodes}: node {nodes}'s controller port would be \
-             {last_controller}, above 65535; expected --base-port at most {base_max}"
+            "--base-port {base_port} with --nodes {nodes}: node {nodes}'s HTTP port would be \
+             {last_port}, above 65535; expected --base-port at most {base_max}"
         );
     }
-    // No port is above the last controller's, checked above.
+    // No port is above the last node's HTTP port, checked above.
     let port = |offset: u32| -> anyhow::Result<u16> {
         let port = u32::from(base_port) + offset;
         u16::try_from(port).with_context(|| format!("port {port} is above 65535"))
@@ -145,6 +148,7 @@ fn plan(nodes: u16, base_port: u16, data: &Path) -> anyhow::Result<Vec<NodePlan>
                 id,
                 client: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(client)?),
                 controller: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(client + 1)?),
+                http: SocketAddrV4::new(Ipv4Addr::LOCALHOST, port(client + 2)?),
                 data: data.join(format!("node-{id}")),
             })
         })
@@ -173,7 +177,11 @@ fn bootstrap(plans: &[NodePlan]) -> String {
 /// "ready" would otherwise be another program's.
 fn check_ports_free(plans: &[NodePlan]) -> anyhow::Result<()> {
     for plan in plans {
-        for (address, role) in [(plan.client, "client"), (plan.controller, "controller")] {
+        for (address, role) in [
+            (plan.client, "client"),
+            (plan.controller, "controller"),
+            (plan.http, "HTTP"),
+        ] {
             if let Err(error) = std::net::TcpListener::bind(address) {
                 bail!(
                     "node {}'s {role} port {address} is not free ({error}): stop what listens \
@@ -419,6 +427,8 @@ impl Nodes {
             .arg(voters)
             .arg("--listen")
             .arg(plan.client.to_string())
+            .arg("--http")
+            .arg(plan.http.to_string())
             .arg("--data")
             .arg(&plan.data);
         for assignment in set {
@@ -431,11 +441,12 @@ impl Nodes {
             .spawn()
             .with_context(|| format!("cannot start node {} ({})", plan.id, program.display()))?;
         eprintln!(
-            "rill dev cluster: node {}: pid {}, clients on {}, controller on {}, data in {}",
+            "rill dev cluster: node {}: pid {}, clients on {}, controller on {}, HTTP on {}, data in {}",
             plan.id,
             child.id(),
             plan.client,
             plan.controller,
+            plan.http,
             plan.data.display()
         );
         self.running.push(RunningNode {
@@ -556,15 +567,15 @@ mod tests {
     }
 
     #[test]
-    fn the_last_controller_port_must_fit_in_sixteen_bits() {
-        // 9 nodes: the last controller is 801 above the base.
-        assert!(plan(9, 65535 - 801, Path::new("d")).is_ok());
-        let error = plan(9, 65535 - 800, Path::new("d"))
+    fn the_last_http_port_must_fit_in_sixteen_bits() {
+        // 9 nodes: the last HTTP port is 802 above the base.
+        assert!(plan(9, 65535 - 802, Path::new("d")).is_ok());
+        let error = plan(9, 65535 - 801, Path::new("d"))
             .unwrap_err()
             .to_string();
         assert!(error.contains("65536"), "{error}");
-        assert!(error.contains("at most 64734"), "{error}");
-        assert!(plan(1, 65534, Path::new("d")).is_ok());
-        assert!(plan(1, 65535, Path::new("d")).is_err());
+        assert!(error.contains("at most 64733"), "{error}");
+        assert!(plan(1, 65533, Path::new("d")).is_ok());
+        assert!(plan(1, 65534, Path::new("d")).is_err());
     }
 }
