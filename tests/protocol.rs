@@ -362,23 +362,36 @@ fn describe_topic_partitions_pages_through_topics_by_cursor() {
     assert_eq!(page, owned(&[("a", INVALID_REQUEST, &[])]));
 }
 
+fn broker_ids(brokers: &[i32]) -> Vec<kafka_protocol::messages::BrokerId> {
+    brokers
+        .iter()
+        .map(|b| kafka_protocol::messages::BrokerId(*b))
+        .collect()
+}
+
 /// CreateTopics of `name` with the client's own replica `assignment`
 /// (and `partitions`, -1 to leave it to the assignment): the error code.
 fn create_assigned(wire: &mut Wire, name: &str, partitions: i32, assignment: &[&[i32]]) -> i16 {
+    let numbered: Vec<(i32, &[i32])> = (0..).zip(assignment.iter().copied()).collect();
+    create_numbered(wire, name, partitions, &numbered)
+}
+
+/// [`create_assigned`] with each partition's index given.
+fn create_numbered(
+    wire: &mut Wire,
+    name: &str,
+    partitions: i32,
+    assignment: &[(i32, &[i32])],
+) -> i16 {
     use kafka_protocol::messages::create_topics_request::{
         CreatableReplicaAssignment, CreatableTopic,
     };
-    let assignments = (0..)
-        .zip(assignment)
-        .map(|(index, brokers)| {
+    let assignments = assignment
+        .iter()
+        .map(|&(index, brokers)| {
             CreatableReplicaAssignment::default()
                 .with_partition_index(index)
-                .with_broker_ids(
-                    brokers
-                        .iter()
-                        .map(|b| kafka_protocol::messages::BrokerId(*b))
-                        .collect(),
-                )
+                .with_broker_ids(broker_ids(brokers))
         })
         .collect();
     let response = wire.send(
@@ -419,6 +432,17 @@ fn topics_and_partitions_follow_a_clients_own_replica_assignment_or_refuse_it_wh
         assert_eq!(
             create_assigned(&mut wire, name, partitions, assignment),
             code,
+            "{name}"
+        );
+    }
+    // Partition 0 twice, or numbering that skips 0.
+    for (name, numbered) in [
+        ("repeated", &[(0, &[1][..]), (0, &[1][..])][..]),
+        ("skipping", &[(1, &[1][..])][..]),
+    ] {
+        assert_eq!(
+            create_numbered(&mut wire, name, -1, numbered),
+            INVALID_REPLICA_ASSIGNMENT,
             "{name}"
         );
     }
@@ -465,14 +489,7 @@ fn grow_assigned(wire: &mut Wire, name: &str, count: i32, assignment: &[&[i32]])
     };
     let assignments = assignment
         .iter()
-        .map(|brokers| {
-            CreatePartitionsAssignment::default().with_broker_ids(
-                brokers
-                    .iter()
-                    .map(|b| kafka_protocol::messages::BrokerId(*b))
-                    .collect(),
-            )
-        })
+        .map(|brokers| CreatePartitionsAssignment::default().with_broker_ids(broker_ids(brokers)))
         .collect();
     let response = wire.send(
         3,

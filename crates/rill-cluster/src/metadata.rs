@@ -515,15 +515,13 @@ impl ClusterMetadata {
                 partition,
             });
         }
-        let adding = std::mem::take(&mut state.adding_replicas);
         let isr: Vec<BrokerId> = state
             .isr
             .iter()
-            .filter(|b| !adding.contains(b))
+            .filter(|b| !state.adding_replicas.contains(b))
             .copied()
             .collect();
         if isr.is_empty() {
-            state.adding_replicas = adding;
             return Err(Rejection::InvalidPartitionChange {
                 reason: "every in-sync replica is one the move adds: cancelling would take an \
                          unclean leader election"
@@ -534,6 +532,7 @@ impl ClusterMetadata {
             Some(leader) if isr.contains(&leader) => Some(leader),
             _ => isr.iter().copied().find(|b| unfenced.contains(b)),
         };
+        let adding = std::mem::take(&mut state.adding_replicas);
         state.replicas.retain(|b| !adding.contains(b));
         state.target_replicas = None;
         set_leader_and_isr(state, leader, &isr);
@@ -841,7 +840,10 @@ impl ClusterMetadata {
         Ok(Applied::TopicCreated { topic_id })
     }
 
-    fn validate_assignment(&self, assignment: &[Vec<BrokerId>]) -> Result<(), Rejection> {
+    /// Whether `assignment` may be applied: 1..=PARTITIONS_PER_TOPIC_MAX
+    /// partitions, each with 1..=REPLICAS_PER_PARTITION_MAX distinct,
+    /// registered brokers.
+    pub fn validate_assignment(&self, assignment: &[Vec<BrokerId>]) -> Result<(), Rejection> {
         let invalid = |reason: String| Err(Rejection::InvalidAssignment { reason });
         if assignment.is_empty() || assignment.len() > PARTITIONS_PER_TOPIC_MAX {
             return invalid(format!(

@@ -71,20 +71,21 @@ pub struct NewTopic {
     /// -1: the default (1).
     pub replication_factor: i16,
     pub configs: BTreeMap<String, String>,
-    /// The brokers of each partition, chosen by the client (then
-    /// `partitions` and `replication_factor` are -1), rather than placed
-    /// by the controller.
-    pub assignment: Option<Vec<Vec<i32>>>,
+    /// The brokers of each partition, by partition index, chosen by the
+    /// client (then `partitions` and `replication_factor` are -1), rather
+    /// than placed by the controller.
+    pub assignment: Option<Vec<(i32, Vec<i32>)>>,
 }
 
-/// Kafka's checks of a client's own replica assignment for a new topic:
-/// partitions and replication factor left at -1 (else INVALID_REQUEST),
-/// then [`check_replicas`].
-fn check_assignment(
+/// A client's own replica assignment for a new topic, checked as Kafka
+/// does: partitions and replication factor left at -1 (else
+/// INVALID_REQUEST), partitions numbered 0, 1, 2, ... once each, then
+/// [`check_replicas`]. The brokers of each partition, in partition order.
+fn checked_assignment(
     topic: &NewTopic,
-    assignment: &[Vec<i32>],
+    assignment: &[(i32, Vec<i32>)],
     metadata: &ClusterMetadata,
-) -> Result<(), TopicError> {
+) -> Result<Vec<Vec<BrokerId>>, TopicError> {
     if topic.partitions != -1 || topic.replication_factor != -1 {
         return Err(TopicError::InvalidRequest {
             reason: "both numPartitions or replicationFactor and replicasAssignments were set; \
@@ -92,42 +93,47 @@ fn check_assignment(
                 .to_owned(),
         });
     }
-    let Some(first) = assignment.first() else {
+    let mut by_index: Vec<&(i32, Vec<i32>)> = assignment.iter().collect();
+    by_index.sort_unstable_by_key(|(index, _)| *index);
+    if let Some(((index, _), expected)) = by_index.iter().zip(0..).find(|((i, _), e)| i != e) {
         return Err(TopicError::InvalidReplicaAssignment {
-            reason: "the assignment names no partition".to_owned(),
+            reason: format!(
+                "partitions must be numbered 0, 1, 2, ... once each; found {index} where {expected} belongs"
+            ),
         });
-    };
-    check_replicas(assignment, first.len(), metadata)
+    }
+    let assignment: Vec<Vec<BrokerId>> = by_index
+        .into_iter()
+        .map(|(_, brokers)| brokers.iter().map(|b| BrokerId(*b)).collect())
+        .collect();
+    let replication_factor = assignment.first().map_or(0, Vec::len);
+    check_replicas(&assignment, replication_factor, metadata)?;
+    Ok(assignment)
 }
 
-/// Every partition of `assignment` has `replication_factor` replicas (at
-/// least one), none twice, each a registered, unfenced broker; else
-/// INVALID_REPLICA_ASSIGNMENT, as Kafka checks a client's own assignment.
+/// A client's own brokers for new partitions: what the metadata accepts
+/// (its `validate_assignment`: partition and replica bounds, distinct,
+/// registered brokers), with `replication_factor` replicas each, all of
+/// them unfenced; else INVALID_REPLICA_ASSIGNMENT, as Kafka answers.
 fn check_replicas(
-    assignment: &[Vec<i32>],
+    assignment: &[Vec<BrokerId>],
     replication_factor: usize,
     metadata: &ClusterMetadata,
 ) -> Result<(), TopicError> {
     let invalid = |reason: String| Err(TopicError::InvalidReplicaAssignment { reason });
+    if let Err(rejection) = metadata.validate_assignment(assignment) {
+        return invalid(rejection.to_string());
+    }
     for (index, replicas) in assignment.iter().enumerate() {
-        if replicas.is_empty() || replicas.len() != replication_factor {
+        if replicas.len() != replication_factor {
             return invalid(format!(
                 "assignment {index} has {} replicas; each needs the replication factor, {replication_factor}",
                 replicas.len()
             ));
         }
-        if let Some(twice) = replicas
-            .iter()
-            .find(|b| replicas.iter().filter(|c| c == b).count() > 1)
-        {
-            return invalid(format!("assignment {index} names broker {twice} twice"));
-        }
-        if let Some(absent) = replicas
-            .iter()
-            .find(|b| !metadata.is_unfenced(BrokerId(**b)))
-        {
+        if let Some(fenced) = replicas.iter().find(|b| !metadata.is_unfenced(**b)) {
             return invalid(format!(
-                "assignment {index} names broker {absent}, which is not a registered, unfenced broker"
+                "assignment {index} names broker {fenced}, which is fenced"
             ));
         }
     }
@@ -258,10 +264,11 @@ impl Topics {
             reason: e.to_string(),
         })?;
         let metadata = self.metadata();
-        if let Some(assignment) = &topic.assignment {
-            check_assignment(topic, assignment, &metadata)?;
-        }
-        let partitions = match &topic.assignment {
+        let assignment = match &topic.assignment {
+            Some(assignment) => Some(checked_assignment(topic, assignment, &metadata)?),
+            None => None,
+        };
+        let partitions = match &assignment {
             Some(assignment) => i32::try_from(assignment.len()).unwrap_or(i32::MAX),
             None if topic.partitions == -1 => self.num_partitions,
             None => topic.partitions,
@@ -273,7 +280,7 @@ impl Topics {
                 ),
             });
         }
-        let replication_factor = match (&topic.assignment, topic.replication_factor) {
+        let replication_factor = match (&assignment, topic.replication_factor) {
             (Some(assignment), _) => assignment.first().map_or(1, |replicas| {
                 i16::try_from(replicas.len()).unwrap_or(i16::MAX)
             }),
@@ -289,7 +296,7 @@ impl Topics {
         }
         let unfenced = metadata.brokers.values().filter(|b| !b.fenced).count();
         let replicas = usize::try_from(replication_factor).unwrap_or(0);
-        if topic.assignment.is_none() && replicas > unfenced {
+        if assignment.is_none() && replicas > unfenced {
             return Err(TopicError::InvalidReplicationFactor {
                 requested: replication_factor,
             });
@@ -302,15 +309,12 @@ impl Topics {
                 configs: topic.configs.clone(),
             });
         }
-        match &topic.assignment {
+        match assignment {
             Some(assignment) => {
                 let command = Command::CreateTopic {
                     name: topic.name.clone(),
                     topic_id: Uuid::new_v4(),
-                    assignment: assignment
-                        .iter()
-                        .map(|replicas| replicas.iter().map(|b| BrokerId(*b)).collect())
-                        .collect(),
+                    assignment,
                     configs: topic.configs.clone(),
                 };
                 block_on(self.node.propose(command))?;
@@ -424,16 +428,17 @@ impl Topics {
                         ),
                     });
                 }
+                let assignment: Vec<Vec<BrokerId>> = assignment
+                    .iter()
+                    .map(|replicas| replicas.iter().map(|b| BrokerId(*b)).collect())
+                    .collect();
                 let replication_factor = topic.partitions.first().map_or(1, |p| {
                     p.target_replicas.as_ref().unwrap_or(&p.replicas).len()
                 });
                 check_replicas(&assignment, replication_factor, &metadata)?;
                 Command::CreatePartitions {
                     topic_id: topic.id,
-                    assignment: assignment
-                        .iter()
-                        .map(|replicas| replicas.iter().map(|b| BrokerId(*b)).collect())
-                        .collect(),
+                    assignment,
                 }
             }
             None => rill_cluster::create_partitions_command(

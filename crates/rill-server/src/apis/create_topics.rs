@@ -50,11 +50,15 @@ pub(crate) fn answer(
                 .collect();
             let configs = topic_config::without_retired(configs);
             let assignment = (!topic.assignments.is_empty()).then(|| {
-                let mut by_index: Vec<_> = topic.assignments.iter().collect();
-                by_index.sort_by_key(|a| a.partition_index);
-                by_index
-                    .into_iter()
-                    .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                topic
+                    .assignments
+                    .iter()
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
                     .collect()
             });
             let new_topic = NewTopic {

@@ -3,6 +3,8 @@
 //! the ones it adds and the ones it removes. All partitions, or those
 //! named (a named one not moving is left out, as Kafka does).
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_partition_reassignments_response::{
     OngoingPartitionReassignment, OngoingTopicReassignment,
@@ -30,18 +32,23 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
         return encode(ApiKey::ListPartitionReassignments, version, &response);
     }
     let metadata = broker.node().metadata();
-    let wanted: Option<Vec<(String, Vec<i32>)>> = list.topics.map(|topics| {
-        topics
-            .into_iter()
-            .map(|t| (t.name.to_string(), t.partition_indexes))
-            .collect()
+    // The partitions named, by topic; None: every partition.
+    let wanted: Option<BTreeMap<String, BTreeSet<i32>>> = list.topics.map(|topics| {
+        let mut wanted: BTreeMap<String, BTreeSet<i32>> = BTreeMap::new();
+        for topic in topics {
+            wanted
+                .entry(topic.name.to_string())
+                .or_default()
+                .extend(topic.partition_indexes);
+        }
+        wanted
     });
     let mut topics = Vec::new();
     for (name, topic) in &metadata.topics {
         let named = match &wanted {
             None => None,
-            Some(wanted) => match wanted.iter().find(|(n, _)| n == name) {
-                Some((_, partitions)) => Some(partitions),
+            Some(wanted) => match wanted.get(name) {
+                Some(partitions) => Some(partitions),
                 None => continue,
             },
         };
