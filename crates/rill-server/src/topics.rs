@@ -254,6 +254,11 @@ impl Topics {
 
     /// Creates a topic (or, with `validate_only`, checks that it could
     /// be), its replicas placed over the unfenced brokers. Blocking.
+    ///
+    /// The caller then applies the metadata here
+    /// ([`ClusterNode::apply_metadata`], once for a request of many topics:
+    /// each application walks every partition, so one per topic made
+    /// creating thousands of topics quadratic).
     pub(crate) fn create(
         &self,
         topic: &NewTopic,
@@ -328,7 +333,6 @@ impl Topics {
                 ))?;
             }
         }
-        self.node.apply_metadata();
         tracing::info!(topic = %topic.name, partitions, replication_factor, "created topic");
         let created = self
             .topic(&topic.name)

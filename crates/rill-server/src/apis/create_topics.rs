@@ -27,7 +27,8 @@ pub(crate) fn answer(
     let access = Access::new(broker, session);
     let may_create_any = access.allows_cluster(AclOperation::Create);
     let mutations = Mutations::new(broker, request, 6);
-    let results = create
+    let mut created_any = false;
+    let results: Vec<CreatableTopicResult> = create
         .topics
         .into_iter()
         .map(|topic| {
@@ -71,6 +72,7 @@ pub(crate) fn answer(
             match broker.topics().create(&new_topic, create.validate_only) {
                 Ok(created) => {
                     if !create.validate_only {
+                        created_any = true;
                         mutations.record(created.partitions.max(0) as usize);
                     }
                     let mut result = result;
@@ -104,6 +106,10 @@ pub(crate) fn answer(
             }
         })
         .collect();
+    // The new replicas exist here before the answer, made in one pass.
+    if created_any {
+        broker.node().apply_metadata();
+    }
     encode(
         ApiKey::CreateTopics,
         version,

@@ -142,7 +142,8 @@ const COORDINATOR_TOPICS: [&str; 2] = [rill_group::OFFSETS_TOPIC, rill_txn::TXN_
 #[derive(Default)]
 struct AppliedConfigs {
     broker: BTreeMap<String, String>,
-    topics: BTreeMap<String, BTreeMap<String, String>>,
+    /// Each topic's overrides, and the min.insync.replicas they make.
+    topics: BTreeMap<String, (BTreeMap<String, String>, usize)>,
 }
 
 impl std::fmt::Debug for ReplicaManager {
@@ -422,8 +423,7 @@ impl ReplicaManager {
         self.prepare(metadata);
         let mut changed = RoleChanges::default();
         for topic in metadata.topics.values() {
-            self.apply_configs(topic, &metadata.broker_configs);
-            let min_insync_replicas = self.min_insync_replicas(&topic.configs, metadata);
+            let min_insync_replicas = self.apply_configs(topic, metadata);
             for (index, state) in (0..).zip(&topic.partitions) {
                 if !state.replicas.contains(&me) {
                     continue;
@@ -613,20 +613,28 @@ impl ReplicaManager {
 
     /// Applies a topic's configs (over the cluster's broker configs) to
     /// its local replicas, when they changed.
-    fn apply_configs(&self, topic: &rill_cluster::Topic, dynamic: &BTreeMap<String, String>) {
+    /// Applies `topic`'s configs to its local logs if they changed since
+    /// last applied, and returns its min.insync.replicas. Only a change is
+    /// worked out again: applying the metadata of many topics after each
+    /// change must not cost a full config resolution per topic.
+    fn apply_configs(&self, topic: &rill_cluster::Topic, metadata: &ClusterMetadata) -> usize {
         let mut applied = self.applied_configs.lock();
-        if applied.topics.get(&topic.name) == Some(&topic.configs) {
-            return;
+        if let Some((configs, min_insync_replicas)) = applied.topics.get(&topic.name)
+            && *configs == topic.configs
+        {
+            return *min_insync_replicas;
         }
-        applied
-            .topics
-            .insert(topic.name.clone(), topic.configs.clone());
+        let min_insync_replicas = self.min_insync_replicas(&topic.configs, metadata);
+        applied.topics.insert(
+            topic.name.clone(),
+            (topic.configs.clone(), min_insync_replicas),
+        );
         drop(applied);
-        let config = match self.log_config(&topic.configs, dynamic) {
+        let config = match self.log_config(&topic.configs, &metadata.broker_configs) {
             Ok(config) => config,
             Err(error) => {
                 tracing::error!(topic = %topic.name, %error, "the cluster's topic configs are invalid here");
-                return;
+                return min_insync_replicas;
             }
         };
         for index in 0..topic.partitions.len() {
@@ -637,6 +645,7 @@ impl ReplicaManager {
                 tracing::warn!(partition = %tp, %error, "could not apply the new config");
             }
         }
+        min_insync_replicas
     }
 
     fn lead(
