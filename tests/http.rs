@@ -14,14 +14,13 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::Command;
 use std::time::Duration;
 
 use common::BrokerProcess;
 use common::cluster::Cluster;
 use common::cluster::{free_port, wait_until};
+use common::http::get;
 use rdkafka::TopicPartitionList;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -30,47 +29,6 @@ use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// An HTTP response: status, Content-Type, body.
-struct Response {
-    status: u16,
-    content_type: String,
-    body: String,
-}
-
-/// GET `path` from `address` over a plain socket (HTTP/1.1, closed after).
-fn get(address: &str, path: &str, accept: &str) -> Response {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut raw = String::new();
-    stream.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-type")
-                .then(|| value.trim().to_string())
-        })
-        .unwrap_or_default();
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "expected a body of known length: {head}"
-    );
-    Response {
-        status,
-        content_type,
-        body: body.to_string(),
-    }
-}
 
 /// A sample: its name and labels.
 type Series = (String, BTreeMap<String, String>);

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod cluster;
+pub mod http;
 pub mod raw;
 pub mod security;
 pub mod tls;

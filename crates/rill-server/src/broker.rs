@@ -75,6 +75,8 @@ pub struct Broker {
     topics: Topics,
     quotas: Quotas,
     metrics: Metrics,
+    /// How this broker connects to the others (the console's client).
+    connector: rill_cluster::Connector,
 }
 
 impl Broker {
@@ -161,6 +163,7 @@ impl Broker {
             topics,
             quotas,
             metrics: Metrics::new(),
+            connector: links.connector().clone(),
         }))
     }
 
@@ -199,6 +202,10 @@ impl Broker {
 
     pub(crate) fn quotas(&self) -> &Quotas {
         &self.quotas
+    }
+
+    pub(crate) fn connector(&self) -> &rill_cluster::Connector {
+        &self.connector
     }
 
     pub(crate) fn topics(&self) -> &Topics {

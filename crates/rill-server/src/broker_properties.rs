@@ -427,6 +427,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "Rill: requests read from one connection and not yet answered; beyond it the broker stops reading that socket.",
     ),
     property(
+        "rill.console.history.interval.ms",
+        "10000",
+        int(100, I32_MAX),
+        "Rill: how often the web console's in-memory history (traffic, group lag; the last hour, at most 3600 samples) is sampled.",
+    ),
+    property(
         "rill.http.listener",
         "127.0.0.1:9644",
         PropertyKind::Text,

@@ -60,6 +60,8 @@ pub struct BrokerConfig {
     pub http_listener: Option<HttpListener>,
     /// rill.metrics.partition.series.max.
     pub metrics_partition_series_max: usize,
+    /// rill.console.history.interval.ms.
+    pub console_history_interval_ms: u64,
     /// connections.max.idle.ms: a connection with no request for this long
     /// is closed.
     pub connection_idle_ms: u64,
@@ -357,6 +359,7 @@ impl BrokerConfig {
             http_listener: HttpListener::from_properties(&properties)?,
             metrics_partition_series_max: read.number("rill.metrics.partition.series.max")?
                 as usize,
+            console_history_interval_ms: read.number("rill.console.history.interval.ms")? as u64,
             connection_idle_ms: read.number("connections.max.idle.ms")? as u64,
             inflight_requests_max: read.number("rill.connection.inflight.requests.max")? as usize,
             retention_check_interval_ms: read.number("log.retention.check.interval.ms")? as u64,

@@ -7,12 +7,14 @@
 //!   controller unfences it once it has caught up); 503 with the reason
 //!   before;
 //! - `/metrics`: the metrics (metrics/), in Prometheus' text format or
-//!   OpenMetrics when the scraper's Accept header asks for it.
+//!   OpenMetrics when the scraper's Accept header asks for it;
+//! - `/` and `/api/`: the web console and its JSON API (console/).
 //!
 //! Served by axum on the runtime of the Kafka listeners.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
@@ -26,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::broker_properties;
+use crate::console::{self, Console};
 use crate::metrics::{self, Format};
 use crate::properties::{ConfigError, HostPort, Properties};
 
@@ -93,12 +96,15 @@ struct Shared {
     partition_series_max: usize,
 }
 
-/// Serves `socket` until the task is dropped.
+/// Serves `socket` until the task is dropped; the console samples its
+/// history every `history_interval`.
 pub(crate) async fn serve(
     socket: TcpListener,
     started: watch::Receiver<Option<Arc<Broker>>>,
     partition_series_max: usize,
+    history_interval: Duration,
 ) {
+    let console = Console::new(started.clone(), history_interval);
     let shared = Shared {
         started,
         partition_series_max,
@@ -107,7 +113,8 @@ pub(crate) async fn serve(
         .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/metrics", get(metrics))
-        .with_state(shared);
+        .with_state(shared)
+        .merge(console::routes(console));
     if let Err(error) = axum::serve(socket, routes).await {
         tracing::error!(%error, "the HTTP admin listener failed");
     }

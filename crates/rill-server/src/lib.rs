@@ -25,6 +25,7 @@ mod broker;
 mod broker_properties;
 mod cluster;
 mod config;
+mod console;
 mod coordinators;
 mod effective_config;
 mod error_code;

@@ -32,35 +32,45 @@ impl GroupsState {
         let Some(groups) = broker.groups().current() else {
             return GroupsState::default();
         };
-        let (listings, committed) = groups.with_coordinator(|coordinator, offsets, _| {
-            let listings = coordinator.list_groups(&[]).unwrap_or_default();
-            let committed: Vec<(String, Vec<_>)> = offsets
-                .groups()
-                .map(|group| (group.to_string(), offsets.fetch(group, None)))
-                .collect();
-            (listings, committed)
-        });
+        let listings = groups
+            .with_coordinator(|coordinator, _, _| coordinator.list_groups(&[]).unwrap_or_default());
         let mut states = BTreeMap::new();
         for listing in &listings {
             *states.entry(listing.state.as_str()).or_default() += 1;
         }
-        let mut lags = Vec::new();
-        for (group, offsets) in committed {
-            for fetched in offsets.into_iter().filter(|f| f.offset >= 0) {
-                let tp = TopicPartition::new(fetched.topic.clone(), fetched.partition);
-                let Some(partition) = broker.partition(&tp) else {
-                    continue;
-                };
-                let lag = (partition.high_watermark().value() - fetched.offset).max(0);
-                lags.push((group.clone(), fetched.topic, fetched.partition, lag));
-            }
-        }
+        let lags = group_lags(broker);
         GroupsState {
             states,
             per_partition: lags.len() <= series_max,
             lags,
         }
     }
+}
+
+/// Each group's lag on each partition this broker holds: its high
+/// watermark less the group's committed offset (at least 0).
+pub(crate) fn group_lags(broker: &Broker) -> Vec<Lag> {
+    let Some(groups) = broker.groups().current() else {
+        return Vec::new();
+    };
+    let committed: Vec<(String, Vec<_>)> = groups.with_coordinator(|_, offsets, _| {
+        offsets
+            .groups()
+            .map(|group| (group.to_string(), offsets.fetch(group, None)))
+            .collect()
+    });
+    let mut lags = Vec::new();
+    for (group, offsets) in committed {
+        for fetched in offsets.into_iter().filter(|f| f.offset >= 0) {
+            let tp = TopicPartition::new(fetched.topic.clone(), fetched.partition);
+            let Some(partition) = broker.partition(&tp) else {
+                continue;
+            };
+            let lag = (partition.high_watermark().value() - fetched.offset).max(0);
+            lags.push((group.clone(), fetched.topic, fetched.partition, lag));
+        }
+    }
+    lags
 }
 
 impl Collector for GroupsState {

@@ -13,7 +13,7 @@ mod exposition;
 mod groups;
 mod process;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -26,6 +26,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 
 pub(crate) use exposition::Format;
+pub(crate) use groups::group_lags;
 
 use crate::broker::Broker;
 use broker_state::BrokerState;
@@ -205,6 +206,25 @@ impl Metrics {
                 topic: topic.to_string(),
             })
             .inc_by(bytes);
+    }
+
+    /// Each topic's totals so far: bytes in, messages in, bytes out.
+    pub(crate) fn topic_totals(&self) -> HashMap<String, [u64; 3]> {
+        let topics = self.topics.read();
+        topics
+            .iter()
+            .map(|topic| {
+                let labels = TopicLabels {
+                    topic: topic.clone(),
+                };
+                let totals = [
+                    self.bytes_in.get_or_create(&labels).get(),
+                    self.messages_in.get_or_create(&labels).get(),
+                    self.bytes_out.get_or_create(&labels).get(),
+                ];
+                (topic.clone(), totals)
+            })
+            .collect()
     }
 
     /// A connection on `listener` opened; the guard counts it closed when

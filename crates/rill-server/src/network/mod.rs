@@ -215,13 +215,14 @@ impl Server {
         let http = self.http.take().map(|socket| {
             if let Some(address) = crate::http::describe(&socket) {
                 tracing::info!(
-                    "HTTP admin listener on http://{address} (/metrics, /health, /ready)"
+                    "HTTP admin listener on http://{address} (the web console; /metrics, /health, /ready)"
                 );
             }
             tokio::spawn(crate::http::serve(
                 socket,
                 started.clone(),
                 config.metrics_partition_series_max,
+                Duration::from_millis(config.console_history_interval_ms),
             ))
         });
         let links = Arc::new(NodeLinks::new(&config).map_err(StartError::from)?);
