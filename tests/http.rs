@@ -165,6 +165,18 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
     assert_eq!(sum(&samples, "rill_partitions_under_replicated", &[]), 0.0);
     assert_eq!(sum(&samples, "rill_partitions_under_min_isr", &[]), 0.0);
     assert!(sum(&samples, "rill_metadata_applied_offset", &[]) > 0.0);
+    // A single broker is its own controller: one term at least, its log
+    // past every entry it applied.
+    assert!(sum(&samples, "rill_metadata_quorum_term", &[]) >= 1.0);
+    assert!(
+        sum(&samples, "rill_metadata_log_end_offset", &[])
+            > sum(&samples, "rill_metadata_applied_offset", &[])
+    );
+    // It took the leadership of every partition it holds once.
+    assert_eq!(
+        sum(&samples, "rill_leader_elections_total", &[]),
+        sum(&samples, "rill_partitions", &[])
+    );
     assert_eq!(sum(&samples, "rill_partitions_offline", &[]), 0.0);
     assert_eq!(
         sum(&samples, "rill_cluster_brokers", &[("state", "unfenced")]),
@@ -181,6 +193,15 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
         ),
         produces
     );
+    // And each response's write to the socket timed; nobody was throttled.
+    assert!(
+        sum(
+            &samples,
+            "rill_response_send_duration_seconds_count",
+            &[("api", "Produce")]
+        ) >= 1.0
+    );
+    assert!(!has(&samples, "rill_throttled_responses_total"));
     // The group's lag, computed by the broker from its commit.
     let of_group = [("group", "rill-tests")];
     assert_eq!(sum(&samples, "rill_group_lag_sum", &of_group), 90.0);

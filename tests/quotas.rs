@@ -257,7 +257,10 @@ fn batch_of(bytes: usize) -> Vec<u8> {
 
 #[test]
 fn a_producer_over_its_byte_rate_is_throttled_and_held_while_another_is_not() {
-    let broker = BrokerProcess::start(&SHORT_WINDOWS);
+    let http = format!("127.0.0.1:{}", common::cluster::free_port());
+    let mut args = SHORT_WINDOWS.to_vec();
+    args.extend(["--http", &http]);
+    let broker = BrokerProcess::start(&args);
     wire::create_topic(&mut Wire::connect(&broker.bootstrap), "metered");
     rill_quota(
         &broker,
@@ -293,6 +296,24 @@ fn a_producer_over_its_byte_rate_is_throttled_and_held_while_another_is_not() {
     assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
     assert_eq!(response.throttle_time_ms, 0);
     assert_eq!(wire::log_end(&mut fast, "metered"), 2);
+
+    // The metrics count the one throttled response and its time.
+    let metrics = common::http::get(&http, "/metrics", "text/plain").body;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{metrics}"))
+    };
+    assert_eq!(
+        value(r#"rill_throttled_responses_total{api="Produce"}"#),
+        1.0
+    );
+    let seconds = value(r#"rill_throttle_seconds_total{api="Produce"}"#);
+    assert!(
+        (seconds - throttle.as_secs_f64()).abs() < 0.001,
+        "{seconds} s counted for a {throttle:?} throttle"
+    );
 }
 
 #[test]

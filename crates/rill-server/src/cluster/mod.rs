@@ -242,7 +242,11 @@ impl ClusterNode {
         self.quorum.describe().await
     }
 
-    /// The controller leading the quorum, as this node knows.
+    /// This node's Raft term and log end, if it is a controller.
+    pub(crate) fn quorum_status(&self) -> Option<rill_cluster::QuorumStatus> {
+        self.quorum.status()
+    }
+
     /// The last metadata log entry this node has applied.
     pub(crate) fn metadata_applied_index(&self) -> Option<u64> {
         self.quorum.applied_index()

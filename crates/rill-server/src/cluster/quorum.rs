@@ -179,6 +179,14 @@ impl Quorum {
         }
     }
 
+    /// This node's Raft view (term, log end), if it is a controller.
+    pub(crate) fn status(&self) -> Option<rill_cluster::QuorumStatus> {
+        match self {
+            Quorum::Local(controller) => Some(controller.status()),
+            Quorum::Remote(_) => None,
+        }
+    }
+
     pub(crate) fn applied_index(&self) -> Option<u64> {
         match self {
             Quorum::Local(controller) => controller.applied_index(),

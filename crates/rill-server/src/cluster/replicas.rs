@@ -133,6 +133,8 @@ pub(crate) struct ReplicaManager {
     coordinated: Mutex<BTreeMap<&'static str, BTreeMap<i32, i32>>>,
     /// The ISR changes of partitions this broker leads.
     isr_changes: IsrChangeCounts,
+    /// Partitions this broker took the leadership of (a new leader epoch).
+    leaderships: std::sync::atomic::AtomicU64,
 }
 
 /// The internal topics whose partitions' leaders are coordinators.
@@ -175,7 +177,13 @@ impl ReplicaManager {
             isr_check: tokio::sync::Notify::new(),
             coordinated: Mutex::new(BTreeMap::new()),
             isr_changes: IsrChangeCounts::default(),
+            leaderships: std::sync::atomic::AtomicU64::new(0),
         }
+    }
+
+    /// How many times this broker became a partition's leader.
+    pub(crate) fn leaderships_taken(&self) -> u64 {
+        self.leaderships.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The ISR shrinks and growths of partitions this broker led.
@@ -488,6 +496,8 @@ impl ReplicaManager {
             .lock()
             .topics
             .retain(|name, _| metadata.topics.contains_key(name));
+        self.leaderships
+            .fetch_add(changed.led as u64, std::sync::atomic::Ordering::Relaxed);
         if changed != RoleChanges::default() {
             tracing::info!(
                 leading = changed.led,

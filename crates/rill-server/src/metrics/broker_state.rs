@@ -50,6 +50,9 @@ pub(crate) struct BrokerState {
     flush: FlushStats,
     /// ISR (shrinks, growths) of partitions this broker leads.
     isr_changes: (u64, u64),
+    leaderships: u64,
+    /// The metadata quorum's term and this controller's log end offset.
+    quorum: Option<(u64, u64)>,
 }
 
 impl BrokerState {
@@ -112,6 +115,11 @@ impl BrokerState {
             controller: broker.node().controller_leader(),
             flush: broker.logs().flush_stats(),
             isr_changes: broker.replicas().isr_change_counts(),
+            leaderships: broker.replicas().leaderships_taken(),
+            quorum: broker.node().quorum_status().map(|status| {
+                let log_end = status.last_log_index.map_or(0, |index| index + 1);
+                (status.term, log_end)
+            }),
         }
     }
 
@@ -210,6 +218,26 @@ impl Collector for BrokerState {
             ),
             self.under_min_isr,
         )?;
+        if let Some((term, log_end)) = self.quorum {
+            gauge(
+                e,
+                (
+                    "metadata_quorum_term",
+                    "The metadata quorum's Raft term as this controller knows it; it grows with each election of a quorum leader (current-epoch)",
+                    None,
+                ),
+                i64::try_from(term).unwrap_or(i64::MAX),
+            )?;
+            gauge(
+                e,
+                (
+                    "metadata_log_end_offset",
+                    "The end of this controller's copy of the metadata log: the last entry's index plus one (log-end-offset)",
+                    None,
+                ),
+                i64::try_from(log_end).unwrap_or(i64::MAX),
+            )?;
+        }
         if let Some(applied) = self.metadata_applied {
             gauge(
                 e,
@@ -321,6 +349,11 @@ impl Collector for BrokerState {
                 "isr_expands",
                 "ISR growths of partitions this broker leads (IsrExpandsPerSec)",
                 self.isr_changes.1,
+            ),
+            (
+                "leader_elections",
+                "Partitions this broker became the leader of, at a new leader epoch: elections, preferred-leader moves and reassignments (LeaderElectionRateAndTimeMs counts them at the controller)",
+                self.leaderships,
             ),
         ] {
             let counter = ConstCounter::new(count);

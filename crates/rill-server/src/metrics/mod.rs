@@ -14,6 +14,7 @@ mod groups;
 mod process;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use parking_lot::RwLock;
@@ -74,6 +75,9 @@ pub(crate) struct Metrics {
     bytes_out: Family<TopicLabels, Counter>,
     connections: Family<ListenerLabels, Gauge>,
     connections_accepted: Family<ListenerLabels, Counter>,
+    response_send_seconds: Family<ApiLabels, Histogram, fn() -> Histogram>,
+    throttled: Family<ApiLabels, Counter>,
+    throttle_seconds: Family<ApiLabels, Counter<f64, AtomicU64>>,
     /// The topics with series, so that a deleted topic's are dropped.
     topics: RwLock<HashSet<String>>,
 }
@@ -135,8 +139,34 @@ impl Metrics {
             "Connections accepted, by listener (connection-creation-total)",
             connections_accepted.clone(),
         );
+        let response_send_seconds =
+            Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                latency_histogram,
+            );
+        registry.register_with_unit(
+            "response_send_duration",
+            "Time writing a response to the client's socket took, by API; a client reading slowly makes it long (ResponseSendTimeMs)",
+            Unit::Seconds,
+            response_send_seconds.clone(),
+        );
+        let throttled = Family::<ApiLabels, Counter>::default();
+        registry.register(
+            "throttled_responses",
+            "Responses that carried a throttle time because a client quota was exceeded, by API (throttle-time > 0)",
+            throttled.clone(),
+        );
+        let throttle_seconds = Family::<ApiLabels, Counter<f64, AtomicU64>>::default();
+        registry.register_with_unit(
+            "throttle",
+            "Throttle time given to clients over their quotas, by API; their connections are held that long (throttle-time)",
+            Unit::Seconds,
+            throttle_seconds.clone(),
+        );
         Metrics {
             registry,
+            response_send_seconds,
+            throttled,
+            throttle_seconds,
             requests,
             request_seconds,
             bytes_in,
@@ -182,6 +212,27 @@ impl Metrics {
         self.request_seconds
             .get_or_create(&ApiLabels { api })
             .observe(taken.as_secs_f64());
+    }
+
+    /// Writing responses of `apis` to a socket took `taken`.
+    pub(crate) fn responses_sent(&self, apis: &[&'static str], taken: Duration) {
+        for &api in apis {
+            self.response_send_seconds
+                .get_or_create(&ApiLabels { api })
+                .observe(taken.as_secs_f64());
+        }
+    }
+
+    /// A response of `api` carries a throttle of `throttle_ms`.
+    pub(crate) fn throttled(&self, api: &'static str, throttle_ms: u64) {
+        if throttle_ms == 0 {
+            return;
+        }
+        let labels = ApiLabels { api };
+        self.throttled.get_or_create(&labels).inc();
+        self.throttle_seconds
+            .get_or_create(&labels)
+            .inc_by(throttle_ms as f64 / 1000.0);
     }
 
     /// A produce request appended `records` records in `bytes` bytes of

@@ -305,6 +305,7 @@ fn dispatch_charged(
         .charge_time(quotas, client, started.elapsed());
     if api != Api::Fetch {
         session.throttle(throttle_ms);
+        broker.metrics().throttled(api.name(), throttle_ms);
     }
     (pending, throttle_ms)
 }
@@ -386,6 +387,8 @@ async fn write_responses(
     let metrics = broker.metrics();
     // A response taken from the queue that was not ready to join a write.
     let mut waiting: Option<Queued> = None;
+    // The APIs whose responses a write carries, for their send time.
+    let mut apis: Vec<&'static str> = Vec::with_capacity(RESPONSES_PER_WRITE_MAX);
     loop {
         let mut first = match waiting.take() {
             Some(first) => first,
@@ -395,8 +398,10 @@ async fn write_responses(
             },
         };
         let mut chunks = Vec::new();
+        apis.clear();
         let outcome = (&mut first.pending).await;
         let mut failed = add_response(&mut chunks, &first, outcome, (peer, metrics));
+        apis.extend(Api::of(first.throttle.0).map(Api::name));
         let mut responses = 1;
         while !failed && responses < RESPONSES_PER_WRITE_MAX {
             let Ok(mut next) = queued.try_recv() else {
@@ -407,13 +412,16 @@ async fn write_responses(
                 break;
             };
             failed = add_response(&mut chunks, &next, outcome, (peer, metrics));
+            apis.extend(Api::of(next.throttle.0).map(Api::name));
             responses += 1;
         }
         if !chunks.is_empty() {
+            let started = Instant::now();
             if let Err(error) = write_all_vectored(&mut writer, chunks, idle).await {
                 tracing::debug!(%peer, %error, "cannot write a response");
                 break;
             }
+            metrics.responses_sent(&apis, started.elapsed());
         }
         if failed {
             break;

@@ -226,6 +226,8 @@ impl Quotas {
 /// versions are let through and only throttled.
 pub(crate) struct Mutations<'a> {
     quotas: &'a Quotas,
+    metrics: &'a crate::metrics::Metrics,
+    api: &'static str,
     metadata: Arc<ClusterMetadata>,
     session: &'a Session,
     client_id: String,
@@ -240,6 +242,8 @@ impl<'a> Mutations<'a> {
     ) -> Mutations<'a> {
         Mutations {
             quotas: broker.quotas(),
+            metrics: broker.metrics(),
+            api: request.api.name(),
             metadata: broker.node().metadata(),
             session: &request.session,
             client_id: request.client_id(),
@@ -278,6 +282,7 @@ impl<'a> Mutations<'a> {
         let set = &self.metadata.client_quotas;
         let throttle_ms = self.quotas.throttle_ms(set, key, self.client());
         self.session.throttle(throttle_ms);
+        self.metrics.throttled(self.api, throttle_ms);
         i32::try_from(throttle_ms).unwrap_or(i32::MAX)
     }
 }

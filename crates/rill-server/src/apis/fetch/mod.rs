@@ -242,6 +242,7 @@ fn respond(
             if throttle_ms > 0 {
                 broker.quotas().record_only(quotas, key, client, -bytes);
                 consumer.session.throttle(throttle_ms);
+                broker.metrics().throttled("Fetch", throttle_ms);
             }
             throttle_ms
         }
