@@ -78,6 +78,8 @@ pub struct GroupCoordinator {
     outputs: Vec<Output>,
     member_id_seed: u64,
     member_id_counter: u64,
+    /// Rebalances its groups completed (a new generation with members).
+    rebalances: u64,
 }
 
 impl GroupCoordinator {
@@ -94,6 +96,7 @@ impl GroupCoordinator {
             outputs: Vec::new(),
             member_id_seed,
             member_id_counter: 0,
+            rebalances: 0,
         }
     }
 
@@ -120,6 +123,7 @@ impl GroupCoordinator {
             config: &self.config,
             now_ms,
             out: &mut self.outputs,
+            rebalances: &mut self.rebalances,
         };
         let group = Group::from_snapshot(snapshot, &mut ctx)?;
         self.groups.insert(group_id.clone(), group);
@@ -171,6 +175,7 @@ impl GroupCoordinator {
                     config: &self.config,
                     now_ms,
                     out: &mut self.outputs,
+                    rebalances: &mut self.rebalances,
                 };
                 group.tick(&mut ctx);
             }
@@ -218,6 +223,7 @@ impl GroupCoordinator {
                 config: &self.config,
                 now_ms,
                 out: &mut self.outputs,
+                rebalances: &mut self.rebalances,
             };
             group.join(&mut ctx, token, &request, new_member_id);
             // A group created by a join that failed holds nothing: Kafka
@@ -268,6 +274,7 @@ impl GroupCoordinator {
                 config: &self.config,
                 now_ms,
                 out: &mut self.outputs,
+                rebalances: &mut self.rebalances,
             };
             group.sync(&mut ctx, token, &request);
         }
@@ -288,6 +295,7 @@ impl GroupCoordinator {
             config: &self.config,
             now_ms,
             out: &mut self.outputs,
+            rebalances: &mut self.rebalances,
         };
         let result = group.heartbeat(&mut ctx, request);
         self.refresh_deadline(&request.group_id);
@@ -321,6 +329,7 @@ impl GroupCoordinator {
             config: &self.config,
             now_ms,
             out: &mut self.outputs,
+            rebalances: &mut self.rebalances,
         };
         let results = group.leave(&mut ctx, &request.members);
         self.refresh_deadline(&request.group_id);
@@ -329,6 +338,12 @@ impl GroupCoordinator {
 
     /// ListGroups: every group, or only those in `states` if it is not
     /// empty, in group id order.
+    /// Rebalances completed since this coordinator was made: each a new
+    /// generation of a group with members.
+    pub fn completed_rebalances(&self) -> u64 {
+        self.rebalances
+    }
+
     pub fn list_groups(&self, states: &[GroupState]) -> Result<Vec<GroupListing>, GroupError> {
         if self.loading {
             return Err(GroupError::CoordinatorLoadInProgress);

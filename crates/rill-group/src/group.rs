@@ -25,6 +25,8 @@ pub(crate) struct Ctx<'a> {
     pub(crate) config: &'a GroupConfig,
     pub(crate) now_ms: i64,
     pub(crate) out: &'a mut Vec<Output>,
+    /// Rebalances completed by the coordinator's groups so far.
+    pub(crate) rebalances: &'a mut u64,
 }
 
 /// The timer of the join phase (PreparingRebalance).
@@ -714,6 +716,7 @@ impl Group {
             ctx.out.push(Output::Persist(self.snapshot()));
             return;
         }
+        *ctx.rebalances += 1;
         tracing::info!(
             group_id = %self.group_id,
             generation_id = self.generation_id,
@@ -1454,10 +1457,12 @@ mod tests {
             ..GroupConfig::default()
         };
         let mut out = Vec::new();
+        let mut rebalances = 0;
         let mut ctx = Ctx {
             config: &config,
             now_ms: 0,
             out: &mut out,
+            rebalances: &mut rebalances,
         };
         let mut group = Group::new("g".into(), 0);
         group.join(&mut ctx, 1, &request("a", &["zeta", "alpha"]), "a-1".into());
@@ -1505,10 +1510,12 @@ mod tests {
     fn leadership_passes_to_the_oldest_remaining_member() {
         let config = GroupConfig::default();
         let mut out = Vec::new();
+        let mut rebalances = 0;
         let mut ctx = Ctx {
             config: &config,
             now_ms: 0,
             out: &mut out,
+            rebalances: &mut rebalances,
         };
         let mut group = Group::new("g".into(), 0);
         for (token, id) in [(1, "c-1"), (2, "a-1"), (3, "b-1")] {

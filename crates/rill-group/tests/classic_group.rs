@@ -165,11 +165,14 @@ fn third_member_triggers_rebalance_and_others_rejoin() {
 fn leave_rebalances_and_last_leave_empties_the_group() {
     let mut h = Harness::quick();
     let (leader, follower, generation) = h.stable_pair();
+    let rebalances = h.coordinator.completed_rebalances();
+    assert!(rebalances >= 1, "forming the pair was a rebalance");
     assert_eq!(h.leave(&leader), None);
     assert_eq!(state(&h), GroupState::PreparingRebalance);
     let t = h.join(join_request("b", &follower));
     let r = h.join_response(t).unwrap();
     assert_eq!(r.generation_id, generation + 1);
+    assert_eq!(h.coordinator.completed_rebalances(), rebalances + 1);
     assert_eq!(r.leader, follower, "leadership passes on");
     assert_eq!(r.members.len(), 1);
     // Unknown member in the batch: per-member error.
@@ -182,6 +185,11 @@ fn leave_rebalances_and_last_leave_empties_the_group() {
     assert_eq!(state(&h), GroupState::Empty);
     let overview = h.coordinator.group_overview(GROUP).unwrap();
     assert_eq!(overview.generation_id, generation + 2);
+    assert_eq!(
+        h.coordinator.completed_rebalances(),
+        rebalances + 1,
+        "emptying the group is a new generation, not a rebalance"
+    );
     assert_eq!(overview.state_timestamp_ms, h.now_ms);
     let empty = h.persisted().pop().unwrap();
     assert!(empty.members.is_empty());

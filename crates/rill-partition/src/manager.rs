@@ -734,12 +734,17 @@ fn start_background(manager: &Arc<LogManager>) -> std::io::Result<JoinHandle<()>
 /// a sync there failed: as Kafka takes a failed log directory offline,
 /// except that reads of what was acknowledged go on.
 fn take_dir_offline(dir: &Path, partitions: &[Arc<Partition>], error: &ManagerError) {
+    let in_dir: Vec<&Arc<Partition>> = partitions
+        .iter()
+        .filter(|p| p.dir().parent() == Some(dir))
+        .collect();
     tracing::error!(
         dir = %dir.display(),
         %error,
-        "a sync failed in this log dir; its partitions are offline for writes"
+        partitions = in_dir.len(),
+        "a sync failed in this log dir; its partitions are offline for writes until a restart"
     );
-    for partition in partitions.iter().filter(|p| p.dir().parent() == Some(dir)) {
+    for partition in in_dir {
         partition.log().take_offline_for_writes(format!(
             "a sync in log dir {} failed: {error}",
             dir.display()

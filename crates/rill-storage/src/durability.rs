@@ -118,13 +118,24 @@ impl Durability {
     /// unless a later one also refuses reads (a file changed after a
     /// failed sync): reads must then learn why they are refused.
     pub(crate) fn fail(&self, failed: LogFailed) {
+        self.fail_logged(failed, true);
+    }
+
+    /// [`Durability::fail`], logging it (at ERROR) only if `log`: a
+    /// failure of a whole log directory is logged once by whoever takes
+    /// its logs offline, not once per log.
+    pub(crate) fn fail_logged(&self, failed: LogFailed, log: bool) {
         let mut state = self.state.lock();
         let replace = state
             .failed
             .as_ref()
             .is_none_or(|current| current.allows_reads() && !failed.allows_reads());
         if replace {
-            tracing::error!(dir = %failed.dir.display(), cause = %failed.cause, "log offline");
+            if log {
+                tracing::error!(dir = %failed.dir.display(), cause = %failed.cause, "log offline");
+            } else {
+                tracing::debug!(dir = %failed.dir.display(), cause = %failed.cause, "log offline");
+            }
             state.failed = Some(failed);
         }
         self.wake(state);

@@ -7,7 +7,8 @@
 use std::collections::BTreeMap;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use rill_partition::TopicPartition;
 
 use super::broker_state::gauges;
@@ -23,6 +24,8 @@ pub(crate) struct GroupsState {
     lags: Vec<Lag>,
     /// Whether the lags are also shown partition by partition.
     per_partition: bool,
+    /// Rebalances the coordinator completed.
+    rebalances: u64,
 }
 
 impl GroupsState {
@@ -32,14 +35,17 @@ impl GroupsState {
         let Some(groups) = broker.groups().current() else {
             return GroupsState::default();
         };
-        let listings = groups
-            .with_coordinator(|coordinator, _, _| coordinator.list_groups(&[]).unwrap_or_default());
+        let (listings, rebalances) = groups.with_coordinator(|coordinator, _, _| {
+            let listings = coordinator.list_groups(&[]).unwrap_or_default();
+            (listings, coordinator.completed_rebalances())
+        });
         let mut states = BTreeMap::new();
         for listing in &listings {
             *states.entry(listing.state.as_str()).or_default() += 1;
         }
         let lags = group_lags(broker);
         GroupsState {
+            rebalances,
             states,
             per_partition: lags.len() <= series_max,
             lags,
@@ -87,6 +93,13 @@ impl Collector for GroupsState {
                 .iter()
                 .map(|(state, n)| ([("state", *state)], *n)),
         )?;
+        let rebalances = ConstCounter::new(self.rebalances);
+        rebalances.encode(e.encode_descriptor(
+            "group_rebalances",
+            "Rebalances the groups this broker coordinates completed: each a new generation with members (group-completed-rebalance-count)",
+            None,
+            rebalances.metric_type(),
+        )?)?;
         let mut by_group: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
         for (group, _, _, lag) in &self.lags {
             let (sum, max) = by_group.entry(group.as_str()).or_default();

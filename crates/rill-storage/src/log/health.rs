@@ -18,9 +18,16 @@ impl Log {
     /// Takes the log offline for writes, as a failed sync of its own files
     /// would: for a failed sync elsewhere in its log directory (a
     /// checkpoint), after which the directory's disk is not to be trusted.
-    /// Reads go on; reopening the log (a restart) runs recovery.
+    /// Reads go on; reopening the log (a restart) runs recovery. Logged
+    /// at DEBUG only: the caller says once what happened to the directory.
     pub fn take_offline_for_writes(&self, reason: String) {
-        self.shared.fail_write(reason);
+        self.shared.durability.fail_logged(
+            LogFailed {
+                dir: self.shared.dir.clone(),
+                cause: OfflineCause::WriteFailed { reason },
+            },
+            false,
+        );
     }
 
     /// Whether reads are still served: they are refused once a file
