@@ -2,9 +2,10 @@
 //! (Debian's Chromium through playwright-core, installed by
 //! tests/console/install) against the real binary — a topic created,
 //! written to and browsed, its configs edited; a group's lag followed up
-//! and down and its offsets reset; ten thousand topics paged and
-//! searched; a phone-width screen — with librdkafka checking what the
-//! console wrote and producing and consuming what it shows. The JSON API
+//! and down and its offsets reset; up to ten thousand topics paged and
+//! searched (as many as the open-files limit lets the broker hold); a phone-width screen; a user and ACLs made on the Security
+//! page — with librdkafka checking what the console wrote and producing
+//! and consuming what it shows, and logging in as the user made there. The JSON API
 //! under it is checked directly too, on one broker and from every node of
 //! a cluster.
 #![allow(
@@ -276,13 +277,19 @@ async fn a_groups_lag_is_seen_going_up_and_down_and_its_offsets_are_reset() {
         peak.is_some_and(|at| lags[at..].contains(&0))
     });
 
-    // A group with a member may not be reset: Kafka's rule.
+    // A group with a member may not be reset: Kafka's rule. Its joining
+    // is a rebalance, as /metrics counts them.
+    let rebalances_before = rebalances(&http);
+    assert!(
+        rebalances_before >= 1.0,
+        "the consumers' joins were rebalances"
+    );
     let active: BaseConsumer = broker.consumer(&[("group.id", "billing")]);
     active.subscribe(&["lagging"]).unwrap();
-    wait_until(WAIT, "the consumer to join", || {
+    wait_until(WAIT, "the consumer to join and the group to settle", || {
         active.poll(Duration::from_millis(100));
         let group = get(&http, "/api/groups/billing", "application/json").json();
-        group["members"].as_array().is_some_and(|m| !m.is_empty())
+        group["state"] == "Stable"
     });
     let refused = send_json(
         &http,
@@ -291,6 +298,7 @@ async fn a_groups_lag_is_seen_going_up_and_down_and_its_offsets_are_reset() {
         &json!({"topic": "lagging", "to": "earliest", "dry_run": false}),
     );
     assert_eq!(refused.status, 409, "{}", refused.body);
+    assert!(rebalances(&http) > rebalances_before);
     drop(active);
     wait_until(WAIT, "the group to be empty again", || {
         let group = get(&http, "/api/groups/billing", "application/json").json();
@@ -339,6 +347,19 @@ async fn ten_thousand_topics_are_paged_and_searched_and_a_phone_screen_fits() {
     }
     browser(&["many", &url, &topics.to_string(), "t-0099", "10"]);
     browser(&["phone", &url, "t-00001"]);
+}
+
+/// The rebalances /metrics counts.
+fn rebalances(http: &str) -> f64 {
+    let metrics = get(http, "/metrics", "text/plain").body;
+    metrics
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("rill_group_rebalances_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no rill_group_rebalances_total in\n{metrics}"))
 }
 
 /// This process's limit of open files (which the broker inherits).
@@ -408,4 +429,120 @@ async fn any_nodes_console_sees_and_writes_the_whole_cluster() {
         })
         .collect();
     assert!(leaders.len() > 1, "the partitions are led by several nodes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_acls_made_in_the_browser_are_what_kafka_clients_get() {
+    // The console's own requests come in on PLAINTEXT, as a super user;
+    // alice logs in with SCRAM on the SASL listener.
+    let temp = tempfile::tempdir().unwrap();
+    let (sasl, http) = (free_port(), format!("127.0.0.1:{}", free_port()));
+    let broker = BrokerProcess::start_on(
+        &temp.path().join("data"),
+        &[
+            "--http",
+            &http,
+            "--set",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "--set",
+            "super.users=User:ANONYMOUS",
+        ],
+        &format!("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl}"),
+    );
+    create_topic(&broker, "guarded", 1).await;
+    create_topic(&broker, "elsewhere", 1).await;
+    produce(&broker, "guarded", 3).await;
+
+    let url = format!("http://{http}/");
+    browser(&["security", &url, "alice", "alice-secret", "guarded"]);
+
+    // The API lists what the page made: alice's credential (never its
+    // password) and the one ACL left.
+    let users = get(&http, "/api/users", "application/json").json();
+    assert_eq!(
+        users["users"],
+        json!([{"name": "alice", "credentials": [{"mechanism": "SCRAM-SHA-256", "iterations": 8192}]}])
+    );
+    let acls = get(&http, "/api/acls", "application/json").json();
+    assert_eq!(
+        acls["acls"],
+        json!([{"resource_type": "TOPIC", "resource_name": "guarded", "pattern_type": "LITERAL",
+                "principal": "User:alice", "host": "*", "operation": "READ", "permission": "ALLOW"}])
+    );
+
+    // alice logs in with the password typed into the page, reads what the
+    // ACLs allow (her consumer's group too, granted through the API), and
+    // is refused the rest.
+    let group_acl = json!({"resource_type": "GROUP", "resource_name": "alice-reads",
+                           "principal": "User:alice", "operation": "READ"});
+    let granted = send_json(&http, "POST", "/api/acls", &group_acl);
+    assert_eq!(granted.status, 201, "{}", granted.body);
+    let alice = common::security::sasl_client(
+        &format!("127.0.0.1:{sasl}"),
+        "SCRAM-SHA-256",
+        "alice",
+        "alice-secret",
+    );
+    let consumer: BaseConsumer = alice
+        .clone()
+        .set("group.id", "alice-reads")
+        .create()
+        .unwrap();
+    let mut assignment = rdkafka::TopicPartitionList::new();
+    assignment
+        .add_partition_offset("guarded", 0, rdkafka::Offset::Beginning)
+        .unwrap();
+    consumer.assign(&assignment).unwrap();
+    let mut read = 0;
+    wait_until(WAIT, "alice to read the three messages", || {
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            message.unwrap();
+            read += 1;
+        }
+        read == 3
+    });
+    let metadata = consumer.fetch_metadata(Some("elsewhere"), WAIT).unwrap();
+    assert_eq!(
+        metadata.topics()[0].error(),
+        Some(rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+    );
+    let producer: rdkafka::producer::FutureProducer = alice
+        .clone()
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    let refused = producer
+        .send(
+            FutureRecord::<(), _>::to("guarded")
+                .partition(0)
+                .payload("no"),
+            Timeout::After(WAIT),
+        )
+        .await;
+    assert!(
+        matches!(
+            refused,
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::TopicAuthorizationFailed
+                ),
+                _
+            ))
+        ),
+        "{refused:?}"
+    );
+
+    // A wrong password is not alice.
+    let impostor = common::security::sasl_client(
+        &format!("127.0.0.1:{sasl}"),
+        "SCRAM-SHA-256",
+        "alice",
+        "guess",
+    );
+    let impostor: BaseConsumer = impostor.create().unwrap();
+    assert!(
+        impostor
+            .fetch_metadata(Some("guarded"), Duration::from_secs(5))
+            .is_err()
+    );
 }

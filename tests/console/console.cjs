@@ -7,6 +7,9 @@
 //   run reset URL GROUP TOPIC              reset TOPIC to earliest: preview, apply
 //   run many URL TOTAL SEARCH MATCHES      paging and search of the topics list
 //   run phone URL TOPIC                    390 px wide: no page-wide scroll
+//   run security URL USER PASSWORD TOPIC   SCRAM user USER, an ACL letting it
+//                                          read TOPIC (both left in place);
+//                                          a group ACL added and deleted
 //
 // URL is the console's, e.g. http://127.0.0.1:9644/. Screenshots go to
 // $RILL_CONSOLE_SCREENSHOTS. Every wait is for a condition, bounded by
@@ -27,12 +30,24 @@ const SHOTS = process.env.RILL_CONSOLE_SCREENSHOTS
 class Failure extends Error {}
 
 const tid = (id) => `[data-testid="${id}"]`;
+/** A CSS attribute selector matching `value` exactly. */
+const attr = (name, value) => `[${name}="${String(value).replace(/["\\]/g, '\\$&')}"]`;
+
+const DESKTOP = { viewport: { width: 1280, height: 900 } };
+const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 
 /** A page and the helpers each test uses. */
 class Session {
-  constructor(page, base) {
+  /** `open(phone)` opens another page, in a browser context of its own. */
+  constructor(page, base, open) {
     this.page = page;
     this.base = base;
+    this.open = open;
+  }
+
+  /** The same console in a new phone-sized page (390x844, touch), for a test that is not a phone test. */
+  async phone() {
+    return new Session(await this.open(true), this.base, this.open);
   }
 
   /** The console's URL with `hash` (e.g. "#/topics"). */
@@ -316,44 +331,46 @@ async function manyTest(t, total, search, matches) {
   await t.shot('many.png');
 }
 
+/** Fails unless the page fits its width (no page-wide sideways scroll) with the header navigation on screen. */
+async function fits(t, what) {
+  const { page } = t;
+  // Let layout and the charts' resize settle: two frames.
+  await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+  const m = await page.evaluate(() => {
+    const nav = document.querySelector('[data-testid="nav"]');
+    const links = [...nav.querySelectorAll('a')].map((a) => {
+      const b = a.getBoundingClientRect();
+      return { text: a.textContent, visible: a.checkVisibility(), left: b.left, right: b.right };
+    });
+    return {
+      scrollWidth: document.documentElement.scrollWidth,
+      innerWidth: window.innerWidth,
+      navVisible: nav.checkVisibility(),
+      links,
+      wide: [...document.querySelectorAll('body *')]
+        .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap'))
+        .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().right)} px)`),
+    };
+  });
+  if (m.scrollWidth > m.innerWidth + 1) {
+    throw new Failure(`${what}: the page scrolls sideways: scrollWidth ${m.scrollWidth} > width ${m.innerWidth}; too wide: ${m.wide.join(', ')}`);
+  }
+  if (!m.navVisible) throw new Failure(`${what}: the header navigation is not visible`);
+  const off = m.links.filter((l) => !l.visible || l.left < 0 || l.right > m.innerWidth + 1);
+  if (off.length) throw new Failure(`${what}: navigation links not on screen: ${JSON.stringify(off)}`);
+}
+
 async function phoneTest(t, topic) {
   const { page } = t;
-  const fits = async (what) => {
-    // Let layout and the charts' resize settle: two frames.
-    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
-    const m = await page.evaluate(() => {
-      const nav = document.querySelector('[data-testid="nav"]');
-      const links = [...nav.querySelectorAll('a')].map((a) => {
-        const b = a.getBoundingClientRect();
-        return { text: a.textContent, visible: a.checkVisibility(), left: b.left, right: b.right };
-      });
-      return {
-        scrollWidth: document.documentElement.scrollWidth,
-        innerWidth: window.innerWidth,
-        navVisible: nav.checkVisibility(),
-        links,
-        wide: [...document.querySelectorAll('body *')]
-          .filter((e) => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.table-wrap'))
-          .slice(0, 5).map((e) => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().right)} px)`),
-      };
-    });
-    if (m.scrollWidth > m.innerWidth + 1) {
-      throw new Failure(`${what}: the page scrolls sideways: scrollWidth ${m.scrollWidth} > width ${m.innerWidth}; too wide: ${m.wide.join(', ')}`);
-    }
-    if (!m.navVisible) throw new Failure(`${what}: the header navigation is not visible`);
-    const off = m.links.filter((l) => !l.visible || l.left < 0 || l.right > m.innerWidth + 1);
-    if (off.length) throw new Failure(`${what}: navigation links not on screen: ${JSON.stringify(off)}`);
-  };
-
   await t.goto('#/');
   await t.pageReady('overview');
   await t.until('the brokers table', () => document.querySelectorAll('[data-testid="broker-row"]').length > 0, null, () => 'no broker rows');
-  await fits('overview');
+  await fits(t, 'overview');
   await t.shot('phone-overview.png');
 
   await page.click(tid('nav-topics'));
   await t.pageReady('topics');
-  await fits('topics');
+  await fits(t, 'topics');
   await t.shot('phone-topics.png');
 
   await t.goto(`#/topics/${encodeURIComponent(topic)}`);
@@ -361,8 +378,102 @@ async function phoneTest(t, topic) {
   await t.until('the partitions table', () => document.querySelectorAll('[data-testid="partition-row"]').length > 0, null, () => 'no partition rows');
   await page.click(tid('messages-load'));
   await t.result('messages-status', 'loading messages');
-  await fits('topic');
+  await fits(t, 'topic');
   await t.shot('phone-topic.png');
+}
+
+async function securityTest(t, user, password, topic) {
+  const { page } = t;
+  await t.goto('#/');
+  await page.click(tid('nav-security'));
+  await t.pageReady('security');
+
+  // A SCRAM user.
+  await page.fill(tid('user-create-name'), user);
+  await page.fill(tid('user-create-password'), password);
+  await page.selectOption(tid('user-create-mechanism'), 'SCRAM-SHA-256');
+  await page.fill(tid('user-create-iterations'), '8192');
+  await page.click(tid('user-create-submit'));
+  await t.result('user-create-result', `creating user ${user}`);
+  if (await page.inputValue(tid('user-create-password')) !== '') {
+    throw new Failure('the password field still holds the password after the user was saved');
+  }
+  const userRow = `${tid('user-row')}${attr('data-user', user)}${attr('data-mechanism', 'SCRAM-SHA-256')}`;
+  await t.until(`user ${user} with SCRAM-SHA-256, 8192 iterations, in the users table`,
+    (sel) => {
+      const r = document.querySelector(sel);
+      return !!r && r.dataset.iterations === '8192' && r.checkVisibility();
+    }, userRow,
+    () => [...document.querySelectorAll('[data-testid="user-row"]')]
+      .map((r) => `${r.dataset.user} ${r.dataset.mechanism} ${r.dataset.iterations}`).join(', ') || 'no user rows');
+
+  // ACLs: the form, then the table.
+  const aclRow = (a) => tid('acl-row') + attr('data-principal', a.principal) + attr('data-resource-type', a.resource_type)
+    + attr('data-resource-name', a.resource_name) + attr('data-pattern-type', a.pattern_type)
+    + attr('data-operation', a.operation) + attr('data-permission', a.permission) + attr('data-host', a.host);
+  const aclsSeen = () => [...document.querySelectorAll('[data-testid="acl-row"]')]
+    .map((r) => JSON.stringify(r.innerText.replace(/\s+/g, ' ').trim())).join('; ') || 'no ACL rows';
+  const describe = (a) => `${a.permission} ${a.principal} ${a.operation} on ${a.resource_type} ${a.resource_name} (${a.pattern_type})`;
+  const addAcl = async (a) => {
+    await page.fill(tid('acl-create-principal'), a.principal);
+    await page.selectOption(tid('acl-create-resource-type'), a.resource_type);
+    await page.fill(tid('acl-create-resource-name'), a.resource_name);
+    await page.selectOption(tid('acl-create-pattern-type'), a.pattern_type);
+    await page.selectOption(tid('acl-create-operation'), a.operation);
+    await page.selectOption(tid('acl-create-permission'), a.permission);
+    await page.fill(tid('acl-create-host'), a.host);
+    await page.click(tid('acl-create-submit'));
+    await t.result('acl-create-result', `adding the ACL ${describe(a)}`);
+    await t.until(`the ACL ${describe(a)} in the ACL table`,
+      (sel) => { const r = document.querySelector(sel); return !!r && r.checkVisibility(); }, aclRow(a), aclsSeen);
+  };
+  const read = {
+    principal: `User:${user}`, resource_type: 'TOPIC', resource_name: topic, pattern_type: 'LITERAL',
+    operation: 'READ', permission: 'ALLOW', host: '*',
+  };
+  const group = { ...read, resource_type: 'GROUP', resource_name: 'console-group', pattern_type: 'PREFIXED' };
+  await addAcl(read);
+  await addAcl(group);
+
+  // The filter box: only rows matching it.
+  await page.fill(tid('acls-filter'), 'console-group');
+  await t.until('only ACLs mentioning console-group shown after filtering by it',
+    (sel) => {
+      const rows = [...document.querySelectorAll('[data-testid="acl-row"]')];
+      return rows.length > 0 && !!document.querySelector(sel) && rows.every((r) => r.innerText.includes('console-group'));
+    }, aclRow(group), aclsSeen);
+  await page.fill(tid('acls-filter'), '');
+  await t.until('every ACL shown again once the filter is cleared',
+    (sel) => !!document.querySelector(sel), aclRow(read), aclsSeen);
+
+  // Delete the group ACL: a first click asks, a second deletes.
+  const del = page.locator(`${aclRow(group)} ${tid('acl-delete')}`);
+  await del.click();
+  await t.until('the delete button of the group ACL to ask for confirmation',
+    (sel) => {
+      const b = document.querySelector(sel);
+      return !!b && b.dataset.armed === 'true';
+    }, `${aclRow(group)} ${tid('acl-delete')}`,
+    (sel) => {
+      const b = document.querySelector(sel);
+      return b ? `button "${b.textContent}", armed ${b.dataset.armed}` : 'no such button';
+    });
+  await del.click();
+  await t.result('acls-result', `deleting the ACL ${describe(group)}`);
+  await t.until(`the ACL ${describe(group)} gone from the table, ${describe(read)} still there`,
+    ([gone, kept]) => !document.querySelector(gone) && !!document.querySelector(kept),
+    [aclRow(group), aclRow(read)], aclsSeen);
+  await t.shot('security.png');
+
+  // The same page on a phone.
+  const phone = await t.phone();
+  await phone.goto('#/security');
+  await phone.pageReady('security');
+  await phone.until(`user ${user} and the ACL ${describe(read)} on the phone`,
+    ([u, a]) => !!document.querySelector(u) && !!document.querySelector(a),
+    [userRow, aclRow(read)], aclsSeen);
+  await fits(phone, 'security');
+  await phone.shot('phone-security.png');
 }
 
 const COMMANDS = {
@@ -371,6 +482,7 @@ const COMMANDS = {
   reset: { args: ['URL', 'GROUP', 'TOPIC'], run: (t, group, topic) => resetTest(t, group, topic) },
   many: { args: ['URL', 'TOTAL', 'SEARCH', 'MATCHES'], run: (t, total, search, matches) => manyTest(t, total, search, matches) },
   phone: { args: ['URL', 'TOPIC'], phone: true, run: (t, topic) => phoneTest(t, topic) },
+  security: { args: ['URL', 'USER', 'PASSWORD', 'TOPIC'], run: (t, user, password, topic) => securityTest(t, user, password, topic) },
 };
 
 function usage() {
@@ -393,20 +505,24 @@ async function main() {
   fs.mkdirSync(SHOTS, { recursive: true });
 
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox'] });
-  const context = await browser.newContext(command.phone
-    ? { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
-    : { viewport: { width: 1280, height: 900 } });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT_MS);
-  page.setDefaultNavigationTimeout(TIMEOUT_MS);
   const pageErrors = [];
   const consoleErrors = [];
-  page.on('pageerror', (e) => pageErrors.push(e.stack || e.message));
-  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+  /** The page the test works in now: the last one opened (the one a failure screenshot shows). */
+  let page = null;
+  const open = async (phone) => {
+    const context = await browser.newContext(phone ? PHONE : DESKTOP);
+    page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT_MS);
+    page.setDefaultNavigationTimeout(TIMEOUT_MS);
+    page.on('pageerror', (e) => pageErrors.push(e.stack || e.message));
+    page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+    return page;
+  };
+  const session = new Session(await open(command.phone), url, open);
 
   let status = 0;
   try {
-    await command.run(new Session(page, url), ...rest);
+    await command.run(session, ...rest);
     if (pageErrors.length) throw new Failure(`the page threw: ${pageErrors.join('\n')}`);
     console.log(`console ${name}: ok`);
   } catch (e) {

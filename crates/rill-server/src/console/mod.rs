@@ -11,6 +11,7 @@ mod messages;
 mod overview;
 mod partitions;
 mod reply;
+mod security;
 mod topics;
 
 use std::sync::{Arc, OnceLock};
@@ -19,7 +20,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::response::IntoResponse;
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use tokio::sync::watch;
 
 pub(crate) use history::History;
@@ -109,6 +110,17 @@ pub(crate) fn routes(console: Console) -> Router {
         .route("/api/groups", get(groups::list))
         .route("/api/groups/{id}", get(groups::describe))
         .route("/api/groups/{id}/reset", post(groups::reset))
+        .route(
+            "/api/users",
+            get(security::users).post(security::create_user),
+        )
+        .route("/api/users/{name}", delete(security::delete_user))
+        .route(
+            "/api/acls",
+            get(security::acls)
+                .post(security::create_acl)
+                .delete(security::delete_acl),
+        )
         .with_state(console)
 }
 

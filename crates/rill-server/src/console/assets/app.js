@@ -18,6 +18,8 @@
   const CHART_HEIGHT_PX = 200;
   /** A chart spans at least this much time, so a young history is not stretched. */
   const CHART_SPAN_MIN_MS = 5 * 60 * 1000;
+  /** How long a delete button, clicked once, waits for the confirming click. */
+  const CONFIRM_MS = 4000;
 
   // ---------------------------------------------------------------- DOM
 
@@ -345,6 +347,59 @@
 
   let datalistSeq = 0;
   const newListId = () => `list-${++datalistSeq}`;
+
+  /**
+   * Delete buttons that ask twice, in the page rather than with
+   * window.confirm: a first click arms a row's button ("Confirm delete")
+   * for CONFIRM_MS, a second click deletes. Which button is armed or busy
+   * is kept here, by row key, so a refresh that redraws the rows keeps it;
+   * `redraw` redraws them when that changes.
+   */
+  function confirmDeletes(redraw) {
+    let armed = null;
+    let timer = null;
+    const busy = new Set();
+    const disarm = () => {
+      clearTimeout(timer);
+      armed = null;
+    };
+    function look(btn, state) {
+      btn.dataset.armed = state === 'armed' ? 'true' : 'false';
+      btn.className = `btn small danger ${state === 'armed' ? 'armed' : ''}`.trim();
+      btn.disabled = state === 'busy';
+      btn.textContent = state === 'busy' ? 'Deleting…' : state === 'armed' ? 'Confirm delete' : 'Delete';
+    }
+    return {
+      /** The button of row `key`; `act` deletes it (and reports how that went). */
+      button(key, testid, title, act) {
+        const btn = h('button', { type: 'button', testid, title });
+        look(btn, busy.has(key) ? 'busy' : armed === key ? 'armed' : 'idle');
+        btn.addEventListener('click', async () => {
+          if (busy.has(key)) return;
+          if (armed !== key) {
+            const was = armed;
+            disarm();
+            armed = key;
+            timer = setTimeout(() => { armed = null; redraw(); }, CONFIRM_MS);
+            // Changed in place, so that a keyboard user's focus stays on it.
+            if (was === null) look(btn, 'armed'); else redraw();
+            return;
+          }
+          disarm();
+          busy.add(key);
+          look(btn, 'busy');
+          try {
+            await act();
+          } finally {
+            busy.delete(key);
+            redraw();
+          }
+        });
+        return btn;
+      },
+      destroy: disarm,
+    };
+  }
 
   // -------------------------------------------------------------- charts
 
@@ -1374,6 +1429,293 @@
     };
   }
 
+  // ------------------------------------------------------------ security
+
+  const SCRAM_MECHANISMS = ['SCRAM-SHA-256', 'SCRAM-SHA-512'];
+  const SCRAM_ITERATIONS_DEFAULT = 8192;
+  const SCRAM_ITERATIONS_MIN = 4096;
+  const ACL_RESOURCE_TYPES = ['TOPIC', 'GROUP', 'CLUSTER', 'TRANSACTIONAL_ID'];
+  const ACL_PATTERN_TYPES = ['LITERAL', 'PREFIXED'];
+  const ACL_OPERATIONS = ['ALL', 'READ', 'WRITE', 'CREATE', 'DELETE', 'ALTER', 'DESCRIBE', 'CLUSTER_ACTION',
+    'DESCRIBE_CONFIGS', 'ALTER_CONFIGS', 'IDEMPOTENT_WRITE'];
+  const ACL_PERMISSIONS = ['ALLOW', 'DENY'];
+  /** The one name a CLUSTER resource has. */
+  const CLUSTER_RESOURCE = 'kafka-cluster';
+  /** An ACL's fields: what the API sends, and exactly what a delete sends back. */
+  const ACL_FIELDS = ['resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission'];
+
+  const aclOf = (a) => Object.fromEntries(ACL_FIELDS.map((k) => [k, a[k] == null ? '' : String(a[k])]));
+  const aclKey = (a) => JSON.stringify(ACL_FIELDS.map((k) => a[k]));
+  const describeAcl = (a) => `${a.permission} ${a.principal} ${a.operation} on ${a.resource_type} `
+    + `${a.pattern_type === 'PREFIXED' ? `${a.resource_name}*` : a.resource_name} from host ${a.host}`;
+
+  function selectOf(testid, values, value) {
+    return h('select', { testid, value }, values.map((v) => h('option', { value: v }, v)));
+  }
+
+  const securityState = { aclFilter: '' };
+
+  function securityPage(main) {
+    const root = pageRoot('security');
+
+    // Users: a row a credential.
+    let users = null;
+    let usersError = null;
+    const usersBody = h('tbody', { testid: 'users-rows' });
+    const usersResult = h('div', { class: 'result', testid: 'users-result', 'data-state': 'idle', 'aria-live': 'polite' });
+    const userDeletes = confirmDeletes(() => drawUsers());
+
+    const uName = h('input', { type: 'text', testid: 'user-create-name', placeholder: 'alice', autocomplete: 'off', spellcheck: 'false' });
+    const uPassword = h('input', { type: 'password', testid: 'user-create-password', autocomplete: 'new-password' });
+    const uMechanism = selectOf('user-create-mechanism', SCRAM_MECHANISMS, SCRAM_MECHANISMS[0]);
+    const uIterations = h('input', { type: 'number', testid: 'user-create-iterations', min: SCRAM_ITERATIONS_MIN, step: 1,
+      value: String(SCRAM_ITERATIONS_DEFAULT), inputmode: 'numeric' });
+    const uSubmit = h('button', { type: 'submit', class: 'btn primary', testid: 'user-create-submit' }, 'Save user');
+    const uResult = h('div', { class: 'result', testid: 'user-create-result', 'data-state': 'idle', 'aria-live': 'polite' });
+    const uForm = h('form', { class: 'form-grid', testid: 'user-create-form', novalidate: true },
+      field('Name', uName), field('Password', uPassword), field('Mechanism', uMechanism),
+      field(`Iterations (at least ${fmtInt(SCRAM_ITERATIONS_MIN)})`, uIterations),
+      h('div', { class: 'actions' }, uSubmit, uResult));
+    uForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      let body;
+      try {
+        const name = uName.value.trim();
+        if (!name) throw new Error('Name: enter the user\'s name');
+        if (!uPassword.value) throw new Error('Password: enter a password');
+        const iterations = intOrNull(uIterations.value, 'Iterations', SCRAM_ITERATIONS_MIN) ?? SCRAM_ITERATIONS_DEFAULT;
+        body = { name, password: uPassword.value, mechanism: uMechanism.value, iterations };
+      } catch (e) {
+        report(uResult, 'error', e.message);
+        return;
+      }
+      report(uResult, 'pending', `Saving the ${body.mechanism} credential of ${body.name}…`);
+      uSubmit.disabled = true;
+      try {
+        await api('POST', 'users', body);
+        uPassword.value = '';
+        report(uResult, 'ok', `Saved: ${body.name} can authenticate with ${body.mechanism}.`);
+        poll.refresh(false);
+      } catch (e) {
+        report(uResult, 'error', `Saving user ${body.name} failed: ${e.detail || e.message}`);
+      } finally {
+        uSubmit.disabled = false;
+      }
+    });
+
+    const usersCard = card('Users (SCRAM credentials)', 'users',
+      tableWrap(h('table', { class: 'cards', testid: 'users-table' },
+        thead(['User', 'Mechanism', { text: 'Iterations', cls: 'num' }, '']), usersBody)),
+      usersResult,
+      h('h3', null, 'Add a user or change a password'),
+      h('p', { class: 'muted small' }, 'Saving a mechanism the user already has replaces that credential.'),
+      uForm);
+
+    function drawUsers() {
+      if (users === null) {
+        usersBody.replaceChildren(emptyRow(4, usersError ? `Could not load the users: ${usersError}` : 'Loading…', 'users-empty'));
+        return;
+      }
+      const rows = [];
+      for (const u of users) {
+        const creds = Array.isArray(u.credentials) && u.credentials.length
+          ? u.credentials.slice().sort((a, b) => String(a.mechanism).localeCompare(String(b.mechanism))) : [null];
+        creds.forEach((c, i) => rows.push(h('tr', {
+          testid: 'user-row', 'data-user': u.name, 'data-mechanism': c ? c.mechanism : '',
+          'data-iterations': c && isNum(c.iterations) ? c.iterations : '', class: i === 0 ? 'group-start' : null,
+        },
+        h('td', { class: 'name', 'data-label': 'User' }, h('span', { class: i === 0 ? 'strong' : 'repeat', testid: 'user-name' }, u.name)),
+        h('td', { class: 'mono', testid: 'user-mechanism', 'data-label': 'Mechanism' }, c ? c.mechanism : DASH),
+        h('td', { class: 'num', testid: 'user-iterations', 'data-label': 'Iterations' }, c ? fmtInt(c.iterations) : DASH),
+        h('td', { class: 'row-actions' }, c ? userDeletes.button(`${u.name}\u0000${c.mechanism}`, 'user-delete',
+          `Delete the ${c.mechanism} credential of ${u.name}`, () => deleteUser(u.name, c.mechanism)) : null))));
+      }
+      usersBody.replaceChildren(...(rows.length ? rows : [emptyRow(4, 'No users with SCRAM credentials', 'users-empty')]));
+    }
+
+    async function deleteUser(name, mechanism) {
+      const what = `the ${mechanism} credential of ${name}`;
+      report(usersResult, 'pending', `Deleting ${what}…`);
+      try {
+        await api('DELETE', `users/${enc(name)}?${new URLSearchParams({ mechanism })}`);
+        report(usersResult, 'ok', `Deleted ${what}.`);
+        await poll.refresh(false);
+      } catch (e) {
+        report(usersResult, 'error', `Deleting ${what} failed: ${e.detail || e.message}`);
+      }
+    }
+
+    // ACLs.
+    let acls = null;
+    let aclsError = null;
+    const aclFilter = h('input', { type: 'search', testid: 'acls-filter', placeholder: 'Filter ACLs', value: securityState.aclFilter,
+      'aria-label': 'Filter ACLs', autocomplete: 'off', spellcheck: 'false' });
+    const aclCount = h('span', { class: 'muted', testid: 'acls-count' });
+    const aclsBody = h('tbody', { testid: 'acls-rows' });
+    const aclsResult = h('div', { class: 'result', testid: 'acls-result', 'data-state': 'idle', 'aria-live': 'polite' });
+    const aclDeletes = confirmDeletes(() => drawAcls());
+    const aclColumns = ['Principal', 'Permission', 'Operation', 'Resource type', 'Resource name', 'Pattern', 'Host', ''];
+    aclFilter.addEventListener('input', () => {
+      securityState.aclFilter = aclFilter.value;
+      drawAcls();
+    });
+
+    const principals = h('datalist', { id: newListId() });
+    const aPrincipal = h('input', { type: 'text', testid: 'acl-create-principal', placeholder: 'User:alice', list: principals.id,
+      autocomplete: 'off', spellcheck: 'false' });
+    const aType = selectOf('acl-create-resource-type', ACL_RESOURCE_TYPES, 'TOPIC');
+    const aName = h('input', { type: 'text', testid: 'acl-create-resource-name', placeholder: 'orders', autocomplete: 'off', spellcheck: 'false' });
+    const aPattern = selectOf('acl-create-pattern-type', ACL_PATTERN_TYPES, 'LITERAL');
+    const aOperation = selectOf('acl-create-operation', ACL_OPERATIONS, 'READ');
+    const aPermission = selectOf('acl-create-permission', ACL_PERMISSIONS, 'ALLOW');
+    const aHost = h('input', { type: 'text', testid: 'acl-create-host', value: '*', placeholder: '*', autocomplete: 'off', spellcheck: 'false' });
+    const aSubmit = h('button', { type: 'submit', class: 'btn primary', testid: 'acl-create-submit' }, 'Add ACL');
+    const aResult = h('div', { class: 'result', testid: 'acl-create-result', 'data-state': 'idle', 'aria-live': 'polite' });
+    const aForm = h('form', { class: 'form-grid', testid: 'acl-create-form', novalidate: true },
+      field('Principal', aPrincipal), field('Permission', aPermission), field('Operation', aOperation),
+      field('Resource type', aType), field('Resource name', aName), field('Pattern type', aPattern),
+      field('Host', aHost),
+      h('div', { class: 'actions' }, aSubmit, aResult));
+    // A CLUSTER resource is always named kafka-cluster: the name is fixed while it is chosen.
+    let typedName = '';
+    aType.addEventListener('change', () => {
+      const cluster = aType.value === 'CLUSTER';
+      if (cluster && !aName.readOnly) {
+        typedName = aName.value;
+        aName.value = CLUSTER_RESOURCE;
+      } else if (!cluster && aName.readOnly) {
+        aName.value = typedName;
+      }
+      aName.readOnly = cluster;
+    });
+    aForm.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      let body;
+      try {
+        const principal = aPrincipal.value.trim();
+        if (!/^[^:]+:.+$/.test(principal)) throw new Error('Principal: enter it as Type:name, e.g. User:alice (User:* for anyone)');
+        const name = aType.value === 'CLUSTER' ? CLUSTER_RESOURCE : aName.value.trim();
+        if (!name) throw new Error('Resource name: enter the name (with pattern type PREFIXED, its prefix)');
+        const host = aHost.value.trim();
+        if (!host) throw new Error('Host: enter a host, or * for any');
+        body = {
+          resource_type: aType.value, resource_name: name, pattern_type: aPattern.value,
+          principal, host, operation: aOperation.value, permission: aPermission.value,
+        };
+      } catch (e) {
+        report(aResult, 'error', e.message);
+        return;
+      }
+      report(aResult, 'pending', 'Adding the ACL…');
+      aSubmit.disabled = true;
+      try {
+        await api('POST', 'acls', body);
+        report(aResult, 'ok', `Added: ${describeAcl(body)}.`);
+        poll.refresh(false);
+      } catch (e) {
+        report(aResult, 'error', `Adding the ACL failed: ${e.detail || e.message}`);
+      } finally {
+        aSubmit.disabled = false;
+      }
+    });
+
+    const aclsCard = card('ACLs', 'acls',
+      h('div', { class: 'toolbar' }, h('div', { class: 'toolbar-search' }, aclFilter), aclCount),
+      tableWrap(h('table', { class: 'cards', testid: 'acls-table' }, thead(aclColumns), aclsBody)),
+      aclsResult,
+      h('h3', null, 'Add an ACL'),
+      aForm, principals);
+
+    function drawAcls() {
+      if (acls === null) {
+        aclCount.textContent = '';
+        aclsBody.replaceChildren(emptyRow(aclColumns.length, aclsError ? `Could not load the ACLs: ${aclsError}` : 'Loading…', 'acls-empty'));
+        return;
+      }
+      const q = aclFilter.value.trim().toLowerCase();
+      const rows = acls.filter((a) => !q || ACL_FIELDS.some((k) => a[k].toLowerCase().includes(q)));
+      aclCount.textContent = q ? `${fmtInt(rows.length)} of ${fmtInt(acls.length)} match` : `${fmtInt(acls.length)} ACL${acls.length === 1 ? '' : 's'}`;
+      aclsBody.replaceChildren(...(rows.length ? rows.map((a) => h('tr', {
+        testid: 'acl-row', 'data-principal': a.principal, 'data-permission': a.permission, 'data-operation': a.operation,
+        'data-resource-type': a.resource_type, 'data-resource-name': a.resource_name, 'data-pattern-type': a.pattern_type,
+        'data-host': a.host,
+      },
+      h('td', { class: 'mono', 'data-label': aclColumns[0] }, a.principal),
+      h('td', { 'data-label': aclColumns[1] },
+        badge(a.permission, a.permission === 'ALLOW' ? 'ok' : a.permission === 'DENY' ? 'bad' : 'muted', 'acl-permission')),
+      h('td', { class: 'mono', 'data-label': aclColumns[2] }, a.operation),
+      h('td', { 'data-label': aclColumns[3] }, a.resource_type),
+      h('td', { class: 'name', 'data-label': aclColumns[4] }, a.resource_type === 'TOPIC' && a.pattern_type === 'LITERAL' && a.resource_name !== '*'
+        ? h('a', { href: topicHref(a.resource_name) }, a.resource_name)
+        : a.resource_type === 'GROUP' && a.pattern_type === 'LITERAL' && a.resource_name !== '*'
+          ? h('a', { href: groupHref(a.resource_name) }, a.resource_name) : a.resource_name),
+      h('td', { 'data-label': aclColumns[5] }, a.pattern_type),
+      h('td', { class: 'mono', 'data-label': aclColumns[6] }, a.host),
+      h('td', { class: 'row-actions' }, aclDeletes.button(aclKey(a), 'acl-delete', `Delete: ${describeAcl(a)}`, () => deleteAcl(a)))))
+        : [emptyRow(aclColumns.length, q ? `No ACL matches "${aclFilter.value.trim()}"` : 'No ACLs', 'acls-empty')]));
+    }
+
+    async function deleteAcl(a) {
+      report(aclsResult, 'pending', `Deleting ${describeAcl(a)}…`);
+      try {
+        const d = await api('DELETE', 'acls', aclOf(a));
+        const n = d && isNum(d.deleted) ? d.deleted : null;
+        report(aclsResult, 'ok', n === 0 ? 'Nothing deleted: the ACL was gone already.' : `Deleted ${describeAcl(a)}.`);
+        await poll.refresh(false);
+      } catch (e) {
+        report(aclsResult, 'error', `Deleting the ACL failed: ${e.detail || e.message}`);
+      }
+    }
+
+    root.append(
+      h('h1', null, 'Security'),
+      h('p', { class: 'muted small intro' }, 'SCRAM users and ACLs, changed with the authority of this broker, like every change made here. '
+        + 'A password goes to the broker only to derive a salted credential; it is never stored.'),
+      usersCard, aclsCard);
+    main.append(root);
+
+    /** Both lists at once; one failing still shows the other. */
+    async function load() {
+      const [u, a] = await Promise.allSettled([api('GET', 'users'), api('GET', 'acls')]);
+      return { u, a };
+    }
+
+    function render({ u, a }) {
+      const failed = [];
+      if (u.status === 'fulfilled') {
+        users = (u.value && Array.isArray(u.value.users) ? u.value.users : [])
+          .filter((x) => x && x.name != null).map((x) => ({ ...x, name: String(x.name) }))
+          .sort((x, y) => x.name.localeCompare(y.name));
+        usersError = null;
+      } else {
+        usersError = u.reason.message;
+        failed.push(`users: ${usersError}`);
+      }
+      if (a.status === 'fulfilled') {
+        acls = (a.value && Array.isArray(a.value.acls) ? a.value.acls : []).map(aclOf)
+          .sort((x, y) => x.resource_type.localeCompare(y.resource_type) || x.resource_name.localeCompare(y.resource_name)
+            || x.principal.localeCompare(y.principal) || x.operation.localeCompare(y.operation));
+        aclsError = null;
+      } else {
+        aclsError = a.reason.message;
+        failed.push(`ACLs: ${aclsError}`);
+      }
+      drawUsers();
+      drawAcls();
+      setDatalist(principals, (users || []).map((x) => `User:${x.name}`));
+      // What loaded is shown; a failure still marks the page and shows the banner (through the poller).
+      if (failed.length) throw new Error(failed.join('; '));
+    }
+
+    const poll = poller(root, 'Loading users and ACLs failed', load, render);
+    drawUsers();
+    drawAcls();
+    return {
+      refresh: poll.refresh,
+      destroy() { poll.destroy(); userDeletes.destroy(); aclDeletes.destroy(); },
+    };
+  }
+
   // ------------------------------------------------------------- routing
 
   function notFoundPage(main) {
@@ -1397,6 +1739,7 @@
     }
     if (head === 'topics') return arg === null ? { section: 'topics', make: topicsPage } : { section: 'topics', make: (m) => topicPage(m, arg) };
     if (head === 'groups') return arg === null ? { section: 'groups', make: groupsPage } : { section: 'groups', make: (m) => groupPage(m, arg) };
+    if (head === 'security' && arg === null) return { section: 'security', make: securityPage };
     return { section: null, make: notFoundPage };
   }
 
