@@ -377,3 +377,146 @@ async fn a_leader_reports_and_logs_a_follower_leaving_the_isr_and_coming_back() 
             && sum(&samples, "rill_partitions_under_min_isr", &[]) == 0.0
     });
 }
+
+/// `method path` on the HTTPS listener at `http`, through Python's own
+/// HTTP client (tests/clients/http_call.py), trusting `ca`, logged in as
+/// `user` if given: (status, WWW-Authenticate, body).
+fn https(
+    (http, ca): (&str, &std::path::Path),
+    method: &str,
+    path: &str,
+    user: Option<(&str, &str)>,
+    body: &str,
+) -> (u16, Option<String>, String) {
+    let url = format!("https://{http}{path}");
+    let mut args = vec![method, url.as_str(), ca.to_str().unwrap()];
+    if let Some((name, password)) = user {
+        args.extend([name, password]);
+    }
+    let out = common::security::python_client_fed("http_call.py", &args, body.as_bytes())
+        .unwrap_or_else(|error| panic!("{method} {url}: {error}"));
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    (
+        u16::try_from(answer["status"].as_u64().unwrap()).unwrap(),
+        answer["www_authenticate"].as_str().map(str::to_string),
+        answer["body"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn the_http_listener_serves_https_and_lets_in_only_users_the_cluster_knows() {
+    let temp = tempfile::tempdir().unwrap();
+    let ca = common::tls::Ca::new("http-ca");
+    let keystore = common::tls::write(temp.path(), "http.pem", &ca.server().keystore());
+    let trusted = common::tls::write(temp.path(), "ca.pem", &ca.pem);
+    let http = format!("127.0.0.1:{}", free_port());
+    let broker = BrokerProcess::start_in(
+        &temp.path().join("data"),
+        &[
+            "--http",
+            &http,
+            "--set",
+            &format!("rill.http.ssl.keystore.location={}", keystore.display()),
+            "--set",
+            "rill.http.authentication=basic",
+            "--set",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "--set",
+            "super.users=User:ANONYMOUS",
+        ],
+    );
+    common::security::rill_user(&broker, &["create", "alice"], "alice-secret");
+    let at = (http.as_str(), trusted.as_path());
+    let alice = Some(("alice", "alice-secret"));
+
+    // Probes need no login.
+    let (status, _, body) = https(at, "GET", "/health", None, "");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    // The rest asks for one, as a browser understands; a wrong password or
+    // an unknown user is no login.
+    for user in [
+        None,
+        Some(("alice", "guess")),
+        Some(("mallory", "alice-secret")),
+    ] {
+        let (status, challenge, _) = https(at, "GET", "/api/overview", user, "");
+        assert_eq!(status, 401, "{user:?}");
+        assert!(
+            challenge.is_some_and(|c| c.starts_with("Basic realm=")),
+            "{user:?}"
+        );
+    }
+    // alice is known, but the authorizer lets her do nothing yet.
+    let (status, _, body) = https(at, "GET", "/api/overview", alice, "");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("User:alice may not DESCRIBE the cluster"),
+        "{body}"
+    );
+
+    // DESCRIBE on the cluster: she may look (the console, /metrics), not
+    // change anything.
+    let granted = std::process::Command::new(common::rill_binary())
+        .args(["acl", "add", "--allow-principal", "User:alice"])
+        .args(["--operation", "Describe", "--cluster"])
+        .args(["--bootstrap", &broker.bootstrap])
+        .output()
+        .unwrap();
+    assert!(
+        granted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&granted.stderr)
+    );
+    let (status, _, body) = https(at, "GET", "/api/overview", alice, "");
+    assert_eq!(status, 200, "{body}");
+    let overview: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(overview["brokers"].as_array().unwrap().len(), 1);
+    let (status, _, body) = https(at, "GET", "/metrics", alice, "");
+    assert_eq!(status, 200);
+    assert!(body.contains("rill_partitions"), "{body}");
+    let (status, _, body) = https(at, "GET", "/", alice, "");
+    assert_eq!(status, 200);
+    assert!(body.contains("<title>Rill console</title>"));
+    let (status, _, body) = https(at, "POST", "/api/topics", alice, r#"{"name": "hers"}"#);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("may not ALTER the cluster"), "{body}");
+    assert_eq!(
+        https(at, "GET", "/api/topics/hers", alice, "").0,
+        404,
+        "the refused change changed nothing"
+    );
+}
+
+#[test]
+fn an_http_listener_off_loopback_without_logins_is_warned_of() {
+    use std::io::BufRead;
+    let temp = tempfile::tempdir().unwrap();
+    let http = format!("0.0.0.0:{}", free_port());
+    let mut child = Command::new(common::rill_binary())
+        .args(["broker", "--listen", "127.0.0.1:0", "--http", &http])
+        .arg("--data")
+        .arg(temp.path())
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut warned = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("WARN") && line.contains("asks for no login") {
+            warned = Some(line.clone());
+        }
+        if line.contains("listening on") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let warned = warned.expect("no warning about the HTTP listener before it listened");
+    assert!(warned.contains(&http), "{warned}");
+    assert!(
+        warned.contains("rill.http.authentication=basic"),
+        "{warned}"
+    );
+}

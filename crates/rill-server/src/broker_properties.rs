@@ -433,10 +433,42 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "Rill: how often the web console's in-memory history (traffic, group lag; the last hour, at most 3600 samples) is sampled.",
     ),
     property(
+        "rill.http.authentication",
+        "none",
+        PropertyKind::Value(ValueKind::Choice(&["none", "basic"])),
+        "Rill: basic asks every HTTP request but /health and /ready for a user name and password (HTTP Basic), checked against the user's SCRAM credential; with an authorizer, the user needs DESCRIBE on the cluster to read and ALTER to change anything.",
+    ),
+    property(
         "rill.http.listener",
         "127.0.0.1:9644",
         PropertyKind::Text,
-        "Rill: the HTTP admin listener (/metrics, /health, /ready), HOST:PORT; empty turns it off. Left at its default, a port already in use is warned of and skipped.",
+        "Rill: the HTTP admin listener (the web console, /metrics, /health, /ready), HOST:PORT; empty turns it off. Left at its default, a port already in use is warned of and skipped.",
+    ),
+    property(
+        "rill.http.ssl.client.auth",
+        "none",
+        PropertyKind::Value(ValueKind::Choice(&["none", "requested", "required"])),
+        "Rill: whether the HTTPS listener asks for a client certificate; its subject (mapped by ssl.principal.mapping.rules) is the caller's principal when no Basic user is given.",
+    ),
+    unset(
+        "rill.http.ssl.keystore.certificate.chain",
+        PropertyKind::Text,
+        "Rill: the HTTP listener's certificate chain, in PEM (with rill.http.ssl.keystore.key): it serves HTTPS.",
+    ),
+    unset(
+        "rill.http.ssl.keystore.key",
+        PropertyKind::Password,
+        "Rill: the HTTP listener's private key, unencrypted PEM (with rill.http.ssl.keystore.certificate.chain).",
+    ),
+    unset(
+        "rill.http.ssl.keystore.location",
+        PropertyKind::Text,
+        "Rill: a PEM file with the HTTP listener's private key and certificate chain: it serves HTTPS; reloaded when it changes.",
+    ),
+    unset(
+        "rill.http.ssl.truststore.location",
+        PropertyKind::Text,
+        "Rill: PEM certificates the HTTPS listener trusts for client certificates (rill.http.ssl.client.auth).",
     ),
     property(
         "rill.metrics.partition.series.max",

@@ -41,7 +41,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Server {
     bound: Vec<Bound>,
     /// The HTTP admin listener's socket, unless there is none.
-    http: Option<TcpListener>,
+    http: Option<crate::http::BoundHttp>,
 }
 
 /// One listener's socket.
@@ -111,7 +111,10 @@ impl Server {
 
     /// The address of the HTTP admin listener's socket, if it has one.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.as_ref().and_then(crate::http::describe)
+        self.http
+            .as_ref()
+            .and_then(crate::http::describe)
+            .map(|(address, _)| address)
     }
 
     /// The address of the inter-broker listener's socket.
@@ -210,16 +213,19 @@ impl Server {
             .join("; ");
         let unauthenticated = unauthenticated_listeners(&config);
         let reload_every = Duration::from_millis(config.ssl_reload_check_interval_ms);
-        let tls: Vec<Arc<TlsListener>> = self.bound.iter().filter_map(|b| b.tls.clone()).collect();
+        let mut tls: Vec<Arc<TlsListener>> =
+            self.bound.iter().filter_map(|b| b.tls.clone()).collect();
+        tls.extend(self.http.as_ref().and_then(crate::http::BoundHttp::tls));
         let reloader = (!tls.is_empty()).then(|| tokio::spawn(reload_tls(tls, reload_every)));
-        let http = self.http.take().map(|socket| {
-            if let Some(address) = crate::http::describe(&socket) {
+        let http = self.http.take().map(|bound| {
+            if let Some((address, https)) = crate::http::describe(&bound) {
+                let scheme = if https { "https" } else { "http" };
                 tracing::info!(
-                    "HTTP admin listener on http://{address} (the web console; /metrics, /health, /ready)"
+                    "HTTP admin listener on {scheme}://{address} (the web console; /metrics, /health, /ready)"
                 );
             }
             tokio::spawn(crate::http::serve(
-                socket,
+                bound,
                 started.clone(),
                 config.metrics_partition_series_max,
                 Duration::from_millis(config.console_history_interval_ms),

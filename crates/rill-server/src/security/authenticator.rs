@@ -247,14 +247,10 @@ impl Authenticator {
                 (outcome, OAUTHBEARER_MECHANISM)
             }
             State::Plain => {
-                let outcome = authenticate_plain(auth_bytes, |user| {
-                    let metadata = metadata();
-                    ScramMechanism::ALL.into_iter().rev().find_map(|scram| {
-                        stored(&metadata, user, scram).map(|credential| (scram, credential))
-                    })
-                })
-                .map(|user| (Vec::new(), Some(user)))
-                .map_err(|error| (error.to_string(), error.reply()));
+                let outcome =
+                    authenticate_plain(auth_bytes, |user| plain_credential(&metadata(), user))
+                        .map(|user| (Vec::new(), Some(user)))
+                        .map_err(|error| (error.to_string(), error.reply()));
                 (outcome, PLAIN_MECHANISM)
             }
             State::Scram(mut server) => {
@@ -343,6 +339,34 @@ impl Authenticator {
 }
 
 /// The credential the quorum holds for `user` and `mechanism`.
+/// The credential a PLAIN password is checked against: the user's
+/// SCRAM-SHA-512 one if it has one, else its SCRAM-SHA-256 one.
+fn plain_credential(
+    metadata: &ClusterMetadata,
+    user: &str,
+) -> Option<(ScramMechanism, ScramCredential)> {
+    ScramMechanism::ALL
+        .into_iter()
+        .rev()
+        .find_map(|scram| stored(metadata, user, scram).map(|credential| (scram, credential)))
+}
+
+/// Checks `user`'s `password` as SASL PLAIN does, against the stored
+/// SCRAM credential (the HTTP listener's Basic authentication): the user's
+/// name, or why not.
+pub(crate) fn check_password(
+    metadata: &ClusterMetadata,
+    user: &str,
+    password: &str,
+) -> Result<String, super::plain::PlainError> {
+    let mut message = Vec::with_capacity(user.len() + password.len() + 2);
+    message.push(0);
+    message.extend_from_slice(user.as_bytes());
+    message.push(0);
+    message.extend_from_slice(password.as_bytes());
+    authenticate_plain(&message, |user| plain_credential(metadata, user))
+}
+
 fn stored(
     metadata: &ClusterMetadata,
     user: &str,

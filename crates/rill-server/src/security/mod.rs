@@ -34,7 +34,7 @@ mod plain;
 mod scram;
 mod tls;
 
-pub(crate) use authenticator::{Admit, Authenticator};
+pub(crate) use authenticator::{Admit, Authenticator, check_password};
 
 pub use oauthbearer::OAuthSettings;
 pub(crate) use plain::{PLAIN_MECHANISM, authenticate_plain};

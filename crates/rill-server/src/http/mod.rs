@@ -10,18 +10,22 @@
 //!   OpenMetrics when the scraper's Accept header asks for it;
 //! - `/` and `/api/`: the web console and its JSON API (console/).
 //!
-//! Served by axum on the runtime of the Kafka listeners.
+//! HTTPS when `rill.http.ssl.*` names a keystore; who may use what beyond
+//! /health and /ready: access.rs. Served by axum (over hyper, with this
+//! module's accept loop) on the runtime of the Kafka listeners.
+
+mod access;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::header::{ACCEPT, CONTENT_TYPE};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Extension, Router};
 use rill_cluster::BrokerId;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -31,17 +35,38 @@ use crate::broker_properties;
 use crate::console::{self, Console};
 use crate::metrics::{self, Format};
 use crate::properties::{ConfigError, HostPort, Properties};
+use crate::security::{ANONYMOUS, TlsListener, TlsSettings};
 
 const PROPERTY: &str = "rill.http.listener";
 
-/// Where the HTTP listener binds, from `rill.http.listener`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the HTTP listener binds, from `rill.http.listener`, and how it
+/// is secured (`rill.http.ssl.*`, `rill.http.authentication`).
+#[derive(Clone, Debug)]
 pub struct HttpListener {
     pub bind: HostPort,
     /// Whether it was set, rather than left at its default: a default
     /// port in use is skipped with a warning, a chosen one fails the
     /// start.
     pub explicit: bool,
+    /// HTTPS, when a keystore is named.
+    tls: Option<TlsSettings>,
+    /// Callers log in with HTTP Basic.
+    basic: bool,
+}
+
+/// The HTTP listener's socket, and how it is secured.
+#[derive(Debug)]
+pub(crate) struct BoundHttp {
+    socket: TcpListener,
+    tls: Option<Arc<TlsListener>>,
+    basic: bool,
+}
+
+impl BoundHttp {
+    /// The HTTPS listener's keys, to reload when their files change.
+    pub(crate) fn tls(&self) -> Option<Arc<TlsListener>> {
+        self.tls.clone()
+    }
 }
 
 impl HttpListener {
@@ -59,19 +84,74 @@ impl HttpListener {
             value: value.clone(),
             expected: "HOST:PORT, or empty for no HTTP listener".to_string(),
         })?;
+        // The listener's own keys and trust; the broker's TLS protocols,
+        // cipher suites and principal mapping rules.
+        let own = |name: &str| {
+            broker_properties::value_of(properties, &format!("rill.http.{name}"))
+                .filter(|value| !value.trim().is_empty())
+        };
+        let value = |name: &str| {
+            if name.starts_with("ssl.keystore.")
+                || name.starts_with("ssl.truststore.")
+                || name == "ssl.client.auth"
+            {
+                own(name)
+            } else {
+                broker_properties::value_of(properties, name)
+            }
+        };
+        let tls = (own("ssl.keystore.location").is_some()
+            || own("ssl.keystore.certificate.chain").is_some())
+        .then(|| TlsSettings::from_properties("HTTP", value))
+        .transpose()?;
+        let basic = broker_properties::value_of(properties, "rill.http.authentication")
+            .is_some_and(|v| v.trim() == "basic");
         Ok(Some(HttpListener {
             bind,
             explicit: properties.contains_key(PROPERTY),
+            tls,
+            basic,
         }))
+    }
+
+    /// Whether it serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Binds the socket. A default address already in use is logged and
     /// skipped (`Ok(None)`), so that a second broker on one machine starts
     /// without one; any other failure is the caller's.
-    pub(crate) async fn bind(&self) -> std::io::Result<Option<TcpListener>> {
+    pub(crate) async fn bind(&self) -> std::io::Result<Option<BoundHttp>> {
+        let tls = match &self.tls {
+            Some(settings) => Some(Arc::new(
+                TlsListener::load("HTTP", settings.clone()).map_err(|error| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("the HTTP listener's TLS keys (rill.http.ssl.*): {error}"),
+                    )
+                })?,
+            )),
+            None => None,
+        };
         let address = (self.bind.host.as_str(), self.bind.port);
         match TcpListener::bind(address).await {
-            Ok(socket) => Ok(Some(socket)),
+            Ok(socket) => {
+                let outward = socket.local_addr().is_ok_and(|a| !a.ip().is_loopback());
+                if outward && !self.basic {
+                    tracing::warn!(
+                        "the HTTP admin listener on {} asks for no login: whoever reaches it can \
+                         use the web console with this broker's rights; set \
+                         rill.http.authentication=basic (and rill.http.ssl.* for HTTPS)",
+                        self.bind
+                    );
+                }
+                Ok(Some(BoundHttp {
+                    socket,
+                    tls,
+                    basic: self.basic,
+                }))
+            }
             Err(error) if !self.explicit && error.kind() == std::io::ErrorKind::AddrInUse => {
                 tracing::warn!(
                     "the HTTP admin listener's default address {} is in use, so this broker \
@@ -96,33 +176,85 @@ struct Shared {
     partition_series_max: usize,
 }
 
-/// Serves `socket` until the task is dropped; the console samples its
+/// How long a connection may take to send a request's headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `bound` until the task is dropped; the console samples its
 /// history every `history_interval`.
 pub(crate) async fn serve(
-    socket: TcpListener,
+    bound: BoundHttp,
     started: watch::Receiver<Option<Arc<Broker>>>,
     partition_series_max: usize,
     history_interval: Duration,
 ) {
     let console = Console::new(started.clone(), history_interval);
     let shared = Shared {
-        started,
+        started: started.clone(),
         partition_series_max,
     };
+    let guard = access::Guard {
+        started,
+        basic: bound.basic,
+    };
+    let guarded = Router::new()
+        .route("/metrics", get(metrics))
+        .with_state(shared.clone())
+        .merge(console::routes(console))
+        .route_layer(axum::middleware::from_fn_with_state(guard, access::check));
     let routes = Router::new()
         .route("/health", get(health))
         .route("/ready", get(ready))
-        .route("/metrics", get(metrics))
         .with_state(shared)
-        .merge(console::routes(console));
-    if let Err(error) = axum::serve(socket, routes).await {
-        tracing::error!(%error, "the HTTP admin listener failed");
+        .merge(guarded);
+    loop {
+        let (socket, peer) = match bound.socket.accept().await {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of descriptors, say: the Kafka listeners say so.
+                tracing::debug!(%error, "the HTTP listener cannot accept");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (routes, tls) = (routes.clone(), bound.tls.clone());
+        tokio::spawn(async move {
+            let caller = |principal: String| access::Caller { peer, principal };
+            match tls {
+                Some(tls) => match tls.accept(socket).await {
+                    Ok((stream, principal)) => {
+                        serve_connection(stream, routes.layer(Extension(caller(principal)))).await;
+                    }
+                    Err(error) => tracing::debug!(%peer, %error, "an HTTPS handshake failed"),
+                },
+                None => {
+                    let routes = routes.layer(Extension(caller(ANONYMOUS.to_string())));
+                    serve_connection(socket, routes).await;
+                }
+            }
+        });
     }
 }
 
-/// The address the socket bound, for the start-up line.
-pub(crate) fn describe(socket: &TcpListener) -> Option<SocketAddr> {
-    socket.local_addr().ok()
+/// Serves one connection's HTTP/1.1 requests.
+async fn serve_connection<S>(stream: S, routes: Router)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper_util::service::TowerToHyperService::new(routes);
+    let served = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+        .await;
+    if let Err(error) = served {
+        tracing::debug!(%error, "an HTTP connection ended");
+    }
+}
+
+/// The address the socket bound, and whether it serves HTTPS, for the
+/// start-up line.
+pub(crate) fn describe(bound: &BoundHttp) -> Option<(SocketAddr, bool)> {
+    Some((bound.socket.local_addr().ok()?, bound.tls.is_some()))
 }
 
 async fn health() -> &'static str {
@@ -190,7 +322,7 @@ mod tests {
         let chosen = listener(Some("0.0.0.0:19644")).unwrap();
         assert_eq!(chosen.bind.to_string(), "0.0.0.0:19644");
         assert!(chosen.explicit);
-        assert_eq!(listener(Some(" ")), None);
+        assert!(listener(Some(" ")).is_none());
         let mut properties = Properties::new();
         properties.insert(PROPERTY.to_string(), "no-port".to_string());
         assert!(HttpListener::from_properties(&properties).is_err());
