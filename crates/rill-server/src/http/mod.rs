@@ -34,6 +34,7 @@ use crate::broker::Broker;
 use crate::broker_properties;
 use crate::console::{self, Console};
 use crate::metrics::{self, Format};
+use crate::network::refusals::{Refusal, Refusals};
 use crate::properties::{ConfigError, HostPort, Properties};
 use crate::security::{ANONYMOUS, TlsListener, TlsSettings};
 
@@ -206,12 +207,17 @@ pub(crate) async fn serve(
         .route("/ready", get(ready))
         .with_state(shared)
         .merge(guarded);
+    // Accept failing (out of descriptors, most often) is said once a
+    // spell, as the Kafka listeners say it.
+    let mut refusals = Refusals::default();
     loop {
         let (socket, peer) = match bound.socket.accept().await {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                refusals.taken();
+                accepted
+            }
             Err(error) => {
-                // Out of descriptors, say: the Kafka listeners say so.
-                tracing::debug!(%error, "the HTTP listener cannot accept");
+                refusals.refused(Refusal::AcceptFailed, &error);
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }

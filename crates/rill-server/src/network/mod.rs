@@ -5,7 +5,7 @@
 mod connection;
 mod frame;
 mod prefixed;
-mod refusals;
+pub(crate) mod refusals;
 
 pub use connection::HeaderError;
 pub(crate) use connection::Transport;
