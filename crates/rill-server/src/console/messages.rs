@@ -26,8 +26,13 @@ use crate::broker::Broker;
 const PAGE_MAX: usize = 500;
 /// The most bytes of one payload returned.
 const PAYLOAD_SHOWN_MAX: usize = 64 << 10;
-/// The most bytes read from one partition for a page.
-const PARTITION_FETCH_BYTES: i32 = 4 << 20;
+/// The most bytes read from one partition for a page (a larger first
+/// batch still comes whole, KIP-74).
+const PARTITION_FETCH_BYTES: i32 = 1 << 20;
+/// The most bytes one fetch response may hold, below the client's limit
+/// on what it reads (kafka.rs): a page of every partition of a wide topic
+/// gets the first partitions' records, not an error.
+const FETCH_BYTES_MAX: i32 = 32 << 20;
 /// The most bytes one batch may expand to.
 const BATCH_EXPANDED_MAX: usize = 64 << 20;
 
@@ -134,7 +139,8 @@ pub(crate) async fn browse(
             continue;
         };
         let offset = match start {
-            Start::Offset(offset) => offset.clamp(first, end),
+            // Not clamp, which panics if the start read is past the end.
+            Start::Offset(offset) => offset.max(first).min(end),
             Start::Timestamp(_) => match at_time.get(partition) {
                 Some(&found) if found >= 0 => found,
                 _ => end,
@@ -208,7 +214,7 @@ async fn fetch(
             .with_replica_id(BrokerId(-1))
             .with_max_wait_ms(0)
             .with_min_bytes(0)
-            .with_max_bytes(i32::MAX)
+            .with_max_bytes(FETCH_BYTES_MAX)
             .with_session_epoch(-1)
             .with_topics(
                 topics
