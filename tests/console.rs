@@ -237,6 +237,12 @@ async fn a_topic_is_created_written_browsed_and_configured_in_the_browser() {
     );
     assert_eq!(bad.status, 400, "{}", bad.body);
     assert_eq!(get(&http, "/api/topics/missing", "*/*").status, 404);
+    let special = "/api/topics/console-orders/messages?partition=1&timestamp=-1";
+    assert_eq!(
+        get(&http, special, "*/*").status,
+        400,
+        "not ListOffsets' latest"
+    );
     assert_eq!(
         get(
             &http,
@@ -505,6 +511,13 @@ async fn users_and_acls_made_in_the_browser_are_what_kafka_clients_get() {
         json!([{"resource_type": "TOPIC", "resource_name": "guarded", "pattern_type": "LITERAL",
                 "principal": "User:alice", "host": "*", "operation": "READ", "permission": "ALLOW"}])
     );
+
+    // A deletion names one ACL: ANY, which would match others, is refused
+    // and deletes nothing.
+    let any = json!({"resource_type": "TOPIC", "resource_name": "guarded",
+                     "principal": "User:alice", "operation": "ANY"});
+    assert_eq!(send_json(&http, "DELETE", "/api/acls", &any).status, 400);
+    assert_eq!(get(&http, "/api/acls", "application/json").json(), acls);
 
     // alice logs in with the password typed into the page, reads what the
     // ACLs allow (her consumer's group too, granted through the API), and

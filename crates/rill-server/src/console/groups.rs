@@ -371,6 +371,10 @@ pub(crate) async fn reset(
     let earliest = partitions::offsets(&broker, kafka, &wanted, EARLIEST).await;
     let latest = partitions::offsets(&broker, kafka, &wanted, LATEST).await;
     let at_time = match (reset.to.as_str(), reset.value) {
+        // ListOffsets reads negative times as its special positions.
+        ("timestamp", Some(t)) if t < 0 => {
+            return Err(ApiError::bad_request("a timestamp is ms since the epoch"));
+        }
         ("timestamp", Some(t)) => partitions::offsets(&broker, kafka, &wanted, t).await,
         _ => HashMap::new(),
     };

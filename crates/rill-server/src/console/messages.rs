@@ -117,12 +117,13 @@ pub(crate) async fn browse(
     let limit = query.limit.unwrap_or(50).clamp(1, PAGE_MAX);
     let start = match (query.offset, query.timestamp, query.position.as_deref()) {
         (Some(offset), None, None) => Start::Offset(offset),
-        (None, Some(timestamp), None) => Start::Timestamp(timestamp),
+        // ListOffsets reads negative times as its special positions.
+        (None, Some(timestamp), None) if timestamp >= 0 => Start::Timestamp(timestamp),
         (None, None, None | Some("beginning")) => Start::Beginning,
         (None, None, Some("end")) => Start::End,
         _ => {
             return Err(ApiError::bad_request(
-                "give one of offset, timestamp, or position=beginning|end",
+                "give one of offset, timestamp (ms since the epoch), or position=beginning|end",
             ));
         }
     };
@@ -267,7 +268,9 @@ fn decode(
         let data = records_data(&batch, BATCH_EXPANDED_MAX).map_err(|e| e.to_string())?;
         for record in Records::new(&data, batch.records_count()) {
             let record = record.map_err(|e| e.to_string())?;
-            let offset = batch.base_offset() + i64::from(record.offset_delta);
+            let offset = batch
+                .base_offset()
+                .saturating_add(i64::from(record.offset_delta));
             if offset < from {
                 continue;
             }

@@ -20,7 +20,9 @@ use kafka_protocol::messages::{
     DescribeUserScramCredentialsResponse,
 };
 use kafka_protocol::protocol::StrBytes;
-use rill_cluster::{AclOperation, AclPermissionType, PatternType, ResourceType, ScramMechanism};
+use rill_cluster::{
+    AclBinding, AclOperation, AclPermissionType, PatternType, ResourceType, ScramMechanism,
+};
 use serde::{Deserialize, Serialize};
 
 use super::Console;
@@ -206,41 +208,24 @@ fn allow() -> String {
     "ALLOW".to_string()
 }
 
-/// An ACL's fields as wire codes, each checked to be one Kafka defines.
-struct AclCodes {
-    resource_type: i8,
-    pattern_type: i8,
-    operation: i8,
-    permission: i8,
-}
-
 impl Acl {
-    fn codes(&self) -> Result<AclCodes, ApiError> {
-        let unknown = |what: &str, value: &str| {
-            ApiError::bad_request(format!("{value:?} is not a Kafka ACL {what}"))
+    /// The ACL as the metadata's own binding, checked as CreateAcls checks
+    /// one: Kafka's names, and no ANY or MATCH (which, in a deletion's
+    /// filter, would match other ACLs than the one named).
+    fn binding(self) -> Result<AclBinding, ApiError> {
+        let binding = AclBinding {
+            resource_type: ResourceType::from_name(&self.resource_type),
+            resource_name: self.resource_name,
+            pattern_type: PatternType::from_name(&self.pattern_type),
+            principal: self.principal,
+            host: self.host,
+            operation: AclOperation::from_name(&self.operation),
+            permission: AclPermissionType::from_name(&self.permission),
         };
-        let resource_type = ResourceType::from_name(&self.resource_type);
-        if resource_type == ResourceType::Unknown {
-            return Err(unknown("resource type", &self.resource_type));
-        }
-        let pattern_type = PatternType::from_name(&self.pattern_type);
-        if pattern_type == PatternType::Unknown {
-            return Err(unknown("pattern type", &self.pattern_type));
-        }
-        let operation = AclOperation::from_name(&self.operation);
-        if operation == AclOperation::Unknown {
-            return Err(unknown("operation", &self.operation));
-        }
-        let permission = AclPermissionType::from_name(&self.permission);
-        if permission == AclPermissionType::Unknown {
-            return Err(unknown("permission", &self.permission));
-        }
-        Ok(AclCodes {
-            resource_type: resource_type.code(),
-            pattern_type: pattern_type.code(),
-            operation: operation.code(),
-            permission: permission.code(),
-        })
+        binding
+            .validate()
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(binding)
     }
 }
 
@@ -312,16 +297,16 @@ pub(crate) async fn create_acl(
     Json(acl): Json<Acl>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     let (broker, kafka) = console.client()?;
-    let codes = acl.codes()?;
+    let acl = acl.binding()?;
     let request = CreateAclsRequest::default().with_creations(vec![
         AclCreation::default()
-            .with_resource_type(codes.resource_type)
+            .with_resource_type(acl.resource_type.code())
             .with_resource_name(StrBytes::from_string(acl.resource_name))
-            .with_resource_pattern_type(codes.pattern_type)
+            .with_resource_pattern_type(acl.pattern_type.code())
             .with_principal(StrBytes::from_string(acl.principal))
             .with_host(StrBytes::from_string(acl.host))
-            .with_operation(codes.operation)
-            .with_permission_type(codes.permission),
+            .with_operation(acl.operation.code())
+            .with_permission_type(acl.permission.code()),
     ]);
     let answer: CreateAclsResponse = kafka
         .call(
@@ -342,16 +327,16 @@ pub(crate) async fn delete_acl(
     Json(acl): Json<Acl>,
 ) -> Reply<serde_json::Value> {
     let (broker, kafka) = console.client()?;
-    let codes = acl.codes()?;
+    let acl = acl.binding()?;
     let request = DeleteAclsRequest::default().with_filters(vec![
         DeleteAclsFilter::default()
-            .with_resource_type_filter(codes.resource_type)
+            .with_resource_type_filter(acl.resource_type.code())
             .with_resource_name_filter(Some(StrBytes::from_string(acl.resource_name)))
-            .with_pattern_type_filter(codes.pattern_type)
+            .with_pattern_type_filter(acl.pattern_type.code())
             .with_principal_filter(Some(StrBytes::from_string(acl.principal)))
             .with_host_filter(Some(StrBytes::from_string(acl.host)))
-            .with_operation(codes.operation)
-            .with_permission_type(codes.permission),
+            .with_operation(acl.operation.code())
+            .with_permission_type(acl.permission.code()),
     ]);
     let answer: DeleteAclsResponse = kafka
         .call(
