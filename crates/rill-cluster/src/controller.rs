@@ -30,7 +30,7 @@ use crate::command::{Applied, Command, CommandResult, Rejection};
 use crate::connector::{Acceptor, Connector, NodeStream};
 use crate::durable_file::FileError;
 use crate::liveness::Liveness;
-use crate::log_store::LogStore;
+use crate::log_store::{CommittedIndex, LogStore};
 use crate::metadata::{BrokerEpoch, BrokerId, ClusterMetadata};
 use crate::network::{
     self, HeartbeatReply, NetworkFactory, PeerClient, ProposeReply, QuorumState, ReplicaProgress,
@@ -175,6 +175,8 @@ pub struct QuorumStatus {
     pub last_log_index: Option<u64>,
     /// The last entry applied to this node's metadata.
     pub applied_index: Option<u64>,
+    /// The last entry the quorum committed, as this node last heard.
+    pub committed_index: Option<u64>,
     /// The last entry of this node's latest snapshot.
     pub snapshot_index: Option<u64>,
     /// Entries up to this one are gone from this node's log.
@@ -307,6 +309,7 @@ pub(crate) struct Core {
     node_id: NodeId,
     pub(crate) raft: Raft<TypeConfig>,
     reader: MetadataReader,
+    committed: CommittedIndex,
     propose_timeout: Duration,
     session_timeout: Duration,
     cluster: ClusterSettings,
@@ -357,6 +360,7 @@ impl Controller {
         })?
         .map_err(|source| StartError::Storage { source })?;
         let reader = state_machine.reader();
+        let committed = log_store.committed();
 
         let listener = match config.listen {
             None => None,
@@ -388,6 +392,7 @@ impl Controller {
             node_id: config.node_id,
             raft,
             reader,
+            committed,
             propose_timeout: Duration::from_millis(t.propose_timeout_ms),
             session_timeout,
             cluster: config.cluster,
@@ -520,6 +525,7 @@ impl Controller {
             term: metrics.current_term,
             last_log_index: metrics.last_log_index,
             applied_index: metrics.last_applied.map(|id| id.index),
+            committed_index: self.core.committed.get(),
             snapshot_index: metrics.snapshot.map(|id| id.index),
             purged_index: metrics.purged.map(|id| id.index),
             voters: metrics.membership_config.membership().voter_ids().collect(),
@@ -820,7 +826,11 @@ impl Core {
         Some(QuorumState {
             leader,
             term: metrics.current_term,
-            high_watermark: metrics.last_applied.map_or(0, |log_id| log_id.index + 1),
+            high_watermark: self
+                .committed
+                .get()
+                .or(metrics.last_applied.map(|log_id| log_id.index))
+                .map_or(0, |index| index + 1),
             voters: membership.voter_ids().map(progress).collect(),
             observers: membership.learner_ids().map(progress).collect(),
         })

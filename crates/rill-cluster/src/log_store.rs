@@ -38,6 +38,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::RangeBounds;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, OptionalSend, StorageIOError};
@@ -59,6 +60,21 @@ pub struct LogStore {
     shared: Arc<Shared>,
 }
 
+/// The last entry the quorum has committed, as this node last heard
+/// (openraft tells the log store, leader or follower; it is not kept on
+/// disk, so it is unknown after a restart until the leader says again).
+#[derive(Clone, Debug)]
+pub struct CommittedIndex(Arc<AtomicU64>);
+
+impl CommittedIndex {
+    const UNKNOWN: u64 = u64::MAX;
+
+    pub fn get(&self) -> Option<u64> {
+        let index = self.0.load(Ordering::Relaxed);
+        (index != Self::UNKNOWN).then_some(index)
+    }
+}
+
 /// A reader of the log, shared with openraft's replication tasks.
 #[derive(Clone)]
 pub struct LogReader {
@@ -73,6 +89,7 @@ struct Shared {
     /// Only the task driving `LogStore` takes it, inside the blocking pool.
     file: Mutex<LogFile>,
     dir: PathBuf,
+    committed: CommittedIndex,
 }
 
 /// The open `raft-log` and where each record starts.
@@ -85,6 +102,11 @@ struct LogFile {
 }
 
 impl LogStore {
+    /// The committed index, as this store is told it.
+    pub fn committed(&self) -> CommittedIndex {
+        self.shared.committed.clone()
+    }
+
     /// Opens (creating if needed) the log under `dir`, cutting a torn
     /// tail. Blocking: call it from the blocking pool or before the
     /// runtime is busy.
@@ -127,6 +149,7 @@ impl LogStore {
                 last_purged: RwLock::new(last_purged),
                 file: Mutex::new(log_file),
                 dir: dir.to_owned(),
+                committed: CommittedIndex(Arc::new(AtomicU64::new(CommittedIndex::UNKNOWN))),
             }),
         })
     }
@@ -422,6 +445,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn read_vote(&mut self) -> Result<Option<Vote>, StorageError> {
         Ok(*self.shared.vote.read())
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        if let Some(committed) = committed {
+            self.shared
+                .committed
+                .0
+                .store(committed.index, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     async fn append<I>(

@@ -51,8 +51,10 @@ pub(crate) struct BrokerState {
     /// ISR (shrinks, growths) of partitions this broker leads.
     isr_changes: (u64, u64),
     leaderships: u64,
-    /// The metadata quorum's term and this controller's log end offset.
-    quorum: Option<(u64, u64)>,
+    /// The metadata quorum's term, this controller's log end offset, and
+    /// the quorum's commit offset as it last heard (both past their last
+    /// entry, as Kafka's offsets are).
+    quorum: Option<(u64, u64, Option<u64>)>,
 }
 
 impl BrokerState {
@@ -118,7 +120,8 @@ impl BrokerState {
             leaderships: broker.replicas().leaderships_taken(),
             quorum: broker.node().quorum_status().map(|status| {
                 let log_end = status.last_log_index.map_or(0, |index| index + 1);
-                (status.term, log_end)
+                let committed = status.committed_index.map(|index| index + 1);
+                (status.term, log_end, committed)
             }),
         }
     }
@@ -218,7 +221,7 @@ impl Collector for BrokerState {
             ),
             self.under_min_isr,
         )?;
-        if let Some((term, log_end)) = self.quorum {
+        if let Some((term, log_end, committed)) = self.quorum {
             gauge(
                 e,
                 (
@@ -237,6 +240,17 @@ impl Collector for BrokerState {
                 ),
                 i64::try_from(log_end).unwrap_or(i64::MAX),
             )?;
+            if let Some(committed) = committed {
+                gauge(
+                    e,
+                    (
+                        "metadata_high_watermark",
+                        "The metadata quorum's commit offset as this controller last heard: the last entry a majority holds, plus one; a controller whose log end lags it is catching up (high-watermark)",
+                        None,
+                    ),
+                    i64::try_from(committed).unwrap_or(i64::MAX),
+                )?;
+            }
         }
         if let Some(applied) = self.metadata_applied {
             gauge(
