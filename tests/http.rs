@@ -134,6 +134,25 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
     }
     consumer.commit(&committed, CommitMode::Sync).unwrap();
 
+    // Creating the topic again is refused: TOPIC_ALREADY_EXISTS, counted.
+    let again = admin
+        .create_topics(
+            &[NewTopic::new(topic, 3, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            again[..],
+            [Err((
+                _,
+                rdkafka::types::RDKafkaErrorCode::TopicAlreadyExists
+            ))]
+        ),
+        "{again:?}"
+    );
+
     // Prometheus' text format, which a plain Accept gets.
     let text = get(&http, "/metrics", "*/*");
     assert_eq!(text.status, 200);
@@ -172,6 +191,11 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
         sum(&samples, "rill_metadata_log_end_offset", &[])
             > sum(&samples, "rill_metadata_applied_offset", &[])
     );
+    // What it applied, the quorum (itself) committed first.
+    assert!(
+        sum(&samples, "rill_metadata_high_watermark", &[])
+            > sum(&samples, "rill_metadata_applied_offset", &[])
+    );
     // It took the leadership of every partition it holds once.
     assert_eq!(
         sum(&samples, "rill_leader_elections_total", &[]),
@@ -192,6 +216,19 @@ async fn metrics_health_and_readiness_serve_what_a_scraper_and_an_orchestrator_r
             &[("api", "Produce")]
         ),
         produces
+    );
+    // Errors by API and Kafka's name: the refused creation, and no other.
+    assert_eq!(
+        sum(
+            &samples,
+            "rill_request_errors_total",
+            &[("api", "CreateTopics"), ("error", "TOPIC_ALREADY_EXISTS")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        sum(&samples, "rill_request_errors_total", &[("api", "Produce")]),
+        0.0
     );
     // And each response's write to the socket timed; nobody was throttled.
     assert!(

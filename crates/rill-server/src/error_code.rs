@@ -13,6 +13,23 @@ use rill_storage::{AppendError, ModifyError, ReadError};
 use crate::cluster::{LeadershipError, ProposalError};
 use crate::topics::TopicError;
 
+/// Kafka's name of an error code: 36 as `TOPIC_ALREADY_EXISTS`.
+pub(crate) fn kafka_name(code: i16) -> String {
+    let error = match ResponseError::try_from_code(code) {
+        None | Some(ResponseError::Unknown(_)) => return format!("error {code}"),
+        Some(error) => error,
+    };
+    let camel = format!("{error:?}");
+    let mut name = String::with_capacity(camel.len() + 8);
+    for (i, c) in camel.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
+}
+
 /// The code for a refused append.
 pub(crate) fn for_append(error: &PartitionError) -> ResponseError {
     match error {

@@ -44,6 +44,7 @@ mod describe_transactions;
 mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
+mod error_codes;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -69,6 +70,8 @@ mod txn_offset_commit;
 mod write_txn_markers;
 
 pub(crate) use api_versions::unsupported_version_response;
+use error_codes::ErrorCodes;
+pub(crate) use error_codes::ErrorCounts;
 pub(crate) use rill_storage::now_ms;
 pub(crate) use table::{Api, TABLE, decode_body};
 
@@ -78,9 +81,15 @@ pub(crate) fn supported_versions(api: Api) -> (i16, i16) {
     (entry.min_version, entry.max_version)
 }
 
-/// An encoded response body, as chunks written with one vectored write
-/// (fetch responses carry segment slices uncopied).
-pub(crate) type Body = Vec<Bytes>;
+/// An encoded response body.
+#[derive(Debug, Default)]
+pub(crate) struct Body {
+    /// Its bytes, as chunks written with one vectored write (fetch
+    /// responses carry segment slices uncopied).
+    pub chunks: Vec<Bytes>,
+    /// The error codes it carries, for `rill_request_errors_total`.
+    pub errors: ErrorCounts,
+}
 
 /// The rest of a request's work; resolves to its response body, or to
 /// `None` when Kafka sends no response (produce with acks=0).
@@ -142,7 +151,7 @@ impl Request {
 }
 
 /// Encodes a response body at `version`.
-pub(crate) fn encode<T: Encodable>(
+pub(crate) fn encode<T: Encodable + ErrorCodes>(
     api: ApiKey,
     version: i16,
     response: &T,
@@ -159,7 +168,10 @@ pub(crate) fn encode<T: Encodable>(
     response
         .encode(&mut buf, version)
         .map_err(|e| error(e.to_string()))?;
-    Ok(vec![buf.freeze()])
+    Ok(Body {
+        chunks: vec![buf.freeze()],
+        errors: ErrorCounts::of(response),
+    })
 }
 
 /// The message of a THROTTLING_QUOTA_EXCEEDED: the error's own text and

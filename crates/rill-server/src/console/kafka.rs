@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use kafka_protocol::ResponseError;
 use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion};
 use parking_lot::Mutex;
@@ -97,27 +96,11 @@ pub(crate) fn check(code: i16, message: Option<&str>) -> Result<(), String> {
     if code == 0 {
         return Ok(());
     }
-    let name = match ResponseError::try_from_code(code) {
-        Some(error) => screaming_snake(&format!("{error:?}")),
-        None => format!("error {code}"),
-    };
+    let name = crate::error_code::kafka_name(code);
     Err(match message.filter(|m| !m.is_empty()) {
         Some(message) => format!("{name}: {message}"),
         None => name,
     })
-}
-
-/// Kafka's spelling of an error's name: `TopicAlreadyExists` as
-/// `TOPIC_ALREADY_EXISTS`.
-fn screaming_snake(camel: &str) -> String {
-    let mut name = String::with_capacity(camel.len() + 8);
-    for (i, c) in camel.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            name.push('_');
-        }
-        name.push(c.to_ascii_uppercase());
-    }
-    name
 }
 
 #[cfg(test)]

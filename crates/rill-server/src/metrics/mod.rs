@@ -29,6 +29,7 @@ use prometheus_client::registry::{Registry, Unit};
 pub(crate) use exposition::Format;
 pub(crate) use groups::group_lags;
 
+use crate::apis::ErrorCounts;
 use crate::broker::Broker;
 use broker_state::BrokerState;
 use groups::GroupsState;
@@ -45,6 +46,13 @@ struct RequestLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ApiLabels {
     api: &'static str,
+}
+
+/// A request's API and an error code in its response, by Kafka's names.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    api: &'static str,
+    error: String,
 }
 
 /// A topic.
@@ -69,6 +77,7 @@ fn latency_histogram() -> Histogram {
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    request_errors: Family<ErrorLabels, Counter>,
     request_seconds: Family<ApiLabels, Histogram, fn() -> Histogram>,
     bytes_in: Family<TopicLabels, Counter>,
     messages_in: Family<TopicLabels, Counter>,
@@ -96,6 +105,12 @@ impl Metrics {
             "requests",
             "Kafka requests answered, by API and version (RequestsPerSec)",
             requests.clone(),
+        );
+        let request_errors = Family::<ErrorLabels, Counter>::default();
+        registry.register(
+            "request_errors",
+            "Error codes in responses, other than NONE, by API and Kafka's error name (ErrorsPerSec)",
+            request_errors.clone(),
         );
         let request_seconds =
             Family::<ApiLabels, Histogram, fn() -> Histogram>::new_with_constructor(
@@ -168,6 +183,7 @@ impl Metrics {
             throttled,
             throttle_seconds,
             requests,
+            request_errors,
             request_seconds,
             bytes_in,
             messages_in,
@@ -212,6 +228,16 @@ impl Metrics {
         self.request_seconds
             .get_or_create(&ApiLabels { api })
             .observe(taken.as_secs_f64());
+    }
+
+    /// A response of `api` carries `errors`.
+    pub(crate) fn request_errors(&self, api: &'static str, errors: &ErrorCounts) {
+        for (code, count) in errors.iter() {
+            let error = crate::error_code::kafka_name(code);
+            self.request_errors
+                .get_or_create(&ErrorLabels { api, error })
+                .inc_by(u64::from(count));
+        }
     }
 
     /// Writing responses of `apis` to a socket took `taken`.

@@ -450,10 +450,9 @@ fn add_response(
     (peer, metrics): (SocketAddr, &Metrics),
 ) -> bool {
     let (api, version, throttle_ms) = request.throttle;
-    if outcome.is_ok() {
-        if let Some(api) = Api::of(api) {
-            metrics.request_answered(api.name(), version, request.read_at.elapsed());
-        }
+    let name = Api::of(api).map(Api::name);
+    if let (Ok(_), Some(name)) = (&outcome, name) {
+        metrics.request_answered(name, version, request.read_at.elapsed());
     }
     let mut body = match outcome {
         Ok(Some(body)) => body,
@@ -463,10 +462,13 @@ fn add_response(
             return true;
         }
     };
+    if let Some(name) = name {
+        metrics.request_errors(name, &body.errors);
+    }
     if throttle_ms > 0 {
         quotas::set_throttle_time(api, version, &mut body, throttle_ms);
     }
-    let body_bytes: usize = body.iter().map(Bytes::len).sum();
+    let body_bytes: usize = body.chunks.iter().map(Bytes::len).sum();
     let header_bytes = if request.header_version >= 1 { 5 } else { 4 };
     let mut head = BytesMut::with_capacity(4 + header_bytes);
     head.put_i32((header_bytes + body_bytes) as i32);
@@ -475,7 +477,7 @@ fn add_response(
         head.put_u8(0); // no tagged fields
     }
     chunks.push(head.freeze());
-    chunks.extend(body.into_iter().filter(|chunk| !chunk.is_empty()));
+    chunks.extend(body.chunks.into_iter().filter(|chunk| !chunk.is_empty()));
     false
 }
 

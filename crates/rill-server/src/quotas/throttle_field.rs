@@ -36,7 +36,7 @@ pub(crate) fn set_throttle_time(api: ApiKey, version: i16, body: &mut Body, thro
     let Some(offset) = offset(api, version) else {
         return;
     };
-    let Some(first) = body.first() else {
+    let Some(first) = body.chunks.first() else {
         return;
     };
     let Some(&[a, b, c, d]) = first.get(offset..offset + 4) else {
@@ -49,7 +49,7 @@ pub(crate) fn set_throttle_time(api: ApiKey, version: i16, body: &mut Body, thro
     }
     let mut patched = first.to_vec();
     patched[offset..offset + 4].copy_from_slice(&throttle.to_be_bytes());
-    body[0] = Bytes::from(patched);
+    body.chunks[0] = Bytes::from(patched);
 }
 
 #[cfg(test)]
@@ -69,7 +69,7 @@ mod tests {
             for version in entry.min_version..=entry.max_version {
                 let response = <$response>::default().with_throttle_time_ms(0x0102_0304);
                 let mut body = encode(ApiKey::$api, version, &response).unwrap();
-                let bytes = body[0].clone();
+                let bytes = body.chunks[0].clone();
                 match offset(ApiKey::$api, version) {
                     Some(at) => {
                         assert_eq!(
@@ -79,17 +79,22 @@ mod tests {
                             ApiKey::$api
                         );
                         set_throttle_time(ApiKey::$api, version, &mut body, 0x0506_0708);
-                        assert_eq!(&body[0][at..at + 4], &[5, 6, 7, 8]);
+                        assert_eq!(&body.chunks[0][at..at + 4], &[5, 6, 7, 8]);
                         set_throttle_time(ApiKey::$api, version, &mut body, 1);
                         assert_eq!(
-                            &body[0][at..at + 4],
+                            &body.chunks[0][at..at + 4],
                             &[5, 6, 7, 8],
                             "a longer throttle stays"
                         );
                     }
                     None => {
                         set_throttle_time(ApiKey::$api, version, &mut body, 9);
-                        assert_eq!(body[0], bytes, "{:?} v{version} untouched", ApiKey::$api);
+                        assert_eq!(
+                            body.chunks[0],
+                            bytes,
+                            "{:?} v{version} untouched",
+                            ApiKey::$api
+                        );
                     }
                 }
             }

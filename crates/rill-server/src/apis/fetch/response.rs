@@ -16,7 +16,7 @@ use kafka_protocol::messages::FetchResponse;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::protocol::Encodable;
 
-use crate::apis::{Body, HandlerError};
+use crate::apis::{Body, ErrorCounts, HandlerError};
 
 /// Encoded bytes so far, and finished chunks.
 struct Chunks {
@@ -50,6 +50,13 @@ pub(crate) fn encode_fetch_response(
     version: i16,
 ) -> Result<Body, HandlerError> {
     let flexible = version >= 12;
+    let mut errors = ErrorCounts::default();
+    errors.add(response.error_code);
+    for topic in &topics {
+        for (partition, _) in &topic.partitions {
+            errors.add(partition.error_code);
+        }
+    }
     let mut out = Chunks {
         chunks: Vec::new(),
         current: BytesMut::with_capacity(256),
@@ -78,7 +85,7 @@ pub(crate) fn encode_fetch_response(
     if !out.current.is_empty() {
         chunks.push(out.current.freeze());
     }
-    Ok(chunks)
+    Ok(Body { chunks, errors })
 }
 
 /// A level's encoding around the spot where its children go.
@@ -205,7 +212,9 @@ mod tests {
             );
             let mut expected = BytesMut::new();
             full.encode(&mut expected, version).unwrap();
-            let chunks = encode_fetch_response(&response, topics, version).unwrap();
+            let chunks = encode_fetch_response(&response, topics, version)
+                .unwrap()
+                .chunks;
             let spliced: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
             assert_eq!(spliced, expected.to_vec(), "version {version}");
             // The 300 record bytes went out as their own chunk, uncopied.
