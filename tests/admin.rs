@@ -437,3 +437,47 @@ async fn kafka_pythons_admin_client_describes_the_log_dirs_with_partition_sizes(
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kafka_pythons_admin_client_lists_the_config_resources() {
+    let broker = BrokerProcess::start(&[]);
+    broker
+        .admin()
+        .create_topics(
+            &[
+                NewTopic::new("listed-b", 1, TopicReplication::Fixed(1)),
+                NewTopic::new("listed-a", 1, TopicReplication::Fixed(1)),
+            ],
+            &options(),
+        )
+        .await
+        .unwrap();
+    let out =
+        common::security::python_client("kafka_python_config_resources.py", &[&broker.bootstrap])
+            .unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let names = |of: &str, kind: &str| -> Vec<String> {
+        answer[of][kind]
+            .as_array()
+            .map(|names| {
+                names
+                    .iter()
+                    .map(|n| n.as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    // Every topic, sorted, and the broker itself (node 1); nothing else
+    // has configs in Rill.
+    let topics = names("every", "topic");
+    assert!(topics.windows(2).all(|w| w[0] < w[1]), "sorted: {topics:?}");
+    for topic in ["listed-a", "listed-b"] {
+        assert!(topics.iter().any(|t| t == topic), "{answer}");
+    }
+    assert_eq!(names("every", "broker"), ["1"], "{answer}");
+    let kinds: Vec<&String> = answer["every"].as_object().unwrap().keys().collect();
+    assert_eq!(kinds, ["broker", "topic"], "{answer}");
+    // Asked for topics only: the same topics, no broker.
+    assert_eq!(names("topics", "topic"), topics);
+    assert_eq!(answer["topics"].as_object().unwrap().len(), 1, "{answer}");
+}

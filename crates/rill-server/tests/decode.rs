@@ -15,7 +15,8 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, DescribeProducersRequest,
     DescribeTopicPartitionsRequest, DescribeTransactionsRequest, EndTxnRequest,
-    ListTransactionsRequest, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
+    ListConfigResourcesRequest, ListTransactionsRequest, TxnOffsetCommitRequest,
+    WriteTxnMarkersRequest,
 };
 use kafka_protocol::messages::{
     AlterClientQuotasRequest, AlterConfigsRequest, AlterPartitionReassignmentsRequest,
@@ -96,6 +97,7 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::DescribeProducers => encode::<DescribeProducersRequest>(version),
         ApiKey::DescribeTransactions => encode::<DescribeTransactionsRequest>(version),
         ApiKey::ListTransactions => encode::<ListTransactionsRequest>(version),
+        ApiKey::ListConfigResources => encode::<ListConfigResourcesRequest>(version),
         ApiKey::DescribeTopicPartitions => encode::<DescribeTopicPartitionsRequest>(version),
         other => panic!("{other:?} is supported but this test cannot encode it"),
     }

@@ -331,6 +331,12 @@ impl ErrorCodes for LeaveGroupResponse {
     }
 }
 
+impl ErrorCodes for ListConfigResourcesResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        count(self.error_code);
+    }
+}
+
 impl ErrorCodes for ListGroupsResponse {
     fn error_codes(&self, count: &mut impl FnMut(i16)) {
         count(self.error_code);

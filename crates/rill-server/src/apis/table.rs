@@ -549,6 +549,14 @@ api_table! {
         route: Broker,
         multi_node: false,
     }
+    ListConfigResources {
+        versions: 0..=1,
+        request: ListConfigResourcesRequest,
+        run: ready(list_config_resources::answer),
+        acl: [(DescribeConfigs, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
     DescribeTopicPartitions {
         versions: 0..=0,
         request: DescribeTopicPartitionsRequest,

@@ -153,12 +153,13 @@ mod tests {
         check!(DescribeClientQuotas, DescribeClientQuotasResponse);
         check!(AlterClientQuotas, AlterClientQuotasResponse);
         check!(DescribeLogDirs, DescribeLogDirsResponse);
+        check!(ListConfigResources, ListConfigResourcesResponse);
         check!(DescribeTopicPartitions, DescribeTopicPartitionsResponse);
     }
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 42;
+        let checked = 43;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,
