@@ -27,7 +27,9 @@ use common::raw::{
     WAIT, anon_rss_bytes, api_versions, assert_alive, assert_serving, connect, open_files_limit,
     peak_rss_bytes, request_frame, rss_bytes,
 };
-use common::wire::{Wire, create_topic, fetch_request, produce, wait_for_group_coordinator};
+use common::wire::{
+    Wire, create_topic, create_topic_with, fetch_request, produce, wait_for_group_coordinator,
+};
 use kafka_protocol::messages::ApiVersionsRequest;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -439,4 +441,69 @@ fn a_broker_out_of_descriptors_says_so_once_and_takes_connections_again() {
     }
     assert_eq!(warnings, 0, "the spell was said once, at its start");
     assert_serving(&broker);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_with_more_files_than_descriptors_take_writes_reads_and_a_restart() {
+    // 256 descriptors, half of them for segment files (the default): 400
+    // partitions have 1,200 files, which could never be open at once.
+    let partitions = 400;
+    let temp = tempfile::tempdir().unwrap();
+    let mut broker = BrokerProcess::start_wrapped(
+        &["prlimit", "--nofile=256:256"],
+        &temp.path().join("data"),
+        &[],
+        "127.0.0.1:0",
+    );
+    {
+        let mut wire = Wire::connect(&broker.bootstrap);
+        create_topic_with(&mut wire, "many", partitions);
+    }
+    let value = vec![b'm'; 1024];
+    let produce_one_each = |broker: &BrokerProcess| {
+        let producer: FutureProducer = broker.producer(&[("acks", "all")]);
+        let value = value.clone();
+        async move {
+            // Every record queued at once, then each acknowledgement.
+            let deliveries: Vec<_> = (0..partitions)
+                .map(|partition| {
+                    producer
+                        .send_result(
+                            FutureRecord::<(), _>::to("many")
+                                .partition(partition)
+                                .payload(&value),
+                        )
+                        .map_err(|(error, _)| error)
+                        .unwrap()
+                })
+                .collect();
+            for delivery in deliveries {
+                delivery.await.unwrap().map_err(|(error, _)| error).unwrap();
+            }
+        }
+    };
+    let read_all = |broker: &BrokerProcess, records: usize| {
+        let consumer = broker.consumer(&[]);
+        let mut assignment = TopicPartitionList::new();
+        for partition in 0..partitions {
+            assignment
+                .add_partition_offset("many", partition, Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        consume_all(&consumer, records)
+    };
+    produce_one_each(&broker).await;
+    assert_eq!(read_all(&broker, partitions as usize), partitions as usize);
+
+    // A clean restart opens every partition again within the budget, and
+    // every record is still there, with room for more.
+    broker.stop();
+    broker.restart();
+    produce_one_each(&broker).await;
+    assert_eq!(
+        read_all(&broker, 2 * partitions as usize),
+        2 * partitions as usize
+    );
+    assert_alive(&broker);
 }

@@ -315,6 +315,13 @@ impl Broker {
 /// Opens (and recovers) every partition under log.dirs, each with the
 /// broker's default topic config until the metadata gives it its own.
 fn open_logs(config: &BrokerConfig, disk: Arc<dyn Disk>) -> Result<Arc<LogManager>, StartError> {
+    if config.log_open_files_max > 0 {
+        rill_storage::set_open_files_max(config.log_open_files_max);
+    }
+    tracing::info!(
+        open_files_max = rill_storage::open_files_max(),
+        "segment files open at once at most"
+    );
     let manager_config = ManagerConfig {
         retention_check_interval_ms: config.retention_check_interval_ms,
         checkpoint_interval_ms: config.checkpoint_interval_ms,

@@ -471,6 +471,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "Rill: PEM certificates the HTTPS listener trusts for client certificates (rill.http.ssl.client.auth).",
     ),
     property(
+        "rill.log.open.files.max",
+        "0",
+        int(0, I32_MAX),
+        "Rill: segment file descriptors open at once; the least recently used close beyond it and open again when needed (0: half the process's open-file limit, at least 64).",
+    ),
+    property(
         "rill.metrics.partition.series.max",
         "1000",
         int(0, I32_MAX),

@@ -58,6 +58,8 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// rill.http.listener: where the HTTP admin listener binds, if at all.
     pub http_listener: Option<HttpListener>,
+    /// rill.log.open.files.max (0: from the process's limit).
+    pub log_open_files_max: usize,
     /// rill.metrics.partition.series.max.
     pub metrics_partition_series_max: usize,
     /// rill.console.history.interval.ms.
@@ -357,6 +359,7 @@ impl BrokerConfig {
             request_bytes_max: read.number("socket.request.max.bytes")? as usize,
             connections_max: read.number("max.connections")? as usize,
             http_listener: HttpListener::from_properties(&properties)?,
+            log_open_files_max: read.number("rill.log.open.files.max")? as usize,
             metrics_partition_series_max: read.number("rill.metrics.partition.series.max")?
                 as usize,
             console_history_interval_ms: read.number("rill.console.history.interval.ms")? as u64,

@@ -595,7 +595,7 @@ fn decode<'d>(batch: &BatchView<'_>, data: &'d [u8]) -> Result<Vec<Record<'d>>, 
 
 fn sync_segment(segment: &Segment, disk: &dyn Disk) -> Result<(), IoFailure> {
     for (file, path) in segment.sync_files() {
-        disk.sync_data(&file)
+        file.sync_data(disk)
             .map_err(|e| IoFailure::new("sync cleaned segment", path, e))?;
     }
     Ok(())

@@ -30,10 +30,33 @@ use std::fs::File;
 use std::path::PathBuf;
 
 use crate::error::SegmentFileChanged;
+use crate::open_files::LazyFile;
 
 /// Checks that `file` is still linked and holds at least `expected_len`
 /// bytes; `path` names it in the error. One fstat.
 pub(crate) fn check_file(
+    file: &LazyFile,
+    expected_len: u64,
+    path: impl FnOnce() -> PathBuf,
+) -> Result<(), SegmentFileChanged> {
+    // A closed file opens again by its path: gone from there, it was
+    // removed.
+    let file = match file.get() {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SegmentFileChanged::Removed { path: path() });
+        }
+        Err(e) => {
+            return Err(SegmentFileChanged::Unknown {
+                path: path(),
+                error: e.to_string(),
+            });
+        }
+    };
+    check_open_file(&file, expected_len, path)
+}
+
+fn check_open_file(
     file: &File,
     expected_len: u64,
     path: impl FnOnce() -> PathBuf,
@@ -82,8 +105,8 @@ mod tests {
     #[test]
     fn an_intact_file_passes_and_a_longer_one_too() {
         let (_dir, path, file) = file_of(4096);
-        assert_eq!(check_file(&file, 4096, || path.clone()), Ok(()));
-        assert_eq!(check_file(&file, 100, || path.clone()), Ok(()));
+        assert_eq!(check_open_file(&file, 4096, || path.clone()), Ok(()));
+        assert_eq!(check_open_file(&file, 100, || path.clone()), Ok(()));
     }
 
     #[test]
@@ -96,7 +119,7 @@ mod tests {
             .set_len(1000)
             .unwrap();
         assert_eq!(
-            check_file(&file, 4096, || path.clone()),
+            check_open_file(&file, 4096, || path.clone()),
             Err(SegmentFileChanged::Truncated {
                 path: path.clone(),
                 expected_len: 4096,
@@ -110,7 +133,7 @@ mod tests {
         let (_dir, path, file) = file_of(4096);
         std::fs::remove_file(&path).unwrap();
         assert_eq!(
-            check_file(&file, 4096, || path.clone()),
+            check_open_file(&file, 4096, || path.clone()),
             Err(SegmentFileChanged::Removed { path: path.clone() })
         );
     }

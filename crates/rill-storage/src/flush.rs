@@ -5,7 +5,6 @@
 //! way round.
 
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -19,6 +18,7 @@ use crate::durability::{Durability, IntervalCheck};
 use crate::error::{DurabilityUnknown, LogFailed};
 use crate::file_system::{FileSystem, FileSystems, SyncChoice, SyncModeSetting};
 use crate::flush_stats::FlushStats;
+use crate::open_files::LazyFile;
 
 /// What the flusher needs of a log. Implemented by the log (log/flush_round.rs).
 ///
@@ -57,7 +57,7 @@ pub(crate) struct FlushCapture {
     /// The durability generation when captured (see [`Durability::complete`]).
     pub(crate) generation: u64,
     /// Sealed segments' files not yet synced, then the active segment's.
-    pub(crate) files: Vec<(Arc<File>, PathBuf)>,
+    pub(crate) files: Vec<(LazyFile, PathBuf)>,
     /// Whether files were created in the log's directory since its last sync.
     pub(crate) sync_dir: bool,
 }

@@ -15,12 +15,12 @@ use std::cmp::Ordering;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::disk::Disk;
 use crate::error::{IoFailure, SegmentFileChanged};
 use crate::file_check::check_file;
 use crate::mmap::IndexMap;
+use crate::open_files::LazyFile;
 
 /// One fixed-size, big-endian entry of an index file.
 pub(crate) trait IndexEntry: Copy {
@@ -33,7 +33,7 @@ pub(crate) trait IndexEntry: Copy {
 #[derive(Debug)]
 pub(crate) struct IndexFile<E> {
     path: PathBuf,
-    file: Arc<File>,
+    file: LazyFile,
     map: IndexMap,
     entries: usize,
     /// Entries segment.index.bytes allows; the file grows up to it.
@@ -84,8 +84,8 @@ impl<E: IndexEntry> IndexFile<E> {
     fn map(path: PathBuf, file: File, len: usize) -> Result<Self, IoFailure> {
         let map = IndexMap::new(&file, len).map_err(|e| IoFailure::new("map index", &path, e))?;
         Ok(IndexFile {
+            file: LazyFile::new(path.clone(), file),
             path,
-            file: Arc::new(file),
             map,
             entries: 0,
             limit: 0,
@@ -111,10 +111,11 @@ impl<E: IndexEntry> IndexFile<E> {
         if want <= have {
             return Ok(());
         }
-        disk.reserve(&self.file, have as u64, want as u64)
+        let file = self.open()?;
+        disk.reserve(&file, have as u64, want as u64)
             .map_err(|e| IoFailure::new("reserve index", &self.path, e))?;
-        self.map = IndexMap::new(&self.file, want)
-            .map_err(|e| IoFailure::new("map index", &self.path, e))?;
+        self.map =
+            IndexMap::new(&file, want).map_err(|e| IoFailure::new("map index", &self.path, e))?;
         Ok(())
     }
 
@@ -126,10 +127,10 @@ impl<E: IndexEntry> IndexFile<E> {
         }
         // Map the shorter length first and drop the longer map, so that no
         // mapping reaches past the end of the file once it is cut.
-        self.map = IndexMap::new(&self.file, len)
-            .map_err(|e| IoFailure::new("map index", &self.path, e))?;
-        self.file
-            .set_len(len as u64)
+        let file = self.open()?;
+        self.map =
+            IndexMap::new(&file, len).map_err(|e| IoFailure::new("map index", &self.path, e))?;
+        file.set_len(len as u64)
             .map_err(|e| IoFailure::new("trim index", &self.path, e))?;
         Ok(())
     }
@@ -141,8 +142,14 @@ impl<E: IndexEntry> IndexFile<E> {
     }
 
     /// The file, shared so that a flusher can sync it outside the lock.
-    pub(crate) fn file(&self) -> &Arc<File> {
+    pub(crate) fn file(&self) -> &LazyFile {
         &self.file
+    }
+
+    fn open(&self) -> Result<std::sync::Arc<File>, IoFailure> {
+        self.file
+            .get()
+            .map_err(|e| IoFailure::new("open index", &self.path, e))
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -151,6 +158,7 @@ impl<E: IndexEntry> IndexFile<E> {
 
     /// Records that the file was renamed to `path`.
     pub(crate) fn set_path(&mut self, path: PathBuf) {
+        self.file.set_path(path.clone());
         self.path = path;
     }
 

@@ -2,9 +2,7 @@
 //! validating everything after the recovery point.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use crate::Offset;
 use crate::config::LogConfig;
@@ -13,6 +11,7 @@ use crate::durable::sync_dir_on;
 use crate::error::{IoFailure, OpenError};
 use crate::file_system::FileSystem;
 use crate::offset::LOG_END_OFFSET_MAX;
+use crate::open_files::LazyFile;
 use crate::segment::{
     CLEANED_SUFFIX, FileStage, INDEX_SUFFIX, LOG_SUFFIX, SWAP_SUFFIX, Segment, TEMP_SUFFIX,
     TIME_INDEX_SUFFIX, delete_segment_files, segment_path,
@@ -146,7 +145,7 @@ pub(crate) fn load_segments(
     }
     let mut active = take_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
     // A scanned segment that became the active one is synced as that.
-    let mut recovered_files: Vec<(Arc<File>, PathBuf)> = scanned
+    let mut recovered_files: Vec<(LazyFile, PathBuf)> = scanned
         .iter()
         .filter_map(|&i| segments.get(i))
         .flat_map(Segment::sync_files)
@@ -220,7 +219,7 @@ fn take_active_segment(
 /// and on every other file system, each file is fdatasynced, which
 /// reports its own errors.
 fn sync_recovered(
-    files: &[(Arc<File>, PathBuf)],
+    files: &[(LazyFile, PathBuf)],
     disk: &dyn Disk,
     file_system: &FileSystem,
 ) -> Result<(), IoFailure> {
@@ -228,7 +227,7 @@ fn sync_recovered(
         return Ok(());
     }
     for (file, path) in files {
-        disk.sync_data(file)
+        file.sync_data(disk)
             .map_err(|e| IoFailure::new("sync segment", path, e))?;
     }
     Ok(())

@@ -24,6 +24,7 @@ use crate::error::{AppendError, IoFailure, ReadError, SegmentFileChanged};
 use crate::file_check::check_file;
 use crate::mmap::LogMap;
 use crate::offset_index::OffsetIndex;
+use crate::open_files::LazyFile;
 use crate::time_index::TimeIndex;
 use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX, TxnIndex};
 
@@ -239,7 +240,7 @@ impl Summary {
 pub(crate) struct Segment {
     dir: PathBuf,
     base_offset: Offset,
-    log_file: Arc<File>,
+    log_file: LazyFile,
     map: LogMap,
     summary: Summary,
     created_ms: i64,
@@ -342,7 +343,7 @@ impl Segment {
         let mut segment = Segment {
             dir: dir.to_path_buf(),
             base_offset,
-            log_file: Arc::new(log_file),
+            log_file: LazyFile::new(log_path, log_file),
             map,
             summary: Summary::empty(index, time_index, base_offset),
             created_ms: now_ms,
@@ -412,7 +413,7 @@ impl Segment {
             match suffix {
                 INDEX_SUFFIX => self.summary.index.file_mut().set_path(to),
                 TIME_INDEX_SUFFIX => self.summary.time_index.file_mut().set_path(to),
-                _ => {}
+                _ => self.log_file.set_path(to),
             }
         }
         if stage == FileStage::Live {
@@ -493,7 +494,7 @@ impl Segment {
         let segment = Segment {
             dir: dir.to_path_buf(),
             base_offset,
-            log_file: Arc::new(log_file),
+            log_file: LazyFile::new(log_path, log_file),
             map,
             summary,
             created_ms: now_ms,
@@ -621,8 +622,9 @@ impl Segment {
             recovered.dropped_bytes = rest.len() as u64;
         }
         if position < file_len {
+            let file = self.open_log()?;
             self.map
-                .truncate_file(&self.log_file, position)
+                .truncate_file(&file, position)
                 .map_err(|e| IoFailure::new("truncate segment", self.log_path(), e))?;
         }
         // Entries whose marker did not survive go too; the partition's
@@ -668,23 +670,27 @@ impl Segment {
         self.summary.time_index.file().check_unchanged()
     }
 
+    /// The `.log`'s descriptor, opened again if it was closed.
+    fn open_log(&self) -> Result<Arc<File>, IoFailure> {
+        self.log_file
+            .get()
+            .map_err(|e| IoFailure::new("open segment", self.log_path(), e))
+    }
+
     pub(crate) fn log_path(&self) -> PathBuf {
         segment_path(&self.dir, self.base_offset, &self.stage.name(LOG_SUFFIX))
     }
 
     /// The files to fdatasync for this segment's data (and, once sealed,
     /// its indexes) to be durable.
-    pub(crate) fn sync_files(&self) -> Vec<(Arc<File>, PathBuf)> {
-        let mut files = vec![(Arc::clone(&self.log_file), self.log_path())];
+    pub(crate) fn sync_files(&self) -> Vec<(LazyFile, PathBuf)> {
+        let mut files = vec![(self.log_file.clone(), self.log_path())];
         files.extend(self.txn_index.sync_file());
         if self.sealed {
             let index = self.summary.index.file();
             let time_index = self.summary.time_index.file();
-            files.push((Arc::clone(index.file()), index.path().to_path_buf()));
-            files.push((
-                Arc::clone(time_index.file()),
-                time_index.path().to_path_buf(),
-            ));
+            files.push((index.file().clone(), index.path().to_path_buf()));
+            files.push((time_index.file().clone(), time_index.path().to_path_buf()));
         }
         files
     }
@@ -696,7 +702,8 @@ impl Segment {
             return self.summary.max_timestamp;
         }
         self.log_file
-            .metadata()
+            .get()
+            .and_then(|file| file.metadata())
             .and_then(|m| m.modified())
             .ok()
             .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
@@ -791,12 +798,11 @@ impl Segment {
             self.map
                 .write(position + header.len(), view.records_bytes());
         } else {
-            disk.write_at(
-                &self.log_file,
-                &[&header, view.records_bytes()],
-                position as u64,
-            )
-            .map_err(|e| AppendError::from(IoFailure::new("write segment", self.log_path(), e)))?;
+            let file = self.open_log()?;
+            disk.write_at(&file, &[&header, view.records_bytes()], position as u64)
+                .map_err(|e| {
+                    AppendError::from(IoFailure::new("write segment", self.log_path(), e))
+                })?;
         }
         let facts = BatchFacts {
             last_offset: stamp.base_offset.plus(i64::from(view.last_offset_delta())),
@@ -861,8 +867,9 @@ impl Segment {
         disk: &dyn Disk,
     ) -> Result<(), IoFailure> {
         let file_len = self.map.file_len();
+        let file = self.open_log()?;
         let reserved = if target > file_len {
-            disk.reserve(&self.log_file, file_len as u64, target as u64)
+            disk.reserve(&file, file_len as u64, target as u64)
                 .map_err(|e| IoFailure::new("reserve segment", self.log_path(), e))
         } else {
             Ok(())
@@ -877,7 +884,7 @@ impl Segment {
             Err(failure) => {
                 // A failed fallocate may still have extended the file; cut
                 // it back so the length stays what the map knows.
-                let _ = self.log_file.set_len(file_len as u64); // best effort: a longer file is only more zeros
+                let _ = file.set_len(file_len as u64); // best effort: a longer file is only more zeros
                 Err(failure)
             }
         }
@@ -894,8 +901,9 @@ impl Segment {
         );
         let size = summary.size as usize;
         if self.map.file_len() > size {
+            let file = self.open_log()?;
             self.map
-                .truncate_file(&self.log_file, size)
+                .truncate_file(&file, size)
                 .map_err(|e| IoFailure::new("trim segment", self.log_path(), e))?;
         }
         self.summary.index.file_mut().trim()?;
@@ -1008,8 +1016,9 @@ impl Segment {
         .max(self.base_offset);
         if cut < self.summary.size {
             if self.map.may_change(cut as usize) {
+                let file = self.open_log()?;
                 self.map
-                    .truncate_file(&self.log_file, cut as usize)
+                    .truncate_file(&file, cut as usize)
                     .map_err(|e| IoFailure::new("truncate segment", self.log_path(), e))?;
             } else {
                 self.rewrite_prefix(cut, config, disk)?;
@@ -1021,7 +1030,7 @@ impl Segment {
             self.summary.index.file_mut().trim()?;
             self.summary.time_index.file_mut().trim()?;
         }
-        disk.sync_data(&self.log_file)
+        disk.sync_data(&*self.open_log()?)
             .map_err(|e| IoFailure::new("sync segment", self.log_path(), e))?;
         Ok(())
     }
@@ -1043,7 +1052,7 @@ impl Segment {
         };
         self.map = LogMap::new(&file, capacity, cut as usize)
             .map_err(|e| IoFailure::new("map segment", &path, e))?;
-        self.log_file = Arc::new(file);
+        self.log_file.replace(file);
         Ok(())
     }
 
@@ -1120,7 +1129,7 @@ impl Segment {
     }
 
     /// The transaction index's file, if it has one, to fdatasync.
-    pub(crate) fn txn_index_sync_file(&self) -> Option<(Arc<File>, PathBuf)> {
+    pub(crate) fn txn_index_sync_file(&self) -> Option<(LazyFile, PathBuf)> {
         self.txn_index.sync_file()
     }
 

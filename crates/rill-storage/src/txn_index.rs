@@ -21,12 +21,12 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use crate::Offset;
 use crate::disk::{Disk, remove_if_present};
 use crate::durable::write_atomically_on;
 use crate::error::IoFailure;
+use crate::open_files::LazyFile;
 
 pub(crate) const TXN_INDEX_SUFFIX: &str = "txnindex";
 /// Bytes of one entry: version, producer id, three offsets.
@@ -91,7 +91,7 @@ impl AbortedTxn {
 #[derive(Debug)]
 pub(crate) struct TxnIndex {
     path: PathBuf,
-    file: Option<Arc<File>>,
+    file: Option<LazyFile>,
     /// Ordered by last offset, each last offset once.
     entries: Vec<AbortedTxn>,
 }
@@ -159,7 +159,7 @@ impl TxnIndex {
                 .write(true)
                 .open(&index.path)
                 .map_err(|e| IoFailure::new("open transaction index", &index.path, e))?;
-            index.file = Some(Arc::new(file));
+            index.file = Some(LazyFile::new(index.path.clone(), file));
         }
         Ok(index)
     }
@@ -192,14 +192,17 @@ impl TxnIndex {
         }
         let created = self.file.is_none();
         let file = match &self.file {
-            Some(file) => Arc::clone(file),
+            Some(file) => file
+                .get()
+                .map_err(|e| IoFailure::new("open transaction index", &self.path, e))?,
             None => {
                 let file = disk
                     .create_file(&self.path)
                     .map_err(|e| IoFailure::new("create transaction index", &self.path, e))?;
-                let file = Arc::new(file);
-                self.file = Some(Arc::clone(&file));
-                file
+                let file = LazyFile::new(self.path.clone(), file);
+                self.file = Some(file.clone());
+                file.get()
+                    .map_err(|e| IoFailure::new("open transaction index", &self.path, e))?
             }
         };
         let position = (at * TXN_ENTRY_BYTES) as u64;
@@ -235,7 +238,7 @@ impl TxnIndex {
         }
         let bytes: Vec<u8> = self.entries.iter().flat_map(|e| e.encode()).collect();
         let file = write_atomically_on(disk, &self.path, &bytes)?;
-        self.file = Some(Arc::new(file));
+        self.file = Some(LazyFile::new(self.path.clone(), file));
         Ok(())
     }
 
@@ -258,17 +261,18 @@ impl TxnIndex {
     }
 
     /// The file and its path, to fdatasync, if there is a file.
-    pub(crate) fn sync_file(&self) -> Option<(Arc<File>, PathBuf)> {
+    pub(crate) fn sync_file(&self) -> Option<(LazyFile, PathBuf)> {
         self.file
             .as_ref()
-            .map(|file| (Arc::clone(file), self.path.clone()))
+            .map(|file| (file.clone(), self.path.clone()))
     }
 
     /// Renames the file, if there is one, to `to`.
     pub(crate) fn rename(&mut self, to: PathBuf, disk: &dyn Disk) -> Result<(), IoFailure> {
-        if self.file.is_some() {
+        if let Some(file) = &self.file {
             disk.rename(&self.path, &to)
                 .map_err(|e| IoFailure::new("rename transaction index", &to, e))?;
+            file.set_path(to.clone());
         }
         self.path = to;
         Ok(())

@@ -266,6 +266,24 @@ impl Collector for BrokerState {
         gauge(
             e,
             (
+                "log_open_files",
+                "Segment file descriptors open now; the least recently used close beyond rill_log_open_files_max",
+                None,
+            ),
+            i64::try_from(rill_storage::open_files()).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            e,
+            (
+                "log_open_files_max",
+                "Segment file descriptors open at once at most (rill.log.open.files.max)",
+                None,
+            ),
+            i64::try_from(rill_storage::open_files_max()).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            e,
+            (
                 "partitions_offline",
                 "Partitions of the cluster without a leader (OfflinePartitionsCount)",
                 None,

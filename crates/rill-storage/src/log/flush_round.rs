@@ -145,8 +145,7 @@ impl LogShared {
             .files
             .iter()
             .try_for_each(|(file, path)| {
-                self.disk
-                    .sync_data(file)
+                file.sync_data(self.disk.as_ref())
                     .map_err(|e| IoFailure::new("sync segment", path, e))
             })
             .and_then(|()| {

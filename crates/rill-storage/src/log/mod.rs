@@ -25,7 +25,6 @@ mod read;
 mod truncate;
 mod txn;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -45,6 +44,7 @@ use crate::durable::{create_dir_durably_on, sync_dir_on};
 use crate::error::{ConfigError, IoFailure, LogFailed, ModifyError, OfflineCause, OpenError};
 use crate::file_system::FileSystem;
 use crate::flush::{Flusher, FlusherHandle};
+use crate::open_files::LazyFile;
 use crate::recovery::{RecoveryHints, RecoveryReport, load_segments};
 use crate::segment::Segment;
 
@@ -119,7 +119,7 @@ struct LogState {
     /// Records appended since the last sync began (for flush.messages).
     unflushed_messages: u64,
     /// Files of sealed segments not yet synced since they were sealed.
-    unsynced: Vec<(Arc<File>, PathBuf)>,
+    unsynced: Vec<(LazyFile, PathBuf)>,
     /// Whether files were created in the directory since its last sync.
     dir_dirty: bool,
     /// Set by [`Log::close`]: the files are trimmed and take no more writes.
@@ -350,9 +350,7 @@ impl Log {
         let active = &mut state.active;
         active.seal()?;
         for (file, path) in active.sync_files() {
-            self.shared
-                .disk
-                .sync_data(&file)
+            file.sync_data(self.shared.disk.as_ref())
                 .map_err(|e| IoFailure::new("sync segment", path, e))?;
         }
         sync_dir_on(self.shared.disk.as_ref(), &self.shared.dir)?;

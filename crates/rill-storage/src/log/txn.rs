@@ -115,7 +115,7 @@ impl Log {
         let added = segment.aborted_txn_count() > before;
         if added {
             if let Some((file, path)) = segment.txn_index_sync_file() {
-                disk.sync_data(&file)
+                file.sync_data(disk)
                     .map_err(|e| crate::error::IoFailure::new("sync transaction index", path, e))?;
             }
         }
