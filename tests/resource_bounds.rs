@@ -507,3 +507,40 @@ async fn partitions_with_more_files_than_descriptors_take_writes_reads_and_a_res
     );
     assert_alive(&broker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_out_of_descriptors_creates_topics_with_those_of_idle_partitions() {
+    let temp = tempfile::tempdir().unwrap();
+    let broker = BrokerProcess::start_wrapped(
+        &["prlimit", "--nofile=192:192"],
+        &temp.path().join("data"),
+        &[],
+        "127.0.0.1:0",
+    );
+    let mut wire = Wire::connect(&broker.bootstrap);
+    create_topic_with(&mut wire, "idle", 16);
+    // Connections take every descriptor left.
+    let held: Vec<TcpStream> = (0..250).map(|_| connect(&broker)).collect();
+    broker.wait_for_log(&["WARN", "cannot accept connections"]);
+
+    // Files of a new topic, and the syncs of its directories, take the
+    // descriptors of idle partitions' files: running out is no disk
+    // failure, and nothing goes offline.
+    create_topic_with(&mut wire, "fresh", 4);
+    drop(held);
+    drop(wire);
+    let producer: FutureProducer = broker.producer(&[("acks", "all")]);
+    for topic in ["idle", "fresh"] {
+        producer
+            .send(
+                FutureRecord::<(), _>::to(topic)
+                    .partition(0)
+                    .payload(&[7u8; 1024][..]),
+                WAIT,
+            )
+            .await
+            .map_err(|(error, _)| error)
+            .unwrap_or_else(|error| panic!("produce to {topic}: {error}"));
+    }
+    assert_serving(&broker);
+}

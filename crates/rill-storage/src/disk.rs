@@ -15,6 +15,8 @@ use std::path::Path;
 
 use rustix::fs::FallocateFlags;
 
+use crate::open_files::with_descriptor;
+
 /// Reservation, writes, directory changes and syncs of the log's files.
 ///
 /// Thread-safe: the flusher threads and the appending threads call it
@@ -163,12 +165,14 @@ impl Disk for RealDisk {
     }
 
     fn create_file(&self, path: &Path) -> io::Result<File> {
-        File::options()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)
+        with_descriptor(|| {
+            File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+        })
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
@@ -188,7 +192,7 @@ impl Disk for RealDisk {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        with_descriptor(|| File::open(dir))?.sync_all()
     }
 
     fn probe(&self, dir: &File) -> io::Result<FileSystemProbe> {

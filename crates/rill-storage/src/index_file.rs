@@ -20,7 +20,7 @@ use crate::disk::Disk;
 use crate::error::{IoFailure, SegmentFileChanged};
 use crate::file_check::check_file;
 use crate::mmap::IndexMap;
-use crate::open_files::LazyFile;
+use crate::open_files::{LazyFile, with_descriptor};
 
 /// One fixed-size, big-endian entry of an index file.
 pub(crate) trait IndexEntry: Copy {
@@ -60,7 +60,7 @@ impl<E: IndexEntry> IndexFile<E> {
     /// cleanly closed segment's). `None` if the file is missing or its
     /// length is not a whole number of entries.
     pub(crate) fn open_trimmed(path: &Path) -> Result<Option<Self>, IoFailure> {
-        let file = match File::options().read(true).write(true).open(path) {
+        let file = match with_descriptor(|| File::options().read(true).write(true).open(path)) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(IoFailure::new("open index", path, e)),

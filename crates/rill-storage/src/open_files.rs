@@ -156,12 +156,20 @@ impl LazyFile {
 }
 
 /// Opens `path` for reading and writing, closing others first while the
-/// budget is spent, and again if the process is out of descriptors.
+/// budget is spent.
 fn open_with_room(path: &Path) -> io::Result<File> {
     make_room();
+    with_descriptor(|| File::options().read(true).write(true).open(path))
+}
+
+/// Runs `open` (anything that takes a descriptor: opening a file, a
+/// directory to sync it); if the process is out of descriptors, closes a
+/// segment file and tries again, a few times. Running out is then a
+/// refusal of that one step, never taken for a failing disk.
+pub(crate) fn with_descriptor<T>(mut open: impl FnMut() -> io::Result<T>) -> io::Result<T> {
     let mut tries = 0;
     loop {
-        match File::options().read(true).write(true).open(path) {
+        match open() {
             Err(e) if is_out_of_descriptors(&e) && tries < 8 && close_one() => tries += 1,
             other => return other,
         }

@@ -24,7 +24,7 @@ use crate::error::{AppendError, IoFailure, ReadError, SegmentFileChanged};
 use crate::file_check::check_file;
 use crate::mmap::LogMap;
 use crate::offset_index::OffsetIndex;
-use crate::open_files::LazyFile;
+use crate::open_files::{LazyFile, with_descriptor};
 use crate::time_index::TimeIndex;
 use crate::txn_index::{AbortedTxn, TXN_INDEX_SUFFIX, TxnIndex};
 
@@ -448,10 +448,7 @@ impl Segment {
         disk: &dyn Disk,
     ) -> Result<(Segment, bool), IoFailure> {
         let log_path = segment_path(dir, base_offset, LOG_SUFFIX);
-        let log_file = File::options()
-            .read(true)
-            .write(true)
-            .open(&log_path)
+        let log_file = with_descriptor(|| File::options().read(true).write(true).open(&log_path))
             .map_err(|e| IoFailure::new("open segment", &log_path, e))?;
         let file_len = log_file
             .metadata()
