@@ -533,7 +533,7 @@ impl Controller {
     }
 
     /// The metadata as applied on this node: possibly behind the leader.
-    pub fn metadata(&self) -> ClusterMetadata {
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
         self.core.reader.metadata()
     }
 
@@ -654,7 +654,8 @@ impl Core {
         crate::network::MetadataReply {
             applied_index,
             leader: self.raft.metrics().borrow().current_leader,
-            metadata: (applied_index > known_index).then(|| self.reader.metadata()),
+            metadata: (applied_index > known_index)
+                .then(|| ClusterMetadata::clone(&self.reader.metadata())),
         }
     }
 

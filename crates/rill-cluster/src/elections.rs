@@ -420,13 +420,16 @@ mod tests {
         let mut md = cluster(&assignment);
         assert!(!md.leaders_imbalanced(10));
         // One of ten led elsewhere: 10%, not above it.
-        md.topics.get_mut("t").unwrap().partitions[0].leader = Some(BrokerId(2));
+        std::sync::Arc::make_mut(md.topics.get_mut("t").unwrap()).partitions[0].leader =
+            Some(BrokerId(2));
         assert!(!md.leaders_imbalanced(10));
-        md.topics.get_mut("t").unwrap().partitions[1].leader = Some(BrokerId(2));
+        std::sync::Arc::make_mut(md.topics.get_mut("t").unwrap()).partitions[1].leader =
+            Some(BrokerId(2));
         assert!(md.leaders_imbalanced(10));
         // Not if broker 1 could not lead them anyway (out of the ISR).
         for p in 0..2 {
-            md.topics.get_mut("t").unwrap().partitions[p].isr = ids(&[2, 3]);
+            std::sync::Arc::make_mut(md.topics.get_mut("t").unwrap()).partitions[p].isr =
+                ids(&[2, 3]);
         }
         assert!(!md.leaders_imbalanced(10));
     }

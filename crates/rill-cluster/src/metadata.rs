@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -149,7 +150,9 @@ pub struct ClusterMetadata {
     #[serde(default)]
     pub cluster_id: String,
     pub brokers: BTreeMap<BrokerId, Broker>,
-    pub topics: BTreeMap<String, Topic>,
+    /// Each topic shared, so that a copy of the metadata (one per
+    /// applied entry while a reader holds the last) copies no partitions.
+    pub topics: BTreeMap<String, Arc<Topic>>,
     /// Producer ids below this have been handed out.
     #[serde(default)]
     pub next_producer_id: i64,
@@ -695,7 +698,10 @@ impl ClusterMetadata {
 
     /// The topic with id `topic_id`.
     pub fn topic_by_id(&self, topic_id: Uuid) -> Option<&Topic> {
-        self.topics.values().find(|t| t.id == topic_id)
+        self.topics
+            .values()
+            .find(|t| t.id == topic_id)
+            .map(|t| &**t)
     }
 
     /// Checks a multi-partition command's changes against the state, all
@@ -708,7 +714,7 @@ impl ClusterMetadata {
         eligible: impl Fn(BrokerId) -> bool,
     ) -> Result<(), Rejection> {
         let invalid = |reason: String| Err(Rejection::InvalidPartitionChange { reason });
-        let ids: BTreeMap<Uuid, &Topic> = self.topics.values().map(|t| (t.id, t)).collect();
+        let ids: BTreeMap<Uuid, &Topic> = self.topics.values().map(|t| (t.id, &**t)).collect();
         let mut seen = BTreeSet::new();
         for change in changes {
             let (topic_id, partition) = (change.topic_id, change.partition);
@@ -830,12 +836,12 @@ impl ClusterMetadata {
             .collect();
         self.topics.insert(
             name.to_owned(),
-            Topic {
+            Arc::new(Topic {
                 name: name.to_owned(),
                 id: topic_id,
                 configs: configs.clone(),
                 partitions,
-            },
+            }),
         );
         Ok(Applied::TopicCreated { topic_id })
     }
@@ -876,7 +882,7 @@ impl ClusterMetadata {
     fn create_partitions(&mut self, topic_id: Uuid, assignment: &[Vec<BrokerId>]) -> CommandResult {
         self.validate_assignment(assignment)?;
         let name = self.topic_name_of(topic_id)?;
-        let Some(topic) = self.topics.get_mut(&name) else {
+        let Some(topic) = self.topics.get_mut(&name).map(Arc::make_mut) else {
             return Err(Rejection::UnknownTopic { name });
         };
         if topic.partitions.len() + assignment.len() > PARTITIONS_PER_TOPIC_MAX {
@@ -954,6 +960,7 @@ impl ClusterMetadata {
         let state = self
             .topics
             .get_mut(topic)
+            .map(Arc::make_mut)
             .ok_or_else(|| Rejection::UnknownTopic {
                 name: topic.to_owned(),
             })?;
@@ -968,6 +975,7 @@ impl ClusterMetadata {
         let state = self
             .topics
             .get_mut(topic)
+            .map(Arc::make_mut)
             .ok_or_else(|| Rejection::UnknownTopic {
                 name: topic.to_owned(),
             })?;
@@ -1675,7 +1683,7 @@ mod cancel_reassignment_tests {
             super::replication_command_tests::cluster_with_topic(4, &[&[1, 2]], &[]);
         reassign(&mut md, topic_id, &[3], 12);
         // 3 caught up and leads; 1 and 2 fell out of the ISR.
-        let state = md.topics.get_mut("t").unwrap();
+        let state = Arc::make_mut(md.topics.get_mut("t").unwrap());
         state.partitions[0].isr = ids(&[3]);
         state.partitions[0].leader = Some(BrokerId(3));
         assert!(matches!(
@@ -1684,7 +1692,7 @@ mod cancel_reassignment_tests {
         ));
         assert_eq!(md.topics["t"].partitions[0].adding_replicas, ids(&[3]));
         // With 2 back in the ISR, the move is undone and 2 leads.
-        md.topics.get_mut("t").unwrap().partitions[0].isr = ids(&[3, 2]);
+        Arc::make_mut(md.topics.get_mut("t").unwrap()).partitions[0].isr = ids(&[3, 2]);
         let before = md.topics["t"].partitions[0].leader_epoch;
         cancel(&mut md, topic_id, 14).unwrap();
         let back = &md.topics["t"].partitions[0];
@@ -1709,7 +1717,7 @@ mod unclean_election_tests {
             super::replication_command_tests::cluster_with_topic(2, &[&[1, 2]], configs);
         // Broker 2 fell out of the ISR, then broker 1 (the last member)
         // was fenced: offline. Broker 2 comes back unfenced.
-        let state = md.topics.get_mut("t").unwrap();
+        let state = Arc::make_mut(md.topics.get_mut("t").unwrap());
         state.partitions[0].isr = vec![BrokerId(1)];
         state.partitions[0].leader = None;
         md.brokers.get_mut(&BrokerId(1)).unwrap().fenced = true;

@@ -35,7 +35,8 @@ const SNAPSHOT_FILE: &str = "raft-snapshot";
 struct MachineState {
     last_applied: Option<LogId>,
     membership: StoredMembership<NodeId, BasicNode>,
-    metadata: ClusterMetadata,
+    /// Shared with readers; an apply copies it only while one holds it.
+    metadata: Arc<ClusterMetadata>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,9 +74,10 @@ pub struct MetadataReader {
 }
 
 impl MetadataReader {
-    /// A copy of the metadata as applied on this controller.
-    pub fn metadata(&self) -> ClusterMetadata {
-        self.shared.state.read().metadata.clone()
+    /// The metadata as applied on this controller: shared, not copied (the
+    /// next entry applied copies it if it is still held).
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        Arc::clone(&self.shared.state.read().metadata)
     }
 
     /// The index of the last entry applied here.
@@ -138,7 +140,7 @@ fn state_of(stored: &StoredSnapshot) -> Result<MachineState, serde_json::Error> 
     Ok(MachineState {
         last_applied: stored.meta.last_log_id,
         membership: stored.meta.last_membership.clone(),
-        metadata: serde_json::from_slice(&stored.data)?,
+        metadata: Arc::new(serde_json::from_slice(&stored.data)?),
     })
 }
 
@@ -184,7 +186,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
         let (meta, data) = {
             let state = self.shared.state.read();
-            let data = serde_json::to_vec(&state.metadata)
+            let data = serde_json::to_vec(&*state.metadata)
                 .map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)))?;
             let snapshot_id = match state.last_applied {
                 Some(id) => format!(
@@ -236,7 +238,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             state.last_applied = Some(entry.log_id);
             let result = match entry.payload {
                 EntryPayload::Blank => Ok(Applied::NotACommand),
-                EntryPayload::Normal(command) => state.metadata.apply(&command, entry.log_id.index),
+                EntryPayload::Normal(command) => {
+                    Arc::make_mut(&mut state.metadata).apply(&command, entry.log_id.index)
+                }
                 EntryPayload::Membership(membership) => {
                     state.membership = StoredMembership::new(Some(entry.log_id), membership);
                     Ok(Applied::NotACommand)

@@ -474,17 +474,23 @@ impl LogManager {
         &self,
         partitions: &BTreeMap<TopicPartition, Arc<Partition>>,
     ) -> Result<PathBuf, ManagerError> {
-        let load = |dir: &PathBuf| {
-            partitions
-                .values()
-                .filter(|p| p.dir().parent() == Some(dir.as_path()))
-                .count()
-        };
-        self.config
-            .log_dirs
-            .iter()
-            .min_by_key(|dir| load(dir))
-            .cloned()
+        let dirs = &self.config.log_dirs;
+        if let [only] = dirs.as_slice() {
+            return Ok(only.clone());
+        }
+        // One pass over the partitions, not one per directory.
+        let mut load = vec![0_usize; dirs.len()];
+        for partition in partitions.values() {
+            if let Some(i) = dirs
+                .iter()
+                .position(|d| partition.dir().parent() == Some(d))
+            {
+                load[i] += 1;
+            }
+        }
+        (0..dirs.len())
+            .min_by_key(|&i| load[i])
+            .map(|i| dirs[i].clone())
             .ok_or(ManagerError::NoLogDirs)
     }
 }

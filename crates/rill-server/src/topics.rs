@@ -173,7 +173,7 @@ impl Topics {
         self.node.metadata()
     }
 
-    pub(crate) fn topic(&self, name: &str) -> Option<Topic> {
+    pub(crate) fn topic(&self, name: &str) -> Option<Arc<Topic>> {
         self.metadata().topics.get(name).cloned()
     }
 
@@ -342,7 +342,7 @@ impl Topics {
         Ok(CreatedTopic {
             id: created.id,
             partitions,
-            configs: created.configs,
+            configs: created.configs.clone(),
         })
     }
 
@@ -350,7 +350,7 @@ impl Topics {
     /// (auto.create.topics.enable): the creation is proposed in the
     /// background and the answer is LEADER_NOT_AVAILABLE, which clients
     /// retry, as Kafka does.
-    pub(crate) fn auto_create(&self, topic: &str) -> Result<Topic, TopicError> {
+    pub(crate) fn auto_create(&self, topic: &str) -> Result<Arc<Topic>, TopicError> {
         if let Some(existing) = self.topic(topic) {
             return Ok(existing);
         }
@@ -381,7 +381,7 @@ impl Topics {
 
     /// Deletes a topic; every broker deletes its replicas as it applies
     /// the metadata. Blocking.
-    pub(crate) fn delete(&self, name: &str) -> Result<Topic, TopicError> {
+    pub(crate) fn delete(&self, name: &str) -> Result<Arc<Topic>, TopicError> {
         let topic = self.topic(name).ok_or_else(|| TopicError::UnknownTopic {
             name: name.to_string(),
         })?;

@@ -130,7 +130,8 @@ impl Cluster {
         wait_for(what, || {
             let states: Vec<_> = self.nodes.values().map(|c| c.metadata()).collect();
             let first = states.first()?;
-            (states.iter().all(|s| s == first) && check(first)).then(|| first.clone())
+            (states.iter().all(|s| s == first) && check(first))
+                .then(|| ClusterMetadata::clone(first))
         })
         .await
     }

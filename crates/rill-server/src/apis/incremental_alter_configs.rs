@@ -97,7 +97,8 @@ pub(super) fn replace_configs(
                         name: name.to_string(),
                     })
                 })?
-                .configs;
+                .configs
+                .clone();
             let updated = topic_config::without_retired(compute(current)?);
             broker
                 .topics()

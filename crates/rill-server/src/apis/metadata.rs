@@ -43,7 +43,7 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             .topics
             .values()
             .filter(|topic| may_describe(&topic.name))
-            .map(describe)
+            .map(|topic| describe(topic))
             .collect()
     } else {
         metadata

@@ -192,7 +192,7 @@ impl ClusterNode {
                 })
                 .collect(),
             config: config.cluster.clone(),
-            metadata: RwLock::new(Arc::new(quorum.metadata())),
+            metadata: RwLock::new(quorum.metadata()),
             quorum,
             broker_epoch: Mutex::new(None),
             producer_ids: Mutex::new((0, 0)),
@@ -341,7 +341,7 @@ impl ClusterNode {
         let caught_up = tokio::time::timeout(wait, async {
             loop {
                 if self.quorum.applied_index() >= Some(index) {
-                    *self.metadata.write() = Arc::new(self.quorum.metadata());
+                    *self.metadata.write() = self.quorum.metadata();
                     return;
                 }
                 if changes.changed().await.is_err() {
@@ -464,7 +464,7 @@ impl ClusterNode {
     /// serves shows the change before the client hears it is done.
     pub(crate) fn apply_metadata(&self) {
         let _one_at_a_time = self.applying.lock();
-        let metadata = Arc::new(self.quorum.metadata());
+        let metadata = self.quorum.metadata();
         *self.metadata.write() = Arc::clone(&metadata);
         for (topic, led) in self.replicas.apply(self, &metadata) {
             let partitions = metadata

@@ -55,7 +55,7 @@ pub(crate) struct Remote {
 struct View {
     applied_index: Option<u64>,
     leader: Option<u64>,
-    metadata: ClusterMetadata,
+    metadata: Arc<ClusterMetadata>,
 }
 
 impl Quorum {
@@ -164,10 +164,10 @@ impl Quorum {
 
     /// The metadata as applied here (the local controller's, or the last
     /// a controller sent).
-    pub(crate) fn metadata(&self) -> ClusterMetadata {
+    pub(crate) fn metadata(&self) -> Arc<ClusterMetadata> {
         match self {
             Quorum::Local(controller) => controller.metadata(),
-            Quorum::Remote(remote) => remote.view.read().metadata.clone(),
+            Quorum::Remote(remote) => Arc::clone(&remote.view.read().metadata),
         }
     }
 
@@ -315,7 +315,7 @@ async fn poll_metadata(
                     && reply.applied_index > view.applied_index
                 {
                     view.applied_index = reply.applied_index;
-                    view.metadata = metadata;
+                    view.metadata = Arc::new(metadata);
                     drop(view);
                     changes.send_modify(|n| *n += 1);
                 }
