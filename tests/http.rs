@@ -390,6 +390,20 @@ async fn a_leader_reports_and_logs_a_follower_leaving_the_isr_and_coming_back() 
     let shrinks = |samples: &[(Series, f64)]| sum(samples, "rill_isr_shrinks_total", &[]);
     let before = shrinks(&scrape(&leader_http));
 
+    // The metadata quorum's leader reports each other controller's lag:
+    // nothing, once they have caught up.
+    let controller = sum(&scrape(&leader_http), "rill_controller_leader", &[]) as i32;
+    let controller_http = cluster.http[usize::try_from(controller - 1).unwrap()].clone();
+    wait_until(WAIT, "both followers of the quorum caught up", || {
+        let samples = scrape(&controller_http);
+        let lags: Vec<f64> = samples
+            .iter()
+            .filter(|((n, _), _)| n == "rill_metadata_follower_lag")
+            .map(|(_, lag)| *lag)
+            .collect();
+        lags.len() == 2 && lags.iter().all(|lag| *lag == 0.0)
+    });
+
     cluster.node(follower).kill();
     wait_until(
         Duration::from_secs(60),
@@ -405,6 +419,14 @@ async fn a_leader_reports_and_logs_a_follower_leaving_the_isr_and_coming_back() 
         .node(leader)
         .wait_for_log(&["WARN", "the ISR shrank", "watched-0"]);
     assert!(warned.contains(&format!("[{follower}]")), "{warned}");
+    if follower != controller {
+        // The shrink is an entry the killed controller does not hold.
+        let node = follower.to_string();
+        wait_until(WAIT, "the quorum's leader sees the killed one lag", || {
+            let samples = scrape(&controller_http);
+            sum(&samples, "rill_metadata_follower_lag", &[("node", &node)]) >= 1.0
+        });
+    }
 
     cluster.node(follower).restart();
     wait_until(Duration::from_secs(60), "the ISR whole again", || {

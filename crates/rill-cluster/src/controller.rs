@@ -177,6 +177,9 @@ pub struct QuorumStatus {
     pub applied_index: Option<u64>,
     /// The last entry the quorum committed, as this node last heard.
     pub committed_index: Option<u64>,
+    /// On the quorum's leader: each other member and the last entry it
+    /// is known to hold (`None`: nothing yet). Empty elsewhere.
+    pub replicated: Vec<(NodeId, Option<u64>)>,
     /// The last entry of this node's latest snapshot.
     pub snapshot_index: Option<u64>,
     /// Entries up to this one are gone from this node's log.
@@ -526,6 +529,13 @@ impl Controller {
             last_log_index: metrics.last_log_index,
             applied_index: metrics.last_applied.map(|id| id.index),
             committed_index: self.core.committed.get(),
+            replicated: metrics
+                .replication
+                .iter()
+                .flatten()
+                .filter(|(node, _)| **node != self.core.node_id)
+                .map(|(node, matched)| (*node, matched.map(|id| id.index)))
+                .collect(),
             snapshot_index: metrics.snapshot.map(|id| id.index),
             purged_index: metrics.purged.map(|id| id.index),
             voters: metrics.membership_config.membership().voter_ids().collect(),

@@ -55,6 +55,8 @@ pub(crate) struct BrokerState {
     /// the quorum's commit offset as it last heard (both past their last
     /// entry, as Kafka's offsets are).
     quorum: Option<(u64, u64, Option<u64>)>,
+    /// On the quorum's leader: how many entries each other member lacks.
+    quorum_lag: Vec<(u64, i64)>,
 }
 
 impl BrokerState {
@@ -76,6 +78,7 @@ impl BrokerState {
             );
         }
         let metadata = broker.node().metadata();
+        let quorum = broker.node().quorum_status();
         let me = BrokerId(broker.node().node_id());
         let (mut leader, mut under_replicated, mut under_min_isr, mut offline) = (0, 0, 0, 0);
         for topic in metadata.topics.values() {
@@ -118,10 +121,20 @@ impl BrokerState {
             flush: broker.logs().flush_stats(),
             isr_changes: broker.replicas().isr_change_counts(),
             leaderships: broker.replicas().leaderships_taken(),
-            quorum: broker.node().quorum_status().map(|status| {
+            quorum: quorum.as_ref().map(|status| {
                 let log_end = status.last_log_index.map_or(0, |index| index + 1);
                 let committed = status.committed_index.map(|index| index + 1);
                 (status.term, log_end, committed)
+            }),
+            quorum_lag: quorum.as_ref().map_or_else(Vec::new, |status| {
+                let log_end = status.last_log_index.map_or(0, |index| index + 1);
+                let behind =
+                    |held: Option<u64>| log_end.saturating_sub(held.map_or(0, |index| index + 1));
+                status
+                    .replicated
+                    .iter()
+                    .map(|(node, held)| (*node, i64::try_from(behind(*held)).unwrap_or(i64::MAX)))
+                    .collect()
             }),
         }
     }
@@ -252,6 +265,17 @@ impl Collector for BrokerState {
                 )?;
             }
         }
+        gauges(
+            e,
+            (
+                "metadata_follower_lag",
+                "On the metadata quorum's leader: entries of its log each other controller does not hold yet (DescribeQuorum's log end offsets)",
+                None,
+            ),
+            self.quorum_lag
+                .iter()
+                .map(|(node, lag)| ([("node", node.to_string())], *lag)),
+        )?;
         if let Some(applied) = self.metadata_applied {
             gauge(
                 e,
