@@ -20,8 +20,9 @@ use std::process::Command;
 
 use common::BrokerProcess;
 use common::wire::{self, Wire, topic_name};
-use kafka_protocol::messages::DeleteTopicsRequest;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest};
 use rill_record::{BatchBuilder, NewRecord};
 
 /// KAFKA_STORAGE_ERROR.
@@ -39,17 +40,16 @@ struct SmallFileSystem {
 
 impl SmallFileSystem {
     fn mount() -> SmallFileSystem {
+        SmallFileSystem::mount_with(&format!("size={FILE_SYSTEM_MIB}m"))
+    }
+
+    /// With tmpfs `options` (`size=...`, `nr_inodes=...`).
+    fn mount_with(options: &str) -> SmallFileSystem {
         let temp = tempfile::tempdir().unwrap();
         let mount = temp.path().join("fs");
         std::fs::create_dir(&mount).unwrap();
         let status = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={FILE_SYSTEM_MIB}m"),
-                "tmpfs",
-            ])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(&mount)
             .status()
             .unwrap();
@@ -153,6 +153,87 @@ fn a_full_disk_is_used_to_the_end_said_once_and_recovered_from() {
         !since_full.iter().any(|l| l.contains("is full")),
         "said full once: {since_full:?}"
     );
+}
+
+#[test]
+fn a_topic_that_cannot_be_made_whole_is_not_made_at_all() {
+    // Few inodes: each partition takes a directory and its files, so
+    // topics of four partitions are made until one runs out midway.
+    let fs = SmallFileSystem::mount_with("size=64m,nr_inodes=160");
+    let broker = BrokerProcess::start_in(&fs.path().join("data"), &[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    let create = |wire: &mut Wire, name: &str| {
+        let created = wire.send(
+            7,
+            &CreateTopicsRequest::default()
+                .with_topics(vec![
+                    CreatableTopic::default()
+                        .with_name(topic_name(name))
+                        .with_num_partitions(4)
+                        .with_replication_factor(1),
+                ])
+                .with_timeout_ms(30_000),
+        );
+        created.topics[0].clone()
+    };
+    let mut made = Vec::new();
+    let refused = loop {
+        assert!(made.len() < 40, "160 inodes never ran out");
+        let name = format!("t{}", made.len());
+        let result = create(&mut wire, &name);
+        if result.error_code != 0 {
+            break (name, result);
+        }
+        made.push(name);
+    };
+    let (name, result) = refused;
+    assert!(!made.is_empty(), "not even one topic fit: {result:?}");
+    assert_eq!(result.error_code, STORAGE_ERROR, "{result:?}");
+    let cause = result.error_message.as_deref().unwrap_or_default();
+    assert!(
+        cause.contains(&format!("{name}-")) && cause.contains("No space left"),
+        "the partition and the cause: {cause}"
+    );
+    broker.wait_for_log(&["ERROR", "topic not created", &name]);
+
+    // Nothing of it to see, in the metadata or on disk.
+    let listed = wire.send(12, &MetadataRequest::default().with_topics(None));
+    let names: Vec<String> = listed
+        .topics
+        .iter()
+        .filter_map(|t| t.name.as_ref().map(|n| n.0.to_string()))
+        .collect();
+    assert!(!names.contains(&name), "{names:?}");
+    for made in &made {
+        assert!(names.contains(made), "{made} gone: {names:?}");
+    }
+    let prefix = format!("{name}-");
+    let left: Vec<String> = std::fs::read_dir(fs.path().join("data"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|dir| dir.starts_with(&prefix))
+        .collect();
+    assert!(left.is_empty(), "left on disk: {left:?}");
+
+    // The topics made before take writes; with room again (one deleted),
+    // the same topic is made whole.
+    assert_eq!(
+        wire::produce_batch(&mut wire, &made[0], 3, batch(1)).0,
+        0,
+        "an earlier topic takes writes"
+    );
+    let deleted = wire.send(
+        6,
+        &DeleteTopicsRequest::default()
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(topic_name(&made[0]))),
+            ])
+            .with_timeout_ms(30_000),
+    );
+    assert_eq!(deleted.responses[0].error_code, 0);
+    let again = create(&mut wire, &name);
+    assert_eq!(again.error_code, 0, "{again:?}");
+    assert_eq!(wire::produce_batch(&mut wire, &name, 3, batch(2)).0, 0);
 }
 
 /// The broker's log lines from now to the first containing `words`.

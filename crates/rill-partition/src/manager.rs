@@ -256,6 +256,15 @@ impl LogManager {
             topic_partition: topic_partition.clone(),
             source,
         });
+        if created.is_err() {
+            // What was made of it goes, so that the next try starts anew
+            // (the directory did not exist before).
+            if let Err(error) = self.disk.remove_dir_all(&dir) {
+                if error.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(partition = %topic_partition, %error, "cannot remove a partition not created");
+                }
+            }
+        }
         let mut partitions = self.partitions.write();
         self.creating.lock().remove(topic_partition);
         let partition = Arc::new(created?);
@@ -299,16 +308,12 @@ impl LogManager {
             .ok_or_else(|| ManagerError::NotFound {
                 topic_partition: topic_partition.clone(),
             })?;
-        let partition_error = |source| ManagerError::Partition {
-            topic_partition: topic_partition.clone(),
-            source,
-        };
         if let Err(error) = partition.close() {
-            if partition.log().failure().is_none() {
-                return Err(partition_error(error));
-            }
-            // An offline log cannot close cleanly; its files go anyway.
-            tracing::warn!(partition = %topic_partition, %error, "deleting an offline partition");
+            // Its files go anyway: what a clean close writes (a producer
+            // snapshot, a trimmed index) is for a next start it will not
+            // have. An offline log cannot close cleanly, nor can one on a
+            // full disk.
+            tracing::warn!(partition = %topic_partition, %error, "deleting a partition that did not close cleanly");
         }
         let dir = partition.dir().to_path_buf();
         let parent = dir.parent().unwrap_or(Path::new(".")).to_path_buf();

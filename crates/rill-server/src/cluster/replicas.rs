@@ -135,6 +135,8 @@ pub(crate) struct ReplicaManager {
     isr_changes: IsrChangeCounts,
     /// Partitions this broker took the leadership of (a new leader epoch).
     leaderships: std::sync::atomic::AtomicU64,
+    /// Replicas of this broker the last apply could not create, and why.
+    not_created: Mutex<BTreeMap<TopicPartition, String>>,
 }
 
 /// The internal topics whose partitions' leaders are coordinators.
@@ -178,6 +180,7 @@ impl ReplicaManager {
             coordinated: Mutex::new(BTreeMap::new()),
             isr_changes: IsrChangeCounts::default(),
             leaderships: std::sync::atomic::AtomicU64::new(0),
+            not_created: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -270,6 +273,17 @@ impl ReplicaManager {
             Err(error) => tracing::error!(partition = %tp, %error, "cannot delete the replica"),
         }
         self.waiters.remove(tp);
+    }
+
+    /// A replica of `topic` on this broker that the last apply could not
+    /// create, and why.
+    pub(crate) fn not_created(&self, topic: &str) -> Option<(TopicPartition, String)> {
+        let not_created = self.not_created.lock();
+        not_created
+            .range(TopicPartition::new(topic, 0)..)
+            .next()
+            .filter(|(tp, _)| tp.topic == topic)
+            .map(|(tp, why)| (tp.clone(), why.clone()))
     }
 
     /// Whether an acks=all produce may append: the ISR holds at least
@@ -430,6 +444,7 @@ impl ReplicaManager {
         }
         self.prepare(metadata);
         let mut changed = RoleChanges::default();
+        let mut not_created = BTreeMap::new();
         for topic in metadata.topics.values() {
             let min_insync_replicas = self.apply_configs(topic, metadata);
             for (index, state) in (0..).zip(&topic.partitions) {
@@ -443,6 +458,7 @@ impl ReplicaManager {
                         Ok(partition) => partition,
                         Err(error) => {
                             tracing::error!(partition = %tp, %error, "cannot create the replica");
+                            not_created.insert(tp, error.to_string());
                             continue;
                         }
                     };
@@ -496,6 +512,7 @@ impl ReplicaManager {
             .lock()
             .topics
             .retain(|name, _| metadata.topics.contains_key(name));
+        *self.not_created.lock() = not_created;
         self.leaderships
             .fetch_add(changed.led as u64, std::sync::atomic::Ordering::Relaxed);
         if changed != RoleChanges::default() {
