@@ -127,7 +127,7 @@ async fn mutual_tls_lets_in_only_clients_with_a_trusted_current_certificate() {
     broker.wait_for_log(&[
         "WARN",
         "connection refused",
-        "peer=127.0.0.1:",
+        "client=127.0.0.1:",
         "TLS handshake failed",
     ]);
     let stranger = Ca::new("stranger CA").client(&[(DnType::CommonName, "mallory")]);
@@ -138,7 +138,7 @@ async fn mutual_tls_lets_in_only_clients_with_a_trusted_current_certificate() {
         &stranger
     )));
     // (librdkafka sends no certificate the broker's CA list does not name.)
-    broker.wait_for_log(&["WARN", "TLS handshake failed"]);
+    broker.wait_for_log(&["DEBUG", "TLS handshake failed"]);
     let expired = ca.expired_client("late");
     assert!(!gets_metadata(with_certificate(
         base,
@@ -146,7 +146,7 @@ async fn mutual_tls_lets_in_only_clients_with_a_trusted_current_certificate() {
         "expired",
         &expired
     )));
-    broker.wait_for_log(&["WARN", "TLS handshake failed", "certificate expired"]);
+    broker.wait_for_log(&["DEBUG", "TLS handshake failed", "certificate expired"]);
 }
 
 #[test]
@@ -403,7 +403,7 @@ fn kafka_python_produces_and_consumes_with_scram_over_sasl_ssl() {
     let refused =
         common::security::python_client("kafka_python_round_trip.py", &wrong).unwrap_err();
     assert!(refused.contains("Unable to bootstrap"), "{refused}");
-    broker.wait_for_log(&["WARN", "SASL authentication failed", "\"carol\""]);
+    broker.wait_for_log(&["SASL authentication failed", "\"carol\""]);
 }
 
 #[test]
@@ -688,7 +688,7 @@ async fn oauthbearer_tokens_signed_by_the_jwks_get_in_and_others_do_not() {
             )
             .await;
         assert!(refused.is_err(), "{reason}");
-        broker.wait_for_log(&["WARN", "SASL authentication failed", "OAUTHBEARER", reason]);
+        broker.wait_for_log(&["SASL authentication failed", "OAUTHBEARER", reason]);
     }
 }
 

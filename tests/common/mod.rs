@@ -24,6 +24,10 @@ use rdkafka::producer::FutureProducer;
 /// How long the broker may take to start (recovery included).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// RUST_LOG for a broker: INFO, and each refused client at DEBUG (only the
+/// first of a spell is at WARN), so that tests can see every one.
+pub const LOG_FILTER: &str = "info,openraft=warn,rill_server::network::client_refusals=debug";
+
 /// The path of the `rill` binary under test.
 pub fn rill_binary() -> &'static str {
     env!("CARGO_BIN_EXE_rill")
@@ -91,13 +95,13 @@ impl BrokerProcess {
         let mut args: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
         args.push(WRAPPED.to_string());
         args.extend(extra_args.iter().map(|s| s.to_string()));
-        let (child, bootstrap, log) = spawn(data, &args, listen, "info,openraft=warn");
+        let (child, bootstrap, log) = spawn(data, &args, listen, LOG_FILTER);
         BrokerProcess {
             child: Some(child),
             bootstrap,
             data: data.to_path_buf(),
             extra_args: args,
-            log_filter: "info,openraft=warn".to_string(),
+            log_filter: LOG_FILTER.to_string(),
             log,
             _temp: None,
         }

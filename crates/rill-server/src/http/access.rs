@@ -25,6 +25,7 @@ use tokio::sync::watch;
 
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
+use crate::network::client_refusals::{self, ClientRefusal};
 use crate::security::check_password;
 use crate::session::Session;
 
@@ -68,7 +69,7 @@ pub(crate) async fn check(
             .get(AUTHORIZATION)
             .and_then(|value| value.to_str().ok())
             .map(str::to_string);
-        match basic_user(authorization, &broker).await {
+        match basic_user(authorization, &broker, caller.peer).await {
             Some(user) => format!("User:{user}"),
             None => return challenge(),
         }
@@ -98,7 +99,11 @@ pub(crate) async fn check(
 /// The user the request's Basic credentials (its Authorization header)
 /// prove, if they do. The
 /// PBKDF2 of the check runs off the reactor.
-async fn basic_user(authorization: Option<String>, broker: &Arc<Broker>) -> Option<String> {
+async fn basic_user(
+    authorization: Option<String>,
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+) -> Option<String> {
     let header = authorization?;
     let (scheme, encoded) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
@@ -114,7 +119,7 @@ async fn basic_user(authorization: Option<String>, broker: &Arc<Broker>) -> Opti
     match checked {
         Ok(Ok(user)) => Some(user),
         Ok(Err(error)) => {
-            tracing::info!(%error, "an HTTP login failed");
+            client_refusals::refused(ClientRefusal::HttpLogin, &peer, &error);
             None
         }
         Err(join) => std::panic::resume_unwind(join.into_panic()),

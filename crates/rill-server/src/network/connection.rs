@@ -18,6 +18,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
+use super::client_refusals::{self, ClientRefusal};
 use crate::apis::{self, Api, Body, HandlerError, Pending, Request};
 use crate::broker::Broker;
 use crate::listeners::Listener;
@@ -177,7 +178,7 @@ pub(crate) async fn serve(
                 }
                 Ok(Err(FrameError::Closed)) => break,
                 Ok(Err(error)) => {
-                    tracing::info!(%peer, %error, "closing the connection");
+                    client_refusals::refused(ClientRefusal::BadRequest, &peer, &error);
                     break;
                 }
                 Ok(Ok(frame)) => frame,
@@ -236,14 +237,14 @@ pub(crate) async fn serve(
                     }
                     Ok(Admit::Close) => break,
                     Err(error) => {
-                        tracing::info!(%peer, %error, "closing the connection");
+                        client_refusals::refused(ClientRefusal::BadRequest, &peer, &error);
                         break;
                     }
                 }
             }
             Ok(Parsed::Immediate(queued)) => queued,
             Err(error) => {
-                tracing::info!(%peer, %error, "closing the connection");
+                client_refusals::refused(ClientRefusal::BadRequest, &peer, &error);
                 break;
             }
         };
@@ -458,7 +459,7 @@ fn add_response(
         Ok(Some(body)) => body,
         Ok(None) => return false,
         Err(error) => {
-            tracing::info!(%peer, %error, "closing the connection");
+            client_refusals::refused(ClientRefusal::BadRequest, &peer, &error);
             return true;
         }
     };

@@ -2,6 +2,7 @@
 //! its own task, and on shutdown stops accepting, lets every connection
 //! answer what it has read, then closes the logs cleanly.
 
+pub(crate) mod client_refusals;
 mod connection;
 mod frame;
 mod prefixed;
@@ -27,6 +28,7 @@ use crate::listeners::Listener;
 use crate::security::{ANONYMOUS, TlsError, TlsListener};
 use crate::shutdown::Shutdown;
 use bytes::Bytes;
+use client_refusals::ClientRefusal;
 use prefixed::Prefixed;
 use refusals::{Refusal, Refusals};
 use tokio::io::AsyncReadExt;
@@ -217,6 +219,7 @@ impl Server {
             self.bound.iter().filter_map(|b| b.tls.clone()).collect();
         tls.extend(self.http.as_ref().and_then(crate::http::BoundHttp::tls));
         let reloader = (!tls.is_empty()).then(|| tokio::spawn(reload_tls(tls, reload_every)));
+        let refusal_spells = tokio::spawn(client_refusals::end_quiet_spells());
         let http = self.http.take().map(|bound| {
             if let Some((address, https)) = crate::http::describe(&bound) {
                 let scheme = if https { "https" } else { "http" };
@@ -308,6 +311,7 @@ impl Server {
         if let Some(reloader) = reloader {
             reloader.abort();
         }
+        refusal_spells.abort();
         if let Some(http) = http {
             http.abort();
         }
@@ -406,11 +410,16 @@ async fn route(
             {
                 Ok(Ok(accepted)) => accepted,
                 Ok(Err(error)) => {
-                    tracing::warn!(%peer, listener = %listener.name, %error, "connection refused");
+                    let cause = format!("listener {}: {error}", listener.name);
+                    client_refusals::refused(ClientRefusal::TlsHandshake, &peer, &cause);
                     return;
                 }
                 Err(_) => {
-                    tracing::warn!(%peer, listener = %listener.name, "no TLS handshake within connections.max.idle.ms; closed");
+                    let cause = format!(
+                        "listener {}: no TLS handshake within connections.max.idle.ms",
+                        listener.name
+                    );
+                    client_refusals::refused(ClientRefusal::TlsHandshake, &peer, &cause);
                     return;
                 }
             };
@@ -449,7 +458,11 @@ async fn route(
                 return;
             }
             if head.starts_with(&TLS_HANDSHAKE_RECORD) {
-                tracing::warn!(%peer, listener = %listener.name, "a TLS client on a {} listener; closed", listener.protocol);
+                let cause = format!(
+                    "a TLS client on a {} listener ({})",
+                    listener.protocol, listener.name
+                );
+                client_refusals::refused(ClientRefusal::BadRequest, &peer, &cause);
                 return;
             }
             Transport::Plain(stream)

@@ -36,6 +36,7 @@ use super::{
     ScramServer, ScramStep, authenticate_plain, generic_failure_message,
 };
 use crate::apis::{Api, Body, HandlerError, Request, encode};
+use crate::network::client_refusals::{self, ClientRefusal};
 
 /// What the connection does with a request.
 pub(crate) enum Admit {
@@ -311,7 +312,8 @@ impl Authenticator {
             }
             Err((error, reply)) => {
                 // The error names the user, never a secret.
-                tracing::warn!(%client, mechanism, %error, "SASL authentication failed; closing the connection");
+                let cause = format!("{mechanism}: {error}");
+                client_refusals::refused(ClientRefusal::Authentication, &client, &cause);
                 let (code, message) = match reply {
                     SaslFailureReply::Generic => (
                         ResponseError::SaslAuthenticationFailed,
