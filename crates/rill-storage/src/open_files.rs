@@ -138,9 +138,17 @@ impl LazyFile {
     }
 
     /// fdatasyncs the file through `disk`, opening it again if it was
-    /// closed.
+    /// closed. A closed file no longer at its path was deleted since its
+    /// sync was planned (retention, truncation or compaction took its
+    /// segment, outside the lock a flush syncs under): there is nothing
+    /// left to make durable, as a descriptor kept open would have synced a
+    /// file with no name.
     pub(crate) fn sync_data(&self, disk: &dyn Disk) -> io::Result<()> {
-        disk.sync_data(&*self.get()?)
+        match self.get() {
+            Ok(file) => disk.sync_data(&file),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// Records that the file was renamed to `path`.
@@ -270,6 +278,18 @@ mod tests {
         assert!(files.iter().filter(|f| f.is_open()).count() <= MAX_FLOOR);
         drop(files);
         assert!(open_files() <= MAX_FLOOR);
+    }
+
+    #[test]
+    fn a_closed_file_deleted_before_its_sync_has_nothing_to_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gone.log");
+        let segment_file = LazyFile::new(path.clone(), File::create_new(&path).unwrap());
+        *segment_file.0.file.lock() = None;
+        OPEN.fetch_sub(1, Ordering::Relaxed);
+        std::fs::remove_file(&path).unwrap();
+        segment_file.sync_data(&crate::RealDisk).unwrap();
+        assert!(!path.exists(), "not made again by the sync");
     }
 
     #[test]
