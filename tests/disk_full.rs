@@ -17,11 +17,13 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use common::BrokerProcess;
 use common::wire::{self, Wire, topic_name};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest};
 use rill_record::{BatchBuilder, NewRecord};
 
@@ -160,7 +162,8 @@ fn a_topic_that_cannot_be_made_whole_is_not_made_at_all() {
     // Few inodes: each partition takes a directory and its files, so
     // topics of four partitions are made until one runs out midway.
     let fs = SmallFileSystem::mount_with("size=64m,nr_inodes=160");
-    let broker = BrokerProcess::start_in(&fs.path().join("data"), &[]);
+    // Auto-created topics get 16 partitions: more than the inodes left.
+    let broker = BrokerProcess::start_in(&fs.path().join("data"), &["--set", "num.partitions=16"]);
     let mut wire = Wire::connect(&broker.bootstrap);
     let create = |wire: &mut Wire, name: &str| {
         let created = wire.send(
@@ -214,6 +217,27 @@ fn a_topic_that_cannot_be_made_whole_is_not_made_at_all() {
         .filter(|dir| dir.starts_with(&prefix))
         .collect();
     assert!(left.is_empty(), "left on disk: {left:?}");
+
+    // Auto-created (a Metadata request naming it) and not made whole:
+    // undone the same way.
+    let asked = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(topic_name("auto-late"))),
+        ]))
+        .with_allow_auto_topic_creation(true);
+    wire.send(12, &asked);
+    broker.wait_for_log(&["ERROR", "topic not created", "auto-late"]);
+    common::cluster::wait_until(
+        Duration::from_secs(30),
+        "the auto-created topic deleted again",
+        || {
+            let listed = wire.send(12, &MetadataRequest::default().with_topics(None));
+            !listed
+                .topics
+                .iter()
+                .any(|t| t.name.as_ref().is_some_and(|n| n.0.as_str() == "auto-late"))
+        },
+    );
 
     // The topics made before take writes; with room again (one deleted),
     // the same topic is made whole.

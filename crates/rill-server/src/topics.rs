@@ -368,7 +368,14 @@ impl Topics {
                 .create_topic(&name, partitions, replication_factor, BTreeMap::new())
                 .await
             {
-                Ok(_) => apply_in_background(node).await,
+                Ok(_) => {
+                    apply_in_background(Arc::clone(&node)).await;
+                    // Whole or not at all, as CreateTopics.
+                    let undone = tokio::task::spawn_blocking(move || undo_unmade(&node, &name));
+                    if let Err(join) = undone.await {
+                        std::panic::resume_unwind(join.into_panic());
+                    }
+                }
                 Err(error) => {
                     tracing::debug!(topic = %name, %error, "auto-creating a topic failed")
                 }
@@ -377,6 +384,12 @@ impl Topics {
         Err(TopicError::LeaderNotAvailable {
             name: topic.to_string(),
         })
+    }
+
+    /// See [`undo_unmade`]: the cause if `topic` was not made whole here
+    /// and is deleted again. Blocking.
+    pub(crate) fn undo_unmade(&self, topic: &str) -> Option<String> {
+        undo_unmade(&self.node, topic)
     }
 
     /// Deletes a topic; every broker deletes its replicas as it applies
@@ -554,6 +567,27 @@ pub(crate) async fn apply_in_background(node: Arc<ClusterNode>) {
     if let Err(join) = applied {
         std::panic::resume_unwind(join.into_panic());
     }
+}
+
+/// A topic is made whole or not at all: if a replica of `topic` on this
+/// broker could not be made (out of inodes or disk space, a failing
+/// directory), the topic is deleted again, and the cause returned for the
+/// client. Blocking.
+fn undo_unmade(node: &ClusterNode, topic: &str) -> Option<String> {
+    let (partition, cause) = node.replicas.not_created(topic)?;
+    let refusal = format!(
+        "cannot create partition {partition} on broker {}: {cause}",
+        node.node_id()
+    );
+    tracing::error!(%topic, %refusal, "topic not created: deleting what was made of it");
+    let command = Command::DeleteTopic {
+        name: topic.to_string(),
+    };
+    match block_on(node.propose(command)) {
+        Ok(_) => node.apply_metadata(),
+        Err(error) => tracing::error!(%topic, %error, "cannot delete the topic not created"),
+    }
+    Some(refusal)
 }
 
 /// Runs a proposal to completion from a blocking-pool thread.

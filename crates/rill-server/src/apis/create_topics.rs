@@ -111,7 +111,7 @@ pub(crate) fn answer(
     if created_any {
         broker.node().apply_metadata();
         for result in results.iter_mut().filter(|r| r.error_code == 0) {
-            if let Some(refusal) = undo_unmade(broker, &result.name) {
+            if let Some(refusal) = broker.topics().undo_unmade(&result.name) {
                 *result = CreatableTopicResult::default()
                     .with_name(result.name.clone())
                     .with_error_code(ResponseError::KafkaStorageError.code())
@@ -126,22 +126,6 @@ pub(crate) fn answer(
             .with_topics(results)
             .with_throttle_time_ms(mutations.throttle_ms()),
     )
-}
-
-/// A topic is made whole or not at all: if a replica of `topic` on this
-/// broker could not be made (out of disk space, a failing directory), the
-/// topic is deleted again and the cause returned for the client.
-fn undo_unmade(broker: &Broker, topic: &str) -> Option<String> {
-    let (partition, cause) = broker.replicas().not_created(topic)?;
-    let refusal = format!(
-        "cannot create partition {partition} on broker {}: {cause}",
-        broker.node().node_id()
-    );
-    tracing::error!(%topic, %refusal, "topic not created: deleting what was made of it");
-    if let Err(error) = broker.topics().delete(topic) {
-        tracing::error!(%topic, %error, "cannot delete the topic not created");
-    }
-    Some(refusal)
 }
 
 /// The configs of a created topic, as CreateTopics v5+ returns them.
