@@ -371,7 +371,7 @@ impl Topics {
                 Ok(_) => {
                     apply_in_background(Arc::clone(&node)).await;
                     // Whole or not at all, as CreateTopics.
-                    let undone = tokio::task::spawn_blocking(move || undo_unmade(&node, &name));
+                    let undone = tokio::task::spawn_blocking(move || undo_unmade(&node, &[name]));
                     if let Err(join) = undone.await {
                         std::panic::resume_unwind(join.into_panic());
                     }
@@ -386,10 +386,10 @@ impl Topics {
         })
     }
 
-    /// See [`undo_unmade`]: the cause if `topic` was not made whole here
-    /// and is deleted again. Blocking.
-    pub(crate) fn undo_unmade(&self, topic: &str) -> Option<String> {
-        undo_unmade(&self.node, topic)
+    /// See [`undo_unmade`]: those of `topics` not made whole here, deleted
+    /// again, each with the cause. Blocking.
+    pub(crate) fn undo_unmade(&self, topics: &[String]) -> Vec<(String, String)> {
+        undo_unmade(&self.node, topics)
     }
 
     /// Deletes a topic; every broker deletes its replicas as it applies
@@ -569,25 +569,35 @@ pub(crate) async fn apply_in_background(node: Arc<ClusterNode>) {
     }
 }
 
-/// A topic is made whole or not at all: if a replica of `topic` on this
-/// broker could not be made (out of inodes or disk space, a failing
-/// directory), the topic is deleted again, and the cause returned for the
-/// client. Blocking.
-fn undo_unmade(node: &ClusterNode, topic: &str) -> Option<String> {
-    let (partition, cause) = node.replicas.not_created(topic)?;
-    let refusal = format!(
-        "cannot create partition {partition} on broker {}: {cause}",
-        node.node_id()
-    );
-    tracing::error!(%topic, %refusal, "topic not created: deleting what was made of it");
-    let command = Command::DeleteTopic {
-        name: topic.to_string(),
-    };
-    match block_on(node.propose(command)) {
-        Ok(_) => node.apply_metadata(),
-        Err(error) => tracing::error!(%topic, %error, "cannot delete the topic not created"),
+/// Topics are made whole or not at all: each of `topics` a replica of
+/// which on this broker could not be made (out of inodes, disk space or
+/// memory maps, a failing directory) is deleted again, all in one apply;
+/// returned with the cause, for the client. Blocking.
+fn undo_unmade(node: &ClusterNode, topics: &[String]) -> Vec<(String, String)> {
+    let unmade: Vec<(String, String)> = topics
+        .iter()
+        .filter_map(|topic| {
+            let (partition, cause) = node.replicas.not_created(topic)?;
+            let refusal = format!(
+                "cannot create partition {partition} on broker {}: {cause}",
+                node.node_id()
+            );
+            tracing::error!(%topic, %refusal, "topic not created: deleting what was made of it");
+            Some((topic.clone(), refusal))
+        })
+        .collect();
+    for (topic, _) in &unmade {
+        let command = Command::DeleteTopic {
+            name: topic.clone(),
+        };
+        if let Err(error) = block_on(node.propose(command)) {
+            tracing::error!(%topic, %error, "cannot delete the topic not created");
+        }
     }
-    Some(refusal)
+    if !unmade.is_empty() {
+        node.apply_metadata();
+    }
+    unmade
 }
 
 /// Runs a proposal to completion from a blocking-pool thread.

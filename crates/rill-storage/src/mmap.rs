@@ -33,6 +33,58 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
+/// Segment and index maps alive now.
+static MAPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Maps left to everything else of the process under vm.max_map_count:
+/// thread stacks (two maps each), the allocator's arenas, libraries. Past
+/// the limit, mmap fails anywhere — a new thread's stack guard among
+/// them, which aborts the process — so segments stop short of it.
+const MAPS_HEADROOM: usize = 4096;
+
+/// The kernel's vm.max_map_count, read once (65,530, its default, if it
+/// cannot be read).
+fn max_map_count() -> usize {
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/vm/max_map_count")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(65_530)
+    })
+}
+
+/// One segment or index map counted against the limit while alive.
+#[derive(Debug)]
+struct Counted;
+
+impl Counted {
+    /// Counts one more map, or refuses it when it would leave the rest of
+    /// the process less than [`MAPS_HEADROOM`].
+    fn take() -> io::Result<Counted> {
+        let max = max_map_count();
+        let limit = max.saturating_sub(MAPS_HEADROOM);
+        let taken = MAPS.fetch_add(1, Ordering::Relaxed);
+        if taken >= limit {
+            MAPS.fetch_sub(1, Ordering::Relaxed);
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "{taken} segment maps already, and vm.max_map_count is {max}: raise it \
+                     (sysctl vm.max_map_count) to hold more partitions"
+                ),
+            ));
+        }
+        Ok(Counted)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        MAPS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A read-write mapping of a segment's .log file.
 ///
 /// Not thread-safe for changes: the segment that owns it is behind the
@@ -48,6 +100,7 @@ pub(crate) struct LogMap {
     /// End of the furthest range handed out as a `Bytes` slice since the
     /// map was last known to be unshared.
     shared_end: AtomicUsize,
+    _counted: Counted,
 }
 
 /// The owner behind a `Bytes` slice of a log map.
@@ -74,12 +127,14 @@ impl LogMap {
             file_len <= capacity,
             "file of {file_len} bytes is larger than its map of {capacity}"
         );
+        let counted = Counted::take()?;
         let raw = MmapOptions::new().len(capacity).map_raw(file)?;
         Ok(LogMap {
             raw: Arc::new(raw),
             capacity,
             file_len,
             shared_end: AtomicUsize::new(0),
+            _counted: counted,
         })
     }
 
@@ -180,6 +235,7 @@ impl LogMap {
 #[derive(Debug)]
 pub(crate) struct IndexMap {
     map: MmapMut,
+    _counted: Counted,
 }
 
 impl IndexMap {
@@ -197,8 +253,12 @@ impl IndexMap {
         // SAFETY: the mapping lies within the file; `IndexFile` drops this
         // map before it shrinks the file below `len`, and segment files
         // belong to this process alone.
+        let counted = Counted::take()?;
         let map = unsafe { MmapOptions::new().len(len).map_mut(file)? };
-        Ok(IndexMap { map })
+        Ok(IndexMap {
+            map,
+            _counted: counted,
+        })
     }
 }
 

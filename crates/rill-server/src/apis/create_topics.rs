@@ -110,8 +110,13 @@ pub(crate) fn answer(
     let mut results = results;
     if created_any {
         broker.node().apply_metadata();
-        for result in results.iter_mut().filter(|r| r.error_code == 0) {
-            if let Some(refusal) = broker.topics().undo_unmade(&result.name) {
+        let created: Vec<String> = results
+            .iter()
+            .filter(|r| r.error_code == 0)
+            .map(|r| r.name.to_string())
+            .collect();
+        for (topic, refusal) in broker.topics().undo_unmade(&created) {
+            if let Some(result) = results.iter_mut().find(|r| r.name.as_str() == topic) {
                 *result = CreatableTopicResult::default()
                     .with_name(result.name.clone())
                     .with_error_code(ResponseError::KafkaStorageError.code())

@@ -444,6 +444,8 @@ impl ReplicaManager {
         }
         self.prepare(metadata);
         let mut changed = RoleChanges::default();
+        // Said at ERROR when a replica first fails, not at every apply.
+        let failed_before = self.not_created.lock().clone();
         let mut not_created = BTreeMap::new();
         for topic in metadata.topics.values() {
             let min_insync_replicas = self.apply_configs(topic, metadata);
@@ -453,15 +455,22 @@ impl ReplicaManager {
                 }
                 let tp = TopicPartition::new(&topic.name, index);
                 wanted.insert(tp.clone());
-                let partition =
-                    match self.ensure_partition(&tp, &topic.configs, &metadata.broker_configs) {
-                        Ok(partition) => partition,
-                        Err(error) => {
+                let partition = match self.ensure_partition(
+                    &tp,
+                    &topic.configs,
+                    &metadata.broker_configs,
+                ) {
+                    Ok(partition) => partition,
+                    Err(error) => {
+                        if failed_before.contains_key(&tp) {
+                            tracing::debug!(partition = %tp, %error, "cannot create the replica");
+                        } else {
                             tracing::error!(partition = %tp, %error, "cannot create the replica");
-                            not_created.insert(tp, error.to_string());
-                            continue;
                         }
-                    };
+                        not_created.insert(tp, error.to_string());
+                        continue;
+                    }
+                };
                 let replicas: Vec<i32> = state.replicas.iter().map(|b| b.0).collect();
                 let isr: Vec<i32> = state.isr.iter().map(|b| b.0).collect();
                 let epochs = (state.leader_epoch.0, state.partition_epoch.0);
