@@ -120,12 +120,11 @@ impl LazyFile {
 
     /// Puts `file` (the same path's, made anew) in place of the old one.
     pub(crate) fn replace(&self, file: File) {
-        if self.0.file.lock().take().is_some() {
-            OPEN.fetch_sub(1, Ordering::Relaxed);
-        }
         self.install(file);
     }
 
+    /// Puts `file` in the slot; an open one it replaces keeps its place in
+    /// the count and the ring.
     fn install(&self, file: File) {
         make_room();
         let mut open = self.0.file.lock();

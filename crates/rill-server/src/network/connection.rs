@@ -237,7 +237,7 @@ pub(crate) async fn serve(
                     }
                     Ok(Admit::Close) => break,
                     Err(error) => {
-                        client_refusals::refused(ClientRefusal::BadRequest, &peer, &error);
+                        closing_for(peer, &error);
                         break;
                     }
                 }
@@ -459,7 +459,7 @@ fn add_response(
         Ok(Some(body)) => body,
         Ok(None) => return false,
         Err(error) => {
-            client_refusals::refused(ClientRefusal::BadRequest, &peer, &error);
+            closing_for(peer, &error);
             return true;
         }
     };
@@ -480,6 +480,20 @@ fn add_response(
     chunks.push(head.freeze());
     chunks.extend(body.chunks.into_iter().filter(|chunk| !chunk.is_empty()));
     false
+}
+
+/// Says why a handler's failure closes the connection: a request that
+/// cannot be decoded is the client's, counted with refused clients; a
+/// response that cannot be encoded is the broker's own, said each time.
+fn closing_for(peer: SocketAddr, error: &HandlerError) {
+    match error {
+        HandlerError::Decode { .. } => {
+            client_refusals::refused(ClientRefusal::BadRequest, &peer, error);
+        }
+        HandlerError::Encode { .. } => {
+            tracing::error!(%peer, %error, "closing the connection");
+        }
+    }
 }
 
 /// Writes every chunk with as few vectored writes as the socket allows;
