@@ -318,9 +318,13 @@ fn open_logs(config: &BrokerConfig, disk: Arc<dyn Disk>) -> Result<Arc<LogManage
     if config.log_open_files_max > 0 {
         rill_storage::set_open_files_max(config.log_open_files_max);
     }
+    if config.log_maps_max > 0 {
+        rill_storage::set_maps_max(config.log_maps_max);
+    }
     tracing::info!(
         open_files_max = rill_storage::open_files_max(),
-        "segment files open at once at most"
+        maps_max = rill_storage::maps_max(),
+        "segment files open and mapped at once at most"
     );
     let manager_config = ManagerConfig {
         retention_check_interval_ms: config.retention_check_interval_ms,

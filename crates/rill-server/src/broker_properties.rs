@@ -471,6 +471,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "Rill: PEM certificates the HTTPS listener trusts for client certificates (rill.http.ssl.client.auth).",
     ),
     property(
+        "rill.log.maps.max",
+        "0",
+        int(0, I32_MAX),
+        "Rill: segment and index memory maps at once; the least recently used are unmapped beyond it and mapped again when needed (0, and at most: vm.max_map_count less 4096).",
+    ),
+    property(
         "rill.log.open.files.max",
         "0",
         int(0, I32_MAX),

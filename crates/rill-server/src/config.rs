@@ -58,6 +58,8 @@ pub struct BrokerConfig {
     pub connections_max: usize,
     /// rill.http.listener: where the HTTP admin listener binds, if at all.
     pub http_listener: Option<HttpListener>,
+    /// rill.log.maps.max (0: from vm.max_map_count).
+    pub log_maps_max: usize,
     /// rill.log.open.files.max (0: from the process's limit).
     pub log_open_files_max: usize,
     /// rill.metrics.partition.series.max.
@@ -359,6 +361,7 @@ impl BrokerConfig {
             request_bytes_max: read.number("socket.request.max.bytes")? as usize,
             connections_max: read.number("max.connections")? as usize,
             http_listener: HttpListener::from_properties(&properties)?,
+            log_maps_max: read.number("rill.log.maps.max")? as usize,
             log_open_files_max: read.number("rill.log.open.files.max")? as usize,
             metrics_partition_series_max: read.number("rill.metrics.partition.series.max")?
                 as usize,

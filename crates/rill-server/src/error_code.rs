@@ -110,6 +110,8 @@ pub(crate) fn for_read(error: &ReadError) -> ResponseError {
         ReadError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         // Kafka's answer for a partition on an offline log dir.
         ReadError::Offline(_) => ResponseError::KafkaStorageError,
+        // Out of descriptors or maps for this read: the client retries.
+        ReadError::Io(_) => ResponseError::KafkaStorageError,
         ReadError::Decompress { .. } | ReadError::MalformedRecords { .. } => {
             ResponseError::CorruptMessage
         }

@@ -208,6 +208,10 @@ pub enum ReadError {
     /// The log is offline for reads too (see [`LogFailed::allows_reads`]).
     #[error(transparent)]
     Offline(#[from] LogFailed),
+    /// A segment could not be opened or mapped to be read (the process is
+    /// out of descriptors or maps); the log is not harmed.
+    #[error(transparent)]
+    Io(#[from] IoFailure),
 }
 
 /// Why a truncation, retention pass or log-start move failed.

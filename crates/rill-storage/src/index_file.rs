@@ -51,7 +51,7 @@ impl<E: IndexEntry> IndexFile<E> {
         let file = disk
             .create_file(path)
             .map_err(|e| IoFailure::new("create index", path, e))?;
-        let mut index = Self::map(path.to_path_buf(), file, 0)?;
+        let mut index = Self::assemble(path.to_path_buf(), file, 0);
         index.limit = max_bytes as usize / E::BYTES;
         Ok(index)
     }
@@ -75,22 +75,39 @@ impl<E: IndexEntry> IndexFile<E> {
         if len % E::BYTES != 0 {
             return Ok(None);
         }
-        let mut index = Self::map(path.to_path_buf(), file, len)?;
+        let mut index = Self::assemble(path.to_path_buf(), file, len);
         index.entries = len / E::BYTES;
         index.limit = index.entries;
         Ok(Some(index))
     }
 
-    fn map(path: PathBuf, file: File, len: usize) -> Result<Self, IoFailure> {
-        let map = IndexMap::new(&file, len).map_err(|e| IoFailure::new("map index", &path, e))?;
-        Ok(IndexFile {
+    /// The index whose file is `file`, of which `len` bytes are to be
+    /// mapped when first needed.
+    fn assemble(path: PathBuf, file: File, len: usize) -> Self {
+        IndexFile {
             file: LazyFile::new(path.clone(), file),
             path,
-            map,
+            map: IndexMap::new(len),
             entries: 0,
             limit: 0,
             _entry: PhantomData,
-        })
+        }
+    }
+
+    /// Maps the file unless it is mapped already: [`IndexFile::entry`],
+    /// [`IndexFile::push`] and what uses them need it.
+    pub(crate) fn map(&self) -> Result<(), IoFailure> {
+        if self.map.is_mapped() {
+            return Ok(());
+        }
+        self.map
+            .map(&*self.open()?)
+            .map_err(|e| IoFailure::new("map index", &self.path, e))
+    }
+
+    /// Gives the mapping up; returns whether there was one.
+    pub(crate) fn unmap(&mut self) -> bool {
+        self.map.unmap()
     }
 
     /// Makes `max_bytes` (in whole entries, never below the valid ones) the
@@ -114,8 +131,7 @@ impl<E: IndexEntry> IndexFile<E> {
         let file = self.open()?;
         disk.reserve(&file, have as u64, want as u64)
             .map_err(|e| IoFailure::new("reserve index", &self.path, e))?;
-        self.map =
-            IndexMap::new(&file, want).map_err(|e| IoFailure::new("map index", &self.path, e))?;
+        self.map = IndexMap::new(want);
         Ok(())
     }
 
@@ -125,11 +141,10 @@ impl<E: IndexEntry> IndexFile<E> {
         if len == self.map.len() {
             return Ok(());
         }
-        // Map the shorter length first and drop the longer map, so that no
-        // mapping reaches past the end of the file once it is cut.
+        // Drop the longer map first, so that no mapping reaches past the
+        // end of the file once it is cut.
         let file = self.open()?;
-        self.map =
-            IndexMap::new(&file, len).map_err(|e| IoFailure::new("map index", &self.path, e))?;
+        self.map = IndexMap::new(len);
         file.set_len(len as u64)
             .map_err(|e| IoFailure::new("trim index", &self.path, e))?;
         Ok(())

@@ -27,85 +27,45 @@
 use std::fs::File;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use memmap2::{MmapMut, MmapOptions, MmapRaw};
 
-/// Segment and index maps alive now.
-static MAPS: AtomicUsize = AtomicUsize::new(0);
+use crate::open_maps::MapPermit;
 
-/// Maps left to everything else of the process under vm.max_map_count:
-/// thread stacks (two maps each), the allocator's arenas, libraries. Past
-/// the limit, mmap fails anywhere — a new thread's stack guard among
-/// them, which aborts the process — so segments stop short of it.
-const MAPS_HEADROOM: usize = 4096;
-
-/// The kernel's vm.max_map_count, read once (65,530, its default, if it
-/// cannot be read).
-fn max_map_count() -> usize {
-    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    *MAX.get_or_init(|| {
-        std::fs::read_to_string("/proc/sys/vm/max_map_count")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(65_530)
-    })
-}
-
-/// One segment or index map counted against the limit while alive.
+/// A mapping and its place in the map budget (open_maps.rs), which it
+/// holds for as long as any slice of it lives.
 #[derive(Debug)]
-struct Counted;
-
-impl Counted {
-    /// Counts one more map, or refuses it when it would leave the rest of
-    /// the process less than [`MAPS_HEADROOM`].
-    fn take() -> io::Result<Counted> {
-        let max = max_map_count();
-        let limit = max.saturating_sub(MAPS_HEADROOM);
-        let taken = MAPS.fetch_add(1, Ordering::Relaxed);
-        if taken >= limit {
-            MAPS.fetch_sub(1, Ordering::Relaxed);
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!(
-                    "{taken} segment maps already, and vm.max_map_count is {max}: raise it \
-                     (sysctl vm.max_map_count) to hold more partitions"
-                ),
-            ));
-        }
-        Ok(Counted)
-    }
+struct Mapping {
+    raw: MmapRaw,
+    _permit: MapPermit,
 }
 
-impl Drop for Counted {
-    fn drop(&mut self) {
-        MAPS.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A read-write mapping of a segment's .log file.
+/// A read-write mapping of a segment's .log file, made when first needed
+/// ([`LogMap::map`]) and given up when idle ([`LogMap::unmap`]).
 ///
 /// Not thread-safe for changes: the segment that owns it is behind the
 /// log's lock; `&self` methods (reads, sharing) may run from many readers
 /// at once, `&mut self` methods (writes, growth, truncation) exclude them.
 #[derive(Debug)]
 pub(crate) struct LogMap {
-    raw: Arc<MmapRaw>,
-    /// Mapped bytes; the file may be shorter, never longer while in use.
+    /// Set from `&self` (a reader under the log's read lock may map), taken
+    /// only with `&mut self`, so a borrow of the bytes pins the mapping.
+    mapping: OnceLock<Arc<Mapping>>,
+    /// Bytes to map; the file may be shorter, never longer while in use.
     capacity: usize,
     /// Bytes of the file under the map: the limit of every access.
     file_len: usize,
     /// End of the furthest range handed out as a `Bytes` slice since the
     /// map was last known to be unshared.
     shared_end: AtomicUsize,
-    _counted: Counted,
 }
 
 /// The owner behind a `Bytes` slice of a log map.
 struct SharedSlice {
-    raw: Arc<MmapRaw>,
+    mapping: Arc<Mapping>,
     start: usize,
     len: usize,
 }
@@ -116,26 +76,54 @@ impl AsRef<[u8]> for SharedSlice {
         // file when the slice was made; the range is never written or cut
         // from the file while this owner keeps `raw` shared (see
         // `LogMap::may_change`), and `raw` keeps the mapping itself alive.
-        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(self.start), self.len) }
+        unsafe { std::slice::from_raw_parts(self.mapping.raw.as_ptr().add(self.start), self.len) }
     }
 }
 
 impl LogMap {
-    /// Maps `capacity` bytes of `file`, whose length is now `file_len`.
-    pub(crate) fn new(file: &File, capacity: usize, file_len: usize) -> io::Result<LogMap> {
+    /// A map of `capacity` bytes of a file whose length is now `file_len`,
+    /// not mapped yet.
+    pub(crate) fn new(capacity: usize, file_len: usize) -> LogMap {
         assert!(
             file_len <= capacity,
             "file of {file_len} bytes is larger than its map of {capacity}"
         );
-        let counted = Counted::take()?;
-        let raw = MmapOptions::new().len(capacity).map_raw(file)?;
-        Ok(LogMap {
-            raw: Arc::new(raw),
+        LogMap {
+            mapping: OnceLock::new(),
             capacity,
             file_len,
             shared_end: AtomicUsize::new(0),
-            _counted: counted,
-        })
+        }
+    }
+
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.mapping.get().is_some()
+    }
+
+    /// Maps `file` (this map's file) unless it is mapped already.
+    pub(crate) fn map(&self, file: &File) -> io::Result<()> {
+        if self.is_mapped() {
+            return Ok(());
+        }
+        let permit = MapPermit::take()?;
+        let raw = MmapOptions::new().len(self.capacity).map_raw(file)?;
+        // Two readers may map at once: the loser's mapping is dropped.
+        let _ = self.mapping.set(Arc::new(Mapping {
+            raw,
+            _permit: permit,
+        }));
+        Ok(())
+    }
+
+    /// Gives the mapping up unless a slice of it is alive (which may not
+    /// be changed under its holder, and a new mapping would not know of
+    /// it). Returns whether it did.
+    pub(crate) fn unmap(&mut self) -> bool {
+        if !self.may_change(0) || !self.is_mapped() {
+            return false;
+        }
+        self.mapping = OnceLock::new();
+        true
     }
 
     pub(crate) fn capacity(&self) -> usize {
@@ -175,7 +163,11 @@ impl LogMap {
     /// Whether bytes from `start` on may be changed: none of them is in a
     /// live slice.
     pub(crate) fn may_change(&mut self, start: usize) -> bool {
-        if Arc::get_mut(&mut self.raw).is_some() {
+        if self
+            .mapping
+            .get_mut()
+            .is_none_or(|m| Arc::get_mut(m).is_some())
+        {
             // No slice is alive, and none can be made while we hold &mut.
             self.shared_end.store(0, Ordering::Relaxed);
         }
@@ -191,74 +183,122 @@ impl LogMap {
     /// Copies `data` to `pos` of the file through the map.
     pub(crate) fn write(&mut self, pos: usize, data: &[u8]) {
         let end = pos + data.len();
-        self.check_range(pos, end);
         assert!(self.may_change(pos), "writing bytes a reader still holds");
-        // SAFETY: the range lies within the file (no SIGBUS) and the map;
-        // no shared slice overlaps it (checked above), and &mut self keeps
-        // other readers of this map out for the copy.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.raw.as_mut_ptr().add(pos), data.len())
+        if let Some(mapping) = self.checked(pos, end) {
+            // SAFETY: the range lies within the file (no SIGBUS) and the
+            // map; no shared slice overlaps it (checked above), and &mut
+            // self keeps other readers of this map out for the copy.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    data.as_ptr(),
+                    mapping.raw.as_mut_ptr().add(pos),
+                    data.len(),
+                )
+            }
         }
     }
 
     /// The bytes `start..end` of the file.
     pub(crate) fn bytes(&self, start: usize, end: usize) -> &[u8] {
-        self.check_range(start, end);
-        // SAFETY: the range lies within the file and the map; writers need
-        // &mut self, so nothing changes it for the borrow's life.
-        unsafe { std::slice::from_raw_parts(self.raw.as_ptr().add(start), end - start) }
+        self.checked(start, end).map_or(&[], |mapping| {
+            // SAFETY: the range lies within the file and the map; writers
+            // need &mut self, so nothing changes it for the borrow's life.
+            unsafe { std::slice::from_raw_parts(mapping.raw.as_ptr().add(start), end - start) }
+        })
     }
 
     /// A zero-copy slice of `start..end` that outlives the lock, the
     /// segment and even the file's deletion.
     pub(crate) fn share(&self, start: usize, end: usize) -> Bytes {
-        self.check_range(start, end);
+        let Some(mapping) = self.checked(start, end) else {
+            return Bytes::new();
+        };
         self.shared_end.fetch_max(end, Ordering::Relaxed);
         Bytes::from_owner(SharedSlice {
-            raw: Arc::clone(&self.raw),
+            mapping: Arc::clone(mapping),
             start,
             len: end - start,
         })
     }
 
-    fn check_range(&self, start: usize, end: usize) {
+    /// The mapping, for an access to `start..end`. That the range lies
+    /// within the file and that the map was made first are the caller's
+    /// invariants, checked here (a `None` never gets past them).
+    fn checked(&self, start: usize, end: usize) -> Option<&Arc<Mapping>> {
         assert!(
             start <= end && end <= self.file_len,
             "access {start}..{end} outside the {}-byte file",
             self.file_len
         );
+        let mapping = self.mapping.get();
+        assert!(
+            mapping.is_some(),
+            "bytes of a segment used before it was mapped"
+        );
+        mapping
     }
 }
 
-/// A read-write mapping of a whole index file. Index bytes are never
-/// shared outside their segment, so a plain `&mut [u8]` view suffices.
+/// A read-write mapping of a whole index file, made when first needed
+/// ([`IndexMap::map`]). Index bytes are never shared outside their
+/// segment, so a plain `&mut [u8]` view suffices.
 #[derive(Debug)]
 pub(crate) struct IndexMap {
-    map: MmapMut,
-    _counted: Counted,
+    /// Bytes of the file to map; an empty file needs no mapping.
+    len: usize,
+    /// Set from `&self`, taken only with `&mut self`.
+    mapping: OnceLock<(MmapMut, MapPermit)>,
 }
 
 impl IndexMap {
-    /// Maps the first `len` bytes of `file`, which must all be allocated
-    /// and must not be cut off while mapped. A file shorter than `len` is
-    /// an error, not a bug: something outside the log may have cut it.
-    pub(crate) fn new(file: &File, len: usize) -> io::Result<IndexMap> {
+    /// A map of the first `len` bytes of its file, not mapped yet. They
+    /// must all be allocated and must not be cut off while mapped.
+    pub(crate) fn new(len: usize) -> IndexMap {
+        IndexMap {
+            len,
+            mapping: OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether its bytes can be used: mapped, or empty.
+    pub(crate) fn is_mapped(&self) -> bool {
+        self.len == 0 || self.mapping.get().is_some()
+    }
+
+    /// Maps `file` (this map's file) unless it is mapped already. A file
+    /// shorter than the map is an error, not a bug: something outside the
+    /// log may have cut it.
+    pub(crate) fn map(&self, file: &File) -> io::Result<()> {
+        if self.is_mapped() {
+            return Ok(());
+        }
         let actual = file.metadata()?.len();
-        if actual < len as u64 {
+        if actual < self.len as u64 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("index file is {actual} bytes, expected at least {len} to map"),
+                format!(
+                    "index file is {actual} bytes, expected at least {} to map",
+                    self.len
+                ),
             ));
         }
+        let permit = MapPermit::take()?;
         // SAFETY: the mapping lies within the file; `IndexFile` drops this
         // map before it shrinks the file below `len`, and segment files
         // belong to this process alone.
-        let counted = Counted::take()?;
-        let map = unsafe { MmapOptions::new().len(len).map_mut(file)? };
-        Ok(IndexMap {
-            map,
-            _counted: counted,
-        })
+        let map = unsafe { MmapOptions::new().len(self.len).map_mut(file)? };
+        // Two readers may map at once: the loser's mapping is dropped.
+        let _ = self.mapping.set((map, permit));
+        Ok(())
+    }
+
+    /// Gives the mapping up; returns whether there was one.
+    pub(crate) fn unmap(&mut self) -> bool {
+        self.mapping.take().is_some()
     }
 }
 
@@ -266,13 +306,15 @@ impl Deref for IndexMap {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.map
+        assert!(self.is_mapped(), "an index used before it was mapped");
+        self.mapping.get().map_or(&[], |(map, _)| map)
     }
 }
 
 impl DerefMut for IndexMap {
     fn deref_mut(&mut self) -> &mut [u8] {
-        &mut self.map
+        assert!(self.is_mapped(), "an index used before it was mapped");
+        self.mapping.get_mut().map_or(&mut [], |(map, _)| map)
     }
 }
 
@@ -293,11 +335,31 @@ mod tests {
         (dir, file)
     }
 
+    fn mapped(file: &File, capacity: usize, file_len: usize) -> LogMap {
+        let map = LogMap::new(capacity, file_len);
+        map.map(file).unwrap();
+        map
+    }
+
+    #[test]
+    fn a_shared_map_stays_and_an_unshared_one_maps_again_with_its_bytes() {
+        let (_dir, file) = file_of(4096);
+        file.write_all_at(b"kept", 0).unwrap();
+        let mut map = mapped(&file, 8192, 4096);
+        let slice = map.share(0, 4);
+        assert!(!map.unmap(), "a reader holds bytes of it");
+        drop(slice);
+        assert!(map.unmap());
+        assert!(!map.is_mapped());
+        map.map(&file).unwrap();
+        assert_eq!(map.bytes(0, 4), b"kept");
+    }
+
     #[test]
     fn shared_slice_survives_the_map_and_blocks_rewrites() {
         let (_dir, file) = file_of(4096);
         file.write_all_at(b"hello world", 0).unwrap();
-        let mut map = LogMap::new(&file, 1 << 20, 4096).unwrap();
+        let mut map = mapped(&file, 1 << 20, 4096);
         let slice = map.share(0, 5);
         assert!(map.is_shared());
         assert!(!map.may_change(3));
@@ -313,7 +375,7 @@ mod tests {
     fn dropping_every_slice_makes_the_range_writable_again() {
         let (_dir, file) = file_of(4096);
         file.write_all_at(b"abc", 0).unwrap();
-        let mut map = LogMap::new(&file, 8192, 4096).unwrap();
+        let mut map = mapped(&file, 8192, 4096);
         let slice = map.share(0, 3);
         let clone = slice.clone();
         drop(slice);
@@ -328,7 +390,7 @@ mod tests {
     #[should_panic(expected = "outside the 4096-byte file")]
     fn access_beyond_the_file_is_a_bug_not_a_sigbus() {
         let (_dir, file) = file_of(4096);
-        let map = LogMap::new(&file, 8192, 4096).unwrap();
+        let map = mapped(&file, 8192, 4096);
         let _ = map.bytes(4000, 4097);
     }
 
@@ -336,7 +398,7 @@ mod tests {
     #[should_panic(expected = "reader still holds")]
     fn truncating_under_a_reader_is_a_bug() {
         let (_dir, file) = file_of(4096);
-        let mut map = LogMap::new(&file, 4096, 4096).unwrap();
+        let mut map = mapped(&file, 4096, 4096);
         let _slice = map.share(0, 100);
         let _ = map.truncate_file(&file, 50);
     }

@@ -115,6 +115,8 @@ pub(crate) fn load_segments(
         };
         if trusted {
             report.trusted_segments += 1;
+            // Mapped when the log is used, not because it was loaded.
+            segment.unmap();
             segments.push(segment);
             continue;
         }
@@ -125,6 +127,7 @@ pub(crate) fn load_segments(
         if !active {
             segment.seal()?;
         }
+        segment.unmap();
         scanned.push(segments.len());
         segments.push(segment);
         if recovered.dropped_bytes > 0 {

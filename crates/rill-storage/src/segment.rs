@@ -1,6 +1,12 @@
 //! One segment: a `.log` file of whole batches, mmap'd, with its sparse
 //! `.index` and `.timeindex`.
 //!
+//! The maps are made when first needed and given up when idle (see
+//! open_maps.rs). A segment's own fallible operations map what they use;
+//! the log maps a segment before its infallible reads ([`Segment::map`],
+//! [`Segment::map_for_read`]), under its lock, which then keeps the maps
+//! for as long as it is held.
+//!
 //! Invariant: a segment's base offset is <= its first offset and > every
 //! offset in earlier segments; bytes [0, size) of the file are whole,
 //! valid batches with strictly increasing offsets.
@@ -10,6 +16,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
@@ -193,6 +200,11 @@ impl Summary {
         }
     }
 
+    /// Whether [`Summary::add`] of the next batch writes index entries.
+    fn will_index(&self, index_interval_bytes: u32) -> bool {
+        self.bytes_since_index_entry > index_interval_bytes && !self.index.is_full()
+    }
+
     fn reset(&mut self, base_offset: Offset) {
         self.index.clear();
         self.time_index.clear();
@@ -222,7 +234,7 @@ impl Summary {
             self.max_timestamp = max_timestamp;
             self.offset_of_max_timestamp = last_offset;
         }
-        if self.bytes_since_index_entry > index_interval_bytes && !self.index.is_full() {
+        if self.will_index(index_interval_bytes) {
             self.index.append(last_offset, position);
             self.time_index
                 .maybe_append(self.max_timestamp, self.offset_of_max_timestamp, false);
@@ -248,6 +260,9 @@ pub(crate) struct Segment {
     stage: FileStage,
     /// The transactions aborted by markers in this segment.
     txn_index: TxnIndex,
+    /// Mapped for a read or write since a sweep of the map budget last
+    /// looked (see [`Segment::unmap_idle`]).
+    used: AtomicBool,
 }
 
 /// What compaction reads of a sealed segment, outside the log's lock: its
@@ -321,8 +336,7 @@ impl Segment {
         let log_file = disk
             .create_file(&log_path)
             .map_err(|e| IoFailure::new("create segment", &log_path, e))?;
-        let map = LogMap::new(&log_file, map_bytes, 0)
-            .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
+        let map = LogMap::new(map_bytes, 0);
         let index = OffsetIndex::create(
             &segment_path(dir, base_offset, &stage.name(INDEX_SUFFIX)),
             base_offset,
@@ -350,6 +364,7 @@ impl Segment {
             sealed: false,
             stage,
             txn_index,
+            used: AtomicBool::new(true),
         };
         segment.reserve_indexes(0, config, disk)?;
         Ok(segment)
@@ -423,16 +438,18 @@ impl Segment {
         Ok(())
     }
 
-    /// The whole of a sealed segment, for compaction to read outside the lock.
-    pub(crate) fn sealed_view(&self) -> SealedView {
+    /// The whole of a sealed segment, for compaction to read outside the
+    /// lock (the slice keeps the map while it is alive).
+    pub(crate) fn sealed_view(&self) -> Result<SealedView, IoFailure> {
         assert!(self.sealed, "compaction reads only sealed segments");
-        SealedView {
+        self.map_for_read()?;
+        Ok(SealedView {
             base_offset: self.base_offset,
             next_offset: self.summary.next_offset,
             data: self.share(0, self.summary.size),
             largest_timestamp: self.largest_timestamp(),
             aborted_txns: self.txn_index.entries().to_vec(),
-        }
+        })
     }
 
     /// Opens a segment's files as they are; the caller then trusts it
@@ -465,8 +482,7 @@ impl Segment {
         } else {
             file_len
         };
-        let map = LogMap::new(&log_file, capacity, file_len)
-            .map_err(|e| IoFailure::new("map segment", &log_path, e))?;
+        let map = LogMap::new(capacity, file_len);
         let index_path = segment_path(dir, base_offset, INDEX_SUFFIX);
         let time_index_path = segment_path(dir, base_offset, TIME_INDEX_SUFFIX);
         let (index, time_index, rebuild) = match (
@@ -498,6 +514,7 @@ impl Segment {
             sealed: !active,
             stage: FileStage::Live,
             txn_index,
+            used: AtomicBool::new(true),
         };
         Ok((segment, rebuild))
     }
@@ -513,6 +530,7 @@ impl Segment {
         config: &LogConfig,
         disk: &dyn Disk,
     ) -> Result<bool, IoFailure> {
+        self.map_indexes()?;
         let summary = &mut self.summary;
         let Ok(relative_end) = u64::try_from(next_offset.since(self.base_offset)) else {
             return Ok(false);
@@ -582,6 +600,7 @@ impl Segment {
     ) -> Result<Recovered, IoFailure> {
         self.summary.reset(self.base_offset);
         self.reserve_indexes(self.map.file_len(), config, disk)?;
+        self.map()?;
         let mut expected = first_allowed.max(self.base_offset);
         let mut recovered = Recovered::default();
         let file_len = self.map.file_len();
@@ -674,6 +693,62 @@ impl Segment {
             .map_err(|e| IoFailure::new("open segment", self.log_path(), e))
     }
 
+    /// Maps the `.log` and both indexes unless they are mapped: every
+    /// `&self` method that reads bytes needs it first.
+    pub(crate) fn map(&self) -> Result<(), IoFailure> {
+        self.map_log()?;
+        self.map_indexes()
+    }
+
+    /// Maps what a read of batches uses ([`Segment::position_of`],
+    /// [`Segment::read_end`], [`Segment::share`]): the `.log` and the
+    /// `.index`.
+    pub(crate) fn map_for_read(&self) -> Result<(), IoFailure> {
+        self.map_log()?;
+        self.summary.index.file().map()
+    }
+
+    fn map_log(&self) -> Result<(), IoFailure> {
+        self.mark_used();
+        if self.map.is_mapped() {
+            return Ok(());
+        }
+        let file = self.open_log()?;
+        self.map
+            .map(&file)
+            .map_err(|e| IoFailure::new("map segment", self.log_path(), e))
+    }
+
+    fn map_indexes(&self) -> Result<(), IoFailure> {
+        self.mark_used();
+        self.summary.index.file().map()?;
+        self.summary.time_index.file().map()
+    }
+
+    fn mark_used(&self) {
+        if !self.used.load(Ordering::Relaxed) {
+            self.used.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Gives up the maps, unless they were used since the last call or a
+    /// reader holds bytes of the `.log` (that map then stays); returns how
+    /// many went.
+    pub(crate) fn unmap_idle(&mut self) -> usize {
+        if self.used.swap(false, Ordering::Relaxed) {
+            return 0;
+        }
+        self.unmap()
+    }
+
+    /// Gives up the maps but one a reader holds bytes of; returns how many
+    /// went.
+    pub(crate) fn unmap(&mut self) -> usize {
+        usize::from(self.map.unmap())
+            + usize::from(self.summary.index.file_mut().unmap())
+            + usize::from(self.summary.time_index.file_mut().unmap())
+    }
+
     pub(crate) fn log_path(&self) -> PathBuf {
         segment_path(&self.dir, self.base_offset, &self.stage.name(LOG_SUFFIX))
     }
@@ -720,35 +795,36 @@ impl Segment {
         last_offset: Offset,
         config: &LogConfig,
         now_ms: i64,
-    ) -> bool {
+    ) -> Result<bool, IoFailure> {
         // Also for an empty segment: a replicated batch may start far
         // past its base (offsets the leader's compaction removed).
         if last_offset.since(self.base_offset) > RELATIVE_OFFSET_MAX {
-            return true;
+            return Ok(true);
         }
         if self.is_empty() {
-            return false;
+            return Ok(false);
         }
         let too_big = self.summary.size as usize + batch_bytes > config.segment_bytes as usize
             || self.summary.size as usize + batch_bytes > self.map.capacity();
-        let waited_ms = match self.first_batch_timestamp() {
+        let waited_ms = match self.first_batch_timestamp()? {
             Some(first) if first > NO_TIMESTAMP => max_timestamp.saturating_sub(first),
             _ => now_ms.saturating_sub(self.created_ms),
         };
-        too_big
+        Ok(too_big
             || waited_ms > config.segment_ms
             || self.summary.index.is_full()
-            || self.summary.time_index.is_full()
+            || self.summary.time_index.is_full())
     }
 
-    fn first_batch_timestamp(&mut self) -> Option<i64> {
+    fn first_batch_timestamp(&mut self) -> Result<Option<i64>, IoFailure> {
         if self.summary.first_batch_timestamp.is_none() && !self.is_empty() {
+            self.map_log()?;
             let end = self.summary.size as usize;
             self.summary.first_batch_timestamp = BatchView::new(self.map.bytes(0, end))
                 .ok()
                 .map(|b| b.max_timestamp());
         }
-        self.summary.first_batch_timestamp
+        Ok(self.summary.first_batch_timestamp)
     }
 
     /// Writes `batch` (already validated) at the end of the segment with
@@ -780,16 +856,25 @@ impl Segment {
             "appending over bytes a reader holds"
         );
         let reserved = self.reserve_for(end, config, disk)?;
-        let header = view.stamped_header(
-            stamp.base_offset.value(),
-            stamp.leader_epoch,
-            stamp.log_append_time_ms,
-        );
         // Under fsync, writeback write-protects mapped pages after every
         // sync, so the next store faults again (and flushes TLBs): pwrite
         // measured ~35% faster there even for 1 KiB batches.
         let through_map =
             batch.len() < MAPPED_APPEND_BYTES_MAX && config.flush != FlushPolicy::Fsync;
+        // Only what this append touches: a partition produced to under
+        // fsync maps its indexes, not its log.
+        if through_map {
+            self.map_log()?;
+        }
+        if self.summary.will_index(config.index_interval_bytes) {
+            self.map_indexes()?;
+        }
+        self.mark_used();
+        let header = view.stamped_header(
+            stamp.base_offset.value(),
+            stamp.leader_epoch,
+            stamp.log_append_time_ms,
+        );
         if through_map {
             self.map.write(position, &header);
             self.map
@@ -890,6 +975,7 @@ impl Segment {
     /// Trims the log file and both indexes to their contents and writes
     /// the time index's final entry; the segment is then read-only.
     pub(crate) fn seal(&mut self) -> Result<(), IoFailure> {
+        self.summary.time_index.file().map()?;
         let summary = &mut self.summary;
         summary.time_index.maybe_append(
             summary.max_timestamp,
@@ -985,13 +1071,14 @@ impl Segment {
     }
 
     /// The next offset [`Segment::truncate_to`] would leave.
-    pub(crate) fn end_if_truncated_to(&self, offset: Offset) -> Offset {
+    pub(crate) fn end_if_truncated_to(&self, offset: Offset) -> Result<Offset, IoFailure> {
+        self.map_for_read()?;
         let cut = self.position_of(offset);
-        match self.base_offset_at(cut) {
+        Ok(match self.base_offset_at(cut) {
             Some(first_cut) => offset.min(first_cut),
             None => offset.min(self.summary.next_offset),
         }
-        .max(self.base_offset)
+        .max(self.base_offset))
     }
 
     /// Cuts every batch whose last offset is >= `offset`; the segment's
@@ -1005,6 +1092,7 @@ impl Segment {
         config: &LogConfig,
         disk: &dyn Disk,
     ) -> Result<(), IoFailure> {
+        self.map()?;
         let cut = self.position_of(offset);
         let new_next = match self.base_offset_at(cut) {
             Some(first_cut) => offset.min(first_cut),
@@ -1047,9 +1135,9 @@ impl Segment {
         } else {
             map_capacity(config, cut as usize)
         };
-        self.map = LogMap::new(&file, capacity, cut as usize)
-            .map_err(|e| IoFailure::new("map segment", &path, e))?;
+        self.map = LogMap::new(capacity, cut as usize);
         self.log_file.replace(file);
+        self.map_log()?;
         Ok(())
     }
 
@@ -1154,6 +1242,7 @@ impl Segment {
         from: Offset,
         upper: Offset,
     ) -> Result<Option<(Offset, i64)>, ReadError> {
+        self.map()?;
         // Every record up to an entry older than `target` is older too.
         let start = match self.summary.time_index.last_before(target) {
             Some((_, offset)) => offset.plus(1).max(from),
@@ -1185,6 +1274,7 @@ impl Segment {
         from: Offset,
         upper: Offset,
     ) -> Result<Option<(Offset, i64)>, ReadError> {
+        self.map_for_read()?;
         let in_range = |offset: i64| offset >= from.value() && offset < upper.value();
         // Fast path: the batch that first reached the segment's largest
         // timestamp is readable, so its first such record is the answer.

@@ -290,6 +290,24 @@ impl Collector for BrokerState {
         gauge(
             e,
             (
+                "log_maps",
+                "Segment and index memory maps now; the least recently used are unmapped beyond rill_log_maps_max",
+                None,
+            ),
+            i64::try_from(rill_storage::maps()).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            e,
+            (
+                "log_maps_max",
+                "Segment and index memory maps at once at most (rill.log.maps.max)",
+                None,
+            ),
+            i64::try_from(rill_storage::maps_max()).unwrap_or(i64::MAX),
+        )?;
+        gauge(
+            e,
+            (
                 "log_open_files",
                 "Segment file descriptors open now; the least recently used close beyond rill_log_open_files_max",
                 None,

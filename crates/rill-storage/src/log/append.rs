@@ -273,7 +273,7 @@ impl Log {
         let rolled =
             state
                 .active
-                .should_roll(batch.len(), max_timestamp, last_offset, &config, now_ms);
+                .should_roll(batch.len(), max_timestamp, last_offset, &config, now_ms)?;
         let written = if rolled {
             self.shared
                 .roll(&mut state, base_offset, now_ms)

@@ -59,7 +59,10 @@ impl Log {
             for segment in sealed {
                 self.shared.check_segment(&state, segment)?;
             }
-            let views: Vec<SealedView> = sealed.iter().map(Segment::sealed_view).collect();
+            let views = sealed
+                .iter()
+                .map(Segment::sealed_view)
+                .collect::<Result<Vec<SealedView>, _>>()?;
             // Every transaction below `upper` (the last stable offset) has
             // ended, so its ABORT marker, if any, is indexed by now, in
             // whichever segment holds it.

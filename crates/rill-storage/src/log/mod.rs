@@ -26,8 +26,8 @@ mod truncate;
 mod txn;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
@@ -45,6 +45,7 @@ use crate::error::{ConfigError, IoFailure, LogFailed, ModifyError, OfflineCause,
 use crate::file_system::FileSystem;
 use crate::flush::{Flusher, FlusherHandle};
 use crate::open_files::LazyFile;
+use crate::open_maps::{self, MapHolder};
 use crate::recovery::{RecoveryHints, RecoveryReport, load_segments};
 use crate::segment::Segment;
 
@@ -269,6 +270,8 @@ impl Log {
         if interval.is_some() {
             shared.watch_interval();
         }
+        let holder: Weak<dyn MapHolder> = Arc::downgrade(&shared) as Weak<LogShared>;
+        open_maps::register(holder);
         if let Err(reason) = shared.file_system.sync_choice() {
             shared.durability.fail(LogFailed {
                 dir: dir.to_path_buf(),
@@ -356,6 +359,22 @@ impl Log {
         sync_dir_on(self.shared.disk.as_ref(), &self.shared.dir)?;
         state.closed = true;
         Ok(end)
+    }
+}
+
+impl MapHolder for LogShared {
+    /// Unmaps the segments not used since the last sweep, unless the log
+    /// is busy (its lock taken): then it is in use, and keeps them all.
+    fn unmap_idle(&self) -> usize {
+        let Some(mut state) = self.state.try_write() else {
+            return 0;
+        };
+        let LogState { sealed, active, .. } = &mut *state;
+        sealed
+            .iter_mut()
+            .chain(std::iter::once(active))
+            .map(Segment::unmap_idle)
+            .sum()
     }
 }
 

@@ -47,6 +47,7 @@ impl Log {
             for segment in state.segments_from(from) {
                 // One check per call, of the one segment read (two fstats).
                 self.shared.check_segment_for_read(&state, segment)?;
+                segment.map_for_read()?;
                 let start = segment.position_of(from);
                 if start == segment.size() {
                     continue; // `from` lies in a gap after this segment's batches

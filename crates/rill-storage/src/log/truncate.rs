@@ -32,7 +32,7 @@ impl Log {
             self.shared
                 .restart_locked(&mut state, offset)
                 .map(|()| offset)
-        } else if state.segment_of(offset).end_if_truncated_to(offset) <= log_start {
+        } else if state.segment_of(offset).end_if_truncated_to(offset)? <= log_start {
             // The cut batch straddles the log start: nothing readable is
             // left, so the log restarts, empty, at its start.
             self.shared
