@@ -43,6 +43,8 @@ pub const REPLICATION_OFFSET_CHECKPOINT: &str = "replication-offset-checkpoint";
 pub const CLEAN_SHUTDOWN_MARKER: &str = ".rill-clean-shutdown";
 /// Suffix of a partition directory being deleted.
 const DELETE_SUFFIX: &str = "-delete";
+/// The fewest threads that close logs at shutdown (see `close_all`).
+const CLOSE_THREADS_MIN: usize = 8;
 
 /// Settings of the log manager, by Kafka broker-config name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -440,16 +442,7 @@ impl LogManager {
             *shut_down = true;
         }
         self.stop_background();
-        let mut first_error = None;
-        for partition in self.partitions() {
-            if let Err(source) = partition.close() {
-                tracing::error!(partition = %partition.topic_partition(), error = %source, "close failed");
-                first_error.get_or_insert(ManagerError::Partition {
-                    topic_partition: partition.topic_partition().clone(),
-                    source,
-                });
-            }
-        }
+        let first_error = close_all(&self.partitions(), self.config.recovery_threads);
         self.checkpoint()?;
         if let Some(error) = first_error {
             // A log that did not close cleanly must be recovered: no marker.
@@ -612,6 +605,32 @@ fn open_log_dir(
         opened.push((tp, Arc::new(partition)));
     }
     Ok(opened)
+}
+
+/// Closes every partition cleanly (see [`Partition::close`]), `threads`
+/// at a time but at least [`CLOSE_THREADS_MIN`]: a close waits on its
+/// syncs, not on the CPU, so several overlap on one disk (Kafka closes
+/// logs with num.recovery.threads.per.data.dir threads too). Returns the
+/// first failure; the others are logged.
+fn close_all(partitions: &[Arc<Partition>], threads: usize) -> Option<ManagerError> {
+    let next = AtomicUsize::new(0);
+    let first_error = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(CLOSE_THREADS_MIN).min(partitions.len()) {
+            scope.spawn(|| {
+                while let Some(partition) = partitions.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if let Err(source) = partition.close() {
+                        tracing::error!(partition = %partition.topic_partition(), error = %source, "close failed");
+                        first_error.lock().get_or_insert(ManagerError::Partition {
+                            topic_partition: partition.topic_partition().clone(),
+                            source,
+                        });
+                    }
+                }
+            });
+        }
+    });
+    first_error.into_inner()
 }
 
 /// Writes the checkpoints of log directory `dir` for those of `partitions`

@@ -119,7 +119,7 @@ impl<E: IndexEntry> IndexFile<E> {
         max_bytes: u32,
         disk: &dyn Disk,
     ) -> Result<(), IoFailure> {
-        self.limit = (max_bytes as usize / E::BYTES).max(self.entries);
+        self.set_limit(max_bytes);
         let limit_bytes = self.limit * E::BYTES;
         let want = (entries.min(self.limit) * E::BYTES)
             .next_multiple_of(PAGE_BYTES)
@@ -135,7 +135,13 @@ impl<E: IndexEntry> IndexFile<E> {
         Ok(())
     }
 
-    /// Cuts the file to exactly its entries and maps that.
+    /// Makes `max_bytes` (in whole entries, never below the valid ones) the
+    /// limit the file may grow to; [`IndexFile::reserve`] grows it.
+    pub(crate) fn set_limit(&mut self, max_bytes: u32) {
+        self.limit = (max_bytes as usize / E::BYTES).max(self.entries);
+    }
+
+    /// Cuts the file to exactly its entries.
     pub(crate) fn trim(&mut self) -> Result<(), IoFailure> {
         let len = self.entries * E::BYTES;
         if len == self.map.len() {

@@ -81,7 +81,7 @@ pub(crate) fn load_segments(
         completed_swaps: finish_interrupted_compaction(dir, disk)?,
         ..RecoveryReport::default()
     };
-    let mut bases = list_segments(dir, disk)?;
+    let (mut bases, removed_leftovers) = list_segments(dir, disk)?;
     let below_start = bases
         .windows(2)
         .take_while(|pair| pair[1] <= hints.log_start_offset)
@@ -109,7 +109,7 @@ pub(crate) fn load_segments(
         };
         let trusted = match trusted_end {
             Some(end) if !indexes_lost && base >= first_allowed => {
-                segment.load_trusted(end, config, disk)?
+                segment.load_trusted(end, config)?
             }
             _ => false,
         };
@@ -146,16 +146,26 @@ pub(crate) fn load_segments(
             break;
         }
     }
-    let mut active = take_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
-    // A scanned segment that became the active one is synced as that.
-    let mut recovered_files: Vec<(LazyFile, PathBuf)> = scanned
-        .iter()
-        .filter_map(|&i| segments.get(i))
-        .flat_map(Segment::sync_files)
-        .collect();
-    recovered_files.extend(active.sync_files());
-    sync_recovered(&recovered_files, disk, file_system)?;
-    sync_dir_on(disk, dir)?;
+    let (mut active, created) =
+        take_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+    // A log whose every segment was trusted as it was is left untouched,
+    // so a clean start of many partitions syncs nothing.
+    let changed = created
+        || removed_leftovers
+        || !scanned.is_empty()
+        || report.deleted_segments > 0
+        || report.completed_swaps > 0;
+    if changed {
+        // A scanned segment that became the active one is synced as that.
+        let mut recovered_files: Vec<(LazyFile, PathBuf)> = scanned
+            .iter()
+            .filter_map(|&i| segments.get(i))
+            .flat_map(Segment::sync_files)
+            .collect();
+        recovered_files.extend(active.sync_files());
+        sync_recovered(&recovered_files, disk, file_system)?;
+        sync_dir_on(disk, dir)?;
+    }
     let mut log_end = active.next_offset();
     if hints.log_start_offset > log_end {
         // Everything up to the checkpointed log start was deleted, yet the
@@ -165,7 +175,7 @@ pub(crate) fn load_segments(
             segment.delete_files(disk)?;
             report.deleted_segments += 1;
         }
-        active = take_active_segment(dir, config, hints, disk, now_ms, &mut segments)?;
+        active = take_active_segment(dir, config, hints, disk, now_ms, &mut segments)?.0;
         sync_dir_on(disk, dir)?;
         log_end = hints.log_start_offset;
     }
@@ -187,7 +197,7 @@ pub(crate) fn load_segments(
 /// Takes the active segment off the end of `segments`: the last one if it
 /// is writable; else a new one, if the directory had none, or if the last
 /// one is sealed (the log was cut in an earlier segment), replacing that
-/// one if it was left empty.
+/// one if it was left empty. Also says whether it made a new one.
 fn take_active_segment(
     dir: &Path,
     config: &LogConfig,
@@ -195,10 +205,10 @@ fn take_active_segment(
     disk: &dyn Disk,
     now_ms: i64,
     segments: &mut Vec<Segment>,
-) -> Result<Segment, OpenError> {
+) -> Result<(Segment, bool), OpenError> {
     let next = match segments.pop() {
         None => hints.log_start_offset,
-        Some(last) if !last.is_sealed() => return Ok(last),
+        Some(last) if !last.is_sealed() => return Ok((last, false)),
         Some(last) if last.is_empty() => {
             last.delete_files(disk)?;
             last.next_offset()
@@ -209,7 +219,7 @@ fn take_active_segment(
             next
         }
     };
-    Ok(Segment::create(dir, next, config, now_ms, disk)?)
+    Ok((Segment::create(dir, next, config, now_ms, disk)?, true))
 }
 
 /// Makes the files recovery scanned, cut or rebuilt durable, before the
@@ -407,15 +417,18 @@ fn segment_files(dir: &Path) -> Result<Vec<SegmentFile>, IoFailure> {
     Ok(files)
 }
 
-/// Base offsets of the `.log` files in `dir`, in order. Leftover temporary
-/// files and index files without a log are deleted.
-fn list_segments(dir: &Path, disk: &dyn Disk) -> Result<Vec<Offset>, IoFailure> {
+/// Base offsets of the `.log` files in `dir`, in order, and whether any
+/// file was deleted: leftover temporary files and index files without a
+/// log are.
+fn list_segments(dir: &Path, disk: &dyn Disk) -> Result<(Vec<Offset>, bool), IoFailure> {
     let mut logs = BTreeSet::new();
     let mut indexes = Vec::new();
+    let mut removed = false;
     for file in segment_files(dir)? {
         if file.suffix.ends_with(TEMP_SUFFIX) {
             disk.remove_file(&file.path)
                 .map_err(|e| IoFailure::new("delete leftover file", &file.path, e))?;
+            removed = true;
         } else if file.suffix == LOG_SUFFIX {
             logs.insert(file.base);
         } else if file.suffix == INDEX_SUFFIX
@@ -429,9 +442,10 @@ fn list_segments(dir: &Path, disk: &dyn Disk) -> Result<Vec<Offset>, IoFailure> 
         if !logs.contains(&base) {
             remove_if_present(disk, &path)
                 .map_err(|e| IoFailure::new("delete orphan index", path, e))?;
+            removed = true;
         }
     }
-    Ok(logs.into_iter().collect())
+    Ok((logs.into_iter().collect(), removed))
 }
 
 /// The largest base offset taken from a file name: far beyond any real

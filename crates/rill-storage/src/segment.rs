@@ -528,7 +528,6 @@ impl Segment {
         &mut self,
         next_offset: Offset,
         config: &LogConfig,
-        disk: &dyn Disk,
     ) -> Result<bool, IoFailure> {
         self.map_indexes()?;
         let summary = &mut self.summary;
@@ -549,7 +548,17 @@ impl Segment {
         let last_indexed = summary.index.file().last().map_or(0, |e| e.position);
         summary.bytes_since_index_entry = summary.size - last_indexed;
         if !self.sealed {
-            self.reserve_indexes(self.map.file_len(), config, disk)?;
+            // Room is reserved by the first append (which reserves before
+            // it writes), not here: a log opened and closed unused keeps
+            // its files as they are.
+            self.summary
+                .index
+                .file_mut()
+                .set_limit(config.segment_index_bytes);
+            self.summary
+                .time_index
+                .file_mut()
+                .set_limit(config.segment_index_bytes);
         }
         Ok(true)
     }
