@@ -21,6 +21,7 @@ mod fetcher;
 mod isr_changes;
 mod leader_state;
 mod links;
+mod metadata_changes;
 mod peer;
 mod quorum;
 mod replicas;

@@ -24,6 +24,7 @@ use super::ClusterNode;
 use super::fetcher::{Fetchers, Follow};
 use super::isr_changes::{IsrChange, IsrChangeCounts};
 use super::leader_state::LeaderState;
+use super::metadata_changes::MetadataChanges;
 use crate::config::ClusterConfig;
 use crate::effective_config::{self, BrokerLayers};
 use crate::properties::Properties;
@@ -137,6 +138,9 @@ pub(crate) struct ReplicaManager {
     leaderships: std::sync::atomic::AtomicU64,
     /// Replicas of this broker the last apply could not create, and why.
     not_created: Mutex<BTreeMap<TopicPartition, String>>,
+    /// The metadata last applied, against which the next apply finds what
+    /// changed.
+    last_applied: Mutex<Option<Arc<ClusterMetadata>>>,
 }
 
 /// The internal topics whose partitions' leaders are coordinators.
@@ -181,6 +185,7 @@ impl ReplicaManager {
             isr_changes: IsrChangeCounts::default(),
             leaderships: std::sync::atomic::AtomicU64::new(0),
             not_created: Mutex::new(BTreeMap::new()),
+            last_applied: Mutex::new(None),
         }
     }
 
@@ -426,13 +431,23 @@ impl ReplicaManager {
     /// here (or their leader epochs) changed, those partitions with their
     /// leader epochs: their coordinators' state is to be loaded. Blocking
     /// (creates and deletes files).
+    ///
+    /// Only the topics that changed since the last apply are looked at
+    /// (see metadata_changes.rs), and those whose replicas could not be
+    /// created then, which are tried again.
     pub(crate) fn apply(
         &self,
         node: &ClusterNode,
-        metadata: &ClusterMetadata,
+        metadata: &Arc<ClusterMetadata>,
     ) -> Vec<(&'static str, BTreeMap<i32, i32>)> {
         let me = BrokerId(self.node_id);
         let now = rill_storage::now_ms();
+        let failed_before = self.not_created.lock().clone();
+        let changes = MetadataChanges::between(
+            self.last_applied.lock().as_deref(),
+            metadata,
+            failed_before.keys().map(|tp| tp.topic.as_str()),
+        );
         let mut wanted: HashSet<TopicPartition> = HashSet::new();
         {
             let mut applied = self.applied_configs.lock();
@@ -442,12 +457,15 @@ impl ReplicaManager {
                 applied.topics.clear();
             }
         }
-        self.prepare(metadata);
+        self.prepare(metadata, &changes);
         let mut changed = RoleChanges::default();
         // Said at ERROR when a replica first fails, not at every apply.
-        let failed_before = self.not_created.lock().clone();
         let mut not_created = BTreeMap::new();
-        for topic in metadata.topics.values() {
+        for topic in metadata
+            .topics
+            .values()
+            .filter(|topic| changes.includes(&topic.name))
+        {
             let min_insync_replicas = self.apply_configs(topic, metadata);
             for (index, state) in (0..).zip(&topic.partitions) {
                 if !state.replicas.contains(&me) {
@@ -500,7 +518,7 @@ impl ReplicaManager {
             .replicas
             .lock()
             .keys()
-            .filter(|tp| !wanted.contains(*tp))
+            .filter(|tp| !wanted.contains(*tp) && changes.touches(&tp.topic))
             .cloned()
             .collect();
         for tp in gone {
@@ -508,19 +526,34 @@ impl ReplicaManager {
             self.fetchers.unfollow(&tp);
             self.delete_partition(&tp);
         }
-        // Local logs no topic of the metadata has (deleted while this
-        // broker was down).
-        for partition in self.logs.partitions() {
-            let tp = partition.topic_partition();
-            if !wanted.contains(tp) {
-                self.fetchers.unfollow(tp);
-                self.delete_partition(tp);
+        if changes.is_everything() {
+            // Local logs no topic of the metadata has (deleted while this
+            // broker was down).
+            for partition in self.logs.partitions() {
+                let tp = partition.topic_partition();
+                if !wanted.contains(tp) {
+                    self.fetchers.unfollow(tp);
+                    self.delete_partition(tp);
+                }
+            }
+        } else {
+            // Local logs of the topics deleted since (a replica never made
+            // a leader or follower here has a log but no entry above).
+            for topic in changes.deleted() {
+                for index in (0..).take(topic.partitions.len()) {
+                    let tp = TopicPartition::new(&topic.name, index);
+                    if self.logs.get(&tp).is_some() {
+                        self.fetchers.unfollow(&tp);
+                        self.delete_partition(&tp);
+                    }
+                }
             }
         }
         self.applied_configs
             .lock()
             .topics
             .retain(|name, _| metadata.topics.contains_key(name));
+        *self.last_applied.lock() = Some(Arc::clone(metadata));
         *self.not_created.lock() = not_created;
         self.leaderships
             .fetch_add(changed.led as u64, std::sync::atomic::Ordering::Relaxed);
@@ -534,6 +567,7 @@ impl ReplicaManager {
         }
         COORDINATOR_TOPICS
             .into_iter()
+            .filter(|topic| changes.touches(topic))
             .filter_map(|topic| Some((topic, self.led_partitions_changed(topic)?)))
             .collect()
     }
@@ -545,11 +579,12 @@ impl ReplicaManager {
     /// partitions, or a restart that leads them all at a new epoch, costs
     /// a few disk latencies per thread rather than a thousand. What fails
     /// here is tried again, and reported, by the sequential pass.
-    fn prepare(&self, metadata: &ClusterMetadata) {
+    fn prepare(&self, metadata: &ClusterMetadata, changes: &MetadataChanges) {
         let me = BrokerId(self.node_id);
         let work: Vec<(TopicPartition, &BTreeMap<String, String>, Option<i32>)> = metadata
             .topics
             .values()
+            .filter(|topic| changes.includes(&topic.name))
             .flat_map(|topic| {
                 (0..)
                     .zip(&topic.partitions)
