@@ -33,6 +33,9 @@ pub struct LeaderEpochCache {
     /// What the checkpoint is written through.
     disk: Arc<dyn Disk>,
     entries: Vec<EpochEntry>,
+    /// The file still holds entries [`LeaderEpochCache::fit_to_log`]
+    /// dropped: written at the next append.
+    file_behind: bool,
 }
 
 impl LeaderEpochCache {
@@ -68,6 +71,7 @@ impl LeaderEpochCache {
             path,
             disk,
             entries,
+            file_behind: false,
         })
     }
 
@@ -84,7 +88,12 @@ impl LeaderEpochCache {
     /// entry at or after `start_offset` is replaced.
     pub fn assign(&mut self, epoch: i32, start_offset: Offset) -> Result<(), CheckpointError> {
         if epoch < 0 || self.latest_epoch().is_some_and(|latest| epoch <= latest) {
-            return Ok(());
+            // Before the log grows past an entry only the file still has.
+            return if self.file_behind {
+                self.flush()
+            } else {
+                Ok(())
+            };
         }
         self.entries.retain(|e| e.start_offset < start_offset);
         self.entries.push(EpochEntry {
@@ -119,28 +128,58 @@ impl LeaderEpochCache {
 
     /// Forgets epochs that began at or after `end` (the log was cut there).
     pub fn truncate_from_end(&mut self, end: Offset) -> Result<(), CheckpointError> {
-        let before = self.entries.len();
-        self.entries.retain(|e| e.start_offset < end);
-        if self.entries.len() == before {
-            return Ok(());
+        if self.cut_end(end) {
+            self.flush()
+        } else {
+            Ok(())
         }
-        self.flush()
     }
 
     /// Drops epochs wholly before `start` (the log start moved); the epoch
     /// in force at `start` then begins there.
     pub fn truncate_from_start(&mut self, start: Offset) -> Result<(), CheckpointError> {
+        if self.cut_start(start) {
+            self.flush()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Fits the cache to a log just opened, which holds `start..end`, in
+    /// memory only: an epoch that began at the log end with no record
+    /// written in it (each restart makes one, for every partition led)
+    /// would otherwise cost a checkpoint write and its syncs per partition
+    /// at every start. The file is written before the first append
+    /// ([`LeaderEpochCache::assign`]): until the log grows past where it
+    /// was, every open fits the file to the log again (Kafka flushes these
+    /// truncations asynchronously too, KAFKA-15046).
+    pub fn fit_to_log(&mut self, start: Offset, end: Offset) {
+        let cut = self.cut_end(end);
+        self.file_behind |= self.cut_start(start) || cut;
+    }
+
+    /// [`LeaderEpochCache::truncate_from_end`] in memory; whether it
+    /// changed anything.
+    fn cut_end(&mut self, end: Offset) -> bool {
+        let before = self.entries.len();
+        self.entries.retain(|e| e.start_offset < end);
+        self.entries.len() != before
+    }
+
+    /// [`LeaderEpochCache::truncate_from_start`] in memory; whether it
+    /// changed anything.
+    fn cut_start(&mut self, start: Offset) -> bool {
         let before: Vec<usize> = (0..self.entries.len())
             .filter(|&i| self.entries[i].start_offset < start)
             .collect();
         let Some(&last_before) = before.last() else {
-            return Ok(());
+            return false;
         };
         let mut kept = self.entries[last_before];
         kept.start_offset = start;
         self.entries.drain(..=last_before);
         self.entries.insert(0, kept);
-        self.flush()
+        true
     }
 
     /// Forgets every epoch (the log restarted empty).
@@ -152,13 +191,15 @@ impl LeaderEpochCache {
         self.flush()
     }
 
-    fn flush(&self) -> Result<(), CheckpointError> {
+    fn flush(&mut self) -> Result<(), CheckpointError> {
         let lines: Vec<String> = self
             .entries
             .iter()
             .map(|e| format!("{} {}", e.epoch, e.start_offset))
             .collect();
-        checkpoint::write(self.disk.as_ref(), &self.path, &lines)
+        checkpoint::write(self.disk.as_ref(), &self.path, &lines)?;
+        self.file_behind = false;
+        Ok(())
     }
 }
 
@@ -174,6 +215,31 @@ mod tests {
             cache.assign(epoch, Offset(start)).unwrap();
         }
         (dir, cache)
+    }
+
+    fn on_disk(dir: &tempfile::TempDir) -> Vec<EpochEntry> {
+        LeaderEpochCache::load(dir.path(), Arc::new(rill_storage::RealDisk))
+            .unwrap()
+            .entries()
+            .to_vec()
+    }
+
+    #[test]
+    fn fitting_to_an_opened_log_writes_nothing_until_the_next_append() {
+        // Led at epoch 2 from offset 5, and restarted before writing in it.
+        let (dir, mut cache) = cache_with(&[(0, 0), (2, 5)]);
+        cache.fit_to_log(Offset(0), Offset(5));
+        assert_eq!(cache.latest_epoch(), Some(0));
+        assert_eq!(on_disk(&dir).len(), 2, "the file is left as it was");
+        // Every open fits it again.
+        let mut reopened =
+            LeaderEpochCache::load(dir.path(), Arc::new(rill_storage::RealDisk)).unwrap();
+        reopened.fit_to_log(Offset(0), Offset(5));
+        assert_eq!(reopened.entries(), cache.entries());
+        // An append, even of the old epoch, writes it before the log grows
+        // past offset 5, where the stale entry would no longer be cut.
+        cache.assign(0, Offset(5)).unwrap();
+        assert_eq!(on_disk(&dir), cache.entries());
     }
 
     #[test]

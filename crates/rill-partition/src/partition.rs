@@ -151,8 +151,7 @@ impl Partition {
         let (log, report) = Log::open(dir, config, hints, flusher, Arc::clone(&disk), now_ms)?;
         let epochs = match LeaderEpochCache::load(dir, Arc::clone(&disk)) {
             Ok(mut epochs) => {
-                epochs.truncate_from_end(log.log_end_offset())?;
-                epochs.truncate_from_start(log.log_start_offset())?;
+                epochs.fit_to_log(log.log_start_offset(), log.log_end_offset());
                 epochs
             }
             Err(error) => {
@@ -434,20 +433,14 @@ impl Partition {
     }
 
     /// Records `leader_epoch` as starting at `base_offset` if it is newer
-    /// than the latest epoch in the cache (a negative one never is).
+    /// than the latest epoch in the cache (a negative one never is), and
+    /// writes the cache's file if an open left it behind.
     fn record_epoch_start(
         state: &mut AppendState,
         leader_epoch: i32,
         base_offset: Offset,
     ) -> Result<(), PartitionError> {
-        if leader_epoch >= 0
-            && state
-                .epochs
-                .latest_epoch()
-                .is_none_or(|latest| leader_epoch > latest)
-        {
-            state.epochs.assign(leader_epoch, base_offset)?;
-        }
+        state.epochs.assign(leader_epoch, base_offset)?;
         Ok(())
     }
 
@@ -554,9 +547,8 @@ impl Partition {
         let (base_offset, last_offset) = (batch.base_offset(), batch.last_offset());
         let epoch = view.partition_leader_epoch();
         let new_epoch = epoch >= 0 && state.epochs.latest_epoch().is_none_or(|l| epoch > l);
-        if new_epoch {
-            state.epochs.assign(epoch, base_offset)?;
-        }
+        // Also for an old epoch: writes the file if an open left it behind.
+        state.epochs.assign(epoch, base_offset)?;
         let kind = BatchKind::of(&view);
         let aborted = match &kind {
             BatchKind::Marker(marker) => state.producers.aborted_by(marker, base_offset),
