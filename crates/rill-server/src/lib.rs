@@ -33,6 +33,7 @@ mod error_code;
 pub mod fuzzing;
 mod groups;
 mod http;
+mod in_place;
 mod initial_users;
 mod legacy_metadata;
 mod listeners;

@@ -24,6 +24,7 @@ use super::{Pending, Request, encode, now_ms, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::in_place;
 use crate::transactions::verification;
 
 /// A partition's outcome before acknowledgement.
@@ -92,79 +93,104 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         _ if !matches!(produce.acks, -1..=1) => Some(ResponseError::InvalidRequiredAcks),
         _ => None,
     };
-    let topics: Vec<TopicOutcome> = produce
+    let partitions: usize = produce
         .topic_data
-        .into_iter()
-        .map(|topic| {
-            let name = if version >= 13 {
-                broker.topics().name_by_id(topic.topic_id)
-            } else {
-                Some(topic.name.to_string())
-            };
-            let partitions = topic
-                .partition_data
-                .into_iter()
-                .map(|data| {
-                    // An unknown topic by name fails in `append`, at the
-                    // partition lookup.
-                    let outcome = match (&refuse_all, &name) {
-                        (Some(error), _) => Outcome::failed(*error, None),
-                        // Kafka: clients may not write internal topics.
-                        // Checked before the topic is looked up: a topic
-                        // the principal may not write is refused whether
-                        // it exists or not.
-                        (None, Some(name))
-                            if !access.allows(AclOperation::Write, ResourceType::Topic, name) =>
-                        {
-                            Outcome::failed(ResponseError::TopicAuthorizationFailed, None)
-                        }
-                        (None, Some(name)) if crate::topics::is_internal(name) => Outcome::failed(
-                            ResponseError::InvalidTopicException,
-                            Some(format!("{name} is internal")),
-                        ),
-                        (None, Some(name)) => {
-                            let tp = TopicPartition::new(name, data.index);
-                            let transactional_id =
-                                produce.transactional_id.as_ref().map(|id| id.as_str());
-                            match check_transaction(
-                                broker,
-                                (transactional_id, version),
-                                &tp,
-                                &data.records,
-                            ) {
-                                Check::Append(guard) => {
-                                    append(broker, tp, data.records, guard, (produce.acks, now))
-                                }
-                                Check::AskCoordinator(guard, producer) => match data.records {
-                                    Some(records) => Outcome::Unverified(Box::new(Unverified {
-                                        topic_partition: tp,
-                                        records,
-                                        producer,
-                                        guard,
-                                    })),
-                                    None => append(broker, tp, None, None, (produce.acks, now)),
-                                },
-                                Check::Refused(error) => Outcome::failed(error, None),
+        .iter()
+        .map(|topic| topic.partition_data.len())
+        .sum();
+    let transactional_id = produce.transactional_id;
+    let acks = produce.acks;
+    let appends = || -> Vec<TopicOutcome> {
+        produce
+            .topic_data
+            .into_iter()
+            .map(|topic| {
+                let name = if version >= 13 {
+                    broker.topics().name_by_id(topic.topic_id)
+                } else {
+                    Some(topic.name.to_string())
+                };
+                let partitions = topic
+                    .partition_data
+                    .into_iter()
+                    .map(|data| {
+                        // An unknown topic by name fails in `append`, at the
+                        // partition lookup.
+                        let outcome = match (&refuse_all, &name) {
+                            (Some(error), _) => Outcome::failed(*error, None),
+                            // Kafka: clients may not write internal topics.
+                            // Checked before the topic is looked up: a topic
+                            // the principal may not write is refused whether
+                            // it exists or not.
+                            (None, Some(name))
+                                if !access.allows(
+                                    AclOperation::Write,
+                                    ResourceType::Topic,
+                                    name,
+                                ) =>
+                            {
+                                Outcome::failed(ResponseError::TopicAuthorizationFailed, None)
                             }
+                            (None, Some(name)) if crate::topics::is_internal(name) => {
+                                Outcome::failed(
+                                    ResponseError::InvalidTopicException,
+                                    Some(format!("{name} is internal")),
+                                )
+                            }
+                            (None, Some(name)) => {
+                                let tp = TopicPartition::new(name, data.index);
+                                let transactional_id =
+                                    transactional_id.as_ref().map(|id| id.as_str());
+                                match check_transaction(
+                                    broker,
+                                    (transactional_id, version),
+                                    &tp,
+                                    &data.records,
+                                ) {
+                                    Check::Append(guard) => {
+                                        append(broker, tp, data.records, guard, (acks, now))
+                                    }
+                                    Check::AskCoordinator(guard, producer) => match data.records {
+                                        Some(records) => {
+                                            Outcome::Unverified(Box::new(Unverified {
+                                                topic_partition: tp,
+                                                records,
+                                                producer,
+                                                guard,
+                                            }))
+                                        }
+                                        None => append(broker, tp, None, None, (acks, now)),
+                                    },
+                                    Check::Refused(error) => Outcome::failed(error, None),
+                                }
+                            }
+                            (None, None) => Outcome::failed(ResponseError::UnknownTopicId, None),
+                        };
+                        PartitionOutcome {
+                            index: data.index,
+                            outcome,
                         }
-                        (None, None) => Outcome::failed(ResponseError::UnknownTopicId, None),
-                    };
-                    PartitionOutcome {
-                        index: data.index,
-                        outcome,
-                    }
-                })
-                .collect();
-            TopicOutcome {
-                // A copy: the decoded name is a slice of the request's
-                // frame, which would stay alive (and, read ahead, the
-                // frames received with it) until the response is written.
-                name: TopicName(StrBytes::from_string(topic.name.to_string())),
-                topic_id: topic.topic_id,
-                partitions,
-            }
-        })
-        .collect();
+                    })
+                    .collect();
+                TopicOutcome {
+                    // A copy: the decoded name is a slice of the request's
+                    // frame, which would stay alive (and, read ahead, the
+                    // frames received with it) until the response is written.
+                    name: TopicName(StrBytes::from_string(topic.name.to_string())),
+                    topic_id: topic.topic_id,
+                    partitions,
+                }
+            })
+            .collect()
+    };
+    // A first produce to thousands of partitions reserves files for each
+    // (seconds in all): the runtime's other tasks, heartbeats among them,
+    // move to another thread meanwhile.
+    let topics = if partitions >= IN_PLACE_PARTITIONS_MIN {
+        in_place::blocking(appends)
+    } else {
+        appends()
+    };
     let broker = Arc::clone(broker);
     // Batches waiting for a coordinator elsewhere are written before the
     // connection reads its next request, which may be the same
@@ -179,14 +205,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         .then(|| {
             let (written, paused) = tokio::sync::oneshot::channel::<()>();
             request.session.pause_until(paused);
-            let transactional_id = produce.transactional_id.map(|id| id.to_string());
-            (
-                written,
-                transactional_id.unwrap_or_default(),
-                (produce.acks, now),
-            )
+            let transactional_id = transactional_id.as_ref().map(|id| id.to_string());
+            (written, transactional_id.unwrap_or_default(), (acks, now))
         });
-    if produce.acks == 0 {
+    if acks == 0 {
         // No response; the appends still wake long polls once acknowledged.
         let deadline = tokio::time::Instant::now() + ACKS_0_REPLICATION_WAIT;
         tokio::spawn(async move {
@@ -460,3 +482,7 @@ async fn acknowledge(
 /// How long an acks=0 produce's background wait keeps the high watermark
 /// moving (nobody waits for its answer).
 const ACKS_0_REPLICATION_WAIT: Duration = Duration::from_secs(30);
+
+/// Requests naming at least this many partitions are appended with the
+/// runtime told (see in_place.rs).
+const IN_PLACE_PARTITIONS_MIN: usize = 64;
