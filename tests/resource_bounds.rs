@@ -444,15 +444,16 @@ fn a_broker_out_of_descriptors_says_so_once_and_takes_connections_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn partitions_with_more_files_than_descriptors_take_writes_reads_and_a_restart() {
+async fn partitions_with_more_files_than_descriptors_and_maps_take_writes_reads_and_a_restart() {
     // 256 descriptors, half of them for segment files (the default): 400
-    // partitions have 1,200 files, which could never be open at once.
+    // partitions have 1,200 files, which could never be open at once. And
+    // 64 maps: reading them all maps 800 (each .log and .index).
     let partitions = 400;
     let temp = tempfile::tempdir().unwrap();
     let mut broker = BrokerProcess::start_wrapped(
         &["prlimit", "--nofile=256:256"],
         &temp.path().join("data"),
-        &[],
+        &["--set", "rill.log.maps.max=64"],
         "127.0.0.1:0",
     );
     {
