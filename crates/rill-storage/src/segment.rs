@@ -442,7 +442,7 @@ impl Segment {
     /// lock (the slice keeps the map while it is alive).
     pub(crate) fn sealed_view(&self) -> Result<SealedView, IoFailure> {
         assert!(self.sealed, "compaction reads only sealed segments");
-        self.map_for_read()?;
+        self.map_log()?;
         Ok(SealedView {
             base_offset: self.base_offset,
             next_offset: self.summary.next_offset,
