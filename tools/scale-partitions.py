@@ -69,11 +69,6 @@ def usage(pid):
     return rss_kb / 1024, fds, maps
 
 
-def broker_pid(proc):
-    """The broker under prlimit (prlimit execs it, so the same pid)."""
-    return proc.pid
-
-
 def topics_of(args):
     return [f"s-{n:05}" for n in range(args.topics)]
 
@@ -157,7 +152,7 @@ def first_produce(args, port, started):
             time.sleep(0.1)
 
 
-def check_sample(args, port, tags):
+def check_sample(args, port, tag):
     """Reads offset 0 of 100 random partitions and checks its record."""
     consumer = KafkaConsumer(bootstrap_servers=f"127.0.0.1:{port}",
                              enable_auto_commit=False, consumer_timeout_ms=30_000)
@@ -169,7 +164,7 @@ def check_sample(args, port, tags):
     consumer.assign(sample)
     for tp in sample:
         consumer.seek(tp, 0)
-    want = {tp: f"{tags[0]}-{tp.topic}-{tp.partition}".encode() for tp in sample}
+    want = {tp: f"{tag}-{tp.topic}-{tp.partition}".encode() for tp in sample}
     got = {}
     deadline = time.monotonic() + 120
     while len(got) < len(want) and time.monotonic() < deadline:
@@ -216,31 +211,29 @@ def main():
         rows.append((f"produce 1 record to each of {total} partitions (acks=all)",
                      f"{seconds:.1f} s"))
         time.sleep(5)
-        rss, fds, maps = usage(broker_pid(proc))
+        # prlimit execs the broker: the same pid.
+        rss, fds, maps = usage(proc.pid)
         rows.append(("idle: resident memory, descriptors, memory maps",
                      f"{rss:.0f} MB, {fds}, {maps}"))
         rows.append(("clean stop (SIGTERM)", f"{stop(proc):.2f} s"))
 
-        proc, listening = start(args, data, args.port)
-        started = time.monotonic() - listening
-        produced = first_produce(args, args.port, started)
-        rows.append(("clean start: to listening, to a produce acknowledged",
-                     f"{listening:.2f} s, {produced:.2f} s"))
-        rows.append(("records read back after the clean start",
-                     f"{check_sample(args, args.port, ['first'])} sampled, all there"))
-        rss, fds, maps = usage(broker_pid(proc))
+        def restart(which):
+            """Starts the broker again and times it; checks a sample."""
+            proc, listening = start(args, data, args.port)
+            produced = first_produce(args, args.port, time.monotonic() - listening)
+            rows.append((f"{which}: to listening, to a produce acknowledged",
+                         f"{listening:.2f} s, {produced:.2f} s"))
+            rows.append((f"records read back after the {which}",
+                         f"{check_sample(args, args.port, 'first')} sampled, all there"))
+            return proc
+
+        proc = restart("clean start")
+        rss, fds, maps = usage(proc.pid)
         rows.append(("after the clean start: resident memory, descriptors, maps",
                      f"{rss:.0f} MB, {fds}, {maps}"))
-
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        proc, listening = start(args, data, args.port)
-        started = time.monotonic() - listening
-        produced = first_produce(args, args.port, started)
-        rows.append(("start after SIGKILL: to listening, to a produce acknowledged",
-                     f"{listening:.2f} s, {produced:.2f} s"))
-        rows.append(("records read back after the crash",
-                     f"{check_sample(args, args.port, ['first'])} sampled, all there"))
+        proc = restart("start after SIGKILL")
         stop(proc)
     finally:
         if 'proc' in locals() and proc.poll() is None:

@@ -3,8 +3,8 @@
 //!
 //! The maps are made when first needed and given up when idle (see
 //! open_maps.rs). A segment's own fallible operations map what they use;
-//! the log maps a segment before its infallible reads ([`Segment::map`],
-//! [`Segment::map_for_read`]), under its lock, which then keeps the maps
+//! the log maps a segment before its infallible reads
+//! ([`Segment::map_for_read`]), under its lock, which then keeps the maps
 //! for as long as it is held.
 //!
 //! Invariant: a segment's base offset is <= its first offset and > every
@@ -702,9 +702,8 @@ impl Segment {
             .map_err(|e| IoFailure::new("open segment", self.log_path(), e))
     }
 
-    /// Maps the `.log` and both indexes unless they are mapped: every
-    /// `&self` method that reads bytes needs it first.
-    pub(crate) fn map(&self) -> Result<(), IoFailure> {
+    /// Maps the `.log` and both indexes unless they are mapped.
+    fn map(&self) -> Result<(), IoFailure> {
         self.map_log()?;
         self.map_indexes()
     }

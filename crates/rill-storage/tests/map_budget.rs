@@ -23,6 +23,23 @@ const BUDGET: usize = 16;
 const LOGS: usize = 24;
 const ROUNDS: usize = 12;
 
+/// `count` empty logs in `root`, named `{prefix}-{i}`.
+fn create_all(
+    root: &std::path::Path,
+    prefix: &str,
+    count: usize,
+    flusher: &Flusher,
+    config: LogConfig,
+) -> Vec<Log> {
+    (0..count)
+        .map(|i| {
+            let dir = root.join(format!("{prefix}-{i}"));
+            let disk = Arc::new(FaultyDisk::default());
+            Log::create(&dir, config, Offset(0), flusher, disk, 0).unwrap()
+        })
+        .collect()
+}
+
 fn open_all(
     root: &std::path::Path,
     flusher: &Flusher,
@@ -73,20 +90,7 @@ fn many_logs_append_read_truncate_and_reopen() {
     for (name, flush) in [("none", FlushPolicy::None), ("fsync", FlushPolicy::Fsync)] {
         let root = root.path().join(name);
         let config = small_config(flush);
-        let logs: Vec<Log> = (0..LOGS)
-            .map(|i| {
-                let disk = Arc::new(FaultyDisk::default());
-                Log::create(
-                    &root.join(format!("t-{i}")),
-                    config,
-                    Offset(0),
-                    &flusher,
-                    disk,
-                    0,
-                )
-                .unwrap()
-            })
-            .collect();
+        let logs = create_all(&root, "t", LOGS, &flusher, config);
         for round in 0..ROUNDS {
             for (i, log) in logs.iter().enumerate() {
                 let timestamp = 1_000 * round as i64;
@@ -145,20 +149,7 @@ fn compaction_reads_and_swaps() {
         segment_bytes: 1024,
         ..small_config(FlushPolicy::None)
     };
-    let logs: Vec<Log> = (0..4)
-        .map(|i| {
-            let disk = Arc::new(FaultyDisk::default());
-            Log::create(
-                &root.path().join(format!("c-{i}")),
-                config,
-                Offset(0),
-                &flusher,
-                disk,
-                0,
-            )
-            .unwrap()
-        })
-        .collect();
+    let logs = create_all(root.path(), "c", 4, &flusher, config);
     for round in 0..40 {
         for log in &logs {
             let value = format!("v{round}");

@@ -8,7 +8,7 @@
 //! topic among 50,000 partitions then costs the broker that topic, not all
 //! of them.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use rill_cluster::{ClusterMetadata, Topic};
@@ -20,8 +20,8 @@ pub(crate) struct MetadataChanges {
     /// the brokers or the cluster's broker configs changed, which touch
     /// every partition (a leader's address, a topic default).
     changed: Option<HashSet<String>>,
-    /// The topics of the last version gone from this one.
-    deleted: Vec<Arc<Topic>>,
+    /// The topics of the last version gone from this one, by name.
+    deleted: BTreeMap<String, Arc<Topic>>,
 }
 
 impl MetadataChanges {
@@ -38,7 +38,7 @@ impl MetadataChanges {
         }) else {
             return MetadataChanges {
                 changed: None,
-                deleted: Vec::new(),
+                deleted: BTreeMap::new(),
             };
         };
         let mut changed: HashSet<String> = again.map(str::to_string).collect();
@@ -56,7 +56,7 @@ impl MetadataChanges {
             .topics
             .iter()
             .filter(|(name, _)| !now.topics.contains_key(*name))
-            .map(|(_, topic)| Arc::clone(topic))
+            .map(|(name, topic)| (name.clone(), Arc::clone(topic)))
             .collect();
         MetadataChanges {
             changed: Some(changed),
@@ -77,12 +77,12 @@ impl MetadataChanges {
     /// Whether replicas of topic `name` may have changed or gone: it is
     /// looked at, or it was deleted.
     pub(crate) fn touches(&self, name: &str) -> bool {
-        self.includes(name) || self.deleted.iter().any(|topic| topic.name == name)
+        self.includes(name) || self.deleted.contains_key(name)
     }
 
     /// The topics deleted since the last version.
-    pub(crate) fn deleted(&self) -> &[Arc<Topic>] {
-        &self.deleted
+    pub(crate) fn deleted(&self) -> impl Iterator<Item = &Arc<Topic>> {
+        self.deleted.values()
     }
 }
 
