@@ -3,12 +3,15 @@
 //! a test message (`POST`), through the partitions' leaders.
 
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use bytes::Bytes;
+use kafka_protocol::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     ApiKey, BrokerId, FetchRequest, FetchResponse, ProduceRequest, ProduceResponse, TopicName,
 };
@@ -35,6 +38,11 @@ const PARTITION_FETCH_BYTES: i32 = 1 << 20;
 const FETCH_BYTES_MAX: i32 = 32 << 20;
 /// The most bytes one batch may expand to.
 const BATCH_EXPANDED_MAX: usize = 64 << 20;
+/// How long a test message is retried while leadership moves (the
+/// producer's `delivery.timeout.ms`, shortened for a person waiting).
+const PRODUCE_RETRY_FOR: Duration = Duration::from_secs(10);
+/// The wait between those tries (the producer's `retry.backoff.ms`).
+const PRODUCE_RETRY_BACKOFF: Duration = Duration::from_millis(100);
 
 #[derive(Deserialize)]
 pub(crate) struct BrowseQuery {
@@ -354,24 +362,60 @@ pub(crate) async fn produce(
                 ]),
         ]);
     let target = (name.clone(), partition);
-    let leader = partitions::by_leader(&broker, std::slice::from_ref(&target))
-        .into_keys()
-        .next()
-        .ok_or_else(|| ApiError::unavailable(format!("{name}-{partition} has no leader")))?;
-    let answer: ProduceResponse = kafka
-        .call(&broker, leader, (ApiKey::Produce, 9), &request)
-        .await?;
-    let written = answer
-        .responses
-        .iter()
-        .flat_map(|t| &t.partition_responses)
-        .find(|p| p.index == partition)
-        .ok_or_else(|| ApiError::unavailable("the leader did not answer for the partition"))?;
+    // As a Kafka producer does, an answer that says the record was not
+    // written because leadership is moving (a topic just made, a leader
+    // just failed) is retried against the leader metadata names next.
+    let deadline = tokio::time::Instant::now() + PRODUCE_RETRY_FOR;
+    let written = loop {
+        let leader = partitions::by_leader(&broker, std::slice::from_ref(&target))
+            .into_keys()
+            .next();
+        let answer = match leader {
+            Some(leader) => {
+                let answer: ProduceResponse = kafka
+                    .call(&broker, leader, (ApiKey::Produce, 9), &request)
+                    .await?;
+                answer
+                    .responses
+                    .into_iter()
+                    .flat_map(|t| t.partition_responses)
+                    .find(|p| p.index == partition)
+                    .ok_or_else(|| {
+                        ApiError::unavailable("the leader did not answer for the partition")
+                    })?
+            }
+            None => PartitionProduceResponse::default()
+                .with_index(partition)
+                .with_error_code(ResponseError::LeaderNotAvailable.code())
+                .with_error_message(Some(StrBytes::from_string(format!(
+                    "{name}-{partition} has no leader"
+                )))),
+        };
+        if !not_written_while_leadership_moves(answer.error_code)
+            || tokio::time::Instant::now() >= deadline
+        {
+            break answer;
+        }
+        tokio::time::sleep(PRODUCE_RETRY_BACKOFF).await;
+    };
     check(written.error_code, written.error_message.as_deref()).map_err(ApiError::bad_request)?;
     Ok(Json(Produced {
         partition,
         offset: written.base_offset,
     }))
+}
+
+/// Whether a produce answer with `code` says the leader did not write the
+/// record because this broker's idea of the leader is stale, so that
+/// sending it again cannot write it twice.
+fn not_written_while_leadership_moves(code: i16) -> bool {
+    [
+        ResponseError::NotLeaderOrFollower,
+        ResponseError::LeaderNotAvailable,
+        ResponseError::UnknownTopicOrPartition,
+    ]
+    .iter()
+    .any(|e| e.code() == code)
 }
 
 /// The partition Kafka's default partitioner picks for `key`: murmur2 of
