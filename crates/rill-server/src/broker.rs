@@ -75,6 +75,7 @@ pub struct Broker {
     topics: Topics,
     quotas: Quotas,
     metrics: Metrics,
+    shares: Arc<crate::shares::Shares>,
     /// How this broker connects to the others (the console's client).
     connector: rill_cluster::Connector,
 }
@@ -163,6 +164,7 @@ impl Broker {
             topics,
             quotas,
             metrics: Metrics::new(),
+            shares: Arc::default(),
             connector: links.connector().clone(),
         }))
     }
@@ -198,6 +200,12 @@ impl Broker {
     /// What each client used of its quotas.
     pub(crate) fn metrics(&self) -> &Metrics {
         &self.metrics
+    }
+
+    /// The share groups this broker coordinates and the share-partitions
+    /// of the partitions it leads.
+    pub(crate) fn shares(&self) -> &Arc<crate::shares::Shares> {
+        &self.shares
     }
 
     pub(crate) fn quotas(&self) -> &Quotas {

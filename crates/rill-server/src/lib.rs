@@ -43,6 +43,7 @@ mod properties;
 mod quotas;
 mod security;
 mod session;
+mod shares;
 mod shutdown;
 mod topic_config;
 mod topics;

@@ -477,6 +477,43 @@ impl ErrorCodes for WriteTxnMarkersResponse {
     }
 }
 
+impl ErrorCodes for ShareGroupHeartbeatResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        count(self.error_code);
+    }
+}
+
+impl ErrorCodes for ShareGroupDescribeResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        for g in &self.groups {
+            count(g.error_code);
+        }
+    }
+}
+
+impl ErrorCodes for ShareFetchResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        count(self.error_code);
+        for t in &self.responses {
+            for p in &t.partitions {
+                count(p.error_code);
+                count(p.acknowledge_error_code);
+            }
+        }
+    }
+}
+
+impl ErrorCodes for ShareAcknowledgeResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        count(self.error_code);
+        for t in &self.responses {
+            for p in &t.partitions {
+                count(p.error_code);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

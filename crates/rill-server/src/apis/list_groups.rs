@@ -1,5 +1,5 @@
 //! ListGroups: every group this broker coordinates, filtered by state
-//! (v4+) and type (v5+: only "classic" groups exist here).
+//! (v4+) and type (v5+: "classic" groups and "share" groups, KIP-932).
 
 use std::sync::Arc;
 
@@ -27,11 +27,14 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
         .filter_map(|s| GroupState::parse(s))
         .collect();
     let unknown_state = states.len() < list.states_filter.len();
-    let only_other_types = !list.types_filter.is_empty()
-        && !list
-            .types_filter
-            .iter()
-            .any(|t| t.eq_ignore_ascii_case("classic"));
+    let wants = |kind: &str| {
+        list.types_filter.is_empty()
+            || list
+                .types_filter
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(kind))
+    };
+    let only_other_types = !wants("classic");
     // DESCRIBE on the cluster lists every group; else those the
     // principal may DESCRIBE.
     let access = Access::new(broker, &request.session);
@@ -72,5 +75,34 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                 .collect(),
         ),
     };
+    let mut response = response;
+    if response.error_code == 0 && wants("share") {
+        let shares = broker
+            .shares()
+            .list()
+            .into_iter()
+            .filter(|(id, state)| {
+                broker.groups_for(id).is_ok()
+                    && (list.states_filter.is_empty()
+                        || list
+                            .states_filter
+                            .iter()
+                            .any(|s| s.eq_ignore_ascii_case(state)))
+                    && (every || access.allows(AclOperation::Describe, ResourceType::Group, id))
+            })
+            .map(|(id, state)| {
+                let mut listed = ListedGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_string(id)))
+                    .with_protocol_type(StrBytes::from_static_str("share"));
+                if version >= 4 {
+                    listed = listed.with_group_state(StrBytes::from_static_str(state));
+                }
+                if version >= 5 {
+                    listed = listed.with_group_type(StrBytes::from_static_str("share"));
+                }
+                listed
+            });
+        response.groups.extend(shares);
+    }
     encode(ApiKey::ListGroups, version, &response)
 }

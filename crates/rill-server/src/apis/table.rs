@@ -565,6 +565,38 @@ api_table! {
         route: Broker,
         multi_node: false,
     }
+    ShareGroupHeartbeat {
+        versions: 1..=1,
+        request: ShareGroupHeartbeatRequest,
+        run: ready(share_group_heartbeat::answer),
+        acl: [(Read, Group), (Describe, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    ShareGroupDescribe {
+        versions: 1..=1,
+        request: ShareGroupDescribeRequest,
+        run: ready(share_group_describe::answer),
+        acl: [(Describe, Group)],
+        route: Broker,
+        multi_node: false,
+    }
+    ShareFetch {
+        versions: 1..=1,
+        request: ShareFetchRequest,
+        run: long_poll(share_fetch::handle),
+        acl: [(Read, Group), (Read, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    ShareAcknowledge {
+        versions: 1..=1,
+        request: ShareAcknowledgeRequest,
+        run: ready(share_acknowledge::answer),
+        acl: [(Read, Group), (Read, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
 }
 
 #[cfg(test)]

@@ -264,8 +264,10 @@ impl Server {
                     let groups = Arc::clone(started.groups()).run_timers(shutdown.clone());
                     let transactions =
                         Arc::clone(started.transactions()).run_timers(shutdown.clone());
+                    let shares = Arc::clone(started.shares())
+                        .run_timers(Arc::clone(&started), shutdown.clone());
                     timers = Some(tokio::spawn(async move {
-                        tokio::join!(groups, transactions);
+                        tokio::join!(groups, transactions, shares);
                     }));
                     ready.send_replace(Some(Arc::clone(&started)));
                     broker = Some(started);

@@ -155,11 +155,15 @@ mod tests {
         check!(DescribeLogDirs, DescribeLogDirsResponse);
         check!(ListConfigResources, ListConfigResourcesResponse);
         check!(DescribeTopicPartitions, DescribeTopicPartitionsResponse);
+        check!(ShareGroupHeartbeat, ShareGroupHeartbeatResponse);
+        check!(ShareGroupDescribe, ShareGroupDescribeResponse);
+        check!(ShareFetch, ShareFetchResponse);
+        check!(ShareAcknowledge, ShareAcknowledgeResponse);
     }
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 43;
+        let checked = 47;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,

@@ -1,0 +1,211 @@
+//! Share groups (KIP-932) against the real binary: through confluent-kafka's
+//! ShareConsumer (librdkafka's share consumer, from PyPI), and with raw
+//! requests for what no well-behaved client sends.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use common::BrokerProcess;
+use common::wire::{self, Wire};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::share_acknowledge_request::{
+    AcknowledgePartition, AcknowledgeTopic, AcknowledgementBatch as AckBatch,
+};
+use kafka_protocol::messages::share_fetch_request::{
+    AcknowledgementBatch, FetchPartition, FetchTopic,
+};
+use kafka_protocol::messages::{
+    GroupId, MetadataRequest, ShareAcknowledgeRequest, ShareFetchRequest, ShareFetchResponse,
+    ShareGroupHeartbeatRequest, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use rill_record::{BatchBuilder, NewRecord};
+use uuid::Uuid;
+
+const GROUP: &str = "workers";
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_string())
+}
+
+fn topic_id(wire: &mut Wire, topic: &str) -> Uuid {
+    let metadata = wire.send(
+        12,
+        &MetadataRequest::default().with_topics(Some(vec![
+            kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+                .with_name(Some(wire::topic_name(topic))),
+        ])),
+    );
+    metadata.topics[0].topic_id
+}
+
+fn join(wire: &mut Wire, member: &str, topic: &str) -> i32 {
+    let reply = wire.send(
+        1,
+        &ShareGroupHeartbeatRequest::default()
+            .with_group_id(GroupId(text(GROUP)))
+            .with_member_id(text(member))
+            .with_member_epoch(0)
+            .with_subscribed_topic_names(Some(vec![TopicName(text(topic))])),
+    );
+    assert_eq!(reply.error_code, 0, "{reply:?}");
+    let assigned = reply.assignment.expect("a joining member is assigned");
+    assert_eq!(assigned.topic_partitions[0].partitions, [0]);
+    reply.member_epoch
+}
+
+fn share_fetch(
+    wire: &mut Wire,
+    member: &str,
+    (epoch, id): (i32, Uuid),
+    acks: Vec<AcknowledgementBatch>,
+) -> ShareFetchResponse {
+    wire.send(
+        1,
+        &ShareFetchRequest::default()
+            .with_group_id(Some(GroupId(text(GROUP))))
+            .with_member_id(Some(text(member)))
+            .with_share_session_epoch(epoch)
+            .with_max_wait_ms(0)
+            .with_max_bytes(1 << 20)
+            .with_max_records(3)
+            .with_topics(vec![
+                FetchTopic::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![
+                        FetchPartition::default()
+                            .with_partition_index(0)
+                            .with_acknowledgement_batches(acks),
+                    ]),
+            ]),
+    )
+}
+
+fn acquired(response: &ShareFetchResponse) -> Vec<(i64, i64, i16)> {
+    response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .flat_map(|p| &p.acquired_records)
+        .map(|a| (a.first_offset, a.last_offset, a.delivery_count))
+        .collect()
+}
+
+fn ack_error(response: &ShareFetchResponse) -> i16 {
+    response.responses[0].partitions[0].acknowledge_error_code
+}
+
+fn accept(first: i64, last: i64) -> AcknowledgementBatch {
+    AcknowledgementBatch::default()
+        .with_first_offset(first)
+        .with_last_offset(last)
+        .with_acknowledge_types(vec![1])
+}
+
+#[test]
+fn two_members_never_get_the_same_record_and_bad_acknowledgements_change_nothing() {
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    wire::create_topic_with(&mut wire, "jobs", 1);
+    wire::wait_for_group_coordinator(&mut wire, GROUP);
+    let id = topic_id(&mut wire, "jobs");
+    join(&mut wire, "a", "jobs");
+    join(&mut wire, "b", "jobs");
+    // Both open sessions before anything is written (the group starts at
+    // the end of the partition, Kafka's share.auto.offset.reset=latest).
+    assert!(acquired(&share_fetch(&mut wire, "a", (0, id), vec![])).is_empty());
+    assert!(acquired(&share_fetch(&mut wire, "b", (0, id), vec![])).is_empty());
+    for values in [["job 0", "job 1", "job 2"], ["job 3", "job 4", "job 5"]] {
+        let records: Vec<NewRecord<'_>> = values
+            .iter()
+            .map(|v| NewRecord::value(v.as_bytes()))
+            .collect();
+        let batch = BatchBuilder::new(1_000)
+            .with_records(&records)
+            .finish()
+            .unwrap();
+        assert_eq!(wire::produce_batch(&mut wire, "jobs", 0, batch).0, 0);
+    }
+    let a = share_fetch(&mut wire, "a", (1, id), vec![]);
+    assert_eq!(acquired(&a), [(0, 2, 1)]);
+    assert!(
+        a.responses[0].partitions[0]
+            .records
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+    );
+    let b = share_fetch(&mut wire, "b", (1, id), vec![]);
+    assert_eq!(acquired(&b), [(3, 5, 1)], "b gets what a does not hold");
+
+    let invalid_state = ResponseError::InvalidRecordState.code();
+    // b acknowledges a's records, then offsets never fetched: refused,
+    // and a still holds its records.
+    assert_eq!(
+        ack_error(&share_fetch(&mut wire, "b", (2, id), vec![accept(0, 0)])),
+        invalid_state
+    );
+    assert_eq!(
+        ack_error(&share_fetch(&mut wire, "b", (3, id), vec![accept(9, 9)])),
+        invalid_state
+    );
+    // One batch both accepts and repeats an offset: malformed, none applied.
+    let repeated = share_fetch(&mut wire, "a", (2, id), vec![accept(0, 1), accept(1, 1)]);
+    assert_eq!(ack_error(&repeated), ResponseError::InvalidRequest.code());
+    // A wrong session epoch is refused before anything is applied.
+    let stale = share_fetch(&mut wire, "a", (7, id), vec![accept(0, 2)]);
+    assert_eq!(
+        stale.error_code,
+        ResponseError::InvalidShareSessionEpoch.code()
+    );
+    let no_session = share_fetch(&mut wire, "nobody", (1, id), vec![]);
+    assert_eq!(
+        no_session.error_code,
+        ResponseError::ShareSessionNotFound.code()
+    );
+    // a accepts its records for real; a second accept of them is refused.
+    assert_eq!(
+        ack_error(&share_fetch(&mut wire, "a", (3, id), vec![accept(0, 2)])),
+        0
+    );
+    assert_eq!(
+        ack_error(&share_fetch(&mut wire, "a", (4, id), vec![accept(0, 2)])),
+        invalid_state
+    );
+
+    // b closes its session without acknowledging: its records go back to
+    // the queue, and a gets them on its next fetch, delivered twice.
+    let close = wire.send(
+        1,
+        &ShareAcknowledgeRequest::default()
+            .with_group_id(Some(GroupId(text(GROUP))))
+            .with_member_id(Some(text("b")))
+            .with_share_session_epoch(-1)
+            .with_topics(vec![
+                AcknowledgeTopic::default()
+                    .with_topic_id(id)
+                    .with_partitions(vec![
+                        AcknowledgePartition::default()
+                            .with_partition_index(0)
+                            .with_acknowledgement_batches(vec![
+                                AckBatch::default()
+                                    .with_first_offset(3)
+                                    .with_last_offset(3)
+                                    .with_acknowledge_types(vec![3]),
+                            ]),
+                    ]),
+            ]),
+    );
+    assert_eq!(close.error_code, 0, "{close:?}");
+    assert_eq!(close.responses[0].partitions[0].error_code, 0);
+    let again = share_fetch(&mut wire, "a", (5, id), vec![]);
+    assert_eq!(
+        acquired(&again),
+        [(4, 5, 2)],
+        "3 was rejected; 4 and 5 come back"
+    );
+}
