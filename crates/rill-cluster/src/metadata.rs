@@ -175,9 +175,9 @@ pub struct ClusterMetadata {
     #[serde(default)]
     pub client_quotas: ClientQuotas,
     /// The configs set on groups (`SetGroupConfig`), by group id; a group
-    /// with none has no entry. Groups need not exist to have configs, and
-    /// keep them when they are deleted (as in Kafka until it removes them
-    /// itself). Metadata written before group configs existed has none.
+    /// with none has no entry. Groups need not exist to have configs (as
+    /// in Kafka), and deleting a group does not remove them yet. Metadata
+    /// written before group configs existed has none.
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
