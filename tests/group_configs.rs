@@ -175,6 +175,12 @@ async fn a_groups_configs_are_set_described_refused_and_kept_across_a_crash() {
             "{bad}"
         );
     }
+    // No group config is a list: APPEND is refused as Kafka refuses it.
+    let (error, message) = client
+        .alter(group, &[&format!("APPEND:{isolation}=read_committed")])
+        .unwrap_err();
+    assert_eq!(error, "INVALID_CONFIG");
+    assert!(message.contains("not LIST"), "{message}");
     assert_eq!(
         client.described(group, isolation),
         pair("read_uncommitted", "DEFAULT_CONFIG")

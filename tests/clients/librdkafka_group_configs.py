@@ -9,7 +9,7 @@ read. Prints the answer as JSON.
 
 Further librdkafka properties (a SASL login) come as a JSON object on
 stdin. Each prints {"error": null} or {"error": {"name": ERROR, "message":
-TEXT}}; OP is SET or DELETE; describe adds "configs": {NAME: {"value",
+TEXT}}; OP is SET, DELETE, APPEND or SUBTRACT; describe adds "configs": {NAME: {"value",
 "source", "synonyms": [[NAME, VALUE, SOURCE]...]}}, sources by Kafka's
 names.
 """
@@ -41,7 +41,7 @@ def alter(admin, group, args):
         entries.append(
             ConfigEntry(
                 name,
-                value if op == "SET" else None,
+                None if op == "DELETE" else value,
                 incremental_operation=AlterConfigOpType[op],
             )
         )

@@ -64,33 +64,17 @@ fn apply(
     validate_only: bool,
 ) -> Result<(), (ResponseError, String)> {
     let names: Vec<&str> = resource.configs.iter().map(|c| c.name.as_str()).collect();
-    if resource.resource_type == RESOURCE_GROUP {
-        // No group config is a list (Kafka refuses these for any other).
-        let listed = resource
-            .configs
-            .iter()
-            .find(|c| matches!(c.config_operation, OP_APPEND | OP_SUBTRACT));
-        if let Some(config) = listed {
-            let op = if config.config_operation == OP_APPEND {
-                "APPEND"
-            } else {
-                "SUBTRACT"
-            };
-            return Err((
-                ResponseError::InvalidConfig,
-                format!(
-                    "Can't {op} to key {} because its type is not LIST.",
-                    config.name.as_str()
-                ),
-            ));
-        }
-    }
     replace_configs(
         (broker, access),
         resource.resource_type,
         resource.resource_name.as_str(),
         &names,
-        |current| updated(current, resource),
+        |current| {
+            if resource.resource_type == RESOURCE_GROUP {
+                refuse_list_operations(resource)?;
+            }
+            updated(current, resource)
+        },
         validate_only,
     )
 }
@@ -188,6 +172,26 @@ pub(super) fn replace_configs(
             format!("config resource type {other} is not supported"),
         )),
     }
+}
+
+/// APPEND and SUBTRACT are for list configs, and no group config is one:
+/// INVALID_CONFIG, as Kafka answers for a config of another type.
+fn refuse_list_operations(resource: &AlterConfigsResource) -> Result<(), (ResponseError, String)> {
+    for config in &resource.configs {
+        let op = match config.config_operation {
+            OP_APPEND => "APPEND",
+            OP_SUBTRACT => "SUBTRACT",
+            _ => continue,
+        };
+        return Err((
+            ResponseError::InvalidConfig,
+            format!(
+                "Can't {op} to key {} because its type is not LIST.",
+                config.name.as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `current` with the resource's operations applied in order.
