@@ -12,8 +12,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::BrokerProcess;
-use common::cluster::free_port;
-use common::security::{rill_user, sasl_client};
+use common::security::{AUTHORIZER, rill_acl, rill_user, sasl_client, secured_broker};
 use common::wire::{self, Wire};
 use rdkafka::ClientConfig;
 use rdkafka::Message;
@@ -24,35 +23,6 @@ use rdkafka::types::RDKafkaRespErr;
 use rdkafka::util::Timeout;
 
 const WAIT: Duration = Duration::from_secs(30);
-const AUTHORIZER: &str =
-    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer";
-
-/// `rill acl ARGS --bootstrap BROKER`: its stdout, or its stderr as the error.
-fn rill_acl(broker: &BrokerProcess, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(common::rill_binary())
-        .arg("acl")
-        .args(args)
-        .args(["--bootstrap", &broker.bootstrap])
-        .output()
-        .unwrap();
-    if out.status.success() {
-        Ok(String::from_utf8(out.stdout).unwrap())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
-}
-
-/// A broker with the authorizer: PLAINTEXT for local tools (User:ANONYMOUS,
-/// a super user) first, and SASL_PLAINTEXT; its SASL address.
-fn secured_broker(temp: &tempfile::TempDir) -> (BrokerProcess, String) {
-    let sasl = free_port();
-    let broker = BrokerProcess::start_on(
-        &temp.path().join("data"),
-        &["--set", AUTHORIZER, "--set", "super.users=User:ANONYMOUS"],
-        &format!("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl}"),
-    );
-    (broker, format!("127.0.0.1:{sasl}"))
-}
 
 /// A broker with the authorizer, where what no ACL names is open to
 /// everyone (allow.everyone.if.no.acl.found).

@@ -472,7 +472,8 @@ async fn authorized_operations_are_every_operation_without_an_authorizer() {
     let response = wire.send(1, &DescribeClusterRequest::default());
     assert_eq!(response.cluster_authorized_operations, i32::MIN);
 
-    // A group: READ, DESCRIBE, DELETE.
+    // A group: READ, DESCRIBE, DELETE, and (Kafka 4's, for group
+    // configs) DESCRIBE_CONFIGS and ALTER_CONFIGS.
     let committer = broker.consumer(&[("group.id", "described")]);
     let mut commit = TopicPartitionList::new();
     commit
@@ -486,7 +487,7 @@ async fn authorized_operations_are_every_operation_without_an_authorizer() {
             .with_include_authorized_operations(true),
     );
     assert_eq!(response.groups[0].error_code, 0);
-    assert_eq!(allowed(response.groups[0].authorized_operations), 3);
+    assert_eq!(allowed(response.groups[0].authorized_operations), 5);
 }
 
 #[test]

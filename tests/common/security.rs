@@ -1,5 +1,6 @@
 //! What the security tests share: librdkafka clients for one listener,
-//! and a produce-and-read-back through one.
+//! a produce-and-read-back through one, a broker with the authorizer,
+//! `rill acl` and `rill user`, and the Python clients.
 
 use std::time::Duration;
 
@@ -53,6 +54,37 @@ pub async fn round_trip(config: &ClientConfig, topic: &str, payload: &str) {
             return;
         }
     }
+}
+
+/// The property that turns on Kafka's StandardAuthorizer.
+pub const AUTHORIZER: &str =
+    "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer";
+
+/// `rill acl ARGS --bootstrap BROKER`: its stdout, or its stderr as the error.
+pub fn rill_acl(broker: &BrokerProcess, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(super::rill_binary())
+        .arg("acl")
+        .args(args)
+        .args(["--bootstrap", &broker.bootstrap])
+        .output()
+        .unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+/// A broker with the authorizer: PLAINTEXT for local tools (User:ANONYMOUS,
+/// a super user) first, and SASL_PLAINTEXT; its SASL address.
+pub fn secured_broker(temp: &tempfile::TempDir) -> (BrokerProcess, String) {
+    let sasl = super::cluster::free_port();
+    let broker = BrokerProcess::start_on(
+        &temp.path().join("data"),
+        &["--set", AUTHORIZER, "--set", "super.users=User:ANONYMOUS"],
+        &format!("PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:{sasl}"),
+    );
+    (broker, format!("127.0.0.1:{sasl}"))
 }
 
 /// `rill user ARGS --bootstrap BROKER` with `stdin`; its stdout, or a

@@ -86,6 +86,15 @@ pub enum Command {
         key: String,
         value: Option<String>,
     },
+    /// Sets (`Some`) or removes (`None`) one config of group `group`
+    /// (Kafka's GROUP config resource, KIP-848 and KIP-932). The group
+    /// need not exist: Kafka lets configs be set before the group's first
+    /// member joins. The proposer has checked the key and value.
+    SetGroupConfig {
+        group: String,
+        key: String,
+        value: Option<String>,
+    },
     /// Names the cluster: the first one applied wins, later ones change
     /// nothing and learn the name (every broker proposes one at start).
     InitCluster {
@@ -230,6 +239,7 @@ pub enum Applied {
         partition_epoch: PartitionEpoch,
     },
     TopicConfigSet,
+    GroupConfigSet,
     BrokerConfigSet,
     /// Producer ids below this are never allocated.
     ProducerIdsReserved {

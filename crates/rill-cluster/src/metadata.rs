@@ -174,6 +174,12 @@ pub struct ClusterMetadata {
     /// Every client quota (`AlterClientQuotas`).
     #[serde(default)]
     pub client_quotas: ClientQuotas,
+    /// The configs set on groups (`SetGroupConfig`), by group id; a group
+    /// with none has no entry. Groups need not exist to have configs (as
+    /// in Kafka), and deleting a group does not remove them yet. Metadata
+    /// written before group configs existed has none.
+    #[serde(default)]
+    pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// The most producer ids one `AllocateProducerIds` may ask for.
@@ -226,6 +232,10 @@ impl ClusterMetadata {
             } => self.change_partition(topic, *partition, *leader, isr),
             Command::SetTopicConfig { topic, key, value } => {
                 self.set_topic_config(topic, key, value.as_deref())
+            }
+            Command::SetGroupConfig { group, key, value } => {
+                self.set_group_config(group, key, value.as_deref());
+                Ok(Applied::GroupConfigSet)
             }
             Command::InitCluster { cluster_id } => {
                 if self.cluster_id.is_empty() {
@@ -985,6 +995,27 @@ impl ClusterMetadata {
         };
         Ok(Applied::TopicConfigSet)
     }
+
+    /// Sets or removes one config of `group`; a group left with no config
+    /// has no entry, so ListConfigResources does not list it.
+    fn set_group_config(&mut self, group: &str, key: &str, value: Option<&str>) {
+        match value {
+            Some(value) => {
+                self.group_configs
+                    .entry(group.to_owned())
+                    .or_default()
+                    .insert(key.to_owned(), value.to_owned());
+            }
+            None => {
+                if let Some(configs) = self.group_configs.get_mut(group) {
+                    configs.remove(key);
+                    if configs.is_empty() {
+                        self.group_configs.remove(group);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Bumps the leader epoch if the leader changes, the partition epoch
@@ -1381,6 +1412,55 @@ mod tests {
             md.apply(&set, 15),
             Err(Rejection::UnknownTopic { .. })
         ));
+    }
+
+    #[test]
+    fn group_configs_are_set_and_removed_whether_or_not_the_group_exists() {
+        let mut md = ClusterMetadata::default();
+        let set = |key: &str, value: Option<&str>| Command::SetGroupConfig {
+            group: "g".to_owned(),
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+        };
+        let lock = "share.record.lock.duration.ms";
+        let reset = "share.auto.offset.reset";
+        assert_eq!(
+            md.apply(&set(lock, Some("15000")), 1),
+            Ok(Applied::GroupConfigSet)
+        );
+        assert_eq!(
+            md.apply(&set(reset, Some("earliest")), 2),
+            Ok(Applied::GroupConfigSet)
+        );
+        assert_eq!(md.group_configs["g"][lock], "15000");
+        assert_eq!(
+            md.apply(&set(lock, Some("20000")), 3),
+            Ok(Applied::GroupConfigSet)
+        );
+        assert_eq!(md.group_configs["g"][lock], "20000");
+        // Removing what is not there changes nothing.
+        let before = md.clone();
+        assert_eq!(
+            md.apply(&set("consumer.session.timeout.ms", None), 4),
+            Ok(Applied::GroupConfigSet)
+        );
+        assert_eq!(md, before);
+        md.apply(&set(lock, None), 5).unwrap();
+        assert_eq!(md.group_configs["g"].len(), 1);
+        // The last one gone, the group has no entry left.
+        md.apply(&set(reset, None), 6).unwrap();
+        assert!(md.group_configs.is_empty());
+    }
+
+    #[test]
+    fn metadata_written_before_group_configs_still_loads() {
+        let mut md = three_brokers();
+        md.apply(&create("t", 5, &[&[1]]), 10).unwrap();
+        let mut json = serde_json::to_value(&md).unwrap();
+        json.as_object_mut().unwrap().remove("group_configs");
+        let old: ClusterMetadata = serde_json::from_value(json).unwrap();
+        assert_eq!(old, md);
+        assert!(old.group_configs.is_empty());
     }
 
     #[test]

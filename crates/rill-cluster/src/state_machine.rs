@@ -402,6 +402,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn group_configs_are_in_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sm = StateMachine::open(dir.path()).unwrap();
+        let set = EntryPayload::Normal(Command::SetGroupConfig {
+            group: "queue".to_owned(),
+            key: "share.auto.offset.reset".to_owned(),
+            value: Some("earliest".to_owned()),
+        });
+        sm.apply([entry(1, set)]).await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        drop(sm);
+        let reopened = StateMachine::open(dir.path()).unwrap();
+        let metadata = reopened.reader().metadata();
+        assert_eq!(
+            metadata.group_configs["queue"]["share.auto.offset.reset"],
+            "earliest"
+        );
+    }
+
+    #[tokio::test]
     async fn a_snapshot_built_before_a_newer_install_does_not_replace_it() {
         let dir = tempfile::tempdir().unwrap();
         let mut sm = StateMachine::open(dir.path()).unwrap();

@@ -48,7 +48,7 @@ fn operations(resource: ResourceType) -> &'static [AclOperation] {
             DescribeConfigs,
             AlterConfigs,
         ],
-        ResourceType::Group => &[Read, Describe, Delete],
+        ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
         ResourceType::TransactionalId => &[Describe, Write],
         ResourceType::Cluster => &[
             Create,
@@ -77,6 +77,7 @@ pub struct AuthorizerConfig {
 /// Config resource types (DescribeConfigs' codes).
 pub(crate) const CONFIG_RESOURCE_TOPIC: i8 = 2;
 pub(crate) const CONFIG_RESOURCE_BROKER: i8 = 4;
+pub(crate) const CONFIG_RESOURCE_GROUP: i8 = 32;
 
 /// The most decisions a connection keeps; beyond them it starts afresh.
 const DECISIONS_MAX: usize = 4096;
@@ -174,16 +175,18 @@ impl<'a> Access<'a> {
 
     /// `Ok` if the session may perform `operation` (DESCRIBE_CONFIGS or
     /// ALTER_CONFIGS) on the configs of the resource of config resource
-    /// type `resource_type` (DescribeConfigs' codes: a topic, a broker)
-    /// named `name`; else the error Kafka answers. Other resource types
-    /// are left to the handler, which refuses them.
+    /// type `resource_type` (DescribeConfigs' codes: a topic, a broker, a
+    /// group) named `name`; else the error Kafka answers. Other resource
+    /// types are left to the handler, which refuses them.
     pub(crate) fn configs(
         &self,
         operation: AclOperation,
         resource_type: i8,
         name: &str,
     ) -> Result<(), (kafka_protocol::ResponseError, String)> {
-        use kafka_protocol::ResponseError::{ClusterAuthorizationFailed, TopicAuthorizationFailed};
+        use kafka_protocol::ResponseError::{
+            ClusterAuthorizationFailed, GroupAuthorizationFailed, TopicAuthorizationFailed,
+        };
         match resource_type {
             CONFIG_RESOURCE_TOPIC if !self.allows(operation, ResourceType::Topic, name) => Err((
                 TopicAuthorizationFailed,
@@ -192,6 +195,10 @@ impl<'a> Access<'a> {
             CONFIG_RESOURCE_BROKER if !self.allows_cluster(operation) => Err((
                 ClusterAuthorizationFailed,
                 "Cluster authorization failed.".to_string(),
+            )),
+            CONFIG_RESOURCE_GROUP if !self.allows(operation, ResourceType::Group, name) => Err((
+                GroupAuthorizationFailed,
+                format!("Group authorization failed for {name}"),
             )),
             _ => Ok(()),
         }
@@ -266,6 +273,7 @@ mod tests {
         // cluster without an authorizer.
         assert_eq!(operations(ResourceType::Topic).len(), 8);
         assert_eq!(operations(ResourceType::Cluster).len(), 7);
-        assert_eq!(operations(ResourceType::Group).len(), 3);
+        // Kafka 4's (KIP-848 gave groups configs).
+        assert_eq!(operations(ResourceType::Group).len(), 5);
     }
 }

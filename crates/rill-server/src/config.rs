@@ -109,6 +109,9 @@ pub struct BrokerConfig {
     /// group.min.session.timeout.ms, group.max.session.timeout.ms,
     /// group.initial.rebalance.delay.ms, group.max.size.
     pub group: rill_group::GroupConfig,
+    /// group.consumer.*, group.share.* and errors.deadletterqueue.*: what
+    /// group configs default to and must lie within.
+    pub group_configs: GroupConfigDefaults,
     /// The cluster this node is part of: a one-node cluster of its own
     /// unless told otherwise (see [`QuorumConfig`]).
     pub cluster: ClusterConfig,
@@ -137,6 +140,55 @@ pub struct TransactionsConfig {
     pub abort_timed_out_interval_ms: u64,
     /// transaction.remove.expired.transaction.cleanup.interval.ms.
     pub remove_expired_interval_ms: u64,
+}
+
+/// One integer group setting of the broker, with Kafka's names: the
+/// value a group without its own gets, and the bounds a group's own value
+/// must lie within (Kafka's `group.*.min.*` and `group.*.max.*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupBounded {
+    pub default: i32,
+    pub min: i32,
+    pub max: i32,
+}
+
+impl GroupBounded {
+    /// `value` brought within the bounds (as Kafka 4.3 evaluates a group's
+    /// value set before the broker's bounds changed).
+    pub fn clamp(self, value: i32) -> i32 {
+        value.clamp(self.min, self.max)
+    }
+}
+
+/// The broker's settings that group configs (KIP-848's consumer.*,
+/// KIP-932's share.*, KIP-1191's dead-letter topic) fall back to and are
+/// checked against. Kafka reads them at start-up only; so does Rill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupConfigDefaults {
+    /// group.consumer.session.timeout.ms, within
+    /// group.consumer.min/max.session.timeout.ms.
+    pub consumer_session_timeout_ms: GroupBounded,
+    /// group.consumer.heartbeat.interval.ms, within
+    /// group.consumer.min/max.heartbeat.interval.ms.
+    pub consumer_heartbeat_interval_ms: GroupBounded,
+    /// group.share.session.timeout.ms, within
+    /// group.share.min/max.session.timeout.ms.
+    pub share_session_timeout_ms: GroupBounded,
+    /// group.share.heartbeat.interval.ms, within
+    /// group.share.min/max.heartbeat.interval.ms.
+    pub share_heartbeat_interval_ms: GroupBounded,
+    /// group.share.record.lock.duration.ms, within
+    /// group.share.min/max.record.lock.duration.ms.
+    pub share_record_lock_duration_ms: GroupBounded,
+    /// group.share.delivery.count.limit, within
+    /// group.share.min/max.delivery.count.limit.
+    pub share_delivery_count_limit: GroupBounded,
+    /// group.share.partition.max.record.locks.
+    pub share_partition_max_record_locks: i32,
+    /// errors.deadletterqueue.auto.create.topics.enable.
+    pub dead_letter_auto_create_topics: bool,
+    /// errors.deadletterqueue.topic.name.prefix.
+    pub dead_letter_topic_prefix: String,
 }
 
 /// How this node takes part in the metadata quorum.
@@ -402,6 +454,7 @@ impl BrokerConfig {
                 initial_rebalance_delay_ms: read.number("group.initial.rebalance.delay.ms")? as i32,
                 group_max_size: read.number("group.max.size")? as usize,
             },
+            group_configs: group_config_defaults(&read)?,
             properties,
         })
     }
@@ -419,6 +472,78 @@ fn listener_value(properties: &Properties, listener: &str, name: &str) -> Option
         (of.eq_ignore_ascii_case(listener) && property == name).then(|| value.clone())
     });
     scoped.or_else(|| broker_properties::value_of(properties, name))
+}
+
+/// The group settings, with Kafka's start-up checks
+/// (GroupCoordinatorConfig, ShareGroupConfig): each default within its
+/// bounds, and heartbeats more frequent than the session timeout.
+fn group_config_defaults(read: &Reader<'_>) -> Result<GroupConfigDefaults, ConfigError> {
+    let bounded = |prefix: &str, setting: &str| -> Result<GroupBounded, ConfigError> {
+        let name = format!("group.{prefix}.{setting}");
+        let min_name = format!("group.{prefix}.min.{setting}");
+        let max_name = format!("group.{prefix}.max.{setting}");
+        // The table's ranges are within i32.
+        let value = GroupBounded {
+            default: read.number(&name)? as i32,
+            min: read.number(&min_name)? as i32,
+            max: read.number(&max_name)? as i32,
+        };
+        if value.min > value.max {
+            return Err(ConfigError::Invalid {
+                name: max_name,
+                value: value.max.to_string(),
+                expected: format!("at least {min_name} ({})", value.min),
+            });
+        }
+        if !(value.min..=value.max).contains(&value.default) {
+            return Err(ConfigError::Invalid {
+                name,
+                value: value.default.to_string(),
+                expected: format!(
+                    "a value within {min_name} and {max_name} ([{}, {}])",
+                    value.min, value.max
+                ),
+            });
+        }
+        Ok(value)
+    };
+    let defaults = GroupConfigDefaults {
+        consumer_session_timeout_ms: bounded("consumer", "session.timeout.ms")?,
+        consumer_heartbeat_interval_ms: bounded("consumer", "heartbeat.interval.ms")?,
+        share_session_timeout_ms: bounded("share", "session.timeout.ms")?,
+        share_heartbeat_interval_ms: bounded("share", "heartbeat.interval.ms")?,
+        share_record_lock_duration_ms: bounded("share", "record.lock.duration.ms")?,
+        share_delivery_count_limit: bounded("share", "delivery.count.limit")?,
+        share_partition_max_record_locks: read.number("group.share.partition.max.record.locks")?
+            as i32,
+        dead_letter_auto_create_topics: read
+            .boolean("errors.deadletterqueue.auto.create.topics.enable")?,
+        dead_letter_topic_prefix: read.text("errors.deadletterqueue.topic.name.prefix"),
+    };
+    for (kind, heartbeat, session) in [
+        (
+            "consumer",
+            defaults.consumer_heartbeat_interval_ms,
+            defaults.consumer_session_timeout_ms,
+        ),
+        (
+            "share",
+            defaults.share_heartbeat_interval_ms,
+            defaults.share_session_timeout_ms,
+        ),
+    ] {
+        if heartbeat.default >= session.default {
+            return Err(ConfigError::Invalid {
+                name: format!("group.{kind}.heartbeat.interval.ms"),
+                value: heartbeat.default.to_string(),
+                expected: format!(
+                    "less than group.{kind}.session.timeout.ms ({})",
+                    session.default
+                ),
+            });
+        }
+    }
+    Ok(defaults)
 }
 
 struct Reader<'a>(&'a Properties);
@@ -623,6 +748,53 @@ mod tests {
     }
 
     #[test]
+    fn group_settings_default_to_kafkas_and_must_lie_within_their_bounds() {
+        let config = BrokerConfig::from_properties(Properties::new()).unwrap();
+        let groups = &config.group_configs;
+        assert_eq!(
+            groups.share_record_lock_duration_ms,
+            GroupBounded {
+                default: 30_000,
+                min: 15_000,
+                max: 60_000
+            }
+        );
+        assert_eq!(groups.consumer_session_timeout_ms.default, 45_000);
+        assert_eq!(groups.share_heartbeat_interval_ms.max, 15_000);
+        assert_eq!(groups.share_delivery_count_limit.default, 5);
+        assert_eq!(groups.dead_letter_topic_prefix, "dlq.");
+        for (name, value, named) in [
+            // Below its own minimum.
+            (
+                "group.share.record.lock.duration.ms",
+                "10000",
+                "group.share.record.lock.duration.ms",
+            ),
+            // A maximum below the minimum.
+            (
+                "group.consumer.max.session.timeout.ms",
+                "40000",
+                "group.consumer.max.session.timeout.ms",
+            ),
+            // Heartbeats no more frequent than the session times out.
+            (
+                "group.share.heartbeat.interval.ms",
+                "15000",
+                "group.share.heartbeat.interval.ms",
+            ),
+        ] {
+            let mut properties = Properties::new();
+            properties.insert(name.into(), value.into());
+            if name == "group.share.heartbeat.interval.ms" {
+                properties.insert("group.share.min.session.timeout.ms".into(), "1".into());
+                properties.insert("group.share.session.timeout.ms".into(), "15000".into());
+            }
+            let err = BrokerConfig::from_properties(properties).unwrap_err();
+            assert!(err.to_string().contains(named), "{name}: {err}");
+        }
+    }
+
+    #[test]
     fn an_unknown_property_from_a_file_or_a_flag_stops_the_start() {
         let mut properties = parse_toml("[log.retention]\nhour = 2\n").unwrap();
         let err = BrokerConfig::from_properties(properties.clone()).unwrap_err();
@@ -652,6 +824,10 @@ mod tests {
             ("controller.quorum.election.timeout.ms", "300"),
             ("default.replication.factor", "3"),
             ("group.initial.rebalance.delay.ms", "0"),
+            ("group.share.max.record.lock.duration.ms", "120000"),
+            ("group.share.min.heartbeat.interval.ms", "1000"),
+            ("group.share.min.session.timeout.ms", "1000"),
+            ("group.share.record.lock.duration.ms", "40000"),
             ("leader.imbalance.check.interval.seconds", "1"),
             ("leader.imbalance.per.broker.percentage", "0"),
             ("log.cleaner.backoff.ms", "50"),

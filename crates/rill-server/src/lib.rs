@@ -31,6 +31,7 @@ mod effective_config;
 mod error_code;
 #[doc(hidden)]
 pub mod fuzzing;
+mod group_config;
 mod groups;
 mod http;
 mod in_place;
@@ -53,7 +54,10 @@ mod waiters;
 pub use authorizer::AuthorizerConfig;
 pub use broker::{Broker, StartError};
 pub use cluster::{ClusterStartError, METADATA_DIR, ProposalError};
-pub use config::{BrokerConfig, ClusterConfig, QuorumConfig, TransactionsConfig};
+pub use config::{
+    BrokerConfig, ClusterConfig, GroupBounded, GroupConfigDefaults, QuorumConfig,
+    TransactionsConfig,
+};
 pub use http::HttpListener;
 pub use initial_users::{INITIAL_CREDENTIALS_FILE, InitialUsersError, add_initial_credential};
 pub use legacy_metadata::{METADATA_FILE, MIGRATED_FILE, MetadataError};

@@ -543,7 +543,7 @@ impl Topics {
 
 /// The keys to set (`Some`) or remove (`None`) to turn `current` into
 /// `wanted`.
-fn changes(
+pub(crate) fn changes(
     current: &BTreeMap<String, String>,
     wanted: &BTreeMap<String, String>,
 ) -> Vec<(String, Option<String>)> {

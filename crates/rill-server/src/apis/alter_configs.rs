@@ -1,6 +1,6 @@
 //! AlterConfigs (the legacy, non-incremental API that librdkafka's admin
 //! client uses): the given configs replace every override the topic (or
-//! the broker) had.
+//! the broker, or the group) had.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,8 @@
 //! DescribeConfigs for topics (every topic config, with its source and,
-//! when asked, its synonyms: the broker property behind its default) and
-//! for the broker (its properties as set or defaulted).
+//! when asked, its synonyms: the broker property behind its default), for
+//! the broker (its properties as set or defaulted) and for groups (every
+//! group config: the group's own, GROUP_CONFIG, else the broker's; the
+//! group need not exist).
 
 use std::collections::BTreeMap;
 
@@ -16,11 +18,13 @@ use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::broker_properties::{self, BROKER_PROPERTIES};
 use crate::effective_config::ConfigSource;
+use crate::group_config;
 use crate::topic_config::{TOPIC_CONFIGS, find_by_broker_name};
 
 /// Kafka's ConfigResource types.
 pub(crate) use crate::authorizer::{
-    CONFIG_RESOURCE_BROKER as RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC as RESOURCE_TOPIC,
+    CONFIG_RESOURCE_BROKER as RESOURCE_BROKER, CONFIG_RESOURCE_GROUP as RESOURCE_GROUP,
+    CONFIG_RESOURCE_TOPIC as RESOURCE_TOPIC,
 };
 
 /// Kafka's config source for a broker property set in its file or flags.
@@ -58,6 +62,7 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
                 .and_then(|()| match resource.resource_type {
                     RESOURCE_TOPIC => topic_configs(broker, &name),
                     RESOURCE_BROKER => broker_configs(broker, &name),
+                    RESOURCE_GROUP => group_configs(broker, &name),
                     other => Err((
                         ResponseError::InvalidRequest,
                         format!("config resource type {other} is not supported"),
@@ -172,6 +177,34 @@ fn topic_configs(broker: &Broker, topic: &str) -> Result<Vec<Described>, (Respon
             }
         })
         .collect())
+}
+
+fn group_configs(broker: &Broker, group: &str) -> Result<Vec<Described>, (ResponseError, String)> {
+    if group.is_empty() {
+        return Err((
+            ResponseError::InvalidRequest,
+            "Group name must not be empty".to_string(),
+        ));
+    }
+    let metadata = broker.node().metadata();
+    let config = broker.config();
+    Ok(group_config::described(
+        metadata.group_configs.get(group),
+        &config.group_configs,
+        &config.properties,
+    )
+    .into_iter()
+    .map(|described| Described {
+        name: described.def.name.to_string(),
+        value: described.value,
+        source: described.source,
+        config_type: described.def.config_type(),
+        doc: described.def.doc,
+        read_only: false,
+        sensitive: false,
+        synonyms: described.synonyms,
+    })
+    .collect())
 }
 
 fn broker_configs(broker: &Broker, name: &str) -> Result<Vec<Described>, (ResponseError, String)> {

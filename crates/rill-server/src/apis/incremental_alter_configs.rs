@@ -1,7 +1,8 @@
 //! IncrementalAlterConfigs (with validate_only): SET, DELETE, APPEND and
 //! SUBTRACT on topic configs, and on the broker's topic defaults (log.*),
-//! which apply at once to every topic without an override. Changes are
-//! persisted in the metadata file.
+//! which apply at once to every topic without an override; SET and
+//! DELETE on group configs (group_config.rs), for a group that need not
+//! exist. Changes are persisted in the metadata log.
 
 use std::collections::BTreeMap;
 
@@ -13,11 +14,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::describe_configs::{RESOURCE_BROKER, RESOURCE_GROUP, RESOURCE_TOPIC};
 use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::group_config::{self, SetGroupConfigError};
 use crate::topic_config::{self, find_by_broker_name};
 use crate::topics::TopicError;
 
@@ -67,14 +69,20 @@ fn apply(
         resource.resource_type,
         resource.resource_name.as_str(),
         &names,
-        |current| updated(current, resource),
+        |current| {
+            if resource.resource_type == RESOURCE_GROUP {
+                refuse_list_operations(resource)?;
+            }
+            updated(current, resource)
+        },
         validate_only,
     )
 }
 
-/// Replaces the configs of a topic or of the broker with what `compute`
-/// makes of the current ones; `names` are the configs being changed.
-/// Shared with the legacy AlterConfigs, which replaces them wholesale.
+/// Replaces the configs of a topic, the broker or a group with what
+/// `compute` makes of the current ones; `names` are the configs being
+/// changed. Shared with the legacy AlterConfigs, which replaces them
+/// wholesale.
 pub(super) fn replace_configs(
     (broker, access): (&Broker, &Access<'_>),
     resource_type: i8,
@@ -134,11 +142,56 @@ pub(super) fn replace_configs(
                 .set_broker_configs(updated, validate_only)
                 .map_err(topic_failure)
         }
+        RESOURCE_GROUP => {
+            if name.is_empty() {
+                return Err((
+                    ResponseError::InvalidRequest,
+                    "Group name must not be empty".to_string(),
+                ));
+            }
+            let current = broker
+                .node()
+                .metadata()
+                .group_configs
+                .get(name)
+                .cloned()
+                .unwrap_or_default();
+            group_config::set_group_configs(broker, name, compute(current)?, validate_only).map_err(
+                |error| match &error {
+                    SetGroupConfigError::Invalid(_) => {
+                        (ResponseError::InvalidConfig, error.to_string())
+                    }
+                    SetGroupConfigError::Proposal(proposal) => {
+                        (error_code::for_proposal(proposal), error.to_string())
+                    }
+                },
+            )
+        }
         other => Err((
             ResponseError::InvalidRequest,
             format!("config resource type {other} is not supported"),
         )),
     }
+}
+
+/// APPEND and SUBTRACT are for list configs, and no group config is one:
+/// INVALID_CONFIG, as Kafka answers for a config of another type.
+fn refuse_list_operations(resource: &AlterConfigsResource) -> Result<(), (ResponseError, String)> {
+    for config in &resource.configs {
+        let op = match config.config_operation {
+            OP_APPEND => "APPEND",
+            OP_SUBTRACT => "SUBTRACT",
+            _ => continue,
+        };
+        return Err((
+            ResponseError::InvalidConfig,
+            format!(
+                "Can't {op} to key {} because its type is not LIST.",
+                config.name.as_str()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `current` with the resource's operations applied in order.

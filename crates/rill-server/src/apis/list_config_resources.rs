@@ -9,9 +9,11 @@
 //! CLIENT_METRICS, BROKER_LOGGER, BROKER, TOPIC), each sorted.
 //!
 //! What Rill has of each: every topic; every broker with an endpoint on
-//! the request's listener. Rill keeps no group configs, client-metrics
-//! subscriptions or broker loggers as config resources (DescribeConfigs
-//! answers TOPIC and BROKER), so those types list nothing.
+//! the request's listener; every group with configs set (a group without
+//! any is not listed, as in Kafka, whether or not it exists). Rill keeps
+//! no client-metrics subscriptions or broker loggers as config resources
+//! (DescribeConfigs answers TOPIC, BROKER and GROUP), so those types list
+//! nothing.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_config_resources_response::ConfigResource;
@@ -72,6 +74,11 @@ pub(crate) fn answer(broker: &Broker, request: &Request) -> Result<Body, Handler
             TOPIC => {
                 for name in metadata.topics.keys() {
                     add(TOPIC, name.clone());
+                }
+            }
+            GROUP => {
+                for group in metadata.group_configs.keys() {
+                    add(GROUP, group.clone());
                 }
             }
             // Rill keeps none of these (the module's documentation).

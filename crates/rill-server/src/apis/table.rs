@@ -393,7 +393,11 @@ api_table! {
         versions: 1..=4,
         request: DescribeConfigsRequest,
         run: ready(describe_configs::answer),
-        acl: [(DescribeConfigs, Topic), (DescribeConfigs, Cluster)],
+        acl: [
+            (DescribeConfigs, Topic),
+            (DescribeConfigs, Cluster),
+            (DescribeConfigs, Group),
+        ],
         route: Broker,
         multi_node: false,
     }
@@ -401,7 +405,11 @@ api_table! {
         versions: 0..=2,
         request: AlterConfigsRequest,
         run: blocking(alter_configs::answer),
-        acl: [(AlterConfigs, Topic), (AlterConfigs, Cluster)],
+        acl: [
+            (AlterConfigs, Topic),
+            (AlterConfigs, Cluster),
+            (AlterConfigs, Group),
+        ],
         route: Controller,
         multi_node: false,
     }
@@ -449,7 +457,11 @@ api_table! {
         versions: 0..=1,
         request: IncrementalAlterConfigsRequest,
         run: blocking(incremental_alter_configs::answer),
-        acl: [(AlterConfigs, Topic), (AlterConfigs, Cluster)],
+        acl: [
+            (AlterConfigs, Topic),
+            (AlterConfigs, Cluster),
+            (AlterConfigs, Group),
+        ],
         route: Controller,
         multi_node: false,
     }
