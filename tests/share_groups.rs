@@ -209,3 +209,134 @@ fn two_members_never_get_the_same_record_and_bad_acknowledgements_change_nothing
         "3 was rejected; 4 and 5 come back"
     );
 }
+
+/// Runs tests/clients/share_consumers.py against `broker`: its JSON line.
+fn share(broker: &BrokerProcess, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![broker.bootstrap.as_str()];
+    all.extend(args);
+    let out = common::security::python_client("share_consumers.py", &all)
+        .unwrap_or_else(|e| panic!("share_consumers.py {args:?}: {e}"));
+    serde_json::from_str(out.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("share_consumers.py {args:?} said {out:?}: {e}"))
+}
+
+/// A one-partition topic, and a share group that reads it from the start.
+fn queue(broker: &BrokerProcess, topic: &str, group: &str, configs: &[&str]) {
+    let mut wire = Wire::connect(&broker.bootstrap);
+    wire::create_topic_with(&mut wire, topic, 1);
+    let mut args = vec!["configure", group, "share.auto.offset.reset=earliest"];
+    args.extend(configs);
+    share(broker, &args);
+}
+
+fn numbers(value: &serde_json::Value) -> Vec<i64> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not a list: {value}"))
+        .iter()
+        .map(|n| n.as_i64().unwrap())
+        .collect()
+}
+
+#[test]
+fn four_share_consumers_on_one_partition_all_get_work_and_each_record_is_accepted_once() {
+    let broker = BrokerProcess::start(&[]);
+    queue(&broker, "tasks", "workers", &[]);
+    share(&broker, &["produce", "tasks", "200"]);
+    let work = share(&broker, &["work", "workers", "tasks", "200", "4"]);
+    let per_consumer = numbers(&work["per_consumer"]);
+    assert!(
+        per_consumer.iter().all(|n| *n > 0),
+        "every consumer works: {work}"
+    );
+    assert_eq!(work["distinct"], 200, "{work}");
+    assert_eq!(work["total"], 200, "no record twice: {work}");
+    // Nothing comes back: the next record anyone gets is a new one.
+    share(&broker, &["produce", "tasks", "1", "end"]);
+    let rest = share(&broker, &["until", "workers", "tasks", "end0"]);
+    assert_eq!(rest["before_marker"], serde_json::json!([]), "{rest}");
+}
+
+#[test]
+fn released_records_come_back_until_the_delivery_limit_and_rejected_ones_never() {
+    let broker = BrokerProcess::start(&[]);
+    queue(
+        &broker,
+        "flaky",
+        "retriers",
+        &["share.delivery.count.limit=2"],
+    );
+    share(&broker, &["produce", "flaky", "4"]);
+    let first = share(&broker, &["ack", "retriers", "flaky", "4", "release"]);
+    assert_eq!(numbers(&first["offsets"]), [0, 1, 2, 3]);
+    assert_eq!(numbers(&first["deliveries"]), [1, 1, 1, 1]);
+    // Released: the same records again, delivered twice — the limit, so
+    // releasing them once more archives them.
+    let second = share(&broker, &["ack", "retriers", "flaky", "4", "release"]);
+    assert_eq!(numbers(&second["offsets"]), [0, 1, 2, 3]);
+    assert_eq!(numbers(&second["deliveries"]), [2, 2, 2, 2]);
+    share(&broker, &["produce", "flaky", "2", "poison"]);
+    let rejected = share(&broker, &["ack", "retriers", "flaky", "2", "reject"]);
+    assert_eq!(numbers(&rejected["offsets"]), [4, 5]);
+    // Neither the archived nor the rejected come back.
+    share(&broker, &["produce", "flaky", "1", "end"]);
+    let rest = share(&broker, &["until", "retriers", "flaky", "end0"]);
+    assert_eq!(rest["before_marker"], serde_json::json!([]), "{rest}");
+}
+
+#[test]
+fn records_held_by_a_killed_consumer_come_back_after_their_lock() {
+    use std::io::BufRead;
+    let broker = BrokerProcess::start(&["--set", "group.share.min.record.lock.duration.ms=1000"]);
+    queue(
+        &broker,
+        "orders",
+        "pickers",
+        &["share.record.lock.duration.ms=2000"],
+    );
+    share(&broker, &["produce", "orders", "5"]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/share_consumers.py"
+    );
+    let mut holder = std::process::Command::new(common::security::python_clients())
+        .args([script, &broker.bootstrap, "hold", "pickers", "orders", "5"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let held: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("hold said {line:?}: {e}"));
+    assert_eq!(numbers(&held["held"]), [0, 1, 2, 3, 4]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // Another member gets them once their locks expire, delivered twice.
+    let again = share(&broker, &["ack", "pickers", "orders", "5", "accept"]);
+    assert_eq!(numbers(&again["offsets"]), [0, 1, 2, 3, 4]);
+    assert_eq!(numbers(&again["deliveries"]), [2, 2, 2, 2, 2]);
+}
+
+#[test]
+fn a_read_committed_share_group_never_gets_records_of_aborted_transactions() {
+    let broker = BrokerProcess::start(&[]);
+    queue(
+        &broker,
+        "ledger",
+        "auditors",
+        &["share.isolation.level=read_committed"],
+    );
+    share(&broker, &["produce-txn", "ledger", "3", "aborted", "abort"]);
+    share(&broker, &["produce-txn", "ledger", "2", "kept", "commit"]);
+    share(&broker, &["produce", "ledger", "1", "end"]);
+    let read = share(&broker, &["until", "auditors", "ledger", "end0"]);
+    let values: Vec<&str> = read["before_marker"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["kept0", "kept1"], "{read}");
+}

@@ -3,6 +3,7 @@ consumer — against Rill, for tests/share_groups.rs.
 
     share_consumers.py BOOTSTRAP configure GROUP KEY=VALUE...
     share_consumers.py BOOTSTRAP produce TOPIC COUNT [PREFIX]
+    share_consumers.py BOOTSTRAP produce-txn TOPIC COUNT PREFIX commit|abort
     share_consumers.py BOOTSTRAP work GROUP TOPIC COUNT CONSUMERS
     share_consumers.py BOOTSTRAP ack GROUP TOPIC COUNT TYPE
     share_consumers.py BOOTSTRAP until GROUP TOPIC MARKER
@@ -81,6 +82,25 @@ def produce(bootstrap, topic, count, prefix="m"):
     print(json.dumps({"produced": int(count)}))
 
 
+def produce_txn(bootstrap, topic, count, prefix, outcome):
+    """COUNT records in one transaction, committed or aborted."""
+    producer = ck.Producer(
+        {"bootstrap.servers": bootstrap, "transactional.id": f"share-test-{prefix}"}
+    )
+    producer.init_transactions(STEP_S)
+    producer.begin_transaction()
+    for i in range(int(count)):
+        producer.produce(topic, value=f"{prefix}{i}".encode())
+    # Written before the outcome: an abort would drop unsent records.
+    if producer.flush(STEP_S):
+        sys.exit("records of the transaction not delivered")
+    if outcome == "commit":
+        producer.commit_transaction(STEP_S)
+    else:
+        producer.abort_transaction(STEP_S)
+    print(json.dumps({outcome: int(count)}))
+
+
 def work(bootstrap, group, topic, count, consumers):
     """CONSUMERS share consumers, polling in turn, accept COUNT records."""
     count = int(count)
@@ -149,6 +169,7 @@ def until(bootstrap, group, topic, marker):
                     {
                         "offset": message.offset(),
                         "deliveries": message.delivery_count(),
+                        "value": message.value().decode(),
                     }
                 )
         member.commit_sync(STEP_S)
@@ -177,6 +198,7 @@ def main():
     commands = {
         "configure": configure,
         "produce": produce,
+        "produce-txn": produce_txn,
         "work": work,
         "ack": ack,
         "until": until,

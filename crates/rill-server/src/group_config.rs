@@ -575,15 +575,15 @@ impl ShareGroupConfig {
         }
     }
 
-    /// How long a record released or expired after its `deliveries`-th
-    /// delivery is kept out of the queue: the backoff times
-    /// 2^(deliveries - 1), at most the maximum backoff.
-    #[cfg_attr(not(test), allow(dead_code))] // For the share groups (KIP-932) to come.
-    pub(crate) fn redelivery_delay_ms(&self, deliveries: u32) -> u64 {
-        let doublings = deliveries.saturating_sub(1).min(63);
-        self.redelivery_backoff_ms
-            .saturating_mul(1u64 << doublings)
-            .min(self.redelivery_backoff_max_ms)
+    /// What the group's share-partitions follow.
+    pub(crate) fn share_limits(&self) -> rill_share::ShareLimits {
+        rill_share::ShareLimits {
+            record_lock_duration_ms: self.record_lock_duration_ms,
+            delivery_count_limit: u16::try_from(self.delivery_count_limit).unwrap_or(u16::MAX),
+            record_locks_max: self.partition_max_record_locks,
+            redelivery_backoff_ms: self.redelivery_backoff_ms,
+            redelivery_backoff_max_ms: self.redelivery_backoff_max_ms,
+        }
     }
 }
 
@@ -591,7 +591,6 @@ impl ShareGroupConfig {
 /// code runs it with. Cheap enough for every request: it reads the
 /// metadata this broker already holds (one shared pointer copied under a
 /// short read lock) and the broker's start-up config, with no I/O.
-#[allow(dead_code)] // Called by the share groups (KIP-932), which come next.
 pub(crate) fn share_config(broker: &Broker, group: &str) -> ShareGroupConfig {
     let metadata = broker.node().metadata();
     ShareGroupConfig::resolve(
@@ -886,10 +885,11 @@ mod tests {
             (250, 2000)
         );
         // 250, 500, 1000, 2000, then capped.
-        let delays: Vec<u64> = (1..=6).map(|n| set.redelivery_delay_ms(n)).collect();
+        let limits = set.share_limits();
+        let delays: Vec<u64> = (1..=6).map(|n| limits.redelivery_backoff_ms(n)).collect();
         assert_eq!(delays, [250, 500, 1000, 2000, 2000, 2000]);
-        assert_eq!(set.redelivery_delay_ms(u32::MAX), 2000);
-        assert_eq!(none.redelivery_delay_ms(7), 0);
+        assert_eq!(limits.redelivery_backoff_ms(u16::MAX), 2000);
+        assert_eq!(none.share_limits().redelivery_backoff_ms(7), 0);
 
         // Set under looser bounds than today's: brought within them; a
         // value that does not parse, or a blank topic: the default.

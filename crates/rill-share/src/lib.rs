@@ -18,7 +18,7 @@
 //!
 //! let limits = ShareLimits::default();
 //! let mut partition = SharePartition::new(0);
-//! let read = [BatchSpan { base_offset: 0, last_offset: 9, control: false }];
+//! let read = [BatchSpan { base_offset: 0, last_offset: 9, skipped: false }];
 //! // Two members fetch the same batch: each gets records of its own.
 //! let a = partition.acquire("a", &read, 5, (&limits, 0));
 //! let b = partition.acquire("b", &read, 5, (&limits, 0));

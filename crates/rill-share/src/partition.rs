@@ -121,8 +121,9 @@ impl ShareLimits {
 pub struct BatchSpan {
     pub base_offset: i64,
     pub last_offset: i64,
-    /// A batch of control records (transaction markers): never delivered.
-    pub control: bool,
+    /// A batch never delivered: control records (transaction markers), or
+    /// records of an aborted transaction under read_committed.
+    pub skipped: bool,
 }
 
 /// Records handed to a member: a range of offsets delivered the same
@@ -261,7 +262,7 @@ impl SharePartition {
     /// Acquires, for `member`, up to `max_records` available records of
     /// the batches read from the log (in offset order), locking each for
     /// the group's lock duration. Offsets between batches (compacted away)
-    /// and control batches are archived as they are passed.
+    /// and skipped batches are archived as they are passed.
     pub fn acquire(
         &mut self,
         member: &str,
@@ -283,7 +284,7 @@ impl SharePartition {
                     while self.end_offset < offset {
                         self.push(DeliveryState::Archived, 0);
                     }
-                    if batch.control {
+                    if batch.skipped {
                         self.push(DeliveryState::Archived, 0);
                         continue;
                     }
@@ -558,7 +559,7 @@ mod tests {
         BatchSpan {
             base_offset,
             last_offset,
-            control: false,
+            skipped: false,
         }
     }
 
@@ -720,7 +721,7 @@ mod tests {
         let control = BatchSpan {
             base_offset: 4,
             last_offset: 4,
-            control: true,
+            skipped: true,
         };
         let got = p.acquire("a", &[span(0, 1), control, span(7, 8)], 10, (&L, 0));
         assert_eq!(got, [acquired(0, 1, 1), acquired(7, 8, 1)]);

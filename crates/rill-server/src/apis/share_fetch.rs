@@ -311,7 +311,8 @@ fn acquire_all(
     let mut records_left = max_records;
     let mut bytes_left = max_bytes;
     let mut any = false;
-    let limits = crate::shares::share_limits(broker, group);
+    let config = crate::group_config::share_config(broker, group);
+    let limits = config.share_limits();
     for target in targets {
         if records_left == 0 || bytes_left == 0 {
             break;
@@ -355,7 +356,7 @@ fn acquire_all(
             &mut share,
             member,
             (records_left, bytes_left),
-            (&limits, crate::shares::now()),
+            (&limits, config.read_committed, crate::shares::now()),
         ) {
             Ok(read) if read.acquired.is_empty() => {}
             Ok(read) => {

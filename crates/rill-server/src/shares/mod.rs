@@ -38,6 +38,7 @@ pub(crate) use fetch::{AcquiredRead, acquire_from_log};
 pub(crate) use sessions::{SessionError, ShareSessions};
 
 use crate::broker::Broker;
+use crate::group_config::{ShareAutoOffsetReset, share_config};
 use crate::shutdown::Shutdown;
 
 /// AcknowledgeType RELEASE.
@@ -269,26 +270,33 @@ fn partition_counts(broker: &Broker) -> impl Fn(&str) -> Option<u32> + '_ {
     }
 }
 
-/// How often members of `group` heartbeat
-/// (`group.share.heartbeat.interval.ms`).
-pub(crate) fn heartbeat_interval_ms(_broker: &Broker, _group: &str) -> u64 {
-    5_000
+/// How often members of `group` heartbeat (`share.heartbeat.interval.ms`).
+pub(crate) fn heartbeat_interval_ms(broker: &Broker, group: &str) -> u64 {
+    share_config(broker, group).heartbeat_interval_ms
 }
 
-/// Where a new share-partition of `group` starts
-/// (`share.auto.offset.reset`: latest, Kafka's default).
-pub(crate) fn auto_offset_reset(_broker: &Broker, _group: &str) -> OffsetSpec {
-    OffsetSpec::Latest
+/// Where a new share-partition of `group` starts (`share.auto.offset.reset`).
+pub(crate) fn auto_offset_reset(broker: &Broker, group: &str) -> OffsetSpec {
+    match share_config(broker, group).auto_offset_reset {
+        ShareAutoOffsetReset::Earliest => OffsetSpec::Earliest,
+        ShareAutoOffsetReset::Latest => OffsetSpec::Latest,
+        ShareAutoOffsetReset::ByDuration(ago_ms) => {
+            OffsetSpec::Timestamp(rill_storage::now_ms().saturating_sub(ago_ms))
+        }
+    }
 }
 
 /// The membership settings of `group`.
-pub(crate) fn membership_limits(_broker: &Broker, _group: &str) -> MembershipLimits {
-    MembershipLimits::default()
+pub(crate) fn membership_limits(broker: &Broker, group: &str) -> MembershipLimits {
+    MembershipLimits {
+        session_timeout_ms: share_config(broker, group).session_timeout_ms,
+        ..MembershipLimits::default()
+    }
 }
 
 /// The share-partition settings of `group`.
-pub(crate) fn share_limits(_broker: &Broker, _group: &str) -> ShareLimits {
-    ShareLimits::default()
+pub(crate) fn share_limits(broker: &Broker, group: &str) -> ShareLimits {
+    share_config(broker, group).share_limits()
 }
 
 /// The wall clock in milliseconds, as the share state machines count it.
