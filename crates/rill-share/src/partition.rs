@@ -335,7 +335,11 @@ impl SharePartition {
     ) -> Result<Vec<Archived>, AckError> {
         let mut changes: Vec<(i64, AckType)> = Vec::new();
         for batch in batches {
-            let count = batch.last_offset - batch.first_offset + 1;
+            let count = batch
+                .last_offset
+                .checked_sub(batch.first_offset)
+                .and_then(|d| d.checked_add(1))
+                .unwrap_or(0);
             let per_offset = usize::try_from(count).ok() == Some(batch.types.len());
             if count < 1 || !(batch.types.len() == 1 || per_offset) {
                 return Err(AckError::InvalidBatch {
@@ -694,6 +698,16 @@ mod tests {
                 first_offset: 0,
                 last_offset: 0,
                 types: vec![9],
+            }],
+            vec![AckBatch {
+                first_offset: i64::MIN,
+                last_offset: i64::MAX,
+                types: vec![1],
+            }],
+            vec![AckBatch {
+                first_offset: 3,
+                last_offset: 1,
+                types: vec![1],
             }],
         ] {
             assert!(p.acknowledge("a", &batches, (&L, 0)).is_err());

@@ -91,11 +91,14 @@ impl Shares {
         let limits = membership_limits(broker, group);
         // A leaving member's share sessions stay: its last acknowledgements
         // (and the closing of its sessions) come after its leave.
-        self.groups
-            .lock()
-            .entry(group.to_string())
-            .or_default()
-            .heartbeat(heartbeat, &partitions_of, (&limits, now()))
+        // A refused heartbeat leaves no group behind.
+        let mut groups = self.groups.lock();
+        let mut found = groups.remove(group).unwrap_or_default();
+        let reply = found.heartbeat(heartbeat, &partitions_of, (&limits, now()));
+        if reply.is_ok() || !found.is_empty() || found.group_epoch() > 0 {
+            groups.insert(group.to_string(), found);
+        }
+        reply
     }
 
     /// The group's epoch and members, if this broker knows it.
