@@ -340,3 +340,57 @@ fn a_read_committed_share_group_never_gets_records_of_aborted_transactions() {
         .collect();
     assert_eq!(values, ["kept0", "kept1"], "{read}");
 }
+
+/// `rill ARGS... --bootstrap` the broker: its stdout lines.
+fn rill(broker: &BrokerProcess, args: &[&str], input: &str) -> Vec<String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new(common::rill_binary())
+        .args(args)
+        .args(["--bootstrap", &broker.bootstrap])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "rill {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn rill_consume_share_group_takes_acknowledges_and_releases() {
+    let broker = BrokerProcess::start(&[]);
+    queue(&broker, "chores", "helpers", &[]);
+    rill(&broker, &["produce", "chores"], "wash\ndry\nfold\niron\n");
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["consume", "chores", "--share-group", "helpers"];
+        args.extend(extra);
+        rill(&broker, &args, "")
+    };
+    // Two taken and released: back in the queue, with the two not shown.
+    assert_eq!(
+        consume(&["--max-messages", "2", "--ack", "release"]),
+        ["wash", "dry"]
+    );
+    assert_eq!(
+        consume(&["--max-messages", "1", "--ack", "reject"]),
+        ["wash"]
+    );
+    assert_eq!(consume(&[]), ["dry", "fold", "iron"]);
+    // Everything is done: nothing more comes.
+    assert!(consume(&[]).is_empty());
+}

@@ -146,6 +146,58 @@ impl ClientArgs {
         crate::connection::Connection::open_secured(&self.bootstrap, self.timeout(), &security)
     }
 
+    /// A connection of Rill's own protocol client to `address`, secured as
+    /// the properties say.
+    pub(crate) fn connect_to(
+        &self,
+        address: &str,
+    ) -> anyhow::Result<crate::connection::Connection> {
+        let security = crate::link::security_of(&self.key_values()?)?;
+        crate::connection::Connection::open_secured(address, self.timeout(), &security)
+    }
+
+    /// A connection to the coordinator of `key` (FindCoordinator's
+    /// `key_type`: 0 a group, 1 a transactional id), asking until one is
+    /// found within --timeout-ms.
+    pub(crate) fn coordinator(
+        &self,
+        key_type: i8,
+        key: &str,
+    ) -> anyhow::Result<crate::connection::Connection> {
+        use kafka_protocol::messages::{ApiKey, FindCoordinatorRequest};
+        use kafka_protocol::protocol::StrBytes;
+        let mut bootstrap = self.connect()?;
+        let version = bootstrap.version_for(ApiKey::FindCoordinator, 4)?;
+        if version < 4 {
+            bail!(
+                "the broker at {} answers FindCoordinator v{version}; this command needs v4",
+                bootstrap.address
+            );
+        }
+        let deadline = std::time::Instant::now() + self.timeout();
+        loop {
+            let request = FindCoordinatorRequest::default()
+                .with_key_type(key_type)
+                .with_coordinator_keys(vec![StrBytes::from_string(key.to_owned())]);
+            let response = bootstrap.call(version, &request)?;
+            let found = response
+                .coordinators
+                .first()
+                .context("an empty FindCoordinator response")?;
+            if found.error_code == 0 {
+                return self.connect_to(&format!("{}:{}", found.host, found.port));
+            }
+            // COORDINATOR_NOT_AVAILABLE while the topic is made or loaded.
+            if found.error_code != 15 || std::time::Instant::now() >= deadline {
+                bail!(
+                    "cannot find the coordinator of {key:?}: {}",
+                    crate::connection::error_name(found.error_code)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Admin request options bounded by --timeout-ms.
     pub(crate) fn admin_options(&self) -> AdminOptions {
         AdminOptions::new()

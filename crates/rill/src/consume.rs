@@ -41,7 +41,8 @@ use crate::timestamp;
     rill consume events --from-beginning\n  \
     rill consume events --offset -10 --format json\n  \
     rill consume events --timestamp 2026-11-22T10:00:00Z --partition 2\n  \
-    rill consume events --follow --format kv")]
+    rill consume events --follow --format kv\n  \
+    rill consume jobs --share-group workers --max-messages 10 --ack release")]
 pub(crate) struct ConsumeArgs {
     /// The topic to read.
     topic: String,
@@ -80,12 +81,45 @@ pub(crate) struct ConsumeArgs {
     /// ones.
     #[arg(long, value_enum, default_value_t = Isolation::ReadUncommitted)]
     isolation: Isolation,
+    /// Read as a member of this share group (KIP-932): the group hands out
+    /// the records, and each one printed is acknowledged as --ack says.
+    /// Where the group starts is its share.auto.offset.reset.
+    #[arg(
+        long,
+        value_name = "GROUP",
+        conflicts_with_all = ["from_beginning", "offset", "timestamp", "partition"]
+    )]
+    share_group: Option<String>,
+    /// How a share group member acknowledges each message it prints:
+    /// accept (done), release (back to the queue for anyone), reject
+    /// (never delivered again).
+    #[arg(long, value_enum, requires = "share_group", default_value_t = Ack::Accept)]
+    ack: Ack,
     #[command(flatten)]
     client: ClientArgs,
 }
 
+/// How `--share-group` acknowledges what it prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum Format {
+pub(crate) enum Ack {
+    Accept,
+    Release,
+    Reject,
+}
+
+impl Ack {
+    /// Kafka's AcknowledgeType.
+    pub(crate) fn code(self) -> i8 {
+        match self {
+            Ack::Accept => 1,
+            Ack::Release => 2,
+            Ack::Reject => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Format {
     /// The value.
     Plain,
     /// Key, a tab, the value.
@@ -122,6 +156,23 @@ struct Range {
 }
 
 pub(crate) fn run(args: ConsumeArgs) -> anyhow::Result<()> {
+    if let Some(group) = &args.share_group {
+        let share = crate::share_consume::ShareConsume {
+            topic: &args.topic,
+            group,
+            ack: args.ack,
+            max_messages: args.max_messages,
+            follow: args.follow,
+            format: args.format,
+            client: &args.client,
+        };
+        let stdout = std::io::stdout().lock();
+        let mut out = BufWriter::new(stdout);
+        return match crate::share_consume::run(&share, &mut out) {
+            Err(error) if is_broken_pipe(&error) => Ok(()),
+            result => result,
+        };
+    }
     let consumer: BaseConsumer<CliContext> = args
         .client
         .config(&[
@@ -290,7 +341,7 @@ fn read(
                         *next = offset + 1;
                     }
                 }
-                write_message(out, args.format, &message)?;
+                write_message(out, args.format, &Printed::of(&message))?;
                 printed += 1;
             }
             Err(KafkaError::PartitionEOF(partition)) => {
@@ -336,38 +387,63 @@ struct JsonMessage<'a> {
     headers: Vec<(&'a str, Option<Cow<'a, str>>)>,
 }
 
-fn write_message(
+/// One message to print, whoever read it.
+pub(crate) struct Printed<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    /// Epoch milliseconds, if the message has one.
+    pub timestamp: Option<i64>,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+impl<'a> Printed<'a> {
+    fn of(message: &'a BorrowedMessage<'_>) -> Printed<'a> {
+        Printed {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            timestamp: message.timestamp().to_millis(),
+            key: message.key(),
+            value: message.payload(),
+            headers: message
+                .headers()
+                .map(|headers| headers.iter().map(|h| (h.key, h.value)).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// Prints one message as `format` says, with its newline.
+pub(crate) fn write_message(
     out: &mut impl Write,
     format: Format,
-    message: &BorrowedMessage<'_>,
+    message: &Printed<'_>,
 ) -> anyhow::Result<()> {
     match format {
         Format::Plain => {
-            out.write_all(message.payload().unwrap_or_default())?;
+            out.write_all(message.value.unwrap_or_default())?;
         }
         Format::Kv => {
-            out.write_all(message.key().unwrap_or_default())?;
+            out.write_all(message.key.unwrap_or_default())?;
             out.write_all(b"\t")?;
-            out.write_all(message.payload().unwrap_or_default())?;
+            out.write_all(message.value.unwrap_or_default())?;
         }
         Format::Json => {
-            let headers = message
-                .headers()
-                .map(|headers| {
-                    headers
-                        .iter()
-                        .map(|h| (h.key, h.value.map(String::from_utf8_lossy)))
-                        .collect()
-                })
-                .unwrap_or_default();
             let json = JsonMessage {
-                topic: message.topic(),
-                partition: message.partition(),
-                offset: message.offset(),
-                timestamp: message.timestamp().to_millis(),
-                key: message.key().map(String::from_utf8_lossy),
-                value: message.payload().map(String::from_utf8_lossy),
-                headers,
+                topic: message.topic,
+                partition: message.partition,
+                offset: message.offset,
+                timestamp: message.timestamp,
+                key: message.key.map(String::from_utf8_lossy),
+                value: message.value.map(String::from_utf8_lossy),
+                headers: message
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (*k, v.map(String::from_utf8_lossy)))
+                    .collect(),
             };
             serde_json::to_writer(&mut *out, &json)?;
         }
@@ -378,7 +454,7 @@ fn write_message(
 
 /// Whether `error` is stdout closed by its reader (e.g. `| head`): not a
 /// failure of consume.
-fn is_broken_pipe(error: &anyhow::Error) -> bool {
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()

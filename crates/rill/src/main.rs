@@ -18,6 +18,7 @@ mod produce;
 mod quorum;
 mod quota;
 mod reassign;
+mod share_consume;
 mod table;
 mod timestamp;
 mod topic;

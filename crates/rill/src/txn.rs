@@ -15,14 +15,16 @@ use kafka_protocol::messages::write_txn_markers_request::{
     WritableTxnMarker, WritableTxnMarkerTopic,
 };
 use kafka_protocol::messages::{
-    ApiKey, DescribeProducersRequest, DescribeTransactionsRequest, FindCoordinatorRequest,
-    ListTransactionsRequest, MetadataResponse, ProducerId, TopicName, TransactionalId,
-    WriteTxnMarkersRequest,
+    ApiKey, DescribeProducersRequest, DescribeTransactionsRequest, ListTransactionsRequest,
+    MetadataResponse, ProducerId, TopicName, TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use crate::client::ClientArgs;
-use crate::connection::{Connection, error_name};
+
+/// FindCoordinator's key type for a transactional id.
+const KEY_TYPE_TRANSACTION: i8 = 1;
+use crate::connection::error_name;
 use crate::table::write_table;
 
 #[derive(Debug, Subcommand)]
@@ -97,7 +99,7 @@ fn list(args: &ListArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for broker in &metadata.brokers {
         let address = format!("{}:{}", broker.host, broker.port);
-        let mut connection = connect_to(&args.client, &address)?;
+        let mut connection = args.client.connect_to(&address)?;
         let version = connection.version_for(ApiKey::ListTransactions, 1)?;
         let mut request = ListTransactionsRequest::default()
             .with_state_filters(
@@ -143,7 +145,9 @@ fn list(args: &ListArgs) -> anyhow::Result<()> {
 }
 
 fn describe(args: &DescribeArgs) -> anyhow::Result<()> {
-    let mut connection = coordinator(&args.client, &args.transactional_id)?;
+    let mut connection = args
+        .client
+        .coordinator(KEY_TYPE_TRANSACTION, &args.transactional_id)?;
     let version = connection.version_for(ApiKey::DescribeTransactions, 0)?;
     let request =
         DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
@@ -199,7 +203,7 @@ fn abort(args: &AbortArgs) -> anyhow::Result<()> {
     let mut bootstrap = args.client.connect()?;
     let metadata = crate::cluster_status::metadata(&mut bootstrap)?;
     let address = leader_address(&metadata, &args.topic, args.partition)?;
-    let mut leader = connect_to(&args.client, &address)?;
+    let mut leader = args.client.connect_to(&address)?;
     let version = leader.version_for(ApiKey::DescribeProducers, 0)?;
     let request = DescribeProducersRequest::default().with_topics(vec![
         TopicRequest::default()
@@ -266,46 +270,6 @@ fn abort(args: &AbortArgs) -> anyhow::Result<()> {
         args.start_offset
     )
     .context("cannot write the result")
-}
-
-/// A connection to `address`, secured as the client's properties say.
-fn connect_to(client: &ClientArgs, address: &str) -> anyhow::Result<Connection> {
-    let security = crate::link::security_of(&client.key_values()?)?;
-    Connection::open_secured(address, client.timeout(), &security)
-}
-
-/// A connection to the coordinator of `transactional_id`.
-fn coordinator(client: &ClientArgs, transactional_id: &str) -> anyhow::Result<Connection> {
-    let mut bootstrap = client.connect()?;
-    let version = bootstrap.version_for(ApiKey::FindCoordinator, 4)?;
-    if version < 4 {
-        bail!(
-            "the broker at {} answers FindCoordinator v{version}; this command needs v4",
-            bootstrap.address
-        );
-    }
-    let deadline = std::time::Instant::now() + client.timeout();
-    loop {
-        let request = FindCoordinatorRequest::default()
-            .with_key_type(1)
-            .with_coordinator_keys(vec![StrBytes::from_string(transactional_id.to_owned())]);
-        let response = bootstrap.call(version, &request)?;
-        let found = response
-            .coordinators
-            .first()
-            .context("an empty FindCoordinator response")?;
-        if found.error_code == 0 {
-            return connect_to(client, &format!("{}:{}", found.host, found.port));
-        }
-        // COORDINATOR_NOT_AVAILABLE while the topic is made or loaded.
-        if found.error_code != 15 || std::time::Instant::now() >= deadline {
-            bail!(
-                "cannot find the coordinator of {transactional_id:?}: {}",
-                error_name(found.error_code)
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
 }
 
 /// The address of the leader of `topic`-`partition`.
