@@ -58,3 +58,23 @@ pub enum HeartbeatError {
     #[error("the group has its maximum of {max} members")]
     GroupMaxSizeReached { max: usize },
 }
+
+/// Why a record of `__share_group_state` could not be read or written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum StateRecordError {
+    #[error(
+        "share state record truncated at byte {at}: {wanted} more bytes wanted, {length} in all"
+    )]
+    Truncated {
+        at: usize,
+        wanted: usize,
+        length: usize,
+    },
+    #[error("share state record malformed at byte {at}: expected {expected}")]
+    Malformed { at: usize, expected: &'static str },
+    #[error("share state value version {version}: expected 0")]
+    UnknownVersion { version: i16 },
+    #[error("{what} of {bytes} bytes is too long for a share state record")]
+    TooLong { what: &'static str, bytes: usize },
+}

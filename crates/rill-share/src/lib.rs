@@ -34,13 +34,18 @@ mod assignor;
 mod error;
 mod group;
 mod partition;
+mod state_records;
 
 pub use assignor::{Assignment, assign};
-pub use error::{AckError, HeartbeatError};
+pub use error::{AckError, HeartbeatError, StateRecordError};
 pub use group::{
     Heartbeat, HeartbeatReply, JOIN_EPOCH, LEAVE_EPOCH, MembershipLimits, ShareGroup, ShareMember,
 };
 pub use partition::{
     AckBatch, AckType, Acquired, ArchiveReason, Archived, BatchSpan, DeliveryState, ShareLimits,
     SharePartition, StateBatch, Summary,
+};
+pub use state_records::{
+    SHARE_STATE_TOPIC, ShareSnapshot, ShareStateKey, decode_key, decode_value, encode_key,
+    encode_value,
 };
