@@ -44,6 +44,49 @@ fn topic_id(wire: &mut Wire, topic: &str) -> Uuid {
     metadata.topics[0].topic_id
 }
 
+/// Sets the group's share.auto.offset.reset to earliest.
+fn from_the_start(wire: &mut Wire, group: &str) {
+    use kafka_protocol::messages::IncrementalAlterConfigsRequest;
+    use kafka_protocol::messages::incremental_alter_configs_request::{
+        AlterConfigsResource, AlterableConfig,
+    };
+    let reply = wire.send(
+        1,
+        &IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(32)
+                .with_resource_name(text(group))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(text("share.auto.offset.reset"))
+                        .with_config_operation(0)
+                        .with_value(Some(text("earliest"))),
+                ]),
+        ]),
+    );
+    assert_eq!(reply.responses[0].error_code, 0, "{reply:?}");
+}
+
+/// Waits until the state of `topic`'s partition 0 in GROUP has a
+/// coordinator (the members' first heartbeat had `__share_group_state`
+/// made), asking as a broker does, with Kafka's key for it.
+fn wait_for_share_state(wire: &mut Wire, topic: Uuid) {
+    use base64::Engine;
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    let id = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(topic.as_bytes());
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(2)
+        .with_coordinator_keys(vec![text(&format!("{GROUP}:{id}:0"))]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while wire.send(4, &find).coordinators[0].error_code != 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no share state coordinator in 30 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 fn join(wire: &mut Wire, member: &str, topic: &str) -> i32 {
     let reply = wire.send(
         1,
@@ -114,10 +157,10 @@ fn two_members_never_get_the_same_record_and_bad_acknowledgements_change_nothing
     wire::create_topic_with(&mut wire, "jobs", 1);
     wire::wait_for_group_coordinator(&mut wire, GROUP);
     let id = topic_id(&mut wire, "jobs");
+    from_the_start(&mut wire, GROUP);
     join(&mut wire, "a", "jobs");
     join(&mut wire, "b", "jobs");
-    // Both open sessions before anything is written (the group starts at
-    // the end of the partition, Kafka's share.auto.offset.reset=latest).
+    wait_for_share_state(&mut wire, id);
     assert!(acquired(&share_fetch(&mut wire, "a", (0, id), vec![])).is_empty());
     assert!(acquired(&share_fetch(&mut wire, "b", (0, id), vec![])).is_empty());
     for values in [["job 0", "job 1", "job 2"], ["job 3", "job 4", "job 5"]] {
@@ -393,4 +436,77 @@ fn rill_consume_share_group_takes_acknowledges_and_releases() {
     assert_eq!(consume(&[]), ["dry", "fold", "iron"]);
     // Everything is done: nothing more comes.
     assert!(consume(&[]).is_empty());
+}
+
+/// Starts tests/clients/share_consumers.py `hold`: a consumer that takes
+/// `count` records and acknowledges none; its process and what it holds.
+fn hold(
+    broker: &BrokerProcess,
+    group: &str,
+    topic: &str,
+    count: &str,
+) -> (std::process::Child, Vec<i64>) {
+    use std::io::BufRead;
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/share_consumers.py"
+    );
+    let mut holder = std::process::Command::new(common::security::python_clients())
+        .args([script, &broker.bootstrap, "hold", group, topic, count])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(holder.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let held: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("hold said {line:?}: {e}"));
+    (holder, numbers(&held["held"]))
+}
+
+#[test]
+fn acknowledgements_survive_a_killed_broker_and_held_records_come_back() {
+    let mut broker = BrokerProcess::start(&[]);
+    queue(&broker, "payments", "settlers", &[]);
+    share(&broker, &["produce", "payments", "10"]);
+    let accepted = share(&broker, &["ack", "settlers", "payments", "4", "accept"]);
+    assert_eq!(numbers(&accepted["offsets"]), [0, 1, 2, 3]);
+    let (mut holder, held) = hold(&broker, "settlers", "payments", "3");
+    assert_eq!(held, [4, 5, 6]);
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The broker dies with 4, 5 and 6 locked to a consumer that is gone.
+    broker.kill();
+    broker.restart();
+    // What was accepted is never delivered again; what was held comes
+    // back at once (its locks died with the broker), then the rest.
+    let rest = share(&broker, &["ack", "settlers", "payments", "6", "accept"]);
+    assert_eq!(numbers(&rest["offsets"]), [4, 5, 6, 7, 8, 9]);
+    share(&broker, &["produce", "payments", "1", "end"]);
+    let after = share(&broker, &["until", "settlers", "payments", "end0"]);
+    assert_eq!(after["before_marker"], serde_json::json!([]), "{after}");
+}
+
+#[test]
+fn a_group_starting_at_the_end_keeps_its_start_across_a_restart() {
+    let mut broker = BrokerProcess::start(&[]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    wire::create_topic_with(&mut wire, "news", 1);
+    share(&broker, &["produce", "news", "3", "old"]);
+    // A member's first fetch starts the share-partition at the end
+    // (share.auto.offset.reset=latest): after the three old records.
+    let id = topic_id(&mut wire, "news");
+    wire::wait_for_group_coordinator(&mut wire, GROUP);
+    join(&mut wire, "first", "news");
+    wait_for_share_state(&mut wire, id);
+    assert!(acquired(&share_fetch(&mut wire, "first", (0, id), vec![])).is_empty());
+    drop(wire);
+    broker.kill();
+    broker.restart();
+    share(&broker, &["produce", "news", "1", "later"]);
+    // The group goes on from where it started, not from the end as it is
+    // after the restart: "later0" comes, the old records never.
+    let read = share(&broker, &["until", GROUP, "news", "later0"]);
+    assert_eq!(read["before_marker"], serde_json::json!([]), "{read}");
 }

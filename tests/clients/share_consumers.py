@@ -137,7 +137,7 @@ def work(bootstrap, group, topic, count, consumers):
 def ack(bootstrap, group, topic, count, ack_type):
     """Takes COUNT records and acknowledges each with TYPE."""
     count = int(count)
-    member = share_consumer(bootstrap, group, topic)
+    member = share_consumer(bootstrap, group, topic, **{"max.poll.records": count})
     taken = []
     deadline = time.time() + STEP_S
     while len(taken) < count:

@@ -1,5 +1,5 @@
-//! The two coordinators a broker hosts — of consumer groups and of
-//! transactions — and their internal topics: which partition a key
+//! The coordinators a broker hosts — of consumer groups, of transactions
+//! and of share-partition state — and their internal topics: which partition a key
 //! (a group id, a transactional id) belongs to, which broker leads it and
 //! so coordinates the key, the topic's creation on first use, and the
 //! loading of a coordinator's state when this broker comes to lead some
@@ -21,15 +21,17 @@ use crate::transactions::TransactionsSlot;
 pub(crate) enum CoordinatorKind {
     Group,
     Transaction,
+    /// Of share-partition state (KIP-932): keys `group:topicId:partition`.
+    Share,
 }
 
 impl CoordinatorKind {
-    /// Kafka's CoordinatorType code: 0 group, 1 transaction (2, share, is
-    /// not here yet).
+    /// Kafka's CoordinatorType code: 0 group, 1 transaction, 2 share.
     pub(crate) fn from_code(code: i8) -> Option<CoordinatorKind> {
         match code {
             0 => Some(CoordinatorKind::Group),
             1 => Some(CoordinatorKind::Transaction),
+            2 => Some(CoordinatorKind::Share),
             _ => None,
         }
     }
@@ -39,6 +41,7 @@ impl CoordinatorKind {
         match self {
             CoordinatorKind::Group => OFFSETS_TOPIC,
             CoordinatorKind::Transaction => rill_txn::TXN_STATE_TOPIC,
+            CoordinatorKind::Share => rill_share::SHARE_STATE_TOPIC,
         }
     }
 
@@ -47,9 +50,14 @@ impl CoordinatorKind {
         match self {
             CoordinatorKind::Group => rill_group::partition_for(key, partitions),
             CoordinatorKind::Transaction => rill_txn::partition_for(key, partitions),
+            CoordinatorKind::Share => rill_record::coordinator_partition(key, partitions),
         }
     }
 }
+
+/// Partitions of `__share_group_state` (Kafka's
+/// share.coordinator.state.topic.num.partitions default).
+const SHARE_STATE_TOPIC_PARTITIONS: i32 = 50;
 
 /// How an internal topic is created.
 struct InternalTopic {
@@ -102,6 +110,18 @@ impl Broker {
             let loaded = match kind {
                 CoordinatorKind::Group => self.groups().for_group(key, true).is_ok(),
                 CoordinatorKind::Transaction => self.transactions().for_id(key, true).is_ok(),
+                // Loaded on first use (shares/state.rs): led is enough.
+                CoordinatorKind::Share => {
+                    let metadata = self.node().metadata();
+                    let partitions = metadata
+                        .topics
+                        .get(kind.topic())
+                        .map_or(0, |t| t.partitions.len());
+                    let index = kind
+                        .partition_for(key, i32::try_from(partitions).unwrap_or(i32::MAX).max(1));
+                    let tp = rill_partition::TopicPartition::new(kind.topic(), index);
+                    self.leader_partition(&tp, -1).is_ok()
+                }
             };
             if !loaded {
                 return Err(ResponseError::CoordinatorNotAvailable);
@@ -150,6 +170,14 @@ impl Broker {
                 replication_factor: config.transactions.log_replication_factor,
                 min_insync_replicas: Some(config.transactions.log_min_isr),
                 segment_bytes: config.transactions.log_segment_bytes,
+            },
+            // Kafka's share.coordinator.state.topic.* defaults: 50
+            // partitions, 3 replicas (fewer in a smaller cluster), 2 in sync.
+            CoordinatorKind::Share => InternalTopic {
+                partitions: SHARE_STATE_TOPIC_PARTITIONS,
+                replication_factor: config.cluster.offsets_topic_replication_factor,
+                min_insync_replicas: Some(2),
+                segment_bytes: config.offsets_topic_segment_bytes,
             },
         }
     }

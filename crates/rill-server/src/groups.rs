@@ -53,6 +53,11 @@ pub(crate) struct Persisted {
 }
 
 impl Persisted {
+    /// Records appended to `partition`, ending at `end`.
+    pub(crate) fn new(partition: Arc<Partition>, end: Offset) -> Persisted {
+        Persisted { partition, end }
+    }
+
     /// The log end offset right after the append.
     pub(crate) fn end(&self) -> Offset {
         self.end

@@ -40,6 +40,7 @@ mod legacy_metadata;
 mod listeners;
 mod metrics;
 mod network;
+mod peer_client;
 mod properties;
 mod quotas;
 mod security;

@@ -31,7 +31,9 @@ pub const PARTITIONS_PER_TOPIC_MAX: i32 = 100_000;
 /// Whether `topic` is one of the coordinators' internal topics, which
 /// clients may not write (Kafka's Topic.isInternal).
 pub(crate) fn is_internal(topic: &str) -> bool {
-    topic == rill_group::OFFSETS_TOPIC || topic == rill_txn::TXN_STATE_TOPIC
+    topic == rill_group::OFFSETS_TOPIC
+        || topic == rill_txn::TXN_STATE_TOPIC
+        || topic == rill_share::SHARE_STATE_TOPIC
 }
 
 /// Why a topic operation was refused; each maps to one Kafka error code.

@@ -514,6 +514,26 @@ impl ErrorCodes for ShareAcknowledgeResponse {
     }
 }
 
+impl ErrorCodes for ReadShareGroupStateResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        for t in &self.results {
+            for p in &t.partitions {
+                count(p.error_code);
+            }
+        }
+    }
+}
+
+impl ErrorCodes for WriteShareGroupStateResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        for t in &self.results {
+            for p in &t.partitions {
+                count(p.error_code);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

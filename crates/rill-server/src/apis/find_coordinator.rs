@@ -33,6 +33,13 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                 }
                 CoordinatorKind::Transaction
             }
+            // Only brokers look up the coordinators of share state.
+            Some(CoordinatorKind::Share) => {
+                if !access.allows_cluster(AclOperation::ClusterAction) {
+                    return Err(ResponseError::ClusterAuthorizationFailed);
+                }
+                CoordinatorKind::Share
+            }
             None => return Err(ResponseError::InvalidRequest),
         };
         let (id, _) = broker.coordinator(kind, key)?;

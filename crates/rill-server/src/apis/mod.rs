@@ -63,6 +63,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod read_share_group_state;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod share_acknowledge;
@@ -72,6 +73,7 @@ mod share_group_heartbeat;
 mod sync_group;
 mod table;
 mod txn_offset_commit;
+mod write_share_group_state;
 mod write_txn_markers;
 
 pub(crate) use api_versions::unsupported_version_response;

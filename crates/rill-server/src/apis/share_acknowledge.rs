@@ -16,19 +16,25 @@ use rill_share::AckBatch;
 use uuid::Uuid;
 
 use super::share_fetch::{session_refusal, split};
-use super::{Body, HandlerError, Request, encode};
+use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
 use crate::shares::ShareKey;
 
-pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
+/// A partition's acknowledgements applied in memory, or why not.
+type Applied = Result<(), (ResponseError, String)>;
+
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let version = request.version();
-    let ack: ShareAcknowledgeRequest = request.decode()?;
+    let ack: ShareAcknowledgeRequest = match request.decode() {
+        Ok(ack) => ack,
+        Err(error) => return ready(Err(error)),
+    };
     let refuse = |error: ResponseError, message: &str| {
         let response = ShareAcknowledgeResponse::default()
             .with_error_code(error.code())
             .with_error_message(Some(StrBytes::from_string(message.to_string())));
-        encode(ApiKey::ShareAcknowledge, version, &response)
+        ready(encode(ApiKey::ShareAcknowledge, version, &response))
     };
     let group = ack
         .group_id
@@ -63,7 +69,8 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             return refuse(code, message);
         }
     };
-    let mut by_topic: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
+    // Applied in memory now, in request order; answered once durable.
+    let mut results: Vec<(ShareKey, Applied)> = Vec::new();
     for topic in &ack.topics {
         let name = broker.topics().name_by_id(topic.topic_id);
         for partition in &topic.partitions {
@@ -76,26 +83,49 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                     types: b.acknowledge_types.clone(),
                 })
                 .collect();
+            let key = ShareKey {
+                group: group.clone(),
+                topic_id: topic.topic_id,
+                partition: partition.partition_index,
+            };
             let result = match &name {
                 None => Err((ResponseError::UnknownTopicId, topic.topic_id.to_string())),
                 Some(name) if !access.allows(AclOperation::Read, ResourceType::Topic, name) => {
                     Err((ResponseError::TopicAuthorizationFailed, name.clone()))
                 }
-                Some(name) => {
-                    let key = ShareKey {
-                        group: group.clone(),
-                        topic_id: topic.topic_id,
-                        partition: partition.partition_index,
-                    };
-                    shares
-                        .acknowledge(broker, (&key, name), &member, &batches)
-                        .map(drop)
-                }
+                Some(name) => shares
+                    .acknowledge(broker, (&key, name), &member, &batches)
+                    .map(drop),
             };
+            results.push((key, result));
+        }
+    }
+    let closing: Vec<ShareKey> = if session.closing {
+        session
+            .partitions
+            .iter()
+            .map(|&(topic_id, partition)| ShareKey {
+                group: group.clone(),
+                topic_id,
+                partition,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let broker = Arc::clone(broker);
+    Box::pin(async move {
+        let mut by_topic: BTreeMap<Uuid, Vec<PartitionData>> = BTreeMap::new();
+        for (key, mut result) in results {
+            if result.is_ok()
+                && let Err(error) = broker.shares().persist(&broker, &key).await
+            {
+                result = Err((error.code(), error.to_string()));
+            }
             let (code, message) = split(result.err());
-            by_topic.entry(topic.topic_id).or_default().push(
+            by_topic.entry(key.topic_id).or_default().push(
                 PartitionData::default()
-                    .with_partition_index(partition.partition_index)
+                    .with_partition_index(key.partition)
                     .with_error_code(code)
                     .with_error_message(message)
                     .with_current_leader(
@@ -105,30 +135,22 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                     ),
             );
         }
-    }
-    if session.closing {
-        let keys: Vec<ShareKey> = session
-            .partitions
-            .iter()
-            .map(|&(topic_id, partition)| ShareKey {
-                group: group.clone(),
-                topic_id,
-                partition,
+        if !closing.is_empty() {
+            broker.shares().release_session(&broker, &member, &closing);
+        }
+        let responses = by_topic
+            .into_iter()
+            .map(|(topic_id, partitions)| {
+                ShareAcknowledgeTopicResponse::default()
+                    .with_topic_id(topic_id)
+                    .with_partitions(partitions)
             })
             .collect();
-        shares.release_session(broker, &member, &keys);
-    }
-    let responses = by_topic
-        .into_iter()
-        .map(|(topic_id, partitions)| {
-            ShareAcknowledgeTopicResponse::default()
-                .with_topic_id(topic_id)
-                .with_partitions(partitions)
-        })
-        .collect();
-    encode(
-        ApiKey::ShareAcknowledge,
-        version,
-        &ShareAcknowledgeResponse::default().with_responses(responses),
-    )
+        encode(
+            ApiKey::ShareAcknowledge,
+            version,
+            &ShareAcknowledgeResponse::default().with_responses(responses),
+        )
+        .map(Some)
+    })
 }

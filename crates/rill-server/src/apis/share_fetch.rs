@@ -16,7 +16,7 @@ use kafka_protocol::messages::share_fetch_response::{
 };
 use kafka_protocol::messages::{ApiKey, BrokerId, ShareFetchRequest, ShareFetchResponse};
 use kafka_protocol::protocol::StrBytes;
-use rill_partition::{OffsetSpec, Partition, TopicPartition};
+use rill_partition::TopicPartition;
 use rill_share::AckBatch;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -31,6 +31,8 @@ use crate::shutdown::Shutdown;
 
 /// The longest long poll, whatever the client asks.
 const MAX_WAIT_MS_MAX: i32 = 30_000;
+/// How soon a share-partition that could not be loaded is tried again.
+const LOAD_RETRY: Duration = Duration::from_millis(100);
 /// Records acquired per request when the client names no maximum.
 const MAX_RECORDS_DEFAULT: u32 = 500;
 
@@ -170,18 +172,22 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
         }
     }
     let mut answers: HashMap<(Uuid, i32), Answer> = HashMap::new();
+    let mut acknowledged: Vec<ShareKey> = Vec::new();
     for ((topic_id, index), batches) in &acks {
         let answer = answers.entry((*topic_id, *index)).or_default();
         answer.acknowledged = true;
-        answer.acknowledge_error = acknowledge(
-            broker,
-            &targets,
-            (&group, &member),
-            (*topic_id, *index),
-            batches,
-        )
-        .err();
+        let key = ShareKey {
+            group: group.clone(),
+            topic_id: *topic_id,
+            partition: *index,
+        };
+        match acknowledge(broker, &targets, (&key, &member), batches) {
+            Ok(()) => acknowledged.push(key),
+            Err(error) => answer.acknowledge_error = Some(error),
+        }
     }
+    let broker = Arc::clone(broker);
+    let listener = Arc::clone(&request.session.listener);
     if session.closing {
         let keys: Vec<ShareKey> = session
             .partitions
@@ -192,16 +198,12 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
                 partition,
             })
             .collect();
-        shares.release_session(broker, &member, &keys);
-        return ready(respond(
-            broker,
-            (&group, &request.session.listener),
-            answers,
-            version,
-        ));
+        return Box::pin(async move {
+            persist_acknowledged(&broker, &acknowledged, &mut answers).await;
+            broker.shares().release_session(&broker, &member, &keys);
+            respond(&broker, (&group, &listener), answers, version).map(Some)
+        });
     }
-    let broker = Arc::clone(broker);
-    let listener = Arc::clone(&request.session.listener);
     let max_wait = Duration::from_millis(fetch.max_wait_ms.clamp(0, MAX_WAIT_MS_MAX) as u64);
     let max_records = u32::try_from(fetch.max_records)
         .ok()
@@ -212,11 +214,13 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
         .filter(|n| *n > 0)
         .unwrap_or(usize::MAX);
     Box::pin(async move {
+        persist_acknowledged(&broker, &acknowledged, &mut answers).await;
         let deadline = tokio::time::Instant::now() + max_wait;
         let woken = Arc::new(Notify::new());
         let released = Arc::clone(broker.shares().released());
         let mut shutdown = shutdown;
         loop {
+            let all_loaded = load(&broker, &targets, &group).await;
             // Register before reading, so that a change in between still wakes us.
             let back_in_queue = released.notified();
             tokio::pin!(back_in_queue);
@@ -238,14 +242,74 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
             if got || tokio::time::Instant::now() >= deadline {
                 return respond(&broker, (&group, &listener), answers, version).map(Some);
             }
+            // A share-partition not loaded yet (its state's topic is being
+            // made) is tried again soon, not at the next append.
+            let retry = if all_loaded {
+                deadline
+            } else {
+                (tokio::time::Instant::now() + LOAD_RETRY).min(deadline)
+            };
             tokio::select! {
                 () = woken.notified() => {}
                 () = &mut back_in_queue => {}
-                () = tokio::time::sleep_until(deadline) => {}
-                () = shutdown.wait() => return respond(&broker, (&group, &listener), answers, version).map(Some),
+                () = tokio::time::sleep_until(retry) => {}
+                () = shutdown.wait() => {
+                    return respond(&broker, (&group, &listener), answers, version).map(Some);
+                }
             }
         }
     })
+}
+
+/// Makes the acknowledgements applied durable; a share-partition whose
+/// state could not be written answers its acknowledgements with the error.
+async fn persist_acknowledged(
+    broker: &Arc<Broker>,
+    keys: &[ShareKey],
+    answers: &mut HashMap<(Uuid, i32), Answer>,
+) {
+    for key in keys {
+        if let Err(error) = broker.shares().persist(broker, key).await {
+            let answer = answers.entry((key.topic_id, key.partition)).or_default();
+            answer.acknowledge_error = Some((error.code(), error.to_string()));
+        }
+    }
+}
+
+/// Loads the share-partitions of the targets this broker leads that are
+/// not loaded at the current leader epoch; whether all are. One that
+/// cannot be loaded yet (its state's coordinator is not available) is
+/// skipped, and tried again.
+async fn load(broker: &Arc<Broker>, targets: &[Target], group: &str) -> bool {
+    let mut all = true;
+    for target in targets {
+        let (Some(name), true) = (&target.name, target.authorized) else {
+            continue;
+        };
+        let tp = TopicPartition::new(name, target.index);
+        let Ok((partition, leader_epoch)) = broker.leader_partition(&tp, -1) else {
+            continue;
+        };
+        let key = ShareKey {
+            group: group.to_string(),
+            topic_id: target.topic_id,
+            partition: target.index,
+        };
+        let shares = broker.shares();
+        if shares.partitions().get(&key, leader_epoch).is_some() {
+            continue;
+        }
+        let loading = (&key, &*partition, leader_epoch);
+        if let Err(error) = shares
+            .partitions()
+            .load(broker, shares.states(), loading)
+            .await
+        {
+            tracing::debug!(%error, "share-partition not loaded yet");
+            all = false;
+        }
+    }
+    all
 }
 
 /// The top-level error for a refused session epoch.
@@ -266,36 +330,30 @@ pub(super) fn session_refusal(error: &SessionError) -> (ResponseError, &'static 
     }
 }
 
-/// Applies a partition's acknowledgements.
+/// Applies a partition's acknowledgements in memory.
 fn acknowledge(
     broker: &Broker,
     targets: &[Target],
-    (group, member): (&str, &str),
-    (topic_id, index): (Uuid, i32),
+    (key, member): (&ShareKey, &str),
     batches: &[AckBatch],
 ) -> Result<(), (ResponseError, String)> {
     let target = targets
         .iter()
-        .find(|t| t.topic_id == topic_id && t.index == index);
+        .find(|t| t.topic_id == key.topic_id && t.index == key.partition);
     let Some(Target {
         name: Some(name),
         authorized,
         ..
     }) = target
     else {
-        return Err((ResponseError::UnknownTopicId, topic_id.to_string()));
+        return Err((ResponseError::UnknownTopicId, key.topic_id.to_string()));
     };
     if !authorized {
         return Err((ResponseError::TopicAuthorizationFailed, name.clone()));
     }
-    let key = ShareKey {
-        group: group.to_string(),
-        topic_id,
-        partition: index,
-    };
     broker
         .shares()
-        .acknowledge(broker, (&key, name), member, batches)
+        .acknowledge(broker, (key, name), member, batches)
         .map(drop)
 }
 
@@ -347,10 +405,10 @@ fn acquire_all(
             topic_id: target.topic_id,
             partition: target.index,
         };
-        let share = broker
-            .shares()
-            .partition(&key, || start_offset(broker, group, &partition));
-        let mut share = share.lock();
+        let Some(slot) = broker.shares().partitions().get(&key, leader_epoch) else {
+            continue;
+        };
+        let mut share = slot.state.lock();
         match acquire_from_log(
             &partition,
             &mut share,
@@ -378,20 +436,6 @@ fn acquire_all(
         }
     }
     any
-}
-
-/// Where a new share-partition starts: `share.auto.offset.reset`.
-fn start_offset(broker: &Broker, group: &str, partition: &Partition) -> i64 {
-    let spec = crate::shares::auto_offset_reset(broker, group);
-    match partition.list_offset(spec) {
-        Ok(Some(found)) => found.offset.value(),
-        // No record at or after the time: start at the end.
-        _ => partition
-            .list_offset(OffsetSpec::Latest)
-            .ok()
-            .flatten()
-            .map_or(0, |found| found.offset.value()),
-    }
 }
 
 /// The partition's leader and leader epoch as the metadata names them.

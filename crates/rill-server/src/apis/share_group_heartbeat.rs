@@ -13,6 +13,7 @@ use rill_share::{Heartbeat, HeartbeatError};
 use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
+use crate::coordinators::CoordinatorKind;
 
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
@@ -31,7 +32,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
 type Refusal = (ResponseError, Option<String>);
 
 fn reply(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     access: &Access<'_>,
     group: &str,
     heartbeat: ShareGroupHeartbeatRequest,
@@ -56,6 +57,12 @@ fn reply(
         }
     }
     broker.groups_for(group).map_err(|e| (e, None))?;
+    // The share-partitions' state needs its topic: asked for now, so that
+    // it is there by the members' first fetches.
+    if !broker.topics().has_topic(rill_share::SHARE_STATE_TOPIC) {
+        // COORDINATOR_NOT_AVAILABLE until it is made: nothing to do here.
+        let _ = broker.coordinator(CoordinatorKind::Share, group);
+    }
     let plain = Heartbeat {
         member_id: heartbeat.member_id.to_string(),
         member_epoch: heartbeat.member_epoch,

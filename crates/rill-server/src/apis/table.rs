@@ -604,8 +604,24 @@ api_table! {
     ShareAcknowledge {
         versions: 1..=1,
         request: ShareAcknowledgeRequest,
-        run: ready(share_acknowledge::answer),
+        run: pending(share_acknowledge::handle),
         acl: [(Read, Group), (Read, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    ReadShareGroupState {
+        versions: 0..=0,
+        request: ReadShareGroupStateRequest,
+        run: pending(read_share_group_state::handle),
+        acl: [(ClusterAction, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
+    WriteShareGroupState {
+        versions: 0..=0,
+        request: WriteShareGroupStateRequest,
+        run: pending(write_share_group_state::handle),
+        acl: [(ClusterAction, Cluster)],
         route: Broker,
         multi_node: false,
     }

@@ -78,7 +78,7 @@ impl Console {
         let kafka = self
             .inner
             .kafka
-            .get_or_init(|| Kafka::new(broker.connector().clone()));
+            .get_or_init(|| Kafka::new(broker.connector().clone(), "rill-console"));
         Ok((broker, kafka))
     }
 

@@ -35,6 +35,12 @@ impl ApiError {
     }
 }
 
+impl From<crate::peer_client::PeerCallError> for ApiError {
+    fn from(error: crate::peer_client::PeerCallError) -> ApiError {
+        ApiError::unavailable(error.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": self.message });

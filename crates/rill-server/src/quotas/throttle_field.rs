@@ -19,7 +19,9 @@ fn offset(api: ApiKey, version: i16) -> Option<usize> {
         // Set by their handlers, or not throttled.
         Produce | Fetch | ApiVersions | SaslHandshake | SaslAuthenticate => return None,
         // No throttle time in their schemas.
-        DescribeQuorum | WriteTxnMarkers => return None,
+        DescribeQuorum | WriteTxnMarkers | ReadShareGroupState | WriteShareGroupState => {
+            return None;
+        }
         OffsetDelete => return Some(2),
         ListOffsets => 2,
         Metadata | OffsetCommit | OffsetFetch => 3,
@@ -172,6 +174,8 @@ mod tests {
             ApiKey::SaslAuthenticate,
             ApiKey::DescribeQuorum,
             ApiKey::WriteTxnMarkers,
+            ApiKey::ReadShareGroupState,
+            ApiKey::WriteShareGroupState,
         ];
         assert_eq!(
             TABLE.len(),

@@ -8,9 +8,10 @@
 //!   by the leader of the topic partition, to the members' share sessions
 //!   (ShareFetch/ShareAcknowledge), as Kafka does.
 //!
-//! Both live in memory: a broker restart or a leader change forgets the
-//! in-flight state (docs/share-groups.md says what that means for
-//! delivery).
+//! - Each share-partition's state is written to `__share_group_state`
+//!   after every acknowledgement and release, and read back when a leader
+//!   first serves it (partitions.rs, state.rs). Membership lives in
+//!   memory: members rejoin a new coordinator, as in Kafka.
 //!
 //! Thread-safe. Each map has its own mutex, held for lookups and state
 //! changes only, never across I/O; a share-partition's mutex is held
@@ -18,7 +19,10 @@
 //! acquire the same record.
 
 mod fetch;
+mod partitions;
+mod remote;
 mod sessions;
+mod state;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,13 +33,15 @@ use parking_lot::Mutex;
 use rill_partition::{OffsetSpec, TopicPartition};
 use rill_share::{
     AckBatch, Archived, Heartbeat, HeartbeatError, HeartbeatReply, MembershipLimits, ShareGroup,
-    ShareLimits, ShareMember, SharePartition,
+    ShareLimits, ShareMember,
 };
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 pub(crate) use fetch::{AcquiredRead, acquire_from_log};
+pub(crate) use partitions::{ShareKey, SharePartitions};
+pub(crate) use remote::{NO_STATE, from_wire, to_read};
 pub(crate) use sessions::{SessionError, ShareSessions};
+pub(crate) use state::{ShareStates, StateError};
 
 use crate::broker::Broker;
 use crate::group_config::{ShareAutoOffsetReset, share_config};
@@ -48,21 +54,15 @@ const ACK_RELEASE: i8 = 2;
 /// sooner.
 const TIMER_IDLE: Duration = Duration::from_secs(1);
 
-/// One share-partition: a group's view of one topic partition.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) struct ShareKey {
-    pub group: String,
-    pub topic_id: Uuid,
-    pub partition: i32,
-}
-
 /// See the module doc.
 #[derive(Debug, Default)]
 pub(crate) struct Shares {
     /// The share groups this broker coordinates, by id.
     groups: Mutex<HashMap<String, ShareGroup>>,
     /// The share-partitions of the partitions this broker leads.
-    partitions: Mutex<HashMap<ShareKey, Arc<Mutex<SharePartition>>>>,
+    partitions: SharePartitions,
+    /// Their durable state, and the state this broker coordinates.
+    states: ShareStates,
     sessions: ShareSessions,
     /// Woken when records may have become available again (released,
     /// expired), so waiting share fetches look again.
@@ -74,6 +74,14 @@ impl Shares {
         &self.sessions
     }
 
+    pub(crate) fn partitions(&self) -> &SharePartitions {
+        &self.partitions
+    }
+
+    pub(crate) fn states(&self) -> &ShareStates {
+        &self.states
+    }
+
     /// What waiting share fetches wait on besides new records.
     pub(crate) fn released(&self) -> &Arc<Notify> {
         &self.released
@@ -83,7 +91,7 @@ impl Shares {
     /// coordinates.
     pub(crate) fn heartbeat(
         &self,
-        broker: &Broker,
+        broker: &Arc<Broker>,
         group: &str,
         heartbeat: Heartbeat,
     ) -> Result<HeartbeatReply, HeartbeatError> {
@@ -118,41 +126,8 @@ impl Shares {
             .collect()
     }
 
-    /// The share-partition for `key`, made on first use starting at
-    /// `start_offset()`.
-    pub(crate) fn partition(
-        &self,
-        key: &ShareKey,
-        start_offset: impl FnOnce() -> i64,
-    ) -> Arc<Mutex<SharePartition>> {
-        let mut partitions = self.partitions.lock();
-        if let Some(found) = partitions.get(key) {
-            return Arc::clone(found);
-        }
-        let made = Arc::new(Mutex::new(SharePartition::new(start_offset())));
-        partitions.insert(key.clone(), Arc::clone(&made));
-        made
-    }
-
-    /// The share-partition for `key`, if it was made.
-    pub(crate) fn existing_partition(&self, key: &ShareKey) -> Option<Arc<Mutex<SharePartition>>> {
-        self.partitions.lock().get(key).cloned()
-    }
-
-    /// The share-partitions of `group` on this broker.
-    pub(crate) fn partitions_of_group(
-        &self,
-        group: &str,
-    ) -> Vec<(ShareKey, Arc<Mutex<SharePartition>>)> {
-        self.partitions
-            .lock()
-            .iter()
-            .filter(|(key, _)| key.group == group)
-            .map(|(key, p)| (key.clone(), Arc::clone(p)))
-            .collect()
-    }
-
-    /// Applies `member`'s acknowledgements of one share-partition led here.
+    /// Applies `member`'s acknowledgements of one share-partition led
+    /// here, in memory; [`Shares::persist`] makes them durable.
     pub(crate) fn acknowledge(
         &self,
         broker: &Broker,
@@ -161,10 +136,10 @@ impl Shares {
         batches: &[AckBatch],
     ) -> Result<Vec<Archived>, (ResponseError, String)> {
         let tp = TopicPartition::new(topic, key.partition);
-        broker
+        let (_, leader_epoch) = broker
             .leader_partition(&tp, -1)
             .map_err(|e| (crate::error_code::for_leadership(e), format!("{tp}")))?;
-        let partition = self.existing_partition(key).ok_or_else(|| {
+        let slot = self.partitions.get(key, leader_epoch).ok_or_else(|| {
             (
                 ResponseError::InvalidRecordState,
                 format!("{tp} has no records acquired by the group here"),
@@ -172,7 +147,8 @@ impl Shares {
         })?;
         let limits = share_limits(broker, &key.group);
         let released = batches.iter().any(|b| b.types.contains(&ACK_RELEASE));
-        let archived = partition
+        let archived = slot
+            .state
             .lock()
             .acknowledge(member, batches, (&limits, now()))
             .map_err(|error| {
@@ -189,13 +165,44 @@ impl Shares {
         Ok(archived)
     }
 
+    /// Writes the share-partition's state as it is now, and waits until
+    /// it is durable.
+    pub(crate) async fn persist(
+        &self,
+        broker: &Arc<Broker>,
+        key: &ShareKey,
+    ) -> Result<(), StateError> {
+        let Some(slot) = self.partitions.any(key) else {
+            return Ok(());
+        };
+        SharePartitions::persist(broker, &self.states, (key, &slot)).await
+    }
+
+    /// [`Shares::persist`] in the background, for changes nobody waits
+    /// for (lock expiry, a session's end); a failure is logged, and the
+    /// next write carries the change.
+    fn persist_later(broker: &Arc<Broker>, key: ShareKey) {
+        let broker = Arc::clone(broker);
+        tokio::spawn(async move {
+            if let Err(error) = broker.shares().persist(&broker, &key).await {
+                tracing::warn!(%error, "cannot write a share-partition's state");
+            }
+        });
+    }
+
     /// Releases what `member` holds in `partitions` (its session closed).
-    pub(crate) fn release_session(&self, broker: &Broker, member: &str, partitions: &[ShareKey]) {
+    pub(crate) fn release_session(
+        &self,
+        broker: &Arc<Broker>,
+        member: &str,
+        partitions: &[ShareKey],
+    ) {
         let now = now();
         for key in partitions {
-            if let Some(partition) = self.existing_partition(key) {
+            if let Some(slot) = self.partitions.any(key) {
                 let limits = share_limits(broker, &key.group);
-                partition.lock().release_member(member, &limits, now);
+                slot.state.lock().release_member(member, &limits, now);
+                Shares::persist_later(broker, key.clone());
             }
         }
         self.released.notify_waiters();
@@ -203,14 +210,16 @@ impl Shares {
 
     /// A member is gone: its share sessions end and what it held here is
     /// released.
-    pub(crate) fn forget_member(&self, broker: &Broker, group: &str, member: &str) {
+    pub(crate) fn forget_member(&self, broker: &Arc<Broker>, group: &str, member: &str) {
         self.sessions.remove(group, member);
-        let limits = share_limits(broker, group);
-        let now = now();
-        for (_, partition) in self.partitions_of_group(group) {
-            partition.lock().release_member(member, &limits, now);
-        }
-        self.released.notify_waiters();
+        let keys: Vec<ShareKey> = self
+            .partitions
+            .all()
+            .into_iter()
+            .filter(|(key, _)| key.group == group)
+            .map(|(key, _)| key)
+            .collect();
+        self.release_session(broker, member, &keys);
     }
 
     /// Releases expired locks and removes members whose sessions expired,
@@ -220,20 +229,15 @@ impl Shares {
             let now = now();
             let mut next = now + TIMER_IDLE.as_millis() as u64;
             let mut released = false;
-            let partitions: Vec<(ShareKey, Arc<Mutex<SharePartition>>)> = self
-                .partitions
-                .lock()
-                .iter()
-                .map(|(key, p)| (key.clone(), Arc::clone(p)))
-                .collect();
-            for (key, partition) in partitions {
+            for (key, slot) in self.partitions.all() {
                 let limits = share_limits(&broker, &key.group);
-                let mut partition = partition.lock();
-                if partition.next_deadline_ms().is_some_and(|d| d <= now) {
-                    partition.release_expired(&limits, now);
+                let mut state = slot.state.lock();
+                if state.next_deadline_ms().is_some_and(|d| d <= now) {
+                    state.release_expired(&limits, now);
                     released = true;
+                    Shares::persist_later(&broker, key.clone());
                 }
-                if let Some(deadline) = partition.next_deadline_ms() {
+                if let Some(deadline) = state.next_deadline_ms() {
                     next = next.min(deadline.max(now + 1));
                 }
             }
