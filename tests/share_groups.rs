@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::cluster::Cluster;
+
 use common::BrokerProcess;
 use common::wire::{self, Wire};
 use kafka_protocol::ResponseError;
@@ -253,9 +255,10 @@ fn two_members_never_get_the_same_record_and_bad_acknowledgements_change_nothing
     );
 }
 
-/// Runs tests/clients/share_consumers.py against `broker`: its JSON line.
-fn share(broker: &BrokerProcess, args: &[&str]) -> serde_json::Value {
-    let mut all = vec![broker.bootstrap.as_str()];
+/// Runs tests/clients/share_consumers.py against the brokers of
+/// `bootstrap`: its JSON line.
+fn share(bootstrap: &str, args: &[&str]) -> serde_json::Value {
+    let mut all = vec![bootstrap];
     all.extend(args);
     let out = common::security::python_client("share_consumers.py", &all)
         .unwrap_or_else(|e| panic!("share_consumers.py {args:?}: {e}"));
@@ -269,7 +272,7 @@ fn queue(broker: &BrokerProcess, topic: &str, group: &str, configs: &[&str]) {
     wire::create_topic_with(&mut wire, topic, 1);
     let mut args = vec!["configure", group, "share.auto.offset.reset=earliest"];
     args.extend(configs);
-    share(broker, &args);
+    share(&broker.bootstrap, &args);
 }
 
 fn numbers(value: &serde_json::Value) -> Vec<i64> {
@@ -285,8 +288,8 @@ fn numbers(value: &serde_json::Value) -> Vec<i64> {
 fn four_share_consumers_on_one_partition_all_get_work_and_each_record_is_accepted_once() {
     let broker = BrokerProcess::start(&[]);
     queue(&broker, "tasks", "workers", &[]);
-    share(&broker, &["produce", "tasks", "200"]);
-    let work = share(&broker, &["work", "workers", "tasks", "200", "4"]);
+    share(&broker.bootstrap, &["produce", "tasks", "200"]);
+    let work = share(&broker.bootstrap, &["work", "workers", "tasks", "200", "4"]);
     let per_consumer = numbers(&work["per_consumer"]);
     assert!(
         per_consumer.iter().all(|n| *n > 0),
@@ -295,8 +298,8 @@ fn four_share_consumers_on_one_partition_all_get_work_and_each_record_is_accepte
     assert_eq!(work["distinct"], 200, "{work}");
     assert_eq!(work["total"], 200, "no record twice: {work}");
     // Nothing comes back: the next record anyone gets is a new one.
-    share(&broker, &["produce", "tasks", "1", "end"]);
-    let rest = share(&broker, &["until", "workers", "tasks", "end0"]);
+    share(&broker.bootstrap, &["produce", "tasks", "1", "end"]);
+    let rest = share(&broker.bootstrap, &["until", "workers", "tasks", "end0"]);
     assert_eq!(rest["before_marker"], serde_json::json!([]), "{rest}");
 }
 
@@ -309,21 +312,30 @@ fn released_records_come_back_until_the_delivery_limit_and_rejected_ones_never()
         "retriers",
         &["share.delivery.count.limit=2"],
     );
-    share(&broker, &["produce", "flaky", "4"]);
-    let first = share(&broker, &["ack", "retriers", "flaky", "4", "release"]);
+    share(&broker.bootstrap, &["produce", "flaky", "4"]);
+    let first = share(
+        &broker.bootstrap,
+        &["ack", "retriers", "flaky", "4", "release"],
+    );
     assert_eq!(numbers(&first["offsets"]), [0, 1, 2, 3]);
     assert_eq!(numbers(&first["deliveries"]), [1, 1, 1, 1]);
     // Released: the same records again, delivered twice — the limit, so
     // releasing them once more archives them.
-    let second = share(&broker, &["ack", "retriers", "flaky", "4", "release"]);
+    let second = share(
+        &broker.bootstrap,
+        &["ack", "retriers", "flaky", "4", "release"],
+    );
     assert_eq!(numbers(&second["offsets"]), [0, 1, 2, 3]);
     assert_eq!(numbers(&second["deliveries"]), [2, 2, 2, 2]);
-    share(&broker, &["produce", "flaky", "2", "poison"]);
-    let rejected = share(&broker, &["ack", "retriers", "flaky", "2", "reject"]);
+    share(&broker.bootstrap, &["produce", "flaky", "2", "poison"]);
+    let rejected = share(
+        &broker.bootstrap,
+        &["ack", "retriers", "flaky", "2", "reject"],
+    );
     assert_eq!(numbers(&rejected["offsets"]), [4, 5]);
     // Neither the archived nor the rejected come back.
-    share(&broker, &["produce", "flaky", "1", "end"]);
-    let rest = share(&broker, &["until", "retriers", "flaky", "end0"]);
+    share(&broker.bootstrap, &["produce", "flaky", "1", "end"]);
+    let rest = share(&broker.bootstrap, &["until", "retriers", "flaky", "end0"]);
     assert_eq!(rest["before_marker"], serde_json::json!([]), "{rest}");
 }
 
@@ -337,7 +349,7 @@ fn records_held_by_a_killed_consumer_come_back_after_their_lock() {
         "pickers",
         &["share.record.lock.duration.ms=2000"],
     );
-    share(&broker, &["produce", "orders", "5"]);
+    share(&broker.bootstrap, &["produce", "orders", "5"]);
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/clients/share_consumers.py"
@@ -357,7 +369,10 @@ fn records_held_by_a_killed_consumer_come_back_after_their_lock() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     // Another member gets them once their locks expire, delivered twice.
-    let again = share(&broker, &["ack", "pickers", "orders", "5", "accept"]);
+    let again = share(
+        &broker.bootstrap,
+        &["ack", "pickers", "orders", "5", "accept"],
+    );
     assert_eq!(numbers(&again["offsets"]), [0, 1, 2, 3, 4]);
     assert_eq!(numbers(&again["deliveries"]), [2, 2, 2, 2, 2]);
 }
@@ -371,10 +386,16 @@ fn a_read_committed_share_group_never_gets_records_of_aborted_transactions() {
         "auditors",
         &["share.isolation.level=read_committed"],
     );
-    share(&broker, &["produce-txn", "ledger", "3", "aborted", "abort"]);
-    share(&broker, &["produce-txn", "ledger", "2", "kept", "commit"]);
-    share(&broker, &["produce", "ledger", "1", "end"]);
-    let read = share(&broker, &["until", "auditors", "ledger", "end0"]);
+    share(
+        &broker.bootstrap,
+        &["produce-txn", "ledger", "3", "aborted", "abort"],
+    );
+    share(
+        &broker.bootstrap,
+        &["produce-txn", "ledger", "2", "kept", "commit"],
+    );
+    share(&broker.bootstrap, &["produce", "ledger", "1", "end"]);
+    let read = share(&broker.bootstrap, &["until", "auditors", "ledger", "end0"]);
     let values: Vec<&str> = read["before_marker"]
         .as_array()
         .unwrap()
@@ -469,8 +490,11 @@ fn hold(
 fn acknowledgements_survive_a_killed_broker_and_held_records_come_back() {
     let mut broker = BrokerProcess::start(&[]);
     queue(&broker, "payments", "settlers", &[]);
-    share(&broker, &["produce", "payments", "10"]);
-    let accepted = share(&broker, &["ack", "settlers", "payments", "4", "accept"]);
+    share(&broker.bootstrap, &["produce", "payments", "10"]);
+    let accepted = share(
+        &broker.bootstrap,
+        &["ack", "settlers", "payments", "4", "accept"],
+    );
     assert_eq!(numbers(&accepted["offsets"]), [0, 1, 2, 3]);
     let (mut holder, held) = hold(&broker, "settlers", "payments", "3");
     assert_eq!(held, [4, 5, 6]);
@@ -481,10 +505,16 @@ fn acknowledgements_survive_a_killed_broker_and_held_records_come_back() {
     broker.restart();
     // What was accepted is never delivered again; what was held comes
     // back at once (its locks died with the broker), then the rest.
-    let rest = share(&broker, &["ack", "settlers", "payments", "6", "accept"]);
+    let rest = share(
+        &broker.bootstrap,
+        &["ack", "settlers", "payments", "6", "accept"],
+    );
     assert_eq!(numbers(&rest["offsets"]), [4, 5, 6, 7, 8, 9]);
-    share(&broker, &["produce", "payments", "1", "end"]);
-    let after = share(&broker, &["until", "settlers", "payments", "end0"]);
+    share(&broker.bootstrap, &["produce", "payments", "1", "end"]);
+    let after = share(
+        &broker.bootstrap,
+        &["until", "settlers", "payments", "end0"],
+    );
     assert_eq!(after["before_marker"], serde_json::json!([]), "{after}");
 }
 
@@ -493,7 +523,7 @@ fn a_group_starting_at_the_end_keeps_its_start_across_a_restart() {
     let mut broker = BrokerProcess::start(&[]);
     let mut wire = Wire::connect(&broker.bootstrap);
     wire::create_topic_with(&mut wire, "news", 1);
-    share(&broker, &["produce", "news", "3", "old"]);
+    share(&broker.bootstrap, &["produce", "news", "3", "old"]);
     // A member's first fetch starts the share-partition at the end
     // (share.auto.offset.reset=latest): after the three old records.
     let id = topic_id(&mut wire, "news");
@@ -504,9 +534,58 @@ fn a_group_starting_at_the_end_keeps_its_start_across_a_restart() {
     drop(wire);
     broker.kill();
     broker.restart();
-    share(&broker, &["produce", "news", "1", "later"]);
+    share(&broker.bootstrap, &["produce", "news", "1", "later"]);
     // The group goes on from where it started, not from the end as it is
     // after the restart: "later0" comes, the old records never.
-    let read = share(&broker, &["until", GROUP, "news", "later0"]);
+    let read = share(&broker.bootstrap, &["until", GROUP, "news", "later0"]);
     assert_eq!(read["before_marker"], serde_json::json!([]), "{read}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_group_loses_no_acknowledgement_when_its_partition_leader_is_killed() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+    // One partition of share state: its leader coordinates every key.
+    let one_state_partition = ["--set", "share.coordinator.state.topic.num.partitions=1"];
+    let mut cluster = Cluster::start(3, &one_state_partition);
+    cluster.wait_for_brokers(3);
+    let mut wire = Wire::connect(&cluster.brokers[0].bootstrap);
+    let find = FindCoordinatorRequest::default()
+        .with_key_type(2)
+        .with_coordinator_keys(vec![text("any:AAAAAAAAAAAAAAAAAAAAAA:0")]);
+    let coordinator = loop {
+        let found = wire.send(4, &find).coordinators.remove(0);
+        if found.error_code == 0 {
+            break found.node_id.0;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // The partition is led elsewhere: its leader reads and writes its
+    // share state through the coordinator.
+    let others: Vec<i32> = (1..=3).filter(|n| *n != coordinator).collect();
+    let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
+    let replicas = [others[0], coordinator, others[1]];
+    let assignment: [&[i32]; 1] = [&replicas];
+    let topic = NewTopic::new("ledger", 1, TopicReplication::Variable(&assignment))
+        .set("min.insync.replicas", "2");
+    let created = admin
+        .create_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let (leader, _) = cluster.partition_state("ledger", 0);
+    assert_eq!(leader, others[0]);
+    let bootstrap = cluster.bootstrap.clone();
+    let configured = ["configure", "clerks", "share.auto.offset.reset=earliest"];
+    share(&bootstrap, &configured);
+    share(&bootstrap, &["produce", "ledger", "10"]);
+    let accepted = share(&bootstrap, &["ack", "clerks", "ledger", "4", "accept"]);
+    assert_eq!(numbers(&accepted["offsets"]), [0, 1, 2, 3]);
+    // The leader dies; the next one reads the state it wrote.
+    cluster.node(leader).kill();
+    let rest = share(&bootstrap, &["ack", "clerks", "ledger", "6", "accept"]);
+    assert_eq!(numbers(&rest["offsets"]), [4, 5, 6, 7, 8, 9]);
+    share(&bootstrap, &["produce", "ledger", "1", "end"]);
+    let after = share(&bootstrap, &["until", "clerks", "ledger", "end0"]);
+    assert_eq!(after["before_marker"], serde_json::json!([]), "{after}");
 }

@@ -659,6 +659,24 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "The claim of an OAUTHBEARER token that names the principal.",
     ),
     property(
+        "share.coordinator.state.topic.min.isr",
+        "2",
+        int(1, I16_MAX),
+        "min.insync.replicas of __share_group_state when it is created (at most its replication factor).",
+    ),
+    property(
+        "share.coordinator.state.topic.num.partitions",
+        "50",
+        int(1, 10_000),
+        "Partitions of __share_group_state, the share groups' record states, when it is created.",
+    ),
+    property(
+        "share.coordinator.state.topic.replication.factor",
+        "3",
+        int(1, I16_MAX),
+        "Replicas of each partition of __share_group_state when it is created (fewer in a smaller cluster).",
+    ),
+    property(
         "socket.request.max.bytes",
         "104857600",
         int(1024, I32_MAX),

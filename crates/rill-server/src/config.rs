@@ -96,6 +96,8 @@ pub struct BrokerConfig {
     pub offsets_topic_partitions: i32,
     /// offsets.topic.segment.bytes.
     pub offsets_topic_segment_bytes: i32,
+    /// share.coordinator.state.topic.*: how `__share_group_state` is made.
+    pub share_state_topic: ShareStateTopic,
     /// offsets.retention.minutes, in ms: how long the offsets of an empty
     /// group are kept.
     pub offsets_retention_ms: i64,
@@ -428,6 +430,13 @@ impl BrokerConfig {
             flush_sync_mode,
             offsets_topic_partitions: read.number("offsets.topic.num.partitions")? as i32,
             offsets_topic_segment_bytes: read.number("offsets.topic.segment.bytes")? as i32,
+            share_state_topic: ShareStateTopic {
+                partitions: read.number("share.coordinator.state.topic.num.partitions")? as i32,
+                replication_factor: read
+                    .number("share.coordinator.state.topic.replication.factor")?
+                    as i16,
+                min_isr: read.number("share.coordinator.state.topic.min.isr")? as i16,
+            },
             offsets_retention_ms: read.number("offsets.retention.minutes")? * 60_000,
             offsets_retention_check_interval_ms: read
                 .number("offsets.retention.check.interval.ms")?
@@ -624,6 +633,14 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Properties) -> Result<()
     };
     out.insert(prefix.to_string(), text);
     Ok(())
+}
+
+/// How `__share_group_state` is made (Kafka's share.coordinator.state.topic.*).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShareStateTopic {
+    pub partitions: i32,
+    pub replication_factor: i16,
+    pub min_isr: i16,
 }
 
 #[cfg(test)]

@@ -55,10 +55,6 @@ impl CoordinatorKind {
     }
 }
 
-/// Partitions of `__share_group_state` (Kafka's
-/// share.coordinator.state.topic.num.partitions default).
-const SHARE_STATE_TOPIC_PARTITIONS: i32 = 50;
-
 /// How an internal topic is created.
 struct InternalTopic {
     partitions: i32,
@@ -171,12 +167,10 @@ impl Broker {
                 min_insync_replicas: Some(config.transactions.log_min_isr),
                 segment_bytes: config.transactions.log_segment_bytes,
             },
-            // Kafka's share.coordinator.state.topic.* defaults: 50
-            // partitions, 3 replicas (fewer in a smaller cluster), 2 in sync.
             CoordinatorKind::Share => InternalTopic {
-                partitions: SHARE_STATE_TOPIC_PARTITIONS,
-                replication_factor: config.cluster.offsets_topic_replication_factor,
-                min_insync_replicas: Some(2),
+                partitions: config.share_state_topic.partitions,
+                replication_factor: config.share_state_topic.replication_factor,
+                min_insync_replicas: Some(config.share_state_topic.min_isr),
                 segment_bytes: config.offsets_topic_segment_bytes,
             },
         }
