@@ -340,8 +340,7 @@ fn released_records_come_back_until_the_delivery_limit_and_rejected_ones_never()
 }
 
 #[test]
-fn records_held_by_a_killed_consumer_come_back_after_their_lock() {
-    use std::io::BufRead;
+fn records_held_by_a_stalled_consumer_come_back_after_their_lock() {
     let broker = BrokerProcess::start(&["--set", "group.share.min.record.lock.duration.ms=1000"]);
     queue(
         &broker,
@@ -350,29 +349,39 @@ fn records_held_by_a_killed_consumer_come_back_after_their_lock() {
         &["share.record.lock.duration.ms=2000"],
     );
     share(&broker.bootstrap, &["produce", "orders", "5"]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../tests/clients/share_consumers.py"
-    );
-    let mut holder = std::process::Command::new(common::security::python_clients())
-        .args([script, &broker.bootstrap, "hold", "pickers", "orders", "5"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(holder.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let held: serde_json::Value =
-        serde_json::from_str(&line).unwrap_or_else(|e| panic!("hold said {line:?}: {e}"));
-    assert_eq!(numbers(&held["held"]), [0, 1, 2, 3, 4]);
-    holder.kill().unwrap();
-    holder.wait().unwrap();
+    // It takes five records and then does nothing, connected.
+    let (mut holder, held) = hold(&broker, "pickers", "orders", "5");
+    assert_eq!(held, [0, 1, 2, 3, 4]);
     // Another member gets them once their locks expire, delivered twice.
     let again = share(
         &broker.bootstrap,
         &["ack", "pickers", "orders", "5", "accept"],
     );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(numbers(&again["offsets"]), [0, 1, 2, 3, 4]);
+    assert_eq!(numbers(&again["deliveries"]), [2, 2, 2, 2, 2]);
+}
+
+#[test]
+fn records_of_a_killed_consumer_come_back_without_waiting_for_their_lock() {
+    let broker = BrokerProcess::start(&[]);
+    // A lock longer than any step of share_consumers.py waits.
+    queue(
+        &broker,
+        "parcels",
+        "couriers",
+        &["share.record.lock.duration.ms=60000"],
+    );
+    share(&broker.bootstrap, &["produce", "parcels", "5"]);
+    let (mut holder, held) = hold(&broker, "couriers", "parcels", "5");
+    assert_eq!(held, [0, 1, 2, 3, 4]);
+    // Its connection closes with it: its share session ends there, long
+    // before the locks would expire.
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let within_20_s = ["ack", "couriers", "parcels", "5", "accept", "20"];
+    let again = share(&broker.bootstrap, &within_20_s);
     assert_eq!(numbers(&again["offsets"]), [0, 1, 2, 3, 4]);
     assert_eq!(numbers(&again["deliveries"]), [2, 2, 2, 2, 2]);
 }

@@ -5,7 +5,7 @@ consumer — against Rill, for tests/share_groups.rs.
     share_consumers.py BOOTSTRAP produce TOPIC COUNT [PREFIX]
     share_consumers.py BOOTSTRAP produce-txn TOPIC COUNT PREFIX commit|abort
     share_consumers.py BOOTSTRAP work GROUP TOPIC COUNT CONSUMERS
-    share_consumers.py BOOTSTRAP ack GROUP TOPIC COUNT TYPE
+    share_consumers.py BOOTSTRAP ack GROUP TOPIC COUNT TYPE [WAIT_S]
     share_consumers.py BOOTSTRAP until GROUP TOPIC MARKER
     share_consumers.py BOOTSTRAP hold GROUP TOPIC COUNT
 
@@ -134,12 +134,13 @@ def work(bootstrap, group, topic, count, consumers):
     )
 
 
-def ack(bootstrap, group, topic, count, ack_type):
-    """Takes COUNT records and acknowledges each with TYPE."""
+def ack(bootstrap, group, topic, count, ack_type, wait_s=STEP_S):
+    """Takes COUNT records, within WAIT_S seconds, and acknowledges each
+    with TYPE."""
     count = int(count)
     member = share_consumer(bootstrap, group, topic, **{"max.poll.records": count})
     taken = []
-    deadline = time.time() + STEP_S
+    deadline = time.time() + float(wait_s)
     while len(taken) < count:
         if time.time() > deadline:
             sys.exit(f"only {len(taken)} of {count} records came")

@@ -11,8 +11,13 @@ use tokio::time::Instant;
 use crate::authorizer::Decisions;
 use crate::listeners::Listener;
 
+/// Numbers the connections of this process.
+static CONNECTIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 #[derive(Debug)]
 pub(crate) struct Session {
+    /// Which connection this is: unique in the process, kept across SASL.
+    pub connection_id: u64,
     /// The client's address as Kafka reports it (`/127.0.0.1`).
     pub client_host: Arc<str>,
     /// The client's address as ACLs name hosts (`127.0.0.1`).
@@ -39,6 +44,7 @@ impl Session {
         principal: String,
     ) -> Session {
         Session {
+            connection_id: CONNECTIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             client_host: format!("/{}", peer.ip()).into(),
             host: rill_cluster::host_address(peer.ip()).into(),
             listener,
@@ -52,6 +58,7 @@ impl Session {
     /// The session once SASL has authenticated `user`.
     pub(crate) fn authenticated(&self, user: &str) -> Session {
         Session {
+            connection_id: self.connection_id,
             client_host: Arc::clone(&self.client_host),
             host: Arc::clone(&self.host),
             listener: Arc::clone(&self.listener),

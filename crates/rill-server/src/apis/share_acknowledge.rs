@@ -58,7 +58,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     }
     let shares = broker.shares();
     let session = match shares.sessions().update(
-        (&group, &member),
+        (&group, &member, request.session.connection_id),
         ack.share_session_epoch,
         false,
         (&[], &[]),

@@ -126,17 +126,18 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
         );
     }
     let shares = broker.shares();
-    let session =
-        match shares
-            .sessions()
-            .update((&group, &member), epoch, true, (&listed, &forgotten))
-        {
-            Ok(session) => session,
-            Err(error) => {
-                let (code, message) = session_refusal(&error);
-                return refuse(code, message);
-            }
-        };
+    let session = match shares.sessions().update(
+        (&group, &member, request.session.connection_id),
+        epoch,
+        true,
+        (&listed, &forgotten),
+    ) {
+        Ok(session) => session,
+        Err(error) => {
+            let (code, message) = session_refusal(&error);
+            return refuse(code, message);
+        }
+    };
     let mut targets: Vec<Target> = session
         .partitions
         .iter()

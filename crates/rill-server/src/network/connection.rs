@@ -267,6 +267,9 @@ pub(crate) async fn serve(
     if let Err(error) = writer_task.await {
         tracing::warn!(%peer, %error, "the response writer failed");
     }
+    broker
+        .shares()
+        .connection_closed(&broker, session.connection_id);
 }
 
 /// Handles a request as `apis::handle` does, first charging the client's

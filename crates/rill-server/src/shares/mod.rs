@@ -208,6 +208,23 @@ impl Shares {
         self.released.notify_waiters();
     }
 
+    /// A client connection closed: the share sessions it carried end and
+    /// what their members held is released (a consumer killed gets its
+    /// records redelivered at once, not after their locks).
+    pub(crate) fn connection_closed(&self, broker: &Arc<Broker>, connection: u64) {
+        for (group, member, partitions) in self.sessions.close_connection(connection) {
+            let keys: Vec<ShareKey> = partitions
+                .into_iter()
+                .map(|(topic_id, partition)| ShareKey {
+                    group: group.clone(),
+                    topic_id,
+                    partition,
+                })
+                .collect();
+            self.release_session(broker, &member, &keys);
+        }
+    }
+
     /// A member is gone: its share sessions end and what it held here is
     /// released.
     pub(crate) fn forget_member(&self, broker: &Arc<Broker>, group: &str, member: &str) {

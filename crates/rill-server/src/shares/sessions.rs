@@ -23,6 +23,9 @@ pub(crate) type SharedPartition = (Uuid, i32);
 struct Session {
     /// The epoch the member's next request must carry.
     next_epoch: i32,
+    /// The connection of its last request: when it closes, the session
+    /// ends.
+    connection: u64,
     partitions: BTreeSet<SharedPartition>,
 }
 
@@ -57,7 +60,7 @@ impl ShareSessions {
     /// epoch and partition changes.
     pub(crate) fn update(
         &self,
-        (group, member): (&str, &str),
+        (group, member, connection): (&str, &str, u64),
         epoch: i32,
         fetch: bool,
         (add, forget): (&[SharedPartition], &[SharedPartition]),
@@ -73,6 +76,7 @@ impl ShareSessions {
             }
             let session = Session {
                 next_epoch: 1,
+                connection,
                 partitions: add.iter().copied().collect(),
             };
             let partitions = session.partitions.iter().copied().collect();
@@ -95,6 +99,7 @@ impl ShareSessions {
             return Err(SessionError::InvalidEpoch);
         }
         session.next_epoch = session.next_epoch.checked_add(1).unwrap_or(1);
+        session.connection = connection;
         if fetch {
             session.partitions.extend(add.iter().copied());
             for gone in forget {
@@ -105,6 +110,27 @@ impl ShareSessions {
             partitions: session.partitions.iter().copied().collect(),
             closing: false,
         })
+    }
+
+    /// Ends the sessions whose last request came on `connection`, which
+    /// closed: each one's group, member and partitions.
+    pub(crate) fn close_connection(
+        &self,
+        connection: u64,
+    ) -> Vec<(String, String, Vec<SharedPartition>)> {
+        let mut sessions = self.by_member.lock();
+        let closed: Vec<(String, String)> = sessions
+            .iter()
+            .filter(|(_, s)| s.connection == connection)
+            .map(|(key, _)| key.clone())
+            .collect();
+        closed
+            .into_iter()
+            .filter_map(|key| {
+                let session = sessions.remove(&key)?;
+                Some((key.0, key.1, session.partitions.into_iter().collect()))
+            })
+            .collect()
     }
 
     /// Ends the member's session, if it has one.
@@ -120,7 +146,7 @@ mod tests {
     use super::*;
 
     const T: Uuid = Uuid::from_u128(7);
-    const WHO: (&str, &str) = ("g", "m");
+    const WHO: (&str, &str, u64) = ("g", "m", 1);
 
     #[test]
     fn a_session_opens_carries_on_at_each_next_epoch_and_closes() {
@@ -150,5 +176,21 @@ mod tests {
             s.update(WHO, 0, false, (&[], &[])),
             Err(SessionError::InvalidEpoch)
         );
+    }
+
+    #[test]
+    fn a_closed_connection_ends_the_sessions_it_carried() {
+        let s = ShareSessions::default();
+        s.update(("g", "a", 1), 0, true, (&[(T, 0)], &[])).unwrap();
+        s.update(("g", "b", 2), 0, true, (&[(T, 1)], &[])).unwrap();
+        assert_eq!(
+            s.close_connection(1),
+            [("g".to_string(), "a".to_string(), vec![(T, 0)])]
+        );
+        assert_eq!(
+            s.update(("g", "a", 3), 1, true, (&[], &[])),
+            Err(SessionError::NotFound)
+        );
+        assert!(s.update(("g", "b", 2), 1, true, (&[], &[])).is_ok());
     }
 }
