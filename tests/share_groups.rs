@@ -598,3 +598,27 @@ async fn a_share_group_loses_no_acknowledgement_when_its_partition_leader_is_kil
     let after = share(&bootstrap, &["until", "clerks", "ledger", "end0"]);
     assert_eq!(after["before_marker"], serde_json::json!([]), "{after}");
 }
+
+#[test]
+fn a_released_record_waits_out_the_groups_redelivery_backoff() {
+    let broker = BrokerProcess::start(&[]);
+    let backoff = ["rill.share.redelivery.backoff.ms=10000"];
+    queue(&broker, "hooks", "callers", &backoff);
+    share(&broker.bootstrap, &["produce", "hooks", "1"]);
+    let first = share(
+        &broker.bootstrap,
+        &["ack", "callers", "hooks", "1", "release"],
+    );
+    assert_eq!(numbers(&first["deliveries"]), [1]);
+    // Released, it stays out of the queue for the backoff: not in 3 s...
+    let mut args = vec![broker.bootstrap.as_str()];
+    args.extend(["ack", "callers", "hooks", "1", "accept", "3"]);
+    let early = common::security::python_client("share_consumers.py", &args).unwrap_err();
+    assert!(early.contains("only 0 of 1"), "{early}");
+    // ...but after it.
+    let later = share(
+        &broker.bootstrap,
+        &["ack", "callers", "hooks", "1", "accept"],
+    );
+    assert_eq!(numbers(&later["deliveries"]), [2]);
+}

@@ -31,6 +31,10 @@ use kafka_protocol::messages::{
     OffsetDeleteRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TopicName,
 };
+use kafka_protocol::messages::{
+    ReadShareGroupStateRequest, ShareAcknowledgeRequest, ShareFetchRequest,
+    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, WriteShareGroupStateRequest,
+};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use proptest::prelude::*;
 use rill_record::{BatchBuilder, NewRecord};
@@ -99,6 +103,12 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::ListTransactions => encode::<ListTransactionsRequest>(version),
         ApiKey::ListConfigResources => encode::<ListConfigResourcesRequest>(version),
         ApiKey::DescribeTopicPartitions => encode::<DescribeTopicPartitionsRequest>(version),
+        ApiKey::ShareGroupHeartbeat => encode::<ShareGroupHeartbeatRequest>(version),
+        ApiKey::ShareGroupDescribe => encode::<ShareGroupDescribeRequest>(version),
+        ApiKey::ShareFetch => encode::<ShareFetchRequest>(version),
+        ApiKey::ShareAcknowledge => encode::<ShareAcknowledgeRequest>(version),
+        ApiKey::ReadShareGroupState => encode::<ReadShareGroupStateRequest>(version),
+        ApiKey::WriteShareGroupState => encode::<WriteShareGroupStateRequest>(version),
         other => panic!("{other:?} is supported but this test cannot encode it"),
     }
 }
