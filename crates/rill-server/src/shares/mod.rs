@@ -1,13 +1,12 @@
 //! Share groups inside the broker (KIP-932): rill-share's state machines
 //! fed with requests, the log and the clock.
 //!
-//! - Membership ([`ShareGroup`]) is kept by the group's coordinator — the
+//! - Membership ([`rill_share::ShareGroup`]) is kept by the group's coordinator — the
 //!   broker leading the group's partition of `__consumer_offsets`, as for
 //!   classic groups.
-//! - The records of a share-partition ([`SharePartition`]) are handed out
-//!   by the leader of the topic partition, to the members' share sessions
-//!   (ShareFetch/ShareAcknowledge), as Kafka does.
-//!
+//! - The records of a share-partition ([`rill_share::SharePartition`])
+//!   are handed out by the leader of the topic partition, to the members'
+//!   share sessions (ShareFetch/ShareAcknowledge), as Kafka does.
 //! - Each share-partition's state is written to `__share_group_state`
 //!   after every acknowledgement and release, and read back when a leader
 //!   first serves it (partitions.rs, state.rs). Membership lives in
