@@ -63,18 +63,14 @@ pub enum HeartbeatError {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StateRecordError {
-    #[error(
-        "share state record truncated at byte {at}: {wanted} more bytes wanted, {length} in all"
-    )]
-    Truncated {
-        at: usize,
-        wanted: usize,
-        length: usize,
-    },
-    #[error("share state record malformed at byte {at}: expected {expected}")]
-    Malformed { at: usize, expected: &'static str },
+    #[error("share state record: {0}")]
+    Decode(#[from] rill_record::SchemaDecodeError),
+    #[error("share state record: {0}")]
+    Encode(#[from] rill_record::SchemaEncodeError),
     #[error("share state value version {version}: expected 0")]
     UnknownVersion { version: i16 },
-    #[error("{what} of {bytes} bytes is too long for a share state record")]
-    TooLong { what: &'static str, bytes: usize },
+    #[error("share state delivery state {state}: expected 0, 2 or 4")]
+    UnknownDeliveryState { state: i8 },
+    #[error("share state batch {first_offset}..={last_offset} ends before it starts")]
+    BatchEndsBeforeStart { first_offset: i64, last_offset: i64 },
 }

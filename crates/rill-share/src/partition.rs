@@ -11,7 +11,7 @@
 //!
 //! Not thread-safe: the broker keeps each behind its own lock.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::AckError;
 
@@ -216,21 +216,30 @@ impl SharePartition {
 
     /// A share-partition as persisted: its start and the state of the
     /// in-flight records (acquired ones come back available: their locks
-    /// died with the broker that held them).
-    pub fn restore(start_offset: i64, batches: &[StateBatch]) -> SharePartition {
+    /// died with the broker that held them). At most `window_max` offsets
+    /// from the start are restored, whatever the snapshot says: beyond
+    /// them (a snapshot written under a larger window, or damaged) records
+    /// count as not handed out yet, so they may be delivered again but are
+    /// never lost.
+    pub fn restore(start_offset: i64, batches: &[StateBatch], window_max: u32) -> SharePartition {
         let mut partition = SharePartition::new(start_offset);
+        let window_end = start_offset.saturating_add(i64::from(window_max));
         for batch in batches {
-            for offset in batch.first_offset.max(start_offset)..=batch.last_offset {
-                while partition.end_offset < offset {
-                    partition.push(DeliveryState::Available, 0);
-                }
-                let state = match batch.state {
-                    DeliveryState::Acquired => DeliveryState::Available,
-                    state => state,
-                };
-                if partition.end_offset == offset {
-                    partition.push(state, batch.delivery_count);
-                }
+            let first = batch.first_offset.max(partition.end_offset);
+            let last = batch.last_offset.min(window_end.saturating_sub(1));
+            if first > last {
+                continue;
+            }
+            let state = match batch.state {
+                DeliveryState::Acquired => DeliveryState::Available,
+                state => state,
+            };
+            // Offsets between the runs written are available.
+            while partition.end_offset < first {
+                partition.push(DeliveryState::Available, 0);
+            }
+            while partition.end_offset <= last {
+                partition.push(state, batch.delivery_count);
             }
         }
         partition.advance_start();
@@ -273,27 +282,31 @@ impl SharePartition {
         let mut acquired: Vec<Acquired> = Vec::new();
         let mut count = 0u32;
         'batches: for batch in batches {
-            for offset in batch.base_offset..=batch.last_offset {
+            let mut offset = batch.base_offset.max(self.start_offset);
+            while offset <= batch.last_offset {
                 if count >= max_records {
                     break 'batches;
                 }
-                if offset < self.start_offset {
-                    continue;
-                }
                 if offset >= self.end_offset {
-                    while self.end_offset < offset {
-                        self.push(DeliveryState::Archived, 0);
+                    // The offsets before this one hold no record (compacted
+                    // away), and a skipped batch none to deliver.
+                    if !self.skip_to(offset, limits) {
+                        break 'batches;
                     }
                     if batch.skipped {
-                        self.push(DeliveryState::Archived, 0);
-                        continue;
+                        if !self.skip_to(batch.last_offset.saturating_add(1), limits) {
+                            break 'batches;
+                        }
+                        continue 'batches;
                     }
                     if self.is_full(limits) {
                         break 'batches;
                     }
                     self.push(DeliveryState::Available, 0);
                 }
-                let Some(record) = self.records.get_mut(&offset) else {
+                let at = offset;
+                offset += 1;
+                let Some(record) = self.records.get_mut(&at) else {
                     continue;
                 };
                 if record.state != DeliveryState::Available || record.available_at_ms > now_ms {
@@ -307,14 +320,13 @@ impl SharePartition {
                 let delivery_count = record.delivery_count;
                 match acquired.last_mut() {
                     Some(last)
-                        if last.last_offset + 1 == offset
-                            && last.delivery_count == delivery_count =>
+                        if last.last_offset + 1 == at && last.delivery_count == delivery_count =>
                     {
-                        last.last_offset = offset;
+                        last.last_offset = at;
                     }
                     _ => acquired.push(Acquired {
-                        first_offset: offset,
-                        last_offset: offset,
+                        first_offset: at,
+                        last_offset: at,
                         delivery_count,
                     }),
                 }
@@ -334,6 +346,7 @@ impl SharePartition {
         (limits, now_ms): (&ShareLimits, u64),
     ) -> Result<Vec<Archived>, AckError> {
         let mut changes: Vec<(i64, AckType)> = Vec::new();
+        let mut seen: BTreeSet<i64> = BTreeSet::new();
         for batch in batches {
             let count = batch
                 .last_offset
@@ -365,7 +378,7 @@ impl SharePartition {
                 if record.holder.as_deref() != Some(member) {
                     return Err(AckError::AcquiredByAnother { offset });
                 }
-                if changes.iter().any(|(o, _)| *o == offset) {
+                if !seen.insert(offset) {
                     return Err(AckError::Repeated { offset });
                 }
                 changes.push((offset, ack));
@@ -474,6 +487,28 @@ impl SharePartition {
                 .or_default() += 1;
         }
         summary
+    }
+
+    /// Marks the offsets from the end up to `offset` as holding no record;
+    /// `false` when that does not fit the in-flight window now (it is done
+    /// later, once the start has moved). With nothing in flight the start
+    /// and end just jump: a gap of any size costs nothing.
+    fn skip_to(&mut self, offset: i64, limits: &ShareLimits) -> bool {
+        if offset <= self.end_offset {
+            return true;
+        }
+        if self.records.is_empty() {
+            self.start_offset = offset;
+            self.end_offset = offset;
+            return true;
+        }
+        if offset.saturating_sub(self.start_offset) > i64::from(limits.record_locks_max) {
+            return false;
+        }
+        while self.end_offset < offset {
+            self.push(DeliveryState::Archived, 0);
+        }
+        true
     }
 
     fn is_full(&self, limits: &ShareLimits) -> bool {
@@ -745,6 +780,43 @@ mod tests {
     }
 
     #[test]
+    fn huge_gaps_and_damaged_snapshots_cost_no_more_than_the_window() {
+        // A compacted log: one record, then the next a trillion offsets on.
+        let mut p = SharePartition::new(0);
+        let far = 1_000_000_000_000;
+        let got = p.acquire("a", &[span(0, 0), span(far, far)], 10, (&L, 0));
+        // 0 is in flight: the gap does not fit the window yet.
+        assert_eq!(got, [acquired(0, 0, 1)]);
+        assert_eq!(p.end_offset(), 1);
+        p.acknowledge("a", &[ack(0, 0, AckType::Accept)], (&L, 0))
+            .unwrap();
+        // Nothing in flight: the start jumps over the gap.
+        let got = p.acquire("a", &[span(far, far)], 10, (&L, 0));
+        assert_eq!(got, [acquired(far, far, 1)]);
+        assert_eq!(p.start_offset(), far);
+        // A skipped batch spanning a trillion offsets is jumped too.
+        let mut q = SharePartition::new(0);
+        let marker = BatchSpan {
+            base_offset: 0,
+            last_offset: far,
+            skipped: true,
+        };
+        assert_eq!(q.acquire("a", &[marker], 10, (&L, 0)), []);
+        assert_eq!(q.start_offset(), far + 1);
+        // A snapshot claiming a trillion in-flight records restores the
+        // window's worth.
+        let damaged = [StateBatch {
+            first_offset: 0,
+            last_offset: far,
+            state: DeliveryState::Archived,
+            delivery_count: 1,
+        }];
+        let restored = SharePartition::restore(0, &damaged, 100);
+        assert_eq!(restored.end_offset(), 100);
+        assert_eq!(restored.start_offset(), 100);
+    }
+
+    #[test]
     fn the_in_flight_window_is_bounded() {
         let limits = ShareLimits {
             record_locks_max: 3,
@@ -814,7 +886,7 @@ mod tests {
             (&L, 0),
         )
         .unwrap();
-        let restored = SharePartition::restore(p.start_offset(), &p.state_batches());
+        let restored = SharePartition::restore(p.start_offset(), &p.state_batches(), 100);
         assert_eq!(restored.start_offset(), 1);
         assert_eq!(restored.end_offset(), 6);
         let summary = restored.summary();

@@ -83,11 +83,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                     types: b.acknowledge_types.clone(),
                 })
                 .collect();
-            let key = ShareKey {
-                group: group.clone(),
-                topic_id: topic.topic_id,
-                partition: partition.partition_index,
-            };
+            let key = ShareKey::of(&group, (topic.topic_id, partition.partition_index));
             let result = match &name {
                 None => Err((ResponseError::UnknownTopicId, topic.topic_id.to_string())),
                 Some(name) if !access.allows(AclOperation::Read, ResourceType::Topic, name) => {
@@ -104,11 +100,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         session
             .partitions
             .iter()
-            .map(|&(topic_id, partition)| ShareKey {
-                group: group.clone(),
-                topic_id,
-                partition,
-            })
+            .map(|&tp| ShareKey::of(&group, tp))
             .collect()
     } else {
         Vec::new()

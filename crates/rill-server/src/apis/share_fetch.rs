@@ -177,11 +177,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
     for ((topic_id, index), batches) in &acks {
         let answer = answers.entry((*topic_id, *index)).or_default();
         answer.acknowledged = true;
-        let key = ShareKey {
-            group: group.clone(),
-            topic_id: *topic_id,
-            partition: *index,
-        };
+        let key = ShareKey::of(&group, (*topic_id, *index));
         match acknowledge(broker, &targets, (&key, &member), batches) {
             Ok(()) => acknowledged.push(key),
             Err(error) => answer.acknowledge_error = Some(error),
@@ -193,11 +189,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request, shutdown: Shutdown
         let keys: Vec<ShareKey> = session
             .partitions
             .iter()
-            .map(|&(topic_id, partition)| ShareKey {
-                group: group.clone(),
-                topic_id,
-                partition,
-            })
+            .map(|&tp| ShareKey::of(&group, tp))
             .collect();
         return Box::pin(async move {
             persist_acknowledged(&broker, &acknowledged, &mut answers).await;
@@ -291,11 +283,7 @@ async fn load(broker: &Arc<Broker>, targets: &[Target], group: &str) -> bool {
         let Ok((partition, leader_epoch)) = broker.leader_partition(&tp, -1) else {
             continue;
         };
-        let key = ShareKey {
-            group: group.to_string(),
-            topic_id: target.topic_id,
-            partition: target.index,
-        };
+        let key = ShareKey::of(group, (target.topic_id, target.index));
         let shares = broker.shares();
         if shares.partitions().get(&key, leader_epoch).is_some() {
             continue;
@@ -401,11 +389,7 @@ fn acquire_all(
             }
         };
         answer.leader = Some((broker.config().node_id, leader_epoch));
-        let key = ShareKey {
-            group: group.to_string(),
-            topic_id: target.topic_id,
-            partition: target.index,
-        };
+        let key = ShareKey::of(group, (target.topic_id, target.index));
         let Some(slot) = broker.shares().partitions().get(&key, leader_epoch) else {
             continue;
         };

@@ -214,11 +214,7 @@ impl Shares {
         for (group, member, partitions) in self.sessions.close_connection(connection) {
             let keys: Vec<ShareKey> = partitions
                 .into_iter()
-                .map(|(topic_id, partition)| ShareKey {
-                    group: group.clone(),
-                    topic_id,
-                    partition,
-                })
+                .map(|tp| ShareKey::of(&group, tp))
                 .collect();
             self.release_session(broker, &member, &keys);
         }

@@ -31,6 +31,15 @@ pub(crate) struct ShareKey {
 }
 
 impl ShareKey {
+    /// `group`'s share-partition of a partition as share requests name it.
+    pub(crate) fn of(group: &str, (topic_id, partition): (Uuid, i32)) -> ShareKey {
+        ShareKey {
+            group: group.to_string(),
+            topic_id,
+            partition,
+        }
+    }
+
     pub(crate) fn state_key(&self) -> ShareStateKey {
         ShareStateKey {
             group: self.group.clone(),
@@ -106,7 +115,9 @@ impl SharePartitions {
         let state_key = key.state_key();
         let (state, writes) = match states.read(broker, &state_key).await? {
             Some(snapshot) => {
-                let mut state = SharePartition::restore(snapshot.start_offset, &snapshot.batches);
+                let window_max = super::share_limits(broker, &key.group).record_locks_max;
+                let mut state =
+                    SharePartition::restore(snapshot.start_offset, &snapshot.batches, window_max);
                 state.advance_log_start(partition.log_start_offset().value());
                 let writes = Writes {
                     snapshot_epoch: snapshot.snapshot_epoch,

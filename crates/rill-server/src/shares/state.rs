@@ -174,7 +174,7 @@ impl ShareStates {
         };
         let record = [(
             rill_share::encode_key(key).map_err(|e| failed(e.to_string()))?,
-            Some(rill_share::encode_value(&snapshot)),
+            Some(rill_share::encode_value(&snapshot).map_err(|e| failed(e.to_string()))?),
         )];
         let now = rill_storage::now_ms();
         let batch = keyed_batch(BatchBuilder::new(now), &record)
