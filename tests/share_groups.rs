@@ -551,7 +551,8 @@ fn a_group_starting_at_the_end_keeps_its_start_across_a_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_share_group_loses_no_acknowledgement_when_its_partition_leader_is_killed() {
+async fn a_share_group_loses_no_acknowledgement_or_dead_letter_when_its_partition_leader_is_killed()
+{
     use kafka_protocol::messages::FindCoordinatorRequest;
     use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
     // One partition of share state: its leader coordinates every key.
@@ -577,26 +578,42 @@ async fn a_share_group_loses_no_acknowledgement_when_its_partition_leader_is_kil
     let assignment: [&[i32]; 1] = [&replicas];
     let topic = NewTopic::new("ledger", 1, TopicReplication::Variable(&assignment))
         .set("min.insync.replicas", "2");
+    let dead_letter_topic = NewTopic::new("dlq.ledger", 1, TopicReplication::Fixed(3))
+        .set("min.insync.replicas", "2")
+        .set("errors.deadletterqueue.group.enable", "true");
     let created = admin
-        .create_topics(&[topic], &AdminOptions::new())
+        .create_topics(&[topic, dead_letter_topic], &AdminOptions::new())
         .await
         .unwrap();
     assert!(created.iter().all(Result::is_ok), "{created:?}");
     let (leader, _) = cluster.partition_state("ledger", 0);
     assert_eq!(leader, others[0]);
     let bootstrap = cluster.bootstrap.clone();
-    let configured = ["configure", "clerks", "share.auto.offset.reset=earliest"];
+    let configured = [
+        "configure",
+        "clerks",
+        "share.auto.offset.reset=earliest",
+        "errors.deadletterqueue.topic.name=dlq.ledger",
+    ];
     share(&bootstrap, &configured);
     share(&bootstrap, &["produce", "ledger", "10"]);
     let accepted = share(&bootstrap, &["ack", "clerks", "ledger", "4", "accept"]);
     assert_eq!(numbers(&accepted["offsets"]), [0, 1, 2, 3]);
+    let rejected = share(&bootstrap, &["ack", "clerks", "ledger", "2", "reject"]);
+    assert_eq!(numbers(&rejected["offsets"]), [4, 5]);
     // The leader dies; the next one reads the state it wrote.
     cluster.node(leader).kill();
-    let rest = share(&bootstrap, &["ack", "clerks", "ledger", "6", "accept"]);
-    assert_eq!(numbers(&rest["offsets"]), [4, 5, 6, 7, 8, 9]);
+    let rejected = share(&bootstrap, &["ack", "clerks", "ledger", "1", "reject"]);
+    assert_eq!(numbers(&rejected["offsets"]), [6]);
+    let rest = share(&bootstrap, &["ack", "clerks", "ledger", "3", "accept"]);
+    assert_eq!(numbers(&rest["offsets"]), [7, 8, 9]);
     share(&bootstrap, &["produce", "ledger", "1", "end"]);
     let after = share(&bootstrap, &["until", "clerks", "ledger", "end0"]);
     assert_eq!(after["before_marker"], serde_json::json!([]), "{after}");
+    // Each rejected record is in the dead-letter topic once.
+    let (dead, held) = dead_letters(&bootstrap, "dlq.ledger", 3);
+    assert_eq!(dead.keys().copied().collect::<Vec<_>>(), [4, 5, 6]);
+    assert_eq!(held, 3, "no record written twice");
 }
 
 #[test]
@@ -621,4 +638,173 @@ fn a_released_record_waits_out_the_groups_redelivery_backoff() {
         &["ack", "callers", "hooks", "1", "accept"],
     );
     assert_eq!(numbers(&later["deliveries"]), [2]);
+}
+
+/// The dead letters of `topic`, read with confluent-kafka's classic
+/// consumer once there are `count`: by source offset, each with its
+/// headers and value; and how many records the topic holds (more than
+/// `count` would be a record written twice).
+fn dead_letters(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+) -> (std::collections::BTreeMap<i64, serde_json::Value>, i64) {
+    let read = share(bootstrap, &["dead-letters", topic, &count.to_string()]);
+    let mut by_offset = std::collections::BTreeMap::new();
+    for record in read["records"].as_array().unwrap() {
+        let offset: i64 = record["headers"]["__dlq.errors.offset"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no source offset: {record}"))
+            .parse()
+            .unwrap();
+        let earlier = by_offset.insert(offset, record.clone());
+        assert!(earlier.is_none(), "offset {offset} dead-lettered twice");
+    }
+    (by_offset, read["held"].as_i64().unwrap())
+}
+
+#[test]
+fn rejected_and_exhausted_records_go_to_the_dead_letter_topic_with_their_headers() {
+    let broker = BrokerProcess::start(&[
+        "--set",
+        "errors.deadletterqueue.auto.create.topics.enable=true",
+    ]);
+    queue(
+        &broker,
+        "orders",
+        "packers",
+        &[
+            "share.delivery.count.limit=2",
+            "errors.deadletterqueue.topic.name=dlq.orders",
+            "errors.deadletterqueue.copy.record.enable=true",
+        ],
+    );
+    share(&broker.bootstrap, &["produce", "orders", "6"]);
+    let rejected = share(
+        &broker.bootstrap,
+        &["ack", "packers", "orders", "2", "reject"],
+    );
+    assert_eq!(numbers(&rejected["offsets"]), [0, 1]);
+    for _ in 0..2 {
+        let released = share(
+            &broker.bootstrap,
+            &["ack", "packers", "orders", "4", "release"],
+        );
+        assert_eq!(numbers(&released["offsets"]), [2, 3, 4, 5]);
+    }
+    // The broker made dlq.orders (errors.deadletterqueue.auto.create.topics.enable)
+    // and wrote each record given up on to it once.
+    let (dead, held) = dead_letters(&broker.bootstrap, "dlq.orders", 6);
+    assert_eq!(held, 6, "no record written twice");
+    assert_eq!(dead.keys().copied().collect::<Vec<_>>(), [0, 1, 2, 3, 4, 5]);
+    for (offset, record) in &dead {
+        let headers = &record["headers"];
+        let (deliveries, why) = if *offset < 2 {
+            ("1", "Offset rejected by client.")
+        } else {
+            ("2", "Offset delivery count exceeded the threshold.")
+        };
+        assert_eq!(headers["__dlq.errors.topic"], "orders", "{record}");
+        assert_eq!(headers["__dlq.errors.partition"], "0", "{record}");
+        assert_eq!(headers["__dlq.errors.group"], "packers", "{record}");
+        assert_eq!(
+            headers["__dlq.errors.delivery.count"], deliveries,
+            "{record}"
+        );
+        assert_eq!(headers["__dlq.errors.message"], why, "{record}");
+        // errors.deadletterqueue.copy.record.enable: the record itself too.
+        assert_eq!(record["value"], format!("m{offset}"), "{record}");
+    }
+    // None of them comes back to the group.
+    share(&broker.bootstrap, &["produce", "orders", "1", "end"]);
+    let rest = share(&broker.bootstrap, &["until", "packers", "orders", "end0"]);
+    assert_eq!(rest["before_marker"], serde_json::json!([]), "{rest}");
+}
+
+#[test]
+fn a_topic_not_open_to_share_groups_gets_no_dead_letters() {
+    let broker = BrokerProcess::start(&[]);
+    queue(
+        &broker,
+        "mail",
+        "senders",
+        &["errors.deadletterqueue.topic.name=dlq.mail"],
+    );
+    // dlq.mail exists but does not set errors.deadletterqueue.group.enable.
+    rill(&broker, &["topic", "create", "dlq.mail"], "");
+    share(&broker.bootstrap, &["produce", "mail", "2"]);
+    share(
+        &broker.bootstrap,
+        &["ack", "senders", "mail", "2", "reject"],
+    );
+    // The rejected records are archived all the same: the group goes on.
+    share(&broker.bootstrap, &["produce", "mail", "1", "end"]);
+    let rest = share(&broker.bootstrap, &["until", "senders", "mail", "end0"]);
+    assert_eq!(rest["before_marker"], serde_json::json!([]), "{rest}");
+    let mut wire = Wire::connect(&broker.bootstrap);
+    assert_eq!(wire::log_end(&mut wire, "dlq.mail"), 0);
+}
+
+#[test]
+fn a_killed_broker_dead_letters_each_record_exactly_once() {
+    let mut broker = BrokerProcess::start(&[]);
+    queue(
+        &broker,
+        "jobs",
+        "runners",
+        &["errors.deadletterqueue.topic.name=dlq.jobs"],
+    );
+    rill(
+        &broker,
+        &[
+            "topic",
+            "create",
+            "dlq.jobs",
+            "--config",
+            "errors.deadletterqueue.group.enable=true",
+        ],
+        "",
+    );
+    share(&broker.bootstrap, &["produce", "jobs", "300"]);
+    // Every record is rejected; the broker is killed once the first dead
+    // letters are written, with the rest archiving or in flight.
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/clients/share_consumers.py"
+    );
+    let mut rejecter = std::process::Command::new(common::security::python_clients())
+        .args([
+            script,
+            &broker.bootstrap,
+            "until",
+            "runners",
+            "jobs",
+            "never",
+            "reject",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut wire = Wire::connect(&broker.bootstrap);
+    common::cluster::wait_until(std::time::Duration::from_secs(60), "a dead letter", || {
+        wire::log_end(&mut wire, "dlq.jobs") > 0
+    });
+    broker.kill();
+    rejecter.kill().unwrap();
+    rejecter.wait().unwrap();
+    broker.restart();
+    // After the restart the rest are rejected too: each of the 300 is in
+    // the dead-letter topic once, whatever the crash cut short.
+    share(&broker.bootstrap, &["produce", "jobs", "1", "end"]);
+    share(
+        &broker.bootstrap,
+        &["until", "runners", "jobs", "end0", "reject"],
+    );
+    let (dead, held) = dead_letters(&broker.bootstrap, "dlq.jobs", 300);
+    assert_eq!(dead.len(), 300);
+    assert_eq!(dead.keys().next_back(), Some(&299));
+    assert_eq!(held, 300, "no record written twice");
+    // Not copied (errors.deadletterqueue.copy.record.enable is false).
+    assert_eq!(dead[&7]["value"], serde_json::Value::Null);
 }

@@ -6,8 +6,9 @@ consumer — against Rill, for tests/share_groups.rs.
     share_consumers.py BOOTSTRAP produce-txn TOPIC COUNT PREFIX commit|abort
     share_consumers.py BOOTSTRAP work GROUP TOPIC COUNT CONSUMERS
     share_consumers.py BOOTSTRAP ack GROUP TOPIC COUNT TYPE [WAIT_S]
-    share_consumers.py BOOTSTRAP until GROUP TOPIC MARKER
+    share_consumers.py BOOTSTRAP until GROUP TOPIC MARKER [TYPE]
     share_consumers.py BOOTSTRAP hold GROUP TOPIC COUNT
+    share_consumers.py BOOTSTRAP dead-letters TOPIC COUNT
 
 Each prints one JSON object on stdout (`hold` prints it, then waits to be
 killed). Every wait is bounded: a step that does not happen in time fails
@@ -152,8 +153,9 @@ def ack(bootstrap, group, topic, count, ack_type, wait_s=STEP_S):
     print(json.dumps({"offsets": [o for o, _ in taken], "deliveries": [d for _, d in taken]}))
 
 
-def until(bootstrap, group, topic, marker):
-    """Accepts records until one whose value is MARKER; reports the others."""
+def until(bootstrap, group, topic, marker, ack_type="accept"):
+    """Acknowledges records with TYPE until one whose value is MARKER,
+    which it accepts; reports the others."""
     member = share_consumer(bootstrap, group, topic)
     seen = []
     deadline = time.time() + STEP_S
@@ -162,10 +164,11 @@ def until(bootstrap, group, topic, marker):
         if time.time() > deadline:
             sys.exit(f"no {marker} in time; saw {seen}")
         for message in records(member.poll(0.2)):
-            member.acknowledge(message)
             if message.value().decode() == marker:
+                member.acknowledge(message)
                 done = True
             else:
+                member.acknowledge(message, ACKS[ack_type])
                 seen.append(
                     {
                         "offset": message.offset(),
@@ -194,6 +197,50 @@ def hold(bootstrap, group, topic, count):
     sys.exit("hold was not killed")
 
 
+def dead_letters(bootstrap, topic, count):
+    """Reads COUNT records of TOPIC (every partition, from the start) with a
+    classic consumer: each one's partition, key, value and headers; and how
+    many records the topic holds then, which shows any written twice."""
+    count = int(count)
+    consumer = ck.Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"dead-letter-reader-{time.time()}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+            "topic.metadata.refresh.interval.ms": 500,
+            "log_level": 3,
+        }
+    )
+    consumer.subscribe([topic])
+    out = []
+    deadline = time.time() + STEP_S
+    while len(out) < count:
+        if time.time() > deadline:
+            sys.exit(f"only {len(out)} of {count} dead letters came")
+        message = consumer.poll(0.2)
+        if message is None:
+            continue
+        if message.error():
+            print(f"poll error: {message.error()}", file=sys.stderr)
+            continue
+        decode = lambda b: None if b is None else b.decode()
+        out.append(
+            {
+                "partition": message.partition(),
+                "key": decode(message.key()),
+                "value": decode(message.value()),
+                "headers": {k: decode(v) for k, v in (message.headers() or [])},
+            }
+        )
+    held = 0
+    for assigned in consumer.assignment():
+        low, high = consumer.get_watermark_offsets(assigned, timeout=STEP_S)
+        held += high - low
+    consumer.close()
+    print(json.dumps({"records": out, "held": held}))
+
+
 def main():
     bootstrap, command, *args = sys.argv[1:]
     commands = {
@@ -204,6 +251,7 @@ def main():
         "ack": ack,
         "until": until,
         "hold": hold,
+        "dead-letters": dead_letters,
     }
     commands[command](bootstrap, *args)
 

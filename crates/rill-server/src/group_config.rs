@@ -34,6 +34,7 @@ const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
 
 /// Kafka's ConfigType ids, as DescribeConfigs v3+ reports them.
+const TYPE_BOOLEAN: i8 = 1;
 const TYPE_STRING: i8 = 2;
 const TYPE_INT: i8 = 3;
 
@@ -58,6 +59,8 @@ pub(crate) enum GroupValueKind {
     AutoOffsetReset,
     /// One of the words, as written.
     Choice(&'static [&'static str]),
+    /// `true` or `false`, in any case (Kafka's BOOLEAN).
+    Bool,
     /// errors.deadletterqueue.topic.name: any name but one of Kafka's
     /// internal ones (`__...`); empty: no dead-letter topic.
     DeadLetterTopic,
@@ -121,6 +124,13 @@ pub(crate) const GROUP_CONFIGS: &[GroupConfigDef] = &[
         }),
         default: "45000",
         doc: "The timeout to detect client failures when using the consumer group protocol.",
+    },
+    GroupConfigDef {
+        name: "errors.deadletterqueue.copy.record.enable",
+        kind: GroupValueKind::Bool,
+        broker: None,
+        default: "false",
+        doc: "Whether a record written to the share group's dead-letter topic carries the key and value of the record given up on; false: its headers only.",
     },
     GroupConfigDef {
         name: "errors.deadletterqueue.topic.name",
@@ -342,6 +352,15 @@ fn check_value(
                 )))
             }
         }
+        GroupValueKind::Bool => {
+            if trimmed.eq_ignore_ascii_case("true") || trimmed.eq_ignore_ascii_case("false") {
+                Ok(())
+            } else {
+                Err(invalid(
+                    "Expected value to be either true or false".to_owned(),
+                ))
+            }
+        }
         GroupValueKind::DeadLetterTopic => {
             if trimmed.starts_with("__") {
                 Err(invalid(
@@ -371,6 +390,7 @@ impl GroupConfigDef {
     pub(crate) fn config_type(&self) -> i8 {
         match self.kind {
             GroupValueKind::Int { .. } => TYPE_INT,
+            GroupValueKind::Bool => TYPE_BOOLEAN,
             _ => TYPE_STRING,
         }
     }
@@ -504,6 +524,8 @@ pub(crate) struct ShareGroupConfig {
     /// [`ShareGroupConfig::dead_letter_topic_prefix`] (KIP-1191 checks
     /// that when it writes).
     pub dead_letter_topic: Option<String>,
+    /// errors.deadletterqueue.copy.record.enable.
+    pub dead_letter_copy_record: bool,
     /// rill.share.redelivery.backoff.ms.
     pub redelivery_backoff_ms: u64,
     /// rill.share.redelivery.backoff.max.ms.
@@ -566,6 +588,8 @@ impl ShareGroupConfig {
                 .unwrap_or(ShareAutoOffsetReset::Latest),
             read_committed: own("share.isolation.level") == Some("read_committed"),
             dead_letter_topic,
+            dead_letter_copy_record: own("errors.deadletterqueue.copy.record.enable")
+                .is_some_and(|v| v.eq_ignore_ascii_case("true")),
             redelivery_backoff_ms: rill_ms("rill.share.redelivery.backoff.ms", 0),
             redelivery_backoff_max_ms: rill_ms("rill.share.redelivery.backoff.max.ms", 60_000),
             partition_max_record_locks: u32::try_from(defaults.share_partition_max_record_locks)
@@ -583,7 +607,16 @@ impl ShareGroupConfig {
             record_locks_max: self.partition_max_record_locks,
             redelivery_backoff_ms: self.redelivery_backoff_ms,
             redelivery_backoff_max_ms: self.redelivery_backoff_max_ms,
+            dead_letter: self.usable_dead_letter_topic().is_some(),
         }
+    }
+
+    /// The dead-letter topic records are written to: the group's, if its
+    /// name starts with the broker's prefix (KIP-1191's check).
+    pub(crate) fn usable_dead_letter_topic(&self) -> Option<&str> {
+        self.dead_letter_topic
+            .as_deref()
+            .filter(|name| name.starts_with(&self.dead_letter_topic_prefix))
     }
 }
 
@@ -849,6 +882,7 @@ mod tests {
                 auto_offset_reset: ShareAutoOffsetReset::Latest,
                 read_committed: false,
                 dead_letter_topic: None,
+                dead_letter_copy_record: false,
                 redelivery_backoff_ms: 0,
                 redelivery_backoff_max_ms: 60_000,
                 partition_max_record_locks: 2000,
@@ -864,6 +898,7 @@ mod tests {
             ("share.auto.offset.reset", "by_duration:P1DT1H30M"),
             ("share.isolation.level", "read_committed"),
             ("errors.deadletterqueue.topic.name", "dlq.orders"),
+            ("errors.deadletterqueue.copy.record.enable", "TRUE"),
             ("rill.share.redelivery.backoff.ms", "250"),
             ("rill.share.redelivery.backoff.max.ms", "2000"),
             // Not a share setting: no effect here.
@@ -880,6 +915,10 @@ mod tests {
         );
         assert!(set.read_committed);
         assert_eq!(set.dead_letter_topic.as_deref(), Some("dlq.orders"));
+        assert!(set.dead_letter_copy_record);
+        assert_eq!(set.usable_dead_letter_topic(), Some("dlq.orders"));
+        assert!(set.share_limits().dead_letter);
+        assert!(!none.share_limits().dead_letter);
         assert_eq!(
             (set.redelivery_backoff_ms, set.redelivery_backoff_max_ms),
             (250, 2000)

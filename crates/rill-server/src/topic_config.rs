@@ -109,6 +109,13 @@ pub(crate) const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "How long tombstones are kept in compacted topics.",
     },
     TopicConfigDef {
+        name: "errors.deadletterqueue.group.enable",
+        broker_name: "errors.deadletterqueue.group.enable",
+        default: "false",
+        kind: ValueKind::Bool,
+        doc: "Whether share groups may write the records they give up on to this topic (KIP-1191).",
+    },
+    TopicConfigDef {
         name: "file.delete.delay.ms",
         broker_name: "log.segment.delete.delay.ms",
         default: "60000",

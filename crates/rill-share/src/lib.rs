@@ -8,7 +8,9 @@
 //! - [`SharePartition`]: the delivery state of one partition's records
 //!   for one group — available, acquired by a member under a time lock,
 //!   acknowledged or archived — with delivery counts, the delivery limit,
-//!   and Rill's redelivery backoff.
+//!   and Rill's redelivery backoff;
+//! - dead letters ([`DeadLetterBatch`]): records given up on, written to
+//!   the group's dead-letter topic exactly once (KIP-1191).
 //!
 //! The network front end drives both: it feeds requests, the records it
 //! read from the log and the clock in, and answers with what they return.
@@ -31,12 +33,14 @@
 //! ```
 
 mod assignor;
+mod dead_letters;
 mod error;
 mod group;
 mod partition;
 mod state_records;
 
 pub use assignor::{Assignment, assign};
+pub use dead_letters::{DeadLetterBatch, DeadLetterMark, DeadLetterProducer};
 pub use error::{AckError, HeartbeatError, StateRecordError};
 pub use group::{
     Heartbeat, HeartbeatReply, JOIN_EPOCH, LEAVE_EPOCH, MembershipLimits, ShareGroup, ShareMember,
@@ -46,6 +50,6 @@ pub use partition::{
     SharePartition, StateBatch, Summary,
 };
 pub use state_records::{
-    SHARE_STATE_TOPIC, ShareSnapshot, ShareStateKey, decode_key, decode_value, encode_key,
-    encode_value,
+    SHARE_STATE_TOPIC, ShareSnapshot, ShareStateKey, batch_tagged_fields, decode_key, decode_value,
+    encode_key, encode_value, read_batch_tag, read_snapshot_tag, snapshot_tagged_fields,
 };

@@ -13,15 +13,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::dead_letters::{DeadLetterMark, DeadLetterProducer};
 use crate::error::AckError;
 
 /// A record's delivery state, with the ids Kafka persists
-/// (`RecordState`: AVAILABLE 0, ACQUIRED 1, ACKNOWLEDGED 2, ARCHIVED 4).
+/// (`RecordState`: AVAILABLE 0, ACQUIRED 1, ACKNOWLEDGED 2, ARCHIVING 3,
+/// ARCHIVED 4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum DeliveryState {
     Available,
     Acquired,
     Acknowledged,
+    /// Given up on, and waiting to be written to the group's dead-letter
+    /// topic (KIP-1191): never delivered again, but the start does not
+    /// pass it until it is written.
+    Archiving,
     Archived,
 }
 
@@ -32,7 +38,21 @@ impl DeliveryState {
             DeliveryState::Available => 0,
             DeliveryState::Acquired => 1,
             DeliveryState::Acknowledged => 2,
+            DeliveryState::Archiving => 3,
             DeliveryState::Archived => 4,
+        }
+    }
+
+    /// The state of Kafka's id, as persisted: an acquired record comes
+    /// back available (its lock died with its leader); `None` for an
+    /// unknown id.
+    pub fn from_persisted(id: i8) -> Option<DeliveryState> {
+        match id {
+            0 | 1 => Some(DeliveryState::Available),
+            2 => Some(DeliveryState::Acknowledged),
+            3 => Some(DeliveryState::Archiving),
+            4 => Some(DeliveryState::Archived),
+            _ => None,
         }
     }
 
@@ -87,6 +107,9 @@ pub struct ShareLimits {
     pub redelivery_backoff_ms: u64,
     /// ...but never longer than this (`rill.share.redelivery.backoff.max.ms`).
     pub redelivery_backoff_max_ms: u64,
+    /// The group has a dead-letter topic: records given up on are
+    /// archiving until written to it, not archived at once.
+    pub dead_letter: bool,
 }
 
 impl Default for ShareLimits {
@@ -98,6 +121,7 @@ impl Default for ShareLimits {
             record_locks_max: 2_000,
             redelivery_backoff_ms: 0,
             redelivery_backoff_max_ms: 60_000,
+            dead_letter: false,
         }
     }
 }
@@ -136,7 +160,7 @@ pub struct Acquired {
 }
 
 /// Why a record was archived without being accepted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ArchiveReason {
     /// A member rejected it.
     Rejected,
@@ -170,6 +194,10 @@ pub struct StateBatch {
     pub last_offset: i64,
     pub state: DeliveryState,
     pub delivery_count: u16,
+    /// For archiving records: why, and the dead-letter sequence of the
+    /// first offset if their write was begun (the next offsets have the
+    /// next sequences).
+    pub dead_letter: Option<DeadLetterMark>,
 }
 
 /// How many in-flight records are in each state.
@@ -178,20 +206,24 @@ pub struct Summary {
     pub available: u64,
     pub acquired: u64,
     pub acknowledged: u64,
+    /// Waiting for their write to the dead-letter topic.
+    pub archiving: u64,
     pub archived: u64,
     /// In-flight records (any state) by how often they were delivered.
     pub delivery_counts: BTreeMap<u16, u64>,
 }
 
 #[derive(Clone, Debug)]
-struct InFlight {
-    state: DeliveryState,
-    delivery_count: u16,
+pub(crate) struct InFlight {
+    pub(crate) state: DeliveryState,
+    pub(crate) delivery_count: u16,
     /// The member holding an acquired record.
     holder: Option<String>,
     lock_expires_ms: u64,
     /// When an available record may be acquired again (redelivery backoff).
     available_at_ms: u64,
+    /// An archiving record's reason and dead-letter sequence.
+    pub(crate) dead_letter: Option<DeadLetterMark>,
 }
 
 /// See the module doc.
@@ -200,7 +232,10 @@ pub struct SharePartition {
     start_offset: i64,
     end_offset: i64,
     /// Every offset in `start_offset..end_offset`, no other.
-    records: BTreeMap<i64, InFlight>,
+    pub(crate) records: BTreeMap<i64, InFlight>,
+    /// Who writes this share-partition's dead letters, and its next
+    /// sequence.
+    pub(crate) dead_letter_producer: Option<DeadLetterProducer>,
 }
 
 impl SharePartition {
@@ -211,6 +246,7 @@ impl SharePartition {
             start_offset,
             end_offset: start_offset,
             records: BTreeMap::new(),
+            dead_letter_producer: None,
         }
     }
 
@@ -239,7 +275,19 @@ impl SharePartition {
                 partition.push(DeliveryState::Available, 0);
             }
             while partition.end_offset <= last {
+                let at = partition.end_offset;
                 partition.push(state, batch.delivery_count);
+                if state == DeliveryState::Archiving
+                    && let Some(record) = partition.records.get_mut(&at)
+                {
+                    // An archiving record restored without its mark (from
+                    // a peer that dropped it) is still written once.
+                    let mark = batch.dead_letter.unwrap_or(DeadLetterMark {
+                        reason: ArchiveReason::Rejected,
+                        sequence: None,
+                    });
+                    record.dead_letter = Some(mark.at(at - batch.first_offset));
+                }
             }
         }
         partition.advance_start();
@@ -393,12 +441,7 @@ impl SharePartition {
                 AckType::Accept => finish(record, DeliveryState::Acknowledged),
                 AckType::Gap => finish(record, DeliveryState::Archived),
                 AckType::Reject => {
-                    finish(record, DeliveryState::Archived);
-                    archived.push(Archived {
-                        offset,
-                        delivery_count: record.delivery_count,
-                        reason: ArchiveReason::Rejected,
-                    });
+                    archived.push(give_up(offset, record, ArchiveReason::Rejected, limits));
                 }
                 AckType::Release => archived.extend(release(offset, record, limits, now_ms)),
             }
@@ -456,7 +499,9 @@ impl SharePartition {
                 Some(last)
                     if last.last_offset + 1 == *offset
                         && last.state == record.state
-                        && last.delivery_count == record.delivery_count =>
+                        && last.delivery_count == record.delivery_count
+                        && last.dead_letter.map(|m| m.at(*offset - last.first_offset))
+                            == record.dead_letter =>
                 {
                     last.last_offset = *offset;
                 }
@@ -465,6 +510,7 @@ impl SharePartition {
                     last_offset: *offset,
                     state: record.state,
                     delivery_count: record.delivery_count,
+                    dead_letter: record.dead_letter,
                 }),
             }
         }
@@ -479,6 +525,7 @@ impl SharePartition {
                 DeliveryState::Available => &mut summary.available,
                 DeliveryState::Acquired => &mut summary.acquired,
                 DeliveryState::Acknowledged => &mut summary.acknowledged,
+                DeliveryState::Archiving => &mut summary.archiving,
                 DeliveryState::Archived => &mut summary.archived,
             } += 1;
             *summary
@@ -524,6 +571,7 @@ impl SharePartition {
                 holder: None,
                 lock_expires_ms: 0,
                 available_at_ms: 0,
+                dead_letter: None,
             },
         );
         self.end_offset += 1;
@@ -546,7 +594,7 @@ impl SharePartition {
     }
 
     /// Moves the start past the records that are done.
-    fn advance_start(&mut self) {
+    pub(crate) fn advance_start(&mut self) {
         while let Some(entry) = self.records.first_entry() {
             if !entry.get().state.is_done() {
                 break;
@@ -567,6 +615,30 @@ fn finish(record: &mut InFlight, state: DeliveryState) {
     record.holder = None;
 }
 
+/// A record will not be delivered again: archived, or archiving until it is
+/// written to the group's dead-letter topic.
+fn give_up(
+    offset: i64,
+    record: &mut InFlight,
+    reason: ArchiveReason,
+    limits: &ShareLimits,
+) -> Archived {
+    if limits.dead_letter {
+        finish(record, DeliveryState::Archiving);
+        record.dead_letter = Some(DeadLetterMark {
+            reason,
+            sequence: None,
+        });
+    } else {
+        finish(record, DeliveryState::Archived);
+    }
+    Archived {
+        offset,
+        delivery_count: record.delivery_count,
+        reason,
+    }
+}
+
 /// An acquired record goes back to the queue, or is archived if it was
 /// delivered as often as the group allows.
 fn release(
@@ -577,12 +649,12 @@ fn release(
 ) -> Option<Archived> {
     record.holder = None;
     if record.delivery_count >= limits.delivery_count_limit {
-        record.state = DeliveryState::Archived;
-        return Some(Archived {
+        return Some(give_up(
             offset,
-            delivery_count: record.delivery_count,
-            reason: ArchiveReason::DeliveryLimit,
-        });
+            record,
+            ArchiveReason::DeliveryLimit,
+            limits,
+        ));
     }
     record.state = DeliveryState::Available;
     let backoff = limits.redelivery_backoff_ms(record.delivery_count);
@@ -630,6 +702,7 @@ mod tests {
         record_locks_max: 100,
         redelivery_backoff_ms: 0,
         redelivery_backoff_max_ms: 0,
+        dead_letter: false,
     };
 
     #[test]
@@ -810,6 +883,7 @@ mod tests {
             last_offset: far,
             state: DeliveryState::Archived,
             delivery_count: 1,
+            dead_letter: None,
         }];
         let restored = SharePartition::restore(0, &damaged, 100);
         assert_eq!(restored.end_offset(), 100);

@@ -15,12 +15,19 @@
 //!
 //! Acquired records are stored as available: their locks do not outlive
 //! the leader that granted them.
+//!
+//! Rill's dead letters (KIP-1191) add tagged fields Kafka's readers skip:
+//! in a state batch of archiving records, tag 10000 (i8: 0 rejected, 1
+//! out of deliveries) and tag 10001 (i32: the dead-letter sequence of its
+//! first offset); in the value, tag 10000 (i64 producer id · i32 next
+//! sequence), the share-partition's dead-letter producer.
 
 use base64::Engine;
 use rill_record::{SchemaReader, SchemaWriter};
 
+use crate::dead_letters::{DeadLetterMark, DeadLetterProducer};
 use crate::error::StateRecordError;
-use crate::partition::{DeliveryState, StateBatch};
+use crate::partition::{ArchiveReason, DeliveryState, StateBatch};
 
 /// The compacted topic that holds share-partition state.
 pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
@@ -28,6 +35,10 @@ pub const SHARE_STATE_TOPIC: &str = "__share_group_state";
 const SNAPSHOT_KEY_TYPE: i16 = 0;
 /// ShareSnapshotValue's version.
 const SNAPSHOT_VALUE_VERSION: i16 = 0;
+/// Rill's tags (see the module doc).
+const TAG_REASON: u32 = 10_000;
+const TAG_SEQUENCE: u32 = 10_001;
+const TAG_PRODUCER: u32 = 10_000;
 
 /// Which share-partition a record is about.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -63,6 +74,69 @@ pub struct ShareSnapshot {
     pub write_timestamp_ms: i64,
     /// The in-flight records, by runs.
     pub batches: Vec<StateBatch>,
+    /// Who writes the share-partition's dead letters.
+    pub dead_letter_producer: Option<DeadLetterProducer>,
+}
+
+/// A state batch's tagged fields: its dead-letter mark.
+pub fn batch_tagged_fields(batch: &StateBatch) -> Vec<(u32, Vec<u8>)> {
+    let Some(mark) = batch
+        .dead_letter
+        .filter(|_| batch.state == DeliveryState::Archiving)
+    else {
+        return Vec::new();
+    };
+    let reason: i8 = match mark.reason {
+        ArchiveReason::Rejected => 0,
+        ArchiveReason::DeliveryLimit => 1,
+    };
+    let mut fields = vec![(TAG_REASON, reason.to_be_bytes().to_vec())];
+    if let Some(sequence) = mark.sequence {
+        fields.push((TAG_SEQUENCE, sequence.to_be_bytes().to_vec()));
+    }
+    fields
+}
+
+/// Reads one tagged field of a state batch into `batch`; unknown tags
+/// are skipped.
+pub fn read_batch_tag(batch: &mut StateBatch, tag: u32, bytes: &[u8]) {
+    let mark = batch.dead_letter.get_or_insert(DeadLetterMark {
+        reason: ArchiveReason::Rejected,
+        sequence: None,
+    });
+    match (tag, bytes) {
+        (TAG_REASON, [1]) => mark.reason = ArchiveReason::DeliveryLimit,
+        (TAG_SEQUENCE, &[a, b, c, d]) => mark.sequence = Some(i32::from_be_bytes([a, b, c, d])),
+        _ => {}
+    }
+    if batch.state != DeliveryState::Archiving {
+        batch.dead_letter = None;
+    }
+}
+
+/// A snapshot's tagged fields: its dead-letter producer.
+pub fn snapshot_tagged_fields(producer: Option<DeadLetterProducer>) -> Vec<(u32, Vec<u8>)> {
+    producer
+        .map(|p| {
+            let mut bytes = p.producer_id.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&p.next_sequence.to_be_bytes());
+            (TAG_PRODUCER, bytes)
+        })
+        .into_iter()
+        .collect()
+}
+
+/// Reads one tagged field of a snapshot: its dead-letter producer, if
+/// that is what it is.
+pub fn read_snapshot_tag(tag: u32, bytes: &[u8]) -> Option<DeadLetterProducer> {
+    if tag != TAG_PRODUCER || bytes.len() != 12 {
+        return None;
+    }
+    let (id, sequence) = bytes.split_at(8);
+    Some(DeadLetterProducer {
+        producer_id: i64::from_be_bytes(id.try_into().ok()?),
+        next_sequence: i32::from_be_bytes(sequence.try_into().ok()?),
+    })
 }
 
 /// Encodes a key.
@@ -119,9 +193,9 @@ pub fn encode_value(snapshot: &ShareSnapshot) -> Result<Vec<u8>, StateRecordErro
         out.i64(batch.last_offset);
         out.i8(state.id());
         out.i16(i16::try_from(batch.delivery_count).unwrap_or(i16::MAX));
-        out.tagged_fields(&[]);
+        out.tagged_fields(&batch_tagged_fields(batch));
     }
-    out.tagged_fields(&[]);
+    out.tagged_fields(&snapshot_tagged_fields(snapshot.dead_letter_producer));
     Ok(out.finish())
 }
 
@@ -144,29 +218,35 @@ pub fn decode_value(bytes: &[u8]) -> Result<ShareSnapshot, StateRecordError> {
     for _ in 0..count {
         let first_offset = r.i64("first offset")?;
         let last_offset = r.i64("last offset")?;
-        let state = match r.i8("delivery state")? {
-            // Kafka never persists ACQUIRED; read it as available.
-            0 | 1 => DeliveryState::Available,
-            2 => DeliveryState::Acknowledged,
-            4 => DeliveryState::Archived,
-            state => return Err(StateRecordError::UnknownDeliveryState { state }),
-        };
+        let id = r.i8("delivery state")?;
+        // Kafka never persists ACQUIRED; it reads as available.
+        let state = DeliveryState::from_persisted(id)
+            .ok_or(StateRecordError::UnknownDeliveryState { state: id })?;
         let delivery_count = u16::try_from(r.i16("delivery count")?.max(0)).unwrap_or(0);
-        r.skip_tagged_fields()?;
+        let mut batch = StateBatch {
+            first_offset,
+            last_offset,
+            state,
+            delivery_count,
+            dead_letter: None,
+        };
+        r.tagged_fields(|tag, bytes| {
+            read_batch_tag(&mut batch, tag, bytes);
+            Ok(())
+        })?;
         if last_offset < first_offset {
             return Err(StateRecordError::BatchEndsBeforeStart {
                 first_offset,
                 last_offset,
             });
         }
-        batches.push(StateBatch {
-            first_offset,
-            last_offset,
-            state,
-            delivery_count,
-        });
+        batches.push(batch);
     }
-    r.skip_tagged_fields()?;
+    let mut dead_letter_producer = None;
+    r.tagged_fields(|tag, bytes| {
+        dead_letter_producer = dead_letter_producer.or(read_snapshot_tag(tag, bytes));
+        Ok(())
+    })?;
     r.finish("ShareSnapshotValue", version)?;
     Ok(ShareSnapshot {
         snapshot_epoch,
@@ -176,6 +256,7 @@ pub fn decode_value(bytes: &[u8]) -> Result<ShareSnapshot, StateRecordError> {
         create_timestamp_ms,
         write_timestamp_ms,
         batches,
+        dead_letter_producer,
     })
 }
 
@@ -197,14 +278,30 @@ mod tests {
                     last_offset: 41,
                     state: DeliveryState::Acknowledged,
                     delivery_count: 1,
+                    dead_letter: None,
                 },
                 StateBatch {
                     first_offset: 42,
                     last_offset: 42,
                     state: DeliveryState::Available,
                     delivery_count: 2,
+                    dead_letter: None,
+                },
+                StateBatch {
+                    first_offset: 43,
+                    last_offset: 44,
+                    state: DeliveryState::Archiving,
+                    delivery_count: 5,
+                    dead_letter: Some(DeadLetterMark {
+                        reason: ArchiveReason::DeliveryLimit,
+                        sequence: Some(17),
+                    }),
                 },
             ],
+            dead_letter_producer: Some(DeadLetterProducer {
+                producer_id: 9_000,
+                next_sequence: 19,
+            }),
         }
     }
 

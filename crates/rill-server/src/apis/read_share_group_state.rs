@@ -14,7 +14,7 @@ use rill_share::ShareStateKey;
 use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
-use crate::shares::{NO_STATE, to_read};
+use crate::shares::{NO_STATE, producer_tags, to_read};
 
 pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let version = request.version();
@@ -50,7 +50,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                         Ok(Some(snapshot)) => answer
                             .with_state_epoch(snapshot.state_epoch)
                             .with_start_offset(snapshot.start_offset)
-                            .with_state_batches(snapshot.batches.iter().map(to_read).collect()),
+                            .with_state_batches(snapshot.batches.iter().map(to_read).collect())
+                            .with_unknown_tagged_fields(producer_tags(
+                                snapshot.dead_letter_producer,
+                            )),
                         Err(error) => answer
                             .with_error_code(error.code().code())
                             .with_error_message(Some(StrBytes::from_string(error.to_string()))),

@@ -289,13 +289,16 @@ async fn load(broker: &Arc<Broker>, targets: &[Target], group: &str) -> bool {
             continue;
         }
         let loading = (&key, &*partition, leader_epoch);
-        if let Err(error) = shares
+        match shares
             .partitions()
             .load(broker, shares.states(), loading)
             .await
         {
-            tracing::debug!(%error, "share-partition not loaded yet");
-            all = false;
+            Ok(_) => shares.wake_dead_letters(broker, &key),
+            Err(error) => {
+                tracing::debug!(%error, "share-partition not loaded yet");
+                all = false;
+            }
         }
     }
     all

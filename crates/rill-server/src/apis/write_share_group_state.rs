@@ -16,7 +16,7 @@ use rill_share::{ShareSnapshot, ShareStateKey};
 use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
-use crate::shares::from_wire;
+use crate::shares::{from_wire, producer_from_tags};
 
 pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let version = request.version();
@@ -44,8 +44,8 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                     .map(|b| {
                         from_wire(
                             (b.first_offset, b.last_offset),
-                            b.delivery_state,
-                            b.delivery_count,
+                            (b.delivery_state, b.delivery_count),
+                            &b.unknown_tagged_fields,
                         )
                     })
                     .collect();
@@ -73,6 +73,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                     create_timestamp_ms: now,
                     write_timestamp_ms: now,
                     batches,
+                    dead_letter_producer: producer_from_tags(&data.unknown_tagged_fields),
                 };
                 partitions.push(
                     match broker

@@ -17,6 +17,7 @@
 //! across its log read (a page-cache read) so that two members never
 //! acquire the same record.
 
+mod dead_letters;
 mod fetch;
 mod partitions;
 mod remote;
@@ -38,7 +39,7 @@ use tokio::sync::Notify;
 
 pub(crate) use fetch::{AcquiredRead, acquire_from_log};
 pub(crate) use partitions::{ShareKey, SharePartitions};
-pub(crate) use remote::{NO_STATE, from_wire, to_read};
+pub(crate) use remote::{NO_STATE, from_wire, producer_from_tags, producer_tags, to_read};
 pub(crate) use sessions::{SessionError, ShareSessions};
 pub(crate) use state::{ShareStates, StateError};
 
@@ -174,7 +175,16 @@ impl Shares {
         let Some(slot) = self.partitions.any(key) else {
             return Ok(());
         };
-        SharePartitions::persist(broker, &self.states, (key, &slot)).await
+        SharePartitions::persist(broker, &self.states, (key, &slot)).await?;
+        dead_letters::wake(broker, key, &slot);
+        Ok(())
+    }
+
+    /// Starts writing the dead letters of `key` (loaded with some waiting).
+    pub(crate) fn wake_dead_letters(&self, broker: &Arc<Broker>, key: &ShareKey) {
+        if let Some(slot) = self.partitions.any(key) {
+            dead_letters::wake(broker, key, &slot);
+        }
     }
 
     /// [`Shares::persist`] in the background, for changes nobody waits

@@ -57,6 +57,8 @@ pub(crate) struct ShareSlot {
     /// is good while this broker leads at that epoch.
     pub leader_epoch: i32,
     writes: tokio::sync::Mutex<Writes>,
+    /// A task writes its dead letters (dead_letters.rs).
+    pub writing_dead_letters: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug)]
@@ -118,6 +120,7 @@ impl SharePartitions {
                 let window_max = super::share_limits(broker, &key.group).record_locks_max;
                 let mut state =
                     SharePartition::restore(snapshot.start_offset, &snapshot.batches, window_max);
+                state.restore_dead_letter_producer(snapshot.dead_letter_producer);
                 state.advance_log_start(partition.log_start_offset().value());
                 let writes = Writes {
                     snapshot_epoch: snapshot.snapshot_epoch,
@@ -137,6 +140,7 @@ impl SharePartitions {
                     create_timestamp_ms: now,
                     write_timestamp_ms: now,
                     batches: Vec::new(),
+                    dead_letter_producer: None,
                 };
                 states.write(broker, &state_key, snapshot).await?;
                 let writes = Writes {
@@ -157,6 +161,7 @@ impl SharePartitions {
             state: Mutex::new(state),
             leader_epoch,
             writes: tokio::sync::Mutex::new(writes),
+            writing_dead_letters: std::sync::atomic::AtomicBool::new(false),
         });
         self.slots.lock().insert(key.clone(), Arc::clone(&slot));
         Ok(slot)
@@ -169,9 +174,13 @@ impl SharePartitions {
         (key, slot): (&ShareKey, &ShareSlot),
     ) -> Result<(), StateError> {
         let mut writes = slot.writes.lock().await;
-        let (start_offset, batches) = {
+        let (start_offset, batches, dead_letter_producer) = {
             let state = slot.state.lock();
-            (state.start_offset(), state.state_batches())
+            (
+                state.start_offset(),
+                state.state_batches(),
+                state.dead_letter_producer(),
+            )
         };
         writes.snapshot_epoch = writes.snapshot_epoch.wrapping_add(1).max(1);
         let snapshot = ShareSnapshot {
@@ -182,6 +191,7 @@ impl SharePartitions {
             create_timestamp_ms: writes.created_ms,
             write_timestamp_ms: rill_storage::now_ms(),
             batches,
+            dead_letter_producer,
         };
         states.write(broker, &key.state_key(), snapshot).await
     }

@@ -1,16 +1,20 @@
 //! A share-partition leader's calls to the coordinator of its state on
 //! another broker (ReadShareGroupState, WriteShareGroupState), and the
-//! state batches as those requests carry them.
+//! state batches as those requests carry them. Rill's dead-letter marks
+//! and producer travel in tagged fields, as in the state records
+//! (`rill_share::batch_tagged_fields`), which Kafka's brokers skip.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use kafka_protocol::messages::{
     ApiKey, ReadShareGroupStateRequest, ReadShareGroupStateResponse, WriteShareGroupStateRequest,
     WriteShareGroupStateResponse, read_share_group_state_request as read_req,
     read_share_group_state_response as read_resp, write_share_group_state_request as write_req,
 };
 use kafka_protocol::protocol::StrBytes;
-use rill_share::{DeliveryState, ShareSnapshot, ShareStateKey, StateBatch};
+use rill_share::{DeadLetterProducer, DeliveryState, ShareSnapshot, ShareStateKey, StateBatch};
 use uuid::Uuid;
 
 use super::state::StateError;
@@ -66,6 +70,7 @@ pub(crate) async fn read(
         create_timestamp_ms: -1,
         write_timestamp_ms: -1,
         batches: result.state_batches.iter().filter_map(from_read).collect(),
+        dead_letter_producer: producer_from_tags(&result.unknown_tagged_fields),
     }))
 }
 
@@ -84,6 +89,7 @@ pub(crate) async fn write(
                 .with_last_offset(b.last_offset)
                 .with_delivery_state(persisted_state(b.state))
                 .with_delivery_count(i16::try_from(b.delivery_count).unwrap_or(i16::MAX))
+                .with_unknown_tagged_fields(to_tags(rill_share::batch_tagged_fields(b)))
         })
         .collect();
     let request = WriteShareGroupStateRequest::default()
@@ -97,7 +103,8 @@ pub(crate) async fn write(
                         .with_state_epoch(snapshot.state_epoch)
                         .with_leader_epoch(snapshot.leader_epoch)
                         .with_start_offset(snapshot.start_offset)
-                        .with_state_batches(batches),
+                        .with_state_batches(batches)
+                        .with_unknown_tagged_fields(producer_tags(snapshot.dead_letter_producer)),
                 ]),
         ]);
     let response: WriteShareGroupStateResponse = broker
@@ -136,34 +143,55 @@ pub(crate) fn to_read(batch: &StateBatch) -> read_resp::StateBatch {
         .with_last_offset(batch.last_offset)
         .with_delivery_state(persisted_state(batch.state))
         .with_delivery_count(i16::try_from(batch.delivery_count).unwrap_or(i16::MAX))
+        .with_unknown_tagged_fields(to_tags(rill_share::batch_tagged_fields(batch)))
 }
 
 fn from_read(batch: &read_resp::StateBatch) -> Option<StateBatch> {
     from_wire(
         (batch.first_offset, batch.last_offset),
-        batch.delivery_state,
-        batch.delivery_count,
+        (batch.delivery_state, batch.delivery_count),
+        &batch.unknown_tagged_fields,
     )
 }
 
 /// A state batch from a request's fields; `None` if they are not one.
 pub(crate) fn from_wire(
     (first_offset, last_offset): (i64, i64),
-    delivery_state: i8,
-    delivery_count: i16,
+    (delivery_state, delivery_count): (i8, i16),
+    tags: &BTreeMap<i32, Bytes>,
 ) -> Option<StateBatch> {
-    let state = match delivery_state {
-        0 | 1 => DeliveryState::Available,
-        2 => DeliveryState::Acknowledged,
-        4 => DeliveryState::Archived,
-        _ => return None,
-    };
-    (first_offset <= last_offset).then(|| StateBatch {
+    let state = DeliveryState::from_persisted(delivery_state)?;
+    let mut batch = StateBatch {
         first_offset,
         last_offset,
         state,
         delivery_count: u16::try_from(delivery_count.max(0)).unwrap_or(0),
-    })
+        dead_letter: None,
+    };
+    for (tag, bytes) in tags {
+        if let Ok(tag) = u32::try_from(*tag) {
+            rill_share::read_batch_tag(&mut batch, tag, bytes);
+        }
+    }
+    (first_offset <= last_offset).then_some(batch)
+}
+
+/// A snapshot's dead-letter producer as tagged fields.
+pub(crate) fn producer_tags(producer: Option<DeadLetterProducer>) -> BTreeMap<i32, Bytes> {
+    to_tags(rill_share::snapshot_tagged_fields(producer))
+}
+
+/// The dead-letter producer in a message's tagged fields, if any.
+pub(crate) fn producer_from_tags(tags: &BTreeMap<i32, Bytes>) -> Option<DeadLetterProducer> {
+    tags.iter()
+        .find_map(|(tag, bytes)| rill_share::read_snapshot_tag(u32::try_from(*tag).ok()?, bytes))
+}
+
+fn to_tags(fields: Vec<(u32, Vec<u8>)>) -> BTreeMap<i32, Bytes> {
+    fields
+        .into_iter()
+        .filter_map(|(tag, bytes)| Some((i32::try_from(tag).ok()?, Bytes::from(bytes))))
+        .collect()
 }
 
 /// The state as persisted: a lock does not outlive its leader.
