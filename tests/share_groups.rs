@@ -808,3 +808,146 @@ fn a_killed_broker_dead_letters_each_record_exactly_once() {
     // Not copied (errors.deadletterqueue.copy.record.enable is false).
     assert_eq!(dead[&7]["value"], serde_json::Value::Null);
 }
+
+fn describe_offsets(wire: &mut Wire, group: &str) -> (i16, Vec<(String, i32, i64)>) {
+    use kafka_protocol::messages::DescribeShareGroupOffsetsRequest;
+    use kafka_protocol::messages::describe_share_group_offsets_request::DescribeShareGroupOffsetsRequestGroup;
+    let request = DescribeShareGroupOffsetsRequest::default().with_groups(vec![
+        DescribeShareGroupOffsetsRequestGroup::default()
+            .with_group_id(GroupId(text(group)))
+            .with_topics(None),
+    ]);
+    let described = wire.send(0, &request).groups.remove(0);
+    let offsets = described
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.topic_name.to_string(), p.partition_index, p.start_offset))
+        })
+        .collect();
+    (described.error_code, offsets)
+}
+
+fn alter_offsets(wire: &mut Wire, group: &str, topic: &str, start: i64) -> i16 {
+    use kafka_protocol::messages::AlterShareGroupOffsetsRequest;
+    use kafka_protocol::messages::alter_share_group_offsets_request::{
+        AlterShareGroupOffsetsRequestPartition, AlterShareGroupOffsetsRequestTopic,
+    };
+    let request = AlterShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(text(group)))
+        .with_topics(vec![
+            AlterShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(TopicName(text(topic)))
+                .with_partitions(vec![
+                    AlterShareGroupOffsetsRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_start_offset(start),
+                ]),
+        ]);
+    let response = wire.send(0, &request);
+    if response.error_code != 0 {
+        return response.error_code;
+    }
+    response.responses[0].partitions[0].error_code
+}
+
+fn delete_group(wire: &mut Wire, group: &str) -> i16 {
+    use kafka_protocol::messages::DeleteGroupsRequest;
+    let request = DeleteGroupsRequest::default().with_groups_names(vec![GroupId(text(group))]);
+    wire.send(2, &request).results[0].error_code
+}
+
+#[test]
+fn share_groups_are_listed_described_moved_and_deleted() {
+    use kafka_protocol::messages::DeleteShareGroupOffsetsRequest;
+    use kafka_protocol::messages::delete_share_group_offsets_request::DeleteShareGroupOffsetsRequestTopic;
+    let broker = BrokerProcess::start(&[]);
+    queue(&broker, "tasks", "admins", &[]);
+    share(&broker.bootstrap, &["produce", "tasks", "10"]);
+    let accepted = share(
+        &broker.bootstrap,
+        &["ack", "admins", "tasks", "4", "accept"],
+    );
+    assert_eq!(numbers(&accepted["offsets"]), [0, 1, 2, 3]);
+    let mut wire = Wire::connect(&broker.bootstrap);
+    wire::wait_for_group_coordinator(&mut wire, "admins");
+    assert_eq!(
+        describe_offsets(&mut wire, "admins"),
+        (0, vec![("tasks".to_string(), 0, 4)])
+    );
+    // One consumer holds two records: the group is listed and described
+    // with them in flight, and its offsets cannot move while it is there.
+    let (mut holder, held) = hold(&broker, "admins", "tasks", "2");
+    assert_eq!(held, [4, 5]);
+    assert!(rill(&broker, &["group", "list"], "").contains(&"admins\tStable".to_string()));
+    let described = rill(&broker, &["group", "describe", "admins", "--json"], "");
+    let view: serde_json::Value = serde_json::from_str(&described[0]).unwrap();
+    assert_eq!(view["group_type"], "share", "{view}");
+    assert_eq!(view["members"].as_array().unwrap().len(), 1, "{view}");
+    let partition = &view["partitions"][0];
+    assert_eq!(partition["start_offset"], 4, "{view}");
+    assert_eq!(partition["acquired"], 2, "{view}");
+    assert_eq!(partition["delivery_counts"]["1"], 2, "{view}");
+    assert_eq!(
+        alter_offsets(&mut wire, "admins", "tasks", 8),
+        ResponseError::NonEmptyGroup.code()
+    );
+    assert_eq!(
+        delete_group(&mut wire, "admins"),
+        ResponseError::NonEmptyGroup.code()
+    );
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The killed consumer's session is gone at once, but it stays a member
+    // until its session times out: a new group takes over from here.
+    share(
+        &broker.bootstrap,
+        &["configure", "movers", "share.auto.offset.reset=earliest"],
+    );
+    let first = share(
+        &broker.bootstrap,
+        &["ack", "movers", "tasks", "1", "accept"],
+    );
+    assert_eq!(numbers(&first["offsets"]), [0]);
+    // Moved to 8: the next records are 8 and 9.
+    assert_eq!(alter_offsets(&mut wire, "movers", "tasks", 8), 0);
+    assert_eq!(
+        describe_offsets(&mut wire, "movers"),
+        (0, vec![("tasks".to_string(), 0, 8)])
+    );
+    let moved = share(
+        &broker.bootstrap,
+        &["ack", "movers", "tasks", "2", "accept"],
+    );
+    assert_eq!(numbers(&moved["offsets"]), [8, 9]);
+    // Its offsets deleted, it starts again where share.auto.offset.reset says.
+    let request = DeleteShareGroupOffsetsRequest::default()
+        .with_group_id(GroupId(text("movers")))
+        .with_topics(vec![
+            DeleteShareGroupOffsetsRequestTopic::default()
+                .with_topic_name(TopicName(text("tasks"))),
+        ]);
+    let deleted = wire.send(0, &request);
+    assert_eq!(
+        (deleted.error_code, deleted.responses[0].error_code),
+        (0, 0)
+    );
+    let again = share(
+        &broker.bootstrap,
+        &["ack", "movers", "tasks", "1", "accept"],
+    );
+    assert_eq!(numbers(&again["offsets"]), [0]);
+    // Deleted, the group is gone: not listed, nothing to describe.
+    assert_eq!(delete_group(&mut wire, "movers"), 0);
+    assert_eq!(
+        describe_offsets(&mut wire, "movers").0,
+        ResponseError::GroupIdNotFound.code()
+    );
+    assert!(
+        !rill(&broker, &["group", "list"], "")
+            .iter()
+            .any(|l| l.starts_with("movers"))
+    );
+}

@@ -95,6 +95,23 @@ pub enum Command {
         key: String,
         value: Option<String>,
     },
+    /// Share group `group` has share state for `topic_ids` now (KIP-932;
+    /// proposed when one of its share-partitions is first initialized).
+    AddShareGroupTopics {
+        group: String,
+        topic_ids: Vec<uuid::Uuid>,
+    },
+    /// The state of share group `group` was reset (offsets altered or
+    /// deleted): its state epoch goes up, and `removed_topic_ids` no longer
+    /// have state.
+    ResetShareGroupState {
+        group: String,
+        removed_topic_ids: Vec<uuid::Uuid>,
+    },
+    /// Share group `group` is deleted (DeleteGroups).
+    DeleteShareGroup {
+        group: String,
+    },
     /// Names the cluster: the first one applied wins, later ones change
     /// nothing and learn the name (every broker proposes one at start).
     InitCluster {
@@ -240,6 +257,10 @@ pub enum Applied {
     },
     TopicConfigSet,
     GroupConfigSet,
+    /// A share group's state epoch after the change.
+    ShareGroupChanged {
+        state_epoch: i32,
+    },
     BrokerConfigSet,
     /// Producer ids below this are never allocated.
     ProducerIdsReserved {

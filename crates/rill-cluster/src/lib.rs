@@ -73,6 +73,7 @@ mod metadata;
 mod network;
 mod placement;
 mod raft_types;
+mod share_groups;
 mod state_machine;
 mod users;
 
@@ -108,6 +109,7 @@ pub use network::{
 };
 pub use placement::{PlacementError, assign_replicas};
 pub use raft_types::{NodeId, TypeConfig};
+pub use share_groups::{ShareGroupRecord, ShareGroups};
 pub use state_machine::{MetadataReader, SnapshotBuilder, StateMachine};
 pub use users::{
     SCRAM_ITERATIONS_MAX, SCRAM_ITERATIONS_MIN, SCRAM_SALT_BYTES_MAX, ScramMechanism,

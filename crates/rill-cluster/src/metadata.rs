@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::acls::{Acls, TooManyAclChanges};
 use crate::client_quotas::ClientQuotas;
 use crate::command::{Applied, Command, CommandResult, PartitionChange, Rejection};
+use crate::share_groups::ShareGroups;
 use crate::users::{ScramChangeError, Users};
 
 /// A broker's id (Kafka's `node.id`, an int32 on the wire).
@@ -180,6 +181,10 @@ pub struct ClusterMetadata {
     /// written before group configs existed has none.
     #[serde(default)]
     pub group_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// The share groups with share state (`AddShareGroupTopics`,
+    /// `ResetShareGroupState`, `DeleteShareGroup`).
+    #[serde(default)]
+    pub share_groups: ShareGroups,
 }
 
 /// The most producer ids one `AllocateProducerIds` may ask for.
@@ -236,6 +241,21 @@ impl ClusterMetadata {
             Command::SetGroupConfig { group, key, value } => {
                 self.set_group_config(group, key, value.as_deref());
                 Ok(Applied::GroupConfigSet)
+            }
+            Command::AddShareGroupTopics { group, topic_ids } => {
+                let state_epoch = self.share_groups.add_topics(group, topic_ids);
+                Ok(Applied::ShareGroupChanged { state_epoch })
+            }
+            Command::ResetShareGroupState {
+                group,
+                removed_topic_ids,
+            } => {
+                let state_epoch = self.share_groups.reset(group, removed_topic_ids);
+                Ok(Applied::ShareGroupChanged { state_epoch })
+            }
+            Command::DeleteShareGroup { group } => {
+                let state_epoch = self.share_groups.delete(group);
+                Ok(Applied::ShareGroupChanged { state_epoch })
             }
             Command::InitCluster { cluster_id } => {
                 if self.cluster_id.is_empty() {
@@ -924,6 +944,7 @@ impl ClusterMetadata {
             .ok_or_else(|| Rejection::UnknownTopic {
                 name: name.to_owned(),
             })?;
+        self.share_groups.forget_topic(topic.id);
         Ok(Applied::TopicDeleted { topic_id: topic.id })
     }
 
@@ -1450,6 +1471,45 @@ mod tests {
         // The last one gone, the group has no entry left.
         md.apply(&set(reset, None), 6).unwrap();
         assert!(md.group_configs.is_empty());
+    }
+
+    #[test]
+    fn share_groups_keep_their_topics_and_state_epoch() {
+        let mut md = ClusterMetadata::default();
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let add = |topics: Vec<Uuid>| Command::AddShareGroupTopics {
+            group: "q".to_owned(),
+            topic_ids: topics,
+        };
+        assert_eq!(
+            md.apply(&add(vec![a, b]), 1),
+            Ok(Applied::ShareGroupChanged { state_epoch: 0 })
+        );
+        let reset = Command::ResetShareGroupState {
+            group: "q".to_owned(),
+            removed_topic_ids: vec![a],
+        };
+        assert_eq!(
+            md.apply(&reset, 2),
+            Ok(Applied::ShareGroupChanged { state_epoch: 1 })
+        );
+        let q = md.share_groups.get("q").unwrap();
+        assert_eq!(q.topics.iter().copied().collect::<Vec<_>>(), [b]);
+        assert_eq!(md.share_groups.state_epoch("q"), 1);
+        // A deleted topic leaves the group; a deleted group has no topics.
+        md.share_groups.forget_topic(b);
+        assert!(md.share_groups.get("q").unwrap().topics.is_empty());
+        let delete = Command::DeleteShareGroup {
+            group: "q".to_owned(),
+        };
+        md.apply(&add(vec![a]), 3).unwrap();
+        assert_eq!(
+            md.apply(&delete, 4),
+            Ok(Applied::ShareGroupChanged { state_epoch: 2 })
+        );
+        // Its epoch stays, so that what was loaded before is stale.
+        assert!(md.share_groups.get("q").unwrap().topics.is_empty());
+        assert_eq!(md.share_groups.state_epoch("q"), 2);
     }
 
     #[test]

@@ -32,8 +32,10 @@ use kafka_protocol::messages::{
     RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::messages::{
-    ReadShareGroupStateRequest, ShareAcknowledgeRequest, ShareFetchRequest,
-    ShareGroupDescribeRequest, ShareGroupHeartbeatRequest, WriteShareGroupStateRequest,
+    AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest,
+    DescribeShareGroupOffsetsRequest, ReadShareGroupStateRequest, ShareAcknowledgeRequest,
+    ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest,
+    WriteShareGroupStateRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use proptest::prelude::*;
@@ -109,6 +111,9 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::ShareAcknowledge => encode::<ShareAcknowledgeRequest>(version),
         ApiKey::ReadShareGroupState => encode::<ReadShareGroupStateRequest>(version),
         ApiKey::WriteShareGroupState => encode::<WriteShareGroupStateRequest>(version),
+        ApiKey::DescribeShareGroupOffsets => encode::<DescribeShareGroupOffsetsRequest>(version),
+        ApiKey::AlterShareGroupOffsets => encode::<AlterShareGroupOffsetsRequest>(version),
+        ApiKey::DeleteShareGroupOffsets => encode::<DeleteShareGroupOffsetsRequest>(version),
         other => panic!("{other:?} is supported but this test cannot encode it"),
     }
 }

@@ -38,6 +38,7 @@ mod error;
 mod group;
 mod partition;
 mod state_records;
+mod summary;
 
 pub use assignor::{Assignment, assign};
 pub use dead_letters::{DeadLetterBatch, DeadLetterMark, DeadLetterProducer};
@@ -47,9 +48,10 @@ pub use group::{
 };
 pub use partition::{
     AckBatch, AckType, Acquired, ArchiveReason, Archived, BatchSpan, DeliveryState, ShareLimits,
-    SharePartition, StateBatch, Summary,
+    SharePartition, StateBatch,
 };
 pub use state_records::{
     SHARE_STATE_TOPIC, ShareSnapshot, ShareStateKey, batch_tagged_fields, decode_key, decode_value,
     encode_key, encode_value, read_batch_tag, read_snapshot_tag, snapshot_tagged_fields,
 };
+pub use summary::{SUMMARY_TAG, Summary};

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::dead_letters::{DeadLetterMark, DeadLetterProducer};
 use crate::error::AckError;
+use crate::summary::Summary;
 
 /// A record's delivery state, with the ids Kafka persists
 /// (`RecordState`: AVAILABLE 0, ACQUIRED 1, ACKNOWLEDGED 2, ARCHIVING 3,
@@ -198,19 +199,6 @@ pub struct StateBatch {
     /// first offset if their write was begun (the next offsets have the
     /// next sequences).
     pub dead_letter: Option<DeadLetterMark>,
-}
-
-/// How many in-flight records are in each state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    pub available: u64,
-    pub acquired: u64,
-    pub acknowledged: u64,
-    /// Waiting for their write to the dead-letter topic.
-    pub archiving: u64,
-    pub archived: u64,
-    /// In-flight records (any state) by how often they were delivered.
-    pub delivery_counts: BTreeMap<u16, u64>,
 }
 
 #[derive(Clone, Debug)]

@@ -161,12 +161,14 @@ fn client_for(client: &ClientArgs, group: &str) -> anyhow::Result<Client> {
 fn run_list(client: &ClientArgs) -> anyhow::Result<()> {
     let consumer = client_for(client, "rill-group")?;
     let list = group_list(&consumer, client, None)?;
-    let mut groups: Vec<(&str, &str)> = list
+    let mut groups: BTreeMap<String, String> = list
         .groups()
         .iter()
-        .map(|g| (g.name(), g.state()))
+        .map(|g| (g.name().to_string(), g.state().to_string()))
         .collect();
-    groups.sort_unstable();
+    // Share groups, which DescribeGroups (behind librdkafka's list) does
+    // not know.
+    groups.extend(crate::share_group::list(client)?);
     let mut out = std::io::stdout().lock();
     for (name, state) in groups {
         if state.is_empty() {
@@ -319,6 +321,19 @@ fn decode_assignment(bytes: &[u8]) -> anyhow::Result<Vec<AssignedTopic>> {
 
 fn run_describe(client: &ClientArgs, args: DescribeArgs) -> anyhow::Result<()> {
     let group = &args.group;
+    // A broker that cannot say (no share groups, no FindCoordinator v4)
+    // leaves the group to the classic description.
+    if let Ok(Some(share)) = crate::share_group::describe(client, group) {
+        let mut out = std::io::stdout().lock();
+        if args.json {
+            serde_json::to_writer(&mut out, &share)?;
+            writeln!(out)?;
+        } else {
+            crate::share_group::write(&mut out, &share)?;
+        }
+        out.flush()?;
+        return Ok(());
+    }
     let consumer = client_for(client, group)?;
     let description = describe_group(&consumer, client, group)?;
     let committed = committed_offsets(&consumer, client, None)?;

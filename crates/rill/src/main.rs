@@ -19,6 +19,7 @@ mod quorum;
 mod quota;
 mod reassign;
 mod share_consume;
+mod share_group;
 mod table;
 mod timestamp;
 mod topic;

@@ -1,5 +1,6 @@
-//! DeleteGroups: only empty groups (NON_EMPTY_GROUP otherwise); their
-//! offsets and metadata become tombstones in `__consumer_offsets`.
+//! DeleteGroups: only empty groups (NON_EMPTY_GROUP otherwise). A classic
+//! group's offsets and metadata become tombstones in `__consumer_offsets`;
+//! a share group's state is reset to none (see `shares/admin.rs`).
 
 use std::sync::Arc;
 
@@ -7,14 +8,18 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{ApiKey, DeleteGroupsRequest, DeleteGroupsResponse};
 
-use super::{Body, HandlerError, Request, encode};
+use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::shares::NewStart;
 
-pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
+pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     let version = request.version();
-    let delete: DeleteGroupsRequest = request.decode()?;
+    let delete: DeleteGroupsRequest = match request.decode() {
+        Ok(delete) => delete,
+        Err(error) => return ready(Err(error)),
+    };
     let ids: Vec<String> = delete.groups_names.iter().map(|g| g.to_string()).collect();
     // Each group at its own coordinator: the ones coordinated elsewhere
     // (or nowhere yet) get that coordinator error, the rest are deleted.
@@ -28,6 +33,10 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     };
     let (here, elsewhere): (Vec<&String>, Vec<&String>) =
         ids.iter().partition(|id| coordinated(id).is_ok());
+    let shares = broker.shares();
+    let (share_groups, here): (Vec<&String>, Vec<&String>) = here
+        .into_iter()
+        .partition(|id| shares.knows_group(broker, id));
     let mut deleted: std::collections::HashMap<String, Result<(), ResponseError>> = elsewhere
         .into_iter()
         .map(|id| (id.clone(), coordinated(id)))
@@ -38,28 +47,48 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             deleted.insert(id, result.map_err(|e| error_code::for_group(&e)));
         }
     }
-    let outcomes: Vec<(String, Result<(), ResponseError>)> = ids
-        .iter()
-        .map(|id| {
-            let result = deleted
-                .remove(id)
-                .unwrap_or(Err(ResponseError::CoordinatorLoadInProgress));
-            (id.clone(), result)
-        })
-        .collect();
-    let results = delete
-        .groups_names
+    let share_groups: Vec<(String, Vec<NewStart>)> = share_groups
         .into_iter()
-        .zip(outcomes)
-        .map(|(group_id, (_, result))| {
-            DeletableGroupResult::default()
-                .with_group_id(group_id)
-                .with_error_code(result.err().map_or(0, |e| e.code()))
+        .filter_map(|id| {
+            if shares.has_members(id) {
+                deleted.insert(id.clone(), Err(ResponseError::NonEmptyGroup));
+                return None;
+            }
+            let none = shares
+                .state_topics(broker, id)
+                .into_iter()
+                .flat_map(|(_, topic, count)| (0..count).map(move |p| (topic, p, None)))
+                .collect();
+            Some((id.clone(), none))
         })
         .collect();
-    encode(
-        ApiKey::DeleteGroups,
-        version,
-        &DeleteGroupsResponse::default().with_results(results),
-    )
+    let broker = Arc::clone(broker);
+    Box::pin(async move {
+        for (id, none) in share_groups {
+            let result = broker
+                .shares()
+                .reset(&broker, &id, &none, (Vec::new(), true))
+                .await
+                .map_err(|e| e.code());
+            deleted.insert(id, result);
+        }
+        let results = delete
+            .groups_names
+            .into_iter()
+            .map(|group_id| {
+                let result = deleted
+                    .remove(group_id.as_str())
+                    .unwrap_or(Err(ResponseError::CoordinatorLoadInProgress));
+                DeletableGroupResult::default()
+                    .with_group_id(group_id)
+                    .with_error_code(result.err().map_or(0, |e| e.code()))
+            })
+            .collect();
+        encode(
+            ApiKey::DeleteGroups,
+            version,
+            &DeleteGroupsResponse::default().with_results(results),
+        )
+        .map(Some)
+    })
 }

@@ -524,6 +524,39 @@ impl ErrorCodes for ReadShareGroupStateResponse {
     }
 }
 
+impl ErrorCodes for DescribeShareGroupOffsetsResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        for g in &self.groups {
+            count(g.error_code);
+            for t in &g.topics {
+                for p in &t.partitions {
+                    count(p.error_code);
+                }
+            }
+        }
+    }
+}
+
+impl ErrorCodes for AlterShareGroupOffsetsResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        count(self.error_code);
+        for t in &self.responses {
+            for p in &t.partitions {
+                count(p.error_code);
+            }
+        }
+    }
+}
+
+impl ErrorCodes for DeleteShareGroupOffsetsResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        count(self.error_code);
+        for t in &self.responses {
+            count(t.error_code);
+        }
+    }
+}
+
 impl ErrorCodes for WriteShareGroupStateResponse {
     fn error_codes(&self, count: &mut impl FnMut(i16)) {
         for t in &self.results {

@@ -79,7 +79,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
     if response.error_code == 0 && wants("share") {
         let shares = broker
             .shares()
-            .list()
+            .list(broker)
             .into_iter()
             .filter(|(id, state)| {
                 broker.groups_for(id).is_ok()

@@ -285,8 +285,12 @@ async fn load(broker: &Arc<Broker>, targets: &[Target], group: &str) -> bool {
         };
         let key = ShareKey::of(group, (target.topic_id, target.index));
         let shares = broker.shares();
-        if shares.partitions().get(&key, leader_epoch).is_some() {
-            continue;
+        let group_state_epoch = broker.node().metadata().share_groups.state_epoch(group);
+        match shares.partitions().get(&key, leader_epoch) {
+            Some(slot) if slot.group_state_epoch >= group_state_epoch => continue,
+            // The group's state was reset since: read it again.
+            Some(_) => shares.partitions().remove(&key),
+            None => {}
         }
         let loading = (&key, &*partition, leader_epoch);
         match shares

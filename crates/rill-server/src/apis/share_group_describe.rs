@@ -35,7 +35,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
             if let Err(error) = broker.groups_for(&group) {
                 return described.with_error_code(error.code());
             }
-            let Some((epoch, members)) = broker.shares().describe(&group) else {
+            let Some((epoch, members)) = broker.shares().describe(broker, &group) else {
                 return described
                     .with_error_code(ResponseError::GroupIdNotFound.code())
                     .with_error_message(Some(StrBytes::from_string(format!(

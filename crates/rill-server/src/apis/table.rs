@@ -440,7 +440,7 @@ api_table! {
     DeleteGroups {
         versions: 0..=2,
         request: DeleteGroupsRequest,
-        run: ready(delete_groups::answer),
+        run: pending(delete_groups::handle),
         acl: [(Delete, Group)],
         route: Broker,
         multi_node: false,
@@ -622,6 +622,30 @@ api_table! {
         request: WriteShareGroupStateRequest,
         run: pending(write_share_group_state::handle),
         acl: [(ClusterAction, Cluster)],
+        route: Broker,
+        multi_node: false,
+    }
+    DescribeShareGroupOffsets {
+        versions: 0..=0,
+        request: DescribeShareGroupOffsetsRequest,
+        run: pending(describe_share_group_offsets::handle),
+        acl: [(Describe, Group), (Describe, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    AlterShareGroupOffsets {
+        versions: 0..=0,
+        request: AlterShareGroupOffsetsRequest,
+        run: pending(alter_share_group_offsets::handle),
+        acl: [(Read, Group), (Read, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    DeleteShareGroupOffsets {
+        versions: 0..=0,
+        request: DeleteShareGroupOffsetsRequest,
+        run: pending(delete_share_group_offsets::handle),
+        acl: [(Delete, Group), (Read, Topic)],
         route: Broker,
         multi_node: false,
     }

@@ -161,11 +161,14 @@ mod tests {
         check!(ShareGroupDescribe, ShareGroupDescribeResponse);
         check!(ShareFetch, ShareFetchResponse);
         check!(ShareAcknowledge, ShareAcknowledgeResponse);
+        check!(DescribeShareGroupOffsets, DescribeShareGroupOffsetsResponse);
+        check!(AlterShareGroupOffsets, AlterShareGroupOffsetsResponse);
+        check!(DeleteShareGroupOffsets, DeleteShareGroupOffsetsResponse);
     }
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 47;
+        let checked = 50;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,

@@ -17,6 +17,7 @@
 //! across its log read (a page-cache read) so that two members never
 //! acquire the same record.
 
+mod admin;
 mod dead_letters;
 mod fetch;
 mod partitions;
@@ -37,6 +38,7 @@ use rill_share::{
 };
 use tokio::sync::Notify;
 
+pub(crate) use admin::NewStart;
 pub(crate) use fetch::{AcquiredRead, acquire_from_log};
 pub(crate) use partitions::{ShareKey, SharePartitions};
 pub(crate) use remote::{NO_STATE, from_wire, producer_from_tags, producer_tags, to_read};
@@ -109,21 +111,31 @@ impl Shares {
         reply
     }
 
-    /// The group's epoch and members, if this broker knows it.
-    pub(crate) fn describe(&self, group: &str) -> Option<(i32, Vec<ShareMember>)> {
-        let groups = self.groups.lock();
-        let found = groups.get(group)?;
-        Some((found.group_epoch(), found.members().cloned().collect()))
+    /// The group's epoch and members, if it is a share group: one with
+    /// state and no members here is empty.
+    pub(crate) fn describe(&self, broker: &Broker, group: &str) -> Option<(i32, Vec<ShareMember>)> {
+        if let Some(found) = self.groups.lock().get(group) {
+            return Some((found.group_epoch(), found.members().cloned().collect()));
+        }
+        self.knows_group(broker, group).then(|| (0, Vec::new()))
     }
 
-    /// The share groups this broker has coordinated, with their states
-    /// (Kafka's names: Empty, Stable).
-    pub(crate) fn list(&self) -> Vec<(String, &'static str)> {
-        self.groups
+    /// The share groups with members here or state anywhere, with their
+    /// states (Kafka's names: Empty, Stable); the caller keeps the ones
+    /// this broker coordinates.
+    pub(crate) fn list(&self, broker: &Broker) -> Vec<(String, &'static str)> {
+        let mut listed: std::collections::BTreeMap<String, &'static str> = self
+            .groups
             .lock()
             .iter()
             .map(|(id, g)| (id.clone(), if g.is_empty() { "Empty" } else { "Stable" }))
-            .collect()
+            .collect();
+        for (id, record) in broker.node().metadata().share_groups.iter() {
+            if !record.topics.is_empty() {
+                listed.entry(id.clone()).or_insert("Empty");
+            }
+        }
+        listed.into_iter().collect()
     }
 
     /// Applies `member`'s acknowledgements of one share-partition led

@@ -56,6 +56,9 @@ pub(crate) struct ShareSlot {
     /// The topic partition's leader epoch when loaded: the share-partition
     /// is good while this broker leads at that epoch.
     pub leader_epoch: i32,
+    /// The group's state epoch in the metadata when loaded: a reset since
+    /// (offsets altered or deleted) makes the share-partition stale.
+    pub group_state_epoch: i32,
     writes: tokio::sync::Mutex<Writes>,
     /// A task writes its dead letters (dead_letters.rs).
     pub writing_dead_letters: std::sync::atomic::AtomicBool,
@@ -86,6 +89,12 @@ impl SharePartitions {
             .cloned()
     }
 
+    /// Forgets the share-partition of `key` (its group's state was reset):
+    /// the next fetch loads it again.
+    pub(crate) fn remove(&self, key: &ShareKey) {
+        self.slots.lock().remove(key);
+    }
+
     /// The share-partition of `key`, whatever its epoch.
     pub(crate) fn any(&self, key: &ShareKey) -> Option<Arc<ShareSlot>> {
         self.slots.lock().get(key).cloned()
@@ -111,9 +120,17 @@ impl SharePartitions {
         (key, partition, leader_epoch): (&ShareKey, &Partition, i32),
     ) -> Result<Arc<ShareSlot>, StateError> {
         let _one_at_a_time = self.loading.lock().await;
-        if let Some(slot) = self.get(key, leader_epoch) {
+        let group_state_epoch = broker
+            .node()
+            .metadata()
+            .share_groups
+            .state_epoch(&key.group);
+        if let Some(slot) = self.get(key, leader_epoch)
+            && slot.group_state_epoch >= group_state_epoch
+        {
             return Ok(slot);
         }
+        register_topic(broker, key).await?;
         let state_key = key.state_key();
         let (state, writes) = match states.read(broker, &state_key).await? {
             Some(snapshot) => {
@@ -134,7 +151,7 @@ impl SharePartitions {
                 let now = rill_storage::now_ms();
                 let snapshot = ShareSnapshot {
                     snapshot_epoch: 0,
-                    state_epoch: 0,
+                    state_epoch: group_state_epoch,
                     leader_epoch,
                     start_offset: start,
                     create_timestamp_ms: now,
@@ -145,7 +162,7 @@ impl SharePartitions {
                 states.write(broker, &state_key, snapshot).await?;
                 let writes = Writes {
                     snapshot_epoch: 0,
-                    state_epoch: 0,
+                    state_epoch: group_state_epoch,
                     created_ms: now,
                 };
                 (SharePartition::new(start), writes)
@@ -160,6 +177,7 @@ impl SharePartitions {
         let slot = Arc::new(ShareSlot {
             state: Mutex::new(state),
             leader_epoch,
+            group_state_epoch,
             writes: tokio::sync::Mutex::new(writes),
             writing_dead_letters: std::sync::atomic::AtomicBool::new(false),
         });
@@ -195,6 +213,32 @@ impl SharePartitions {
         };
         states.write(broker, &key.state_key(), snapshot).await
     }
+}
+
+/// Records in the metadata that `key`'s group has share state for its
+/// topic (so that admin requests find it), unless it is there.
+async fn register_topic(broker: &Broker, key: &ShareKey) -> Result<(), StateError> {
+    let known = broker
+        .node()
+        .metadata()
+        .share_groups
+        .get(&key.group)
+        .is_some_and(|g| g.topics.contains(&key.topic_id));
+    if known {
+        return Ok(());
+    }
+    broker
+        .node()
+        .propose(rill_cluster::Command::AddShareGroupTopics {
+            group: key.group.clone(),
+            topic_ids: vec![key.topic_id],
+        })
+        .await
+        .map_err(|e| StateError::NotAvailable {
+            key: key.state_key().coordinator_key(),
+            reason: format!("cannot record the group's topic: {e}"),
+        })?;
+    Ok(())
 }
 
 /// Where a new share-partition starts: `share.auto.offset.reset`.

@@ -90,11 +90,13 @@ impl ShareStates {
                 let lock = self.partition_lock(index);
                 let _ordered = lock.lock().await;
                 self.load(broker, key, index).await?;
+                // A reset to no state is a snapshot starting at -1.
                 Ok(self
                     .loaded
                     .lock()
                     .snapshots
                     .get(key)
+                    .filter(|(_, s)| s.start_offset >= 0)
                     .map(|(_, s)| s.clone()))
             }
             Coordinator::Elsewhere(node) => super::remote::read(broker, node, key).await,
@@ -155,8 +157,11 @@ impl ShareStates {
         let lock = self.partition_lock(index);
         let _ordered = lock.lock().await;
         let epoch = self.load(broker, key, index).await?;
+        // A reset (a newer state epoch) wins; within one state epoch, the
+        // newer leader does.
         if let Some((_, stored)) = self.loaded.lock().snapshots.get(key)
-            && stored.leader_epoch > snapshot.leader_epoch
+            && (stored.state_epoch, stored.leader_epoch)
+                > (snapshot.state_epoch, snapshot.leader_epoch)
         {
             return Err(StateError::Fenced {
                 key: key.coordinator_key(),
