@@ -236,6 +236,11 @@ impl ConsumerGroups {
         })
     }
 
+    /// The state of `group_id`, if it is a consumer group here.
+    pub fn state(&self, group_id: &str) -> Option<ConsumerGroupState> {
+        self.groups.get(group_id).map(ConsumerGroup::state)
+    }
+
     /// Every consumer group and its state, by id.
     pub fn list(&self) -> Vec<(String, ConsumerGroupState)> {
         self.groups
