@@ -143,6 +143,27 @@ async fn three_members_share_six_partitions_and_read_every_record_once() {
     }
     assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
     assert!(per_member.iter().all(|n| *n > 0), "{per_member:?}");
+
+    // `rill group describe` tells the protocol, and each member's current
+    // and target assignment (the same, once reconciled).
+    let output = std::process::Command::new(common::rill_binary())
+        .args(["group", "describe", "spreaders", "--json"])
+        .args(["--bootstrap", &broker.bootstrap])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let described: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(described["group_protocol"], "consumer");
+    assert_eq!(described["protocol"], "uniform");
+    let members = described["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    for m in members {
+        assert_eq!(m["assignment"], m["target_assignment"], "{m}");
+        assert_eq!(
+            m["assignment"][0]["partitions"].as_array().unwrap().len(),
+            2
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,10 +253,23 @@ async fn committed_offsets_resume_after_a_kill_9() {
             }
         }
         consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        let (epoch, members) = describe(&broker, "keepers").unwrap();
+        assert_eq!(members.len(), 1);
         broker.kill();
-        // The consumer goes with the broker's state unknown to it.
+        // The group's epoch and its member's assignment were in
+        // __consumer_offsets: the restarted broker has them back.
+        broker.restart();
+        let mut restored = None;
+        wait_until(WAIT, "the consumer group loaded", || {
+            restored = describe(&broker, "keepers");
+            restored.is_some()
+        });
+        let (restored_epoch, restored_members) = restored.unwrap();
+        assert!(restored_epoch >= epoch, "{restored_epoch} < {epoch}");
+        // Unless its session ended meanwhile, the member is back as it was.
+        assert!(restored_members.is_empty() || restored_members == members);
+        drop(consumer);
     }
-    broker.restart();
     produce(&broker.producer(&[]), "durable", 5, 5).await;
     let consumer = member(&broker, "keepers");
     consumer.subscribe(&["durable"]).unwrap();
@@ -299,6 +333,39 @@ fn a_group_carries_on_when_its_coordinator_is_killed() {
         consumer.commit_consumer_state(CommitMode::Sync).is_ok()
     });
     assert_ne!(find_coordinator(&cluster, "billing"), coordinator);
+}
+
+/// ConsumerGroupDescribe of `group` on a broker alone: its epoch and each
+/// member's (id, epoch, assignment); `None` until it answers without error.
+#[allow(clippy::type_complexity)]
+fn describe(broker: &BrokerProcess, group: &str) -> Option<(i32, Vec<(String, i32, Vec<i32>)>)> {
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let request =
+        kafka_protocol::messages::ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+            kafka_protocol::messages::GroupId(kafka_protocol::protocol::StrBytes::from_string(
+                group.to_string(),
+            )),
+        ]);
+    let response = wire.send(1, &request);
+    let described = response.groups.into_iter().next()?;
+    if described.error_code != 0 {
+        return None;
+    }
+    let members = described
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut partitions: Vec<i32> = m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.iter().copied())
+                .collect();
+            partitions.sort_unstable();
+            (m.member_id.to_string(), m.member_epoch, partitions)
+        })
+        .collect();
+    Some((described.group_epoch, members))
 }
 
 fn find_coordinator(cluster: &Cluster, group: &str) -> i32 {
