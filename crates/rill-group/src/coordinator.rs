@@ -147,6 +147,25 @@ impl GroupCoordinator {
         }
     }
 
+    /// Removes an Empty group without a trace (no tombstone: its offsets
+    /// stay) when a consumer group (KIP-848) takes over its id; whether it
+    /// did.
+    pub fn forget_empty(&mut self, group_id: &str) -> bool {
+        if !self.is_empty_group(group_id) {
+            return false;
+        }
+        self.groups.remove(group_id);
+        self.refresh_deadline(group_id);
+        true
+    }
+
+    /// Whether `group_id` is a group here in state Empty.
+    pub fn is_empty_group(&self, group_id: &str) -> bool {
+        self.groups
+            .get(group_id)
+            .is_some_and(|group| group.state() == GroupState::Empty)
+    }
+
     /// Ends the loading state: from now on requests are served.
     pub fn finish_loading(&mut self) {
         self.loading = false;

@@ -71,6 +71,16 @@ pub use response::{
 pub use snapshot::{GroupMetadataSnapshot, MemberSnapshot};
 pub use state::GroupState;
 
+// Consumer groups (KIP-848), sans I/O.
+mod consumer;
+
+pub use consumer::{
+    Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerGroupRecord,
+    ConsumerGroupState, ConsumerGroups, ConsumerHeartbeat, ConsumerMemberDescription,
+    CurrentAssignment, GroupEpochValue, HeartbeatContext, HeartbeatReply, MemberMetadataValue,
+    MemberState, TopicId, TopicInfo, TopicsImage,
+};
+
 // Committed offsets and the records of __consumer_offsets.
 mod offset_store;
 mod offsets_topic;

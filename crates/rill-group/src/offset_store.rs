@@ -20,6 +20,7 @@ mod txn;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::consumer::ConsumerGroupRecord;
 use crate::offsets_topic::{
     OffsetCommitKey, OffsetCommitValue, OffsetsTopicRecord, STRING_BYTES_MAX,
 };
@@ -308,6 +309,12 @@ impl OffsetStore {
                 self.txn.drop_group(&key.group);
             }
             OffsetsTopicRecord::GroupMetadata { value: Some(_), .. } => {}
+            // A consumer group's deletion ends with its epoch's tombstone.
+            OffsetsTopicRecord::ConsumerGroup(ConsumerGroupRecord::Metadata {
+                group_id,
+                value: None,
+            }) => self.txn.drop_group(&group_id),
+            OffsetsTopicRecord::ConsumerGroup(_) => {}
         }
     }
 

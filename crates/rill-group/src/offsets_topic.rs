@@ -19,10 +19,11 @@
 //! and arrays); version 4 is "flexible" (unsigned-varint lengths plus one,
 //! and a tagged-field section closing each struct). Rill writes exactly
 //! the versions Kafka writes and reads every version Kafka may have
-//! written. Key versions 3 and above are record types of Kafka's newer
-//! coordinators (KIP-848 consumer groups, share groups, ...): decoding
-//! reports them as [`OffsetsTopicDecodeError::UnknownRecordType`] and a
-//! loader skips them, as Kafka's `CoordinatorLoaderImpl` does.
+//! written. Key versions 3 and 5..=8 are KIP-848 consumer groups' records
+//! (`consumer::records`); other types of Kafka's newer coordinators (share
+//! and streams groups, ...) decode as
+//! [`OffsetsTopicDecodeError::UnknownRecordType`] and a loader skips
+//! them, as Kafka's `CoordinatorLoaderImpl` does.
 //!
 //! A TxnOffsetCommit writes the same offset commit records in a
 //! transactional batch of its producer ([`txn_batch`]); the commit or
@@ -36,6 +37,7 @@
 /// The internal topic of committed offsets and group metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
+use crate::consumer::ConsumerGroupRecord;
 use bytes::Bytes;
 use rill_record::{
     BatchBuilder, BatchError, BatchView, ControlRecordError, EndTxnMarker, KeyedBatchError,
@@ -75,7 +77,9 @@ pub enum OffsetsTopicDecodeError {
     Schema(#[from] SchemaDecodeError),
     /// A record type this module does not know (Kafka's newer
     /// coordinators write types 3 and above); loaders skip these.
-    #[error("key version {version} is not an offset commit (0, 1) or group metadata (2) key")]
+    #[error(
+        "key version {version} is not an offset commit (0, 1), group metadata (2) or consumer group (3, 5..=8) key"
+    )]
     UnknownRecordType { version: i16 },
     #[error("{record} version {version} is not one Kafka defines (0..={max})")]
     UnsupportedValueVersion {
@@ -175,6 +179,8 @@ pub enum OffsetsTopicRecord {
         key: GroupMetadataKey,
         value: Option<GroupMetadataValue>,
     },
+    /// A record of a KIP-848 consumer group (key versions 3 and 5..=8).
+    ConsumerGroup(ConsumerGroupRecord),
 }
 
 impl OffsetCommitKey {
@@ -430,6 +436,7 @@ impl OffsetsTopicRecord {
         match self {
             OffsetsTopicRecord::OffsetCommit { key, .. } => &key.group,
             OffsetsTopicRecord::GroupMetadata { key, .. } => &key.group,
+            OffsetsTopicRecord::ConsumerGroup(record) => record.group(),
         }
     }
 
@@ -438,6 +445,7 @@ impl OffsetsTopicRecord {
         match self {
             OffsetsTopicRecord::OffsetCommit { value, .. } => value.is_none(),
             OffsetsTopicRecord::GroupMetadata { value, .. } => value.is_none(),
+            OffsetsTopicRecord::ConsumerGroup(record) => record.is_tombstone(),
         }
     }
 
@@ -453,6 +461,7 @@ impl OffsetsTopicRecord {
                 key.encode()?,
                 value.as_ref().map(GroupMetadataValue::encode).transpose()?,
             )),
+            OffsetsTopicRecord::ConsumerGroup(record) => record.encode(),
         }
     }
 
@@ -476,7 +485,10 @@ impl OffsetsTopicRecord {
                 key: GroupMetadataKey::decode_fields(&mut reader, version)?,
                 value: value.map(GroupMetadataValue::decode).transpose()?,
             }),
-            version => Err(OffsetsTopicDecodeError::UnknownRecordType { version }),
+            version => match ConsumerGroupRecord::decode(version, &mut reader, value)? {
+                Some(record) => Ok(OffsetsTopicRecord::ConsumerGroup(record)),
+                None => Err(OffsetsTopicDecodeError::UnknownRecordType { version }),
+            },
         }
     }
 }
@@ -1000,13 +1012,17 @@ mod tests {
 
     #[test]
     fn unknown_versions_are_typed_errors() {
-        // Key version 3: a KIP-848 consumer group record.
-        let mut key = vec![0x00, 0x03];
+        // Key version 4: a consumer group's partition metadata, no longer
+        // written by Kafka and not read by Rill.
+        let mut key = vec![0x00, 0x04];
         kstr(&mut key, "g");
         assert_eq!(
             OffsetsTopicRecord::decode(&key, None),
-            Err(OffsetsTopicDecodeError::UnknownRecordType { version: 3 })
+            Err(OffsetsTopicDecodeError::UnknownRecordType { version: 4 })
         );
+        // Key version 3: a KIP-848 consumer group record, not an offset commit.
+        let mut key = vec![0x00, 0x03];
+        kstr(&mut key, "g");
         assert_eq!(
             OffsetCommitKey::decode(&key),
             Err(OffsetsTopicDecodeError::UnknownRecordType { version: 3 })
@@ -1225,7 +1241,7 @@ mod tests {
             records.iter().map(|r| r.encode().unwrap()).collect();
         let first = batch(&pairs, 1_000).unwrap().unwrap();
         // A record type Rill does not know, which loading skips.
-        let mut unknown = vec![0x00, 0x05];
+        let mut unknown = vec![0x00, 0x04];
         kstr(&mut unknown, "g");
         pairs = vec![(Bytes::from(unknown), Some(Bytes::from_static(b"\x00\x00")))];
         let second = batch(&pairs, 2_000).unwrap().unwrap();

@@ -121,6 +121,12 @@ impl Broker {
             },
             GroupsConfig {
                 group: config.group.clone(),
+                consumer: crate::groups::ConsumerSettings {
+                    assignors: config.group_configs.consumer_assignors.clone(),
+                    session_timeout_ms: i64::from(
+                        config.group_configs.consumer_session_timeout_ms.default,
+                    ),
+                },
                 offsets_retention_ms: config.offsets_retention_ms,
                 offsets_retention_check_interval_ms: config.offsets_retention_check_interval_ms,
             },

@@ -221,6 +221,12 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "The prefix a share group's dead-letter topic name must have for records to be written to it (KIP-1191); empty: any name.",
     ),
     property(
+        "group.consumer.assignors",
+        "uniform,range",
+        PropertyKind::Text,
+        "The server-side assignors of consumer groups (KIP-848), by name (uniform, range, or Kafka's class names): the first is the default, the others members may ask for.",
+    ),
+    property(
         "group.consumer.heartbeat.interval.ms",
         "5000",
         int(1, I32_MAX),

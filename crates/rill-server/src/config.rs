@@ -167,6 +167,8 @@ impl GroupBounded {
 /// checked against. Kafka reads them at start-up only; so does Rill.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GroupConfigDefaults {
+    /// group.consumer.assignors: the first is the default.
+    pub consumer_assignors: Vec<rill_group::Assignor>,
     /// group.consumer.session.timeout.ms, within
     /// group.consumer.min/max.session.timeout.ms.
     pub consumer_session_timeout_ms: GroupBounded,
@@ -517,6 +519,7 @@ fn group_config_defaults(read: &Reader<'_>) -> Result<GroupConfigDefaults, Confi
         Ok(value)
     };
     let defaults = GroupConfigDefaults {
+        consumer_assignors: consumer_assignors(read)?,
         consumer_session_timeout_ms: bounded("consumer", "session.timeout.ms")?,
         consumer_heartbeat_interval_ms: bounded("consumer", "heartbeat.interval.ms")?,
         share_session_timeout_ms: bounded("share", "session.timeout.ms")?,
@@ -553,6 +556,27 @@ fn group_config_defaults(read: &Reader<'_>) -> Result<GroupConfigDefaults, Confi
         }
     }
     Ok(defaults)
+}
+
+/// group.consumer.assignors: a comma-separated list of at least one
+/// assignor Rill has.
+fn consumer_assignors(read: &Reader<'_>) -> Result<Vec<rill_group::Assignor>, ConfigError> {
+    const NAME: &str = "group.consumer.assignors";
+    let value = read.text(NAME);
+    let assignors: Option<Vec<rill_group::Assignor>> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(rill_group::Assignor::from_name)
+        .collect();
+    match assignors {
+        Some(assignors) if !assignors.is_empty() => Ok(assignors),
+        _ => Err(ConfigError::Invalid {
+            name: NAME.to_owned(),
+            value,
+            expected: "a comma-separated list of uniform and range".to_owned(),
+        }),
+    }
 }
 
 struct Reader<'a>(&'a Properties);

@@ -244,6 +244,25 @@ pub(crate) fn for_group(error: &GroupError) -> ResponseError {
     }
 }
 
+/// The code for a refused request of a KIP-848 consumer group.
+pub(crate) fn for_consumer_group(error: &rill_group::ConsumerGroupError) -> ResponseError {
+    use rill_group::ConsumerGroupError as E;
+    match error {
+        E::CoordinatorLoadInProgress => ResponseError::CoordinatorLoadInProgress,
+        E::InvalidRequest { .. } => ResponseError::InvalidRequest,
+        E::UnsupportedAssignor { .. } => ResponseError::UnsupportedAssignor,
+        E::InvalidRegularExpression { .. } => ResponseError::InvalidRegularExpression,
+        E::UnknownMemberId { .. } => ResponseError::UnknownMemberId,
+        E::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
+        E::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
+        E::UnreleasedInstanceId { .. } => ResponseError::UnreleasedInstanceId,
+        E::FencedInstanceId { .. } => ResponseError::FencedInstanceId,
+        E::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,
+        E::GroupMaxSizeReached { .. } => ResponseError::GroupMaxSizeReached,
+        E::NonEmptyGroup { .. } => ResponseError::NonEmptyGroup,
+    }
+}
+
 /// The code of a transaction coordinator's refusal, as the request of
 /// `api` at `version` must see it (PRODUCER_FENCED is INVALID_PRODUCER_EPOCH
 /// before KIP-588's versions).

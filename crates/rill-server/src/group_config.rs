@@ -8,8 +8,8 @@
 //! What this module owns: the table of group configs ([`GROUP_CONFIGS`]),
 //! their validation (IncrementalAlterConfigs, AlterConfigs), what
 //! DescribeConfigs reports for them, writing them to the metadata log
-//! (`SetGroupConfig`), and [`share_config`], the typed effective values a
-//! share group runs with.
+//! (`SetGroupConfig`), [`share_config`], the typed effective values a
+//! share group runs with, and [`consumer_timeouts`], a consumer group's.
 //!
 //! The configs live in the cluster metadata
 //! (`ClusterMetadata::group_configs`): every broker reads the same ones
@@ -629,6 +629,31 @@ pub(crate) fn share_config(broker: &Broker, group: &str) -> ShareGroupConfig {
     ShareGroupConfig::resolve(
         metadata.group_configs.get(group),
         &broker.config().group_configs,
+    )
+}
+
+/// The session timeout and heartbeat interval (ms) of consumer group
+/// `group` (KIP-848): its own consumer.* configs within the broker's
+/// bounds, else the broker's group.consumer.* defaults.
+pub(crate) fn consumer_timeouts(broker: &Broker, group: &str) -> (i64, i32) {
+    let metadata = broker.node().metadata();
+    let overrides = metadata.group_configs.get(group);
+    let defaults = &broker.config().group_configs;
+    let bounded = |name: &str, bounds: GroupBounded| -> i32 {
+        overrides
+            .and_then(|o| o.get(name))
+            .and_then(|v| v.trim().parse::<i32>().ok())
+            .map_or(bounds.default, |v| bounds.clamp(v))
+    };
+    (
+        i64::from(bounded(
+            "consumer.session.timeout.ms",
+            defaults.consumer_session_timeout_ms,
+        )),
+        bounded(
+            "consumer.heartbeat.interval.ms",
+            defaults.consumer_heartbeat_interval_ms,
+        ),
     )
 }
 

@@ -23,9 +23,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_group::{
-    ExpiryCondition, GroupCoordinator, GroupMetadataKey, GroupMetadataSnapshot, GroupState,
-    JoinGroupResponse, OffsetStore, OffsetsPartition, OffsetsTopicRecord, Output, RequestToken,
-    SyncGroupResponse, offsets_batch, partition_for, read_offsets_batches, txn_offsets_batch,
+    Assignor, ConsumerGroupError, ConsumerGroupRecord, ConsumerGroupState, ConsumerGroups,
+    ConsumerHeartbeat, ExpiryCondition, GroupCoordinator, GroupMetadataKey, GroupMetadataSnapshot,
+    GroupState, HeartbeatContext, HeartbeatReply, JoinGroupResponse, OffsetStore, OffsetsPartition,
+    OffsetsTopicRecord, Output, RequestToken, SyncGroupResponse, TopicsImage, offsets_batch,
+    partition_for, read_offsets_batches, txn_offsets_batch,
 };
 use rill_partition::{FetchIsolation, Partition, TopicPartition};
 use rill_storage::Offset;
@@ -85,6 +87,8 @@ pub(crate) struct TxnOffsetCommit<'a> {
 pub(crate) enum CommitOutcome {
     /// The member or generation was refused: every partition gets this.
     Refused(rill_group::GroupError),
+    /// The member or epoch of a consumer group (KIP-848) was refused.
+    RefusedByConsumerGroup(ConsumerGroupError),
     /// The append failed: every partition gets `error` (OffsetCommit
     /// answers COORDINATOR_NOT_AVAILABLE whatever it is).
     Failed {
@@ -105,6 +109,8 @@ type SyncWaiter = oneshot::Sender<(SyncGroupResponse, Option<Persisted>)>;
 #[derive(Debug)]
 struct Inner {
     coordinator: GroupCoordinator,
+    /// KIP-848 consumer groups; a group id is in one of the two.
+    consumer: ConsumerGroups,
     offsets: OffsetStore,
     next_token: RequestToken,
     joins: HashMap<RequestToken, JoinWaiter>,
@@ -125,11 +131,21 @@ impl std::fmt::Debug for GroupsDeps {
     }
 }
 
+/// Why a ConsumerGroupHeartbeat was not answered with an assignment.
+#[derive(Debug)]
+pub(crate) enum ConsumerRefusal {
+    /// Refused as Kafka refuses it.
+    Group(ConsumerGroupError),
+    /// Its records could not be appended.
+    Persist(String),
+}
+
 /// See the module documentation.
 #[derive(Debug)]
 pub struct Groups {
     inner: Mutex<Inner>,
     deps: GroupsDeps,
+    consumer: ConsumerSettings,
     /// Wakes the timer task when a call may have moved the next deadline.
     timer: Arc<Notify>,
     partitions: i32,
@@ -157,12 +173,14 @@ impl Groups {
     /// hold), then serves.
     pub(crate) fn load(
         deps: GroupsDeps,
-        config: rill_group::GroupConfig,
+        config: &GroupsConfig,
         partitions: i32,
         led: BTreeSet<i32>,
     ) -> Result<Groups, LoadError> {
         let seed = now_ms() as u64 ^ u64::from(std::process::id());
-        let mut coordinator = GroupCoordinator::new(config, seed);
+        let mut coordinator = GroupCoordinator::new(config.group.clone(), seed);
+        let mut consumer = ConsumerGroups::new(seed.rotate_left(32));
+        let session_timeout_ms = config.consumer.session_timeout_ms;
         let mut offsets = OffsetStore::default();
         let now = now_ms();
         let mut records = 0usize;
@@ -211,7 +229,10 @@ impl Groups {
                                 tracing::warn!(group = %key.group, %error, "skipping unreadable group metadata");
                             }
                         }
-                        _ => {}
+                        OffsetsTopicRecord::ConsumerGroup(record) => {
+                            consumer.replay(record.clone(), now, session_timeout_ms);
+                        }
+                        OffsetsTopicRecord::OffsetCommit { .. } => {}
                     }
                 }
                 let after = Offset(last.next_offset());
@@ -223,22 +244,29 @@ impl Groups {
             }
         }
         let groups: Vec<String> = offsets.groups().map(str::to_owned).collect();
-        for group in groups {
-            coordinator.ensure_group(&group, now);
+        for group in groups.iter().filter(|g| !consumer.contains(g)) {
+            coordinator.ensure_group(group, now);
+        }
+        // A consumer group replaced the empty classic group of its id.
+        for (group, _) in consumer.list() {
+            coordinator.forget_empty(&group);
         }
         coordinator.finish_loading();
+        consumer.finish_loading();
         // Loading restores state only; anything it emitted is already on disk.
         let _ = coordinator.take_outputs(); // Nothing to answer or persist yet.
         tracing::info!(partitions, records, "loaded consumer groups");
         Ok(Groups {
             inner: Mutex::new(Inner {
                 coordinator,
+                consumer,
                 offsets,
                 next_token: 0,
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
             }),
             deps,
+            consumer: config.consumer.clone(),
             timer: Arc::new(Notify::new()),
             partitions,
             led,
@@ -267,6 +295,99 @@ impl Groups {
         self.drain(inner);
         self.timer.notify_one();
         result
+    }
+
+    /// Runs `call` on the consumer groups (KIP-848), read only.
+    pub(crate) fn with_consumer_groups<T>(&self, call: impl FnOnce(&ConsumerGroups) -> T) -> T {
+        call(&self.inner.lock().consumer)
+    }
+
+    /// The assignors consumer groups may use (group.consumer.assignors).
+    pub(crate) fn consumer_assignors(&self) -> &[Assignor] {
+        &self.consumer.assignors
+    }
+
+    /// ConsumerGroupHeartbeat: runs it, then appends the records it made;
+    /// the answer may go once they are acknowledged. A classic group with
+    /// members holds the id (GROUP_ID_NOT_FOUND); an empty one gives way.
+    pub(crate) fn consumer_heartbeat(
+        &self,
+        request: &ConsumerHeartbeat,
+        topics: &TopicsImage,
+        session_timeout_ms: i64,
+        member_id_required: bool,
+    ) -> Result<(HeartbeatReply, Option<Persisted>), ConsumerRefusal> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let group = request.group_id.as_str();
+        let classic =
+            !inner.consumer.contains(group) && inner.coordinator.group_overview(group).is_some();
+        if classic && !inner.coordinator.is_empty_group(group) {
+            return Err(ConsumerRefusal::Group(
+                ConsumerGroupError::GroupIdNotFound {
+                    group_id: group.to_owned(),
+                },
+            ));
+        }
+        let ctx = HeartbeatContext {
+            topics,
+            assignors: &self.consumer.assignors,
+            session_timeout_ms,
+            now_ms: now_ms(),
+        };
+        let reply = inner
+            .consumer
+            .heartbeat(request, &ctx, member_id_required)
+            .map_err(ConsumerRefusal::Group)?;
+        if classic && inner.consumer.contains(group) {
+            inner.coordinator.forget_empty(group);
+        }
+        self.timer.notify_one();
+        let persisted = self
+            .persist_consumer(group, &reply.records)
+            .map_err(ConsumerRefusal::Persist)?;
+        Ok((reply, persisted))
+    }
+
+    fn persist_consumer(
+        &self,
+        group: &str,
+        records: &[ConsumerGroupRecord],
+    ) -> Result<Option<Persisted>, String> {
+        let records: Vec<OffsetsTopicRecord> = records
+            .iter()
+            .cloned()
+            .map(OffsetsTopicRecord::ConsumerGroup)
+            .collect();
+        self.persist(group, &records)
+    }
+
+    /// Fences consumer-group members whose time ran out and appends what
+    /// that changes.
+    fn tick_consumer_groups(&self, inner: &mut Inner, now: i64) {
+        let mut by_group: HashMap<String, Vec<ConsumerGroupRecord>> = HashMap::new();
+        for record in inner.consumer.tick(now) {
+            by_group
+                .entry(record.group().to_owned())
+                .or_default()
+                .push(record);
+        }
+        for (group, records) in by_group {
+            if let Err(error) = self.persist_consumer(&group, &records) {
+                tracing::error!(%group, %error, "cannot persist a consumer group's fenced members");
+            }
+        }
+    }
+
+    /// The earliest deadline of either kind of group.
+    fn next_deadline(inner: &Inner) -> Option<i64> {
+        match (
+            inner.coordinator.next_deadline(),
+            inner.consumer.next_deadline(),
+        ) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// JoinGroup: the answer arrives when the rebalance completes.
@@ -314,17 +435,27 @@ impl Groups {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
         let now = now_ms();
-        if let Err(error) = inner.coordinator.validate_offset_commit(
-            commit.group,
-            commit.member_id,
-            commit.generation_id,
-            commit.group_instance_id,
-            now,
-        ) {
-            return CommitOutcome::Refused(error);
+        if inner.consumer.contains(commit.group) {
+            if let Err(error) = inner.consumer.validate_offset_commit(
+                commit.group,
+                commit.member_id,
+                commit.generation_id,
+            ) {
+                return CommitOutcome::RefusedByConsumerGroup(error);
+            }
+        } else {
+            if let Err(error) = inner.coordinator.validate_offset_commit(
+                commit.group,
+                commit.member_id,
+                commit.generation_id,
+                commit.group_instance_id,
+                now,
+            ) {
+                return CommitOutcome::Refused(error);
+            }
+            // A commit outside a generation makes the group known, as in Kafka.
+            inner.coordinator.ensure_group(commit.group, now);
         }
-        // A commit outside a generation makes the group known, as in Kafka.
-        inner.coordinator.ensure_group(commit.group, now);
         let results = inner.offsets.commit(commit.group, commit.offsets, now);
         let records: Vec<OffsetsTopicRecord> = results
             .iter()
@@ -358,7 +489,15 @@ impl Groups {
         let inner = &mut *inner;
         let now = now_ms();
         let commit = &txn.commit;
-        if let Err(error) = inner.coordinator.validate_txn_offset_commit(
+        if inner.consumer.contains(commit.group) {
+            if let Err(error) = inner.consumer.validate_offset_commit(
+                commit.group,
+                commit.member_id,
+                commit.generation_id,
+            ) {
+                return CommitOutcome::RefusedByConsumerGroup(error);
+            }
+        } else if let Err(error) = inner.coordinator.validate_txn_offset_commit(
             commit.group,
             commit.member_id,
             commit.generation_id,
@@ -473,7 +612,13 @@ impl Groups {
         let inner = &mut *inner;
         let now = now_ms();
         let coordinator = &inner.coordinator;
+        let consumer = &inner.consumer;
         let expired = inner.offsets.expire(now, retention_ms, |group| {
+            match consumer.state(group) {
+                Some(ConsumerGroupState::Empty) => return ExpiryCondition::Standalone,
+                Some(_) => return ExpiryCondition::Never,
+                None => {}
+            }
             match coordinator.group_overview(group) {
                 None => ExpiryCondition::Standalone,
                 Some(o) if o.protocol_type.as_deref().is_none_or(str::is_empty) => {
@@ -656,9 +801,21 @@ fn append(
 #[derive(Clone, Debug)]
 pub(crate) struct GroupsConfig {
     pub group: rill_group::GroupConfig,
+    pub consumer: ConsumerSettings,
     /// offsets.retention.minutes, in ms.
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: u64,
+}
+
+/// What KIP-848 consumer groups run with, from the broker's properties.
+#[derive(Clone, Debug)]
+pub(crate) struct ConsumerSettings {
+    /// group.consumer.assignors: the first is the default.
+    pub assignors: Vec<Assignor>,
+    /// group.consumer.session.timeout.ms: the session members get when
+    /// their group is loaded (a group's own config applies from their
+    /// next heartbeat).
+    pub session_timeout_ms: i64,
 }
 
 /// The coordinator of the groups this broker coordinates, replaced as the
@@ -722,13 +879,8 @@ impl GroupsSlot {
         let loaded = if led.is_empty() {
             Ok(None)
         } else {
-            Groups::load(
-                self.deps.clone(),
-                self.config.group.clone(),
-                partitions,
-                led.clone(),
-            )
-            .map(|g| Some(Arc::new(g)))
+            Groups::load(self.deps.clone(), &self.config, partitions, led.clone())
+                .map(|g| Some(Arc::new(g)))
         };
         match loaded {
             Ok(groups) => {
@@ -759,7 +911,7 @@ impl GroupsSlot {
                 }
                 continue;
             };
-            let next = groups.inner.lock().coordinator.next_deadline();
+            let next = Groups::next_deadline(&groups.inner.lock());
             let wait = next.map_or(Duration::from_secs(60), |deadline| {
                 Duration::from_millis(deadline.saturating_sub(now_ms()).max(0) as u64)
             });
@@ -780,8 +932,10 @@ impl GroupsSlot {
             }
             if let Some(groups) = self.current() {
                 let mut inner = groups.inner.lock();
-                inner.coordinator.tick(now_ms());
+                let now = now_ms();
+                inner.coordinator.tick(now);
                 groups.drain(&mut inner);
+                groups.tick_consumer_groups(&mut inner, now);
             }
         }
     }

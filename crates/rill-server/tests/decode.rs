@@ -32,10 +32,10 @@ use kafka_protocol::messages::{
     RequestHeader, SaslAuthenticateRequest, SaslHandshakeRequest, SyncGroupRequest, TopicName,
 };
 use kafka_protocol::messages::{
-    AlterShareGroupOffsetsRequest, DeleteShareGroupOffsetsRequest,
-    DescribeShareGroupOffsetsRequest, ReadShareGroupStateRequest, ShareAcknowledgeRequest,
-    ShareFetchRequest, ShareGroupDescribeRequest, ShareGroupHeartbeatRequest,
-    WriteShareGroupStateRequest,
+    AlterShareGroupOffsetsRequest, ConsumerGroupDescribeRequest, ConsumerGroupHeartbeatRequest,
+    DeleteShareGroupOffsetsRequest, DescribeShareGroupOffsetsRequest, ReadShareGroupStateRequest,
+    ShareAcknowledgeRequest, ShareFetchRequest, ShareGroupDescribeRequest,
+    ShareGroupHeartbeatRequest, WriteShareGroupStateRequest,
 };
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use proptest::prelude::*;
@@ -104,6 +104,8 @@ fn default_body(api: ApiKey, version: i16) -> Vec<u8> {
         ApiKey::DescribeTransactions => encode::<DescribeTransactionsRequest>(version),
         ApiKey::ListTransactions => encode::<ListTransactionsRequest>(version),
         ApiKey::ListConfigResources => encode::<ListConfigResourcesRequest>(version),
+        ApiKey::ConsumerGroupHeartbeat => encode::<ConsumerGroupHeartbeatRequest>(version),
+        ApiKey::ConsumerGroupDescribe => encode::<ConsumerGroupDescribeRequest>(version),
         ApiKey::DescribeTopicPartitions => encode::<DescribeTopicPartitionsRequest>(version),
         ApiKey::ShareGroupHeartbeat => encode::<ShareGroupHeartbeatRequest>(version),
         ApiKey::ShareGroupDescribe => encode::<ShareGroupDescribeRequest>(version),

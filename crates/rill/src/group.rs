@@ -207,7 +207,14 @@ fn group_list(
 #[derive(Debug, Serialize)]
 struct GroupDescription {
     group: String,
+    /// "classic", or "consumer" for a KIP-848 group.
+    group_protocol: String,
     state: String,
+    /// A consumer group's epoch and the epoch of its target assignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    group_epoch: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    assignment_epoch: Option<i32>,
     protocol_type: String,
     protocol: String,
     members: Vec<MemberDescription>,
@@ -220,6 +227,12 @@ struct MemberDescription {
     client_id: String,
     client_host: String,
     assignment: Vec<AssignedTopic>,
+    /// A consumer group member's epoch and target assignment (what the
+    /// broker is moving it to); `None` in a classic group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member_epoch: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_assignment: Option<Vec<AssignedTopic>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -257,7 +270,10 @@ fn describe_group(
     };
     Ok(Some(GroupDescription {
         group: group.to_string(),
+        group_protocol: "classic".to_string(),
         state: info.state().to_string(),
+        group_epoch: None,
+        assignment_epoch: None,
         protocol_type: info.protocol_type().to_string(),
         protocol: info.protocol().to_string(),
         members: members(info)?,
@@ -285,6 +301,8 @@ fn members(info: &GroupInfo) -> anyhow::Result<Vec<MemberDescription>> {
             client_id: member.client_id().to_string(),
             client_host: member.client_host().to_string(),
             assignment,
+            member_epoch: None,
+            target_assignment: None,
         });
     }
     members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
@@ -335,13 +353,19 @@ fn run_describe(client: &ClientArgs, args: DescribeArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let consumer = client_for(client, group)?;
-    let description = describe_group(&consumer, client, group)?;
+    let description = match crate::consumer_group::describe(client, group)? {
+        Some(view) => Some(consumer_group_description(group, view)),
+        None => describe_group(&consumer, client, group)?,
+    };
     let committed = committed_offsets(&consumer, client, None)?;
     let mut description = match description {
         Some(description) => description,
         None if committed.is_empty() => bail!("group {group:?} does not exist"),
         None => GroupDescription {
             group: group.clone(),
+            group_protocol: "classic".to_string(),
+            group_epoch: None,
+            assignment_epoch: None,
             state: "Dead".to_string(),
             protocol_type: String::new(),
             protocol: String::new(),
@@ -359,6 +383,41 @@ fn run_describe(client: &ClientArgs, args: DescribeArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// A KIP-848 consumer group in the shape `rill group describe` shows.
+fn consumer_group_description(
+    group: &str,
+    view: crate::consumer_group::ConsumerGroupView,
+) -> GroupDescription {
+    let topics = |assigned: Vec<(String, Vec<i32>)>| -> Vec<AssignedTopic> {
+        assigned
+            .into_iter()
+            .map(|(topic, partitions)| AssignedTopic { topic, partitions })
+            .collect()
+    };
+    GroupDescription {
+        group: group.to_string(),
+        group_protocol: "consumer".to_string(),
+        state: view.state,
+        group_epoch: Some(view.epoch),
+        assignment_epoch: Some(view.assignment_epoch),
+        protocol_type: "consumer".to_string(),
+        protocol: view.assignor,
+        members: view
+            .members
+            .into_iter()
+            .map(|m| MemberDescription {
+                member_id: m.member_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                assignment: topics(m.assignment),
+                member_epoch: Some(m.member_epoch),
+                target_assignment: Some(topics(m.target_assignment)),
+            })
+            .collect(),
+        offsets: Vec::new(),
+    }
 }
 
 /// The group's committed offsets, by topic and partition: of `topic` only,
@@ -434,12 +493,25 @@ fn partition_offsets(
 }
 
 fn write_description(out: &mut impl Write, group: &GroupDescription) -> std::io::Result<()> {
+    let epoch = |e: Option<i32>| e.map_or("-".to_string(), |e| e.to_string());
     write_table(
         out,
-        &["GROUP", "STATE", "PROTOCOL-TYPE", "PROTOCOL", "MEMBERS"],
+        &[
+            "GROUP",
+            "GROUP-PROTOCOL",
+            "STATE",
+            "EPOCH",
+            "ASSIGNMENT-EPOCH",
+            "PROTOCOL-TYPE",
+            "PROTOCOL",
+            "MEMBERS",
+        ],
         &[vec![
             group.group.clone(),
+            group.group_protocol.clone(),
             group.state.clone(),
+            epoch(group.group_epoch),
+            epoch(group.assignment_epoch),
             dash(&group.protocol_type),
             dash(&group.protocol),
             group.members.len().to_string(),
@@ -450,23 +522,36 @@ fn write_description(out: &mut impl Write, group: &GroupDescription) -> std::io:
             .members
             .iter()
             .map(|m| {
-                let assignment: Vec<String> = m
-                    .assignment
-                    .iter()
-                    .map(|a| format!("{}:{}", a.topic, join(&a.partitions)))
-                    .collect();
+                let shown = |assigned: &[AssignedTopic]| -> String {
+                    let topics: Vec<String> = assigned
+                        .iter()
+                        .map(|a| format!("{}:{}", a.topic, join(&a.partitions)))
+                        .collect();
+                    dash(&topics.join(";"))
+                };
                 vec![
                     m.member_id.clone(),
                     dash(&m.client_host),
                     dash(&m.client_id),
-                    dash(&assignment.join(";")),
+                    epoch(m.member_epoch),
+                    shown(&m.assignment),
+                    m.target_assignment
+                        .as_deref()
+                        .map_or("-".to_string(), shown),
                 ]
             })
             .collect();
         writeln!(out)?;
         write_table(
             out,
-            &["CONSUMER-ID", "HOST", "CLIENT-ID", "ASSIGNMENT"],
+            &[
+                "CONSUMER-ID",
+                "HOST",
+                "CLIENT-ID",
+                "EPOCH",
+                "ASSIGNMENT",
+                "TARGET-ASSIGNMENT",
+            ],
             &rows,
         )?;
     }

@@ -11,6 +11,7 @@ mod cluster_status;
 mod command_config;
 mod connection;
 mod consume;
+mod consumer_group;
 mod dev_cluster;
 mod group;
 mod link;

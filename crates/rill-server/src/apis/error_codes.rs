@@ -477,6 +477,20 @@ impl ErrorCodes for WriteTxnMarkersResponse {
     }
 }
 
+impl ErrorCodes for ConsumerGroupHeartbeatResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        count(self.error_code);
+    }
+}
+
+impl ErrorCodes for ConsumerGroupDescribeResponse {
+    fn error_codes(&self, count: &mut impl FnMut(i16)) {
+        for g in &self.groups {
+            count(g.error_code);
+        }
+    }
+}
+
 impl ErrorCodes for ShareGroupHeartbeatResponse {
     fn error_codes(&self, count: &mut impl FnMut(i16)) {
         count(self.error_code);

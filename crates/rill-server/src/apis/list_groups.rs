@@ -1,5 +1,6 @@
 //! ListGroups: every group this broker coordinates, filtered by state
-//! (v4+) and type (v5+: "classic" groups and "share" groups, KIP-932).
+//! (v4+) and type (v5+: "classic" groups, "consumer" groups of KIP-848
+//! and "share" groups, KIP-932).
 
 use std::sync::Arc;
 
@@ -103,6 +104,32 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                 listed
             });
         response.groups.extend(shares);
+    }
+    if response.error_code == 0 && wants("consumer") {
+        let consumers = groups
+            .with_consumer_groups(|c| c.list())
+            .into_iter()
+            .filter(|(id, state)| {
+                (list.states_filter.is_empty()
+                    || list
+                        .states_filter
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(state.as_str())))
+                    && (every || access.allows(AclOperation::Describe, ResourceType::Group, id))
+            })
+            .map(|(id, state)| {
+                let mut listed = ListedGroup::default()
+                    .with_group_id(GroupId(StrBytes::from_string(id)))
+                    .with_protocol_type(StrBytes::from_static_str("consumer"));
+                if version >= 4 {
+                    listed = listed.with_group_state(StrBytes::from_static_str(state.as_str()));
+                }
+                if version >= 5 {
+                    listed = listed.with_group_type(StrBytes::from_static_str("consumer"));
+                }
+                listed
+            });
+        response.groups.extend(consumers);
     }
     encode(ApiKey::ListGroups, version, &response)
 }

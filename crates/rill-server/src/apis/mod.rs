@@ -25,6 +25,8 @@ mod alter_partition_reassignments;
 mod alter_share_group_offsets;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_acls;
 mod create_partitions;
 mod create_topics;

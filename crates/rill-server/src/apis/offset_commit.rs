@@ -99,6 +99,10 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
                 };
                 response(layout, |_| Some(code))
             }
+            CommitOutcome::RefusedByConsumerGroup(error) => {
+                let code = error_code::for_consumer_group(&error);
+                response(layout, |_| Some(code))
+            }
             CommitOutcome::Failed { message, .. } => {
                 tracing::error!(%group, %message, "cannot append offsets");
                 response(layout, |_| Some(ResponseError::CoordinatorNotAvailable))

@@ -17,6 +17,7 @@ use rill_group::FetchedOffset;
 use super::{Body, HandlerError, Request, encode};
 use crate::authorizer::{Access, AclOperation, ResourceType};
 use crate::broker::Broker;
+use crate::error_code;
 
 type Wanted = Option<Vec<(String, Vec<i32>)>>;
 
@@ -132,6 +133,16 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                         .map(|t| (t.name.to_string(), t.partition_indexes))
                         .collect()
                 });
+                // v9 (KIP-848): a consumer group's member fetches at its epoch.
+                let member_id = g.member_id.as_ref().map_or("", |m| m.as_str());
+                let stale = groups.with_consumer_groups(|c| {
+                    c.validate_offset_fetch(&g.group_id, member_id, g.member_epoch)
+                });
+                if let Err(error) = stale {
+                    return OffsetFetchResponseGroup::default()
+                        .with_group_id(g.group_id)
+                        .with_error_code(error_code::for_consumer_group(&error).code());
+                }
                 let fetched = lookup(&g.group_id, &wanted);
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id)

@@ -561,6 +561,22 @@ api_table! {
         route: Broker,
         multi_node: false,
     }
+    ConsumerGroupHeartbeat {
+        versions: 0..=1,
+        request: ConsumerGroupHeartbeatRequest,
+        run: pending(consumer_group_heartbeat::handle),
+        acl: [(Read, Group), (Describe, Topic)],
+        route: Broker,
+        multi_node: false,
+    }
+    ConsumerGroupDescribe {
+        versions: 0..=1,
+        request: ConsumerGroupDescribeRequest,
+        run: ready(consumer_group_describe::answer),
+        acl: [(Describe, Group)],
+        route: Broker,
+        multi_node: false,
+    }
     ListConfigResources {
         versions: 0..=1,
         request: ListConfigResourcesRequest,

@@ -149,6 +149,10 @@ async fn commit_offsets(
                 let code = error_code::for_group(&error);
                 response(layout, |_| Some(code), false)
             }
+            CommitOutcome::RefusedByConsumerGroup(error) => {
+                let code = error_code::for_consumer_group(&error);
+                response(layout, |_| Some(code), false)
+            }
             CommitOutcome::Failed { message, error } => {
                 tracing::debug!(%group, %message, "cannot append transactional offsets");
                 let code = match error {

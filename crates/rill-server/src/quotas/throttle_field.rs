@@ -156,6 +156,8 @@ mod tests {
         check!(AlterClientQuotas, AlterClientQuotasResponse);
         check!(DescribeLogDirs, DescribeLogDirsResponse);
         check!(ListConfigResources, ListConfigResourcesResponse);
+        check!(ConsumerGroupHeartbeat, ConsumerGroupHeartbeatResponse);
+        check!(ConsumerGroupDescribe, ConsumerGroupDescribeResponse);
         check!(DescribeTopicPartitions, DescribeTopicPartitionsResponse);
         check!(ShareGroupHeartbeat, ShareGroupHeartbeatResponse);
         check!(ShareGroupDescribe, ShareGroupDescribeResponse);
@@ -168,7 +170,7 @@ mod tests {
 
     #[test]
     fn every_api_in_the_table_is_checked_or_sets_its_own() {
-        let checked = 50;
+        let checked = 52;
         let own = [
             ApiKey::Produce,
             ApiKey::Fetch,

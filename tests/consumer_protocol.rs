@@ -1,0 +1,396 @@
+//! KIP-848 consumer groups (`group.protocol=consumer`) through librdkafka
+//! against the real broker: the broker assigns the partitions, members
+//! join and leave while the others keep consuming, committed offsets
+//! survive a kill -9, and a group carries on when its coordinator's node
+//! is killed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable
+)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use common::BrokerProcess;
+use common::cluster::{Cluster, wait_until};
+use rdkafka::Message;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+
+const WAIT: Duration = Duration::from_secs(60);
+const PARTITIONS: i32 = 6;
+
+/// Short heartbeats and sessions, so that tests move quickly.
+const FAST_GROUPS: [&str; 8] = [
+    "--set",
+    "group.consumer.min.heartbeat.interval.ms=100",
+    "--set",
+    "group.consumer.heartbeat.interval.ms=200",
+    "--set",
+    "group.consumer.min.session.timeout.ms=2000",
+    "--set",
+    "group.consumer.session.timeout.ms=6000",
+];
+
+fn member_config(mut config: ClientConfig, group: &str) -> ClientConfig {
+    config
+        .set("group.id", group)
+        .set("group.protocol", "consumer")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest");
+    config
+}
+
+fn member(broker: &BrokerProcess, group: &str) -> BaseConsumer {
+    member_config(broker.client_config(), group)
+        .create()
+        .unwrap()
+}
+
+async fn create_topic(config: &ClientConfig, name: &str, replication: i32) {
+    let admin: AdminClient<DefaultClientContext> = config.create().unwrap();
+    let topic = NewTopic::new(name, PARTITIONS, TopicReplication::Fixed(replication));
+    let results = admin
+        .create_topics(&[topic], &AdminOptions::new().operation_timeout(Some(WAIT)))
+        .await
+        .unwrap();
+    assert!(results[0].is_ok(), "{results:?}");
+}
+
+/// `count` records per partition, payloads "p-i" from `first`.
+async fn produce(producer: &FutureProducer, topic: &str, first: i32, count: i32) {
+    for p in 0..PARTITIONS {
+        for i in first..first + count {
+            producer
+                .send(
+                    FutureRecord::<(), _>::to(topic)
+                        .partition(p)
+                        .payload(&format!("{p}-{i}")),
+                    Timeout::After(WAIT),
+                )
+                .await
+                .unwrap();
+        }
+    }
+}
+
+fn assigned(consumer: &BaseConsumer) -> BTreeSet<i32> {
+    consumer
+        .assignment()
+        .unwrap()
+        .elements()
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
+/// Polls every member until each holds partitions and together they hold
+/// them all, once each.
+fn wait_for_spread(members: &[&BaseConsumer]) {
+    wait_until(WAIT, "every member assigned, all partitions once", || {
+        for m in members {
+            assert!(m.poll(Duration::from_millis(20)).is_none_or(|r| r.is_ok()));
+        }
+        let sets: Vec<BTreeSet<i32>> = members.iter().map(|m| assigned(m)).collect();
+        let total: usize = sets.iter().map(BTreeSet::len).sum();
+        let union: BTreeSet<i32> = sets.iter().flatten().copied().collect();
+        sets.iter().all(|s| !s.is_empty()) && total == union.len() && union.len() == 6
+    });
+}
+
+fn payload(message: &rdkafka::message::BorrowedMessage<'_>) -> String {
+    String::from_utf8(message.payload().unwrap().to_vec()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_share_six_partitions_and_read_every_record_once() {
+    let broker = BrokerProcess::start(&FAST_GROUPS);
+    create_topic(&broker.client_config(), "spread", 1).await;
+    let members: Vec<BaseConsumer> = (0..3).map(|_| member(&broker, "spreaders")).collect();
+    for m in &members {
+        m.subscribe(&["spread"]).unwrap();
+    }
+    let refs: Vec<&BaseConsumer> = members.iter().collect();
+    wait_for_spread(&refs);
+    produce(&broker.producer(&[]), "spread", 0, 20).await;
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    let mut per_member = [0usize; 3];
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < 120 {
+        assert!(Instant::now() < deadline, "read only {} of 120", seen.len());
+        for (i, m) in members.iter().enumerate() {
+            if let Some(message) = m.poll(Duration::from_millis(20)) {
+                *seen.entry(payload(&message.unwrap())).or_default() += 1;
+                per_member[i] += 1;
+            }
+        }
+    }
+    // Drain what else might come: nothing may come twice.
+    for _ in 0..10 {
+        for m in &members {
+            if let Some(message) = m.poll(Duration::from_millis(20)) {
+                *seen.entry(payload(&message.unwrap())).or_default() += 1;
+            }
+        }
+    }
+    assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
+    assert!(per_member.iter().all(|n| *n > 0), "{per_member:?}");
+
+    // `rill group describe` tells the protocol, and each member's current
+    // and target assignment (the same, once reconciled).
+    let output = std::process::Command::new(common::rill_binary())
+        .args(["group", "describe", "spreaders", "--json"])
+        .args(["--bootstrap", &broker.bootstrap])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let described: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(described["group_protocol"], "consumer");
+    assert_eq!(described["protocol"], "uniform");
+    let members = described["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    for m in members {
+        assert_eq!(m["assignment"], m["target_assignment"], "{m}");
+        assert_eq!(
+            m["assignment"][0]["partitions"].as_array().unwrap().len(),
+            2
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_joins_and_one_leaves_while_the_others_keep_consuming() {
+    let broker = BrokerProcess::start(&FAST_GROUPS);
+    create_topic(&broker.client_config(), "flow", 1).await;
+    let producer = broker.producer(&[]);
+    let a = member(&broker, "flowing");
+    let b = member(&broker, "flowing");
+    a.subscribe(&["flow"]).unwrap();
+    b.subscribe(&["flow"]).unwrap();
+    wait_for_spread(&[&a, &b]);
+    // Records keep coming: a batch per partition each round.
+    let mut batch = 0;
+    let mut next_batch = || {
+        batch += 1;
+        batch
+    };
+    let c = member(&broker, "flowing");
+    c.subscribe(&["flow"]).unwrap();
+    // Until c holds partitions, a and b keep theirs and keep reading.
+    let (mut read_a, mut read_b) = (0, 0);
+    let deadline = Instant::now() + WAIT;
+    while assigned(&c).is_empty() {
+        assert!(Instant::now() < deadline, "c never got partitions");
+        produce(&producer, "flow", next_batch() * 10, 1).await;
+        for (consumer, count) in [(&a, &mut read_a), (&b, &mut read_b)] {
+            while let Some(message) = consumer.poll(Duration::from_millis(20)) {
+                message.unwrap();
+                *count += 1;
+            }
+            assert!(!assigned(consumer).is_empty(), "a member lost everything");
+        }
+        assert!(c.poll(Duration::from_millis(20)).is_none_or(|r| r.is_ok()));
+    }
+    // And from c's join on, both go on reading: nobody stopped the world.
+    wait_until(WAIT, "a and b reading since c joined", || {
+        futures_lite_block(produce(&producer, "flow", 500, 1));
+        for (consumer, count) in [(&a, &mut read_a), (&b, &mut read_b)] {
+            while let Some(message) = consumer.poll(Duration::from_millis(20)) {
+                message.unwrap();
+                *count += 1;
+            }
+            assert!(!assigned(consumer).is_empty(), "a member lost everything");
+        }
+        assert!(c.poll(Duration::from_millis(20)).is_none_or(|r| r.is_ok()));
+        read_a > 0 && read_b > 0
+    });
+    wait_for_spread(&[&a, &b, &c]);
+    // c leaves: a and b keep reading while they take its partitions.
+    drop(c);
+    let (mut read_a, mut read_b) = (0, 0);
+    wait_until(WAIT, "a and b holding every partition again", || {
+        for (consumer, count) in [(&a, &mut read_a), (&b, &mut read_b)] {
+            while let Some(message) = consumer.poll(Duration::from_millis(20)) {
+                message.unwrap();
+                *count += 1;
+            }
+            assert!(!assigned(consumer).is_empty(), "a member lost everything");
+        }
+        let union: BTreeSet<i32> = assigned(&a).union(&assigned(&b)).copied().collect();
+        union.len() == 6
+    });
+    // Fresh records reach both.
+    let (before_a, before_b) = (read_a, read_b);
+    wait_until(WAIT, "both reading after c left", || {
+        futures_lite_block(produce(&producer, "flow", 1000, 1));
+        for (consumer, count) in [(&a, &mut read_a), (&b, &mut read_b)] {
+            while let Some(message) = consumer.poll(Duration::from_millis(20)) {
+                message.unwrap();
+                *count += 1;
+            }
+        }
+        read_a > before_a && read_b > before_b
+    });
+}
+
+/// Runs a future to completion from inside a sync closure on this
+/// multi-threaded runtime.
+fn futures_lite_block<F: std::future::Future>(future: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(future))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_resume_after_a_kill_9() {
+    let mut broker = BrokerProcess::start(&FAST_GROUPS);
+    create_topic(&broker.client_config(), "durable", 1).await;
+    produce(&broker.producer(&[]), "durable", 0, 5).await;
+    {
+        let consumer = member(&broker, "keepers");
+        consumer.subscribe(&["durable"]).unwrap();
+        let mut read = 0;
+        let deadline = Instant::now() + WAIT;
+        while read < 30 {
+            assert!(Instant::now() < deadline, "read only {read} of 30");
+            if let Some(message) = consumer.poll(Duration::from_millis(50)) {
+                message.unwrap();
+                read += 1;
+            }
+        }
+        consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+        let (epoch, members) = describe(&broker, "keepers").unwrap();
+        assert_eq!(members.len(), 1);
+        broker.kill();
+        // The group's epoch and its member's assignment were in
+        // __consumer_offsets: the restarted broker has them back.
+        broker.restart();
+        let mut restored = None;
+        wait_until(WAIT, "the consumer group loaded", || {
+            restored = describe(&broker, "keepers");
+            restored.is_some()
+        });
+        let (restored_epoch, restored_members) = restored.unwrap();
+        assert!(restored_epoch >= epoch, "{restored_epoch} < {epoch}");
+        // Unless its session ended meanwhile, the member is back as it was.
+        assert!(restored_members.is_empty() || restored_members == members);
+        drop(consumer);
+    }
+    produce(&broker.producer(&[]), "durable", 5, 5).await;
+    let consumer = member(&broker, "keepers");
+    consumer.subscribe(&["durable"]).unwrap();
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + WAIT;
+    while seen.len() < 30 {
+        assert!(Instant::now() < deadline, "read only {} of 30", seen.len());
+        if let Some(message) = consumer.poll(Duration::from_millis(50)) {
+            let text = payload(&message.unwrap());
+            let i: i32 = text.split('-').nth(1).unwrap().parse().unwrap();
+            assert!(i >= 5, "{text} was committed before the kill");
+            seen.insert(text);
+        }
+    }
+}
+
+#[test]
+fn a_group_carries_on_when_its_coordinator_is_killed() {
+    let mut settings: Vec<&str> = vec!["--set", "offsets.topic.num.partitions=3"];
+    settings.extend_from_slice(&FAST_GROUPS);
+    let mut cluster = Cluster::start(3, &settings);
+    let producer: FutureProducer = {
+        let mut config = cluster.client_config();
+        config.set("linger.ms", "0").set("acks", "all");
+        config.create().unwrap()
+    };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        create_topic(&cluster.client_config(), "orders", 3).await;
+        produce(&producer, "orders", 0, 50).await;
+    });
+    let consumer: BaseConsumer = member_config(cluster.client_config(), "billing")
+        .create()
+        .unwrap();
+    consumer.subscribe(&["orders"]).unwrap();
+    let mut seen = BTreeSet::new();
+    let mut consume_until = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while seen.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "read only {} of {count}",
+                seen.len()
+            );
+            if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+                seen.insert(payload(&message));
+                if seen.len() % 50 == 0 {
+                    // It may fail while the coordinator moves; the next covers it.
+                    let _ = consumer.commit_message(&message, CommitMode::Sync);
+                }
+            }
+        }
+    };
+    consume_until(150);
+    let coordinator = find_coordinator(&cluster, "billing");
+    cluster.node(coordinator).kill();
+    runtime.block_on(produce(&producer, "orders", 50, 50));
+    consume_until(600);
+    wait_until(WAIT, "a commit at the new coordinator", || {
+        let _ = consumer.poll(Duration::from_millis(50));
+        consumer.commit_consumer_state(CommitMode::Sync).is_ok()
+    });
+    assert_ne!(find_coordinator(&cluster, "billing"), coordinator);
+}
+
+/// ConsumerGroupDescribe of `group` on a broker alone: its epoch and each
+/// member's (id, epoch, assignment); `None` until it answers without error.
+#[allow(clippy::type_complexity)]
+fn describe(broker: &BrokerProcess, group: &str) -> Option<(i32, Vec<(String, i32, Vec<i32>)>)> {
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let request =
+        kafka_protocol::messages::ConsumerGroupDescribeRequest::default().with_group_ids(vec![
+            kafka_protocol::messages::GroupId(kafka_protocol::protocol::StrBytes::from_string(
+                group.to_string(),
+            )),
+        ]);
+    let response = wire.send(1, &request);
+    let described = response.groups.into_iter().next()?;
+    if described.error_code != 0 {
+        return None;
+    }
+    let members = described
+        .members
+        .into_iter()
+        .map(|m| {
+            let mut partitions: Vec<i32> = m
+                .assignment
+                .topic_partitions
+                .iter()
+                .flat_map(|t| t.partitions.iter().copied())
+                .collect();
+            partitions.sort_unstable();
+            (m.member_id.to_string(), m.member_epoch, partitions)
+        })
+        .collect();
+    Some((described.group_epoch, members))
+}
+
+fn find_coordinator(cluster: &Cluster, group: &str) -> i32 {
+    let mut coordinator = -1;
+    wait_until(WAIT, "a coordinator", || {
+        let broker = cluster.brokers.iter().find(|b| b.is_running()).unwrap();
+        let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+        let request = kafka_protocol::messages::FindCoordinatorRequest::default().with_key(
+            kafka_protocol::protocol::StrBytes::from_string(group.to_string()),
+        );
+        let response = wire.send(3, &request);
+        coordinator = response.node_id.0;
+        response.error_code == 0
+    });
+    coordinator
+}
