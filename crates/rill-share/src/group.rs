@@ -254,7 +254,12 @@ impl ShareGroup {
             .iter()
             .map(|(id, m)| (id.clone(), m.subscribed_topic_names.clone()))
             .collect();
-        let mut assignment = assign(&subscriptions, &self.assigned_topics);
+        let previous: BTreeMap<String, Assignment> = self
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.assignment.clone()))
+            .collect();
+        let mut assignment = assign(&subscriptions, &self.assigned_topics, &previous);
         for (id, member) in &mut self.members {
             member.assignment = assignment.remove(id).unwrap_or_default();
         }
