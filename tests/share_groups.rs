@@ -951,3 +951,146 @@ fn share_groups_are_listed_described_moved_and_deleted() {
             .any(|l| l.starts_with("movers"))
     );
 }
+
+/// The bytes `node`'s log holds for `topic`'s partition 0, committed or
+/// not (DescribeLogDirs).
+fn log_bytes(address: &str, topic: &str) -> i64 {
+    use kafka_protocol::messages::DescribeLogDirsRequest;
+    let mut wire = Wire::connect(address);
+    let dirs = wire.send(1, &DescribeLogDirsRequest::default().with_topics(None));
+    dirs.results
+        .iter()
+        .flat_map(|d| &d.topics)
+        .filter(|t| t.name.as_str() == topic)
+        .flat_map(|t| &t.partitions)
+        .filter(|p| p.partition_index == 0)
+        .map(|p| p.partition_size)
+        .sum()
+}
+
+async fn create(
+    admin: &rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext>,
+    topic: rdkafka::admin::NewTopic<'_>,
+) {
+    let options = rdkafka::admin::AdminOptions::new();
+    let created = admin.create_topics(&[topic], &options).await.unwrap();
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_in_doubt_when_its_writer_dies_is_written_once() {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use rdkafka::admin::{NewTopic, TopicReplication};
+    // One partition of share state; the internal topics on one broker
+    // each, so that the one that pauses holds only the dead letters; a
+    // paused broker stays in the ISRs for 10 s, long enough for a write to
+    // be appended and left waiting.
+    let settings = [
+        "--set",
+        "share.coordinator.state.topic.num.partitions=1",
+        "--set",
+        "share.coordinator.state.topic.replication.factor=1",
+        "--set",
+        "offsets.topic.replication.factor=1",
+        "--set",
+        "broker.session.timeout.ms=10000",
+        "--set",
+        "replica.lag.time.max.ms=10000",
+    ];
+    let mut cluster = Cluster::start(3, &settings);
+    cluster.wait_for_brokers(3);
+    let bootstrap = cluster.bootstrap.clone();
+    let admin: rdkafka::admin::AdminClient<_> = cluster.client_config().create().unwrap();
+    // The share state's partition is made by a first share group.
+    create(&admin, NewTopic::new("warm", 1, TopicReplication::Fixed(1))).await;
+    share(
+        &bootstrap,
+        &["configure", "warmers", "share.auto.offset.reset=earliest"],
+    );
+    share(&bootstrap, &["produce", "warm", "1"]);
+    share(&bootstrap, &["ack", "warmers", "warm", "1", "accept"]);
+    let (state_leader, _) = cluster.partition_state("__share_group_state", 0);
+    // The writer serves the source partition and the state; the group's
+    // coordinator is not the broker that will pause.
+    let paused = if state_leader == 3 { 2 } else { 3 };
+    let other = 6 - state_leader - paused;
+    let mut wire = Wire::connect(&cluster.node(other).bootstrap.clone());
+    let group = (0..)
+        .map(|n| format!("doubters-{n}"))
+        .find(|group| {
+            let find = FindCoordinatorRequest::default().with_key(text(group));
+            let found = loop {
+                let found = wire.send(3, &find);
+                if found.error_code == 0 {
+                    break found.node_id.0;
+                }
+            };
+            found != paused
+        })
+        .unwrap();
+    let source: [&[i32]; 1] = [&[state_leader]];
+    let dead: [&[i32]; 1] = [&[other, paused]];
+    let work = NewTopic::new("work", 1, TopicReplication::Variable(&source));
+    create(&admin, work).await;
+    create(
+        &admin,
+        NewTopic::new("dlq.work", 1, TopicReplication::Variable(&dead))
+            .set("min.insync.replicas", "2")
+            .set("errors.deadletterqueue.group.enable", "true"),
+    )
+    .await;
+    share(
+        &bootstrap,
+        &[
+            "configure",
+            &group,
+            "share.auto.offset.reset=earliest",
+            "errors.deadletterqueue.topic.name=dlq.work",
+        ],
+    );
+    share(&bootstrap, &["produce", "work", "3"]);
+    // The dead-letter partition's follower pauses: its leader appends the
+    // dead letters but cannot get them acknowledged, so their writer does
+    // not know whether they are written.
+    let pid = cluster.node(paused).pid().to_string();
+    let signal = |name: &str| {
+        let status = std::process::Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    signal("-STOP");
+    let rejected = share(&bootstrap, &["ack", &group, "work", "3", "reject"]);
+    assert_eq!(numbers(&rejected["offsets"]), [0, 1, 2]);
+    let leader = cluster.node(other).bootstrap.clone();
+    common::cluster::wait_until(
+        std::time::Duration::from_secs(60),
+        "the dead letters appended",
+        || log_bytes(&leader, "dlq.work") > 0,
+    );
+    // Their writer dies with the write in doubt; then the follower comes
+    // back and the letters are committed.
+    cluster.node(state_leader).kill();
+    signal("-CONT");
+    cluster.node(state_leader).restart();
+    // The restarted writer repeats the write as it was: the partition
+    // knows it as a duplicate, and each rejected record is there once.
+    share(&bootstrap, &["produce", "work", "1", "end"]);
+    let after = share(&bootstrap, &["until", &group, "work", "end0"]);
+    assert_eq!(after["before_marker"], serde_json::json!([]), "{after}");
+    let nodes: Vec<String> = (1..=3).map(|n| cluster.node(n).bootstrap.clone()).collect();
+    common::cluster::wait_until(
+        std::time::Duration::from_secs(60),
+        "the rejected records archived",
+        || {
+            nodes.iter().any(|node| {
+                describe_offsets(&mut Wire::connect(node), &group)
+                    == (0, vec![("work".to_string(), 0, 4)])
+            })
+        },
+    );
+    let (dead, held) = dead_letters(&bootstrap, "dlq.work", 3);
+    assert_eq!(dead.keys().copied().collect::<Vec<_>>(), [0, 1, 2]);
+    assert_eq!(held, 3, "no record written twice");
+}
