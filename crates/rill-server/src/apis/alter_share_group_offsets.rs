@@ -33,17 +33,12 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     };
     let group = alter.group_id.to_string();
     let access = Access::new(broker, &request.session);
-    if let Err(error) = access
+    if let Err((error, message)) = access
         .group(AclOperation::Read, &group)
-        .and_then(|()| broker.groups_for(&group).map(drop))
+        .map_err(|e| (e, group.clone()))
+        .and_then(|()| broker.shares().may_reset(broker, &group))
     {
-        return refuse(error, group);
-    }
-    if broker.shares().has_members(&group) {
-        return refuse(
-            ResponseError::NonEmptyGroup,
-            format!("share group {group} has members"),
-        );
+        return refuse(error, message);
     }
     let mut changes: Vec<NewStart> = Vec::new();
     let mut topics = Vec::new();

@@ -32,17 +32,12 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
     };
     let group = delete.group_id.to_string();
     let access = Access::new(broker, &request.session);
-    if let Err(error) = access
+    if let Err((error, message)) = access
         .group(AclOperation::Delete, &group)
-        .and_then(|()| broker.groups_for(&group).map(drop))
+        .map_err(|e| (e, group.clone()))
+        .and_then(|()| broker.shares().may_reset(broker, &group))
     {
-        return refuse(error, group);
-    }
-    if broker.shares().has_members(&group) {
-        return refuse(
-            ResponseError::NonEmptyGroup,
-            format!("share group {group} has members"),
-        );
+        return refuse(error, message);
     }
     let with_state = broker.shares().state_topics(broker, &group);
     let mut changes: Vec<NewStart> = Vec::new();

@@ -52,6 +52,25 @@ impl Shares {
         self.groups.lock().get(group).is_some_and(|g| !g.is_empty())
     }
 
+    /// `Ok` if this broker may reset `group`'s state now: it coordinates
+    /// the group, which has no members (else NON_EMPTY_GROUP).
+    pub(crate) fn may_reset(
+        &self,
+        broker: &Broker,
+        group: &str,
+    ) -> Result<(), (kafka_protocol::ResponseError, String)> {
+        broker
+            .groups_for(group)
+            .map_err(|e| (e, group.to_string()))?;
+        if self.has_members(group) {
+            return Err((
+                kafka_protocol::ResponseError::NonEmptyGroup,
+                format!("share group {group} has members"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The topics `group` has share state for: name, id and partition
     /// count.
     pub(crate) fn state_topics(&self, broker: &Broker, group: &str) -> Vec<(String, Uuid, i32)> {
