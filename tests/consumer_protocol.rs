@@ -394,3 +394,77 @@ fn find_coordinator(cluster: &Cluster, group: &str) -> i32 {
     });
     coordinator
 }
+
+/// The offset committed for `topic` partition `partition` by `group`, as
+/// a classic consumer's OffsetFetch reads it.
+fn committed_offset(
+    broker: &BrokerProcess,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> rdkafka::Offset {
+    let checker = broker.consumer(&[("group.id", group)]);
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    wanted.add_partition(topic, partition);
+    let committed = checker.committed_offsets(wanted, WAIT).unwrap();
+    committed.find_partition(topic, partition).unwrap().offset()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_consumer_group_is_deleted_with_its_offsets_and_stays_deleted() {
+    let mut broker = BrokerProcess::start(&FAST_GROUPS);
+    create_topic(&broker.client_config(), "doomed", 1).await;
+    produce(&broker.producer(&[]), "doomed", 0, 2).await;
+    let consumer = member(&broker, "doomers");
+    consumer.subscribe(&["doomed"]).unwrap();
+    let mut read = 0;
+    let deadline = Instant::now() + WAIT;
+    while read < 12 {
+        assert!(Instant::now() < deadline, "read only {read} of 12");
+        if let Some(message) = consumer.poll(Duration::from_millis(50)) {
+            message.unwrap();
+            read += 1;
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    assert_eq!(
+        committed_offset(&broker, "doomers", "doomed", 0),
+        rdkafka::Offset::Offset(2)
+    );
+
+    // With a member, the group is not deleted.
+    let admin = broker.admin();
+    let options = AdminOptions::new().operation_timeout(Some(WAIT));
+    let deleted = admin.delete_groups(&["doomers"], &options).await.unwrap();
+    assert_eq!(
+        deleted[0].as_ref().unwrap_err().1,
+        rdkafka::error::RDKafkaErrorCode::NonEmptyGroup,
+        "a consumer group with a member is not deleted"
+    );
+    assert_eq!(describe(&broker, "doomers").unwrap().1.len(), 1);
+
+    // Once it leaves, the group goes, offsets and all.
+    std::thread::spawn(move || drop(consumer)).join().unwrap();
+    wait_until(WAIT, "the member gone", || {
+        describe(&broker, "doomers").is_some_and(|(_, members)| members.is_empty())
+    });
+    let deleted = admin.delete_groups(&["doomers"], &options).await.unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    assert_eq!(describe(&broker, "doomers"), None);
+    assert_eq!(
+        committed_offset(&broker, "doomers", "doomed", 0),
+        rdkafka::Offset::Invalid
+    );
+
+    // The tombstones are in __consumer_offsets: a restart keeps it gone.
+    drop(admin);
+    broker.stop();
+    broker.restart();
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    common::wire::wait_for_group_coordinator(&mut wire, "doomers");
+    assert_eq!(describe(&broker, "doomers"), None);
+    assert_eq!(
+        committed_offset(&broker, "doomers", "doomed", 0),
+        rdkafka::Offset::Invalid
+    );
+}

@@ -349,6 +349,39 @@ impl Groups {
         Ok((reply, persisted))
     }
 
+    /// DeleteGroups of a consumer group (KIP-848): only an empty one
+    /// (NON_EMPTY_GROUP otherwise). Its records and committed offsets
+    /// become tombstones in `__consumer_offsets`, as Kafka's
+    /// `createGroupTombstoneRecords` and `deleteAllOffsets` do; `Ok(None)`
+    /// when `group` is not a consumer group here (the classic coordinator
+    /// answers for it).
+    pub(crate) fn delete_consumer_group(
+        &self,
+        group: &str,
+    ) -> Option<Result<Option<Persisted>, ConsumerRefusal>> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        if !inner.consumer.contains(group) {
+            return None;
+        }
+        let tombstones = match inner.consumer.delete(group) {
+            Ok(tombstones) => tombstones,
+            Err(error) => return Some(Err(ConsumerRefusal::Group(error))),
+        };
+        let mut records = inner.offsets.delete_group(group);
+        records.extend(
+            tombstones
+                .into_iter()
+                .map(OffsetsTopicRecord::ConsumerGroup),
+        );
+        let persisted = self.persist(group, &records);
+        // The group is gone from memory either way: as for a classic
+        // group's deletion, a failed append is logged and not retried.
+        inner.offsets.complete(records);
+        self.timer.notify_one();
+        Some(persisted.map_err(ConsumerRefusal::Persist))
+    }
+
     fn persist_consumer(
         &self,
         group: &str,
