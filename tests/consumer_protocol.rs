@@ -468,3 +468,183 @@ async fn an_empty_consumer_group_is_deleted_with_its_offsets_and_stays_deleted()
         rdkafka::Offset::Invalid
     );
 }
+
+/// A member driven by hand over the wire: what it last heard.
+struct RawMember {
+    id: &'static str,
+    epoch: i32,
+    owned: Vec<kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions>,
+}
+
+const BAD_GROUP: &str = "bad-input";
+
+fn raw_heartbeat(
+    wire: &mut common::wire::Wire,
+    request: kafka_protocol::messages::ConsumerGroupHeartbeatRequest,
+) -> kafka_protocol::messages::ConsumerGroupHeartbeatResponse {
+    wire.send(1, &request.with_group_id(common::wire::group_id(BAD_GROUP)))
+}
+
+/// A join (epoch 0) subscribing to `topic`, or a heartbeat reporting what
+/// it owns; takes the assignment it is given.
+fn beat(wire: &mut common::wire::Wire, member: &mut RawMember, topic: &str) {
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    use kafka_protocol::protocol::StrBytes;
+    let mut request = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str(member.id))
+        .with_member_epoch(member.epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(member.owned.clone()));
+    if member.epoch == 0 {
+        request = request
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![common::wire::topic_name(topic)]));
+    }
+    let response = raw_heartbeat(wire, request);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    member.epoch = response.member_epoch;
+    if let Some(assignment) = response.assignment {
+        member.owned = assignment
+            .topic_partitions
+            .into_iter()
+            .map(|t| {
+                TopicPartitions::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(t.partitions)
+            })
+            .collect();
+    }
+}
+
+/// The whole ConsumerGroupDescribe answer for BAD_GROUP.
+fn described(
+    wire: &mut common::wire::Wire,
+) -> kafka_protocol::messages::consumer_group_describe_response::DescribedGroup {
+    let request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![common::wire::group_id(BAD_GROUP)]);
+    let group = wire.send(1, &request).groups.remove(0);
+    assert_eq!(group.error_code, 0, "{group:?}");
+    group
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    use kafka_protocol::ResponseError;
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    use kafka_protocol::protocol::StrBytes;
+    // Default sessions (45 s): the hand-driven members stay in the group.
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    common::wire::create_topic_with(&mut wire, "bad", 4);
+    common::wire::wait_for_group_coordinator(&mut wire, BAD_GROUP);
+    let mut members = [
+        RawMember {
+            id: "member-a",
+            epoch: 0,
+            owned: Vec::new(),
+        },
+        RawMember {
+            id: "member-b",
+            epoch: 0,
+            owned: Vec::new(),
+        },
+    ];
+    // Heartbeat both until the group is stable: each owns its target.
+    let mut rounds = 0;
+    loop {
+        for member in &mut members {
+            beat(&mut wire, member, "bad");
+        }
+        let group = described(&mut wire);
+        if group.group_state.as_str() == "Stable" {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 20, "never stable: {group:?}");
+    }
+    let before = described(&mut wire);
+    assert_eq!(before.members.len(), 2);
+    assert!(
+        before
+            .members
+            .iter()
+            .all(|m| m.assignment.topic_partitions[0].partitions.len() == 2)
+    );
+    let a_epoch = members[0].epoch;
+    let refused = |wire: &mut common::wire::Wire, request: ConsumerGroupHeartbeatRequest| {
+        raw_heartbeat(wire, request).error_code
+    };
+
+    // A greater epoch than its own: fenced, the others untouched.
+    let fenced = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str("member-a"))
+        .with_member_epoch(a_epoch + 5)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(members[0].owned.clone()));
+    assert_eq!(
+        refused(&mut wire, fenced),
+        ResponseError::FencedMemberEpoch.code()
+    );
+    assert_eq!(described(&mut wire), before);
+
+    // A member id the group does not know.
+    let unknown = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str("member-ghost"))
+        .with_member_epoch(a_epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(Vec::new()));
+    assert_eq!(
+        refused(&mut wire, unknown),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(described(&mut wire), before);
+
+    // A join whose regex does not compile: no member is added.
+    let bad_regex = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str("member-c"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_regex(Some(StrBytes::from_static_str("ba(d")))
+        .with_topic_partitions(Some(Vec::new()));
+    assert_eq!(
+        refused(&mut wire, bad_regex),
+        ResponseError::InvalidRegularExpression.code()
+    );
+    assert_eq!(described(&mut wire), before);
+
+    // An offset commit at an epoch that is not the member's.
+    let commit = |epoch: i32, offset: i64| {
+        use kafka_protocol::messages::OffsetCommitRequest;
+        use kafka_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        OffsetCommitRequest::default()
+            .with_group_id(common::wire::group_id(BAD_GROUP))
+            .with_generation_id_or_member_epoch(epoch)
+            .with_member_id(StrBytes::from_static_str("member-a"))
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(common::wire::topic_name("bad"))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset),
+                    ]),
+            ])
+    };
+    let code = |response: kafka_protocol::messages::OffsetCommitResponse| {
+        response.topics[0].partitions[0].error_code
+    };
+    assert_eq!(code(wire.send(9, &commit(a_epoch, 3))), 0);
+    assert_eq!(
+        code(wire.send(9, &commit(a_epoch - 1, 7))),
+        ResponseError::StaleMemberEpoch.code()
+    );
+    assert_eq!(described(&mut wire), before);
+    assert_eq!(
+        committed_offset(&broker, BAD_GROUP, "bad", 0),
+        rdkafka::Offset::Offset(3),
+        "the stale commit left the offset as it was"
+    );
+}
