@@ -45,7 +45,7 @@ use super::records::ConsumerGroupRecord;
 #[derive(Debug)]
 pub struct ConsumerGroups {
     loading: bool,
-    groups: BTreeMap<String, ConsumerGroup>,
+    pub(super) groups: BTreeMap<String, ConsumerGroup>,
     member_id_seed: u64,
     member_id_counter: u64,
 }
@@ -303,7 +303,7 @@ impl ConsumerGroups {
     }
 
     /// A member id for a v0 join: UUID-shaped, from the seed and a counter.
-    fn new_member_id(&mut self) -> String {
+    pub(super) fn new_member_id(&mut self) -> String {
         self.member_id_counter = self.member_id_counter.wrapping_add(1);
         let hex = format!(
             "{:016x}{:016x}",

@@ -41,7 +41,7 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    fn new(now_ms: i64, session_timeout_ms: i64) -> Member {
+    pub(crate) fn new(now_ms: i64, session_timeout_ms: i64) -> Member {
         Member {
             metadata: MemberMetadataValue {
                 rebalance_timeout_ms: -1,
@@ -54,7 +54,7 @@ impl Member {
         }
     }
 
-    fn set_metadata(&mut self, metadata: MemberMetadataValue) {
+    pub(crate) fn set_metadata(&mut self, metadata: MemberMetadataValue) {
         if metadata.subscribed_topic_regex != self.metadata.subscribed_topic_regex {
             self.regex = metadata
                 .subscribed_topic_regex
@@ -129,6 +129,9 @@ pub struct ConsumerHeartbeat {
     pub owned: Option<Assignment>,
     pub client_id: String,
     pub client_host: String,
+    /// Set when the member speaks the classic protocol (a JoinGroup to a
+    /// consumer group); `None` for a ConsumerGroupHeartbeat.
+    pub classic: Option<super::records::ClassicMemberMetadata>,
 }
 
 /// What a heartbeat answers, and the records to persist before it does.
@@ -773,5 +776,6 @@ fn updated_metadata(old: &MemberMetadataValue, request: &ConsumerHeartbeat) -> M
             .server_assignor
             .clone()
             .or_else(|| old.server_assignor.clone()),
+        classic: request.classic.clone(),
     }
 }
