@@ -648,3 +648,218 @@ fn bad_requests_are_refused_and_change_nothing() {
         "the stale commit left the offset as it was"
     );
 }
+
+/// Polls `consumers` until together they have read `count` records,
+/// counting each payload in `seen` and each consumer's reads.
+fn read_records(
+    consumers: &[&BaseConsumer],
+    count: usize,
+    seen: &mut BTreeMap<String, usize>,
+    per_consumer: &mut [usize],
+) {
+    let mut read = 0;
+    let deadline = Instant::now() + WAIT;
+    while read < count {
+        assert!(Instant::now() < deadline, "read only {read} of {count}");
+        for (i, consumer) in consumers.iter().enumerate() {
+            if let Some(message) = consumer.poll(Duration::from_millis(20)) {
+                *seen.entry(payload(&message.unwrap())).or_default() += 1;
+                per_consumer[i] += 1;
+                read += 1;
+            }
+        }
+    }
+}
+
+/// The classic view of `group` (DescribeGroups): its protocol type and
+/// state, and its members' ids.
+fn describe_classic(broker: &BrokerProcess, group: &str) -> (String, String, usize) {
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let request = kafka_protocol::messages::DescribeGroupsRequest::default()
+        .with_groups(vec![common::wire::group_id(group)]);
+    let described = wire.send(5, &request).groups.remove(0);
+    (
+        described.protocol_type.to_string(),
+        described.group_state.to_string(),
+        described.members.len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_group_upgrades_when_a_consumer_member_joins_and_downgrades_when_it_leaves() {
+    let mut settings = vec!["--set", "group.initial.rebalance.delay.ms=0"];
+    settings.extend_from_slice(&FAST_GROUPS);
+    let mut broker = BrokerProcess::start(&settings);
+    create_topic(&broker.client_config(), "mixed", 1).await;
+    let producer = broker.producer(&[]);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+
+    // A classic group of one member, which reads and commits.
+    let classic_config = [
+        ("group.id", "migrants"),
+        ("heartbeat.interval.ms", "200"),
+        ("session.timeout.ms", "6000"),
+    ];
+    let classic = broker.consumer(&classic_config);
+    classic.subscribe(&["mixed"]).unwrap();
+    produce(&producer, "mixed", 0, 5).await;
+    read_records(&[&classic], 30, &mut seen, &mut [0]);
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+    assert_eq!(describe_classic(&broker, "migrants").1, "Stable");
+
+    // A consumer-protocol member joins: the group becomes a consumer
+    // group of both, and the broker splits the partitions between them.
+    let modern = member(&broker, "migrants");
+    modern.subscribe(&["mixed"]).unwrap();
+    wait_until(WAIT, "both members holding partitions, all once", || {
+        for m in [&classic, &modern] {
+            assert!(
+                m.poll(Duration::from_millis(20)).is_none(),
+                "no record is due"
+            );
+        }
+        let (a, b) = (assigned(&classic), assigned(&modern));
+        !a.is_empty() && !b.is_empty() && a.is_disjoint(&b) && a.union(&b).count() == 6
+    });
+    let (epoch, members) = describe(&broker, "migrants").expect("a consumer group now");
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(epoch > 1);
+
+    // Both read new records, each once; none of those committed before.
+    produce(&producer, "mixed", 5, 10).await;
+    let mut per_member = [0usize; 2];
+    read_records(&[&classic, &modern], 60, &mut seen, &mut per_member);
+    assert!(per_member.iter().all(|n| *n > 0), "{per_member:?}");
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+    modern.commit_consumer_state(CommitMode::Sync).unwrap();
+
+    // The consumer member leaves: the group is classic again and the
+    // classic member takes every partition back.
+    std::thread::spawn(move || drop(modern)).join().unwrap();
+    wait_until(WAIT, "the classic member holding every partition", || {
+        assert!(
+            classic.poll(Duration::from_millis(20)).is_none(),
+            "no record is due"
+        );
+        assigned(&classic).len() == 6
+    });
+    assert_eq!(
+        describe(&broker, "migrants"),
+        None,
+        "not a consumer group any more"
+    );
+    let (protocol_type, state, count) = describe_classic(&broker, "migrants");
+    assert_eq!(
+        (protocol_type.as_str(), state.as_str(), count),
+        ("consumer", "Stable", 1)
+    );
+    produce(&producer, "mixed", 15, 2).await;
+    read_records(&[&classic], 12, &mut seen, &mut [0]);
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+    assert_eq!(seen.len(), 102);
+    assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
+
+    // The commits are durable: after a restart a new member resumes there.
+    std::thread::spawn(move || drop(classic)).join().unwrap();
+    drop(producer);
+    broker.stop();
+    broker.restart();
+    produce(&broker.producer(&[]), "mixed", 17, 1).await;
+    let resumed = broker.consumer(&classic_config);
+    resumed.subscribe(&["mixed"]).unwrap();
+    let mut after = BTreeMap::new();
+    read_records(&[&resumed], 6, &mut after, &mut [0]);
+    assert!(
+        after.keys().all(|p| p.ends_with("-17")),
+        "only the records produced after the restart: {after:?}"
+    );
+}
+
+/// A classic group with one member reading "policy", on a broker started
+/// with `group.consumer.migration.policy=policy`.
+async fn classic_group_under(policy: &str) -> (BrokerProcess, BaseConsumer) {
+    let setting = format!("group.consumer.migration.policy={policy}");
+    let mut settings = vec![
+        "--set",
+        "group.initial.rebalance.delay.ms=0",
+        "--set",
+        &setting,
+    ];
+    settings.extend_from_slice(&FAST_GROUPS);
+    let broker = BrokerProcess::start(&settings);
+    create_topic(&broker.client_config(), "policy", 1).await;
+    let classic = broker.consumer(&[
+        ("group.id", "governed"),
+        ("heartbeat.interval.ms", "200"),
+        ("session.timeout.ms", "6000"),
+    ]);
+    classic.subscribe(&["policy"]).unwrap();
+    wait_until(WAIT, "the classic member holding every partition", || {
+        assert!(
+            classic.poll(Duration::from_millis(20)).is_none(),
+            "no record is due"
+        );
+        assigned(&classic).len() == 6
+    });
+    (broker, classic)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_upgrade_a_consumer_member_may_not_join_a_classic_group() {
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    use kafka_protocol::protocol::StrBytes;
+    for policy in ["disabled", "downgrade"] {
+        let (broker, classic) = classic_group_under(policy).await;
+        let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+        let join = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(common::wire::group_id("governed"))
+            .with_member_id(StrBytes::from_static_str("modern-1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![common::wire::topic_name("policy")]))
+            .with_topic_partitions(Some(Vec::new()));
+        let response = wire.send(1, &join);
+        assert_eq!(
+            response.error_code,
+            kafka_protocol::ResponseError::GroupIdNotFound.code(),
+            "{policy}: {response:?}"
+        );
+        // The classic group goes on as it was.
+        assert_eq!(describe_classic(&broker, "governed").1, "Stable");
+        assert_eq!(assigned(&classic).len(), 6);
+        std::thread::spawn(move || drop(classic)).join().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_downgrade_a_consumer_group_keeps_its_classic_members() {
+    let (broker, classic) = classic_group_under("upgrade").await;
+    let modern = member(&broker, "governed");
+    modern.subscribe(&["policy"]).unwrap();
+    wait_until(WAIT, "both members holding partitions", || {
+        for m in [&classic, &modern] {
+            assert!(
+                m.poll(Duration::from_millis(20)).is_none(),
+                "no record is due"
+            );
+        }
+        !assigned(&classic).is_empty() && !assigned(&modern).is_empty()
+    });
+    std::thread::spawn(move || drop(modern)).join().unwrap();
+    // The classic member takes everything back inside the consumer group.
+    wait_until(WAIT, "the classic member holding every partition", || {
+        assert!(
+            classic.poll(Duration::from_millis(20)).is_none(),
+            "no record is due"
+        );
+        assigned(&classic).len() == 6
+    });
+    let (_, members) = describe(&broker, "governed").expect("still a consumer group");
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].2, vec![0, 1, 2, 3, 4, 5]);
+    produce(&broker.producer(&[]), "policy", 0, 1).await;
+    let mut seen = BTreeMap::new();
+    read_records(&[&classic], 6, &mut seen, &mut [0]);
+    assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
+    std::thread::spawn(move || drop(classic)).join().unwrap();
+}
