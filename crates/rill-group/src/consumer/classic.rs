@@ -554,7 +554,8 @@ fn as_group_error(error: ConsumerGroupError, group_id: &str) -> GroupError {
             }
         }
         ConsumerGroupError::FencedMemberEpoch { .. }
-        | ConsumerGroupError::StaleMemberEpoch { .. } => GroupError::RebalanceInProgress {
+        | ConsumerGroupError::StaleMemberEpoch { .. }
+        | ConsumerGroupError::IllegalGeneration { .. } => GroupError::RebalanceInProgress {
             group_id: group_id.to_owned(),
         },
         _ => GroupError::InconsistentGroupProtocol {
@@ -690,6 +691,17 @@ mod tests {
         };
         assert_eq!(count(&groups.classic_sync(&sync, 0).unwrap()), 3);
         assert!(groups.classic_heartbeat(&beat(generation), 0).is_ok());
+        // It commits at its generation; another one is ILLEGAL_GENERATION,
+        // which a classic client understands (not STALE_MEMBER_EPOCH).
+        assert!(
+            groups
+                .validate_offset_commit("g", "old", generation)
+                .is_ok()
+        );
+        assert!(matches!(
+            groups.validate_offset_commit("g", "old", generation - 1),
+            Err(ConsumerGroupError::IllegalGeneration { .. })
+        ));
     }
 
     #[test]

@@ -709,6 +709,16 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or_else(|| self.unknown(member_id))?;
+        if member.current.epoch != epoch && member.metadata.classic.is_some() {
+            // A classic member knows generations, not member epochs
+            // (Kafka's validateOffsetCommit: ILLEGAL_GENERATION for it).
+            return Err(ConsumerGroupError::IllegalGeneration {
+                group_id: self.group_id.clone(),
+                member_id: member_id.to_owned(),
+                received: epoch,
+                expected: member.current.epoch,
+            });
+        }
         if member.current.epoch != epoch {
             return Err(ConsumerGroupError::StaleMemberEpoch {
                 group_id: self.group_id.clone(),
