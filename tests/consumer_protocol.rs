@@ -671,6 +671,17 @@ fn read_records(
     }
 }
 
+/// The member types ConsumerGroupDescribe gives `group`'s members, sorted.
+fn member_types(broker: &BrokerProcess, group: &str) -> Vec<i8> {
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![common::wire::group_id(group)]);
+    let described = wire.send(1, &request).groups.remove(0);
+    let mut types: Vec<i8> = described.members.iter().map(|m| m.member_type).collect();
+    types.sort_unstable();
+    types
+}
+
 /// The classic view of `group` (DescribeGroups): its protocol type and
 /// state, and its members' ids.
 fn describe_classic(broker: &BrokerProcess, group: &str) -> (String, String, usize) {
@@ -724,6 +735,8 @@ async fn a_classic_group_upgrades_when_a_consumer_member_joins_and_downgrades_wh
     let (epoch, members) = describe(&broker, "migrants").expect("a consumer group now");
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(epoch > 1);
+    // ConsumerGroupDescribe v1 tells them apart (KIP-1099: 0 classic, 1 consumer).
+    assert_eq!(member_types(&broker, "migrants"), vec![0, 1]);
 
     // Both read new records, each once; none of those committed before.
     produce(&producer, "mixed", 5, 10).await;

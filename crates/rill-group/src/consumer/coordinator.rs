@@ -66,6 +66,8 @@ pub struct ConsumerMemberDescription {
     pub assignment: Assignment,
     /// What it is heading for.
     pub target_assignment: Assignment,
+    /// It speaks the classic protocol (KIP-848 online migration).
+    pub classic: bool,
 }
 
 /// A consumer group as ConsumerGroupDescribe shows it.
@@ -224,6 +226,7 @@ impl ConsumerGroups {
                 subscribed_topic_regex: member.metadata.subscribed_topic_regex.clone(),
                 assignment: member.current.assigned.clone(),
                 target_assignment: group.targets.get(member_id).cloned().unwrap_or_default(),
+                classic: member.metadata.classic.is_some(),
             })
             .collect();
         Ok(ConsumerGroupDescription {
