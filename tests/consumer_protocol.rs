@@ -874,5 +874,28 @@ async fn without_downgrade_a_consumer_group_keeps_its_classic_members() {
     let mut seen = BTreeMap::new();
     read_records(&[&classic], 6, &mut seen, &mut [0]);
     assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+
+    // Its classic membership is in __consumer_offsets: after a restart the
+    // group is still a consumer group holding a classic member, which goes
+    // on reading where it committed.
+    let mut broker = broker;
+    broker.stop();
+    broker.restart();
+    let mut restored = None;
+    wait_until(WAIT, "the consumer group loaded", || {
+        restored = describe(&broker, "governed");
+        restored.is_some()
+    });
+    assert_eq!(member_types(&broker, "governed"), vec![0]);
+    produce(&broker.producer(&[]), "policy", 1, 1).await;
+    // The client reports the restart (all brokers down) before it reads on.
+    wait_until(WAIT, "the classic member reading the new records", || {
+        if let Some(Ok(message)) = classic.poll(Duration::from_millis(20)) {
+            *seen.entry(payload(&message)).or_default() += 1;
+        }
+        seen.len() == 12
+    });
+    assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
     std::thread::spawn(move || drop(classic)).join().unwrap();
 }
