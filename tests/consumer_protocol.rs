@@ -394,3 +394,508 @@ fn find_coordinator(cluster: &Cluster, group: &str) -> i32 {
     });
     coordinator
 }
+
+/// The offset committed for `topic` partition `partition` by `group`, as
+/// a classic consumer's OffsetFetch reads it.
+fn committed_offset(
+    broker: &BrokerProcess,
+    group: &str,
+    topic: &str,
+    partition: i32,
+) -> rdkafka::Offset {
+    let checker = broker.consumer(&[("group.id", group)]);
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    wanted.add_partition(topic, partition);
+    let committed = checker.committed_offsets(wanted, WAIT).unwrap();
+    committed.find_partition(topic, partition).unwrap().offset()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_consumer_group_is_deleted_with_its_offsets_and_stays_deleted() {
+    let mut broker = BrokerProcess::start(&FAST_GROUPS);
+    create_topic(&broker.client_config(), "doomed", 1).await;
+    produce(&broker.producer(&[]), "doomed", 0, 2).await;
+    let consumer = member(&broker, "doomers");
+    consumer.subscribe(&["doomed"]).unwrap();
+    let mut read = 0;
+    let deadline = Instant::now() + WAIT;
+    while read < 12 {
+        assert!(Instant::now() < deadline, "read only {read} of 12");
+        if let Some(message) = consumer.poll(Duration::from_millis(50)) {
+            message.unwrap();
+            read += 1;
+        }
+    }
+    consumer.commit_consumer_state(CommitMode::Sync).unwrap();
+    assert_eq!(
+        committed_offset(&broker, "doomers", "doomed", 0),
+        rdkafka::Offset::Offset(2)
+    );
+
+    // With a member, the group is not deleted.
+    let admin = broker.admin();
+    let options = AdminOptions::new().operation_timeout(Some(WAIT));
+    let deleted = admin.delete_groups(&["doomers"], &options).await.unwrap();
+    assert_eq!(
+        deleted[0].as_ref().unwrap_err().1,
+        rdkafka::error::RDKafkaErrorCode::NonEmptyGroup,
+        "a consumer group with a member is not deleted"
+    );
+    assert_eq!(describe(&broker, "doomers").unwrap().1.len(), 1);
+
+    // Once it leaves, the group goes, offsets and all.
+    std::thread::spawn(move || drop(consumer)).join().unwrap();
+    wait_until(WAIT, "the member gone", || {
+        describe(&broker, "doomers").is_some_and(|(_, members)| members.is_empty())
+    });
+    let deleted = admin.delete_groups(&["doomers"], &options).await.unwrap();
+    assert!(deleted[0].is_ok(), "{deleted:?}");
+    assert_eq!(describe(&broker, "doomers"), None);
+    assert_eq!(
+        committed_offset(&broker, "doomers", "doomed", 0),
+        rdkafka::Offset::Invalid
+    );
+
+    // The tombstones are in __consumer_offsets: a restart keeps it gone.
+    drop(admin);
+    broker.stop();
+    broker.restart();
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    common::wire::wait_for_group_coordinator(&mut wire, "doomers");
+    assert_eq!(describe(&broker, "doomers"), None);
+    assert_eq!(
+        committed_offset(&broker, "doomers", "doomed", 0),
+        rdkafka::Offset::Invalid
+    );
+}
+
+/// A member driven by hand over the wire: what it last heard.
+struct RawMember {
+    id: &'static str,
+    epoch: i32,
+    owned: Vec<kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions>,
+}
+
+const BAD_GROUP: &str = "bad-input";
+
+fn raw_heartbeat(
+    wire: &mut common::wire::Wire,
+    request: kafka_protocol::messages::ConsumerGroupHeartbeatRequest,
+) -> kafka_protocol::messages::ConsumerGroupHeartbeatResponse {
+    wire.send(1, &request.with_group_id(common::wire::group_id(BAD_GROUP)))
+}
+
+/// A join (epoch 0) subscribing to `topic`, or a heartbeat reporting what
+/// it owns; takes the assignment it is given.
+fn beat(wire: &mut common::wire::Wire, member: &mut RawMember, topic: &str) {
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions;
+    use kafka_protocol::protocol::StrBytes;
+    let mut request = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str(member.id))
+        .with_member_epoch(member.epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(member.owned.clone()));
+    if member.epoch == 0 {
+        request = request
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![common::wire::topic_name(topic)]));
+    }
+    let response = raw_heartbeat(wire, request);
+    assert_eq!(response.error_code, 0, "{response:?}");
+    member.epoch = response.member_epoch;
+    if let Some(assignment) = response.assignment {
+        member.owned = assignment
+            .topic_partitions
+            .into_iter()
+            .map(|t| {
+                TopicPartitions::default()
+                    .with_topic_id(t.topic_id)
+                    .with_partitions(t.partitions)
+            })
+            .collect();
+    }
+}
+
+/// The whole ConsumerGroupDescribe answer for BAD_GROUP.
+fn described(
+    wire: &mut common::wire::Wire,
+) -> kafka_protocol::messages::consumer_group_describe_response::DescribedGroup {
+    let request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![common::wire::group_id(BAD_GROUP)]);
+    let group = wire.send(1, &request).groups.remove(0);
+    assert_eq!(group.error_code, 0, "{group:?}");
+    group
+}
+
+#[test]
+fn bad_requests_are_refused_and_change_nothing() {
+    use kafka_protocol::ResponseError;
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    use kafka_protocol::protocol::StrBytes;
+    // Default sessions (45 s): the hand-driven members stay in the group.
+    let broker = BrokerProcess::start(&[]);
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    common::wire::create_topic_with(&mut wire, "bad", 4);
+    common::wire::wait_for_group_coordinator(&mut wire, BAD_GROUP);
+    let mut members = [
+        RawMember {
+            id: "member-a",
+            epoch: 0,
+            owned: Vec::new(),
+        },
+        RawMember {
+            id: "member-b",
+            epoch: 0,
+            owned: Vec::new(),
+        },
+    ];
+    // Heartbeat both until the group is stable: each owns its target.
+    let mut rounds = 0;
+    loop {
+        for member in &mut members {
+            beat(&mut wire, member, "bad");
+        }
+        let group = described(&mut wire);
+        if group.group_state.as_str() == "Stable" {
+            break;
+        }
+        rounds += 1;
+        assert!(rounds < 20, "never stable: {group:?}");
+    }
+    let before = described(&mut wire);
+    assert_eq!(before.members.len(), 2);
+    assert!(
+        before
+            .members
+            .iter()
+            .all(|m| m.assignment.topic_partitions[0].partitions.len() == 2)
+    );
+    let a_epoch = members[0].epoch;
+    let refused = |wire: &mut common::wire::Wire, request: ConsumerGroupHeartbeatRequest| {
+        raw_heartbeat(wire, request).error_code
+    };
+
+    // A greater epoch than its own: fenced, the others untouched.
+    let fenced = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str("member-a"))
+        .with_member_epoch(a_epoch + 5)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(members[0].owned.clone()));
+    assert_eq!(
+        refused(&mut wire, fenced),
+        ResponseError::FencedMemberEpoch.code()
+    );
+    assert_eq!(described(&mut wire), before);
+
+    // A member id the group does not know.
+    let unknown = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str("member-ghost"))
+        .with_member_epoch(a_epoch)
+        .with_rebalance_timeout_ms(-1)
+        .with_topic_partitions(Some(Vec::new()));
+    assert_eq!(
+        refused(&mut wire, unknown),
+        ResponseError::UnknownMemberId.code()
+    );
+    assert_eq!(described(&mut wire), before);
+
+    // A join whose regex does not compile: no member is added.
+    let bad_regex = ConsumerGroupHeartbeatRequest::default()
+        .with_member_id(StrBytes::from_static_str("member-c"))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_regex(Some(StrBytes::from_static_str("ba(d")))
+        .with_topic_partitions(Some(Vec::new()));
+    assert_eq!(
+        refused(&mut wire, bad_regex),
+        ResponseError::InvalidRegularExpression.code()
+    );
+    assert_eq!(described(&mut wire), before);
+
+    // An offset commit at an epoch that is not the member's.
+    let commit = |epoch: i32, offset: i64| {
+        use kafka_protocol::messages::OffsetCommitRequest;
+        use kafka_protocol::messages::offset_commit_request::{
+            OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+        };
+        OffsetCommitRequest::default()
+            .with_group_id(common::wire::group_id(BAD_GROUP))
+            .with_generation_id_or_member_epoch(epoch)
+            .with_member_id(StrBytes::from_static_str("member-a"))
+            .with_topics(vec![
+                OffsetCommitRequestTopic::default()
+                    .with_name(common::wire::topic_name("bad"))
+                    .with_partitions(vec![
+                        OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset),
+                    ]),
+            ])
+    };
+    let code = |response: kafka_protocol::messages::OffsetCommitResponse| {
+        response.topics[0].partitions[0].error_code
+    };
+    assert_eq!(code(wire.send(9, &commit(a_epoch, 3))), 0);
+    assert_eq!(
+        code(wire.send(9, &commit(a_epoch - 1, 7))),
+        ResponseError::StaleMemberEpoch.code()
+    );
+    assert_eq!(described(&mut wire), before);
+    assert_eq!(
+        committed_offset(&broker, BAD_GROUP, "bad", 0),
+        rdkafka::Offset::Offset(3),
+        "the stale commit left the offset as it was"
+    );
+}
+
+/// Polls `consumers` until together they have read `count` records,
+/// counting each payload in `seen` and each consumer's reads.
+fn read_records(
+    consumers: &[&BaseConsumer],
+    count: usize,
+    seen: &mut BTreeMap<String, usize>,
+    per_consumer: &mut [usize],
+) {
+    let mut read = 0;
+    let deadline = Instant::now() + WAIT;
+    while read < count {
+        assert!(Instant::now() < deadline, "read only {read} of {count}");
+        for (i, consumer) in consumers.iter().enumerate() {
+            if let Some(message) = consumer.poll(Duration::from_millis(20)) {
+                *seen.entry(payload(&message.unwrap())).or_default() += 1;
+                per_consumer[i] += 1;
+                read += 1;
+            }
+        }
+    }
+}
+
+/// The member types ConsumerGroupDescribe gives `group`'s members, sorted.
+fn member_types(broker: &BrokerProcess, group: &str) -> Vec<i8> {
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let request = kafka_protocol::messages::ConsumerGroupDescribeRequest::default()
+        .with_group_ids(vec![common::wire::group_id(group)]);
+    let described = wire.send(1, &request).groups.remove(0);
+    let mut types: Vec<i8> = described.members.iter().map(|m| m.member_type).collect();
+    types.sort_unstable();
+    types
+}
+
+/// The classic view of `group` (DescribeGroups): its protocol type and
+/// state, and its members' ids.
+fn describe_classic(broker: &BrokerProcess, group: &str) -> (String, String, usize) {
+    let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+    let request = kafka_protocol::messages::DescribeGroupsRequest::default()
+        .with_groups(vec![common::wire::group_id(group)]);
+    let described = wire.send(5, &request).groups.remove(0);
+    (
+        described.protocol_type.to_string(),
+        described.group_state.to_string(),
+        described.members.len(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_classic_group_upgrades_when_a_consumer_member_joins_and_downgrades_when_it_leaves() {
+    let mut settings = vec!["--set", "group.initial.rebalance.delay.ms=0"];
+    settings.extend_from_slice(&FAST_GROUPS);
+    let mut broker = BrokerProcess::start(&settings);
+    create_topic(&broker.client_config(), "mixed", 1).await;
+    let producer = broker.producer(&[]);
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+
+    // A classic group of one member, which reads and commits.
+    let classic_config = [
+        ("group.id", "migrants"),
+        ("heartbeat.interval.ms", "200"),
+        ("session.timeout.ms", "6000"),
+    ];
+    let classic = broker.consumer(&classic_config);
+    classic.subscribe(&["mixed"]).unwrap();
+    produce(&producer, "mixed", 0, 5).await;
+    read_records(&[&classic], 30, &mut seen, &mut [0]);
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+    assert_eq!(describe_classic(&broker, "migrants").1, "Stable");
+
+    // A consumer-protocol member joins: the group becomes a consumer
+    // group of both, and the broker splits the partitions between them.
+    let modern = member(&broker, "migrants");
+    modern.subscribe(&["mixed"]).unwrap();
+    wait_until(WAIT, "both members holding partitions, all once", || {
+        for m in [&classic, &modern] {
+            assert!(
+                m.poll(Duration::from_millis(20)).is_none(),
+                "no record is due"
+            );
+        }
+        let (a, b) = (assigned(&classic), assigned(&modern));
+        !a.is_empty() && !b.is_empty() && a.is_disjoint(&b) && a.union(&b).count() == 6
+    });
+    let (epoch, members) = describe(&broker, "migrants").expect("a consumer group now");
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(epoch > 1);
+    // ConsumerGroupDescribe v1 tells them apart (KIP-1099: 0 classic, 1 consumer).
+    assert_eq!(member_types(&broker, "migrants"), vec![0, 1]);
+
+    // Both read new records, each once; none of those committed before.
+    produce(&producer, "mixed", 5, 10).await;
+    let mut per_member = [0usize; 2];
+    read_records(&[&classic, &modern], 60, &mut seen, &mut per_member);
+    assert!(per_member.iter().all(|n| *n > 0), "{per_member:?}");
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+    modern.commit_consumer_state(CommitMode::Sync).unwrap();
+
+    // The consumer member leaves: the group is classic again and the
+    // classic member takes every partition back.
+    std::thread::spawn(move || drop(modern)).join().unwrap();
+    wait_until(WAIT, "the classic member holding every partition", || {
+        assert!(
+            classic.poll(Duration::from_millis(20)).is_none(),
+            "no record is due"
+        );
+        assigned(&classic).len() == 6
+    });
+    assert_eq!(
+        describe(&broker, "migrants"),
+        None,
+        "not a consumer group any more"
+    );
+    let (protocol_type, state, count) = describe_classic(&broker, "migrants");
+    assert_eq!(
+        (protocol_type.as_str(), state.as_str(), count),
+        ("consumer", "Stable", 1)
+    );
+    produce(&producer, "mixed", 15, 2).await;
+    read_records(&[&classic], 12, &mut seen, &mut [0]);
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+    assert_eq!(seen.len(), 102);
+    assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
+
+    // The commits are durable: after a restart a new member resumes there.
+    std::thread::spawn(move || drop(classic)).join().unwrap();
+    drop(producer);
+    broker.stop();
+    broker.restart();
+    produce(&broker.producer(&[]), "mixed", 17, 1).await;
+    let resumed = broker.consumer(&classic_config);
+    resumed.subscribe(&["mixed"]).unwrap();
+    let mut after = BTreeMap::new();
+    read_records(&[&resumed], 6, &mut after, &mut [0]);
+    assert!(
+        after.keys().all(|p| p.ends_with("-17")),
+        "only the records produced after the restart: {after:?}"
+    );
+}
+
+/// A classic group with one member reading "policy", on a broker started
+/// with `group.consumer.migration.policy=policy`.
+async fn classic_group_under(policy: &str) -> (BrokerProcess, BaseConsumer) {
+    let setting = format!("group.consumer.migration.policy={policy}");
+    let mut settings = vec![
+        "--set",
+        "group.initial.rebalance.delay.ms=0",
+        "--set",
+        &setting,
+    ];
+    settings.extend_from_slice(&FAST_GROUPS);
+    let broker = BrokerProcess::start(&settings);
+    create_topic(&broker.client_config(), "policy", 1).await;
+    let classic = broker.consumer(&[
+        ("group.id", "governed"),
+        ("heartbeat.interval.ms", "200"),
+        ("session.timeout.ms", "6000"),
+    ]);
+    classic.subscribe(&["policy"]).unwrap();
+    wait_until(WAIT, "the classic member holding every partition", || {
+        assert!(
+            classic.poll(Duration::from_millis(20)).is_none(),
+            "no record is due"
+        );
+        assigned(&classic).len() == 6
+    });
+    (broker, classic)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_upgrade_a_consumer_member_may_not_join_a_classic_group() {
+    use kafka_protocol::messages::ConsumerGroupHeartbeatRequest;
+    use kafka_protocol::protocol::StrBytes;
+    for policy in ["disabled", "downgrade"] {
+        let (broker, classic) = classic_group_under(policy).await;
+        let mut wire = common::wire::Wire::connect(&broker.bootstrap);
+        let join = ConsumerGroupHeartbeatRequest::default()
+            .with_group_id(common::wire::group_id("governed"))
+            .with_member_id(StrBytes::from_static_str("modern-1"))
+            .with_member_epoch(0)
+            .with_rebalance_timeout_ms(30_000)
+            .with_subscribed_topic_names(Some(vec![common::wire::topic_name("policy")]))
+            .with_topic_partitions(Some(Vec::new()));
+        let response = wire.send(1, &join);
+        assert_eq!(
+            response.error_code,
+            kafka_protocol::ResponseError::GroupIdNotFound.code(),
+            "{policy}: {response:?}"
+        );
+        // The classic group goes on as it was.
+        assert_eq!(describe_classic(&broker, "governed").1, "Stable");
+        assert_eq!(assigned(&classic).len(), 6);
+        std::thread::spawn(move || drop(classic)).join().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_downgrade_a_consumer_group_keeps_its_classic_members() {
+    let (broker, classic) = classic_group_under("upgrade").await;
+    let modern = member(&broker, "governed");
+    modern.subscribe(&["policy"]).unwrap();
+    wait_until(WAIT, "both members holding partitions", || {
+        for m in [&classic, &modern] {
+            assert!(
+                m.poll(Duration::from_millis(20)).is_none(),
+                "no record is due"
+            );
+        }
+        !assigned(&classic).is_empty() && !assigned(&modern).is_empty()
+    });
+    std::thread::spawn(move || drop(modern)).join().unwrap();
+    // The classic member takes everything back inside the consumer group.
+    wait_until(WAIT, "the classic member holding every partition", || {
+        assert!(
+            classic.poll(Duration::from_millis(20)).is_none(),
+            "no record is due"
+        );
+        assigned(&classic).len() == 6
+    });
+    let (_, members) = describe(&broker, "governed").expect("still a consumer group");
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0].2, vec![0, 1, 2, 3, 4, 5]);
+    produce(&broker.producer(&[]), "policy", 0, 1).await;
+    let mut seen = BTreeMap::new();
+    read_records(&[&classic], 6, &mut seen, &mut [0]);
+    assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
+    classic.commit_consumer_state(CommitMode::Sync).unwrap();
+
+    // Its classic membership is in __consumer_offsets: after a restart the
+    // group is still a consumer group holding a classic member, which goes
+    // on reading where it committed.
+    let mut broker = broker;
+    broker.stop();
+    broker.restart();
+    let mut restored = None;
+    wait_until(WAIT, "the consumer group loaded", || {
+        restored = describe(&broker, "governed");
+        restored.is_some()
+    });
+    assert_eq!(member_types(&broker, "governed"), vec![0]);
+    produce(&broker.producer(&[]), "policy", 1, 1).await;
+    // The client reports the restart (all brokers down) before it reads on.
+    wait_until(WAIT, "the classic member reading the new records", || {
+        if let Some(Ok(message)) = classic.poll(Duration::from_millis(20)) {
+            *seen.entry(payload(&message)).or_default() += 1;
+        }
+        seen.len() == 12
+    });
+    assert!(seen.values().all(|n| *n == 1), "duplicates: {seen:?}");
+    std::thread::spawn(move || drop(classic)).join().unwrap();
+}

@@ -121,6 +121,10 @@ pub fn wait_for_group_coordinator(wire: &mut Wire, group: &str) {
     }
 }
 
+pub fn group_id(name: &str) -> GroupId {
+    GroupId(StrBytes::from_string(name.to_string()))
+}
+
 pub fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_string()))
 }

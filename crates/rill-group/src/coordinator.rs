@@ -159,6 +159,65 @@ impl GroupCoordinator {
         true
     }
 
+    /// Removes a classic group with members of the consumer protocol type
+    /// so that a consumer group (KIP-848) takes it over (online upgrade):
+    /// its waiting JoinGroup and SyncGroup requests are answered
+    /// REBALANCE_IN_PROGRESS; what it held comes back, each member with
+    /// every protocol it joined with. `None` (nothing changes) for a group
+    /// that does not exist, has no members, or is not of protocol type
+    /// "consumer". No tombstone is emitted: the caller writes it with the
+    /// consumer group's records.
+    #[allow(clippy::type_complexity)]
+    pub fn take_for_upgrade(
+        &mut self,
+        group_id: &str,
+        now_ms: i64,
+    ) -> Option<(
+        GroupMetadataSnapshot,
+        Vec<(String, Vec<crate::JoinProtocol>)>,
+    )> {
+        let group = self.groups.get_mut(group_id)?;
+        let overview = group.overview();
+        if group.state() == GroupState::Empty
+            || overview.protocol_type.as_deref() != Some(crate::CONSUMER_PROTOCOL_TYPE)
+        {
+            return None;
+        }
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut self.outputs,
+            rebalances: &mut self.rebalances,
+        };
+        let handed = group.hand_over(&mut ctx);
+        self.groups.remove(group_id);
+        self.refresh_deadline(group_id);
+        Some(handed)
+    }
+
+    /// Makes a classic group of a consumer group's members (KIP-848
+    /// downgrade) and starts a rebalance, so that they join again and
+    /// share the partitions of the members who left. The caller persists
+    /// the snapshot's record with the consumer group's tombstones.
+    pub fn adopt(
+        &mut self,
+        snapshot: GroupMetadataSnapshot,
+        now_ms: i64,
+    ) -> Result<(), RestoreError> {
+        let group_id = snapshot.group_id.clone();
+        let mut ctx = Ctx {
+            config: &self.config,
+            now_ms,
+            out: &mut self.outputs,
+            rebalances: &mut self.rebalances,
+        };
+        let mut group = Group::from_snapshot(snapshot, &mut ctx)?;
+        group.rebalance(&mut ctx);
+        self.groups.insert(group_id.clone(), group);
+        self.refresh_deadline(&group_id);
+        Ok(())
+    }
+
     /// Whether `group_id` is a group here in state Empty.
     pub fn is_empty_group(&self, group_id: &str) -> bool {
         self.groups

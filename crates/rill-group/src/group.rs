@@ -257,6 +257,49 @@ impl Group {
         }
     }
 
+    /// Hands the group over to a consumer group (KIP-848 upgrade): every
+    /// JoinGroup or SyncGroup still waiting is answered
+    /// REBALANCE_IN_PROGRESS (the member joins again, now the consumer
+    /// group's), and the group's members come out with every protocol they
+    /// joined with. The caller drops the group.
+    pub(crate) fn hand_over(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+    ) -> (GroupMetadataSnapshot, Vec<(String, Vec<JoinProtocol>)>) {
+        let error = GroupError::RebalanceInProgress {
+            group_id: self.group_id.clone(),
+        };
+        for member in self.members.values_mut() {
+            if let Some(token) = member.awaiting_join.take() {
+                respond_join(
+                    ctx.out,
+                    token,
+                    JoinGroupResponse::error(member.member_id.clone(), error.clone()),
+                );
+            }
+            if let Some(token) = member.awaiting_sync.take() {
+                respond_sync(ctx.out, token, SyncGroupResponse::error(error.clone()));
+            }
+        }
+        self.join_timer = None;
+        self.sync_deadline_ms = None;
+        self.pending_members.clear();
+        self.pending_sync_members.clear();
+        let protocols = self
+            .members
+            .values()
+            .map(|m| (m.member_id.clone(), m.protocols.clone()))
+            .collect();
+        (self.snapshot(), protocols)
+    }
+
+    /// Starts a rebalance, if the state allows one: a group made from a
+    /// consumer group (KIP-848 downgrade) has its members join again so
+    /// that the partitions of the consumer members who left are assigned.
+    pub(crate) fn rebalance(&mut self, ctx: &mut Ctx<'_>) {
+        self.maybe_prepare_rebalance(ctx);
+    }
+
     /// Marks the group Dead (it is being deleted). Must be Empty.
     pub(crate) fn mark_dead(&mut self, now_ms: i64) {
         assert!(

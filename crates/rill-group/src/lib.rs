@@ -75,10 +75,11 @@ pub use state::GroupState;
 mod consumer;
 
 pub use consumer::{
-    Assignment, Assignor, ConsumerGroupDescription, ConsumerGroupError, ConsumerGroupRecord,
+    Assignment, Assignor, CONSUMER_PROTOCOL_TYPE, ClassicJoin, ClassicMemberImage,
+    ClassicMemberMetadata, ConsumerGroupDescription, ConsumerGroupError, ConsumerGroupRecord,
     ConsumerGroupState, ConsumerGroups, ConsumerHeartbeat, ConsumerMemberDescription,
-    CurrentAssignment, GroupEpochValue, HeartbeatContext, HeartbeatReply, MemberMetadataValue,
-    MemberState, TopicId, TopicInfo, TopicsImage,
+    CurrentAssignment, DowngradeMember, GroupEpochValue, HeartbeatContext, HeartbeatReply,
+    LEAVE_GROUP_MEMBER_EPOCH, MemberMetadataValue, MemberState, TopicId, TopicInfo, TopicsImage,
 };
 
 // Committed offsets and the records of __consumer_offsets.

@@ -123,6 +123,7 @@ impl Broker {
                 group: config.group.clone(),
                 consumer: crate::groups::ConsumerSettings {
                     assignors: config.group_configs.consumer_assignors.clone(),
+                    migration_policy: config.group_configs.consumer_migration_policy,
                     session_timeout_ms: i64::from(
                         config.group_configs.consumer_session_timeout_ms.default,
                     ),

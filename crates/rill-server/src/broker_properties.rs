@@ -245,6 +245,17 @@ pub(crate) const BROKER_PROPERTIES: &[BrokerPropertyDef] = &[
         "The largest consumer.session.timeout.ms a group may be given.",
     ),
     property(
+        "group.consumer.migration.policy",
+        "bidirectional",
+        PropertyKind::Value(ValueKind::Choice(&[
+            "bidirectional",
+            "upgrade",
+            "downgrade",
+            "disabled",
+        ])),
+        "Online migration between the classic and the consumer group protocols (KIP-848): upgrade lets a consumer-protocol member join a classic group with members (it becomes a consumer group); downgrade turns a consumer group back into a classic group when its last consumer-protocol member leaves; bidirectional allows both, disabled neither.",
+    ),
+    property(
         "group.consumer.min.heartbeat.interval.ms",
         "5000",
         int(1, I32_MAX),

@@ -169,6 +169,8 @@ impl GroupBounded {
 pub struct GroupConfigDefaults {
     /// group.consumer.assignors: the first is the default.
     pub consumer_assignors: Vec<rill_group::Assignor>,
+    /// group.consumer.migration.policy.
+    pub consumer_migration_policy: MigrationPolicy,
     /// group.consumer.session.timeout.ms, within
     /// group.consumer.min/max.session.timeout.ms.
     pub consumer_session_timeout_ms: GroupBounded,
@@ -520,6 +522,14 @@ fn group_config_defaults(read: &Reader<'_>) -> Result<GroupConfigDefaults, Confi
     };
     let defaults = GroupConfigDefaults {
         consumer_assignors: consumer_assignors(read)?,
+        consumer_migration_policy: MigrationPolicy::from_name(
+            &read.text("group.consumer.migration.policy"),
+        )
+        .ok_or_else(|| ConfigError::Invalid {
+            name: "group.consumer.migration.policy".to_owned(),
+            value: read.text("group.consumer.migration.policy"),
+            expected: "bidirectional, upgrade, downgrade or disabled".to_owned(),
+        })?,
         consumer_session_timeout_ms: bounded("consumer", "session.timeout.ms")?,
         consumer_heartbeat_interval_ms: bounded("consumer", "heartbeat.interval.ms")?,
         share_session_timeout_ms: bounded("share", "session.timeout.ms")?,
@@ -556,6 +566,46 @@ fn group_config_defaults(read: &Reader<'_>) -> Result<GroupConfigDefaults, Confi
         }
     }
     Ok(defaults)
+}
+
+/// group.consumer.migration.policy (KIP-848): which online conversions
+/// between the classic and the consumer group protocols are allowed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MigrationPolicy {
+    Bidirectional,
+    Upgrade,
+    Downgrade,
+    Disabled,
+}
+
+impl MigrationPolicy {
+    /// Kafka's value (case-insensitive, as Kafka's enum parse is).
+    pub fn from_name(name: &str) -> Option<MigrationPolicy> {
+        match name.trim().to_ascii_lowercase().as_str() {
+            "bidirectional" => Some(MigrationPolicy::Bidirectional),
+            "upgrade" => Some(MigrationPolicy::Upgrade),
+            "downgrade" => Some(MigrationPolicy::Downgrade),
+            "disabled" => Some(MigrationPolicy::Disabled),
+            _ => None,
+        }
+    }
+
+    /// A classic group with members may become a consumer group.
+    pub fn allows_upgrade(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Upgrade
+        )
+    }
+
+    /// A consumer group left with classic members only may become a
+    /// classic group.
+    pub fn allows_downgrade(self) -> bool {
+        matches!(
+            self,
+            MigrationPolicy::Bidirectional | MigrationPolicy::Downgrade
+        )
+    }
 }
 
 /// group.consumer.assignors: a comma-separated list of at least one

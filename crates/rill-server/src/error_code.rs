@@ -255,6 +255,7 @@ pub(crate) fn for_consumer_group(error: &rill_group::ConsumerGroupError) -> Resp
         E::UnknownMemberId { .. } => ResponseError::UnknownMemberId,
         E::FencedMemberEpoch { .. } => ResponseError::FencedMemberEpoch,
         E::StaleMemberEpoch { .. } => ResponseError::StaleMemberEpoch,
+        E::IllegalGeneration { .. } => ResponseError::IllegalGeneration,
         E::UnreleasedInstanceId { .. } => ResponseError::UnreleasedInstanceId,
         E::FencedInstanceId { .. } => ResponseError::FencedInstanceId,
         E::GroupIdNotFound { .. } => ResponseError::GroupIdNotFound,

@@ -23,9 +23,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use rill_group::{
-    Assignor, ConsumerGroupError, ConsumerGroupRecord, ConsumerGroupState, ConsumerGroups,
-    ConsumerHeartbeat, ExpiryCondition, GroupCoordinator, GroupMetadataKey, GroupMetadataSnapshot,
-    GroupState, HeartbeatContext, HeartbeatReply, JoinGroupResponse, OffsetStore, OffsetsPartition,
+    Assignor, ConsumerGroupError, ConsumerGroupState, ConsumerGroups, ConsumerHeartbeat,
+    ExpiryCondition, GroupCoordinator, GroupMetadataKey, GroupMetadataSnapshot, GroupState,
+    HeartbeatContext, HeartbeatReply, JoinGroupResponse, OffsetStore, OffsetsPartition,
     OffsetsTopicRecord, Output, RequestToken, SyncGroupResponse, TopicsImage, offsets_batch,
     partition_for, read_offsets_batches, txn_offsets_batch,
 };
@@ -115,6 +115,9 @@ struct Inner {
     next_token: RequestToken,
     joins: HashMap<RequestToken, JoinWaiter>,
     syncs: HashMap<RequestToken, (String, SyncWaiter)>,
+    /// The topics as last seen by a request: what a timer's downgrade
+    /// writes assignments by name with.
+    topics: TopicsImage,
 }
 
 /// What the coordinator works with: the replicas (the offsets partitions
@@ -264,6 +267,7 @@ impl Groups {
                 next_token: 0,
                 joins: HashMap::new(),
                 syncs: HashMap::new(),
+                topics: TopicsImage::default(),
             }),
             deps,
             consumer: config.consumer.clone(),
@@ -319,64 +323,244 @@ impl Groups {
     ) -> Result<(HeartbeatReply, Option<Persisted>), ConsumerRefusal> {
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
+        inner.topics = topics.clone();
         let group = request.group_id.as_str();
         let classic =
             !inner.consumer.contains(group) && inner.coordinator.group_overview(group).is_some();
+        let now = now_ms();
+        // A classic group with members becomes a consumer group when a
+        // consumer-protocol member joins it, if the policy allows (Kafka's
+        // validateOnlineUpgrade); else the id is taken: GROUP_ID_NOT_FOUND.
+        let mut records = Vec::new();
         if classic && !inner.coordinator.is_empty_group(group) {
-            return Err(ConsumerRefusal::Group(
-                ConsumerGroupError::GroupIdNotFound {
-                    group_id: group.to_owned(),
-                },
-            ));
+            let upgraded = (self.consumer.migration_policy.allows_upgrade()
+                && request.member_epoch == 0)
+                .then(|| upgrade(inner, group, topics, now))
+                .flatten();
+            match upgraded {
+                Some(upgrade_records) => records = upgrade_records,
+                None => {
+                    return Err(ConsumerRefusal::Group(
+                        ConsumerGroupError::GroupIdNotFound {
+                            group_id: group.to_owned(),
+                        },
+                    ));
+                }
+            }
         }
         let ctx = HeartbeatContext {
             topics,
             assignors: &self.consumer.assignors,
             session_timeout_ms,
-            now_ms: now_ms(),
+            now_ms: now,
         };
-        let reply = inner
-            .consumer
-            .heartbeat(request, &ctx, member_id_required)
-            .map_err(ConsumerRefusal::Group)?;
+        let reply = match inner.consumer.heartbeat(request, &ctx, member_id_required) {
+            Ok(reply) => reply,
+            Err(error) => {
+                // An upgrade stands even if its first heartbeat is refused.
+                if !records.is_empty()
+                    && let Err(message) = self.persist(group, &records)
+                {
+                    tracing::error!(%group, %message, "cannot persist a classic group's upgrade");
+                }
+                self.drain(inner);
+                return Err(ConsumerRefusal::Group(error));
+            }
+        };
         if classic && inner.consumer.contains(group) {
             inner.coordinator.forget_empty(group);
         }
+        records.extend(
+            reply
+                .records
+                .iter()
+                .cloned()
+                .map(OffsetsTopicRecord::ConsumerGroup),
+        );
+        // The last consumer-protocol member left: the classic members left
+        // behind make a classic group again (Kafka's convertToClassicGroup).
+        if request.member_epoch == rill_group::LEAVE_GROUP_MEMBER_EPOCH
+            && self.consumer.migration_policy.allows_downgrade()
+        {
+            records.extend(downgrade(inner, group, topics, now));
+        }
+        self.drain(inner);
         self.timer.notify_one();
         let persisted = self
-            .persist_consumer(group, &reply.records)
+            .persist(group, &records)
             .map_err(ConsumerRefusal::Persist)?;
         Ok((reply, persisted))
     }
 
-    fn persist_consumer(
+    /// JoinGroup of a classic member to a consumer group with members
+    /// (KIP-848 online migration): answered at once, once its records are
+    /// appended. A consumer group without members gives its id up to a
+    /// classic group (its records are tombstoned, its offsets kept), as
+    /// Kafka's offline migration does.
+    fn join_consumer_group(
+        &self,
+        inner: &mut Inner,
+        request: &rill_group::JoinGroupRequest,
+        topics: &TopicsImage,
+    ) -> Option<(JoinGroupResponse, Option<Persisted>)> {
+        let group = request.group_id.as_str();
+        if !inner.consumer.contains(group) {
+            return None;
+        }
+        if !inner.consumer.has_members(group) {
+            let records: Vec<OffsetsTopicRecord> = inner
+                .consumer
+                .remove_for_downgrade(group)
+                .into_iter()
+                .map(OffsetsTopicRecord::ConsumerGroup)
+                .collect();
+            if let Err(message) = self.persist(group, &records) {
+                tracing::error!(%group, %message, "cannot persist an empty consumer group's removal");
+            }
+            return None;
+        }
+        let subscription =
+            crate::consumer_protocol::subscription(&request.protocols, topics).unwrap_or_default();
+        let join = rill_group::ClassicJoin {
+            request,
+            member_id_required: request.require_known_member_id,
+            subscribed_topic_names: subscription.topics,
+            owned: subscription.owned,
+            rack_id: subscription.rack_id,
+        };
+        let result = inner
+            .consumer
+            .classic_join(&join, topics, &self.consumer.assignors, now_ms());
+        Some(match result {
+            Err(error) => (
+                JoinGroupResponse::error(request.member_id.clone(), error),
+                None,
+            ),
+            Ok((response, records)) => {
+                let records: Vec<OffsetsTopicRecord> = records
+                    .into_iter()
+                    .map(OffsetsTopicRecord::ConsumerGroup)
+                    .collect();
+                match self.persist(group, &records) {
+                    Ok(persisted) => (response, persisted),
+                    Err(message) => {
+                        tracing::warn!(%group, %message, "cannot persist a classic member's join");
+                        let error = rill_group::GroupError::CoordinatorNotAvailable {
+                            group_id: group.to_owned(),
+                        };
+                        (
+                            JoinGroupResponse::error(request.member_id.clone(), error),
+                            None,
+                        )
+                    }
+                }
+            }
+        })
+    }
+
+    /// Heartbeat: of a classic member of a consumer group (KIP-848 online
+    /// migration), or to the classic coordinator.
+    pub(crate) fn heartbeat(
+        &self,
+        request: &rill_group::HeartbeatRequest,
+    ) -> Result<(), rill_group::GroupError> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let now = now_ms();
+        let result = if inner.consumer.contains(&request.group_id) {
+            inner.consumer.classic_heartbeat(request, now)
+        } else {
+            inner.coordinator.heartbeat(request, now)
+        };
+        self.drain(inner);
+        self.timer.notify_one();
+        result
+    }
+
+    /// LeaveGroup: classic members of a consumer group leave it (their
+    /// records are appended; the answer does not wait for them), or the
+    /// classic coordinator handles it.
+    pub(crate) fn leave(
+        &self,
+        request: &rill_group::LeaveGroupRequest,
+    ) -> Result<Vec<rill_group::LeaveGroupMemberResult>, rill_group::GroupError> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        let now = now_ms();
+        let result = if inner.consumer.contains(&request.group_id) {
+            let (results, records) = inner
+                .consumer
+                .classic_leave(&request.group_id, &request.members);
+            let records: Vec<OffsetsTopicRecord> = records
+                .into_iter()
+                .map(OffsetsTopicRecord::ConsumerGroup)
+                .collect();
+            if let Err(message) = self.persist(&request.group_id, &records) {
+                tracing::error!(group = %request.group_id, %message, "cannot persist classic members leaving a consumer group");
+            }
+            Ok(results)
+        } else {
+            inner.coordinator.leave_group(request, now)
+        };
+        self.drain(inner);
+        self.timer.notify_one();
+        result
+    }
+
+    /// DeleteGroups of a consumer group (KIP-848): only an empty one
+    /// (NON_EMPTY_GROUP otherwise). Its records and committed offsets
+    /// become tombstones in `__consumer_offsets`, as Kafka's
+    /// `createGroupTombstoneRecords` and `deleteAllOffsets` do; `Ok(None)`
+    /// when `group` is not a consumer group here (the classic coordinator
+    /// answers for it).
+    pub(crate) fn delete_consumer_group(
         &self,
         group: &str,
-        records: &[ConsumerGroupRecord],
-    ) -> Result<Option<Persisted>, String> {
-        let records: Vec<OffsetsTopicRecord> = records
-            .iter()
-            .cloned()
-            .map(OffsetsTopicRecord::ConsumerGroup)
-            .collect();
-        self.persist(group, &records)
+    ) -> Option<Result<Option<Persisted>, ConsumerRefusal>> {
+        let mut inner = self.inner.lock();
+        let inner = &mut *inner;
+        if !inner.consumer.contains(group) {
+            return None;
+        }
+        let tombstones = match inner.consumer.delete(group) {
+            Ok(tombstones) => tombstones,
+            Err(error) => return Some(Err(ConsumerRefusal::Group(error))),
+        };
+        let mut records = inner.offsets.delete_group(group);
+        records.extend(
+            tombstones
+                .into_iter()
+                .map(OffsetsTopicRecord::ConsumerGroup),
+        );
+        let persisted = self.persist(group, &records);
+        // The group is gone from memory either way: as for a classic
+        // group's deletion, a failed append is logged and not retried.
+        inner.offsets.complete(records);
+        self.timer.notify_one();
+        Some(persisted.map_err(ConsumerRefusal::Persist))
     }
 
     /// Fences consumer-group members whose time ran out and appends what
     /// that changes.
     fn tick_consumer_groups(&self, inner: &mut Inner, now: i64) {
-        let mut by_group: HashMap<String, Vec<ConsumerGroupRecord>> = HashMap::new();
+        let mut by_group: HashMap<String, Vec<OffsetsTopicRecord>> = HashMap::new();
         for record in inner.consumer.tick(now) {
             by_group
                 .entry(record.group().to_owned())
                 .or_default()
-                .push(record);
+                .push(OffsetsTopicRecord::ConsumerGroup(record));
         }
-        for (group, records) in by_group {
-            if let Err(error) = self.persist_consumer(&group, &records) {
+        for (group, mut records) in by_group {
+            // A fenced consumer-protocol member may have been the last.
+            if self.consumer.migration_policy.allows_downgrade() {
+                let topics = inner.topics.clone();
+                records.extend(downgrade(inner, &group, &topics, now));
+            }
+            if let Err(error) = self.persist(&group, &records) {
                 tracing::error!(%group, %error, "cannot persist a consumer group's fenced members");
             }
         }
+        self.drain(inner);
     }
 
     /// The earliest deadline of either kind of group.
@@ -394,10 +578,18 @@ impl Groups {
     pub(crate) fn join(
         &self,
         request: rill_group::JoinGroupRequest,
+        topics: &TopicsImage,
     ) -> oneshot::Receiver<(JoinGroupResponse, Option<Persisted>)> {
         let (sender, receiver) = oneshot::channel();
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
+        inner.topics = topics.clone();
+        if let Some(answer) = self.join_consumer_group(inner, &request, topics) {
+            // The member may have gone; nobody to answer then.
+            let _ = sender.send(answer);
+            self.timer.notify_one();
+            return receiver;
+        }
         let token = inner.next_token;
         inner.next_token += 1;
         inner.joins.insert(token, sender);
@@ -412,10 +604,28 @@ impl Groups {
     pub(crate) fn sync(
         &self,
         request: rill_group::SyncGroupRequest,
+        topics: &TopicsImage,
     ) -> oneshot::Receiver<(SyncGroupResponse, Option<Persisted>)> {
         let (sender, receiver) = oneshot::channel();
         let mut inner = self.inner.lock();
         let inner = &mut *inner;
+        inner.topics = topics.clone();
+        if inner.consumer.contains(&request.group_id) {
+            // A classic member of a consumer group: what it owns now.
+            let response = match inner.consumer.classic_sync(&request, now_ms()) {
+                Ok(assigned) => SyncGroupResponse {
+                    error: None,
+                    protocol_type: Some(rill_group::CONSUMER_PROTOCOL_TYPE.to_owned()),
+                    protocol_name: request.protocol_name.clone(),
+                    assignment: crate::consumer_protocol::write_assignment(&assigned, topics),
+                },
+                Err(error) => SyncGroupResponse::error(error),
+            };
+            // The member may have gone; nobody to answer then.
+            let _ = sender.send((response, None));
+            self.timer.notify_one();
+            return receiver;
+        }
         let token = inner.next_token;
         inner.next_token += 1;
         inner
@@ -724,6 +934,141 @@ impl Groups {
     }
 }
 
+/// Online upgrade (KIP-848): the classic group `group` (with members, of
+/// protocol type "consumer") becomes a consumer group of the same
+/// members, each at the group's generation owning what it was assigned.
+/// The records: the classic group's tombstone, then the consumer group's.
+/// `None` (nothing changed) if the classic group cannot be taken over.
+fn upgrade(
+    inner: &mut Inner,
+    group: &str,
+    topics: &TopicsImage,
+    now: i64,
+) -> Option<Vec<OffsetsTopicRecord>> {
+    let (snapshot, protocols) = inner.coordinator.take_for_upgrade(group, now)?;
+    let protocols: HashMap<String, Vec<rill_group::JoinProtocol>> = protocols.into_iter().collect();
+    let members = snapshot
+        .members
+        .into_iter()
+        .map(|member| {
+            let protocols = protocols
+                .get(&member.member_id)
+                .cloned()
+                .unwrap_or_default();
+            // A subscription that cannot be read subscribes to nothing: the
+            // member's next JoinGroup says what it wants.
+            let subscribed_topic_names = crate::consumer_protocol::subscription(&protocols, topics)
+                .map(|s| s.topics)
+                .unwrap_or_default();
+            rill_group::ClassicMemberImage {
+                assigned: crate::consumer_protocol::read_assignment(&member.assignment, topics),
+                member_id: member.member_id,
+                instance_id: member.group_instance_id,
+                client_id: member.client_id,
+                client_host: member.client_host,
+                session_timeout_ms: member.session_timeout_ms,
+                rebalance_timeout_ms: member.rebalance_timeout_ms,
+                protocols,
+                subscribed_topic_names,
+            }
+        })
+        .collect();
+    let mut records = vec![OffsetsTopicRecord::GroupMetadata {
+        key: GroupMetadataKey {
+            group: group.to_owned(),
+        },
+        value: None,
+    }];
+    records.extend(
+        inner
+            .consumer
+            .upgrade(group, snapshot.generation_id, members, now)
+            .into_iter()
+            .map(OffsetsTopicRecord::ConsumerGroup),
+    );
+    Some(records)
+}
+
+/// Online downgrade (KIP-848): if every member left in the consumer group
+/// `group` speaks the classic protocol, it becomes a classic group of
+/// them at the group's epoch, which rebalances at once. The records: the
+/// consumer group's tombstones, then the classic group's metadata. Empty
+/// (nothing changed) otherwise, or if the members share no protocol.
+fn downgrade(
+    inner: &mut Inner,
+    group: &str,
+    topics: &TopicsImage,
+    now: i64,
+) -> Vec<OffsetsTopicRecord> {
+    let Some((epoch, members)) = inner.consumer.downgrade_candidate(group) else {
+        return Vec::new();
+    };
+    // The first protocol of the first member that all of them support.
+    let shared = members.first().and_then(|first| {
+        first
+            .classic
+            .supported_protocols
+            .iter()
+            .map(|p| p.name.clone())
+            .find(|name| {
+                members.iter().all(|m| {
+                    m.classic
+                        .supported_protocols
+                        .iter()
+                        .any(|p| p.name == *name)
+                })
+            })
+    });
+    let Some(protocol) = shared else {
+        return Vec::new();
+    };
+    let snapshot = GroupMetadataSnapshot {
+        group_id: group.to_owned(),
+        protocol_type: rill_group::CONSUMER_PROTOCOL_TYPE.to_owned(),
+        generation_id: epoch,
+        protocol_name: Some(protocol.clone()),
+        leader: members.first().map(|m| m.member_id.clone()),
+        current_state_timestamp_ms: now,
+        members: members
+            .iter()
+            .map(|m| rill_group::MemberSnapshot {
+                member_id: m.member_id.clone(),
+                group_instance_id: m.metadata.instance_id.clone(),
+                client_id: m.metadata.client_id.clone(),
+                client_host: m.metadata.client_host.clone(),
+                rebalance_timeout_ms: m.metadata.rebalance_timeout_ms,
+                session_timeout_ms: m.classic.session_timeout_ms,
+                subscription: m
+                    .classic
+                    .supported_protocols
+                    .iter()
+                    .find(|p| p.name == protocol)
+                    .map(|p| p.metadata.clone())
+                    .unwrap_or_default(),
+                assignment: crate::consumer_protocol::write_assignment(&m.assigned, topics),
+            })
+            .collect(),
+    };
+    let value = snapshot.to_value();
+    if let Err(error) = inner.coordinator.adopt(snapshot, now) {
+        tracing::error!(%group, %error, "cannot make a classic group of a consumer group's classic members");
+        return Vec::new();
+    }
+    let mut records: Vec<OffsetsTopicRecord> = inner
+        .consumer
+        .remove_for_downgrade(group)
+        .into_iter()
+        .map(OffsetsTopicRecord::ConsumerGroup)
+        .collect();
+    records.push(OffsetsTopicRecord::GroupMetadata {
+        key: GroupMetadataKey {
+            group: group.to_owned(),
+        },
+        value: Some(value),
+    });
+    records
+}
+
 /// Waits until `persisted` is acknowledged (its partition's high watermark
 /// reached its end), or fails after [`PERSIST_TIMEOUT`].
 pub(crate) async fn acknowledged(deps: &GroupsDeps, persisted: Option<Persisted>) -> bool {
@@ -816,6 +1161,9 @@ pub(crate) struct ConsumerSettings {
     /// their group is loaded (a group's own config applies from their
     /// next heartbeat).
     pub session_timeout_ms: i64,
+    /// group.consumer.migration.policy: which online conversions between
+    /// classic and consumer groups are allowed.
+    pub migration_policy: crate::config::MigrationPolicy,
 }
 
 /// The coordinator of the groups this broker coordinates, replaced as the

@@ -26,6 +26,7 @@ mod broker_properties;
 mod cluster;
 mod config;
 mod console;
+mod consumer_protocol;
 mod coordinators;
 mod effective_config;
 mod error_code;

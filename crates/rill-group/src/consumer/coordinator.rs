@@ -45,7 +45,7 @@ use super::records::ConsumerGroupRecord;
 #[derive(Debug)]
 pub struct ConsumerGroups {
     loading: bool,
-    groups: BTreeMap<String, ConsumerGroup>,
+    pub(super) groups: BTreeMap<String, ConsumerGroup>,
     member_id_seed: u64,
     member_id_counter: u64,
 }
@@ -66,6 +66,8 @@ pub struct ConsumerMemberDescription {
     pub assignment: Assignment,
     /// What it is heading for.
     pub target_assignment: Assignment,
+    /// It speaks the classic protocol (KIP-848 online migration).
+    pub classic: bool,
 }
 
 /// A consumer group as ConsumerGroupDescribe shows it.
@@ -224,6 +226,7 @@ impl ConsumerGroups {
                 subscribed_topic_regex: member.metadata.subscribed_topic_regex.clone(),
                 assignment: member.current.assigned.clone(),
                 target_assignment: group.targets.get(member_id).cloned().unwrap_or_default(),
+                classic: member.metadata.classic.is_some(),
             })
             .collect();
         Ok(ConsumerGroupDescription {
@@ -303,7 +306,7 @@ impl ConsumerGroups {
     }
 
     /// A member id for a v0 join: UUID-shaped, from the seed and a counter.
-    fn new_member_id(&mut self) -> String {
+    pub(super) fn new_member_id(&mut self) -> String {
         self.member_id_counter = self.member_id_counter.wrapping_add(1);
         let hex = format!(
             "{:016x}{:016x}",

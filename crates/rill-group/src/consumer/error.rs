@@ -47,6 +47,18 @@ pub enum ConsumerGroupError {
         received: i32,
         expected: i32,
     },
+    /// ILLEGAL_GENERATION: an offset commit or fetch of a classic-protocol
+    /// member of a consumer group at a generation (member epoch) that is
+    /// not its own; it joins again.
+    #[error(
+        "classic member {member_id:?} of group {group_id:?} committed at generation {received}, its generation is {expected}"
+    )]
+    IllegalGeneration {
+        group_id: String,
+        member_id: String,
+        received: i32,
+        expected: i32,
+    },
     /// UNRELEASED_INSTANCE_ID: another member still holds the instance id.
     #[error("instance id {instance_id:?} of group {group_id:?} is still held by member {owner:?}")]
     UnreleasedInstanceId {

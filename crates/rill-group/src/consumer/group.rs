@@ -41,7 +41,7 @@ pub(crate) struct Member {
 }
 
 impl Member {
-    fn new(now_ms: i64, session_timeout_ms: i64) -> Member {
+    pub(crate) fn new(now_ms: i64, session_timeout_ms: i64) -> Member {
         Member {
             metadata: MemberMetadataValue {
                 rebalance_timeout_ms: -1,
@@ -54,7 +54,7 @@ impl Member {
         }
     }
 
-    fn set_metadata(&mut self, metadata: MemberMetadataValue) {
+    pub(crate) fn set_metadata(&mut self, metadata: MemberMetadataValue) {
         if metadata.subscribed_topic_regex != self.metadata.subscribed_topic_regex {
             self.regex = metadata
                 .subscribed_topic_regex
@@ -129,6 +129,9 @@ pub struct ConsumerHeartbeat {
     pub owned: Option<Assignment>,
     pub client_id: String,
     pub client_host: String,
+    /// Set when the member speaks the classic protocol (a JoinGroup to a
+    /// consumer group); `None` for a ConsumerGroupHeartbeat.
+    pub classic: Option<super::records::ClassicMemberMetadata>,
 }
 
 /// What a heartbeat answers, and the records to persist before it does.
@@ -706,6 +709,16 @@ impl ConsumerGroup {
             .members
             .get(member_id)
             .ok_or_else(|| self.unknown(member_id))?;
+        if member.current.epoch != epoch && member.metadata.classic.is_some() {
+            // A classic member knows generations, not member epochs
+            // (Kafka's validateOffsetCommit: ILLEGAL_GENERATION for it).
+            return Err(ConsumerGroupError::IllegalGeneration {
+                group_id: self.group_id.clone(),
+                member_id: member_id.to_owned(),
+                received: epoch,
+                expected: member.current.epoch,
+            });
+        }
         if member.current.epoch != epoch {
             return Err(ConsumerGroupError::StaleMemberEpoch {
                 group_id: self.group_id.clone(),
@@ -773,5 +786,6 @@ fn updated_metadata(old: &MemberMetadataValue, request: &ConsumerHeartbeat) -> M
             .server_assignor
             .clone()
             .or_else(|| old.server_assignor.clone()),
+        classic: request.classic.clone(),
     }
 }

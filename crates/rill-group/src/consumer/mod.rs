@@ -8,6 +8,7 @@
 
 pub(crate) mod assignment;
 pub(crate) mod assignor;
+mod classic;
 mod coordinator;
 mod error;
 mod group;
@@ -16,8 +17,14 @@ pub(crate) mod records;
 
 pub use assignment::{Assignment, TopicId, TopicInfo, TopicsImage};
 pub use assignor::Assignor;
+pub use classic::{CONSUMER_PROTOCOL_TYPE, ClassicJoin, ClassicMemberImage, DowngradeMember};
 pub use coordinator::{ConsumerGroupDescription, ConsumerGroups, ConsumerMemberDescription};
 pub use error::ConsumerGroupError;
-pub use group::{ConsumerGroupState, ConsumerHeartbeat, HeartbeatContext, HeartbeatReply};
+pub use group::{
+    ConsumerGroupState, ConsumerHeartbeat, HeartbeatContext, HeartbeatReply,
+    LEAVE_GROUP_MEMBER_EPOCH,
+};
 pub use reconcile::{CurrentAssignment, MemberState};
-pub use records::{ConsumerGroupRecord, GroupEpochValue, MemberMetadataValue};
+pub use records::{
+    ClassicMemberMetadata, ConsumerGroupRecord, GroupEpochValue, MemberMetadataValue,
+};

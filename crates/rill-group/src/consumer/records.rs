@@ -7,7 +7,9 @@
 //! key 3  ConsumerGroupMetadataKey                 group      value: Epoch int32, tag 0 MetadataHash int64
 //! key 5  ConsumerGroupMemberMetadataKey           group, member
 //!        value: InstanceId?, RackId?, ClientId, ClientHost, SubscribedTopicNames [string],
-//!               SubscribedTopicRegex?, RebalanceTimeoutMs int32, ServerAssignor?
+//!               SubscribedTopicRegex?, RebalanceTimeoutMs int32, ServerAssignor?,
+//!               tag 0 ClassicMemberMetadata? (SessionTimeoutMs int32,
+//!                     SupportedProtocols [Name string, Metadata bytes])
 //! key 6  ConsumerGroupTargetAssignmentMetadataKey group      value: AssignmentEpoch int32
 //! key 7  ConsumerGroupTargetAssignmentMemberKey   group, member
 //!        value: TopicPartitions [TopicId uuid, Partitions [int32]]
@@ -38,6 +40,8 @@ pub const CONSUMER_GROUP_CURRENT_MEMBER_ASSIGNMENT_KEY_VERSION: i16 = 8;
 const VALUE_VERSION: i16 = 0;
 /// The tag of ConsumerGroupMetadataValue's MetadataHash.
 const METADATA_HASH_TAG: u32 = 0;
+/// The tag of ConsumerGroupMemberMetadataValue's ClassicMemberMetadata.
+const CLASSIC_MEMBER_METADATA_TAG: u32 = 0;
 
 /// A consumer group's epoch and the hash of the topics it subscribes to
 /// (a change of either means a new target assignment).
@@ -58,6 +62,19 @@ pub struct MemberMetadataValue {
     pub subscribed_topic_regex: Option<String>,
     pub rebalance_timeout_ms: i32,
     pub server_assignor: Option<String>,
+    /// Set for a member that speaks the classic protocol (JoinGroup,
+    /// SyncGroup, Heartbeat) in a consumer group: KIP-848's online
+    /// migration.
+    pub classic: Option<ClassicMemberMetadata>,
+}
+
+/// What a classic-protocol member of a consumer group joined with: its
+/// session timeout and its protocols (assignor names and subscription
+/// metadata), kept so that the group can turn back into a classic group.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClassicMemberMetadata {
+    pub session_timeout_ms: i32,
+    pub supported_protocols: Vec<crate::JoinProtocol>,
 }
 
 /// One record of a consumer group; `None` as a value is a tombstone.
@@ -330,8 +347,44 @@ fn encode_member_metadata(value: &MemberMetadataValue) -> Result<Bytes, OffsetsT
     )?;
     out.i32(value.rebalance_timeout_ms);
     out.nullable_string("ServerAssignor", value.server_assignor.as_deref())?;
-    out.tagged_fields(&[]);
+    match &value.classic {
+        None => out.tagged_fields(&[]),
+        Some(classic) => {
+            let mut inner = Writer::new(VALUE_VERSION, true);
+            inner.i32(classic.session_timeout_ms);
+            inner.array_len("SupportedProtocols", classic.supported_protocols.len())?;
+            for protocol in &classic.supported_protocols {
+                inner.string("Name", &protocol.name)?;
+                inner.bytes("Metadata", &protocol.metadata)?;
+                inner.tagged_fields(&[]);
+            }
+            inner.tagged_fields(&[]);
+            // The writer opens with a version a nested struct does not have.
+            let bytes = inner.finish().split_off(2);
+            out.tagged_fields(&[(CLASSIC_MEMBER_METADATA_TAG, bytes)]);
+        }
+    }
     Ok(Bytes::from(out.finish()))
+}
+
+fn decode_classic(bytes: &[u8]) -> Result<ClassicMemberMetadata, rill_record::SchemaDecodeError> {
+    let mut reader = Reader::new(bytes, true);
+    let session_timeout_ms = reader.i32("SessionTimeoutMs")?;
+    let count = reader.array_len("SupportedProtocols")?;
+    // No reservation: each protocol consumes bytes or fails.
+    let mut supported_protocols = Vec::new();
+    for _ in 0..count {
+        let name = reader.string("Name")?;
+        let metadata = Bytes::copy_from_slice(reader.bytes("Metadata")?);
+        reader.skip_tagged_fields()?;
+        supported_protocols.push(crate::JoinProtocol { name, metadata });
+    }
+    reader.skip_tagged_fields()?;
+    reader.finish("ClassicMemberMetadata", VALUE_VERSION)?;
+    Ok(ClassicMemberMetadata {
+        session_timeout_ms,
+        supported_protocols,
+    })
 }
 
 fn decode_member_metadata(buf: &[u8]) -> Result<MemberMetadataValue, OffsetsTopicDecodeError> {
@@ -350,8 +403,13 @@ fn decode_member_metadata(buf: &[u8]) -> Result<MemberMetadataValue, OffsetsTopi
     let subscribed_topic_regex = reader.nullable_string("SubscribedTopicRegex")?;
     let rebalance_timeout_ms = reader.i32("RebalanceTimeoutMs")?;
     let server_assignor = reader.nullable_string("ServerAssignor")?;
-    // Tag 0, ClassicMemberMetadata, is for members of the classic protocol.
-    reader.skip_tagged_fields()?;
+    let mut classic = None;
+    reader.tagged_fields(|tag, bytes| {
+        if tag == CLASSIC_MEMBER_METADATA_TAG {
+            classic = Some(decode_classic(bytes)?);
+        }
+        Ok(())
+    })?;
     reader.finish(RECORD, VALUE_VERSION)?;
     Ok(MemberMetadataValue {
         instance_id,
@@ -362,6 +420,7 @@ fn decode_member_metadata(buf: &[u8]) -> Result<MemberMetadataValue, OffsetsTopi
         subscribed_topic_regex,
         rebalance_timeout_ms,
         server_assignor,
+        classic,
     })
 }
 
@@ -459,6 +518,24 @@ mod tests {
             subscribed_topic_regex: Some("ord.*".into()),
             rebalance_timeout_ms: 300_000,
             server_assignor: Some("range".into()),
+            classic: None,
+        };
+        // A classic-protocol member (online migration) keeps its protocols.
+        let classic_member = MemberMetadataValue {
+            classic: Some(ClassicMemberMetadata {
+                session_timeout_ms: 45_000,
+                supported_protocols: vec![
+                    crate::JoinProtocol {
+                        name: "range".into(),
+                        metadata: Bytes::from_static(b"\x00\x03sub"),
+                    },
+                    crate::JoinProtocol {
+                        name: "roundrobin".into(),
+                        metadata: Bytes::new(),
+                    },
+                ],
+            }),
+            ..member.clone()
         };
         let current = CurrentAssignment {
             epoch: 7,
@@ -470,6 +547,11 @@ mod tests {
         let g = || "g".to_owned();
         let m = || "m".to_owned();
         for record in [
+            ConsumerGroupRecord::MemberMetadata {
+                group_id: g(),
+                member_id: m(),
+                value: Some(classic_member),
+            },
             ConsumerGroupRecord::Metadata {
                 group_id: g(),
                 value: Some(GroupEpochValue {

@@ -21,6 +21,9 @@ use crate::error_code;
 
 /// Kafka's member type for a member of the consumer protocol (v1).
 const MEMBER_TYPE_CONSUMER: i8 = 1;
+/// A member that speaks the classic protocol in a consumer group (KIP-848
+/// online migration).
+const MEMBER_TYPE_CLASSIC: i8 = 0;
 
 pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, HandlerError> {
     let version = request.version();
@@ -87,7 +90,11 @@ fn member(m: &ConsumerMemberDescription, topics: &TopicsImage) -> Member {
         .with_subscribed_topic_regex(m.subscribed_topic_regex.as_deref().map(str))
         .with_assignment(assignment(&m.assignment, topics))
         .with_target_assignment(assignment(&m.target_assignment, topics))
-        .with_member_type(MEMBER_TYPE_CONSUMER)
+        .with_member_type(if m.classic {
+            MEMBER_TYPE_CLASSIC
+        } else {
+            MEMBER_TYPE_CONSUMER
+        })
 }
 
 fn assignment(assigned: &rill_group::Assignment, topics: &TopicsImage) -> Assignment {

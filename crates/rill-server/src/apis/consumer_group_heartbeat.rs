@@ -88,6 +88,7 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         }),
         client_id: request.client_id(),
         client_host: request.session.client_host.to_string(),
+        classic: None,
     };
     let (session_timeout_ms, interval_ms) = crate::group_config::consumer_timeouts(broker, &group);
     let result = groups.consumer_heartbeat(

@@ -1,5 +1,7 @@
 //! DeleteGroups: only empty groups (NON_EMPTY_GROUP otherwise). A classic
-//! group's offsets and metadata become tombstones in `__consumer_offsets`;
+//! group's offsets and metadata become tombstones in `__consumer_offsets`,
+//! and so do a consumer group's (KIP-848) offsets and records (the answer
+//! waits until they are acknowledged);
 //! a share group's state is reset to none (see `shares/admin.rs`).
 
 use std::sync::Arc;
@@ -12,6 +14,7 @@ use super::{Pending, Request, encode, ready};
 use crate::authorizer::{Access, AclOperation};
 use crate::broker::Broker;
 use crate::error_code;
+use crate::groups::{ConsumerRefusal, acknowledged};
 use crate::shares::NewStart;
 
 pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
@@ -41,9 +44,25 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         .into_iter()
         .map(|id| (id.clone(), coordinated(id)))
         .collect();
+    // Consumer groups (KIP-848) first: their tombstones are appended now
+    // and the answer waits for them; the rest are classic groups.
+    let mut consumer_deletions = Vec::new();
     if let Some(groups) = broker.groups().current() {
-        let here: Vec<String> = here.into_iter().cloned().collect();
-        for (id, result) in groups.with_coordinator(|c, _, now| c.delete_groups(&here, now)) {
+        let mut classic = Vec::new();
+        for id in here {
+            match groups.delete_consumer_group(id) {
+                None => classic.push(id.clone()),
+                Some(Ok(persisted)) => consumer_deletions.push((id.clone(), persisted)),
+                Some(Err(ConsumerRefusal::Group(error))) => {
+                    deleted.insert(id.clone(), Err(error_code::for_consumer_group(&error)));
+                }
+                Some(Err(ConsumerRefusal::Persist(message))) => {
+                    tracing::warn!(group = %id, %message, "cannot persist a consumer group's deletion");
+                    deleted.insert(id.clone(), Err(ResponseError::CoordinatorNotAvailable));
+                }
+            }
+        }
+        for (id, result) in groups.with_coordinator(|c, _, now| c.delete_groups(&classic, now)) {
             deleted.insert(id, result.map_err(|e| error_code::for_group(&e)));
         }
     }
@@ -64,6 +83,14 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         .collect();
     let broker = Arc::clone(broker);
     Box::pin(async move {
+        for (id, persisted) in consumer_deletions {
+            let result = if acknowledged(broker.groups().deps(), persisted).await {
+                Ok(())
+            } else {
+                Err(ResponseError::CoordinatorNotAvailable)
+            };
+            deleted.insert(id, result);
+        }
         for (id, none) in share_groups {
             let result = broker
                 .shares()

@@ -24,7 +24,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
                 generation_id: heartbeat.generation_id,
                 group_instance_id: heartbeat.group_instance_id.map(|id| id.to_string()),
             };
-            match groups.with_coordinator(|c, _, now| c.heartbeat(&plain, now)) {
+            match groups.heartbeat(&plain) {
                 Ok(()) => 0,
                 Err(error) => error_code::for_group(&error).code(),
             }

@@ -54,12 +54,25 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    let answer = groups.join(plain);
+    let topics = super::consumer_group_heartbeat::topics_image(broker);
+    let answer = groups.join(plain, &topics);
+    let broker = Arc::clone(broker);
     Box::pin(async move {
+        let unavailable = || {
+            JoinGroupResponse::default()
+                .with_error_code(ResponseError::CoordinatorNotAvailable.code())
+        };
         let response = match answer.await {
-            Ok((response, _)) => to_wire(response, version),
-            Err(_) => JoinGroupResponse::default()
-                .with_error_code(ResponseError::CoordinatorNotAvailable.code()),
+            // A classic member of a consumer group (KIP-848) is answered
+            // once its records are acknowledged.
+            Ok((response, persisted)) => {
+                if crate::groups::acknowledged(broker.groups().deps(), persisted).await {
+                    to_wire(response, version)
+                } else {
+                    unavailable()
+                }
+            }
+            Err(_) => unavailable(),
         };
         encode(ApiKey::JoinGroup, version, &response).map(Some)
     })

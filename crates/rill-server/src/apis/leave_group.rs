@@ -44,7 +44,7 @@ pub(crate) fn answer(broker: &Arc<Broker>, request: &Request) -> Result<Body, Ha
         group_id: leave.group_id.to_string(),
         members,
     };
-    let response = match groups.with_coordinator(|c, _, now| c.leave_group(&plain, now)) {
+    let response = match groups.leave(&plain) {
         Err(error) => {
             LeaveGroupResponse::default().with_error_code(error_code::for_group(&error).code())
         }

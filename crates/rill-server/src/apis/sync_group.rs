@@ -42,7 +42,8 @@ pub(crate) fn handle(broker: &Arc<Broker>, request: &Request) -> Pending {
             .map(|a| (a.member_id.to_string(), a.assignment))
             .collect(),
     };
-    let answer = groups.sync(plain);
+    let topics = super::consumer_group_heartbeat::topics_image(broker);
+    let answer = groups.sync(plain, &topics);
     let broker = Arc::clone(broker);
     Box::pin(async move {
         let unavailable = SyncGroupResponse::default()
