@@ -142,12 +142,14 @@ async fn step(broker: &Arc<Broker>, key: &ShareKey, slot: &Arc<ShareSlot>) -> Re
         slot.state.lock().set_dead_letter_producer(id);
     }
     // How many fit one write: with copies, as many as their sizes allow.
+    // The copies read for that are the ones the write then carries.
+    let mut copies = HashMap::new();
     let wanted = if config.dead_letter_copy_record {
         let pending = slot
             .state
             .lock()
             .unsequenced_dead_letters(BATCH_RECORDS_MAX);
-        let copies = copies_of(&source, pending.iter().map(|a| a.offset));
+        read_copies(&source, pending.iter().map(|a| a.offset), &mut copies);
         let mut bytes = 0usize;
         pending
             .iter()
@@ -170,11 +172,10 @@ async fn step(broker: &Arc<Broker>, key: &ShareKey, slot: &Arc<ShareSlot>) -> Re
         // The sequences are durable before anything is written with them.
         persist(broker, key, slot).await?;
     }
-    let copies = if config.dead_letter_copy_record {
-        copies_of(&source, batch.records.iter().map(|a| a.offset))
-    } else {
-        HashMap::new()
-    };
+    if config.dead_letter_copy_record {
+        // A write repeated after a restart has its records read here.
+        read_copies(&source, batch.records.iter().map(|a| a.offset), &mut copies);
+    }
     let source_of = Source {
         topic: &source_topic,
         partition: key.partition,
@@ -300,13 +301,13 @@ struct Source<'a> {
     group: &'a str,
 }
 
-/// The key and value of the records at `offsets` of `source`, those it
-/// still holds.
-fn copies_of(
+/// Adds to `found` the key and value of the records at `offsets` of
+/// `source` not in it yet, those `source` still holds.
+fn read_copies(
     source: &rill_partition::Partition,
     offsets: impl Iterator<Item = i64>,
-) -> HashMap<i64, (Option<Bytes>, Option<Bytes>)> {
-    let mut found = HashMap::new();
+    found: &mut HashMap<i64, (Option<Bytes>, Option<Bytes>)>,
+) {
     for offset in offsets {
         if found.contains_key(&offset) {
             continue;
@@ -339,7 +340,6 @@ fn copies_of(
             }
         }
     }
-    found
 }
 
 /// `batch` as one idempotent record batch.
