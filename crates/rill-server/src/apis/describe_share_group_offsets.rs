@@ -109,14 +109,18 @@ async fn describe_group(
     }
     let mut topics = Vec::new();
     for (name, partitions, allowed) in asked.topics.unwrap_or(all) {
-        let topic_id = broker.topics().topic(&name).map(|t| t.id);
+        let found = broker.topics().topic(&name);
+        let topic_id = found.as_ref().map(|t| t.id);
+        let count = found.map_or(0, |t| t.partitions.len());
         let mut described = Vec::new();
         for index in partitions {
             let partition = Partition::default()
                 .with_partition_index(index)
                 .with_start_offset(-1)
                 .with_leader_epoch(-1);
-            let (Some(topic_id), true) = (topic_id, allowed) else {
+            // A partition the topic does not have is never looked up.
+            let exists = usize::try_from(index).is_ok_and(|i| i < count);
+            let (Some(topic_id), true, true) = (topic_id, allowed, exists) else {
                 let error = if allowed {
                     ResponseError::UnknownTopicOrPartition
                 } else {
